@@ -1,0 +1,357 @@
+"""Read a DICOM CT series (one file per slice) as an int16 HU :class:`Volume`.
+
+How it works, and why
+---------------------
+1. Headers of every file under the folder are read with pydicom
+   (``stop_before_pixels``) and grouped by SeriesInstanceUID.
+2. The chosen series is validated (see :func:`read_dicom_series`) and its slices
+   sorted along the slice normal.
+3. Pixel data are read with pydicom one slice at a time straight into one int16
+   array, applying each slice's RescaleSlope/RescaleIntercept in integer
+   arithmetic when they are whole numbers (no float copy of the volume).
+   Compressed transfer syntaxes, which pydicom cannot decode without extra
+   plugins, are decoded per slice by SimpleITK (GDCM), which applies the rescale itself.
+   Measured on 400 slices of 512 x 512 (see ``tests/io``), this path runs at
+   about the speed of SimpleITK's ImageSeriesReader, and unlike it checks
+   the geometry and handles per-slice rescale values.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+from pydicom.dataset import Dataset
+
+from calcinosis.errors import InputError
+from calcinosis.io.dicom_scan import (
+    SliceHeader,
+    floats_or_none,
+    group_series,
+    read_header,
+    scan_headers,
+    slice_header,
+)
+from calcinosis.io.hu import INT16_MAX, INT16_MIN, check_hu_range
+from calcinosis.volume import Volume
+
+logger = logging.getLogger(__name__)
+
+#: Largest allowed difference between two slices' orientation cosines.
+ORIENTATION_TOLERANCE = 1e-4
+#: Slice gaps above this multiple of the median spacing mean missing slices.
+MISSING_SLICE_FACTOR = 1.5
+#: Relative and absolute tolerance (the larger applies) on each slice gap vs the median.
+SPACING_RELATIVE_TOLERANCE = 0.01
+SPACING_ABSOLUTE_TOLERANCE_MM = 0.05
+_UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", ""}
+
+
+def read_dicom_series(folder: str | os.PathLike[str], *, series_uid: str | None = None) -> Volume:
+    """Read the CT series under ``folder`` (searched recursively) as a :class:`Volume`.
+
+    Parameters
+    ----------
+    folder : path
+        Folder holding the DICOM files in any layout. Non-DICOM files and DICOMDIR are ignored.
+    series_uid : str, optional
+        SeriesInstanceUID to read. By default the CT series with the most slices
+        (ties: the smallest UID).
+
+    Returns
+    -------
+    Volume
+        int16 HU array ``[z, y, x]`` with slices sorted along the slice normal
+        ``n = row cosine x column cosine``; direction columns are
+        ``(row cosine, column cosine, n)``; origin is the ImagePositionPatient of
+        the first sorted slice; z spacing is the median distance between
+        consecutive slices along ``n``. Metadata as described in :mod:`calcinosis.io`.
+
+    Raises
+    ------
+    InputError
+        No DICOM image in the folder; unknown ``series_uid``; a series that is not
+        CT; a single slice; missing ImagePositionPatient/ImageOrientationPatient/
+        PixelSpacing; different orientation, rows/columns or pixel spacing across
+        slices; duplicated slice positions; slices shifted in-plane (gantry tilt);
+        a gap above 1.5 x the median spacing (missing slices); any gap differing
+        from the median by more than max(1 % of the median, 0.05 mm) (unequal
+        spacing); values that cannot be HU.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder; give the folder that holds the DICOM series")
+    headers = scan_headers(folder)
+    slices = _choose_series(folder, headers, series_uid)
+    slices = _drop_localizers(slices)
+    _check_slices(slices)
+    ordered, geometry = _sort_and_check_geometry(slices)
+    array = _read_pixels(ordered)
+    lo, hi = (int(array.min()), int(array.max()))
+    check_hu_range(lo, hi, is_float=False, has_fraction=False, source=f"DICOM series {ordered[0].series_uid}")
+    metadata = _series_metadata(folder, ordered)
+    origin, spacing, direction = geometry
+    return Volume(array, spacing, origin, direction, metadata)
+
+
+def _choose_series(folder: Path, headers: list[SliceHeader], series_uid: str | None) -> list[SliceHeader]:
+    if not headers:
+        raise InputError(f"no DICOM files found under {folder}; give the folder of a CT series")
+    images = [h for h in headers if h.is_image]
+    if not images:
+        kinds = ", ".join(sorted({h.modality or "unknown" for h in headers}))
+        raise InputError(f"no DICOM image under {folder} (found only {kinds} objects); give a CT series")
+    series = group_series(images)
+    if series_uid is not None:
+        match = [s for s in series if s.series_uid == series_uid]
+        if not match:
+            available = "; ".join(f"{s.series_uid} ({s.modality or '?'}, {s.n_files} files)" for s in series)
+            raise InputError(f"series {series_uid} not found under {folder}; available: {available}")
+        chosen = match[0]
+    else:
+        ct = [s for s in series if s.modality == "CT"]
+        if not ct:
+            found = ", ".join(f"{s.modality or 'no modality'} ({s.n_files} files)" for s in series)
+            raise InputError(f"no CT series under {folder}: found {found}; a CT series is needed")
+        chosen = max(ct, key=lambda s: s.n_files)  # ties: the first in (study, series) UID order
+        if len(ct) > 1:
+            logger.info("%d CT series under %s; reading %s (%d files)", len(ct), folder, chosen.series_uid, chosen.n_files)
+    if chosen.modality != "CT":
+        raise InputError(
+            f"series {chosen.series_uid} under {folder} has modality {chosen.modality or 'unknown'}, "
+            "not CT; a CT series is needed"
+        )
+    members = set(chosen.files)
+    return [h for h in images if h.path in members]
+
+
+def _drop_localizers(slices: list[SliceHeader]) -> list[SliceHeader]:
+    axial = [h for h in slices if not h.is_localizer]
+    if axial and len(axial) < len(slices):
+        logger.warning("ignoring %d LOCALIZER image(s) in series %s", len(slices) - len(axial), slices[0].series_uid)
+        return axial
+    return slices
+
+
+def _check_slices(slices: list[SliceHeader]) -> None:
+    uid = slices[0].series_uid
+    if any(h.n_frames > 1 for h in slices):
+        raise InputError(
+            f"series {uid} is a multi-frame (enhanced) CT, which is not supported; "
+            "export it as one file per slice or convert it to NIfTI"
+        )
+    if len(slices) == 1:
+        raise InputError(
+            f"series {uid} has a single slice ({slices[0].path}); a 3-D volume of at least 2 slices is needed"
+        )
+    for h in slices:
+        missing = [name for name, v in (
+            ("ImagePositionPatient", h.position),
+            ("ImageOrientationPatient", h.orientation),
+            ("PixelSpacing", h.pixel_spacing),
+        ) if v is None]
+        if missing:
+            raise InputError(f"{h.path} lacks a valid {' and '.join(missing)}; the slice cannot be placed in space")
+        if h.samples_per_pixel != 1 or h.photometric not in ("MONOCHROME1", "MONOCHROME2"):
+            raise InputError(f"{h.path} is not a greyscale image ({h.photometric}); a CT series is needed")
+    first = slices[0]
+    for h in slices[1:]:
+        if (h.rows, h.columns) != (first.rows, first.columns):
+            raise InputError(
+                f"slices of series {uid} differ in size: {first.rows}x{first.columns} in {first.path} "
+                f"but {h.rows}x{h.columns} in {h.path}"
+            )
+        if not np.allclose(h.orientation, first.orientation, atol=ORIENTATION_TOLERANCE, rtol=0):
+            raise InputError(
+                f"slices of series {uid} have different ImageOrientationPatient "
+                f"({first.path} vs {h.path}); a volume needs one orientation"
+            )
+        if not np.allclose(h.pixel_spacing, first.pixel_spacing, rtol=1e-4, atol=1e-6):
+            raise InputError(f"slices of series {uid} have different PixelSpacing ({first.path} vs {h.path})")
+
+
+Geometry = tuple[tuple[float, float, float], tuple[float, float, float], np.ndarray]
+
+
+def _sort_and_check_geometry(slices: list[SliceHeader]) -> tuple[list[SliceHeader], Geometry]:
+    uid = slices[0].series_uid
+    iop = np.asarray(slices[0].orientation, dtype=float)
+    row_cosine, column_cosine = iop[:3], iop[3:]
+    if abs(np.linalg.norm(row_cosine) - 1) > 1e-3 or abs(np.linalg.norm(column_cosine) - 1) > 1e-3 \
+            or abs(row_cosine @ column_cosine) > 1e-3:
+        raise InputError(f"series {uid} has an ImageOrientationPatient that is not two orthogonal unit vectors")
+    # DS strings carry limited digits: re-orthonormalise so Volume gets an exact rotation.
+    row_cosine = row_cosine / np.linalg.norm(row_cosine)
+    column_cosine = column_cosine - (column_cosine @ row_cosine) * row_cosine
+    column_cosine /= np.linalg.norm(column_cosine)
+    normal = np.cross(row_cosine, column_cosine)
+    positions = np.array([h.position for h in slices], dtype=float)
+    along = positions @ normal
+    order = np.argsort(along, kind="stable")
+    ordered = [slices[i] for i in order]
+    positions, along = positions[order], along[order]
+    gaps = np.diff(along)
+
+    duplicated = np.flatnonzero(gaps < 1e-3)
+    if duplicated.size:
+        i = duplicated[0]
+        raise InputError(
+            f"series {uid} has duplicated slice positions ({duplicated.size} repeated, e.g. "
+            f"{ordered[i].path} and {ordered[i + 1].path} both at {along[i]:.3f} mm); "
+            "remove the repeated slices or pick one acquisition"
+        )
+    median = float(np.median(gaps))
+    in_plane = positions - positions[0] - np.outer(along - along[0], normal)
+    pixel = min(slices[0].pixel_spacing)
+    if np.max(np.linalg.norm(in_plane, axis=1)) > max(0.01, 0.05 * pixel):
+        raise InputError(
+            f"slices of series {uid} are shifted in-plane from slice to slice (gantry tilt or a sheared "
+            "series); resample it to an orthogonal grid first"
+        )
+    missing = np.flatnonzero(gaps > MISSING_SLICE_FACTOR * median)
+    if missing.size:
+        i = missing[0]
+        n_missing = int(round(gaps[i] / median)) - 1
+        raise InputError(
+            f"series {uid} has missing slices: a gap of {gaps[i]:.3f} mm between {along[i]:.3f} and "
+            f"{along[i + 1]:.3f} mm (about {max(n_missing, 1)} slice(s)) where the median spacing is "
+            f"{median:.3f} mm; give the complete series"
+        )
+    tolerance = max(SPACING_RELATIVE_TOLERANCE * median, SPACING_ABSOLUTE_TOLERANCE_MM)
+    off = np.flatnonzero(np.abs(gaps - median) > tolerance)
+    if off.size:
+        i = off[0]
+        raise InputError(
+            f"series {uid} has unequal slice spacing: {gaps[i]:.3f} mm between {along[i]:.3f} and "
+            f"{along[i + 1]:.3f} mm vs median {median:.3f} mm (tolerance {tolerance:.3f} mm); "
+            "resample it to equal spacing first"
+        )
+    row_spacing, column_spacing = ordered[0].pixel_spacing  # type: ignore[misc]
+    direction = np.column_stack([row_cosine, column_cosine, normal])
+    origin = tuple(float(v) for v in positions[0])
+    spacing = (float(column_spacing), float(row_spacing), median)
+    return ordered, (origin, spacing, direction)  # type: ignore[return-value]
+
+
+def _read_pixels(ordered: list[SliceHeader]) -> np.ndarray:
+    first = ordered[0]
+    out = np.empty((len(ordered), first.rows, first.columns), dtype=np.int16)  # type: ignore[arg-type]
+    for k, h in enumerate(ordered):
+        if h.transfer_syntax in _UNCOMPRESSED:
+            ds = pydicom.dcmread(h.path, force=True)
+            _rescale_into(ds.pixel_array, h.slope, h.intercept, out[k], h.path)
+        else:
+            image = sitk.ReadImage(h.path)  # GDCM decodes and applies the rescale
+            plane = sitk.GetArrayViewFromImage(image).reshape(first.rows, first.columns)  # type: ignore[arg-type]
+            _rescale_into(plane, 1.0, 0.0, out[k], h.path)
+    return out
+
+
+def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.ndarray, path: str) -> None:
+    """Write ``stored * slope + intercept`` rounded into the int16 plane ``out``."""
+    if stored.shape != out.shape:
+        raise InputError(f"{path}: pixel data of shape {stored.shape} do not match Rows/Columns {out.shape}")
+    if slope == round(slope) and intercept == round(intercept) and stored.dtype.kind in "iub":
+        hu = stored.astype(np.int32)
+        if slope != 1:
+            hu *= int(slope)
+        hu += int(intercept)
+    else:
+        hu = np.rint(stored.astype(np.float32) * np.float32(slope) + np.float32(intercept))
+    lo, hi = hu.min(), hu.max()
+    if lo < INT16_MIN or hi > INT16_MAX:
+        raise InputError(
+            f"values cannot be HU in {path}: {lo:g}..{hi:g} after rescale lies outside the int16 range"
+        )
+    out[...] = hu
+
+
+def _text(ds: Dataset, keyword: str) -> str | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    if type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def _number(ds: Dataset, keyword: str) -> float | None:
+    try:
+        value = ds.get(keyword)
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _series_metadata(folder: Path, ordered: list[SliceHeader]) -> dict[str, Any]:
+    ds = read_header(Path(ordered[0].path))
+    if ds is None:  # it was read moments ago: the file changed under us
+        raise InputError(f"{ordered[0].path} could not be read again; is the folder being modified?")
+    meta: dict[str, Any] = {"modality": ordered[0].modality}
+    kvp = _number(ds, "KVP")
+    if kvp is not None:
+        meta["kvp"] = kvp
+    thickness = _number(ds, "SliceThickness")
+    if thickness is not None:
+        meta["slice_thickness_mm"] = thickness
+    for key, keyword in (("convolution_kernel", "ConvolutionKernel"),):
+        value = _text(ds, keyword)
+        if value is not None:
+            meta[key] = value
+    meta["contrast_agent"] = _text(ds, "ContrastBolusAgent")
+    meta["series_uid"] = ordered[0].series_uid
+    for key, keyword in (
+        ("study_uid", "StudyInstanceUID"),
+        ("frame_of_reference_uid", "FrameOfReferenceUID"),
+        ("study_date", "StudyDate"),
+        ("manufacturer", "Manufacturer"),
+        ("series_description", "SeriesDescription"),
+    ):
+        value = _text(ds, keyword)
+        if value is not None:
+            meta[key] = value
+    meta["source_format"] = "dicom"
+    meta["source_path"] = str(folder)
+    meta["dicom_files"] = [h.path for h in ordered]
+    meta["sop_instance_uids"] = [h.sop_uid for h in ordered]
+    meta["identifiers"] = {
+        "patient_name": _text(ds, "PatientName"),
+        "patient_id": _text(ds, "PatientID"),
+        "patient_birth_date": _text(ds, "PatientBirthDate"),
+    }
+    rescale = Counter((h.slope, h.intercept) for h in ordered)
+    if len(rescale) > 1:
+        logger.info("series %s uses %d different rescale slope/intercept pairs", ordered[0].series_uid, len(rescale))
+    return meta
+
+
+def read_dicom_slice_hu(path: str | os.PathLike[str]) -> tuple[np.ndarray, tuple[float, float]]:
+    """One DICOM image file as HU: ``(hu[rows, columns] as int16, (row_mm, column_mm))``.
+
+    The pixel spacing is DICOM's PixelSpacing order (between rows, between
+    columns), falling back to ImagerPixelSpacing. Meant for single slices and
+    quick checks; volumes come from :func:`read_dicom_series`. Raises
+    :class:`InputError` when the file is not a single-frame greyscale DICOM image
+    or its values cannot be HU.
+    """
+    path = Path(path)
+    ds = read_header(path)
+    if ds is None or "Rows" not in ds:
+        raise InputError(f"{path} is not a DICOM image file")
+    h = slice_header(path, ds)
+    if h.n_frames > 1 or h.samples_per_pixel != 1:
+        raise InputError(f"{path} is not a single-frame greyscale image")
+    spacing = h.pixel_spacing
+    if spacing is None:
+        spacing = floats_or_none(ds, "ImagerPixelSpacing", 2)
+    if spacing is None:
+        raise InputError(f"{path} has no PixelSpacing; its physical size is unknown")
+    out = _read_pixels([h])[0]
+    check_hu_range(int(out.min()), int(out.max()), is_float=False, has_fraction=False, source=str(path))
+    return out, (float(spacing[0]), float(spacing[1]))

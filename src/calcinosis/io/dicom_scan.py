@@ -1,0 +1,219 @@
+"""Find DICOM files under a folder and group them by series.
+
+Only headers are read here (pydicom, ``stop_before_pixels``). Files are found
+recursively whatever the folder layout; hidden files (name starting with
+``.``), DICOMDIR files and files that are not DICOM are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from calcinosis.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+_DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+
+@dataclass(frozen=True)
+class DicomSeriesInfo:
+    """One DICOM series found under a folder.
+
+    Attributes
+    ----------
+    series_uid : str
+        SeriesInstanceUID.
+    modality : str
+        Modality of the series (``"CT"``, ``"MR"``, ``"SEG"`` ...; ``""`` if absent).
+    n_files : int
+        Number of files in the series.
+    files : tuple of str
+        File paths, sorted by name.
+    study_uid : str
+        StudyInstanceUID (``""`` if absent).
+    description : str
+        SeriesDescription (``""`` if absent).
+    """
+
+    series_uid: str
+    modality: str
+    n_files: int
+    files: tuple[str, ...]
+    study_uid: str
+    description: str
+
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """The header facts of one DICOM file that series reading needs."""
+
+    path: str
+    series_uid: str
+    study_uid: str
+    modality: str
+    description: str
+    sop_uid: str
+    is_image: bool
+    n_frames: int
+    is_localizer: bool
+    rows: int | None
+    columns: int | None
+    position: tuple[float, ...] | None  # ImagePositionPatient, LPS mm
+    orientation: tuple[float, ...] | None  # ImageOrientationPatient: row then column cosines
+    pixel_spacing: tuple[float, ...] | None  # (between rows, between columns) in mm
+    slope: float
+    intercept: float
+    transfer_syntax: str
+    samples_per_pixel: int
+    photometric: str
+
+
+def iter_candidate_files(root: Path) -> Iterator[Path]:
+    """All non-hidden files under ``root``, in a deterministic (sorted) order."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and name.upper() != "DICOMDIR":
+                yield Path(dirpath) / name
+
+
+def looks_like_dicom(path: Path) -> bool:
+    """Cheap test: the ``DICM`` marker at byte 128, or a bare data set starting with group 2 or 8."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    if len(head) == 132 and head[128:132] == b"DICM":
+        return True
+    # Old files without preamble start directly with a (0002,xxxx) or (0008,xxxx) tag.
+    return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[3] == 0
+
+
+def read_header(path: Path) -> Dataset | None:
+    """The header of ``path`` without pixel data, or None if it is not a DICOM data set."""
+    if not looks_like_dicom(path):
+        return None
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError, IndexError) as exc:
+        logger.debug("skipping %s: not readable as DICOM (%s)", path, exc)
+        return None
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    meta = getattr(ds, "file_meta", None)
+    if not sop_class and meta is not None:
+        sop_class = str(meta.get("MediaStorageSOPClassUID", "") or "")
+    if sop_class == _DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
+        return None
+    if "SeriesInstanceUID" not in ds:
+        return None
+    return ds
+
+
+def slice_header(path: Path, ds: Dataset) -> SliceHeader:
+    image_type = [str(v).upper() for v in _as_list(ds.get("ImageType", []))]
+    return SliceHeader(
+        path=str(path),
+        series_uid=str(ds.SeriesInstanceUID),
+        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        modality=str(ds.get("Modality", "") or "").upper(),
+        description=str(ds.get("SeriesDescription", "") or ""),
+        sop_uid=str(ds.get("SOPInstanceUID", "") or ""),
+        is_image="Rows" in ds and "Columns" in ds,
+        n_frames=int(ds.get("NumberOfFrames", 1) or 1),
+        is_localizer="LOCALIZER" in image_type,
+        rows=_int_or_none(ds.get("Rows")),
+        columns=_int_or_none(ds.get("Columns")),
+        position=floats_or_none(ds, "ImagePositionPatient", 3),
+        orientation=floats_or_none(ds, "ImageOrientationPatient", 6),
+        pixel_spacing=floats_or_none(ds, "PixelSpacing", 2),
+        slope=_float_or(ds, "RescaleSlope", 1.0),
+        intercept=_float_or(ds, "RescaleIntercept", 0.0),
+        transfer_syntax=str(getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID", "") or ""),
+        samples_per_pixel=_int_or_none(ds.get("SamplesPerPixel")) or 1,
+        photometric=str(ds.get("PhotometricInterpretation", "") or "").upper(),
+    )
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def floats_or_none(ds: Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
+    """``n`` finite floats from a multi-valued DS element, or None if absent or malformed."""
+    try:
+        values = tuple(float(v) for v in _as_list(ds.get(keyword)))
+    except (TypeError, ValueError):
+        return None
+    if len(values) != n or not all(math.isfinite(v) for v in values):
+        return None
+    return values
+
+
+def _float_or(ds: Dataset, keyword: str, default: float) -> float:
+    try:
+        value = ds.get(keyword)
+        return float(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _as_list(value: object) -> list[object]:
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return list(value)  # type: ignore[arg-type]
+    return [value] if value not in (None, "") else []
+
+
+def scan_headers(root: Path) -> list[SliceHeader]:
+    """Headers of all DICOM files under ``root`` (a folder), in sorted path order.
+
+    Only the small :class:`SliceHeader` is kept per file, so large trees stay cheap.
+    """
+    found = []
+    for path in iter_candidate_files(root):
+        ds = read_header(path)
+        if ds is not None:
+            found.append(slice_header(path, ds))
+    return found
+
+
+def group_series(headers: list[SliceHeader]) -> list[DicomSeriesInfo]:
+    """Group file headers by SeriesInstanceUID; sorted by (study UID, series UID)."""
+    by_series: dict[str, list[SliceHeader]] = defaultdict(list)
+    for h in headers:
+        by_series[h.series_uid].append(h)
+    infos = []
+    for uid, members in by_series.items():
+        first = members[0]
+        modality = next((m.modality for m in members if m.modality), "")
+        files = tuple(sorted(m.path for m in members))
+        infos.append(DicomSeriesInfo(uid, modality, len(files), files, first.study_uid, first.description))
+    return sorted(infos, key=lambda s: (s.study_uid, s.series_uid))
+
+
+def list_dicom_series(root: str | os.PathLike[str]) -> list[DicomSeriesInfo]:
+    """All DICOM series under ``root``, found recursively whatever the folder layout.
+
+    Every DICOM file (image or not) is grouped by its SeriesInstanceUID; files that
+    are not DICOM, DICOMDIR files and hidden files are skipped. Returns the series
+    sorted by (StudyInstanceUID, SeriesInstanceUID); an empty list when none is found.
+    Raises :class:`InputError` when ``root`` is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder; give the folder that holds the DICOM files")
+    return group_series(scan_headers(root))
