@@ -18,6 +18,7 @@ import SimpleITK as sitk
 from calcinosis.atomic import write_with
 from calcinosis.errors import InputError
 from calcinosis.io.hu import to_int16_hu
+from calcinosis.io.nifti_nan import nifti_has_nan
 from calcinosis.volume import Volume
 
 #: File name endings read through SimpleITK, and the ``source_format`` each gives.
@@ -112,6 +113,8 @@ def read_itk_volume(path: str | os.PathLike[str]) -> Volume:
         # A 4-D NIfTI with one time point is a 3-D volume; drop the extra axis below.
         size, dimension = size[:3], 3
     _check_3d(dimension, size, reader.GetNumberOfComponents(), str(path))
+    if fmt == "nifti" and reader.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64) and nifti_has_nan(path):
+        raise InputError(f"values cannot be HU in {path}: the image holds NaN or infinite values")
     try:
         image = reader.Execute()
     except RuntimeError as exc:
