@@ -107,8 +107,11 @@ def read_header(path: Path) -> Dataset | None:
         return None
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError, IndexError) as exc:
-        logger.debug("skipping %s: not readable as DICOM (%s)", path, exc)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt files
+        # A damaged file is skipped, not fatal: if it belonged to the series, the
+        # series checks (missing slices) then say so.
+        level = logging.WARNING if not isinstance(exc, InvalidDicomError) else logging.DEBUG
+        logger.log(level, "skipping %s: not readable as DICOM (%s: %s)", path, type(exc).__name__, exc)
         return None
     sop_class = str(ds.get("SOPClassUID", "") or "")
     meta = getattr(ds, "file_meta", None)

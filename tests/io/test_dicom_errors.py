@@ -1,0 +1,178 @@
+"""Every bad DICOM input raises a one-line InputError naming the problem, and is left untouched."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from calcinosis.errors import InputError
+from calcinosis.io import read_volume, write_dicom_series
+from calcinosis.volume import Volume
+
+
+def _edit(path: Path, **values: object) -> None:
+    ds = pydicom.dcmread(path)
+    for keyword, value in values.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    ds.save_as(path)
+
+
+def _series(folder: Path, make_phantom: Callable[..., Volume], **kw: object) -> list[Path]:
+    return write_dicom_series(make_phantom(), folder, series_uid="1.2.826.0.1.99", **kw)  # type: ignore[arg-type]
+
+
+def empty(folder, make):
+    pass
+
+
+def non_dicom_only(folder, make):
+    (folder / "notes.txt").write_text("a CT would be here")
+    (folder / "scan.nii.gz").write_bytes(b"\x1f\x8b" + b"\0" * 400)
+    (folder / "fake.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 10)  # marker, then garbage
+
+
+def mr_series(folder, make):
+    _series(folder, make, modality="MR")
+
+
+def duplicated_slice(folder, make):
+    files = _series(folder, make)
+    shutil.copy(files[4], folder / "copy_of_slice5.dcm")
+
+
+def missing_slice(folder, make):
+    files = _series(folder, make)
+    files[6].unlink()
+
+
+def unequal_spacing(folder, make):
+    files = _series(folder, make)
+    ds = pydicom.dcmread(files[5])
+    x, y, z = (float(v) for v in ds.ImagePositionPatient)
+    _edit(files[5], ImagePositionPatient=[x, y, z + 0.4])  # gaps 2.9 and 2.1 mm around a 2.5 mm median
+
+
+def single_slice(folder, make):
+    files = _series(folder, make)
+    for f in files[1:]:
+        f.unlink()
+
+
+def missing_position(folder, make):
+    files = _series(folder, make)
+    _edit(files[3], ImagePositionPatient=None)
+
+
+def missing_orientation(folder, make):
+    files = _series(folder, make)
+    _edit(files[3], ImageOrientationPatient=None)
+
+
+def inconsistent_orientation(folder, make):
+    files = _series(folder, make)
+    _edit(files[7], ImageOrientationPatient=[1, 0, 0, 0, 0.9961947, 0.0871557])
+
+
+def inconsistent_size(folder, make):
+    _series(folder, make)
+    other = make(shape=(4, 10, 24), origin=(0.0, 0.0, 900.0))
+    write_dicom_series(other, folder, series_uid="1.2.826.0.1.99", file_prefix="B")
+
+
+def gantry_tilt(folder, make):
+    files = _series(folder, make)
+    for k, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        _edit(f, ImagePositionPatient=[x, y + 0.5 * k, z])
+
+
+def raw_values_without_intercept(folder, make):
+    vol = make()
+    write_dicom_series(vol.with_array((vol.array + 1024).astype(np.int16)), folder, rescale_intercept=0.0)
+
+
+def seg_only(folder, make):
+    files = _series(folder, make)
+    for f in files:
+        _edit(f, Modality="SEG")
+
+
+CASES = [
+    (empty, "no DICOM files found"),
+    (non_dicom_only, "no DICOM files found"),
+    (mr_series, "found MR"),
+    (seg_only, "found SEG"),
+    (duplicated_slice, "duplicated slice positions"),
+    (missing_slice, "missing slices"),
+    (unequal_spacing, r"unequal slice spacing.*tolerance 0\.050 mm"),
+    (single_slice, "single slice"),
+    (missing_position, "lacks a valid ImagePositionPatient"),
+    (missing_orientation, "lacks a valid ImageOrientationPatient"),
+    (inconsistent_orientation, "different ImageOrientationPatient"),
+    (inconsistent_size, "differ in size"),
+    (gantry_tilt, "shifted in-plane"),
+    (raw_values_without_intercept, "values cannot be HU"),
+]
+
+
+@pytest.mark.parametrize("build,message", CASES, ids=[c[0].__name__ for c in CASES])
+def test_bad_series_is_rejected_and_left_unchanged(tmp_path, make_phantom, tree_hash, build, message):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    build(folder, make_phantom)
+    before = tree_hash(folder)
+    with pytest.raises(InputError, match=message) as info:
+        read_volume(folder)
+    assert "\n" not in str(info.value)
+    assert tree_hash(folder) == before
+
+
+def test_unknown_series_uid_lists_the_available_ones(tmp_path, make_phantom, tree_hash):
+    _series(tmp_path, make_phantom)
+    before = tree_hash(tmp_path)
+    with pytest.raises(InputError, match=r"series 9\.9\.9 not found.*available: 1\.2\.826\.0\.1\.99 \(CT, 12 files\)"):
+        read_volume(tmp_path, series_uid="9.9.9")
+    assert tree_hash(tmp_path) == before
+
+
+def test_choosing_a_non_ct_series_by_uid_names_its_modality(tmp_path, make_phantom):
+    write_dicom_series(make_phantom(), tmp_path / "mr", series_uid="1.5", modality="MR")
+    write_dicom_series(make_phantom(), tmp_path / "ct", series_uid="1.6")
+    assert read_volume(tmp_path).metadata["series_uid"] == "1.6"
+    with pytest.raises(InputError, match="modality MR, not CT"):
+        read_volume(tmp_path, series_uid="1.5")
+
+
+def test_missing_slice_message_gives_the_gap(tmp_path, make_phantom):
+    missing_slice(tmp_path, make_phantom)
+    with pytest.raises(InputError, match=r"gap of 5\.000 mm.*median spacing is 2\.500 mm"):
+        read_volume(tmp_path)
+
+
+def test_small_spacing_jitter_within_tolerance_is_accepted(tmp_path, make_phantom):
+    files = _series(tmp_path, make_phantom)
+    ds = pydicom.dcmread(files[5])
+    x, y, z = (float(v) for v in ds.ImagePositionPatient)
+    _edit(files[5], ImagePositionPatient=[x, y, z + 0.02])  # below max(1 % of 2.5, 0.05) mm
+    vol = read_volume(tmp_path)
+    assert vol.spacing[2] == pytest.approx(2.5)
+    np.testing.assert_array_equal(vol.array, make_phantom().array)
+
+
+def test_localizer_in_the_series_is_ignored(tmp_path, make_phantom):
+    files = _series(tmp_path, make_phantom)
+    scout = tmp_path / "scout.dcm"
+    shutil.copy(files[0], scout)
+    _edit(scout, ImageType=["ORIGINAL", "PRIMARY", "LOCALIZER"], SOPInstanceUID="1.2.3.999",
+          ImageOrientationPatient=[1, 0, 0, 0, 0, -1])
+    vol = read_volume(tmp_path)
+    assert vol.shape == (12, 20, 24) and str(scout) not in vol.metadata["dicom_files"]
