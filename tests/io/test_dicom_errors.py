@@ -176,3 +176,17 @@ def test_localizer_in_the_series_is_ignored(tmp_path, make_phantom):
           ImageOrientationPatient=[1, 0, 0, 0, 0, -1])
     vol = read_volume(tmp_path)
     assert vol.shape == (12, 20, 24) and str(scout) not in vol.metadata["dicom_files"]
+
+
+def test_folder_of_non_image_objects_and_their_uid(tmp_path, make_phantom):
+    files = write_dicom_series(make_phantom(), tmp_path, series_uid="1.7")
+    for f in files:
+        ds = pydicom.dcmread(f)
+        for keyword in ("Rows", "Columns", "PixelData"):
+            delattr(ds, keyword)
+        ds.Modality = "SR"
+        ds.save_as(f)
+    with pytest.raises(InputError, match=r"no DICOM image .*found only SR"):
+        read_volume(tmp_path)
+    with pytest.raises(InputError, match=r"series 1\.7 .*holds no image \(SR\)"):
+        read_volume(tmp_path, series_uid="1.7")

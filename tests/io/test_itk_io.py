@@ -208,3 +208,13 @@ def test_real_chest_ct_reads_as_hu():
     centre = vol.array[24, 236:276, 236:276]
     assert -200 < float(np.median(centre)) < 200
     assert vol.metadata["source_format"] == "nrrd"
+
+
+def test_time_series_is_rejected_and_single_time_point_is_read(tmp_path, make_phantom):
+    vol = make_phantom()
+    frame = sitk.GetImageFromArray(vol.array)
+    sitk.WriteImage(sitk.JoinSeries([frame]), str(tmp_path / "one.nii.gz"))
+    np.testing.assert_array_equal(read_volume(tmp_path / "one.nii.gz").array, vol.array)
+    sitk.WriteImage(sitk.JoinSeries([frame, frame]), str(tmp_path / "two.nii.gz"))
+    with pytest.raises(InputError, match="4-D .*3-D volume is needed"):
+        read_volume(tmp_path / "two.nii.gz")

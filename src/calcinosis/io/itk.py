@@ -83,11 +83,16 @@ def _check_3d(dimension: int, size: tuple[int, ...], components: int, source: st
             f"cannot use {source}: it has {components} values per voxel (colour or vector image); "
             "a 3-D CT volume with one HU value per voxel is needed"
         )
-    if dimension != 3 or min(size) < 2:
-        shape = " x ".join(str(s) for s in size)
+    shape = " x ".join(str(s) for s in size)
+    if dimension > 3:
         raise InputError(
-            f"cannot use {source}: it is {dimension}-D of size {shape}; a 3-D volume is needed "
-            "(at least 2 voxels along each axis; give the whole series, not a single slice)"
+            f"cannot use {source}: it is {dimension}-D of size {shape} (a time series?); "
+            "a 3-D volume is needed: extract one time point first"
+        )
+    if dimension < 3 or min(size) < 2:
+        raise InputError(
+            f"cannot use {source}: it is a {dimension}-D image of size {shape}; a 3-D volume is needed "
+            "(at least 2 voxels along each axis, not a single slice)"
         )
 
 
