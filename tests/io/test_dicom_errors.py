@@ -188,5 +188,7 @@ def test_folder_of_non_image_objects_and_their_uid(tmp_path, make_phantom):
         ds.save_as(f)
     with pytest.raises(InputError, match=r"no DICOM image .*found only SR"):
         read_volume(tmp_path)
+    write_dicom_series(make_phantom(), tmp_path / "ct", series_uid="1.8")
+    assert read_volume(tmp_path).metadata["series_uid"] == "1.8"
     with pytest.raises(InputError, match=r"series 1\.7 .*holds no image \(SR\)"):
         read_volume(tmp_path, series_uid="1.7")
