@@ -10,7 +10,6 @@ import SimpleITK as sitk
 
 from calcinosis.errors import InputError
 from calcinosis.io import read_volume, sitk_to_volume, volume_to_sitk, write_label_map, write_volume
-from calcinosis.volume import Volume
 
 REAL_CT = Path("/work/shared/data/real-ct/chest-ct-lung1.nrrd")
 # NIfTI keeps geometry in float32; NRRD and MetaImage in full double precision.
@@ -167,11 +166,12 @@ def test_sitk_helpers_round_trip_exact_geometry(make_phantom, directions):
 
 
 @pytest.mark.parametrize("max_label,dtype", [(7, np.uint8), (300, np.uint16)])
-def test_label_map_keeps_grid_and_values(tmp_path, make_phantom, directions, max_label, dtype):
+def test_label_map_keeps_grid_and_values(tmp_path, make_phantom, directions, mark, max_label, dtype):
     like = make_phantom(directions["oblique20x"])
     labels = np.zeros(like.shape, dtype=np.int32)
     labels[2:5, 4:8, 6:9] = max_label
-    labels[MARK := (3, 5, 7)] = 1
+    index, _ = mark
+    labels[index] = 1
     path = write_label_map(labels, like, tmp_path / "labels.nii.gz")
     image = sitk.ReadImage(str(path))
     assert image.GetPixelID() == (sitk.sitkUInt8 if dtype is np.uint8 else sitk.sitkUInt16)
@@ -179,7 +179,7 @@ def test_label_map_keeps_grid_and_values(tmp_path, make_phantom, directions, max
     np.testing.assert_allclose(image.GetOrigin(), like.origin, atol=1e-5)
     np.testing.assert_allclose(np.reshape(image.GetDirection(), (3, 3)), like.direction, atol=1e-5)
     np.testing.assert_allclose(
-        image.TransformIndexToPhysicalPoint(MARK[::-1]), like.index_to_lps(MARK), atol=1e-4
+        image.TransformIndexToPhysicalPoint(index[::-1]), like.index_to_lps(index), atol=1e-4
     )
 
 
