@@ -1,0 +1,342 @@
+"""The structured case file read by ``calcinosis workup``: frozen dataclasses and the loader.
+
+The format is defined by the example files in ``shared/cases/``. Unknown facts are
+``null`` or absent; unknown top-level fields are kept out and warned about; anything
+malformed raises :class:`~calcinosis.errors.InputError` naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from calcinosis.clinical.knowledge import Knowledge, load_knowledge
+from calcinosis.clinical.labs import LabResult, estimated_egfr_result, parse_lab
+from calcinosis.errors import InputError
+
+TOP_LEVEL_FIELDS = (
+    "case_id", "patient", "diagnoses", "medications", "history", "symptoms",
+    "skin", "labs", "ssc_criteria", "imaging",
+)  # fmt: skip
+HISTORY_BOOL_FIELDS = (
+    "chronic_kidney_disease", "dialysis", "hyperparathyroidism", "malignancy",
+    "calcium_or_phosphate_infusion", "vitamin_d_excess",
+)  # fmt: skip
+MEDICATION_FIELDS = ("name", "route", "duration_years", "current", "dose", "for")
+
+
+class CaseFormatWarning(UserWarning):
+    """A case file has something the work-up ignores (an unknown field)."""
+
+
+@dataclass(frozen=True)
+class Patient:
+    age_years: float | None = None
+    sex: str | None = None
+    #: Optional extension of the format; ``None`` when not stated.
+    pregnant: bool | None = None
+
+
+@dataclass(frozen=True)
+class Medication:
+    name: str
+    route: str | None = None
+    duration_years: float | None = None
+    current: bool | None = None
+    dose: str | None = None
+    #: What it is given for (``for:`` in the file), e.g. ``calcinosis``.
+    indication: str | None = None
+
+
+@dataclass(frozen=True)
+class History:
+    #: Name of the connective tissue disease, ``False`` for none, ``None`` unknown.
+    connective_tissue_disease: str | bool | None = None
+    chronic_kidney_disease: bool | None = None
+    dialysis: bool | None = None
+    hyperparathyroidism: bool | None = None
+    malignancy: bool | None = None
+    #: What was done at the site ("injections"), ``False`` for nothing, ``None`` unknown.
+    trauma_or_procedure_at_site: str | bool | None = None
+    calcium_or_phosphate_infusion: bool | None = None
+    vitamin_d_excess: bool | None = None
+    surgery_for_calcinosis: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Skin:
+    necrosis: bool | None = None
+    ulceration: bool | None = None
+    retiform_purpura: bool | None = None
+    sites: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImagingInfo:
+    modalities: tuple[str, ...] = ()
+    #: Path of a ``summary.json`` from ``calcinosis analyze``, resolved against the case file's folder.
+    summary: str | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One patient's structured case. ``None`` always means *not known*."""
+
+    case_id: str
+    patient: Patient
+    diagnoses: tuple[str, ...] | None
+    medications: tuple[Medication, ...] | None
+    history: History
+    symptoms: tuple[str, ...] | None
+    skin: Skin
+    labs: tuple[LabResult, ...]
+    #: 2013 ACR/EULAR items as ``(item, True|False|None)`` pairs, or ``None`` when not given.
+    ssc_criteria: tuple[tuple[str, bool | None], ...] | None
+    imaging: ImagingInfo
+    source: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def lab(self, name: str) -> LabResult | None:
+        """The interpreted result of a catalogued lab (e.g. ``"calcium"``), or None."""
+        for result in self.labs:
+            if result.name == name:
+                return result
+        return None
+
+
+def load_case(path: str | os.PathLike[str], knowledge: Knowledge | None = None) -> Case:
+    """Read and validate a case file (YAML).
+
+    Raises
+    ------
+    InputError
+        When the file is missing, is not valid YAML (the message gives the line),
+        or a field is malformed (the message names the field).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: case file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the case file ({exc})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown line"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{path}: YAML syntax error at {where}: {problem}") from None
+    return parse_case(raw, knowledge, source=str(path))
+
+
+def parse_case(raw: Any, knowledge: Knowledge | None = None, source: str | None = None) -> Case:
+    """Validate an already-parsed case mapping (see :func:`load_case`)."""
+    knowledge = knowledge or load_knowledge()
+    if not isinstance(raw, dict):
+        raise InputError(
+            f"case file must be a mapping of fields (case_id, patient, labs, ...), got {type(raw).__name__}"
+        )
+    notes = [
+        f"unknown top-level field {key!r} ignored; known fields: {', '.join(TOP_LEVEL_FIELDS)}"
+        for key in raw
+        if key not in TOP_LEVEL_FIELDS
+    ]
+    for note in notes:
+        warnings.warn(note, CaseFormatWarning, stacklevel=3)
+    case_id = raw.get("case_id")
+    if case_id is None or (isinstance(case_id, str) and not case_id.strip()):
+        raise InputError("case_id: missing; every case file needs a case_id (text)")
+    if not isinstance(case_id, str | int) or isinstance(case_id, bool):
+        raise InputError(f"case_id: expected text, got {case_id!r}")
+    patient = _patient(_mapping(raw, "patient"))
+    labs = _labs(_mapping(raw, "labs"), patient, knowledge)
+    imaging = _imaging(_mapping(raw, "imaging"), source)
+    return Case(
+        case_id=str(case_id),
+        patient=patient,
+        diagnoses=_text_list(raw, "diagnoses"),
+        medications=_medications(raw.get("medications")),
+        history=_history(_mapping(raw, "history")),
+        symptoms=_text_list(raw, "symptoms"),
+        skin=_skin(_mapping(raw, "skin")),
+        labs=labs,
+        ssc_criteria=_ssc_items(raw.get("ssc_criteria"), knowledge),
+        imaging=imaging,
+        source=source,
+        warnings=tuple(notes),
+    )
+
+
+def _mapping(raw: dict[str, Any], field: str) -> dict[str, Any]:
+    value = raw.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"{field}: expected a mapping of fields, got {value!r}")
+    return value
+
+
+def _bool(field: str, value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise InputError(f"{field}: expected true, false or null, got {value!r}")
+
+
+def _text(field: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    raise InputError(f"{field}: expected text, got {value!r}")
+
+
+def _text_or_bool(field: str, value: Any) -> str | bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        stripped = value.strip()
+        return False if stripped.lower() in ("", "none", "no") else stripped
+    raise InputError(f"{field}: expected text, true, false or null, got {value!r}")
+
+
+def _number(field: str, value: Any, minimum: float = 0.0) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= minimum:
+        raise InputError(f"{field}: expected a number >= {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _text_list(raw: dict[str, Any], field: str) -> tuple[str, ...] | None:
+    value = raw.get(field)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise InputError(f"{field}: expected a list of text, got {value!r}")
+    return tuple(_text(f"{field}[{i}]", item) or "" for i, item in enumerate(value))
+
+
+def _patient(raw: dict[str, Any]) -> Patient:
+    _no_unknown_keys("patient", raw, ("age_years", "sex", "pregnant"))
+    sex = _text("patient.sex", raw.get("sex"))
+    if sex is not None and sex.strip().lower() not in ("female", "male", "f", "m", "other", "unknown"):
+        raise InputError(f"patient.sex: {sex!r} is not known; use female, male, other or unknown")
+    return Patient(
+        age_years=_number("patient.age_years", raw.get("age_years")),
+        sex=None if sex is None or sex.lower() == "unknown" else sex.lower(),
+        pregnant=_bool("patient.pregnant", raw.get("pregnant")),
+    )
+
+
+def _medications(value: Any) -> tuple[Medication, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise InputError(f"medications: expected a list of {{name: ..., route: ...}}, got {value!r}")
+    meds = []
+    for i, entry in enumerate(value):
+        field = f"medications[{i}]"
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict):
+            raise InputError(f"{field}: expected a mapping with at least a name, got {entry!r}")
+        _no_unknown_keys(field, entry, MEDICATION_FIELDS)
+        name = _text(f"{field}.name", entry.get("name"))
+        if not name:
+            raise InputError(f"{field}.name: missing; every medication needs a name")
+        meds.append(
+            Medication(
+                name=name,
+                route=_text(f"{field}.route", entry.get("route")),
+                duration_years=_number(f"{field}.duration_years", entry.get("duration_years")),
+                current=_bool(f"{field}.current", entry.get("current")),
+                dose=_text(f"{field}.dose", entry.get("dose")),
+                indication=_text(f"{field}.for", entry.get("for")),
+            )
+        )
+    return tuple(meds)
+
+
+def _history(raw: dict[str, Any]) -> History:
+    known = (*HISTORY_BOOL_FIELDS, "connective_tissue_disease", "trauma_or_procedure_at_site",
+             "surgery_for_calcinosis")  # fmt: skip
+    _no_unknown_keys("history", raw, known)
+    surgery = raw.get("surgery_for_calcinosis")
+    if surgery is False:
+        surgery = []
+    if surgery is not None:
+        surgery = _text_list({"history.surgery_for_calcinosis": surgery}, "history.surgery_for_calcinosis")
+    flags = {name: _bool(f"history.{name}", raw.get(name)) for name in HISTORY_BOOL_FIELDS}
+    return History(
+        connective_tissue_disease=_text_or_bool(
+            "history.connective_tissue_disease", raw.get("connective_tissue_disease")
+        ),
+        trauma_or_procedure_at_site=_text_or_bool(
+            "history.trauma_or_procedure_at_site", raw.get("trauma_or_procedure_at_site")
+        ),
+        surgery_for_calcinosis=surgery,
+        **flags,
+    )
+
+
+def _skin(raw: dict[str, Any]) -> Skin:
+    _no_unknown_keys("skin", raw, ("necrosis", "ulceration", "retiform_purpura", "sites"))
+    return Skin(
+        necrosis=_bool("skin.necrosis", raw.get("necrosis")),
+        ulceration=_bool("skin.ulceration", raw.get("ulceration")),
+        retiform_purpura=_bool("skin.retiform_purpura", raw.get("retiform_purpura")),
+        sites=tuple(s.strip().lower().replace(" ", "_") for s in (_text_list(raw, "sites") or ())),
+    )
+
+
+def _labs(raw: dict[str, Any], patient: Patient, knowledge: Knowledge) -> tuple[LabResult, ...]:
+    results: list[LabResult] = []
+    for key, entry in raw.items():
+        result = parse_lab(str(key), entry, knowledge.labs)
+        if result is None:
+            continue
+        if any(r.name == result.name for r in results):
+            raise InputError(f"labs.{key}: {result.name} is given twice (by name and by an alias); keep one")
+        results.append(result)
+    creatinine = next((r for r in results if r.name == "creatinine"), None)
+    if creatinine is not None and not any(r.name == "egfr" for r in results):
+        derived = estimated_egfr_result(creatinine, patient.age_years, patient.sex, knowledge.labs)
+        if derived is not None:
+            results.append(derived)
+    return tuple(results)
+
+
+def _ssc_items(value: Any, knowledge: Knowledge) -> tuple[tuple[str, bool | None], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InputError(f"ssc_criteria: expected a mapping of items to true/false/null, got {value!r}")
+    known = knowledge.ssc_item_names()
+    items = []
+    for key, item in value.items():
+        if key not in known:
+            raise InputError(f"ssc_criteria.{key}: unknown item; known items: {', '.join(known)}")
+        items.append((str(key), _bool(f"ssc_criteria.{key}", item)))
+    return tuple(items)
+
+
+def _imaging(raw: dict[str, Any], source: str | None) -> ImagingInfo:
+    _no_unknown_keys("imaging", raw, ("modalities", "summary"))
+    summary = _text("imaging.summary", raw.get("summary"))
+    if summary is not None and source is not None and not Path(summary).is_absolute():
+        summary = str(Path(source).parent / summary)
+    return ImagingInfo(modalities=_text_list(raw, "modalities") or (), summary=summary)
+
+
+def _no_unknown_keys(field: str, raw: dict[str, Any], known: tuple[str, ...]) -> None:
+    for key in raw:
+        if key not in known:
+            raise InputError(f"{field}.{key}: unknown field; known fields: {', '.join(known)}")

@@ -1,0 +1,180 @@
+"""The clinical work-up: classification, SSc criteria, treatments and suggested tests for one case.
+
+Decision support for a clinician, not a diagnosis: every output says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from calcinosis import __version__
+from calcinosis.clinical.case import Case
+from calcinosis.clinical.classify import Classification, classify
+from calcinosis.clinical.criteria import CrestFeature, SscCriteriaResult, crest_features, ssc_criteria
+from calcinosis.clinical.facts import calcium_phosphate_product, case_facts
+from calcinosis.clinical.imaging import ImagingEvidence, interpret_imaging
+from calcinosis.clinical.knowledge import Knowledge, load_knowledge
+from calcinosis.clinical.treatments import TreatmentOption, select_treatments
+
+DISCLAIMER = (
+    "Decision support for a clinician, not a diagnosis: the classification, criteria and "
+    "treatment options are computed from the case file by published rules and must be "
+    "judged by the treating clinician together with the whole clinical picture."
+)
+SCHEMA_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class SuggestedTest:
+    id: str
+    name: str
+    why: str
+    #: Whether a result of this test could change the primary type.
+    would_change_answer: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "why": self.why, "would_change_answer": self.would_change_answer}
+
+
+@dataclass(frozen=True)
+class Workup:
+    """The result of :func:`run_workup`; ``to_dict()`` is what ``workup.json`` holds."""
+
+    case: Case
+    classification: Classification
+    ssc_criteria: SscCriteriaResult | None
+    crest_features: tuple[CrestFeature, ...]
+    treatments: tuple[TreatmentOption, ...]
+    suggested_tests: tuple[SuggestedTest, ...]
+    calcium_phosphate_product_mg2_dl2: float | None
+    imaging: ImagingEvidence | None
+    knowledge: Knowledge
+    disclaimer: str = DISCLAIMER
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.classification
+        k = self.knowledge
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "software": f"calcinosis {__version__}",
+            "case_id": self.case.case_id,
+            "disclaimer": self.disclaimer,
+            "classification": {
+                "primary": c.primary,
+                "primary_description": k.type_descriptions[c.primary],
+                "confidence": c.confidence,
+                "scores": c.scores,
+                "alternatives": [{"type": t, "score": s} for t, s in c.alternatives],
+                "reasons": [r.to_dict() for r in c.reasons],
+                "missing": [m.to_dict() for m in c.missing],
+                "unknown_facts": list(c.unknown_facts),
+                "pathway": k.cite(k.rules_citation),
+                "imaging_used": self.imaging is not None,
+            },
+            "ssc_criteria": None if self.ssc_criteria is None else _ssc_dict(self.ssc_criteria),
+            "crest_features": [{"feature": f.feature, "status": f.status, "source": f.source}
+                               for f in self.crest_features],
+            "calcium_phosphate_product": None if self.calcium_phosphate_product_mg2_dl2 is None else {
+                "value": round(self.calcium_phosphate_product_mg2_dl2, 2),
+                "unit": "mg2/dL2",
+                "threshold": k.thresholds["ca_x_p_product_high_mg2_dl2"],
+            },
+            "labs": [_lab_dict(lab) for lab in self.case.labs],
+            "imaging": None if self.imaging is None else {
+                "source": self.imaging.source,
+                "pattern": self.imaging.pattern,
+                "facts": self.imaging.facts,
+                "notes": list(self.imaging.notes),
+            },
+            "treatments": [t.to_dict() for t in self.treatments],
+            "treatments_source": k.cite(k.treatments_citation),
+            "suggested_tests": [t.to_dict() for t in self.suggested_tests],
+            "warnings": list(self.case.warnings),
+        }
+
+
+def run_workup(
+    case: Case, imaging_summary: dict[str, Any] | None = None, knowledge: Knowledge | None = None
+) -> Workup:
+    """Work up one case; ``imaging_summary`` is a parsed ``summary.json`` of ``calcinosis analyze``."""
+    knowledge = knowledge or load_knowledge()
+    imaging = None if imaging_summary is None else interpret_imaging(imaging_summary, case.imaging.summary)
+    ssc = ssc_criteria(case, knowledge)
+    facts = case_facts(case, knowledge, ssc, imaging)
+    classification = classify(facts, knowledge)
+    treatments = select_treatments(case, classification.primary, facts, knowledge)
+    tests = _suggested_tests(case, classification, {k: f.value for k, f in facts.items()}, knowledge)
+    return Workup(
+        case=case,
+        classification=classification,
+        ssc_criteria=ssc,
+        crest_features=crest_features(case) if _has_ssc(case, facts) else (),
+        treatments=treatments,
+        suggested_tests=tests,
+        calcium_phosphate_product_mg2_dl2=calcium_phosphate_product(case),
+        imaging=imaging,
+        knowledge=knowledge,
+    )
+
+
+def _has_ssc(case: Case, facts: dict[str, Any]) -> bool:
+    """CREST features are reported when SSc is in question (criteria given or a CTD named)."""
+    return case.ssc_criteria is not None or facts["connective_tissue_disease"].value is True
+
+
+def _suggested_tests(
+    case: Case, classification: Classification, values: dict[str, Any], knowledge: Knowledge
+) -> tuple[SuggestedTest, ...]:
+    changing = {key for m in classification.missing for key in m.facts}
+    tests = []
+    for spec in knowledge.suggested_tests:
+        unknown = [key for key in spec.resolves if values.get(key) is None]
+        if spec.id == "imaging" and not case.imaging.modalities:
+            unknown = unknown or list(spec.resolves)
+        if not unknown:
+            continue
+        would_change = any(key in changing for key in spec.resolves)
+        if not (spec.core or would_change or (spec.id == "imaging" and not case.imaging.modalities)):
+            continue
+        what = [m.description + f" -> {m.would_be}" for m in classification.missing
+                if any(key in spec.resolves for key in m.facts)]
+        if what:
+            why = "could change the type: " + "; ".join(what[:3])
+        else:
+            why = "part of the standard work-up of calcinosis cutis; not known for this patient"
+        tests.append(SuggestedTest(spec.id, spec.name, why, would_change))
+    return tuple(tests)
+
+
+def _ssc_dict(result: SscCriteriaResult) -> dict[str, Any]:
+    return {
+        "score": result.score,
+        "threshold": result.threshold,
+        "classified": result.classified,
+        "max_possible_score": result.max_possible_score,
+        "unknown_could_change_classification": result.unknown_could_change,
+        "unknown_items": list(result.unknown_items),
+        "items": [
+            {"item": i.item, "domain": i.domain, "points": i.points, "present": i.present,
+             "counted_points": i.counted_points, "source": i.source}
+            for i in result.items
+        ],
+        "note": result.note,
+        "citation": result.citation,
+    }
+
+
+def _lab_dict(lab: Any) -> dict[str, Any]:
+    return {
+        "name": lab.name,
+        "field": lab.field,
+        "value": lab.value,
+        "unit": lab.unit,
+        "flag": lab.flag,
+        "status": lab.status,
+        "reference_range": lab.shown_range() or None,
+        **({"value_canonical": round(lab.value_canonical, 4), "canonical_unit": lab.canonical_unit}
+           if lab.value_canonical is not None else {}),
+        **({"derived_from": lab.derived_from} if lab.derived_from else {}),
+    }
