@@ -1,0 +1,245 @@
+"""Find calcified deposits on one B-mode frame: hyperechoic foci that cast an acoustic shadow.
+
+The steps, on one B-mode region at a time (rows = depth, the beam runs down the columns):
+
+1. Light smoothing against speckle; the local echo level (a wide normalised Gaussian mean
+   over valid pixels) and the speckle spread (robust SD of the residual).
+2. The skin line: in each column the first strong echo below the transducer face, smoothed
+   across columns.
+3. Hyperechoic pixels: clearly above the local level and among the brightest of the region.
+   A grey-level-independent opening of about 0.8 mm removes thin bright lines (skin line,
+   fascia, fat septa, muscle fibres) before the foci are labelled.
+4. Each focus is re-outlined at half its peak over the local level (so width and thickness
+   do not depend on the detection threshold) and measured.
+5. Bright linear interfaces are rejected by shape (wider than any deposit, or much longer
+   than thick); speckle and interfaces without a shadow are rejected by the shadow test:
+   the mean grey level in a band beneath the focus divided by that beside it, at the same
+   depths, on both sides (the brighter side counts, so a shadow must be darker than both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from calcinosis.ultrasound.config import UltrasoundConfig
+
+__all__ = ["Focus", "detect_foci", "skin_line_rows"]
+
+
+@dataclass(frozen=True)
+class Focus:
+    """A deposit found on one region of one frame, in that region's pixel coordinates.
+
+    ``row``/``col`` are the intensity-weighted centroid; ``top_row`` is the superficial edge
+    at the centre; ``mask_rows``/``mask_cols`` are the outline's pixels; lengths are in mm
+    (or pixels where the region has no physical scale: then ``row_mm == col_mm == 1``).
+    """
+
+    row: float
+    col: float
+    top_row: float
+    skin_row: float
+    depth_mm: float
+    width_mm: float
+    thickness_mm: float
+    shadow_ratio: float
+    contrast: float
+    confidence: float
+    bbox: tuple[int, int, int, int]  # r0, c0, r1, c1 inclusive
+    mask_rows: np.ndarray
+    mask_cols: np.ndarray
+
+
+def _px(mm: float, pixel_mm: float, minimum: float = 1.0) -> float:
+    return max(mm / pixel_mm, minimum)
+
+
+def _ellipse(ry: float, rx: float) -> np.ndarray:
+    ry, rx = max(ry, 1.0), max(rx, 1.0)
+    y, x = np.mgrid[-int(ry):int(ry) + 1, -int(rx):int(rx) + 1]
+    return (y / ry) ** 2 + (x / rx) ** 2 <= 1.0
+
+
+def skin_line_rows(smooth: np.ndarray, valid: np.ndarray, col_mm: float, config: UltrasoundConfig) -> np.ndarray:
+    """Row of the skin line (its superficial edge) in every column, as float.
+
+    The skin line is the first echo in the column brighter than the region's upper quartile
+    plus a margin; columns where none is found borrow from their neighbours.
+    """
+    values = smooth[valid]
+    rows, cols = smooth.shape
+    if values.size == 0:
+        return np.zeros(cols)
+    level = np.percentile(values, 75) + 0.25 * (np.percentile(values, 99) - np.percentile(values, 75))
+    strong = (smooth > level) & valid
+    found = strong.any(axis=0)
+    first = np.where(found, strong.argmax(axis=0), -1).astype(float)
+    first_valid = np.where(valid.any(axis=0), valid.argmax(axis=0), 0).astype(float)
+    if not found.any():
+        return first_valid
+    idx = np.arange(cols)
+    first = np.interp(idx, idx[found], first[found])
+    width = int(round(_px(config.skin_smoothing_mm, col_mm, 3))) | 1
+    return ndi.median_filter(first, size=width, mode="nearest")
+
+
+def detect_foci(grey: np.ndarray, valid: np.ndarray, row_mm: float, col_mm: float,
+                config: UltrasoundConfig) -> tuple[list[Focus], np.ndarray]:
+    """Deposits on one B-mode region.
+
+    Parameters
+    ----------
+    grey : ndarray, float [rows, cols]
+        Grey levels 0-255 of the region (rows = depth).
+    valid : ndarray, bool [rows, cols]
+        Pixels that may be analysed (no annotation, inside the echo area).
+    row_mm, col_mm : float
+        Pixel size along depth and across, in mm (the nominal size when the image has none).
+    config : UltrasoundConfig
+
+    Returns
+    -------
+    foci : list of Focus
+    skin_rows : ndarray, float [cols]
+    """
+    grey = grey.astype(np.float32)
+    if valid.sum() < 100:
+        return [], np.zeros(grey.shape[1])
+    fill = float(np.median(grey[valid]))
+    g = np.where(valid, grey, fill)
+    smooth = ndi.gaussian_filter(g, (_px(0.15, row_mm, 0.5), _px(0.25, col_mm, 0.5)))
+    w = valid.astype(np.float32)
+    sig_bg = (_px(2.0, row_mm, 3), _px(3.0, col_mm, 3))
+    local = ndi.gaussian_filter(smooth * w, sig_bg) / np.maximum(ndi.gaussian_filter(w, sig_bg), 1e-3)
+    resid = (smooth - local)[valid]
+    spread = max(1.4826 * float(np.median(np.abs(resid - np.median(resid)))), 2.0)
+    bright_level = float(np.percentile(smooth[valid], config.bright_percentile))
+    skin = skin_line_rows(smooth, valid, col_mm, config)
+
+    bright = (smooth - local > config.contrast_sd * spread) & (smooth >= bright_level) & valid
+    opened = ndi.binary_opening(bright, structure=_ellipse(_px(config.min_thickness_mm / 2, row_mm),
+                                                           _px(config.min_thickness_mm / 2, col_mm)))
+    # Speckle can split one deposit into nearby cores; cores within ~0.5 mm are one focus.
+    groups, _ = ndi.label(ndi.binary_dilation(opened, structure=_ellipse(_px(0.5, row_mm), _px(0.5, col_mm))))
+    labels = np.where(opened, groups, 0)
+    foci: list[Focus] = []
+    for k, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        focus = _assess(k, labels, sl, smooth, local, valid, skin, spread, row_mm, col_mm, config)
+        if focus is not None:
+            foci.append(focus)
+    return foci, skin
+
+
+def _outline(k, labels, sl, smooth, local, valid, row_mm, col_mm, config):
+    """Half-maximum outline of focus ``k`` in a window around it (window offset, mask)."""
+    pad_r, pad_c = int(_px(2.0, row_mm, 3)), int(_px(2.0, col_mm, 3))
+    r0, r1 = max(sl[0].start - pad_r, 0), min(sl[0].stop + pad_r, smooth.shape[0])
+    c0, c1 = max(sl[1].start - pad_c, 0), min(sl[1].stop + pad_c, smooth.shape[1])
+    r_open = max(config.min_thickness_mm, config.outline_opening_mm) / 2
+    element = _ellipse(_px(r_open, row_mm), _px(r_open, col_mm))
+    core = labels[r0:r1, c0:c1] == k
+    # The detection core may include a stretch of a thin interface the deposit touches;
+    # the thick part alone seeds the outline.
+    thick_core = ndi.binary_opening(core, structure=element)
+    if thick_core.any():
+        core = thick_core
+    win = smooth[r0:r1, c0:c1]
+    peak = float(np.percentile(win[core], 90))
+    base = float(np.median(local[r0:r1, c0:c1][core]))
+    half = (win >= base + 0.55 * (peak - base)) & valid[r0:r1, c0:c1]
+    half |= core
+    lab, _ = ndi.label(half)
+    keep = np.unique(lab[core])
+    mask = np.isin(lab, keep[keep > 0])
+    # The outline must not run along a fascia or septum the deposit touches: walking out
+    # from the core, the outline ends at the first column thinner than a deposit can be.
+    counts = mask.sum(axis=0)
+    core_cols = np.nonzero(core.any(axis=0))[0]
+    thin = counts < _px(config.min_thickness_mm, row_mm)
+    left, right = int(core_cols.min()), int(core_cols.max())
+    while left > 0 and not thin[left - 1]:
+        left -= 1
+    while right < mask.shape[1] - 1 and not thin[right + 1]:
+        right += 1
+    mask[:, :left] = False
+    mask[:, right + 1:] = False
+    lab, _ = ndi.label(mask)
+    keep = np.unique(lab[core & mask])
+    mask = np.isin(lab, keep[keep > 0])
+    return (r0, c0), mask, peak, base
+
+
+def _assess(k, labels, sl, smooth, local, valid, skin, spread, row_mm, col_mm, config) -> Focus | None:
+    (r0, c0), mask, peak, base = _outline(k, labels, sl, smooth, local, valid, row_mm, col_mm, config)
+    rr, cc = np.nonzero(mask)
+    rr, cc = rr + r0, cc + c0
+    if rr.size == 0:
+        return None
+    # Touching the edge of the analysable area: the focus and its surroundings are cut off.
+    edge = ~ndi.binary_erosion(valid, iterations=1)
+    if edge[rr, cc].any():
+        return None
+    cmin, cmax, rmin, rmax = int(cc.min()), int(cc.max()), int(rr.min()), int(rr.max())
+    width_mm = (cmax - cmin + 1) * col_mm
+    per_col = np.bincount(cc - cmin)
+    thickness_mm = float(np.percentile(per_col[per_col > 0], 90)) * row_mm
+    if width_mm < config.min_width_mm or width_mm > config.max_width_mm:
+        return None
+    if width_mm / max(thickness_mm, 1e-6) > config.max_elongation:
+        return None  # a bright linear interface (fascia, cortex, septum), not a deposit
+    ratio = _shadow_ratio(smooth, valid, rmax, cmin, cmax, row_mm, col_mm, config)
+    if ratio is None or ratio > config.max_shadow_ratio:
+        return None
+    wts = np.maximum(smooth[rr, cc] - base, 1e-3)
+    row, col = float(np.average(rr, weights=wts)), float(np.average(cc, weights=wts))
+    centre = (cc >= cmin + 0.3 * (cmax - cmin)) & (cc <= cmax - 0.3 * (cmax - cmin))
+    tops = [rr[centre & (cc == c)].min() for c in np.unique(cc[centre])]
+    top_row = float(np.median(tops))
+    skin_row = float(skin[int(round(col))])
+    if (top_row - skin_row) * row_mm < config.skin_margin_mm:
+        return None  # starts on the skin line: the skin's entry echo, not a deposit beneath it
+    contrast = (peak - base) / spread
+    shadow_score = np.clip((config.max_shadow_ratio - ratio) / max(config.max_shadow_ratio - 0.3, 1e-3), 0, 1)
+    contrast_score = np.clip((contrast - config.contrast_sd) / (3 * config.contrast_sd), 0, 1)
+    size_score = np.clip((width_mm - config.min_width_mm) / 2.0, 0, 1)
+    confidence = float(np.round(0.5 * shadow_score + 0.3 * contrast_score + 0.2 * size_score, 3))
+    return Focus(row=row, col=col, top_row=top_row, skin_row=skin_row,
+                 depth_mm=float((top_row - skin_row) * row_mm), width_mm=float(width_mm),
+                 thickness_mm=thickness_mm, shadow_ratio=float(ratio), contrast=float(contrast),
+                 confidence=confidence, bbox=(rmin, cmin, rmax, cmax),
+                 mask_rows=rr.astype(np.int32), mask_cols=cc.astype(np.int32))
+
+
+def _band_mean(smooth, valid, r0, r1, c0, c1) -> float | None:
+    r0, r1 = max(r0, 0), min(r1, smooth.shape[0])
+    c0, c1 = max(c0, 0), min(c1, smooth.shape[1])
+    if r1 <= r0 or c1 <= c0:
+        return None
+    v = valid[r0:r1, c0:c1]
+    if v.mean() < 0.5:
+        return None
+    return float(smooth[r0:r1, c0:c1][v].mean())
+
+
+def _shadow_ratio(smooth, valid, rmax, cmin, cmax, row_mm, col_mm, config) -> float | None:
+    """Mean grey beneath the focus over the mean beside it (darker side), same depths."""
+    gap_r, gap_c = int(_px(0.5, row_mm)), int(_px(0.5, col_mm))
+    top = rmax + 1 + gap_r
+    bottom = top + int(_px(config.shadow_length_mm, row_mm, 4))
+    w = cmax - cmin + 1
+    below = _band_mean(smooth, valid, top, bottom, cmin + int(0.2 * w), cmax + 1 - int(0.2 * w))
+    side_w = int(np.clip(w, _px(1.5, col_mm, 3), _px(4.0, col_mm, 3)))
+    left = _band_mean(smooth, valid, top, bottom, cmin - gap_c - side_w, cmin - gap_c)
+    right = _band_mean(smooth, valid, top, bottom, cmax + 1 + gap_c, cmax + 1 + gap_c + side_w)
+    sides = [s for s in (left, right) if s is not None]
+    if below is None or not sides:
+        return None
+    beside = min(sides)  # darker than both sides: the edge of a bone or fluid shadow is not one
+    if beside < config.min_beside_level:
+        return None  # beside is itself dark (fluid, bone shadow): a shadow cannot be judged
+    return below / beside

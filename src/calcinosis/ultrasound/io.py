@@ -1,0 +1,264 @@
+"""Read ultrasound images: DICOM US (single/multi-frame; grey, palette, RGB, YBR) and PNG/JPEG.
+
+Every input becomes an :class:`UltrasoundImage`: RGB frames ``[frame, row, col, 3]`` (uint8),
+the B-mode regions to analyse with their pixel size in mm, the regions that must never be
+analysed (Doppler, colour bars, traces), a short description and warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from calcinosis.errors import InputError
+
+__all__ = ["UltrasoundImage", "UsRegion", "read_ultrasound", "RegionDataType"]
+
+log = logging.getLogger(__name__)
+
+_PNG_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+_NOT_ULTRASOUND = {"CT", "MR", "PT", "NM", "CR", "DX", "MG", "RF", "XA", "OT_CT"}
+
+
+class RegionDataType:
+    """DICOM RegionDataType (0018,6014) values this package cares about."""
+
+    TISSUE = 1  # B-mode
+    COLOR_FLOW = 2
+
+
+@dataclass(frozen=True)
+class UsRegion:
+    """A rectangle of the image (inclusive pixel bounds, x = column, y = row).
+
+    ``row_mm``/``col_mm`` are the pixel size in mm, or ``None`` when the image carries no
+    physical scale; ``data_type`` is the DICOM RegionDataType (1 = tissue/B-mode).
+    """
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    data_type: int
+    row_mm: float | None
+    col_mm: float | None
+
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y0, self.y1 + 1), slice(self.x0, self.x1 + 1)
+
+
+@dataclass(frozen=True)
+class UltrasoundImage:
+    """An ultrasound image ready for analysis.
+
+    ``rgb`` is uint8 ``[frames, rows, cols, 3]``; ``tissue_regions`` are the B-mode regions
+    to analyse (``declared_regions`` says whether they come from the file or cover the whole
+    image by default); ``excluded_regions`` are declared non-B-mode regions.
+    """
+
+    rgb: np.ndarray
+    tissue_regions: tuple[UsRegion, ...]
+    excluded_regions: tuple[UsRegion, ...]
+    declared_regions: bool
+    description: dict
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def has_physical_scale(self) -> bool:
+        return all(r.row_mm is not None for r in self.tissue_regions)
+
+
+def read_ultrasound(path: str | os.PathLike[str], pixel_spacing_mm: float | None = None) -> UltrasoundImage:
+    """Read a DICOM US file or a PNG/JPEG screenshot.
+
+    Parameters
+    ----------
+    path : path-like
+        The image file; DICOM is recognised by content, PNG/JPEG by suffix or content.
+    pixel_spacing_mm : float, optional
+        Pixel size in mm for PNG/JPEG (and for DICOM without ultrasound regions); ignored,
+        with a warning, when the DICOM file declares its own physical scale.
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable, truncated, or not an ultrasound image.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file; give the path of a DICOM US, PNG or JPEG image")
+    if pixel_spacing_mm is not None and not (0 < pixel_spacing_mm < 10):
+        raise InputError(f"--pixel-spacing {pixel_spacing_mm}: must be a pixel size in mm between 0 and 10")
+    with p.open("rb") as fh:
+        head = fh.read(132)
+    if head[128:132] == b"DICM" or p.suffix.lower() in {".dcm", ".dicom"}:
+        return _read_dicom(p, pixel_spacing_mm)
+    if p.suffix.lower() in _PNG_SUFFIXES or head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff":
+        return _read_bitmap(p, pixel_spacing_mm)
+    return _read_dicom(p, pixel_spacing_mm)  # DICOM without preamble, or a clear error
+
+
+def _default_region(rows: int, cols: int, pixel_mm: float | None) -> UsRegion:
+    return UsRegion(0, 0, cols - 1, rows - 1, RegionDataType.TISSUE, pixel_mm, pixel_mm)
+
+
+def _read_bitmap(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            n = getattr(im, "n_frames", 1)
+            frames = []
+            for i in range(n):
+                im.seek(i)
+                frames.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{p}: cannot read the image ({' '.join(str(exc).split())}); give an intact PNG or JPEG file") from None
+    rgb = np.stack(frames)
+    rows, cols = rgb.shape[1:3]
+    warnings = []
+    if pixel_spacing_mm is None:
+        warnings.append("no pixel size given (--pixel-spacing MM): positions and sizes are in pixels only")
+    desc = {"source": p.name, "format": p.suffix.lower().lstrip(".") or "bitmap", "modality": "US",
+            "rows": int(rows), "columns": int(cols), "frames": int(rgb.shape[0]),
+            "pixel_spacing_mm": pixel_spacing_mm, "scale_source": "--pixel-spacing" if pixel_spacing_mm else None}
+    return UltrasoundImage(rgb=rgb, tissue_regions=(_default_region(rows, cols, pixel_spacing_mm),),
+                           excluded_regions=(), declared_regions=False, description=desc, warnings=tuple(warnings))
+
+
+def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(p)
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{p}: not a readable DICOM file ({' '.join(str(exc).split())[:120]}); give a DICOM US, PNG or JPEG image") from None
+    modality = str(ds.get("Modality", "")).upper()
+    if modality != "US":
+        what = f"a {modality} image" if modality else "not marked as ultrasound (no Modality US)"
+        hint = "use `calcinosis analyze` for CT" if modality == "CT" else "give a DICOM ultrasound (Modality US) image"
+        raise InputError(f"{p}: {what}, not ultrasound; {hint}")
+    if "PixelData" not in ds:
+        raise InputError(f"{p}: DICOM file without pixel data; give an ultrasound image")
+    rgb = _dicom_rgb(p, ds)
+    rows, cols = rgb.shape[1:3]
+    tissue, excluded, warnings = _dicom_regions(ds, rows, cols)
+    declared = bool(tissue)
+    scale_source = "SequenceOfUltrasoundRegions" if declared and tissue[0].row_mm is not None else None
+    if declared and tissue[0].row_mm is not None and pixel_spacing_mm is not None:
+        warnings.append("--pixel-spacing ignored: the file declares its physical scale in its ultrasound regions")
+    if not declared:
+        mm = pixel_spacing_mm
+        spacing = ds.get("PixelSpacing")
+        if mm is None and spacing is not None and len(spacing) == 2 and float(spacing[0]) > 0:
+            mm = float(spacing[0])
+            scale_source = "PixelSpacing"
+        elif mm is not None:
+            scale_source = "--pixel-spacing"
+        if mm is None:
+            warnings.append("no Sequence of Ultrasound Regions and no pixel size: the whole image is searched "
+                            "and positions and sizes are in pixels only (give --pixel-spacing MM)")
+        else:
+            warnings.append("no Sequence of Ultrasound Regions: the whole image is searched")
+        tissue = [_default_region(rows, cols, mm)]
+    elif tissue[0].row_mm is None and pixel_spacing_mm is not None:
+        tissue = [UsRegion(r.x0, r.y0, r.x1, r.y1, r.data_type, pixel_spacing_mm, pixel_spacing_mm) for r in tissue]
+        scale_source = "--pixel-spacing"
+    desc = {
+        "source": p.name, "format": "dicom", "modality": "US",
+        "sop_class_uid": str(ds.get("SOPClassUID", "")),
+        "manufacturer": str(ds.get("Manufacturer", "")),
+        "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")),
+        "rows": int(rows), "columns": int(cols), "frames": int(rgb.shape[0]),
+        "pixel_spacing_mm": tissue[0].row_mm, "scale_source": scale_source,
+        "tissue_regions": [[r.x0, r.y0, r.x1, r.y1] for r in tissue],
+        "excluded_regions": [[r.x0, r.y0, r.x1, r.y1, r.data_type] for r in excluded],
+        "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
+        "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
+    }
+    return UltrasoundImage(rgb=rgb, tissue_regions=tuple(tissue), excluded_regions=tuple(excluded),
+                           declared_regions=declared, description=desc, warnings=tuple(warnings))
+
+
+def _dicom_rgb(p: Path, ds) -> np.ndarray:
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:  # pydicom raises many types for truncated or undecodable pixel data
+        raise InputError(f"{p}: cannot decode the pixel data ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); "
+                         "the file may be truncated or use an unsupported compression") from None
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    samples = int(ds.get("SamplesPerPixel", 1))
+    if samples == 1 and frames == 1:
+        arr = arr[None]
+    elif samples == 3 and frames == 1:
+        arr = arr[None]
+    if photometric == "PALETTE COLOR":
+        try:
+            arr = apply_color_lut(arr, ds)
+        except Exception as exc:
+            raise InputError(f"{p}: palette colour image with an unusable lookup table ({exc}); re-export it as RGB") from None
+        bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        arr = (arr.astype(np.float64) / (2**bits - 1) * 255.0).round().astype(np.uint8)
+    elif samples == 3:
+        # pydicom's decoder already converts YBR_FULL / YBR_FULL_422 / YBR_ICT/RCT to RGB.
+        arr = _to_uint8(arr, ds)
+    elif samples == 1:
+        grey = _to_uint8(arr, ds)
+        if photometric == "MONOCHROME1":
+            grey = 255 - grey
+        arr = np.repeat(grey[..., None], 3, axis=-1)
+    else:
+        raise InputError(f"{p}: {samples} samples per pixel is not an ultrasound image layout this tool reads")
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise InputError(f"{p}: unexpected pixel array shape {arr.shape}; give a 2-D ultrasound image or cine loop")
+    return np.ascontiguousarray(arr)
+
+
+def _to_uint8(arr: np.ndarray, ds) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    bits = int(ds.get("BitsStored", 8))
+    a = arr.astype(np.float64)
+    top = float(2**bits - 1) if bits > 8 else 255.0
+    return np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
+
+
+def _dicom_regions(ds, rows: int, cols: int) -> tuple[list[UsRegion], list[UsRegion], list[str]]:
+    tissue: list[UsRegion] = []
+    excluded: list[UsRegion] = []
+    warnings: list[str] = []
+    for item in ds.get("SequenceOfUltrasoundRegions", []) or []:
+        try:
+            x0, y0 = int(item.RegionLocationMinX0), int(item.RegionLocationMinY0)
+            x1, y1 = int(item.RegionLocationMaxX1), int(item.RegionLocationMaxY1)
+        except (AttributeError, TypeError, ValueError):
+            warnings.append("an ultrasound region without location was ignored")
+            continue
+        x0, x1 = max(0, min(x0, x1)), min(cols - 1, max(x0, x1))
+        y0, y1 = max(0, min(y0, y1)), min(rows - 1, max(y0, y1))
+        dtype = int(item.get("RegionDataType", 0) or 0)
+        row_mm = col_mm = None
+        ux, uy = int(item.get("PhysicalUnitsXDirection", 0) or 0), int(item.get("PhysicalUnitsYDirection", 0) or 0)
+        dx, dy = float(item.get("PhysicalDeltaX", 0) or 0), float(item.get("PhysicalDeltaY", 0) or 0)
+        if ux == 3 and uy == 3 and dx > 0 and dy > 0:  # 3 = cm
+            col_mm, row_mm = abs(dx) * 10.0, abs(dy) * 10.0
+        region = UsRegion(x0, y0, x1, y1, dtype, row_mm, col_mm)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            continue
+        (tissue if dtype == RegionDataType.TISSUE else excluded).append(region)
+    if tissue and any(r.row_mm is None for r in tissue):
+        warnings.append("a B-mode region declares no physical scale in cm: positions and sizes are in pixels only")
+        tissue = [UsRegion(r.x0, r.y0, r.x1, r.y1, r.data_type, None, None) for r in tissue]
+    return tissue, excluded, warnings

@@ -1,0 +1,109 @@
+"""Where on a screen capture the B-mode echoes are, and where the burned-in graphics are.
+
+Scanners burn text, scale bars, calipers, colour bars, colour Doppler and panel borders into
+the pixels. None of it is tissue, so none of it may become a finding. Graphics are told from
+echoes by their shape: strokes one or two pixels wide that a 3 x 3 grey opening removes
+(echoes are blurred by the point-spread function over several pixels), and colour, where the
+red, green and blue channels differ markedly (B-mode is grey).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from calcinosis.ultrasound.io import UltrasoundImage
+
+__all__ = ["FrameMasks", "frame_masks", "grey_of", "coloured_mask", "graphics_mask"]
+
+COLOUR_SPREAD = 40  # grey levels between the largest and smallest channel that mean "colour"
+
+
+@dataclass(frozen=True)
+class FrameMasks:
+    """Boolean masks ``[rows, cols]`` of one frame.
+
+    ``valid`` is where echoes may be analysed (inside a B-mode region and the echo area,
+    outside every annotation); ``annotation`` is burned-in text, lines, colour and declared
+    non-B-mode regions (dilated by a safety margin); ``coloured`` is the raw colour mask.
+    """
+
+    valid: np.ndarray
+    annotation: np.ndarray
+    coloured: np.ndarray
+
+
+def grey_of(rgb: np.ndarray) -> np.ndarray:
+    """Luminance (ITU-R BT.601) of uint8 RGB ``[..., 3]`` as float32 0-255."""
+    rgb = rgb.astype(np.float32)
+    return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+
+
+def coloured_mask(rgb: np.ndarray, spread: int = COLOUR_SPREAD) -> np.ndarray:
+    """Pixels whose channels differ by more than ``spread`` grey levels (colour Doppler, graphics)."""
+    return np.ptp(rgb.astype(np.int16), axis=-1) > spread
+
+
+def graphics_mask(grey: np.ndarray) -> np.ndarray:
+    """Thin bright strokes: text, calipers, scale marks, box and panel lines (not dilated)."""
+    opened = ndi.grey_opening(grey, size=(3, 3))
+    thin = ((grey - opened) > 60) & (grey >= 140)
+    # A lone bright speckle grain can pass the test; a glyph or a line has several pixels.
+    labels, n = ndi.label(thin, structure=np.ones((3, 3)))
+    if n == 0:
+        return thin
+    sizes = ndi.sum_labels(thin, labels, index=np.arange(1, n + 1))
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = sizes >= 4
+    return keep[labels]
+
+
+def _solid_colour_boxes(coloured: np.ndarray, margin: int) -> np.ndarray:
+    """Bounding boxes (grown by ``margin``) of solid colour blocks: colour bars and legends."""
+    out = np.zeros_like(coloured)
+    labels, n = ndi.label(coloured)
+    for k, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        box = labels[sl] == k
+        if box.size >= 30 and box.mean() > 0.6:
+            r0, r1 = max(sl[0].start - margin, 0), sl[0].stop + margin
+            c0, c1 = max(sl[1].start - margin, 0), sl[1].stop + margin
+            out[r0:r1, c0:c1] = True
+    return out
+
+
+def _echo_area(grey: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+    """The largest connected area of echo texture (for images that declare no regions)."""
+    g = np.where(blocked, 0.0, grey)
+    smooth = ndi.uniform_filter(g, size=15)
+    area = smooth > 12
+    labels, n = ndi.label(area)
+    if n == 0:
+        return np.ones_like(area)
+    sizes = ndi.sum_labels(area, labels, index=np.arange(1, n + 1))
+    biggest = labels == (1 + int(np.argmax(sizes)))
+    biggest = ndi.binary_fill_holes(biggest)
+    return ndi.binary_erosion(biggest, iterations=3)
+
+
+def frame_masks(image: UltrasoundImage, frame: int = 0) -> FrameMasks:
+    """Valid-analysis and annotation masks of one frame of ``image``."""
+    rgb = image.rgb[frame]
+    grey = grey_of(rgb)
+    coloured = coloured_mask(rgb)
+    graphics = graphics_mask(grey)
+    annotation = ndi.binary_dilation(graphics, structure=np.ones((3, 3)), iterations=2)
+    annotation |= ndi.binary_dilation(coloured, structure=np.ones((3, 3)), iterations=3)
+    annotation |= _solid_colour_boxes(coloured, margin=10)
+    for r in image.excluded_regions:
+        annotation[r.slices()] = True
+    inside = np.zeros(grey.shape, bool)
+    for r in image.tissue_regions:
+        inside[r.slices()] = True
+    if not image.declared_regions:
+        inside &= _echo_area(grey, annotation)
+    valid = inside & ~annotation
+    return FrameMasks(valid=valid, annotation=annotation, coloured=coloured)
