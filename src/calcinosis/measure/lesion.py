@@ -1,0 +1,174 @@
+"""One record per lesion: position, size, density, scores and place in the body."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.spatial import ConvexHull, QhullError
+from scipy.spatial.distance import pdist, squareform
+
+from calcinosis.anatomy.morphology import distance_outside_mm
+from calcinosis.config import AnalysisConfig
+from calcinosis.measure.scores import agatston_score, background_corrected_mass_mg
+
+# Contract columns of lesions.csv, in order; more may follow.
+CSV_COLUMNS = (
+    "lesion_id", "x_mm", "y_mm", "z_mm", "volume_mm3", "mass_mg", "agatston", "peak_hu",
+    "mean_hu", "max_diameter_mm", "compartment", "side", "region", "depth_mm",
+    "bone_distance_mm", "background_hu", "n_voxels", "confidence", "flags",
+)
+BACKGROUND_RING_MM = 2.0
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """A calcified deposit. Positions in patient LPS mm (DICOM/ITK convention)."""
+
+    lesion_id: int
+    x_mm: float
+    y_mm: float
+    z_mm: float
+    volume_mm3: float
+    mass_mg: float
+    agatston: float
+    peak_hu: float
+    mean_hu: float
+    max_diameter_mm: float
+    compartment: str
+    side: str
+    region: str
+    depth_mm: float
+    bone_distance_mm: float
+    background_hu: float
+    n_voxels: int
+    confidence: str  # "high" or "low": a low-confidence lesion is reported with its flags
+    flags: str  # ';'-separated reasons for low confidence, or ""
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class LesionContext:
+    """Maps on the cropped grid that measurement reads (all the same shape as ``hu``)."""
+
+    hu: np.ndarray
+    labels: np.ndarray
+    body: np.ndarray
+    bone: np.ndarray
+    envelope: np.ndarray
+    depth_mm: np.ndarray
+    bone_distance_mm: np.ndarray
+    spacing_zyx: tuple[float, float, float]
+    offset_zyx: tuple[int, int, int]  # crop start in the full array
+
+
+def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midline_x_mm: float,
+                    noise_hu: float, region_of=None) -> list[Lesion]:
+    """Measure every labelled lesion (labels 1..N) and return records in label order.
+
+    ``to_lps`` maps full-array indices ``(..., 3)`` in ``(z, y, x)`` to LPS mm;
+    ``region_of`` maps an LPS point to a body-region name (``unknown`` when absent).
+    """
+    lesions = []
+    sp = np.asarray(ctx.spacing_zyx, float)
+    vv = float(np.prod(sp))
+    pad = np.ceil((config.shell_mm + BACKGROUND_RING_MM + sp.max()) / sp).astype(int)
+    boxes = ndi.find_objects(ctx.labels)
+    for lab, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        box = tuple(slice(max(s.start - p, 0), min(s.stop + p, n))
+                    for s, p, n in zip(box, pad, ctx.labels.shape))
+        hu = ctx.hu[box].astype(np.float32)
+        labels = ctx.labels[box]
+        mask = labels == lab
+        region, ring = _shell_and_ring(mask, sp, config.shell_mm)
+        other = (labels > 0) & ~mask
+        bone_near = ctx.bone[box]
+        usable = ctx.body[box] & ~bone_near & ~other
+        ring_vals = hu[ring & usable & (hu < config.threshold_hu)]
+        if ring_vals.size < 5:
+            ring_vals = hu[ring & ctx.body[box] & (hu < config.threshold_hu)]
+        background = float(np.median(ring_vals)) if ring_vals.size else 0.0
+        region &= ~bone_near & ~other
+        mass = background_corrected_mass_mg(hu, region | mask, background, vv,
+                                            config.mass_calibration_mg_per_hu_cm3)
+        vals = hu[mask]
+        coords = np.argwhere(mask)
+        w = np.clip(vals - background, 1e-3, None)
+        centroid_local = (coords * w[:, None]).sum(0) / w.sum()
+        offset = np.array([s.start for s in box]) + np.asarray(ctx.offset_zyx)
+        centroid_full = centroid_local + offset
+        x, y, z = (float(v) for v in to_lps(centroid_full))
+        ci = tuple(int(round(c)) for c in centroid_local)
+        depth = float(ctx.depth_mm[box][ci]) if ctx.body[box][ci] else 0.0
+        bone_dist = float(ctx.bone_distance_mm[box][mask].min())
+        compartment = _compartment(depth, bone_dist, bool(ctx.envelope[box][ci]), config)
+        side = _side(x - midline_x_mm, config.midline_mm)
+        region_name = region_of((x, y, z)) if region_of else "unknown"
+        flags = []
+        if mask.sum() * vv < 3.0:
+            flags.append("small")
+        if vals.max() - background < 4.0 * noise_hu:
+            flags.append("low_contrast")
+        if bone_dist < 0.5 * min(sp):
+            flags.append("touches_bone")
+        lesions.append(Lesion(
+            lesion_id=lab, x_mm=x, y_mm=y, z_mm=z,
+            volume_mm3=float(mask.sum() * vv), mass_mg=mass,
+            agatston=agatston_score(hu, mask, sp),
+            peak_hu=float(vals.max()), mean_hu=float(vals.mean()),
+            max_diameter_mm=max_diameter_mm(coords, sp),
+            compartment=compartment, side=side, region=region_name,
+            depth_mm=depth, bone_distance_mm=bone_dist, background_hu=background,
+            n_voxels=int(mask.sum()), confidence="low" if flags else "high",
+            flags=";".join(flags),
+        ))
+    return lesions
+
+
+def _shell_and_ring(mask: np.ndarray, sp: np.ndarray, shell_mm: float):
+    """The lesion grown by a shell (at least ``shell_mm``, at least one voxel on every axis),
+    and a ring of soft tissue around that shell for the local background."""
+    radius = np.maximum(shell_mm, sp * 1.01)
+    # Distance in units of the per-axis shell radius: <= 1 is the ellipsoidal shell.
+    d = distance_outside_mm(mask, tuple(sp / radius))
+    region = (d <= 1.0) & ~mask
+    ring_radius = radius + BACKGROUND_RING_MM
+    ring = (d > 1.0) & (d <= float((ring_radius / radius).min()))
+    return region, ring
+
+
+def _compartment(depth_mm: float, bone_distance_mm: float, deep: bool, config: AnalysisConfig) -> str:
+    if depth_mm <= config.cutaneous_mm:
+        return "cutaneous"
+    if bone_distance_mm <= config.juxta_osseous_mm:
+        return "juxta_osseous"
+    return "intramuscular" if deep else "subcutaneous"
+
+
+def _side(dx_mm: float, midline_mm: float) -> str:
+    if abs(dx_mm) <= midline_mm:
+        return "midline"
+    return "left" if dx_mm > 0 else "right"  # LPS: x grows to the patient's left
+
+
+def max_diameter_mm(coords: np.ndarray, spacing_zyx) -> float:
+    """Largest distance across the lesion (mm): between voxel centres, plus one voxel's extent
+    along that direction."""
+    sp = np.asarray(spacing_zyx, float)
+    pts = coords.astype(float) * sp
+    if len(pts) == 1:
+        return float(np.sqrt((sp ** 2).mean()))
+    if len(pts) > 64:
+        try:
+            pts = pts[ConvexHull(pts).vertices]
+        except QhullError:  # flat lesion (one slice or one row): hull is degenerate
+            pts = pts[np.unique(np.r_[pts.argmin(0), pts.argmax(0)])] if len(pts) > 2000 else pts
+    dist = squareform(pdist(pts))
+    i, j = np.unravel_index(int(dist.argmax()), dist.shape)
+    u = (pts[j] - pts[i]) / max(dist[i, j], 1e-9)
+    return float(dist[i, j] + np.sqrt(((u * sp) ** 2).sum()))

@@ -1,0 +1,100 @@
+"""``summary.json``: input, settings, totals by compartment / region / side, pattern, exclusions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from calcinosis import __version__
+from calcinosis.measure.lesion import Lesion
+from calcinosis.report.pattern import describe_pattern
+
+SCHEMA_VERSION = "1.0"
+COMPARTMENTS = ("cutaneous", "subcutaneous", "intramuscular", "juxta_osseous", "vascular", "visceral")
+SIDES = ("left", "right", "midline")
+INPUT_KEYS = ("modality", "kvp", "slice_thickness_mm", "convolution_kernel", "contrast_agent",
+              "series_uid", "study_uid", "frame_of_reference_uid", "study_date", "manufacturer",
+              "source_format")
+
+
+def burden(lesions: Iterable[Lesion]) -> dict[str, float]:
+    """Count, volume (mm^3), mass (mg) and Agatston score of a group of lesions."""
+    lesions = list(lesions)
+    return {
+        "count": len(lesions),
+        "volume_mm3": round(sum(lesion.volume_mm3 for lesion in lesions), 2),
+        "mass_mg": round(sum(lesion.mass_mg for lesion in lesions), 3),
+        "agatston": round(sum(lesion.agatston for lesion in lesions), 2),
+    }
+
+
+def group_burden(lesions: Sequence[Lesion], key: str, names: Iterable[str] = ()) -> dict[str, dict]:
+    """Burden per value of a lesion attribute; ``names`` are always present (zero if absent)."""
+    keys = list(dict.fromkeys([*names, *sorted({getattr(lesion, key) for lesion in lesions})]))
+    return {k: burden(lesion for lesion in lesions if getattr(lesion, key) == k) for k in keys}
+
+
+def build_summary(analysis, *, keep_identifiers: bool = False) -> dict[str, Any]:
+    """The ``summary.json`` document of an :class:`~calcinosis.pipeline.Analysis`."""
+    vol = analysis.volume
+    meta = vol.metadata
+    lesions = analysis.lesions
+    inp: dict[str, Any] = {k: meta[k] for k in INPUT_KEYS if meta.get(k) is not None}
+    inp.setdefault("modality", "CT")
+    if meta.get("source_path"):
+        inp["source_name"] = str(meta["source_path"]).rstrip("/").split("/")[-1]
+    inp["size_voxels"] = [int(vol.shape[2]), int(vol.shape[1]), int(vol.shape[0])]
+    inp["spacing_mm"] = [round(s, 6) for s in vol.spacing]
+    inp["origin_mm"] = [round(o, 6) for o in vol.origin]
+    inp["direction"] = [round(float(v), 8) for v in vol.direction.ravel()]
+    if keep_identifiers and meta.get("identifiers"):
+        inp["identifiers"] = dict(meta["identifiers"])
+    excluded = analysis.detection.excluded
+    to_lps = vol.index_to_lps
+    offset = np.array([0, 0, 0], float)
+    if analysis.facts.get("crop_offset") is not None:
+        offset = np.asarray(analysis.facts["crop_offset"], float)
+    objects = []
+    for e in excluded:
+        if e.reason == "bone":
+            continue
+        x, y, z = (round(float(v), 2) for v in to_lps(np.asarray(e.centroid_index) + offset))
+        objects.append({"reason": e.reason, "volume_mm3": round(e.volume_mm3, 1),
+                        "peak_hu": round(e.peak_hu, 1), "x_mm": x, "y_mm": y, "z_mm": z})
+    facts = analysis.facts
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "software": {"name": "calcinosis", "version": __version__},
+        "input": inp,
+        "settings": analysis.config.to_dict(),
+        "image": {
+            "noise_hu": _r(analysis.noise_hu, 2),
+            "noise_smoothed_hu": _r(facts.get("noise_smoothed_hu"), 2),
+            "soft_tissue_level_hu": _r(facts.get("tissue_level_hu"), 1),
+            "seed_threshold_hu": _r(facts.get("seed_threshold_hu"), 1),
+            "midline_x_mm": _r(facts.get("midline_x_mm"), 2),
+            "body_parts": facts.get("body_parts"),
+        },
+        "totals": burden(lesions),
+        "by_compartment": group_burden(lesions, "compartment", COMPARTMENTS),
+        "by_region": group_burden(lesions, "region"),
+        "by_side": group_burden(lesions, "side", SIDES),
+        "low_confidence_count": sum(lesion.confidence == "low" for lesion in lesions),
+        "pattern": describe_pattern(lesions),
+        "excluded": {
+            "counts": dict(sorted(Counter(e.reason for e in excluded).items())),
+            "objects": objects,
+        },
+        "warnings": list(analysis.warnings),
+        "run_time_s": round(analysis.run_time_s, 2),
+    }
+
+
+def _r(value, nd):
+    if value is None:
+        return None
+    value = float(value)
+    return round(value, nd) if np.isfinite(value) else None
