@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,8 +12,6 @@ from calcinosis.clinical.case import CaseFormatWarning, load_case
 from calcinosis.clinical.imaging import load_imaging_summary
 from calcinosis.clinical.report import write_workup
 from calcinosis.clinical.workup import Workup, run_workup
-
-logger = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -43,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always", CaseFormatWarning)
         case = load_case(args.case)
     for warning in caught:
-        logger.warning("%s: %s", args.case, warning.message)
+        print(f"calcinosis workup: warning: {args.case}: {warning.message}", file=sys.stderr)
     summary_path = args.imaging or (Path(case.imaging.summary) if case.imaging.summary else None)
     summary = None if summary_path is None else load_imaging_summary(summary_path)
     workup = run_workup(case, summary)

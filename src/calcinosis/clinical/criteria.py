@@ -66,6 +66,8 @@ def ssc_criteria(case: Case, knowledge: Knowledge) -> SscCriteriaResult | None:
         answers = []
         for item, points in domain.items:
             present, source = given.get(item), f"ssc_criteria.{item}"
+            if present is None and item in _ANTIBODY_LABS and given.get("ssc_autoantibodies") is False:
+                present, source = False, "ssc_criteria.ssc_autoantibodies"
             if present is None:
                 present, source = _from_labs(case, item, present, source)
             answers.append((item, points, present, source))

@@ -40,7 +40,12 @@ class Fact:
 def matches(text: str, terms: tuple[str, ...]) -> bool:
     """Whether any term occurs in ``text`` at a word start (case-insensitive)."""
     lowered = text.lower()
-    return any(re.search(r"(?<![a-z0-9])" + re.escape(term.lower()), lowered) for term in terms)
+    for term in terms:
+        # Short terms ("sc", "im", "sle") must be whole words; longer ones may be word stems.
+        end = r"(?![a-z0-9])" if len(term) <= 4 else ""
+        if re.search(r"(?<![a-z0-9])" + re.escape(term.lower()) + end, lowered):
+            return True
+    return False
 
 
 def _tri(values: list[bool | None]) -> bool | None:

@@ -1,0 +1,164 @@
+"""Malformed and incomplete case files: a clear message naming the field, or a result saying what is missing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from calcinosis.cli import main
+from calcinosis.clinical import CaseFormatWarning, load_case, run_workup
+from calcinosis.errors import InputError
+
+GOOD = """\
+case_id: demo
+patient: {age_years: 50, sex: female}
+labs:
+  calcium: {value: 9.5, unit: mg/dL}
+  phosphate: {flag: normal}
+"""
+
+MALFORMED = {
+    "not a mapping": ("- just\n- a list\n", "must be a mapping"),
+    "bad unit": (GOOD.replace("unit: mg/dL", "unit: mg"), "labs.calcium.unit: 'mg' is not a known unit for calcium; use mg/dL or mmol/L"),
+    "value not a number": (GOOD.replace("value: 9.5", "value: nine"), "labs.calcium.value"),
+    "unknown flag": (GOOD.replace("flag: normal", "flag: elevated"), "labs.phosphate.flag"),
+    "missing case_id": (GOOD.replace("case_id: demo\n", ""), "case_id"),
+    "boolean not boolean": (GOOD + "history: {dialysis: sometimes}\n", "history.dialysis"),
+    "unknown criteria item": (GOOD + "ssc_criteria: {raynauds: true}\n", "ssc_criteria.raynauds"),
+    "lab entry not a mapping": (GOOD.replace("{flag: normal}", "normal"), "labs.phosphate"),
+    "lab without value or flag": (GOOD.replace("{flag: normal}", "{unit: mg/dL}"), "labs.phosphate"),
+    "medication without name": (GOOD + "medications: [{route: oral}]\n", "medications[0].name"),
+    "negative age": (GOOD.replace("age_years: 50", "age_years: -3"), "patient.age_years"),
+    "misspelt lab key": (GOOD.replace("unit: mg/dL", "units: mg/dL"), "labs.calcium.units"),
+    "unknown history field": (GOOD + "history: {dialysys: true}\n", "history.dialysys"),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_file_raises_input_error_naming_the_field(name, write_case):
+    text, expected = MALFORMED[name]
+    with pytest.raises(InputError) as info:
+        load_case(write_case(text))
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["not a mapping", "bad unit", "value not a number", "unknown flag", "missing case_id"])
+def test_cli_exit_code_2_and_one_line_message(name, write_case, capsys):
+    text, expected = MALFORMED[name]
+    code = main(["workup", str(write_case(text))])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0]
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_yaml_syntax_error_gives_the_line(write_case, capsys):
+    path = write_case("case_id: x\nlabs:\n  calcium: {value: 9.5, unit: mg/dL\n  phosphate: 1\n")
+    with pytest.raises(InputError, match=r"line \d+"):
+        load_case(path)
+    assert main(["workup", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "YAML syntax error at line" in err and len(err.splitlines()) == 1
+
+
+def test_missing_file_and_bad_imaging_summary(tmp_path, write_case, capsys):
+    assert main(["workup", str(tmp_path / "nope.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+    bad = tmp_path / "summary.json"
+    bad.write_text("{not json", encoding="utf-8")
+    assert main(["workup", str(write_case(GOOD)), "--imaging", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "not valid JSON" in err and "Traceback" not in err
+    bad.write_text(json.dumps([1, 2]), encoding="utf-8")
+    assert main(["workup", str(write_case(GOOD)), "--imaging", str(bad)]) == 2
+
+
+def test_unknown_top_level_field_warns_but_works(write_case, capsys):
+    path = write_case(GOOD + "favourite_colour: blue\n")
+    with pytest.warns(CaseFormatWarning, match="favourite_colour"):
+        case = load_case(path)
+    assert any("favourite_colour" in w for w in case.warnings)
+    assert main(["workup", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "favourite_colour" in captured.err
+    assert "Primary type" in captured.out
+
+
+def test_flag_contradicting_value_is_rejected(write_case):
+    with pytest.raises(InputError, match="labs.calcium"):
+        load_case(write_case(GOOD.replace("unit: mg/dL}", "unit: mg/dL, flag: high}")))
+
+
+def test_aliases_and_unit_spellings(write_case):
+    case = load_case(write_case(
+        "case_id: a\npatient: {age_years: 70, sex: male}\nlabs:\n"
+        "  pth: {value: 5.0, unit: PMOL/L}\n  phosphorus: {value: 1.0, unit: mmol/l}\n"
+        "  creatinine: {value: 100, unit: umol/L}\n  25_oh_vitamin_d: {value: 40, unit: nmol/L}\n"
+    ))
+    assert case.lab("intact_pth").status == "normal"
+    assert case.lab("phosphate").value_canonical == pytest.approx(3.097)
+    assert case.lab("creatinine").value_canonical == pytest.approx(100 / 88.4, rel=1e-3)
+    assert case.lab("vitamin_d_25oh").status == "low"  # 40 nmol/L ~ 16 ng/mL
+    assert case.lab("egfr").derived_from == "labs.creatinine"
+
+
+def test_incomplete_file_lists_what_is_missing(write_case):
+    workup = run_workup(load_case(write_case("case_id: only-an-id\n")))
+    c = workup.classification
+    assert c.primary in {"dystrophic", "metastatic", "iatrogenic", "idiopathic", "calciphylaxis"}
+    assert c.confidence == "insufficient"
+    assert c.missing  # many unknown facts would change the answer
+    tests = {t.id for t in workup.suggested_tests}
+    assert {"calcium", "phosphate", "pth", "vitamin_d_25oh", "renal_function", "autoantibodies", "imaging"} <= tests
+    assert workup.ssc_criteria is None
+    assert "lab:calcium" in c.unknown_facts
+
+
+def test_ctd_without_labs_is_dystrophic_but_asks_for_calcium_and_phosphate(write_case):
+    workup = run_workup(load_case(write_case(
+        "case_id: ctd\nhistory: {connective_tissue_disease: dermatomyositis}\n"
+    )))
+    assert workup.classification.primary == "dystrophic"
+    tests = {t.id: t for t in workup.suggested_tests}
+    assert "calcium" in tests and "phosphate" in tests
+    # High calcium *and* phosphate would make it metastatic: reported as a missing pair or single.
+    missing = [set(m.facts) for m in workup.classification.missing]
+    assert any(s & {"lab:calcium", "lab:phosphate"} for s in missing)
+
+
+def test_ssc_criteria_not_met_and_unknowns_could_change(write_case):
+    text = (
+        "case_id: early-ssc\nssc_criteria:\n  puffy_fingers: true\n  sclerodactyly: null\n"
+        "  raynaud_phenomenon: true\n  telangiectasia: false\n"
+    )
+    result = run_workup(load_case(write_case(text))).ssc_criteria
+    assert result.score == 2 + 3
+    assert not result.classified
+    assert result.unknown_could_change
+    assert "sclerodactyly" in result.unknown_items
+
+
+def test_ssc_antibody_from_labs(write_case):
+    text = (
+        "case_id: aca\nssc_criteria:\n  sclerodactyly: true\n  raynaud_phenomenon: true\n"
+        "labs:\n  anticentromere: {flag: positive}\n"
+    )
+    result = run_workup(load_case(write_case(text))).ssc_criteria
+    assert result.score == 4 + 3 + 3 and result.classified
+    antibodies = next(i for i in result.items if i.item == "ssc_autoantibodies")
+    assert antibodies.present and antibodies.source == "labs.anticentromere"
+
+
+def test_all_items_known_cannot_change(write_case):
+    items = ["skin_thickening_proximal_to_mcp", "puffy_fingers", "sclerodactyly", "digital_tip_ulcers",
+             "fingertip_pitting_scars", "telangiectasia", "abnormal_nailfold_capillaries",
+             "pulmonary_arterial_hypertension", "interstitial_lung_disease", "raynaud_phenomenon",
+             "ssc_autoantibodies"]
+    body = "".join(f"  {i}: {'true' if i in ('puffy_fingers', 'pulmonary_arterial_hypertension', 'interstitial_lung_disease') else 'false'}\n" for i in items)
+    result = run_workup(load_case(write_case("case_id: x\nssc_criteria:\n" + body))).ssc_criteria
+    assert result.score == 2 + 2  # puffy fingers 2; PAH and ILD together still at most 2
+    assert result.max_possible_score == result.score
+    assert not result.classified and not result.unknown_could_change

@@ -1,0 +1,175 @@
+"""One case per type of calcinosis, written for the test, in both unit systems; and boundaries."""
+
+from __future__ import annotations
+
+import pytest
+
+from calcinosis.clinical import load_case, run_workup
+
+
+def _hpt(make):
+    # Primary hyperparathyroidism: high calcium, low phosphate, high PTH.
+    return make("primary-hpt", {"calcium": 11.8, "phosphate": 2.1, "intact_pth": 180, "creatinine": 0.9})
+
+
+def _renal(make):
+    # Chronic kidney disease with hyperphosphataemia and secondary hyperparathyroidism.
+    return make("ckd-hyperphosphataemia", {"calcium": 9.4, "phosphate": 8.2, "intact_pth": 320, "creatinine": 4.5},
+                history={"chronic_kidney_disease": True})
+
+
+def _calciphylaxis(make):
+    return make("dialysis-calciphylaxis", {"calcium": 9.6, "phosphate": 5.8, "intact_pth": 450},
+                history={"chronic_kidney_disease": True, "dialysis": True},
+                skin={"necrosis": True, "retiform_purpura": True, "ulceration": True, "sites": ["thigh", "abdomen"]},
+                symptoms=["very painful necrotic plaques on the thighs"])
+
+
+def _idiopathic(make):
+    return make("idiopathic", {"calcium": 9.4, "phosphate": 3.5, "intact_pth": 40, "creatinine": 0.9,
+                               "vitamin_d_25oh": 32}, history={"hyperparathyroidism": False})
+
+
+def _calcium_infusion(make):
+    return make("calcium-gluconate", {"calcium": 9.2, "phosphate": 3.6, "intact_pth": 35},
+                history={"trauma_or_procedure_at_site": "extravasation of a calcium gluconate infusion",
+                         "calcium_or_phosphate_infusion": True},
+                medications=[{"name": "calcium gluconate 10%", "route": "intravenous infusion", "current": False}],
+                skin={"sites": ["forearm"]})
+
+
+CASES = {
+    "metastatic-hpt": (_hpt, "metastatic"),
+    "metastatic-renal": (_renal, "metastatic"),
+    "calciphylaxis": (_calciphylaxis, "calciphylaxis"),
+    "idiopathic": (_idiopathic, "idiopathic"),
+    "iatrogenic-calcium": (_calcium_infusion, "iatrogenic"),
+}
+
+
+@pytest.mark.parametrize("units", ["conventional", "si"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_type_in_both_unit_systems(name, units, conventional_case, to_si, write_case):
+    build, expected = CASES[name]
+    case = build(conventional_case)
+    if units == "si":
+        case = to_si(case)
+        assert case["labs"]["calcium"]["unit"] == "mmol/L"
+    workup = run_workup(load_case(write_case(case)))
+    assert workup.classification.primary == expected
+    assert workup.classification.confidence == "supported"
+    assert workup.classification.reasons, "a classification always comes with its reasons"
+
+
+def test_same_scores_in_both_unit_systems(conventional_case, to_si, write_case):
+    for build, _ in CASES.values():
+        case = build(conventional_case)
+        a = run_workup(load_case(write_case(case))).classification
+        b = run_workup(load_case(write_case(to_si(case)))).classification
+        assert a.ranking == b.ranking
+
+
+def test_metastatic_hpt_reasons_and_treatments(conventional_case, write_case):
+    workup = run_workup(load_case(write_case(_hpt(conventional_case))))
+    rules = {r.rule_id for r in workup.classification.reasons}
+    assert {"MET-CA", "MET-PTH"} <= rules and "MET-P" not in rules
+    ids = {t.id for t in workup.treatments}
+    assert "pth_control" in ids
+    assert "phosphate_binders" not in ids  # phosphate is low and the kidneys are normal
+    assert workup.calcium_phosphate_product_mg2_dl2 == pytest.approx(11.8 * 2.1)
+
+
+def test_renal_case_product_and_kidney_facts(conventional_case, write_case):
+    workup = run_workup(load_case(write_case(_renal(conventional_case))))
+    assert workup.calcium_phosphate_product_mg2_dl2 == pytest.approx(9.4 * 8.2)  # 77.1 >= 70
+    rules = {r.rule_id for r in workup.classification.reasons}
+    assert {"MET-P", "MET-CAXP", "MET-CKD", "MET-PTH"} <= rules
+    assert workup.case.lab("egfr").value < 15  # creatinine 4.5 mg/dL, female 60 y
+    ids = {t.id for t in workup.treatments}
+    assert {"phosphate_binders", "pth_control", "dialysis_optimization"} <= ids
+
+
+def test_calciphylaxis_reasons_and_warfarin_caution(conventional_case, write_case):
+    case = _calciphylaxis(conventional_case)
+    case["medications"] = [{"name": "warfarin", "route": "oral", "current": True}]
+    workup = run_workup(load_case(write_case(case)))
+    assert workup.classification.primary == "calciphylaxis"
+    rules = {r.rule_id for r in workup.classification.reasons}
+    assert {"CAL-NECROSIS-RENAL", "CAL-PURPURA", "CAL-PAIN", "CAL-DIALYSIS"} <= rules
+    options = {t.id: t for t in workup.treatments}
+    assert "sodium_thiosulfate" in options
+    assert any("warfarin" in x for x in options["dialysis_optimization"].cautions)
+    assert "low_dose_warfarin" not in options
+
+
+def test_iatrogenic_calcium_names_the_cause(conventional_case, write_case):
+    workup = run_workup(load_case(write_case(_calcium_infusion(conventional_case))))
+    rules = {r.rule_id for r in workup.classification.reasons}
+    assert "IAT-CA-P" in rules and "DYS-TRAUMA" not in rules
+    assert workup.treatments[0].id == "remove_cause"
+    assert "calcium" in (workup.treatments[0].remark or "")
+
+
+@pytest.mark.parametrize(
+    ("calcium", "unit", "status", "primary"),
+    [
+        (10.2, "mg/dL", "normal", "idiopathic"),  # exactly the upper limit: normal
+        (2.55, "mmol/L", "normal", "idiopathic"),
+        (10.3, "mg/dL", "high", "metastatic"),  # just above
+        (2.58, "mmol/L", "high", "metastatic"),
+        (8.5, "mg/dL", "normal", "idiopathic"),  # exactly the lower limit
+    ],
+)
+def test_calcium_at_the_upper_reference_limit(calcium, unit, status, primary, conventional_case, write_case):
+    case = _idiopathic(conventional_case)
+    case["labs"]["calcium"] = {"value": calcium, "unit": unit}
+    workup = run_workup(load_case(write_case(case)))
+    assert workup.case.lab("calcium").status == status
+    assert workup.classification.primary == primary
+
+
+def test_own_reference_range_overrides_the_default(conventional_case, write_case):
+    case = _idiopathic(conventional_case)
+    case["labs"]["calcium"] = {"value": 10.4, "unit": "mg/dL", "reference_range": [8.6, 10.5]}
+    workup = run_workup(load_case(write_case(case)))
+    assert workup.case.lab("calcium").status == "normal"
+    assert workup.classification.primary == "idiopathic"
+
+
+def test_product_at_threshold_counts_as_high(conventional_case, write_case):
+    case = _idiopathic(conventional_case)
+    case["labs"]["calcium"] = {"value": 10.0, "unit": "mg/dL"}
+    case["labs"]["phosphate"] = {"value": 7.0, "unit": "mg/dL"}
+    workup = run_workup(load_case(write_case(case)))
+    assert workup.calcium_phosphate_product_mg2_dl2 == pytest.approx(70.0)
+    assert "MET-CAXP" in {r.rule_id for r in workup.classification.reasons}
+    case["labs"]["phosphate"] = {"value": 6.9, "unit": "mg/dL"}
+    workup = run_workup(load_case(write_case(case)))
+    assert "MET-CAXP" not in {r.rule_id for r in workup.classification.reasons}
+
+
+def test_bisphosphonate_caution_with_low_egfr(conventional_case, write_case):
+    case = conventional_case("ctd-low-egfr", {"calcium": 9.0, "phosphate": 3.0},
+                             history={"connective_tissue_disease": "dermatomyositis"})
+    case["labs"]["egfr"] = {"value": 30, "unit": "mL/min/1.73 m²"}
+    workup = run_workup(load_case(write_case(case)))
+    assert workup.classification.primary == "dystrophic"
+    options = {t.id: t for t in workup.treatments}
+    assert any("below 35" in x for x in options["bisphosphonate"].cautions)
+    assert any("renal" in x for x in options["ivig"].cautions)
+    case["labs"]["egfr"] = {"value": 50, "unit": "mL/min/1.73m2"}
+    options = {t.id: t for t in run_workup(load_case(write_case(case))).treatments}
+    assert not any("below 35" in x for x in options["bisphosphonate"].cautions)
+
+
+def test_minocycline_caution_in_a_child_and_in_pregnancy(conventional_case, write_case):
+    case = conventional_case("jdm-child", {"calcium": 9.5, "phosphate": 4.0},
+                             patient={"age_years": 6, "sex": "male"},
+                             diagnoses=["juvenile dermatomyositis"])
+    options = {t.id: t for t in run_workup(load_case(write_case(case))).treatments}
+    assert any("under 8" in x for x in options["minocycline"].cautions)
+    case = conventional_case("ssc-pregnant", {"calcium": 9.5, "phosphate": 4.0},
+                             patient={"age_years": 30, "sex": "female", "pregnant": True},
+                             diagnoses=["systemic sclerosis"])
+    options = {t.id: t for t in run_workup(load_case(write_case(case))).treatments}
+    assert any("contraindicated in pregnancy" in x for x in options["minocycline"].cautions)
