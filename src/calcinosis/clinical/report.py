@@ -66,6 +66,7 @@ def render_workup_section_html(workup: Workup) -> str:
     for warning in d["warnings"]:
         parts.append(f"<p class=\"note\">Case file: {_e(warning)}</p>")
 
+    parts.append("<h3>Case</h3>" + _case_table(workup))
     parts.append("<h3>Classification</h3>")
     parts.append(
         f"<p class=\"primary\">Most likely type: {_e(c['primary'])} <small>({_e(c['confidence'])})</small></p>"
@@ -146,6 +147,33 @@ def render_workup_section_html(workup: Workup) -> str:
                  f"{_e(d['software'])}, work-up schema {_e(d['schema_version'])}</p>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _case_table(workup: Workup) -> str:
+    case = workup.case
+    p = case.patient
+    patient = ", ".join(x for x in (
+        f"{p.age_years:g} years" if p.age_years is not None else "",
+        p.sex or "",
+        "pregnant" if p.pregnant else "",
+    ) if x) or "not stated"
+    meds = [
+        m.name + "".join(f", {x}" for x in (m.route, m.dose, f"for {m.indication}" if m.indication else None,
+                                           {True: "current", False: "past", None: None}[m.current]) if x)
+        for m in case.medications or ()
+    ]
+    skin = case.skin
+    skin_text = ", ".join(f"{name} {_present(value)}" for name, value in (
+        ("necrosis", skin.necrosis), ("ulceration", skin.ulceration), ("retiform purpura", skin.retiform_purpura)))
+    rows = [
+        ["patient", patient],
+        ["diagnoses", "; ".join(case.diagnoses) if case.diagnoses is not None else "not stated"],
+        ["medications", "; ".join(meds) if case.medications is not None else "not stated"],
+        ["symptoms", "; ".join(case.symptoms) if case.symptoms is not None else "not stated"],
+        ["skin", skin_text + (f"; sites: {', '.join(skin.sites)}" if skin.sites else "")],
+        ["imaging done", ", ".join(case.imaging.modalities) or "not stated"],
+    ]
+    return _table(["", ""], rows)
 
 
 def _e(text: object) -> str:
