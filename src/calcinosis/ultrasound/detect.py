@@ -66,14 +66,15 @@ def _ellipse(ry: float, rx: float) -> np.ndarray:
 def skin_line_rows(smooth: np.ndarray, valid: np.ndarray, col_mm: float, config: UltrasoundConfig) -> np.ndarray:
     """Row of the skin line (its superficial edge) in every column, as float.
 
-    The skin line is the first echo in the column brighter than the region's upper quartile
-    plus a margin; columns where none is found borrow from their neighbours.
+    The skin line is the first echo in the column brighter than the region's 60th percentile
+    (coupling gel and stand-off are anechoic); columns where none is found borrow from their
+    neighbours.
     """
     values = smooth[valid]
     rows, cols = smooth.shape
     if values.size == 0:
         return np.zeros(cols)
-    level = np.percentile(values, 75) + 0.25 * (np.percentile(values, 99) - np.percentile(values, 75))
+    level = np.percentile(values, 60)
     strong = (smooth > level) & valid
     found = strong.any(axis=0)
     first = np.where(found, strong.argmax(axis=0), -1).astype(float)

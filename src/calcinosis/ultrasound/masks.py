@@ -103,7 +103,8 @@ def frame_masks(image: UltrasoundImage, frame: int = 0) -> FrameMasks:
     inside = np.zeros(grey.shape, bool)
     for r in image.tissue_regions:
         inside[r.slices()] = True
-    if not image.declared_regions:
-        inside &= _echo_area(grey, annotation)
+    # The sector of a curved or phased array leaves black corners inside its region, and a
+    # screen capture without regions has a black frame: neither is tissue.
+    inside &= _echo_area(grey, annotation | ~inside)
     valid = inside & ~annotation
     return FrameMasks(valid=valid, annotation=annotation, coloured=coloured)

@@ -1,0 +1,176 @@
+"""Run the deposit detector over every B-mode region of every frame and follow deposits across frames."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from calcinosis.ultrasound.config import UltrasoundConfig
+from calcinosis.ultrasound.detect import Focus, detect_foci
+from calcinosis.ultrasound.io import UltrasoundImage
+from calcinosis.ultrasound.masks import FrameMasks, frame_masks, grey_of
+
+__all__ = ["UsDeposit", "UltrasoundResult", "analyze_ultrasound", "link_tracks", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class UsDeposit:
+    """One deposit seen on one frame.
+
+    Image positions ``x_px`` (column) and ``y_px`` (row) are on the whole screen; ``x_mm`` and
+    ``y_mm`` are measured from the top-left pixel of the B-mode region (``y_mm`` = depth below
+    the transducer face). Lengths in mm are ``None`` where the image has no physical scale;
+    the ``*_px`` lengths are always given (rows for depth and thickness, columns for width).
+    ``shadow_ratio`` is the mean grey beneath the focus over that beside it (1 = no shadow);
+    ``shadow_strength`` is ``1 - shadow_ratio``. ``track_id`` is shared by the detections of
+    one deposit on consecutive frames.
+    """
+
+    deposit_id: int
+    frame: int
+    track_id: int
+    region: int
+    x_px: float
+    y_px: float
+    x_mm: float | None
+    y_mm: float | None
+    depth_mm: float | None
+    width_mm: float | None
+    thickness_mm: float | None
+    depth_px: float
+    width_px: float
+    thickness_px: float
+    shadow_ratio: float
+    shadow_strength: float
+    confidence: float
+    bbox: tuple[int, int, int, int]  # row0, col0, row1, col1 on the screen, inclusive
+    mask_rows: np.ndarray = field(repr=False, compare=False)
+    mask_cols: np.ndarray = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class UltrasoundResult:
+    """Everything one analysis found, with the image it was found on (for the overlay)."""
+
+    image: UltrasoundImage = field(repr=False, compare=False)
+    deposits: tuple[UsDeposit, ...]
+    config: UltrasoundConfig
+    warnings: tuple[str, ...]
+    skin_lines: tuple[tuple[int, int, np.ndarray, np.ndarray], ...] = field(repr=False, compare=False)
+    frame0_masks: FrameMasks | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def n_tracks(self) -> int:
+        return len({d.track_id for d in self.deposits})
+
+    @property
+    def has_physical_scale(self) -> bool:
+        return self.image.has_physical_scale
+
+
+def analyze_ultrasound(image: UltrasoundImage, config: UltrasoundConfig | None = None) -> UltrasoundResult:
+    """Find and measure calcified deposits on every frame of ``image``.
+
+    Each declared B-mode region is analysed on its own (its own skin line and scale); the
+    annotation masks of :func:`~calcinosis.ultrasound.masks.frame_masks` keep text, graphics
+    and colour out. Multi-frame input is linked into tracks with :func:`link_tracks`.
+    """
+    config = config or UltrasoundConfig()
+    warnings = list(image.warnings)
+    per_frame: list[list[UsDeposit]] = []
+    skin_lines = []
+    masks0 = None
+    for f in range(image.n_frames):
+        masks = frame_masks(image, f)
+        if f == 0:
+            masks0 = masks
+        grey = grey_of(image.rgb[f])
+        found: list[UsDeposit] = []
+        for ri, region in enumerate(image.tissue_regions):
+            sl = region.slices()
+            scaled = region.row_mm is not None
+            row_mm = region.row_mm if scaled else config.nominal_pixel_mm
+            col_mm = region.col_mm if scaled else config.nominal_pixel_mm
+            foci, skin = detect_foci(grey[sl], masks.valid[sl], row_mm, col_mm, config)
+            if f == 0:
+                skin_lines.append((f, ri, np.arange(region.x0, region.x1 + 1), skin + region.y0))
+            found.extend(_to_deposit(fc, f, ri, region.x0, region.y0, row_mm, col_mm, scaled) for fc in foci)
+        found.sort(key=lambda d: (d.y_px, d.x_px))
+        per_frame.append(found)
+    if not any(r.row_mm is not None for r in image.tissue_regions):
+        warnings.append(f"filter sizes assume {config.nominal_pixel_mm} mm pixels because the image has no physical scale")
+    deposits = link_tracks(per_frame, config.max_track_gap_mm / config.nominal_pixel_mm
+                           if not image.has_physical_scale else None, config)
+    return UltrasoundResult(image=image, deposits=tuple(deposits), config=config, warnings=tuple(warnings),
+                            skin_lines=tuple(skin_lines), frame0_masks=masks0)
+
+
+def _to_deposit(fc: Focus, frame: int, region: int, x0: int, y0: int, row_mm: float, col_mm: float,
+                scaled: bool) -> UsDeposit:
+    width_px = fc.width_mm / col_mm
+    thickness_px = fc.thickness_mm / row_mm
+    depth_px = fc.depth_mm / row_mm
+    r0, c0, r1, c1 = fc.bbox
+    return UsDeposit(
+        deposit_id=0, frame=frame, track_id=0, region=region,
+        x_px=round(fc.col + x0, 2), y_px=round(fc.row + y0, 2),
+        x_mm=round(fc.col * col_mm, 2) if scaled else None,
+        y_mm=round(fc.row * row_mm, 2) if scaled else None,
+        depth_mm=round(fc.depth_mm, 2) if scaled else None,
+        width_mm=round(fc.width_mm, 2) if scaled else None,
+        thickness_mm=round(fc.thickness_mm, 2) if scaled else None,
+        depth_px=round(depth_px, 1), width_px=round(width_px, 1), thickness_px=round(thickness_px, 1),
+        shadow_ratio=round(fc.shadow_ratio, 3), shadow_strength=round(1.0 - fc.shadow_ratio, 3),
+        confidence=fc.confidence, bbox=(r0 + y0, c0 + x0, r1 + y0, c1 + x0),
+        mask_rows=fc.mask_rows + y0, mask_cols=fc.mask_cols + x0)
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+
+def link_tracks(per_frame: list[list[UsDeposit]], max_gap_px: float | None,
+                config: UltrasoundConfig) -> list[UsDeposit]:
+    """Number deposits and give detections of one deposit on consecutive frames one track id.
+
+    Two detections on consecutive frames in the same region are linked when their outlines'
+    boxes overlap or their centres lie within ``config.max_track_gap_mm`` (``max_gap_px``
+    pixels when the image has no scale); pairs are taken closest first, one-to-one.
+    """
+    out: list[UsDeposit] = []
+    next_track = 1
+    previous: list[UsDeposit] = []
+    for frame in per_frame:
+        assigned: dict[int, int] = {}
+        pairs = []
+        for i, d in enumerate(frame):
+            for p in previous:
+                if p.region != d.region:
+                    continue
+                if d.x_mm is not None and p.x_mm is not None and max_gap_px is None:
+                    dist = float(np.hypot(d.x_mm - p.x_mm, d.y_mm - p.y_mm))
+                    near = dist <= config.max_track_gap_mm
+                else:
+                    dist = float(np.hypot(d.x_px - p.x_px, d.y_px - p.y_px))
+                    near = max_gap_px is not None and dist <= max_gap_px
+                if near or _overlap(d.bbox, p.bbox):
+                    pairs.append((dist, i, p.track_id))
+        used_tracks: set[int] = set()
+        for dist, i, track in sorted(pairs):
+            if i in assigned or track in used_tracks:
+                continue
+            assigned[i] = track
+            used_tracks.add(track)
+        current = []
+        for i, d in enumerate(frame):
+            track = assigned.get(i)
+            if track is None:
+                track, next_track = next_track, next_track + 1
+            current.append(dataclasses.replace(d, track_id=track, deposit_id=len(out) + len(current) + 1))
+        out.extend(current)
+        previous = current
+    return out
