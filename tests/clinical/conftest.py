@@ -25,20 +25,35 @@ SI = {
 
 def conventional_case(case_id: str, labs_mg: dict[str, float], **fields: Any) -> dict[str, Any]:
     """A case mapping with labs in conventional units (mg/dL, pg/mL, ng/mL)."""
-    units = {"calcium": "mg/dL", "phosphate": "mg/dL", "intact_pth": "pg/mL", "creatinine": "mg/dL",
-             "vitamin_d_25oh": "ng/mL"}
+    units = {
+        "calcium": "mg/dL",
+        "phosphate": "mg/dL",
+        "intact_pth": "pg/mL",
+        "creatinine": "mg/dL",
+        "vitamin_d_25oh": "ng/mL",
+    }
     case: dict[str, Any] = {
         "case_id": case_id,
         "patient": {"age_years": 60, "sex": "female"},
         "diagnoses": [],
         "medications": [],
         "history": {
-            "connective_tissue_disease": False, "chronic_kidney_disease": False, "dialysis": False,
-            "hyperparathyroidism": None, "malignancy": False, "trauma_or_procedure_at_site": False,
-            "calcium_or_phosphate_infusion": False, "vitamin_d_excess": False,
+            "connective_tissue_disease": False,
+            "chronic_kidney_disease": False,
+            "dialysis": False,
+            "hyperparathyroidism": None,
+            "malignancy": False,
+            "trauma_or_procedure_at_site": False,
+            "calcium_or_phosphate_infusion": False,
+            "vitamin_d_excess": False,
         },
         "symptoms": ["firm nodules"],
-        "skin": {"necrosis": False, "ulceration": False, "retiform_purpura": False, "sites": ["thigh"]},
+        "skin": {
+            "necrosis": False,
+            "ulceration": False,
+            "retiform_purpura": False,
+            "sites": ["thigh"],
+        },
         "labs": {name: {"value": value, "unit": units[name]} for name, value in labs_mg.items()},
         "ssc_criteria": None,
         "imaging": {"modalities": ["CT"], "summary": None},
@@ -69,7 +84,11 @@ def write_case(tmp_path: Path):
 
     def write(case: dict[str, Any] | str, name: str | None = None) -> Path:
         path = tmp_path / (name or f"case{next(counter)}.yaml")
-        text = case if isinstance(case, str) else yaml.safe_dump(case, sort_keys=False, allow_unicode=True)
+        text = (
+            case
+            if isinstance(case, str)
+            else yaml.safe_dump(case, sort_keys=False, allow_unicode=True)
+        )
         path.write_text(text, encoding="utf-8")
         return path
 

@@ -20,14 +20,20 @@ labs:
 
 MALFORMED = {
     "not a mapping": ("- just\n- a list\n", "must be a mapping"),
-    "bad unit": (GOOD.replace("unit: mg/dL", "unit: mg"), "labs.calcium.unit: 'mg' is not a known unit for calcium; use mg/dL or mmol/L"),
+    "bad unit": (
+        GOOD.replace("unit: mg/dL", "unit: mg"),
+        "labs.calcium.unit: 'mg' is not a known unit for calcium; use mg/dL or mmol/L",
+    ),
     "value not a number": (GOOD.replace("value: 9.5", "value: nine"), "labs.calcium.value"),
     "unknown flag": (GOOD.replace("flag: normal", "flag: elevated"), "labs.phosphate.flag"),
     "missing case_id": (GOOD.replace("case_id: demo\n", ""), "case_id"),
     "boolean not boolean": (GOOD + "history: {dialysis: sometimes}\n", "history.dialysis"),
     "unknown criteria item": (GOOD + "ssc_criteria: {raynauds: true}\n", "ssc_criteria.raynauds"),
     "lab entry not a mapping": (GOOD.replace("{flag: normal}", "normal"), "labs.phosphate"),
-    "lab without value or flag": (GOOD.replace("{flag: normal}", "{unit: mg/dL}"), "labs.phosphate"),
+    "lab without value or flag": (
+        GOOD.replace("{flag: normal}", "{unit: mg/dL}"),
+        "labs.phosphate",
+    ),
     "medication without name": (GOOD + "medications: [{route: oral}]\n", "medications[0].name"),
     "negative age": (GOOD.replace("age_years: 50", "age_years: -3"), "patient.age_years"),
     "misspelt lab key": (GOOD.replace("unit: mg/dL", "units: mg/dL"), "labs.calcium.units"),
@@ -44,7 +50,9 @@ def test_malformed_file_raises_input_error_naming_the_field(name, write_case):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["not a mapping", "bad unit", "value not a number", "unknown flag", "missing case_id"])
+@pytest.mark.parametrize(
+    "name", ["not a mapping", "bad unit", "value not a number", "unknown flag", "missing case_id"]
+)
 def test_cli_exit_code_2_and_one_line_message(name, write_case, capsys):
     text, expected = MALFORMED[name]
     code = main(["workup", str(write_case(text))])
@@ -93,11 +101,13 @@ def test_flag_contradicting_value_is_rejected(write_case):
 
 
 def test_aliases_and_unit_spellings(write_case):
-    case = load_case(write_case(
-        "case_id: a\npatient: {age_years: 70, sex: male}\nlabs:\n"
-        "  pth: {value: 5.0, unit: PMOL/L}\n  phosphorus: {value: 1.0, unit: mmol/l}\n"
-        "  creatinine: {value: 100, unit: umol/L}\n  25_oh_vitamin_d: {value: 40, unit: nmol/L}\n"
-    ))
+    case = load_case(
+        write_case(
+            "case_id: a\npatient: {age_years: 70, sex: male}\nlabs:\n"
+            "  pth: {value: 5.0, unit: PMOL/L}\n  phosphorus: {value: 1.0, unit: mmol/l}\n"
+            "  creatinine: {value: 100, unit: umol/L}\n  25_oh_vitamin_d: {value: 40, unit: nmol/L}\n"
+        )
+    )
     assert case.lab("intact_pth").status == "normal"
     assert case.lab("phosphate").value_canonical == pytest.approx(3.097)
     assert case.lab("creatinine").value_canonical == pytest.approx(100 / 88.4, rel=1e-3)
@@ -112,15 +122,25 @@ def test_incomplete_file_lists_what_is_missing(write_case):
     assert c.confidence == "insufficient"
     assert c.missing  # many unknown facts would change the answer
     tests = {t.id for t in workup.suggested_tests}
-    assert {"calcium", "phosphate", "pth", "vitamin_d_25oh", "renal_function", "autoantibodies", "imaging"} <= tests
+    assert {
+        "calcium",
+        "phosphate",
+        "pth",
+        "vitamin_d_25oh",
+        "renal_function",
+        "autoantibodies",
+        "imaging",
+    } <= tests
     assert workup.ssc_criteria is None
     assert "lab:calcium" in c.unknown_facts
 
 
 def test_ctd_without_labs_is_dystrophic_but_asks_for_calcium_and_phosphate(write_case):
-    workup = run_workup(load_case(write_case(
-        "case_id: ctd\nhistory: {connective_tissue_disease: dermatomyositis}\n"
-    )))
+    workup = run_workup(
+        load_case(
+            write_case("case_id: ctd\nhistory: {connective_tissue_disease: dermatomyositis}\n")
+        )
+    )
     assert workup.classification.primary == "dystrophic"
     tests = {t.id: t for t in workup.suggested_tests}
     assert "calcium" in tests and "phosphate" in tests
@@ -153,11 +173,21 @@ def test_ssc_antibody_from_labs(write_case):
 
 
 def test_all_items_known_cannot_change(write_case):
-    items = ["skin_thickening_proximal_to_mcp", "puffy_fingers", "sclerodactyly", "digital_tip_ulcers",
-             "fingertip_pitting_scars", "telangiectasia", "abnormal_nailfold_capillaries",
-             "pulmonary_arterial_hypertension", "interstitial_lung_disease", "raynaud_phenomenon",
-             "ssc_autoantibodies"]
-    body = "".join(f"  {i}: {'true' if i in ('puffy_fingers', 'pulmonary_arterial_hypertension', 'interstitial_lung_disease') else 'false'}\n" for i in items)
+    items = [
+        "skin_thickening_proximal_to_mcp",
+        "puffy_fingers",
+        "sclerodactyly",
+        "digital_tip_ulcers",
+        "fingertip_pitting_scars",
+        "telangiectasia",
+        "abnormal_nailfold_capillaries",
+        "pulmonary_arterial_hypertension",
+        "interstitial_lung_disease",
+        "raynaud_phenomenon",
+        "ssc_autoantibodies",
+    ]
+    present = ("puffy_fingers", "pulmonary_arterial_hypertension", "interstitial_lung_disease")
+    body = "".join(f"  {i}: {'true' if i in present else 'false'}\n" for i in items)
     result = run_workup(load_case(write_case("case_id: x\nssc_criteria:\n" + body))).ssc_criteria
     assert result.score == 2 + 2  # puffy fingers 2; PAH and ILD together still at most 2
     assert result.max_possible_score == result.score

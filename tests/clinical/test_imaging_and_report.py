@@ -14,8 +14,13 @@ from calcinosis.clinical.imaging import interpret_imaging
 
 def _summary(compartments: dict[str, float], regions: dict[str, float]) -> dict:
     """A summary.json as `calcinosis analyze` writes it; values are volumes in mm3."""
+
     def rows(table):
-        return {k: {"count": 1 if v else 0, "volume_mm3": v, "mass_mg": v * 0.5} for k, v in table.items()}
+        return {
+            k: {"count": 1 if v else 0, "volume_mm3": v, "mass_mg": v * 0.5}
+            for k, v in table.items()
+        }
+
     total = sum(compartments.values())
     return {
         "schema_version": "1",
@@ -27,17 +32,23 @@ def _summary(compartments: dict[str, float], regions: dict[str, float]) -> dict:
     }
 
 
-INJECTION = _summary({"subcutaneous": 900.0, "cutaneous": 50.0, "juxta_osseous": 50.0, "vascular": 0.0},
-                     {"thigh": 800.0, "abdomen": 150.0, "knee": 50.0})
-PERIARTICULAR = _summary({"subcutaneous": 200.0, "juxta_osseous": 700.0, "vascular": 0.0},
-                         {"elbow": 400.0, "wrist_hand": 300.0, "back": 200.0})
+INJECTION = _summary(
+    {"subcutaneous": 900.0, "cutaneous": 50.0, "juxta_osseous": 50.0, "vascular": 0.0},
+    {"thigh": 800.0, "abdomen": 150.0, "knee": 50.0},
+)
+PERIARTICULAR = _summary(
+    {"subcutaneous": 200.0, "juxta_osseous": 700.0, "vascular": 0.0},
+    {"elbow": 400.0, "wrist_hand": 300.0, "back": 200.0},
+)
 VASCULAR = _summary({"subcutaneous": 200.0, "vascular": 800.0}, {"thigh": 500.0, "abdomen": 500.0})
 
 
 def test_imaging_pattern_facts():
     assert interpret_imaging(INJECTION).facts["imaging_injection_site_pattern"] is True
     assert interpret_imaging(INJECTION).facts["imaging_vascular_pattern"] is False
-    assert interpret_imaging(PERIARTICULAR).facts["imaging_periarticular_paraspinal_pattern"] is True
+    assert (
+        interpret_imaging(PERIARTICULAR).facts["imaging_periarticular_paraspinal_pattern"] is True
+    )
     assert interpret_imaging(PERIARTICULAR).facts["imaging_injection_site_pattern"] is False
     assert interpret_imaging(VASCULAR).facts["imaging_vascular_pattern"] is True
 
@@ -50,13 +61,20 @@ def test_imaging_link_changes_the_reasons(shared_case):
     rules_with = {r.rule_id for r in with_imaging.classification.reasons}
     assert rules_with - rules_without == {"IMG-INJECTION-SITES"}
     assert with_imaging.classification.primary == "iatrogenic"
-    assert with_imaging.classification.scores["iatrogenic"] == without.classification.scores["iatrogenic"] + 2
+    assert (
+        with_imaging.classification.scores["iatrogenic"]
+        == without.classification.scores["iatrogenic"] + 2
+    )
     assert with_imaging.to_dict()["classification"]["imaging_used"] is True
     assert without.to_dict()["classification"]["imaging_used"] is False
-    reason = next(r for r in with_imaging.classification.reasons if r.rule_id == "IMG-INJECTION-SITES")
+    reason = next(
+        r for r in with_imaging.classification.reasons if r.rule_id == "IMG-INJECTION-SITES"
+    )
     assert any(e.field.startswith("by_compartment") for e in reason.evidence)
     # Imaging of the wrong kind does not add the reason.
-    assert "IMG-INJECTION-SITES" not in {r.rule_id for r in run_workup(case, PERIARTICULAR).classification.reasons}
+    assert "IMG-INJECTION-SITES" not in {
+        r.rule_id for r in run_workup(case, PERIARTICULAR).classification.reasons
+    }
 
 
 def test_periarticular_imaging_supports_dystrophic(shared_case):
@@ -67,18 +85,29 @@ def test_periarticular_imaging_supports_dystrophic(shared_case):
 
 
 def test_vascular_imaging_in_dialysis_supports_calciphylaxis(write_case):
-    text = ("case_id: v\nhistory: {dialysis: true, chronic_kidney_disease: true}\n"
-            "labs: {calcium: {flag: normal}, phosphate: {flag: normal}}\n")
+    text = (
+        "case_id: v\nhistory: {dialysis: true, chronic_kidney_disease: true}\n"
+        "labs: {calcium: {flag: normal}, phosphate: {flag: normal}}\n"
+    )
     case = load_case(write_case(text))
     workup = run_workup(case, VASCULAR)
     assert "IMG-VASCULAR-RENAL" in {r.rule_id for r in workup.classification.reasons}
-    assert workup.classification.scores["calciphylaxis"] == run_workup(case).classification.scores["calciphylaxis"] + 2
+    assert (
+        workup.classification.scores["calciphylaxis"]
+        == run_workup(case).classification.scores["calciphylaxis"] + 2
+    )
 
 
 def test_summary_with_missing_keys_is_tolerated(write_case):
-    case = load_case(write_case("case_id: m\nmedications: [{name: glatiramer, route: subcutaneous}]\n"))
-    for summary in ({}, {"totals": {"count": 3}}, {"by_compartment": {"subcutaneous": {"count": 3}}},
-                    {"by_compartment": "nonsense", "by_region": []}):
+    case = load_case(
+        write_case("case_id: m\nmedications: [{name: glatiramer, route: subcutaneous}]\n")
+    )
+    for summary in (
+        {},
+        {"totals": {"count": 3}},
+        {"by_compartment": {"subcutaneous": {"count": 3}}},
+        {"by_compartment": "nonsense", "by_region": []},
+    ):
         workup = run_workup(case, summary)
         assert workup.imaging is not None and workup.imaging.notes
         assert not any(r.rule_id.startswith("IMG-") for r in workup.classification.reasons)
@@ -104,12 +133,18 @@ def test_html_is_self_contained_and_escaped(hostile_workup, tmp_path):
     paths = write_workup(hostile_workup, tmp_path / "out")
     html = paths["html"].read_text(encoding="utf-8")
     tags = _tags(html)
-    assert "script" not in {t for t, _ in tags} and "img" not in {t for t, _ in tags} and "a" not in {t for t, _ in tags}
+    assert (
+        "script" not in {t for t, _ in tags}
+        and "img" not in {t for t, _ in tags}
+        and "a" not in {t for t, _ in tags}
+    )
     assert not [a for _, attrs in tags for a in attrs if a in ("href", "src")]
     assert "&lt;script&gt;" in html and "&lt;b&gt;swelling&lt;/b&gt;" in html
     assert "not a diagnosis" in html
     section = render_workup_section_html(hostile_workup)
-    assert section.startswith('<section class="calcinosis-workup">') and section.endswith("</section>")
+    assert section.startswith('<section class="calcinosis-workup">') and section.endswith(
+        "</section>"
+    )
     data = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert data["case_id"] == "<script>alert(1)</script>"  # JSON keeps the text as it is
 
@@ -127,7 +162,9 @@ def _tags(html: str) -> list[tuple[str, tuple[str, ...]]]:
 
 
 def test_workup_json_contract(shared_case, tmp_path):
-    code = main(["workup", str(shared_case("ssc-crest-dystrophic.yaml")), "--out", str(tmp_path / "o")])
+    code = main(
+        ["workup", str(shared_case("ssc-crest-dystrophic.yaml")), "--out", str(tmp_path / "o")]
+    )
     assert code == 0
     data = json.loads((tmp_path / "o" / "workup.json").read_text(encoding="utf-8"))
     assert set(data["classification"]) >= {"primary", "alternatives", "reasons", "missing"}
@@ -159,8 +196,19 @@ def test_cli_without_out_prints_and_writes_nothing(shared_case, tmp_path, monkey
 def test_cli_imaging_option_and_case_file_summary_path(shared_case, tmp_path, capsys):
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps(INJECTION), encoding="utf-8")
-    assert main(["workup", str(shared_case("ifnb-injection-sites.yaml")), "--imaging", str(summary),
-                 "--out", str(tmp_path / "o")]) == 0
+    assert (
+        main(
+            [
+                "workup",
+                str(shared_case("ifnb-injection-sites.yaml")),
+                "--imaging",
+                str(summary),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 0
+    )
     data = json.loads((tmp_path / "o" / "workup.json").read_text(encoding="utf-8"))
     assert data["classification"]["imaging_used"]
     assert "IMG-INJECTION-SITES" in {r["rule"] for r in data["classification"]["reasons"]}

@@ -81,7 +81,10 @@ def test_ssc_case_meets_2013_criteria_with_hand_computed_score(ssc):
     assert result.max_possible_score == reachable
     assert not result.unknown_could_change
     assert set(result.unknown_items) == {
-        "puffy_fingers", "fingertip_pitting_scars", "abnormal_nailfold_capillaries", "ssc_autoantibodies",
+        "puffy_fingers",
+        "fingertip_pitting_scars",
+        "abnormal_nailfold_capillaries",
+        "ssc_autoantibodies",
     }
     counted = {i.item: i.counted_points for i in result.items}
     assert counted["sclerodactyly"] == 4 and counted["puffy_fingers"] == 0
@@ -105,7 +108,13 @@ def test_ssc_case_product_egfr_and_treatments(ssc):
     expected_egfr = 142 * (0.8 / 0.7) ** -1.2 * 0.9938**44 * 1.012
     assert ssc.case.lab("egfr").value == pytest.approx(expected_egfr, abs=0.06)
     options = {t.id: t for t in ssc.treatments}
-    for tried in ("calcium_channel_blocker", "bisphosphonate", "low_dose_warfarin", "colchicine", "surgery"):
+    for tried in (
+        "calcium_channel_blocker",
+        "bisphosphonate",
+        "low_dose_warfarin",
+        "colchicine",
+        "surgery",
+    ):
         assert any("already tried" in x for x in options[tried].already_tried), tried
     assert not options["minocycline"].already_tried
     # Warfarin with ulcerated lesions and a current anticoagulant: bleeding-risk caution.

@@ -9,33 +9,62 @@ from calcinosis.clinical import load_case, run_workup
 
 def _hpt(make):
     # Primary hyperparathyroidism: high calcium, low phosphate, high PTH.
-    return make("primary-hpt", {"calcium": 11.8, "phosphate": 2.1, "intact_pth": 180, "creatinine": 0.9})
+    return make(
+        "primary-hpt", {"calcium": 11.8, "phosphate": 2.1, "intact_pth": 180, "creatinine": 0.9}
+    )
 
 
 def _renal(make):
     # Chronic kidney disease with hyperphosphataemia and secondary hyperparathyroidism.
-    return make("ckd-hyperphosphataemia", {"calcium": 9.4, "phosphate": 8.2, "intact_pth": 320, "creatinine": 4.5},
-                history={"chronic_kidney_disease": True})
+    return make(
+        "ckd-hyperphosphataemia",
+        {"calcium": 9.4, "phosphate": 8.2, "intact_pth": 320, "creatinine": 4.5},
+        history={"chronic_kidney_disease": True},
+    )
 
 
 def _calciphylaxis(make):
-    return make("dialysis-calciphylaxis", {"calcium": 9.6, "phosphate": 5.8, "intact_pth": 450},
-                history={"chronic_kidney_disease": True, "dialysis": True},
-                skin={"necrosis": True, "retiform_purpura": True, "ulceration": True, "sites": ["thigh", "abdomen"]},
-                symptoms=["very painful necrotic plaques on the thighs"])
+    return make(
+        "dialysis-calciphylaxis",
+        {"calcium": 9.6, "phosphate": 5.8, "intact_pth": 450},
+        history={"chronic_kidney_disease": True, "dialysis": True},
+        skin={
+            "necrosis": True,
+            "retiform_purpura": True,
+            "ulceration": True,
+            "sites": ["thigh", "abdomen"],
+        },
+        symptoms=["very painful necrotic plaques on the thighs"],
+    )
 
 
 def _idiopathic(make):
-    return make("idiopathic", {"calcium": 9.4, "phosphate": 3.5, "intact_pth": 40, "creatinine": 0.9,
-                               "vitamin_d_25oh": 32}, history={"hyperparathyroidism": False})
+    return make(
+        "idiopathic",
+        {
+            "calcium": 9.4,
+            "phosphate": 3.5,
+            "intact_pth": 40,
+            "creatinine": 0.9,
+            "vitamin_d_25oh": 32,
+        },
+        history={"hyperparathyroidism": False},
+    )
 
 
 def _calcium_infusion(make):
-    return make("calcium-gluconate", {"calcium": 9.2, "phosphate": 3.6, "intact_pth": 35},
-                history={"trauma_or_procedure_at_site": "extravasation of a calcium gluconate infusion",
-                         "calcium_or_phosphate_infusion": True},
-                medications=[{"name": "calcium gluconate 10%", "route": "intravenous infusion", "current": False}],
-                skin={"sites": ["forearm"]})
+    return make(
+        "calcium-gluconate",
+        {"calcium": 9.2, "phosphate": 3.6, "intact_pth": 35},
+        history={
+            "trauma_or_procedure_at_site": "extravasation of a calcium gluconate infusion",
+            "calcium_or_phosphate_infusion": True,
+        },
+        medications=[
+            {"name": "calcium gluconate 10%", "route": "intravenous infusion", "current": False}
+        ],
+        skin={"sites": ["forearm"]},
+    )
 
 
 CASES = {
@@ -120,7 +149,9 @@ def test_iatrogenic_calcium_names_the_cause(conventional_case, write_case):
         (8.5, "mg/dL", "normal", "idiopathic"),  # exactly the lower limit
     ],
 )
-def test_calcium_at_the_upper_reference_limit(calcium, unit, status, primary, conventional_case, write_case):
+def test_calcium_at_the_upper_reference_limit(
+    calcium, unit, status, primary, conventional_case, write_case
+):
     case = _idiopathic(conventional_case)
     case["labs"]["calcium"] = {"value": calcium, "unit": unit}
     workup = run_workup(load_case(write_case(case)))
@@ -149,8 +180,11 @@ def test_product_at_threshold_counts_as_high(conventional_case, write_case):
 
 
 def test_bisphosphonate_caution_with_low_egfr(conventional_case, write_case):
-    case = conventional_case("ctd-low-egfr", {"calcium": 9.0, "phosphate": 3.0},
-                             history={"connective_tissue_disease": "dermatomyositis"})
+    case = conventional_case(
+        "ctd-low-egfr",
+        {"calcium": 9.0, "phosphate": 3.0},
+        history={"connective_tissue_disease": "dermatomyositis"},
+    )
     case["labs"]["egfr"] = {"value": 30, "unit": "mL/min/1.73 m²"}
     workup = run_workup(load_case(write_case(case)))
     assert workup.classification.primary == "dystrophic"
@@ -163,13 +197,19 @@ def test_bisphosphonate_caution_with_low_egfr(conventional_case, write_case):
 
 
 def test_minocycline_caution_in_a_child_and_in_pregnancy(conventional_case, write_case):
-    case = conventional_case("jdm-child", {"calcium": 9.5, "phosphate": 4.0},
-                             patient={"age_years": 6, "sex": "male"},
-                             diagnoses=["juvenile dermatomyositis"])
+    case = conventional_case(
+        "jdm-child",
+        {"calcium": 9.5, "phosphate": 4.0},
+        patient={"age_years": 6, "sex": "male"},
+        diagnoses=["juvenile dermatomyositis"],
+    )
     options = {t.id: t for t in run_workup(load_case(write_case(case))).treatments}
     assert any("under 8" in x for x in options["minocycline"].cautions)
-    case = conventional_case("ssc-pregnant", {"calcium": 9.5, "phosphate": 4.0},
-                             patient={"age_years": 30, "sex": "female", "pregnant": True},
-                             diagnoses=["systemic sclerosis"])
+    case = conventional_case(
+        "ssc-pregnant",
+        {"calcium": 9.5, "phosphate": 4.0},
+        patient={"age_years": 30, "sex": "female", "pregnant": True},
+        diagnoses=["systemic sclerosis"],
+    )
     options = {t.id: t for t in run_workup(load_case(write_case(case))).treatments}
     assert any("contraindicated in pregnancy" in x for x in options["minocycline"].cautions)

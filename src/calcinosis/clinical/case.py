@@ -129,7 +129,11 @@ def load_case(path: str | os.PathLike[str], knowledge: Knowledge | None = None) 
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown line"
+        where = (
+            f"line {mark.line + 1}, column {mark.column + 1}"
+            if mark is not None
+            else "unknown line"
+        )
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(f"{path}: YAML syntax error at {where}: {problem}") from None
     return parse_case(raw, knowledge, source=str(path))
@@ -227,7 +231,14 @@ def _text_list(raw: dict[str, Any], field: str) -> tuple[str, ...] | None:
 def _patient(raw: dict[str, Any]) -> Patient:
     _no_unknown_keys("patient", raw, ("age_years", "sex", "pregnant"))
     sex = _text("patient.sex", raw.get("sex"))
-    if sex is not None and sex.strip().lower() not in ("female", "male", "f", "m", "other", "unknown"):
+    if sex is not None and sex.strip().lower() not in (
+        "female",
+        "male",
+        "f",
+        "m",
+        "other",
+        "unknown",
+    ):
         raise InputError(f"patient.sex: {sex!r} is not known; use female, male, other or unknown")
     return Patient(
         age_years=_number("patient.age_years", raw.get("age_years")),
@@ -240,7 +251,9 @@ def _medications(value: Any) -> tuple[Medication, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list):
-        raise InputError(f"medications: expected a list of {{name: ..., route: ...}}, got {value!r}")
+        raise InputError(
+            f"medications: expected a list of {{name: ..., route: ...}}, got {value!r}"
+        )
     meds = []
     for i, entry in enumerate(value):
         field = f"medications[{i}]"
@@ -273,7 +286,9 @@ def _history(raw: dict[str, Any]) -> History:
     if surgery is False:
         surgery = []
     if surgery is not None:
-        surgery = _text_list({"history.surgery_for_calcinosis": surgery}, "history.surgery_for_calcinosis")
+        surgery = _text_list(
+            {"history.surgery_for_calcinosis": surgery}, "history.surgery_for_calcinosis"
+        )
     flags = {name: _bool(f"history.{name}", raw.get(name)) for name in HISTORY_BOOL_FIELDS}
     return History(
         connective_tissue_disease=_text_or_bool(
@@ -304,7 +319,9 @@ def _labs(raw: dict[str, Any], patient: Patient, knowledge: Knowledge) -> tuple[
         if result is None:
             continue
         if any(r.name == result.name for r in results):
-            raise InputError(f"labs.{key}: {result.name} is given twice (by name and by an alias); keep one")
+            raise InputError(
+                f"labs.{key}: {result.name} is given twice (by name and by an alias); keep one"
+            )
         results.append(result)
     creatinine = next((r for r in results if r.name == "creatinine"), None)
     if creatinine is not None and not any(r.name == "egfr" for r in results):
@@ -318,7 +335,9 @@ def _ssc_items(value: Any, knowledge: Knowledge) -> tuple[tuple[str, bool | None
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise InputError(f"ssc_criteria: expected a mapping of items to true/false/null, got {value!r}")
+        raise InputError(
+            f"ssc_criteria: expected a mapping of items to true/false/null, got {value!r}"
+        )
     known = knowledge.ssc_item_names()
     items = []
     for key, item in value.items():

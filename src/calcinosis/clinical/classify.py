@@ -111,7 +111,12 @@ def classify(facts: Mapping[str, Fact], knowledge: Knowledge) -> Classification:
             rule.id,
             rule.text,
             rule.weights,
-            tuple(e for key in condition_keys(rule.condition) if key in facts for e in facts[key].evidence),
+            tuple(
+                e
+                for key in condition_keys(rule.condition)
+                if key in facts
+                for e in facts[key].evidence
+            ),
             tuple(knowledge.cite(c) for c in rule.citations),
             rule.note,
         )
@@ -157,7 +162,9 @@ def _counterfactuals(
                             keys,
                             tuple(_shown(v) for v in combo),
                             new_primary,
-                            " and ".join(_describe(k, v, knowledge) for k, v in zip(keys, combo, strict=True)),
+                            " and ".join(
+                                _describe(k, v, knowledge) for k, v in zip(keys, combo, strict=True)
+                            ),
                         )
                     )
                     if size == 1:
@@ -174,4 +181,8 @@ def _describe(key: str, value: Any, knowledge: Knowledge) -> str:
 
 
 def _shown(value: Any) -> str:
-    return {True: "true", False: "false"}.get(value, str(value)) if isinstance(value, bool) else str(value)
+    return (
+        {True: "true", False: "false"}.get(value, str(value))
+        if isinstance(value, bool)
+        else str(value)
+    )

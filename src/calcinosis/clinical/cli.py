@@ -26,13 +26,17 @@ def register(subparsers: Any) -> None:
             "clinician, not a diagnosis. Without --out, prints a summary and writes nothing."
         ),
     )
-    parser.add_argument("case", type=Path, help="case file (YAML), see shared/cases/ for the format")
+    parser.add_argument(
+        "case", type=Path, help="case file (YAML), see shared/cases/ for the format"
+    )
     parser.add_argument(
         "--imaging", type=Path, default=None,
         help="summary.json of `calcinosis analyze` to use the deposit distribution as evidence "
              "(default: imaging.summary of the case file, if set)",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, default=None, help="folder for workup.json and workup.html")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for workup.json and workup.html"
+    )
     parser.set_defaults(func=run)
 
 
@@ -63,8 +67,10 @@ def print_summary(workup: Workup) -> None:
     c = d["classification"]
     console.print(f"[bold]Calcinosis work-up: {escape(d['case_id'])}[/bold]")
     console.print(f"[yellow]{escape(d['disclaimer'])}[/yellow]")
-    console.print(f"Primary type: [bold]{c['primary']}[/bold] ({c['confidence']}); alternatives: "
-                  + ", ".join(f"{a['type']} {a['score']:g}" for a in c["alternatives"]))
+    console.print(
+        f"Primary type: [bold]{c['primary']}[/bold] ({c['confidence']}); alternatives: "
+        + ", ".join(f"{a['type']} {a['score']:g}" for a in c["alternatives"])
+    )
     for r in c["reasons"]:
         facts = "; ".join(f"{e['field']}={e['value']}" for e in r["evidence"])
         console.print(f"  - [{escape(r['rule'])}] {escape(r['text'])} ({escape(facts)})")
@@ -77,15 +83,27 @@ def print_summary(workup: Workup) -> None:
         console.print(f"Ca x P product: {d['calcium_phosphate_product']['value']:g} mg2/dL2")
     ssc = d["ssc_criteria"]
     if ssc is not None:
-        console.print(f"2013 ACR/EULAR SSc criteria: score {ssc['score']} (>= {ssc['threshold']}), "
-                      f"{'classified' if ssc['classified'] else 'not classified'}; unknown items: "
-                      f"{', '.join(ssc['unknown_items']) or 'none'}")
+        console.print(
+            f"2013 ACR/EULAR SSc criteria: score {ssc['score']} (>= {ssc['threshold']}), "
+            f"{'classified' if ssc['classified'] else 'not classified'}; unknown items: "
+            f"{', '.join(ssc['unknown_items']) or 'none'}"
+        )
     if d["crest_features"]:
-        console.print("CREST: " + ", ".join(f"{f['feature']} {f['status']}" for f in d["crest_features"]))
+        console.print(
+            "CREST: " + ", ".join(f"{f['feature']} {f['status']}" for f in d["crest_features"])
+        )
     if d["suggested_tests"]:
-        console.print("Suggested tests: " + "; ".join(escape(t["name"]) for t in d["suggested_tests"]))
+        console.print(
+            "Suggested tests: " + "; ".join(escape(t["name"]) for t in d["suggested_tests"])
+        )
     console.print("Treatment options:")
     for t in d["treatments"]:
-        extra = [*([t["remark"]] if "remark" in t else []), *t["already_tried"], *(f"caution: {x}" for x in t["cautions"])]
-        console.print(f"  - {escape(t['name'])} (evidence level {t['evidence']['level']})"
-                      + (f": {escape('; '.join(extra))}" if extra else ""))
+        extra = [
+            *([t["remark"]] if "remark" in t else []),
+            *t["already_tried"],
+            *(f"caution: {x}" for x in t["cautions"]),
+        ]
+        console.print(
+            f"  - {escape(t['name'])} (evidence level {t['evidence']['level']})"
+            + (f": {escape('; '.join(extra))}" if extra else "")
+        )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 Truth = bool | None
 
@@ -76,7 +76,7 @@ class NotCondition:
         return None if value is None else not value
 
 
-Condition = Union[FactCondition, LabCondition, AllCondition, AnyCondition, NotCondition]
+Condition = FactCondition | LabCondition | AllCondition | AnyCondition | NotCondition
 
 
 def parse_condition(raw: Any, where: str, known_facts: set[str], known_labs: set[str]) -> Condition:
@@ -89,7 +89,8 @@ def parse_condition(raw: Any, where: str, known_facts: set[str], known_labs: set
         if len(raw) != 1 or not isinstance(children, list) or not children:
             raise ValueError(f"{where}: '{key}' takes a non-empty list and nothing else")
         parsed = tuple(
-            parse_condition(c, f"{where}.{key}[{i}]", known_facts, known_labs) for i, c in enumerate(children)
+            parse_condition(c, f"{where}.{key}[{i}]", known_facts, known_labs)
+            for i, c in enumerate(children)
         )
         return AllCondition(parsed) if key == "all" else AnyCondition(parsed)
     if "not" in raw:
@@ -107,7 +108,9 @@ def parse_condition(raw: Any, where: str, known_facts: set[str], known_labs: set
         if raw["lab"] not in known_labs or set(raw) - {"lab", "is", "in"}:
             raise ValueError(f"{where}: unknown lab {raw['lab']!r} or extra keys in {raw!r}")
         statuses = raw.get("in", [raw.get("is")])
-        if not statuses or any(s not in ("low", "normal", "high", "positive", "negative") for s in statuses):
+        if not statuses or any(
+            s not in ("low", "normal", "high", "positive", "negative") for s in statuses
+        ):
             raise ValueError(f"{where}: lab status must be low, normal, high, positive or negative")
         return LabCondition(raw["lab"], tuple(statuses))
     raise ValueError(f"{where}: expected one of fact, lab, all, any, not; got {raw!r}")

@@ -66,7 +66,11 @@ def ssc_criteria(case: Case, knowledge: Knowledge) -> SscCriteriaResult | None:
         answers = []
         for item, points in domain.items:
             present, source = given.get(item), f"ssc_criteria.{item}"
-            if present is None and item in _ANTIBODY_LABS and given.get("ssc_autoantibodies") is False:
+            if (
+                present is None
+                and item in _ANTIBODY_LABS
+                and given.get("ssc_autoantibodies") is False
+            ):
                 present, source = False, "ssc_criteria.ssc_autoantibodies"
             if present is None:
                 present, source = _from_labs(case, item, present, source)
@@ -81,7 +85,9 @@ def ssc_criteria(case: Case, knowledge: Knowledge) -> SscCriteriaResult | None:
             counts = bool(present) and points == best and not counted
             counted = counted or counts
             if item in given or present is not None or item in _CORE_ITEMS:
-                items.append(SscItem(item, domain.id, points, present, source, points if counts else 0))
+                items.append(
+                    SscItem(item, domain.id, points, present, source, points if counts else 0)
+                )
     classified = score >= knowledge.ssc_threshold
     unknown = tuple(i.item for i in items if i.present is None)
     return SscCriteriaResult(
@@ -108,7 +114,13 @@ _ANTIBODY_LABS = ("anticentromere", "anti_topoisomerase_i", "anti_rna_polymerase
 
 def _from_labs(case: Case, item: str, present: bool | None, source: str) -> tuple[bool | None, str]:
     """Fill an unknown antibody item from the labs (a positive antibody counts)."""
-    names = _ANTIBODY_LABS if item == "ssc_autoantibodies" else (item,) if item in _ANTIBODY_LABS else ()
+    names = (
+        _ANTIBODY_LABS
+        if item == "ssc_autoantibodies"
+        else (item,)
+        if item in _ANTIBODY_LABS
+        else ()
+    )
     results = [case.lab(n) for n in names]
     results = [r for r in results if r is not None and r.status is not None]
     if any(r.status == "positive" for r in results):

@@ -48,7 +48,9 @@ def load_imaging_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the imaging summary ({exc})") from None
     if not isinstance(data, dict):
-        raise InputError(f"{path}: an imaging summary must be a JSON object (the summary.json of analyze)")
+        raise InputError(
+            f"{path}: an imaging summary must be a JSON object (the summary.json of analyze)"
+        )
     return data
 
 
@@ -78,10 +80,14 @@ def interpret_imaging(summary: dict[str, Any], source: str | None = None) -> Ima
         juxta = compartments.get("juxta_osseous", 0.0)
         vascular = compartments.get("vascular", 0.0)
         facts["imaging_vascular_pattern"] = vascular >= DOMINANT_FRACTION
-        evidence["imaging_vascular_pattern"] = (("by_compartment.vascular", f"{vascular:.0%} of deposits"),)
+        evidence["imaging_vascular_pattern"] = (
+            ("by_compartment.vascular", f"{vascular:.0%} of deposits"),
+        )
         if regions is not None:
             at_sites = sum(regions.get(r, 0.0) for r in INJECTION_REGIONS)
-            facts["imaging_injection_site_pattern"] = subcutaneous >= DOMINANT_FRACTION and at_sites >= DOMINANT_FRACTION
+            facts["imaging_injection_site_pattern"] = (
+                subcutaneous >= DOMINANT_FRACTION and at_sites >= DOMINANT_FRACTION
+            )
             evidence["imaging_injection_site_pattern"] = (
                 ("by_compartment.subcutaneous+cutaneous", f"{subcutaneous:.0%} of deposits"),
                 ("by_region (" + ", ".join(INJECTION_REGIONS) + ")", f"{at_sites:.0%} of deposits"),
@@ -92,7 +98,10 @@ def interpret_imaging(summary: dict[str, Any], source: str | None = None) -> Ima
             )
             evidence["imaging_periarticular_paraspinal_pattern"] = (
                 ("by_compartment.juxta_osseous", f"{juxta:.0%} of deposits"),
-                ("by_region (" + ", ".join(PERIARTICULAR_REGIONS) + ")", f"{periarticular:.0%} of deposits"),
+                (
+                    "by_region (" + ", ".join(PERIARTICULAR_REGIONS) + ")",
+                    f"{periarticular:.0%} of deposits",
+                ),
             )
         else:
             facts["imaging_periarticular_paraspinal_pattern"] = juxta >= 0.4 or None
@@ -109,7 +118,10 @@ def _shares(summary: dict[str, Any], key: str, notes: list[str]) -> dict[str, fl
         notes.append(f"imaging summary has no '{key}'; treated as absent")
         return None
     for measure in ("volume_mm3", "count"):
-        values = {name: _number(row.get(measure)) if isinstance(row, dict) else None for name, row in table.items()}
+        values = {
+            name: _number(row.get(measure)) if isinstance(row, dict) else None
+            for name, row in table.items()
+        }
         if all(v is not None for v in values.values()):
             total = sum(v for v in values.values() if v is not None)
             if total > 0:

@@ -157,7 +157,11 @@ def load_knowledge() -> Knowledge:
         if any(t not in types for t in raw["applies_to"]):
             raise ValueError(f"{where}: applies_to names an unknown type")
         cautions = tuple(
-            Caution(parse_condition(c["when"], where, treatment_facts, lab_names), c["text"], c.get("if_unknown"))
+            Caution(
+                parse_condition(c["when"], where, treatment_facts, lab_names),
+                c["text"],
+                c.get("if_unknown"),
+            )
             for c in raw.get("cautions") or ()
         )
         requires = raw.get("requires")
@@ -172,7 +176,9 @@ def load_knowledge() -> Knowledge:
                 evidence_description=raw["evidence"]["description"],
                 references=check_refs(raw["references"], where),
                 cautions=cautions,
-                requires=None if requires is None else parse_condition(requires, where, treatment_facts, lab_names),
+                requires=None
+                if requires is None
+                else parse_condition(requires, where, treatment_facts, lab_names),
             )
         )
     return Knowledge(

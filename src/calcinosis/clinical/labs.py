@@ -74,7 +74,11 @@ class LabResult:
     def shown_value(self) -> str:
         """The result as a person would write it ("9.9 mg/dL", "normal (flag)")."""
         if self.value is not None:
-            text = _format_number(self.value) if isinstance(self.value, float | int) else str(self.value)
+            text = (
+                _format_number(self.value)
+                if isinstance(self.value, float | int)
+                else str(self.value)
+            )
             return f"{text} {self.unit}" if self.unit else text
         if self.flag is not None:
             return f"{self.flag} (flag)"
@@ -153,7 +157,9 @@ def parse_lab(key: str, entry: Any, catalogue: dict[str, LabSpec]) -> LabResult 
     unit = entry.get("unit")
     flag = entry.get("flag")
     if value is None and flag is None:
-        raise InputError(f"{field}: give a value (with its unit) or a flag, or write null if unknown")
+        raise InputError(
+            f"{field}: give a value (with its unit) or a flag, or write null if unknown"
+        )
     if unit is not None and not isinstance(unit, str):
         raise InputError(f"{field}.unit: expected a unit as text, got {unit!r}")
     if flag is not None:
@@ -162,15 +168,21 @@ def parse_lab(key: str, entry: Any, catalogue: dict[str, LabSpec]) -> LabResult 
         return _uninterpreted(key, field, value, unit, flag)
     if value is None:
         status = _flag_status(flag, spec)  # type: ignore[arg-type]
-        return LabResult(spec.name, field, spec.label, None, None, flag, None, status, None, spec.canonical_unit)
+        return LabResult(
+            spec.name, field, spec.label, None, None, flag, None, status, None, spec.canonical_unit
+        )
     if spec.qualitative:
-        raise InputError(f"{field}.value: {spec.label} is qualitative; give flag: positive or negative")
+        raise InputError(
+            f"{field}.value: {spec.label} is qualitative; give flag: positive or negative"
+        )
     number = _check_number(f"{field}.value", value)
     if unit is None:
         raise InputError(f"{field}.unit: missing; use {_unit_list(spec)}")
     unit_spec = spec.unit_spec(unit)
     if unit_spec is None:
-        raise InputError(f"{field}.unit: {unit!r} is not a known unit for {spec.name}; use {_unit_list(spec)}")
+        raise InputError(
+            f"{field}.unit: {unit!r} is not a known unit for {spec.name}; use {_unit_list(spec)}"
+        )
     reference = unit_spec.reference_range
     if "reference_range" in entry and entry["reference_range"] is not None:
         reference = _check_range(f"{field}.reference_range", entry["reference_range"])
@@ -234,10 +246,14 @@ def estimated_egfr_result(
     )
 
 
-def _uninterpreted(key: str, field: str, value: Any, unit: str | None, flag: str | None) -> LabResult:
+def _uninterpreted(
+    key: str, field: str, value: Any, unit: str | None, flag: str | None
+) -> LabResult:
     if value is not None and not isinstance(value, str):
         value = _check_number(f"{field}.value", value)
-    return LabResult(str(key), field, str(key).replace("_", " "), value, unit, flag, None, None, None, None)
+    return LabResult(
+        str(key), field, str(key).replace("_", " "), value, unit, flag, None, None, None, None
+    )
 
 
 def _check_flag(field: str, flag: Any, spec: LabSpec | None) -> str:
@@ -286,5 +302,5 @@ def _unit_list(spec: LabSpec) -> str:
     return " or ".join(names) if len(names) <= 2 else ", ".join(names)
 
 
-def _format_number(value: float | int) -> str:
+def _format_number(value: float) -> str:
     return f"{value:g}"

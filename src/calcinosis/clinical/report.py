@@ -49,7 +49,7 @@ def render_workup_html(workup: Workup) -> str:
     """A complete, self-contained HTML page for the work-up."""
     title = f"Calcinosis work-up: {workup.case.case_id}"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title></head><body>\n"
         + render_workup_section_html(workup)
         + "\n</body></html>\n"
@@ -60,67 +60,107 @@ def render_workup_section_html(workup: Workup) -> str:
     """The work-up as one ``<section class="calcinosis-workup">`` (with a scoped ``<style>``)."""
     d = workup.to_dict()
     c = d["classification"]
-    parts = [f"<section class=\"calcinosis-workup\"><style>{_STYLE}</style>"]
+    parts = [f'<section class="calcinosis-workup"><style>{_STYLE}</style>']
     parts.append(f"<h2>Clinical work-up: {_e(d['case_id'])}</h2>")
-    parts.append(f"<p class=\"disclaimer\"><strong>{_e(d['disclaimer'])}</strong></p>")
+    parts.append(f'<p class="disclaimer"><strong>{_e(d["disclaimer"])}</strong></p>')
     for warning in d["warnings"]:
-        parts.append(f"<p class=\"note\">Case file: {_e(warning)}</p>")
+        parts.append(f'<p class="note">Case file: {_e(warning)}</p>')
 
     parts.append("<h3>Case</h3>" + _case_table(workup))
     parts.append("<h3>Classification</h3>")
     parts.append(
-        f"<p class=\"primary\">Most likely type: {_e(c['primary'])} <small>({_e(c['confidence'])})</small></p>"
+        f'<p class="primary">Most likely type: {_e(c["primary"])} <small>({_e(c["confidence"])})</small></p>'
         f"<p>{_e(c['primary_description'])}</p>"
     )
     parts.append(_table(["type", "score"], [[t, _num(s)] for t, s in c["scores"].items()]))
     parts.append(
-        "<p>Imaging summary used as evidence.</p>" if c["imaging_used"]
-        else "<p class=\"note\">No imaging summary given; the deposit distribution was not used.</p>"
+        "<p>Imaging summary used as evidence.</p>"
+        if c["imaging_used"]
+        else '<p class="note">No imaging summary given; the deposit distribution was not used.</p>'
     )
     rows = []
     for r in c["reasons"]:
         evidence = "<br>".join(
-            _e(f"{e['field']}: {e['value']}" + (f" (reference {e['reference_range']})" if e["reference_range"] else ""))
+            _e(
+                f"{e['field']}: {e['value']}"
+                + (f" (reference {e['reference_range']})" if e["reference_range"] else "")
+            )
             for e in r["evidence"]
         )
-        text = _e(r["text"]) + (f"<br><span class=\"note\">{_e(r['note'])}</span>" if "note" in r else "")
+        text = _e(r["text"]) + (
+            f'<br><span class="note">{_e(r["note"])}</span>' if "note" in r else ""
+        )
         weights = ", ".join(f"{t} {w:+g}" for t, w in r["weights"].items())
         rows.append([_e(r["rule"]), text, evidence, _e(weights)])
-    parts.append("<h3>Reasons</h3>" + _table(["rule", "reason", "facts from the case", "adds"], rows, raw=True))
+    parts.append(
+        "<h3>Reasons</h3>"
+        + _table(["rule", "reason", "facts from the case", "adds"], rows, raw=True)
+    )
     if c["missing"]:
         rows = [[_e(m["description"]), _e(m["primary_would_be"])] for m in c["missing"]]
-        parts.append("<h3>Missing facts that would change the answer</h3>"
-                     + _table(["if", "the type would be"], rows, raw=True))
+        parts.append(
+            "<h3>Missing facts that would change the answer</h3>"
+            + _table(["if", "the type would be"], rows, raw=True)
+        )
     if d["suggested_tests"]:
-        rows = [[_e(t["name"]), _e(t["why"]), "yes" if t["would_change_answer"] else "no"]
-                for t in d["suggested_tests"]]
-        parts.append("<h3>Suggested tests</h3>" + _table(["test", "why", "could change the type"], rows, raw=True))
+        rows = [
+            [_e(t["name"]), _e(t["why"]), "yes" if t["would_change_answer"] else "no"]
+            for t in d["suggested_tests"]
+        ]
+        parts.append(
+            "<h3>Suggested tests</h3>"
+            + _table(["test", "why", "could change the type"], rows, raw=True)
+        )
 
     parts.append("<h3>Laboratory results</h3>")
-    rows = [[lab["field"], _lab_value(lab), lab["reference_range"] or "", lab["status"] or "not interpreted"]
-            for lab in d["labs"]]
-    parts.append(_table(["lab", "value", "reference range", "status"], rows) if rows else "<p>No labs given.</p>")
+    rows = [
+        [
+            lab["field"],
+            _lab_value(lab),
+            lab["reference_range"] or "",
+            lab["status"] or "not interpreted",
+        ]
+        for lab in d["labs"]
+    ]
+    parts.append(
+        _table(["lab", "value", "reference range", "status"], rows)
+        if rows
+        else "<p>No labs given.</p>"
+    )
     product = d["calcium_phosphate_product"]
     if product is not None:
-        parts.append(f"<p>Calcium x phosphate product: {_num(product['value'])} mg&sup2;/dL&sup2; "
-                     f"(threshold {_num(product['threshold'])}).</p>")
+        parts.append(
+            f"<p>Calcium x phosphate product: {_num(product['value'])} mg&sup2;/dL&sup2; "
+            f"(threshold {_num(product['threshold'])}).</p>"
+        )
 
     ssc = d["ssc_criteria"]
     if ssc is not None:
         parts.append("<h3>2013 ACR/EULAR classification criteria for systemic sclerosis</h3>")
-        rows = [[i["item"].replace("_", " "), str(i["points"]), _present(i["present"]), str(i["counted_points"]),
-                 i["source"]] for i in ssc["items"]]
+        rows = [
+            [
+                i["item"].replace("_", " "),
+                str(i["points"]),
+                _present(i["present"]),
+                str(i["counted_points"]),
+                i["source"],
+            ]
+            for i in ssc["items"]
+        ]
         parts.append(_table(["item", "points", "present", "counted", "source"], rows))
         verdict = "classified as systemic sclerosis" if ssc["classified"] else "not classified"
         parts.append(
             f"<p><strong>Total {ssc['score']} (threshold {ssc['threshold']}): {verdict}.</strong> "
             f"Unknown items: {_e(', '.join(ssc['unknown_items']) or 'none')}; highest reachable total "
             f"{ssc['max_possible_score']}; the unknown items "
-            f"{'could' if ssc['unknown_could_change_classification'] else 'could not'} change the classification.</p>"
-            f"<p class=\"note\">{_e(ssc['note'])}</p><p class=\"refs\">{_e(ssc['citation'])}</p>"
+            f"{'could' if ssc['unknown_could_change_classification'] else 'could not'} "
+            "change the classification.</p>"
+            f'<p class="note">{_e(ssc["note"])}</p><p class="refs">{_e(ssc["citation"])}</p>'
         )
     if d["crest_features"]:
-        rows = [[f["feature"].replace("_", " "), f["status"], f["source"]] for f in d["crest_features"]]
+        rows = [
+            [f["feature"].replace("_", " "), f["status"], f["source"]] for f in d["crest_features"]
+        ]
         parts.append("<h3>CREST features</h3>" + _table(["feature", "status", "source"], rows))
 
     if d["imaging"] is not None:
@@ -131,20 +171,26 @@ def render_workup_section_html(workup: Workup) -> str:
         rows = [[k.replace("_", " "), _present(v)] for k, v in img["facts"].items()]
         parts.append(_table(["pattern", "seen"], rows))
         for note in img["notes"]:
-            parts.append(f"<p class=\"note\">{_e(note)}</p>")
+            parts.append(f'<p class="note">{_e(note)}</p>')
 
     parts.append(f"<h3>Treatment options for {_e(c['primary'])} calcinosis</h3>")
     for t in d["treatments"]:
         parts.append(f"<h4>{_e(t['name'])}</h4><p>{_e(t['mechanism'])}</p>")
-        parts.append(f"<p>Evidence: level {_e(t['evidence']['level'])} ({_e(t['evidence']['description'])}; "
-                     f"{_e(t['evidence']['scale'])}).</p>")
+        parts.append(
+            f"<p>Evidence: level {_e(t['evidence']['level'])} ({_e(t['evidence']['description'])}; "
+            f"{_e(t['evidence']['scale'])}).</p>"
+        )
         if "remark" in t:
             parts.append(f"<p>{_e(t['remark'])}</p>")
-        parts.extend(f"<p class=\"tried\">{_e(x)}</p>" for x in t["already_tried"])
-        parts.extend(f"<p class=\"caution\">Caution: {_e(x)}</p>" for x in t["cautions"])
-        parts.append("<ul class=\"refs\">" + "".join(f"<li>{_e(r)}</li>" for r in t["references"]) + "</ul>")
-    parts.append(f"<p class=\"refs\">Pathway: {_e(c['pathway'])}<br>Treatments: {_e(d['treatments_source'])}<br>"
-                 f"{_e(d['software'])}, work-up schema {_e(d['schema_version'])}</p>")
+        parts.extend(f'<p class="tried">{_e(x)}</p>' for x in t["already_tried"])
+        parts.extend(f'<p class="caution">Caution: {_e(x)}</p>' for x in t["cautions"])
+        parts.append(
+            '<ul class="refs">' + "".join(f"<li>{_e(r)}</li>" for r in t["references"]) + "</ul>"
+        )
+    parts.append(
+        f'<p class="refs">Pathway: {_e(c["pathway"])}<br>Treatments: {_e(d["treatments_source"])}<br>'
+        f"{_e(d['software'])}, work-up schema {_e(d['schema_version'])}</p>"
+    )
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -152,19 +198,41 @@ def render_workup_section_html(workup: Workup) -> str:
 def _case_table(workup: Workup) -> str:
     case = workup.case
     p = case.patient
-    patient = ", ".join(x for x in (
-        f"{p.age_years:g} years" if p.age_years is not None else "",
-        p.sex or "",
-        "pregnant" if p.pregnant else "",
-    ) if x) or "not stated"
+    patient = (
+        ", ".join(
+            x
+            for x in (
+                f"{p.age_years:g} years" if p.age_years is not None else "",
+                p.sex or "",
+                "pregnant" if p.pregnant else "",
+            )
+            if x
+        )
+        or "not stated"
+    )
     meds = [
-        m.name + "".join(f", {x}" for x in (m.route, m.dose, f"for {m.indication}" if m.indication else None,
-                                           {True: "current", False: "past", None: None}[m.current]) if x)
+        m.name
+        + "".join(
+            f", {x}"
+            for x in (
+                m.route,
+                m.dose,
+                f"for {m.indication}" if m.indication else None,
+                {True: "current", False: "past", None: None}[m.current],
+            )
+            if x
+        )
         for m in case.medications or ()
     ]
     skin = case.skin
-    skin_text = ", ".join(f"{name} {_present(value)}" for name, value in (
-        ("necrosis", skin.necrosis), ("ulceration", skin.ulceration), ("retiform purpura", skin.retiform_purpura)))
+    skin_text = ", ".join(
+        f"{name} {_present(value)}"
+        for name, value in (
+            ("necrosis", skin.necrosis),
+            ("ulceration", skin.ulceration),
+            ("retiform purpura", skin.retiform_purpura),
+        )
+    )
     rows = [
         ["patient", patient],
         ["diagnoses", "; ".join(case.diagnoses) if case.diagnoses is not None else "not stated"],
@@ -198,5 +266,8 @@ def _lab_value(lab: dict) -> str:
 def _table(header: list[str], rows: list[list[str]], raw: bool = False) -> str:
     """An HTML table; cells are escaped unless ``raw`` (then the caller escaped them)."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell if raw else _e(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{cell if raw else _e(cell)}</td>" for cell in row) + "</tr>"
+        for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -37,8 +37,11 @@ class TreatmentOption:
             "id": self.id,
             "name": self.name,
             "mechanism": self.mechanism,
-            "evidence": {"level": self.evidence_level, "description": self.evidence_description,
-                         "scale": "Oxford CEBM 2011 levels of evidence"},
+            "evidence": {
+                "level": self.evidence_level,
+                "description": self.evidence_description,
+                "scale": "Oxford CEBM 2011 levels of evidence",
+            },
             "references": list(self.references),
             "applies_to": list(self.applies_to),
             "cautions": list(self.cautions),
@@ -71,7 +74,9 @@ def caution_facts(case: Case, facts: dict[str, Fact], knowledge: Knowledge) -> d
     values["bleeding_risk"] = _any_true(anticoagulant, antiplatelet, ulceration)
     values["warfarin_use"] = on(("warfarin",))
     egfr = case.lab("egfr")
-    values["egfr_below_35"] = None if egfr is None or egfr.value_canonical is None else egfr.value_canonical < 35
+    values["egfr_below_35"] = (
+        None if egfr is None or egfr.value_canonical is None else egfr.value_canonical < 35
+    )
     if values["egfr_below_35"] is None and egfr is not None and egfr.status == "normal":
         values["egfr_below_35"] = False
     values["renal_impairment"] = _any_true(
@@ -152,12 +157,18 @@ def _remark(case: Case, spec: TreatmentSpec, values: dict[str, Any]) -> str | No
         names = names or [m.name for m in case.medications or () if m.route]
         current = [m.name for m in case.medications or () if m.current and m.name in names]
         parts.append(
-            "locally injected: " + ", ".join(dict.fromkeys(names))
-            + ("; still given: " + ", ".join(current) + " - rotate sites or change drug/route" if current
-               else "; no longer given - watch whether the deposits regress")
+            "locally injected: "
+            + ", ".join(dict.fromkeys(names))
+            + (
+                "; still given: " + ", ".join(current) + " - rotate sites or change drug/route"
+                if current
+                else "; no longer given - watch whether the deposits regress"
+            )
         )
     if values.get("calcium_or_phosphate_given"):
-        parts.append("calcium or phosphate was given; avoid further infusion at that site and check for extravasation")
+        parts.append(
+            "calcium or phosphate was given; avoid further infusion at that site and check for extravasation"
+        )
     return "; ".join(parts) or None
 
 

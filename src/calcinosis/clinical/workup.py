@@ -11,7 +11,12 @@ from typing import Any
 from calcinosis import __version__
 from calcinosis.clinical.case import Case
 from calcinosis.clinical.classify import Classification, classify
-from calcinosis.clinical.criteria import CrestFeature, SscCriteriaResult, crest_features, ssc_criteria
+from calcinosis.clinical.criteria import (
+    CrestFeature,
+    SscCriteriaResult,
+    crest_features,
+    ssc_criteria,
+)
 from calcinosis.clinical.facts import calcium_phosphate_product, case_facts
 from calcinosis.clinical.imaging import ImagingEvidence, interpret_imaging
 from calcinosis.clinical.knowledge import Knowledge, load_knowledge
@@ -34,7 +39,12 @@ class SuggestedTest:
     would_change_answer: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "why": self.why, "would_change_answer": self.would_change_answer}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "why": self.why,
+            "would_change_answer": self.would_change_answer,
+        }
 
 
 @dataclass(frozen=True)
@@ -73,15 +83,21 @@ class Workup:
                 "imaging_used": self.imaging is not None,
             },
             "ssc_criteria": None if self.ssc_criteria is None else _ssc_dict(self.ssc_criteria),
-            "crest_features": [{"feature": f.feature, "status": f.status, "source": f.source}
-                               for f in self.crest_features],
-            "calcium_phosphate_product": None if self.calcium_phosphate_product_mg2_dl2 is None else {
+            "crest_features": [
+                {"feature": f.feature, "status": f.status, "source": f.source}
+                for f in self.crest_features
+            ],
+            "calcium_phosphate_product": None
+            if self.calcium_phosphate_product_mg2_dl2 is None
+            else {
                 "value": round(self.calcium_phosphate_product_mg2_dl2, 2),
                 "unit": "mg2/dL2",
                 "threshold": k.thresholds["ca_x_p_product_high_mg2_dl2"],
             },
             "labs": [_lab_dict(lab) for lab in self.case.labs],
-            "imaging": None if self.imaging is None else {
+            "imaging": None
+            if self.imaging is None
+            else {
                 "source": self.imaging.source,
                 "pattern": self.imaging.pattern,
                 "facts": self.imaging.facts,
@@ -99,12 +115,18 @@ def run_workup(
 ) -> Workup:
     """Work up one case; ``imaging_summary`` is a parsed ``summary.json`` of ``calcinosis analyze``."""
     knowledge = knowledge or load_knowledge()
-    imaging = None if imaging_summary is None else interpret_imaging(imaging_summary, case.imaging.summary)
+    imaging = (
+        None
+        if imaging_summary is None
+        else interpret_imaging(imaging_summary, case.imaging.summary)
+    )
     ssc = ssc_criteria(case, knowledge)
     facts = case_facts(case, knowledge, ssc, imaging)
     classification = classify(facts, knowledge)
     treatments = select_treatments(case, classification.primary, facts, knowledge)
-    tests = _suggested_tests(case, classification, {k: f.value for k, f in facts.items()}, knowledge)
+    tests = _suggested_tests(
+        case, classification, {k: f.value for k, f in facts.items()}, knowledge
+    )
     return Workup(
         case=case,
         classification=classification,
@@ -135,10 +157,15 @@ def _suggested_tests(
         if not unknown:
             continue
         would_change = any(key in changing for key in spec.resolves)
-        if not (spec.core or would_change or (spec.id == "imaging" and not case.imaging.modalities)):
+        if not (
+            spec.core or would_change or (spec.id == "imaging" and not case.imaging.modalities)
+        ):
             continue
-        what = [m.description + f" -> {m.would_be}" for m in classification.missing
-                if any(key in spec.resolves for key in m.facts)]
+        what = [
+            m.description + f" -> {m.would_be}"
+            for m in classification.missing
+            if any(key in spec.resolves for key in m.facts)
+        ]
         if what:
             why = "could change the type: " + "; ".join(what[:3])
         else:
@@ -156,8 +183,14 @@ def _ssc_dict(result: SscCriteriaResult) -> dict[str, Any]:
         "unknown_could_change_classification": result.unknown_could_change,
         "unknown_items": list(result.unknown_items),
         "items": [
-            {"item": i.item, "domain": i.domain, "points": i.points, "present": i.present,
-             "counted_points": i.counted_points, "source": i.source}
+            {
+                "item": i.item,
+                "domain": i.domain,
+                "points": i.points,
+                "present": i.present,
+                "counted_points": i.counted_points,
+                "source": i.source,
+            }
             for i in result.items
         ],
         "note": result.note,
@@ -174,7 +207,10 @@ def _lab_dict(lab: Any) -> dict[str, Any]:
         "flag": lab.flag,
         "status": lab.status,
         "reference_range": lab.shown_range() or None,
-        **({"value_canonical": round(lab.value_canonical, 4), "canonical_unit": lab.canonical_unit}
-           if lab.value_canonical is not None else {}),
+        **(
+            {"value_canonical": round(lab.value_canonical, 4), "canonical_unit": lab.canonical_unit}
+            if lab.value_canonical is not None
+            else {}
+        ),
         **({"derived_from": lab.derived_from} if lab.derived_from else {}),
     }
