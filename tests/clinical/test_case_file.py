@@ -192,3 +192,27 @@ def test_all_items_known_cannot_change(write_case):
     assert result.score == 2 + 2  # puffy fingers 2; PAH and ILD together still at most 2
     assert result.max_possible_score == result.score
     assert not result.classified and not result.unknown_could_change
+
+
+def test_antibodies_all_negative_in_labs_close_the_domain(write_case):
+    text = (
+        "case_id: neg\nssc_criteria:\n  sclerodactyly: true\n"
+        "labs:\n  anticentromere: {flag: negative}\n  anti_scl70: {flag: negative}\n"
+        "  anti_rna_polymerase_iii: {flag: normal}\n"
+    )
+    result = run_workup(load_case(write_case(text))).ssc_criteria
+    antibodies = next(i for i in result.items if i.item == "ssc_autoantibodies")
+    assert antibodies.present is False
+    assert "ssc_autoantibodies" not in result.unknown_items
+    # Everything else unknown: 9 + 4 (sclerodactyly counted) + 3 + 2 + 2 + 2 + 3 + 0.
+    assert result.max_possible_score == 9 + 4 + 3 + 2 + 2 + 2 + 3
+
+
+def test_out_must_be_a_folder(shared_case, tmp_path, capsys):
+    target = tmp_path / "file.txt"
+    target.write_text("x", encoding="utf-8")
+    assert (
+        main(["workup", str(shared_case("ifnb-injection-sites.yaml")), "--out", str(target)]) == 2
+    )
+    assert "must be a folder" in capsys.readouterr().err
+    assert target.read_text(encoding="utf-8") == "x"

@@ -213,3 +213,14 @@ def test_minocycline_caution_in_a_child_and_in_pregnancy(conventional_case, writ
     )
     options = {t.id: t for t in run_workup(load_case(write_case(case))).treatments}
     assert any("contraindicated in pregnancy" in x for x in options["minocycline"].cautions)
+
+
+def test_treatment_tried_for_calcinosis_but_not_listed_is_noted(conventional_case, write_case):
+    case = _calcium_infusion(conventional_case)
+    case["medications"].append(
+        {"name": "warfarin", "route": "oral", "current": False, "for": "calcinosis"}
+    )
+    workup = run_workup(load_case(write_case(case)))
+    assert "low_dose_warfarin" not in {t.id for t in workup.treatments}  # not an iatrogenic option
+    assert workup.other_treatments_tried == ("warfarin (past)",)
+    assert workup.to_dict()["other_treatments_tried"] == ["warfarin (past)"]

@@ -75,6 +75,7 @@ def ssc_criteria(case: Case, knowledge: Knowledge) -> SscCriteriaResult | None:
             if present is None:
                 present, source = _from_labs(case, item, present, source)
             answers.append((item, points, present, source))
+        answers = _combine_antibodies(answers)
         best = max((p for _, p, present, _ in answers if present), default=0)
         reachable = max((p for _, p, present, _ in answers if present is not False), default=0)
         score += best
@@ -110,6 +111,21 @@ _CORE_ITEMS = (
     "ssc_autoantibodies",
 )  # fmt: skip
 _ANTIBODY_LABS = ("anticentromere", "anti_topoisomerase_i", "anti_rna_polymerase_iii")
+
+
+def _combine_antibodies(
+    answers: list[tuple[str, int, bool | None, str]],
+) -> list[tuple[str, int, bool | None, str]]:
+    """``ssc_autoantibodies`` is absent when each of the three antibodies is known to be absent."""
+    individual = [a for a in answers if a[0] in _ANTIBODY_LABS]
+    if len(individual) == len(_ANTIBODY_LABS) and all(a[2] is False for a in individual):
+        return [
+            (item, points, False, "+".join(a[3] for a in individual))
+            if item == "ssc_autoantibodies" and present is None
+            else (item, points, present, source)
+            for item, points, present, source in answers
+        ]
+    return answers
 
 
 def _from_labs(case: Case, item: str, present: bool | None, source: str) -> tuple[bool | None, str]:

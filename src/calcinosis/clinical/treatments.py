@@ -133,6 +133,21 @@ def select_treatments(
     return tuple(options)
 
 
+def other_tried_for_calcinosis(
+    case: Case, options: tuple[TreatmentOption, ...], knowledge: Knowledge
+) -> tuple[str, ...]:
+    """Medications given ``for: calcinosis`` that match none of the listed options."""
+    listed = {spec.id: spec for spec in knowledge.treatments}
+    agents = tuple(a for o in options for a in listed[o.id].agents)
+    return tuple(
+        f"{m.name} ({'current' if m.current else 'past' if m.current is False else 'current or past'})"
+        for m in case.medications or ()
+        if m.indication
+        and "calcinosis" in m.indication.lower()
+        and not (agents and matches(m.name, agents))
+    )
+
+
 def _already_tried(case: Case, spec: TreatmentSpec) -> tuple[str, ...]:
     if not spec.agents:
         return ()

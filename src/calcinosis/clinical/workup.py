@@ -20,7 +20,11 @@ from calcinosis.clinical.criteria import (
 from calcinosis.clinical.facts import calcium_phosphate_product, case_facts
 from calcinosis.clinical.imaging import ImagingEvidence, interpret_imaging
 from calcinosis.clinical.knowledge import Knowledge, load_knowledge
-from calcinosis.clinical.treatments import TreatmentOption, select_treatments
+from calcinosis.clinical.treatments import (
+    TreatmentOption,
+    other_tried_for_calcinosis,
+    select_treatments,
+)
 
 DISCLAIMER = (
     "Decision support for a clinician, not a diagnosis: the classification, criteria and "
@@ -60,6 +64,8 @@ class Workup:
     calcium_phosphate_product_mg2_dl2: float | None
     imaging: ImagingEvidence | None
     knowledge: Knowledge
+    #: Medications given for calcinosis that are not among the listed options.
+    other_treatments_tried: tuple[str, ...] = ()
     disclaimer: str = DISCLAIMER
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,6 +110,7 @@ class Workup:
                 "notes": list(self.imaging.notes),
             },
             "treatments": [t.to_dict() for t in self.treatments],
+            "other_treatments_tried": list(self.other_treatments_tried),
             "treatments_source": k.cite(k.treatments_citation),
             "suggested_tests": [t.to_dict() for t in self.suggested_tests],
             "warnings": list(self.case.warnings),
@@ -137,6 +144,7 @@ def run_workup(
         calcium_phosphate_product_mg2_dl2=calcium_phosphate_product(case),
         imaging=imaging,
         knowledge=knowledge,
+        other_treatments_tried=other_tried_for_calcinosis(case, treatments, knowledge),
     )
 
 
