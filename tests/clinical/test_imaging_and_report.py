@@ -180,6 +180,7 @@ def test_workup_json_contract(shared_case, tmp_path):
             assert set(e) == {"field", "value", "reference_range"}
     html = (tmp_path / "o" / "workup.html").read_text(encoding="utf-8")
     assert "dystrophic" in html and "Total 22" in html
+    assert "labs.egfr (estimated from labs.creatinine)" in html
     assert "http" not in html  # no URLs at all, not even in the citations
     assert {a for _, attrs in _tags(html) for a in attrs} <= {"class", "lang", "charset"}
     assert not list((tmp_path / "o").glob(".*part*"))  # no temporary leftovers

@@ -233,7 +233,7 @@ def estimated_egfr_result(
     reference = spec.units[0].reference_range
     return LabResult(
         name="egfr",
-        field="labs.creatinine",
+        field="labs.egfr",
         label=spec.label + " (CKD-EPI 2021, from creatinine)",
         value=value,
         unit=spec.units[0].unit,

@@ -115,7 +115,7 @@ def render_workup_section_html(workup: Workup) -> str:
     parts.append("<h3>Laboratory results</h3>")
     rows = [
         [
-            lab["field"],
+            _lab_field(lab),
             _lab_value(lab),
             lab["reference_range"] or "",
             lab["status"] or "not interpreted",
@@ -187,6 +187,11 @@ def render_workup_section_html(workup: Workup) -> str:
         parts.append(
             '<ul class="refs">' + "".join(f"<li>{_e(r)}</li>" for r in t["references"]) + "</ul>"
         )
+    if d["other_treatments_tried"]:
+        tried = ", ".join(d["other_treatments_tried"])
+        parts.append(
+            f'<p class="tried">Also tried for calcinosis (not listed above): {_e(tried)}</p>'
+        )
     parts.append(
         f'<p class="refs">Pathway: {_e(c["pathway"])}<br>Treatments: {_e(d["treatments_source"])}<br>'
         f"{_e(d['software'])}, work-up schema {_e(d['schema_version'])}</p>"
@@ -254,6 +259,12 @@ def _num(value: float) -> str:
 
 def _present(value: bool | None) -> str:
     return {True: "yes", False: "no", None: "unknown"}[value]
+
+
+def _lab_field(lab: dict) -> str:
+    if lab.get("derived_from"):
+        return f"{lab['field']} (estimated from {lab['derived_from']})"
+    return lab["field"]
 
 
 def _lab_value(lab: dict) -> str:
