@@ -30,11 +30,15 @@ class UltrasoundConfig:
         How many speckle SDs above the local echo level a hyperechoic pixel must be.
     bright_percentile : float
         A hyperechoic pixel must also be at least this percentile of the region.
+    peak_percentile : float
+        The brightest point of a deposit must reach at least this percentile of the region.
     min_beside_level : float
         Below this grey level beside a focus, a shadow cannot be judged.
     skin_margin_mm : float
         Foci whose superficial edge lies closer than this below the skin line are the skin's
         own entry echo.
+    skin_search_mm : float
+        The skin line is searched this deep below the top of the echo field.
     skin_smoothing_mm : float
         Median smoothing of the skin line across columns.
     nominal_pixel_mm : float
@@ -53,8 +57,10 @@ class UltrasoundConfig:
     shadow_length_mm: float = 5.0
     contrast_sd: float = 2.0
     bright_percentile: float = 95.0
+    peak_percentile: float = 98.5
     min_beside_level: float = 20.0
     skin_margin_mm: float = 0.6
+    skin_search_mm: float = 6.0
     skin_smoothing_mm: float = 3.0
     nominal_pixel_mm: float = 0.1
     max_track_gap_mm: float = 2.0
@@ -67,7 +73,8 @@ class UltrasoundConfig:
                 raise ValueError(f"UltrasoundConfig.{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 < self.max_shadow_ratio < 1:
             raise ValueError(f"UltrasoundConfig.max_shadow_ratio must be in (0, 1), got {self.max_shadow_ratio!r}")
-        if not 0 <= self.bright_percentile < 100:
-            raise ValueError(f"UltrasoundConfig.bright_percentile must be in [0, 100), got {self.bright_percentile!r}")
+        for name in ("bright_percentile", "peak_percentile"):
+            if not 0 <= getattr(self, name) < 100:
+                raise ValueError(f"UltrasoundConfig.{name} must be in [0, 100), got {getattr(self, name)!r}")
         if self.min_width_mm >= self.max_width_mm:
             raise ValueError("UltrasoundConfig.min_width_mm must be smaller than max_width_mm")

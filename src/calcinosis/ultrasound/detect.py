@@ -63,26 +63,29 @@ def _ellipse(ry: float, rx: float) -> np.ndarray:
     return (y / ry) ** 2 + (x / rx) ** 2 <= 1.0
 
 
-def skin_line_rows(smooth: np.ndarray, valid: np.ndarray, col_mm: float, config: UltrasoundConfig) -> np.ndarray:
+def skin_line_rows(smooth: np.ndarray, valid: np.ndarray, row_mm: float, col_mm: float,
+                   config: UltrasoundConfig) -> np.ndarray:
     """Row of the skin line (its superficial edge) in every column, as float.
 
     The skin line is the first echo in the column brighter than the region's 60th percentile
-    (coupling gel and stand-off are anechoic); columns where none is found borrow from their
-    neighbours.
+    (coupling gel is anechoic) within ``config.skin_search_mm`` of the top of the echo field;
+    columns where none is found take the top of the field.
     """
     values = smooth[valid]
     rows, cols = smooth.shape
     if values.size == 0:
         return np.zeros(cols)
     level = np.percentile(values, 60)
-    strong = (smooth > level) & valid
-    found = strong.any(axis=0)
-    first = np.where(found, strong.argmax(axis=0), -1).astype(float)
     first_valid = np.where(valid.any(axis=0), valid.argmax(axis=0), 0).astype(float)
+    # The skin lies just under the transducer face (a stand-off pad aside): search only the
+    # first few mm of the echo field, and fall back on the face itself.
+    rows_idx = np.arange(rows)[:, None]
+    near = (rows_idx >= first_valid[None, :]) & (rows_idx <= first_valid[None, :] + config.skin_search_mm / row_mm)
+    strong = (smooth > level) & valid & near
+    found = strong.any(axis=0)
+    first = np.where(found, strong.argmax(axis=0), first_valid).astype(float)
     if not found.any():
         return first_valid
-    idx = np.arange(cols)
-    first = np.interp(idx, idx[found], first[found])
     width = int(round(_px(config.skin_smoothing_mm, col_mm, 3))) | 1
     return ndi.median_filter(first, size=width, mode="nearest")
 
@@ -118,7 +121,8 @@ def detect_foci(grey: np.ndarray, valid: np.ndarray, row_mm: float, col_mm: floa
     resid = (smooth - local)[valid]
     spread = max(1.4826 * float(np.median(np.abs(resid - np.median(resid)))), 2.0)
     bright_level = float(np.percentile(smooth[valid], config.bright_percentile))
-    skin = skin_line_rows(smooth, valid, col_mm, config)
+    peak_level = float(np.percentile(smooth[valid], config.peak_percentile))
+    skin = skin_line_rows(smooth, valid, row_mm, col_mm, config)
 
     bright = (smooth - local > config.contrast_sd * spread) & (smooth >= bright_level) & valid
     opened = ndi.binary_opening(bright, structure=_ellipse(_px(config.min_thickness_mm / 2, row_mm),
@@ -130,6 +134,8 @@ def detect_foci(grey: np.ndarray, valid: np.ndarray, row_mm: float, col_mm: floa
     for k, sl in enumerate(ndi.find_objects(labels), start=1):
         if sl is None:
             continue
+        if smooth[sl][labels[sl] == k].max() < peak_level:
+            continue  # a calcification is among the brightest echoes of the image
         focus = _assess(k, labels, sl, smooth, local, valid, skin, spread, row_mm, col_mm, config)
         if focus is not None:
             foci.append(focus)

@@ -49,7 +49,7 @@ def coloured_mask(rgb: np.ndarray, spread: int = COLOUR_SPREAD) -> np.ndarray:
 def graphics_mask(grey: np.ndarray) -> np.ndarray:
     """Thin bright strokes: text, calipers, scale marks, box and panel lines (not dilated)."""
     opened = ndi.grey_opening(grey, size=(3, 3))
-    thin = ((grey - opened) > 60) & (grey >= 140)
+    thin = ((grey - opened) > 110) & (grey >= 140)
     # A lone bright speckle grain can pass the test; a glyph or a line has several pixels.
     labels, n = ndi.label(thin, structure=np.ones((3, 3)))
     if n == 0:
@@ -76,17 +76,24 @@ def _solid_colour_boxes(coloured: np.ndarray, margin: int) -> np.ndarray:
 
 
 def _echo_area(grey: np.ndarray, blocked: np.ndarray) -> np.ndarray:
-    """The largest connected area of echo texture (for images that declare no regions)."""
+    """The image's echo field: convex hull of the large areas of echo texture.
+
+    The hull keeps anechoic structures (bladder, cysts, vessels) and a dim near field inside
+    the field, while the black frame and the corners beside a sector stay outside.
+    """
+    from skimage.morphology import convex_hull_image
+
     g = np.where(blocked, 0.0, grey)
     smooth = ndi.uniform_filter(g, size=15)
-    area = smooth > 12
+    area = (smooth > 8) & ~blocked
     labels, n = ndi.label(area)
     if n == 0:
-        return np.ones_like(area)
+        return np.zeros_like(area)
     sizes = ndi.sum_labels(area, labels, index=np.arange(1, n + 1))
-    biggest = labels == (1 + int(np.argmax(sizes)))
-    biggest = ndi.binary_fill_holes(biggest)
-    return ndi.binary_erosion(biggest, iterations=3)
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = sizes >= max(0.05 * sizes.max(), 500)
+    field = convex_hull_image(keep[labels])
+    return ndi.binary_erosion(field, iterations=3)
 
 
 def frame_masks(image: UltrasoundImage, frame: int = 0) -> FrameMasks:

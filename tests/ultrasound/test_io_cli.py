@@ -1,0 +1,131 @@
+"""Reading DICOM US / PNG, the CLI and its outputs, cine tracking and bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from calcinosis.cli import main
+from calcinosis.errors import InputError
+from calcinosis.phantom.ultrasound import make_us_cine_phantom, make_us_phantom, write_us_dicom
+from calcinosis.ultrasound import analyze_ultrasound, read_ultrasound, render_ultrasound_section_html
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_us_phantom(seed=4, n_deposits=3, widths_mm=[3.0, 4.5, 6.0], shadow_strengths=[0.8, 0.75, 0.85])
+
+
+def _near_truth(dep, ph, tol_px=15):
+    return any(abs(dep.x_px - d.x_px) < tol_px and abs(dep.y_px - d.y_px) < tol_px for d in ph.deposits)
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "RGB", "PALETTE COLOR"])
+def test_dicom_photometric_variants_read_the_same(tmp_path, phantom, photometric):
+    path = tmp_path / "us.dcm"
+    write_us_dicom(path, phantom.image, pixel_mm=0.1, photometric=photometric)
+    img = read_ultrasound(path)
+    assert img.rgb.shape == (1, 400, 600, 3)
+    assert np.array_equal(img.rgb[0, ..., 1], phantom.image)
+    assert img.tissue_regions[0].row_mm == pytest.approx(0.1) and img.declared_regions
+    result = analyze_ultrasound(img)
+    assert len(result.deposits) == 3 and all(_near_truth(d, phantom) for d in result.deposits)
+    truth = sorted(phantom.deposits, key=lambda d: d.x_px)
+    for d, t in zip(sorted(result.deposits, key=lambda d: d.x_px), truth):
+        assert abs(d.depth_mm - t.depth_mm) <= 1.0 and abs(d.width_mm / t.width_mm - 1) <= 0.25
+
+
+def test_cli_png_with_pixel_spacing_writes_all_outputs(tmp_path, phantom):
+    png = tmp_path / "scan.png"
+    Image.fromarray(phantom.image).save(png)
+    out = tmp_path / "out"
+    assert main(["ultrasound", str(png), "--out", str(out), "--pixel-spacing", "0.1"]) == 0
+    rows = list(csv.DictReader((out / "deposits.csv").open()))
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(rows) == 3 == summary["count"]
+    assert summary["schema_version"] and summary["units"] == "mm" and summary["input"]["format"] == "png"
+    for row in rows:
+        t = min(phantom.deposits, key=lambda d: abs(d.x_px - float(row["x_px"])))
+        assert abs(float(row["depth_mm"]) - t.depth_mm) <= 1.0
+        assert abs(float(row["width_mm"]) / t.width_mm - 1) <= 0.25
+        assert 0 < float(row["shadow_strength"]) <= 1 and 0 <= float(row["confidence"]) <= 1
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html and "<section" in html
+    assert Image.open(out / "overlay.png").size == (600, 400)
+    # Same input, same output, byte for byte.
+    out2 = tmp_path / "out2"
+    assert main(["ultrasound", str(png), "--out", str(out2), "--pixel-spacing", "0.1"]) == 0
+    for name in ("deposits.csv", "summary.json", "overlay.png", "report.html"):
+        assert (out / name).read_bytes() == (out2 / name).read_bytes()
+
+
+def test_png_without_pixel_spacing_reports_pixels_with_warning(tmp_path, phantom):
+    png = tmp_path / "scan.png"
+    Image.fromarray(phantom.image).save(png)
+    out = tmp_path / "out"
+    assert main(["ultrasound", str(png), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["units"] == "px" and any("pixel" in w for w in summary["warnings"])
+    rows = list(csv.DictReader((out / "deposits.csv").open()))
+    assert rows and all(r["width_mm"] == "" and float(r["width_px"]) > 10 for r in rows)
+
+
+def test_cine_deposits_are_followed_across_frames(tmp_path):
+    ph = make_us_cine_phantom(seed=6, n_frames=3, shift_mm_per_frame=0.6, n_deposits=3,
+                              widths_mm=[3.0, 4.0, 5.0], shadow_strengths=[0.85, 0.85, 0.85])
+    path = tmp_path / "cine.dcm"
+    write_us_dicom(path, ph.image, pixel_mm=0.1)
+    img = read_ultrasound(path)
+    assert img.n_frames == 3
+    result = analyze_ultrasound(img)
+    assert result.n_tracks == 3
+    for track in {d.track_id for d in result.deposits}:
+        dets = sorted((d for d in result.deposits if d.track_id == track), key=lambda d: d.frame)
+        assert [d.frame for d in dets] == [0, 1, 2]
+        shifts = np.diff([d.x_px for d in dets])
+        assert np.allclose(shifts, ph.shift_px_per_frame, atol=3)  # the anatomy moves by 6 px/frame
+    html = render_ultrasound_section_html(result)
+    assert html.count("<tr>") == 1 + len(result.deposits)
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert err and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_ct_given_as_ultrasound_is_refused(tmp_path, capsys):
+    from pydicom.data import get_testdata_file
+
+    assert main(["ultrasound", get_testdata_file("CT_small.dcm"), "--out", str(tmp_path / "o")]) == 2
+    assert "CT" in _one_line_error(capsys)
+
+
+def test_truncated_dicom_is_refused(tmp_path, phantom, capsys):
+    path = tmp_path / "us.dcm"
+    write_us_dicom(path, phantom.image, pixel_mm=0.1)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[: len(data) // 2])
+    assert main(["ultrasound", str(cut), "--out", str(tmp_path / "o")]) == 2
+    _one_line_error(capsys)
+    assert path.read_bytes() == data  # the input is never modified
+
+
+@pytest.mark.parametrize("name,content", [("bad.png", b"\x89PNG\r\n\x1a\nnot really a png"), ("bad.jpg", b"")])
+def test_unreadable_bitmap_is_refused(tmp_path, capsys, name, content):
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    assert main(["ultrasound", str(bad), "--out", str(tmp_path / "o")]) == 2
+    _one_line_error(capsys)
+
+
+def test_missing_file_and_bad_spacing_are_refused(tmp_path, capsys):
+    assert main(["ultrasound", str(tmp_path / "none.dcm"), "--out", str(tmp_path / "o")]) == 2
+    _one_line_error(capsys)
+    with pytest.raises(InputError):
+        read_ultrasound(__file__, pixel_spacing_mm=-1)
