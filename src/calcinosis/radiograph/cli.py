@@ -1,0 +1,61 @@
+"""``calcinosis radiograph`` and ``calcinosis radiograph-compare``: thin wrappers."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from calcinosis.atomic import write_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "radiograph",
+        help="find, measure and score calcinosis on a plain radiograph",
+        description="Analyse one radiograph (DICOM CR/DX, or PNG/JPEG/TIFF with --pixel-spacing).",
+    )
+    p.add_argument("image", help="radiograph file")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--pixel-spacing", type=float, metavar="MM", help="detector pixel size in mm")
+    p.add_argument("--invert", action="store_true", help="PNG/JPEG/TIFF is a negative (bright = air)")
+    p.set_defaults(func=_run)
+    c = subparsers.add_parser(
+        "radiograph-compare",
+        help="compare two radiographs (or output folders) by the 25%% rule",
+        description="Progression / stable / improvement of the calcinosis score and total area (25%% rule).",
+    )
+    c.add_argument("before", help="image or 'calcinosis radiograph' output folder")
+    c.add_argument("after", help="image or 'calcinosis radiograph' output folder")
+    c.add_argument("--out", required=True, help="output folder (writes comparison.json)")
+    c.add_argument("--pixel-spacing", type=float, metavar="MM", help="pixel size for image inputs without one")
+    c.set_defaults(func=_run_compare)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from calcinosis.radiograph.analysis import analyze_radiograph
+    from calcinosis.radiograph.io import read_radiograph
+    from calcinosis.radiograph.outputs import write_radiograph_outputs
+
+    rg = read_radiograph(args.image, pixel_spacing_mm=args.pixel_spacing, invert=args.invert)
+    result = analyze_radiograph(rg)
+    write_radiograph_outputs(result, args.out)
+    s = result.summary
+    print(f"{s['totals']['count']} deposit(s); score {s['score']['image_score']}; outputs in {args.out}")
+    for w in s["warnings"]:
+        print(f"warning: {w}")
+    return 0
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from calcinosis.radiograph.compare import compare_summaries, load_or_analyze
+
+    before = load_or_analyze(args.before, pixel_spacing_mm=args.pixel_spacing)
+    after = load_or_analyze(args.after, pixel_spacing_mm=args.pixel_spacing)
+    result = compare_summaries(before, after)
+    write_json(Path(args.out) / "comparison.json", result)
+    print(
+        f"score {result['score']['before']} -> {result['score']['after']}: {result['score']['status']}; "
+        f"area {result['total_area_mm2']['before']} -> {result['total_area_mm2']['after']} mm2: "
+        f"{result['total_area_mm2']['status']}"
+    )
+    return 0

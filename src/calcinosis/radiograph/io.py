@@ -1,0 +1,278 @@
+"""Read a plain radiograph (DICOM CR/DX, or PNG/JPEG/TIFF) into a :class:`Radiograph`.
+
+Convention: the returned image is float32 ``[row, col]`` with *bright = dense*
+(the MONOCHROME2 sense: more attenuation, higher value), after the DICOM Modality
+LUT and VOI LUT / window. MONOCHROME1 images are inverted. Pixel spacing is
+``(row_mm, col_mm)`` on the detector (``ImagerPixelSpacing``, else
+``PixelSpacing``); when neither is usable the spacing is ``None`` and a warning
+says that sizes are in pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calcinosis.errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: DICOM modalities that are projection radiographs.
+RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "RF", "XA", "PX", "IO", "MG"})
+#: Modalities that are certainly not a plain radiograph (cross-sectional or ultrasound).
+NOT_RADIOGRAPH_MODALITIES = frozenset({"CT", "MR", "PT", "NM", "US", "OCT", "SEG", "SR", "RTDOSE"})
+_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
+
+
+@dataclass(frozen=True)
+class Radiograph:
+    """One 2-D projection radiograph.
+
+    Attributes
+    ----------
+    image : ndarray, float32, shape (rows, cols)
+        Pixel values, bright = dense. Read-only.
+    pixel_spacing_mm : tuple of float or None
+        ``(row_mm, col_mm)`` at the detector; ``None`` when unknown (sizes in pixels).
+    saturated_value : float or None
+        The top of the stored value range, where burned-in labels and blanked
+        collimation sit; ``None`` when the image does not reach it.
+    description : dict
+        Input description for ``summary.json`` (path, format, modality, photometric, ...).
+    warnings : tuple of str
+        Things the reader had to assume.
+    """
+
+    image: np.ndarray
+    pixel_spacing_mm: tuple[float, float] | None
+    saturated_value: float | None = None
+    description: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.image.ndim != 2:
+            raise ValueError(f"image must be 2-D, got shape {self.image.shape}")
+        if self.pixel_spacing_mm is not None and min(self.pixel_spacing_mm) <= 0:
+            raise ValueError(f"pixel_spacing_mm must be positive, got {self.pixel_spacing_mm}")
+        self.image.setflags(write=False)
+
+
+def radiograph_from_array(
+    image: np.ndarray,
+    pixel_spacing_mm: float | tuple[float, float] | None,
+    *,
+    description: dict[str, Any] | None = None,
+) -> Radiograph:
+    """Wrap an in-memory array (bright = dense) as a :class:`Radiograph`."""
+    arr = np.asarray(image, dtype=np.float32).copy()
+    spacing = _spacing_tuple(pixel_spacing_mm)
+    warnings_: list[str] = []
+    if spacing is None:
+        warnings_.append(_NO_SPACING)
+    desc = {"format": "array", "rows": int(arr.shape[0]), "columns": int(arr.shape[1])}
+    desc.update(description or {})
+    return Radiograph(arr, spacing, _saturation(arr), desc, tuple(warnings_))
+
+
+_NO_SPACING = (
+    "no pixel spacing (ImagerPixelSpacing/PixelSpacing) in the input: positions and areas are "
+    "in pixels and mm columns are empty; give --pixel-spacing MM to get millimetres"
+)
+
+
+def read_radiograph(
+    path: str | Path,
+    *,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
+    invert: bool = False,
+) -> Radiograph:
+    """Read a radiograph file.
+
+    Parameters
+    ----------
+    path : path-like
+        A DICOM file (CR, DX, DR...), or a PNG/JPEG/TIFF greyscale image.
+    pixel_spacing_mm : float or (float, float), optional
+        Detector pixel spacing; overrides the DICOM header, required for
+        pixel-based formats to get millimetres.
+    invert : bool
+        For PNG/JPEG/TIFF only: the file is a negative (bright = air).
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable or truncated file; colour image; a modality that is
+        not a projection radiograph (e.g. a CT slice); multi-frame data.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file; give a radiograph file (DICOM, PNG, JPEG or TIFF)")
+    if p.is_dir():
+        raise InputError(f"{p} is a folder; give one radiograph file (DICOM, PNG, JPEG or TIFF)")
+    override = _spacing_tuple(pixel_spacing_mm)
+    if p.suffix.lower() in _IMAGE_SUFFIXES and not _looks_like_dicom(p):
+        return _read_pillow(p, override, invert)
+    if _looks_like_dicom(p) or p.suffix.lower() in {".dcm", ".dicom", ""}:
+        return _read_dicom(p, override)
+    return _read_pillow(p, override, invert)
+
+
+def _spacing_tuple(value: float | tuple[float, float] | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if np.isscalar(value):
+        value = (float(value), float(value))  # type: ignore[arg-type]
+    row, col = (float(v) for v in value)  # type: ignore[union-attr]
+    if not (np.isfinite(row) and np.isfinite(col) and row > 0 and col > 0):
+        raise InputError(f"pixel spacing must be positive millimetres, got {value}")
+    return (row, col)
+
+
+def _looks_like_dicom(p: Path) -> bool:
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(132)
+    except OSError as exc:
+        raise InputError(f"{p}: cannot be read ({exc.strerror or exc})") from exc
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _read_dicom(p: Path, override: tuple[float, float] | None) -> Radiograph:
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    try:
+        ds = pydicom.dcmread(p)
+    except Exception as exc:  # pydicom raises many types for a bad file
+        raise InputError(f"{p}: not a readable DICOM file ({_short(exc)})") from exc
+    modality = str(ds.get("Modality", "") or "").upper()
+    if modality in NOT_RADIOGRAPH_MODALITIES:
+        raise InputError(
+            f"{p}: Modality {modality} is not a projection radiograph; "
+            "use 'calcinosis analyze' for CT and 'calcinosis ultrasound' for ultrasound"
+        )
+    if "PixelData" not in ds:
+        raise InputError(f"{p}: DICOM file without pixel data; give an image file")
+    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+    if int(ds.get("SamplesPerPixel", 1)) != 1 or photometric not in {"MONOCHROME1", "MONOCHROME2"}:
+        raise InputError(
+            f"{p}: colour image ({photometric or 'SamplesPerPixel > 1'}); "
+            "a radiograph must be greyscale (MONOCHROME1 or MONOCHROME2)"
+        )
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        raise InputError(f"{p}: multi-frame image; give a single-frame radiograph")
+    try:
+        raw = ds.pixel_array
+    except Exception as exc:
+        raise InputError(f"{p}: pixel data cannot be decoded, the file may be truncated ({_short(exc)})") from exc
+    if raw.ndim != 2:
+        raise InputError(f"{p}: expected a 2-D greyscale image, got pixel array shape {raw.shape}")
+    warnings_: list[str] = []
+    if not modality:
+        warnings_.append("no Modality in the DICOM header; assumed a projection radiograph")
+    elif modality not in RADIOGRAPH_MODALITIES:
+        warnings_.append(f"Modality {modality} is not a usual radiograph modality; analysed as one")
+    values = apply_modality_lut(raw, ds).astype(np.float64)
+    voi = "none"
+    if "VOILUTSequence" in ds or "WindowCenter" in ds:
+        values = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float64)
+        voi = "VOI LUT" if "VOILUTSequence" in ds else "window"
+    if photometric == "MONOCHROME1":  # bright = air in the file; turn to bright = dense
+        values = values.max() + values.min() - values
+    image = values.astype(np.float32)
+
+    spacing, source = override, "command line" if override else None
+    if spacing is None:
+        for keyword in ("ImagerPixelSpacing", "PixelSpacing"):
+            spacing = _header_spacing(ds, keyword)
+            if spacing is not None:
+                source = keyword
+                break
+        if spacing is None:
+            warnings_.append(_NO_SPACING)
+    desc = {
+        "path": str(p),
+        "format": "DICOM",
+        "modality": modality or None,
+        "photometric_interpretation": photometric,
+        "rows": int(image.shape[0]),
+        "columns": int(image.shape[1]),
+        "voi": voi,
+        "body_part_examined": str(ds.get("BodyPartExamined", "") or "") or None,
+        "processing_description": str(ds.get("AcquisitionDeviceProcessingDescription", "") or "").strip(" []")
+        or None,
+        "view_position": str(ds.get("ViewPosition", "") or "") or None,
+        "laterality": str(ds.get("Laterality", "") or ds.get("ImageLaterality", "") or "") or None,
+        "study_instance_uid": str(ds.get("StudyInstanceUID", "") or "") or None,
+        "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or "") or None,
+        "pixel_spacing_source": source,
+    }
+    return Radiograph(image, spacing, _saturation(image), desc, tuple(warnings_))
+
+
+def _header_spacing(ds: Any, keyword: str) -> tuple[float, float] | None:
+    value = ds.get(keyword)
+    if value is None:
+        return None
+    try:
+        row, col = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    if not (np.isfinite(row) and np.isfinite(col) and row > 0 and col > 0):
+        return None  # e.g. "0\0" as in some CR headers: unusable
+    return (row, col)
+
+
+def _read_pillow(p: Path, override: tuple[float, float] | None, invert: bool) -> Radiograph:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            im.load()
+            mode = im.mode
+            arr = np.asarray(im)
+    except UnidentifiedImageError as exc:
+        raise InputError(f"{p}: not a readable image (DICOM, PNG, JPEG or TIFF expected)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{p}: image cannot be decoded, the file may be truncated ({_short(exc)})") from exc
+    warnings_: list[str] = []
+    if arr.ndim == 3:
+        channels = arr[..., :3].astype(np.int64)
+        if arr.shape[2] < 3 or not (
+            np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 0], channels[..., 2])
+        ):
+            raise InputError(f"{p}: colour image (mode {mode}); a radiograph must be greyscale")
+        arr = arr[..., 0]
+        warnings_.append(f"greyscale stored as {mode}; used one channel")
+    elif mode == "P":
+        raise InputError(f"{p}: palette (colour) image; save the radiograph as greyscale")
+    image = arr.astype(np.float32)
+    if invert:
+        image = image.max() + image.min() - image
+    if override is None:
+        warnings_.append(_NO_SPACING)
+    desc = {
+        "path": str(p),
+        "format": (Image.registered_extensions().get(p.suffix.lower()) or p.suffix.lstrip(".")).upper(),
+        "modality": None,
+        "photometric_interpretation": "inverted" if invert else "bright = dense",
+        "rows": int(image.shape[0]),
+        "columns": int(image.shape[1]),
+        "pixel_spacing_source": "command line" if override else None,
+    }
+    return Radiograph(image, override, _saturation(image), desc, tuple(warnings_))
+
+
+def _saturation(image: np.ndarray) -> float | None:
+    """The top value when a noticeable number of pixels sit exactly on it (clipping/blanking)."""
+    top = float(image.max())
+    return top if np.count_nonzero(image == top) >= 20 else None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:160]
