@@ -47,9 +47,14 @@ def coloured_mask(rgb: np.ndarray, spread: int = COLOUR_SPREAD) -> np.ndarray:
 
 
 def graphics_mask(grey: np.ndarray) -> np.ndarray:
-    """Thin bright strokes: text, calipers, scale marks, box and panel lines (not dilated)."""
+    """Burned-in graphics: thin bright strokes (text, calipers, scale marks, box and panel
+    lines) and flat filled boxes; not dilated."""
     opened = ndi.grey_opening(grey, size=(3, 3))
     thin = ((grey - opened) > 110) & (grey >= 140)
+    # Filled glyph boxes and bars are perfectly flat, which speckle never is (saturated
+    # echoes at 255 excepted, so a bright deposit is not mistaken for a label).
+    flat = (ndi.maximum_filter(grey, size=3) == ndi.minimum_filter(grey, size=3)) & (grey >= 100) & (grey < 250)
+    thin |= ndi.binary_dilation(flat, structure=np.ones((3, 3)))
     # A lone bright speckle grain can pass the test; a glyph or a line has several pixels.
     labels, n = ndi.label(thin, structure=np.ones((3, 3)))
     if n == 0:

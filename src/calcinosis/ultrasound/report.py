@@ -86,11 +86,8 @@ def _outline_pixels(d: UsDeposit, shape: tuple[int, int]) -> tuple[np.ndarray, n
 
 
 def _frame_panel(result: UltrasoundResult, frame: int) -> Image.Image:
-    rgb = result.image.rgb[frame].copy()
+    rgb = result.image.rgb[frame]
     deposits = [d for d in result.deposits if d.frame == frame]
-    for d in deposits:
-        rr, cc = _outline_pixels(d, rgb.shape[:2])
-        rgb[rr, cc] = (255, 220, 0)
     im = Image.fromarray(rgb)
     draw = ImageDraw.Draw(im)
     font = ImageFont.load_default()
@@ -108,7 +105,12 @@ def _frame_panel(result: UltrasoundResult, frame: int) -> Image.Image:
         draw.text((x, y - 1), label, fill=(255, 220, 0), font=font)
     if result.image.n_frames > 1:
         draw.text((4, 2), f"frame {frame}", fill=(255, 255, 255), font=font)
-    return im
+    # Outlines last, so that no label or line hides a finding.
+    out = np.asarray(im).copy()
+    for d in deposits:
+        rr, cc = _outline_pixels(d, out.shape[:2])
+        out[rr, cc] = (255, 220, 0)
+    return Image.fromarray(out)
 
 
 def render_overlay_png(result: UltrasoundResult) -> bytes:
