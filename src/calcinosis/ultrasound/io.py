@@ -21,7 +21,6 @@ __all__ = ["UltrasoundImage", "UsRegion", "read_ultrasound", "RegionDataType"]
 log = logging.getLogger(__name__)
 
 _PNG_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-_NOT_ULTRASOUND = {"CT", "MR", "PT", "NM", "CR", "DX", "MG", "RF", "XA", "OT_CT"}
 
 
 class RegionDataType:
