@@ -10,10 +10,10 @@ import numpy as np
 from scipy import ndimage
 
 from calcinosis import __version__
-from calcinosis.radiograph.detect import DetectConfig, detect_deposits, inpaint_deposits
+from calcinosis.radiograph.detect import DetectConfig, detect_deposits
 from calcinosis.radiograph.io import Radiograph
 from calcinosis.radiograph.score import SCORE_DESCRIPTION, score_areas
-from calcinosis.radiograph.segment import Segmentation, _disk, _px, find_bone, segment_radiograph
+from calcinosis.radiograph.segment import Segmentation, _disk, _px, segment_radiograph
 
 SCHEMA_VERSION = "1.0"
 #: Pixel size assumed for filter scales when the input has none (typical CR/DR pitch).
@@ -70,9 +70,7 @@ def analyze_radiograph(radiograph: Radiograph, config: DetectConfig = DetectConf
     seg = segment_radiograph(image, spacing, saturated_value=radiograph.saturated_value)
     cands, noise = detect_deposits(image, spacing, seg.body_mask, seg.bone_mask, seg.exclusion_mask, config)
     smooth = ndimage.gaussian_filter(image.astype(np.float32), _px(0.4, spacing))
-    # Bone again, on the image with the deposits replaced by their background, so that a
-    # deposit beside a bone is not taken for part of it.
-    bone = find_bone(inpaint_deposits(smooth, cands), seg.body_mask, spacing) if cands else seg.bone_mask
+    bone = seg.bone_mask
     area_default = anatomical_area(radiograph.description)
     labels = np.zeros(image.shape, dtype=np.int32)
     deposits = []
@@ -100,8 +98,6 @@ def analyze_radiograph(radiograph: Radiograph, config: DetectConfig = DetectConf
             )
         )
     summary = _summary(radiograph, seg, deposits, noise, spacing, time.perf_counter() - t0)
-    seg = Segmentation(seg.field_mask, seg.body_mask, bone, seg.exclusion_mask, seg.excluded,
-                       seg.collimation_px, seg.background_level, seg.body_threshold)  # fmt: skip
     return RadiographResult(radiograph, seg, tuple(deposits), labels, summary)
 
 
