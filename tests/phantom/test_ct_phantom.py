@@ -239,13 +239,15 @@ def test_big_matrix_grid():
 
 def test_write_phantom_round_trip(tmp_path):
     ph = make_ct_phantom("elbow", seed=0, length_mm=15.0, n_deposits=3)
-    path = write_phantom(ph, tmp_path / "out", fmt="nrrd")
-    img = sitk.ReadImage(str(path))
+    paths = write_phantom(ph, tmp_path / "out", fmt="nrrd")
+    img = sitk.ReadImage(str(paths["image"]))
     assert np.array_equal(sitk.GetArrayFromImage(img), ph.volume.array)
     assert np.allclose(img.GetOrigin(), ph.volume.origin)
     truth = json.loads((tmp_path / "out" / "truth.json").read_text())
     assert len(truth["deposits"]) == len(ph.deposits)
     assert truth["deposits"][0]["mass_mg"] == pytest.approx(ph.deposits[0].mass_mg, rel=1e-5)
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(paths["labels"])))
+    assert np.array_equal(labels, ph.labels)
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
 
 

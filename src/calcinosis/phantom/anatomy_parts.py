@@ -34,6 +34,8 @@ class Tissue(str, Enum):
     VISCERA = "viscera"
     CANAL = "spinal_canal"
     DISC = "disc"
+    VESSEL = "vessel"
+    CARTILAGE = "cartilage"
     CORTICAL_BONE = "cortical_bone"
     MARROW = "marrow"
     TABLE = "table"

@@ -18,10 +18,12 @@ import numpy as np
 
 from calcinosis.errors import InputError
 from calcinosis.phantom import anatomy_parts as parts
+from calcinosis.phantom.distractors import add_distractor_anatomy, check_kinds, make_distractors
 from calcinosis.phantom.placement import (
     COMPARTMENTS,
     DepositPlacer,
     Placed,
+    blob_extent,
     classify,
     compartment_counts,
     skin_objects,
@@ -294,7 +296,8 @@ def make_ct_phantom(
     PhantomCT
     """
     _check_options(body_part, noise_hu, slice_thickness_mm, pixel_mm, length_mm, limb_side, matrix)
-    distractors = tuple(distractors)
+    distractors = tuple(dict.fromkeys(str(k) for k in distractors))
+    check_kinds(distractors, body_part)
     root = np.random.SeedSequence(int(seed))
     rng_anat, rng_dep, rng_obj, rng_noise, rng_dis = (np.random.default_rng(s) for s in root.spawn(5))
     if body_part == "thighs":
@@ -303,6 +306,7 @@ def make_ct_phantom(
         anatomy = parts.trunk(rng_anat)
     else:
         anatomy = parts.elbow(rng_anat, limb_side)
+    anatomy = add_distractor_anatomy(anatomy, distractors)
     # The table is always laid out so that the grid does not depend on whether it is shown.
     with_table, table_truth = parts.add_table(anatomy, rng_anat)
     grid = _make_grid(with_table, pixel_mm, slice_thickness_mm, length_mm, matrix)
@@ -314,11 +318,11 @@ def make_ct_phantom(
 
     placed = _deposits(anatomy, rng_dep, z_limits, n_deposits, deposits, body_part)
     objects = skin_objects(anatomy, rng_obj, (grid.z_min, grid.z_max)) if external_objects else []
-    distractor_objs: list[dict] = []
-    if distractors:
-        from calcinosis.phantom.distractors import make_distractors
-
-        distractor_objs = make_distractors(anatomy, distractors, rng_dis, (grid.z_min, grid.z_max))
+    distractor_objs = make_distractors(anatomy, distractors, rng_dis, z_limits, placed)
+    if distractor_objs:  # a skin object never lies on top of a distractor
+        taken = [blob_extent(o["blob"])[1:] for o in distractor_objs]
+        objects = [o for o in objects if all(
+            np.linalg.norm(blob_extent(o["blob"])[1] - c) > blob_extent(o["blob"])[2] + r + 1.0 for c, r in taken)]
 
     noiseless = render_anatomy(anatomy, grid, psf_fwhm_mm)
     labels = np.zeros(noiseless.shape, dtype=np.uint16)

@@ -1,0 +1,75 @@
+"""Distractors are dense but recorded apart from deposits; the phantom subcommand writes a phantom."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from calcinosis.errors import InputError
+from calcinosis.phantom import make_ct_phantom
+from calcinosis.phantom.cli import register_phantom_command
+
+ALL = ("vessels", "bowel", "cartilage", "necklace", "ecg_leads")
+
+
+@pytest.fixture(scope="module")
+def trunk_pair():
+    kw = dict(seed=2, length_mm=45.0, noise_hu=10.0, external_objects=False)
+    return make_ct_phantom("trunk", distractors=ALL, **kw), make_ct_phantom("trunk", **kw)
+
+
+def test_every_distractor_kind_is_rendered_and_recorded(trunk_pair):
+    ph, plain = trunk_pair
+    kinds = {o.kind for o in ph.distractors}
+    assert {"vessel_wall_calcification", "bowel_contrast", "costal_cartilage_calcification",
+            "necklace_bead", "ecg_electrode"} <= kinds
+    vol = ph.noiseless
+    for o in ph.distractors:
+        idx = tuple(np.round(vol.lps_to_index(np.array(o.centroid_lps))).astype(int))
+        if o.kind in ("necklace_bead", "ecg_electrode", "bowel_contrast"):  # solid: dense at the centre
+            assert vol.array[idx] > 200
+    # distractors never become deposits, and deposits stay clear of them
+    dep_mask = ph.labels > 0
+    dens = [o for o in ph.distractors if o.hu >= 300]
+    for o in dens:
+        idx = tuple(np.round(vol.lps_to_index(np.array(o.centroid_lps))).astype(int))
+        assert not dep_mask[idx]
+    assert len(ph.deposits) >= 8
+
+
+def test_metal_distractors_lie_outside_the_body(trunk_pair):
+    ph, plain = trunk_pair
+    body = plain.noiseless.array > -500
+    extra = ph.noiseless.array - plain.noiseless.array
+    metal = extra > 2000
+    assert metal.sum() > 50
+    assert not (metal & body).any()
+
+
+def test_distractor_kind_checks():
+    with pytest.raises(InputError):
+        make_ct_phantom("thighs", distractors=("bowel",))
+    with pytest.raises(InputError):
+        make_ct_phantom("trunk", distractors=("piercing",))
+    ph = make_ct_phantom("thighs", seed=1, distractors=("vessels",), length_mm=30.0, n_deposits=4)
+    plaques = [o for o in ph.distractors if o.kind == "vessel_wall_calcification"]
+    assert {np.sign(o.centroid_lps[0]) for o in plaques} == {-1.0, 1.0}  # both femoral arteries
+
+
+def test_phantom_subcommand_writes_image_and_truth(tmp_path):
+    parser = argparse.ArgumentParser()
+    register_phantom_command(parser.add_subparsers(dest="command"))
+    out = tmp_path / "ph"
+    args = parser.parse_args(["phantom", "--body-part", "elbow", "--seed", "7", "--noise-hu", "12",
+                              "--slice-mm", "2", "--pixel-mm", "0.9", "--length-mm", "20", "--format", "mha",
+                              "--out", str(out)])
+    assert args.func(args) == 0
+    img = sitk.ReadImage(str(out / "phantom.mha"))
+    assert img.GetSize()[2] == 10 and np.allclose(img.GetSpacing(), (0.9, 0.9, 2.0))
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["body_part"] == "elbow" and truth["settings"]["noise_hu"] == 12.0
+    assert all(d["region"] == "elbow" for d in truth["deposits"])
