@@ -100,6 +100,28 @@ class Anatomy:
         d = [s.prism.signed_distance(p) for s in self.structures if s.tissue == Tissue.CORTICAL_BONE]
         return np.min(d, axis=0) if d else np.full(len(p), np.inf)
 
+    def bone_gap_mm(self, p: np.ndarray) -> float:
+        """Smallest signed distance (mm) from the points ``(n, 3)`` to bone (negative: inside bone).
+
+        Same as ``bone_signed_distance(p).min()`` but skips bones whose bounding
+        box is farther than the best distance found so far.
+        """
+        lo, hi = p[:, :2].min(axis=0), p[:, :2].max(axis=0)
+        cands = []
+        for s in self.structures:
+            if s.tissue != Tissue.CORTICAL_BONE:
+                continue
+            x0, x1, y0, y1 = s.prism.shape.bbox()
+            gx = max(x0 - hi[0], lo[0] - x1, 0.0)
+            gy = max(y0 - hi[1], lo[1] - y1, 0.0)
+            cands.append((float(np.hypot(gx, gy)), s))
+        best = np.inf
+        for bound, s in sorted(cands, key=lambda c: c[0]):
+            if bound > best:
+                break
+            best = min(best, float(s.prism.signed_distance(p).min()))
+        return best
+
     def side_of(self, x_mm: float) -> str:
         """``left``/``right``/``midline`` (within 10 mm of the midline) of an LPS x."""
         if self.midline_x_mm is None:

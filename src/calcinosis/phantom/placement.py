@@ -85,7 +85,7 @@ def classify(anatomy: Anatomy, blob: Blob) -> dict:
     vol, c, _ = blob_extent(blob)
     surf = blob.surface_points(1000)
     depth = float(-anatomy.body_signed_distance(c[None])[0])
-    bone_gap = float(anatomy.bone_signed_distance(surf).min())
+    bone_gap = anatomy.bone_gap_mm(surf)
     tissue = anatomy.tissue_at(c[None])[0]
     if depth <= 3.0:
         compartment = "cutaneous"
@@ -210,7 +210,7 @@ class DepositPlacer:
             for _ in range(50):  # cheap pre-check of the centre before building the shape
                 center = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1), self._z(d)])
                 if (anat.tissue_at(center[None])[0] == Tissue.MUSCLE
-                        and anat.bone_signed_distance(center[None])[0] > 6.0 + 0.6 * d):
+                        and anat.bone_gap_mm(center[None]) > 6.0 + 0.6 * d):
                     break
             return self._lumpy(d, center), frozenset({Tissue.MUSCLE}), 1.5, 6.0
         return self._juxta(outline)
@@ -250,7 +250,7 @@ class DepositPlacer:
         base = np.array([p2[0], p2[1], z])
         blob = self._lumpy(d, base + n * (gap + 0.5 * d))
         for _ in range(3):  # slide along the normal until the exact gap is the wanted one
-            actual = float(anat.bone_signed_distance(blob.surface_points(300)).min())
+            actual = anat.bone_gap_mm(blob.surface_points(300))
             blob = blob.transformed(1.0, n * (gap - actual))
         self._juxta_done += 1
         return blob, frozenset({Tissue.MUSCLE, Tissue.FAT}), 1.0, 0.2
