@@ -41,8 +41,15 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", type=float, default=0.8, metavar="MG_PER_HU_CM3",
                    help="mass calibration c in mg/(cm³·HU) (default 0.8)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--report", choices=("html", "pdf"), default="html",
+                   help="report format: html (default) or pdf (report.html plus report.pdf; needs Chromium)")
     p.add_argument("--keep-identifiers", action="store_true",
                    help="keep patient identifiers in the outputs (off by default)")
+
+
+def _report_choice(args) -> bool | str:
+    """``run_analysis``'s ``report``: False (--no-report), "html" or "pdf"."""
+    return False if args.no_report else getattr(args, "report", "html")
 
 
 def config_from_args(args) -> AnalysisConfig:
@@ -69,6 +76,12 @@ def run_analysis(input_path, out_dir, config: AnalysisConfig, *, series=None, re
     from calcinosis.outputs import OutputOptions, prepare_out_dir, write_analysis
     from calcinosis.pipeline import analyze
 
+    if report == "pdf":
+        from calcinosis.report.html import find_chromium
+
+        if find_chromium() is None:  # why: say so before minutes of analysis, not after
+            raise InputError("--report pdf needs Chromium (Debian: apt-get install chromium); "
+                             "use --report html instead")
     out = prepare_out_dir(out_dir, input_path)
     step = progress or (lambda _m: None)
     step("reading")
@@ -86,7 +99,7 @@ def cmd_analyze(args) -> int:
     status, step = _progress()
     try:
         analysis = run_analysis(args.input, args.out, config, series=args.series,
-                                report=not args.no_report, keep_identifiers=args.keep_identifiers,
+                                report=_report_choice(args), keep_identifiers=args.keep_identifiers,
                                 progress=step)
     finally:
         if status:
@@ -106,7 +119,7 @@ def cmd_demo(args) -> int:
                  if str(p).endswith((".nii.gz", ".nrrd", ".mha")))
     status, step = _progress()
     try:
-        analysis = run_analysis(image, out, config, report=not args.no_report, progress=step)
+        analysis = run_analysis(image, out, config, report=_report_choice(args), progress=step)
     finally:
         if status:
             status.stop()
