@@ -1,0 +1,128 @@
+"""``calcinosis compare BASELINE FOLLOWUP --out DIR``: follow-up of one patient's calcinosis.
+
+Each of BASELINE and FOLLOWUP is either a CT input as for ``analyze`` (DICOM folder,
+NIfTI, NRRD, MetaImage), which is analysed and written to ``DIR/baseline/`` or
+``DIR/followup/``, or a folder written earlier by ``calcinosis analyze``; such a
+folder holds the lesions but not the image, so the CT it was made from must be
+given with ``--baseline-image`` / ``--followup-image`` (it is needed for the
+registration and the pictures, and is checked against the analysed grid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from calcinosis.errors import InputError
+from calcinosis.follow.compare import Comparison, compare_visits
+from calcinosis.follow.config import CompareConfig, RegistrationConfig
+from calcinosis.follow.outputs import read_track_ids, write_comparison
+from calcinosis.follow.visit import Visit, is_analysis_folder, load_analysis_folder, visit_from_analysis
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare", help="compare two CTs of one patient deposit by deposit",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("baseline", help="baseline CT input, or an analyze output folder (with --baseline-image)")
+    p.add_argument("followup", help="follow-up CT input, or an analyze output folder (with --followup-image)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--baseline-image", default=None, metavar="PATH",
+                   help="the CT a baseline analyze folder was made from")
+    p.add_argument("--followup-image", default=None, metavar="PATH",
+                   help="the CT a follow-up analyze folder was made from")
+    p.add_argument("--baseline-series", default=None, metavar="UID", help="DICOM SeriesInstanceUID of the baseline")
+    p.add_argument("--followup-series", default=None, metavar="UID", help="DICOM SeriesInstanceUID of the follow-up")
+    p.add_argument("--change-pct", type=float, default=25.0,
+                   help="mass change (%%) above which a deposit or the total has grown / shrunk (default 25)")
+    p.add_argument("--baseline-tracks", default=None, metavar="CHANGES_CSV",
+                   help="changes.csv of the comparison whose follow-up is this baseline: keeps track ids")
+    p.add_argument("--affine", default="auto", choices=("auto", "never", "always"),
+                   help="affine refinement after the rigid registration (default auto)")
+    p.add_argument("--threshold-hu", type=float, default=130.0, help="detection threshold (HU) for new analyses")
+    p.add_argument("--calibration", type=float, default=0.8, metavar="MG_PER_HU_CM3",
+                   help="mass calibration c in mg/(cm³·HU) for new analyses (default 0.8)")
+    p.add_argument("--no-report", action="store_true", help="skip the report.html files")
+    p.set_defaults(func=cmd_compare)
+
+
+def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None, followup_image=None,
+                baseline_series=None, followup_series=None, analysis_config=None,
+                compare_config: CompareConfig = CompareConfig(), baseline_tracks=None, report: bool = True,
+                progress=None) -> Comparison:
+    """Analyse (or load) both visits, compare them and write ``out_dir``: the library side of the CLI."""
+    from calcinosis.config import AnalysisConfig
+    from calcinosis.outputs import prepare_out_dir
+
+    step = progress or (lambda _m: None)
+    config = analysis_config or AnalysisConfig()
+    for inp in (baseline_input, followup_input):
+        if not Path(inp).exists():
+            raise InputError(f"input {inp} does not exist; give a CT input or an analyze output folder")
+    tracks = read_track_ids(baseline_tracks) if baseline_tracks else None
+    out = prepare_out_dir(out_dir, baseline_input)
+    prepare_out_dir(out_dir, followup_input)
+    links = {}
+    visits: list[Visit] = []
+    for name, inp, image, series in (("baseline", baseline_input, baseline_image, baseline_series),
+                                     ("followup", followup_input, followup_image, followup_series)):
+        step(f"{name}: reading")
+        visit = _load_visit(name, inp, image, series, config, out, report, step)
+        if visit.analysis is not None:
+            links[f"{name} analysis"] = f"{name}/report.html" if report else f"{name}/summary.json"
+        visits.append(visit)
+    step("registering and matching")
+    cmp = compare_visits(visits[0], visits[1], compare_config, track_ids=tracks)
+    step("writing")
+    write_comparison(cmp, out, baseline_source=Path(baseline_input).name, followup_source=Path(followup_input).name,
+                     report=report, analysis_links=links)
+    return cmp
+
+
+def _load_visit(name, inp, image, series, config, out: Path, report: bool, step) -> Visit:
+    from calcinosis.io import read_volume
+    from calcinosis.outputs import OutputOptions, write_analysis
+    from calcinosis.pipeline import analyze
+
+    flag = f"--{name}-image"
+    if is_analysis_folder(inp):
+        if image is None:
+            raise InputError(f"{inp} is an analyze output folder; give the CT it was made from with {flag}")
+        volume = read_volume(image, series_uid=series)
+        return load_analysis_folder(inp, volume, name)
+    if image is not None:
+        raise InputError(f"{flag} applies only when the {name} input is an analyze output folder")
+    volume = read_volume(inp, series_uid=series)
+    analysis = analyze(volume, config, progress=lambda m: step(f"{name}: {m}"))
+    write_analysis(analysis, out / name, OutputOptions(report=report))
+    return visit_from_analysis(analysis, name)
+
+
+def cmd_compare(args) -> int:
+    from calcinosis.config import AnalysisConfig
+
+    analysis_config = AnalysisConfig(threshold_hu=args.threshold_hu,
+                                     mass_calibration_mg_per_hu_cm3=args.calibration)
+    compare_config = CompareConfig(change_pct=args.change_pct, registration=RegistrationConfig(affine=args.affine))
+    status = None
+    step = None
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        status = Console(stderr=True).status("starting")
+        status.start()
+        step = lambda msg: status.update(f"calcinosis compare: {msg}")  # noqa: E731
+    try:
+        cmp = run_compare(args.baseline, args.followup, args.out, baseline_image=args.baseline_image,
+                          followup_image=args.followup_image, baseline_series=args.baseline_series,
+                          followup_series=args.followup_series, analysis_config=analysis_config,
+                          compare_config=compare_config, baseline_tracks=args.baseline_tracks,
+                          report=not args.no_report, progress=step)
+    finally:
+        if status:
+            status.stop()
+    if sys.stdout.isatty():
+        print(f"overall: {cmp.overall} ({cmp.overall_change_pct:+.1f} % mass); results in {args.out}")
+    return 0

@@ -1,0 +1,154 @@
+"""Compare two visits of one patient: register, match, classify, total up.
+
+:func:`compare_visits` is the library function behind ``calcinosis compare``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from calcinosis.follow.config import CompareConfig
+from calcinosis.follow.features import grid_image
+from calcinosis.follow.matching import (
+    Change,
+    Status,
+    centroids,
+    change_status,
+    inside_fov,
+    match_lesions,
+    radius_mm,
+    refine_with_deposits,
+)
+from calcinosis.follow.registration import Registration, register_volumes
+from calcinosis.follow.visit import Visit
+from calcinosis.io import volume_to_sitk
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1.0"
+POOR_BONE_DICE = 0.7
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """The result of comparing a follow-up visit with its baseline."""
+
+    baseline: Visit
+    followup: Visit
+    config: CompareConfig
+    registration: Registration
+    changes: tuple[Change, ...]
+    baseline_covered: np.ndarray  # bool per baseline lesion (in ``baseline.lesions`` order)
+    followup_covered: np.ndarray  # bool per follow-up lesion
+    overall: str  # progression / stable / improvement
+    overall_change_pct: float
+    warnings: tuple[str, ...]
+    deposits_lined_up: tuple[int, int]  # deposits within 3 mm of a partner: after / before refinement
+
+
+def compare_visits(baseline: Visit, followup: Visit, config: CompareConfig = CompareConfig(), *,
+                   registration: Registration | None = None,
+                   track_ids: dict[int, int] | None = None) -> Comparison:
+    """Register ``followup`` to ``baseline``, match their deposits and classify each change.
+
+    Parameters
+    ----------
+    baseline, followup : Visit
+    config : CompareConfig
+    registration : Registration, optional
+        A known baseline -> follow-up mapping; registered here by default.
+    track_ids : dict, optional
+        Track identifier per baseline lesion id, from the comparison that produced the
+        baseline (so a deposit keeps its identifier over several visits).
+    """
+    reg = registration or register_volumes(baseline.volume, followup.volume, config.registration,
+                                           baseline_labels=baseline.labels, followup_labels=followup.labels)
+    b_pts = centroids(baseline.lesions)
+    lined = (0, 0)
+    if registration is None and config.registration.deposit_refinement:
+        f_pts = reg.to_baseline(centroids(followup.lesions))
+        shift, n_after, n_before = refine_with_deposits(
+            b_pts, f_pts, np.array([les.mass_mg for les in baseline.lesions]),
+            np.array([les.mass_mg for les in followup.lesions]), config.registration.max_refinement_mm)
+        lined = (n_after, n_before)
+        if np.any(shift != 0):
+            log.info("deposit refinement shifted the registration by %s mm", np.round(shift, 2))
+            reg = reg.shifted(shift)
+    f_pts = reg.to_baseline(centroids(followup.lesions))
+    margin_b = np.array([radius_mm(les) for les in baseline.lesions]) + config.fov_margin_mm
+    margin_f = np.array([radius_mm(les) for les in followup.lesions]) + config.fov_margin_mm
+    b_cov = inside_fov(followup.volume, reg.to_followup(b_pts), margin_b)
+    f_cov = inside_fov(baseline.volume, f_pts, margin_f)
+    overlaps = label_overlaps(baseline, followup, reg)
+    changes = match_lesions(baseline.lesions, followup.lesions, f_pts, overlaps, b_cov, f_cov, config, track_ids)
+    mb = sum(les.mass_mg for les, c in zip(baseline.lesions, b_cov) if c)
+    mf = sum(les.mass_mg for les, c in zip(followup.lesions, f_cov) if c)
+    status, pct = change_status(mb, mf, config.change_pct)
+    overall = {Status.GROWN: "progression", Status.SHRUNK: "improvement"}.get(status, "stable")
+    warnings = _warnings(baseline, followup, reg, changes)
+    return Comparison(baseline, followup, config, reg, changes, b_cov, f_cov, overall, pct, tuple(warnings),
+                      lined)
+
+
+def label_overlaps(baseline: Visit, followup: Visit, reg: Registration) -> dict[tuple[int, int], int]:
+    """Voxels shared by each (baseline id, follow-up id) after resampling the follow-up labels (nearest)."""
+    if not baseline.lesions or not followup.lesions:
+        return {}
+    resampled = followup_labels_on_baseline(baseline, followup, reg)
+    both = (baseline.labels > 0) & (resampled > 0)
+    if not both.any():
+        return {}
+    codes = baseline.labels[both].astype(np.int64) * 65536 + resampled[both].astype(np.int64)
+    values, counts = np.unique(codes, return_counts=True)
+    return {(int(v // 65536), int(v % 65536)): int(n) for v, n in zip(values, counts)}
+
+
+def followup_labels_on_baseline(baseline: Visit, followup: Visit, reg: Registration) -> np.ndarray:
+    """The follow-up label map on the baseline grid (nearest neighbour; 0 outside the follow-up)."""
+    moving = volume_to_sitk(followup.volume.with_array(followup.labels))
+    out = sitk.Resample(moving, grid_image(baseline.volume), reg.sitk_transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt16)
+    return sitk.GetArrayFromImage(out)
+
+
+def _warnings(baseline: Visit, followup: Visit, reg: Registration, changes) -> list[str]:
+    out = []
+    n_out = sum(1 for c in changes if c.status == Status.NOT_COVERED)
+    if n_out or reg.overlap_fraction < 0.95:
+        out.append(f"the two fields of view cover different anatomy: the follow-up covers "
+                   f"{100 * reg.overlap_fraction:.0f} % of the baseline body; {n_out} deposit"
+                   f"{'s' if n_out != 1 else ''} outside the common field of view "
+                   f"{'are' if n_out != 1 else 'is'} reported as not_covered and left out of the overall call")
+    if not reg.bone_dice >= POOR_BONE_DICE:
+        out.append(f"registration may be poor (bone Dice {reg.bone_dice:.2f}); check the side-by-side "
+                   "pictures before trusting the deposit matches")
+    tb = _thickness(baseline)
+    tf = _thickness(followup)
+    if tb and tf and abs(tb - tf) > 0.25:
+        out.append(f"slice thickness differs ({tb:g} mm then, {tf:g} mm now): the mass of small deposits "
+                   "is measured less exactly on the thicker slices")
+    sb, sf = _settings(baseline), _settings(followup)
+    for key in ("threshold_hu", "mass_calibration_mg_per_hu_cm3"):
+        if key in sb and key in sf and sb[key] != sf[key]:
+            out.append(f"the analyses used different {key} ({sb[key]} vs {sf[key]}): masses are not comparable")
+    kb, kf = baseline.volume.metadata.get("kvp"), followup.volume.metadata.get("kvp")
+    if kb and kf and abs(float(kb) - float(kf)) > 5:
+        out.append(f"tube voltage differs ({float(kb):g} vs {float(kf):g} kVp): HU of calcium and so masses differ")
+    return out
+
+
+def _thickness(visit: Visit) -> float | None:
+    t = visit.volume.metadata.get("slice_thickness_mm") or visit.volume.spacing[2]
+    return float(t) if t else None
+
+
+def _settings(visit: Visit) -> dict[str, Any]:
+    if visit.analysis is not None:
+        return visit.analysis.config.to_dict()
+    if visit.summary and isinstance(visit.summary.get("settings"), dict):
+        return visit.summary["settings"]
+    return {}

@@ -1,0 +1,55 @@
+"""Write a comparison: ``changes.csv``, ``report.html`` and ``comparison.json`` (last).
+
+Every file is written atomically; ``comparison.json`` comes last, so a folder that
+has it holds a complete result.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from calcinosis import atomic
+from calcinosis.errors import InputError
+from calcinosis.follow.compare import Comparison
+from calcinosis.follow.tables import changes_csv, comparison_document
+
+
+def write_comparison(cmp: Comparison, out_dir: str | os.PathLike[str], *, baseline_source: str,
+                     followup_source: str, report: bool = True,
+                     analysis_links: dict[str, str] | None = None) -> dict[str, Path]:
+    """Write the comparison files into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = comparison_document(cmp, baseline_source=baseline_source, followup_source=followup_source)
+    paths = {"changes_csv": atomic.write_text(out / "changes.csv", changes_csv(cmp.changes))}
+    if report:
+        from calcinosis.follow.report import render_comparison_html, side_by_side_png
+
+        html = render_comparison_html(cmp, doc, figure_png=side_by_side_png(cmp), analysis_links=analysis_links)
+        paths["report"] = atomic.write_text(out / "report.html", html)
+    paths["comparison"] = atomic.write_json(out / "comparison.json", doc)
+    return paths
+
+
+def read_track_ids(path: str | os.PathLike[str]) -> dict[int, int]:
+    """Track id of each follow-up lesion id in an earlier ``changes.csv``.
+
+    Used to keep identifiers over several visits: that follow-up is this comparison's
+    baseline, so its lesions keep the tracks they had.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"track file {p} does not exist; give the changes.csv of the previous comparison")
+    try:
+        with open(p, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        tracks: dict[int, int] = {}
+        for row in rows:
+            ids = [i for i in (row.get("followup_id") or "").split(";") if i.strip()]
+            for i in ids:
+                tracks[int(i)] = int(row["track_id"])
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p} is not a changes.csv written by calcinosis compare ({exc})") from exc
+    return tracks
