@@ -1,0 +1,102 @@
+"""Read a registry back: one table row per study (``cohort export``) and counts (``cohort status``).
+
+Export columns, in order: ``key, status, input_path, series_uid, error, run_time_s,
+software_version, lesion_count, volume_mm3, mass_mg, agatston`` then, for every
+compartment of the output contract, every body region and every side found in the
+registry, ``compartment_<name>_<measure>``, ``region_<name>_<measure>`` and
+``side_<name>_<measure>`` with measure in ``count, volume_mm3, mass_mg, agatston``.
+Studies that are not done have empty totals.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from calcinosis import atomic
+from calcinosis.cohort.registry import STATUSES, Registry, studies, summaries
+from calcinosis.report.summary import COMPARTMENTS, SIDES
+
+MEASURES = ("count", "volume_mm3", "mass_mg", "agatston")
+BASE_COLUMNS = ("key", "status", "input_path", "series_uid", "error", "run_time_s",
+                "software_version", "lesion_count", "volume_mm3", "mass_mg", "agatston")
+
+
+@dataclass(frozen=True)
+class CohortStatus:
+    """Study counts by status (every status present, zero if none) and failures ``(key, input, reason)``."""
+
+    counts: dict[str, int]
+    failures: tuple[tuple[str, str, str], ...]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def cohort_status(registry: Registry) -> CohortStatus:
+    with registry.engine.connect() as conn:
+        counts = dict.fromkeys(STATUSES, 0)
+        for status, n in conn.execute(sa.select(studies.c.status, sa.func.count())
+                                      .group_by(studies.c.status)):
+            counts[status] = int(n)
+        failures = tuple((r.key, r.input_path, r.error or "") for r in conn.execute(
+            sa.select(studies.c.key, studies.c.input_path, studies.c.error)
+            .where(studies.c.status == "failed").order_by(studies.c.key)))
+    return CohortStatus(counts, failures)
+
+
+def cohort_rows(registry: Registry) -> tuple[list[str], list[dict[str, Any]]]:
+    """The export table: (column names, one dict per study sorted by key)."""
+    query = (sa.select(studies.c.key, studies.c.status, studies.c.input_path, studies.c.series_uid,
+                       studies.c.error, studies.c.run_time_s, studies.c.software_version,
+                       summaries.c.lesion_count, summaries.c.volume_mm3, summaries.c.mass_mg,
+                       summaries.c.agatston, summaries.c.by_compartment, summaries.c.by_region,
+                       summaries.c.by_side)
+             .select_from(studies.outerjoin(summaries, summaries.c.study_key == studies.c.key))
+             .order_by(studies.c.key))
+    with registry.engine.connect() as conn:
+        records = [r._asdict() for r in conn.execute(query)]
+    groups = {
+        "compartment": list(COMPARTMENTS),
+        "region": sorted({n for r in records for n in (r["by_region"] or {})}),
+        "side": list(SIDES),
+    }
+    for r in records:  # compartments/sides outside the contract lists still get columns
+        for name in r["by_compartment"] or {}:
+            if name not in groups["compartment"]:
+                groups["compartment"].append(name)
+        for name in r["by_side"] or {}:
+            if name not in groups["side"]:
+                groups["side"].append(name)
+    columns = list(BASE_COLUMNS) + [f"{g}_{name}_{m}" for g, names in groups.items()
+                                    for name in names for m in MEASURES]
+    rows = []
+    for r in records:
+        row = {c: r.get(c) for c in BASE_COLUMNS}
+        if r["status"] == "done" and r["lesion_count"] is not None:
+            for g in groups:
+                burdens = r[f"by_{g}"] or {}
+                for name in groups[g]:
+                    b = burdens.get(name) or {}
+                    for m in MEASURES:
+                        row[f"{g}_{name}_{m}"] = b.get(m, 0)
+        rows.append(row)
+    return columns, rows
+
+
+def export_csv(registry: Registry, path: str | os.PathLike[str]) -> Path:
+    """Write the export table as CSV (atomically); returns the path."""
+    columns, rows = cohort_rows(registry)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", restval="")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return atomic.write_text(path, buf.getvalue())

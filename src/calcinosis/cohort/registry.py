@@ -1,0 +1,295 @@
+"""The cohort registry: one SQLAlchemy database of studies, their lesions and summaries.
+
+Any SQLAlchemy URL works (SQLite by default, PostgreSQL tested). Tables:
+
+``schema_meta``
+    ``name -> value``; ``schema_version`` is checked on open: an older registry is
+    upgraded by the steps in :data:`MIGRATIONS`, a newer one is refused.
+``studies``
+    one row per study: key, input path/kind/series UID, input checksum, settings
+    (JSON) and their hash, software version, status (``pending``, ``running``,
+    ``done``, ``failed``), error message, attempts, timings (UTC), output folder,
+    worker address and memory estimate.
+``lesions``
+    one row per lesion of a done study (the lesions.csv contract columns).
+``summaries``
+    one row per done study: numeric totals and the by-compartment / region / side
+    burdens as JSON, plus the whole summary.json document.
+
+Only the batch *client* writes (workers return results), so SQLite is safe. A
+study becomes ``done`` in one transaction together with its lesions and summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from calcinosis.errors import InputError
+
+SCHEMA_VERSION = 1
+STATUSES = ("pending", "running", "done", "failed")
+
+metadata = sa.MetaData()
+
+schema_meta = sa.Table(
+    "schema_meta", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+studies = sa.Table(
+    "studies", metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("input_path", sa.Text, nullable=False),
+    sa.Column("input_kind", sa.String(16), nullable=False),
+    sa.Column("series_uid", sa.String(128)),
+    sa.Column("input_checksum", sa.String(64)),
+    sa.Column("settings", sa.JSON),
+    sa.Column("settings_hash", sa.String(64)),
+    sa.Column("software_version", sa.String(32)),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("error", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("queued_at", sa.DateTime(timezone=True)),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("run_time_s", sa.Float),
+    sa.Column("output_dir", sa.Text),
+    sa.Column("worker", sa.String(255)),
+    sa.Column("memory_estimate_bytes", sa.BigInteger),
+)
+
+# The lesions.csv contract columns, with their SQL types.
+LESION_COLUMNS: dict[str, Any] = {
+    "lesion_id": sa.Integer, "x_mm": sa.Float, "y_mm": sa.Float, "z_mm": sa.Float,
+    "volume_mm3": sa.Float, "mass_mg": sa.Float, "agatston": sa.Float, "peak_hu": sa.Float,
+    "mean_hu": sa.Float, "max_diameter_mm": sa.Float, "compartment": sa.String(32),
+    "side": sa.String(16), "region": sa.String(32), "depth_mm": sa.Float,
+    "bone_distance_mm": sa.Float, "background_hu": sa.Float, "n_voxels": sa.Integer,
+    "confidence": sa.String(16), "flags": sa.Text,
+}
+
+lesions = sa.Table(
+    "lesions", metadata,
+    sa.Column("study_key", sa.String(200), sa.ForeignKey("studies.key", ondelete="CASCADE"),
+              primary_key=True),
+    *[sa.Column(name, type_, primary_key=(name == "lesion_id"), nullable=(name != "lesion_id"))
+      for name, type_ in LESION_COLUMNS.items()],
+)
+
+summaries = sa.Table(
+    "summaries", metadata,
+    sa.Column("study_key", sa.String(200), sa.ForeignKey("studies.key", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("lesion_count", sa.Integer, nullable=False),
+    sa.Column("volume_mm3", sa.Float, nullable=False),
+    sa.Column("mass_mg", sa.Float, nullable=False),
+    sa.Column("agatston", sa.Float, nullable=False),
+    sa.Column("low_confidence_count", sa.Integer),
+    sa.Column("by_compartment", sa.JSON),
+    sa.Column("by_region", sa.JSON),
+    sa.Column("by_side", sa.JSON),
+    sa.Column("pattern", sa.Text),
+    sa.Column("warnings", sa.JSON),
+    sa.Column("summary", sa.JSON),
+)
+
+# schema_version N -> function upgrading a connection from N to N + 1.
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {}
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """The registry's record of one study (the columns the batch decides on)."""
+
+    key: str
+    status: str
+    input_checksum: str | None
+    settings_hash: str | None
+    error: str | None
+    attempts: int
+    output_dir: str | None
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def database_url(value: str | os.PathLike[str]) -> str:
+    """An SQLAlchemy URL from ``value``: a URL as is; a folder -> its ``registry.sqlite``; a path -> SQLite."""
+    text = str(value)
+    if "://" in text:
+        return text
+    path = Path(text)
+    if path.is_dir():
+        path = path / "registry.sqlite"
+    return f"sqlite:///{path.resolve()}"
+
+
+class Registry:
+    """An open registry database. Use :meth:`open`; close with :meth:`close` (or ``with``).
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL (``sqlite:///OUT/registry.sqlite``, ``postgresql+psycopg://...``).
+    create : bool
+        Create the tables when absent (the batch); when False (``cohort status``/
+        ``export``) a database without a registry is an error.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = True) -> Registry:
+        shown = _shown(url)
+        try:
+            parsed = sa.engine.make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise InputError(f"cannot use database URL {shown!r}: {exc}; give an SQLAlchemy URL "
+                             "such as sqlite:///registry.sqlite or postgresql+psycopg://user@host/db") from exc
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            db_path = Path(parsed.database)
+            if not create and not db_path.exists():
+                raise InputError(f"no registry at {db_path}; run calcinosis batch first or give --db")
+            if create:
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            engine = sa.create_engine(parsed, future=True, **_engine_options(parsed))
+            registry = cls(engine)
+            registry._check_schema(create)
+        except sa.exc.NoSuchModuleError as exc:
+            raise InputError(f"no database driver for {shown}: {exc}; install it (e.g. psycopg[binary])") from exc
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise InputError(f"cannot open the registry database {shown}: "
+                             f"{' '.join(str(exc.orig or exc).split())}") from exc
+        return registry
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ---------------------------------------------------------------------------
+    def _check_schema(self, create: bool) -> None:
+        inspector = sa.inspect(self.engine)
+        if not inspector.has_table("schema_meta"):
+            if not create:
+                raise InputError(f"{_shown(str(self.engine.url))} holds no calcinosis registry "
+                                 "(no schema_meta table); run calcinosis batch first")
+        if create:
+            metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(schema_meta.c.value)
+                               .where(schema_meta.c.name == "schema_version")).first()
+            if row is None:
+                conn.execute(schema_meta.insert().values(name="schema_version", value=str(SCHEMA_VERSION)))
+                return
+            version = int(row.value)
+            if version > SCHEMA_VERSION:
+                raise InputError(f"the registry has schema version {version}, newer than this calcinosis "
+                                 f"understands ({SCHEMA_VERSION}); upgrade calcinosis")
+            while version < SCHEMA_VERSION:
+                if version not in MIGRATIONS:
+                    raise InputError(f"no upgrade from registry schema version {version}; "
+                                     "start a new registry with --db")
+                MIGRATIONS[version](conn)
+                version += 1
+                conn.execute(schema_meta.update().where(schema_meta.c.name == "schema_version")
+                             .values(value=str(version)))
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(schema_meta.c.value)
+                                    .where(schema_meta.c.name == "schema_version")).scalar_one())
+
+    # -- reading --------------------------------------------------------------------------
+    def study_rows(self) -> dict[str, StudyRow]:
+        cols = [studies.c[name] for name in StudyRow.__dataclass_fields__]
+        with self.engine.connect() as conn:
+            return {r.key: StudyRow(**r._asdict()) for r in conn.execute(sa.select(*cols))}
+
+    # -- writing (the batch client only) --------------------------------------------------
+    def upsert_studies(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert or update study rows (dicts of ``studies`` columns with ``key``) in one transaction."""
+        rows = list(rows)
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            existing = set(conn.execute(sa.select(studies.c.key)).scalars())
+            for row in rows:
+                if row["key"] in existing:
+                    conn.execute(studies.update().where(studies.c.key == row["key"])
+                                 .values({k: v for k, v in row.items() if k != "key"}))
+                else:
+                    conn.execute(studies.insert().values(**row))
+
+    def record_done(self, key: str, study: dict[str, Any], lesion_rows: list[dict[str, Any]],
+                    summary: dict[str, Any]) -> None:
+        """Mark ``key`` done with its lesions and summary, all in one transaction."""
+        totals = summary.get("totals", {})
+        with self.engine.begin() as conn:
+            conn.execute(lesions.delete().where(lesions.c.study_key == key))
+            conn.execute(summaries.delete().where(summaries.c.study_key == key))
+            if lesion_rows:
+                conn.execute(lesions.insert(), [
+                    {"study_key": key, **{c: row.get(c) for c in LESION_COLUMNS}} for row in lesion_rows])
+            conn.execute(summaries.insert().values(
+                study_key=key, lesion_count=int(totals.get("count", len(lesion_rows))),
+                volume_mm3=float(totals.get("volume_mm3", 0.0)), mass_mg=float(totals.get("mass_mg", 0.0)),
+                agatston=float(totals.get("agatston", 0.0)),
+                low_confidence_count=summary.get("low_confidence_count"),
+                by_compartment=summary.get("by_compartment"), by_region=summary.get("by_region"),
+                by_side=summary.get("by_side"), pattern=_text(summary.get("pattern")),
+                warnings=summary.get("warnings"), summary=summary))
+            conn.execute(studies.update().where(studies.c.key == key)
+                         .values(status="done", error=None, **study))
+
+    def record_failed(self, key: str, error: str, study: dict[str, Any]) -> None:
+        """Mark ``key`` failed with its one-line reason; drop any earlier result rows."""
+        with self.engine.begin() as conn:
+            conn.execute(lesions.delete().where(lesions.c.study_key == key))
+            conn.execute(summaries.delete().where(summaries.c.study_key == key))
+            conn.execute(studies.update().where(studies.c.key == key)
+                         .values(status="failed", error=error, **study))
+
+    def set_status(self, keys: Iterable[str], status: str, error: str | None = None) -> None:
+        keys = list(keys)
+        if keys:
+            with self.engine.begin() as conn:
+                conn.execute(studies.update().where(studies.c.key.in_(keys))
+                             .values(status=status, error=error))
+
+
+def _engine_options(url: sa.engine.URL) -> dict[str, Any]:
+    if url.get_backend_name() == "sqlite":
+        # Readers (cohort status while a batch runs) wait rather than fail on a write lock.
+        return {"connect_args": {"timeout": 60}}
+    return {"pool_pre_ping": True}
+
+
+def _shown(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
