@@ -84,6 +84,7 @@ class Pair:
     baseline: object  # Analysis
     followup: object  # Analysis
     to_phantom: sitk.Transform  # follow-up LPS -> baseline (phantom) LPS, the truth
+    followup_truth: tuple  # DepositTruth of the follow-up phantom (phantom coordinates)
 
 
 @pytest.fixture(scope="module")
@@ -102,4 +103,20 @@ def moved_pair(baseline_analysis):
     long = make_ct_phantom("elbow", seed=SEED, length_mm=110.0, pixel_mm=1.0, slice_thickness_mm=2.5,
                            deposits=specs("followup"), external_objects=False)
     moved, tx = move(long.volume, ANGLES_DEG, TRANSLATION_MM, (-35.0, 35.0), (1.0, 1.0, 2.5))
-    return Pair(baseline_analysis, analyze(moved), tx)
+    return Pair(baseline_analysis, analyze(moved), tx, long.deposits)
+
+
+@pytest.fixture(scope="module")
+def moved_comparison(moved_pair):
+    from calcinosis.follow import compare_visits, visit_from_analysis
+
+    return compare_visits(visit_from_analysis(moved_pair.baseline, "baseline"),
+                          visit_from_analysis(moved_pair.followup, "followup"))
+
+
+@pytest.fixture(scope="session")
+def plan():
+    """The deposit plan and geometry helpers, for the test modules (conftest is not importable)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(PLAN=PLAN, centre=centre, ANGLES_DEG=ANGLES_DEG, TRANSLATION_MM=TRANSLATION_MM)

@@ -28,6 +28,10 @@ class RegistrationConfig:
         plenty for bone and body outline and keeps it fast.
     sampling_fraction : float
         Fraction of the fixed image's voxels the metric samples at each level.
+    fine_resolution_mm : float or None
+        The best rigid fit is refined once more on images of this voxel size (mm),
+        sampling as many points as the coarse levels; ``None`` (default) skips it:
+        with slices of different thickness a finer grid mostly fits the slice profiles.
     seed : int
         Seed of that sampling: the same pair always gives the same transform.
     iterations : int
@@ -48,6 +52,7 @@ class RegistrationConfig:
 
     resolution_mm: float = 2.0
     sampling_fraction: float = 0.25
+    fine_resolution_mm: float | None = None
     seed: int = 20240611
     iterations: int = 200
     affine: AffineMode | str = AffineMode.AUTO
