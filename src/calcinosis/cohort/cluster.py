@@ -96,7 +96,8 @@ def dask_client(*, scheduler: str | None, plan: ClusterPlan | None, processes: b
         with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
             cluster = LocalCluster(n_workers=plan.n_workers, threads_per_worker=1, processes=processes,
                                    memory_limit=plan.memory_per_worker_bytes if processes else None,
-                                   host="127.0.0.1", dashboard_address=None,
+                                   # loopback only (processes=False talks in-process: no host)
+                                   host="127.0.0.1" if processes else None, dashboard_address=None,
                                    # no dashboard; its HTTP routes on a free port, not 8787
                                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                                    silence_logs=logging.ERROR)

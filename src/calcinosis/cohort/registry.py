@@ -245,7 +245,7 @@ class Registry:
             conn.execute(summaries.delete().where(summaries.c.study_key == key))
             if lesion_rows:
                 conn.execute(lesions.insert(), [
-                    {"study_key": key, **{c: row.get(c) for c in LESION_COLUMNS}} for row in lesion_rows])
+                    {"study_key": key, **{c: _finite(row.get(c)) for c in LESION_COLUMNS}} for row in lesion_rows])
             conn.execute(summaries.insert().values(
                 study_key=key, lesion_count=int(totals.get("count", len(lesion_rows))),
                 volume_mm3=float(totals.get("volume_mm3", 0.0)), mass_mg=float(totals.get("mass_mg", 0.0)),
@@ -285,6 +285,11 @@ def _shown(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return url
+
+
+def _finite(value: Any) -> Any:
+    """NaN (an empty number in lesions.csv) is stored as NULL, the same in every database."""
+    return None if isinstance(value, float) and value != value else value
 
 
 def _text(value: Any) -> str | None:

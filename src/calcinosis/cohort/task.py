@@ -69,6 +69,7 @@ def run_study(task: StudyTask) -> StudyOutcome:
     from calcinosis.io import read_volume
     from calcinosis.outputs import OutputOptions, write_analysis
     from calcinosis.pipeline import analyze
+    from calcinosis.report.tables import read_lesions_csv
 
     started = time.time()
     t0 = time.perf_counter()
@@ -85,8 +86,9 @@ def run_study(task: StudyTask) -> StudyOutcome:
         del volume  # the analysis holds it; drop our reference before writing
         write_analysis(analysis, partial, OutputOptions(report=task.report,
                                                         keep_identifiers=task.keep_identifiers))
-        lesion_rows = tuple(lesion.row() for lesion in analysis.lesions)
         del analysis
+        # The registry holds what the files say (rounded as in lesions.csv), not more.
+        lesion_rows = tuple(read_lesions_csv(partial / "lesions.csv"))
         summary = json.loads((partial / "summary.json").read_text(encoding="utf-8"))
         final = publish(partial, out_root / task.key)
     except CalcinosisError as exc:

@@ -1,0 +1,133 @@
+"""Batch over a folder of phantom studies, against SQLite and PostgreSQL: outcome, rerun, redo, kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from calcinosis.cohort import BatchSettings, run_batch
+from calcinosis.cohort.registry import studies
+from calcinosis.config import AnalysisConfig
+
+# Workers as threads of the test process: the same code path on the worker side,
+# without the seconds a process cluster takes to start.
+THREADS = BatchSettings(n_workers=2, processes=False)
+
+
+def test_batch_outcome_rerun_retry_and_changed_input(study_folder, db_url, tmp_path, checks):
+    root, out = study_folder.root, tmp_path / "out"
+    keys = checks.keys_by_input(root)
+    good = {keys[p] for p in study_folder.good}
+    bad = {keys[p]: why for p, why in study_folder.bad.items()}
+    assert len(keys) == len(good) + len(bad)  # README.txt is no study; the split series is one
+
+    report = run_batch(root, out, db_url=db_url, settings=THREADS)
+    assert set(report.done) == good
+    assert dict(report.failed).keys() == bad.keys()
+    for key, reason in report.failed:
+        assert bad[key] in reason and "\n" not in reason
+    rows = checks.registry_rows(db_url)
+    assert {k: r["status"] for k, r in rows.items()} == {**dict.fromkeys(good, "done"),
+                                                          **dict.fromkeys(bad, "failed")}
+    assert all(rows[k]["input_checksum"] and rows[k]["settings_hash"] for k in rows)
+    checks.assert_registry_matches_outputs(db_url, out)
+    assert not [p for p in out.iterdir() if ".partial-" in p.name]
+
+    # Rerun: nothing to do, nothing touched.
+    mtimes = {k: (out / k / "summary.json").stat().st_mtime_ns for k in good}
+    again = run_batch(root, out, db_url=db_url, settings=THREADS)
+    assert (again.done, again.failed, again.n_up_to_date) == ((), (), len(keys))
+    assert checks.registry_rows(db_url) == rows
+    assert {k: (out / k / "summary.json").stat().st_mtime_ns for k in good} == mtimes
+
+    # --retry-failed redoes the failures only (they fail again, with the same reasons).
+    retry = run_batch(root, out, db_url=db_url,
+                      settings=BatchSettings(n_workers=2, processes=False, retry_failed=True))
+    assert retry.done == () and dict(retry.failed).keys() == bad.keys()
+    after = checks.registry_rows(db_url)
+    assert all(after[k]["attempts"] == 2 for k in bad) and all(after[k]["attempts"] == 1 for k in good)
+
+    # A changed input is redone; the others are not.
+    changed = study_folder.good[1]
+    st = changed.stat()
+    os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    redo = run_batch(root, out, db_url=db_url, settings=THREADS)
+    assert redo.done == (keys[changed],) and redo.failed == ()
+    assert checks.registry_rows(db_url)[keys[changed]]["attempts"] == 2
+    checks.assert_registry_matches_outputs(db_url, out)
+
+    # New settings redo everything that can be done.
+    stricter = run_batch(root, out, db_url=db_url, settings=BatchSettings(
+        n_workers=2, processes=False, config=AnalysisConfig(threshold_hu=160.0)))
+    assert set(stricter.done) == good
+    checks.assert_registry_matches_outputs(db_url, out)
+
+
+def test_unexpected_exception_is_recorded_and_batch_goes_on(study_folder, tmp_path, monkeypatch, checks):
+    import calcinosis.pipeline as pipeline
+
+    real = pipeline.analyze
+    victim = study_folder.good[0]
+
+    def analyze(volume, config=None, **kwargs):
+        if Path(str(volume.metadata.get("source_path"))).name == victim.name:
+            raise ZeroDivisionError("injected fault")
+        return real(volume, config, **kwargs)
+
+    monkeypatch.setattr(pipeline, "analyze", analyze)
+    root = victim.parent.parent  # site_a: this study and the NRRD one
+    report = run_batch(root, tmp_path / "out", settings=BatchSettings(n_workers=1, processes=False))
+    keys = checks.keys_by_input(root)
+    assert dict(report.failed) == {keys[victim]: "ZeroDivisionError: injected fault"}
+    assert report.done == (keys[study_folder.good[1]],)
+
+
+def _count_done(url: str) -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(studies)
+                                .where(studies.c.status == "done")).scalar_one()
+    except sa.exc.DBAPIError:  # tables not there yet, or SQLite busy
+        return 0
+    finally:
+        engine.dispose()
+
+
+def test_kill_mid_run_then_rerun_finishes_each_study_once(study_folder, db_url, tmp_path, checks):
+    root, out = study_folder.root, tmp_path / "out"
+    cmd = [sys.executable, "-m", "calcinosis.cli", "batch", str(root), "--out", str(out),
+           "--db", db_url, "--workers", "1", "--in-process"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while _count_done(db_url) == 0:
+            assert proc.poll() is None, f"batch ended early: {proc.stderr.read().decode()}"
+            assert time.monotonic() < deadline, "no study finished in time"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    killed = checks.registry_rows(db_url)
+    done_at_kill = {k for k, r in killed.items() if r["status"] == "done"}
+    assert 0 < len(done_at_kill) < len(study_folder.good), "the kill did not land mid-run"
+    checks.assert_registry_matches_outputs(db_url, out)  # nothing half-written looks done
+
+    report = run_batch(root, out, db_url=db_url, settings=THREADS)
+    keys = checks.keys_by_input(root)
+    good = {keys[p] for p in study_folder.good}
+    assert set(report.done) == good - done_at_kill  # finished ones are not redone
+    rows = checks.registry_rows(db_url)
+    assert {k for k, r in rows.items() if r["status"] == "done"} == good
+    for key in done_at_kill:
+        assert rows[key]["attempts"] == 1 and rows[key]["finished_at"] == killed[key]["finished_at"]
+    checks.assert_registry_matches_outputs(db_url, out)
+    assert not [p for p in out.iterdir() if ".partial-" in p.name or ".old-" in p.name]
