@@ -11,5 +11,5 @@ if [ "$(id -u)" != "0" ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null 2>&1 || true
-$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || true
+$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || true
 exit 0

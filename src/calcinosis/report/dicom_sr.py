@@ -48,8 +48,13 @@ COMPARTMENT_CODES = {
 LATERALITY_CODES = {"left": codes.SCT.Left, "right": codes.SCT.Right}
 
 
+def _uid(key: str) -> str:
+    """A deterministic 2.25 UID from ``key``."""
+    return "2.25." + str(int(hashlib.sha256(key.encode()).hexdigest()[:32], 16))
+
+
 def _device_uid() -> str:
-    return "2.25." + str(int(hashlib.sha256(b"calcinosis device").hexdigest()[:32], 16))
+    return _uid("calcinosis device")
 
 
 def finding_sites(lesion: Lesion) -> list:
@@ -96,8 +101,8 @@ def build_measurement_report(volume, lesions: Sequence[Lesion], seg: Dataset | N
     lesions : sequence of Lesion
     seg : Dataset or None
         The SEG from :func:`calcinosis.report.dicom_seg.build_segmentation`; None
-        only when there are no lesions (the report then says "no deposits" by
-        holding no measurement group).
+        only when there are no lesions: the report then holds one TID 1501 group
+        saying *pathologic calcification: absent*.
     sources : sequence of Dataset
         The source CT headers the SEG was built from (same identifier handling).
     """
@@ -118,6 +123,16 @@ def build_measurement_report(volume, lesions: Sequence[Lesion], seg: Dataset | N
             finding_sites=finding_sites(lesion) or None,
             measurements=lesion_measurements(lesion),
         ))
+    if not groups:
+        # why: TID 1500 needs a measurement group; a negative result is worth filing too
+        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(
+                uid=_uid(f"{volume.metadata.get('study_uid')}|{volume.metadata.get('series_uid')}|none"),
+                identifier="no deposits"),
+            finding_type=FINDING_TYPE,
+            algorithm_id=algorithm,
+            qualitative_evaluations=[hd.sr.QualitativeEvaluation(FINDING_TYPE, codes.SCT.Absent)],
+        ))
     observer = hd.sr.ObserverContext(
         observer_type=codes.cid270.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -127,7 +142,7 @@ def build_measurement_report(volume, lesions: Sequence[Lesion], seg: Dataset | N
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
-        imaging_measurements=groups or None,
+        imaging_measurements=groups,
     )
     return hd.sr.Comprehensive3DSR(
         evidence=[seg, *sources] if seg is not None else list(sources),

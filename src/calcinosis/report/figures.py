@@ -275,41 +275,56 @@ def _anterior_posterior(analysis, view: CanonicalView, centres) -> dict[int, boo
     return out
 
 
+def body_map_positions(analysis, view: CanonicalView, centres) -> dict[int, tuple[int, float, float]]:
+    """Where each deposit is drawn: ``lesion_id -> (panel, x, y)``.
+
+    Panel 0 is the front view, 1 the back view (both in body-map units, x to the
+    viewer's right), 2 the scan-extent panel for deposits whose region is not
+    known (x, y in mm, before any height stretch).
+    """
+    posterior = _anterior_posterior(analysis, view, centres) if analysis.lesions else {}
+    n_sl, _, n_rl = view.hu.shape
+    out = {}
+    for les in analysis.lesions:
+        c = centres[les.lesion_id]
+        if les.region not in REGION_BOXES:
+            h = n_sl * view.spacing_mm[0]
+            out[les.lesion_id] = (2, float(c[2] * view.spacing_mm[2]), float(h - c[0] * view.spacing_mm[0]))
+            continue
+        dx, cy, bw, bh = REGION_BOXES[les.region]
+        if les.side == "midline" and les.region in _MIDLINE_REGIONS:
+            x = (c[2] / max(n_rl - 1, 1) - 0.5) * 0.3 * bw
+        else:
+            x = (-1.0 if les.side == "right" else 1.0) * dx  # front view: patient's right on the viewer's left
+        x += _offset(les, bw)
+        y = cy + (0.5 - c[0] / max(n_sl - 1, 1)) * bh
+        back = posterior.get(les.lesion_id, False)
+        out[les.lesion_id] = (1, -x, y) if back else (0, x, y)  # from behind, the patient's left is on the left
+    return out
+
+
 def body_map(analysis, view: CanonicalView, centres) -> tuple[str, str]:
     """Front and back outline with each deposit placed by region and side, area ~ volume."""
     lesions = list(analysis.lesions)
     unknown = [les for les in lesions if les.region not in REGION_BOXES]
-    known = [les for les in lesions if les.region in REGION_BOXES]
-    posterior = _anterior_posterior(analysis, view, centres) if lesions else {}
+    positions = body_map_positions(analysis, view, centres)
     ratios = [1.0, 1.0, 1.5] if unknown else [1.0, 1.0]
     fig = Figure(figsize=(2.3 * sum(ratios) + 0.2, 4.4))
     grid = fig.add_gridspec(1, len(ratios), width_ratios=ratios)
     axes = [fig.add_subplot(grid[0, k]) for k in range(len(ratios))]
     vmax = max((les.volume_mm3 for les in lesions), default=1.0) or 1.0
     size = lambda v: 12.0 + 230.0 * v / vmax  # noqa: E731 - marker area in points^2, ~ volume
-    n_sl, n_ap, n_rl = view.hu.shape
+    n_sl, _, n_rl = view.hu.shape
     for k, (ax, title) in enumerate(zip(axes[:2], ("Front", "Back"))):
         _draw_outline(ax)
         ax.set_title(title, fontsize=9)
         ax.text(-25, 97, "R" if k == 0 else "L", fontsize=8, color="#555")
         ax.text(25, 97, "L" if k == 0 else "R", fontsize=8, color="#555", ha="right")
-        for les in known:
-            if posterior.get(les.lesion_id, False) != (k == 1):
-                continue
-            dx, cy, bw, bh = REGION_BOXES[les.region]
-            c = centres[les.lesion_id]
-            sign = 0.0 if (les.side == "midline" and les.region in _MIDLINE_REGIONS) else (
-                -1.0 if les.side == "right" else 1.0)
-            jitter_x = (c[2] / max(n_rl - 1, 1) - 0.5) * 0.3 * bw
-            x = sign * dx + (jitter_x if sign == 0.0 else 0.0) + _offset(les, bw)
-            y = cy + (0.5 - c[0] / max(n_sl - 1, 1)) * bh
-            if k == 1:
-                x = -x  # seen from behind, the patient's left is on the viewer's left
-            _marker(ax, x, y, les, size)
         ax.set_xlim(-27, 27)
         ax.set_ylim(-2, 100)
         ax.set_aspect("equal")
         ax.set_axis_off()
+    stretch = 1.0
     if unknown:
         ax = axes[2]
         h = n_sl * view.spacing_mm[0]
@@ -317,20 +332,19 @@ def body_map(analysis, view: CanonicalView, centres) -> tuple[str, str]:
         stretch = max(1.0, 0.4 * w / max(h, 1e-6))  # why: a short scan would be a thin strip
         ax.set_title("Region not determined:\nposition in the scan, front view"
                      + (f"\n(height × {stretch:.1f})" if stretch > 1 else ""), fontsize=8)
-        h *= stretch
-        ax.add_patch(Rectangle((0, 0), w, h, facecolor="#f6f7f9", edgecolor="#999", lw=0.8))
-        for les in unknown:
-            c = centres[les.lesion_id]
-            _marker(ax, c[2] * view.spacing_mm[2], h - c[0] * view.spacing_mm[0] * stretch, les, size)
-        ax.text(0, h, " R", va="top", fontsize=7, color="#555")
-        ax.text(w, h, "L ", va="top", ha="right", fontsize=7, color="#555")
+        ax.add_patch(Rectangle((0, 0), w, h * stretch, facecolor="#f6f7f9", edgecolor="#999", lw=0.8))
+        ax.text(0, h * stretch, " R", va="top", fontsize=7, color="#555")
+        ax.text(w, h * stretch, "L ", va="top", ha="right", fontsize=7, color="#555")
         ax.set_xlim(-0.05 * w, 1.05 * w)
-        ax.set_ylim(-0.05 * h, 1.05 * h)
+        ax.set_ylim(-0.05 * h * stretch, 1.05 * h * stretch)
         ax.set_aspect("equal")
         ax.set_axis_off()
+    for les in lesions:
+        panel, x, y = positions[les.lesion_id]
+        _marker(axes[panel], x, y * (stretch if panel == 2 else 1.0), les, size)
     present = sorted({les.compartment for les in lesions})
     handles = [Line2D([], [], marker="o", ls="", color=COMPARTMENT_COLOURS.get(c, "#777"),
-                          label=c.replace("_", "-")) for c in present]
+                      label=c.replace("_", "-")) for c in present]
     if handles:
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), fontsize=7, frameon=False)
     fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.12 if handles else 0.02, wspace=0.05)
@@ -351,4 +365,4 @@ def _marker(ax, x: float, y: float, lesion, size) -> None:
     ax.annotate(str(lesion.lesion_id), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, zorder=4)
 
 
-__all__ = ["CanonicalView", "body_map", "canonical_view", "mips", "report_figures", "thumbnails"]
+__all__ = ["CanonicalView", "body_map", "body_map_positions", "canonical_view", "mips", "report_figures", "thumbnails"]

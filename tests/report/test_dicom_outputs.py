@@ -1,0 +1,192 @@
+"""DICOM SEG and SR written for a DICOM input, read back with highdicom and checked against lesions.csv."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pydicom
+import pytest
+
+hd = pytest.importorskip("highdicom")
+from pydicom.sr.codedict import codes  # noqa: E402
+
+from calcinosis.io import read_volume  # noqa: E402
+from calcinosis.report.tables import read_lesions_csv  # noqa: E402
+
+DATA_URI = re.compile(rb"data:image/png;base64,[A-Za-z0-9+/=]+")
+
+
+def _rows(out):
+    return read_lesions_csv(out / "lesions.csv")
+
+
+def test_seg_has_one_segment_per_deposit_matching_the_label_map(runs, dicom_series):
+    out = runs["default"]
+    rows = _rows(out)
+    assert len(rows) >= 5  # the phantom has deposits in both thighs
+    seg = hd.seg.segread(out / "lesions_seg.dcm")
+    assert seg.number_of_segments == len(rows)
+    assert list(seg.get_segment_numbers()) == [r["lesion_id"] for r in rows]
+    for r in rows:
+        desc = seg.get_segment_description(r["lesion_id"])
+        assert desc.segment_label == f"calcified deposit {r['lesion_id']}"
+        assert desc.tracking_id == f"lesion-{r['lesion_id']}"
+        assert desc.segmented_property_type == codes.SCT.PathologicCalcification
+
+    # references the source series, in the source's geometry and slice order
+    files = dicom_series[1]
+    src = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    assert seg.StudyInstanceUID == src[0].StudyInstanceUID
+    assert seg.FrameOfReferenceUID == src[0].FrameOfReferenceUID
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == src[0].SeriesInstanceUID
+    volume = read_volume(dicom_series[0])
+    uids = volume.metadata["sop_instance_uids"]
+    pixels = seg.get_pixels_by_source_instance(uids, combine_segments=True)
+    import SimpleITK as sitk
+
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "lesions.nii.gz")))  # [z, y, x]
+    np.testing.assert_array_equal(pixels, labels)
+    counts = np.bincount(pixels.ravel(), minlength=len(rows) + 1)
+    assert [int(c) for c in counts[1:]] == [r["n_voxels"] for r in rows]
+
+
+def _measure(group, name, derivation=None):
+    found = [m for m in group.get_measurements(name=name)
+             if derivation is None or (m.derivation is not None and m.derivation == derivation)]
+    assert len(found) == 1, name
+    return found[0]
+
+
+def test_sr_is_a_tid1500_report_with_each_deposits_measurements(runs):
+    out = runs["default"]
+    rows = {r["lesion_id"]: r for r in _rows(out)}
+    seg = hd.seg.segread(out / "lesions_seg.dcm")
+    sr = hd.sr.srread(out / "lesions_sr.dcm")  # parses and checks the content tree
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+    assert sr.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+    assert sr.StudyInstanceUID == seg.StudyInstanceUID
+    # highdicom's own template checks: rebuilding the report from the stored tree must pass them
+    report = hd.sr.MeasurementReport.from_sequence([sr])
+    groups = report.get_volumetric_roi_measurement_groups()
+    assert len(groups) == len(rows)
+    seen_uids = set()
+    for group in groups:
+        ref = group.referenced_segment
+        assert len(ref.referenced_segment_numbers) == 1
+        number = int(ref.referenced_segment_numbers[0])
+        assert ref.referenced_sop_instance_uid == seg.SOPInstanceUID
+        row = rows[number]
+        assert group.tracking_identifier == f"lesion-{number}"
+        assert group.tracking_uid == seg.get_segment_description(number).tracking_uid
+        seen_uids.add(group.tracking_uid)
+        assert _measure(group, codes.SCT.Volume).value == pytest.approx(row["volume_mm3"], abs=0.006)
+        assert _measure(group, codes.SCT.Volume).unit.value == "mm3"
+        assert _measure(group, codes.DCM.CalciumMass).value == pytest.approx(row["mass_mg"], abs=0.0006)
+        assert _measure(group, codes.DCM.CalciumMass).unit.value == "mg"
+        assert _measure(group, codes.DCM.CalciumScore).value == pytest.approx(row["agatston"], abs=0.006)
+        peak = _measure(group, codes.DCM.AttenuationCoefficient, codes.SCT.Maximum)
+        assert peak.value == pytest.approx(row["peak_hu"], abs=0.06)
+        assert peak.unit.value == "[hnsf'U]"
+        sites = [fs.value.value for fs in group.finding_sites]
+        compartment = {"cutaneous": codes.SCT.Skin, "subcutaneous": codes.SCT.SubcutaneousTissue,
+                       "intramuscular": codes.SCT.SkeletalMuscle, "juxta_osseous": codes.SCT.SoftTissue}
+        assert compartment[row["compartment"]].value in sites
+        if row["side"] in ("left", "right"):
+            want = {"left": codes.SCT.Left, "right": codes.SCT.Right}[row["side"]].value
+            assert all(fs.laterality.value == want for fs in group.finding_sites)
+    assert len(seen_uids) == len(rows)
+
+
+def test_tracking_uids_are_stable_for_the_same_study(runs):
+    """A second analysis of the same series gives each deposit the same tracking UID."""
+    a = hd.seg.segread(runs["default"] / "lesions_seg.dcm")
+    b = hd.seg.segread(runs["keep"] / "lesions_seg.dcm")
+    ids = a.get_segment_numbers()
+    assert [a.get_segment_description(i).tracking_uid for i in ids] == \
+        [b.get_segment_description(i).tracking_uid for i in ids]
+    assert a.SOPInstanceUID != b.SOPInstanceUID  # but each SEG is a new instance
+
+
+def test_tracking_uid_depends_on_study_and_place():
+    from calcinosis.report.dicom_seg import tracking_uid
+
+    class L:
+        x_mm, y_mm, z_mm = 10.0, -20.0, 30.0
+
+    class M(L):
+        x_mm = 30.0
+
+    u = tracking_uid("1.2.3", "1.2.4", L())
+    assert u == tracking_uid("1.2.3", "1.2.4", L()) and u.startswith("2.25.") and len(u) <= 64
+    assert re.fullmatch(r"[0-9.]+", u)
+    assert u != tracking_uid("1.2.3", "1.2.4", M())
+    assert u != tracking_uid("1.2.99", "1.2.4", L())
+
+
+def _identifier_hits(path, patient):
+    data = path.read_bytes()
+    hits = [s.encode() for s in patient if s.encode() in data]
+    if path.suffix in (".html", ".json", ".csv"):
+        text = DATA_URI.sub(b"", data).lower()  # base64 may hold any 3 letters by chance
+        hits += [s for s in (b"doe", b"jane") if s in text]
+    else:
+        hits += [s for s in (b"Jane",) if s in data]
+    return hits
+
+
+def test_no_patient_identifier_in_any_output_by_default(runs, patient):
+    out = runs["default"]
+    names = sorted(p.name for p in out.iterdir())
+    assert {"lesions.csv", "summary.json", "report.html", "lesions.nii.gz", "lesions_seg.dcm",
+            "lesions_sr.dcm"} <= set(names)
+    for path in out.iterdir():
+        assert _identifier_hits(path, patient) == [], path.name
+    for name in ("lesions_seg.dcm", "lesions_sr.dcm"):
+        ds = pydicom.dcmread(out / name)
+        assert str(ds.PatientID) == "ANONYMOUS" and str(ds.PatientName).startswith("ANONYMOUS")
+        assert ds.PatientIdentityRemoved == "YES"
+
+
+def test_keep_identifiers_copies_them_into_the_dicom_outputs(runs, dicom_series, patient):
+    name_, id_, birth = patient
+    out = runs["keep"]
+    src = pydicom.dcmread(dicom_series[1][0], stop_before_pixels=True)
+    for name in ("lesions_seg.dcm", "lesions_sr.dcm"):
+        ds = pydicom.dcmread(out / name)
+        assert str(ds.PatientName) == name_ and ds.PatientID == id_
+        assert ds.PatientBirthDate == birth
+        assert ds.StudyInstanceUID == src.StudyInstanceUID
+    assert id_.encode() in (out / "summary.json").read_bytes()
+
+
+def test_no_dicom_outputs_for_a_nifti_input(tmp_path, phantom):
+    from calcinosis.cli import main
+    from calcinosis.io import write_volume
+
+    image = write_volume(phantom.volume, tmp_path / "ct.nii.gz")
+    assert main(["analyze", str(image), "--out", str(tmp_path / "out"), "--no-report"]) == 0
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert names == {"lesions.csv", "lesions.nii.gz", "summary.json"}
+
+
+def test_sr_without_deposits_is_valid_and_empty(dicom_series, tmp_path):
+    from calcinosis.report.dicom_seg import source_headers
+    from calcinosis.report.dicom_sr import build_measurement_report, write_sr
+
+    volume = read_volume(dicom_series[0])
+    sources = source_headers(volume)
+    path = write_sr(build_measurement_report(volume, [], None, sources), tmp_path / "sr.dcm")
+    sr = hd.sr.srread(path)
+    assert sr.content.get_volumetric_roi_measurement_groups() == []
+    (group,) = sr.content.get_image_measurement_groups()
+    (evaluation,) = group.get_qualitative_evaluations()
+    assert evaluation.value == codes.SCT.Absent
+    assert sr.PatientID == "ANONYMOUS"
+
+
+def test_seg_refuses_labels_off_the_grid(analysis):
+    from calcinosis.report.dicom_seg import build_segmentation
+
+    with pytest.raises(ValueError, match="shape"):
+        build_segmentation(analysis.volume, analysis.labels[:-1], analysis.lesions)
