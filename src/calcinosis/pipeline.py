@@ -12,7 +12,6 @@ import numpy as np
 
 from calcinosis.anatomy.body import estimate_noise_hu, find_body
 from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm
-from calcinosis.anatomy.tissues import deep_envelope
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.candidates import Detection, detect_lesions, smoothed
 from calcinosis.measure.lesion import Lesion, LesionContext, measure_lesions
@@ -87,12 +86,11 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     step("anatomy")
     depth = distance_inside_mm(mask, sp)
     bone_dist = distance_outside_mm(det.bone, sp)
-    envelope = deep_envelope(hu, mask, det.bone, depth, sp, skin_mm=config.cutaneous_mm)
-    midline = _midline_x_mm(volume, mask, body.crop)
+    midline = _midline_x_mm(volume, mask, body.crop, body.n_parts)
 
     step("measure")
     offset = tuple(s.start for s in body.crop)
-    ctx = LesionContext(hu, det.labels, mask, det.bone, envelope, depth, bone_dist, sp, offset)
+    ctx = LesionContext(hu, det.labels, mask, det.bone, depth, bone_dist, sp, offset)
     lesions = measure_lesions(ctx, volume.index_to_lps, config, midline_x_mm=midline, noise_hu=noise)
     labels_full[body.crop] = det.labels
     if any(e.reason in ("metal", "external_metal") for e in det.excluded):
@@ -109,12 +107,24 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
                     time.perf_counter() - t0, facts)
 
 
-def _midline_x_mm(volume: Volume, mask: np.ndarray, crop) -> float:
-    """LPS x of the body's midline: the median x of (a sample of) body voxels."""
+# A single body part narrower than this (LPS x extent) is a limb scanned on its own.
+SINGLE_LIMB_MAX_WIDTH_MM = 200.0
+
+
+def _midline_x_mm(volume: Volume, mask: np.ndarray, crop, n_parts: int) -> float:
+    """LPS x of the patient's midline.
+
+    The median x of (a sample of) body voxels when the trunk or both limbs are in view.
+    A single limb scanned on its own does not show the midline: then the scanner's
+    isocentre, LPS x = 0, where the patient's midline lies on the table, is used.
+    """
     idx = np.argwhere(mask[::2, ::4, ::4]) * [2, 4, 4] + [s.start for s in crop]
     if len(idx) == 0:
         return float(volume.index_to_lps(np.array(volume.shape) / 2.0)[0])
-    return float(np.median(volume.index_to_lps(idx)[:, 0]))
+    x = volume.index_to_lps(idx)[:, 0]
+    if n_parts == 1 and np.percentile(x, 99) - np.percentile(x, 1) < SINGLE_LIMB_MAX_WIDTH_MM:
+        return 0.0
+    return float(np.median(x))
 
 
 def _acquisition_warnings(volume: Volume):

@@ -10,15 +10,17 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bone import split_bone
-from calcinosis.anatomy.morphology import margin_voxels
+from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_in_plane, margin_voxels
 from calcinosis.config import AnalysisConfig
 
 # Seeds are found on a lightly smoothed image: noise drops several-fold, a 2 mm deposit hardly.
 SMOOTH_SIGMA_MM = 0.6
 # A gap between a deposit and bone shows as a valley at least this deep (HU) in the smoothed image.
-BONE_SPLIT_MIN_H_HU = 120.0
+BONE_SPLIT_MIN_H_HU = 60.0
+# Depth (mm, in-plane) below which the core of a possible bone piece starts.
+HOLLOW_CORE_DEPTH_MM = 2.0
 # Larger dense pieces attached to bone are taken as bone (ossification, cartilage), not split off.
-MAX_ATTACHED_DEPOSIT_MM3 = 4000.0
+MAX_ATTACHED_DEPOSIT_MM3 = 2500.0
 
 
 @dataclass(frozen=True)
@@ -124,23 +126,50 @@ def detect_lesions(
             box = _grow(boxes[k], margin, hu.shape)
             split = split_bone(
                 labels[box] == i, smooth[box], spacing_zyx,
-                h_hu=max(BONE_SPLIT_MIN_H_HU, 2.0 * config.seed_sigma * noise_smoothed_hu),
+                h_hu=max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu),
                 max_deposit_volume_mm3=min(config.bone_min_volume_mm3, MAX_ATTACHED_DEPOSIT_MM3),
             )
             bone[box] |= split.bone
             exclude(i, "bone")
             for dep in split.deposits:
+                if is_hollow(hu[box], dep, spacing_zyx, thr):
+                    continue  # a piece of the bone's own cortex and marrow
                 if smooth[box][dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
                     out[box][dep] = next_label
                     next_label += 1
             continue
         if seed_peak[k] < seed_thr or volume[k] < config.min_volume_mm3:
             continue  # noise speck or partial-volume fringe
+        if is_hollow(hu[boxes[k]], labels[boxes[k]] == i, spacing_zyx, thr):
+            # A cortical shell round a marrow space: a piece of bone (a rib or a process cut
+            # across by the slices), or ring-calcified skeletal cartilage, not a deposit.
+            exclude(i, "bone")
+            bone[boxes[k]] |= labels[boxes[k]] == i
+            continue
         out[boxes[k]][labels[boxes[k]] == i] = next_label
         next_label += 1
     notes = tuple(f"{v} {r}" for r, v in sorted(Counter(e.reason for e in excluded).items()))
     dtype = np.uint16 if next_label < 65535 else np.uint32
     return Detection(out.astype(dtype), bone, tuple(excluded), seed_thr, noise_smoothed_hu, notes)
+
+
+def is_hollow(hu: np.ndarray, mask: np.ndarray, spacing_zyx, threshold_hu: float) -> bool:
+    """True when the object is a dense shell round a less dense core (bone cortex and marrow).
+
+    The core is the part deeper than 2 mm from the object's edge in its slice. A calcified
+    deposit is densest in its core (partial volume only lowers its rim); a piece of bone
+    has its marrow there. Hollow means the core's median HU lies below the midpoint
+    between the threshold and the object's 90th percentile.
+    """
+    # Marrow may fall below the threshold (partial volume): it is then a hole in the mask.
+    solid = np.pad(fill_holes_in_plane(mask), ((0, 0), (1, 1), (1, 1)))  # the box edge is outside
+    depth = distance_inside_mm(solid, spacing_zyx, in_plane=True)[:, 1:-1, 1:-1]
+    core = depth >= HOLLOW_CORE_DEPTH_MM
+    if core.sum() < 5:
+        return False
+    vals = hu[mask]
+    p90 = float(np.percentile(vals, 90))
+    return float(np.median(hu[core])) < threshold_hu + 0.5 * (p90 - threshold_hu)
 
 
 def _grow(box, margin, shape):

@@ -11,7 +11,7 @@ from scipy.spatial.distance import pdist, squareform
 
 from calcinosis.anatomy.morphology import distance_outside_mm
 from calcinosis.config import AnalysisConfig
-from calcinosis.measure.scores import agatston_score, background_corrected_mass_mg
+from calcinosis.measure.scores import agatston_score
 
 # Contract columns of lesions.csv, in order; more may follow.
 CSV_COLUMNS = (
@@ -20,6 +20,8 @@ CSV_COLUMNS = (
     "bone_distance_mm", "background_hu", "n_voxels", "confidence", "flags",
 )
 BACKGROUND_RING_MM = 2.0
+# Soft tissue below this (HU) is fat: a deposit whose surroundings are fat is subcutaneous.
+FAT_MAX_HU = -30.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,6 @@ class LesionContext:
     labels: np.ndarray
     body: np.ndarray
     bone: np.ndarray
-    envelope: np.ndarray
     depth_mm: np.ndarray
     bone_distance_mm: np.ndarray
     spacing_zyx: tuple[float, float, float]
@@ -89,13 +90,13 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
         other = (labels > 0) & ~mask
         bone_near = ctx.bone[box]
         usable = ctx.body[box] & ~bone_near & ~other
-        ring_vals = hu[ring & usable & (hu < config.threshold_hu)]
-        if ring_vals.size < 5:
-            ring_vals = hu[ring & ctx.body[box] & (hu < config.threshold_hu)]
-        background = float(np.median(ring_vals)) if ring_vals.size else 0.0
-        region &= ~bone_near & ~other
-        mass = background_corrected_mass_mg(hu, region | mask, background, vv,
-                                            config.mass_calibration_mg_per_hu_cm3)
+        ring_ok = ring & usable & (hu < config.threshold_hu)
+        if ring_ok.sum() < 5:
+            ring_ok = ring & ctx.body[box] & (hu < config.threshold_hu)
+        background = float(np.median(hu[ring_ok])) if ring_ok.any() else 0.0
+        region = (region | mask) & ~bone_near & ~other
+        excess = float((hu[region].astype(np.float64) - background).sum())
+        mass = config.mass_calibration_mg_per_hu_cm3 * excess * vv / 1000.0
         vals = hu[mask]
         coords = np.argwhere(mask)
         w = np.clip(vals - background, 1e-3, None)
@@ -106,7 +107,7 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
         ci = tuple(int(round(c)) for c in centroid_local)
         depth = float(ctx.depth_mm[box][ci]) if ctx.body[box][ci] else 0.0
         bone_dist = float(ctx.bone_distance_mm[box][mask].min())
-        compartment = _compartment(depth, bone_dist, bool(ctx.envelope[box][ci]), config)
+        compartment = _compartment(depth, bone_dist, background, config)
         side = _side(x - midline_x_mm, config.midline_mm)
         region_name = region_of((x, y, z)) if region_of else "unknown"
         flags = []
@@ -142,12 +143,15 @@ def _shell_and_ring(mask: np.ndarray, sp: np.ndarray, shell_mm: float):
     return region, ring
 
 
-def _compartment(depth_mm: float, bone_distance_mm: float, deep: bool, config: AnalysisConfig) -> str:
+def _compartment(depth_mm: float, bone_distance_mm: float, background_hu: float,
+                 config: AnalysisConfig) -> str:
+    """The contract's compartment rules, in order: skin depth, bone distance, then the
+    tissue the deposit sits in (its surrounding ring is fat, or it is muscle)."""
     if depth_mm <= config.cutaneous_mm:
         return "cutaneous"
     if bone_distance_mm <= config.juxta_osseous_mm:
         return "juxta_osseous"
-    return "intramuscular" if deep else "subcutaneous"
+    return "subcutaneous" if background_hu < FAT_MAX_HU else "intramuscular"
 
 
 def _side(dx_mm: float, midline_mm: float) -> str:
