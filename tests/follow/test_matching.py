@@ -1,0 +1,110 @@
+"""Matching rules on small hand-made lesion sets whose answer is known by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calcinosis.errors import InputError
+from calcinosis.follow import CompareConfig, Status, match_lesions
+from calcinosis.follow.matching import change_status, inside_fov, refine_with_deposits
+from calcinosis.measure.lesion import Lesion
+from calcinosis.volume import Volume
+
+
+def lesion(lid, x, y, z, mass_mg=10.0, volume_mm3=50.0):
+    return Lesion(lid, x, y, z, volume_mm3, mass_mg, 0.0, 500.0, 400.0, 5.0, "subcutaneous", "left", "thigh",
+                  5.0, 20.0, 0.0, 50, "high", "")
+
+
+def run(base, follow, overlaps=None, config=CompareConfig(), b_cov=None, f_cov=None, tracks=None):
+    f_pts = np.array([[les.x_mm, les.y_mm, les.z_mm] for les in follow]).reshape(-1, 3)
+    return match_lesions(base, follow, f_pts, overlaps or {},
+                         np.ones(len(base), bool) if b_cov is None else np.asarray(b_cov),
+                         np.ones(len(follow), bool) if f_cov is None else np.asarray(f_cov), config, tracks)
+
+
+def test_statuses_by_mass_change_and_threshold():
+    assert change_status(10.0, 12.5, 25.0)[0] == Status.STABLE  # exactly 25 % is not more than 25 %
+    assert change_status(10.0, 12.6, 25.0)[0] == Status.GROWN
+    assert change_status(10.0, 7.4, 25.0)[0] == Status.SHRUNK
+    assert change_status(10.0, 12.6, 30.0)[0] == Status.STABLE
+    base = [lesion(1, 0, 0, 0, 10.0), lesion(2, 50, 0, 0, 10.0), lesion(3, 100, 0, 0, 10.0)]
+    follow = [lesion(1, 1, 0, 0, 16.0), lesion(2, 50, 1, 0, 4.0), lesion(3, 100, 0, 1, 10.5)]
+    changes = run(base, follow)
+    assert [c.status for c in changes] == [Status.GROWN, Status.SHRUNK, Status.STABLE]
+    assert changes[0].mass_change_pct == pytest.approx(60.0)
+
+
+def test_gate_scales_with_size():
+    small_b, small_f = lesion(1, 0, 0, 0, volume_mm3=4.0), lesion(1, 6, 0, 0, volume_mm3=4.0)
+    changes = run([small_b], [small_f])
+    assert sorted(c.status for c in changes) == sorted([Status.RESOLVED, Status.NEW])
+    big_b, big_f = lesion(1, 0, 0, 0, volume_mm3=500.0), lesion(1, 8, 0, 0, volume_mm3=500.0)
+    (change,) = run([big_b], [big_f])
+    assert change.status == Status.STABLE and change.distance_mm == pytest.approx(8.0)
+
+
+def test_assignment_is_one_to_one_and_nearest():
+    base = [lesion(1, 0, 0, 0), lesion(2, 4, 0, 0)]
+    follow = [lesion(1, 3.5, 0, 0), lesion(2, 0.5, 0, 0)]
+    changes = run(base, follow)
+    assert {(c.baseline_ids, c.followup_ids) for c in changes} == {((1,), (2,)), ((2,), (1,))}
+
+
+def test_split_and_merge_from_label_overlap():
+    base = [lesion(1, 0, 0, 0, 10.0, 100.0)]
+    follow = [lesion(1, 0, 0, -3, 6.0, 60.0), lesion(2, 0, 0, 9, 6.0, 60.0)]
+    (change,) = run(base, follow, {(1, 1): 20, (1, 2): 4})
+    assert change.followup_ids == (1, 2) and change.detail == "split"
+    assert change.followup_mass_mg == pytest.approx(12.0) and change.status == Status.STABLE
+    base = [lesion(1, 0, 0, -3, 5.0, 60.0), lesion(2, 0, 0, 9, 5.0, 60.0)]
+    follow = [lesion(1, 0, 0, 0, 20.0, 150.0)]
+    (change,) = run(base, follow, {(1, 1): 20, (2, 1): 4})
+    assert change.baseline_ids == (1, 2) and change.detail == "merged" and change.status == Status.GROWN
+    assert change.track_id == 1
+
+
+def test_not_covered_instead_of_new_or_resolved():
+    base = [lesion(1, 0, 0, 0), lesion(2, 0, 0, 50)]
+    follow = [lesion(1, 0, 0, 0), lesion(2, 30, 0, -50)]
+    changes = run(base, follow, b_cov=[True, False], f_cov=[True, False])
+    statuses = {c.track_id: c.status for c in changes}
+    assert statuses == {1: Status.STABLE, 2: Status.NOT_COVERED, 3: Status.NOT_COVERED}
+    changes = run(base, follow)
+    assert {c.status for c in changes} == {Status.STABLE, Status.RESOLVED, Status.NEW}
+
+
+def test_tracks_continue_from_an_earlier_comparison():
+    base = [lesion(4, 0, 0, 0), lesion(5, 40, 0, 0)]
+    follow = [lesion(1, 0, 0, 0), lesion(2, 40, 0, 0), lesion(3, 80, 0, 0)]
+    changes = run(base, follow, tracks={4: 11, 5: 2})
+    by_follow = {c.followup_ids: c.track_id for c in changes}
+    assert by_follow == {(1,): 11, (2,): 2, (3,): 12}
+
+
+def test_inside_fov_uses_the_voxel_edges_and_margin():
+    vol = Volume(np.zeros((10, 10, 10), np.int16), (1.0, 1.0, 2.0))  # z covers -1 .. 19 mm
+    pts = np.array([[5, 5, 18.5], [5, 5, 19.5], [5, 5, 0.0], [5, 5, -1.5]], float)
+    assert inside_fov(vol, pts, np.zeros(4)).tolist() == [True, False, True, False]
+    assert inside_fov(vol, pts, np.full(4, 1.0)).tolist() == [False, False, True, False]
+
+
+def test_deposit_refinement_recovers_a_shift_and_keeps_a_good_fit():
+    rng = np.random.default_rng(1)
+    b = rng.uniform(-60, 60, (12, 3))
+    shift = np.array([0.5, -1.0, 14.0])
+    f = np.vstack([b[:10] - shift + rng.normal(0, 0.3, (10, 3)), rng.uniform(-60, 60, (3, 3))])
+    found, n_after, n_before = refine_with_deposits(b, f, np.ones(12), np.ones(13), 25.0)
+    assert np.allclose(found, shift, atol=0.5) and n_after >= 10 > n_before
+    found, n_after, n_before = refine_with_deposits(b, b + 0.2, np.ones(12), np.ones(12), 25.0)
+    assert np.all(found == 0) and n_after == n_before == 12
+
+
+def test_config_is_checked():
+    with pytest.raises(InputError):
+        CompareConfig(change_pct=0.0)
+    from calcinosis.follow import RegistrationConfig
+
+    with pytest.raises(InputError):
+        RegistrationConfig(affine="sometimes")
