@@ -1,0 +1,92 @@
+"""Dask execution: an existing scheduler with two worker processes; memory bounds; the local cluster."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from calcinosis.cohort import BatchSettings, run_batch
+from calcinosis.cohort.cluster import GIB, memory_estimate_bytes, plan_local_cluster
+
+
+def _stop(procs) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def test_batch_through_an_existing_scheduler_with_two_workers(study_folder, tmp_path, checks):
+    from distributed import Client
+
+    sched_file = tmp_path / "scheduler.json"
+    dask = [sys.executable, "-m", "dask"]
+    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(sched_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists():
+            assert procs[0].poll() is None, "dask scheduler exited"
+            assert time.monotonic() < deadline, "dask scheduler did not start"
+            time.sleep(0.1)
+        for _ in range(2):
+            procs.append(subprocess.Popen(
+                [*dask, "worker", "--scheduler-file", str(sched_file), "--nthreads", "1",
+                 "--no-dashboard", "--host", "127.0.0.1", "--memory-limit", "2GiB"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+            workers = set(client.scheduler_info()["workers"])
+        assert len(workers) == 2
+
+        root = study_folder.good[0].parent.parent  # site_a: a NIfTI and an NRRD study
+        out = tmp_path / "out"
+        report = run_batch(root, out, settings=BatchSettings(scheduler=address))
+        keys = checks.keys_by_input(root)
+        assert set(report.done) == set(keys.values()) and report.failed == ()
+        url = f"sqlite:///{out / 'registry.sqlite'}"
+        rows = checks.registry_rows(url)
+        assert {r["worker"] for r in rows.values()} <= workers  # ran on the cluster, not here
+        checks.assert_registry_matches_outputs(url, out)
+    finally:
+        _stop(procs[::-1])
+
+
+def test_study_too_big_for_a_worker_is_refused_up_front(study_folder, tmp_path):
+    nifti = study_folder.good[0]
+    root = nifti.parent
+    # A real process cluster whose worker limit is below the study's estimate.
+    limit = memory_estimate_bytes(1) - 1
+    report = run_batch(root, tmp_path / "out", settings=BatchSettings(
+        n_workers=1, memory_per_worker_bytes=limit))
+    (key, reason), = report.failed
+    assert report.done == () and "more than a worker's" in reason and "GiB" in reason
+    assert not (tmp_path / "out" / key).exists()
+
+
+def test_local_cluster_plan():
+    est = memory_estimate_bytes(100_000_000)
+    assert est == 512 * 1024**2 + 48 * 100_000_000
+    assert memory_estimate_bytes(None) is None
+    # One worker per core, capped by studies and by how many of the largest study fit in RAM.
+    assert plan_local_cluster(50, None, cores=8, memory_bytes=64 * GIB).n_workers == 8
+    assert plan_local_cluster(3, None, cores=8, memory_bytes=64 * GIB).n_workers == 3
+    plan = plan_local_cluster(50, 10 * GIB, cores=8, memory_bytes=64 * GIB)
+    assert plan.n_workers == 6 and plan.memory_per_worker_bytes == 64 * GIB // 6
+    assert plan_local_cluster(50, 100 * GIB, cores=8, memory_bytes=64 * GIB).n_workers == 1
+    assert plan_local_cluster(50, None, n_workers=2, cores=8, memory_bytes=64 * GIB) \
+        .memory_per_worker_bytes == 32 * GIB
+    with pytest.raises(ValueError, match="at least 1"):
+        plan_local_cluster(5, None, n_workers=0, cores=8, memory_bytes=GIB)

@@ -1,0 +1,166 @@
+"""Discovery, fingerprints, the registry schema and the ``cohort`` / ``batch`` command lines."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from calcinosis.cli import main
+from calcinosis.cohort import (
+    SCHEMA_VERSION,
+    BatchSettings,
+    Registry,
+    discover_studies,
+    input_checksum,
+    run_batch,
+)
+from calcinosis.cohort.batch import LOCK_NAME
+from calcinosis.cohort.integrity import check_nifti_complete
+from calcinosis.errors import InputError
+from calcinosis.volume import Volume
+
+
+def tiny_volume(seed: int) -> Volume:
+    rng = np.random.default_rng(seed)
+    return Volume(rng.integers(-100, 100, (4, 12, 10)).astype(np.int16), (0.7, 0.7, 2.0))
+
+
+def test_discovery_finds_files_and_series_whatever_the_layout(tmp_path):
+    from calcinosis.io import write_dicom_series, write_volume
+
+    root = tmp_path / "root"
+    write_volume(tiny_volume(0), root / "a b" / "x.nii.gz")
+    write_volume(tiny_volume(1), root / "a b" / "y.mha")
+    series = root / "p1" / "ct"
+    write_dicom_series(tiny_volume(2), series, series_uid="1.2.826.0.1.3680043.10.999.1")
+    (series / "deeper").mkdir()
+    files = sorted(series.glob("*.dcm")) or sorted(p for p in series.iterdir() if p.is_file())
+    for f in files[:2]:
+        shutil.move(f, series / "deeper" / f.name)
+    write_dicom_series(tiny_volume(3), root / "p1" / "pet", modality="PT")
+    (root / ".hidden").mkdir()
+    write_volume(tiny_volume(4), root / ".hidden" / "skip.nii.gz")
+    out = root / "results"  # an output folder inside the root is not searched
+    write_volume(tiny_volume(5), out / "k" / "lesions.nii.gz")
+
+    found = discover_studies(root, exclude=(out,))
+    by_input = {s.input_path: s for s in found.studies}
+    assert set(by_input) == {str((root / "a b" / "x.nii.gz").resolve()),
+                             str((root / "a b" / "y.mha").resolve()),
+                             str(series.resolve()), str((root / "p1" / "pet").resolve())}
+    ct = by_input[str(series.resolve())]
+    assert ct.kind == "dicom" and ct.series_uid == "1.2.826.0.1.3680043.10.999.1"
+    assert len(ct.files) == 4 and ct.problem is None and ct.n_voxels == 4 * 12 * 10
+    pet = by_input[str((root / "p1" / "pet").resolve())]
+    assert pet.problem == "not CT: modality PT"
+    assert by_input[str((root / "a b" / "x.nii.gz").resolve())].n_voxels == 480
+    for s in found.studies:
+        assert re.fullmatch(r"[A-Za-z0-9_-]+-[0-9a-f]{8}", s.key)
+    # Stable: the same keys from another spelling of the same root.
+    again = discover_studies(tmp_path / "root" / "p1" / "..", exclude=(out,))
+    assert [s.key for s in again.studies] == [s.key for s in found.studies]
+    with pytest.raises(InputError, match="not a folder"):
+        discover_studies(root / "a b" / "x.nii.gz")
+
+
+def test_checksum_follows_content_size_and_slices(tmp_path):
+    from calcinosis.io import write_dicom_series
+
+    files = write_dicom_series(tiny_volume(0), tmp_path / "s")
+    first = input_checksum(files, tmp_path / "s")
+    assert input_checksum(files, tmp_path / "s") == first
+    assert input_checksum(files[:-1], tmp_path / "s") != first  # a slice missing
+    big = tmp_path / "big.bin"
+    data = bytearray(np.random.default_rng(0).bytes(600_000))
+    big.write_bytes(data)
+    st = big.stat()
+    before = input_checksum([big], tmp_path)
+    data[-10] ^= 0xFF  # the last bytes are hashed (a gzip CRC lives there)
+    big.write_bytes(data)
+    os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert input_checksum([big], tmp_path) != before
+
+
+def test_truncated_nifti_is_refused(tmp_path):
+    from calcinosis.io import write_volume
+
+    for name in ("v.nii", "v.nii.gz"):
+        path = write_volume(tiny_volume(0), tmp_path / name)
+        check_nifti_complete(path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) - 40])
+        with pytest.raises(InputError, match="truncated"):
+            check_nifti_complete(path)
+
+
+def test_registry_schema_version_checked_on_open(tmp_path):
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    with Registry.open(url) as reg:
+        assert reg.schema_version() == SCHEMA_VERSION
+        assert set(sa.inspect(reg.engine).get_table_names()) >= {"schema_meta", "studies", "lesions",
+                                                                 "summaries"}
+        with reg.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE schema_meta SET value = '99' WHERE name = 'schema_version'"))
+    with pytest.raises(InputError, match="newer"):
+        Registry.open(url)
+    with pytest.raises(InputError, match="no registry"):
+        Registry.open(f"sqlite:///{tmp_path / 'absent.sqlite'}", create=False)
+    empty = tmp_path / "empty.sqlite"
+    sa.create_engine(f"sqlite:///{empty}").connect().close()
+    with pytest.raises(InputError, match="no calcinosis registry"):
+        Registry.open(f"sqlite:///{empty}", create=False)
+    with pytest.raises(InputError, match="database URL"):
+        Registry.open("notadriver:://x")
+
+
+def test_cli_batch_status_export(study_folder, tmp_path, capsys):
+    root = study_folder.good[0].parent.parent.parent / "site_b"  # DICOM CT (split) + MR series
+    out = tmp_path / "out"
+    assert main(["batch", str(root), "--out", str(out), "--workers", "1", "--in-process"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 studies: 1 done, 1 failed" in printed and "not CT: modality MR" in printed
+
+    assert main(["cohort", "status", "--db", str(out)]) == 0
+    status = capsys.readouterr().out
+    assert status.splitlines()[0] == "2 studies: 0 pending, 0 running, 1 done, 1 failed"
+    assert "not CT: modality MR" in status
+
+    csv_path = tmp_path / "cohort.csv"
+    assert main(["cohort", "export", "--db", f"sqlite:///{out / 'registry.sqlite'}",
+                 "--out", str(csv_path)]) == 0
+    with open(csv_path, newline="") as fh:
+        rows = {r["status"]: r for r in csv.DictReader(fh)}
+    done, failed = rows["done"], rows["failed"]
+    summary = json.loads((out / done["key"] / "summary.json").read_text())
+    assert int(done["lesion_count"]) == summary["totals"]["count"]
+    assert float(done["mass_mg"]) == summary["totals"]["mass_mg"]
+    for comp, burden in summary["by_compartment"].items():
+        assert float(done[f"compartment_{comp}_mass_mg"]) == burden["mass_mg"]
+        assert int(done[f"compartment_{comp}_count"]) == burden["count"]
+    for region, burden in summary["by_region"].items():
+        assert float(done[f"region_{region}_volume_mm3"]) == burden["volume_mm3"]
+    assert failed["error"] == "not CT: modality MR" and failed["lesion_count"] == ""
+
+    # Bad input: one line, exit code 2.
+    assert main(["batch", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert main(["batch", str(root), "--out", str(out), "--workers", "0"]) == 2
+    assert main(["cohort", "status", "--db", str(tmp_path / "nothing.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 3 and "Traceback" not in err
+
+
+def test_one_batch_at_a_time_per_output_folder(study_folder, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / LOCK_NAME, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(InputError, match="another calcinosis batch"):
+            run_batch(study_folder.root, out, settings=BatchSettings(processes=False))
