@@ -68,7 +68,7 @@ def analyze_radiograph(radiograph: Radiograph, config: DetectConfig = DetectConf
     spacing = radiograph.pixel_spacing_mm or (NOMINAL_SPACING_MM, NOMINAL_SPACING_MM)
     image = radiograph.image
     seg = segment_radiograph(image, spacing, saturated_value=radiograph.saturated_value)
-    cands, noise = detect_deposits(image, spacing, seg.body_mask, seg.bone_mask, seg.exclusion_mask, config)
+    cands, noise = detect_deposits(image, spacing, seg.body_mask, seg.bone_mask, seg.exclusion_mask, config, fill_mask=seg.object_mask)
     smooth = ndimage.gaussian_filter(image.astype(np.float32), _px(0.4, spacing))
     bone = seg.bone_mask
     area_default = anatomical_area(radiograph.description)

@@ -35,7 +35,7 @@ class DetectConfig:
     smoothing_mm: float = 0.25
     scales_mm: tuple[float, ...] = (0.6, 1.2, 2.4)
     k_soft: float = 6.0
-    k_bone: float = 10.0
+    k_bone: float = 12.0
     k_grow: float = 3.0
     min_area_mm2: float = 1.2
     max_area_mm2: float = 3000.0
@@ -43,6 +43,8 @@ class DetectConfig:
     peak_fraction: float = 0.25
     max_bone_scale_mm: float = 1.2
     grow_limit_mm: float = 1.5
+    texture_clearance_mm: float = 2.0
+    bone_margin_mm: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -106,15 +108,34 @@ def detect_deposits(
     bone: np.ndarray,
     exclusion: np.ndarray,
     config: DetectConfig = DetectConfig(),
+    fill_mask: np.ndarray | None = None,
 ) -> tuple[list[Candidate], dict[str, float]]:
-    """Detect deposits in the body; returns candidates and the measured noise levels."""
-    smooth = ndimage.gaussian_filter(image.astype(np.float32), _px(config.smoothing_mm, spacing))
+    """Detect deposits in the body; returns candidates and the measured noise levels.
+
+    ``fill_mask`` marks saturated objects (markers, burned-in labels) to be replaced
+    by the mean of their surroundings before filtering.
+    """
     region = body & ~exclusion
+    # Burned-in labels and markers are saturated: fill them with the mean of their
+    # surroundings first, or the wide filters carry their edges into nearby tissue.
+    work = image.astype(np.float32)
+    if fill_mask is not None and fill_mask.any():
+        filled = masked_mean(work, ~fill_mask, _px(2.0, spacing))
+        work = np.where(fill_mask, filled, work).astype(np.float32)
+    smooth = ndimage.gaussian_filter(work, _px(config.smoothing_mm, spacing))
     if not region.any():
         return [], {"soft_tissue_noise": float("nan"), "bone_noise": float("nan")}
     inner = region & ndimage.binary_erosion(region, _disk(_px(1.0, spacing)))
     soft = inner & ~bone
     bone_in = inner & bone
+    # Texture is measured in flat soft tissue only: away from bone edges and the skin
+    # outline, whose curvature is anatomy, not texture.
+    clear = _px(config.texture_clearance_mm, spacing)
+    flat = soft & (ndimage.distance_transform_edt(~bone) > clear) & (ndimage.distance_transform_edt(region) > clear + _px(1.0, spacing))
+    if flat.sum() < 200:
+        flat = soft
+    # Cortical edges sit just outside a threshold-made bone mask: treat a thin margin as bone.
+    bone_zone = bone | (ndimage.distance_transform_edt(~bone) <= _px(config.bone_margin_mm, spacing))
     z = np.full(image.shape, -np.inf, dtype=np.float32)
     pixel_noise = pixel_noise_sigma(image, soft if soft.sum() > 100 else region)
     blob_noise = _blob_noise(pixel_noise, spacing, config)
@@ -125,19 +146,23 @@ def detect_deposits(
         blob = blob - masked_mean(blob, region, _px(4.0 * s, spacing))
         # The threshold unit is the larger of the propagated pixel noise and the
         # soft-tissue texture (robust spread of the response): anatomy curves too.
-        ms, ss = _robust(blob[soft])
+        ms, ss = _robust(blob[flat])
         ss = max(ss, blob_noise[s], 1e-6)
         mb, sb = _robust(blob[bone_in]) if bone_in.sum() > 50 else (ms, ss)
         sb = max(sb, ss)
         zb = (blob - mb) / sb * (config.k_soft / config.k_bone)
         if s > config.max_bone_scale_mm:
             zb = np.full_like(zb, -np.inf)  # bone ends and condyles are broad domes: small scales only
-        zs = np.where(bone, zb, (blob - ms) / ss)
+        zs = np.where(bone_zone, zb, (blob - ms) / ss)
         z = np.maximum(z, zs.astype(np.float32))
         noise[f"blob_noise_soft_tissue_{s:g}mm"] = ss
         noise[f"blob_noise_bone_{s:g}mm"] = sb
     z[~region] = -np.inf
-    grown = apply_hysteresis_threshold(np.where(np.isfinite(z), z, -1e9), config.k_grow, config.k_soft)
+    zf = np.where(np.isfinite(z), z, -1e9)
+    grown = apply_hysteresis_threshold(zf, config.k_grow, config.k_soft)
+    # Growth stays near the seeds: otherwise a deposit touching a faint ridge (a fascia,
+    # a cortical edge) grows along it and is then dropped as a line.
+    grown &= ndimage.binary_dilation(zf >= config.k_soft, _disk(_px(config.grow_limit_mm, spacing)))
     labels, n = ndimage.label(grown)
     pixel_area = float(spacing[0] * spacing[1])
     out: list[Candidate] = []

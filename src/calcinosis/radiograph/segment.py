@@ -37,6 +37,7 @@ class Segmentation:
     collimation_px: dict[str, int]  # border width on each side (top, bottom, left, right)
     background_level: float
     body_threshold: float
+    object_mask: np.ndarray | None = None  # markers and labels only (grown), without the field border
 
 
 def _px(mm: float, spacing: tuple[float, float]) -> float:
@@ -182,8 +183,9 @@ def segment_radiograph(
         body = ndimage.binary_fill_holes(body) & ~exclusion
     bone = find_bone(smooth, body, spacing, min_bone_area_mm2=min_bone_area_mm2)
     # The collimator penumbra cuts anatomy with a soft edge: keep detection 5 mm inside the field.
+    objects_mask = exclusion
     exclusion = exclusion | ~ndimage.binary_erosion(field, _disk(_px(5.0, spacing)), border_value=0)
-    return Segmentation(field, body, bone, exclusion, tuple(excluded), widths, bg_level, t_body)
+    return Segmentation(field, body, bone, exclusion, tuple(excluded), widths, bg_level, t_body, objects_mask)
 
 
 def masked_mean(image: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -200,6 +202,7 @@ def find_bone(
     spacing: tuple[float, float],
     *,
     min_bone_area_mm2: float = 60.0,
+    min_edge_ratio: float = 1.8,
 ) -> np.ndarray:
     """Bone: body pixels clearly brighter than the surrounding tissue at the limb's scale.
 
@@ -223,5 +226,18 @@ def find_bone(
     lab, n = ndimage.label(bone)
     if n == 0:
         return bone
-    sizes = ndimage.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1)) * float(spacing[0] * spacing[1])
-    return np.isin(lab, np.flatnonzero(sizes >= min_bone_area_mm2) + 1) & body
+    index = np.arange(1, n + 1)
+    sizes = ndimage.sum_labels(np.ones_like(lab), lab, index=index) * float(spacing[0] * spacing[1])
+    # Bone has a sharp outline; the broad hump of a thick muscle or palm, which the
+    # residual also lifts, has a soft one. Keep components whose outline gradient is
+    # well above the gradient of the rest of the body part.
+    grad = ndimage.gaussian_gradient_magnitude(smooth, _px(0.5, spacing))
+    rest = inner & ~bone
+    typical = float(np.median(grad[rest])) if rest.sum() > 50 else 0.0
+    outline = bone & ~ndimage.binary_erosion(bone, _disk(1.0))
+    # Where a component meets the skin or the field edge its outline is that edge, not its own.
+    outline &= ndimage.binary_erosion(inner, _disk(_px(2.0, spacing)))
+    edge = ndimage.median(grad, labels=np.where(outline, lab, 0), index=index)
+    edge = np.nan_to_num(np.atleast_1d(np.asarray(edge, dtype=float)))
+    keep = (sizes >= min_bone_area_mm2) & (edge >= min_edge_ratio * typical)
+    return np.isin(lab, np.flatnonzero(keep) + 1) & body
