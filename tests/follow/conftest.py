@@ -87,18 +87,18 @@ class Pair:
     followup_truth: tuple  # DepositTruth of the follow-up phantom (phantom coordinates)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def baseline_phantom():
     return make_ct_phantom("elbow", seed=SEED, length_mm=60.0, pixel_mm=1.0, slice_thickness_mm=1.5,
                            deposits=specs("baseline"), external_objects=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def baseline_analysis(baseline_phantom):
     return analyze(baseline_phantom.volume)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def moved_pair(baseline_analysis):
     long = make_ct_phantom("elbow", seed=SEED, length_mm=110.0, pixel_mm=1.0, slice_thickness_mm=2.5,
                            deposits=specs("followup"), external_objects=False)
@@ -106,7 +106,7 @@ def moved_pair(baseline_analysis):
     return Pair(baseline_analysis, analyze(moved), tx, long.deposits)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def moved_comparison(moved_pair):
     from calcinosis.follow import compare_visits, visit_from_analysis
 

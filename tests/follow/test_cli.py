@@ -1,0 +1,136 @@
+"""``calcinosis compare`` end to end: files, contract columns, reuse of analyses, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from calcinosis.cli import main
+from calcinosis.io import write_volume
+from calcinosis.outputs import OutputOptions, write_analysis
+
+CONTRACT = ["baseline_id", "followup_id", "status", "baseline_mass_mg", "followup_mass_mg", "mass_change_pct",
+            "baseline_volume_mm3", "followup_volume_mm3", "x_mm", "y_mm", "z_mm"]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, moved_pair):
+    root = tmp_path_factory.mktemp("compare-inputs")
+    paths = {}
+    for name, analysis in (("baseline", moved_pair.baseline), ("followup", moved_pair.followup)):
+        paths[f"{name}_image"] = write_volume(analysis.volume, root / f"{name}.nii.gz")
+        write_analysis(analysis, root / f"{name}-analysis", OutputOptions(report=False))
+        paths[f"{name}_folder"] = root / f"{name}-analysis"
+    return paths
+
+
+@pytest.fixture(scope="module")
+def folder_run(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare-out") / "cmp"
+    code = main(["compare", str(inputs["baseline_folder"]), str(inputs["followup_folder"]), "--out", str(out),
+                 "--baseline-image", str(inputs["baseline_image"]),
+                 "--followup-image", str(inputs["followup_image"])])
+    return code, out
+
+
+def test_compare_analysis_folders_writes_the_contract(folder_run, moved_pair):
+    code, out = folder_run
+    assert code == 0
+    with open(out / "changes.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+        header = list(rows[0].keys())
+    assert header[:len(CONTRACT)] == CONTRACT and "track_id" in header
+    statuses = {r["status"] for r in rows}
+    assert {"stable", "grown", "shrunk", "new", "resolved"} <= statuses
+    n_base = len(moved_pair.baseline.lesions)
+    assert sum(1 for r in rows if r["baseline_id"]) == n_base
+    doc = json.loads((out / "comparison.json").read_text())
+    assert doc["schema_version"] and doc["overall"]["call"] in ("progression", "stable", "improvement")
+    assert doc["totals"]["baseline"]["count"] == n_base
+    assert doc["totals"]["followup"]["count"] == len(moved_pair.followup.lesions)
+    assert set(doc["by_compartment"]) >= {"subcutaneous", "juxta_osseous"}
+    assert "by_region" in doc and doc["status_counts"]["new"] == sum(1 for r in rows if r["status"] == "new")
+    reg = doc["registration"]
+    assert reg["bone_dice"] > 0.85 and reg["matched_distance_mm_mean"] < 2.0
+    assert any("slice thickness differs" in w for w in doc["warnings"])
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
+    assert f"<b>{doc['overall']['call']}</b>" in html and "<img" in html
+    # analyses were reused, not redone
+    assert not (out / "baseline").exists() and not (out / "followup").exists()
+
+
+def test_compare_is_deterministic_and_keeps_tracks_over_visits(folder_run, inputs, tmp_path):
+    _, first = folder_run
+    again = tmp_path / "again"
+    assert main(["compare", str(inputs["baseline_folder"]), str(inputs["followup_folder"]), "--out", str(again),
+                 "--baseline-image", str(inputs["baseline_image"]), "--followup-image", str(inputs["followup_image"]),
+                 "--no-report"]) == 0
+    assert (again / "changes.csv").read_bytes() == (first / "changes.csv").read_bytes()
+    assert (again / "comparison.json").read_bytes() == (first / "comparison.json").read_bytes()
+    # third visit = the follow-up again: its deposits keep the tracks they got in the first comparison
+    third = tmp_path / "third"
+    assert main(["compare", str(inputs["followup_folder"]), str(inputs["followup_folder"]), "--out", str(third),
+                 "--baseline-image", str(inputs["followup_image"]), "--followup-image", str(inputs["followup_image"]),
+                 "--baseline-tracks", str(first / "changes.csv"), "--no-report"]) == 0
+    with open(first / "changes.csv", newline="") as fh:
+        earlier = {r["followup_id"]: r["track_id"] for r in csv.DictReader(fh) if r["followup_id"]}
+    with open(third / "changes.csv", newline="") as fh:
+        later = list(csv.DictReader(fh))
+    assert all(r["status"] == "stable" and r["mass_change_pct"] == "0.0" for r in later)
+    assert {r["followup_id"]: r["track_id"] for r in later} == earlier
+
+
+def test_compare_raw_inputs_writes_both_analyses(inputs, tmp_path):
+    out = tmp_path / "raw"
+    assert main(["compare", str(inputs["baseline_image"]), str(inputs["followup_image"]), "--out", str(out),
+                 "--no-report"]) == 0
+    for name in ("baseline", "followup"):
+        assert (out / name / "summary.json").is_file() and (out / name / "lesions.csv").is_file()
+    assert (out / "comparison.json").is_file() and not (out / "report.html").exists()
+
+
+EXPECTED = {
+    "missing": ("does not exist",), "not_ct": ("unknown file type",),
+    "folder_without_image": ("--baseline-image",), "wrong_image": ("made from",),
+    "image_for_raw": ("applies only",), "bad_change_pct": ("change_pct",), "broken_csv": ("lacks the columns",),
+    "missing_tracks": ("track file",),
+}
+
+
+@pytest.mark.parametrize("case", ["missing", "not_ct", "folder_without_image", "wrong_image", "image_for_raw",
+                                  "bad_change_pct", "broken_csv", "missing_tracks"])
+def test_bad_inputs_exit_2_with_one_line(case, inputs, tmp_path, capsys):
+    b_folder, f_folder = str(inputs["baseline_folder"]), str(inputs["followup_folder"])
+    b_img, f_img = str(inputs["baseline_image"]), str(inputs["followup_image"])
+    with_images = ["--baseline-image", b_img, "--followup-image", f_img]
+    out = ["--out", str(tmp_path / "out")]
+    if case == "missing":
+        argv = [str(tmp_path / "nope.nii.gz"), f_img]
+    elif case == "not_ct":
+        text = tmp_path / "notes.txt"
+        text.write_text("not an image")
+        argv = [str(text), f_img]
+    elif case == "folder_without_image":
+        argv = [b_folder, f_folder, "--followup-image", f_img]
+    elif case == "wrong_image":
+        argv = [b_folder, f_folder, "--baseline-image", f_img, "--followup-image", f_img]
+    elif case == "image_for_raw":
+        argv = [b_img, f_img, "--baseline-image", b_img]
+    elif case == "bad_change_pct":
+        argv = [b_folder, f_folder, *with_images, "--change-pct", "-5"]
+    elif case == "broken_csv":
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        for f in ("summary.json", "lesions.nii.gz"):
+            (broken / f).write_bytes((inputs["baseline_folder"] / f).read_bytes())
+        (broken / "lesions.csv").write_text("lesion_id,x_mm\n1,2\n")
+        argv = [str(broken), f_folder, "--baseline-image", b_img, "--followup-image", f_img]
+    else:
+        argv = [b_folder, f_folder, *with_images, "--baseline-tracks", str(tmp_path / "none.csv")]
+    assert main(["compare", *argv, *out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("calcinosis compare: error:") and "\n" not in err
+    assert any(word in err for word in EXPECTED[case]), err
