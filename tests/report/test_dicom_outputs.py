@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import re
 
+import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from pydicom.sr.codedict import codes
 
-hd = pytest.importorskip("highdicom")
-from pydicom.sr.codedict import codes  # noqa: E402
-
-from calcinosis.io import read_volume  # noqa: E402
-from calcinosis.report.tables import read_lesions_csv  # noqa: E402
+from calcinosis.io import read_volume
+from calcinosis.report.tables import read_lesions_csv
 
 DATA_URI = re.compile(rb"data:image/png;base64,[A-Za-z0-9+/=]+")
 

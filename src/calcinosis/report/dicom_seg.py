@@ -110,7 +110,7 @@ def tracking_uid(study_uid: str, frame_of_reference_uid: str, lesion: Lesion, gr
     series again, with any settings, gives the same UID to a deposit whose
     centroid stays within the same grid cell.
     """
-    cell = tuple(int(round(v / grid_mm)) for v in (lesion.x_mm, lesion.y_mm, lesion.z_mm))
+    cell = tuple(round(float(v) / grid_mm) for v in (lesion.x_mm, lesion.y_mm, lesion.z_mm))
     key = f"{study_uid}|{frame_of_reference_uid}|{cell}".encode()
     return "2.25." + str(int(hashlib.sha256(key).hexdigest()[:32], 16))
 

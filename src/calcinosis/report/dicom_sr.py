@@ -22,6 +22,7 @@ produce an invalid SR. Patient identifiers follow the SEG's evidence headers
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,7 +88,7 @@ def lesion_measurements(lesion: Lesion) -> list:
         (codes.SCT.Diameter, lesion.max_diameter_mm, MILLIMETER, {"derivation": codes.SCT.Maximum}),
     ]
     return [hd.sr.Measurement(name=name, value=float(value), unit=unit, **extra)
-            for name, value, unit, extra in values if value == value]  # NaN: not measured
+            for name, value, unit, extra in values if math.isfinite(value)]  # NaN: not measured
 
 
 def build_measurement_report(volume, lesions: Sequence[Lesion], seg: Dataset | None,

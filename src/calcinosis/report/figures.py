@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -186,7 +185,7 @@ def thumbnails(view: CanonicalView, lesions) -> tuple[str, str]:
     ncol = min(6, len(chosen))
     nrow = int(np.ceil(len(chosen) / ncol))
     fig = Figure(figsize=(1.45 * ncol, 1.62 * nrow))
-    sp_s, sp_r, sp_c = view.spacing_mm
+    _, sp_r, sp_c = view.spacing_mm
     for k, lesion in enumerate(chosen):
         ax = fig.add_subplot(nrow, ncol, k + 1)
         ax.set_axis_off()
@@ -313,7 +312,7 @@ def body_map(analysis, view: CanonicalView, centres) -> tuple[str, str]:
     grid = fig.add_gridspec(1, len(ratios), width_ratios=ratios)
     axes = [fig.add_subplot(grid[0, k]) for k in range(len(ratios))]
     vmax = max((les.volume_mm3 for les in lesions), default=1.0) or 1.0
-    size = lambda v: 12.0 + 230.0 * v / vmax  # noqa: E731 - marker area in points^2, ~ volume
+    size = lambda v: 12.0 + 230.0 * v / vmax
     n_sl, _, n_rl = view.hu.shape
     for k, (ax, title) in enumerate(zip(axes[:2], ("Front", "Back"))):
         _draw_outline(ax)

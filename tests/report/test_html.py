@@ -1,0 +1,117 @@
+"""report.html: self-contained, patient-free, one table row per deposit, figures embedded."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from calcinosis import __version__
+from calcinosis.report.html import render_report
+from calcinosis.report.summary import build_summary
+from calcinosis.report.tables import read_lesions_csv
+
+EXTERNAL = re.compile(r"(?i)\b(?:https?|ftp|wss?|file):|(?:src|href|action)\s*=\s*(?![\"']?(?:data:|#))|url\(|@import|//[a-z0-9.-]+\.[a-z]{2,}")
+
+
+class _Page(HTMLParser):
+    """Collects the lesion table's rows and the images of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.images, self.rows, self._in_lesions, self._in_body, self._row = [], [], False, False, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.images.append(a)
+        elif tag == "table" and a.get("id") == "lesions":
+            self._in_lesions = True
+        elif tag == "tbody" and self._in_lesions:
+            self._in_body = True
+        elif tag == "tr" and self._in_body:
+            self._row = []
+        elif tag == "td" and self._row is not None:
+            self._row.append("")
+
+    def handle_data(self, data):
+        if self._row:
+            self._row[-1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "tr" and self._row is not None:
+            self.rows.append(self._row)
+            self._row = None
+        elif tag == "table" and self._in_lesions:
+            self._in_lesions = self._in_body = False
+
+
+def _page(text):
+    page = _Page()
+    page.feed(text)
+    return page
+
+
+def test_report_is_self_contained_and_complete(runs):
+    out = runs["default"]
+    text = (out / "report.html").read_text(encoding="utf-8")
+    without_images = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "data:", text)
+    for bad in ('<img src="https://x.org/a.png">', "<a href=page.html>", "<link href='s.css'>",
+                "background:url(x.png)", '<script src="//cdn.example.com/x.js">'):
+        assert EXTERNAL.search(bad), bad  # the check itself can fail
+    assert EXTERNAL.findall(without_images) == []
+    page = _page(text)
+    rows = read_lesions_csv(out / "lesions.csv")
+    assert len(page.rows) == len(rows) > 0
+    assert [int(r[0]) for r in page.rows] == [r["lesion_id"] for r in rows]
+    assert [float(r[4]) for r in page.rows] == [r["volume_mm3"] for r in rows]
+    assert len(page.images) == 4  # body map, frontal MIP, lateral MIP, thumbnails
+    for img in page.images:
+        assert img["src"].startswith("data:image/png;base64,") and img["alt"]
+        png = Image.open(io.BytesIO(base64.b64decode(img["src"].split(",", 1)[1])))
+        assert png.format == "PNG" and min(png.size) > 50
+    assert "2000-01-01" in text and f"calcinosis {__version__}" in text  # study date, software
+    assert "<script>" in text and "aria-sort" in text  # the table sorts in the page itself
+
+
+def test_keep_identifiers_report_names_the_patient(runs, patient):
+    text = (runs["keep"] / "report.html").read_text(encoding="utf-8")
+    assert patient[0] in text and patient[1] in text
+
+
+def test_extra_sections_and_figure_checks(analysis):
+    summary = build_summary(analysis)
+    text = render_report(summary, analysis.lesions, extra_sections=["<h2>Work-up</h2><p>xyz-marker</p>"])
+    assert "xyz-marker" in text and text.index("xyz-marker") > text.index('id=lesions')
+    with pytest.raises(ValueError, match="data: URIs"):
+        render_report(summary, analysis.lesions, figures=[("map", "https://example.org/a.png")])
+
+
+def test_empty_analysis_renders(tmp_path):
+    from calcinosis.outputs import write_analysis
+    from calcinosis.pipeline import analyze
+    from calcinosis.volume import Volume
+
+    air = Volume(np.full((6, 24, 24), -1000, np.int16), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0), np.eye(3), {})
+    paths = write_analysis(analyze(air), tmp_path)
+    text = paths["report"].read_text(encoding="utf-8")
+    page = _page(text)
+    assert page.rows == [] and len(page.images) == 3  # no thumbnails without deposits
+    assert "no body found" in text
+
+
+def test_report_pdf_without_chromium_is_a_clear_error(runs, dicom_series, tmp_path, monkeypatch, capsys):
+    import calcinosis.report.html as report_html
+    from calcinosis.cli import main
+
+    monkeypatch.setattr(report_html, "find_chromium", lambda: None)
+    rc = main(["analyze", str(dicom_series[0]), "--out", str(tmp_path / "out"), "--report", "pdf"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "Chromium" in err and "--report html" in err
+    assert not (tmp_path / "out").exists()  # refused before any work
