@@ -110,13 +110,14 @@ def register_volumes(baseline, followup, config: RegistrationConfig = Registrati
         tx = sitk.Euler3DTransform()
         tx.SetCenter(tuple(float(c) for c in centre_f))
         tx.SetTranslation(tuple(float(s) for s in shift))
-        fitted, metric = _run(fixed, moving, tx, config, levels=(4, 2, 1))
+        fitted, metric = _run(fixed, moving, tx, config, levels=(4, 2))
         overlap = _overlap_fraction(fixed, moving, fitted)
         log.debug("rigid start %s: metric %.1f overlap %.2f", name, metric, overlap)
         results.append((name, fitted, metric, overlap))
     best_overlap = max(r[3] for r in results)
     eligible = [r for r in results if r[3] >= 0.6 * best_overlap]
-    name, rigid, metric, _ = min(eligible, key=lambda r: r[2])
+    name, rigid, _, _ = min(eligible, key=lambda r: r[2])
+    rigid, metric = _run(fixed, moving, rigid, config, levels=(1,))  # full resolution for the winner only
     if config.fine_resolution_mm and config.fine_resolution_mm < res:
         # Only the best start is refined on a finer grid: this is where sub-millimetre
         # accuracy comes from (a 2 mm grid blurs thin cortex and the body edge).
