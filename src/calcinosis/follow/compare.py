@@ -111,7 +111,8 @@ def label_overlaps(baseline: Visit, followup: Visit, reg: Registration) -> dict[
 def followup_labels_on_baseline(baseline: Visit, followup: Visit, reg: Registration) -> np.ndarray:
     """The follow-up label map on the baseline grid (nearest neighbour; 0 outside the follow-up)."""
     moving = volume_to_sitk(followup.volume.with_array(followup.labels))
-    out = sitk.Resample(moving, grid_image(baseline.volume), reg.sitk_transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt16)
+    out = sitk.Resample(moving, grid_image(baseline.volume), reg.sitk_transform(), sitk.sitkNearestNeighbor, 0,
+                        sitk.sitkUInt16)
     return sitk.GetArrayFromImage(out)
 
 
