@@ -335,7 +335,7 @@ def body_map(analysis, view: CanonicalView, centres) -> tuple[str, str]:
         ax.text(0, h * stretch, " R", va="top", fontsize=7, color="#555")
         ax.text(w, h * stretch, "L ", va="top", ha="right", fontsize=7, color="#555")
         ax.set_xlim(-0.05 * w, 1.05 * w)
-        ax.set_ylim(-0.05 * h * stretch, 1.05 * h * stretch)
+        ax.set_ylim(-0.05 * h * stretch, 1.12 * h * stretch)  # room for labels above the top
         ax.set_aspect("equal")
         ax.set_axis_off()
     for les in lesions:

@@ -26,6 +26,8 @@ HEADERS = {
     "n_voxels": "voxels", "confidence": "confidence", "flags": "flags",
 }
 TEXT_COLUMNS = ("compartment", "side", "region", "confidence", "flags")
+#: Columns left out of the printed table so that it fits an A4 page (they stay in the CSV).
+PRINT_HIDDEN = ("background_hu", "n_voxels")
 
 _STYLE = """
 :root{--ink:#1d232b;--muted:#5d6773;--line:#d5dae0;--accent:#3a6ea5;--warn:#8a4b00}
@@ -57,7 +59,8 @@ figcaption{font-size:.82em;color:var(--muted);max-width:60em;margin-top:.2em}
 ul.warnings li{margin:.15em 0}
 @page{size:A4;margin:12mm}
 @media print{body{max-width:none;margin:0;padding:0;font-size:10pt}
-table{font-size:7pt}th,td{padding:.1em .25em}.noprint{display:none}
+table{font-size:7pt}th,td{padding:.1em .2em}.noprint{display:none}
+#lesions{font-size:6.3pt}#lesions .minor{display:none}#lesions td.t{white-space:normal}
 figure,table.groups,.cards{break-inside:avoid}h2{break-after:avoid}
 .scroll{overflow:visible}}
 """
@@ -99,18 +102,21 @@ def _burden_table(title: str, groups: dict[str, dict]) -> str:
 
 def lesion_table_html(lesions: Sequence[Lesion]) -> str:
     """The sortable lesion table (``id="lesions"``), one row per deposit, CSV values and decimals."""
-    head = "".join(f"<th{' class=t' if c in TEXT_COLUMNS else ''} title=\"{escape(c)}\">"
-                   f"{escape(HEADERS.get(c, c))}</th>" for c in CSV_COLUMNS)
+    head = "".join(f"<th{_cls(c)} title=\"{escape(c)}\">{escape(HEADERS.get(c, c))}</th>" for c in CSV_COLUMNS)
     body = []
     for lesion in lesions:
         row = lesion.row()
-        cells = "".join(
-            f"<td{' class=t' if c in TEXT_COLUMNS else ''}>{escape(_fmt(c, row[c]).replace('_', ' '))}</td>"
-            for c in CSV_COLUMNS)
+        cells = "".join(f"<td{_cls(c)}>{escape(_fmt(c, row[c]).replace('_', ' ').replace(';', '; '))}</td>"
+                        for c in CSV_COLUMNS)
         cls = " class=low" if lesion.confidence == "low" else ""
         body.append(f"<tr{cls}>{cells}</tr>")
     return (f"<div class=scroll><table class=sortable id=lesions><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _cls(column: str) -> str:
+    names = [n for n, on in (("t", column in TEXT_COLUMNS), ("minor", column in PRINT_HIDDEN)) if on]
+    return f' class="{" ".join(names)}"' if names else ""
 
 
 def _facts(summary: dict[str, Any]) -> str:
