@@ -131,3 +131,27 @@ def test_kill_mid_run_then_rerun_finishes_each_study_once(study_folder, db_url, 
         assert rows[key]["attempts"] == 1 and rows[key]["finished_at"] == killed[key]["finished_at"]
     checks.assert_registry_matches_outputs(db_url, out)
     assert not [p for p in out.iterdir() if ".partial-" in p.name or ".old-" in p.name]
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_finished(study_folder, tmp_path, checks):
+    root, out = study_folder.root, tmp_path / "out"
+    url = f"sqlite:///{out / 'registry.sqlite'}"
+    cmd = [sys.executable, "-m", "calcinosis.cli", "batch", str(root), "--out", str(out),
+           "--workers", "1", "--in-process"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while _count_done(url) == 0:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr.decode()
+    assert b"Traceback" not in stderr and b"not finished (interrupted" in stdout
+    rows = checks.registry_rows(url)
+    statuses = {r["status"] for r in rows.values()}
+    assert "done" in statuses and "running" not in statuses and "pending" in statuses
+    checks.assert_registry_matches_outputs(url, out)

@@ -42,7 +42,7 @@ def test_batch_through_an_existing_scheduler_with_two_workers(study_folder, tmp_
         for _ in range(2):
             procs.append(subprocess.Popen(
                 [*dask, "worker", "--scheduler-file", str(sched_file), "--nthreads", "1",
-                 "--no-dashboard", "--host", "127.0.0.1", "--memory-limit", "2GiB"],
+                 "--no-dashboard", "--no-nanny", "--host", "127.0.0.1", "--memory-limit", "2GiB"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(0.2)
         address = json.loads(sched_file.read_text())["address"]

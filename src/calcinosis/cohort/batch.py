@@ -33,6 +33,7 @@ from calcinosis.cohort.discover import Study, discover_studies
 from calcinosis.cohort.fingerprint import input_checksum, settings_document, settings_hash
 from calcinosis.cohort.registry import Registry, StudyRow, database_url, utc_now
 from calcinosis.cohort.task import (
+    STOP_PREFIX,
     StudyOutcome,
     StudyTask,
     clean_leftovers,
@@ -158,6 +159,11 @@ class _Run:
     def plan(self, studies: tuple[Study, ...]) -> tuple[list[Study], int]:
         """Record the studies that need work as running (or failed); returns (to run, up to date)."""
         rows = self.registry.study_rows()
+        for row in rows.values():
+            if row.status != "done":
+                # A folder without a done row (a kill between publishing and recording,
+                # a worker that outlived its client) is not a result: remove it.
+                retire_output(self.out, row.key)
         todo: list[Study] = []
         fail_now: list[tuple[Study, str]] = []
         upserts: list[dict[str, Any]] = []
@@ -210,6 +216,7 @@ class _Run:
             len(todo), max(estimates) or None, n_workers=s.n_workers,
             memory_per_worker_bytes=s.memory_per_worker_bytes)
         pending = {st.key for st in todo}
+        stop_file = self.out / f"{STOP_PREFIX}{os.urandom(6).hex()}"
         n_total, n_finished = len(todo), 0
         emit(BatchEvent("start", n_total))
         try:
@@ -227,7 +234,7 @@ class _Run:
                         emit(BatchEvent("study", n_total, n_finished, study.key, self.failed[-1][1]))
                         continue
                     task = StudyTask(study.key, study.input_path, study.series_uid, str(self.out),
-                                     s.config, s.report, s.keep_identifiers)
+                                     s.config, s.report, s.keep_identifiers, str(stop_file))
                     fut = client.submit(run_study, task, pure=False, retries=0,
                                         key=f"calcinosis-study-{study.key}-{os.urandom(4).hex()}")
                     futures[fut] = study.key
@@ -240,10 +247,16 @@ class _Run:
                         n_finished += 1
                         emit(BatchEvent("study", n_total, n_finished, key, outcome.error))
                 except KeyboardInterrupt:
+                    stop_file.touch()  # studies still running publish nothing
                     client.cancel([f for f, k in futures.items() if k in pending])
                     raise
         except KeyboardInterrupt:
-            self.not_finished = sorted(pending)
+            stop_file.touch()
+            # The interrupt may land between recording a study and noting it: the registry says.
+            rows = self.registry.study_rows()
+            self.not_finished = sorted(k for k in pending if rows[k].status == "running")
+            for key in self.not_finished:
+                retire_output(self.out, key)  # published just before the stop: not recorded
             self.registry.set_status(self.not_finished, "pending", "interrupted before it finished")
             return True
         return False

@@ -23,6 +23,7 @@ from calcinosis.errors import CalcinosisError
 
 PARTIAL_TAG = ".partial-"
 OLD_TAG = ".old-"
+STOP_PREFIX = ".calcinosis-stop-"
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class StudyTask:
     config: AnalysisConfig
     report: bool = True
     keep_identifiers: bool = False
+    stop_file: str | None = None  # when it exists, the batch was interrupted: publish nothing
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,10 @@ def run_study(task: StudyTask) -> StudyOutcome:
         # The registry holds what the files say (rounded as in lesions.csv), not more.
         lesion_rows = tuple(read_lesions_csv(partial / "lesions.csv"))
         summary = json.loads((partial / "summary.json").read_text(encoding="utf-8"))
+        if task.stop_file and Path(task.stop_file).exists():
+            # The client stopped (Ctrl-C) and will not record this study: a result folder
+            # would outlive a registry row that is not done.
+            raise InterruptedError("the batch was interrupted")
         final = publish(partial, out_root / task.key)
     except CalcinosisError as exc:
         error = one_line(exc)
@@ -134,7 +140,7 @@ def retire_output(out_root: str | os.PathLike[str], key: str) -> None:
 
 
 def clean_leftovers(out_root: str | os.PathLike[str]) -> list[str]:
-    """Remove ``*.partial-*`` and ``*.old-*`` folders left by an interrupted batch; returns their names."""
+    """Remove ``*.partial-*`` / ``*.old-*`` folders and stop markers of an earlier batch; returns their names."""
     removed = []
     root = Path(out_root)
     if not root.is_dir():
@@ -143,6 +149,8 @@ def clean_leftovers(out_root: str | os.PathLike[str]) -> list[str]:
         if entry.is_dir() and (PARTIAL_TAG in entry.name or OLD_TAG in entry.name):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry.name)
+        elif entry.is_file() and entry.name.startswith(STOP_PREFIX):
+            entry.unlink(missing_ok=True)
     return removed
 
 
