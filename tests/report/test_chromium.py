@@ -7,13 +7,12 @@ import html
 import json
 import re
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from calcinosis.report.html import chromium_args, find_chromium, print_pdf
+from calcinosis.report.html import chromium_args, find_chromium
 from calcinosis.report.tables import read_lesions_csv
 
 pytestmark = pytest.mark.chromium
@@ -76,8 +75,13 @@ def test_report_renders_in_chromium(runs, tmp_path):
 
 
 @needs_chromium
-def test_print_pdf(runs, tmp_path):
-    pdf = print_pdf(runs["default"] / "report.html", tmp_path / "report.pdf")
-    data = Path(pdf).read_bytes()
+def test_report_pdf_from_the_cli(dicom_series, tmp_path):
+    from calcinosis.cli import main
+
+    out = tmp_path / "out"
+    assert main(["analyze", str(dicom_series[0]), "--out", str(out), "--report", "pdf"]) == 0
+    data = (out / "report.pdf").read_bytes()
     assert data.startswith(b"%PDF-") and len(re.findall(rb"/Type\s*/Page\b", data)) >= 1
-    assert not any(p.name.startswith(".report.pdf") for p in tmp_path.iterdir())  # no temporary left
+    assert re.search(rb"/MediaBox\s*\[\s*0\s+0\s+59[45]\.\d*\s+84[12]\.", data)  # A4 portrait
+    assert (out / "report.html").exists() and (out / "summary.json").exists()
+    assert not [p.name for p in out.iterdir() if ".part" in p.name]  # no temporary left
