@@ -23,7 +23,6 @@ from calcinosis.report.html import render_report
 from calcinosis.report.summary import build_summary
 from calcinosis.report.tables import lesions_csv
 
-
 log = logging.getLogger(__name__)
 
 
