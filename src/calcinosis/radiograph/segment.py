@@ -203,6 +203,10 @@ def find_bone(
     *,
     min_bone_area_mm2: float = 60.0,
     min_edge_ratio: float = 1.8,
+    fine_sigma_mm: float = 4.0,
+    fine_fraction: float = 0.25,
+    knob_mm: float = 5.0,
+    knob_area_mm2: float = 30.0,
 ) -> np.ndarray:
     """Bone: body pixels clearly brighter than the surrounding tissue at the limb's scale.
 
@@ -222,6 +226,16 @@ def find_bone(
     t = float(threshold_otsu(vals))
     bone = (residual > max(t, 0.0)) & inner
     bone = ndimage.binary_opening(bone, _disk(_px(0.75, spacing)))
+    if bone.any():
+        # A bone end beside a much denser bone (a malleolus beside the talus) sinks below
+        # the wide local mean. Against a narrow one (fine_sigma_mm) it stands out: grow the
+        # bone into fine-scale bright tissue that touches it.
+        fine = smooth - masked_mean(smooth, body, _px(fine_sigma_mm, spacing))
+        t_fine = max(float(threshold_otsu(fine[inner])), 0.0)
+        grow = ndimage.binary_opening((fine > fine_fraction * t_fine) & inner, _disk(_px(0.75, spacing))) | bone
+        lab_g, _ = ndimage.label(grow)
+        touched = np.unique(lab_g[bone])
+        bone = np.isin(lab_g, touched[touched > 0])
     bone = ndimage.binary_fill_holes(ndimage.binary_closing(bone, _disk(_px(1.0, spacing))))
     lab, n = ndimage.label(bone)
     if n == 0:
@@ -240,4 +254,14 @@ def find_bone(
     edge = ndimage.median(grad, labels=np.where(outline, lab, 0), index=index)
     edge = np.nan_to_num(np.atleast_1d(np.asarray(edge, dtype=float)))
     keep = (sizes >= min_bone_area_mm2) & (edge >= min_edge_ratio * typical)
-    return np.isin(lab, np.flatnonzero(keep) + 1) & body
+    bone = np.isin(lab, np.flatnonzero(keep) + 1) & body
+    # A deposit touching a bone joins its mask as a small knob: cut knobs narrower than
+    # knob_mm and smaller than knob_area_mm2 off (thin bones are long, so they stay).
+    opened = ndimage.binary_opening(bone, _disk(_px(knob_mm / 2.0, spacing)))
+    knobs, n_k = ndimage.label(bone & ~opened)
+    if n_k:
+        area_k = ndimage.sum_labels(np.ones_like(knobs), knobs, index=np.arange(1, n_k + 1))
+        small = np.flatnonzero(area_k * float(spacing[0] * spacing[1]) < knob_area_mm2) + 1
+        bone &= ~np.isin(knobs, small)
+    return bone
+
