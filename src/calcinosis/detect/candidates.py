@@ -120,7 +120,9 @@ def detect_lesions(
                 exclude(i, "table" if body_box_y and y_mid > body_box_y[1] else "external_object")
             continue  # specks of noise outside the body are not worth a line
         if peak[k] >= config.metal_hu:
-            exclude(i, "metal")
+            # Jewellery, ECG buttons and clothing fasteners lie on the skin: part of them is
+            # outside the body. An implant is wholly inside.
+            exclude(i, "external_metal" if inside[k] < 1.0 else "metal")
             continue
         if big:
             box = _grow(boxes[k], margin, hu.shape)

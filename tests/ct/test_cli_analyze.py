@@ -1,0 +1,145 @@
+"""`calcinosis analyze` and `demo`: the output contract, exit codes and bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from pydicom.data import get_testdata_file
+
+from calcinosis.cli import main
+from calcinosis.io import write_dicom_series, write_volume
+from calcinosis.phantom import make_ct_phantom
+from calcinosis.volume import Volume
+
+CONTRACT_COLUMNS = [
+    "lesion_id", "x_mm", "y_mm", "z_mm", "volume_mm3", "mass_mg", "agatston", "peak_hu",
+    "mean_hu", "max_diameter_mm", "compartment", "side", "region", "depth_mm", "bone_distance_mm",
+]
+
+
+@pytest.fixture(scope="module")
+def small_phantom():
+    return make_ct_phantom("thighs", seed=5, noise_hu=15.0, slice_thickness_mm=2.0, length_mm=30)
+
+
+@pytest.fixture(scope="module")
+def analysed(small_phantom, tmp_path_factory):
+    root = tmp_path_factory.mktemp("analyze")
+    src = root / "scan.nii.gz"
+    write_volume(small_phantom.volume, src)
+    out = root / "out"
+    assert main(["analyze", str(src), "--out", str(out)]) == 0
+    return src, out
+
+
+def test_output_files_follow_the_contract(analysed, small_phantom):
+    src, out = analysed
+    for name in ("lesions.csv", "summary.json", "lesions.nii.gz", "report.html"):
+        assert (out / name).is_file(), name
+    with open(out / "lesions.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][: len(CONTRACT_COLUMNS)] == CONTRACT_COLUMNS
+    ids = [int(r[0]) for r in rows[1:]]
+    assert ids == list(range(1, len(ids) + 1)) and len(ids) >= 5
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "lesions.nii.gz")))
+    assert labels.shape == small_phantom.volume.shape
+    assert sorted(set(np.unique(labels)) - {0}) == ids
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["schema_version"]
+    assert summary["totals"]["count"] == len(ids)
+    total_mass = sum(float(r[5]) for r in rows[1:])
+    assert summary["totals"]["mass_mg"] == pytest.approx(total_mass, abs=0.01)
+    for key in ("input", "settings", "by_compartment", "by_region", "by_side", "pattern",
+                "excluded", "warnings", "software", "run_time_s"):
+        assert key in summary, key
+    # The phantom carries a table and objects on the skin: excluded, and said so.
+    assert summary["excluded"]["counts"].get("table", 0) >= 1
+    html = (out / "report.html").read_text()
+    assert "<table" in html and "http://" not in html and "https://" not in html
+
+
+def test_outputs_are_deterministic(analysed, tmp_path):
+    src, out = analysed
+    again = tmp_path / "again"
+    assert main(["analyze", str(src), "--out", str(again), "--no-report"]) == 0
+    for name in ("lesions.csv", "lesions.nii.gz"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+    a = json.loads((out / "summary.json").read_text())
+    b = json.loads((again / "summary.json").read_text())
+    a.pop("run_time_s"), b.pop("run_time_s")
+    assert a == b
+
+
+def test_demo_writes_a_report_folder(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    truth = json.loads((out / "phantom" / "truth.json").read_text())
+    assert summary["totals"]["count"] >= 0.8 * len(truth["deposits"])
+    assert (out / "report.html").stat().st_size > 1000
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for p in files:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _bad_inputs(tmp: Path, phantom):
+    vol = phantom.volume
+    small = Volume(vol.array[:6, ::4, ::4].copy(), (vol.spacing[0] * 4, vol.spacing[1] * 4, vol.spacing[2]))
+    empty = tmp / "empty"
+    empty.mkdir()
+    yield "empty folder", empty, "no DICOM"
+    notdicom = tmp / "notdicom"
+    notdicom.mkdir()
+    (notdicom / "readme.txt").write_text("hello")
+    yield "no image", notdicom, "no DICOM"
+    mr = tmp / "mr"
+    write_dicom_series(small, mr, modality="MR")
+    yield "non-CT", mr, "MR"
+    dup = tmp / "dup"
+    files = write_dicom_series(small, dup)
+    shutil.copy(files[2], dup / "copy_of_slice.dcm")
+    yield "duplicated slice", dup, "duplicate"
+    gap = tmp / "gap"
+    files = write_dicom_series(small, gap)
+    files[3].unlink()
+    yield "missing slice", gap, "missing"
+    single = tmp / "single"
+    single.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), single / "CT_small.dcm")
+    yield "single slice", single, "single"
+    raw = tmp / "raw.nii.gz"
+    write_volume(Volume((small.array.astype(np.int32) + 1024).clip(0, 4095).astype(np.int16), small.spacing), raw)
+    yield "not HU", raw, "HU"
+    flat = tmp / "flat.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(vol.array[3].copy()), str(flat))
+    yield "2-D image", flat, "3-D"
+
+
+def test_each_bad_input_exits_2_with_one_line_and_is_unchanged(small_phantom, tmp_path, capsys):
+    for name, path, word in _bad_inputs(tmp_path, small_phantom):
+        before = _digest(path)
+        code = main(["analyze", str(path), "--out", str(tmp_path / f"out-{name.replace(' ', '_')}")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2, (name, err)
+        assert len(err.splitlines()) == 1, (name, err)
+        assert word.lower() in err.lower(), (name, err)
+        assert "Traceback" not in err
+        assert _digest(path) == before, name
+
+
+def test_missing_input_exits_2(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "nope.nii.gz"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
