@@ -7,7 +7,10 @@ pixel: ``2 * sqrt(R**2 - d**2)`` for a capsule at in-plane distance ``d`` from
 its axis segment, ``2 * c * sqrt(1 - u**2/a**2 - v**2/b**2)`` for an ellipsoid.
 Nested materials are added as attenuation *differences* (a bone inside soft
 tissue contributes ``chord * (mu_bone - mu_soft)``), which is exact when the
-child lies wholly inside its parent in 3-D.
+child lies wholly inside its parent in 3-D. Overlapping primitives of one
+material (two limb segments meeting at the elbow, touching bone ends) are
+joined, not added: all primitives are centred on the mid-plane, so the union of
+their chords along a ray is the longest chord.
 
 Image formation (Beer-Lambert, one effective energy of about 50 keV): primary
 counts ``N0 * exp(-sum(mu * chord))``; scatter = a fraction of the removed
@@ -203,8 +206,29 @@ def _thigh():
 _BUILDERS = {LimbKind.HAND: _hand, LimbKind.ELBOW: _elbow, LimbKind.THIGH: _thigh}
 
 
-def _chord(prim, xs, ys, out):
-    """Add ``delta_mu * chord`` of ``prim`` to ``out`` (in place), within its bounding box."""
+def _union_line_integral(prims, xs, ys, shape) -> np.ndarray:
+    """Line integral of overlapping primitives without counting shared tissue twice.
+
+    Every primitive is centred on the mid-plane, so each ray crosses it along an
+    interval centred on that plane; the union of such intervals is the longest one.
+    Primitives of one material (same ``delta_mu``) therefore combine by the maximum
+    of their chords, and the materials (nested shells) add: exact for limbs made of
+    overlapping capsules (an elbow, a thumb meeting the palm, touching bone ends).
+    """
+    groups: dict[float, np.ndarray] = {}
+    for prim in prims:
+        chord = np.zeros(shape)
+        _chord(prim, xs, ys, chord, scale=1.0)
+        g = groups.setdefault(prim.delta_mu, np.zeros(shape))
+        np.maximum(g, chord, out=g)
+    total = np.zeros(shape)
+    for delta_mu, chord in groups.items():
+        total += delta_mu * chord
+    return total
+
+
+def _chord(prim, xs, ys, out, scale=None):
+    """Add ``delta_mu * chord`` of ``prim`` (or ``scale * chord``) to ``out`` (in place), within its bounding box."""
     if isinstance(prim, _Capsule):
         r = prim.radius
         lo = np.minimum(prim.p0, prim.p1) - r
@@ -230,7 +254,7 @@ def _chord(prim, xs, ys, out):
         u = (x - prim.center[0]) * math.cos(th) + (y - prim.center[1]) * math.sin(th)
         v = -(x - prim.center[0]) * math.sin(th) + (y - prim.center[1]) * math.cos(th)
         chord = 2 * prim.c * np.sqrt(np.maximum(1 - (u / prim.a) ** 2 - (v / prim.b) ** 2, 0))
-    out[ri[0] : ri[1], ci[0] : ci[1]] += prim.delta_mu * chord
+    out[ri[0] : ri[1], ci[0] : ci[1]] += (prim.delta_mu if scale is None else scale) * chord
 
 
 def _letter_r(x0: float, y0: float, h: float) -> list[tuple[float, float, float, float]]:
@@ -277,12 +301,8 @@ def make_radiograph_phantom(
     xs = np.arange(int(round(width_mm / sp))) * sp
     ys = np.arange(int(round(height_mm / sp))) * sp
     shape = (ys.size, xs.size)
-    soft_li = np.zeros(shape)
-    for prim in soft:
-        _chord(prim, xs, ys, soft_li)
-    bone_li = np.zeros(shape)
-    for prim in bones:
-        _chord(prim, xs, ys, bone_li)
+    soft_li = _union_line_integral(soft, xs, ys, shape)
+    bone_li = _union_line_integral(bones, xs, ys, shape)
     deposit_li = np.zeros(shape)
     truths = []
     bone_mask = bone_li > 1e-9

@@ -34,7 +34,7 @@ class DetectConfig:
 
     smoothing_mm: float = 0.25
     scales_mm: tuple[float, ...] = (0.6, 1.2, 2.4)
-    k_soft: float = 6.0
+    k_soft: float = 8.0
     k_bone: float = 12.0
     k_grow: float = 3.0
     min_area_mm2: float = 1.2
@@ -45,6 +45,8 @@ class DetectConfig:
     grow_limit_mm: float = 1.5
     texture_clearance_mm: float = 2.0
     bone_margin_mm: float = 1.0
+    notch_radius_mm: float = 4.0
+    notch_clearance_mm: float = 3.5
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,13 @@ def detect_deposits(
     # a cortical edge) grows along it and is then dropped as a line.
     grown &= ndimage.binary_dilation(zf >= config.k_soft, _disk(_px(config.grow_limit_mm, spacing)))
     labels, n = ndimage.label(grown)
+    # Concave corners of the skin outline (finger webs, the thumb's base): closing the
+    # body fills them; they answer the blob filter as a focus would.
+    rad = int(np.ceil(_px(config.notch_radius_mm, spacing)))
+    padded = np.pad(body, rad)
+    notches = (ndimage.binary_closing(padded, _disk(_px(config.notch_radius_mm, spacing))) & ~padded)[rad:-rad, rad:-rad]
+    notch_dist = ndimage.distance_transform_edt(~notches) if notches.any() else np.full(body.shape, np.inf)
+    notch_clear = _px(config.notch_clearance_mm, spacing)
     pixel_area = float(spacing[0] * spacing[1])
     out: list[Candidate] = []
     for idx, sl in enumerate(ndimage.find_objects(labels), start=1):
@@ -178,6 +187,8 @@ def detect_deposits(
         if elong > config.max_elongation and length_mm > 4.0:
             continue  # a line (cortical edge, skin fold), not a deposit
         cand = _measure(smooth, labels, idx, sl, region, spacing, pixel_noise, z, config)
+        if cand is not None and notch_dist[int(round(cand.row_px)), int(round(cand.col_px))] <= notch_clear:
+            continue  # a web between fingers: the skin outline bends round it like a blob
         if cand is not None and cand.area_px * pixel_area >= config.min_area_mm2:
             out.append(cand)
     out.sort(key=lambda c: (round(c.row_px, 3), round(c.col_px, 3)))

@@ -263,5 +263,9 @@ def find_bone(
         area_k = ndimage.sum_labels(np.ones_like(knobs), knobs, index=np.arange(1, n_k + 1))
         small = np.flatnonzero(area_k * float(spacing[0] * spacing[1]) < knob_area_mm2) + 1
         bone &= ~np.isin(knobs, small)
+    lab, n = ndimage.label(bone)
+    if n:
+        sizes = ndimage.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1)) * float(spacing[0] * spacing[1])
+        bone = np.isin(lab, np.flatnonzero(sizes >= min_bone_area_mm2) + 1)
     return bone
 
