@@ -40,6 +40,9 @@ class Segmentation:
     object_mask: np.ndarray | None = None  # markers and labels only (grown), without the field border
 
 
+DROP_FRACTION = 0.8
+
+
 def _px(mm: float, spacing: tuple[float, float]) -> float:
     return mm / float(np.mean(spacing))
 
@@ -263,9 +266,33 @@ def find_bone(
         area_k = ndimage.sum_labels(np.ones_like(knobs), knobs, index=np.arange(1, n_k + 1))
         small = np.flatnonzero(area_k * float(spacing[0] * spacing[1]) < knob_area_mm2) + 1
         bone &= ~np.isin(knobs, small)
+    bone = _drop_soft_parts(bone, grad, min_edge_ratio * typical, inner, spacing)
     lab, n = ndimage.label(bone)
     if n:
         sizes = ndimage.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1)) * float(spacing[0] * spacing[1])
         bone = np.isin(lab, np.flatnonzero(sizes >= min_bone_area_mm2) + 1)
     return bone
 
+
+def _drop_soft_parts(bone: np.ndarray, grad: np.ndarray, strong_level: float, inner: np.ndarray, spacing) -> np.ndarray:
+    """Remove parts of the bone mask bounded mostly by weak outlines.
+
+    The mask is cut along strong edges (cortical outlines); a piece is dropped when
+    the median gradient just outside it stays below half the strong level. A
+    soft-tissue hump attached to a bone (the edge of a muscle belly) is bounded by
+    its own weak outline; bone pieces are bounded by their cortex.
+    """
+    if not bone.any() or strong_level <= 0:
+        return bone
+    strong = grad >= strong_level
+    pieces, n = ndimage.label(bone & ~strong)
+    if n == 0:
+        return bone
+    ring_labels = ndimage.grey_dilation(pieces, footprint=np.ones((3, 3), dtype=bool))
+    ring = (pieces == 0) & (ring_labels > 0) & ndimage.binary_erosion(inner, _disk(_px(2.0, spacing)))
+    index = np.arange(1, n + 1)
+    level = np.atleast_1d(np.asarray(ndimage.median(grad, labels=np.where(ring, ring_labels, 0), index=index), dtype=float))
+    weak = index[np.isfinite(level) & (level < DROP_FRACTION * strong_level)]
+    if weak.size == 0:
+        return bone
+    return bone & ~np.isin(pieces, weak)
