@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     p.add_argument("input", help="CT input: DICOM series folder, .nii/.nii.gz, .nrrd or .mha/.mhd")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--series", default=None, metavar="UID", help="DICOM SeriesInstanceUID to analyse")
-    _add_settings(p)
+    add_settings(p)
     p.set_defaults(func=cmd_analyze)
 
     d = subparsers.add_parser("demo", help="make a thigh phantom and analyse it",
@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     d.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--body-part", default="thighs", choices=("thighs", "trunk", "elbow"))
-    _add_settings(d)
+    add_settings(d)
     d.set_defaults(func=cmd_demo)
 
     try:
@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     register_phantom_command(subparsers)
 
 
-def _add_settings(p: argparse.ArgumentParser) -> None:
+def add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold-hu", type=float, default=130.0, help="detection threshold (HU)")
     p.add_argument("--calibration", type=float, default=0.8, metavar="MG_PER_HU_CM3",
                    help="mass calibration c in mg/(cm³·HU) (default 0.8)")

@@ -23,7 +23,7 @@ from calcinosis.cohort import (
     run_batch,
 )
 from calcinosis.cohort.batch import LOCK_NAME
-from calcinosis.cohort.integrity import check_nifti_complete
+from calcinosis.io.integrity import check_nifti_complete
 from calcinosis.errors import InputError
 from calcinosis.volume import Volume
 

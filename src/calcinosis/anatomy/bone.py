@@ -29,7 +29,8 @@ class BoneSplit:
     """
 
     bone: np.ndarray  # bone solid (cortex, marrow filled)
-    deposits: tuple[np.ndarray, ...]  # voxel masks (>= threshold) of attached deposits
+    # Attached deposits: (slices into the box, voxel mask >= threshold on those slices).
+    deposits: tuple[tuple[tuple[slice, ...], np.ndarray], ...]
 
 
 def split_bone(
@@ -67,16 +68,18 @@ def split_bone(
     facing_tissue, facing_solid = _border_counts(basins, n)
     deposits = []
     bone = solid.copy()
+    objects = ndi.find_objects(basins)
     for k in range(1, n + 1):
         if sizes[k] == 0 or sizes[k] > max_deposit_volume_mm3:
             continue
         if facing_tissue[k] <= facing_solid[k]:
             continue  # a piece inside the bone's outline, not a bump on it
-        basin = basins == k
-        dep = basin & dense
+        sub = objects[k - 1]
+        basin = basins[sub] == k
+        dep = basin & dense[sub]
         if dep.any():
-            deposits.append(dep)
-            bone &= ~basin
+            deposits.append((sub, dep))
+            bone[sub] &= ~basin
     return BoneSplit(bone, tuple(deposits))
 
 

@@ -9,7 +9,7 @@ from calcinosis.errors import InputError
 
 
 def register(subparsers) -> None:
-    from calcinosis.ct_cli import _add_settings
+    from calcinosis.ct_cli import add_settings
 
     b = subparsers.add_parser(
         "batch", help="analyse every CT study under a folder (Dask), results in a registry",
@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     b.add_argument("--in-process", action="store_true",
                    help="run local workers as threads of this process (no memory limit)")
     b.add_argument("--retry-failed", action="store_true", help="redo studies that failed before")
-    _add_settings(b)
+    add_settings(b)
     b.set_defaults(func=cmd_batch)
 
     c = subparsers.add_parser("cohort", help="read a batch registry: status, export",

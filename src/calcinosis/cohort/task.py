@@ -67,7 +67,6 @@ def one_line(exc: BaseException, *, with_type: bool = False) -> str:
 
 def run_study(task: StudyTask) -> StudyOutcome:
     """Analyse one study; never raises for a bad study (the reason is in the outcome)."""
-    from calcinosis.cohort.integrity import check_nifti_complete
     from calcinosis.io import read_volume
     from calcinosis.outputs import OutputOptions, write_analysis
     from calcinosis.pipeline import analyze
@@ -82,7 +81,6 @@ def run_study(task: StudyTask) -> StudyOutcome:
     summary: dict[str, Any] = {}
     final: Path | None = None
     try:
-        check_nifti_complete(task.input_path)
         volume = read_volume(task.input_path, series_uid=task.series_uid)
         analysis = analyze(volume, task.config)
         del volume  # the analysis holds it; drop our reference before writing

@@ -133,11 +133,12 @@ def detect_lesions(
             )
             bone[box] |= split.bone
             exclude(i, "bone")
-            for dep in split.deposits:
-                if is_hollow(hu[box], dep, spacing_zyx, thr):
+            for sub, dep in split.deposits:
+                where = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, sub))
+                if is_hollow(hu[where], dep, spacing_zyx, thr):
                     continue  # a piece of the bone's own cortex and marrow
-                if smooth[box][dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
-                    out[box][dep] = next_label
+                if smooth[where][dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
+                    out[where][dep] = next_label
                     next_label += 1
             continue
         if seed_peak[k] < seed_thr or volume[k] < config.min_volume_mm3:

@@ -8,6 +8,7 @@ from pathlib import Path
 from calcinosis.errors import InputError
 from calcinosis.io.dicom_read import read_dicom_series
 from calcinosis.io.dicom_scan import read_header
+from calcinosis.io.integrity import check_nifti_complete
 from calcinosis.io.itk import itk_format, read_itk_volume
 from calcinosis.volume import Volume
 
@@ -46,6 +47,8 @@ def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) 
     if series_uid is not None:
         raise InputError(f"series_uid applies to DICOM folders only, but {path} is a file")
     if itk_format(path) is not None:
+        # ITK fills the missing part of a truncated NIfTI with zeros: refuse it instead.
+        check_nifti_complete(path)
         return read_itk_volume(path)
     if read_header(path) is not None:
         raise InputError(

@@ -35,7 +35,7 @@ class DetectConfig:
     smoothing_mm: float = 0.25
     scales_mm: tuple[float, ...] = (0.6, 1.2, 2.4)
     k_soft: float = 8.0
-    k_bone: float = 12.0
+    k_bone: float = 6.0
     k_grow: float = 3.0
     min_area_mm2: float = 1.2
     max_area_mm2: float = 3000.0

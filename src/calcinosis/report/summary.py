@@ -44,7 +44,8 @@ def build_summary(analysis, *, keep_identifiers: bool = False) -> dict[str, Any]
     lesions = analysis.lesions
     inp: dict[str, Any] = {k: meta[k] for k in INPUT_KEYS if meta.get(k) is not None}
     inp.setdefault("modality", "CT")
-    if meta.get("source_path"):
+    # The input's file or folder name can hold the patient's name: only with the keep option.
+    if keep_identifiers and meta.get("source_path"):
         inp["source_name"] = str(meta["source_path"]).rstrip("/").split("/")[-1]
     inp["size_voxels"] = [int(vol.shape[2]), int(vol.shape[1]), int(vol.shape[0])]
     inp["spacing_mm"] = [round(s, 6) for s in vol.spacing]
