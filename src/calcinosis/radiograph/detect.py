@@ -6,10 +6,15 @@ Method
    mean at two scales (1.5 mm and 4 mm), so that small and large foci stand
    out while the smooth soft-tissue thickness profile does not.
 2. Noise: the robust spread (1.4826 x MAD) of that contrast, measured apart in
-   soft tissue and over bone (where trabecular texture and cortical edges
-   raise it). Seeds must exceed ``k_soft`` (``k_bone`` over bone) times that
-   noise; the deposit extent grows by hysteresis down to 3 x noise.
-3. Shape: long thin responses (cortical edges, skin folds) are dropped.
+   flat soft tissue (at least 2 mm from bone and 3 mm from the skin, whose
+   curvature is anatomy, not texture) and over bone (where trabecular texture
+   and cortical edges raise it); never below the propagated pixel noise. Seeds
+   must exceed ``k_soft`` (``k_bone`` over bone and within ``bone_margin_mm``
+   of it) times that noise; the deposit extent grows by hysteresis down to
+   3 x noise, at most ``grow_limit_mm`` from the seeds. Saturated markers and
+   labels are filled with their surroundings' mean before filtering.
+3. Shape: long thin responses (cortical edges, skin folds) are dropped, and so
+   are responses at concave corners of the skin outline (finger webs).
 4. Measurement: a plane fitted to a ring around each candidate is its local
    background; the deposit is the connected area above
    ``max(3 x noise, 25 % of its peak)``; area, intensity-weighted centroid,
@@ -35,7 +40,7 @@ class DetectConfig:
     smoothing_mm: float = 0.25
     scales_mm: tuple[float, ...] = (0.6, 1.2, 2.4)
     k_soft: float = 8.0
-    k_bone: float = 6.0
+    k_bone: float = 7.0
     k_grow: float = 3.0
     min_area_mm2: float = 1.2
     max_area_mm2: float = 3000.0

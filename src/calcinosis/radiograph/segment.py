@@ -215,7 +215,15 @@ def find_bone(
 
     The soft-tissue thickness varies smoothly across a limb while bone has sharp
     edges, so bone stands out against a body-only Gaussian local mean whose width
-    scales with the limb (a tenth of its largest width, 3-12 mm).
+    scales with the limb (a tenth of its largest width, 3-12 mm). Then:
+
+    - bone ends beside a denser bone are grown in from a narrower local mean
+      (``fine_sigma_mm``), where they touch the mask;
+    - components whose outline gradient is below ``min_edge_ratio`` times the
+      body's typical gradient (muscle humps) are dropped, and so are parts of the
+      mask bounded mostly by weak outlines (see :func:`_drop_soft_parts`);
+    - knobs narrower than ``knob_mm`` and smaller than ``knob_area_mm2`` (a
+      deposit touching a bone) are cut off, so the deposit stays in soft tissue.
     """
     if not body.any():
         return np.zeros_like(body)
