@@ -100,15 +100,34 @@ def test_phantom_soft_tissue_deposits_found_and_measured(limbs, kind):
     assert any(o.kind == "marker" for o in result.segmentation.excluded)
 
 
-@pytest.mark.xfail(strict=True, reason="over-bone detection on phantoms is below the 60 % target (known gap)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: about 50 % of deposits over bone found, pooled over two noise seeds "
+    "(hand 4-5/5, elbow 0-1/3, thigh 0/2: under the femur the phantom's scatter leaves them near noise)",
+)
 def test_phantom_deposits_over_bone_found(limbs):
+    # Pooled over two noise realisations: one seed alone can land on either side of 60 %.
+    runs = list(limbs.values())
+    for kind in ("thigh", "elbow", "hand"):
+        ph = make_radiograph_phantom(kind, seed=2)
+        runs.append((ph, analyze_radiograph(radiograph_from_array(ph.image, ph.pixel_spacing_mm))))
     found = total = 0
-    for phantom, result in limbs.values():
+    for phantom, result in runs:
         matches = _match(phantom.deposits, result.deposits, phantom.pixel_spacing_mm[0])
         bone = [t for t in phantom.deposits if t.over_bone and t.diameter_mm >= 2.0]
         found += sum(t.deposit_id in matches for t in bone)
         total += len(bone)
     assert found >= 0.6 * total
+
+
+def test_hand_phantom_deposits_over_bone_mostly_found(limbs):
+    # Where contrast allows (thin hand bones, little scatter) deposits over bone are found
+    # and marked over bone; the pooled 60 % target across limbs is the xfail above.
+    phantom, result = limbs["hand"]
+    matches = _match(phantom.deposits, result.deposits, phantom.pixel_spacing_mm[0])
+    bone = [t for t in phantom.deposits if t.over_bone and t.diameter_mm >= 2.0]
+    hits = [matches[t.deposit_id] for t in bone if t.deposit_id in matches]
+    assert len(hits) >= 0.6 * len(bone) and all(d.over_bone for d in hits)
 
 
 def test_phantom_overlapping_tissue_is_not_counted_twice():

@@ -166,7 +166,7 @@ def _hand():
         (66.9, 72.1, 2.5, 2.5, 0, 0.70, "fingers"),  # over the index proximal phalanx
         (89.8, 140, 4.5, 4.0, 0, 0.55, "hand"),  # over the middle metacarpal shaft
         (100, 176, 5.0, 4.0, 0, 0.60, "wrist"),  # over the carpals
-        (87, 235, 5.0, 5.0, 0, 0.60, "forearm"),  # over the radius
+        (87, 222, 5.0, 5.0, 0, 0.60, "forearm"),  # over the radius (inside the collimated field)
     ]
     return soft, bones, deposits, (200.0, 240.0), "HAND"
 
