@@ -1,0 +1,424 @@
+"""Body region of points, from the anatomy visible in the field of view.
+
+Classical cues only, on masks block-averaged to about 3 mm; no model weights.
+The volume is first turned to a canonical orientation (array axes: superior,
+posterior, patient-left) from its direction matrix, so a scan stored upside down
+or mirrored gives the same regions.
+
+Each axial slice is cut into body parts (2-D connected pieces of the body mask)
+and each part is classified from what it contains:
+
+``head_neck``  a closed shell of dense bone round soft tissue (skull and brain), or
+               a neck: a central bone (cervical spine) with an air tube (trachea)
+               and no lungs, in a part less than 190 mm across;
+``chest``      lungs: air (< -500 HU) inside the body on both sides of the
+               part's centre, each side at least 2 % of the part (and 300 mm2);
+               this is the chest/abdomen cue. Ribs alone are NOT taken as chest,
+               because the lower ribs also surround the upper abdomen (liver,
+               spleen): a rib cage without lungs is abdomen;
+``pelvis``     a trunk (central posterior bone = spine, part >= 170 mm across)
+               with large bone plates lateral of the spine (iliac wings,
+               acetabula, femoral heads); points outside the convex hull of these
+               bones are ``hip_gluteal``;
+``abdomen``    a trunk with a spine and neither lungs nor pelvic bones;
+``back``       in chest and abdomen slices, points posterior to the frontal plane
+               through the centre of the vertebral body (taken 15 mm behind the
+               spine's anterior edge: the front of the run of bone rows that
+               starts at the spinous process, in a 20 mm strip; its lower
+               quartile (most anterior) within +-20 mm along z, so that disc
+               levels keep the vertebral body's edge);
+limbs          any other part. Upper or lower limb: parts beside a trunk are arms;
+               two similar parts side by side with no trunk are the lower limbs;
+               a lone part is a lower limb when at least 105 mm across (thigh,
+               calf) and an upper limb below that. Then by its bones: a joint
+               (bone >= 11 % of the part's area, or one bone >= 45 % of its width)
+               is ``knee``/``elbow`` (``ankle_foot``/``wrist_hand`` when the part
+               is under 95/70 mm across); three or more bones are
+               ``ankle_foot``/``wrist_hand``; one bone is ``thigh``/``upper_arm``;
+               two are ``leg``/``forearm`` (``thigh`` when a lower limb part is at
+               least 135 mm across: femur with the ischium or patella).
+
+Part classes are smoothed along z by a majority vote over +-10 mm at each
+in-plane position, which removes single-slice flips (a disc level, a gap between
+carpal bones). ``unknown`` when no rule decides (no bone in a limb, a part with
+no cue). ``shoulder`` is not yet told apart from chest and upper arm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.morphology import convex_hull_image
+
+from calcinosis.errors import InputError
+
+REGIONS = ("head_neck", "chest", "abdomen", "pelvis", "back", "shoulder", "upper_arm", "elbow", "forearm",
+           "wrist_hand", "hip_gluteal", "thigh", "knee", "leg", "ankle_foot", "unknown")
+_CODE = {name: i + 1 for i, name in enumerate(REGIONS)}  # 0 = outside the body
+_NAME = {i: name for name, i in _CODE.items()}
+
+BLOCK_MM = 3.0  # working resolution of the cues
+AIR_HU = -500.0
+DENSE_HU = 300.0  # skull shell
+SMOOTH_MM = 10.0  # half-window of the z majority vote
+SPINE_WINDOW_MM = 20.0  # half-window for the anterior edge of the spine (longer than a disc)
+VB_CENTRE_BEHIND_EDGE_MM = 15.0
+SPINE_GAP_MM = 20.0  # wider than the spinal canal (AP), narrower than spine-to-sternum
+MIN_PART_MM2 = 100.0
+MIN_BONE_MM2 = 18.0
+
+
+@dataclass(frozen=True, eq=False)
+class RegionMap:
+    """Body region of any point of a cropped grid.
+
+    Built by :func:`body_regions`; holds the classified parts on a canonical,
+    block-averaged grid. Indices passed to :meth:`region_at` are ``(z, y, x)`` on the
+    cropped grid the masks were given on.
+    """
+
+    classes: np.ndarray  # uint8 [Z, Y, X] canonical block grid; 0 outside the body
+    pelvis_inside: np.ndarray  # bool, same grid: inside the bony pelvis' hull
+    vb_centre_y_mm: np.ndarray  # float [canonical slices]: posterior coordinate of the back plane, nan if none
+    perm: tuple[int, int, int]  # canonical axis c is array axis perm[c]
+    flip: tuple[bool, bool, bool]  # canonical axis c runs against array axis perm[c]
+    shape_zyx: tuple[int, int, int]  # cropped grid shape
+    spacing_canonical_mm: tuple[float, float, float]
+    block: tuple[int, int, int]
+    info: dict = field(default_factory=dict)
+
+    def _canonical(self, index_zyx) -> tuple[int, int, int]:
+        out = []
+        for c in range(3):
+            a = self.perm[c]
+            i = int(np.clip(int(index_zyx[a]), 0, self.shape_zyx[a] - 1))
+            out.append(self.shape_zyx[a] - 1 - i if self.flip[c] else i)
+        return out[0], out[1], out[2]
+
+    def region_at(self, index_zyx: tuple[int, int, int]) -> str:
+        """Region name at a voxel index ``(z, y, x)`` of the cropped grid (clipped to it)."""
+        cz, cy, cx = self._canonical(index_zyx)
+        bz, by, bx = (min(v // b, n - 1) for v, b, n in zip((cz, cy, cx), self.block, self.classes.shape))
+        sl = self.classes[bz]
+        if sl[by, bx] == 0:
+            body = np.argwhere(sl > 0)
+            if len(body) == 0:
+                return "unknown"
+            # just outside the block-averaged outline (skin, a thin part): the nearest part
+            by, bx = body[np.argmin((body[:, 0] - by) ** 2 + (body[:, 1] - bx) ** 2)]
+        name = _NAME[int(sl[by, bx])]
+        if name in ("chest", "abdomen"):
+            plane = self.vb_centre_y_mm[cz]
+            if np.isfinite(plane) and cy * self.spacing_canonical_mm[1] > plane:
+                return "back"
+        if name == "pelvis" and not self.pelvis_inside[bz, by, bx]:
+            return "hip_gluteal"
+        return name
+
+    def describe(self) -> dict:
+        """What was seen: the field of view's main region, the regions' shares of the body, landmarks."""
+        return dict(self.info)
+
+
+def body_regions(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, spacing_zyx, direction: np.ndarray,
+                 *, n_body_parts: int) -> RegionMap:
+    """Name the body region of every point of a CT from the anatomy in view.
+
+    Parameters
+    ----------
+    hu : array [z, y, x]
+        Hounsfield units on the cropped grid.
+    body, bone : bool arrays [z, y, x]
+        Body mask and bone mask (cortex and marrow) on the same grid.
+    spacing_zyx : sequence of 3 float
+        Voxel spacing in mm, array order.
+    direction : 3 x 3 array
+        The volume's direction cosines; column ``c`` is the LPS direction of index
+        axis ``c`` (x, y, z), so array axis ``a`` follows column ``2 - a``.
+    n_body_parts : int
+        Number of separate body parts found in 3-D (reported in ``describe``).
+
+    Returns
+    -------
+    RegionMap
+        See the module docstring for the rules.
+    """
+    hu = np.asarray(hu)
+    if hu.ndim != 3 or np.shape(body) != hu.shape or np.shape(bone) != hu.shape:
+        raise InputError(f"hu, body and bone must be 3-D arrays of one shape, got {hu.shape}, "
+                         f"{np.shape(body)}, {np.shape(bone)}")
+    sp = np.asarray(spacing_zyx, float)
+    if sp.shape != (3,) or not np.all(np.isfinite(sp)) or sp.min() <= 0:
+        raise InputError(f"spacing_zyx must be three positive numbers (mm), got {spacing_zyx}")
+    perm, flip = _orientation(np.asarray(direction, float))
+    canon = [_to_canonical(np.asarray(a), perm, flip) for a in (hu, body, bone)]
+    sp_c = tuple(float(sp[perm[c]]) for c in range(3))
+    block = tuple(max(1, int(round(BLOCK_MM / s))) for s in sp_c)
+    bsp = np.array(block, float) * sp_c
+    chu, cbody, cbone = canon
+    body_b = _block_mean(cbody, block) >= 0.5
+    bone_b = (_block_mean(cbone, block) >= 0.3) & body_b
+    air_b = (_block_mean(cbody & (chu < AIR_HU), block) >= 0.5) & body_b
+    dense_b = _block_max(chu, block) >= DENSE_HU
+
+    raw = np.zeros(body_b.shape, np.uint8)
+    pelvis_inside = np.zeros(body_b.shape, bool)
+    spine_front = np.full(cbody.shape[0], np.nan)
+    seen = {"skull": 0, "lungs": 0, "spine": 0, "pelvic_bones": 0, "paired_limbs": 0, "upper_limb": 0,
+            "lower_limb": 0}
+    for z in range(body_b.shape[0]):
+        spine_x = _classify_slice(body_b[z], bone_b[z], air_b[z], dense_b[z], bsp, raw[z], pelvis_inside[z], seen)
+        if spine_x is not None:
+            for zz in range(z * block[0], min((z + 1) * block[0], cbone.shape[0])):
+                spine_front[zz] = _spine_front_mm(cbone[zz], spine_x, sp_c)
+    classes = _smooth_z(raw, int(round(SMOOTH_MM / bsp[0])))
+    vb = _running_low(spine_front, int(round(SPINE_WINDOW_MM / sp_c[0]))) + VB_CENTRE_BEHIND_EDGE_MM
+    info = _describe(classes, seen, n_body_parts, perm, flip)
+    return RegionMap(classes, pelvis_inside, vb, perm, flip, tuple(int(n) for n in hu.shape), sp_c, block, info)
+
+
+def _orientation(direction: np.ndarray) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
+    """Which array axis runs superior, posterior, left (canonical axes 0, 1, 2), and whether reversed."""
+    if direction.shape != (3, 3) or not np.all(np.isfinite(direction)):
+        raise InputError(f"direction must be a finite 3 x 3 matrix, got shape {direction.shape}")
+    perm, flip = [], []
+    for lps in (2, 1, 0):  # S, P, L components
+        weights = [abs(direction[lps, 2 - a]) for a in range(3)]
+        a = int(np.argmax(weights))
+        perm.append(a)
+        flip.append(bool(direction[lps, 2 - a] < 0))
+    if sorted(perm) != [0, 1, 2]:
+        raise InputError("the volume's direction matrix is too oblique to tell its superior, posterior and left "
+                         "axes apart; resample it to an axis-aligned grid")
+    return (perm[0], perm[1], perm[2]), (flip[0], flip[1], flip[2])
+
+
+def _to_canonical(a: np.ndarray, perm, flip) -> np.ndarray:
+    out = np.transpose(a, perm)
+    for c in range(3):
+        if flip[c]:
+            out = np.flip(out, axis=c)
+    return out
+
+
+def _block_mean(mask: np.ndarray, block) -> np.ndarray:
+    """Fraction of True in each block (edge blocks padded with False), slab by slab to save memory."""
+    return _block_reduce(mask, block, np.mean, False)
+
+
+def _block_max(a: np.ndarray, block) -> np.ndarray:
+    return _block_reduce(a, block, np.max, a.min() if a.size else 0)
+
+
+def _block_reduce(a: np.ndarray, block, fn, pad_value) -> np.ndarray:
+    bz, by, bx = block
+    nz, ny, nx = a.shape
+    oz, oy, ox = -(-nz // bz), -(-ny // by), -(-nx // bx)
+    out = np.empty((oz, oy, ox), np.float32)
+    for k in range(oz):
+        slab = np.full((bz, oy * by, ox * bx), pad_value, dtype=np.float32)
+        part = a[k * bz:(k + 1) * bz]
+        slab[:part.shape[0], :ny, :nx] = part
+        if part.shape[0] < bz:  # a short last slab: reduce over the slices it has
+            slab = slab[:part.shape[0]]
+        out[k] = fn(slab.reshape(slab.shape[0], oy, by, ox, bx), axis=(0, 2, 4))
+    return out
+
+
+def _classify_slice(body, bone, air, dense, bsp, out, pelvis_inside, seen) -> float | None:
+    """Write region codes of the parts of one block-grid slice into ``out``; return the spine's x (mm)."""
+    px = float(bsp[1] * bsp[2])
+    labels, n = ndi.label(body, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return None
+    feats = []
+    for k, sl in enumerate(ndi.find_objects(labels), start=1):
+        part = labels[sl] == k
+        if part.sum() * px < MIN_PART_MM2:
+            continue
+        feats.append(_part_features(k, sl, part, bone[sl], air[sl], dense[sl], bsp))
+    trunk_seen = False
+    spine_x = None
+    limbs = []
+    for f in feats:
+        name = _trunk_class(f)
+        if name is None:
+            limbs.append(f)
+            continue
+        trunk_seen = True
+        if f["skull"]:
+            seen["skull"] += 1
+        if name == "chest":
+            seen["lungs"] += 1
+        if f["spine_x"] is not None and name in ("chest", "abdomen", "pelvis"):
+            seen["spine"] += 1
+            spine_x = f["spine_x"]
+        if name == "pelvis":
+            seen["pelvic_bones"] += 1
+            sl = f["slice"]
+            pelvis_inside[sl] |= convex_hull_image(f["pelvic_bone"]) & (labels[sl] == f["label"])
+        if name == "shoulder":
+            _paint_shoulder_level(f, labels, bsp, out)
+        else:
+            out[labels == f["label"]] = _CODE[name]
+    big = [f for f in limbs if f["area"] >= 1500.0]
+    paired = (not trunk_seen and len(big) >= 2
+              and min(f["diam"] for f in big[:2]) >= 0.7 * max(f["diam"] for f in big[:2]))
+    if paired:
+        seen["paired_limbs"] += 1
+    for f in limbs:
+        lower = False if trunk_seen else (paired or f["diam"] >= 105.0)
+        seen["lower_limb" if lower else "upper_limb"] += 1
+        out[labels == f["label"]] = _CODE[_limb_class(f, lower)]
+    return spine_x
+
+
+def _paint_shoulder_level(f: dict, labels: np.ndarray, bsp, out: np.ndarray) -> None:
+    """A slice through the shoulder girdle: the outer thirds are shoulder, the middle neck or chest."""
+    part = labels == f["label"]
+    x_mm = (np.arange(labels.shape[1]) + 0.5) * bsp[2]
+    lateral = (np.abs(x_mm - f["cx"]) > f["width"] / 6.0)[None, :] & part
+    apices = min(f["air_left"], f["air_right"]) >= 200.0
+    out[part] = _CODE["chest" if apices else "head_neck"]
+    out[lateral] = _CODE["shoulder"]
+
+
+def _part_features(k, sl, part, bone, air, dense, bsp) -> dict:
+    px = float(bsp[1] * bsp[2])
+    ys, xs = np.nonzero(part)
+    area = len(ys) * px
+    cy, cx = (ys.mean() + sl[0].start) * bsp[1], (xs.mean() + sl[1].start) * bsp[2]
+    width = (xs.max() - xs.min() + 1) * bsp[2]
+    y0, depth = (ys.min() + sl[0].start) * bsp[1], (ys.max() - ys.min() + 1) * bsp[1]
+    bl, nb = ndi.label(bone & part, structure=np.ones((3, 3), bool))
+    bones = []
+    for j, bsl in enumerate(ndi.find_objects(bl), start=1):
+        m = bl[bsl] == j
+        a = m.sum() * px
+        if a < MIN_BONE_MM2:
+            continue
+        by, bx = np.nonzero(m)
+        bones.append({"area": a, "x": (bx.mean() + bsl[1].start + sl[1].start) * bsp[2],
+                      "y_post": (by.max() + bsl[0].start + sl[0].start + 1) * bsp[1],
+                      "y_ant": (by.min() + bsl[0].start + sl[0].start) * bsp[1],
+                      "width": m.shape[1] * bsp[2], "label": j})
+    central = [b for b in bones if abs(b["x"] - cx) < 0.15 * width]
+    spine = [b for b in central if (b["y_post"] - y0) / depth > 0.7]
+    spine_x = float(np.average([b["x"] for b in spine], weights=[b["area"] for b in spine])) if spine else None
+    lateral = [b for b in bones if b not in central and b["area"] >= 500.0]
+    pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
+    ax, ay = np.nonzero(air.T)  # x, y of air pixels (transposed: rows are x)
+    air_x = (ax + sl[1].start) * bsp[2]
+    left = float(np.sum(air_x > cx) * px)
+    right = float(np.sum(air_x <= cx) * px)
+    filled = ndi.binary_fill_holes(dense & part)
+    enclosed = float((filled & ~dense).sum() * px)
+    tube = False
+    if spine and not left + right > 0.05 * area:
+        al, na = ndi.label(air & part)
+        front = min(b["y_ant"] for b in spine)
+        for j, asl in enumerate(ndi.find_objects(al), start=1):
+            a = (al[asl] == j).sum() * px
+            ay_c = (asl[0].start + asl[0].stop) / 2 * bsp[1] + sl[0].start * bsp[1]
+            ax_c = (asl[1].start + asl[1].stop) / 2 * bsp[2] + sl[1].start * bsp[2]
+            if 50.0 <= a <= 1500.0 and ay_c < front and abs(ax_c - cx) < 0.2 * width:
+                tube = True
+    return {"label": k, "slice": sl, "area": area, "cx": cx, "diam": 2.0 * np.sqrt(area / np.pi), "width": width,
+            "bones": bones, "spine_x": spine_x, "pelvic_bone": pelvic, "air_left": left, "air_right": right,
+            "skull": enclosed >= 3000.0, "tube": tube}
+
+
+def _trunk_class(f: dict) -> str | None:
+    """Region of a part that is head, neck or trunk; None for a limb."""
+    if f["skull"]:
+        return "head_neck"
+    each = max(0.02 * f["area"], 300.0)
+    if f["diam"] >= 120.0 and f["air_left"] >= each and f["air_right"] >= each:
+        return "chest"
+    if f["tube"] and f["pelvic_bone"] is not None:
+        return "shoulder"  # trachea with scapulae / humeral heads beside it: the shoulder girdle
+    if f["tube"] and f["diam"] < 190.0:
+        return "head_neck"
+    if f["spine_x"] is not None and f["diam"] >= 170.0:
+        return "pelvis" if f["pelvic_bone"] is not None else "abdomen"
+    if f["spine_x"] is not None and f["diam"] >= 120.0 and len(f["bones"]) >= 3 and f["pelvic_bone"] is not None:
+        return "pelvis"
+    return None
+
+
+def _limb_class(f: dict, lower: bool) -> str:
+    bones = f["bones"]
+    if not bones:
+        return "unknown"
+    bone_area = sum(b["area"] for b in bones)
+    widest = max(b["width"] for b in bones)
+    d = f["diam"]
+    if bone_area >= 0.11 * f["area"] or widest >= 0.45 * f["width"]:
+        if lower:
+            return "knee" if d >= 95.0 else "ankle_foot"
+        return "elbow" if d >= 70.0 else "wrist_hand"
+    if len(bones) >= 3:
+        return "ankle_foot" if lower else "wrist_hand"
+    if len(bones) == 1:
+        return "thigh" if lower else "upper_arm"
+    if lower:
+        return "thigh" if d >= 135.0 else "leg"
+    return "forearm"
+
+
+def _spine_front_mm(bone_slice: np.ndarray, spine_x_mm: float, sp_c) -> float:
+    """Posterior coordinate (mm) of the spine's anterior edge in a 20 mm strip round its x.
+
+    Walks the strip's bone rows from the posterior-most one forwards (spinous process,
+    laminae, canal, vertebral body) and stops at a soft-tissue gap wider than
+    ``SPINE_GAP_MM``: the canal is narrower, while the aorta, heart and sternum lie
+    farther in front.
+    """
+    c = int(round(spine_x_mm / sp_c[2]))
+    h = max(1, int(round(10.0 / sp_c[2])))
+    rows = np.flatnonzero(bone_slice[:, max(c - h, 0):c + h + 1].any(axis=1))
+    if len(rows) == 0:
+        return np.nan
+    gaps = np.flatnonzero(np.diff(rows) * sp_c[1] > SPINE_GAP_MM)
+    first = rows[gaps[-1] + 1] if len(gaps) else rows[0]
+    return float(first * sp_c[1])
+
+
+def _running_low(v: np.ndarray, half: int) -> np.ndarray:
+    """Lower quartile of the finite values within +-``half`` (anterior-most but robust to a stray slice)."""
+    out = np.full(v.shape, np.nan)
+    for i in range(len(v)):
+        w = v[max(i - half, 0):i + half + 1]
+        if np.isfinite(w).any():
+            out[i] = np.nanpercentile(w, 25)
+    return out
+
+
+def _smooth_z(raw: np.ndarray, half: int) -> np.ndarray:
+    """Majority class at each in-plane position over +-``half`` block slices (body voxels only)."""
+    if half < 1 or raw.shape[0] < 2:
+        return raw
+    best = np.zeros(raw.shape, np.float32)
+    out = np.zeros_like(raw)
+    for code in np.unique(raw[raw > 0]):
+        votes = ndi.uniform_filter1d((raw == code).astype(np.float32), 2 * half + 1, axis=0, mode="nearest")
+        take = votes > best
+        out[take] = code
+        best[take] = votes[take]
+    out[raw == 0] = 0
+    return out
+
+
+def _describe(classes, seen, n_body_parts, perm, flip) -> dict:
+    codes, counts = np.unique(classes[classes > 0], return_counts=True)
+    share = {_NAME[int(c)]: round(float(n) / float(counts.sum()), 3) for c, n in zip(codes, counts)}
+    known = {k: v for k, v in share.items() if k != "unknown"}
+    fov = max(known, key=known.get) if known else "unknown"
+    n_slices = int(classes.shape[0])
+    return {"field_of_view": fov, "regions": share,
+            "landmarks": {k: round(v / max(n_slices, 1), 3) for k, v in seen.items()},
+            "n_body_parts": int(n_body_parts),
+            "canonical_axes": {"superior": int(perm[0]), "posterior": int(perm[1]), "left": int(perm[2]),
+                               "reversed": [bool(f) for f in flip]}}

@@ -1,0 +1,221 @@
+"""Body regions from the anatomy in view: phantoms (exact truth), synthetic limbs, a real chest CT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from calcinosis.anatomy.body import find_body
+from calcinosis.anatomy.morphology import distance_inside_mm
+from calcinosis.anatomy.regions import REGIONS, body_regions
+from calcinosis.errors import InputError
+from calcinosis.phantom import make_ct_phantom
+
+REAL_CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-ct" / "chest-ct-lung1.nrrd"
+LUNG_HU = -850
+
+
+def _masks(hu: np.ndarray, spacing_zyx):
+    """Body crop and mask (find_body) and a simple bone mask: large >= 200 HU pieces, filled per slice."""
+    b = find_body(hu, spacing_zyx)
+    sub = hu[b.crop]
+    lab, _ = ndi.label((sub >= 200) & b.mask)
+    sizes = np.bincount(lab.ravel()) * float(np.prod(spacing_zyx))
+    keep = np.flatnonzero(sizes >= 300.0)
+    bone = np.isin(lab, keep[keep > 0])
+    bone = np.stack([ndi.binary_fill_holes(s) for s in bone])
+    return b, sub, bone
+
+
+def _add_lungs(ph) -> np.ndarray:
+    """The trunk phantom's HU with lungs above its diaphragm level (z >= 0).
+
+    The phantom decides chest vs abdomen by ``z >= 0`` but draws the same slices on
+    both sides (ribs everywhere, no lungs), so no image cue separates them. Real
+    chests have lungs above the diaphragm; we paint them: air (-850 HU) deeper than
+    45 mm inside the body, more than 40 mm from the midline, away from every deposit.
+    """
+    vol = ph.volume
+    hu = vol.array.copy()
+    sp = vol.spacing[::-1]
+    b = find_body(hu, sp)
+    depth = np.zeros(hu.shape, np.float32)
+    depth[b.crop] = distance_inside_mm(b.mask, sp, in_plane=True)
+    zz, yy, xx = np.indices(hu.shape, sparse=True)
+    lps_x = vol.origin[0] + xx * vol.spacing[0]
+    lps_z = vol.origin[2] + zz * vol.spacing[2]
+    lung = (depth > 45.0) & (np.abs(lps_x) > 40.0) & (lps_z >= 0.0) & (hu < 150)
+    for d in ph.deposits:
+        c = vol.lps_to_index(np.array(d.centroid_lps))
+        r = d.equivalent_diameter_mm / 2 + 10.0
+        dist2 = (((zz - c[0]) * sp[0]) ** 2 + ((yy - c[1]) * sp[1]) ** 2 + ((xx - c[2]) * sp[2]) ** 2)
+        lung &= dist2 > r * r
+    hu[lung] = LUNG_HU
+    return hu
+
+
+def _regions_of(hu, vol, deposits):
+    sp = vol.spacing[::-1]
+    b, sub, bone = _masks(hu, sp)
+    rm = body_regions(sub, b.mask, bone, sp, vol.direction, n_body_parts=b.n_parts)
+    out = []
+    for d in deposits:
+        idx = np.round(vol.lps_to_index(np.array(d.centroid_lps))).astype(int)
+        out.append(rm.region_at(tuple(int(i - c.start) for i, c in zip(idx, b.crop))))
+    return rm, out
+
+
+@pytest.fixture(scope="module")
+def phantom_results():
+    rows = []
+    for part in ("thighs", "elbow", "trunk"):
+        for seed in (0, 1):
+            ph = make_ct_phantom(part, seed=seed, keep_noiseless=False)
+            hu = _add_lungs(ph) if part == "trunk" else ph.volume.array
+            rm, got = _regions_of(hu, ph.volume, ph.deposits)
+            rows.append((part, seed, ph, rm, got))
+    return rows
+
+
+def test_phantom_regions_at_least_95_percent(phantom_results):
+    """Region right for >= 95 % of deposits over thighs, elbow and trunk (lungs above z = 0)."""
+    n = ok = 0
+    wrong = []
+    for part, seed, ph, _, got in phantom_results:
+        for d, g in zip(ph.deposits, got):
+            n += 1
+            ok += g == d.region
+            if g != d.region:
+                wrong.append((part, seed, d.region, g, round(d.centroid_lps[2], 1)))
+    assert n >= 60
+    assert ok / n >= 0.95, wrong
+    # every kind of truth the phantoms hold is met at least once
+    seen = {d.region for _, _, ph, _, _ in phantom_results for d in ph.deposits}
+    assert {"thigh", "elbow", "chest", "abdomen", "back"} <= seen
+
+
+def test_phantom_field_of_view_and_landmarks(phantom_results):
+    for part, _, _, rm, _ in phantom_results:
+        info = rm.describe()
+        marks = info["landmarks"]
+        if part == "thighs":
+            assert info["field_of_view"] == "thigh"
+            assert marks["paired_limbs"] > 0.9 and marks["spine"] == 0
+        elif part == "elbow":
+            assert info["field_of_view"] == "elbow"
+            assert marks["upper_limb"] > 0.9 and marks["lower_limb"] == 0
+        else:
+            assert marks["spine"] > 0.9 and 0.3 < marks["lungs"] < 0.7
+            assert set(info["regions"]) >= {"chest", "abdomen"}
+
+
+def test_rib_cage_without_lungs_is_abdomen():
+    """The phantom as drawn (ribs at every level, no lungs): ribs alone do not make a chest."""
+    ph = make_ct_phantom("trunk", seed=2, keep_noiseless=False)
+    rm, got = _regions_of(ph.volume.array, ph.volume, ph.deposits)
+    for d, g in zip(ph.deposits, got):
+        assert g == ("back" if d.region == "back" else "abdomen"), (d.region, g)
+    assert rm.describe()["landmarks"]["lungs"] == 0
+
+
+def test_flipped_axes_give_the_same_regions():
+    """Reversing z and x in the array, with the direction columns negated, changes no region."""
+    ph = make_ct_phantom("trunk", seed=3, keep_noiseless=False)
+    hu = _add_lungs(ph)
+    vol = ph.volume
+    _, want = _regions_of(hu, vol, ph.deposits)
+    flipped_hu = hu[::-1, :, ::-1].copy()
+    direction = vol.direction @ np.diag([-1.0, 1.0, -1.0])
+    nz, _, nx = hu.shape
+    origin = vol.index_to_lps(np.array([nz - 1, 0, nx - 1], float))
+    flipped = vol.__class__(flipped_hu, vol.spacing, tuple(float(v) for v in origin), direction)
+    assert np.allclose(flipped.lps_to_index(np.array(ph.deposits[0].centroid_lps))[[0, 2]],
+                       [nz - 1, nx - 1] - vol.lps_to_index(np.array(ph.deposits[0].centroid_lps))[[0, 2]])
+    _, got = _regions_of(flipped_hu, flipped, ph.deposits)
+    assert got == want
+    assert set(want) & {"chest", "abdomen"}
+
+
+def _limb_scene(diams_mm, bones_per_limb, bone_diam_mm, *, pixel=1.0, nz=12):
+    """Circular limbs side by side along x, each with bones in a row; all bone is 1000 HU."""
+    width = int(sum(diams_mm) + 40 * len(diams_mm) + 40)
+    height = int(max(diams_mm) + 40)
+    yy, xx = np.mgrid[0:height, 0:width] * pixel
+    body = np.zeros((height, width), bool)
+    bone = np.zeros_like(body)
+    x0 = 40.0
+    for d in diams_mm:
+        cx, cy = x0 + d / 2, height / 2
+        body |= (xx - cx) ** 2 + (yy - cy) ** 2 <= (d / 2) ** 2
+        offs = (np.arange(bones_per_limb) - (bones_per_limb - 1) / 2) * (bone_diam_mm + 6)
+        for o in offs:
+            bone |= (xx - cx - o) ** 2 + (yy - cy) ** 2 <= (bone_diam_mm / 2) ** 2
+        x0 += d + 40
+    hu = np.where(bone, 1000, np.where(body, 40, -1000)).astype(np.int16)
+    rep = lambda a: np.repeat(a[None], nz, axis=0)  # noqa: E731
+    return rep(hu), rep(body), rep(bone)
+
+
+@pytest.mark.parametrize("diams, n_bones, bone_d, want", [
+    ((150.0, 150.0), 1, 28.0, "thigh"),
+    ((110.0, 110.0), 2, 18.0, "leg"),
+    ((80.0,), 1, 20.0, "upper_arm"),
+    ((65.0,), 2, 12.0, "forearm"),
+    ((60.0,), 4, 8.0, "wrist_hand"),
+    ((85.0,), 1, 40.0, "elbow"),
+    ((120.0, 120.0), 1, 60.0, "knee"),
+])
+def test_limb_rules_on_synthetic_limbs(diams, n_bones, bone_d, want):
+    hu, body, bone = _limb_scene(diams, n_bones, bone_d)
+    rm = body_regions(hu, body, bone, (3.0, 1.0, 1.0), np.eye(3), n_body_parts=len(diams))
+    z, y = hu.shape[0] // 2, hu.shape[1] // 2
+    x = 40 + int(diams[0] / 2)
+    assert rm.region_at((z, y, x + int(diams[0] / 2) - 3)) == want  # in the soft tissue near the skin
+    assert rm.describe()["field_of_view"] == want
+
+
+def test_limb_without_bone_is_unknown():
+    hu, body, bone = _limb_scene((80.0,), 0, 10.0)
+    rm = body_regions(hu, body, bone, (3.0, 1.0, 1.0), np.eye(3), n_body_parts=1)
+    assert rm.region_at((5, hu.shape[1] // 2, 80)) == "unknown"
+
+
+def test_bad_inputs_raise_input_error():
+    hu, body, bone = _limb_scene((80.0,), 1, 20.0)
+    with pytest.raises(InputError, match="one shape"):
+        body_regions(hu, body[:-1], bone, (3.0, 1.0, 1.0), np.eye(3), n_body_parts=1)
+    with pytest.raises(InputError, match="spacing"):
+        body_regions(hu, body, bone, (3.0, 0.0, 1.0), np.eye(3), n_body_parts=1)
+    c = np.sqrt(0.5)
+    oblique = np.array([[c, c, 0.0], [-c, c, 0.0], [0.0, 0.0, 1.0]])
+    with pytest.raises(InputError, match="oblique"):
+        body_regions(hu, body, bone, (3.0, 1.0, 1.0), oblique, n_body_parts=1)
+
+
+def test_real_chest_ct_is_chest():
+    """Real chest CT (heart to neck): the thorax is chest, the back is back, the top is neck or chest."""
+    if not REAL_CT.exists():
+        pytest.skip(f"real chest CT not found at {REAL_CT}")
+    from calcinosis.io import read_volume
+
+    vol = read_volume(REAL_CT)
+    sp = vol.spacing[::-1]
+    b, sub, bone = _masks(vol.array, sp)
+    rm = body_regions(sub, b.mask, bone, sp, vol.direction, n_body_parts=b.n_parts)
+    assert rm.describe()["field_of_view"] == "chest"
+    assert set(rm.describe()["regions"]) <= set(REGIONS)
+    top = sub.shape[0] - 1  # the scan's superior end (direction is identity: z index runs superior)
+    for z in list(range(5, 31)) + [top]:
+        ys, xs = np.nonzero(b.mask[z])
+        cy, cx = int(ys.mean()), int(xs.mean())
+        got = rm.region_at((z, cy, cx))
+        assert got in (("chest",) if z <= 30 else ("chest", "head_neck")), (z, got)
+        if z <= 30:
+            # 15 mm inside the skin of the back, on the midline: paraspinal soft tissue
+            back = int(ys[xs == cx].max() - round(15.0 / sp[1]))
+            assert rm.region_at((z, back, cx)) == "back", z
+    assert rm.region_at((top, int(np.nonzero(b.mask[top])[0].mean()), int(np.nonzero(b.mask[top])[1].mean()))) \
+        in ("chest", "head_neck")
