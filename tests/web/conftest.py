@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -134,10 +133,6 @@ def start_server():
         srv.stop()
 
 
-def find_chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 class Browser:
     """Headless Chromium with one page, driven through the DevTools protocol."""
 
@@ -214,3 +209,9 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser_class():
+    """The :class:`Browser` driver (a fixture, as test modules cannot import conftest)."""
+    return Browser

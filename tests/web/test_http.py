@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from PIL import Image
 
 from calcinosis.web import Catalog, ServerSettings, create_app
@@ -52,8 +53,7 @@ def test_study_detail_geometry_and_jump_points_land_on_the_deposits(server, phan
     assert len(info["lesions"]) == len(truth.deposits)
     # The phantom's grid is identity-oriented: the view index is the array index (x, y, z).
     affine = np.array(info["view_to_lps"])
-    labels = __import__("SimpleITK").GetArrayFromImage(
-        __import__("SimpleITK").ReadImage(str(phantoms.study_dir / "lesions.nii.gz")))
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(phantoms.study_dir / "lesions.nii.gz")))
     for les in info["lesions"]:
         vx, vy, vz = les["view_index"]
         assert labels[vz, vy, vx] == les["lesion_id"]

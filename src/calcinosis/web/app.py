@@ -18,7 +18,7 @@ from typing import Any
 from calcinosis.errors import InputError
 from calcinosis.web.catalog import Catalog, StudySource
 from calcinosis.web.render import ByteLRU, Plane, Preset, image_png, label_png, plane_size
-from calcinosis.web.studydata import LoadedStudy, StudyStore
+from calcinosis.web.studydata import LoadedStudy, StudyHandle, StudyStore
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +109,12 @@ def create_app(catalog: Catalog, settings: ServerSettings = ServerSettings()):
             raise HTTPException(404, f"no finished study {key!r}")
         return source
 
+    def handle(key: str) -> StudyHandle:
+        return store.handle(find_study(key))
+
     def loaded(key: str) -> LoadedStudy:
         try:
-            return store.get(find_study(key))
+            return handle(key).meta()
         except InputError as exc:
             raise HTTPException(404, str(exc)) from None
 
@@ -157,18 +160,25 @@ def create_app(catalog: Catalog, settings: ServerSettings = ServerSettings()):
     def study_detail(key: str):
         return loaded(key).describe()
 
+    @app.get("/api/studies/{key}/prefetch", status_code=204)
+    def study_prefetch(key: str):
+        """Start loading the study (the list page asks on hover); changes nothing on disk."""
+        store.prefetch(find_study(key))
+        return Response(status_code=204)
+
     @app.get("/api/studies/{key}/image/{plane}/{index}.png")
     def image_slice(key: str, plane: Plane, index: int, preset: Preset = Preset.SOFT,
                     level: float | None = Query(None, ge=-2000, le=4000),
                     width: float | None = Query(None, gt=0, le=8000)):
         study = loaded(key)
-        if study.image is None:
-            raise HTTPException(404, f"no CT image for study {key!r}: {study.image_note}")
         _check_index(study, plane, index)
+        image = handle(key).image()
+        if image.view is None:
+            raise HTTPException(404, f"no CT image for study {key!r}: {image.note}")
         lvl, wid = preset.level_width_hu
         lvl, wid = (level if level is not None else lvl), (width if width is not None else wid)
         data = cache.get_or_make((key, "image", plane.value, index, lvl, wid),
-                                 lambda: image_png(study.image, plane, index, lvl, wid))
+                                 lambda: image_png(image.view, plane, index, lvl, wid))
         return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=600"})
 
     @app.get("/api/studies/{key}/labels/{plane}/{index}.png")

@@ -98,6 +98,8 @@ def cmd_serve(args) -> int:
                        args.host)
     hosts = ("127.0.0.1", "localhost", "[::1]", "::1") if loopback else None
     app = create_app(catalog, ServerSettings(token=token, allowed_hosts=hosts, max_studies=args.max_studies))
+    for source in list(catalog.studies.values())[: args.max_studies]:
+        app.state.store.prefetch(source)  # a single study is ready before the browser asks
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     query = f"?token={token}" if token else ""
     first = next(iter(catalog.studies), None) if args.study and not args.db else None

@@ -2,8 +2,8 @@
 
 Loading reads fixed file names inside the study's output folder (``lesions.csv``,
 ``lesions.nii.gz``, ``summary.json``) and the CT the catalog names for it; nothing
-else. :class:`StudyStore` keeps the last few loaded studies in memory (LRU) and loads
-each at most once at a time, in a background thread when asked to prefetch.
+else. :class:`StudyStore` keeps the last few studies in memory (LRU); each loads once,
+in background threads (outlines and CT in parallel), starting when the page is asked for.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,14 +33,14 @@ SUMMARY_KEYS = ("schema_version", "software", "input", "totals", "by_compartment
 
 @dataclass(frozen=True, eq=False)
 class LoadedStudy:
-    """A study ready for slicing; arrays are views indexed ``[vz, vy, vx]`` (see orientation).
+    """A study's outlines, lesions and geometry; arrays are views ``[vz, vy, vx]`` (see orientation).
 
     Attributes
     ----------
-    image : numpy.ndarray or None
-        HU (int16) view of the CT, or None when the CT is not available.
     labels : numpy.ndarray
         Label map view (value = lesion_id).
+    orientation : ViewOrientation
+        How the analysed grid maps onto the view.
     spacing_mm : tuple of float
         Voxel size along ``(vx, vy, vz)``.
     view_to_lps : numpy.ndarray
@@ -51,18 +50,19 @@ class LoadedStudy:
         deposit nearest its centroid, so that the slices through it show its outline.
     summary : dict
         The summary.json sections in :data:`SUMMARY_KEYS`.
-    image_note : str
-        Why the CT is missing (empty when it is present).
+    image_expected : bool
+        Whether a CT is known for the study (it loads separately, see :class:`StudyHandle`).
     """
 
     key: str
-    image: np.ndarray | None
     labels: np.ndarray
+    orientation: ViewOrientation
+    spacing_xyz: tuple[float, float, float]
     spacing_mm: tuple[float, float, float]
     view_to_lps: np.ndarray
     lesions: tuple[dict[str, Any], ...]
     summary: dict[str, Any]
-    image_note: str
+    image_expected: bool
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -71,7 +71,8 @@ class LoadedStudy:
     def describe(self) -> dict[str, Any]:
         """The JSON the study page starts from (no arrays, no paths, no identifiers unless kept)."""
         return {
-            "key": self.key, "has_image": self.image is not None, "image_note": self.image_note,
+            "key": self.key, "has_image": self.image_expected,
+            "image_note": "" if self.image_expected else NO_IMAGE_NOTE,
             "shape_zyx": list(self.shape), "spacing_mm": list(self.spacing_mm),
             "view_to_lps": [[round(float(v), 6) for v in row] for row in self.view_to_lps],
             "lps_to_view": [[round(float(v), 8) for v in row] for row in np.linalg.inv(self.view_to_lps)],
@@ -79,8 +80,19 @@ class LoadedStudy:
         }
 
 
+NO_IMAGE_NOTE = "the CT image was not given (serve --image, or a registry with its input paths); outlines only"
+
+
+@dataclass(frozen=True, eq=False)
+class StudyImage:
+    """The CT as a view ``[vz, vy, vx]`` of int16 HU, or None with the reason."""
+
+    view: np.ndarray | None
+    note: str
+
+
 def load_study(source: StudySource) -> LoadedStudy:
-    """Read a study's output folder (and its CT when known).
+    """Read a study's output folder: label map, lesions, summary (not the CT).
 
     Raises
     ------
@@ -94,14 +106,16 @@ def load_study(source: StudySource) -> LoadedStudy:
     out = source.output_dir
     if out is None or not (out / "summary.json").is_file() or not (out / "lesions.nii.gz").is_file():
         raise InputError(f"study {source.key} has no complete analysis output")
-    summary_doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    label_img = sitk.ReadImage(str(out / "lesions.nii.gz"))
+    try:
+        summary_doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        label_img = sitk.ReadImage(str(out / "lesions.nii.gz"))
+        rows = read_lesions_csv(out / "lesions.csv") if (out / "lesions.csv").is_file() else []
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise InputError(f"study {source.key}: its analysis output cannot be read ({exc})") from exc
     labels = sitk.GetArrayViewFromImage(label_img).astype(np.uint16, copy=True)
     direction = np.asarray(label_img.GetDirection(), float).reshape(3, 3)
     spacing, origin = label_img.GetSpacing(), label_img.GetOrigin()
     orientation = ViewOrientation.of(direction, labels.shape)
-    rows = read_lesions_csv(out / "lesions.csv") if (out / "lesions.csv").is_file() else []
-    image, note = _load_image(source, labels.shape, spacing)
     jump = _jump_points(labels, orientation)
     lesions = []
     for row in rows:
@@ -109,25 +123,40 @@ def load_study(source: StudySource) -> LoadedStudy:
         clean["view_index"] = jump.get(int(row["lesion_id"]))
         lesions.append(clean)
     return LoadedStudy(
-        key=source.key, image=None if image is None else orientation.view(image),
-        labels=orientation.view(labels), spacing_mm=view_spacing(orientation, spacing),
+        key=source.key, labels=orientation.view(labels), orientation=orientation,
+        spacing_xyz=tuple(float(s) for s in spacing), spacing_mm=view_spacing(orientation, spacing),
         view_to_lps=view_to_lps_affine(orientation, spacing, origin, direction), lesions=tuple(lesions),
-        summary={k: summary_doc[k] for k in SUMMARY_KEYS if k in summary_doc}, image_note=note)
+        summary={k: summary_doc[k] for k in SUMMARY_KEYS if k in summary_doc},
+        image_expected=source.image_path is not None)
 
 
-def _load_image(source: StudySource, shape_zyx, spacing_xyz) -> tuple[np.ndarray | None, str]:
+def read_image_array(source: StudySource) -> tuple[np.ndarray, tuple[float, ...]] | str:
+    """The CT as int16 ``[z, y, x]`` with its spacing ``(x, y, z)``, or why it cannot be shown.
+
+    NIfTI/NRRD/MetaImage files are read straight through SimpleITK (the analysis
+    already checked them; the viewer only needs the pixels); DICOM through
+    :func:`calcinosis.io.read_volume`.
+    """
+    import SimpleITK as sitk
+
     from calcinosis.io import read_volume
 
     if source.image_path is None:
-        return None, "the CT image was not given (serve --image, or a registry with its input paths)"
+        return NO_IMAGE_NOTE
+    path = source.image_path
     try:
-        volume = read_volume(source.image_path, series_uid=source.series_uid)
-    except (InputError, OSError) as exc:
+        if path.is_dir():
+            volume = read_volume(path, series_uid=source.series_uid)
+            return np.asarray(volume.array), tuple(volume.spacing)
+        image = sitk.ReadImage(str(path))
+        if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+            return "the CT image is not a 3-D grey image; outlines only"
+        if image.GetPixelID() != sitk.sitkInt16:
+            image = sitk.Cast(sitk.Clamp(image, lowerBound=-32768, upperBound=32767), sitk.sitkInt16)
+        return sitk.GetArrayFromImage(image), tuple(image.GetSpacing())
+    except (InputError, OSError, RuntimeError) as exc:
         logger.warning("study %s: cannot read its CT: %s", source.key, exc)
-        return None, "the CT image could not be read; outlines only"
-    if volume.shape != tuple(shape_zyx) or not np.allclose(volume.spacing, spacing_xyz, rtol=1e-3):
-        return None, "the CT image does not match the analysed grid; outlines only"
-    return np.asarray(volume.array), ""
+        return "the CT image could not be read; outlines only"
 
 
 def _jump_points(labels: np.ndarray, orientation: ViewOrientation) -> dict[int, list[int]]:
@@ -146,34 +175,66 @@ def _jump_points(labels: np.ndarray, orientation: ViewOrientation) -> dict[int, 
     return out
 
 
+class StudyHandle:
+    """One study loading in the background: outlines and CT load in parallel."""
+
+    def __init__(self, source: StudySource, pool: ThreadPoolExecutor) -> None:
+        self.source = source
+        self._meta = pool.submit(load_study, source)
+        self._raw = pool.submit(read_image_array, source)
+        self._image: StudyImage | None = None
+        self._lock = threading.Lock()
+
+    def failed(self) -> bool:
+        return self._meta.done() and self._meta.exception() is not None
+
+    def meta(self) -> LoadedStudy:
+        """Outlines, lesions, geometry; waits for them. Raises what loading raised."""
+        return self._meta.result()
+
+    def image(self) -> StudyImage:
+        """The CT on the analysed grid (waits for it), or None with the reason."""
+        with self._lock:
+            if self._image is None:
+                meta, raw = self.meta(), self._raw.result()
+                if isinstance(raw, str):
+                    self._image = StudyImage(None, raw)
+                else:
+                    array, spacing = raw
+                    n_shape = tuple(meta.orientation.shape_xyz[::-1])
+                    if array.shape != n_shape or not np.allclose(spacing, meta.spacing_xyz, rtol=1e-3):
+                        self._image = StudyImage(None, "the CT image does not match the analysed grid; "
+                                                       "outlines only")
+                    else:
+                        self._image = StudyImage(meta.orientation.view(array), "")
+            return self._image
+
+
 class StudyStore:
     """The last ``max_studies`` loaded studies (LRU), each loaded once even when asked twice at once."""
 
     def __init__(self, max_studies: int = 4) -> None:
         self._max = max(1, int(max_studies))
-        self._loaded: OrderedDict[str, Future] = OrderedDict()
+        self._loaded: OrderedDict[str, StudyHandle] = OrderedDict()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="calcinosis-load")
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="calcinosis-load")
 
-    def _future(self, source: StudySource) -> Future:
+    def handle(self, source: StudySource) -> StudyHandle:
+        """The study's handle, loading (or loaded); a failed load is tried again."""
         with self._lock:
-            fut = self._loaded.get(source.key)
-            if fut is not None and not (fut.done() and fut.exception() is not None):
+            handle = self._loaded.get(source.key)
+            if handle is not None and not handle.failed():
                 self._loaded.move_to_end(source.key)
-                return fut
-            fut = self._pool.submit(load_study, source)
-            self._loaded[source.key] = fut
+                return handle
+            handle = StudyHandle(source, self._pool)
+            self._loaded[source.key] = handle
             while len(self._loaded) > self._max:
                 self._loaded.popitem(last=False)
-            return fut
+            return handle
 
     def prefetch(self, source: StudySource) -> None:
         """Start loading ``source`` in the background (no-op when loaded or loading)."""
-        self._future(source)
-
-    def get(self, source: StudySource) -> LoadedStudy:
-        """The loaded study; waits for a load in progress. Raises what loading raised."""
-        return self._future(source).result()
+        self.handle(source)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

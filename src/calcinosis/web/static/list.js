@@ -12,6 +12,7 @@
   }
   const rows = data.studies;
   let sortKey = "mass_mg", sortDir = -1;
+  const warmed = new Set();
   const body = document.querySelector("#studies tbody");
   const search = document.getElementById("search"), status = document.getElementById("status");
 
@@ -29,6 +30,10 @@
     for (const r of shown) {
       const name = r.status === "done"
         ? el("a", { href: `/study/${encodeURIComponent(r.key)}`, text: r.key }) : document.createTextNode(r.key);
+      if (r.status === "done") {  // start loading the CT on hover: it is ready when the page opens
+        const warm = () => { if (!warmed.has(r.key)) { warmed.add(r.key); fetch(`/api/studies/${encodeURIComponent(r.key)}/prefetch`, { credentials: "same-origin" }); } };
+        name.addEventListener("mouseenter", warm); name.addEventListener("focus", warm);
+      }
       const tr = el("tr", { "data-key": r.key, class: "status-" + r.status },
         el("td", {}, name), el("td", { text: r.status }),
         el("td", { class: "num", text: r.lesion_count ?? "" }), el("td", { class: "num", text: fmt(r.mass_mg, 2) }),

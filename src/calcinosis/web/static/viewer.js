@@ -190,13 +190,21 @@
       for (const p in this.presetButtons) this.presetButtons[p].classList.toggle("on", p === this.preset);
       this.sliceLabel.textContent = `${this.plane} ${this.sliceIndex() + 1} / ${g.n}`;
       try {
-        const [img, lab] = await Promise.all([
-          this.info.has_image ? loadImage(this.url("image")) : Promise.resolve(null),
-          loadImage(this.url("labels")),
-        ]);
+        const imgP = this.info.has_image ? loadImage(this.url("image")).catch(() => this.imageFailed()) : Promise.resolve(null);
+        const lab = await loadImage(this.url("labels"));
         if (gen !== this.generation) return; // a newer slice was asked for meanwhile
-        this.img = img;
         this.outline = outlines(lab, this.colourOf, this.selected);
+        // While the CT is still loading (first view of a large study), show the outlines alone.
+        const first = await Promise.race([imgP, new Promise((res) => setTimeout(() => res("late"), 150))]);
+        if (gen !== this.generation) return;
+        if (first === "late") {
+          this.img = null; this.draw();
+          this.note.textContent = "loading the CT…";
+        }
+        const img = await imgP;
+        if (gen !== this.generation) return;
+        if (first === "late" && this.info.has_image) this.note.textContent = "";
+        this.img = img;
         this.draw();
         this.root.dataset.plane = this.plane;
         this.root.dataset.slice = String(this.sliceIndex());
@@ -205,6 +213,18 @@
       } catch (err) {
         if (gen === this.generation) { this.note.textContent = "could not load the slice: " + err; }
       }
+    }
+
+    // The CT could not be served (unreadable, not on the analysed grid): outlines only, say why.
+    async imageFailed() {
+      this.info.has_image = false;
+      try {
+        const r = await fetch(this.url("image"), { credentials: "same-origin" });
+        this.note.textContent = "CT not shown: " + ((await r.json()).detail || r.statusText);
+      } catch (e) {
+        this.note.textContent = "CT not shown: it could not be loaded";
+      }
+      return null;
     }
 
     draw() {
