@@ -33,7 +33,8 @@ limbs          any other part. Upper or lower limb: parts beside a trunk are arm
                calf) and an upper limb below that. Then by its bones: a joint
                (bone >= 11 % of the part's area, or one bone >= 45 % of its width)
                is ``knee``/``elbow`` (``ankle_foot``/``wrist_hand`` when the part
-               is under 95/70 mm across); three or more bones are
+               is under 95/70 mm across); three or more bones (each at least 12 %
+               of the biggest one's area: a deposit beside a femur is no bone) are
                ``ankle_foot``/``wrist_hand``; one bone is ``thigh``/``upper_arm``;
                two are ``leg``/``forearm`` (``thigh`` when a lower limb part is at
                least 135 mm across: femur with the ischium or patella).
@@ -68,6 +69,7 @@ VB_CENTRE_BEHIND_EDGE_MM = 15.0
 SPINE_GAP_MM = 20.0  # wider than the spinal canal (AP), narrower than spine-to-sternum
 MIN_PART_MM2 = 100.0
 MIN_BONE_MM2 = 18.0
+MINOR_BONE_FRACTION = 0.12
 
 
 @dataclass(frozen=True, eq=False)
@@ -352,6 +354,10 @@ def _limb_class(f: dict, lower: bool) -> str:
     bones = f["bones"]
     if not bones:
         return "unknown"
+    biggest = max(b["area"] for b in bones)
+    # A piece under 12 % of the biggest bone (a deposit, a sesamoid, a bone's tip) is not counted;
+    # a fibula is 20-30 % of a tibia, carpal and metacarpal bones are alike.
+    bones = [b for b in bones if b["area"] >= MINOR_BONE_FRACTION * biggest]
     bone_area = sum(b["area"] for b in bones)
     widest = max(b["width"] for b in bones)
     d = f["diam"]
