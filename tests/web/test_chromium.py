@@ -26,7 +26,8 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not in
 
 @pytest.fixture(scope="module")
 def site(phantoms, start_server):
-    cmp = comparison_from_folder(phantoms.compare_dir)
+    cmp = comparison_from_folder(phantoms.compare_dir, baseline_image=phantoms.baseline_image,
+                                 followup_image=phantoms.followup_image)
     catalog = Catalog(registry_url=phantoms.registry_url,
                       studies={cmp.baseline.key: cmp.baseline, cmp.followup.key: cmp.followup},
                       comparisons={cmp.key: cmp})
@@ -105,6 +106,7 @@ def test_comparison_page_renders_linked_viewers(site, browser):
     browser.wait_for("document.body.dataset.loaded === '1' && window.calcinosisViewers.length === 2 && "
                      "window.calcinosisViewers.every(v => v.root.dataset.ready === '1')")
     assert "Overall" in browser.eval("document.getElementById('overall').textContent")
+    assert browser.eval("window.calcinosisViewers.every(v => v.img !== null && v.info.has_image)")
     n_rows = browser.eval("document.querySelectorAll('#changes tbody tr').length")
     assert n_rows >= 4
     # Click the resolved deposit: the baseline viewer goes to it, the follow-up to the same place.

@@ -37,7 +37,8 @@ def test_list_shows_registry_and_folder_studies_with_failure_reasons(server, pha
         by_status.setdefault(row["status"], []).append(row)
     assert len(by_status["done"]) == 3  # two from the registry, one folder
     (failed,) = by_status["failed"]
-    assert "broken" in failed["key"] and failed["error"]  # the reason is shown
+    assert "broken" in failed["key"] and "truncated" in failed["error"]  # the reason is shown
+    assert "inputs/" not in failed["error"] and "the input" in failed["error"]  # without the path
     done = [r for r in by_status["done"] if r["key"] != "single"]
     assert all(r["lesion_count"] >= 1 and r["mass_mg"] > 0 for r in done)
     assert [c["key"] for c in data["comparisons"]] == ["compare_a"]

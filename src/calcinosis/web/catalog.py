@@ -129,6 +129,7 @@ def _registry_rows(url: str) -> list[dict[str, Any]]:
 
     with Registry.open(url, create=False) as reg, reg.engine.connect() as conn:
         query = (sa.select(studies.c.key, studies.c.status, studies.c.error, studies.c.finished_at,
+                           studies.c.input_path,
                            summaries.c.lesion_count, summaries.c.mass_mg, summaries.c.volume_mm3,
                            summaries.c.agatston, summaries.c.low_confidence_count, summaries.c.pattern)
                  .select_from(studies.outerjoin(summaries, summaries.c.study_key == studies.c.key))
@@ -136,10 +137,21 @@ def _registry_rows(url: str) -> list[dict[str, Any]]:
         rows = []
         for r in conn.execute(query):
             row = r._asdict()
+            row["error"] = _without_path(row["error"], row.pop("input_path"))
             row["finished_at"] = row["finished_at"].isoformat() if row["finished_at"] else None
             row["pattern"] = _pattern_text(row["pattern"])
             rows.append(row)
     return rows
+
+
+def _without_path(error: str | None, input_path: str | None) -> str | None:
+    """The failure reason without the input's path (folder names can hold a patient's name)."""
+    if not error or not input_path:
+        return error
+    path = str(input_path).rstrip("/")
+    error = error.replace(path, "the input")
+    parent = os.path.dirname(path)
+    return error.replace(parent + "/", "") if parent not in ("", "/") else error
 
 
 def _registry_row(url: str, key: str) -> dict[str, Any] | None:
