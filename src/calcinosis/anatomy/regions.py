@@ -42,7 +42,10 @@ limbs          any other part. Upper or lower limb: parts beside a trunk are arm
 Part classes are smoothed along z by a majority vote over +-10 mm at each
 in-plane position, which removes single-slice flips (a disc level, a gap between
 carpal bones). ``unknown`` when no rule decides (no bone in a limb, a part with
-no cue). ``shoulder`` is not yet told apart from chest and upper arm.
+no cue). ``shoulder``: a trachea with large bones beside it (scapulae, humeral
+heads) and no bilateral lungs marks the shoulder girdle; its outer thirds are
+shoulder, its middle neck (or chest where lung apices show). Arms lying apart
+from the trunk are upper_arm/elbow/forearm by the limb rules.
 """
 
 from __future__ import annotations
@@ -291,10 +294,10 @@ def _part_features(k, sl, part, bone, air, dense, bsp) -> dict:
     px = float(bsp[1] * bsp[2])
     ys, xs = np.nonzero(part)
     area = len(ys) * px
-    cy, cx = (ys.mean() + sl[0].start) * bsp[1], (xs.mean() + sl[1].start) * bsp[2]
+    cx = (xs.mean() + sl[1].start) * bsp[2]
     width = (xs.max() - xs.min() + 1) * bsp[2]
     y0, depth = (ys.min() + sl[0].start) * bsp[1], (ys.max() - ys.min() + 1) * bsp[1]
-    bl, nb = ndi.label(bone & part, structure=np.ones((3, 3), bool))
+    bl, _ = ndi.label(bone & part, structure=np.ones((3, 3), bool))
     bones = []
     for j, bsl in enumerate(ndi.find_objects(bl), start=1):
         m = bl[bsl] == j
@@ -311,15 +314,14 @@ def _part_features(k, sl, part, bone, air, dense, bsp) -> dict:
     spine_x = float(np.average([b["x"] for b in spine], weights=[b["area"] for b in spine])) if spine else None
     lateral = [b for b in bones if b not in central and b["area"] >= 500.0]
     pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
-    ax, ay = np.nonzero(air.T)  # x, y of air pixels (transposed: rows are x)
-    air_x = (ax + sl[1].start) * bsp[2]
+    air_x = (np.nonzero(air & part)[1] + sl[1].start) * bsp[2]
     left = float(np.sum(air_x > cx) * px)
     right = float(np.sum(air_x <= cx) * px)
     filled = ndi.binary_fill_holes(dense & part)
     enclosed = float((filled & ~dense).sum() * px)
     tube = False
     if spine and not left + right > 0.05 * area:
-        al, na = ndi.label(air & part)
+        al, _ = ndi.label(air & part)
         front = min(b["y_ant"] for b in spine)
         for j, asl in enumerate(ndi.find_objects(al), start=1):
             a = (al[asl] == j).sum() * px
