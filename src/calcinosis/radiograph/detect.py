@@ -30,6 +30,7 @@ from scipy import ndimage
 from skimage.feature import hessian_matrix, hessian_matrix_eigvals
 from skimage.filters import apply_hysteresis_threshold
 
+from calcinosis.radiograph.axial import AxialConfig, axial_contrast
 from calcinosis.radiograph.segment import _disk, _px, masked_mean
 
 
@@ -52,6 +53,9 @@ class DetectConfig:
     bone_margin_mm: float = 1.0
     notch_radius_mm: float = 4.0
     notch_clearance_mm: float = 3.5
+    k_axial: float = 8.0
+    k_axial_blob: float = 5.2
+    axial: AxialConfig = AxialConfig()
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,7 @@ def detect_deposits(
     # Cortical edges sit just outside a threshold-made bone mask: treat a thin margin as bone.
     bone_zone = bone | (ndimage.distance_transform_edt(~bone) <= _px(config.bone_margin_mm, spacing))
     z = np.full(image.shape, -np.inf, dtype=np.float32)
+    z_bone = np.full(image.shape, -np.inf, dtype=np.float32)  # small-scale blob response over bone, in bone noise units
     pixel_noise = pixel_noise_sigma(image, soft if soft.sum() > 100 else region)
     blob_noise = _blob_noise(pixel_noise, spacing, config)
     noise: dict[str, float] = {"pixel_noise": pixel_noise}
@@ -160,16 +165,31 @@ def detect_deposits(
         zb = (blob - mb) / sb * (config.k_soft / config.k_bone)
         if s > config.max_bone_scale_mm:
             zb = np.full_like(zb, -np.inf)  # bone ends and condyles are broad domes: small scales only
+        else:
+            np.maximum(z_bone, (blob - mb) / sb, out=z_bone)
         zs = np.where(bone_zone, zb, (blob - ms) / ss)
         z = np.maximum(z, zs.astype(np.float32))
         noise[f"blob_noise_soft_tissue_{s:g}mm"] = ss
         noise[f"blob_noise_bone_{s:g}mm"] = sb
     z[~region] = -np.inf
     zf = np.where(np.isfinite(z), z, -1e9)
-    grown = apply_hysteresis_threshold(zf, config.k_grow, config.k_soft)
+    seeds = zf >= config.k_soft
+    # Over a long-bone shaft a second, weaker focus counts when it is also brighter than
+    # the bone before and after it along the axis (see :mod:`axial`): the bone's own
+    # profile (cortex, marrow, ends) cannot do both.
+    contrast, axial_ok = axial_contrast(smooth, bone, spacing, config.axial)
+    if axial_ok.sum() > 50:
+        ma, sa = _robust(contrast[axial_ok])
+        sa = max(sa, pixel_noise * 0.5)
+        za = np.where(axial_ok & region, (contrast - ma) / sa, -np.inf)
+        seeds |= (za >= config.k_axial) & (z_bone >= config.k_axial_blob)
+        noise["axial_noise"] = sa
+    weak = zf >= config.k_grow
+    lab_weak, _ = ndimage.label(weak)
+    grown = np.isin(lab_weak, np.unique(lab_weak[seeds & weak])) & (lab_weak > 0)
     # Growth stays near the seeds: otherwise a deposit touching a faint ridge (a fascia,
     # a cortical edge) grows along it and is then dropped as a line.
-    grown &= ndimage.binary_dilation(zf >= config.k_soft, _disk(_px(config.grow_limit_mm, spacing)))
+    grown &= ndimage.binary_dilation(seeds, _disk(_px(config.grow_limit_mm, spacing)))
     labels, n = ndimage.label(grown)
     # Concave corners of the skin outline (finger webs, the thumb's base): closing the
     # body fills them; they answer the blob filter as a focus would.

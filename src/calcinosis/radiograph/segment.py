@@ -126,12 +126,14 @@ def segment_radiograph(
     if values.size < 100:
         values = smooth.ravel()
     t_otsu = float(threshold_otsu(values))
-    dark = values[values < t_otsu]
     bright_vals = values[values >= t_otsu]
-    bg_level = float(np.median(dark)) if dark.size else float(values.min())
-    bg_sigma = 1.4826 * float(np.median(np.abs(dark - bg_level))) if dark.size else 0.0
     tissue_level = float(np.median(bright_vals)) if bright_vals.size else t_otsu
-    t_body = bg_level + max(6.0 * bg_sigma, 0.15 * (tissue_level - bg_level))
+    bg_level, t_body = _body_threshold(values[values < t_otsu], values.min(), tissue_level)
+    if t_body >= t_otsu:
+        # Air is a small part of the field (a thick thigh filling it): Otsu's dark class
+        # then also holds the skin's ramp; take the background from the clearly dark values.
+        low = float(np.percentile(values, 1.0))
+        bg_level, t_body = _body_threshold(values[values < low + 0.5 * (t_otsu - low)], low, tissue_level)
     foreground = (smooth > t_body) & field
 
     # Dense objects: brighter than most tissue; markers and labels are surrounded by background.
@@ -189,6 +191,13 @@ def segment_radiograph(
     objects_mask = exclusion
     exclusion = exclusion | ~ndimage.binary_erosion(field, _disk(_px(5.0, spacing)), border_value=0)
     return Segmentation(field, body, bone, exclusion, tuple(excluded), widths, bg_level, t_body, objects_mask)
+
+
+def _body_threshold(dark: np.ndarray, fallback: float, tissue_level: float) -> tuple[float, float]:
+    """Background level and body threshold: 6 noise spreads or 15 % of the tissue contrast above it."""
+    bg_level = float(np.median(dark)) if dark.size else float(fallback)
+    bg_sigma = 1.4826 * float(np.median(np.abs(dark - bg_level))) if dark.size else 0.0
+    return bg_level, bg_level + max(6.0 * bg_sigma, 0.15 * (tissue_level - bg_level))
 
 
 def masked_mean(image: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarray:
