@@ -81,7 +81,8 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         warnings.append(f"high image noise ({noise:.0f} HU): small faint deposits may be missed")
 
     step("detect")
-    det = detect_lesions(hu, mask, sp, config, tissue_level_hu=tissue_level, noise_smoothed_hu=noise_s)
+    det = detect_lesions(hu, mask, sp, config, tissue_level_hu=tissue_level, noise_smoothed_hu=noise_s,
+                         noise_hu=noise)
 
     step("anatomy")
     depth = distance_inside_mm(mask, sp)

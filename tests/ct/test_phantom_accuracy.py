@@ -31,9 +31,14 @@ CASES = [
     ("trunk", 2, 25.0, 2.0),
     ("elbow", 0, 20.0, 1.5),
 ]
-# Deposits lying within 1.5 mm of bone on noisy or thick-slice scans are not always split
-# from the bone yet (see the note on the core-pipeline issue); they are tested apart.
-NEAR_BONE_GAP_MM = 1.5
+# Scans on which some deposits lying within ~1 mm of bone are still missed (noise 30 HU
+# with 3 mm slices, or a deposit flush on a vertebra): the known gap, kept visible below.
+HARD_CASES = [
+    ("thighs", 1, 30.0, 3.0),
+    ("trunk", 1, 10.0, 0.6),
+    ("trunk", 1, 30.0, 3.0),
+    ("elbow", 0, 30.0, 3.0),
+]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}-s{c[1]}-n{c[2]:g}-t{c[3]:g}")
@@ -56,8 +61,7 @@ def _visible(ph, d):
 
 def test_every_visible_deposit_of_2mm_found(result):
     ph, _, matches, _ = result
-    missed = [m.truth for m in matches if m.lesion is None and _visible(ph, m.truth)
-              and m.truth.bone_gap_mm > NEAR_BONE_GAP_MM]
+    missed = [m.truth for m in matches if m.lesion is None and _visible(ph, m.truth)]
     assert not missed, [(d.id, d.compartment, round(d.equivalent_diameter_mm, 1)) for d in missed]
 
 
@@ -79,7 +83,7 @@ def test_centroid_error_under_1mm(result):
 def test_volume_within_15pct_of_ideal(result):
     ph, _, matches, _ = result
     for m in matches:
-        if m.lesion is None or m.truth.equivalent_diameter_mm < 2.0 or m.truth.bone_gap_mm <= NEAR_BONE_GAP_MM:
+        if m.lesion is None or m.truth.equivalent_diameter_mm < 2.0:
             continue
         ideal = _ideal_volume(ph, m.truth)
         assert m.lesion.volume_mm3 == pytest.approx(ideal, rel=0.15), (m.truth.id, m.truth.compartment)
@@ -112,21 +116,16 @@ def test_objects_outside_body_and_metal_are_never_lesions(result):
     assert all(lesion.peak_hu < analysis.config.metal_hu for lesion in analysis.lesions)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: deposits within 1.5 mm of bone are not always "
-                   "split from it on noisy or thick-slice scans, or lose volume to it")
-def test_deposits_next_to_bone_found_and_measured():
-    """The acceptance rule for deposits within 2 mm of bone, over all the cases."""
+@pytest.mark.xfail(strict=True, reason="known gap: on noisy thick-slice scans some deposits within "
+                   "~1 mm of bone are not split from it, and one lying flush on a vertebra is missed")
+def test_hard_cases_every_deposit_found_at_most_one_false():
     problems = []
-    for body, seed, noise, slice_mm in CASES:
+    for body, seed, noise, slice_mm in HARD_CASES:
         ph = make_ct_phantom(body, seed=seed, noise_hu=noise, slice_thickness_mm=slice_mm, length_mm=50)
         analysis = analyze(ph.volume)
-        matches, _ = match_lesions(ph, analysis.lesions, analysis.labels)
-        for m in matches:
-            d = m.truth
-            if d.bone_gap_mm > NEAR_BONE_GAP_MM or not _visible(ph, d):
-                continue
-            if m.lesion is None:
-                problems.append((body, seed, d.id, "missed"))
-            elif abs(m.lesion.volume_mm3 / _ideal_volume(ph, d) - 1) > 0.15:
-                problems.append((body, seed, d.id, "volume"))
+        matches, false = match_lesions(ph, analysis.lesions, analysis.labels)
+        problems += [(body, seed, m.truth.id, "missed") for m in matches
+                     if m.lesion is None and _visible(ph, m.truth)]
+        if len(false) > 1:
+            problems.append((body, seed, len(false), "false"))
     assert not problems, problems

@@ -26,7 +26,12 @@ from scipy import ndimage as ndi
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
-from calcinosis.anatomy.morphology import fill_holes_in_plane
+from calcinosis.anatomy.morphology import fill_holes_in_plane, open_mm
+
+# A deposit flush on bone may sit behind a valley this fraction of ``h`` deep, if it stands
+# outside the bone's outline smoothed by an opening with this ball (mm).
+WEAK_H_FRACTION = 0.4
+OUTLINE_BALL_MM = 3.0
 
 Piece = tuple[tuple[slice, ...], np.ndarray]
 
@@ -75,37 +80,63 @@ def split_bone(
 
 
 def _valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list[Piece]:
+    """Basins of the smoothed intensity that are deposits: small, facing soft tissue, and
+    either separated from the rest by a valley deeper than ``h_hu``, or by a shallower
+    valley (``WEAK_H_FRACTION * h_hu``) while standing outside the bone's smooth outline."""
     vv = float(np.prod(spacing_zyx))
     img = np.where(solid, smooth_hu, smooth_hu.min()).astype(np.float32)
-    peaks = h_maxima(img, h_hu) & dense
+    h_weak = WEAK_H_FRACTION * h_hu
+    peaks = h_maxima(img, h_weak) & dense
     markers, n = ndi.label(peaks, structure=np.ones((3, 3, 3), bool))
     if n <= 1:
         return []
     basins = watershed(-img, markers, mask=solid)
     sizes = np.bincount(basins.ravel(), minlength=n + 1) * vv
-    facing_tissue, facing_other = _border_counts(basins, n)
+    facing_tissue, facing_other, saddle = _border_counts(basins, n, img)
+    peak = ndi.maximum(img, basins, np.arange(n + 1))
+    prominence = peak - saddle
+    small = (sizes > 0) & (sizes <= max_volume) & (facing_tissue > facing_other)
+    small[0] = False
+    if not small.any():
+        return []
+    # Share of each basin outside the bone's outline smoothed by an opening.
+    opened = open_mm(solid, spacing_zyx, OUTLINE_BALL_MM)
+    in_outline = np.bincount(basins[opened].ravel(), minlength=n + 1)
+    outside = 1.0 - in_outline / np.maximum(np.bincount(basins.ravel(), minlength=n + 1), 1)
+    weak = small & (prominence < h_hu)
+    accept = small & ((prominence >= h_hu) | (weak & (prominence >= h_weak) & (outside >= 0.5)))
     objects = ndi.find_objects(basins)
+    taken = np.isin(basins, np.flatnonzero(accept))
     out = []
-    for k in range(1, n + 1):
-        if sizes[k] == 0 or sizes[k] > max_volume or facing_tissue[k] <= facing_other[k]:
-            continue  # bone, or a piece inside the bone's outline rather than a bump on it
-        sub = objects[k - 1]
-        out.append((sub, basins[sub] == k))
+    for k in np.flatnonzero(accept):
+        sub = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in objects[k - 1])
+        basin = basins[sub] == k
+        # The watershed line runs along the valley: the deposit's own blur on the bone side
+        # of it, outside the bone's outline, still belongs to the deposit.
+        fringe = ndi.binary_dilation(basin, structure=ndi.generate_binary_structure(3, 1))
+        fringe &= solid[sub] & ~opened[sub] & ~taken[sub]
+        out.append((sub, basin | fringe))
     return out
 
 
-def _border_counts(basins: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each basin, how many of its face-neighbours lie outside the structure (tissue)
-    and how many in another basin of it."""
+def _border_counts(basins: np.ndarray, n: int, img: np.ndarray):
+    """Per basin: face-neighbours outside the structure (tissue), face-neighbours in another
+    basin, and the saddle: the highest value along its border with another basin (the
+    lower of the two voxels of each face pair)."""
     tissue = np.zeros(n + 1, np.int64)
     other = np.zeros(n + 1, np.int64)
+    saddle = np.full(n + 1, -np.inf)
     for axis in range(basins.ndim):
         a = np.moveaxis(basins, axis, 0)[:-1].ravel()
         b = np.moveaxis(basins, axis, 0)[1:].ravel()
+        va = np.moveaxis(img, axis, 0)[:-1].ravel()
+        vb = np.moveaxis(img, axis, 0)[1:].ravel()
         diff = a != b
-        a, b = a[diff], b[diff]
+        a, b, low = a[diff], b[diff], np.minimum(va[diff], vb[diff])
         for x, y in ((a, b), (b, a)):
             inside = x > 0
             tissue += np.bincount(x[inside & (y == 0)], minlength=n + 1)
-            other += np.bincount(x[inside & (y > 0)], minlength=n + 1)
-    return tissue, other
+            pair = inside & (y > 0)
+            other += np.bincount(x[pair], minlength=n + 1)
+            np.maximum.at(saddle, x[pair], low[pair])
+    return tissue, other, saddle

@@ -15,6 +15,11 @@ from calcinosis.config import AnalysisConfig
 
 # Seeds are found on a lightly smoothed image: noise drops several-fold, a 2 mm deposit hardly.
 SMOOTH_SIGMA_MM = 0.6
+# Raw-voxel seed level in noise SDs above soft tissue (two such voxels make a seed).
+RAW_SEED_SIGMA = 6.5
+# ... and at least this far above the threshold: bone fringe specks on quiet scans only
+# graze it.
+RAW_SEED_MARGIN_HU = 50.0
 # A gap between a deposit and bone shows as a valley at least this deep (HU) in the smoothed image.
 BONE_SPLIT_MIN_H_HU = 60.0
 # Depth (mm, in-plane) below which the core of a possible bone piece starts.
@@ -67,6 +72,7 @@ def detect_lesions(
     *,
     tissue_level_hu: float,
     noise_smoothed_hu: float,
+    noise_hu: float | None = None,
 ) -> Detection:
     """Find deposits in a body-cropped CT (``hu``, ``[z, y, x]``) and label them 1..N.
 
@@ -74,11 +80,16 @@ def detect_lesions(
     objects mostly outside the body are table or external objects; objects reaching
     ``config.metal_hu`` are metal; large structures are bone, with attached deposits
     split off; what is left is kept when it has a seed: a voxel whose smoothed value
-    exceeds ``tissue_level_hu + seed_sigma * noise_smoothed_hu`` (and the threshold).
+    exceeds ``tissue_level_hu + seed_sigma * noise_smoothed_hu`` (and the threshold), or,
+    for deposits too small to survive the smoothing, two voxels whose raw value exceeds
+    ``tissue_level_hu + RAW_SEED_SIGMA * noise_hu`` (noise reaches that once in 10^10 voxels)
+    and the threshold by ``RAW_SEED_MARGIN_HU``.
     """
     vv = float(np.prod(spacing_zyx))
     thr = config.threshold_hu
     seed_thr = max(thr, tissue_level_hu + config.seed_sigma * noise_smoothed_hu)
+    raw_thr = max(thr + RAW_SEED_MARGIN_HU,
+                  tissue_level_hu + RAW_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
     dense = hu >= thr
     labels, n = cc3d.connected_components(dense, connectivity=26, return_N=True, out_dtype=np.uint32)
     out = np.zeros(hu.shape, np.uint32)
@@ -92,6 +103,7 @@ def detect_lesions(
     peak = ndi.maximum(hu, labels, idx)
     smooth = smoothed(hu, spacing_zyx)
     seed_peak = ndi.maximum(smooth, labels, idx)
+    raw_seeds = ndi.sum(hu >= raw_thr, labels, idx)
     boxes = ndi.find_objects(labels)
     extent = np.array([
         max((s.stop - s.start) * sp for s, sp in zip(b, spacing_zyx)) if b else 0.0 for b in boxes
@@ -141,7 +153,7 @@ def detect_lesions(
                     out[where][dep] = next_label
                     next_label += 1
             continue
-        if seed_peak[k] < seed_thr or volume[k] < config.min_volume_mm3:
+        if (seed_peak[k] < seed_thr and raw_seeds[k] < 2) or volume[k] < config.min_volume_mm3:
             continue  # noise speck or partial-volume fringe
         if is_hollow(hu[boxes[k]], labels[boxes[k]] == i, spacing_zyx, thr):
             # A cortical shell round a marrow space: a piece of bone (a rib or a process cut
