@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from calcinosis.anatomy.body import estimate_noise_hu, find_body
+from calcinosis.anatomy.regions import body_regions
 from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.candidates import Detection, detect_lesions, smoothed
@@ -93,6 +94,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     offset = tuple(s.start for s in body.crop)
     ctx = LesionContext(hu, det.labels, mask, det.bone, depth, bone_dist, sp, offset)
     lesions = measure_lesions(ctx, volume.index_to_lps, config, midline_x_mm=midline, noise_hu=noise)
+    step("regions")
+    regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts)
+    lesions = [_with_region(lesion, regions, volume, offset) for lesion in lesions]
     labels_full[body.crop] = det.labels
     if any(e.reason in ("metal", "external_metal") for e in det.excluded):
         warnings.append("metal in the field of view (excluded; streaks near it may hide or mimic deposits)")
@@ -103,6 +107,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         "midline_x_mm": midline,
         "body_parts": body.n_parts,
         "crop_offset": list(offset),
+        "anatomy": regions.describe(),
     }
     return Analysis(volume, config, tuple(lesions), labels_full, det, noise, tuple(warnings),
                     time.perf_counter() - t0, facts)
@@ -110,6 +115,11 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
 
 # A single body part narrower than this (LPS x extent) is a limb scanned on its own.
 SINGLE_LIMB_MAX_WIDTH_MM = 200.0
+
+
+def _with_region(lesion: Lesion, regions, volume: Volume, offset) -> Lesion:
+    index = volume.lps_to_index(np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm])) - np.asarray(offset)
+    return replace(lesion, region=regions.region_at(tuple(int(round(v)) for v in index)))
 
 
 def _midline_x_mm(volume: Volume, mask: np.ndarray, crop, n_parts: int) -> float:

@@ -248,6 +248,13 @@ def trunk(rng: np.random.Generator) -> Anatomy:
         z_bands = tuple((k * 30.0 + rib_phase, k * 30.0 + rib_phase + 14.0) for k in range(-25, 25))
         rib = Ellipse2D(c, 6.0, min(4.0, w / 2 - 1.5), float(tangent))
         s += _bone(f"rib_{i}", rib, 1.5, rib_hu, 200.0, z_bands)
+    # Lungs above the diaphragm (z >= 0), in front of the spine: what tells chest from
+    # abdomen on a real scan. Fixed sizes (no random draws, so deposits stay put).
+    cav = wall.grown(-w)
+    for sign in (-1, 1):
+        lung = Ellipse2D((sign * cav.semi_x * 0.5, cav.center[1] - cav.semi_y * 0.2),
+                         cav.semi_x * 0.38, cav.semi_y * 0.6)
+        s.append(Structure(f"lung_{sign}", Prism(lung, ((0.0, FAR_MM),)), Tissue.AIR, -850.0))
     landmarks = {"back_y": y_v, "diaphragm_z": 0.0, "vertebra_y": y_v, "wall": wall,
                  "cavity": wall.grown(-w)}
     return Anatomy("trunk", tuple(s), (body,), (-200.0, 200.0, -160.0, 160.0), 0.0, landmarks=landmarks)
