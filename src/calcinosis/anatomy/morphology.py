@@ -1,19 +1,39 @@
-"""Small morphology helpers in physical units, built on ``edt`` and ``scipy.ndimage``.
+"""Small morphology helpers in physical units, built on ``edt``, ``cc3d`` and ``scipy.ndimage``.
 
 All functions take ``spacing_zyx`` in mm (array order) and work on boolean arrays
 indexed ``[z, y, x]``. "In-plane" operations treat each axial slice (array axis 0)
 on its own, which is what CT anatomy needs: slices may be thick and the table and
 the skin are best seen slice by slice.
+
+Threads: the distance transforms use :func:`n_threads` threads, from the environment
+variable ``CALCINOSIS_THREADS`` (else ``OMP_NUM_THREADS``, else the CPUs this process
+may use). Batch workers that run one analysis per process set it to 1.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import cc3d
 import edt
 import numpy as np
 from scipy import ndimage as ndi
 
-# A distance weight along z that no in-plane distance can reach: makes a 3-D EDT 2-D.
-_FAR = 1.0e6
+THREADS_ENV = ("CALCINOSIS_THREADS", "OMP_NUM_THREADS")
+
+
+def n_threads() -> int:
+    """Threads the array routines may use: ``CALCINOSIS_THREADS``, else ``OMP_NUM_THREADS``,
+    else the number of CPUs available to this process (at least 1)."""
+    for name in THREADS_ENV:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return max(os.cpu_count() or 1, 1)
 
 
 def distance_inside_mm(mask: np.ndarray, spacing_zyx, *, in_plane: bool = False) -> np.ndarray:
@@ -22,9 +42,35 @@ def distance_inside_mm(mask: np.ndarray, spacing_zyx, *, in_plane: bool = False)
     Voxels outside ``mask`` get 0. The image border is not treated as outside.
     """
     sz, sy, sx = (float(s) for s in spacing_zyx)
-    anis = (_FAR if in_plane else sz, sy, sx)
-    return edt.edt(np.ascontiguousarray(mask, dtype=bool), anisotropy=anis, black_border=False,
-                   parallel=0).astype(np.float32, copy=False)
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    threads = n_threads()
+    if not in_plane:
+        return edt.edt(mask, anisotropy=(sz, sy, sx), black_border=False,
+                       parallel=threads).astype(np.float32, copy=False)
+    # Slice by slice: a 3-D transform with an unreachable z weight gives the same values
+    # but spends a third of its time on the useless z pass (and is slower still for it).
+    out = np.empty(mask.shape, np.float32)
+
+    def slab(z0: int, z1: int) -> None:
+        for z in range(z0, z1):
+            out[z] = edt.edt(mask[z], anisotropy=(sy, sx), black_border=False, parallel=1)
+
+    _over_slabs(slab, mask.shape[0], threads)
+    return out
+
+
+def _over_slabs(work, nz: int, threads: int) -> None:
+    """Run ``work(z0, z1)`` over contiguous slabs of ``range(nz)``, on up to ``threads`` threads
+    (edt and cc3d release the GIL). Each slab writes its own slices: the result does not
+    depend on the number of threads."""
+    threads = max(1, min(threads, nz))
+    if threads == 1:
+        work(0, nz)
+        return
+    bounds = np.linspace(0, nz, threads + 1).round().astype(int)
+    with ThreadPoolExecutor(threads) as pool:
+        for f in [pool.submit(work, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]:
+            f.result()
 
 
 def distance_outside_mm(mask: np.ndarray, spacing_zyx, *, in_plane: bool = False) -> np.ndarray:
@@ -57,10 +103,61 @@ def close_mm(mask, spacing_zyx, radius_mm, *, in_plane=False):
 
 
 def fill_holes_in_plane(mask: np.ndarray) -> np.ndarray:
-    """Fill holes slice by slice (lungs, bowel gas, marrow are holes of the body in a slice)."""
-    out = np.empty_like(mask, dtype=bool)
-    for z in range(mask.shape[0]):
-        out[z] = ndi.binary_fill_holes(mask[z])
+    """Fill holes slice by slice (lungs, bowel gas, marrow are holes of the body in a slice).
+
+    Same result as ``scipy.ndimage.binary_fill_holes`` on each slice (background
+    4-connected, the slice border outside), three times faster: a hole is a
+    4-connected background component that does not touch the slice border.
+    """
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    out = mask.copy()
+
+    def slab(z0: int, z1: int) -> None:
+        for z in range(z0, z1):
+            background = ~mask[z]
+            if not background.any():
+                continue
+            lab = cc3d.connected_components(background, connectivity=4)
+            lut = np.ones(int(lab.max()) + 1, bool)
+            lut[0] = False
+            lut[lab[0]] = lut[lab[-1]] = lut[lab[:, 0]] = lut[lab[:, -1]] = False
+            out[z] |= lut[lab]
+
+    _over_slabs(slab, mask.shape[0], n_threads())
+    return out
+
+
+def label_maximum(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Per-label maximum of ``values``: array of length ``n + 1`` (index = label; ``-inf``
+    for label 0 and for labels with no voxel).
+
+    Same values as ``scipy.ndimage.maximum(values, labels, range(n + 1))`` for labels
+    1..n, without its sort of the whole array. Few labels (large parts): each is read
+    on its bounding box; many labels (specks): one unbuffered pass over labelled voxels.
+    """
+    out = np.full(n + 1, -np.inf)
+    if n <= _FEW_LABELS:
+        for lab, box in enumerate(ndi.find_objects(labels, max_label=n), start=1):
+            if box is not None:
+                out[lab] = values[box][labels[box] == lab].max()
+        return out
+    where = np.flatnonzero(labels.ravel())
+    np.maximum.at(out, labels.ravel()[where], values.ravel()[where])
+    out[0] = -np.inf
+    return out
+
+
+# Up to this many labels, per-label bounding boxes beat a pass over all labelled voxels.
+_FEW_LABELS = 256
+
+
+def label_sum(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Per-label sum of ``values`` (float64, length ``n + 1``; entry 0 is 0), visiting
+    only labelled voxels."""
+    where = np.flatnonzero(labels.ravel())
+    out = np.bincount(labels.ravel()[where], weights=values.ravel()[where].astype(np.float64),
+                      minlength=n + 1)
+    out[0] = 0.0
     return out
 
 

@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist, squareform
 
-from calcinosis.anatomy.morphology import distance_outside_mm
+from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm
 from calcinosis.config import AnalysisConfig
 from calcinosis.measure.scores import agatston_score
 
@@ -54,14 +54,19 @@ class Lesion:
 
 @dataclass(frozen=True, eq=False)
 class LesionContext:
-    """Maps on the cropped grid that measurement reads (all the same shape as ``hu``)."""
+    """Maps on the cropped grid that measurement reads (all the same shape as ``hu``).
+
+    ``depth_mm`` (distance inside the body) and ``bone_distance_mm`` (distance outside
+    bone) may be None: they are then computed only where lesions are, on boxes around
+    them (see :class:`LocalDistance`), with the same values as the whole-grid maps.
+    """
 
     hu: np.ndarray
     labels: np.ndarray
     body: np.ndarray
     bone: np.ndarray
-    depth_mm: np.ndarray
-    bone_distance_mm: np.ndarray
+    depth_mm: np.ndarray | None
+    bone_distance_mm: np.ndarray | None
     spacing_zyx: tuple[float, float, float]
     offset_zyx: tuple[int, int, int]  # crop start in the full array
 
@@ -78,11 +83,13 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
     vv = float(np.prod(sp))
     pad = np.ceil((config.shell_mm + BACKGROUND_RING_MM + sp.max()) / sp).astype(int)
     boxes = ndi.find_objects(ctx.labels)
-    for lab, box in enumerate(boxes, start=1):
-        if box is None:
+    depth_map = LocalDistance(ctx.body, sp, inside=True, full=ctx.depth_mm)
+    bone_map = LocalDistance(ctx.bone, sp, inside=False, full=ctx.bone_distance_mm)
+    for lab, tight in enumerate(boxes, start=1):
+        if tight is None:
             continue
         box = tuple(slice(max(s.start - p, 0), min(s.stop + p, n))
-                    for s, p, n in zip(box, pad, ctx.labels.shape))
+                    for s, p, n in zip(tight, pad, ctx.labels.shape))
         hu = ctx.hu[box].astype(np.float32)
         labels = ctx.labels[box]
         mask = labels == lab
@@ -105,8 +112,10 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
         centroid_full = centroid_local + offset
         x, y, z = (float(v) for v in to_lps(centroid_full))
         ci = tuple(int(round(c)) for c in centroid_local)
-        depth = float(ctx.depth_mm[box][ci]) if ctx.body[box][ci] else 0.0
-        bone_dist = float(ctx.bone_distance_mm[box][mask].min())
+        corner = tuple(s.start for s in box)
+        centre = tuple(c + o for c, o in zip(ci, corner))
+        depth = depth_map.at_point(centre) if ctx.body[centre] else 0.0
+        bone_dist = bone_map.min_over(tight, ctx.labels[tight] == lab)
         compartment = _compartment(depth, bone_dist, background, config)
         side = _side(x - midline_x_mm, config.midline_mm)
         region_name = region_of((x, y, z)) if region_of else "unknown"
@@ -129,6 +138,83 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
             flags=";".join(flags),
         ))
     return lesions
+
+
+# First box margin (mm) round a lesion for its local distances; doubled until exact.
+LOCAL_DISTANCE_MARGIN_MM = 30.0
+
+
+class LocalDistance:
+    """Distances to a mask's edge read at lesion voxels, computed on boxes around them.
+
+    ``inside=True``: distance (mm) from voxels of ``mask`` to the nearest voxel outside it
+    (depth below the skin for the body mask); ``inside=False``: distance from voxels outside
+    ``mask`` to it (distance to bone). The values equal those of the whole-grid transform
+    (:func:`distance_inside_mm` / :func:`distance_outside_mm`, the array border not an edge):
+    a box grown by ``m`` voxels holds every voxel nearer than ``m`` voxel steps, so a
+    distance no larger than that is exact; otherwise the margin is doubled (starting at
+    ``LOCAL_DISTANCE_MARGIN_MM``; for depth at a point, the in-slice depth, which bounds
+    it) until it is. When a box would exceed a quarter of the grid, or the boxes together
+    would cost more than one whole-grid transform, that transform is made once and read
+    from then on. ``full``, when given, is the whole-grid map, read directly.
+    """
+
+    def __init__(self, mask: np.ndarray, spacing_zyx, *, inside: bool, full: np.ndarray | None = None):
+        self.mask = mask
+        self.sp = np.asarray(spacing_zyx, float)
+        self.inside = inside
+        self.full = full
+        self.spent = 0  # voxels transformed on boxes so far
+
+    def at_point(self, index: tuple[int, ...]) -> float:
+        """Distance at one voxel (``index`` on the mask's grid)."""
+        box = tuple(slice(i, i + 1) for i in index)
+        start_mm = LOCAL_DISTANCE_MARGIN_MM
+        if self.inside and self.full is None:
+            # The distance within the voxel's own slice bounds the 3-D one from above: a box
+            # that reaches that far holds the nearest outside voxel.
+            in_slice = distance_inside_mm(self.mask[index[0]:index[0] + 1], tuple(self.sp), in_plane=True)
+            start_mm = float(in_slice[(0, *index[1:])]) + float(self.sp.max())
+        return self.min_over(box, np.ones((1,) * len(index), bool), start_mm=start_mm)
+
+    def min_over(self, box: tuple[slice, ...], where: np.ndarray, *,
+                 start_mm: float = LOCAL_DISTANCE_MARGIN_MM) -> float:
+        """Smallest distance over the voxels ``where`` (a mask on ``box``)."""
+        if self.full is not None:
+            return float(self.full[box][where].min())
+        shape = self.mask.shape
+        margin_mm = start_mm
+        while True:
+            grow = np.ceil(margin_mm / self.sp).astype(int)
+            big = tuple(slice(max(s.start - g, 0), min(s.stop + g, n)) for s, g, n in zip(box, grow, shape))
+            whole = all(b.start == 0 and b.stop == n for b, n in zip(big, shape))
+            size = int(np.prod([b.stop - b.start for b in big]))
+            if whole or size > self.mask.size // 4 or self.spent + size > self.mask.size:
+                self.full = self._transform(self.mask)
+                return float(self.full[box][where].min())
+            self.spent += size
+            local = self.mask[big]
+            if not self.inside and not local.any():
+                value = np.inf
+            else:
+                inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(box, big))
+                value = float(self._transform(local)[inner][where].min())
+            if value <= self._reach_mm(box, big):
+                return value
+            margin_mm *= 2.0
+
+    def _transform(self, mask: np.ndarray) -> np.ndarray:
+        return (distance_inside_mm if self.inside else distance_outside_mm)(mask, tuple(self.sp))
+
+    def _reach_mm(self, box, big) -> float:
+        """Distance (mm) within which every voxel of the grid, seen from ``box``, lies in ``big``."""
+        reach = np.inf
+        for s, b, n, d in zip(box, big, self.mask.shape, self.sp):
+            if b.start > 0:
+                reach = min(reach, (s.start - b.start + 1) * d)
+            if b.stop < n:
+                reach = min(reach, (b.stop - s.stop + 1) * d)
+        return float(reach)
 
 
 def _shell_and_ring(mask: np.ndarray, sp: np.ndarray, shell_mm: float):
