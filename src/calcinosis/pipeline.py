@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 
 from calcinosis.anatomy.body import estimate_noise_hu, find_body
+from calcinosis.anatomy.cavity import find_cavity
 from calcinosis.anatomy.regions import body_regions
 from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.candidates import Detection, detect_lesions, smoothed
+from calcinosis.detect.trunk import classify_trunk_findings
 from calcinosis.measure.lesion import Lesion, LesionContext, measure_lesions
 from calcinosis.volume import Volume
 
@@ -97,7 +99,18 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     step("regions")
     regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts)
     lesions = [_with_region(lesion, regions, volume, offset) for lesion in lesions]
-    labels_full[body.crop] = det.labels
+    step("cavity")
+    trunk = _trunk_slices(mask, regions)
+    # Which way array axis 1 (rows) runs: its LPS y component > 0 means towards posterior.
+    cavity = find_cavity(mask, det.bone, sp, trunk, posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0))
+
+    def crop_index(lesion):
+        return volume.lps_to_index(np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm])) - np.asarray(offset)
+
+    lesions, skeletal, crop_labels = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp)
+    if skeletal:
+        det = replace(det, labels=crop_labels, excluded=det.excluded + tuple(skeletal))
+    labels_full[body.crop] = crop_labels
     if any(e.reason in ("metal", "external_metal") for e in det.excluded):
         warnings.append("metal in the field of view (excluded; streaks near it may hide or mimic deposits)")
     facts = {
@@ -115,6 +128,18 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
 
 # A single body part narrower than this (LPS x extent) is a limb scanned on its own.
 SINGLE_LIMB_MAX_WIDTH_MM = 200.0
+
+
+def _trunk_slices(mask: np.ndarray, regions) -> np.ndarray:
+    """Slices whose body centre lies in the chest, abdomen or pelvis."""
+    out = np.zeros(mask.shape[0], bool)
+    for z in range(mask.shape[0]):
+        pts = np.argwhere(mask[z, ::4, ::4])
+        if len(pts) == 0:
+            continue
+        cy, cx = (pts.mean(axis=0) * 4).astype(int)
+        out[z] = regions.region_at((z, int(cy), int(cx))) in ("chest", "abdomen", "pelvis", "back")
+    return out
 
 
 def _with_region(lesion: Lesion, regions, volume: Volume, offset) -> Lesion:

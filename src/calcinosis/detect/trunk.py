@@ -1,0 +1,75 @@
+"""Findings of the trunk that are not calcinosis, or not in the soft tissues of the wall.
+
+Inside the body cavity a calcification is vascular (a thin curved plaque in the wall
+of the aorta or another large vessel) or visceral (organs, bowel content, lymph
+nodes). On the rib cage a dense piece in muscle is a rib cut across by the slices
+or calcified costal cartilage: skeletal, excluded as ``rib_cage``; in the front of
+the chest wall, one set in tissue denser than muscle is calcified costal cartilage,
+excluded as ``costal_cartilage``. Deposits of the skin and the subcutaneous fat keep their compartment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from calcinosis.anatomy.cavity import Cavity
+from calcinosis.anatomy.morphology import distance_inside_mm
+from calcinosis.detect.candidates import Excluded
+from calcinosis.measure.lesion import Lesion
+
+TRUNK_REGIONS = ("chest", "abdomen", "pelvis")
+# A vessel-wall plaque is a shell: no point of it deeper than this (mm) inside it ...
+PLAQUE_MAX_HALF_THICKNESS_MM = 2.5
+PLAQUE_MAX_COMPACTNESS = 0.15
+# ... and at least this long.
+PLAQUE_MIN_LENGTH_MM = 5.0
+SOFT_WALL = ("cutaneous", "subcutaneous")
+# Hyaline cartilage is denser than muscle (about 100-140 HU against 40-60).
+CARTILAGE_MIN_HU = 85.0
+
+
+def classify_trunk_findings(
+    lesions: list[Lesion], labels: np.ndarray, cavity: Cavity, centroid_index, spacing_zyx,
+) -> tuple[list[Lesion], list[Excluded], np.ndarray]:
+    """Give cavity findings the ``vascular``/``visceral`` compartment, drop rib-cage pieces,
+    and renumber the rest 1..N (``labels`` is the cropped label map; a new one is returned).
+
+    ``centroid_index(lesion)`` gives the lesion centroid as ``(z, y, x)`` on the cropped grid.
+    """
+    kept: list[Lesion] = []
+    excluded: list[Excluded] = []
+    boxes = ndi.find_objects(labels)
+    for lesion in lesions:
+        idx = tuple(int(round(v)) for v in centroid_index(lesion))
+        if lesion.compartment in SOFT_WALL:
+            kept.append(lesion)
+            continue
+        if lesion.region in TRUNK_REGIONS + ("back",) and cavity.in_cavity(idx):
+            box = boxes[lesion.lesion_id - 1]
+            mask = labels[box] == lesion.lesion_id
+            half = float(distance_inside_mm(np.pad(mask, 1), spacing_zyx).max())
+            # A shell fills little of the ball its length spans; a nodule or bowel content fills much.
+            compact = lesion.volume_mm3 / (np.pi / 6.0 * max(lesion.max_diameter_mm, 1e-3) ** 3)
+            plaque = (half <= PLAQUE_MAX_HALF_THICKNESS_MM and compact <= PLAQUE_MAX_COMPACTNESS
+                      and lesion.max_diameter_mm >= PLAQUE_MIN_LENGTH_MM)
+            kept.append(replace(lesion, compartment="vascular" if plaque else "visceral"))
+            continue
+        if lesion.region in TRUNK_REGIONS and cavity.in_rib_cage(idx):
+            excluded.append(Excluded("rib_cage", lesion.volume_mm3, lesion.peak_hu, tuple(map(float, idx))))
+            continue
+        if (lesion.region in TRUNK_REGIONS and cavity.in_front_wall(idx)
+                and lesion.background_hu >= CARTILAGE_MIN_HU):
+            # Set in tissue denser than muscle in the front of the chest wall: cartilage.
+            excluded.append(Excluded("costal_cartilage", lesion.volume_mm3, lesion.peak_hu,
+                                     tuple(map(float, idx))))
+            continue
+        kept.append(lesion)
+    lut = np.zeros(int(labels.max()) + 1 if labels.size else 1, labels.dtype)
+    renumbered = []
+    for new_id, lesion in enumerate(kept, start=1):
+        lut[lesion.lesion_id] = new_id
+        renumbered.append(replace(lesion, lesion_id=new_id))
+    return renumbered, excluded, lut[labels]
