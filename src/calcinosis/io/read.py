@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from calcinosis.anatomy.morphology import n_threads
 from calcinosis.errors import InputError
 from calcinosis.io.dicom_read import read_dicom_series
 from calcinosis.io.dicom_scan import read_header
@@ -47,9 +49,7 @@ def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) 
     if series_uid is not None:
         raise InputError(f"series_uid applies to DICOM folders only, but {path} is a file")
     if itk_format(path) is not None:
-        # ITK fills the missing part of a truncated NIfTI with zeros: refuse it instead.
-        check_nifti_complete(path)
-        return read_itk_volume(path)
+        return _read_itk_checked(path)
     if read_header(path) is not None:
         raise InputError(
             f"{path} is a single DICOM file (one slice); a 3-D volume is needed: "
@@ -58,3 +58,26 @@ def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) 
     raise InputError(
         f"cannot read {path}: unknown file type; give a DICOM folder or a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file"
     )
+
+
+def _read_itk_checked(path: Path) -> Volume:
+    """Read an ITK-format file, refusing a truncated NIfTI.
+
+    ITK fills the missing part of a truncated NIfTI with zeros: the file is checked to be
+    whole (:func:`check_nifti_complete`, which decompresses a ``.nii.gz`` once). With more
+    than one thread the check runs beside the read (zlib and ITK release the GIL), so a
+    ``.nii.gz`` costs little more than SimpleITK's own read; a failed check wins over
+    whatever the read gave.
+    """
+    if n_threads() < 2 or not path.name.lower().endswith(".nii.gz"):
+        check_nifti_complete(path)
+        return read_itk_volume(path)
+    with ThreadPoolExecutor(1) as pool:
+        check = pool.submit(check_nifti_complete, path)
+        try:
+            volume = read_itk_volume(path)
+        except Exception:
+            check.result()  # a truncated file says so, rather than what ITK made of it
+            raise
+        check.result()
+    return volume
