@@ -14,6 +14,7 @@ from calcinosis.anatomy.morphology import (
     dilate_mm,
     distance_inside_mm,
     fill_holes_in_plane,
+    label_counts,
     label_maximum,
     margin_voxels,
 )
@@ -66,7 +67,7 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     index = np.arange(1, n + 1)
     max_depth = label_maximum(depth, labels, n)[1:]
     del depth
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    sizes = label_counts(labels, n)[1:]
     thick = max_depth >= MIN_HALF_THICKNESS_MM
     if not thick.any():
         # A small part (a hand, a child's limb): take the biggest piece rather than nothing.
