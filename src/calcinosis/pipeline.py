@@ -102,12 +102,14 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     step("cavity")
     trunk = _trunk_slices(mask, regions)
     # Which way array axis 1 (rows) runs: its LPS y component > 0 means towards posterior.
-    cavity = find_cavity(mask, det.bone, sp, trunk, posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0))
+    cavity = find_cavity(mask, det.bone, sp, trunk, posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0),
+                         hu=hu)
 
     def crop_index(lesion):
         return volume.lps_to_index(np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm])) - np.asarray(offset)
 
-    lesions, skeletal, crop_labels = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp)
+    lesions, skeletal, crop_labels = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
+                                                             hu=hu, body=mask)
     if skeletal:
         det = replace(det, labels=crop_labels, excluded=det.excluded + tuple(skeletal))
     labels_full[body.crop] = crop_labels

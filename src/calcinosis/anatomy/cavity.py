@@ -25,6 +25,9 @@ CAVITY_INSET_MM = 7.0
 RIB_BAND_MM = 8.0
 ANTERIOR_BAND_MM = 20.0
 SPINE_CENTRAL_MM = 50.0
+SPINE_MIN_DEPTH_MM = 6.0
+THORAX_MIN_LUNG_FRACTION = 0.1
+THORAX_BESIDE_SPINE_MM = 20.0
 LATERAL_BEHIND_SPINE_MM = 30.0
 # A slice has a rib cage when its bone hull covers this share of the body's cross-section.
 MIN_HULL_FRACTION = 0.35
@@ -55,7 +58,7 @@ class Cavity:
 
 
 def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: np.ndarray,
-                posterior_sign: float = 1.0) -> Cavity:
+                posterior_sign: float = 1.0, hu: np.ndarray | None = None) -> Cavity:
     """Body cavity and rib cage of the trunk slices (``trunk_slices``: bool per array slice).
 
     ``body`` and ``bone`` are on the cropped grid, slices along array axis 0, array axis 1
@@ -64,7 +67,8 @@ def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: n
     hull of the ribs also takes in.
     """
     if posterior_sign < 0:
-        flip = find_cavity(body[:, ::-1], bone[:, ::-1], spacing_zyx, trunk_slices)
+        flip = find_cavity(body[:, ::-1], bone[:, ::-1], spacing_zyx, trunk_slices,
+                           hu=None if hu is None else hu[:, ::-1])
         return Cavity(flip.cavity[:, ::-1], flip.rib_band[:, ::-1], flip.step, flip.front[:, ::-1])
     sz, sy, sx = (float(s) for s in spacing_zyx)
     step = (1, max(1, int(round(GRID_MM / sy))), max(1, int(round(GRID_MM / sx))))
@@ -80,10 +84,17 @@ def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: n
         if h.sum() >= MIN_HULL_FRACTION * max(b[z].sum(), 1):
             hull[z] = h & b[z]
     sp = (sz, sy * step[1], sx * step[2])
+    spine_bone = bone[:, ::step[1], ::step[2]]
     inside = distance_inside_mm(hull, sp, in_plane=True)
     outside = np.where(b, distance_outside_mm(hull, sp, in_plane=True), 0.0)
     has = hull.any(axis=(1, 2))
-    cavity = (inside > CAVITY_INSET_MM) & _anterior_to_spine(b, bn, sp)
+    thorax = np.zeros(b.shape[0], bool)
+    if hu is not None:
+        # Slices through the lungs: there the cavity reaches back beside the vertebral
+        # body (descending aorta, azygos, oesophagus); lower down the psoas lies there.
+        air = (hu[:, ::step[1], ::step[2]] < -500) & hull
+        thorax = air.sum(axis=(1, 2)) >= THORAX_MIN_LUNG_FRACTION * np.maximum(hull.sum(axis=(1, 2)), 1)
+    cavity = (inside > CAVITY_INSET_MM) & _anterior_to_spine(b, spine_bone, sp, thorax)
     # In front, costal cartilage runs on from the rib ends towards the sternum, in front of
     # the line between the anterior ribs: the band reaches further out there.
     reach = np.where(_anterior_half(b), ANTERIOR_BAND_MM, RIB_BAND_MM)
@@ -100,27 +111,50 @@ def _anterior_half(body: np.ndarray) -> np.ndarray:
     return out
 
 
-def _anterior_to_spine(body: np.ndarray, bone: np.ndarray, sp) -> np.ndarray:
-    """Per slice, the part of the grid in front of the spine: the spine's front edge is the
-    most anterior bone in a 20 mm wide midline strip of the body's back 60 %. Within
-    50 mm of the midline (vertebra, psoas) the cavity stops at that edge; further out
+def _anterior_to_spine(body: np.ndarray, bone: np.ndarray, sp, thorax: np.ndarray) -> np.ndarray:
+    """Per slice, the part of the grid in front of the spine. The spine's front edge is
+    the most anterior row where bone fills a 20 mm wide midline strip of the body's back
+    60 % for at least 6 mm (a vertebral body; a calcified aortic wall or a tracheal ring
+    crossing the strip does not), the most anterior within +-15 mm (slices through a disc
+    find the laminae).
+    Within 50 mm of the midline (vertebra, psoas) the cavity stops at that edge, 20 mm
+    further back in slices through the lungs (aorta beside the spine); further out
     (kidneys, colon) 30 mm behind it, in front of the back muscles."""
     out = np.ones_like(body)
     half = max(1, int(round(10.0 / sp[2])))
     central = int(round(SPINE_CENTRAL_MM / sp[2]))
     behind = int(round(LATERAL_BEHIND_SPINE_MM / sp[1]))
-    for z in range(body.shape[0]):
+    beside = int(round(THORAX_BESIDE_SPINE_MM / sp[1]))
+    run = max(1, int(round(SPINE_MIN_DEPTH_MM / sp[1])))
+    n = body.shape[0]
+    front = np.full(n, -1)
+    centre = np.full(n, -1)
+    for z in range(n):
         cols = np.flatnonzero(body[z].any(axis=0))
         rows = np.flatnonzero(body[z].any(axis=1))
         if cols.size == 0:
             continue
-        cx = (cols[0] + cols[-1]) // 2
+        centre[z] = (cols[0] + cols[-1]) // 2
         y0 = int(rows[0] + 0.4 * (rows[-1] - rows[0]))
-        strip = bone[z, y0:, max(cx - half, 0):cx + half + 1]
-        hit = np.flatnonzero(strip.any(axis=1))
+        strip = bone[z, y0:, max(centre[z] - half, 0):centre[z] + half + 1]
+        full = strip.mean(axis=1) >= 0.5
+        solid = np.convolve(full.astype(int), np.ones(run, int), mode="valid") >= run
+        hit = np.flatnonzero(solid)
         if hit.size:
-            front = y0 + hit[0]
-            lo, hi = max(cx - central, 0), cx + central + 1
-            out[z, front:, lo:hi] = False
-            out[z, front + behind:, :] = False
+            front[z] = y0 + hit[0]
+    found = np.flatnonzero(front >= 0)
+    if found.size == 0:
+        return out
+    # Through a disc the strip finds the laminae instead: take the most anterior edge
+    # within +-15 mm, which is a vertebral body's.
+    k = max(1, int(round(RIB_SLAB_MM / sp[0])))
+    for z in range(n):
+        if centre[z] < 0:
+            continue
+        near = found[np.abs(found - z) <= k]
+        f = (front[near].min() if near.size else front[found[np.argmin(np.abs(found - z))]])
+        f += beside if thorax[z] else 0
+        lo, hi = max(centre[z] - central, 0), centre[z] + central + 1
+        out[z, f:, lo:hi] = False
+        out[z, f + behind:, :] = False
     return out

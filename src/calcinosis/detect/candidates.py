@@ -22,6 +22,8 @@ RAW_SEED_SIGMA = 6.5
 RAW_SEED_MARGIN_HU = 50.0
 # A gap between a deposit and bone shows as a valley at least this deep (HU) in the smoothed image.
 BONE_SPLIT_MIN_H_HU = 60.0
+# Deposits are split from bone only on slices up to this thick (mm).
+MAX_SPLIT_SLICE_MM = 3.5
 # Depth (mm, in-plane) below which the core of a possible bone piece starts.
 HOLLOW_CORE_DEPTH_MM = 2.0
 # Larger dense pieces attached to bone are taken as bone (ossification, cartilage), not split off.
@@ -145,6 +147,11 @@ def detect_lesions(
             )
             bone[box] |= split.bone
             exclude(i, "bone")
+            if spacing_zyx[0] > MAX_SPLIT_SLICE_MM:
+                # On thick slices the bone's own texture and partial volume make valleys
+                # everywhere: pieces split off would be bone, not deposits.
+                bone[box] |= labels[box] == i
+                continue
             for sub, dep in split.deposits:
                 where = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, sub))
                 if is_hollow(hu[where], dep, spacing_zyx, thr):

@@ -27,12 +27,21 @@ PLAQUE_MAX_COMPACTNESS = 0.15
 # ... and at least this long.
 PLAQUE_MIN_LENGTH_MM = 5.0
 SOFT_WALL = ("cutaneous", "subcutaneous")
+# Soft tissue is never this dark round a deposit: only lung or gas is (HU) ...
+LUNG_MAX_HU = -300.0
+# ... deeper than the skin and a fold of fat (mm).
+LUNG_MIN_DEPTH_MM = 15.0
+# Air inside the body this close (mm, at least this many voxels) marks an airway or gut lumen.
+AIRWAY_MM = 10.0
+AIRWAY_MIN_VOXELS = 10
+AIRWAY_REGIONS = ("head_neck", "shoulder", "hip_gluteal", "pelvis", "unknown")
 # Hyaline cartilage is denser than muscle (about 100-140 HU against 40-60).
 CARTILAGE_MIN_HU = 85.0
 
 
 def classify_trunk_findings(
     lesions: list[Lesion], labels: np.ndarray, cavity: Cavity, centroid_index, spacing_zyx,
+    *, hu: np.ndarray | None = None, body: np.ndarray | None = None,
 ) -> tuple[list[Lesion], list[Excluded], np.ndarray]:
     """Give cavity findings the ``vascular``/``visceral`` compartment, drop rib-cage pieces,
     and renumber the rest 1..N (``labels`` is the cropped label map; a new one is returned).
@@ -44,9 +53,15 @@ def classify_trunk_findings(
     boxes = ndi.find_objects(labels)
     for lesion in lesions:
         idx = tuple(int(round(v)) for v in centroid_index(lesion))
-        if lesion.compartment in SOFT_WALL:
+        if lesion.background_hu < LUNG_MAX_HU and lesion.depth_mm > LUNG_MIN_DEPTH_MM:
+            # Surrounded by aerated lung (or bowel gas): inside the body, not in soft tissue.
+            kept.append(replace(lesion, compartment="visceral"))
+            continue
+        if lesion.compartment == "cutaneous":
             kept.append(lesion)
             continue
+        # Fat inside the cavity (mediastinum, mesentery) looks like subcutaneous fat: the
+        # place decides, not the tissue round the deposit.
         if lesion.region in TRUNK_REGIONS + ("back",) and cavity.in_cavity(idx):
             box = boxes[lesion.lesion_id - 1]
             mask = labels[box] == lesion.lesion_id
@@ -56,6 +71,15 @@ def classify_trunk_findings(
             plaque = (half <= PLAQUE_MAX_HALF_THICKNESS_MM and compact <= PLAQUE_MAX_COMPACTNESS
                       and lesion.max_diameter_mm >= PLAQUE_MIN_LENGTH_MM)
             kept.append(replace(lesion, compartment="vascular" if plaque else "visceral"))
+            continue
+        if (lesion.region in AIRWAY_REGIONS and hu is not None and body is not None
+                and _next_to_internal_air(hu, body, idx, spacing_zyx)):
+            # Beside the airway (laryngeal or tracheal cartilage, thyroid) or, low in the
+            # pelvis, the rectum's gas: not in the soft tissues of the wall.
+            kept.append(replace(lesion, compartment="visceral"))
+            continue
+        if lesion.compartment in SOFT_WALL:
+            kept.append(lesion)
             continue
         if lesion.region in TRUNK_REGIONS and cavity.in_rib_cage(idx):
             excluded.append(Excluded("rib_cage", lesion.volume_mm3, lesion.peak_hu, tuple(map(float, idx))))
@@ -73,3 +97,14 @@ def classify_trunk_findings(
         lut[lesion.lesion_id] = new_id
         renumbered.append(replace(lesion, lesion_id=new_id))
     return renumbered, excluded, lut[labels]
+
+
+def _next_to_internal_air(hu: np.ndarray, body: np.ndarray, idx, spacing_zyx) -> bool:
+    """Whether air inside the body (a lumen, not the outside) lies within ``AIRWAY_MM``."""
+    r = [max(1, int(np.ceil(AIRWAY_MM / s))) for s in spacing_zyx]
+    box = tuple(slice(max(i - k, 0), i + k + 1) for i, k in zip(idx, r))
+    air = (hu[box] < -500) & body[box]
+    if air.sum() < AIRWAY_MIN_VOXELS:
+        return False
+    pts = (np.argwhere(air) - [i - b.start for i, b in zip(idx, box)]) * np.asarray(spacing_zyx)
+    return bool((np.sqrt((pts ** 2).sum(axis=1)) <= AIRWAY_MM).sum() >= AIRWAY_MIN_VOXELS)
