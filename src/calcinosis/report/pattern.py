@@ -17,6 +17,10 @@ _COMPARTMENT_WORDS = {
 }
 
 
+PAIRED_REGIONS = frozenset({"shoulder", "upper_arm", "elbow", "forearm", "wrist_hand", "hip_gluteal",
+                            "thigh", "knee", "leg", "ankle_foot"})
+
+
 def _region_words(region: str) -> str:
     return region.replace("_", " ") if region != "unknown" else ""
 
@@ -30,14 +34,15 @@ def _plural(region: str) -> str:
     return irregular.get(word, word + "s" if not word.endswith("s") else word)
 
 
-def describe_pattern(lesions: Sequence[Lesion]) -> str:
+def describe_pattern(lesions: Sequence[Lesion], others: Sequence[Lesion] = ()) -> str:
     """One sentence a radiologist would write about where the deposits are.
 
     Built from counts by compartment, side and region, and from how clustered the
     deposits are; nothing is templated per case.
     """
+    tail = _others_sentence(others)
     if not lesions:
-        return "No soft-tissue calcified deposits detected."
+        return "No soft-tissue calcified deposits detected." + tail
     n = len(lesions)
     comp = Counter(lesion.compartment for lesion in lesions)
     main_comp, main_n = comp.most_common(1)[0]
@@ -53,8 +58,12 @@ def describe_pattern(lesions: Sequence[Lesion]) -> str:
         where = (f"predominantly {_COMPARTMENT_WORDS.get(main_comp, main_comp)} "
                  f"({main_n} of {n}; also {', '.join(_COMPARTMENT_WORDS.get(c, c) for c in others)})")
     if sides == {"left", "right"}:
-        side_words = "both"
-        place = f"in {side_words} {_plural(main_region)}" if main_region != "unknown" else "on both sides"
+        if main_region == "unknown":
+            place = "on both sides"
+        elif main_region in PAIRED_REGIONS:
+            place = f"in both {_plural(main_region)}"
+        else:
+            place = f"on both sides of the {_region_words(main_region)}"
     elif sides:
         side = next(iter(sides))
         place = (f"in the {side} {_region_words(main_region)}" if main_region != "unknown"
@@ -72,4 +81,13 @@ def describe_pattern(lesions: Sequence[Lesion]) -> str:
         rest = [r for r, _ in regions.most_common() if r not in (main_region, "unknown")]
         if rest:
             sentence += f"; also at the {', '.join(_region_words(r) for r in rest)}"
-    return sentence + "."
+    return sentence + "." + tail
+
+
+def _others_sentence(others: Sequence[Lesion]) -> str:
+    """Vascular and visceral calcification, said apart from the calcinosis."""
+    if not others:
+        return ""
+    comp = Counter(lesion.compartment for lesion in others)
+    parts = [f"{n} {c}" for c, n in comp.most_common()]
+    return f" Also {', '.join(parts)} calcification{'s' if len(others) > 1 else ''} (not calcinosis)."

@@ -15,6 +15,18 @@ from calcinosis.report.pattern import describe_pattern
 SCHEMA_VERSION = "1.0"
 COMPARTMENTS = ("cutaneous", "subcutaneous", "intramuscular", "juxta_osseous", "vascular", "visceral")
 SIDES = ("left", "right", "midline")
+# Soft-tissue calcinosis proper; vascular and visceral calcification is reported beside it.
+CALCINOSIS_COMPARTMENTS = ("cutaneous", "subcutaneous", "intramuscular", "juxta_osseous")
+# What each exclusion reason means, said once in summary.json.
+EXCLUSION_REASONS = {
+    "table": "CT table or mattress under the patient",
+    "external_object": "object outside the body (clothing, sheet, cable)",
+    "external_metal": "metal lying on the skin (jewellery, ECG electrode, fastener)",
+    "metal": "metal inside the body (implant)",
+    "bone": "bone (and deposits not separable from it)",
+    "rib_cage": "rib or costal cartilage cut across by the slices: skeletal, not calcinosis",
+    "costal_cartilage": "calcified costal cartilage: skeletal, not calcinosis",
+}
 INPUT_KEYS = ("modality", "kvp", "slice_thickness_mm", "convolution_kernel", "contrast_agent",
               "series_uid", "study_uid", "frame_of_reference_uid", "study_date", "manufacturer",
               "source_format")
@@ -83,10 +95,23 @@ def build_summary(analysis, *, keep_identifiers: bool = False) -> dict[str, Any]
         "by_compartment": group_burden(lesions, "compartment", COMPARTMENTS),
         "by_region": group_burden(lesions, "region"),
         "by_side": group_burden(lesions, "side", SIDES),
+        "by_region_compartment": {
+            region: group_burden([l for l in lesions if l.region == region], "compartment")
+            for region in sorted({l.region for l in lesions})
+        },
+        "calcinosis_totals": burden(l for l in lesions if l.compartment in CALCINOSIS_COMPARTMENTS),
         "low_confidence_count": sum(lesion.confidence == "low" for lesion in lesions),
-        "pattern": describe_pattern(lesions),
+        "pattern": describe_pattern([l for l in lesions if l.compartment in CALCINOSIS_COMPARTMENTS],
+                                    others=[l for l in lesions if l.compartment not in CALCINOSIS_COMPARTMENTS]),
+        "anatomy": analysis.facts.get("anatomy", {}),
         "excluded": {
             "counts": dict(sorted(Counter(e.reason for e in excluded).items())),
+            "reasons": {r: EXCLUSION_REASONS.get(r, r) for r in sorted({e.reason for e in excluded})},
+            "skeletal_and_visceral_policy": (
+                "calcified costal cartilage and rib pieces are excluded as skeletal; "
+                "vessel-wall calcification is reported as compartment 'vascular' and calcification "
+                "in organs, lung, bowel or beside the airway as 'visceral'; both count in the totals "
+                "but not in calcinosis_totals"),
             "objects": objects,
         },
         "warnings": list(analysis.warnings),

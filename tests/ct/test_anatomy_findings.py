@@ -1,0 +1,120 @@
+"""CT anatomy: compartments of trunk findings, distractors, pattern sentence, real chest CT."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from accuracy import match_lesions
+
+from calcinosis.cli import main
+from calcinosis.measure.lesion import Lesion
+from calcinosis.phantom import make_ct_phantom
+from calcinosis.pipeline import analyze
+from calcinosis.report.pattern import describe_pattern
+
+SOFT = ("cutaneous", "subcutaneous", "intramuscular")
+DISTRACTORS = ("vessels", "bowel", "cartilage", "necklace", "ecg_leads")
+
+
+@pytest.fixture(scope="module", params=[0, 1])
+def distracted(request):
+    ph = make_ct_phantom("trunk", seed=request.param, length_mm=60, distractors=DISTRACTORS)
+    analysis = analyze(ph.volume)
+    return ph, analysis
+
+
+def _lesion_at(ph, analysis, point):
+    idx = np.round(ph.volume.lps_to_index(np.asarray(point))).astype(int)
+    lab = int(analysis.labels[tuple(idx)])
+    return next((l for l in analysis.lesions if l.lesion_id == lab), None)
+
+
+def test_deposit_compartments_95pct_with_distractors(distracted):
+    ph, analysis = distracted
+    matches, _ = match_lesions(ph, analysis.lesions, analysis.labels)
+    found = [m for m in matches if m.lesion is not None]
+    right = sum(m.lesion.compartment == m.truth.compartment for m in found)
+    assert len(found) >= 0.8 * len(matches)  # detection itself is tested in test_phantom_accuracy
+    assert right >= 0.95 * len(found), [(m.truth.id, m.truth.compartment, m.lesion.compartment)
+                                         for m in found if m.lesion.compartment != m.truth.compartment]
+    assert all(m.lesion.side == m.truth.side for m in found)
+
+
+def test_metal_on_the_skin_is_never_a_lesion(distracted):
+    ph, analysis = distracted
+    for d in ph.distractors:
+        if d.kind in ("necklace_bead", "ecg_electrode", "ecg_wire"):
+            assert _lesion_at(ph, analysis, d.centroid_lps) is None, d.kind
+    assert "external_metal" in {e.reason for e in analysis.detection.excluded}
+
+
+def test_vessel_wall_calcification_is_vascular(distracted):
+    ph, analysis = distracted
+    vessels = [d for d in ph.distractors if d.kind == "vessel_wall_calcification"]
+    assert vessels
+    for d in vessels:
+        lesion = _lesion_at(ph, analysis, d.centroid_lps)
+        if lesion is None:  # the plaque's centroid may fall in the lumen: nearest lesion
+            lesion = min(analysis.lesions, key=lambda l: np.linalg.norm(
+                np.array([l.x_mm, l.y_mm, l.z_mm]) - d.centroid_lps))
+        assert lesion.compartment in ("vascular", "visceral"), lesion
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: costal cartilage below the lung bases and bowel "
+                   "content behind the spine's front can still be called intramuscular")
+def test_no_distractor_reported_in_the_soft_tissues():
+    problems = []
+    for seed in (0, 1):
+        ph = make_ct_phantom("trunk", seed=seed, length_mm=60, distractors=DISTRACTORS)
+        analysis = analyze(ph.volume)
+        for d in ph.distractors:
+            lesion = _lesion_at(ph, analysis, d.centroid_lps)
+            if lesion is not None and lesion.compartment in SOFT:
+                problems.append((seed, d.kind, lesion.compartment))
+    assert not problems, problems
+
+
+def _lesion(i, comp, side, region, diameter=5.0):
+    return Lesion(i, 0.0, 0.0, 0.0, 40.0, 10.0, 30.0, 600.0, 400.0, diameter, comp, side, region,
+                  8.0, 30.0, -100.0, 20, "high", "")
+
+
+def test_pattern_sentence_follows_the_table():
+    thighs = [_lesion(i, "subcutaneous", "left" if i % 2 else "right", "thigh") for i in range(1, 7)]
+    text = describe_pattern(thighs)
+    assert "6" in text and "subcutaneous" in text and "both thighs" in text and "injection" in text
+    back = [_lesion(i, "juxta_osseous", "left" if i % 2 else "right", "back") for i in range(1, 4)]
+    text = describe_pattern(back)
+    assert "both sides of the back" in text and "paraspinal" in text
+    elbow = [_lesion(1, "juxta_osseous", "left", "elbow", 2.0)]
+    assert describe_pattern(elbow).startswith("A single punctate")
+    assert "left elbow" in describe_pattern(elbow)
+    assert describe_pattern([]).startswith("No soft-tissue")
+    mixed = describe_pattern(thighs, others=[_lesion(9, "vascular", "left", "thigh")])
+    assert "1 vascular calcification (not calcinosis)" in mixed
+
+
+@pytest.fixture(scope="module")
+def chest(real_ct_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("chest-anatomy")
+    assert main(["analyze", str(real_ct_path), "--out", str(out), "--no-report"]) == 0
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_real_chest_is_chest_with_vascular_aortic_calcification(chest):
+    """The scan spans heart to neck; the aortic root and arch are calcified."""
+    assert chest["anatomy"]["field_of_view"] == "chest"
+    assert chest["by_region"]["chest"]["count"] >= 0.7 * chest["totals"]["count"]
+    assert chest["by_compartment"]["vascular"]["count"] >= 1
+    assert chest["by_compartment"]["cutaneous"]["count"] == 0
+    # Ribs and costal cartilage cut across by the 5 mm slices are skeletal, and said so.
+    assert "rib_cage" in chest["excluded"]["reasons"]
+    assert chest["by_region_compartment"]["chest"]
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: a few findings at the lung apex, the shoulder and "
+                   "the chin of lung1 are still called subcutaneous or intramuscular")
+def test_real_chest_has_no_soft_tissue_calcinosis(chest):
+    assert chest["calcinosis_totals"]["count"] == 0
