@@ -13,9 +13,8 @@ import numpy as np
 from calcinosis.anatomy.body import estimate_noise_hu, find_body
 from calcinosis.anatomy.cavity import find_cavity
 from calcinosis.anatomy.regions import body_regions
-from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm
 from calcinosis.config import AnalysisConfig
-from calcinosis.detect.candidates import Detection, detect_lesions, smoothed
+from calcinosis.detect.candidates import SMOOTH_SIGMA_MM, Detection, detect_lesions, smoothed
 from calcinosis.detect.trunk import classify_trunk_findings
 from calcinosis.measure.lesion import Lesion, LesionContext, measure_lesions
 from calcinosis.volume import Volume
@@ -76,7 +75,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     noise = estimate_noise_hu(hu, soft)
     muscle = mask & (hu > -30) & (hu < 120)
     tissue_level = float(np.median(hu[muscle])) if muscle.any() else 40.0
-    noise_s = estimate_noise_hu(smoothed(hu, sp), soft)
+    # Only the sampled slices are smoothed (same value as smoothing the whole crop).
+    noise_s = estimate_noise_hu(hu, soft, smooth=lambda slab: smoothed(slab, sp),
+                                smooth_reach_slices=int(np.ceil(4 * max(0.5, SMOOTH_SIGMA_MM / sp[0]))))
     if not np.isfinite(noise):
         noise, noise_s = 20.0, 5.0
         warnings.append("too little soft tissue to measure image noise; assumed 20 HU")
@@ -88,13 +89,12 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
                          noise_hu=noise)
 
     step("anatomy")
-    depth = distance_inside_mm(mask, sp)
-    bone_dist = distance_outside_mm(det.bone, sp)
     midline = _midline_x_mm(volume, mask, body.crop, body.n_parts)
 
     step("measure")
     offset = tuple(s.start for s in body.crop)
-    ctx = LesionContext(hu, det.labels, mask, det.bone, depth, bone_dist, sp, offset)
+    # Depth and bone distance are computed on boxes round the lesions (measure_lesions).
+    ctx = LesionContext(hu, det.labels, mask, det.bone, None, None, sp, offset)
     lesions = measure_lesions(ctx, volume.index_to_lps, config, midline_x_mm=midline, noise_hu=noise)
     step("regions")
     regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts)

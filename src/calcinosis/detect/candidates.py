@@ -10,7 +10,14 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bone import split_bone
-from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_in_plane, margin_voxels
+from calcinosis.anatomy.morphology import (
+    distance_inside_mm,
+    fill_holes_in_plane,
+    label_counts,
+    label_maximum,
+    label_sum,
+    margin_voxels,
+)
 from calcinosis.config import AnalysisConfig
 
 # Seeds are found on a lightly smoothed image: noise drops several-fold, a 2 mm deposit hardly.
@@ -100,12 +107,12 @@ def detect_lesions(
     if n == 0:
         return Detection(out.astype(np.uint16), bone, (), seed_thr, noise_smoothed_hu)
     idx = np.arange(1, n + 1)
-    counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    inside = ndi.sum(body, labels, idx) / np.maximum(counts, 1)
-    peak = ndi.maximum(hu, labels, idx)
+    counts = label_counts(labels, n)[1:]
+    inside = label_sum(body, labels, n)[1:] / np.maximum(counts, 1)
+    peak = label_maximum(hu, labels, n)[1:]
     smooth = smoothed(hu, spacing_zyx)
-    seed_peak = ndi.maximum(smooth, labels, idx)
-    raw_seeds = ndi.sum(hu >= raw_thr, labels, idx)
+    seed_peak = label_maximum(smooth, labels, n)[1:]
+    raw_seeds = label_sum(hu >= raw_thr, labels, n)[1:]
     boxes = ndi.find_objects(labels)
     extent = np.array([
         max((s.stop - s.start) * sp for s, sp in zip(b, spacing_zyx)) if b else 0.0 for b in boxes
