@@ -31,6 +31,9 @@ from calcinosis.anatomy.morphology import fill_holes_in_plane, open_mm
 # A deposit flush on bone may sit behind a valley this fraction of ``h`` deep, if it stands
 # outside the bone's outline smoothed by an opening with this ball (mm).
 WEAK_H_FRACTION = 0.4
+# A deposit touches the bone over a small part of its surface; a knob of the bone itself
+# (an epicondyle, a process) joins it broadly: faces to soft tissue / faces to the bone.
+BUMP_MIN_TISSUE_RATIO = 1.6
 OUTLINE_BALL_MM = 3.0
 
 Piece = tuple[tuple[slice, ...], np.ndarray]
@@ -95,7 +98,7 @@ def _valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> lis
     facing_tissue, facing_other, saddle = _border_counts(basins, n, img)
     peak = ndi.maximum(img, basins, np.arange(n + 1))
     prominence = peak - saddle
-    small = (sizes > 0) & (sizes <= max_volume) & (facing_tissue > facing_other)
+    small = (sizes > 0) & (sizes <= max_volume) & (facing_tissue > BUMP_MIN_TISSUE_RATIO * facing_other)
     small[0] = False
     if not small.any():
         return []

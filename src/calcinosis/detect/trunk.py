@@ -27,6 +27,8 @@ PLAQUE_MAX_COMPACTNESS = 0.15
 # ... and at least this long.
 PLAQUE_MIN_LENGTH_MM = 5.0
 SOFT_WALL = ("cutaneous", "subcutaneous")
+# Slices thicker than this (mm) cut ribs into separate pieces.
+THICK_SLICE_MM = 3.5
 # Soft tissue is never this dark round a deposit: only lung or gas is (HU) ...
 LUNG_MAX_HU = -300.0
 # ... deeper than the skin and a fold of fat (mm).
@@ -43,6 +45,7 @@ def classify_trunk_findings(
     lesions: list[Lesion], labels: np.ndarray, cavity: Cavity, centroid_index, spacing_zyx,
     *, hu: np.ndarray | None = None, body: np.ndarray | None = None,
 ) -> tuple[list[Lesion], list[Excluded], np.ndarray]:
+    thick_slices = float(spacing_zyx[0]) > THICK_SLICE_MM
     """Give cavity findings the ``vascular``/``visceral`` compartment, drop rib-cage pieces,
     and renumber the rest 1..N (``labels`` is the cropped label map; a new one is returned).
 
@@ -81,7 +84,9 @@ def classify_trunk_findings(
         if lesion.compartment in SOFT_WALL:
             kept.append(lesion)
             continue
-        if lesion.region in TRUNK_REGIONS and cavity.in_rib_cage(idx):
+        if thick_slices and lesion.region in TRUNK_REGIONS and cavity.in_rib_cage(idx):
+            # Only thick slices cut ribs into pieces; on thin ones a rib is one bone, and a
+            # dense piece beside it is a deposit (juxta-osseous).
             excluded.append(Excluded("rib_cage", lesion.volume_mm3, lesion.peak_hu, tuple(map(float, idx))))
             continue
         if (lesion.region in TRUNK_REGIONS and cavity.in_front_wall(idx)
