@@ -27,7 +27,7 @@ ANTERIOR_BAND_MM = 20.0
 SPINE_CENTRAL_MM = 50.0
 SPINE_MIN_DEPTH_MM = 6.0
 THORAX_MIN_LUNG_FRACTION = 0.1
-THORAX_BESIDE_SPINE_MM = 20.0
+THORAX_BESIDE_SPINE_MM = 30.0
 LATERAL_BEHIND_SPINE_MM = 30.0
 # A slice has a rib cage when its bone hull covers this share of the body's cross-section.
 MIN_HULL_FRACTION = 0.35
@@ -117,7 +117,7 @@ def _anterior_to_spine(body: np.ndarray, bone: np.ndarray, sp, thorax: np.ndarra
     60 % for at least 6 mm (a vertebral body; a calcified aortic wall or a tracheal ring
     crossing the strip does not), the most anterior within +-15 mm (slices through a disc
     find the laminae).
-    Within 50 mm of the midline (vertebra, psoas) the cavity stops at that edge, 20 mm
+    Within 50 mm of the midline (vertebra, psoas) the cavity stops at that edge, 30 mm
     further back in slices through the lungs (aorta beside the spine); further out
     (kidneys, colon) 30 mm behind it, in front of the back muscles."""
     out = np.ones_like(body)
