@@ -35,6 +35,17 @@ WEAK_H_FRACTION = 0.4
 # (an epicondyle, a process) joins it broadly: faces to soft tissue / faces to the bone.
 BUMP_MIN_TISSUE_RATIO = 1.6
 OUTLINE_BALL_MM = 3.0
+# Smoothed HU at which the structure is bone cortex for sure (a deposit small enough to hide
+# in the bone's blur stays below it).
+CORE_HU = 450.0
+# The bone's blur profile: distance bins (mm) and how far from the core it is modelled (mm).
+PROFILE_BIN_MM = 0.4
+PROFILE_REACH_MM = 5.0
+# Only on slices this thick (mm) does the blur fill the gap so that no valley is left; on
+# thinner ones the profile model finds the edges of thin bone (skull, laminae) as deposits.
+PROFILE_MIN_SLICE_MM = 2.5
+# A deposit's maximum lies at least this far from the bone's core (mm).
+MIN_GAP_DIST_MM = 1.0
 
 Piece = tuple[tuple[slice, ...], np.ndarray]
 
@@ -76,10 +87,69 @@ def split_bone(
     solid = fill_holes_in_plane(dense)
     deposits: list[Piece] = []
     bone = solid.copy()
+    taken = np.zeros(solid.shape, bool)
     for sub, basin in _valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3):
         deposits.append((sub, basin & dense[sub]))
         bone[sub] &= ~basin
+        taken[sub] |= basin
+    for sub, piece in _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3, taken):
+        deposits.append((sub, piece))
+        bone[sub] &= ~piece
     return BoneSplit(bone, tuple(deposits))
+
+
+def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken) -> list[Piece]:
+    """Deposits near the bone whose own maximum is lost on the slope of the bone's blur.
+
+    A small deposit about 1 mm from the cortex on a noisy, thick-slice scan shows no valley:
+    the bone's blur falls through it. The bone's blur is modelled as a profile of the
+    smoothed intensity against distance from the bone's core (its outline opened with a
+    3 mm ball, and everything at cortical density); what rises above that profile by more
+    than ``h_hu``, outside the core, small and facing soft tissue, is a deposit.
+    """
+    if spacing_zyx[0] < PROFILE_MIN_SLICE_MM:
+        return []
+    opened = open_mm(solid, spacing_zyx, OUTLINE_BALL_MM)
+    core = opened | (solid & (smooth_hu >= CORE_HU))
+    if not core.any() or core.all():
+        return []
+    # In-plane distance: across thick slices the bone's end is a partial-volume cap, not a
+    # profile (a slice without core is out of reach).
+    dist = ndi.distance_transform_edt(~core, sampling=(1e6, *spacing_zyx[1:]))
+    near = ~core & (dist <= PROFILE_REACH_MM)
+    bins = np.minimum((dist / PROFILE_BIN_MM).astype(np.int32), int(PROFILE_REACH_MM / PROFILE_BIN_MM) + 1)
+    profile = np.full(bins.max() + 1, np.inf, np.float32)
+    for b in np.unique(bins[near]):
+        profile[b] = np.median(smooth_hu[near & (bins == b)])
+    residual = smooth_hu - profile[bins]
+    cand = dense & near & ~taken & (residual >= 0.5 * h_hu)
+    labels, n = ndi.label(cand, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return []
+    idx = np.arange(1, n + 1)
+    vv = float(np.prod(spacing_zyx))
+    # The deposit's own maximum: a voxel above its in-plane neighbours. On the flank of the
+    # bone (or of a thin plate of it, below cortical density on thick slices) the intensity
+    # still rises towards the bone.
+    own_max = smooth_hu >= ndi.maximum_filter(smooth_hu, size=(1, 3, 3))
+    peak = ndi.maximum(np.where(own_max, residual, -np.inf), labels, idx)
+    peak_dist = ndi.maximum(np.where(residual >= 0.5 * h_hu, dist, 0), labels, idx)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:] * vv
+    out = []
+    objects = ndi.find_objects(labels)
+    face = ndi.generate_binary_structure(3, 1)
+    for k in np.flatnonzero((peak >= h_hu) & (sizes <= max_volume) & (peak_dist >= MIN_GAP_DIST_MM)):
+        sub = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in objects[k])
+        piece = labels[sub] == k + 1
+        shell = ndi.binary_dilation(piece, structure=face) & ~piece
+        facing_tissue = int((shell & ~solid[sub]).sum())
+        facing_bone = int((shell & solid[sub]).sum())
+        if facing_tissue <= BUMP_MIN_TISSUE_RATIO * facing_bone:
+            continue
+        # The deposit's blur fringe above its own threshold, not the bone's.
+        piece |= shell & dense[sub] & ~core[sub] & ~taken[sub] & (residual[sub] > 0)
+        out.append((sub, piece))
+    return out
 
 
 def _valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list[Piece]:
