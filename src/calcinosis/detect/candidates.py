@@ -29,6 +29,9 @@ RAW_SEED_SIGMA = 6.5
 RAW_SEED_MARGIN_HU = 50.0
 # A gap between a deposit and bone shows as a valley at least this deep (HU) in the smoothed image.
 BONE_SPLIT_MIN_H_HU = 60.0
+# A bone-sized structure with fewer voxels than this share at metal level is bone with
+# enamel (teeth) or a few saturated voxels, not metal.
+TOOTH_METAL_FRACTION = 0.02
 # Deposits are split from bone only on slices up to this thick (mm).
 MAX_SPLIT_SLICE_MM = 3.5
 # Depth (mm, in-plane) below which the core of a possible bone piece starts.
@@ -140,9 +143,11 @@ def detect_lesions(
                 y_mid = (boxes[k][1].start + boxes[k][1].stop) / 2
                 exclude(i, "table" if body_box_y and y_mid > body_box_y[1] else "external_object")
             continue  # specks of noise outside the body are not worth a line
-        if peak[k] >= config.metal_hu:
+        if peak[k] >= config.metal_hu and not (big and _metal_fraction(hu, labels, boxes[k], i,
+                                                                       config.metal_hu) < TOOTH_METAL_FRACTION):
             # Jewellery, ECG buttons and clothing fasteners lie on the skin: part of them is
-            # outside the body. An implant is wholly inside.
+            # outside the body. An implant is wholly inside. (A skeleton whose few densest
+            # voxels reach metal level, tooth enamel, stays bone.)
             exclude(i, "external_metal" if inside[k] < 1.0 else "metal")
             continue
         if big:
@@ -199,6 +204,11 @@ def is_hollow(hu: np.ndarray, mask: np.ndarray, spacing_zyx, threshold_hu: float
     vals = hu[mask]
     p90 = float(np.percentile(vals, 90))
     return float(np.median(hu[core])) < threshold_hu + 0.5 * (p90 - threshold_hu)
+
+
+def _metal_fraction(hu, labels, box, label, metal_hu) -> float:
+    mask = labels[box] == label
+    return float((hu[box][mask] >= metal_hu).sum()) / max(int(mask.sum()), 1)
 
 
 def _grow(box, margin, shape):

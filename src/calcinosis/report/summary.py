@@ -13,6 +13,8 @@ from calcinosis.measure.lesion import Lesion
 from calcinosis.report.pattern import describe_pattern
 
 SCHEMA_VERSION = "1.0"
+# Bone structures at least this large (mm^3) are listed one by one among the excluded objects.
+LISTED_BONE_MM3 = 5000.0
 COMPARTMENTS = ("cutaneous", "subcutaneous", "intramuscular", "juxta_osseous", "vascular", "visceral")
 SIDES = ("left", "right", "midline")
 # Soft-tissue calcinosis proper; vascular and visceral calcification is reported beside it.
@@ -72,8 +74,8 @@ def build_summary(analysis, *, keep_identifiers: bool = False) -> dict[str, Any]
         offset = np.asarray(analysis.facts["crop_offset"], float)
     objects = []
     for e in excluded:
-        if e.reason == "bone":
-            continue
+        if e.reason == "bone" and e.volume_mm3 < LISTED_BONE_MM3:
+            continue  # bone fragments are counted, not listed
         x, y, z = (round(float(v), 2) for v in to_lps(np.asarray(e.centroid_index) + offset))
         objects.append({"reason": e.reason, "volume_mm3": round(e.volume_mm3, 1),
                         "peak_hu": round(e.peak_hu, 1), "x_mm": x, "y_mm": y, "z_mm": z})
