@@ -27,6 +27,10 @@ RAW_SEED_SIGMA = 6.5
 # ... and at least this far above the threshold: bone fringe specks on quiet scans only
 # graze it.
 RAW_SEED_MARGIN_HU = 50.0
+# One voxel alone is a seed this many noise SDs above soft tissue (noise: once in 10^17
+# voxels), and this far above the threshold: a 2 mm deposit averaged into a 3 mm slice.
+SINGLE_SEED_SIGMA = 8.5
+SINGLE_SEED_MARGIN_HU = 150.0
 # A gap between a deposit and bone shows as a valley at least this deep (HU) in the smoothed image.
 BONE_SPLIT_MIN_H_HU = 60.0
 # A bone-sized structure with fewer voxels than this share at metal level is bone with
@@ -100,6 +104,8 @@ def detect_lesions(
     vv = float(np.prod(spacing_zyx))
     thr = config.threshold_hu
     seed_thr = max(thr, tissue_level_hu + config.seed_sigma * noise_smoothed_hu)
+    single_thr = max(thr + SINGLE_SEED_MARGIN_HU,
+                     tissue_level_hu + SINGLE_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
     raw_thr = max(thr + RAW_SEED_MARGIN_HU,
                   tissue_level_hu + RAW_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
     dense = hu >= thr
@@ -172,7 +178,8 @@ def detect_lesions(
                     out[where][dep] = next_label
                     next_label += 1
             continue
-        if (seed_peak[k] < seed_thr and raw_seeds[k] < 2) or volume[k] < config.min_volume_mm3:
+        if ((seed_peak[k] < seed_thr and raw_seeds[k] < 2 and peak[k] < single_thr)
+                or volume[k] < config.min_volume_mm3):
             continue  # noise speck or partial-volume fringe
         if is_hollow(hu[boxes[k]], labels[boxes[k]] == i, spacing_zyx, thr):
             # A cortical shell round a marrow space: a piece of bone (a rib or a process cut
