@@ -11,7 +11,7 @@ from scipy.spatial.distance import pdist, squareform
 
 from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm
 from calcinosis.config import AnalysisConfig
-from calcinosis.measure.scores import agatston_score
+from calcinosis.measure.scores import agatston_score, background_corrected_mass_mg
 
 # Contract columns of lesions.csv, in order; more may follow.
 CSV_COLUMNS = (
@@ -102,8 +102,8 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
             ring_ok = ring & ctx.body[box] & (hu < config.threshold_hu)
         background = float(np.median(hu[ring_ok])) if ring_ok.any() else 0.0
         region = (region | mask) & ~bone_near & ~other
-        excess = float((hu[region].astype(np.float64) - background).sum())
-        mass = config.mass_calibration_mg_per_hu_cm3 * excess * vv / 1000.0
+        mass = background_corrected_mass_mg(hu, region, background, vv,
+                                            config.mass_calibration_mg_per_hu_cm3)
         vals = hu[mask]
         coords = np.argwhere(mask)
         w = np.clip(vals - background, 1e-3, None)
