@@ -98,16 +98,18 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     lesions = measure_lesions(ctx, volume.index_to_lps, config, midline_x_mm=midline, noise_hu=noise)
     step("regions")
     regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts)
-    lesions = [_with_region(lesion, regions, volume, offset) for lesion in lesions]
+
+    def crop_index(lesion):
+        """Fractional (z, y, x) index of the lesion centroid on the cropped grid."""
+        return volume.lps_to_index(np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm])) - np.asarray(offset)
+
+    lesions = [replace(lesion, region=regions.region_at(tuple(int(round(v)) for v in crop_index(lesion))))
+               for lesion in lesions]
     step("cavity")
     trunk = _trunk_slices(mask, regions)
     # Which way array axis 1 (rows) runs: its LPS y component > 0 means towards posterior.
     cavity = find_cavity(mask, det.bone, sp, trunk, posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0),
                          hu=hu)
-
-    def crop_index(lesion):
-        return volume.lps_to_index(np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm])) - np.asarray(offset)
-
     lesions, skeletal, crop_labels = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
                                                              hu=hu, body=mask)
     if skeletal:
@@ -142,11 +144,6 @@ def _trunk_slices(mask: np.ndarray, regions) -> np.ndarray:
         cy, cx = (pts.mean(axis=0) * 4).astype(int)
         out[z] = regions.region_at((z, int(cy), int(cx))) in ("chest", "abdomen", "pelvis", "back")
     return out
-
-
-def _with_region(lesion: Lesion, regions, volume: Volume, offset) -> Lesion:
-    index = volume.lps_to_index(np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm])) - np.asarray(offset)
-    return replace(lesion, region=regions.region_at(tuple(int(round(v)) for v in index)))
 
 
 def _midline_x_mm(volume: Volume, mask: np.ndarray, crop, n_parts: int) -> float:

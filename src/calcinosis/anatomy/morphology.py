@@ -97,11 +97,6 @@ def open_mm(mask, spacing_zyx, radius_mm, *, in_plane=False):
                      radius_mm, in_plane=in_plane)
 
 
-def close_mm(mask, spacing_zyx, radius_mm, *, in_plane=False):
-    return erode_mm(dilate_mm(mask, spacing_zyx, radius_mm, in_plane=in_plane), spacing_zyx,
-                    radius_mm, in_plane=in_plane)
-
-
 def fill_holes_in_plane(mask: np.ndarray) -> np.ndarray:
     """Fill holes slice by slice (lungs, bowel gas, marrow are holes of the body in a slice).
 

@@ -48,7 +48,7 @@ MAX_ATTACHED_DEPOSIT_MM3 = 2500.0
 class Excluded:
     """A dense object that is not a lesion, and why."""
 
-    reason: str  # table | external_object | external_metal | metal | bone
+    reason: str  # table | external_object | external_metal | metal | bone | rib_cage | costal_cartilage
     volume_mm3: float
     peak_hu: float
     centroid_index: tuple[float, float, float]  # (z, y, x) on the cropped grid
@@ -158,18 +158,18 @@ def detect_lesions(
             continue
         if big:
             box = _grow(boxes[k], margin, hu.shape)
+            exclude(i, "bone")
+            if spacing_zyx[0] > MAX_SPLIT_SLICE_MM:
+                # On thick slices the bone's own texture and partial volume make valleys
+                # everywhere: pieces split off would be bone, not deposits. No split.
+                bone[box] |= fill_holes_in_plane(labels[box] == i)
+                continue
             split = split_bone(
                 labels[box] == i, smooth[box], spacing_zyx,
                 h_hu=max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu),
                 max_deposit_volume_mm3=min(config.bone_min_volume_mm3, MAX_ATTACHED_DEPOSIT_MM3),
             )
             bone[box] |= split.bone
-            exclude(i, "bone")
-            if spacing_zyx[0] > MAX_SPLIT_SLICE_MM:
-                # On thick slices the bone's own texture and partial volume make valleys
-                # everywhere: pieces split off would be bone, not deposits.
-                bone[box] |= labels[box] == i
-                continue
             for sub, dep in split.deposits:
                 where = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, sub))
                 if is_hollow(hu[where], dep, spacing_zyx, thr):
