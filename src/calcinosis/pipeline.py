@@ -71,10 +71,18 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     mask = body.mask
 
     step("noise")
-    soft = mask & (hu > -200) & (hu < 120)
+
+    def soft(z: int) -> np.ndarray:  # soft tissue of one slice (the noise estimate samples slices)
+        return mask[z] & (hu[z] > -200) & (hu[z] < 120)
+
     noise = estimate_noise_hu(hu, soft)
-    muscle = mask & (hu > -30) & (hu < 120)
-    tissue_level = float(np.median(hu[muscle])) if muscle.any() else 40.0
+    # Soft-tissue level: the median of muscle-range voxels, from every 2nd voxel on each axis
+    # (millions of voxels still: the same median to a fraction of a HU, 8 times cheaper).
+    every2 = (slice(None, None, 2),) * 3
+    hu2 = hu[every2]
+    muscle = mask[every2] & (hu2 > -30) & (hu2 < 120)
+    tissue_level = float(np.median(hu2[muscle])) if muscle.any() else 40.0
+    del hu2, muscle
     # Only the sampled slices are smoothed (same value as smoothing the whole crop).
     noise_s = estimate_noise_hu(hu, soft, smooth=lambda slab: smoothed(slab, sp),
                                 smooth_reach_slices=int(np.ceil(4 * max(0.5, SMOOTH_SIGMA_MM / sp[0]))))
@@ -94,7 +102,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     step("measure")
     offset = tuple(s.start for s in body.crop)
     # Depth and bone distance are computed on boxes round the lesions (measure_lesions).
-    ctx = LesionContext(hu, det.labels, mask, det.bone, None, None, sp, offset)
+    ctx = LesionContext(hu, det.labels, mask, det.bone, None, None, sp, offset, det.boxes)
     lesions = measure_lesions(ctx, volume.index_to_lps, config, midline_x_mm=midline, noise_hu=noise)
     step("regions")
     regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts)
@@ -113,7 +121,8 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     lesions, skeletal, crop_labels = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
                                                              hu=hu, body=mask)
     if skeletal:
-        det = replace(det, labels=crop_labels, excluded=det.excluded + tuple(skeletal))
+        # Renumbered: the detection's per-label boxes no longer apply.
+        det = replace(det, labels=crop_labels, excluded=det.excluded + tuple(skeletal), boxes=())
     labels_full[body.crop] = crop_labels
     if any(e.reason in ("metal", "external_metal") for e in det.excluded):
         warnings.append("metal in the field of view (excluded; streaks near it may hide or mimic deposits)")

@@ -228,3 +228,33 @@ def test_real_chest_ct_is_chest():
             assert rm.region_at((z, back, cx)) == "back", z
     assert rm.region_at((top, int(np.nonzero(b.mask[top])[0].mean()), int(np.nonzero(b.mask[top])[1].mean()))) \
         in ("chest", "head_neck")
+
+
+def test_block_features_match_a_padded_float_reduction():
+    """The block shares and maxima (read per slab with reduceat) equal a plain padded float
+    reduction, ragged edges and a short last slab included."""
+    from calcinosis.anatomy.regions import AIR_HU, _block_features
+
+    rng = np.random.default_rng(3)
+    hu = rng.normal(0.0, 400.0, (23, 101, 97)).astype(np.int16)
+    body = rng.random(hu.shape) > 0.3
+    bone = rng.random(hu.shape) > 0.8
+    block = (4, 5, 6)
+
+    def reduce(a, fn, pad):
+        bz, by, bx = block
+        oz, oy, ox = (-(-n // b) for n, b in zip(a.shape, block))
+        full = np.full((oz * bz, oy * by, ox * bx), pad, np.float32)
+        full[:a.shape[0], :a.shape[1], :a.shape[2]] = a
+        out = fn(full.reshape(oz, bz, oy, by, ox, bx), axis=(1, 3, 5))
+        if a.shape[0] % bz and fn is np.mean:  # a short last slab averages the slices it has
+            last = a[(oz - 1) * bz:]
+            out[-1] = reduce(np.pad(last, ((0, 0), (0, 0), (0, 0))), np.sum, 0)[0] / (last.shape[0] * by * bx)
+        return out
+
+    got = _block_features(hu, body, bone, block)
+    want = (reduce(body, np.mean, 0), reduce(bone, np.mean, 0), reduce(body & (hu < AIR_HU), np.mean, 0),
+            reduce(hu, np.max, hu.min()))
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        assert np.allclose(g, w, atol=1e-6)

@@ -10,13 +10,15 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.morphology import (
+    over_slabs,
     bbox_of,
     dilate_mm,
     distance_inside_mm,
-    fill_holes_in_plane,
+    fill_holes_2d,
     label_counts,
     label_maximum,
     margin_voxels,
+    n_threads,
 )
 
 AIR_HU = -500.0
@@ -46,24 +48,40 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     Air is below -500 HU. The table and thin objects are removed by an in-plane opening
     (disk of 4 mm); of what is left, connected parts at least 24 mm thick are body parts
     (two thighs are two parts). Holes inside a slice (lungs, bowel gas) are filled.
+
+    Which parts are body is decided on an in-plane grid of about 2 mm (the opening and the
+    thickness test need no finer detail); the skin is then drawn at full resolution, slice
+    by slice: the non-air voxels of the kept coarse pixels, grown by the pixels the
+    sampling may have missed (and, like the opening's discrete disk, a voxel of whatever
+    touches the skin).
     """
-    not_air = hu > AIR_HU
-    box = bbox_of(not_air, margin_voxels(spacing_zyx, 5.0))
-    if box is None:
+    sz, sy, sx = (float(s) for s in spacing_zyx)
+    f = max(1, int(COARSE_MM // max(sy, sx)))
+    # The box round everything not air, from the coarse samples (a coarse pixel of margin).
+    sample = hu[:, f // 2::f, f // 2::f] > AIR_HU
+    cbox = bbox_of(sample, (0, 1, 1))
+    if cbox is None:
         return Body((slice(0, 0),) * 3, np.zeros((0, 0, 0), bool), 0)
-    sub = np.ascontiguousarray(not_air[box])
-    del not_air
-    # The opening's erosion, and the thickness test, both read the in-plane depth of ``sub``.
+    mz, my, mx = margin_voxels(spacing_zyx, 5.0)
+    box = (slice(max(cbox[0].start - mz, 0), min(cbox[0].stop + mz, hu.shape[0])),
+           slice(max(cbox[1].start * f - my, 0), min(cbox[1].stop * f + my, hu.shape[1])),
+           slice(max(cbox[2].start * f - mx, 0), min(cbox[2].stop * f + mx, hu.shape[2])))
+    del sample
+    sub_hu = hu[box]
+    coarse = _coarse_tissue(sub_hu, f)
+    sp_c = (sz, sy * f, sx * f)
+    # The opening's erosion, and the thickness test, both read the in-plane depth.
     # A part's deepest point is deeper than the opening radius, so it survives the opening,
     # and (for depths beyond twice the radius) its depth in the opened part equals its
-    # depth in ``sub``: the thickness test reads the depth before the opening, which spares
+    # depth before: the thickness test reads the depth before the opening, which spares
     # a third distance transform.
-    depth = distance_inside_mm(sub, spacing_zyx, in_plane=True)
-    opened = dilate_mm(depth > TABLE_OPENING_MM, spacing_zyx, TABLE_OPENING_MM, in_plane=True)
+    depth = distance_inside_mm(coarse, sp_c, in_plane=True)
+    del coarse
+    opened = dilate_mm(depth > TABLE_OPENING_MM, sp_c, TABLE_OPENING_MM, in_plane=True)
     labels, n = cc3d.connected_components(opened, connectivity=6, return_N=True)
     del opened
     if n == 0:
-        return Body(box, np.zeros_like(sub), 0)
+        return Body(box, np.zeros(sub_hu.shape, bool), 0)
     index = np.arange(1, n + 1)
     max_depth = label_maximum(depth, labels, n)[1:]
     del depth
@@ -75,24 +93,67 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     keep = thick & (sizes >= 0.02 * sizes[thick].max())
     lut = np.zeros(n + 1, bool)
     lut[index[keep]] = True
-    mask = lut[labels]
+    kept = lut[labels]
     del labels
-    # The opening's discrete disk can shave a voxel off the skin: give back the tissue
-    # voxels next to the kept parts (in-plane 4-neighbours).
-    ring = mask.copy()
-    ring[:, 1:, :] |= mask[:, :-1, :]
-    ring[:, :-1, :] |= mask[:, 1:, :]
-    ring[:, :, 1:] |= mask[:, :, :-1]
-    ring[:, :, :-1] |= mask[:, :, 1:]
-    mask = fill_holes_in_plane(ring & sub)
-    del ring
+    mask = _full_resolution_mask(sub_hu, kept, f)
     final = bbox_of(mask, margin_voxels(spacing_zyx, 20.0))
-    inner = tuple(slice(f.start, f.stop) for f in final)  # type: ignore[union-attr]
+    if final is None:
+        return Body(box, mask, 0)
+    inner = tuple(slice(f.start, f.stop) for f in final)
     crop = tuple(slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner))
     return Body(crop, np.ascontiguousarray(mask[inner]), int(keep.sum()))  # type: ignore[arg-type]
 
 
-def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray, *, max_slices: int = 24,
+# In-plane grid (mm) on which body parts are told from the table and objects.
+COARSE_MM = 2.0
+
+
+def _coarse_tissue(hu: np.ndarray, f: int) -> np.ndarray:
+    """In-plane blocks of f x f voxels that hold no air (the ragged edge dropped).
+
+    All, not any: a narrow gap between two thighs, or between the back and the table
+    pad, stays open on the coarse grid (sampling one voxel a block could skip it)."""
+    cy, cx = hu.shape[1] // f, hu.shape[2] // f
+    low = hu[:, 0:cy * f:f, 0:cx * f:f].copy()
+    for i in range(f):
+        for j in range(f):
+            if i or j:
+                np.minimum(low, hu[:, i:cy * f:f, j:cx * f:f], out=low)
+    return low > AIR_HU
+
+
+def _full_resolution_mask(hu: np.ndarray, kept: np.ndarray, f: int) -> np.ndarray:
+    """The body at full resolution from the kept coarse blocks of f x f voxels, slice by
+    slice so that each slice's work stays in cache.
+
+    A voxel is body when it is not air and lies in a kept block or within ``f`` voxels
+    (8-neighbour steps through non-air) of one: the skin's partly-air blocks, and, like
+    the original opening's discrete disk, a voxel or so of what touches the skin.
+    Then holes are filled."""
+    nz, ny, nx = hu.shape
+    rows = np.minimum(np.arange(ny) // f, kept.shape[1] - 1)
+    cols = np.minimum(np.arange(nx) // f, kept.shape[2] - 1)
+    out = np.empty(hu.shape, bool)
+
+    def slab(z0: int, z1: int) -> None:
+        for z in range(z0, z1):
+            tissue = hu[z] > AIR_HU
+            m = kept[z][rows][:, cols] & tissue
+            for _ in range(f):
+                r = m.copy()
+                r[1:] |= m[:-1]
+                r[:-1] |= m[1:]
+                g = r.copy()
+                g[:, 1:] |= r[:, :-1]
+                g[:, :-1] |= r[:, 1:]
+                m = g & tissue
+            out[z] = fill_holes_2d(m)
+
+    over_slabs(slab, nz, n_threads())
+    return out
+
+
+def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray | Callable[[int], np.ndarray], *, max_slices: int = 24,
                       smooth: Callable[[np.ndarray], np.ndarray] | None = None,
                       smooth_reach_slices: int = 8) -> float:
     """Standard deviation (HU) of image noise in homogeneous soft tissue.
@@ -100,6 +161,7 @@ def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray, *, max_slices: int = 2
     Robust (MAD) spread of the difference between each voxel and the mean of its
     in-plane 5 x 5 neighbourhood, over voxels whose neighbourhood is all ``tissue``,
     on up to ``max_slices`` evenly spaced slices; scaled for the 1/25 self-weight.
+    ``tissue`` is a boolean array like ``hu`` or a function giving slice ``z``'s mask.
 
     ``smooth``, when given, maps a slab of ``hu`` (``[z, y, x]``) to its smoothed image:
     the noise is then that of the smoothed image. Only the sampled slices are smoothed,
@@ -111,7 +173,7 @@ def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray, *, max_slices: int = 2
     zs = np.unique(np.linspace(0, nz - 1, min(nz, max_slices)).round().astype(int))
     resid = []
     for z in zs:
-        ok = ndi.binary_erosion(tissue[z], structure=np.ones((5, 5), bool))
+        ok = ndi.binary_erosion(tissue(z) if callable(tissue) else tissue[z], structure=np.ones((5, 5), bool))
         if ok.sum() < 50:
             continue
         if smooth is None:

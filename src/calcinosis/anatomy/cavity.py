@@ -5,7 +5,8 @@ The ribs lie in the chest wall: the convex hull of the bone in a slice of the tr
 by the slice count) outlines the chest wall's middle. Its inside, a few mm in, is
 the body cavity (lungs, heart, great vessels, abdominal organs and bowel); a band
 round its outline is the rib cage itself (ribs and costal cartilage). Computed on
-a 2-4 mm grid: none of this needs fine detail.
+a grid of about 2 mm (slices of up to 2 mm are sampled too): none of this needs
+fine detail.
 """
 
 from __future__ import annotations
@@ -71,20 +72,21 @@ def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: n
                            hu=None if hu is None else hu[:, ::-1])
         return Cavity(flip.cavity[:, ::-1], flip.rib_band[:, ::-1], flip.step, flip.front[:, ::-1])
     sz, sy, sx = (float(s) for s in spacing_zyx)
-    step = (1, max(1, int(round(GRID_MM / sy))), max(1, int(round(GRID_MM / sx))))
-    b = body[:, ::step[1], ::step[2]]
-    bn = bone[:, ::step[1], ::step[2]]
-    slab = max(1, int(round(2 * RIB_SLAB_MM / sz)) | 1)
-    bn = ndi.maximum_filter1d(bn.astype(np.uint8), size=slab, axis=0).astype(bool) & b
+    step = (max(1, int(GRID_MM // sz)), max(1, int(round(GRID_MM / sy))), max(1, int(round(GRID_MM / sx))))
+    grid = (slice(None, None, step[0]), slice(None, None, step[1]), slice(None, None, step[2]))
+    b = body[grid]
+    spine_bone = bone[grid]
+    trunk_slices = np.asarray(trunk_slices, bool)[::step[0]]
+    slab = max(1, int(round(2 * RIB_SLAB_MM / (sz * step[0]))) | 1)
+    bn = ndi.maximum_filter1d(spine_bone.view(np.uint8), size=slab, axis=0).view(bool) & b
     hull = np.zeros_like(b)
     for z in np.flatnonzero(trunk_slices):
         if bn[z].sum() < 8:
             continue
-        h = convex_hull_image(bn[z])
+        h = _hull_in_plane(bn[z])
         if h.sum() >= MIN_HULL_FRACTION * max(b[z].sum(), 1):
             hull[z] = h & b[z]
-    sp = (sz, sy * step[1], sx * step[2])
-    spine_bone = bone[:, ::step[1], ::step[2]]
+    sp = (sz * step[0], sy * step[1], sx * step[2])
     inside = distance_inside_mm(hull, sp, in_plane=True)
     outside = np.where(b, distance_outside_mm(hull, sp, in_plane=True), 0.0)
     has = hull.any(axis=(1, 2))
@@ -92,7 +94,7 @@ def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: n
     if hu is not None:
         # Slices through the lungs: there the cavity reaches back beside the vertebral
         # body (descending aorta, azygos, oesophagus); lower down the psoas lies there.
-        air = (hu[:, ::step[1], ::step[2]] < -500) & hull
+        air = (hu[grid] < -500) & hull
         thorax = air.sum(axis=(1, 2)) >= THORAX_MIN_LUNG_FRACTION * np.maximum(hull.sum(axis=(1, 2)), 1)
     cavity = (inside > CAVITY_INSET_MM) & _anterior_to_spine(b, spine_bone, sp, thorax)
     # In front, costal cartilage runs on from the rib ends towards the sternum, in front of
@@ -101,6 +103,16 @@ def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: n
     band = has[:, None, None] & (((inside > 0) & (inside <= RIB_BAND_MM))
                                  | ((outside > 0) & (outside <= reach)))
     return Cavity(cavity, band, step, has[:, None, None] & _anterior_half(b))
+
+
+def _hull_in_plane(mask: np.ndarray) -> np.ndarray:
+    """Convex hull image of a 2-D mask, computed on the mask's bounding box only."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    out = np.zeros_like(mask)
+    out[box] = convex_hull_image(mask[box])
+    return out
 
 
 def _anterior_half(body: np.ndarray) -> np.ndarray:

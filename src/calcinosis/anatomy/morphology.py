@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 THREADS_ENV = ("CALCINOSIS_THREADS", "OMP_NUM_THREADS")
+SMALL_FOR_THREADS = 1 << 20
 
 
 def n_threads() -> int:
@@ -55,16 +56,17 @@ def distance_inside_mm(mask: np.ndarray, spacing_zyx, *, in_plane: bool = False)
         for z in range(z0, z1):
             out[z] = edt.edt(mask[z], anisotropy=(sy, sx), black_border=False, parallel=1)
 
-    _over_slabs(slab, mask.shape[0], threads)
+    over_slabs(slab, mask.shape[0], threads, mask.size)
     return out
 
 
-def _over_slabs(work, nz: int, threads: int) -> None:
+def over_slabs(work, nz: int, threads: int, size: int | None = None) -> None:
     """Run ``work(z0, z1)`` over contiguous slabs of ``range(nz)``, on up to ``threads`` threads
     (edt and cc3d release the GIL). Each slab writes its own slices: the result does not
-    depend on the number of threads."""
+    depend on the number of threads. Arrays of fewer than ``SMALL_FOR_THREADS`` voxels
+    (``size``) run in this thread: starting a pool costs more than they do."""
     threads = max(1, min(threads, nz))
-    if threads == 1:
+    if threads == 1 or (size is not None and size < SMALL_FOR_THREADS):
         work(0, nz)
         return
     bounds = np.linspace(0, nz, threads + 1).round().astype(int)
@@ -105,21 +107,26 @@ def fill_holes_in_plane(mask: np.ndarray) -> np.ndarray:
     4-connected background component that does not touch the slice border.
     """
     mask = np.ascontiguousarray(mask, dtype=bool)
-    out = mask.copy()
+    out = np.empty_like(mask)
 
     def slab(z0: int, z1: int) -> None:
         for z in range(z0, z1):
-            background = ~mask[z]
-            if not background.any():
-                continue
-            lab = cc3d.connected_components(background, connectivity=4)
-            lut = np.ones(int(lab.max()) + 1, bool)
-            lut[0] = False
-            lut[lab[0]] = lut[lab[-1]] = lut[lab[:, 0]] = lut[lab[:, -1]] = False
-            out[z] |= lut[lab]
+            out[z] = fill_holes_2d(mask[z])
 
-    _over_slabs(slab, mask.shape[0], n_threads())
+    over_slabs(slab, mask.shape[0], n_threads(), mask.size)
     return out
+
+
+def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
+    """One slice of :func:`fill_holes_in_plane` (a new array)."""
+    background = ~mask
+    if not background.any():
+        return mask.copy()
+    lab = cc3d.connected_components(background, connectivity=4)
+    lut = np.ones(int(lab.max()) + 1, bool)
+    lut[0] = False
+    lut[lab[0]] = lut[lab[-1]] = lut[lab[:, 0]] = lut[lab[:, -1]] = False
+    return mask | lut[lab]
 
 
 def label_maximum(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:

@@ -163,10 +163,11 @@ def body_regions(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, spacing_zyx
     block = tuple(max(1, int(round(BLOCK_MM / s))) for s in sp_c)
     bsp = np.array(block, float) * sp_c
     chu, cbody, cbone = canon
-    body_b = _block_mean(cbody, block) >= 0.5
-    bone_b = (_block_mean(cbone, block) >= 0.3) & body_b
-    air_b = (_block_mean(cbody & (chu < AIR_HU), block) >= 0.5) & body_b
-    dense_b = _block_max(chu, block) >= DENSE_HU
+    body_f, bone_f, air_f, hu_max = _block_features(chu, cbody, cbone, block)
+    body_b = body_f >= 0.5
+    bone_b = (bone_f >= 0.3) & body_b
+    air_b = (air_f >= 0.5) & body_b
+    dense_b = hu_max >= DENSE_HU
 
     raw = np.zeros(body_b.shape, np.uint8)
     pelvis_inside = np.zeros(body_b.shape, bool)
@@ -208,28 +209,35 @@ def _to_canonical(a: np.ndarray, perm, flip) -> np.ndarray:
     return out
 
 
-def _block_mean(mask: np.ndarray, block) -> np.ndarray:
-    """Fraction of True in each block (edge blocks padded with False), slab by slab to save memory."""
-    return _block_reduce(mask, block, np.mean, False)
+def _block_features(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, block):
+    """Per block of ``block`` voxels: the shares of body, bone and air inside the body, and
+    the highest HU (float32 arrays on the block grid).
 
-
-def _block_max(a: np.ndarray, block) -> np.ndarray:
-    return _block_reduce(a, block, np.max, a.min() if a.size else 0)
-
-
-def _block_reduce(a: np.ndarray, block, fn, pad_value) -> np.ndarray:
+    Slab by slab of ``block[0]`` slices, all four from one read of the slab: the slices
+    are reduced first (whole-slice operations, the fast way for numpy), then rows and
+    columns by ``reduceat``, which takes a ragged last block as it is (a share still
+    divides by the full block, as if padded with False; a short last slab by the slices
+    it has)."""
     bz, by, bx = block
-    nz, ny, nx = a.shape
-    oz, oy, ox = -(-nz // bz), -(-ny // by), -(-nx // bx)
-    out = np.empty((oz, oy, ox), np.float32)
+    nz, ny, nx = hu.shape
+    oz = -(-nz // bz)
+    rows, cols = np.arange(0, ny, by), np.arange(0, nx, bx)
+    shares = [np.empty((oz, len(rows), len(cols)), np.float32) for _ in range(3)]
+    hu_max = np.empty((oz, len(rows), len(cols)), np.float32)
+
+    def share(part: np.ndarray) -> np.ndarray:
+        flat = np.add.reduce(part.view(np.uint8), axis=0, dtype=np.uint16)
+        flat = np.add.reduceat(np.add.reduceat(flat, rows, axis=0, dtype=np.uint32), cols, axis=1)
+        return flat / float(part.shape[0] * by * bx)
+
     for k in range(oz):
-        slab = np.full((bz, oy * by, ox * bx), pad_value, dtype=np.float32)
-        part = a[k * bz:(k + 1) * bz]
-        slab[:part.shape[0], :ny, :nx] = part
-        if part.shape[0] < bz:  # a short last slab: reduce over the slices it has
-            slab = slab[:part.shape[0]]
-        out[k] = fn(slab.reshape(slab.shape[0], oy, by, ox, bx), axis=(0, 2, 4))
-    return out
+        zs = slice(k * bz, (k + 1) * bz)
+        h, b = hu[zs], body[zs]
+        for out, part in zip(shares, (b, bone[zs], b & (h < AIR_HU))):
+            out[k] = share(part)
+        top = np.maximum.reduce(h, axis=0)
+        hu_max[k] = np.maximum.reduceat(np.maximum.reduceat(top, rows, axis=0), cols, axis=1)
+    return (*shares, hu_max)
 
 
 def _classify_slice(body, bone, air, dense, bsp, out, pelvis_inside, seen) -> float | None:

@@ -5,19 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-import cc3d
 import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bone import split_bone
-from calcinosis.anatomy.morphology import (
-    distance_inside_mm,
-    fill_holes_in_plane,
-    label_counts,
-    label_maximum,
-    label_sum,
-    margin_voxels,
-)
+from calcinosis.anatomy.components import label_components
+from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_in_plane, margin_voxels
 from calcinosis.config import AnalysisConfig
 
 # Seeds are found on a lightly smoothed image: noise drops several-fold, a 2 mm deposit hardly.
@@ -64,19 +57,24 @@ class Detection:
     seed_threshold_hu: float
     noise_smoothed_hu: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    boxes: tuple[tuple[slice, slice, slice], ...] = ()  # tight box of each lesion label 1..N
 
 
-def smoothed(hu: np.ndarray, spacing_zyx, *, chunk: int = 32) -> np.ndarray:
-    """Gaussian-smoothed HU (float32), computed in slabs along z to bound memory."""
+def smoothed(hu: np.ndarray, spacing_zyx, *, chunk: int = 32, dtype=np.float32) -> np.ndarray:
+    """Gaussian-smoothed HU, computed in slabs along z to bound memory.
+
+    ``dtype`` float32, or int16 (rounded to whole HU: half the memory of float32, and no
+    seed or valley rule is finer than a few HU)."""
     sigma = tuple(max(0.5, SMOOTH_SIGMA_MM / float(s)) if s < 2.0 else 0.0 for s in spacing_zyx)
     pad = int(np.ceil(4 * sigma[0])) if sigma[0] else 0
-    out = np.empty(hu.shape, np.float32)
+    out = np.empty(hu.shape, dtype)
     nz = hu.shape[0]
     for z0 in range(0, nz, chunk):
         z1 = min(z0 + chunk, nz)
         a, b = max(z0 - pad, 0), min(z1 + pad, nz)
         block = ndi.gaussian_filter(hu[a:b].astype(np.float32), sigma, mode="nearest")
-        out[z0:z1] = block[z0 - a:z1 - a]
+        part = block[z0 - a:z1 - a]
+        out[z0:z1] = part if dtype == np.float32 else np.rint(part)
     return out
 
 
@@ -108,24 +106,25 @@ def detect_lesions(
                      tissue_level_hu + SINGLE_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
     raw_thr = max(thr + RAW_SEED_MARGIN_HU,
                   tissue_level_hu + RAW_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
-    dense = hu >= thr
-    labels, n = cc3d.connected_components(dense, connectivity=26, return_N=True, out_dtype=np.uint32)
-    out = np.zeros(hu.shape, np.uint32)
+    comps = label_components(hu >= thr)
+    n = comps.n
+    out = np.zeros(hu.shape, np.uint16)
     bone = np.zeros(hu.shape, bool)
     excluded: list[Excluded] = []
     if n == 0:
-        return Detection(out.astype(np.uint16), bone, (), seed_thr, noise_smoothed_hu)
+        return Detection(out, bone, (), seed_thr, noise_smoothed_hu)
     idx = np.arange(1, n + 1)
-    counts = label_counts(labels, n)[1:]
-    inside = label_sum(body, labels, n)[1:] / np.maximum(counts, 1)
-    peak = label_maximum(hu, labels, n)[1:]
-    smooth = smoothed(hu, spacing_zyx)
-    seed_peak = label_maximum(smooth, labels, n)[1:]
-    raw_seeds = label_sum(hu >= raw_thr, labels, n)[1:]
-    boxes = ndi.find_objects(labels)
-    extent = np.array([
-        max((s.stop - s.start) * sp for s, sp in zip(b, spacing_zyx)) if b else 0.0 for b in boxes
-    ])
+    counts = comps.counts[1:]
+    hu_d = comps.gather(hu)
+    inside = comps.total(comps.gather(body))[1:] / np.maximum(counts, 1)
+    peak = comps.maximum(hu_d)[1:]
+    metal_share = comps.total(hu_d >= config.metal_hu)[1:] / np.maximum(counts, 1)
+    raw_seeds = comps.total(hu_d >= raw_thr)[1:]
+    del hu_d
+    smooth = smoothed(hu, spacing_zyx, dtype=np.int16)
+    seed_peak = comps.maximum(comps.gather(smooth))[1:]
+    boxes = comps.boxes()
+    extent = np.array([max((s.stop - s.start) * sp for s, sp in zip(b, spacing_zyx)) for b in boxes])
     volume = counts * vv
     body_box_y = _body_y_range(body)
     margin = margin_voxels(spacing_zyx, 4.0)
@@ -133,14 +132,22 @@ def detect_lesions(
 
     def exclude(i: int, reason: str) -> None:
         box = boxes[i - 1]
-        local = labels[box] == i
-        c = np.array(ndi.center_of_mass(local)) + [s.start for s in box]
+        c = np.array(ndi.center_of_mass(comps.mask_in(i, box))) + [s.start for s in box]
         excluded.append(Excluded(reason, float(volume[i - 1]), float(peak[i - 1]), tuple(c)))
+
+    lesion_boxes: list[tuple[slice, ...]] = []
+
+    def add_lesion(where: tuple[slice, ...], mask: np.ndarray) -> None:
+        nonlocal out, next_label
+        if next_label == 65535:  # more lesions than uint16 labels: widen once
+            out = out.astype(np.uint32)
+        out[where][mask] = next_label
+        next_label += 1
+        tight = ndi.find_objects(mask.view(np.uint8))[0]
+        lesion_boxes.append(tuple(slice(w.start + t.start, w.start + t.stop) for w, t in zip(where, tight)))
 
     for i in idx:
         k = i - 1
-        if counts[k] == 0:
-            continue
         big = volume[k] >= config.bone_min_volume_mm3 or extent[k] >= config.bone_min_extent_mm
         if inside[k] < 0.5:
             if peak[k] >= config.metal_hu:
@@ -149,8 +156,7 @@ def detect_lesions(
                 y_mid = (boxes[k][1].start + boxes[k][1].stop) / 2
                 exclude(i, "table" if body_box_y and y_mid > body_box_y[1] else "external_object")
             continue  # specks of noise outside the body are not worth a line
-        if peak[k] >= config.metal_hu and not (big and _metal_fraction(hu, labels, boxes[k], i,
-                                                                       config.metal_hu) < TOOTH_METAL_FRACTION):
+        if peak[k] >= config.metal_hu and not (big and metal_share[k] < TOOTH_METAL_FRACTION):
             # Jewellery, ECG buttons and clothing fasteners lie on the skin: part of them is
             # outside the body. An implant is wholly inside. (A skeleton whose few densest
             # voxels reach metal level, tooth enamel, stays bone.)
@@ -159,13 +165,14 @@ def detect_lesions(
         if big:
             box = _grow(boxes[k], margin, hu.shape)
             exclude(i, "bone")
+            piece = comps.mask_in(i, box)
             if spacing_zyx[0] > MAX_SPLIT_SLICE_MM:
                 # On thick slices the bone's own texture and partial volume make valleys
                 # everywhere: pieces split off would be bone, not deposits. No split.
-                bone[box] |= fill_holes_in_plane(labels[box] == i)
+                bone[box] |= fill_holes_in_plane(piece)
                 continue
             split = split_bone(
-                labels[box] == i, smooth[box], spacing_zyx,
+                piece, smooth[box], spacing_zyx,
                 h_hu=max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu),
                 max_deposit_volume_mm3=min(config.bone_min_volume_mm3, MAX_ATTACHED_DEPOSIT_MM3),
             )
@@ -175,23 +182,21 @@ def detect_lesions(
                 if is_hollow(hu[where], dep, spacing_zyx, thr):
                     continue  # a piece of the bone's own cortex and marrow
                 if smooth[where][dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
-                    out[where][dep] = next_label
-                    next_label += 1
+                    add_lesion(where, dep)
             continue
         if ((seed_peak[k] < seed_thr and raw_seeds[k] < 2 and peak[k] < single_thr)
                 or volume[k] < config.min_volume_mm3):
             continue  # noise speck or partial-volume fringe
-        if is_hollow(hu[boxes[k]], labels[boxes[k]] == i, spacing_zyx, thr):
+        piece = comps.mask_in(i, boxes[k])
+        if is_hollow(hu[boxes[k]], piece, spacing_zyx, thr):
             # A cortical shell round a marrow space: a piece of bone (a rib or a process cut
             # across by the slices), or ring-calcified skeletal cartilage, not a deposit.
             exclude(i, "bone")
-            bone[boxes[k]] |= labels[boxes[k]] == i
+            bone[boxes[k]] |= piece
             continue
-        out[boxes[k]][labels[boxes[k]] == i] = next_label
-        next_label += 1
+        add_lesion(boxes[k], piece)
     notes = tuple(f"{v} {r}" for r, v in sorted(Counter(e.reason for e in excluded).items()))
-    dtype = np.uint16 if next_label < 65535 else np.uint32
-    return Detection(out.astype(dtype), bone, tuple(excluded), seed_thr, noise_smoothed_hu, notes)
+    return Detection(out, bone, tuple(excluded), seed_thr, noise_smoothed_hu, notes, tuple(lesion_boxes))
 
 
 def is_hollow(hu: np.ndarray, mask: np.ndarray, spacing_zyx, threshold_hu: float) -> bool:
@@ -211,11 +216,6 @@ def is_hollow(hu: np.ndarray, mask: np.ndarray, spacing_zyx, threshold_hu: float
     vals = hu[mask]
     p90 = float(np.percentile(vals, 90))
     return float(np.median(hu[core])) < threshold_hu + 0.5 * (p90 - threshold_hu)
-
-
-def _metal_fraction(hu, labels, box, label, metal_hu) -> float:
-    mask = labels[box] == label
-    return float((hu[box][mask] >= metal_hu).sum()) / max(int(mask.sum()), 1)
 
 
 def _grow(box, margin, shape):

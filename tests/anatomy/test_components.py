@@ -1,0 +1,45 @@
+"""Per-component statistics from one sort of the labelled voxels agree with scipy.ndimage."""
+
+from __future__ import annotations
+
+import cc3d
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from calcinosis.anatomy.components import label_components
+
+
+@pytest.fixture(scope="module", params=[0, 1, 2])
+def blobs(request):
+    rng = np.random.default_rng(request.param)
+    mask = ndi.gaussian_filter(rng.random((30, 40, 50)), 1.0) > 0.55
+    values = rng.normal(100.0, 50.0, mask.shape).astype(np.float32)
+    return mask, values, cc3d.connected_components(mask, connectivity=26)
+
+
+def test_labels_boxes_and_counts_match_cc3d_and_ndimage(blobs):
+    mask, _, ref = blobs
+    comps = label_components(mask)
+    assert comps.n == int(ref.max()) > 5
+    assert comps.boxes() == ndi.find_objects(ref)
+    assert np.array_equal(comps.counts, np.bincount(ref.ravel(), minlength=comps.n + 1) * (np.arange(comps.n + 1) > 0))
+    for label in (1, comps.n // 2, comps.n):
+        box = comps.boxes()[label - 1]
+        assert np.array_equal(comps.mask_in(label, box), ref[box] == label)
+        assert np.array_equal(np.sort(comps.voxels(label)), np.flatnonzero(ref.ravel() == label))
+
+
+def test_maximum_and_total_match_ndimage(blobs):
+    mask, values, ref = blobs
+    comps = label_components(mask)
+    index = np.arange(1, comps.n + 1)
+    gathered = comps.gather(values)
+    assert np.allclose(comps.maximum(gathered)[1:], ndi.maximum(values, ref, index))
+    assert np.allclose(comps.total(gathered)[1:], ndi.sum(values, ref, index), rtol=1e-6)
+    assert comps.maximum(gathered)[0] == -np.inf and comps.total(gathered)[0] == 0.0
+
+
+def test_empty_mask_has_no_components():
+    comps = label_components(np.zeros((3, 4, 5), bool))
+    assert comps.n == 0 and comps.boxes() == [] and comps.maximum(np.zeros(0)).tolist() == [-np.inf]
