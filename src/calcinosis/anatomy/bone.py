@@ -19,6 +19,7 @@ later (:func:`calcinosis.detect.candidates.is_hollow`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +70,7 @@ def split_bone(
     *,
     h_hu: float,
     max_deposit_volume_mm3: float,
+    is_bone_piece: Callable[[tuple[slice, ...], np.ndarray], bool] | None = None,
 ) -> BoneSplit:
     """Split one connected dense structure into bone and attached deposits.
 
@@ -83,12 +85,19 @@ def split_bone(
         higher one to count as an object of its own.
     max_deposit_volume_mm3 : float
         Pieces larger than this are bone.
+    is_bone_piece : callable, optional
+        ``is_bone_piece(sub, piece)`` is True when a piece split off at a valley (its
+        slices into the box and voxel mask) is itself bone (a cortical shell round
+        marrow). Such a piece stays bone, and the bone's blur profile is then searched
+        through it for deposits that lie on its flank.
     """
     solid = fill_holes_in_plane(dense)
     deposits: list[Piece] = []
     bone = solid.copy()
     taken = np.zeros(solid.shape, bool)
-    for sub, basin in _valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3):
+    for sub, basin in valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3):
+        if is_bone_piece is not None and is_bone_piece(sub, basin & dense[sub]):
+            continue
         deposits.append((sub, basin & dense[sub]))
         bone[sub] &= ~basin
         taken[sub] |= basin
@@ -152,7 +161,7 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     return out
 
 
-def _valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list[Piece]:
+def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list[Piece]:
     """Basins of the smoothed intensity that are deposits: small, facing soft tissue, and
     either separated from the rest by a valley deeper than ``h_hu``, or by a shallower
     valley (``WEAK_H_FRACTION * h_hu``) while standing outside the bone's smooth outline."""

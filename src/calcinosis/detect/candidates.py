@@ -19,6 +19,7 @@ from calcinosis.anatomy.morphology import (
     margin_voxels,
 )
 from calcinosis.config import AnalysisConfig
+from calcinosis.detect.hollow import deposits_on_bone_piece
 
 # Seeds are found on a lightly smoothed image: noise drops several-fold, a 2 mm deposit hardly.
 SMOOTH_SIGMA_MM = 0.6
@@ -108,6 +109,7 @@ def detect_lesions(
                      tissue_level_hu + SINGLE_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
     raw_thr = max(thr + RAW_SEED_MARGIN_HU,
                   tissue_level_hu + RAW_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
+    split_h = max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu)
     dense = hu >= thr
     labels, n = cc3d.connected_components(dense, connectivity=26, return_N=True, out_dtype=np.uint32)
     out = np.zeros(hu.shape, np.uint32)
@@ -166,8 +168,9 @@ def detect_lesions(
                 continue
             split = split_bone(
                 labels[box] == i, smooth[box], spacing_zyx,
-                h_hu=max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu),
+                h_hu=split_h,
                 max_deposit_volume_mm3=min(config.bone_min_volume_mm3, MAX_ATTACHED_DEPOSIT_MM3),
+                is_bone_piece=lambda sub, piece: is_hollow(hu[box][sub], piece, spacing_zyx, thr),
             )
             bone[box] |= split.bone
             for sub, dep in split.deposits:
@@ -185,7 +188,14 @@ def detect_lesions(
             # A cortical shell round a marrow space: a piece of bone (a rib or a process cut
             # across by the slices), or ring-calcified skeletal cartilage, not a deposit.
             exclude(i, "bone")
-            bone[boxes[k]] |= labels[boxes[k]] == i
+            piece = labels[boxes[k]] == i
+            for dep in deposits_on_bone_piece(hu[boxes[k]], smooth[boxes[k]], piece, spacing_zyx, threshold_hu=thr,
+                                              h_hu=split_h, max_deposit_volume_mm3=MAX_ATTACHED_DEPOSIT_MM3,
+                                              is_hollow=is_hollow):
+                out[boxes[k]][dep] = next_label
+                next_label += 1
+                piece &= ~dep
+            bone[boxes[k]] |= piece
             continue
         out[boxes[k]][labels[boxes[k]] == i] = next_label
         next_label += 1
