@@ -19,6 +19,7 @@ from calcinosis.anatomy.morphology import (
     margin_voxels,
 )
 from calcinosis.config import AnalysisConfig
+from calcinosis.detect.faint import is_faint_deposit
 from calcinosis.detect.hollow import deposits_on_bone_piece
 
 # Seeds are found on a lightly smoothed image: noise drops several-fold, a 2 mm deposit hardly.
@@ -181,8 +182,10 @@ def detect_lesions(
                     out[where][dep] = next_label
                     next_label += 1
             continue
-        if ((seed_peak[k] < seed_thr and raw_seeds[k] < 2 and peak[k] < single_thr)
-                or volume[k] < config.min_volume_mm3):
+        if volume[k] < config.min_volume_mm3 or (
+                seed_peak[k] < seed_thr and raw_seeds[k] < 2 and peak[k] < single_thr
+                and not is_faint_deposit(smooth, labels, boxes[k], i, spacing_zyx, n_voxels=int(counts[k]),
+                                         seed_peak_hu=float(seed_peak[k]), noise_smoothed_hu=noise_smoothed_hu)):
             continue  # noise speck or partial-volume fringe
         if is_hollow(hu[boxes[k]], labels[boxes[k]] == i, spacing_zyx, thr):
             # A cortical shell round a marrow space: a piece of bone (a rib or a process cut
