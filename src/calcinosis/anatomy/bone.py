@@ -1,20 +1,24 @@
 """Bone: large dense structures, and the deposits that touch them split off.
 
 A dense (>= threshold) connected structure larger than any deposit (by volume or
-extent) is bone. Deposits lying on it are split off in two ways:
+extent) is bone. Deposits lying on it are split off in these ways:
 
 1. A deposit a little away from the bone joins it at the threshold through the
    partial-volume blur of the gap, but the gap stays a valley of the smoothed
    intensity. The structure is flooded (watershed) from its intensity maxima that
    stand out of the valleys around them by more than ``h``; a basin that is small
-   and whose border mostly faces soft tissue is a deposit.
+   and whose border mostly faces soft tissue is a deposit, unless it has a marrow
+   space (the caller's ``is_bone_piece``, e.g.
+   :func:`calcinosis.detect.candidates.is_hollow`): then it is a knob of the bone,
+   and stays bone (on thick slices a deposit may be merged into such a knob; 3 finds it).
 2. Not yet: a deposit lying flush on the bone has no valley. Shaving bumps off the
    bone's outline with an opening finds them, but also the caps of vertebral
    processes (tried, many false deposits on the trunk phantom); such deposits stay
    in the bone for now.
+3. On thick slices, a deposit hidden in the bone's blur rises above the bone's
+   profile of intensity against distance from its core (:func:`_profile_split`).
 
-Everything else is bone; bone pieces with a marrow space are rejected as deposits
-later (:func:`calcinosis.detect.candidates.is_hollow`).
+Everything else is bone.
 """
 
 from __future__ import annotations
