@@ -33,9 +33,8 @@ CASES = [
     ("thighs", 1, 30.0, 3.0),
     ("trunk", 1, 10.0, 0.6),
 ]
-# Scans on which a few deposits are still missed (noise 30 HU with 3 mm slices: one joined to
-# a rib piece, one 1.2 mm from the elbow bone, a 2.6 mm one in the fat): the known gap, kept
-# visible below.
+# Noisy 3 mm scans where every deposit is found (one joined to a rib piece, one 1.2 mm from
+# the elbow bone, a 2.6 mm one in the fat), but some measurements are still off: kept apart.
 HARD_CASES = [
     ("trunk", 1, 30.0, 3.0),
     ("elbow", 0, 30.0, 3.0),
@@ -117,16 +116,42 @@ def test_objects_outside_body_and_metal_are_never_lesions(result):
     assert all(lesion.peak_hu < analysis.config.metal_hu for lesion in analysis.lesions)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: on noisy 3 mm scans a deposit joined to a rib "
-                   "piece, one 1.2 mm from the elbow bone and a 2.6 mm one in the fat are missed")
-def test_hard_cases_every_deposit_found_at_most_one_false():
-    problems = []
+@pytest.fixture(scope="module")
+def hard_results():
+    out = []
     for body, seed, noise, slice_mm in HARD_CASES:
         ph = make_ct_phantom(body, seed=seed, noise_hu=noise, slice_thickness_mm=slice_mm, length_mm=50)
         analysis = analyze(ph.volume)
         matches, false = match_lesions(ph, analysis.lesions, analysis.labels)
-        problems += [(body, seed, m.truth.id, "missed") for m in matches
-                     if m.lesion is None and _visible(ph, m.truth)]
+        out.append(((body, seed), ph, matches, false))
+    return out
+
+
+def test_hard_cases_every_deposit_found_at_most_one_false(hard_results):
+    problems = []
+    for case, ph, matches, false in hard_results:
+        problems += [(case, m.truth.id, "missed") for m in matches if m.lesion is None and _visible(ph, m.truth)]
         if len(false) > 1:
-            problems.append((body, seed, len(false), "false"))
+            problems.append((case, len(false), "false"))
+    assert not problems, problems
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: on these noisy 3 mm scans trunk s1 deposit 4 (volume 0.84 of "
+                   "ideal) and 11 (1.18, split from its rib piece), elbow s0 deposit 3 (centroid 1.12 mm), 7 "
+                   "(found on the bone's blur profile: centroid 1.11 mm, volume 1.38, mass 1.16), 11 (3 of 4 "
+                   "voxels: volume 0.75) and 12 (mass 0.83) miss the measurement rules")
+def test_hard_cases_measurements(hard_results):
+    problems = []
+    for case, ph, matches, _ in hard_results:
+        for m in matches:
+            d, lesion = m.truth, m.lesion
+            if lesion is None or d.equivalent_diameter_mm < 2.0:
+                continue
+            err = np.linalg.norm(np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm]) - np.asarray(d.centroid_lps))
+            if err >= 1.0:
+                problems.append((case, d.id, "centroid", round(err, 2)))
+            if lesion.volume_mm3 != pytest.approx(_ideal_volume(ph, d), rel=0.15):
+                problems.append((case, d.id, "volume"))
+            if d.equivalent_diameter_mm >= 3.0 and lesion.mass_mg != pytest.approx(d.mass_mg, rel=0.15):
+                problems.append((case, d.id, "mass"))
     assert not problems, problems

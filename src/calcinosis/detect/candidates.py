@@ -10,8 +10,16 @@ from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bone import split_bone
 from calcinosis.anatomy.components import label_components
-from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_in_plane, margin_voxels
+from calcinosis.anatomy.morphology import (
+    distance_inside_mm,
+    fill_holes_in_plane,
+    margin_voxels,
+    n_threads,
+    over_slabs,
+)
 from calcinosis.config import AnalysisConfig
+from calcinosis.detect.faint import is_faint_deposit
+from calcinosis.detect.hollow import deposits_on_bone_piece
 
 # Seeds are found on a lightly smoothed image: noise drops several-fold, a 2 mm deposit hardly.
 SMOOTH_SIGMA_MM = 0.6
@@ -61,7 +69,8 @@ class Detection:
 
 
 def smoothed(hu: np.ndarray, spacing_zyx, *, chunk: int = 32, dtype=np.float32) -> np.ndarray:
-    """Gaussian-smoothed HU, computed in slabs along z to bound memory.
+    """Gaussian-smoothed HU, computed in slabs along z to bound memory (on
+    :func:`~calcinosis.anatomy.morphology.n_threads` threads: ``ndimage`` releases the GIL).
 
     ``dtype`` float32, or int16 (rounded to whole HU: half the memory of float32, and no
     seed or valley rule is finer than a few HU)."""
@@ -69,12 +78,15 @@ def smoothed(hu: np.ndarray, spacing_zyx, *, chunk: int = 32, dtype=np.float32) 
     pad = int(np.ceil(4 * sigma[0])) if sigma[0] else 0
     out = np.empty(hu.shape, dtype)
     nz = hu.shape[0]
-    for z0 in range(0, nz, chunk):
-        z1 = min(z0 + chunk, nz)
-        a, b = max(z0 - pad, 0), min(z1 + pad, nz)
-        block = ndi.gaussian_filter(hu[a:b].astype(np.float32), sigma, mode="nearest")
-        part = block[z0 - a:z1 - a]
-        out[z0:z1] = part if dtype == np.float32 else np.rint(part)
+
+    def slab(z_start: int, z_stop: int) -> None:
+        for z0 in range(z_start, z_stop, chunk):
+            z1 = min(z0 + chunk, z_stop)
+            a, b = max(z0 - pad, 0), min(z1 + pad, nz)
+            part = ndi.gaussian_filter(hu[a:b].astype(np.float32), sigma, mode="nearest")[z0 - a:z1 - a]
+            out[z0:z1] = part if dtype == np.float32 else np.rint(part)
+
+    over_slabs(slab, nz, n_threads(), hu.size)
     return out
 
 
@@ -106,6 +118,7 @@ def detect_lesions(
                      tissue_level_hu + SINGLE_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
     raw_thr = max(thr + RAW_SEED_MARGIN_HU,
                   tissue_level_hu + RAW_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
+    split_h = max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu)
     comps = label_components(hu >= thr)
     n = comps.n
     out = np.zeros(hu.shape, np.uint16)
@@ -173,8 +186,9 @@ def detect_lesions(
                 continue
             split = split_bone(
                 piece, smooth[box], spacing_zyx,
-                h_hu=max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu),
+                h_hu=split_h,
                 max_deposit_volume_mm3=min(config.bone_min_volume_mm3, MAX_ATTACHED_DEPOSIT_MM3),
+                is_bone_piece=lambda sub, piece: is_hollow(hu[box][sub], piece, spacing_zyx, thr),
             )
             bone[box] |= split.bone
             for sub, dep in split.deposits:
@@ -184,14 +198,22 @@ def detect_lesions(
                 if smooth[where][dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
                     add_lesion(where, dep)
             continue
-        if ((seed_peak[k] < seed_thr and raw_seeds[k] < 2 and peak[k] < single_thr)
-                or volume[k] < config.min_volume_mm3):
+        if volume[k] < config.min_volume_mm3 or (
+                seed_peak[k] < seed_thr and raw_seeds[k] < 2 and peak[k] < single_thr
+                and not is_faint_deposit(smooth, lambda box, i=i: comps.mask_in(i, box), boxes[k], spacing_zyx,
+                                         n_voxels=int(counts[k]), seed_peak_hu=float(seed_peak[k]),
+                                         noise_smoothed_hu=noise_smoothed_hu)):
             continue  # noise speck or partial-volume fringe
         piece = comps.mask_in(i, boxes[k])
         if is_hollow(hu[boxes[k]], piece, spacing_zyx, thr):
             # A cortical shell round a marrow space: a piece of bone (a rib or a process cut
             # across by the slices), or ring-calcified skeletal cartilage, not a deposit.
             exclude(i, "bone")
+            for dep in deposits_on_bone_piece(hu[boxes[k]], smooth[boxes[k]], piece, spacing_zyx, threshold_hu=thr,
+                                              h_hu=split_h, max_deposit_volume_mm3=MAX_ATTACHED_DEPOSIT_MM3,
+                                              is_hollow=is_hollow):
+                add_lesion(boxes[k], dep)
+                piece &= ~dep
             bone[boxes[k]] |= piece
             continue
         add_lesion(boxes[k], piece)

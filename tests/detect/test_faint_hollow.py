@@ -1,0 +1,100 @@
+"""Faint deposits in fat and deposits joined to a hollow bone piece, on tiny noiseless arrays."""
+
+from __future__ import annotations
+
+import cc3d
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from calcinosis.detect.candidates import is_hollow, smoothed
+from calcinosis.detect.faint import FAINT_SEED_SIGMA, is_faint_deposit
+from calcinosis.detect.hollow import deposits_on_bone_piece
+
+THICK = (3.0, 0.8, 0.8)
+
+
+def _faint(background_hu: float, *, lung_left: bool = False, voxels=((1, 20, 20), (1, 20, 21), (1, 21, 20))):
+    hu = np.full((3, 41, 41), background_hu, np.int16)
+    if lung_left:
+        hu[:, :, :18] = -800
+    for v in voxels:
+        hu[v] = 170
+    smooth = smoothed(hu, THICK)
+    labels = cc3d.connected_components(hu >= 130, connectivity=26)
+    box = ndi.find_objects(labels)[0]
+    mask = labels == 1
+    return smooth, labels, box, int(mask.sum()), float(smooth[mask].max())
+
+
+@pytest.mark.parametrize("background, lung, noise_s, expected", [
+    (-100, False, 5.0, True),     # in fat, far above it
+    (50, False, 5.0, False),      # in muscle: the ring is not fat
+    (-100, True, 5.0, False),     # beside lung: the ring is not fat
+    (-100, False, 25.0, False),   # in fat, but not 8.5 noise SDs above it
+])
+def test_faint_deposit_needs_fat_round_it_and_contrast_over_noise(background, lung, noise_s, expected):
+    smooth, labels, box, n, peak = _faint(background, lung_left=lung)
+    # The blob's smoothed peak is well below the 130 HU threshold: only the local rule can keep it.
+    assert peak < 130
+    got = is_faint_deposit(smooth, lambda b: labels[b] == 1, box, THICK, n_voxels=n, seed_peak_hu=peak, noise_smoothed_hu=noise_s)
+    assert got is expected
+    if background == -100 and not lung:
+        # The boundary is the noise rule itself: just below and just above 8.5 SDs of contrast.
+        ring_p90 = -100.0
+        at = (peak - ring_p90) / FAINT_SEED_SIGMA
+        assert is_faint_deposit(smooth, lambda b: labels[b] == 1, box, THICK, n_voxels=n, seed_peak_hu=peak,
+                                noise_smoothed_hu=at * 0.98)
+        assert not is_faint_deposit(smooth, lambda b: labels[b] == 1, box, THICK, n_voxels=n, seed_peak_hu=peak,
+                                    noise_smoothed_hu=at * 1.05)
+
+
+def test_single_voxel_is_never_a_faint_deposit():
+    smooth, labels, box, n, peak = _faint(-100, voxels=((1, 20, 20),))
+    assert n == 1
+    assert not is_faint_deposit(smooth, lambda b: labels[b] == 1, box, THICK, n_voxels=n, seed_peak_hu=peak, noise_smoothed_hu=1.0)
+
+
+SP = (1.0, 0.8, 0.8)
+
+
+def _rib(deposit_hu: float | None):
+    """A rib cut across (cortex 700 HU round 60 HU marrow) in 40 HU muscle, blurred, with an
+    optional 5-voxel-radius deposit 1.6 mm outside its cortex."""
+    z, y, x = np.mgrid[:7, :48, :48]
+    r = np.hypot((y - 20) * 0.8, (x - 20) * 0.8)
+    ideal = np.full(z.shape, 40.0)
+    ideal[r <= 7.0] = 700.0
+    ideal[r <= 5.4] = 60.0
+    if deposit_hu is not None:
+        d = np.sqrt(((z - 3) * 1.0) ** 2 + ((y - 20) * 0.8) ** 2 + ((x - 33.5) * 0.8) ** 2)
+        ideal[d <= 2.5] = deposit_hu
+    hu = ndi.gaussian_filter(ideal, (0.8, 1.0, 1.0)).astype(np.int16)
+    labels = cc3d.connected_components(hu >= 130, connectivity=26)
+    mask = labels == labels[3, 20, 34]
+    return hu, mask
+
+
+def test_deposit_denser_than_its_rib_piece_is_split_off():
+    hu, mask = _rib(1400.0)
+    assert mask[3, 20, 13] and is_hollow(hu, mask, SP, 130.0)  # joined to the rib: one hollow object
+    smooth = smoothed(hu, SP)
+    found = deposits_on_bone_piece(hu, smooth, mask, SP, threshold_hu=130.0, h_hu=88.0,
+                                   max_deposit_volume_mm3=2500.0, is_hollow=is_hollow)
+    assert len(found) == 1
+    centre = np.array(ndi.center_of_mass(found[0]))
+    assert np.allclose(centre, (3, 20, 33.5), atol=1.0)
+    assert not found[0][:, :, :27].any()  # none of the rib
+
+
+@pytest.mark.parametrize("deposit_hu", [None, 400.0])
+def test_rib_piece_alone_or_with_a_deposit_no_denser_than_it_stays_bone(deposit_hu):
+    # The rule's limit: a deposit whose image peak does not rise above the cortex's by h is
+    # not told from an arc of that cortex, and stays with the bone.
+    hu, mask = _rib(deposit_hu)
+    if deposit_hu is None:
+        mask = cc3d.connected_components(hu >= 130, connectivity=26) == 1
+    assert is_hollow(hu, mask, SP, 130.0)
+    found = deposits_on_bone_piece(hu, smoothed(hu, SP), mask, SP, threshold_hu=130.0, h_hu=88.0,
+                                   max_deposit_volume_mm3=2500.0, is_hollow=is_hollow)
+    assert found == []
