@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from calcinosis.anatomy.air import add_internal_air
 from calcinosis.anatomy.body import estimate_noise_hu, find_body
 from calcinosis.anatomy.cavity import find_cavity
 from calcinosis.anatomy.regions import body_regions
@@ -68,7 +69,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         return Analysis(volume, config, (), labels_full, det, float("nan"), tuple(warnings),
                         time.perf_counter() - t0)
     hu = hu_full[body.crop]
-    mask = body.mask
+    # Nose, sinuses and mouth open through a narrow mouth: their air is inside the body, so
+    # the depth of what lies beside them is measured from the skin.
+    mask = add_internal_air(body.mask, sp)
 
     step("noise")
     soft = mask & (hu > -200) & (hu < 120)
