@@ -16,6 +16,7 @@ from calcinosis.anatomy.cavity import find_cavity
 from calcinosis.anatomy.regions import body_regions
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.candidates import SMOOTH_SIGMA_MM, Detection, detect_lesions, smoothed
+from calcinosis.detect.edges import scan_limited_findings
 from calcinosis.detect.trunk import classify_trunk_findings
 from calcinosis.measure.lesion import Lesion, LesionContext, measure_lesions
 from calcinosis.volume import Volume
@@ -113,8 +114,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     # Which way array axis 1 (rows) runs: its LPS y component > 0 means towards posterior.
     cavity = find_cavity(mask, det.bone, sp, trunk, posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0),
                          hu=hu)
+    drop = scan_limited_findings(lesions, det.labels, offset, hu_full.shape, mask, sp, config.threshold_hu)
     lesions, skeletal, crop_labels = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
-                                                             hu=hu, body=mask)
+                                                             hu=hu, body=mask, drop=drop)
     if skeletal:
         det = replace(det, labels=crop_labels, excluded=det.excluded + tuple(skeletal))
     labels_full[body.crop] = crop_labels

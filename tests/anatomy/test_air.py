@@ -1,0 +1,62 @@
+"""Air of cavities that open through a narrow mouth is inside the body; notches are not."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from calcinosis.anatomy.air import add_internal_air
+from calcinosis.anatomy.bone import is_skull
+
+SPACING = (2.0, 1.0, 1.0)
+
+
+def _head_with_nose(mouth_mm: int, notch_mm: int = 0):
+    """A disk of tissue (radius 40 mm) on 10 slices with a 16 x 16 mm air cavity behind a
+    channel ``mouth_mm`` wide that opens at the front (low y); optionally a slot
+    ``notch_mm`` wide and 20 mm deep cut into the back (high y) as a plain notch."""
+    z, y, x = np.mgrid[0:10, 0:100, 0:100]
+    body = (y - 50) ** 2 + (x - 50) ** 2 <= 40 ** 2
+    cavity = (abs(x - 50) <= 8) & (y >= 20) & (y <= 36)
+    half = mouth_mm // 2
+    channel = (abs(x - 50) <= half - 1 + mouth_mm % 2) & (y < 20) if mouth_mm else np.zeros_like(body)
+    body &= ~(cavity | channel)
+    if notch_mm:
+        body &= ~((abs(x - 50) <= notch_mm // 2) & (y >= 80))
+    return body, cavity
+
+
+def test_cavity_behind_a_narrow_mouth_is_added():
+    body, cavity = _head_with_nose(mouth_mm=6)
+    out = add_internal_air(body, SPACING)
+    assert out[cavity].all()
+    assert (out & ~body).sum() >= cavity.sum()
+    assert not (body & ~out).any()  # nothing taken away
+
+
+def test_wide_opening_and_notch_stay_outside():
+    # A mouth of 30 mm is wider than the closing disk (14 mm): the cavity is outside air.
+    body, cavity = _head_with_nose(mouth_mm=30)
+    out = add_internal_air(body, SPACING)
+    assert not out[cavity].any()
+    # A 6 mm slot is filled by the closing but encloses no hole: the skin there stays skin.
+    body, cavity = _head_with_nose(mouth_mm=0, notch_mm=6)
+    body |= cavity  # a closed cavity is a hole the body mask already holds
+    np.testing.assert_array_equal(add_internal_air(body, SPACING), body)
+
+
+def test_empty_mask():
+    empty = np.zeros((3, 10, 10), bool)
+    assert not add_internal_air(empty, SPACING).any()
+
+
+def test_skull_is_a_shell_round_soft_tissue():
+    z, y, x = np.mgrid[0:4, 0:120, 0:120]
+    r2 = (y - 60) ** 2 + (x - 60) ** 2
+    enclosed = r2 < 50 ** 2  # a hole of about 7850 mm^2
+    brain = np.full(enclosed.shape, 1000.0, np.float32)
+    brain[enclosed] = 30.0
+    assert is_skull(enclosed, brain, SPACING)
+    lung = np.where(enclosed, -800.0, 1000.0).astype(np.float32)
+    assert not is_skull(enclosed, lung, SPACING)  # a rib cage round lung
+    small = r2 < 30 ** 2  # about 2800 mm^2: a bone's marrow, not a brain
+    assert not is_skull(small, brain, SPACING)
