@@ -62,8 +62,8 @@ def test_vessel_wall_calcification_is_vascular(distracted):
         assert lesion.compartment in ("vascular", "visceral"), lesion
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: costal cartilage below the lung bases and bowel "
-                   "content behind the spine's front can still be called intramuscular")
+@pytest.mark.xfail(strict=True, reason="known gap: bowel content in trunk slices without a rib-cage hull "
+                   "(no cavity found there; seed 1, two pieces) is still called intramuscular")
 def test_no_distractor_reported_in_the_soft_tissues():
     problems = []
     for seed in (0, 1):
