@@ -12,7 +12,9 @@ with a disk of ``MOUTH_RADIUS_MM`` plugs the mouth; the air then enclosed in the
 a hole of the closed mask. That air, with the air of the plug joined to it, is taken
 into the body. The closing also fills the notches of the outline (the crease between
 touching thighs, under the chin): air filled by the closing that is not joined to an
-enclosed hole stays outside, so the skin there keeps its depth.
+enclosed hole stays outside, so the skin there keeps its depth. So does the air of a
+cavity narrower than the disk throughout (an ear canal): the closing alone fills it, and
+it cannot be told from a notch.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from calcinosis.anatomy.morphology import bbox_of, dilate_mm, erode_mm, fill_hol
 # Half the width (mm) of the widest mouth of a cavity that is plugged: a nostril or a
 # parted lip (under about 15 mm) is; the gap between two limbs held apart is not.
 MOUTH_RADIUS_MM = 7.0
+# Pixel size (mm) of the grid the closing runs on (finer scans are subsampled to it).
+COARSE_PIXEL_MM = 1.2
 
 
-def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = MOUTH_RADIUS_MM) -> np.ndarray:
+def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = MOUTH_RADIUS_MM,
+                     coarse_pixel_mm: float = COARSE_PIXEL_MM) -> np.ndarray:
     """The body mask with the air of cavities that open through a narrow mouth added.
 
     Parameters
@@ -38,6 +43,8 @@ def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = 
         Voxel spacing (mm) in array order.
     mouth_radius_mm : float
         Radius (mm) of the in-plane disk that closes the mouth of a cavity.
+    coarse_pixel_mm : float
+        The closing runs on the in-plane grid subsampled to pixels of about this size (mm).
 
     Returns
     -------
@@ -48,12 +55,16 @@ def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = 
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return mask.copy()
-    # Work on the body's box with room for the closing's dilation.
-    pad_vox = [0] + [int(np.ceil(mouth_radius_mm / float(s))) + 1 for s in spacing_zyx[1:]]
     box = bbox_of(mask)
     assert box is not None
-    padded = np.pad(mask[box], [(p, p) for p in pad_vox])
-    closed = erode_mm(dilate_mm(padded, spacing_zyx, mouth_radius_mm, in_plane=True), spacing_zyx,
+    sub = mask[box]
+    # The mouth is several mm wide: the closing runs on a coarser grid.
+    stride = [1] + [max(1, int(coarse_pixel_mm // float(s))) for s in spacing_zyx[1:]]
+    coarse_sp = [float(s) * k for s, k in zip(spacing_zyx, stride)]
+    coarse = sub[:, ::stride[1], ::stride[2]]
+    pad = [(0, 0)] + [(int(np.ceil(mouth_radius_mm / s)) + 1,) * 2 for s in coarse_sp[1:]]
+    padded = np.pad(coarse, pad)
+    closed = erode_mm(dilate_mm(padded, coarse_sp, mouth_radius_mm, in_plane=True), coarse_sp,
                       mouth_radius_mm, in_plane=True) | padded
     filled = fill_holes_in_plane(closed)
     enclosed = filled & ~closed
@@ -66,8 +77,12 @@ def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = 
     keep = np.zeros(n + 1, bool)
     keep[np.unique(labels[enclosed])] = True
     keep[0] = False
-    grown = padded | keep[labels]
-    inner = tuple(slice(p, p + (b.stop - b.start)) for p, b in zip(pad_vox, box))
+    cavity = keep[labels][:, pad[1][0]:pad[1][0] + coarse.shape[1], pad[2][0]:pad[2][0] + coarse.shape[2]]
+    if not cavity.any():
+        return mask.copy()
+    # Back on the full grid; the coarse cells along the cavity's walls leave slivers of air
+    # between the cavity and the tissue, which are then holes of the slice.
+    cavity = np.repeat(np.repeat(cavity, stride[1], axis=1), stride[2], axis=2)[:, :sub.shape[1], :sub.shape[2]]
     out = mask.copy()
-    out[box] = grown[inner]
+    out[box] = fill_holes_in_plane(sub | cavity)
     return out
