@@ -62,8 +62,10 @@ def test_vessel_wall_calcification_is_vascular(distracted):
         assert lesion.compartment in ("vascular", "visceral"), lesion
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: bowel content in trunk slices without a rib-cage hull "
-                   "(no cavity found there; seed 1, two pieces) is still called intramuscular")
+@pytest.mark.xfail(strict=True, reason="known gap (seed 1): two bowel-content pieces fall outside the "
+                   "cavity: one beside the spine 50 mm behind its front (the cavity stops 30 mm behind "
+                   "it there), one just inside the front of the rib hull (within the 7 mm inset); both "
+                   "called intramuscular")
 def test_no_distractor_reported_in_the_soft_tissues():
     problems = []
     for seed in (0, 1):
