@@ -10,11 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from calcinosis.anatomy.air import add_internal_air
 from calcinosis.anatomy.body import estimate_noise_hu, find_body
 from calcinosis.anatomy.cavity import find_cavity
 from calcinosis.anatomy.regions import body_regions
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.candidates import SMOOTH_SIGMA_MM, Detection, detect_lesions, smoothed
+from calcinosis.detect.edges import scan_limited_findings
 from calcinosis.detect.trunk import classify_trunk_findings
 from calcinosis.measure.lesion import Lesion, LesionContext, measure_lesions
 from calcinosis.volume import Volume
@@ -68,7 +70,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         return Analysis(volume, config, (), labels_full, det, float("nan"), tuple(warnings),
                         time.perf_counter() - t0)
     hu = hu_full[body.crop]
-    mask = body.mask
+    # Nose, sinuses and mouth open through a narrow mouth: their air is inside the body, so
+    # the depth of what lies beside them is measured from the skin.
+    mask = add_internal_air(body.mask, sp)
 
     step("noise")
 
@@ -118,8 +122,10 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     # Which way array axis 1 (rows) runs: its LPS y component > 0 means towards posterior.
     cavity = find_cavity(mask, det.bone, sp, trunk, posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0),
                          hu=hu)
+    drop = scan_limited_findings(lesions, det.labels, offset, hu_full.shape, mask, sp, config.threshold_hu,
+                                 boxes=det.boxes)
     lesions, skeletal, crop_labels = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
-                                                             hu=hu, body=mask)
+                                                             hu=hu, body=mask, drop=drop)
     if skeletal:
         # Renumbered: the detection's per-label boxes no longer apply.
         det = replace(det, labels=crop_labels, excluded=det.excluded + tuple(skeletal), boxes=())

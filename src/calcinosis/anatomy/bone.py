@@ -51,6 +51,11 @@ PROFILE_REACH_MM = 5.0
 PROFILE_MIN_SLICE_MM = 2.5
 # A deposit's maximum lies at least this far from the bone's core (mm).
 MIN_GAP_DIST_MM = 1.0
+# A closed shell of bone round at least this much soft tissue (mm^2) in one slice is a skull
+# (a brain in cross-section; the rib cage holds lung, and the pelvic ring is open at the
+# symphysis).
+SKULL_MIN_ENCLOSED_MM2 = 4000.0
+SKULL_CONTENT_HU = (-50.0, 100.0)
 
 Piece = tuple[tuple[slice, ...], np.ndarray]
 
@@ -96,6 +101,12 @@ def split_bone(
         through it for deposits that lie on its flank.
     """
     solid = fill_holes_in_plane(dense)
+    if is_skull(solid & ~dense, smooth_hu, spacing_zyx):
+        # The skull base and the face are thin plates of bone round air cells, foramina and
+        # sutures; their valleys look like the gap beside a deposit. Calcinosis next to the
+        # skull lies in the scalp, under the galea, and is not joined to the bone at the
+        # threshold: nothing is split off a skull.
+        return BoneSplit(solid, ())
     deposits: list[Piece] = []
     bone = solid.copy()
     taken = np.zeros(solid.shape, bool)
@@ -109,6 +120,24 @@ def split_bone(
         deposits.append((sub, piece))
         bone[sub] &= ~piece
     return BoneSplit(bone, tuple(deposits))
+
+
+def is_skull(enclosed: np.ndarray, smooth_hu: np.ndarray, spacing_zyx) -> bool:
+    """Whether a structure whose in-plane holes are ``enclosed`` is a skull: on some slice
+    one hole of at least ``SKULL_MIN_ENCLOSED_MM2`` holds soft tissue (median smoothed HU in
+    ``SKULL_CONTENT_HU``), a brain."""
+    pixel_mm2 = float(spacing_zyx[1]) * float(spacing_zyx[2])
+    min_pixels = int(np.ceil(SKULL_MIN_ENCLOSED_MM2 / pixel_mm2))
+    for z in np.flatnonzero(enclosed.sum(axis=(1, 2)) >= min_pixels):
+        holes, n = ndi.label(enclosed[z])
+        sizes = np.bincount(holes.ravel(), minlength=n + 1)
+        sizes[0] = 0
+        k = int(np.argmax(sizes))
+        if sizes[k] >= min_pixels:
+            content = float(np.median(smooth_hu[z][holes == k]))
+            if SKULL_CONTENT_HU[0] <= content <= SKULL_CONTENT_HU[1]:
+                return True
+    return False
 
 
 def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken) -> list[Piece]:

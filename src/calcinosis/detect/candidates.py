@@ -49,7 +49,7 @@ MAX_ATTACHED_DEPOSIT_MM3 = 2500.0
 class Excluded:
     """A dense object that is not a lesion, and why."""
 
-    reason: str  # table | external_object | external_metal | metal | bone | rib_cage | costal_cartilage
+    reason: str  # a key of calcinosis.report.summary.EXCLUSION_REASONS (table, metal, bone, rib_cage, ...)
     volume_mm3: float
     peak_hu: float
     centroid_index: tuple[float, float, float]  # (z, y, x) on the cropped grid

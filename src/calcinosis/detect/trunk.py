@@ -10,6 +10,7 @@ excluded as ``costal_cartilage``. Deposits of the skin and the subcutaneous fat 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -18,6 +19,7 @@ from scipy import ndimage as ndi
 from calcinosis.anatomy.cavity import Cavity
 from calcinosis.anatomy.morphology import distance_inside_mm
 from calcinosis.detect.candidates import Excluded
+from calcinosis.detect.dense_tissue import is_dense_soft_tissue
 from calcinosis.measure.lesion import Lesion
 
 TRUNK_REGIONS = ("chest", "abdomen", "pelvis")
@@ -37,25 +39,39 @@ LUNG_MIN_DEPTH_MM = 15.0
 AIRWAY_MM = 10.0
 AIRWAY_MIN_VOXELS = 10
 AIRWAY_REGIONS = ("head_neck", "shoulder", "hip_gluteal", "pelvis", "unknown")
-# Hyaline cartilage is denser than muscle (about 100-140 HU against 40-60).
-CARTILAGE_MIN_HU = 85.0
+# Exclusions that hold only for findings in the wall (not in the cavity or by the airway).
+WALL_ONLY_REASONS = ("bone_partial_volume",)
+# Hyaline cartilage is denser than muscle (about 100-140 HU against 40-60); the ring round a
+# calcified piece takes in some of the muscle the cartilage borders, so the limit sits
+# between the two (phantom: a piece in 110 HU cartilage reads 83 HU round it).
+CARTILAGE_MIN_HU = 75.0
 
 
 def classify_trunk_findings(
     lesions: list[Lesion], labels: np.ndarray, cavity: Cavity, centroid_index, spacing_zyx,
     *, hu: np.ndarray | None = None, body: np.ndarray | None = None,
+    drop: Mapping[int, str] | None = None,
 ) -> tuple[list[Lesion], list[Excluded], np.ndarray]:
     thick_slices = float(spacing_zyx[0]) > THICK_SLICE_MM
     """Give cavity findings the ``vascular``/``visceral`` compartment, drop rib-cage pieces,
     and renumber the rest 1..N (``labels`` is the cropped label map; a new one is returned).
 
     ``centroid_index(lesion)`` gives the lesion centroid as ``(z, y, x)`` on the cropped grid.
+    ``drop`` maps lesion ids to a reason they are excluded for, decided elsewhere
+    (:func:`calcinosis.detect.edges.scan_limited_findings`).
     """
+    drop = drop or {}
     kept: list[Lesion] = []
     excluded: list[Excluded] = []
     boxes = ndi.find_objects(labels)
     for lesion in lesions:
         idx = tuple(int(round(v)) for v in centroid_index(lesion))
+        reason = drop.get(lesion.lesion_id)
+        if reason is None and is_dense_soft_tissue(lesion, float(spacing_zyx[0])):
+            reason = "dense_soft_tissue"
+        if reason is not None and reason not in WALL_ONLY_REASONS:
+            excluded.append(Excluded(reason, lesion.volume_mm3, lesion.peak_hu, tuple(map(float, idx))))
+            continue
         if lesion.background_hu < LUNG_MAX_HU and lesion.depth_mm > LUNG_MIN_DEPTH_MM:
             # Surrounded by aerated lung (or bowel gas): inside the body, not in soft tissue.
             kept.append(replace(lesion, compartment="visceral"))
@@ -80,6 +96,11 @@ def classify_trunk_findings(
             # Beside the airway (laryngeal or tracheal cartilage, thyroid) or, low in the
             # pelvis, the rectum's gas: not in the soft tissues of the wall.
             kept.append(replace(lesion, compartment="visceral"))
+            continue
+        if reason is not None:
+            # Only in the wall: a faint piece in the cavity beside the spine is an aortic plaque
+            # as often as bone.
+            excluded.append(Excluded(reason, lesion.volume_mm3, lesion.peak_hu, tuple(map(float, idx))))
             continue
         if lesion.compartment in SOFT_WALL:
             kept.append(lesion)

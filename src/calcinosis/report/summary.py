@@ -28,6 +28,9 @@ EXCLUSION_REASONS = {
     "bone": "bone (and deposits not separable from it)",
     "rib_cage": "rib or costal cartilage cut across by the slices: skeletal, not calcinosis",
     "costal_cartilage": "calcified costal cartilage: skeletal, not calcinosis",
+    "scan_edge": "cut by the edge of the scan (first or last slice, image border): seen only in part, not measured",
+    "bone_partial_volume": "faint piece beside bone on thick slices: the bone's own partial volume, not a deposit",
+    "dense_soft_tissue": "resolved finding too faint to be calcium (cartilage of ear or nose, lens, skin edge)",
 }
 INPUT_KEYS = ("modality", "kvp", "slice_thickness_mm", "convolution_kernel", "contrast_agent",
               "series_uid", "study_uid", "frame_of_reference_uid", "study_date", "manufacturer",

@@ -1,0 +1,88 @@
+"""Air inside the body that opens to the outside through a narrow mouth: nose, sinuses, mouth.
+
+The body mask (:func:`calcinosis.anatomy.body.find_body`) fills the holes of each slice,
+which takes in the lungs and bowel gas. The nasal cavity, the sinuses that drain into it,
+the mouth and the ear canals are not holes on the slices that cut their opening (the
+nostrils, the lips): their air is joined to the air round the patient and is left outside
+the body. The bone and mucosa round them would then lie on the "skin" (depth about 0 mm)
+and any dense piece there reads as cutaneous.
+
+Such a cavity is wide inside and narrow at its mouth. Closing the body mask in the plane
+with a disk of ``MOUTH_RADIUS_MM`` plugs the mouth; the air then enclosed in the slice is
+a hole of the closed mask. That air, with the air of the plug joined to it, is taken
+into the body. The closing also fills the notches of the outline (the crease between
+touching thighs, under the chin): air filled by the closing that is not joined to an
+enclosed hole stays outside, so the skin there keeps its depth. So does the air of a
+cavity narrower than the disk throughout (an ear canal): the closing alone fills it, and
+it cannot be told from a notch.
+"""
+
+from __future__ import annotations
+
+import cc3d
+import numpy as np
+
+from calcinosis.anatomy.morphology import bbox_of, dilate_mm, erode_mm, fill_holes_in_plane
+
+# Half the width (mm) of the widest mouth of a cavity that is plugged: a nostril or a
+# parted lip (under about 15 mm) is; the gap between two limbs held apart is not.
+MOUTH_RADIUS_MM = 7.0
+# Pixel size (mm) of the grid the closing runs on (finer scans are subsampled to it).
+COARSE_PIXEL_MM = 2.0
+
+
+def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = MOUTH_RADIUS_MM,
+                     coarse_pixel_mm: float = COARSE_PIXEL_MM) -> np.ndarray:
+    """The body mask with the air of cavities that open through a narrow mouth added.
+
+    Parameters
+    ----------
+    mask : bool array, ``[z, y, x]``
+        The body (holes of each slice already filled). Not modified.
+    spacing_zyx : sequence of float
+        Voxel spacing (mm) in array order.
+    mouth_radius_mm : float
+        Radius (mm) of the in-plane disk that closes the mouth of a cavity.
+    coarse_pixel_mm : float
+        The closing runs on the in-plane grid subsampled to pixels of about this size (mm).
+
+    Returns
+    -------
+    bool array
+        ``mask`` plus the enclosed air, on the same grid. Equal to ``mask`` when no cavity
+        opens to the outside through a mouth narrower than twice ``mouth_radius_mm``.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return mask.copy()
+    box = bbox_of(mask)
+    assert box is not None
+    sub = mask[box]
+    # The mouth is several mm wide: the closing runs on a coarser grid.
+    stride = [1] + [max(1, int(coarse_pixel_mm // float(s))) for s in spacing_zyx[1:]]
+    coarse_sp = [float(s) * k for s, k in zip(spacing_zyx, stride)]
+    coarse = sub[:, ::stride[1], ::stride[2]]
+    pad = [(0, 0)] + [(int(np.ceil(mouth_radius_mm / s)) + 1,) * 2 for s in coarse_sp[1:]]
+    padded = np.pad(coarse, pad)
+    closed = erode_mm(dilate_mm(padded, coarse_sp, mouth_radius_mm, in_plane=True), coarse_sp,
+                      mouth_radius_mm, in_plane=True) | padded
+    filled = fill_holes_in_plane(closed)
+    enclosed = filled & ~closed
+    if not enclosed.any():
+        return mask.copy()
+    # Air the closing or the filling took in, in pieces joined in 3-D (a cavity runs over
+    # many slices; on some of them it is a hole, on others only plugged).
+    gained = filled & ~padded
+    labels, n = cc3d.connected_components(gained, connectivity=6, return_N=True)
+    keep = np.zeros(n + 1, bool)
+    keep[np.unique(labels[enclosed])] = True
+    keep[0] = False
+    cavity = keep[labels][:, pad[1][0]:pad[1][0] + coarse.shape[1], pad[2][0]:pad[2][0] + coarse.shape[2]]
+    if not cavity.any():
+        return mask.copy()
+    # Back on the full grid; the coarse cells along the cavity's walls leave slivers of air
+    # between the cavity and the tissue, which are then holes of the slice.
+    cavity = np.repeat(np.repeat(cavity, stride[1], axis=1), stride[2], axis=2)[:, :sub.shape[1], :sub.shape[2]]
+    out = mask.copy()
+    out[box] = fill_holes_in_plane(sub | cavity)
+    return out

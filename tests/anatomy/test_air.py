@@ -1,0 +1,74 @@
+"""Air of cavities that open through a narrow mouth is inside the body; notches are not."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from calcinosis.anatomy.air import add_internal_air
+from calcinosis.anatomy.bone import is_skull
+
+SPACING = (2.0, 1.0, 1.0)
+
+
+def _head_with_nose(mouth_mm: int, notch_mm: int = 0, scale: int = 1):
+    """A disk of tissue (radius 40 mm) on 10 slices with a 16 x 16 mm air cavity behind a
+    channel ``mouth_mm`` wide that opens at the front (low y); optionally a slot
+    ``notch_mm`` wide and 20 mm deep cut into the back (high y) as a plain notch.
+    On 1 mm pixels, or ``1 / scale`` mm pixels when ``scale`` > 1."""
+    z, y, x = np.mgrid[0:10, 0:100 * scale, 0:100 * scale] / np.array([1, scale, scale])[:, None, None, None]
+    body = (y - 50) ** 2 + (x - 50) ** 2 <= 40 ** 2
+    cavity = (abs(x - 50) <= 8) & (y >= 20) & (y <= 36)
+    channel = (abs(x - 50) < mouth_mm / 2) & (y < 20) if mouth_mm else np.zeros_like(body)
+    body &= ~(cavity | channel)
+    if notch_mm:
+        body &= ~((abs(x - 50) <= notch_mm / 2) & (y >= 80))
+    return body, cavity
+
+
+def test_cavity_behind_a_narrow_mouth_is_added():
+    body, cavity = _head_with_nose(mouth_mm=6)
+    out = add_internal_air(body, SPACING)
+    assert out[cavity].all()
+    assert (out & ~body).sum() >= cavity.sum()
+    assert not (body & ~out).any()  # nothing taken away
+
+
+def test_wide_opening_and_notch_stay_outside():
+    # A mouth of 30 mm is wider than the closing disk (14 mm): the cavity is outside air.
+    body, cavity = _head_with_nose(mouth_mm=30)
+    out = add_internal_air(body, SPACING)
+    assert not out[cavity].any()
+    # A 6 mm slot is filled by the closing but encloses no hole: the skin there stays skin.
+    body, cavity = _head_with_nose(mouth_mm=0, notch_mm=6)
+    body |= cavity  # a closed cavity is a hole the body mask already holds
+    np.testing.assert_array_equal(add_internal_air(body, SPACING), body)
+
+
+def test_coarse_grid_finds_the_same_cavity():
+    # 0.5 mm pixels: the closing runs on a 1 mm grid; the cavity is the same as on the fine grid
+    # (the mouth's plug, at low y, may differ by a coarse cell).
+    body, cavity = _head_with_nose(mouth_mm=6, scale=2)
+    sp = (2.0, 0.5, 0.5)
+    coarse = add_internal_air(body, sp)
+    fine = add_internal_air(body, sp, coarse_pixel_mm=0.5)
+    assert fine[cavity].all() and coarse[cavity].mean() >= 0.98
+    differ = np.argwhere(coarse != fine)
+    assert differ.size == 0 or differ[:, 1].max() < 2 * 22
+
+
+def test_empty_mask():
+    empty = np.zeros((3, 10, 10), bool)
+    assert not add_internal_air(empty, SPACING).any()
+
+
+def test_skull_is_a_shell_round_soft_tissue():
+    z, y, x = np.mgrid[0:4, 0:120, 0:120]
+    r2 = (y - 60) ** 2 + (x - 60) ** 2
+    enclosed = r2 < 50 ** 2  # a hole of about 7850 mm^2
+    brain = np.full(enclosed.shape, 1000.0, np.float32)
+    brain[enclosed] = 30.0
+    assert is_skull(enclosed, brain, SPACING)
+    lung = np.where(enclosed, -800.0, 1000.0).astype(np.float32)
+    assert not is_skull(enclosed, lung, SPACING)  # a rib cage round lung
+    small = r2 < 30 ** 2  # about 2800 mm^2: a bone's marrow, not a brain
+    assert not is_skull(small, brain, SPACING)
