@@ -85,7 +85,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     every2 = (slice(None, None, 2),) * 3
     hu2 = hu[every2]
     muscle = mask[every2] & (hu2 > -30) & (hu2 < 120)
-    tissue_level = float(np.median(hu2[muscle])) if muscle.any() else 40.0
+    # The median from a histogram of the whole-HU values: np.median's value, without its sort.
+    counts = np.bincount((hu2[muscle].astype(np.int32) + 29), minlength=149)
+    tissue_level = _weighted_quantile(np.arange(-29, 120, dtype=float), counts, 0.5) if counts.any() else 40.0
     del hu2, muscle
     # Only the sampled slices are smoothed (same value as smoothing the whole crop).
     noise_s = estimate_noise_hu(hu, soft, smooth=lambda slab: smoothed(slab, sp),
@@ -168,13 +170,42 @@ def _midline_x_mm(volume: Volume, mask: np.ndarray, crop, n_parts: int) -> float
     A single limb scanned on its own does not show the midline: then the scanner's
     isocentre, LPS x = 0, where the patient's midline lies on the table, is used.
     """
-    idx = np.argwhere(mask[::2, ::4, ::4]) * [2, 4, 4] + [s.start for s in crop]
-    if len(idx) == 0:
-        return float(volume.index_to_lps(np.array(volume.shape) / 2.0)[0])
-    x = volume.index_to_lps(idx)[:, 0]
-    if n_parts == 1 and np.percentile(x, 99) - np.percentile(x, 1) < SINGLE_LIMB_MAX_WIDTH_MM:
+    sample = mask[::2, ::4, ::4]
+    direction = np.asarray(volume.direction, float)
+    if direction[0, 1] == 0.0 and direction[0, 2] == 0.0:
+        # LPS x follows the column alone: the sample's x values are the sampled columns,
+        # each as often as it holds body voxels. Same numbers as listing every voxel.
+        counts = sample.sum(axis=(0, 1))
+        if counts.sum() == 0:
+            return float(volume.index_to_lps(np.array(volume.shape) / 2.0)[0])
+        cols = np.arange(sample.shape[2]) * 4 + crop[2].start
+        x_cols = volume.origin[0] + direction[0, 0] * volume.spacing[0] * cols
+
+        def quantile(q: float) -> float:
+            return _weighted_quantile(x_cols, counts, q)
+    else:
+        idx = np.argwhere(sample) * [2, 4, 4] + [s.start for s in crop]
+        if len(idx) == 0:
+            return float(volume.index_to_lps(np.array(volume.shape) / 2.0)[0])
+        x = volume.index_to_lps(idx)[:, 0]
+
+        def quantile(q: float) -> float:
+            return float(np.percentile(x, 100.0 * q))
+    if n_parts == 1 and quantile(0.99) - quantile(0.01) < SINGLE_LIMB_MAX_WIDTH_MM:
         return 0.0
-    return float(np.median(x))
+    return quantile(0.5)
+
+
+def _weighted_quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """``np.percentile(np.repeat(values, counts), 100 q)`` (linear), without the repeat."""
+    order = np.argsort(values, kind="stable")
+    v, c = values[order], counts[order]
+    cum = np.cumsum(c)
+    rank = q * (cum[-1] - 1)
+    lo, hi = int(np.floor(rank)), int(np.ceil(rank))
+    value_lo = v[np.searchsorted(cum, lo, side="right")]
+    value_hi = v[np.searchsorted(cum, hi, side="right")]
+    return float(value_lo + (value_hi - value_lo) * (rank - lo))
 
 
 def _acquisition_warnings(volume: Volume):

@@ -92,6 +92,7 @@ def test_local_distance_equals_whole_grid_map(blobs, inside):
             p = (box, where)
         want = float(full[p]) if inside else float(full[p[0]][p[1]].min())
         assert got == pytest.approx(want, rel=1e-6, abs=1e-6)
+    assert local.tree is not None  # the later points were read from the whole grid's edge voxels
 
 
 def test_local_bone_distance_without_bone_is_inf():

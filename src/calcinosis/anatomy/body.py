@@ -56,7 +56,7 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     touches the skin).
     """
     sz, sy, sx = (float(s) for s in spacing_zyx)
-    f = max(1, int(COARSE_MM // max(sy, sx)))
+    f = max(1, int(COARSE_MM / max(sy, sx) + 1e-6))
     # The box round everything not air, from the coarse samples (a coarse pixel of margin).
     sample = hu[:, f // 2::f, f // 2::f] > AIR_HU
     cbox = bbox_of(sample, (0, 1, 1))
@@ -105,7 +105,7 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
 
 
 # In-plane grid (mm) on which body parts are told from the table and objects.
-COARSE_MM = 2.0
+COARSE_MM = 2.4
 
 
 def _coarse_tissue(hu: np.ndarray, f: int) -> np.ndarray:
@@ -153,6 +153,25 @@ def _full_resolution_mask(hu: np.ndarray, kept: np.ndarray, f: int) -> np.ndarra
     return out
 
 
+def _sampled_smoothing(hu: np.ndarray, zs: np.ndarray, smooth, reach: int) -> dict[int, np.ndarray]:
+    """The smoothed image of slices ``zs``: each needs ``reach`` slices of context on either
+    side; overlapping needs are merged into runs, each smoothed once."""
+    nz = hu.shape[0]
+    runs: list[list[int]] = []
+    for z in zs:
+        a, b = max(int(z) - reach, 0), min(int(z) + reach + 1, nz)
+        if runs and a <= runs[-1][1]:
+            runs[-1][1] = b
+        else:
+            runs.append([a, b])
+    out = {}
+    for a, b in runs:
+        block = np.asarray(smooth(hu[a:b]), dtype=np.float32)
+        for z in zs[(zs >= a) & (zs < b)]:
+            out[int(z)] = block[z - a]
+    return out
+
+
 def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray | Callable[[int], np.ndarray], *, max_slices: int = 24,
                       smooth: Callable[[np.ndarray], np.ndarray] | None = None,
                       smooth_reach_slices: int = 8) -> float:
@@ -171,16 +190,16 @@ def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray | Callable[[int], np.nd
     """
     nz = hu.shape[0]
     zs = np.unique(np.linspace(0, nz - 1, min(nz, max_slices)).round().astype(int))
+    smooth_of = _sampled_smoothing(hu, zs, smooth, smooth_reach_slices) if smooth is not None else {}
     resid = []
     for z in zs:
-        ok = ndi.binary_erosion(tissue(z) if callable(tissue) else tissue[z], structure=np.ones((5, 5), bool))
+        t = tissue(z) if callable(tissue) else tissue[z]
+        # Erosion by a 5 x 5 square (outside the slice counts as not tissue), as two 1-D
+        # minimum filters: the same as binary_erosion, several times faster.
+        ok = ndi.minimum_filter(t.view(np.uint8), size=(5, 5), mode="constant", cval=0).view(bool)
         if ok.sum() < 50:
             continue
-        if smooth is None:
-            sl = hu[z].astype(np.float32)
-        else:
-            a, b = max(z - smooth_reach_slices, 0), min(z + smooth_reach_slices + 1, nz)
-            sl = np.asarray(smooth(hu[a:b])[z - a], dtype=np.float32)
+        sl = smooth_of[z] if smooth is not None else hu[z].astype(np.float32)
         local = ndi.uniform_filter(sl, size=(5, 5))
         resid.append((sl - local)[ok])
     if not resid:

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.spatial import ConvexHull, QhullError
+from scipy.spatial import ConvexHull, QhullError, cKDTree
 from scipy.spatial.distance import pdist, squareform
 
 from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm
@@ -143,21 +143,29 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
 
 # First box margin (mm) round a lesion for its local distances; doubled until exact.
 LOCAL_DISTANCE_MARGIN_MM = 30.0
+# Brute-force distances up to this many point pairs; a k-d tree beyond.
+_BRUTE_PAIRS = 2_000_000
 
 
 class LocalDistance:
-    """Distances to a mask's edge read at lesion voxels, computed on boxes around them.
+    """Distances to a mask's edge read at lesion voxels, computed where they are needed.
 
     ``inside=True``: distance (mm) from voxels of ``mask`` to the nearest voxel outside it
     (depth below the skin for the body mask); ``inside=False``: distance from voxels outside
     ``mask`` to it (distance to bone). The values equal those of the whole-grid transform
-    (:func:`distance_inside_mm` / :func:`distance_outside_mm`, the array border not an edge):
-    a box grown by ``m`` voxels holds every voxel nearer than ``m`` voxel steps, so a
-    distance no larger than that is exact; otherwise the margin is doubled (starting at
+    (:func:`distance_inside_mm` / :func:`distance_outside_mm`, the array border not an edge).
+
+    The nearest voxel of the target set (outside the mask for depth, the mask for bone
+    distance) has a 6-neighbour not in it: a step from it towards the query voxel, along
+    any axis they differ on, comes strictly nearer, so is not in the set. Only those edge
+    voxels are measured against. They are found on a box round the lesion: a box grown by
+    ``m`` voxels holds every voxel nearer than ``m`` voxel steps, so a distance no larger
+    than that is exact; otherwise the margin is doubled (starting at
     ``LOCAL_DISTANCE_MARGIN_MM``; for depth at a point, the in-slice depth, which bounds
     it) until it is. When a box would exceed a quarter of the grid, or the boxes together
-    would cost more than one whole-grid transform, that transform is made once and read
-    from then on. ``full``, when given, is the whole-grid map, read directly.
+    would cost more than one pass over the grid, the edge voxels of the whole grid are put
+    in a k-d tree once and read from then on. ``full``, when given, is the whole-grid map,
+    read directly.
     """
 
     def __init__(self, mask: np.ndarray, spacing_zyx, *, inside: bool, full: np.ndarray | None = None):
@@ -165,13 +173,14 @@ class LocalDistance:
         self.sp = np.asarray(spacing_zyx, float)
         self.inside = inside
         self.full = full
-        self.spent = 0  # voxels transformed on boxes so far
+        self.tree: tuple[cKDTree, int] | None = None  # (tree of the grid's edge voxels in mm, their number)
+        self.spent = 0  # voxels of boxes searched so far
 
     def at_point(self, index: tuple[int, ...]) -> float:
         """Distance at one voxel (``index`` on the mask's grid)."""
         box = tuple(slice(i, i + 1) for i in index)
         start_mm = LOCAL_DISTANCE_MARGIN_MM
-        if self.inside and self.full is None:
+        if self.inside and self.full is None and self.tree is None:
             # The distance within the voxel's own slice bounds the 3-D one from above: a box
             # that reaches that far holds the nearest outside voxel.
             in_slice = distance_inside_mm(self.mask[index[0]:index[0] + 1], tuple(self.sp), in_plane=True)
@@ -183,52 +192,61 @@ class LocalDistance:
         """Smallest distance over the voxels ``where`` (a mask on ``box``)."""
         if self.full is not None:
             return float(self.full[box][where].min())
-        shape = self.mask.shape
-        margin_mm = start_mm
-        while True:
-            grow = np.ceil(margin_mm / self.sp).astype(int)
-            big = tuple(slice(max(s.start - g, 0), min(s.stop + g, n)) for s, g, n in zip(box, grow, shape))
-            whole = all(b.start == 0 and b.stop == n for b, n in zip(big, shape))
-            size = int(np.prod([b.stop - b.start for b in big]))
-            if whole or size > self.mask.size // 4 or self.spent + size > self.mask.size:
-                self.full = self._transform(self.mask)
-                return float(self.full[box][where].min())
-            self.spent += size
-            local = self.mask[big]
-            if not self.inside and not local.any():
-                value = np.inf
-            elif self.inside and where.size == 1:
-                value = self._point_depth_mm(local, [s.start - b.start for s, b in zip(box, big)])
-            else:
-                inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(box, big))
-                value = float(self._transform(local)[inner][where].min())
-            if value <= self._reach_mm(box, big):
-                return value
-            margin_mm *= 2.0
-
-    def _point_depth_mm(self, local: np.ndarray, point) -> float:
-        """Distance from one voxel of ``local`` to the nearest voxel outside it, in the box.
-
-        The nearest outside voxel has a 6-neighbour inside (a step from it towards the
-        point along any axis it differs on comes strictly nearer, so is inside): only those
-        are measured, which is several times cheaper than a transform of the box."""
-        if not local[tuple(point)]:
+        points = np.argwhere(where) + [s.start for s in box]
+        if self.tree is None:
+            shape = self.mask.shape
+            margin_mm = start_mm
+            while True:
+                grow = np.ceil(margin_mm / self.sp).astype(int)
+                big = tuple(slice(max(s.start - g, 0), min(s.stop + g, n)) for s, g, n in zip(box, grow, shape))
+                whole = all(b.start == 0 and b.stop == n for b, n in zip(big, shape))
+                size = int(np.prod([b.stop - b.start for b in big]))
+                if whole or size > self.mask.size // 4 or self.spent + size > self.mask.size:
+                    break
+                self.spent += size
+                corner = np.array([b.start for b in big])
+                value = self._nearest_mm(self.mask[big], points - corner)
+                if value <= self._reach_mm(box, big):
+                    return value
+                margin_mm *= 2.0
+            edge = np.argwhere(self._edge(self.mask)) * self.sp
+            self.tree = (cKDTree(edge), len(edge))
+        if self._in_target(self.mask, points):
             return 0.0
+        tree, n = self.tree
+        return float(tree.query(points * self.sp)[0].min()) if n else float("inf")
+
+    def _in_target(self, local: np.ndarray, points: np.ndarray) -> bool:
+        """Whether any point lies in the target set (where the distance is 0)."""
+        hit = local[tuple(points.T)]
+        return bool((~hit).any() if self.inside else hit.any())
+
+    def _edge(self, local: np.ndarray) -> np.ndarray:
+        """Voxels of the target set (outside ``local`` for depth, ``local`` for bone
+        distance) with a 6-neighbour not in it."""
+        target = ~local if self.inside else local
+        other = ~target
         near = np.zeros_like(local)
-        near[1:] |= local[:-1]
-        near[:-1] |= local[1:]
-        near[:, 1:] |= local[:, :-1]
-        near[:, :-1] |= local[:, 1:]
-        near[:, :, 1:] |= local[:, :, :-1]
-        near[:, :, :-1] |= local[:, :, 1:]
-        near &= ~local
-        edge = np.argwhere(near)
+        near[1:] |= other[:-1]
+        near[:-1] |= other[1:]
+        near[:, 1:] |= other[:, :-1]
+        near[:, :-1] |= other[:, 1:]
+        near[:, :, 1:] |= other[:, :, :-1]
+        near[:, :, :-1] |= other[:, :, 1:]
+        return near & target
+
+    def _nearest_mm(self, local: np.ndarray, points: np.ndarray) -> float:
+        """Smallest distance from ``points`` (indices on ``local``) to the target set in ``local``."""
+        if self._in_target(local, points):
+            return 0.0
+        edge = np.argwhere(self._edge(local))
         if len(edge) == 0:
             return float("inf")
-        return float(np.sqrt(((((edge - np.asarray(point)) * self.sp) ** 2).sum(axis=1)).min()))
-
-    def _transform(self, mask: np.ndarray) -> np.ndarray:
-        return (distance_inside_mm if self.inside else distance_outside_mm)(mask, tuple(self.sp))
+        edge_mm, points_mm = edge * self.sp, points * self.sp
+        if len(edge) * len(points) <= _BRUTE_PAIRS:
+            d2 = ((points_mm[:, None, :] - edge_mm[None, :, :]) ** 2).sum(axis=2)
+            return float(np.sqrt(d2.min()))
+        return float(cKDTree(edge_mm).query(points_mm)[0].min())
 
     def _reach_mm(self, box, big) -> float:
         """Distance (mm) within which every voxel of the grid, seen from ``box``, lies in ``big``."""
