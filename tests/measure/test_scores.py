@@ -43,11 +43,11 @@ def test_shell_reaches_one_voxel_along_thick_slices_and_ring_lies_outside_it():
     region, ring = _shell_and_ring(mask, np.array([3.0, 0.8, 0.8]), 1.5)
     assert region[2, 7, 7] and region[4, 7, 7]  # the slices above and below (3 mm > 1.5 mm shell)
     assert not region[1, 7, 7]
-    assert region[3, 7, 9] and not region[3, 7, 10]  # 1.6 mm > 1.5 mm in-plane
+    assert region[3, 7, 8] and not region[3, 7, 9]  # 0.8 mm in, 1.6 mm > 1.5 mm out
     assert not (region & ring).any() and not (mask & ring).any() and not (mask & region).any()
     # The ring is the shell's ellipsoid scaled by the smallest (radius + 2 mm) / radius ratio:
     # here (3.03 + 2) / 3.03 in z, so in-plane it reaches 1.66 x 1.5 = 2.49 mm.
-    assert ring[3, 7, 10] and not ring[3, 7, 11]
+    assert ring[3, 7, 9] and ring[3, 7, 10] and not ring[3, 7, 11]
     assert not ring[:, 7, 7].any()  # two slices away is 6 mm > 3.03 + 2 mm
 
 
