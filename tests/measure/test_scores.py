@@ -1,0 +1,57 @@
+"""Per-lesion scores on tiny arrays whose answer is computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calcinosis.measure.lesion import _shell_and_ring, max_diameter_mm
+from calcinosis.measure.scores import agatston_score, agatston_weight, background_corrected_mass_mg
+
+
+@pytest.mark.parametrize("peak, weight", [(129.9, 0), (130.0, 1), (199.0, 1), (200.0, 2), (399.0, 3), (400.0, 4)])
+def test_agatston_weight_bands(peak, weight):
+    assert agatston_weight(peak) == weight
+
+
+def test_agatston_sums_slices_with_their_own_peak_and_scales_to_3mm():
+    hu = np.zeros((2, 4, 4))
+    hu[0, 1, 1:3] = [150, 250]  # 2 pixels, peak 250 -> weight 2
+    hu[1, 2, 1:4] = [450, 140, 140]  # 3 pixels, peak 450 -> weight 4
+    mask = hu >= 130
+    # pixel 0.5 x 0.5 mm = 0.25 mm^2; slices 1.5 mm -> factor 0.5
+    expected = (2 * 0.25 * 2 + 3 * 0.25 * 4) * 1.5 / 3.0
+    assert agatston_score(hu, mask, (1.5, 0.5, 0.5)) == pytest.approx(expected)
+
+
+def test_mass_is_background_corrected_integral_independent_of_blur():
+    # 1000 HU above a 40 HU background in one 1 mm^3 voxel -> 0.8 mg; blurring it over the
+    # region (same integral) must not change the mass, a wrong background must.
+    sharp = np.full((5, 5, 5), 40.0)
+    sharp[2, 2, 2] += 1000.0
+    blurred = np.full((5, 5, 5), 40.0)
+    blurred[1:4, 1:4, 1:4] += 1000.0 / 27.0
+    region = np.ones((5, 5, 5), bool)
+    assert background_corrected_mass_mg(sharp, region, 40.0, 1.0) == pytest.approx(0.8)
+    assert background_corrected_mass_mg(blurred, region, 40.0, 1.0) == pytest.approx(0.8)
+    assert background_corrected_mass_mg(blurred, region, 30.0, 1.0) == pytest.approx(0.8 + 0.8 * 10 * 125 / 1000)
+
+
+def test_shell_reaches_one_voxel_along_thick_slices_and_ring_lies_outside_it():
+    mask = np.zeros((7, 15, 15), bool)
+    mask[3, 7, 7] = True
+    region, ring = _shell_and_ring(mask, np.array([3.0, 0.8, 0.8]), 1.5)
+    assert region[2, 7, 7] and region[4, 7, 7]  # the slices above and below (3 mm > 1.5 mm shell)
+    assert not region[1, 7, 7]
+    assert region[3, 7, 8] and not region[3, 7, 9]  # 0.8 mm in, 1.6 mm > 1.5 mm out
+    assert not (region & ring).any() and not (mask & ring).any() and not (mask & region).any()
+    # The ring is the shell's ellipsoid scaled by the smallest (radius + 2 mm) / radius ratio:
+    # here (3.03 + 2) / 3.03 in z, so in-plane it reaches 1.66 x 1.5 = 2.49 mm.
+    assert ring[3, 7, 9] and ring[3, 7, 10] and not ring[3, 7, 11]
+    assert not ring[:, 7, 7].any()  # two slices away is 6 mm > 3.03 + 2 mm
+
+
+def test_max_diameter_between_voxel_centres_plus_one_voxel():
+    coords = np.array([[0, 0, 0], [0, 0, 4]])
+    assert max_diameter_mm(coords, (2.0, 0.5, 0.5)) == pytest.approx(4 * 0.5 + 0.5)
+    assert max_diameter_mm(np.array([[0, 0, 0]]), (1.0, 1.0, 1.0)) == pytest.approx(1.0)
