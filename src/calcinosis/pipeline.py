@@ -15,7 +15,7 @@ from calcinosis.anatomy.body import estimate_noise_hu, find_body
 from calcinosis.anatomy.cavity import find_cavity
 from calcinosis.anatomy.regions import body_regions
 from calcinosis.config import AnalysisConfig
-from calcinosis.detect.candidates import SMOOTH_SIGMA_MM, Detection, detect_lesions, smoothed
+from calcinosis.detect.candidates import Detection, detect_lesions, smoothed
 from calcinosis.detect.edges import scan_limited_findings
 from calcinosis.detect.trunk import classify_trunk_findings
 from calcinosis.measure.lesion import Lesion, LesionContext, measure_lesions
@@ -89,9 +89,10 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     counts = np.bincount((hu2[muscle].astype(np.int32) + 29), minlength=149)
     tissue_level = _weighted_quantile(np.arange(-29, 120, dtype=float), counts, 0.5) if counts.any() else 40.0
     del hu2, muscle
-    # Only the sampled slices are smoothed (same value as smoothing the whole crop).
-    noise_s = estimate_noise_hu(hu, soft, smooth=lambda slab: smoothed(slab, sp),
-                                smooth_reach_slices=int(np.ceil(4 * max(0.5, SMOOTH_SIGMA_MM / sp[0]))))
+    # The smoothed image the seeds are read on (whole HU), made once: its noise is measured
+    # on it here, and detection reads it.
+    smooth = smoothed(hu, sp, dtype=np.int16)
+    noise_s = estimate_noise_hu(smooth, soft)
     if not np.isfinite(noise):
         noise, noise_s = 20.0, 5.0
         warnings.append("too little soft tissue to measure image noise; assumed 20 HU")
@@ -100,6 +101,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
 
     step("detect")
     det = detect_lesions(hu, mask, sp, config, tissue_level_hu=tissue_level, noise_smoothed_hu=noise_s,
+                         smooth_hu=smooth,
                          noise_hu=noise)
 
     step("anatomy")
@@ -110,6 +112,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     # Depth and bone distance are computed on boxes round the lesions (measure_lesions).
     ctx = LesionContext(hu, det.labels, mask, det.bone, None, None, sp, offset, det.boxes)
     lesions = measure_lesions(ctx, volume.index_to_lps, config, midline_x_mm=midline, noise_hu=noise)
+    del ctx
     step("regions")
     regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts)
 
@@ -128,10 +131,12 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
                                  boxes=det.boxes)
     lesions, skeletal, crop_labels = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
                                                              hu=hu, body=mask, drop=drop)
-    if skeletal:
-        # Renumbered: the detection's per-label boxes no longer apply.
-        det = replace(det, labels=crop_labels, excluded=det.excluded + tuple(skeletal), boxes=())
     labels_full[body.crop] = crop_labels
+    del crop_labels
+    # The detection's labels become the final ones, a view of the full-grid map (one copy
+    # of the label grid, not three). Renumbered: its per-label boxes no longer apply.
+    det = replace(det, labels=labels_full[body.crop], excluded=det.excluded + tuple(skeletal),
+                  boxes=det.boxes if not skeletal and not drop else ())
     if any(e.reason in ("metal", "external_metal") for e in det.excluded):
         warnings.append("metal in the field of view (excluded; streaks near it may hide or mimic deposits)")
     facts = {

@@ -24,6 +24,9 @@ def test_labels_boxes_and_counts_match_cc3d_and_ndimage(blobs):
     assert comps.n == int(ref.max()) > 5
     assert comps.boxes() == ndi.find_objects(ref)
     assert np.array_equal(comps.counts, np.bincount(ref.ravel(), minlength=comps.n + 1) * (np.arange(comps.n + 1) > 0))
+    boxes, centres = comps.geometry()
+    assert boxes == comps.boxes()
+    assert np.allclose(centres, ndi.center_of_mass(mask, ref, np.arange(1, comps.n + 1)))
     for label in (1, comps.n // 2, comps.n):
         box = comps.boxes()[label - 1]
         assert np.array_equal(comps.mask_in(label, box), ref[box] == label)

@@ -153,44 +153,18 @@ def _full_resolution_mask(hu: np.ndarray, kept: np.ndarray, f: int) -> np.ndarra
     return out
 
 
-def _sampled_smoothing(hu: np.ndarray, zs: np.ndarray, smooth, reach: int) -> dict[int, np.ndarray]:
-    """The smoothed image of slices ``zs``: each needs ``reach`` slices of context on either
-    side; overlapping needs are merged into runs, each smoothed once."""
-    nz = hu.shape[0]
-    runs: list[list[int]] = []
-    for z in zs:
-        a, b = max(int(z) - reach, 0), min(int(z) + reach + 1, nz)
-        if runs and a <= runs[-1][1]:
-            runs[-1][1] = b
-        else:
-            runs.append([a, b])
-    out = {}
-    for a, b in runs:
-        block = np.asarray(smooth(hu[a:b]), dtype=np.float32)
-        for z in zs[(zs >= a) & (zs < b)]:
-            out[int(z)] = block[z - a]
-    return out
-
-
-def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray | Callable[[int], np.ndarray], *, max_slices: int = 24,
-                      smooth: Callable[[np.ndarray], np.ndarray] | None = None,
-                      smooth_reach_slices: int = 8) -> float:
+def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray | Callable[[int], np.ndarray], *,
+                      max_slices: int = 24) -> float:
     """Standard deviation (HU) of image noise in homogeneous soft tissue.
 
     Robust (MAD) spread of the difference between each voxel and the mean of its
     in-plane 5 x 5 neighbourhood, over voxels whose neighbourhood is all ``tissue``,
     on up to ``max_slices`` evenly spaced slices; scaled for the 1/25 self-weight.
     ``tissue`` is a boolean array like ``hu`` or a function giving slice ``z``'s mask.
-
-    ``smooth``, when given, maps a slab of ``hu`` (``[z, y, x]``) to its smoothed image:
-    the noise is then that of the smoothed image. Only the sampled slices are smoothed,
-    each with ``smooth_reach_slices`` slices of context on either side (the smoothing
-    kernel must reach no farther along z), so the result equals that of smoothing the
-    whole volume first, at a fraction of the time and memory.
+    Given a smoothed image as ``hu``, it measures that image's noise.
     """
     nz = hu.shape[0]
     zs = np.unique(np.linspace(0, nz - 1, min(nz, max_slices)).round().astype(int))
-    smooth_of = _sampled_smoothing(hu, zs, smooth, smooth_reach_slices) if smooth is not None else {}
     resid = []
     for z in zs:
         t = tissue(z) if callable(tissue) else tissue[z]
@@ -199,7 +173,7 @@ def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray | Callable[[int], np.nd
         ok = ndi.minimum_filter(t.view(np.uint8), size=(5, 5), mode="constant", cval=0).view(bool)
         if ok.sum() < 50:
             continue
-        sl = smooth_of[z] if smooth is not None else hu[z].astype(np.float32)
+        sl = hu[z].astype(np.float32)
         local = ndi.uniform_filter(sl, size=(5, 5))
         resid.append((sl - local)[ok])
     if not resid:

@@ -50,16 +50,23 @@ class Components:
 
     def boxes(self) -> list[tuple[slice, slice, slice]]:
         """Bounding box of each label 1..n (list index = label - 1)."""
+        return self.geometry()[0]
+
+    def geometry(self) -> tuple[list[tuple[slice, slice, slice]], np.ndarray]:
+        """Bounding boxes (list index = label - 1) and centroids (``n x 3`` voxel indices,
+        as ``ndimage.center_of_mass``) of labels 1..n, from one pass over their voxels."""
         if self.n == 0:
-            return []
-        shape = self.shape
+            return [], np.zeros((0, 3))
         lo = np.empty((self.n, 3), np.int64)
         hi = np.empty((self.n, 3), np.int64)
-        coords = np.unravel_index(self.order, shape)
-        for axis, c in enumerate(coords):
+        centre = np.empty((self.n, 3))
+        counts = np.diff(self.starts)
+        for axis, c in enumerate(np.unravel_index(self.order, self.shape)):
             lo[:, axis] = np.minimum.reduceat(c, self.starts[:-1])
             hi[:, axis] = np.maximum.reduceat(c, self.starts[:-1]) + 1
-        return [tuple(slice(int(a), int(b)) for a, b in zip(l, h)) for l, h in zip(lo, hi)]  # type: ignore[misc]
+            centre[:, axis] = np.add.reduceat(c, self.starts[:-1]) / counts
+        boxes = [tuple(slice(int(a), int(b)) for a, b in zip(l, h)) for l, h in zip(lo, hi)]
+        return boxes, centre  # type: ignore[return-value]
 
     def voxels(self, label: int) -> np.ndarray:
         """Flat indices of one label's voxels."""

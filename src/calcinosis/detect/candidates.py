@@ -99,6 +99,7 @@ def detect_lesions(
     tissue_level_hu: float,
     noise_smoothed_hu: float,
     noise_hu: float | None = None,
+    smooth_hu: np.ndarray | None = None,
 ) -> Detection:
     """Find deposits in a body-cropped CT (``hu``, ``[z, y, x]``) and label them 1..N.
 
@@ -109,7 +110,8 @@ def detect_lesions(
     exceeds ``tissue_level_hu + seed_sigma * noise_smoothed_hu`` (and the threshold), or,
     for deposits too small to survive the smoothing, two voxels whose raw value exceeds
     ``tissue_level_hu + RAW_SEED_SIGMA * noise_hu`` (noise reaches that once in 10^10 voxels)
-    and the threshold by ``RAW_SEED_MARGIN_HU``.
+    and the threshold by ``RAW_SEED_MARGIN_HU``. ``smooth_hu``, when given, is
+    :func:`smoothed` of ``hu`` (int16), made by the caller.
     """
     vv = float(np.prod(spacing_zyx))
     thr = config.threshold_hu
@@ -134,9 +136,9 @@ def detect_lesions(
     metal_share = comps.total(hu_d >= config.metal_hu)[1:] / np.maximum(counts, 1)
     raw_seeds = comps.total(hu_d >= raw_thr)[1:]
     del hu_d
-    smooth = smoothed(hu, spacing_zyx, dtype=np.int16)
+    smooth = smoothed(hu, spacing_zyx, dtype=np.int16) if smooth_hu is None else smooth_hu
     seed_peak = comps.maximum(comps.gather(smooth))[1:]
-    boxes = comps.boxes()
+    boxes, centroids = comps.geometry()
     extent = np.array([max((s.stop - s.start) * sp for s, sp in zip(b, spacing_zyx)) for b in boxes])
     volume = counts * vv
     body_box_y = _body_y_range(body)
@@ -144,9 +146,8 @@ def detect_lesions(
     next_label = 1
 
     def exclude(i: int, reason: str) -> None:
-        box = boxes[i - 1]
-        c = np.array(ndi.center_of_mass(comps.mask_in(i, box))) + [s.start for s in box]
-        excluded.append(Excluded(reason, float(volume[i - 1]), float(peak[i - 1]), tuple(c)))
+        c = tuple(float(v) for v in centroids[i - 1])
+        excluded.append(Excluded(reason, float(volume[i - 1]), float(peak[i - 1]), c))
 
     lesion_boxes: list[tuple[slice, ...]] = []
 
