@@ -83,7 +83,7 @@ def smoothed(hu: np.ndarray, spacing_zyx, *, chunk: int = 32, dtype=np.float32) 
         for z0 in range(z_start, z_stop, chunk):
             z1 = min(z0 + chunk, z_stop)
             a, b = max(z0 - pad, 0), min(z1 + pad, nz)
-            part = ndi.gaussian_filter(hu[a:b].astype(np.float32), sigma, mode="nearest")[z0 - a:z1 - a]
+            part = ndi.gaussian_filter(hu[a:b], sigma, mode="nearest", output=np.float32)[z0 - a:z1 - a]
             out[z0:z1] = part if dtype == np.float32 else np.rint(part)
 
     over_slabs(slab, nz, n_threads(), hu.size)
