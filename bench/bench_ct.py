@@ -158,7 +158,9 @@ def main(argv: list[str]) -> None:
         print(f"512x512x{n}: baseline {r['baseline_s']:.2f} s, analyze {r['analyze_s']:.2f} s, "
               f"ratio {r['ratio']:.1f}x, {r['ns_per_voxel']:.0f} ns/voxel; peak RSS "
               f"{r['peak_rss_bytes'] / 2**20:.0f} MiB = {r['peak_over_volume']:.1f}x the int16 volume "
-              f"({r['volume_bytes'] / 2**20:.0f} MiB){f' under a {limit:g} GiB limit' if limit else ''}; "
+              f"({r['volume_bytes'] / 2**20:.0f} MiB) = 4x the volume "
+              f"{(r['peak_rss_bytes'] - 4 * r['volume_bytes']) / 2**20:+.0f} MiB"
+              f"{f' under a {limit:g} GiB limit' if limit else ''}; "
               f"{r['lesions']} lesions")
 
 

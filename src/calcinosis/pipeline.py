@@ -103,6 +103,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     det = detect_lesions(hu, mask, sp, config, tissue_level_hu=tissue_level, noise_smoothed_hu=noise_s,
                          smooth_hu=smooth,
                          noise_hu=noise)
+    del smooth
 
     step("anatomy")
     midline = _midline_x_mm(volume, mask, body.crop, body.n_parts)
