@@ -4,7 +4,12 @@ The ribs lie in the chest wall: the convex hull of the bone in a slice of the tr
 (ribs, sternum and spine, gathered over a slab of +-15 mm so that ribs cut across
 by the slice count) outlines the chest wall's middle. Its inside, a few mm in, is
 the body cavity (lungs, heart, great vessels, abdominal organs and bowel); a band
-round its outline is the rib cage itself (ribs and costal cartilage). Computed on
+round its outline is the rib cage itself (ribs and costal cartilage). Below the
+sternum (the upper abdomen between the costal margins) no bone closes the front: the
+hull's front runs as a chord between the lowest ribs, across the abdominal cavity.
+There the front wall is the abdominal wall's muscle under the subcutaneous fat (rectus
+and flat muscles, 10-15 mm), and the cavity starts a wall's thickness inside the fat's
+inner edge. Computed on
 a grid of about 2 mm (slices of up to 2 mm are sampled too): none of this needs
 fine detail.
 """
@@ -30,6 +35,16 @@ SPINE_MIN_DEPTH_MM = 6.0
 THORAX_MIN_LUNG_FRACTION = 0.1
 THORAX_BESIDE_SPINE_MM = 30.0
 LATERAL_BEHIND_SPINE_MM = 30.0
+# Below the sternum the cavity starts this far inside the subcutaneous fat's inner edge:
+# thicker than the abdominal wall's muscle layers (rectus, obliques: 10-15 mm), thinner
+# than the distance to any bowel behind them.
+ABDOMINAL_WALL_MM = 20.0
+# Fat (HU, 3x3-cell mean on the coarse grid); air (lung, gas) is below the range.
+FAT_HU = (-250.0, -30.0)
+# The skin (2-3 mm, soft-tissue density) is crossed on the way in from the outside.
+SKIN_CROSS_MM = 4.0
+# A sternum: bone this close (mm) to the midline in the anterior third of the body.
+STERNUM_HALF_WIDTH_MM = 25.0
 # A slice has a rib cage when its bone hull covers this share of the body's cross-section.
 MIN_HULL_FRACTION = 0.35
 GRID_MM = 2.0
@@ -96,7 +111,15 @@ def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: n
         # body (descending aorta, azygos, oesophagus); lower down the psoas lies there.
         air = (hu[grid] < -500) & hull
         thorax = air.sum(axis=(1, 2)) >= THORAX_MIN_LUNG_FRACTION * np.maximum(hull.sum(axis=(1, 2)), 1)
-    cavity = (inside > CAVITY_INSET_MM) & _anterior_to_spine(b, spine_bone, sp, thorax)
+    anterior = _anterior_to_spine(b, spine_bone, sp, thorax)
+    cavity = (inside > CAVITY_INSET_MM) & anterior
+    if hu is not None:
+        open_front = has & ~_has_sternum(b, spine_bone, sp)
+        if open_front.any():
+            wall = np.zeros_like(b)
+            wall[open_front] = (_depth_under_fat_mm(b[open_front], hu[grid][open_front], sp)
+                                > ABDOMINAL_WALL_MM)
+            cavity |= wall & _anterior_half(b) & anterior
     # In front, costal cartilage runs on from the rib ends towards the sternum, in front of
     # the line between the anterior ribs: the band reaches further out there.
     reach = np.where(_anterior_half(b), ANTERIOR_BAND_MM, RIB_BAND_MM)
@@ -113,6 +136,43 @@ def _hull_in_plane(mask: np.ndarray) -> np.ndarray:
     out = np.zeros_like(mask)
     out[box] = convex_hull_image(mask[box])
     return out
+
+
+def _has_sternum(body: np.ndarray, bone: np.ndarray, sp) -> np.ndarray:
+    """Per slice: bone within ``STERNUM_HALF_WIDTH_MM`` of the midline in the anterior third
+    of the body (the sternum, or the xiphoid)."""
+    out = np.zeros(body.shape[0], bool)
+    half = max(1, int(round(STERNUM_HALF_WIDTH_MM / sp[2])))
+    for z in np.flatnonzero(bone.any(axis=(1, 2))):
+        rows = np.flatnonzero(body[z].any(axis=1))
+        cols = np.flatnonzero(body[z].any(axis=0))
+        if rows.size == 0:
+            continue
+        centre = (cols[0] + cols[-1]) // 2
+        y1 = rows[0] + (rows[-1] - rows[0]) // 3 + 1
+        out[z] = bool(bone[z, rows[0]:y1, max(centre - half, 0):centre + half + 1].any())
+    return out
+
+
+def _depth_under_fat_mm(body: np.ndarray, hu: np.ndarray, sp) -> np.ndarray:
+    """In-plane distance (mm) from the subcutaneous fat's inner edge, inside it; 0 in the fat,
+    the skin and outside.
+
+    The subcutaneous fat is the fat reached from outside the body through the skin and fat
+    alone: fat inside the cavity lies behind the muscle wall and is not reached. Where a gap
+    joins the two, the cavity found here shrinks (the finding keeps its wall compartment).
+    """
+    mean = ndi.uniform_filter(hu.astype(np.float32), size=(1, 3, 3), mode="nearest")
+    fat = (mean >= FAT_HU[0]) & (mean < FAT_HU[1])
+    skin = distance_inside_mm(body, sp, in_plane=True) <= SKIN_CROSS_MM
+    passable = np.pad(~body | skin | fat, ((0, 0), (1, 1), (1, 1)), constant_values=True)
+    in_plane = np.zeros((3, 3, 3), bool)
+    in_plane[1] = ndi.generate_binary_structure(2, 1)
+    labels, _ = ndi.label(passable, structure=in_plane)
+    border = np.unique(np.concatenate([labels[:, 0, :].ravel(), labels[:, -1, :].ravel(),
+                                       labels[:, :, 0].ravel(), labels[:, :, -1].ravel()]))
+    outer = np.isin(labels, border[border > 0])[:, 1:-1, 1:-1]
+    return distance_inside_mm(~outer & body, sp, in_plane=True)
 
 
 def _anterior_half(body: np.ndarray) -> np.ndarray:
