@@ -39,7 +39,7 @@ LATERAL_BEHIND_SPINE_MM = 30.0
 # thicker than the abdominal wall's muscle layers (rectus, obliques: 10-15 mm), thinner
 # than the distance to any bowel behind them.
 ABDOMINAL_WALL_MM = 20.0
-# Fat (HU, 3x3-cell mean on the coarse grid); air (lung, gas) is below the range.
+# Fat (HU); air (lung, gas) is below the range.
 FAT_HU = (-250.0, -30.0)
 # The skin (2-3 mm, soft-tissue density) is crossed on the way in from the outside.
 SKIN_CROSS_MM = 4.0
@@ -103,29 +103,28 @@ def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: n
             hull[z] = h & b[z]
     sp = (sz * step[0], sy * step[1], sx * step[2])
     inside = distance_inside_mm(hull, sp, in_plane=True)
-    outside = np.where(b, distance_outside_mm(hull, sp, in_plane=True), 0.0)
+    outside = distance_outside_mm(hull, sp, in_plane=True)
+    outside[~b] = 0.0
     has = hull.any(axis=(1, 2))
     thorax = np.zeros(b.shape[0], bool)
+    hu = None if hu is None else hu[grid]
     if hu is not None:
         # Slices through the lungs: there the cavity reaches back beside the vertebral
         # body (descending aorta, azygos, oesophagus); lower down the psoas lies there.
-        air = (hu[grid] < -500) & hull
+        air = (hu < -500) & hull
         thorax = air.sum(axis=(1, 2)) >= THORAX_MIN_LUNG_FRACTION * np.maximum(hull.sum(axis=(1, 2)), 1)
     anterior = _anterior_to_spine(b, spine_bone, sp, thorax)
     cavity = (inside > CAVITY_INSET_MM) & anterior
     if hu is not None:
         open_front = has & ~_has_sternum(b, spine_bone, sp)
         if open_front.any():
-            wall = np.zeros_like(b)
-            wall[open_front] = (_depth_under_fat_mm(b[open_front], hu[grid][open_front], sp)
-                                > ABDOMINAL_WALL_MM)
-            cavity |= wall & _anterior_half(b) & anterior
+            cavity |= _below_abdominal_wall(b, hu, sp, open_front) & anterior
     # In front, costal cartilage runs on from the rib ends towards the sternum, in front of
     # the line between the anterior ribs: the band reaches further out there.
-    reach = np.where(_anterior_half(b), ANTERIOR_BAND_MM, RIB_BAND_MM)
-    band = has[:, None, None] & (((inside > 0) & (inside <= RIB_BAND_MM))
-                                 | ((outside > 0) & (outside <= reach)))
-    return Cavity(cavity, band, step, has[:, None, None] & _anterior_half(b))
+    front = _anterior_half(b)
+    reach = (outside <= RIB_BAND_MM) | (front & (outside <= ANTERIOR_BAND_MM))
+    band = has[:, None, None] & (((inside > 0) & (inside <= RIB_BAND_MM)) | ((outside > 0) & reach))
+    return Cavity(cavity, band, step, has[:, None, None] & front)
 
 
 def _hull_in_plane(mask: np.ndarray) -> np.ndarray:
@@ -154,6 +153,23 @@ def _has_sternum(body: np.ndarray, bone: np.ndarray, sp) -> np.ndarray:
     return out
 
 
+def _below_abdominal_wall(body: np.ndarray, hu: np.ndarray, sp, slices: np.ndarray) -> np.ndarray:
+    """In the anterior half of ``slices``: more than ``ABDOMINAL_WALL_MM`` inside the
+    subcutaneous fat's inner edge (in-plane)."""
+    out = np.zeros_like(body)
+    rows = np.flatnonzero(body.any(axis=(0, 2)))
+    cols = np.flatnonzero(body.any(axis=(0, 1)))
+    mid = (rows[0] + rows[-1]) // 2
+    # Rows down to the wall depth past the middle: a point of the anterior half nearer the
+    # fat than that finds the fat in the crop.
+    r1 = min(body.shape[1], mid + int(np.ceil(ABDOMINAL_WALL_MM / sp[1])) + 2)
+    box = (slices, slice(0, r1), slice(max(cols[0] - 1, 0), cols[-1] + 2))
+    deep = _depth_under_fat_mm(body[box], hu[box], sp) > ABDOMINAL_WALL_MM
+    deep[:, mid:] = False
+    out[box] = deep
+    return out
+
+
 def _depth_under_fat_mm(body: np.ndarray, hu: np.ndarray, sp) -> np.ndarray:
     """In-plane distance (mm) from the subcutaneous fat's inner edge, inside it; 0 in the fat,
     the skin and outside.
@@ -162,17 +178,18 @@ def _depth_under_fat_mm(body: np.ndarray, hu: np.ndarray, sp) -> np.ndarray:
     alone: fat inside the cavity lies behind the muscle wall and is not reached. Where a gap
     joins the two, the cavity found here shrinks (the finding keeps its wall compartment).
     """
-    mean = ndi.uniform_filter(hu.astype(np.float32), size=(1, 3, 3), mode="nearest")
-    fat = (mean >= FAT_HU[0]) & (mean < FAT_HU[1])
-    skin = distance_inside_mm(body, sp, in_plane=True) <= SKIN_CROSS_MM
-    passable = np.pad(~body | skin | fat, ((0, 0), (1, 1), (1, 1)), constant_values=True)
+    # Single samples, not smoothed: a noisy cell misread in the fat stays unreached (a hole
+    # 2 mm deep), one misread in the muscle joins the fat by one cell at most.
+    fat = (hu >= FAT_HU[0]) & (hu < FAT_HU[1])
+    k = 2 * max(1, int(round(SKIN_CROSS_MM / min(sp[1], sp[2])))) + 1
+    near_outside = ndi.maximum_filter((~body).view(np.uint8), size=(1, k, k)).view(bool)
     in_plane = np.zeros((3, 3, 3), bool)
     in_plane[1] = ndi.generate_binary_structure(2, 1)
-    labels, _ = ndi.label(passable, structure=in_plane)
-    border = np.unique(np.concatenate([labels[:, 0, :].ravel(), labels[:, -1, :].ravel(),
-                                       labels[:, :, 0].ravel(), labels[:, :, -1].ravel()]))
-    outer = np.isin(labels, border[border > 0])[:, 1:-1, 1:-1]
-    return distance_inside_mm(~outer & body, sp, in_plane=True)
+    labels, n = ndi.label(near_outside | fat, structure=in_plane)
+    reached = np.zeros(n + 1, bool)
+    reached[labels[~body]] = True
+    reached[0] = False
+    return distance_inside_mm(body & ~reached[labels], sp, in_plane=True)
 
 
 def _anterior_half(body: np.ndarray) -> np.ndarray:
