@@ -80,7 +80,9 @@ def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: n
     ``body`` and ``bone`` are on the cropped grid, slices along array axis 0, array axis 1
     running posterior when ``posterior_sign`` is +1 (anterior when -1). The cavity stops
     at the front of the spine: behind it lie the psoas and the back muscles, which the
-    hull of the ribs also takes in.
+    hull of the ribs also takes in. In rib-cage slices without a sternum (given ``hu``), the
+    anterior half of the cavity reaches forward to ``ABDOMINAL_WALL_MM`` inside the
+    subcutaneous fat, past the chord between the lowest ribs.
     """
     if posterior_sign < 0:
         flip = find_cavity(body[:, ::-1], bone[:, ::-1], spacing_zyx, trunk_slices,
@@ -179,7 +181,7 @@ def _depth_under_fat_mm(body: np.ndarray, hu: np.ndarray, sp) -> np.ndarray:
     joins the two, the cavity found here shrinks (the finding keeps its wall compartment).
     """
     # Single samples, not smoothed: a noisy cell misread in the fat stays unreached (a hole
-    # 2 mm deep), one misread in the muscle joins the fat by one cell at most.
+    # one cell deep); one misread in the muscle, next to the fat, moves its edge by a cell.
     fat = (hu >= FAT_HU[0]) & (hu < FAT_HU[1])
     k = 2 * max(1, int(round(SKIN_CROSS_MM / min(sp[1], sp[2])))) + 1
     near_outside = ndi.maximum_filter((~body).view(np.uint8), size=(1, k, k)).view(bool)
