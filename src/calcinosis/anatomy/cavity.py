@@ -4,7 +4,12 @@ The ribs lie in the chest wall: the convex hull of the bone in a slice of the tr
 (ribs, sternum and spine, gathered over a slab of +-15 mm so that ribs cut across
 by the slice count) outlines the chest wall's middle. Its inside, a few mm in, is
 the body cavity (lungs, heart, great vessels, abdominal organs and bowel); a band
-round its outline is the rib cage itself (ribs and costal cartilage). Computed on
+round its outline is the rib cage itself (ribs and costal cartilage). Below the
+sternum (the upper abdomen between the costal margins) no bone closes the front: the
+hull's front runs as a chord between the lowest ribs, across the abdominal cavity.
+There the front wall is the abdominal wall's muscle under the subcutaneous fat (rectus
+and flat muscles, 10-15 mm), and the cavity starts a wall's thickness inside the fat's
+inner edge. Computed on
 a grid of about 2 mm (slices of up to 2 mm are sampled too): none of this needs
 fine detail.
 """
@@ -30,6 +35,16 @@ SPINE_MIN_DEPTH_MM = 6.0
 THORAX_MIN_LUNG_FRACTION = 0.1
 THORAX_BESIDE_SPINE_MM = 30.0
 LATERAL_BEHIND_SPINE_MM = 30.0
+# Below the sternum the cavity starts this far inside the subcutaneous fat's inner edge:
+# thicker than the abdominal wall's muscle layers (rectus, obliques: 10-15 mm), thinner
+# than the distance to any bowel behind them.
+ABDOMINAL_WALL_MM = 20.0
+# Fat (HU); air (lung, gas) is below the range.
+FAT_HU = (-250.0, -30.0)
+# The skin (2-3 mm, soft-tissue density) is crossed on the way in from the outside.
+SKIN_CROSS_MM = 4.0
+# A sternum: bone this close (mm) to the midline in the anterior third of the body.
+STERNUM_HALF_WIDTH_MM = 25.0
 # A slice has a rib cage when its bone hull covers this share of the body's cross-section.
 MIN_HULL_FRACTION = 0.35
 GRID_MM = 2.0
@@ -65,7 +80,9 @@ def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: n
     ``body`` and ``bone`` are on the cropped grid, slices along array axis 0, array axis 1
     running posterior when ``posterior_sign`` is +1 (anterior when -1). The cavity stops
     at the front of the spine: behind it lie the psoas and the back muscles, which the
-    hull of the ribs also takes in.
+    hull of the ribs also takes in. In rib-cage slices without a sternum (given ``hu``), the
+    anterior half of the cavity reaches forward to ``ABDOMINAL_WALL_MM`` inside the
+    subcutaneous fat, past the chord between the lowest ribs.
     """
     if posterior_sign < 0:
         flip = find_cavity(body[:, ::-1], bone[:, ::-1], spacing_zyx, trunk_slices,
@@ -88,21 +105,28 @@ def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: n
             hull[z] = h & b[z]
     sp = (sz * step[0], sy * step[1], sx * step[2])
     inside = distance_inside_mm(hull, sp, in_plane=True)
-    outside = np.where(b, distance_outside_mm(hull, sp, in_plane=True), 0.0)
+    outside = distance_outside_mm(hull, sp, in_plane=True)
+    outside[~b] = 0.0
     has = hull.any(axis=(1, 2))
     thorax = np.zeros(b.shape[0], bool)
+    hu = None if hu is None else hu[grid]
     if hu is not None:
         # Slices through the lungs: there the cavity reaches back beside the vertebral
         # body (descending aorta, azygos, oesophagus); lower down the psoas lies there.
-        air = (hu[grid] < -500) & hull
+        air = (hu < -500) & hull
         thorax = air.sum(axis=(1, 2)) >= THORAX_MIN_LUNG_FRACTION * np.maximum(hull.sum(axis=(1, 2)), 1)
-    cavity = (inside > CAVITY_INSET_MM) & _anterior_to_spine(b, spine_bone, sp, thorax)
+    anterior = _anterior_to_spine(b, spine_bone, sp, thorax)
+    cavity = (inside > CAVITY_INSET_MM) & anterior
+    if hu is not None:
+        open_front = has & ~_has_sternum(b, spine_bone, sp)
+        if open_front.any():
+            cavity |= _below_abdominal_wall(b, hu, sp, open_front) & anterior
     # In front, costal cartilage runs on from the rib ends towards the sternum, in front of
     # the line between the anterior ribs: the band reaches further out there.
-    reach = np.where(_anterior_half(b), ANTERIOR_BAND_MM, RIB_BAND_MM)
-    band = has[:, None, None] & (((inside > 0) & (inside <= RIB_BAND_MM))
-                                 | ((outside > 0) & (outside <= reach)))
-    return Cavity(cavity, band, step, has[:, None, None] & _anterior_half(b))
+    front = _anterior_half(b)
+    reach = (outside <= RIB_BAND_MM) | (front & (outside <= ANTERIOR_BAND_MM))
+    band = has[:, None, None] & (((inside > 0) & (inside <= RIB_BAND_MM)) | ((outside > 0) & reach))
+    return Cavity(cavity, band, step, has[:, None, None] & front)
 
 
 def _hull_in_plane(mask: np.ndarray) -> np.ndarray:
@@ -113,6 +137,61 @@ def _hull_in_plane(mask: np.ndarray) -> np.ndarray:
     out = np.zeros_like(mask)
     out[box] = convex_hull_image(mask[box])
     return out
+
+
+def _has_sternum(body: np.ndarray, bone: np.ndarray, sp) -> np.ndarray:
+    """Per slice: bone within ``STERNUM_HALF_WIDTH_MM`` of the midline in the anterior third
+    of the body (the sternum, or the xiphoid)."""
+    out = np.zeros(body.shape[0], bool)
+    half = max(1, int(round(STERNUM_HALF_WIDTH_MM / sp[2])))
+    for z in np.flatnonzero(bone.any(axis=(1, 2))):
+        rows = np.flatnonzero(body[z].any(axis=1))
+        cols = np.flatnonzero(body[z].any(axis=0))
+        if rows.size == 0:
+            continue
+        centre = (cols[0] + cols[-1]) // 2
+        y1 = rows[0] + (rows[-1] - rows[0]) // 3 + 1
+        out[z] = bool(bone[z, rows[0]:y1, max(centre - half, 0):centre + half + 1].any())
+    return out
+
+
+def _below_abdominal_wall(body: np.ndarray, hu: np.ndarray, sp, slices: np.ndarray) -> np.ndarray:
+    """In the anterior half of ``slices``: more than ``ABDOMINAL_WALL_MM`` inside the
+    subcutaneous fat's inner edge (in-plane)."""
+    out = np.zeros_like(body)
+    rows = np.flatnonzero(body.any(axis=(0, 2)))
+    cols = np.flatnonzero(body.any(axis=(0, 1)))
+    mid = (rows[0] + rows[-1]) // 2
+    # Rows down to the wall depth past the middle: a point of the anterior half nearer the
+    # fat than that finds the fat in the crop.
+    r1 = min(body.shape[1], mid + int(np.ceil(ABDOMINAL_WALL_MM / sp[1])) + 2)
+    box = (slices, slice(0, r1), slice(max(cols[0] - 1, 0), cols[-1] + 2))
+    deep = _depth_under_fat_mm(body[box], hu[box], sp) > ABDOMINAL_WALL_MM
+    deep[:, mid:] = False
+    out[box] = deep
+    return out
+
+
+def _depth_under_fat_mm(body: np.ndarray, hu: np.ndarray, sp) -> np.ndarray:
+    """In-plane distance (mm) from the subcutaneous fat's inner edge, inside it; 0 in the fat,
+    the skin and outside.
+
+    The subcutaneous fat is the fat reached from outside the body through the skin and fat
+    alone: fat inside the cavity lies behind the muscle wall and is not reached. Where a gap
+    joins the two, the cavity found here shrinks (the finding keeps its wall compartment).
+    """
+    # Single samples, not smoothed: a noisy cell misread in the fat stays unreached (a hole
+    # one cell deep); one misread in the muscle, next to the fat, moves its edge by a cell.
+    fat = (hu >= FAT_HU[0]) & (hu < FAT_HU[1])
+    k = 2 * max(1, int(round(SKIN_CROSS_MM / min(sp[1], sp[2])))) + 1
+    near_outside = ndi.maximum_filter((~body).view(np.uint8), size=(1, k, k)).view(bool)
+    in_plane = np.zeros((3, 3, 3), bool)
+    in_plane[1] = ndi.generate_binary_structure(2, 1)
+    labels, n = ndi.label(near_outside | fat, structure=in_plane)
+    reached = np.zeros(n + 1, bool)
+    reached[labels[~body]] = True
+    reached[0] = False
+    return distance_inside_mm(body & ~reached[labels], sp, in_plane=True)
 
 
 def _anterior_half(body: np.ndarray) -> np.ndarray:

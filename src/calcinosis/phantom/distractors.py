@@ -2,7 +2,9 @@
 
 ``vessels``   calcified artery walls (femoral artery, aorta or brachial artery):
               a soft-tissue tube with partial rings of 400-800 HU wall plaque;
-``bowel``     oral-contrast bowel content (300-600 HU blobs inside the abdomen);
+``bowel``     oral-contrast bowel content (300-600 HU blobs inside the abdomen, in front
+              of the vertebral bodies' mid-plane: bowel lies in front of the psoas, the
+              quadratus lumborum and the kidneys, never beside or behind the spine's back);
 ``cartilage`` calcified costal cartilage at the anterior rib ends;
 ``necklace``  metal beads (3000 HU) on the skin of the upper chest;
 ``ecg_leads`` metal snap electrodes (3000 HU) on the chest skin with a wire.
@@ -150,6 +152,10 @@ def _plaques(vessel: Ellipse2D, rng: np.random.Generator, z_limits: tuple[float,
 def _bowel(anatomy: Anatomy, rng: np.random.Generator, z_limits: tuple[float, float],
            placed: list[Placed]) -> list[dict]:
     cavity: Ellipse2D = anatomy.landmarks["cavity"]
+    # The phantom's viscera fill the whole cavity ellipse, which reaches back beside the spine
+    # to the level of the laminae; real bowel (peritoneal) stays in front of the kidneys and
+    # the psoas, which lie beside the vertebral bodies: no bowel behind their mid-plane.
+    back_limit_y = anatomy.landmarks["vertebra_y"]
     out: list[dict] = []
     taken = [blob_extent(p.blob)[1:] for p in placed]
     for _ in range(60):
@@ -165,6 +171,8 @@ def _bowel(anatomy: Anatomy, rng: np.random.Generator, z_limits: tuple[float, fl
         _, cen, rmax = blob_extent(b)
         pts = np.concatenate([b.surface_points(200), cen[None]])
         if not all(t is Tissue.VISCERA for t in anatomy.tissue_at(pts)):
+            continue
+        if pts[:, 1].max() > back_limit_y:
             continue
         if np.abs(anatomy.bone_signed_distance(pts)).min() < 2.0:
             continue
