@@ -130,10 +130,14 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
                          hu=hu)
     drop = scan_limited_findings(lesions, det.labels, offset, hu_full.shape, mask, sp, config.threshold_hu,
                                  boxes=det.boxes)
-    lesions, skeletal, crop_labels = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
-                                                             hu=hu, body=mask, drop=drop)
-    labels_full[body.crop] = crop_labels
-    del crop_labels
+    lesions, skeletal, lut = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
+                                                     hu=hu, body=mask, drop=drop, boxes=det.boxes)
+    final = labels_full[body.crop]
+    if np.array_equal(lut, np.arange(len(lut))):
+        final[...] = det.labels  # nothing dropped or renumbered
+    else:
+        for z0 in range(0, final.shape[0], 16):  # renumbered slab by slab: no second label grid
+            final[z0:z0 + 16] = lut[det.labels[z0:z0 + 16]]
     # The detection's labels become the final ones, a view of the full-grid map (one copy
     # of the label grid, not three). Renumbered: its per-label boxes no longer apply.
     det = replace(det, labels=labels_full[body.crop], excluded=det.excluded + tuple(skeletal),

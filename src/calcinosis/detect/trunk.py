@@ -50,20 +50,23 @@ CARTILAGE_MIN_HU = 75.0
 def classify_trunk_findings(
     lesions: list[Lesion], labels: np.ndarray, cavity: Cavity, centroid_index, spacing_zyx,
     *, hu: np.ndarray | None = None, body: np.ndarray | None = None,
-    drop: Mapping[int, str] | None = None,
+    drop: Mapping[int, str] | None = None, boxes=None,
 ) -> tuple[list[Lesion], list[Excluded], np.ndarray]:
-    thick_slices = float(spacing_zyx[0]) > THICK_SLICE_MM
     """Give cavity findings the ``vascular``/``visceral`` compartment, drop rib-cage pieces,
-    and renumber the rest 1..N (``labels`` is the cropped label map; a new one is returned).
+    and renumber the rest 1..N.
 
-    ``centroid_index(lesion)`` gives the lesion centroid as ``(z, y, x)`` on the cropped grid.
-    ``drop`` maps lesion ids to a reason they are excluded for, decided elsewhere
-    (:func:`calcinosis.detect.edges.scan_limited_findings`).
+    ``labels`` is the cropped label map (``boxes``, when given, each label's bounding box);
+    returned is a lookup table ``lut`` with ``lut[old_label]`` the new label (0: dropped),
+    to apply to it. ``centroid_index(lesion)`` gives the lesion centroid as ``(z, y, x)``
+    on the cropped grid. ``drop`` maps lesion ids to a reason they are excluded for,
+    decided elsewhere (:func:`calcinosis.detect.edges.scan_limited_findings`).
     """
+    thick_slices = float(spacing_zyx[0]) > THICK_SLICE_MM
     drop = drop or {}
     kept: list[Lesion] = []
     excluded: list[Excluded] = []
-    boxes = ndi.find_objects(labels)
+    if boxes is None:
+        boxes = ndi.find_objects(labels)
     for lesion in lesions:
         idx = tuple(int(round(v)) for v in centroid_index(lesion))
         reason = drop.get(lesion.lesion_id)
@@ -117,12 +120,12 @@ def classify_trunk_findings(
                                      tuple(map(float, idx))))
             continue
         kept.append(lesion)
-    lut = np.zeros(int(labels.max()) + 1 if labels.size else 1, labels.dtype)
+    lut = np.zeros(max((lesion.lesion_id for lesion in lesions), default=0) + 1, labels.dtype)
     renumbered = []
     for new_id, lesion in enumerate(kept, start=1):
         lut[lesion.lesion_id] = new_id
         renumbered.append(replace(lesion, lesion_id=new_id))
-    return renumbered, excluded, lut[labels]
+    return renumbered, excluded, lut
 
 
 def _next_to_internal_air(hu: np.ndarray, body: np.ndarray, idx, spacing_zyx) -> bool:
