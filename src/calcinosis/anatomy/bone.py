@@ -18,6 +18,10 @@ extent) is bone. Deposits lying on it are split off in these ways:
 3. On thick slices, a deposit hidden in the bone's blur rises above the bone's
    profile of intensity against distance from its core (:func:`_profile_split`).
 
+The mask of a deposit split off in 1 or 3 keeps its own blur and drops the voxels that
+only the bone's blur lifts above the threshold
+(:func:`calcinosis.anatomy.own_blur.own_blur`).
+
 Everything else is bone.
 """
 
@@ -32,6 +36,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from calcinosis.anatomy.morphology import fill_holes_in_plane, label_counts, label_maximum, open_mm
+from calcinosis.anatomy.own_blur import own_blur
 
 # A deposit flush on bone may sit behind a valley this fraction of ``h`` deep, if it stands
 # outside the bone's outline smoothed by an opening with this ball (mm).
@@ -56,9 +61,6 @@ MIN_GAP_DIST_MM = 1.0
 # symphysis).
 SKULL_MIN_ENCLOSED_MM2 = 4000.0
 SKULL_CONTENT_HU = (-50.0, 100.0)
-# A deposit shows on a slice when a voxel of it away from the bone rises this fraction of its
-# height above its lowest voxel (a noise speck at the threshold does not, after smoothing).
-SHOWS_FRACTION = 0.15
 
 Piece = tuple[tuple[slice, ...], np.ndarray]
 
@@ -191,9 +193,11 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
         facing_bone = int((shell & solid[sub]).sum())
         if facing_tissue <= BUMP_MIN_TISSUE_RATIO * facing_bone:
             continue
-        # The deposit's blur fringe above its own threshold, not the bone's.
+        # The deposit's blur fringe above its own threshold, not the bone's; its maximum is
+        # its own (in-plane) maximum, not the bone's edge that rises towards the bone.
         piece |= shell & dense[sub] & ~core[sub] & ~taken[sub] & (residual[sub] > 0)
-        out.append((sub, own_blur(sub, piece, dense, solid, residual[sub], (labels[sub] == k + 1) & own_max[sub])))
+        own_peak = (labels[sub] == k + 1) & own_max[sub]
+        out.append((sub, own_blur(sub, piece, dense, solid, residual[sub], own_peak)))
     return out
 
 
@@ -237,85 +241,6 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list
         fringe &= solid[sub] & ~opened[sub] & ~taken[sub]
         out.append((sub, own_blur(sub, basin | fringe, dense, solid & ~taken, img[sub], basin)))
     return out
-
-
-def own_blur(sub: tuple[slice, ...], piece: np.ndarray, dense: np.ndarray, bone: np.ndarray,
-             height: np.ndarray, own: np.ndarray) -> np.ndarray:
-    """A deposit's mask without the voxels that the bone's blur, not its own, lifts above
-    the threshold.
-
-    A voxel of the deposit next to the bone (26-neighbour of a ``bone`` voxel outside the
-    piece) holds both blurs. The deposit's own blur is taken as symmetric about its centre
-    (the centroid of its densest part, weighted by its height): such a voxel is kept when
-    the point mirrored through that centre, on the side that faces soft tissue, is also at
-    or above the threshold (``dense``). On thick slices this is what tells the slice under
-    a deposit that lies on a bone across the slices (the bone's own partial volume, at
-    cortical density) from the deposit's blur (its slice on the far side is soft tissue).
-    A mirrored point outside the box keeps the voxel. What is left is the part connected
-    to the densest part.
-
-    Parameters
-    ----------
-    sub : tuple of slices
-        The piece's box within the arrays below.
-    piece : bool array
-        The deposit's voxels on ``sub`` (other voxels of the box are ignored).
-    dense, bone : bool arrays on the structure's box
-        Voxels at or above the threshold, and the bone's (the piece's own are ignored).
-    height : float array on ``sub``
-        The deposit's own height: smoothed HU, or smoothed HU above the bone's blur.
-    own : bool array on ``sub``
-        Where the deposit's maximum lies (its basin, not the fringe added on the bone side).
-
-    Returns
-    -------
-    bool array on ``sub``
-        ``piece`` less the voxels explained by the bone.
-    """
-    mask = piece & dense[sub]
-    if mask.sum() < 2:
-        return piece
-    sm = height.astype(np.float32)
-    vals = np.where(mask & own, sm, -np.inf)
-    if not np.isfinite(vals).any():
-        return piece
-    top = np.unravel_index(int(np.argmax(vals)), mask.shape)
-    low = float(sm[mask].min())
-    level = 0.5 * (float(sm[top]) + low)
-    cores, _ = ndi.label(mask & (sm >= level), structure=np.ones((3, 3, 3), bool))
-    centre_mask = cores == cores[top]
-    # The middle of the densest part, not its intensity-weighted centroid: on thick slices
-    # the latter is drawn to the densest slice, while the deposit reaches half-way into the next.
-    centre = np.argwhere(centre_mask).mean(axis=0)
-    neighbour_bone = ndi.binary_dilation(bone[sub] & ~piece, structure=np.ones((3, 3, 3), bool))
-    near_bone = mask & neighbour_bone & ~centre_mask
-    if not near_bone.any():
-        return piece
-    # A slice on which the deposit shows neither its densest part nor, away from the bone,
-    # anything that rises ``SHOWS_FRACTION`` of its height above its lowest voxel, holds
-    # its blur across slices at most: what is dense there next to the bone is the bone's.
-    shows = (mask & ~neighbour_bone & (sm >= low + SHOWS_FRACTION * (float(sm[top]) - low))) | centre_mask
-    continues = shows.any(axis=(1, 2))
-    drop = near_bone & ~continues[:, None, None]
-    # The threshold's surface lies outside the deposit's half-maximum surface (its densest
-    # part) by about the blur's width: the layer of voxels round that part is its own.
-    contested = near_bone & continues[:, None, None]
-    contested &= ~ndi.binary_dilation(centre_mask, structure=np.ones((3, 3, 3), bool))
-    idx = np.argwhere(contested)
-    # On a slice where it continues, the deposit's blur is mirrored in-plane; the mirrored
-    # point falls between voxels: any of the (up to 4) voxels round it counts.
-    point = 2.0 * centre[1:] - idx[:, 1:] + np.array([s.start for s in sub[1:]])
-    z = idx[:, 0] + sub[0].start
-    keep = np.zeros(len(idx), bool)
-    for corner in np.ndindex(2, 2):
-        at = np.where(np.array(corner) == 1, np.ceil(point), np.floor(point)).astype(np.int64)
-        inside = np.all((at >= 0) & (at < np.array(dense.shape[1:])), axis=1)
-        keep |= ~inside
-        keep[inside] |= dense[z[inside], at[inside, 0], at[inside, 1]]
-    drop[tuple(idx[~keep].T)] = True
-    parts, _ = ndi.label(mask & ~drop, structure=np.ones((3, 3, 3), bool))
-    own = parts == parts[top]
-    return piece & (own | ~mask)
 
 
 def _border_counts(basins: np.ndarray, n: int, img: np.ndarray):
