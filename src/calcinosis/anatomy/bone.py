@@ -18,6 +18,10 @@ extent) is bone. Deposits lying on it are split off in these ways:
 3. On thick slices, a deposit hidden in the bone's blur rises above the bone's
    profile of intensity against distance from its core (:func:`_profile_split`).
 
+The mask of a deposit split off in 1 or 3 keeps its own blur and drops the voxels that
+only the bone's blur lifts above the threshold
+(:func:`calcinosis.anatomy.own_blur.own_blur`).
+
 Everything else is bone.
 """
 
@@ -32,6 +36,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from calcinosis.anatomy.morphology import fill_holes_in_plane, label_counts, label_maximum, open_mm
+from calcinosis.anatomy.own_blur import own_blur
 
 # A deposit flush on bone may sit behind a valley this fraction of ``h`` deep, if it stands
 # outside the bone's outline smoothed by an opening with this ball (mm).
@@ -188,9 +193,11 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
         facing_bone = int((shell & solid[sub]).sum())
         if facing_tissue <= BUMP_MIN_TISSUE_RATIO * facing_bone:
             continue
-        # The deposit's blur fringe above its own threshold, not the bone's.
+        # The deposit's blur fringe above its own threshold, not the bone's; its maximum is
+        # its own (in-plane) maximum, not the bone's edge that rises towards the bone.
         piece |= shell & dense[sub] & ~core[sub] & ~taken[sub] & (residual[sub] > 0)
-        out.append((sub, piece))
+        own_peak = (labels[sub] == k + 1) & own_max[sub]
+        out.append((sub, own_blur(sub, piece, dense, solid, residual[sub], own_peak)))
     return out
 
 
@@ -232,7 +239,7 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list
         # of it, outside the bone's outline, still belongs to the deposit.
         fringe = ndi.binary_dilation(basin, structure=ndi.generate_binary_structure(3, 1))
         fringe &= solid[sub] & ~opened[sub] & ~taken[sub]
-        out.append((sub, basin | fringe))
+        out.append((sub, own_blur(sub, basin | fringe, dense, solid & ~taken, img[sub], basin)))
     return out
 
 
