@@ -101,8 +101,10 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
 
     step("detect")
     det = detect_lesions(hu, mask, sp, config, tissue_level_hu=tissue_level, noise_smoothed_hu=noise_s,
-                         smooth_hu=smooth,
-                         noise_hu=noise)
+                         smooth_hu=smooth, noise_hu=noise,
+                         # Written straight into the full-grid map: no copy of the label grid
+                         # later, and only the pages holding lesions are ever touched.
+                         out=labels_full[body.crop])
     del smooth
 
     step("anatomy")
@@ -132,12 +134,17 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
                                  boxes=det.boxes)
     lesions, skeletal, lut = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
                                                      hu=hu, body=mask, drop=drop, boxes=det.boxes)
+    if det.labels.dtype != labels_full.dtype:  # widened past 65534 lesions
+        labels_full = np.zeros(hu_full.shape, det.labels.dtype)
+        labels_full[body.crop] = det.labels
     final = labels_full[body.crop]
-    if np.array_equal(lut, np.arange(len(lut))):
-        final[...] = det.labels  # nothing dropped or renumbered
-    else:
-        for z0 in range(0, final.shape[0], 16):  # renumbered slab by slab: no second label grid
-            final[z0:z0 + 16] = lut[det.labels[z0:z0 + 16]]
+    if not np.array_equal(lut, np.arange(len(lut))):
+        # Renumbered in place, lesion box by lesion box in ascending order of the old label:
+        # new labels are never larger than old ones, so none is met again as an old one.
+        for old_id, box in enumerate(det.boxes, start=1):
+            if lut[old_id] != old_id:
+                part = final[box]
+                part[part == old_id] = lut[old_id]
     # The detection's labels become the final ones, a view of the full-grid map (one copy
     # of the label grid, not three). Renumbered: its per-label boxes no longer apply.
     det = replace(det, labels=labels_full[body.crop], excluded=det.excluded + tuple(skeletal),

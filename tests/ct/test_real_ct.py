@@ -49,3 +49,21 @@ def test_ct_small_slice_reads_and_is_refused_as_a_volume(tmp_path, capsys):
     assert hu.shape == (128, 128) and -1100 < hu.min() < 0 < hu.max() < 3000
     assert main(["analyze", path, "--out", str(tmp_path / "o")]) == 2
     assert "single" in capsys.readouterr().err.lower()
+
+
+def test_label_map_matches_the_lesion_table(chest):
+    """Findings excluded after detection (scan edge, ...) leave the label map, and the rest
+    are renumbered 1..N: each label's voxel count is its row's n_voxels."""
+    import csv
+
+    import SimpleITK as sitk
+
+    _, summary, out = chest
+    assert summary["excluded"]["counts"].get("scan_edge", 0) > 0  # something was dropped
+    with open(out / "lesions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "lesions.nii.gz")))
+    counts = np.bincount(labels.ravel(), minlength=len(rows) + 1)
+    assert len(counts) == len(rows) + 1
+    assert [int(r["lesion_id"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert all(counts[int(r["lesion_id"])] == int(r["n_voxels"]) for r in rows)

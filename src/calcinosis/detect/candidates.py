@@ -100,6 +100,7 @@ def detect_lesions(
     noise_smoothed_hu: float,
     noise_hu: float | None = None,
     smooth_hu: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> Detection:
     """Find deposits in a body-cropped CT (``hu``, ``[z, y, x]``) and label them 1..N.
 
@@ -111,7 +112,10 @@ def detect_lesions(
     for deposits too small to survive the smoothing, two voxels whose raw value exceeds
     ``tissue_level_hu + RAW_SEED_SIGMA * noise_hu`` (noise reaches that once in 10^10 voxels)
     and the threshold by ``RAW_SEED_MARGIN_HU``. ``smooth_hu``, when given, is
-    :func:`smoothed` of ``hu`` (int16), made by the caller.
+    :func:`smoothed` of ``hu`` (int16), made by the caller. ``out``, when given, is a
+    zeroed uint16 array (a view of the caller's full-grid label map, say) that the labels
+    are written into and returned as ``Detection.labels`` (unless more than 65534 lesions
+    make a wider copy necessary).
     """
     vv = float(np.prod(spacing_zyx))
     thr = config.threshold_hu
@@ -123,7 +127,10 @@ def detect_lesions(
     split_h = max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu)
     comps = label_components(hu >= thr)
     n = comps.n
-    out = np.zeros(hu.shape, np.uint16)
+    if out is None:
+        out = np.zeros(hu.shape, np.uint16)
+    elif out.shape != hu.shape or out.dtype != np.uint16:
+        raise ValueError("out must be a zeroed uint16 array shaped like hu")
     bone = np.zeros(hu.shape, bool)
     excluded: list[Excluded] = []
     if n == 0:
