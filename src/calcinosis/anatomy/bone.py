@@ -223,24 +223,38 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list
     small[0] = False
     if not small.any():
         return []
-    # Share of each basin outside the bone's outline smoothed by an opening.
-    opened = open_mm(solid, spacing_zyx, OUTLINE_BALL_MM)
-    in_outline = np.bincount(basins[opened].ravel(), minlength=n + 1)
-    outside = 1.0 - in_outline / np.maximum(counts, 1)
+    objects = ndi.find_objects(basins)
+    subs = {k: tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in objects[k - 1]) for k in np.flatnonzero(small)}
+    # The bone's outline smoothed by an opening, on each small basin's box only (exact there:
+    # the box is read with a margin of twice the ball's radius).
+    opened = {k: _opened_on(solid, sub, spacing_zyx, OUTLINE_BALL_MM) for k, sub in subs.items()}
+    # Share of each small basin outside that outline.
+    outside = np.zeros(n + 1)
+    for k, sub in subs.items():
+        basin = basins[sub] == k
+        outside[k] = 1.0 - (basin & opened[k]).sum() / max(int(counts[k]), 1)
     weak = small & (prominence < h_hu)
     accept = small & ((prominence >= h_hu) | (weak & (prominence >= h_weak) & (outside >= 0.5)))
-    objects = ndi.find_objects(basins)
     taken = accept[basins]
     out = []
     for k in np.flatnonzero(accept):
-        sub = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in objects[k - 1])
+        sub = subs[k]
         basin = basins[sub] == k
         # The watershed line runs along the valley: the deposit's own blur on the bone side
         # of it, outside the bone's outline, still belongs to the deposit.
         fringe = ndi.binary_dilation(basin, structure=ndi.generate_binary_structure(3, 1))
-        fringe &= solid[sub] & ~opened[sub] & ~taken[sub]
+        fringe &= solid[sub] & ~opened[k] & ~taken[sub]
         out.append((sub, own_blur(sub, basin | fringe, dense, solid & ~taken, img[sub], basin)))
     return out
+
+
+def _opened_on(solid: np.ndarray, sub: tuple[slice, ...], spacing_zyx, radius_mm: float) -> np.ndarray:
+    """``open_mm(solid, ...)[sub]``, computed on ``sub`` grown by twice the radius: the
+    erosion reads voxels within one radius, the dilation the eroded ones within another."""
+    grow = [int(np.ceil(2 * radius_mm / float(s))) + 1 for s in spacing_zyx]
+    big = tuple(slice(max(s.start - g, 0), min(s.stop + g, n)) for s, g, n in zip(sub, grow, solid.shape))
+    inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sub, big))
+    return open_mm(solid[big], spacing_zyx, radius_mm)[inner]
 
 
 def _border_counts(basins: np.ndarray, n: int, img: np.ndarray):
