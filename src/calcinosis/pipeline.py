@@ -133,7 +133,8 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     drop = scan_limited_findings(lesions, det.labels, offset, hu_full.shape, mask, sp, config.threshold_hu,
                                  boxes=det.boxes)
     lesions, skeletal, lut = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
-                                                     hu=hu, body=mask, drop=drop, boxes=det.boxes)
+                                                     hu=hu, body=mask, drop=drop, boxes=det.boxes,
+                                                     regions=regions)
     if det.labels.dtype != labels_full.dtype:  # widened past 65534 lesions
         labels_full = np.zeros(hu_full.shape, det.labels.dtype)
         labels_full[body.crop] = det.labels

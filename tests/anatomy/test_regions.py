@@ -216,6 +216,10 @@ def test_real_chest_ct_is_chest():
     rm = body_regions(sub, b.mask, bone, sp, vol.direction, n_body_parts=b.n_parts)
     assert rm.describe()["field_of_view"] == "chest"
     assert set(rm.describe()["regions"]) <= set(REGIONS)
+    # The shoulder girdle at the top (scapulae beside the spine, no trachea in view) is not
+    # a pelvis: the pelvis lies below the lungs.
+    assert not {"pelvis", "hip_gluteal"} & set(rm.describe()["regions"])
+    assert rm.describe()["landmarks"]["pelvic_bones"] == 0
     top = sub.shape[0] - 1  # the scan's superior end (direction is identity: z index runs superior)
     for z in list(range(5, 31)) + [top]:
         ys, xs = np.nonzero(b.mask[z])

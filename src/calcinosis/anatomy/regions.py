@@ -43,8 +43,9 @@ Part classes are smoothed along z by a majority vote over +-10 mm at each
 in-plane position, which removes single-slice flips (a disc level, a gap between
 carpal bones). ``unknown`` when no rule decides (no bone in a limb, a part with
 no cue). ``shoulder``: a trachea with large bones beside it (scapulae, humeral
-heads) and no bilateral lungs marks the shoulder girdle; its outer thirds are
-shoulder, its middle neck (or chest where lung apices show). Arms lying apart
+heads) and no bilateral lungs marks the shoulder girdle, as do "pelvic" bone plates
+beside the spine above slices with lungs (the pelvis lies below them); its outer
+thirds are shoulder, its middle neck (or chest where lung apices show). Arms lying apart
 from the trunk are upper_arm/elbow/forearm by the limb rules.
 """
 
@@ -102,8 +103,9 @@ class RegionMap:
             out.append(self.shape_zyx[a] - 1 - i if self.flip[c] else i)
         return out[0], out[1], out[2]
 
-    def region_at(self, index_zyx: tuple[int, int, int]) -> str:
-        """Region name at a voxel index ``(z, y, x)`` of the cropped grid (clipped to it)."""
+    def region_at(self, index_zyx: tuple[int, int, int], *, back: bool = True) -> str:
+        """Region name at a voxel index ``(z, y, x)`` of the cropped grid (clipped to it).
+        With ``back=False`` the chest or abdomen behind the vertebral plane keeps its name."""
         cz, cy, cx = self._canonical(index_zyx)
         bz, by, bx = (min(v // b, n - 1) for v, b, n in zip((cz, cy, cx), self.block, self.classes.shape))
         sl = self.classes[bz]
@@ -114,7 +116,7 @@ class RegionMap:
             # just outside the block-averaged outline (skin, a thin part): the nearest part
             by, bx = body[np.argmin((body[:, 0] - by) ** 2 + (body[:, 1] - bx) ** 2)]
         name = _NAME[int(sl[by, bx])]
-        if name in ("chest", "abdomen"):
+        if back and name in ("chest", "abdomen"):
             plane = self.vb_centre_y_mm[cz]
             if np.isfinite(plane) and cy * self.spacing_canonical_mm[1] > plane:
                 return "back"
@@ -255,11 +257,17 @@ def _classify_slice(body, bone, air, dense, bsp, out, pelvis_inside, seen) -> fl
     trunk_seen = False
     spine_x = None
     limbs = []
+    # Slices are visited from inferior to superior: lungs already seen lie below this slice.
+    lungs_below = seen["lungs"] > 0
     for f in feats:
         name = _trunk_class(f)
         if name is None:
             limbs.append(f)
             continue
+        if name == "pelvis" and lungs_below:
+            # The pelvis lies below the lungs: bone plates beside the spine above them are
+            # the shoulder girdle (scapulae, humeral heads) where no trachea shows.
+            name = "shoulder"
         trunk_seen = True
         if f["skull"]:
             seen["skull"] += 1

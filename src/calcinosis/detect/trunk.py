@@ -50,7 +50,7 @@ CARTILAGE_MIN_HU = 75.0
 def classify_trunk_findings(
     lesions: list[Lesion], labels: np.ndarray, cavity: Cavity, centroid_index, spacing_zyx,
     *, hu: np.ndarray | None = None, body: np.ndarray | None = None,
-    drop: Mapping[int, str] | None = None, boxes=None,
+    drop: Mapping[int, str] | None = None, boxes=None, regions=None,
 ) -> tuple[list[Lesion], list[Excluded], np.ndarray]:
     """Give cavity findings the ``vascular``/``visceral`` compartment, drop rib-cage pieces,
     and renumber the rest 1..N.
@@ -60,6 +60,10 @@ def classify_trunk_findings(
     to apply to it. ``centroid_index(lesion)`` gives the lesion centroid as ``(z, y, x)``
     on the cropped grid. ``drop`` maps lesion ids to a reason they are excluded for,
     decided elsewhere (:func:`calcinosis.detect.edges.scan_limited_findings`).
+    ``regions`` (a :class:`~calcinosis.anatomy.regions.RegionMap`), when given, names the
+    region of findings inside the trunk: chest or abdomen, not ``back`` (which is the
+    back's soft tissues: the lung bases and the descending aorta reach behind the plane
+    that bounds it).
     """
     thick_slices = float(spacing_zyx[0]) > THICK_SLICE_MM
     drop = drop or {}
@@ -75,9 +79,12 @@ def classify_trunk_findings(
         if reason is not None and reason not in WALL_ONLY_REASONS:
             excluded.append(Excluded(reason, lesion.volume_mm3, lesion.peak_hu, tuple(map(float, idx))))
             continue
+        inner = {}
+        if regions is not None and lesion.region == "back":
+            inner = {"region": regions.region_at(idx, back=False)}
         if lesion.background_hu < LUNG_MAX_HU and lesion.depth_mm > LUNG_MIN_DEPTH_MM:
             # Surrounded by aerated lung (or bowel gas): inside the body, not in soft tissue.
-            kept.append(replace(lesion, compartment="visceral"))
+            kept.append(replace(lesion, compartment="visceral", **inner))
             continue
         if lesion.compartment == "cutaneous":
             kept.append(lesion)
@@ -92,7 +99,7 @@ def classify_trunk_findings(
             compact = lesion.volume_mm3 / (np.pi / 6.0 * max(lesion.max_diameter_mm, 1e-3) ** 3)
             plaque = (half <= PLAQUE_MAX_HALF_THICKNESS_MM and compact <= PLAQUE_MAX_COMPACTNESS
                       and lesion.max_diameter_mm >= PLAQUE_MIN_LENGTH_MM)
-            kept.append(replace(lesion, compartment="vascular" if plaque else "visceral"))
+            kept.append(replace(lesion, compartment="vascular" if plaque else "visceral", **inner))
             continue
         if (lesion.region in AIRWAY_REGIONS and hu is not None and body is not None
                 and _next_to_internal_air(hu, body, idx, spacing_zyx)):
