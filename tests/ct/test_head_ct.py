@@ -154,6 +154,13 @@ def test_skull_is_bone(head):
 def test_field_of_view_is_head_neck(head):
     _, analysis, _ = head
     assert analysis.facts["anatomy"]["field_of_view"] == "head_neck"
+    # The face and the skull's cap are head too (not abdomen, not a knee), and so is every
+    # finding; no limb is in view.
+    shares = analysis.facts["anatomy"]["regions"]
+    assert {r for r, share in shares.items() if share > 0} == {"head_neck"}, shares
+    assert all(lesion.region == "head_neck" for lesion in analysis.lesions)
+    marks = analysis.facts["anatomy"]["landmarks"]
+    assert marks["upper_limb"] == marks["lower_limb"] == marks["pelvic_bones"] == 0
 
 
 def test_report_counts_by_compartment(head):

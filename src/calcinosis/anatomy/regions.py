@@ -10,7 +10,9 @@ and each part is classified from what it contains:
 
 ``head_neck``  a closed shell of dense bone round soft tissue (skull and brain), or
                a neck: a central bone (cervical spine) with an air tube (trachea)
-               and no lungs, in a part less than 190 mm across;
+               and no lungs, in a part less than 190 mm across; where a skull is
+               in view, everything from 200 mm below it (not below lungs) up to
+               the top of the scan: the face and the skull's cap;
 ``chest``      lungs: air (< -500 HU) inside the body on both sides of the
                part's centre, each side at least 2 % of the part (and 300 mm2);
                this is the chest/abdomen cue. Ribs alone are NOT taken as chest,
@@ -72,6 +74,8 @@ SPINE_WINDOW_MM = 20.0  # half-window for the anterior edge of the spine (longer
 VB_CENTRE_BEHIND_EDGE_MM = 15.0
 SPINE_GAP_MM = 20.0  # wider than the spinal canal (AP), narrower than spine-to-sternum
 MIN_PART_MM2 = 100.0
+# Below the lowest slice with a skull, the face and neck reach this far (mm) before the chest.
+HEAD_BELOW_SKULL_MM = 200.0
 MIN_BONE_MM2 = 18.0
 MINOR_BONE_FRACTION = 0.12
 
@@ -176,15 +180,46 @@ def body_regions(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, spacing_zyx
     spine_front = np.full(cbody.shape[0], np.nan)
     seen = {"skull": 0, "lungs": 0, "spine": 0, "pelvic_bones": 0, "paired_limbs": 0, "upper_limb": 0,
             "lower_limb": 0}
+    limb_keys = ("paired_limbs", "upper_limb", "lower_limb", "pelvic_bones")
+    limb_seen = np.zeros((body_b.shape[0], len(limb_keys)), int)  # per slice, to take back
+    skull = np.zeros(body_b.shape[0], bool)
     for z in range(body_b.shape[0]):
+        before = dict(seen)
         spine_x = _classify_slice(body_b[z], bone_b[z], air_b[z], dense_b[z], bsp, raw[z], pelvis_inside[z], seen)
+        skull[z] = seen["skull"] > before["skull"]
+        limb_seen[z] = [seen[k] - before[k] for k in limb_keys]
         if spine_x is not None:
             for zz in range(z * block[0], min((z + 1) * block[0], cbone.shape[0])):
                 spine_front[zz] = _spine_front_mm(cbone[zz], spine_x, sp_c)
+    floor = _head_context(raw, pelvis_inside, skull, bsp)
+    if floor is not None:  # limbs and pelvic bones seen in the head's slices were not those
+        for k, n in zip(limb_keys, limb_seen[floor:].sum(axis=0)):
+            seen[k] -= int(n)
     classes = _smooth_z(raw, int(round(SMOOTH_MM / bsp[0])))
     vb = _running_low(spine_front, int(round(SPINE_WINDOW_MM / sp_c[0]))) + VB_CENTRE_BEHIND_EDGE_MM
     info = _describe(classes, seen, n_body_parts, perm, flip)
     return RegionMap(classes, pelvis_inside, vb, perm, flip, tuple(int(n) for n in hu.shape), sp_c, block, info)
+
+
+def _head_context(raw: np.ndarray, pelvis_inside: np.ndarray, skull: np.ndarray, bsp) -> int | None:
+    """Where a skull is in view, the slices from ``HEAD_BELOW_SKULL_MM`` below its lowest
+    slice (or from the highest chest slice under it) to the top of the scan are head and
+    neck: the face and the skull's cap have no rule of their own (no closed ring of bone,
+    no trachea) and would otherwise read as abdomen or a limb joint. Chest (lung apices)
+    and shoulder stay. Returns the first slice of that range (None without a skull)."""
+    skull_z = np.flatnonzero(skull)
+    if skull_z.size == 0:
+        return None
+    lowest = int(skull_z.min())
+    floor = max(0, lowest - int(round(HEAD_BELOW_SKULL_MM / bsp[0])))
+    chest_z = np.flatnonzero((raw[:lowest] == _CODE["chest"]).any(axis=(1, 2)))
+    if chest_z.size:
+        floor = max(floor, int(chest_z.max()) + 1)
+    part = raw[floor:]
+    relabel = (part > 0) & (part != _CODE["chest"]) & (part != _CODE["shoulder"])
+    part[relabel] = _CODE["head_neck"]
+    pelvis_inside[floor:][relabel] = False
+    return floor
 
 
 def _orientation(direction: np.ndarray) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
