@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -13,6 +14,7 @@ import numpy as np
 from calcinosis.anatomy.air import add_internal_air
 from calcinosis.anatomy.body import estimate_noise_hu, find_body
 from calcinosis.anatomy.cavity import find_cavity
+from calcinosis.anatomy.morphology import n_threads
 from calcinosis.anatomy.regions import body_regions
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.candidates import Detection, detect_lesions, smoothed
@@ -114,10 +116,22 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     offset = tuple(s.start for s in body.crop)
     # Depth and bone distance are computed on boxes round the lesions (measure_lesions).
     ctx = LesionContext(hu, det.labels, mask, det.bone, None, None, sp, offset, det.boxes)
-    lesions = measure_lesions(ctx, volume.index_to_lps, config, midline_x_mm=midline, noise_hu=noise)
+    # Measurement and the anatomy (regions, cavity) read the same arrays and write none:
+    # the measurement runs in a worker thread beside them (CALCINOSIS_THREADS=1: in turn).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        measured = pool.submit(measure_lesions, ctx, volume.index_to_lps, config, midline_x_mm=midline,
+                               noise_hu=noise)
+        if n_threads() == 1:
+            measured.result()
+        step("regions")
+        regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts)
+        step("cavity")
+        trunk = _trunk_slices(mask, regions)
+        # Which way array axis 1 (rows) runs: its LPS y component > 0 means towards posterior.
+        cavity = find_cavity(mask, det.bone, sp, trunk,
+                             posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0), hu=hu)
+        lesions = measured.result()
     del ctx
-    step("regions")
-    regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts)
 
     def crop_index(lesion):
         """Fractional (z, y, x) index of the lesion centroid on the cropped grid."""
@@ -125,11 +139,6 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
 
     lesions = [replace(lesion, region=regions.region_at(tuple(int(round(v)) for v in crop_index(lesion))))
                for lesion in lesions]
-    step("cavity")
-    trunk = _trunk_slices(mask, regions)
-    # Which way array axis 1 (rows) runs: its LPS y component > 0 means towards posterior.
-    cavity = find_cavity(mask, det.bone, sp, trunk, posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0),
-                         hu=hu)
     drop = scan_limited_findings(lesions, det.labels, offset, hu_full.shape, mask, sp, config.threshold_hu,
                                  boxes=det.boxes)
     lesions, skeletal, lut = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -167,64 +168,92 @@ def detect_lesions(
         tight = ndi.find_objects(mask.view(np.uint8))[0]
         lesion_boxes.append(tuple(slice(w.start + t.start, w.start + t.stop) for w, t in zip(where, tight)))
 
-    for i in idx:
-        k = i - 1
-        big = volume[k] >= config.bone_min_volume_mm3 or extent[k] >= config.bone_min_extent_mm
-        if inside[k] < 0.5:
-            if peak[k] >= config.metal_hu:
-                exclude(i, "external_metal")
-            elif big or volume[k] >= 50.0:
-                y_mid = (boxes[k][1].start + boxes[k][1].stop) / 2
-                exclude(i, "table" if body_box_y and y_mid > body_box_y[1] else "external_object")
-            continue  # specks of noise outside the body are not worth a line
-        if peak[k] >= config.metal_hu and not (big and metal_share[k] < TOOTH_METAL_FRACTION):
-            # Jewellery, ECG buttons and clothing fasteners lie on the skin: part of them is
-            # outside the body. An implant is wholly inside. (A skeleton whose few densest
-            # voxels reach metal level, tooth enamel, stays bone.)
-            exclude(i, "external_metal" if inside[k] < 1.0 else "metal")
-            continue
-        if big:
-            box = _grow(boxes[k], margin, hu.shape)
-            exclude(i, "bone")
-            piece = comps.mask_in(i, box)
-            if spacing_zyx[0] > MAX_SPLIT_SLICE_MM:
-                # On thick slices the bone's own texture and partial volume make valleys
-                # everywhere: pieces split off would be bone, not deposits. No split.
-                bone[box] |= fill_holes_in_plane(piece)
+    def split_off(box: tuple[slice, ...], piece: np.ndarray):
+        """A bone's solid and the deposits split off it that pass the seed rules."""
+        split = split_bone(
+            piece, smooth[box], spacing_zyx,
+            h_hu=split_h,
+            max_deposit_volume_mm3=min(config.bone_min_volume_mm3, MAX_ATTACHED_DEPOSIT_MM3),
+            is_bone_piece=lambda sub, part: is_hollow(hu[box][sub], part, spacing_zyx, thr),
+        )
+        deposits = []
+        for sub, dep in split.deposits:
+            where = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, sub))
+            if is_hollow(hu[where], dep, spacing_zyx, thr):
+                continue  # a piece of the bone's own cortex and marrow
+            if smooth[where][dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
+                deposits.append((where, dep))
+        return split.bone, deposits
+
+    # Lesions are numbered in the order of their components; a bone's split runs in a
+    # worker thread (scikit-image's watershed and ITK release the GIL) while the small
+    # components are looked at, and its deposits take their numbers in order afterwards.
+    pending: list = []  # (box, mask) of a lesion, or (box, future of split_off)
+    threaded = n_threads() > 1  # CALCINOSIS_THREADS=1 (batch workers): all in this thread
+
+    def submit(box: tuple[slice, ...], piece: np.ndarray) -> Future:
+        if threaded:
+            return pool.submit(split_off, box, piece)
+        done: Future = Future()
+        done.set_result(split_off(box, piece))
+        return done
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for i in idx:
+            k = i - 1
+            big = volume[k] >= config.bone_min_volume_mm3 or extent[k] >= config.bone_min_extent_mm
+            if inside[k] < 0.5:
+                if peak[k] >= config.metal_hu:
+                    exclude(i, "external_metal")
+                elif big or volume[k] >= 50.0:
+                    y_mid = (boxes[k][1].start + boxes[k][1].stop) / 2
+                    exclude(i, "table" if body_box_y and y_mid > body_box_y[1] else "external_object")
+                continue  # specks of noise outside the body are not worth a line
+            if peak[k] >= config.metal_hu and not (big and metal_share[k] < TOOTH_METAL_FRACTION):
+                # Jewellery, ECG buttons and clothing fasteners lie on the skin: part of them is
+                # outside the body. An implant is wholly inside. (A skeleton whose few densest
+                # voxels reach metal level, tooth enamel, stays bone.)
+                exclude(i, "external_metal" if inside[k] < 1.0 else "metal")
                 continue
-            split = split_bone(
-                piece, smooth[box], spacing_zyx,
-                h_hu=split_h,
-                max_deposit_volume_mm3=min(config.bone_min_volume_mm3, MAX_ATTACHED_DEPOSIT_MM3),
-                is_bone_piece=lambda sub, piece: is_hollow(hu[box][sub], piece, spacing_zyx, thr),
-            )
-            bone[box] |= split.bone
-            for sub, dep in split.deposits:
-                where = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, sub))
-                if is_hollow(hu[where], dep, spacing_zyx, thr):
-                    continue  # a piece of the bone's own cortex and marrow
-                if smooth[where][dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
+            if big:
+                box = _grow(boxes[k], margin, hu.shape)
+                exclude(i, "bone")
+                piece = comps.mask_in(i, box)
+                if spacing_zyx[0] > MAX_SPLIT_SLICE_MM:
+                    # On thick slices the bone's own texture and partial volume make valleys
+                    # everywhere: pieces split off would be bone, not deposits. No split.
+                    bone[box] |= fill_holes_in_plane(piece)
+                    continue
+                pending.append((box, submit(box, piece)))
+                continue
+            if volume[k] < config.min_volume_mm3 or (
+                    seed_peak[k] < seed_thr and raw_seeds[k] < 2 and peak[k] < single_thr
+                    and not is_faint_deposit(smooth, lambda box, i=i: comps.mask_in(i, box), boxes[k], spacing_zyx,
+                                             n_voxels=int(counts[k]), seed_peak_hu=float(seed_peak[k]),
+                                             noise_smoothed_hu=noise_smoothed_hu)):
+                continue  # noise speck or partial-volume fringe
+            piece = comps.mask_in(i, boxes[k])
+            if is_hollow(hu[boxes[k]], piece, spacing_zyx, thr):
+                # A cortical shell round a marrow space: a piece of bone (a rib or a process cut
+                # across by the slices), or ring-calcified skeletal cartilage, not a deposit.
+                exclude(i, "bone")
+                for dep in deposits_on_bone_piece(hu[boxes[k]], smooth[boxes[k]], piece, spacing_zyx,
+                                                  threshold_hu=thr, h_hu=split_h,
+                                                  max_deposit_volume_mm3=MAX_ATTACHED_DEPOSIT_MM3,
+                                                  is_hollow=is_hollow):
+                    pending.append((boxes[k], dep))
+                    piece &= ~dep
+                bone[boxes[k]] |= piece
+                continue
+            pending.append((boxes[k], piece))
+        for box, item in pending:
+            if isinstance(item, Future):
+                solid, deposits = item.result()
+                bone[box] |= solid
+                for where, dep in deposits:
                     add_lesion(where, dep)
-            continue
-        if volume[k] < config.min_volume_mm3 or (
-                seed_peak[k] < seed_thr and raw_seeds[k] < 2 and peak[k] < single_thr
-                and not is_faint_deposit(smooth, lambda box, i=i: comps.mask_in(i, box), boxes[k], spacing_zyx,
-                                         n_voxels=int(counts[k]), seed_peak_hu=float(seed_peak[k]),
-                                         noise_smoothed_hu=noise_smoothed_hu)):
-            continue  # noise speck or partial-volume fringe
-        piece = comps.mask_in(i, boxes[k])
-        if is_hollow(hu[boxes[k]], piece, spacing_zyx, thr):
-            # A cortical shell round a marrow space: a piece of bone (a rib or a process cut
-            # across by the slices), or ring-calcified skeletal cartilage, not a deposit.
-            exclude(i, "bone")
-            for dep in deposits_on_bone_piece(hu[boxes[k]], smooth[boxes[k]], piece, spacing_zyx, threshold_hu=thr,
-                                              h_hu=split_h, max_deposit_volume_mm3=MAX_ATTACHED_DEPOSIT_MM3,
-                                              is_hollow=is_hollow):
-                add_lesion(boxes[k], dep)
-                piece &= ~dep
-            bone[boxes[k]] |= piece
-            continue
-        add_lesion(boxes[k], piece)
+            else:
+                add_lesion(box, item)
     notes = tuple(f"{v} {r}" for r, v in sorted(Counter(e.reason for e in excluded).items()))
     return Detection(out, bone, tuple(excluded), seed_thr, noise_smoothed_hu, notes, tuple(lesion_boxes))
 
