@@ -13,9 +13,11 @@ address-space limit (``RLIMIT_AS``, like ``prlimit --as``) of G GiB: the issue a
 Where the time went (512 x 512 x 400 trunk phantom, 2 cores, pyinstrument). Session 1:
 55 s, then 19.5 s (per-label statistics on labelled voxels only, slice-wise EDTs, cc3d hole
 filling, distances on lesion boxes). Session 2 (``python bench/bench_ct.py 100 400 1000
---limit-gib 4`` on an idle machine): 7.85 s, 15x the baseline. Profile (8.4 s before the
-last change) = detect 4.0 s (bone split of the spine 1.6 s: watershed 0.7, ITK h-maxima 0.5,
-outline opening 0.4, now on the small basins' boxes only; split of hollow rib pieces 0.5;
+--limit-gib 4`` on an idle machine): 7.0 s, 14x the baseline (100 slices 13.9x, 1000 slices
+15.1x). Profile (8.4 s, before the last two changes: the outline opening on basin
+boxes, and a bone's split in a worker thread beside the small components) = detect 4.0 s
+(bone split of the spine 1.6 s: watershed 0.7, ITK h-maxima 0.5, outline opening 0.4;
+split of hollow rib pieces 0.5;
 cc3d labelling and the voxel sort 0.45; hollow tests 0.34), body 1.3 s, cavity 0.9 s,
 internal air 0.8 s, smoothing 0.75 s (2 threads), regions 0.57 s, measurement 0.3 s, noise
 0.2 s. What made it faster: body parts chosen on a 2.4 mm grid with the skin at full
@@ -23,9 +25,10 @@ resolution; component statistics from one radix sort of the dense voxels (no uin
 grid, no ndimage passes over the whole crop); h-maxima by ITK reconstruction; one int16
 smoothed image shared by the noise estimate and detection; skin and bone distances from
 edge voxels (k-d tree) instead of distance transforms; labels written straight into the
-output map. Peak memory went from 6.5x to 4.8x the volume (4x + 164 MiB) at 400 slices,
-and the 1000-slice case now runs under 4 GiB (4.3x = 4x + 162 MiB). The 3x time target is
-not met: 15-17x the warm baseline (which ran 2x faster here than in a fresh process).
+output map; a bone's split in a worker thread, and measurement beside the anatomy. Peak
+memory went from 6.5x to 4.8x the volume (4x + 162 MiB) at 400 slices, and the
+1000-slice case now runs under 4 GiB (4.3x = 4x + 161 MiB). The 3x time target is
+not met: 14-15x the warm baseline (which ran 2x faster here than in a fresh process).
 
 Reading (``--read``): a 400-slice DICOM series and the same volume as ``.nii.gz``,
 each read with :func:`calcinosis.io.read_volume` and with SimpleITK alone
