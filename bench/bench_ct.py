@@ -8,7 +8,7 @@ volume (saved beforehand as ``.npy``) and analyses it; its peak resident memory 
 compared with the int16 volume. With ``--limit-gib G`` the child runs under an
 address-space limit (``RLIMIT_AS``, like ``prlimit --as``) of G GiB: the issue asks for
 1000 slices within 4 GiB. Threads follow ``CALCINOSIS_THREADS`` (see
-:func:`calcinosis.anatomy.morphology.n_threads`).
+:func:`calcinosis.threads.n_threads`).
 
 Where the time went (512 x 512 x 400 trunk phantom, 2 cores, pyinstrument). Session 1:
 55 s, then 19.5 s (per-label statistics on labelled voxels only, slice-wise EDTs, cc3d hole

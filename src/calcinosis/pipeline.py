@@ -14,7 +14,7 @@ import numpy as np
 from calcinosis.anatomy.air import add_internal_air
 from calcinosis.anatomy.body import estimate_noise_hu, find_body
 from calcinosis.anatomy.cavity import find_cavity
-from calcinosis.anatomy.morphology import n_threads
+from calcinosis.threads import n_threads
 from calcinosis.anatomy.regions import body_regions
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.candidates import Detection, detect_lesions, smoothed

@@ -8,6 +8,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy import morphology as M
+from calcinosis import threads
 from calcinosis.measure.lesion import LocalDistance
 
 SPACING = (1.5, 0.7, 0.9)
@@ -61,11 +62,11 @@ def test_in_plane_distance_matches_3d_transform_without_z(blobs, monkeypatch, th
 def test_threads_from_environment(monkeypatch):
     monkeypatch.setenv("CALCINOSIS_THREADS", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
-    assert M.n_threads() == 1
+    assert threads.n_threads() == 1
     monkeypatch.delenv("CALCINOSIS_THREADS")
-    assert M.n_threads() == 7
+    assert threads.n_threads() == 7
     monkeypatch.setenv("OMP_NUM_THREADS", "junk")
-    assert M.n_threads() >= 1
+    assert threads.n_threads() >= 1
 
 
 @pytest.mark.parametrize("inside", [True, False])

@@ -11,7 +11,6 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.morphology import (
-    over_slabs,
     bbox_of,
     dilate_mm,
     distance_inside_mm,
@@ -19,8 +18,8 @@ from calcinosis.anatomy.morphology import (
     label_counts,
     label_maximum,
     margin_voxels,
-    n_threads,
 )
+from calcinosis.threads import n_threads, over_slabs
 
 AIR_HU = -500.0
 # A disk of this radius no longer fits in a CT table top, cable or sheet, but fits in any limb.

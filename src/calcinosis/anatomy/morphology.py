@@ -5,37 +5,20 @@ indexed ``[z, y, x]``. "In-plane" operations treat each axial slice (array axis 
 on its own, which is what CT anatomy needs: slices may be thick and the table and
 the skin are best seen slice by slice.
 
-Threads: the distance transforms use :func:`n_threads` threads, from the environment
-variable ``CALCINOSIS_THREADS`` (else ``OMP_NUM_THREADS``, else the CPUs this process
-may use). Batch workers that run one analysis per process set it to 1.
+Threads: the distance transforms use :func:`calcinosis.threads.n_threads` threads, from the
+environment variable ``CALCINOSIS_THREADS`` (else ``OMP_NUM_THREADS``, else the CPUs this
+process may use). Batch workers that run one analysis per process set it to 1.
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import cc3d
 import edt
 import numpy as np
 from scipy import ndimage as ndi
 
-THREADS_ENV = ("CALCINOSIS_THREADS", "OMP_NUM_THREADS")
-SMALL_FOR_THREADS = 1 << 20
-
-
-def n_threads() -> int:
-    """Threads the array routines may use: ``CALCINOSIS_THREADS``, else ``OMP_NUM_THREADS``,
-    else the number of CPUs available to this process (at least 1)."""
-    for name in THREADS_ENV:
-        value = os.environ.get(name, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # not on Linux
-        return max(os.cpu_count() or 1, 1)
-
+from calcinosis.threads import n_threads, over_slabs
 
 def distance_inside_mm(mask: np.ndarray, spacing_zyx, *, in_plane: bool = False) -> np.ndarray:
     """Euclidean distance (mm, float32) from each voxel of ``mask`` to the nearest voxel outside it.
@@ -58,21 +41,6 @@ def distance_inside_mm(mask: np.ndarray, spacing_zyx, *, in_plane: bool = False)
 
     over_slabs(slab, mask.shape[0], threads, mask.size)
     return out
-
-
-def over_slabs(work, nz: int, threads: int, size: int | None = None) -> None:
-    """Run ``work(z0, z1)`` over contiguous slabs of ``range(nz)``, on up to ``threads`` threads
-    (edt and cc3d release the GIL). Each slab writes its own slices: the result does not
-    depend on the number of threads. Arrays of fewer than ``SMALL_FOR_THREADS`` voxels
-    (``size``) run in this thread: starting a pool costs more than they do."""
-    threads = max(1, min(threads, nz))
-    if threads == 1 or (size is not None and size < SMALL_FOR_THREADS):
-        work(0, nz)
-        return
-    bounds = np.linspace(0, nz, threads + 1).round().astype(int)
-    with ThreadPoolExecutor(threads) as pool:
-        for f in [pool.submit(work, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]:
-            f.result()
 
 
 def distance_outside_mm(mask: np.ndarray, spacing_zyx, *, in_plane: bool = False) -> np.ndarray:

@@ -15,12 +15,11 @@ from calcinosis.anatomy.morphology import (
     distance_inside_mm,
     fill_holes_in_plane,
     margin_voxels,
-    n_threads,
-    over_slabs,
 )
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.faint import is_faint_deposit
 from calcinosis.detect.hollow import deposits_on_bone_piece
+from calcinosis.threads import n_threads, over_slabs
 
 # Seeds are found on a lightly smoothed image: noise drops several-fold, a 2 mm deposit hardly.
 SMOOTH_SIGMA_MM = 0.6
@@ -71,7 +70,7 @@ class Detection:
 
 def smoothed(hu: np.ndarray, spacing_zyx, *, chunk: int = 32, dtype=np.float32) -> np.ndarray:
     """Gaussian-smoothed HU, computed in slabs along z to bound memory (on
-    :func:`~calcinosis.anatomy.morphology.n_threads` threads: ``ndimage`` releases the GIL).
+    :func:`~calcinosis.threads.n_threads` threads: ``ndimage`` releases the GIL).
 
     ``dtype`` float32, or int16 (rounded to whole HU: half the memory of float32, and no
     seed or valley rule is finer than a few HU)."""

@@ -6,7 +6,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from calcinosis.anatomy.morphology import n_threads
+from calcinosis.threads import n_threads
 from calcinosis.errors import InputError
 from calcinosis.io.dicom_read import read_dicom_series
 from calcinosis.io.dicom_scan import read_header

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from skimage.feature import hessian_matrix, hessian_matrix_eigvals
-from skimage.filters import apply_hysteresis_threshold
 
 from calcinosis.radiograph.axial import AxialConfig, axial_contrast
 from calcinosis.radiograph.segment import _disk, _px, masked_mean
