@@ -133,16 +133,6 @@ def label_counts(labels: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def label_sum(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
-    """Per-label sum of ``values`` (float64, length ``n + 1``; entry 0 is 0), visiting
-    only labelled voxels."""
-    where = np.flatnonzero(labels.ravel())
-    out = np.bincount(labels.ravel()[where], weights=values.ravel()[where].astype(np.float64),
-                      minlength=n + 1)
-    out[0] = 0.0
-    return out
-
-
 def bbox_of(mask: np.ndarray, margin: tuple[int, int, int] = (0, 0, 0)) -> tuple[slice, ...] | None:
     """Bounding box of ``mask`` as slices, grown by ``margin`` voxels and clipped to the array."""
     if not mask.any():
