@@ -143,7 +143,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
                                  boxes=det.boxes)
     lesions, skeletal, lut = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
                                                      hu=hu, body=mask, drop=drop, boxes=det.boxes,
-                                                     regions=regions)
+                                                     regions=regions, bone=det.bone)
     if det.labels.dtype != labels_full.dtype:  # widened past 65534 lesions
         labels_full = np.zeros(hu_full.shape, det.labels.dtype)
         labels_full[body.crop] = det.labels

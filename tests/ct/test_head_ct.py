@@ -112,6 +112,20 @@ def test_no_cutaneous_or_subcutaneous_deposit(head):
     assert summary["by_compartment"].get("subcutaneous", {}).get("count", 0) == 0
 
 
+def test_no_calcinosis_and_intracranial_findings_are_visceral(head):
+    """No soft-tissue calcinosis is in this scan: dural, pineal or plexus calcification in
+    the cranial cavity (the brain is not bone, so it lies far from bone) is visceral."""
+    volume, analysis, summary = head
+    assert summary["calcinosis_totals"]["count"] == 0, [
+        (les.lesion_id, les.compartment) for les in analysis.lesions]
+    deep = [les for les in analysis.lesions if les.depth_mm > 40.0]  # well inside the skull
+    assert deep
+    assert all(les.compartment == "visceral" and les.bone_distance_mm > 5.0 for les in deep)
+    # The skull's bone mask is the skull, not the brain inside it.
+    centre = tuple(n // 2 for n in analysis.detection.bone.shape)
+    assert not analysis.detection.bone[centre]
+
+
 def test_nasal_cavity_is_inside_the_body(head):
     """The nose opens through the nostrils: its air is inside the body, so the nasal bones
     and the mucosa round them are not on the skin."""

@@ -110,8 +110,9 @@ def split_bone(
         # The skull base and the face are thin plates of bone round air cells, foramina and
         # sutures; their valleys look like the gap beside a deposit. Calcinosis next to the
         # skull lies in the scalp, under the galea, and is not joined to the bone at the
-        # threshold: nothing is split off a skull.
-        return BoneSplit(solid, ())
+        # threshold: nothing is split off a skull. Its bone is the skull itself: the
+        # cranial cavity it rings (the brain, a large hole of the slice) is not bone.
+        return BoneSplit(solid & ~_large_holes(solid & ~dense, spacing_zyx), ())
     deposits: list[Piece] = []
     bone = solid.copy()
     taken = np.zeros(solid.shape, bool)
@@ -125,6 +126,19 @@ def split_bone(
         deposits.append((sub, piece))
         bone[sub] &= ~piece
     return BoneSplit(bone, tuple(deposits))
+
+
+def _large_holes(enclosed: np.ndarray, spacing_zyx) -> np.ndarray:
+    """The in-plane holes of at least ``SKULL_MIN_ENCLOSED_MM2`` among ``enclosed``."""
+    pixel_mm2 = float(spacing_zyx[1]) * float(spacing_zyx[2])
+    min_pixels = int(np.ceil(SKULL_MIN_ENCLOSED_MM2 / pixel_mm2))
+    out = np.zeros(enclosed.shape, bool)
+    for z in np.flatnonzero(enclosed.sum(axis=(1, 2)) >= min_pixels):
+        holes, n = ndi.label(enclosed[z])
+        sizes = np.bincount(holes.ravel(), minlength=n + 1)
+        sizes[0] = 0
+        out[z] = (sizes >= min_pixels)[holes]
+    return out
 
 
 def is_skull(enclosed: np.ndarray, smooth_hu: np.ndarray, spacing_zyx) -> bool:

@@ -16,8 +16,9 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage as ndi
 
+from calcinosis.anatomy.bone import SKULL_MIN_ENCLOSED_MM2
 from calcinosis.anatomy.cavity import Cavity
-from calcinosis.anatomy.morphology import distance_inside_mm
+from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_2d
 from calcinosis.detect.candidates import Excluded
 from calcinosis.detect.dense_tissue import is_dense_soft_tissue
 from calcinosis.measure.lesion import Lesion
@@ -50,7 +51,7 @@ CARTILAGE_MIN_HU = 75.0
 def classify_trunk_findings(
     lesions: list[Lesion], labels: np.ndarray, cavity: Cavity, centroid_index, spacing_zyx,
     *, hu: np.ndarray | None = None, body: np.ndarray | None = None,
-    drop: Mapping[int, str] | None = None, boxes=None, regions=None,
+    drop: Mapping[int, str] | None = None, boxes=None, regions=None, bone: np.ndarray | None = None,
 ) -> tuple[list[Lesion], list[Excluded], np.ndarray]:
     """Give cavity findings the ``vascular``/``visceral`` compartment, drop rib-cage pieces,
     and renumber the rest 1..N.
@@ -63,7 +64,9 @@ def classify_trunk_findings(
     ``regions`` (a :class:`~calcinosis.anatomy.regions.RegionMap`), when given, names the
     region of findings inside the trunk: chest or abdomen, not ``back`` (which is the
     back's soft tissues: the lung bases and the descending aorta reach behind the plane
-    that bounds it).
+    that bounds it). ``bone`` (the bone mask), when given, finds the cranial cavity: a
+    finding inside the skull's ring on its slice is intracranial (dural, pineal or plexus
+    calcification), visceral, not calcinosis.
     """
     thick_slices = float(spacing_zyx[0]) > THICK_SLICE_MM
     drop = drop or {}
@@ -85,6 +88,9 @@ def classify_trunk_findings(
         if lesion.background_hu < LUNG_MAX_HU and lesion.depth_mm > LUNG_MIN_DEPTH_MM:
             # Surrounded by aerated lung (or bowel gas): inside the body, not in soft tissue.
             kept.append(replace(lesion, compartment="visceral", **inner))
+            continue
+        if bone is not None and lesion.region == "head_neck" and _inside_skull(bone, idx, spacing_zyx):
+            kept.append(replace(lesion, compartment="visceral"))
             continue
         if lesion.compartment == "cutaneous":
             kept.append(lesion)
@@ -133,6 +139,21 @@ def classify_trunk_findings(
         lut[lesion.lesion_id] = new_id
         renumbered.append(replace(lesion, lesion_id=new_id))
     return renumbered, excluded, lut
+
+
+def _inside_skull(bone: np.ndarray, idx, spacing_zyx) -> bool:
+    """Whether voxel ``idx`` lies in a hole of the bone on its slice that is at least
+    ``SKULL_MIN_ENCLOSED_MM2``: inside a skull's ring, the cranial cavity."""
+    z = int(np.clip(idx[0], 0, bone.shape[0] - 1))
+    ring = bone[z]
+    if ring[idx[1], idx[2]] or not ring.any():
+        return False
+    holes = fill_holes_2d(ring) & ~ring
+    if not holes[idx[1], idx[2]]:
+        return False
+    pieces, _ = ndi.label(holes)
+    area_mm2 = float((pieces == pieces[idx[1], idx[2]]).sum()) * float(spacing_zyx[1]) * float(spacing_zyx[2])
+    return area_mm2 >= SKULL_MIN_ENCLOSED_MM2
 
 
 def _next_to_internal_air(hu: np.ndarray, body: np.ndarray, idx, spacing_zyx) -> bool:
