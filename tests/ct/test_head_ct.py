@@ -121,6 +121,7 @@ def test_no_calcinosis_and_intracranial_findings_are_visceral(head):
     deep = [les for les in analysis.lesions if les.depth_mm > 40.0]  # well inside the skull
     assert deep
     assert all(les.compartment == "visceral" and les.bone_distance_mm > 5.0 for les in deep)
+    assert "inside the skull" in summary["excluded"]["skeletal_and_visceral_policy"]
     # The skull's bone mask is the skull, not the brain inside it.
     centre = tuple(n // 2 for n in analysis.detection.bone.shape)
     assert not analysis.detection.bone[centre]

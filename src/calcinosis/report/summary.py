@@ -115,8 +115,8 @@ def build_summary(analysis, *, keep_identifiers: bool = False) -> dict[str, Any]
             "skeletal_and_visceral_policy": (
                 "calcified costal cartilage and rib pieces are excluded as skeletal; "
                 "vessel-wall calcification is reported as compartment 'vascular' and calcification "
-                "in organs, lung, bowel or beside the airway as 'visceral'; both count in the totals "
-                "but not in calcinosis_totals"),
+                "in organs, lung, bowel, beside the airway or inside the skull (dural, pineal, "
+                "choroid plexus) as 'visceral'; both count in the totals but not in calcinosis_totals"),
             "objects": objects,
         },
         "warnings": list(analysis.warnings),
