@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -14,13 +14,13 @@ import numpy as np
 from calcinosis.anatomy.air import add_internal_air
 from calcinosis.anatomy.body import estimate_noise_hu, find_body
 from calcinosis.anatomy.cavity import find_cavity
-from calcinosis.threads import n_threads
 from calcinosis.anatomy.regions import body_regions
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.candidates import Detection, detect_lesions, smoothed
 from calcinosis.detect.edges import scan_limited_findings
 from calcinosis.detect.trunk import classify_trunk_findings
 from calcinosis.measure.lesion import Lesion, LesionContext, measure_lesions
+from calcinosis.threads import n_threads
 from calcinosis.volume import Volume
 
 log = logging.getLogger(__name__)

@@ -98,3 +98,13 @@ def test_local_bone_distance_without_bone_is_inf():
     bone = np.zeros((5, 6, 7), bool)
     local = LocalDistance(bone, SPACING, inside=False)
     assert local.min_over((slice(1, 2),) * 3, np.ones((1, 1, 1), bool)) == np.inf
+
+
+@pytest.mark.parametrize("shape", [(7, 9), (5, 6, 7)])
+def test_grow_one_equals_binary_dilation(shape):
+    rng = np.random.default_rng(len(shape))
+    mask = rng.random(shape) > 0.85
+    faces = ndi.generate_binary_structure(len(shape), 1)
+    full = np.ones((3,) * len(shape), bool)
+    assert np.array_equal(M.grow_one(mask), ndi.binary_dilation(mask, structure=faces))
+    assert np.array_equal(M.grow_one(mask, corners=True), ndi.binary_dilation(mask, structure=full))

@@ -15,6 +15,7 @@ from calcinosis.anatomy.morphology import (
     dilate_mm,
     distance_inside_mm,
     fill_holes_2d,
+    grow_one,
     label_counts,
     label_maximum,
     margin_voxels,
@@ -144,24 +145,13 @@ def _full_resolution_mask(hu: np.ndarray, kept: np.ndarray, f: int, spacing_zyx)
             base = kept[z][rows][:, cols] & tissue
             m = base
             for _ in range(f):
-                m = _grow8(m) & tissue
-            if (_grow8(m) & tissue & ~m).any():
+                m = grow_one(m, corners=True) & tissue
+            if (grow_one(m, corners=True) & tissue & ~m).any():
                 m = _open_slice(tissue, base, sy, sx)
             out[z] = fill_holes_2d(m)
 
     over_slabs(slab, nz, n_threads())
     return out
-
-
-def _grow8(m: np.ndarray) -> np.ndarray:
-    """A 2-D mask grown by one pixel (8-neighbours)."""
-    r = m.copy()
-    r[1:] |= m[:-1]
-    r[:-1] |= m[1:]
-    g = r.copy()
-    g[:, 1:] |= r[:, :-1]
-    g[:, :-1] |= r[:, 1:]
-    return g
 
 
 def _open_slice(tissue: np.ndarray, base: np.ndarray, sy: float, sx: float) -> np.ndarray:
@@ -177,13 +167,7 @@ def _open_slice(tissue: np.ndarray, base: np.ndarray, sy: float, sx: float) -> n
     lut = np.zeros(int(pieces.max()) + 1, bool)
     lut[pieces[base & opened]] = True
     lut[0] = False
-    m = lut[pieces]
-    ring = m.copy()
-    ring[1:] |= m[:-1]
-    ring[:-1] |= m[1:]
-    ring[:, 1:] |= m[:, :-1]
-    ring[:, :-1] |= m[:, 1:]
-    return (ring & tissue) | base
+    return (grow_one(lut[pieces]) & tissue) | base
 
 
 def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray | Callable[[int], np.ndarray], *,

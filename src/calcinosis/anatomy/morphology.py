@@ -85,6 +85,23 @@ def fill_holes_in_plane(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def grow_one(mask: np.ndarray, *, corners: bool = False) -> np.ndarray:
+    """``mask`` (any dimension) grown by one voxel: into its face neighbours (4 in 2-D, 6 in
+    3-D), or with ``corners`` into every neighbour (8, 26), by OR-ing shifted copies axis
+    by axis (several times faster than ``ndimage.binary_dilation``)."""
+    out = mask.copy()
+    src = mask
+    for axis in range(mask.ndim):
+        lo = [slice(None)] * mask.ndim
+        hi = [slice(None)] * mask.ndim
+        lo[axis], hi[axis] = slice(1, None), slice(None, -1)
+        out[tuple(lo)] |= src[tuple(hi)]
+        out[tuple(hi)] |= src[tuple(lo)]
+        if corners and axis < mask.ndim - 1:
+            src = out.copy()  # the next axis grows what this one grew
+    return out
+
+
 def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
     """One slice of :func:`fill_holes_in_plane` (a new array)."""
     background = ~mask

@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 from scipy.spatial.distance import pdist, squareform
 
-from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm
+from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm, grow_one
 from calcinosis.config import AnalysisConfig
 from calcinosis.measure.scores import agatston_score, background_corrected_mass_mg
 
@@ -225,15 +225,7 @@ class LocalDistance:
         """Voxels of the target set (outside ``local`` for depth, ``local`` for bone
         distance) with a 6-neighbour not in it."""
         target = ~local if self.inside else local
-        other = ~target
-        near = np.zeros_like(local)
-        near[1:] |= other[:-1]
-        near[:-1] |= other[1:]
-        near[:, 1:] |= other[:, :-1]
-        near[:, :-1] |= other[:, 1:]
-        near[:, :, 1:] |= other[:, :, :-1]
-        near[:, :, :-1] |= other[:, :, 1:]
-        return near & target
+        return grow_one(~target) & target
 
     def _nearest_mm(self, local: np.ndarray, points: np.ndarray) -> float:
         """Smallest distance from ``points`` (indices on ``local``) to the target set in ``local``."""
