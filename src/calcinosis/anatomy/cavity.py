@@ -11,16 +11,18 @@ There the front wall is the abdominal wall's muscle under the subcutaneous fat (
 and flat muscles, 10-15 mm), and the cavity starts a wall's thickness inside the fat's
 inner edge. Computed on
 a grid of about 2 mm (slices of up to 2 mm are sampled too): none of this needs
-fine detail.
+fine detail. Every step but a few whole-grid landmarks (the body's extent, the spine's
+front edge) works within one slice of that grid, and the cavity is read only where
+findings lie: each slice is computed when it is first read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.morphology import convex_hull_image
+from scipy.spatial import ConvexHull
 
 from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm
 
@@ -52,25 +54,61 @@ GRID_MM = 2.0
 
 @dataclass(frozen=True, eq=False)
 class Cavity:
-    """Cavity and rib-cage masks on a coarse grid; query with full-grid indices."""
+    """Cavity, rib-cage and front-wall masks on a coarse grid; query with full-grid indices.
 
-    cavity: np.ndarray
-    rib_band: np.ndarray
+    Built by :func:`find_cavity`. A slice of the grid is computed when a point of it is
+    first read (and kept): the answers are those of the whole-grid masks, which
+    :attr:`cavity`, :attr:`rib_band` and :attr:`front` compute. The arrays given to
+    :func:`find_cavity` are read then: they must not change while the cavity is in use.
+    """
+
     step: tuple[int, int, int]
-    front: np.ndarray | None = None  # anterior half of the body in rib-cage slices
+    _grid: _CavityGrid = field(repr=False)
+    _done: dict = field(default_factory=dict, repr=False)
 
-    def _at(self, mask: np.ndarray, index_zyx) -> bool:
-        i = tuple(min(int(v) // s, n - 1) for v, s, n in zip(index_zyx, self.step, mask.shape))
-        return bool(mask[i])
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Shape of the coarse grid."""
+        return self._grid.shape
+
+    def _slice(self, z: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        got = self._done.get(z)
+        if got is None:
+            got = self._done[z] = self._grid.slice_masks(z)
+        return got
+
+    def _at(self, which: int, index_zyx) -> bool:
+        i = [int(v) // s for v, s in zip(index_zyx, self.step)]
+        i = [min(v, n - 1) for v, n in zip(i, self.shape)]
+        z = range(self.shape[0])[i[0]]  # numpy's indexing: a negative index counts from the end
+        return bool(self._slice(z)[which][i[1], i[2]])
+
+    def _whole(self, which: int) -> np.ndarray:
+        return np.stack([self._slice(z)[which] for z in range(self.shape[0])])
+
+    @property
+    def cavity(self) -> np.ndarray:
+        """Body cavity on the whole grid (bool)."""
+        return self._whole(0)
+
+    @property
+    def rib_band(self) -> np.ndarray:
+        """Band round the rib cage's hull on the whole grid (bool)."""
+        return self._whole(1)
+
+    @property
+    def front(self) -> np.ndarray:
+        """Anterior half of the body in rib-cage slices, on the whole grid (bool)."""
+        return self._whole(2)
 
     def in_cavity(self, index_zyx) -> bool:
-        return self._at(self.cavity, index_zyx)
+        return self._at(0, index_zyx)
 
     def in_rib_cage(self, index_zyx) -> bool:
-        return self._at(self.rib_band, index_zyx)
+        return self._at(1, index_zyx)
 
     def in_front_wall(self, index_zyx) -> bool:
-        return self.front is not None and self._at(self.front, index_zyx)
+        return self._at(2, index_zyx)
 
 
 def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: np.ndarray,
@@ -83,93 +121,169 @@ def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: n
     hull of the ribs also takes in. In rib-cage slices without a sternum (given ``hu``), the
     anterior half of the cavity reaches forward to ``ABDOMINAL_WALL_MM`` inside the
     subcutaneous fat, past the chord between the lowest ribs.
+
+    Only the whole-grid landmarks are found here; each slice of the masks is computed
+    when first read (see :class:`Cavity`).
     """
-    if posterior_sign < 0:
-        flip = find_cavity(body[:, ::-1], bone[:, ::-1], spacing_zyx, trunk_slices,
-                           hu=None if hu is None else hu[:, ::-1])
-        return Cavity(flip.cavity[:, ::-1], flip.rib_band[:, ::-1], flip.step, flip.front[:, ::-1])
     sz, sy, sx = (float(s) for s in spacing_zyx)
     step = (max(1, int(GRID_MM // sz)), max(1, int(round(GRID_MM / sy))), max(1, int(round(GRID_MM / sx))))
-    grid = (slice(None, None, step[0]), slice(None, None, step[1]), slice(None, None, step[2]))
-    b = body[grid]
-    spine_bone = bone[grid]
-    trunk_slices = np.asarray(trunk_slices, bool)[::step[0]]
-    slab = max(1, int(round(2 * RIB_SLAB_MM / (sz * step[0]))) | 1)
-    bn = ndi.maximum_filter1d(spine_bone.view(np.uint8), size=slab, axis=0).view(bool) & b
-    hull = np.zeros_like(b)
-    for z in np.flatnonzero(trunk_slices):
-        if bn[z].sum() < 8:
-            continue
-        h = _hull_in_plane(bn[z])
-        if h.sum() >= MIN_HULL_FRACTION * max(b[z].sum(), 1):
-            hull[z] = h & b[z]
-    sp = (sz * step[0], sy * step[1], sx * step[2])
-    inside = distance_inside_mm(hull, sp, in_plane=True)
-    outside = distance_outside_mm(hull, sp, in_plane=True)
-    outside[~b] = 0.0
-    has = hull.any(axis=(1, 2))
-    thorax = np.zeros(b.shape[0], bool)
-    hu = None if hu is None else hu[grid]
-    if hu is not None:
-        # Slices through the lungs: there the cavity reaches back beside the vertebral
-        # body (descending aorta, azygos, oesophagus); lower down the psoas lies there.
-        air = (hu < -500) & hull
-        thorax = air.sum(axis=(1, 2)) >= THORAX_MIN_LUNG_FRACTION * np.maximum(hull.sum(axis=(1, 2)), 1)
-    anterior = _anterior_to_spine(b, spine_bone, sp, thorax)
-    cavity = (inside > CAVITY_INSET_MM) & anterior
-    if hu is not None:
-        open_front = has & ~_has_sternum(b, spine_bone, sp)
-        if open_front.any():
-            cavity |= _below_abdominal_wall(b, hu, sp, open_front) & anterior
-    # In front, costal cartilage runs on from the rib ends towards the sternum, in front of
-    # the line between the anterior ribs: the band reaches further out there.
-    front = _anterior_half(b)
-    reach = (outside <= RIB_BAND_MM) | (front & (outside <= ANTERIOR_BAND_MM))
-    band = has[:, None, None] & (((inside > 0) & (inside <= RIB_BAND_MM)) | ((outside > 0) & reach))
-    return Cavity(cavity, band, step, has[:, None, None] & front)
+    return Cavity(step, _CavityGrid(body, bone, (sz, sy, sx), step, trunk_slices, posterior_sign < 0, hu))
+
+
+class _CavityGrid:
+    """What the cavity's slices share: the coarse grid (views), the body's extent and the
+    spine's front edge per slice. ``slice_masks`` computes one slice of the masks."""
+
+    def __init__(self, body, bone, spacing_zyx, step, trunk_slices, flip: bool, hu):
+        sz, sy, sx = spacing_zyx
+        # Rows running anterior: worked on turned round (views from the last row), each slice
+        # turned back.
+        grid = (slice(None, None, step[0]), slice(None, None, -step[1] if flip else step[1]),
+                slice(None, None, step[2]))
+        self.flip = flip
+        self.b = body[grid]
+        self.bone = bone[grid]
+        self.hu = None if hu is None else hu[grid]
+        self.shape = tuple(int(n) for n in self.b.shape)
+        self.trunk = np.asarray(trunk_slices, bool)[::step[0]]
+        self.sp = (sz * step[0], sy * step[1], sx * step[2])
+        self.slab_half = max(1, int(round(2 * RIB_SLAB_MM / (sz * step[0]))) | 1) // 2
+        self.rows_any = self.b.any(axis=2)
+        self.cols_any = self.b.any(axis=1)
+        rows = np.flatnonzero(self.rows_any.any(axis=0))
+        cols = np.flatnonzero(self.cols_any.any(axis=0))
+        # The anterior half of the body's extent (whole grid) ...
+        self.mid = (rows[0] + rows[-1]) // 2 if rows.size else None
+        self.cols = (cols[0], cols[-1]) if cols.size else None
+        self.spine_front, self.centre = _spine_front(self.b, self.bone, self.sp, self.rows_any, self.cols_any)
+
+    def slice_masks(self, z: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cavity, rib band and front wall of grid slice ``z`` (2-D bool, rows as given)."""
+        out = self._slice_masks(z)
+        return tuple(m[::-1] for m in out) if self.flip else out
+
+    def _slice_masks(self, z: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        b = self.b[z]
+        none = np.zeros(b.shape, bool)
+        hull = self._hull(z)
+        if hull is None:
+            return none, none.copy(), none.copy()
+        sp = self.sp
+        inside = distance_inside_mm(hull[None], sp, in_plane=True)[0]
+        outside = distance_outside_mm(hull[None], sp, in_plane=True)[0]
+        outside[~b] = 0.0
+        thorax = False
+        if self.hu is not None:
+            # Slices through the lungs: there the cavity reaches back beside the vertebral
+            # body (descending aorta, azygos, oesophagus); lower down the psoas lies there.
+            air = (self.hu[z] < -500) & hull
+            thorax = bool(air.sum() >= THORAX_MIN_LUNG_FRACTION * max(int(hull.sum()), 1))
+        anterior = self._anterior_to_spine(z, thorax)
+        cavity = (inside > CAVITY_INSET_MM) & anterior
+        if self.hu is not None and not _has_sternum(b, self.bone[z], sp, self.rows_any[z], self.cols_any[z]):
+            cavity |= self._below_abdominal_wall(z) & anterior
+        # In front, costal cartilage runs on from the rib ends towards the sternum, in front of
+        # the line between the anterior ribs: the band reaches further out there.
+        front = np.zeros(b.shape, bool)
+        if self.mid is not None:
+            front[: self.mid, :] = True
+        reach = (outside <= RIB_BAND_MM) | (front & (outside <= ANTERIOR_BAND_MM))
+        band = ((inside > 0) & (inside <= RIB_BAND_MM)) | ((outside > 0) & reach)
+        return cavity, band, front
+
+    def _hull(self, z: int) -> np.ndarray | None:
+        """The hull of the bone (gathered over the rib slab) in the body on slice ``z``,
+        None where the slice has no rib cage."""
+        if not self.trunk[z]:
+            return None
+        b = self.b[z]
+        slab = self.bone[max(z - self.slab_half, 0): z + self.slab_half + 1]
+        bn = slab.any(axis=0) & b
+        if bn.sum() < 8:
+            return None
+        h = _hull_in_plane(bn)
+        if h.sum() < MIN_HULL_FRACTION * max(int(b.sum()), 1):
+            return None
+        return h & b
+
+    def _anterior_to_spine(self, z: int, thorax: bool) -> np.ndarray:
+        """The part of slice ``z`` in front of the spine (see :func:`_spine_front`)."""
+        out = np.ones(self.b.shape[1:], bool)
+        f = self.spine_front[z]
+        if f < 0:
+            return out
+        sp = self.sp
+        central = int(round(SPINE_CENTRAL_MM / sp[2]))
+        behind = int(round(LATERAL_BEHIND_SPINE_MM / sp[1]))
+        f += int(round(THORAX_BESIDE_SPINE_MM / sp[1])) if thorax else 0
+        c = self.centre[z]
+        out[f:, max(c - central, 0):c + central + 1] = False
+        out[f + behind:, :] = False
+        return out
+
+    def _below_abdominal_wall(self, z: int) -> np.ndarray:
+        """In the anterior half: more than ``ABDOMINAL_WALL_MM`` inside the subcutaneous fat's
+        inner edge (in-plane)."""
+        out = np.zeros(self.b.shape[1:], bool)
+        sp = self.sp
+        # Rows down to the wall depth past the middle: a point of the anterior half nearer the
+        # fat than that finds the fat in the crop.
+        r1 = min(self.b.shape[1], self.mid + int(np.ceil(ABDOMINAL_WALL_MM / sp[1])) + 2)
+        box = (slice(z, z + 1), slice(0, r1), slice(max(self.cols[0] - 1, 0), self.cols[1] + 2))
+        deep = _depth_under_fat_mm(self.b[box], self.hu[box], sp)[0] > ABDOMINAL_WALL_MM
+        deep[self.mid:] = False
+        out[box[1:]] = deep
+        return out
 
 
 def _hull_in_plane(mask: np.ndarray) -> np.ndarray:
-    """Convex hull image of a 2-D mask, computed on the mask's bounding box only."""
+    """Convex hull image of a 2-D mask: the pixels whose centres lie in the convex hull of the
+    pixels' diamonds (the midpoints of their edges), borders included — skimage's
+    ``convex_hull_image`` (its defaults), found by exact integer scanlines.
+
+    The hull of the row ends' diamonds is that of all pixels. In doubled coordinates every
+    corner is an integer, so which pixel centre lies on which side of an edge is decided
+    exactly.
+    """
     rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    width = mask.shape[1]
+    first = np.argmax(mask[rows], axis=1)
+    last = width - 1 - np.argmax(mask[rows, ::-1], axis=1)
+    ends = np.concatenate([np.stack([rows, first], 1), np.stack([rows, last], 1)])
+    diamond = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)])
+    pts = np.unique((2 * ends[:, None, :] + diamond).reshape(-1, 2), axis=0)
+    v = pts[ConvexHull(pts.astype(float)).vertices].astype(np.int64)  # (Y, X), doubled
+    d = np.roll(v, -1, axis=0) - v
+    e, f = v[1] - v[0], v[2] - v[0]
+    sense = 1 if e[0] * f[1] - e[1] * f[0] > 0 else -1  # the vertices' turn (qhull's order)
+    # Pixel (r, c) is in the hull when for every edge P -> P + d: sense * cross(d, (2r, 2c) - P) >= 0,
+    # that is a c + b >= 0: a bound on c per edge and row, all rows at once.
+    r = np.arange(rows[0], rows[-1] + 1)
+    dy, dx, py, px = d[:, :1], d[:, 1:], v[:, :1], v[:, 1:]
+    a = 2 * sense * dy  # [edge, 1]
+    b = sense * (-dy * px - dx * (2 * r[None, :] - py))  # [edge, row]
+    lo = np.where(a > 0, -(b // np.where(a > 0, a, 1)), 0).max(axis=0)  # ceil(-b / a)
+    hi = np.where(a < 0, b // np.where(a < 0, -a, 1), width - 1).min(axis=0)  # floor(b / -a)
+    hi[((a == 0) & (b < 0)).any(axis=0)] = -1
+    lo, hi = np.maximum(lo, 0), np.minimum(hi, width - 1)
     out = np.zeros_like(mask)
-    out[box] = convex_hull_image(mask[box])
+    cols = np.arange(width)
+    out[r[0]:r[-1] + 1] = (cols >= lo[:, None]) & (cols <= hi[:, None])
     return out
 
 
-def _has_sternum(body: np.ndarray, bone: np.ndarray, sp) -> np.ndarray:
-    """Per slice: bone within ``STERNUM_HALF_WIDTH_MM`` of the midline in the anterior third
-    of the body (the sternum, or the xiphoid)."""
-    out = np.zeros(body.shape[0], bool)
+def _has_sternum(body: np.ndarray, bone: np.ndarray, sp, rows_any: np.ndarray, cols_any: np.ndarray) -> bool:
+    """Bone within ``STERNUM_HALF_WIDTH_MM`` of the midline in the anterior third of the body
+    on one slice (the sternum, or the xiphoid); ``rows_any``/``cols_any``: the body's rows
+    and columns on the slice."""
+    rows = np.flatnonzero(rows_any)
+    cols = np.flatnonzero(cols_any)
+    if rows.size == 0 or not bone.any():
+        return False
     half = max(1, int(round(STERNUM_HALF_WIDTH_MM / sp[2])))
-    for z in np.flatnonzero(bone.any(axis=(1, 2))):
-        rows = np.flatnonzero(body[z].any(axis=1))
-        cols = np.flatnonzero(body[z].any(axis=0))
-        if rows.size == 0:
-            continue
-        centre = (cols[0] + cols[-1]) // 2
-        y1 = rows[0] + (rows[-1] - rows[0]) // 3 + 1
-        out[z] = bool(bone[z, rows[0]:y1, max(centre - half, 0):centre + half + 1].any())
-    return out
-
-
-def _below_abdominal_wall(body: np.ndarray, hu: np.ndarray, sp, slices: np.ndarray) -> np.ndarray:
-    """In the anterior half of ``slices``: more than ``ABDOMINAL_WALL_MM`` inside the
-    subcutaneous fat's inner edge (in-plane)."""
-    out = np.zeros_like(body)
-    rows = np.flatnonzero(body.any(axis=(0, 2)))
-    cols = np.flatnonzero(body.any(axis=(0, 1)))
-    mid = (rows[0] + rows[-1]) // 2
-    # Rows down to the wall depth past the middle: a point of the anterior half nearer the
-    # fat than that finds the fat in the crop.
-    r1 = min(body.shape[1], mid + int(np.ceil(ABDOMINAL_WALL_MM / sp[1])) + 2)
-    box = (slices, slice(0, r1), slice(max(cols[0] - 1, 0), cols[-1] + 2))
-    deep = _depth_under_fat_mm(body[box], hu[box], sp) > ABDOMINAL_WALL_MM
-    deep[:, mid:] = False
-    out[box] = deep
-    return out
+    centre = (cols[0] + cols[-1]) // 2
+    y1 = rows[0] + (rows[-1] - rows[0]) // 3 + 1
+    return bool(bone[rows[0]:y1, max(centre - half, 0):centre + half + 1].any())
 
 
 def _depth_under_fat_mm(body: np.ndarray, hu: np.ndarray, sp) -> np.ndarray:
@@ -194,35 +308,23 @@ def _depth_under_fat_mm(body: np.ndarray, hu: np.ndarray, sp) -> np.ndarray:
     return distance_inside_mm(body & ~reached[labels], sp, in_plane=True)
 
 
-def _anterior_half(body: np.ndarray) -> np.ndarray:
-    rows = np.flatnonzero(body.any(axis=(0, 2)))
-    out = np.zeros_like(body)
-    if rows.size:
-        out[:, : (rows[0] + rows[-1]) // 2, :] = True
-    return out
-
-
-def _anterior_to_spine(body: np.ndarray, bone: np.ndarray, sp, thorax: np.ndarray) -> np.ndarray:
-    """Per slice, the part of the grid in front of the spine. The spine's front edge is
-    the most anterior row where bone fills a 20 mm wide midline strip of the body's back
-    60 % for at least 6 mm (a vertebral body; a calcified aortic wall or a tracheal ring
-    crossing the strip does not), the most anterior within +-15 mm (slices through a disc
-    find the laminae).
+def _spine_front(body: np.ndarray, bone: np.ndarray, sp, rows_any: np.ndarray, cols_any: np.ndarray):
+    """Per slice, the row of the spine's front edge (-1: none found anywhere, or no body on
+    the slice) and the body's middle column. The edge is the most anterior row where bone
+    fills a 20 mm wide midline strip of the body's back 60 % for at least 6 mm (a vertebral
+    body; a calcified aortic wall or a tracheal ring crossing the strip does not), the most
+    anterior within +-15 mm (slices through a disc find the laminae).
     Within 50 mm of the midline (vertebra, psoas) the cavity stops at that edge, 30 mm
     further back in slices through the lungs (aorta beside the spine); further out
     (kidneys, colon) 30 mm behind it, in front of the back muscles."""
-    out = np.ones_like(body)
     half = max(1, int(round(10.0 / sp[2])))
-    central = int(round(SPINE_CENTRAL_MM / sp[2]))
-    behind = int(round(LATERAL_BEHIND_SPINE_MM / sp[1]))
-    beside = int(round(THORAX_BESIDE_SPINE_MM / sp[1]))
     run = max(1, int(round(SPINE_MIN_DEPTH_MM / sp[1])))
     n = body.shape[0]
     front = np.full(n, -1)
     centre = np.full(n, -1)
     for z in range(n):
-        cols = np.flatnonzero(body[z].any(axis=0))
-        rows = np.flatnonzero(body[z].any(axis=1))
+        cols = np.flatnonzero(cols_any[z])
+        rows = np.flatnonzero(rows_any[z])
         if cols.size == 0:
             continue
         centre[z] = (cols[0] + cols[-1]) // 2
@@ -234,8 +336,9 @@ def _anterior_to_spine(body: np.ndarray, bone: np.ndarray, sp, thorax: np.ndarra
         if hit.size:
             front[z] = y0 + hit[0]
     found = np.flatnonzero(front >= 0)
+    edge = np.full(n, -1)
     if found.size == 0:
-        return out
+        return edge, centre
     # Through a disc the strip finds the laminae instead: take the most anterior edge
     # within +-15 mm, which is a vertebral body's.
     k = max(1, int(round(RIB_SLAB_MM / sp[0])))
@@ -243,9 +346,5 @@ def _anterior_to_spine(body: np.ndarray, bone: np.ndarray, sp, thorax: np.ndarra
         if centre[z] < 0:
             continue
         near = found[np.abs(found - z) <= k]
-        f = (front[near].min() if near.size else front[found[np.argmin(np.abs(found - z))]])
-        f += beside if thorax[z] else 0
-        lo, hi = max(centre[z] - central, 0), centre[z] + central + 1
-        out[z, f:, lo:hi] = False
-        out[z, f + behind:, :] = False
-    return out
+        edge[z] = (front[near].min() if near.size else front[found[np.argmin(np.abs(found - z))]])
+    return edge, centre

@@ -78,6 +78,8 @@ MIN_PART_MM2 = 100.0
 HEAD_BELOW_SKULL_MM = 200.0
 MIN_BONE_MM2 = 18.0
 MINOR_BONE_FRACTION = 0.12
+# Voxels per chunk of slabs the block features are computed from (a few MB of temporaries).
+_CHUNK_VOXELS = 1 << 22
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,31 +252,46 @@ def _block_features(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, block):
     """Per block of ``block`` voxels: the shares of body, bone and air inside the body, and
     the highest HU (float32 arrays on the block grid).
 
-    Slab by slab of ``block[0]`` slices, all four from one read of the slab: the slices
-    are reduced first (whole-slice operations, the fast way for numpy), then rows and
-    columns by ``reduceat``, which takes a ragged last block as it is (a share still
-    divides by the full block, as if padded with False; a short last slab by the slices
-    it has)."""
+    A ragged last block is taken as it is: a share still divides by the full block in-plane
+    (as if padded with False), and along z by the slices its slab has. Worked through in
+    chunks of slabs of a few million voxels, so that no whole-volume temporary is made."""
     bz, by, bx = block
     nz, ny, nx = hu.shape
-    oz = -(-nz // bz)
-    rows, cols = np.arange(0, ny, by), np.arange(0, nx, bx)
-    shares = [np.empty((oz, len(rows), len(cols)), np.float32) for _ in range(3)]
-    hu_max = np.empty((oz, len(rows), len(cols)), np.float32)
-
-    def share(part: np.ndarray) -> np.ndarray:
-        flat = np.add.reduce(part.view(np.uint8), axis=0, dtype=np.uint16)
-        flat = np.add.reduceat(np.add.reduceat(flat, rows, axis=0, dtype=np.uint32), cols, axis=1)
-        return flat / float(part.shape[0] * by * bx)
-
-    for k in range(oz):
-        zs = slice(k * bz, (k + 1) * bz)
+    oz, oy, ox = -(-nz // bz), -(-ny // by), -(-nx // bx)
+    shares = [np.empty((oz, oy, ox), np.float32) for _ in range(3)]
+    hu_max = np.empty((oz, oy, ox), np.float32)
+    per_chunk = max(1, _CHUNK_VOXELS // (bz * ny * nx))
+    for k0 in range(0, oz, per_chunk):
+        k1 = min(oz, k0 + per_chunk)
+        zs = slice(k0 * bz, min(k1 * bz, nz))
         h, b = hu[zs], body[zs]
-        for out, part in zip(shares, (b, bone[zs], b & (h < AIR_HU))):
-            out[k] = share(part)
-        top = np.maximum.reduce(h, axis=0)
-        hu_max[k] = np.maximum.reduceat(np.maximum.reduceat(top, rows, axis=0), cols, axis=1)
+        # Voxels per block: the slab's slices (fewer in a short last slab) times a full block in-plane.
+        size = np.minimum(bz, nz - np.arange(k0, k1) * bz)[:, None, None] * float(by * bx)
+        for out, part in zip(shares, (b, bone[zs], b & (h < int(AIR_HU)))):
+            out[k0:k1] = _block_reduce(part.view(np.uint8), block, np.add, np.uint16) / size
+        hu_max[k0:k1] = _block_reduce(h, block, np.maximum, h.dtype)
     return (*shares, hu_max)
+
+
+def _block_reduce(a: np.ndarray, block, op, dtype) -> np.ndarray:
+    """Reduce ``a`` with ``op`` (``np.add``, ``np.maximum``) over blocks of ``block`` elements,
+    a ragged last block as it is: axis by axis, combining the strided views of the block's
+    members (the fast way for numpy; ``reduceat`` over small blocks is not)."""
+    for axis, k in enumerate(block):
+        n = a.shape[axis]
+        first = [slice(None)] * a.ndim
+        first[axis] = slice(0, None, k)
+        out = a[tuple(first)].astype(dtype)
+        for j in range(1, k):
+            take = [slice(None)] * a.ndim
+            take[axis] = slice(j, None, k)
+            part = a[tuple(take)]
+            put = [slice(None)] * a.ndim
+            put[axis] = slice(0, part.shape[axis])
+            view = out[tuple(put)]
+            op(view, part, out=view)
+        a = out
+    return a
 
 
 def _classify_slice(body, bone, air, dense, bsp, out, pelvis_inside, seen) -> float | None:
