@@ -181,11 +181,15 @@ SINGLE_LIMB_MAX_WIDTH_MM = 200.0
 def _trunk_slices(mask: np.ndarray, regions) -> np.ndarray:
     """Slices whose body centre lies in the chest, abdomen or pelvis."""
     out = np.zeros(mask.shape[0], bool)
-    for z in range(mask.shape[0]):
-        pts = np.argwhere(mask[z, ::4, ::4])
-        if len(pts) == 0:
-            continue
-        cy, cx = (pts.mean(axis=0) * 4).astype(int)
+    # The centre of every 4th row and column's body voxels: sums of whole numbers, exact in
+    # any order, so the same mean as listing the voxels.
+    sample = mask[:, ::4, ::4]
+    in_rows, in_cols = sample.sum(axis=2), sample.sum(axis=1)
+    n = in_rows.sum(axis=1)
+    sum_y = in_rows @ np.arange(sample.shape[1])
+    sum_x = in_cols @ np.arange(sample.shape[2])
+    for z in np.flatnonzero(n):
+        cy, cx = (np.array([sum_y[z], sum_x[z]]) / n[z] * 4).astype(int)
         out[z] = regions.region_at((z, int(cy), int(cx))) in ("chest", "abdomen", "pelvis", "back")
     return out
 

@@ -234,10 +234,14 @@ def test_real_chest_ct_is_chest():
         in ("chest", "head_neck")
 
 
-def test_block_features_match_a_padded_float_reduction():
-    """The block shares and maxima (read per slab with reduceat) equal a plain padded float
-    reduction, ragged edges and a short last slab included."""
+@pytest.mark.parametrize("chunk_voxels", [1, 3 * 4 * 101 * 97, 1 << 22])
+def test_block_features_match_a_padded_float_reduction(monkeypatch, chunk_voxels):
+    """The block shares and maxima (strided sums, chunk by chunk of slabs: one slab, three,
+    all) equal a plain padded float reduction, ragged edges and a short last slab included."""
+    from calcinosis.anatomy import regions
     from calcinosis.anatomy.regions import AIR_HU, _block_features
+
+    monkeypatch.setattr(regions, "_CHUNK_VOXELS", chunk_voxels)
 
     rng = np.random.default_rng(3)
     hu = rng.normal(0.0, 400.0, (23, 101, 97)).astype(np.int16)
@@ -262,3 +266,51 @@ def test_block_features_match_a_padded_float_reduction():
     for g, w in zip(got, want):
         assert g.shape == w.shape
         assert np.allclose(g, w, atol=1e-6)
+
+
+def test_block_shares_are_exact_counts():
+    """A share is the block's voxel count over the block's size (float64, then float32), the
+    same number however the counts are summed."""
+    from calcinosis.anatomy.regions import _block_features
+
+    rng = np.random.default_rng(5)
+    body = rng.random((7, 13, 11)) > 0.5
+    hu = np.zeros(body.shape, np.int16)
+    got = _block_features(hu, body, body, (3, 4, 4))[0]
+    for (k, i, j), value in np.ndenumerate(got):
+        part = body[3 * k:3 * k + 3, 4 * i:4 * i + 4, 4 * j:4 * j + 4]
+        assert value == np.float32(part.sum() / float(part.shape[0] * 16))
+
+
+def test_running_low_is_the_windowed_nanpercentile():
+    from calcinosis.anatomy.regions import _running_low
+
+    rng = np.random.default_rng(2)
+    v = rng.normal(100.0, 20.0, 60)
+    v[rng.random(60) < 0.4] = np.nan
+    v[20:35] = np.nan  # windows with no value at all
+    got = _running_low(v, 5)
+    for i in range(len(v)):
+        w = v[max(i - 5, 0):i + 6]
+        want = np.nanpercentile(w, 25) if np.isfinite(w).any() else np.nan
+        assert got[i] == want or (np.isnan(want) and np.isnan(got[i])), i
+
+
+def test_trunk_slices_take_the_region_at_each_slices_body_centre(phantom_results):
+    """The pipeline's trunk slices: the region at the mean of the body voxels of every 4th row
+    and column (listed one by one here) is chest, abdomen, pelvis or back."""
+    from calcinosis.pipeline import _trunk_slices
+
+    for part, _, ph, hu, rm, _ in phantom_results[::2]:
+        b = find_body(hu, ph.volume.spacing_zyx)
+        mask = b.mask.copy()
+        mask[: mask.shape[0] // 4] = False  # slices without body
+        want = np.zeros(mask.shape[0], bool)
+        for z in range(mask.shape[0]):
+            pts = np.argwhere(mask[z, ::4, ::4])
+            if len(pts):
+                cy, cx = (pts.mean(axis=0) * 4).astype(int)
+                want[z] = rm.region_at((z, int(cy), int(cx))) in ("chest", "abdomen", "pelvis", "back")
+        got = _trunk_slices(mask, rm)
+        np.testing.assert_array_equal(got, want)
+        assert got.any() == (part == "trunk")

@@ -59,6 +59,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import convex_hull_image
 
+from calcinosis.anatomy.morphology import fill_holes_2d
 from calcinosis.errors import InputError
 
 REGIONS = ("head_neck", "chest", "abdomen", "pelvis", "back", "shoulder", "upper_arm", "elbow", "forearm",
@@ -385,8 +386,9 @@ def _part_features(k, sl, part, bone, air, dense, bsp) -> dict:
     air_x = (np.nonzero(air & part)[1] + sl[1].start) * bsp[2]
     left = float(np.sum(air_x > cx) * px)
     right = float(np.sum(air_x <= cx) * px)
-    filled = ndi.binary_fill_holes(dense & part)
-    enclosed = float((filled & ~dense).sum() * px)
+    ring = dense & part
+    # binary_fill_holes' holes (4-connected background off the border), found faster
+    enclosed = float((fill_holes_2d(ring) & ~dense).sum() * px) if ring.any() else 0.0
     tube = False
     if spine and not left + right > 0.05 * area:
         al, _ = ndi.label(air & part)
@@ -465,10 +467,12 @@ def _spine_front_mm(bone_slice: np.ndarray, spine_x_mm: float, sp_c) -> float:
 def _running_low(v: np.ndarray, half: int) -> np.ndarray:
     """Lower quartile of the finite values within +-``half`` (anterior-most but robust to a stray slice)."""
     out = np.full(v.shape, np.nan)
+    finite = np.isfinite(v)
     for i in range(len(v)):
         w = v[max(i - half, 0):i + half + 1]
-        if np.isfinite(w).any():
-            out[i] = np.nanpercentile(w, 25)
+        w = w[finite[max(i - half, 0):i + half + 1]]
+        if w.size:
+            out[i] = np.percentile(w, 25)  # nanpercentile's value: it drops the nans and does this
     return out
 
 
