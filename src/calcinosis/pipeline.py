@@ -128,6 +128,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         step("cavity")
         trunk = _trunk_slices(mask, regions)
         # Which way array axis 1 (rows) runs: its LPS y component > 0 means towards posterior.
+        # Only landmarks here: a slice of the cavity is computed when a finding on it is read.
         cavity = find_cavity(mask, det.bone, sp, trunk,
                              posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0), hu=hu)
         lesions = measured.result()

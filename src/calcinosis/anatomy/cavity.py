@@ -152,7 +152,8 @@ class _CavityGrid:
         self.cols_any = self.b.any(axis=1)
         rows = np.flatnonzero(self.rows_any.any(axis=0))
         cols = np.flatnonzero(self.cols_any.any(axis=0))
-        # The anterior half of the body's extent (whole grid) ...
+        # The front wall and the abdominal wall's box are bounded by the body's extent over
+        # the whole grid, not the slice's.
         self.mid = (rows[0] + rows[-1]) // 2 if rows.size else None
         self.cols = (cols[0], cols[-1]) if cols.size else None
         self.spine_front, self.centre = _spine_front(self.b, self.bone, self.sp, self.rows_any, self.cols_any)

@@ -279,7 +279,6 @@ def _block_reduce(a: np.ndarray, block, op, dtype) -> np.ndarray:
     a ragged last block as it is: axis by axis, combining the strided views of the block's
     members (the fast way for numpy; ``reduceat`` over small blocks is not)."""
     for axis, k in enumerate(block):
-        n = a.shape[axis]
         first = [slice(None)] * a.ndim
         first[axis] = slice(0, None, k)
         out = a[tuple(first)].astype(dtype)
