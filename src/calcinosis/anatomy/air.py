@@ -22,7 +22,8 @@ from __future__ import annotations
 import cc3d
 import numpy as np
 
-from calcinosis.anatomy.morphology import bbox_of, dilate_mm, erode_mm, fill_holes_in_plane
+from calcinosis.anatomy.disk import dilate_disk, erode_disk
+from calcinosis.anatomy.morphology import bbox_of, fill_holes_in_plane
 
 # Half the width (mm) of the widest mouth of a cavity that is plugged: a nostril or a
 # parted lip (under about 15 mm) is; the gap between two limbs held apart is not.
@@ -64,8 +65,8 @@ def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = 
     coarse = sub[:, ::stride[1], ::stride[2]]
     pad = [(0, 0)] + [(int(np.ceil(mouth_radius_mm / s)) + 1,) * 2 for s in coarse_sp[1:]]
     padded = np.pad(coarse, pad)
-    closed = erode_mm(dilate_mm(padded, coarse_sp, mouth_radius_mm, in_plane=True), coarse_sp,
-                      mouth_radius_mm, in_plane=True) | padded
+    plane = coarse_sp[1:]
+    closed = erode_disk(dilate_disk(padded, plane, mouth_radius_mm), plane, mouth_radius_mm) | padded
     filled = fill_holes_in_plane(closed)
     enclosed = filled & ~closed
     if not enclosed.any():
