@@ -90,9 +90,8 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     keep = thick & (sizes >= 0.02 * sizes[thick].max())
     lut = np.zeros(n + 1, bool)
     lut[index[keep]] = True
-    kept = lut[labels]
+    mask, extent = _full_resolution_mask(sub_hu, labels, lut, f, spacing_zyx)
     del labels
-    mask, extent = _full_resolution_mask(sub_hu, kept, f, spacing_zyx)
     final = _bbox_from_extent(extent, margin_voxels(spacing_zyx, 20.0))
     if final is None:
         return Body(box, mask, 0)
@@ -113,19 +112,29 @@ def _coarse_tissue(hu: np.ndarray, f: int) -> np.ndarray:
 
     All, not any: a narrow gap between two thighs, or between the back and the table
     pad, stays open on the coarse grid (sampling one voxel a block could skip it)."""
+    nz = hu.shape[0]
     cy, cx = hu.shape[1] // f, hu.shape[2] // f
-    low = hu[:, 0:cy * f:f, 0:cx * f:f].copy()
-    for i in range(f):
-        for j in range(f):
-            if i or j:
-                np.minimum(low, hu[:, i:cy * f:f, j:cx * f:f], out=low)
-    return low > AIR_HU
+    out = np.empty((nz, cy, cx), bool)
+
+    # Slice by slice, in threads: the f * f strided passes then read a slice in cache.
+    def slab(z0: int, z1: int) -> None:
+        for z in range(z0, z1):
+            low = hu[z, 0:cy * f:f, 0:cx * f:f].copy()
+            for i in range(f):
+                for j in range(f):
+                    if i or j:
+                        np.minimum(low, hu[z, i:cy * f:f, j:cx * f:f], out=low)
+            np.greater(low, AIR_HU, out=out[z])
+
+    over_slabs(slab, nz, n_threads(), hu.size)
+    return out
 
 
-def _full_resolution_mask(hu: np.ndarray, kept: np.ndarray, f: int,
+def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f: int,
                           spacing_zyx) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """The body at full resolution from the kept coarse blocks of f x f voxels, slice by
-    slice so that each slice's work stays in cache.
+    """The body at full resolution from the kept coarse blocks of f x f voxels (the blocks
+    whose coarse part ``labels`` is kept by ``lut``), slice by slice so that each slice's
+    work stays in cache.
 
     The kept blocks are all tissue and lie within a block of the skin: the body is the
     tissue they reach in ``f`` 8-neighbour steps. Where tissue goes on past that (an
@@ -138,8 +147,9 @@ def _full_resolution_mask(hu: np.ndarray, kept: np.ndarray, f: int,
     pass over the mask."""
     nz, ny, nx = hu.shape
     sy, sx = (float(s) for s in spacing_zyx[1:])
-    rows = np.minimum(np.arange(ny) // f, kept.shape[1] - 1)
-    cols = np.minimum(np.arange(nx) // f, kept.shape[2] - 1)
+    cy, cx = labels.shape[1:]
+    rows = np.minimum(np.arange(ny) // f, cy - 1)
+    cols = np.minimum(np.arange(nx) // f, cx - 1)
     out = np.zeros(hu.shape, bool)
     rows_hit = np.zeros((nz, ny), bool)
     cols_hit = np.zeros((nz, nx), bool)
@@ -151,16 +161,17 @@ def _full_resolution_mask(hu: np.ndarray, kept: np.ndarray, f: int,
 
     def slab(z0: int, z1: int) -> None:
         for z in range(z0, z1):
-            k_rows = np.flatnonzero(kept[z].any(axis=1))
+            kept = lut[labels[z]]
+            k_rows = np.flatnonzero(kept.any(axis=1))
             if k_rows.size == 0:
                 continue
-            k_cols = np.flatnonzero(kept[z].any(axis=0))
+            k_cols = np.flatnonzero(kept.any(axis=0))
             y0 = max(int(k_rows[0]) * f - reach, 0)
-            y1 = ny if k_rows[-1] == kept.shape[1] - 1 else min((int(k_rows[-1]) + 1) * f + reach, ny)
+            y1 = ny if k_rows[-1] == cy - 1 else min((int(k_rows[-1]) + 1) * f + reach, ny)
             x0 = max(int(k_cols[0]) * f - reach, 0)
-            x1 = nx if k_cols[-1] == kept.shape[2] - 1 else min((int(k_cols[-1]) + 1) * f + reach, nx)
+            x1 = nx if k_cols[-1] == cx - 1 else min((int(k_cols[-1]) + 1) * f + reach, nx)
             tissue = hu[z, y0:y1, x0:x1] > AIR_HU
-            base = kept[z][rows[y0:y1]][:, cols[x0:x1]] & tissue
+            base = kept[rows[y0:y1]][:, cols[x0:x1]] & tissue
             m = base
             for _ in range(f):
                 m = grow_one(m, corners=True) & tissue
