@@ -97,10 +97,7 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
         return Body(box, mask, 0)
     inner = tuple(slice(f.start, f.stop) for f in final)
     crop = tuple(slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner))
-    # A new array assigned from the view: several times faster than ascontiguousarray here.
-    body_mask = np.empty(tuple(i.stop - i.start for i in inner), bool)
-    body_mask[...] = mask[inner]
-    return Body(crop, body_mask, int(keep.sum()))  # type: ignore[arg-type]
+    return Body(crop, np.ascontiguousarray(mask[inner]), int(keep.sum()))  # type: ignore[arg-type]
 
 
 # In-plane grid (mm) on which body parts are told from the table and objects.
