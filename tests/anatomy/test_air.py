@@ -72,3 +72,50 @@ def test_skull_is_a_shell_round_soft_tissue():
     assert not is_skull(enclosed, lung, SPACING)  # a rib cage round lung
     small = r2 < 30 ** 2  # about 2800 mm^2: a bone's marrow, not a brain
     assert not is_skull(small, brain, SPACING)
+
+
+def _reference_internal_air(mask, spacing_zyx, mouth_radius_mm=7.0, coarse_pixel_mm=2.0):
+    """The definition the slow way: the closing by two in-plane distance transforms on every
+    slice, no shortcut (what add_internal_air computed before its disk morphology)."""
+    import cc3d
+
+    from calcinosis.anatomy.morphology import bbox_of, dilate_mm, erode_mm, fill_holes_in_plane
+
+    box = bbox_of(mask)
+    sub = mask[box]
+    stride = [1] + [max(1, int(coarse_pixel_mm // float(s))) for s in spacing_zyx[1:]]
+    coarse_sp = [float(s) * k for s, k in zip(spacing_zyx, stride)]
+    coarse = sub[:, ::stride[1], ::stride[2]]
+    pad = [(0, 0)] + [(int(np.ceil(mouth_radius_mm / s)) + 1,) * 2 for s in coarse_sp[1:]]
+    padded = np.pad(coarse, pad)
+    closed = erode_mm(dilate_mm(padded, coarse_sp, mouth_radius_mm, in_plane=True), coarse_sp,
+                      mouth_radius_mm, in_plane=True) | padded
+    filled = fill_holes_in_plane(closed)
+    enclosed = filled & ~closed
+    labels = cc3d.connected_components(filled & ~padded, connectivity=6)
+    keep = np.zeros(int(labels.max()) + 1, bool)
+    keep[np.unique(labels[enclosed])] = True
+    keep[0] = False
+    cavity = keep[labels][:, pad[1][0]:pad[1][0] + coarse.shape[1], pad[2][0]:pad[2][0] + coarse.shape[2]]
+    cavity = np.repeat(np.repeat(cavity, stride[1], axis=1), stride[2], axis=2)[:, :sub.shape[1], :sub.shape[2]]
+    out = mask.copy()
+    out[box] = fill_holes_in_plane(sub | cavity)
+    return out
+
+
+def test_equals_the_distance_transform_closing():
+    cases = [(_head_with_nose(mouth_mm=m, notch_mm=n)[0], SPACING) for m, n in ((6, 0), (14, 0), (30, 6), (0, 6), (6, 6))]
+    cases.append((_head_with_nose(mouth_mm=6, scale=2)[0], (2.0, 0.5, 0.5)))
+    # A cavity that opens only on some slices, and a slice with no body.
+    body, cavity = _head_with_nose(mouth_mm=4)
+    body[6:] |= cavity[6:] | _head_with_nose(mouth_mm=4)[0][6:]
+    body[6:, :20] = _head_with_nose(mouth_mm=0)[0][6:, :20]
+    body[9] = False
+    cases.append((body, SPACING))
+    added = 0
+    for mask, sp in cases:
+        got = add_internal_air(mask, sp)
+        np.testing.assert_array_equal(got, _reference_internal_air(mask, sp))
+        np.testing.assert_array_equal(mask & got, mask)
+        added += int((got & ~mask).sum())
+    assert added > 0  # some of the cases have a cavity to add

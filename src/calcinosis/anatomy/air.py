@@ -22,7 +22,9 @@ from __future__ import annotations
 import cc3d
 import numpy as np
 
-from calcinosis.anatomy.morphology import bbox_of, dilate_mm, erode_mm, fill_holes_in_plane
+from calcinosis.anatomy.disk import dilate_disk, erode_disk
+from calcinosis.anatomy.morphology import bbox_of, fill_holes_in_plane
+from calcinosis.threads import n_threads, over_slabs
 
 # Half the width (mm) of the widest mouth of a cavity that is plugged: a nostril or a
 # parted lip (under about 15 mm) is; the gap between two limbs held apart is not.
@@ -64,8 +66,15 @@ def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = 
     coarse = sub[:, ::stride[1], ::stride[2]]
     pad = [(0, 0)] + [(int(np.ceil(mouth_radius_mm / s)) + 1,) * 2 for s in coarse_sp[1:]]
     padded = np.pad(coarse, pad)
-    closed = erode_mm(dilate_mm(padded, coarse_sp, mouth_radius_mm, in_plane=True), coarse_sp,
-                      mouth_radius_mm, in_plane=True) | padded
+    plane = coarse_sp[1:]
+    dilated = dilate_disk(padded, plane, mouth_radius_mm)
+    # Air enclosed by the closing is (within a disk of) air enclosed by the dilation alone:
+    # without a hole in any slice of the dilated mask there is no cavity, and the erosion
+    # and the rest are not needed (the body of a trunk or limbs).
+    if not _has_hole_in_plane(dilated):
+        return mask.copy()
+    closed = erode_disk(dilated, plane, mouth_radius_mm) | padded
+    del dilated
     filled = fill_holes_in_plane(closed)
     enclosed = filled & ~closed
     if not enclosed.any():
@@ -86,3 +95,28 @@ def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = 
     out = mask.copy()
     out[box] = fill_holes_in_plane(sub | cavity)
     return out
+
+
+def _has_hole_in_plane(mask: np.ndarray) -> bool:
+    """Whether any slice of ``mask`` has a hole: background (4-connected) that does not
+    reach the slice's border.
+
+    Why it suffices: a voxel enclosed by the closing (dilation then erosion with the disk)
+    has, within the disk, a voxel outside the dilation; the straight digital path between
+    them lies outside the closing, so that voxel is enclosed as well, by the dilation.
+    """
+    found = np.zeros(mask.shape[0], bool)
+
+    def slab(z0: int, z1: int) -> None:
+        for z in range(z0, z1):
+            if found[z0:z1].any():
+                return
+            background = ~mask[z]
+            if background.all() or not background.any():
+                continue
+            lab, n = cc3d.connected_components(background, connectivity=4, return_N=True)
+            border = np.unique(np.concatenate((lab[0], lab[-1], lab[:, 0], lab[:, -1])))
+            found[z] = np.count_nonzero(border) < n
+
+    over_slabs(slab, mask.shape[0], n_threads(), mask.size)
+    return bool(found.any())

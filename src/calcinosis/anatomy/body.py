@@ -6,14 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import cc3d
-import edt
 import numpy as np
 from scipy import ndimage as ndi
 
+from calcinosis.anatomy.disk import dilate_disk, erode_disk
 from calcinosis.anatomy.morphology import (
     bbox_of,
-    dilate_mm,
-    distance_inside_mm,
     fill_holes_2d,
     grow_one,
     label_counts,
@@ -69,34 +67,32 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     del sample
     sub_hu = hu[box]
     coarse = _coarse_tissue(sub_hu, f)
-    sp_c = (sz, sy * f, sx * f)
-    # The opening's erosion, and the thickness test, both read the in-plane depth.
-    # A part's deepest point is deeper than the opening radius, so it survives the opening,
-    # and (for depths beyond twice the radius) its depth in the opened part equals its
-    # depth before: the thickness test reads the depth before the opening, which spares
-    # a third distance transform.
-    depth = distance_inside_mm(coarse, sp_c, in_plane=True)
-    del coarse
-    opened = dilate_mm(depth > TABLE_OPENING_MM, sp_c, TABLE_OPENING_MM, in_plane=True)
+    sp_c = (sy * f, sx * f)
+    # The opening (disk of 4 mm) by shifted copies: the same as thresholding the in-plane
+    # depth, without its distance transforms. A part's deepest point is deeper than the
+    # opening radius, so it survives the opening, and (for depths beyond twice the radius)
+    # its depth in the opened part equals its depth before: the thickness test reads the
+    # depth before the opening (the voxels at least 12 mm deep, an erosion of its own).
+    opened = dilate_disk(erode_disk(coarse, sp_c, TABLE_OPENING_MM), sp_c, TABLE_OPENING_MM)
     labels, n = cc3d.connected_components(opened, connectivity=6, return_N=True)
     del opened
     if n == 0:
         return Body(box, np.zeros(sub_hu.shape, bool), 0)
     index = np.arange(1, n + 1)
-    max_depth = label_maximum(depth, labels, n)[1:]
-    del depth
+    deep = erode_disk(coarse, sp_c, MIN_HALF_THICKNESS_MM, strict=True)
+    del coarse
+    thick = label_maximum(deep.view(np.uint8), labels, n)[1:] >= 1
+    del deep
     sizes = label_counts(labels, n)[1:]
-    thick = max_depth >= MIN_HALF_THICKNESS_MM
     if not thick.any():
         # A small part (a hand, a child's limb): take the biggest piece rather than nothing.
         thick = sizes == sizes.max()
     keep = thick & (sizes >= 0.02 * sizes[thick].max())
     lut = np.zeros(n + 1, bool)
     lut[index[keep]] = True
-    kept = lut[labels]
+    mask, extent = _full_resolution_mask(sub_hu, labels, lut, f, spacing_zyx)
     del labels
-    mask = _full_resolution_mask(sub_hu, kept, f, spacing_zyx)
-    final = bbox_of(mask, margin_voxels(spacing_zyx, 20.0))
+    final = _bbox_from_extent(extent, margin_voxels(spacing_zyx, 20.0))
     if final is None:
         return Body(box, mask, 0)
     inner = tuple(slice(f.start, f.stop) for f in final)
@@ -113,56 +109,121 @@ def _coarse_tissue(hu: np.ndarray, f: int) -> np.ndarray:
 
     All, not any: a narrow gap between two thighs, or between the back and the table
     pad, stays open on the coarse grid (sampling one voxel a block could skip it)."""
+    nz = hu.shape[0]
     cy, cx = hu.shape[1] // f, hu.shape[2] // f
-    low = hu[:, 0:cy * f:f, 0:cx * f:f].copy()
-    for i in range(f):
-        for j in range(f):
-            if i or j:
-                np.minimum(low, hu[:, i:cy * f:f, j:cx * f:f], out=low)
-    return low > AIR_HU
+    out = np.empty((nz, cy, cx), bool)
+
+    # Slice by slice, in threads: the f * f strided passes then read a slice in cache.
+    def slab(z0: int, z1: int) -> None:
+        for z in range(z0, z1):
+            low = hu[z, 0:cy * f:f, 0:cx * f:f].copy()
+            for i in range(f):
+                for j in range(f):
+                    if i or j:
+                        np.minimum(low, hu[z, i:cy * f:f, j:cx * f:f], out=low)
+            np.greater(low, AIR_HU, out=out[z])
+
+    over_slabs(slab, nz, n_threads(), hu.size)
+    return out
 
 
-def _full_resolution_mask(hu: np.ndarray, kept: np.ndarray, f: int, spacing_zyx) -> np.ndarray:
-    """The body at full resolution from the kept coarse blocks of f x f voxels, slice by
-    slice so that each slice's work stays in cache.
+def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f: int,
+                          spacing_zyx) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The body at full resolution from the kept coarse blocks of f x f voxels (the blocks
+    whose coarse part ``labels`` is kept by ``lut``), slice by slice so that each slice's
+    work stays in cache.
 
     The kept blocks are all tissue and lie within a block of the skin: the body is the
     tissue they reach in ``f`` 8-neighbour steps. Where tissue goes on past that (an
     object lying on the skin, a fold the blocks missed), the slice is opened with the 4 mm
     disk at full resolution instead (:func:`_open_slice`), which draws the skin exactly and
-    cuts off what lies on it. Then holes are filled."""
+    cuts off what lies on it. Then holes are filled.
+
+    Returns the mask and its extent: which rows and which columns of each slice it
+    touches (``[z, y]`` and ``[z, x]`` booleans), for its bounding box without another
+    pass over the mask."""
     nz, ny, nx = hu.shape
     sy, sx = (float(s) for s in spacing_zyx[1:])
-    rows = np.minimum(np.arange(ny) // f, kept.shape[1] - 1)
-    cols = np.minimum(np.arange(nx) // f, kept.shape[2] - 1)
+    cy, cx = labels.shape[1:]
+    rows = np.minimum(np.arange(ny) // f, cy - 1)
+    cols = np.minimum(np.arange(nx) // f, cx - 1)
     out = np.zeros(hu.shape, bool)
+    rows_hit = np.zeros((nz, ny), bool)
+    cols_hit = np.zeros((nz, nx), bool)
+
+    # The growth reaches f pixels past the kept blocks and its check one more: each slice's
+    # work runs on the box of its kept blocks grown by f + 2 pixels, whose edge is then
+    # outside air joined to the outside (so filling holes there is filling them in the slice).
+    reach = f + 2
 
     def slab(z0: int, z1: int) -> None:
         for z in range(z0, z1):
-            if not kept[z].any():
+            kept = lut[labels[z]]
+            k_rows = np.flatnonzero(kept.any(axis=1))
+            if k_rows.size == 0:
                 continue
-            tissue = hu[z] > AIR_HU
-            base = kept[z][rows][:, cols] & tissue
+            k_cols = np.flatnonzero(kept.any(axis=0))
+            y0 = max(int(k_rows[0]) * f - reach, 0)
+            y1 = ny if k_rows[-1] == cy - 1 else min((int(k_rows[-1]) + 1) * f + reach, ny)
+            x0 = max(int(k_cols[0]) * f - reach, 0)
+            x1 = nx if k_cols[-1] == cx - 1 else min((int(k_cols[-1]) + 1) * f + reach, nx)
+            tissue = hu[z, y0:y1, x0:x1] > AIR_HU
+            base = kept[rows[y0:y1]][:, cols[x0:x1]] & tissue
             m = base
             for _ in range(f):
                 m = grow_one(m, corners=True) & tissue
             if (grow_one(m, corners=True) & tissue & ~m).any():
-                m = _open_slice(tissue, base, sy, sx)
-            out[z] = fill_holes_2d(m)
+                # The opening is not local: on the whole slice.
+                tissue = hu[z] > AIR_HU
+                whole = np.zeros((ny, nx), bool)
+                whole[y0:y1, x0:x1] = base
+                m = _open_slice(tissue, whole, sy, sx)
+                y0, y1, x0, x1 = _box_2d(m, 1)
+                m = m[y0:y1, x0:x1]
+            filled = fill_holes_2d(m)
+            out[z, y0:y1, x0:x1] = filled
+            rows_hit[z, y0:y1] = filled.any(axis=1)
+            cols_hit[z, x0:x1] = filled.any(axis=0)
 
     over_slabs(slab, nz, n_threads())
-    return out
+    return out, (rows_hit, cols_hit)
+
+
+def _box_2d(m: np.ndarray, margin: int) -> tuple[int, int, int, int]:
+    """Rows ``y0:y1`` and columns ``x0:x1`` of a slice's box round ``m`` plus ``margin``
+    pixels (the whole slice when ``m`` is empty)."""
+    ny, nx = m.shape
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size == 0:
+        return 0, ny, 0, nx
+    return (max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, ny),
+            max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, nx))
+
+
+def _bbox_from_extent(extent: tuple[np.ndarray, np.ndarray],
+                      margin: tuple[int, int, int]) -> tuple[slice, ...] | None:
+    """:func:`bbox_of` of the mask whose rows and columns hit per slice are ``extent``."""
+    rows_hit, cols_hit = extent
+    z_hit = rows_hit.any(axis=1)
+    if not z_hit.any():
+        return None
+    out = []
+    for hit, m, size in ((z_hit, margin[0], rows_hit.shape[0]), (rows_hit.any(axis=0), margin[1], rows_hit.shape[1]),
+                         (cols_hit.any(axis=0), margin[2], cols_hit.shape[1])):
+        where = np.flatnonzero(hit)
+        out.append(slice(max(int(where[0]) - m, 0), min(int(where[-1]) + 1 + m, size)))
+    return tuple(out)
 
 
 def _open_slice(tissue: np.ndarray, base: np.ndarray, sy: float, sx: float) -> np.ndarray:
     """One slice's body by the full-resolution opening: the tissue opened with the 4 mm
-    disk (two in-plane distance transforms), its 4-connected pieces that overlap ``base``
+    disk (:mod:`calcinosis.anatomy.disk`, equal to two in-plane distance transforms), its 4-connected pieces that overlap ``base``
     (the kept coarse blocks), and, as the disk's discrete edge can shave a voxel off the
     skin, the tissue voxels next to them (4-neighbours)."""
-    deep = edt.edt(tissue, anisotropy=(sy, sx), black_border=False) > TABLE_OPENING_MM
+    deep = erode_disk(tissue, (sy, sx), TABLE_OPENING_MM)
     if not deep.any():
         return base.copy()
-    opened = edt.edt(~deep, anisotropy=(sy, sx), black_border=False) <= TABLE_OPENING_MM
+    opened = dilate_disk(deep, (sy, sx), TABLE_OPENING_MM)
     pieces = cc3d.connected_components(opened, connectivity=4)
     lut = np.zeros(int(pieces.max()) + 1, bool)
     lut[pieces[base & opened]] = True

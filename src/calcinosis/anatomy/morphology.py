@@ -107,10 +107,16 @@ def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
     background = ~mask
     if not background.any():
         return mask.copy()
-    lab = cc3d.connected_components(background, connectivity=4)
-    lut = np.ones(int(lab.max()) + 1, bool)
+    lab, n = cc3d.connected_components(background, connectivity=4, return_N=True)
+    border = np.unique(np.concatenate((lab[0], lab[-1], lab[:, 0], lab[:, -1])))
+    border = border[border != 0]
+    if border.size == n:  # every piece of background reaches the border: no hole
+        return mask.copy()
+    if border.size == 1:  # one outside (the usual case): a comparison, not a look-up
+        return lab != border[0]
+    lut = np.ones(n + 1, bool)
     lut[0] = False
-    lut[lab[0]] = lut[lab[-1]] = lut[lab[:, 0]] = lut[lab[:, -1]] = False
+    lut[border] = False
     return mask | lut[lab]
 
 
