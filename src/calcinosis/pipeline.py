@@ -16,8 +16,9 @@ from calcinosis.anatomy.body import estimate_noise_hu, find_body
 from calcinosis.anatomy.cavity import find_cavity
 from calcinosis.anatomy.regions import body_regions
 from calcinosis.config import AnalysisConfig
-from calcinosis.detect.candidates import Detection, detect_lesions, smoothed
+from calcinosis.detect.candidates import Detection, detect_lesions
 from calcinosis.detect.edges import scan_limited_findings
+from calcinosis.detect.smoothing import SmoothedHU
 from calcinosis.detect.trunk import classify_trunk_findings
 from calcinosis.measure.lesion import Lesion, LesionContext, measure_lesions
 from calcinosis.threads import n_threads
@@ -91,9 +92,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     counts = np.bincount((hu2[muscle].astype(np.int32) + 29), minlength=149)
     tissue_level = _weighted_quantile(np.arange(-29, 120, dtype=float), counts, 0.5) if counts.any() else 40.0
     del hu2, muscle
-    # The smoothed image the seeds are read on (whole HU), made once: its noise is measured
-    # on it here, and detection reads it.
-    smooth = smoothed(hu, sp, dtype=np.int16)
+    # The smoothed image the seeds are read on (whole HU): its noise is measured on it here
+    # (sampled slices), and detection reads it; each computed only where it is read.
+    smooth = SmoothedHU(hu, sp)
     noise_s = estimate_noise_hu(smooth, soft)
     if not np.isfinite(noise):
         noise, noise_s = 20.0, 5.0

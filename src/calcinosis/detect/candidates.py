@@ -19,10 +19,10 @@ from calcinosis.anatomy.morphology import (
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.faint import is_faint_deposit
 from calcinosis.detect.hollow import deposits_on_bone_piece
+from calcinosis.detect.smoothing import SMOOTH_SIGMA_MM, SmoothedHU, smoothing_sigma
 from calcinosis.threads import n_threads, over_slabs
 
-# Seeds are found on a lightly smoothed image: noise drops several-fold, a 2 mm deposit hardly.
-SMOOTH_SIGMA_MM = 0.6
+__all__ = ["SMOOTH_SIGMA_MM", "Detection", "Excluded", "detect_lesions", "is_hollow", "smoothed"]
 # Raw-voxel seed level in noise SDs above soft tissue (two such voxels make a seed).
 RAW_SEED_SIGMA = 6.5
 # ... and at least this far above the threshold: bone fringe specks on quiet scans only
@@ -74,7 +74,7 @@ def smoothed(hu: np.ndarray, spacing_zyx, *, chunk: int = 32, dtype=np.float32) 
 
     ``dtype`` float32, or int16 (rounded to whole HU: half the memory of float32, and no
     seed or valley rule is finer than a few HU)."""
-    sigma = tuple(max(0.5, SMOOTH_SIGMA_MM / float(s)) if s < 2.0 else 0.0 for s in spacing_zyx)
+    sigma = smoothing_sigma(spacing_zyx)
     pad = int(np.ceil(4 * sigma[0])) if sigma[0] else 0
     out = np.empty(hu.shape, dtype)
     nz = hu.shape[0]
@@ -99,7 +99,7 @@ def detect_lesions(
     tissue_level_hu: float,
     noise_smoothed_hu: float,
     noise_hu: float | None = None,
-    smooth_hu: np.ndarray | None = None,
+    smooth_hu: np.ndarray | SmoothedHU | None = None,
     out: np.ndarray | None = None,
 ) -> Detection:
     """Find deposits in a body-cropped CT (``hu``, ``[z, y, x]``) and label them 1..N.
@@ -112,7 +112,8 @@ def detect_lesions(
     for deposits too small to survive the smoothing, two voxels whose raw value exceeds
     ``tissue_level_hu + RAW_SEED_SIGMA * noise_hu`` (noise reaches that once in 10^10 voxels)
     and the threshold by ``RAW_SEED_MARGIN_HU``. ``smooth_hu``, when given, is
-    :func:`smoothed` of ``hu`` (int16), made by the caller. ``out``, when given, is a
+    :func:`smoothed` of ``hu`` (int16) or a :class:`~calcinosis.detect.smoothing.SmoothedHU`
+    of it, made by the caller; else the smoothed image is computed where it is read. ``out``, when given, is a
     zeroed uint16 array (a view of the caller's full-grid label map, say) that the labels
     are written into and returned as ``Detection.labels`` (unless more than 65534 lesions
     make a wider copy necessary).
@@ -143,8 +144,8 @@ def detect_lesions(
     metal_share = comps.total(hu_d >= config.metal_hu)[1:] / np.maximum(counts, 1)
     raw_seeds = comps.total(hu_d >= raw_thr)[1:]
     del hu_d
-    smooth = smoothed(hu, spacing_zyx, dtype=np.int16) if smooth_hu is None else smooth_hu
-    seed_peak = comps.maximum(comps.gather(smooth))[1:]
+    # Read only round the components that need it (seeds, bone splits, faint rings).
+    smooth = SmoothedHU(hu, tuple(spacing_zyx)) if smooth_hu is None else smooth_hu
     boxes, centroids = comps.geometry()
     extent = np.array([max((s.stop - s.start) * sp for s, sp in zip(b, spacing_zyx)) for b in boxes])
     volume = counts * vv
@@ -169,8 +170,9 @@ def detect_lesions(
 
     def split_off(box: tuple[slice, ...], piece: np.ndarray):
         """A bone's solid and the deposits split off it that pass the seed rules."""
+        smooth_box = smooth[box]
         split = split_bone(
-            piece, smooth[box], spacing_zyx,
+            piece, smooth_box, spacing_zyx,
             h_hu=split_h,
             max_deposit_volume_mm3=min(config.bone_min_volume_mm3, MAX_ATTACHED_DEPOSIT_MM3),
             is_bone_piece=lambda sub, part: is_hollow(hu[box][sub], part, spacing_zyx, thr),
@@ -180,7 +182,7 @@ def detect_lesions(
             where = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, sub))
             if is_hollow(hu[where], dep, spacing_zyx, thr):
                 continue  # a piece of the bone's own cortex and marrow
-            if smooth[where][dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
+            if smooth_box[sub][dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
                 deposits.append((where, dep))
         return split.bone, deposits
 
@@ -225,18 +227,21 @@ def detect_lesions(
                     continue
                 pending.append((box, submit(box, piece)))
                 continue
-            if volume[k] < config.min_volume_mm3 or (
-                    seed_peak[k] < seed_thr and raw_seeds[k] < 2 and peak[k] < single_thr
-                    and not is_faint_deposit(smooth, lambda box, i=i: comps.mask_in(i, box), boxes[k], spacing_zyx,
-                                             n_voxels=int(counts[k]), seed_peak_hu=float(seed_peak[k]),
-                                             noise_smoothed_hu=noise_smoothed_hu)):
-                continue  # noise speck or partial-volume fringe
+            if volume[k] < config.min_volume_mm3:
+                continue  # noise speck
             piece = comps.mask_in(i, boxes[k])
+            smooth_k = smooth[boxes[k]]
+            seed_peak = float(smooth_k[piece].max())
+            if (seed_peak < seed_thr and raw_seeds[k] < 2 and peak[k] < single_thr
+                    and not is_faint_deposit(smooth, lambda box, i=i: comps.mask_in(i, box), boxes[k], spacing_zyx,
+                                             n_voxels=int(counts[k]), seed_peak_hu=seed_peak,
+                                             noise_smoothed_hu=noise_smoothed_hu)):
+                continue  # partial-volume fringe
             if is_hollow(hu[boxes[k]], piece, spacing_zyx, thr):
                 # A cortical shell round a marrow space: a piece of bone (a rib or a process cut
                 # across by the slices), or ring-calcified skeletal cartilage, not a deposit.
                 exclude(i, "bone")
-                for dep in deposits_on_bone_piece(hu[boxes[k]], smooth[boxes[k]], piece, spacing_zyx,
+                for dep in deposits_on_bone_piece(hu[boxes[k]], smooth_k, piece, spacing_zyx,
                                                   threshold_hu=thr, h_hu=split_h,
                                                   max_deposit_volume_mm3=MAX_ATTACHED_DEPOSIT_MM3,
                                                   is_hollow=is_hollow):
