@@ -10,7 +10,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bone import split_bone
-from calcinosis.anatomy.components import label_components
+from calcinosis.anatomy.components import Components, label_components
 from calcinosis.anatomy.morphology import (
     distance_inside_mm,
     fill_holes_in_plane,
@@ -22,7 +22,7 @@ from calcinosis.detect.hollow import deposits_on_bone_piece
 from calcinosis.detect.smoothing import SMOOTH_SIGMA_MM, SmoothedHU, smoothing_sigma
 from calcinosis.threads import n_threads, over_slabs
 
-__all__ = ["SMOOTH_SIGMA_MM", "Detection", "Excluded", "detect_lesions", "is_hollow", "smoothed"]
+__all__ = ["SMOOTH_SIGMA_MM", "Detection", "Excluded", "dense_components", "detect_lesions", "is_hollow", "smoothed"]
 # Raw-voxel seed level in noise SDs above soft tissue (two such voxels make a seed).
 RAW_SEED_SIGMA = 6.5
 # ... and at least this far above the threshold: bone fringe specks on quiet scans only
@@ -90,6 +90,21 @@ def smoothed(hu: np.ndarray, spacing_zyx, *, chunk: int = 32, dtype=np.float32) 
     return out
 
 
+def dense_components(hu: np.ndarray, threshold_hu: float) -> Future:
+    """``label_components(hu >= threshold_hu)``, for :func:`detect_lesions`, started in a
+    worker thread (ITK releases the GIL) so that the caller can estimate the noise beside it;
+    in this thread with ``CALCINOSIS_THREADS=1``. Returns the future of the components."""
+    if n_threads() == 1:
+        done: Future = Future()
+        done.set_result(label_components(hu >= threshold_hu))
+        return done
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(lambda: label_components(hu >= threshold_hu))
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with its one job
+
+
 def detect_lesions(
     hu: np.ndarray,
     body: np.ndarray,
@@ -101,6 +116,7 @@ def detect_lesions(
     noise_hu: float | None = None,
     smooth_hu: np.ndarray | SmoothedHU | None = None,
     out: np.ndarray | None = None,
+    components: Components | None = None,
 ) -> Detection:
     """Find deposits in a body-cropped CT (``hu``, ``[z, y, x]``) and label them 1..N.
 
@@ -116,7 +132,8 @@ def detect_lesions(
     of it, made by the caller; else the smoothed image is computed where it is read. ``out``, when given, is a
     zeroed uint16 array (a view of the caller's full-grid label map, say) that the labels
     are written into and returned as ``Detection.labels`` (unless more than 65534 lesions
-    make a wider copy necessary).
+    make a wider copy necessary). ``components``, when given, is
+    ``label_components(hu >= config.threshold_hu)`` (see :func:`dense_components`).
     """
     vv = float(np.prod(spacing_zyx))
     thr = config.threshold_hu
@@ -126,7 +143,9 @@ def detect_lesions(
     raw_thr = max(thr + RAW_SEED_MARGIN_HU,
                   tissue_level_hu + RAW_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
     split_h = max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu)
-    comps = label_components(hu >= thr)
+    comps = label_components(hu >= thr) if components is None else components
+    if comps.shape != hu.shape:
+        raise ValueError("components must be labelled on hu's grid (hu >= threshold)")
     n = comps.n
     if out is None:
         out = np.zeros(hu.shape, np.uint16)
@@ -136,37 +155,9 @@ def detect_lesions(
     excluded: list[Excluded] = []
     if n == 0:
         return Detection(out, bone, (), seed_thr, noise_smoothed_hu)
-    idx = np.arange(1, n + 1)
-    counts = comps.counts[1:]
-    hu_d = comps.gather(hu)
-    inside = comps.total(comps.gather(body))[1:] / np.maximum(counts, 1)
-    peak = comps.maximum(hu_d)[1:]
-    metal_share = comps.total(hu_d >= config.metal_hu)[1:] / np.maximum(counts, 1)
-    raw_seeds = comps.total(hu_d >= raw_thr)[1:]
-    del hu_d
     # Read only round the components that need it (seeds, bone splits, faint rings).
     smooth = SmoothedHU(hu, tuple(spacing_zyx)) if smooth_hu is None else smooth_hu
-    boxes, centroids = comps.geometry()
-    extent = np.array([max((s.stop - s.start) * sp for s, sp in zip(b, spacing_zyx)) for b in boxes])
-    volume = counts * vv
-    body_box_y = _body_y_range(body)
     margin = margin_voxels(spacing_zyx, 4.0)
-    next_label = 1
-
-    def exclude(i: int, reason: str) -> None:
-        c = tuple(float(v) for v in centroids[i - 1])
-        excluded.append(Excluded(reason, float(volume[i - 1]), float(peak[i - 1]), c))
-
-    lesion_boxes: list[tuple[slice, ...]] = []
-
-    def add_lesion(where: tuple[slice, ...], mask: np.ndarray) -> None:
-        nonlocal out, next_label
-        if next_label == 65535:  # more lesions than uint16 labels: widen once
-            out = out.astype(np.uint32)
-        out[where][mask] = next_label
-        next_label += 1
-        tight = ndi.find_objects(mask.view(np.uint8))[0]
-        lesion_boxes.append(tuple(slice(w.start + t.start, w.start + t.stop) for w, t in zip(where, tight)))
 
     def split_off(box: tuple[slice, ...], piece: np.ndarray):
         """A bone's solid and the deposits split off it that pass the seed rules."""
@@ -189,20 +180,62 @@ def detect_lesions(
     # Lesions are numbered in the order of their components; a bone's split runs in a
     # worker thread (scikit-image's watershed and ITK release the GIL) while the small
     # components are looked at, and its deposits take their numbers in order afterwards.
-    pending: list = []  # (box, mask) of a lesion, or (box, future of split_off)
     threaded = n_threads() > 1  # CALCINOSIS_THREADS=1 (batch workers): all in this thread
+    pool = ThreadPoolExecutor(max_workers=1)
 
-    def submit(box: tuple[slice, ...], piece: np.ndarray) -> Future:
+    def submit(box: tuple[slice, ...], label: int) -> Future:
+        def job():
+            return split_off(box, comps.mask_in(label, box))
         if threaded:
-            return pool.submit(split_off, box, piece)
+            return pool.submit(job)
         done: Future = Future()
-        done.set_result(split_off(box, piece))
+        done.set_result(job())
         return done
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with pool:
+        # The bones' splits are the longest jobs: the worker starts on them (in label order)
+        # before the statistics of all components are gathered.
+        splits = {label - 1: submit(box, label)
+                  for label, box in _bone_boxes(comps, hu, body, spacing_zyx, config, margin)} \
+            if spacing_zyx[0] <= MAX_SPLIT_SLICE_MM else {}
+        idx = np.arange(1, n + 1)
+        counts = comps.counts[1:]
+        hu_d = comps.gather(hu)
+        inside = comps.total(comps.gather(body))[1:] / np.maximum(counts, 1)
+        peak = comps.maximum(hu_d)[1:]
+        metal_share = comps.total(hu_d >= config.metal_hu)[1:] / np.maximum(counts, 1)
+        raw_seeds = comps.total(hu_d >= raw_thr)[1:]
+        del hu_d
+        boxes, centroids = comps.geometry()
+        extent = np.array([max((s.stop - s.start) * sp for s, sp in zip(b, spacing_zyx)) for b in boxes])
+        volume = counts * vv
+        body_box_y = _body_y_range(body)
+        next_label = 1
+
+        def exclude(i: int, reason: str) -> None:
+            c = tuple(float(v) for v in centroids[i - 1])
+            excluded.append(Excluded(reason, float(volume[i - 1]), float(peak[i - 1]), c))
+
+        lesion_boxes: list[tuple[slice, ...]] = []
+
+        def add_lesion(where: tuple[slice, ...], mask: np.ndarray) -> None:
+            nonlocal out, next_label
+            if next_label == 65535:  # more lesions than uint16 labels: widen once
+                out = out.astype(np.uint32)
+            out[where][mask] = next_label
+            next_label += 1
+            tight = ndi.find_objects(mask.view(np.uint8))[0]
+            lesion_boxes.append(tuple(slice(w.start + t.start, w.start + t.stop) for w, t in zip(where, tight)))
+
+        pending: list = []  # (box, mask) of a lesion, or (box, future of split_off)
+        large = (volume >= config.bone_min_volume_mm3) | (extent >= config.bone_min_extent_mm)
+        # A large structure in the body is bone unless it is metal (tooth enamel is not).
+        bones = large & (inside >= 0.5) & ~((peak >= config.metal_hu) & (metal_share >= TOOTH_METAL_FRACTION))
+        if splits and set(splits) != set(np.flatnonzero(bones).tolist()):
+            raise RuntimeError("the bones found first differ from the statistics")  # a bug, not bad input
         for i in idx:
             k = i - 1
-            big = volume[k] >= config.bone_min_volume_mm3 or extent[k] >= config.bone_min_extent_mm
+            big = bool(large[k])
             if inside[k] < 0.5:
                 if peak[k] >= config.metal_hu:
                     exclude(i, "external_metal")
@@ -219,13 +252,12 @@ def detect_lesions(
             if big:
                 box = _grow(boxes[k], margin, hu.shape)
                 exclude(i, "bone")
-                piece = comps.mask_in(i, box)
-                if spacing_zyx[0] > MAX_SPLIT_SLICE_MM:
-                    # On thick slices the bone's own texture and partial volume make valleys
-                    # everywhere: pieces split off would be bone, not deposits. No split.
-                    bone[box] |= fill_holes_in_plane(piece)
+                if k in splits:
+                    pending.append((box, splits[k]))
                     continue
-                pending.append((box, submit(box, piece)))
+                # On thick slices the bone's own texture and partial volume make valleys
+                # everywhere: pieces split off would be bone, not deposits. No split.
+                bone[box] |= fill_holes_in_plane(comps.mask_in(i, box))
                 continue
             if volume[k] < config.min_volume_mm3:
                 continue  # noise speck
@@ -279,6 +311,35 @@ def is_hollow(hu: np.ndarray, mask: np.ndarray, spacing_zyx, threshold_hu: float
     vals = hu[mask]
     p90 = float(np.percentile(vals, 90))
     return float(np.median(hu[core])) < threshold_hu + 0.5 * (p90 - threshold_hu)
+
+
+def _bone_boxes(comps: Components, hu: np.ndarray, body: np.ndarray, spacing_zyx, config: AnalysisConfig,
+                margin) -> list[tuple[int, tuple[slice, ...]]]:
+    """Labels (ascending) of the structures :func:`detect_lesions` takes as bone (large, mostly
+    in the body, not metal), with their boxes grown by ``margin``: its rules, read from the
+    voxels of the components with enough voxels to be large only (a component spans at least
+    one voxel per index along each axis), before the statistics of all are gathered."""
+    vv = float(np.prod(spacing_zyx))
+    counts = comps.counts
+    min_voxels = min(int(config.bone_min_extent_mm / float(s)) for s in spacing_zyx)
+    out = []
+    for label in np.flatnonzero((counts >= min_voxels) | (counts * vv >= config.bone_min_volume_mm3)):
+        if label == 0:
+            continue
+        where = np.unravel_index(comps.voxels(int(label)), comps.shape)
+        box = tuple(slice(int(w.min()), int(w.max()) + 1) for w in where)
+        extent = max((s.stop - s.start) * sp for s, sp in zip(box, spacing_zyx))
+        if counts[label] * vv < config.bone_min_volume_mm3 and extent < config.bone_min_extent_mm:
+            continue
+        n = max(int(counts[label]), 1)
+        if float(np.count_nonzero(body[where])) / n < 0.5:
+            continue  # outside the body: table or external object
+        values = hu[where]
+        if values.max() >= config.metal_hu and float(np.count_nonzero(values >= config.metal_hu)) / n \
+                >= TOOTH_METAL_FRACTION:
+            continue  # metal
+        out.append((int(label), _grow(box, margin, hu.shape)))
+    return out
 
 
 def _grow(box, margin, shape):
