@@ -12,13 +12,12 @@ from scipy import ndimage as ndi
 from calcinosis.anatomy.bone import split_bone
 from calcinosis.anatomy.components import Components, label_components
 from calcinosis.anatomy.morphology import (
-    distance_inside_mm,
     fill_holes_in_plane,
     margin_voxels,
 )
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.faint import is_faint_deposit
-from calcinosis.detect.hollow import deposits_on_bone_piece
+from calcinosis.detect.hollow import core_in_plane, deposits_on_bone_piece, fill_holes_in_plane_box
 from calcinosis.detect.smoothing import SMOOTH_SIGMA_MM, SmoothedHU, smoothing_sigma
 from calcinosis.threads import n_threads, over_slabs
 
@@ -303,9 +302,7 @@ def is_hollow(hu: np.ndarray, mask: np.ndarray, spacing_zyx, threshold_hu: float
     between the threshold and the object's 90th percentile.
     """
     # Marrow may fall below the threshold (partial volume): it is then a hole in the mask.
-    solid = np.pad(fill_holes_in_plane(mask), ((0, 0), (1, 1), (1, 1)))  # the box edge is outside
-    depth = distance_inside_mm(solid, spacing_zyx, in_plane=True)[:, 1:-1, 1:-1]
-    core = depth >= HOLLOW_CORE_DEPTH_MM
+    core = core_in_plane(fill_holes_in_plane_box(mask), spacing_zyx, HOLLOW_CORE_DEPTH_MM)  # box edge outside
     if core.sum() < 5:
         return False
     vals = hu[mask]
@@ -322,18 +319,20 @@ def _bone_boxes(comps: Components, hu: np.ndarray, body: np.ndarray, spacing_zyx
     vv = float(np.prod(spacing_zyx))
     counts = comps.counts
     min_voxels = min(int(config.bone_min_extent_mm / float(s)) for s in spacing_zyx)
+    body_flat = body.reshape(-1)
     out = []
     for label in np.flatnonzero((counts >= min_voxels) | (counts * vv >= config.bone_min_volume_mm3)):
         if label == 0:
             continue
-        where = np.unravel_index(comps.voxels(int(label)), comps.shape)
+        voxels = comps.voxels(int(label))
+        n = max(int(counts[label]), 1)
+        if float(np.count_nonzero(body_flat[voxels])) / n < 0.5:
+            continue  # outside the body: table or external object
+        where = np.unravel_index(voxels, comps.shape)
         box = tuple(slice(int(w.min()), int(w.max()) + 1) for w in where)
         extent = max((s.stop - s.start) * sp for s, sp in zip(box, spacing_zyx))
         if counts[label] * vv < config.bone_min_volume_mm3 and extent < config.bone_min_extent_mm:
             continue
-        n = max(int(counts[label]), 1)
-        if float(np.count_nonzero(body[where])) / n < 0.5:
-            continue  # outside the body: table or external object
         values = hu[where]
         if values.max() >= config.metal_hu and float(np.count_nonzero(values >= config.metal_hu)) / n \
                 >= TOOTH_METAL_FRACTION:
