@@ -16,7 +16,8 @@ from calcinosis.anatomy.body import estimate_noise_hu, find_body
 from calcinosis.anatomy.cavity import find_cavity
 from calcinosis.anatomy.regions import body_regions
 from calcinosis.config import AnalysisConfig
-from calcinosis.detect.candidates import Detection, dense_components, detect_lesions
+from calcinosis.detect.bones import start_detection
+from calcinosis.detect.candidates import Detection, detect_lesions
 from calcinosis.detect.edges import scan_limited_findings
 from calcinosis.detect.smoothing import SmoothedHU
 from calcinosis.detect.trunk import classify_trunk_findings
@@ -78,8 +79,8 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     mask = add_internal_air(body.mask, sp)
 
     step("noise")
-    # The dense voxels are labelled (for detection) beside the noise estimate.
-    labelled = dense_components(hu, config.threshold_hu)
+    # Detection's first steps (labelling the dense voxels, preparing the bones) run beside it.
+    started = start_detection(hu, mask, sp, config)
 
     def soft(z: int) -> np.ndarray:  # soft tissue of one slice (the noise estimate samples slices)
         return mask[z] & (hu[z] > -200) & (hu[z] < 120)
@@ -106,7 +107,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
 
     step("detect")
     det = detect_lesions(hu, mask, sp, config, tissue_level_hu=tissue_level, noise_smoothed_hu=noise_s,
-                         smooth_hu=smooth, noise_hu=noise, components=labelled.result(),
+                         smooth_hu=smooth, noise_hu=noise, start=started,
                          # Written straight into the full-grid map: no copy of the label grid
                          # later, and only the pages holding lesions are ever touched.
                          out=labels_full[body.crop])

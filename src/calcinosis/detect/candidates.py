@@ -10,18 +10,28 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bone import split_bone
-from calcinosis.anatomy.components import Components, label_components
+from calcinosis.anatomy.components import label_components
 from calcinosis.anatomy.morphology import (
     fill_holes_in_plane,
     margin_voxels,
 )
 from calcinosis.config import AnalysisConfig
+from calcinosis.detect.bones import (
+    BONE_MARGIN_MM,
+    MAX_SPLIT_SLICE_MM,
+    TOOTH_METAL_FRACTION,
+    BonePrep,
+    DetectionStart,
+    bone_boxes,
+    grow_box,
+    start_detection,
+)
 from calcinosis.detect.faint import is_faint_deposit
 from calcinosis.detect.hollow import core_in_plane, deposits_on_bone_piece, fill_holes_in_plane_box
 from calcinosis.detect.smoothing import SMOOTH_SIGMA_MM, SmoothedHU, smoothing_sigma
 from calcinosis.threads import n_threads, over_slabs
 
-__all__ = ["SMOOTH_SIGMA_MM", "Detection", "Excluded", "dense_components", "detect_lesions", "is_hollow", "smoothed"]
+__all__ = ["SMOOTH_SIGMA_MM", "Detection", "Excluded", "detect_lesions", "is_hollow", "smoothed", "start_detection"]
 # Raw-voxel seed level in noise SDs above soft tissue (two such voxels make a seed).
 RAW_SEED_SIGMA = 6.5
 # ... and at least this far above the threshold: bone fringe specks on quiet scans only
@@ -33,11 +43,6 @@ SINGLE_SEED_SIGMA = 8.5
 SINGLE_SEED_MARGIN_HU = 150.0
 # A gap between a deposit and bone shows as a valley at least this deep (HU) in the smoothed image.
 BONE_SPLIT_MIN_H_HU = 60.0
-# A bone-sized structure with fewer voxels than this share at metal level is bone with
-# enamel (teeth) or a few saturated voxels, not metal.
-TOOTH_METAL_FRACTION = 0.02
-# Deposits are split from bone only on slices up to this thick (mm).
-MAX_SPLIT_SLICE_MM = 3.5
 # Depth (mm, in-plane) below which the core of a possible bone piece starts.
 HOLLOW_CORE_DEPTH_MM = 2.0
 # Larger dense pieces attached to bone are taken as bone (ossification, cartilage), not split off.
@@ -89,21 +94,6 @@ def smoothed(hu: np.ndarray, spacing_zyx, *, chunk: int = 32, dtype=np.float32) 
     return out
 
 
-def dense_components(hu: np.ndarray, threshold_hu: float) -> Future:
-    """``label_components(hu >= threshold_hu)``, for :func:`detect_lesions`, started in a
-    worker thread (ITK releases the GIL) so that the caller can estimate the noise beside it;
-    in this thread with ``CALCINOSIS_THREADS=1``. Returns the future of the components."""
-    if n_threads() == 1:
-        done: Future = Future()
-        done.set_result(label_components(hu >= threshold_hu))
-        return done
-    pool = ThreadPoolExecutor(max_workers=1)
-    try:
-        return pool.submit(lambda: label_components(hu >= threshold_hu))
-    finally:
-        pool.shutdown(wait=False)  # the thread ends with its one job
-
-
 def detect_lesions(
     hu: np.ndarray,
     body: np.ndarray,
@@ -115,7 +105,7 @@ def detect_lesions(
     noise_hu: float | None = None,
     smooth_hu: np.ndarray | SmoothedHU | None = None,
     out: np.ndarray | None = None,
-    components: Components | None = None,
+    start: DetectionStart | None = None,
 ) -> Detection:
     """Find deposits in a body-cropped CT (``hu``, ``[z, y, x]``) and label them 1..N.
 
@@ -131,8 +121,9 @@ def detect_lesions(
     of it, made by the caller; else the smoothed image is computed where it is read. ``out``, when given, is a
     zeroed uint16 array (a view of the caller's full-grid label map, say) that the labels
     are written into and returned as ``Detection.labels`` (unless more than 65534 lesions
-    make a wider copy necessary). ``components``, when given, is
-    ``label_components(hu >= config.threshold_hu)`` (see :func:`dense_components`).
+    make a wider copy necessary). ``start``, when given, is
+    :func:`~calcinosis.detect.bones.start_detection` of the same ``hu``, ``body``, spacing
+    and config (its components and bones, computed while the caller estimated the noise).
     """
     vv = float(np.prod(spacing_zyx))
     thr = config.threshold_hu
@@ -142,9 +133,10 @@ def detect_lesions(
     raw_thr = max(thr + RAW_SEED_MARGIN_HU,
                   tissue_level_hu + RAW_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
     split_h = max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu)
-    comps = label_components(hu >= thr) if components is None else components
-    if comps.shape != hu.shape:
-        raise ValueError("components must be labelled on hu's grid (hu >= threshold)")
+    if start is not None and (start.config != config or start.shape != hu.shape
+                              or start.spacing_zyx != tuple(float(s) for s in spacing_zyx)):
+        raise ValueError("start must be start_detection() of the same image, spacing and config")
+    comps = label_components(hu >= thr) if start is None else start.components.result()
     n = comps.n
     if out is None:
         out = np.zeros(hu.shape, np.uint16)
@@ -156,11 +148,11 @@ def detect_lesions(
         return Detection(out, bone, (), seed_thr, noise_smoothed_hu)
     # Read only round the components that need it (seeds, bone splits, faint rings).
     smooth = SmoothedHU(hu, tuple(spacing_zyx)) if smooth_hu is None else smooth_hu
-    margin = margin_voxels(spacing_zyx, 4.0)
+    margin = margin_voxels(spacing_zyx, BONE_MARGIN_MM)
 
-    def split_off(box: tuple[slice, ...], piece: np.ndarray):
+    def split_off(prep: BonePrep):
         """A bone's solid and the deposits split off it that pass the seed rules."""
-        smooth_box = smooth[box]
+        box, piece, smooth_box = prep.box, prep.piece, prep.smooth_hu
         split = split_bone(
             piece, smooth_box, spacing_zyx,
             h_hu=split_h,
@@ -182,21 +174,25 @@ def detect_lesions(
     threaded = n_threads() > 1  # CALCINOSIS_THREADS=1 (batch workers): all in this thread
     pool = ThreadPoolExecutor(max_workers=1)
 
-    def submit(box: tuple[slice, ...], label: int) -> Future:
-        def job():
-            return split_off(box, comps.mask_in(label, box))
+    def submit(prep: BonePrep) -> Future:
         if threaded:
-            return pool.submit(job)
+            return pool.submit(split_off, prep)
         done: Future = Future()
-        done.set_result(job())
+        done.set_result(split_off(prep))
         return done
+
+    def bones_to_split() -> list[BonePrep]:
+        if start is not None:
+            return start.bones.result()
+        if spacing_zyx[0] > MAX_SPLIT_SLICE_MM:
+            return []
+        return [BonePrep(label, box, comps.mask_in(label, box), smooth[box])
+                for label, box in bone_boxes(comps, hu, body, spacing_zyx, config)]
 
     with pool:
         # The bones' splits are the longest jobs: the worker starts on them (in label order)
         # before the statistics of all components are gathered.
-        splits = {label - 1: submit(box, label)
-                  for label, box in _bone_boxes(comps, hu, body, spacing_zyx, config, margin)} \
-            if spacing_zyx[0] <= MAX_SPLIT_SLICE_MM else {}
+        splits = {prep.label - 1: submit(prep) for prep in bones_to_split()}
         idx = np.arange(1, n + 1)
         counts = comps.counts[1:]
         hu_d = comps.gather(hu)
@@ -249,7 +245,7 @@ def detect_lesions(
                 exclude(i, "external_metal" if inside[k] < 1.0 else "metal")
                 continue
             if big:
-                box = _grow(boxes[k], margin, hu.shape)
+                box = grow_box(boxes[k], margin, hu.shape)
                 exclude(i, "bone")
                 if k in splits:
                     pending.append((box, splits[k]))
@@ -308,41 +304,6 @@ def is_hollow(hu: np.ndarray, mask: np.ndarray, spacing_zyx, threshold_hu: float
     vals = hu[mask]
     p90 = float(np.percentile(vals, 90))
     return float(np.median(hu[core])) < threshold_hu + 0.5 * (p90 - threshold_hu)
-
-
-def _bone_boxes(comps: Components, hu: np.ndarray, body: np.ndarray, spacing_zyx, config: AnalysisConfig,
-                margin) -> list[tuple[int, tuple[slice, ...]]]:
-    """Labels (ascending) of the structures :func:`detect_lesions` takes as bone (large, mostly
-    in the body, not metal), with their boxes grown by ``margin``: its rules, read from the
-    voxels of the components with enough voxels to be large only (a component spans at least
-    one voxel per index along each axis), before the statistics of all are gathered."""
-    vv = float(np.prod(spacing_zyx))
-    counts = comps.counts
-    min_voxels = min(int(config.bone_min_extent_mm / float(s)) for s in spacing_zyx)
-    body_flat = body.reshape(-1)
-    out = []
-    for label in np.flatnonzero((counts >= min_voxels) | (counts * vv >= config.bone_min_volume_mm3)):
-        if label == 0:
-            continue
-        voxels = comps.voxels(int(label))
-        n = max(int(counts[label]), 1)
-        if float(np.count_nonzero(body_flat[voxels])) / n < 0.5:
-            continue  # outside the body: table or external object
-        where = np.unravel_index(voxels, comps.shape)
-        box = tuple(slice(int(w.min()), int(w.max()) + 1) for w in where)
-        extent = max((s.stop - s.start) * sp for s, sp in zip(box, spacing_zyx))
-        if counts[label] * vv < config.bone_min_volume_mm3 and extent < config.bone_min_extent_mm:
-            continue
-        values = hu[where]
-        if values.max() >= config.metal_hu and float(np.count_nonzero(values >= config.metal_hu)) / n \
-                >= TOOTH_METAL_FRACTION:
-            continue  # metal
-        out.append((int(label), _grow(box, margin, hu.shape)))
-    return out
-
-
-def _grow(box, margin, shape):
-    return tuple(slice(max(s.start - m, 0), min(s.stop + m, n)) for s, m, n in zip(box, margin, shape))
 
 
 def _body_y_range(body: np.ndarray):
