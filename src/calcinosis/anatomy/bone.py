@@ -45,8 +45,8 @@ WEAK_H_FRACTION = 0.4
 # (an epicondyle, a process) joins it broadly: faces to soft tissue / faces to the bone.
 BUMP_MIN_TISSUE_RATIO = 1.6
 OUTLINE_BALL_MM = 3.0
-# Whole-HU images within +-this run h-maxima on int16 (float32 would round finer than the
-# 0.001 allowance no more beyond it; and a marker ``image - h`` must fit in int16).
+# Whole-HU images within +-this take h-maxima on int16: there float32 holds ``image - h``
+# well within the 0.001 allowance, so the int16 and float paths agree (and it fits int16).
 INT_H_MAXIMA_RANGE = 4096
 # Smoothed HU at which the structure is bone cortex for sure (a deposit small enough to hide
 # in the bone's blur stays below it).
@@ -344,19 +344,24 @@ def h_maxima(image: np.ndarray, h: float) -> np.ndarray:
     reconstruction by dilation of ``image - h`` under ``image``, several times faster on
     a bone's box: the voxels where the image stands ``h`` above its reconstruction.
     A peak of height exactly ``h`` counts (float rounding is allowed for, 0.001).
+    Whole-HU (integer) images run on int16, faster, with the same result.
     """
-    if image.size == 0 or h > float(image.max()) - float(image.min()):
+    if image.size == 0:
         return np.zeros(image.shape, bool)
     if np.issubdtype(image.dtype, np.integer) and h >= 1.0 and -INT_H_MAXIMA_RANGE < image.min() \
             and image.max() < INT_H_MAXIMA_RANGE:
+        if h > float(image.max()) - float(image.min()):
+            return np.zeros(image.shape, bool)
         # Whole values: a maximum's dynamic is whole, so rising ``h`` (less the rounding
-        # allowance) is rising its ceiling; the reconstruction runs on int16, faster.
+        # allowance) is rising its ceiling.
         steps = int(np.ceil(h - 1e-3))
         img16 = np.ascontiguousarray(image, dtype=np.int16)
         marker16 = sitk.GetImageFromArray(img16 - np.int16(steps))
         rec16 = sitk.ReconstructionByDilation(marker16, sitk.GetImageFromArray(img16), True)
         return (img16.astype(np.int32) - sitk.GetArrayViewFromImage(rec16)) >= steps
     img = np.ascontiguousarray(image, dtype=np.float32)
+    if h > float(img.max() - img.min()):
+        return np.zeros(img.shape, bool)
     marker = sitk.GetImageFromArray(img - np.float32(h))
     rec = sitk.ReconstructionByDilation(marker, sitk.GetImageFromArray(img), True)
     return (img - sitk.GetArrayViewFromImage(rec)) >= h - 1e-3
