@@ -260,7 +260,8 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list
     basins[crop] = basins_c
     del basins_c
     # Each small basin's box on the structure's box, grown by one voxel.
-    subs = {k: tuple(slice(max(s.start + c.start - 1, 0), s.stop + c.start + 1) for s, c in zip(objects_c[k - 1], crop))
+    subs = {k: tuple(slice(max(s.start + c.start - 1, 0), s.stop + c.start + 1)
+                     for s, c in zip(objects_c[k - 1], crop))
             for k in np.flatnonzero(small)}
     # The bone's outline smoothed by an opening, on each small basin's box only (exact there:
     # the box is read with a margin of twice the ball's radius).

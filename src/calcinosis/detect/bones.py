@@ -97,7 +97,8 @@ def grow_box(box, margin, shape) -> Box:
                  for s, m, n in zip(box, margin, shape))
 
 
-def start_detection(hu: np.ndarray, body: np.ndarray, spacing_zyx, config: AnalysisConfig) -> DetectionStart:
+def start_detection(hu: np.ndarray, body: np.ndarray, spacing_zyx,
+                    config: AnalysisConfig) -> DetectionStart:
     """Label ``hu >= config.threshold_hu`` and prepare its bones for their split, in a worker
     thread (ITK and ``scipy.ndimage`` release the GIL) while the caller goes on; in this
     thread with ``CALCINOSIS_THREADS=1``. Pass the result to ``detect_lesions(start=...)``.
@@ -119,11 +120,13 @@ def start_detection(hu: np.ndarray, body: np.ndarray, spacing_zyx, config: Analy
         comps_done.set_result(components())
         bones_done: Future = Future()
         bones_done.set_result(bones(comps_done.result()))
-        return DetectionStart(config, spacing, hu.shape, comps_done, bones_done)  # type: ignore[arg-type]
+        return DetectionStart(config, spacing, hu.shape,  # type: ignore[arg-type]
+                              comps_done, bones_done)
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         comps_future = pool.submit(components)
         bones_future = pool.submit(lambda: bones(comps_future.result()))
     finally:
         pool.shutdown(wait=False)  # the thread ends with these two jobs
-    return DetectionStart(config, spacing, hu.shape, comps_future, bones_future)  # type: ignore[arg-type]
+    return DetectionStart(config, spacing, hu.shape,  # type: ignore[arg-type]
+                          comps_future, bones_future)

@@ -31,7 +31,9 @@ from calcinosis.detect.hollow import core_in_plane, deposits_on_bone_piece, fill
 from calcinosis.detect.smoothing import SMOOTH_SIGMA_MM, SmoothedHU, smoothing_sigma
 from calcinosis.threads import n_threads, over_slabs
 
-__all__ = ["SMOOTH_SIGMA_MM", "Detection", "Excluded", "detect_lesions", "is_hollow", "smoothed", "start_detection"]
+__all__ = ["SMOOTH_SIGMA_MM", "Detection", "Excluded", "detect_lesions", "is_hollow", "smoothed",
+           "start_detection"]
+
 # Raw-voxel seed level in noise SDs above soft tissue (two such voxels make a seed).
 RAW_SEED_SIGMA = 6.5
 # ... and at least this far above the threshold: bone fringe specks on quiet scans only
@@ -118,10 +120,10 @@ def detect_lesions(
     ``tissue_level_hu + RAW_SEED_SIGMA * noise_hu`` (noise reaches that once in 10^10 voxels)
     and the threshold by ``RAW_SEED_MARGIN_HU``. ``smooth_hu``, when given, is
     :func:`smoothed` of ``hu`` (int16) or a :class:`~calcinosis.detect.smoothing.SmoothedHU`
-    of it, made by the caller; else the smoothed image is computed where it is read. ``out``, when given, is a
-    zeroed uint16 array (a view of the caller's full-grid label map, say) that the labels
-    are written into and returned as ``Detection.labels`` (unless more than 65534 lesions
-    make a wider copy necessary). ``start``, when given, is
+    of it, made by the caller; else the smoothed image is computed where it is read.
+    ``out``, when given, is a zeroed uint16 array (a view of the caller's full-grid label
+    map, say) that the labels are written into and returned as ``Detection.labels`` (unless
+    more than 65534 lesions make a wider copy necessary). ``start``, when given, is
     :func:`~calcinosis.detect.bones.start_detection` of the same ``hu``, ``body``, spacing
     and config (its components and bones, computed while the caller estimated the noise).
     """

@@ -95,4 +95,5 @@ class SmoothedHU:
                 squeeze.append(axis)
         if any(s.stop == s.start for s in box):
             return np.zeros(tuple(s.stop - s.start for s in box), np.int16).squeeze(axis=tuple(squeeze))
-        return smooth_box(self.hu, self.spacing_zyx, tuple(box)).squeeze(axis=tuple(squeeze))  # type: ignore[arg-type]
+        values = smooth_box(self.hu, self.spacing_zyx, tuple(box))  # type: ignore[arg-type]
+        return values.squeeze(axis=tuple(squeeze))
