@@ -173,6 +173,7 @@ def detect_lesions(
     # Lesions are numbered in the order of their components; a bone's split runs in a
     # worker thread (scikit-image's watershed and ITK release the GIL) while the small
     # components are looked at, and its deposits take their numbers in order afterwards.
+    pending: list = []  # (box, mask) of a lesion, or (box, future of split_off)
     threaded = n_threads() > 1  # CALCINOSIS_THREADS=1 (batch workers): all in this thread
     pool = ThreadPoolExecutor(max_workers=1)
 
@@ -183,53 +184,52 @@ def detect_lesions(
         done.set_result(split_off(prep))
         return done
 
-    def bones_to_split() -> list[BonePrep]:
-        if start is not None:
-            return start.bones.result()
-        if spacing_zyx[0] > MAX_SPLIT_SLICE_MM:
-            return []
-        return [BonePrep(label, box, comps.mask_in(label, box), smooth[box])
-                for label, box in bone_boxes(comps, hu, body, spacing_zyx, config)]
+    if start is not None:
+        preps = start.bones.result()
+    elif spacing_zyx[0] <= MAX_SPLIT_SLICE_MM:
+        preps = [BonePrep(label, box, comps.mask_in(label, box), smooth[box])
+                 for label, box in bone_boxes(comps, hu, body, spacing_zyx, config)]
+    else:
+        preps = []
+    # The bones' splits are the longest jobs: the worker starts on them (in label order)
+    # before the statistics of all components are gathered.
+    splits = {prep.label - 1: submit(prep) for prep in preps}
+    idx = np.arange(1, n + 1)
+    counts = comps.counts[1:]
+    hu_d = comps.gather(hu)
+    inside = comps.total(comps.gather(body))[1:] / np.maximum(counts, 1)
+    peak = comps.maximum(hu_d)[1:]
+    metal_share = comps.total(hu_d >= config.metal_hu)[1:] / np.maximum(counts, 1)
+    raw_seeds = comps.total(hu_d >= raw_thr)[1:]
+    del hu_d
+    boxes, centroids = comps.geometry()
+    extent = np.array([max((s.stop - s.start) * sp for s, sp in zip(b, spacing_zyx)) for b in boxes])
+    volume = counts * vv
+    body_box_y = _body_y_range(body)
+    next_label = 1
+
+    def exclude(i: int, reason: str) -> None:
+        c = tuple(float(v) for v in centroids[i - 1])
+        excluded.append(Excluded(reason, float(volume[i - 1]), float(peak[i - 1]), c))
+
+    lesion_boxes: list[tuple[slice, ...]] = []
+
+    def add_lesion(where: tuple[slice, ...], mask: np.ndarray) -> None:
+        nonlocal out, next_label
+        if next_label == 65535:  # more lesions than uint16 labels: widen once
+            out = out.astype(np.uint32)
+        out[where][mask] = next_label
+        next_label += 1
+        tight = ndi.find_objects(mask.view(np.uint8))[0]
+        lesion_boxes.append(tuple(slice(w.start + t.start, w.start + t.stop) for w, t in zip(where, tight)))
+
+    large = (volume >= config.bone_min_volume_mm3) | (extent >= config.bone_min_extent_mm)
+    # A large structure in the body is bone unless it is metal (tooth enamel is not).
+    bones = large & (inside >= 0.5) & ~((peak >= config.metal_hu) & (metal_share >= TOOTH_METAL_FRACTION))
+    if splits and set(splits) != set(np.flatnonzero(bones).tolist()):
+        raise RuntimeError("the bones found first differ from the statistics")  # a bug, not bad input
 
     with pool:
-        # The bones' splits are the longest jobs: the worker starts on them (in label order)
-        # before the statistics of all components are gathered.
-        splits = {prep.label - 1: submit(prep) for prep in bones_to_split()}
-        idx = np.arange(1, n + 1)
-        counts = comps.counts[1:]
-        hu_d = comps.gather(hu)
-        inside = comps.total(comps.gather(body))[1:] / np.maximum(counts, 1)
-        peak = comps.maximum(hu_d)[1:]
-        metal_share = comps.total(hu_d >= config.metal_hu)[1:] / np.maximum(counts, 1)
-        raw_seeds = comps.total(hu_d >= raw_thr)[1:]
-        del hu_d
-        boxes, centroids = comps.geometry()
-        extent = np.array([max((s.stop - s.start) * sp for s, sp in zip(b, spacing_zyx)) for b in boxes])
-        volume = counts * vv
-        body_box_y = _body_y_range(body)
-        next_label = 1
-
-        def exclude(i: int, reason: str) -> None:
-            c = tuple(float(v) for v in centroids[i - 1])
-            excluded.append(Excluded(reason, float(volume[i - 1]), float(peak[i - 1]), c))
-
-        lesion_boxes: list[tuple[slice, ...]] = []
-
-        def add_lesion(where: tuple[slice, ...], mask: np.ndarray) -> None:
-            nonlocal out, next_label
-            if next_label == 65535:  # more lesions than uint16 labels: widen once
-                out = out.astype(np.uint32)
-            out[where][mask] = next_label
-            next_label += 1
-            tight = ndi.find_objects(mask.view(np.uint8))[0]
-            lesion_boxes.append(tuple(slice(w.start + t.start, w.start + t.stop) for w, t in zip(where, tight)))
-
-        pending: list = []  # (box, mask) of a lesion, or (box, future of split_off)
-        large = (volume >= config.bone_min_volume_mm3) | (extent >= config.bone_min_extent_mm)
-        # A large structure in the body is bone unless it is metal (tooth enamel is not).
-        bones = large & (inside >= 0.5) & ~((peak >= config.metal_hu) & (metal_share >= TOOTH_METAL_FRACTION))
-        if splits and set(splits) != set(np.flatnonzero(bones).tolist()):
-            raise RuntimeError("the bones found first differ from the statistics")  # a bug, not bad input
         for i in idx:
             k = i - 1
             big = bool(large[k])
