@@ -16,8 +16,10 @@ from calcinosis.anatomy.body import estimate_noise_hu, find_body
 from calcinosis.anatomy.cavity import find_cavity
 from calcinosis.anatomy.regions import body_regions
 from calcinosis.config import AnalysisConfig
-from calcinosis.detect.candidates import Detection, detect_lesions, smoothed
+from calcinosis.detect.bones import start_detection
+from calcinosis.detect.candidates import Detection, detect_lesions
 from calcinosis.detect.edges import scan_limited_findings
+from calcinosis.detect.smoothing import SmoothedHU
 from calcinosis.detect.trunk import classify_trunk_findings
 from calcinosis.measure.lesion import Lesion, LesionContext, measure_lesions
 from calcinosis.threads import n_threads
@@ -77,6 +79,8 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     mask = add_internal_air(body.mask, sp)
 
     step("noise")
+    # Detection's first steps (labelling the dense voxels, preparing the bones) run beside it.
+    started = start_detection(hu, mask, sp, config)
 
     def soft(z: int) -> np.ndarray:  # soft tissue of one slice (the noise estimate samples slices)
         return mask[z] & (hu[z] > -200) & (hu[z] < 120)
@@ -91,9 +95,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     counts = np.bincount((hu2[muscle].astype(np.int32) + 29), minlength=149)
     tissue_level = _weighted_quantile(np.arange(-29, 120, dtype=float), counts, 0.5) if counts.any() else 40.0
     del hu2, muscle
-    # The smoothed image the seeds are read on (whole HU), made once: its noise is measured
-    # on it here, and detection reads it.
-    smooth = smoothed(hu, sp, dtype=np.int16)
+    # The smoothed image the seeds are read on (whole HU): its noise is measured on it here
+    # (sampled slices), and detection reads it; each computed only where it is read.
+    smooth = SmoothedHU(hu, sp)
     noise_s = estimate_noise_hu(smooth, soft)
     if not np.isfinite(noise):
         noise, noise_s = 20.0, 5.0
@@ -103,7 +107,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
 
     step("detect")
     det = detect_lesions(hu, mask, sp, config, tissue_level_hu=tissue_level, noise_smoothed_hu=noise_s,
-                         smooth_hu=smooth, noise_hu=noise,
+                         smooth_hu=smooth, noise_hu=noise, start=started,
                          # Written straight into the full-grid map: no copy of the label grid
                          # later, and only the pages holding lesions are ever touched.
                          out=labels_full[body.crop])

@@ -46,3 +46,20 @@ def test_maximum_and_total_match_ndimage(blobs):
 def test_empty_mask_has_no_components():
     comps = label_components(np.zeros((3, 4, 5), bool))
     assert comps.n == 0 and comps.boxes() == [] and comps.maximum(np.zeros(0)).tolist() == [-np.inf]
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+@pytest.mark.parametrize("seed, level", [(3, 0.52), (4, 0.62), (5, 0.56)])
+def test_numbering_is_cc3d_raster_order(connectivity, seed, level):
+    # Many components, some that meet only through an edge or a corner, U-shapes whose two
+    # arms start apart: the numbers must still follow the raster order of first voxels.
+    rng = np.random.default_rng(seed)
+    mask = ndi.gaussian_filter(rng.random((25, 33, 41)), 0.8) > level
+    mask[3, 2:9, 4] = mask[3, 2, 4:12] = mask[3, 2:9, 11] = True  # a U opening downwards
+    ref = cc3d.connected_components(mask, connectivity=connectivity)
+    comps = label_components(mask, connectivity=connectivity)
+    assert comps.n == int(ref.max()) > 10
+    labels = np.zeros(mask.size, np.int64)
+    for label in range(1, comps.n + 1):
+        labels[comps.voxels(label)] = label
+    assert np.array_equal(labels.reshape(mask.shape), ref)

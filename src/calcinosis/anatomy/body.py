@@ -239,7 +239,9 @@ def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray | Callable[[int], np.nd
     in-plane 5 x 5 neighbourhood, over voxels whose neighbourhood is all ``tissue``,
     on up to ``max_slices`` evenly spaced slices; scaled for the 1/25 self-weight.
     ``tissue`` is a boolean array like ``hu`` or a function giving slice ``z``'s mask.
-    Given a smoothed image as ``hu``, it measures that image's noise.
+    Given a smoothed image as ``hu``, it measures that image's noise; only the sampled
+    slices ``hu[z]`` are read, so ``hu`` may be a
+    :class:`~calcinosis.detect.smoothing.SmoothedHU` that smooths just those.
     """
     nz = hu.shape[0]
     zs = np.unique(np.linspace(0, nz - 1, min(nz, max_slices)).round().astype(int))

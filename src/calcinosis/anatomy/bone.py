@@ -35,7 +35,7 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-from calcinosis.anatomy.morphology import fill_holes_in_plane, label_counts, label_maximum, open_mm
+from calcinosis.anatomy.morphology import fill_holes_in_plane, label_counts, open_mm
 from calcinosis.anatomy.own_blur import own_blur
 
 # A deposit flush on bone may sit behind a valley this fraction of ``h`` deep, if it stands
@@ -45,6 +45,9 @@ WEAK_H_FRACTION = 0.4
 # (an epicondyle, a process) joins it broadly: faces to soft tissue / faces to the bone.
 BUMP_MIN_TISSUE_RATIO = 1.6
 OUTLINE_BALL_MM = 3.0
+# Whole-HU images within +-this take h-maxima on int16: there float32 holds ``image - h``
+# well within the 0.001 allowance, so the int16 and float paths agree (and it fits int16).
+INT_H_MAXIMA_RANGE = 4096
 # Smoothed HU at which the structure is bone cortex for sure (a deposit small enough to hide
 # in the bone's blur stays below it).
 CORE_HU = 450.0
@@ -220,25 +223,46 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list
     either separated from the rest by a valley deeper than ``h_hu``, or by a shallower
     valley (``WEAK_H_FRACTION * h_hu``) while standing outside the bone's smooth outline."""
     vv = float(np.prod(spacing_zyx))
-    img = np.where(solid, smooth_hu, smooth_hu.min()).astype(np.float32)
+    low = smooth_hu.min()  # the level outside the structure
+    img = np.where(solid, smooth_hu, low).astype(np.float32)
     h_weak = WEAK_H_FRACTION * h_hu
-    peaks = h_maxima(img, h_weak) & dense
+    # The flooding and its statistics run on the structure's own box grown by one voxel (its
+    # faces to tissue): the same maxima (outside the structure the image is ``low`` on both
+    # boxes, and the grown box holds some of it unless the two are the same), the same basins
+    # (scikit-image floods in order of value, then of arrival, which the smaller box keeps).
+    crop = _grown_box(solid)
+    if crop is None:
+        return []
+    solid_c = solid[crop]
+    img_c = np.where(solid_c, smooth_hu[crop], low)  # integer HU stay integer: a faster h-maxima
+    peaks = h_maxima(img_c, h_weak) & dense[crop]
     markers, n = ndi.label(peaks, structure=np.ones((3, 3, 3), bool))
     if n <= 1:
         return []
-    basins = watershed(-img, markers, mask=solid)
-    counts = label_counts(basins, n)
+    img_c = img[crop]
+    basins_c = watershed(-img_c, markers, mask=solid_c)
+    del markers, peaks
+    counts = label_counts(basins_c, n)
     sizes = counts * vv
-    facing_tissue, facing_other, saddle = _border_counts(basins, n, img)
-    peak = label_maximum(img, basins, n)
-    peak[0] = 0.0  # outside the structure: never a basin (finite, so no inf - inf below)
-    prominence = peak - saddle
+    facing_tissue, facing_other, pairs = _border_counts(basins_c, n, img_c)
     small = (sizes > 0) & (sizes <= max_volume) & (facing_tissue > BUMP_MIN_TISSUE_RATIO * facing_other)
     small[0] = False
     if not small.any():
         return []
-    objects = ndi.find_objects(basins)
-    subs = {k: tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in objects[k - 1]) for k in np.flatnonzero(small)}
+    # Peaks and saddles of the small basins only (no other can be a deposit).
+    objects_c = ndi.find_objects(basins_c)
+    prominence = np.zeros(n + 1)
+    saddle = _saddles(pairs, small, n)
+    for k in np.flatnonzero(small):
+        box = objects_c[k - 1]
+        prominence[k] = float(img_c[box][basins_c[box] == k].max()) - saddle[k]
+    basins = np.zeros(solid.shape, basins_c.dtype)
+    basins[crop] = basins_c
+    del basins_c
+    # Each small basin's box on the structure's box, grown by one voxel.
+    subs = {k: tuple(slice(max(s.start + c.start - 1, 0), s.stop + c.start + 1)
+                     for s, c in zip(objects_c[k - 1], crop))
+            for k in np.flatnonzero(small)}
     # The bone's outline smoothed by an opening, on each small basin's box only (exact there:
     # the box is read with a margin of twice the ball's radius).
     opened = {k: _opened_on(solid, sub, spacing_zyx, OUTLINE_BALL_MM) for k, sub in subs.items()}
@@ -262,6 +286,14 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list
     return out
 
 
+def _grown_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """The bounding box of ``mask`` grown by one voxel (within the array); None when empty."""
+    box = ndi.find_objects(mask.view(np.uint8))
+    if not box:
+        return None
+    return tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box[0], mask.shape))
+
+
 def _opened_on(solid: np.ndarray, sub: tuple[slice, ...], spacing_zyx, radius_mm: float) -> np.ndarray:
     """``open_mm(solid, ...)[sub]``, computed on ``sub`` grown by twice the radius: the
     erosion reads voxels within one radius, the dilation the eroded ones within another."""
@@ -272,26 +304,38 @@ def _opened_on(solid: np.ndarray, sub: tuple[slice, ...], spacing_zyx, radius_mm
 
 
 def _border_counts(basins: np.ndarray, n: int, img: np.ndarray):
-    """Per basin: face-neighbours outside the structure (tissue), face-neighbours in another
-    basin, and the saddle: the highest value along its border with another basin (the
-    lower of the two voxels of each face pair)."""
+    """Per basin: face-neighbours outside the structure (tissue) and face-neighbours in
+    another basin; and the face pairs between two basins, as (basin, the lower value of the
+    pair) from each side, for :func:`_saddles`."""
     tissue = np.zeros(n + 1, np.int64)
     other = np.zeros(n + 1, np.int64)
-    saddle = np.full(n + 1, -np.inf)
+    sides: list[np.ndarray] = []
+    lows: list[np.ndarray] = []
     for axis in range(basins.ndim):
-        a = np.moveaxis(basins, axis, 0)[:-1].ravel()
-        b = np.moveaxis(basins, axis, 0)[1:].ravel()
-        va = np.moveaxis(img, axis, 0)[:-1].ravel()
-        vb = np.moveaxis(img, axis, 0)[1:].ravel()
-        diff = a != b
-        a, b, low = a[diff], b[diff], np.minimum(va[diff], vb[diff])
+        first = (slice(None),) * axis + (slice(None, -1),)
+        second = (slice(None),) * axis + (slice(1, None),)
+        diff = basins[first] != basins[second]
+        # Only the face pairs across a border are read out (views: no copy of the grid).
+        a, b = basins[first][diff], basins[second][diff]
+        low = np.minimum(img[first][diff], img[second][diff])
         for x, y in ((a, b), (b, a)):
             inside = x > 0
             tissue += np.bincount(x[inside & (y == 0)], minlength=n + 1)
             pair = inside & (y > 0)
             other += np.bincount(x[pair], minlength=n + 1)
-            np.maximum.at(saddle, x[pair], low[pair])
-    return tissue, other, saddle
+            sides.append(x[pair])
+            lows.append(low[pair])
+    return tissue, other, (np.concatenate(sides), np.concatenate(lows))
+
+
+def _saddles(pairs: tuple[np.ndarray, np.ndarray], wanted: np.ndarray, n: int) -> np.ndarray:
+    """Per basin (where ``wanted``; -inf elsewhere): the saddle, the highest value along its
+    border with another basin, from :func:`_border_counts`' face pairs."""
+    side, low = pairs
+    keep = wanted[side]
+    saddle = np.full(n + 1, -np.inf)
+    np.maximum.at(saddle, side[keep], low[keep])
+    return saddle
 
 
 def h_maxima(image: np.ndarray, h: float) -> np.ndarray:
@@ -301,9 +345,23 @@ def h_maxima(image: np.ndarray, h: float) -> np.ndarray:
     reconstruction by dilation of ``image - h`` under ``image``, several times faster on
     a bone's box: the voxels where the image stands ``h`` above its reconstruction.
     A peak of height exactly ``h`` counts (float rounding is allowed for, 0.001).
+    Whole-HU (integer) images run on int16, faster, with the same result.
     """
+    if image.size == 0:
+        return np.zeros(image.shape, bool)
+    if np.issubdtype(image.dtype, np.integer) and h >= 1.0 and -INT_H_MAXIMA_RANGE < image.min() \
+            and image.max() < INT_H_MAXIMA_RANGE:
+        if h > float(image.max()) - float(image.min()):
+            return np.zeros(image.shape, bool)
+        # Whole values: a maximum's dynamic is whole, so rising ``h`` (less the rounding
+        # allowance) is rising its ceiling.
+        steps = int(np.ceil(h - 1e-3))
+        img16 = np.ascontiguousarray(image, dtype=np.int16)
+        marker16 = sitk.GetImageFromArray(img16 - np.int16(steps))
+        rec16 = sitk.ReconstructionByDilation(marker16, sitk.GetImageFromArray(img16), True)
+        return (img16.astype(np.int32) - sitk.GetArrayViewFromImage(rec16)) >= steps
     img = np.ascontiguousarray(image, dtype=np.float32)
-    if img.size == 0 or h > float(img.max() - img.min()):
+    if h > float(img.max() - img.min()):
         return np.zeros(img.shape, bool)
     marker = sitk.GetImageFromArray(img - np.float32(h))
     rec = sitk.ReconstructionByDilation(marker, sitk.GetImageFromArray(img), True)

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import cc3d
 import numpy as np
+import SimpleITK as sitk
+
+from calcinosis.threads import n_threads
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,12 +84,26 @@ class Components:
 
 
 def label_components(mask: np.ndarray, connectivity: int = 26) -> Components:
-    """Connected components of ``mask`` (cc3d, numbered in raster order of their first voxel)."""
+    """Connected components of ``mask`` (6-, 18- or 26-connected), numbered in raster order
+    of their first voxel (as ``cc3d.connected_components``)."""
     mask = np.ascontiguousarray(mask, dtype=bool)
-    labels, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True)
     where = np.flatnonzero(mask)
-    keys = labels.ravel()[where]
-    del labels
+    if connectivity in (6, 26) and mask.ndim == 3 and where.size:
+        # ITK's run-length labelling is two to three times faster than cc3d on a CT's
+        # threshold mask, and numbers objects in the order a raster scan reaches them too.
+        image = sitk.GetImageFromArray(mask.view(np.uint8))
+        labeller = sitk.ConnectedComponentImageFilter()
+        labeller.SetFullyConnected(connectivity == 26)
+        labeller.SetNumberOfThreads(n_threads())
+        labelled = labeller.Execute(image)
+        del image
+        n = int(labeller.GetObjectCount())
+        keys = sitk.GetArrayViewFromImage(labelled).ravel()[where]
+        del labelled
+    else:
+        labels, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True)
+        keys = labels.ravel()[where]
+        del labels
     if n < 65535:
         keys = keys.astype(np.uint16)  # numpy radix-sorts 16-bit keys
     # Stable: the voxels of one label stay in raster order.

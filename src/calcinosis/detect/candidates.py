@@ -12,17 +12,28 @@ from scipy import ndimage as ndi
 from calcinosis.anatomy.bone import split_bone
 from calcinosis.anatomy.components import label_components
 from calcinosis.anatomy.morphology import (
-    distance_inside_mm,
     fill_holes_in_plane,
     margin_voxels,
 )
 from calcinosis.config import AnalysisConfig
+from calcinosis.detect.bones import (
+    BONE_MARGIN_MM,
+    MAX_SPLIT_SLICE_MM,
+    TOOTH_METAL_FRACTION,
+    BonePrep,
+    DetectionStart,
+    bone_boxes,
+    grow_box,
+    start_detection,
+)
 from calcinosis.detect.faint import is_faint_deposit
-from calcinosis.detect.hollow import deposits_on_bone_piece
+from calcinosis.detect.hollow import core_in_plane, deposits_on_bone_piece, fill_holes_in_plane_box
+from calcinosis.detect.smoothing import SMOOTH_SIGMA_MM, SmoothedHU, smoothing_sigma
 from calcinosis.threads import n_threads, over_slabs
 
-# Seeds are found on a lightly smoothed image: noise drops several-fold, a 2 mm deposit hardly.
-SMOOTH_SIGMA_MM = 0.6
+__all__ = ["SMOOTH_SIGMA_MM", "Detection", "Excluded", "detect_lesions", "is_hollow", "smoothed",
+           "start_detection"]
+
 # Raw-voxel seed level in noise SDs above soft tissue (two such voxels make a seed).
 RAW_SEED_SIGMA = 6.5
 # ... and at least this far above the threshold: bone fringe specks on quiet scans only
@@ -34,11 +45,6 @@ SINGLE_SEED_SIGMA = 8.5
 SINGLE_SEED_MARGIN_HU = 150.0
 # A gap between a deposit and bone shows as a valley at least this deep (HU) in the smoothed image.
 BONE_SPLIT_MIN_H_HU = 60.0
-# A bone-sized structure with fewer voxels than this share at metal level is bone with
-# enamel (teeth) or a few saturated voxels, not metal.
-TOOTH_METAL_FRACTION = 0.02
-# Deposits are split from bone only on slices up to this thick (mm).
-MAX_SPLIT_SLICE_MM = 3.5
 # Depth (mm, in-plane) below which the core of a possible bone piece starts.
 HOLLOW_CORE_DEPTH_MM = 2.0
 # Larger dense pieces attached to bone are taken as bone (ossification, cartilage), not split off.
@@ -74,7 +80,7 @@ def smoothed(hu: np.ndarray, spacing_zyx, *, chunk: int = 32, dtype=np.float32) 
 
     ``dtype`` float32, or int16 (rounded to whole HU: half the memory of float32, and no
     seed or valley rule is finer than a few HU)."""
-    sigma = tuple(max(0.5, SMOOTH_SIGMA_MM / float(s)) if s < 2.0 else 0.0 for s in spacing_zyx)
+    sigma = smoothing_sigma(spacing_zyx)
     pad = int(np.ceil(4 * sigma[0])) if sigma[0] else 0
     out = np.empty(hu.shape, dtype)
     nz = hu.shape[0]
@@ -99,8 +105,9 @@ def detect_lesions(
     tissue_level_hu: float,
     noise_smoothed_hu: float,
     noise_hu: float | None = None,
-    smooth_hu: np.ndarray | None = None,
+    smooth_hu: np.ndarray | SmoothedHU | None = None,
     out: np.ndarray | None = None,
+    start: DetectionStart | None = None,
 ) -> Detection:
     """Find deposits in a body-cropped CT (``hu``, ``[z, y, x]``) and label them 1..N.
 
@@ -112,10 +119,13 @@ def detect_lesions(
     for deposits too small to survive the smoothing, two voxels whose raw value exceeds
     ``tissue_level_hu + RAW_SEED_SIGMA * noise_hu`` (noise reaches that once in 10^10 voxels)
     and the threshold by ``RAW_SEED_MARGIN_HU``. ``smooth_hu``, when given, is
-    :func:`smoothed` of ``hu`` (int16), made by the caller. ``out``, when given, is a
-    zeroed uint16 array (a view of the caller's full-grid label map, say) that the labels
-    are written into and returned as ``Detection.labels`` (unless more than 65534 lesions
-    make a wider copy necessary).
+    :func:`smoothed` of ``hu`` (int16) or a :class:`~calcinosis.detect.smoothing.SmoothedHU`
+    of it, made by the caller; else the smoothed image is computed where it is read.
+    ``out``, when given, is a zeroed uint16 array (a view of the caller's full-grid label
+    map, say) that the labels are written into and returned as ``Detection.labels`` (unless
+    more than 65534 lesions make a wider copy necessary). ``start``, when given, is
+    :func:`~calcinosis.detect.bones.start_detection` of the same ``hu``, ``body``, spacing
+    and config (its components and bones, computed while the caller estimated the noise).
     """
     vv = float(np.prod(spacing_zyx))
     thr = config.threshold_hu
@@ -125,7 +135,10 @@ def detect_lesions(
     raw_thr = max(thr + RAW_SEED_MARGIN_HU,
                   tissue_level_hu + RAW_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
     split_h = max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu)
-    comps = label_components(hu >= thr)
+    if start is not None and (start.config != config or start.shape != hu.shape
+                              or start.spacing_zyx != tuple(float(s) for s in spacing_zyx)):
+        raise ValueError("start must be start_detection() of the same image, spacing and config")
+    comps = label_components(hu >= thr) if start is None else start.components.result()
     n = comps.n
     if out is None:
         out = np.zeros(hu.shape, np.uint16)
@@ -135,6 +148,52 @@ def detect_lesions(
     excluded: list[Excluded] = []
     if n == 0:
         return Detection(out, bone, (), seed_thr, noise_smoothed_hu)
+    # Read only round the components that need it (seeds, bone splits, faint rings).
+    smooth = SmoothedHU(hu, tuple(spacing_zyx)) if smooth_hu is None else smooth_hu
+    margin = margin_voxels(spacing_zyx, BONE_MARGIN_MM)
+
+    def split_off(prep: BonePrep):
+        """A bone's solid and the deposits split off it that pass the seed rules."""
+        box, piece, smooth_box = prep.box, prep.piece, prep.smooth_hu
+        split = split_bone(
+            piece, smooth_box, spacing_zyx,
+            h_hu=split_h,
+            max_deposit_volume_mm3=min(config.bone_min_volume_mm3, MAX_ATTACHED_DEPOSIT_MM3),
+            is_bone_piece=lambda sub, part: is_hollow(hu[box][sub], part, spacing_zyx, thr),
+        )
+        deposits = []
+        for sub, dep in split.deposits:
+            where = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, sub))
+            if is_hollow(hu[where], dep, spacing_zyx, thr):
+                continue  # a piece of the bone's own cortex and marrow
+            if smooth_box[sub][dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
+                deposits.append((where, dep))
+        return split.bone, deposits
+
+    # Lesions are numbered in the order of their components; a bone's split runs in a
+    # worker thread (scikit-image's watershed and ITK release the GIL) while the small
+    # components are looked at, and its deposits take their numbers in order afterwards.
+    pending: list = []  # (box, mask) of a lesion, or (box, future of split_off)
+    threaded = n_threads() > 1  # CALCINOSIS_THREADS=1 (batch workers): all in this thread
+    pool = ThreadPoolExecutor(max_workers=1)
+
+    def submit(prep: BonePrep) -> Future:
+        if threaded:
+            return pool.submit(split_off, prep)
+        done: Future = Future()
+        done.set_result(split_off(prep))
+        return done
+
+    if start is not None:
+        preps = start.bones.result()
+    elif spacing_zyx[0] <= MAX_SPLIT_SLICE_MM:
+        preps = [BonePrep(label, box, comps.mask_in(label, box), smooth[box])
+                 for label, box in bone_boxes(comps, hu, body, spacing_zyx, config)]
+    else:
+        preps = []
+    # The bones' splits are the longest jobs: the worker starts on them (in label order)
+    # before the statistics of all components are gathered.
+    splits = {prep.label - 1: submit(prep) for prep in preps}
     idx = np.arange(1, n + 1)
     counts = comps.counts[1:]
     hu_d = comps.gather(hu)
@@ -143,13 +202,10 @@ def detect_lesions(
     metal_share = comps.total(hu_d >= config.metal_hu)[1:] / np.maximum(counts, 1)
     raw_seeds = comps.total(hu_d >= raw_thr)[1:]
     del hu_d
-    smooth = smoothed(hu, spacing_zyx, dtype=np.int16) if smooth_hu is None else smooth_hu
-    seed_peak = comps.maximum(comps.gather(smooth))[1:]
     boxes, centroids = comps.geometry()
     extent = np.array([max((s.stop - s.start) * sp for s, sp in zip(b, spacing_zyx)) for b in boxes])
     volume = counts * vv
     body_box_y = _body_y_range(body)
-    margin = margin_voxels(spacing_zyx, 4.0)
     next_label = 1
 
     def exclude(i: int, reason: str) -> None:
@@ -167,40 +223,16 @@ def detect_lesions(
         tight = ndi.find_objects(mask.view(np.uint8))[0]
         lesion_boxes.append(tuple(slice(w.start + t.start, w.start + t.stop) for w, t in zip(where, tight)))
 
-    def split_off(box: tuple[slice, ...], piece: np.ndarray):
-        """A bone's solid and the deposits split off it that pass the seed rules."""
-        split = split_bone(
-            piece, smooth[box], spacing_zyx,
-            h_hu=split_h,
-            max_deposit_volume_mm3=min(config.bone_min_volume_mm3, MAX_ATTACHED_DEPOSIT_MM3),
-            is_bone_piece=lambda sub, part: is_hollow(hu[box][sub], part, spacing_zyx, thr),
-        )
-        deposits = []
-        for sub, dep in split.deposits:
-            where = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, sub))
-            if is_hollow(hu[where], dep, spacing_zyx, thr):
-                continue  # a piece of the bone's own cortex and marrow
-            if smooth[where][dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
-                deposits.append((where, dep))
-        return split.bone, deposits
+    large = (volume >= config.bone_min_volume_mm3) | (extent >= config.bone_min_extent_mm)
+    # A large structure in the body is bone unless it is metal (tooth enamel is not).
+    bones = large & (inside >= 0.5) & ~((peak >= config.metal_hu) & (metal_share >= TOOTH_METAL_FRACTION))
+    if splits and set(splits) != set(np.flatnonzero(bones).tolist()):
+        raise RuntimeError("the bones found first differ from the statistics")  # a bug, not bad input
 
-    # Lesions are numbered in the order of their components; a bone's split runs in a
-    # worker thread (scikit-image's watershed and ITK release the GIL) while the small
-    # components are looked at, and its deposits take their numbers in order afterwards.
-    pending: list = []  # (box, mask) of a lesion, or (box, future of split_off)
-    threaded = n_threads() > 1  # CALCINOSIS_THREADS=1 (batch workers): all in this thread
-
-    def submit(box: tuple[slice, ...], piece: np.ndarray) -> Future:
-        if threaded:
-            return pool.submit(split_off, box, piece)
-        done: Future = Future()
-        done.set_result(split_off(box, piece))
-        return done
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with pool:
         for i in idx:
             k = i - 1
-            big = volume[k] >= config.bone_min_volume_mm3 or extent[k] >= config.bone_min_extent_mm
+            big = bool(large[k])
             if inside[k] < 0.5:
                 if peak[k] >= config.metal_hu:
                     exclude(i, "external_metal")
@@ -215,28 +247,30 @@ def detect_lesions(
                 exclude(i, "external_metal" if inside[k] < 1.0 else "metal")
                 continue
             if big:
-                box = _grow(boxes[k], margin, hu.shape)
+                box = grow_box(boxes[k], margin, hu.shape)
                 exclude(i, "bone")
-                piece = comps.mask_in(i, box)
-                if spacing_zyx[0] > MAX_SPLIT_SLICE_MM:
-                    # On thick slices the bone's own texture and partial volume make valleys
-                    # everywhere: pieces split off would be bone, not deposits. No split.
-                    bone[box] |= fill_holes_in_plane(piece)
+                if k in splits:
+                    pending.append((box, splits[k]))
                     continue
-                pending.append((box, submit(box, piece)))
+                # On thick slices the bone's own texture and partial volume make valleys
+                # everywhere: pieces split off would be bone, not deposits. No split.
+                bone[box] |= fill_holes_in_plane(comps.mask_in(i, box))
                 continue
-            if volume[k] < config.min_volume_mm3 or (
-                    seed_peak[k] < seed_thr and raw_seeds[k] < 2 and peak[k] < single_thr
-                    and not is_faint_deposit(smooth, lambda box, i=i: comps.mask_in(i, box), boxes[k], spacing_zyx,
-                                             n_voxels=int(counts[k]), seed_peak_hu=float(seed_peak[k]),
-                                             noise_smoothed_hu=noise_smoothed_hu)):
-                continue  # noise speck or partial-volume fringe
+            if volume[k] < config.min_volume_mm3:
+                continue  # noise speck
             piece = comps.mask_in(i, boxes[k])
+            smooth_k = smooth[boxes[k]]
+            seed_peak = float(smooth_k[piece].max())
+            if (seed_peak < seed_thr and raw_seeds[k] < 2 and peak[k] < single_thr
+                    and not is_faint_deposit(smooth, lambda box, i=i: comps.mask_in(i, box), boxes[k], spacing_zyx,
+                                             n_voxels=int(counts[k]), seed_peak_hu=seed_peak,
+                                             noise_smoothed_hu=noise_smoothed_hu)):
+                continue  # partial-volume fringe
             if is_hollow(hu[boxes[k]], piece, spacing_zyx, thr):
                 # A cortical shell round a marrow space: a piece of bone (a rib or a process cut
                 # across by the slices), or ring-calcified skeletal cartilage, not a deposit.
                 exclude(i, "bone")
-                for dep in deposits_on_bone_piece(hu[boxes[k]], smooth[boxes[k]], piece, spacing_zyx,
+                for dep in deposits_on_bone_piece(hu[boxes[k]], smooth_k, piece, spacing_zyx,
                                                   threshold_hu=thr, h_hu=split_h,
                                                   max_deposit_volume_mm3=MAX_ATTACHED_DEPOSIT_MM3,
                                                   is_hollow=is_hollow):
@@ -266,18 +300,12 @@ def is_hollow(hu: np.ndarray, mask: np.ndarray, spacing_zyx, threshold_hu: float
     between the threshold and the object's 90th percentile.
     """
     # Marrow may fall below the threshold (partial volume): it is then a hole in the mask.
-    solid = np.pad(fill_holes_in_plane(mask), ((0, 0), (1, 1), (1, 1)))  # the box edge is outside
-    depth = distance_inside_mm(solid, spacing_zyx, in_plane=True)[:, 1:-1, 1:-1]
-    core = depth >= HOLLOW_CORE_DEPTH_MM
+    core = core_in_plane(fill_holes_in_plane_box(mask), spacing_zyx, HOLLOW_CORE_DEPTH_MM)  # box edge outside
     if core.sum() < 5:
         return False
     vals = hu[mask]
     p90 = float(np.percentile(vals, 90))
     return float(np.median(hu[core])) < threshold_hu + 0.5 * (p90 - threshold_hu)
-
-
-def _grow(box, margin, shape):
-    return tuple(slice(max(s.start - m, 0), min(s.stop + m, n)) for s, m, n in zip(box, margin, shape))
 
 
 def _body_y_range(body: np.ndarray):

@@ -17,9 +17,48 @@ more than ``h_hu``: it is denser than the bone it touches, so not a part of it.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bone import valley_split
-from calcinosis.anatomy.morphology import fill_holes_in_plane
+from calcinosis.anatomy.morphology import distance_inside_mm
+
+# The in-plane 4-neighbourhood as a 3-D structure: components never cross slices.
+_IN_PLANE_4 = np.zeros((3, 3, 3), bool)
+_IN_PLANE_4[1] = [[False, True, False], [True, True, True], [False, True, False]]
+# An offset whose distance lies this close (relative) to the depth asked for is left to the
+# distance map, which decides it as it rounds.
+_TIE_TOLERANCE = 1e-4
+
+
+def fill_holes_in_plane_box(mask: np.ndarray) -> np.ndarray:
+    """:func:`calcinosis.anatomy.morphology.fill_holes_in_plane` for a small box: the same
+    holes (4-connected background components of a slice that do not touch its border),
+    found by one labelling of every slice's background at once, the box's rim as the border
+    (a loop over the slices costs more than the work on a deposit's box)."""
+    background = np.pad(~np.asarray(mask, bool), ((0, 0), (1, 1), (1, 1)), constant_values=True)
+    labels, n = ndi.label(background, structure=_IN_PLANE_4)
+    outside = np.zeros(n + 1, bool)
+    outside[0] = True  # the mask itself
+    for rim in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
+        outside[rim] = True
+    return mask | ~outside[labels[:, 1:-1, 1:-1]]
+
+
+def core_in_plane(solid: np.ndarray, spacing_zyx, depth_mm: float) -> np.ndarray:
+    """Voxels of ``solid`` at least ``depth_mm`` in-plane from the nearest voxel outside it,
+    the box's edge outside: ``distance_inside_mm(pad(solid), in_plane=True) >= depth_mm``
+    (padded by one voxel in-plane), by an erosion with the disk of in-plane offsets nearer
+    than ``depth_mm``, without a distance map. Where an offset lies at ``depth_mm`` to within
+    rounding, the distance map itself decides."""
+    sy, sx = float(spacing_zyx[1]), float(spacing_zyx[2])
+    ry, rx = int(depth_mm / sy) + 1, int(depth_mm / sx) + 1
+    d2 = (np.arange(-ry, ry + 1)[:, None] * sy) ** 2 + (np.arange(-rx, rx + 1)[None, :] * sx) ** 2
+    if np.any(np.abs(d2 - depth_mm ** 2) <= _TIE_TOLERANCE * depth_mm ** 2):
+        padded = np.pad(solid, ((0, 0), (1, 1), (1, 1)))
+        return distance_inside_mm(padded, spacing_zyx, in_plane=True)[:, 1:-1, 1:-1] >= depth_mm
+    disk = d2 < depth_mm ** 2
+    # Beyond the box is outside (as the padded distance map has it); across slices nothing is read.
+    return ndi.binary_erosion(solid, structure=disk[None], border_value=0)
 
 
 def deposits_on_bone_piece(
@@ -54,7 +93,7 @@ def deposits_on_bone_piece(
     list of bool arrays
         One mask per deposit, on the box; empty when there is none.
     """
-    solid = fill_holes_in_plane(mask)
+    solid = fill_holes_in_plane_box(mask)
     out: list[np.ndarray] = []
     for sub, basin in valley_split(solid, mask, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3):
         piece = basin & mask[sub]

@@ -1,0 +1,132 @@
+"""Detection's first steps, which need no noise estimate: the dense voxels' components, and
+the bones among them with what their split reads (mask, smoothed box).
+
+A bone's split (:func:`calcinosis.anatomy.bone.split_bone`) is the longest step of
+detection. :func:`start_detection` labels the dense voxels and prepares the bones in a
+worker thread while the caller estimates the noise (which the split's valley depth and the
+seed rules need), so that the splits can start as soon as
+:func:`calcinosis.detect.candidates.detect_lesions` is called.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from calcinosis.anatomy.components import Components, label_components
+from calcinosis.anatomy.morphology import margin_voxels
+from calcinosis.config import AnalysisConfig
+from calcinosis.detect.smoothing import SmoothedHU
+from calcinosis.threads import n_threads
+
+# A bone-sized structure with fewer voxels than this share at metal level is bone with
+# enamel (teeth) or a few saturated voxels, not metal.
+TOOTH_METAL_FRACTION = 0.02
+# Deposits are split from bone only on slices up to this thick (mm).
+MAX_SPLIT_SLICE_MM = 3.5
+# A bone's box is read with this margin (mm): the deposits lying on it and their blur.
+BONE_MARGIN_MM = 4.0
+
+Box = tuple[slice, slice, slice]
+
+
+@dataclass(frozen=True, eq=False)
+class BonePrep:
+    """One bone (component ``label``) ready for its split: its voxels (``piece``) and the
+    smoothed HU (``smooth_hu``) on ``box``, its bounding box grown by ``BONE_MARGIN_MM``."""
+
+    label: int
+    box: Box
+    piece: np.ndarray
+    smooth_hu: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class DetectionStart:
+    """What :func:`start_detection` computes ahead: futures of the components of
+    ``hu >= config.threshold_hu`` and of the bones' :class:`BonePrep` (in label order;
+    empty on slices too thick to split), for ``config`` and ``spacing_zyx``."""
+
+    config: AnalysisConfig
+    spacing_zyx: tuple[float, float, float]
+    shape: tuple[int, int, int]
+    components: Future
+    bones: Future
+
+
+def bone_boxes(comps: Components, hu: np.ndarray, body: np.ndarray, spacing_zyx, config: AnalysisConfig,
+               ) -> list[tuple[int, Box]]:
+    """Labels (ascending) of the structures that detection takes as bone: large (by volume or
+    extent), mostly in the body, not metal; with their boxes grown by ``BONE_MARGIN_MM``.
+
+    The rules of :func:`~calcinosis.detect.candidates.detect_lesions`, read from the voxels of
+    the components with enough voxels to be large only (a component spans at least one voxel
+    per index along each axis), before the statistics of all are gathered.
+    """
+    vv = float(np.prod(spacing_zyx))
+    counts = comps.counts
+    min_voxels = min(int(config.bone_min_extent_mm / float(s)) for s in spacing_zyx)
+    margin = margin_voxels(spacing_zyx, BONE_MARGIN_MM)
+    body_flat = body.reshape(-1)
+    out = []
+    for label in np.flatnonzero((counts >= min_voxels) | (counts * vv >= config.bone_min_volume_mm3)):
+        if label == 0:
+            continue
+        voxels = comps.voxels(int(label))
+        n = max(int(counts[label]), 1)
+        if float(np.count_nonzero(body_flat[voxels])) / n < 0.5:
+            continue  # outside the body: table or external object
+        where = np.unravel_index(voxels, comps.shape)
+        box = tuple(slice(int(w.min()), int(w.max()) + 1) for w in where)
+        extent = max((s.stop - s.start) * sp for s, sp in zip(box, spacing_zyx))
+        if counts[label] * vv < config.bone_min_volume_mm3 and extent < config.bone_min_extent_mm:
+            continue
+        values = hu[where]
+        if values.max() >= config.metal_hu and \
+                float(np.count_nonzero(values >= config.metal_hu)) / n >= TOOTH_METAL_FRACTION:
+            continue  # metal
+        out.append((int(label), grow_box(box, margin, hu.shape)))
+    return out
+
+
+def grow_box(box, margin, shape) -> Box:
+    """``box`` grown by ``margin`` voxels per axis, within ``shape``."""
+    return tuple(slice(max(s.start - m, 0), min(s.stop + m, n))  # type: ignore[return-value]
+                 for s, m, n in zip(box, margin, shape))
+
+
+def start_detection(hu: np.ndarray, body: np.ndarray, spacing_zyx,
+                    config: AnalysisConfig) -> DetectionStart:
+    """Label ``hu >= config.threshold_hu`` and prepare its bones for their split, in a worker
+    thread (ITK and ``scipy.ndimage`` release the GIL) while the caller goes on; in this
+    thread with ``CALCINOSIS_THREADS=1``. Pass the result to ``detect_lesions(start=...)``.
+    ``hu`` and ``body`` must not change meanwhile."""
+    spacing = tuple(float(s) for s in spacing_zyx)
+    smooth = SmoothedHU(hu, spacing)  # type: ignore[arg-type]
+
+    def components() -> Components:
+        return label_components(hu >= config.threshold_hu)
+
+    def bones(comps: Components) -> list[BonePrep]:
+        if spacing[0] > MAX_SPLIT_SLICE_MM:
+            return []
+        return [BonePrep(label, box, comps.mask_in(label, box), smooth[box])
+                for label, box in bone_boxes(comps, hu, body, spacing, config)]
+
+    if n_threads() == 1:
+        comps_done: Future = Future()
+        comps_done.set_result(components())
+        bones_done: Future = Future()
+        bones_done.set_result(bones(comps_done.result()))
+        return DetectionStart(config, spacing, hu.shape,  # type: ignore[arg-type]
+                              comps_done, bones_done)
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        comps_future = pool.submit(components)
+        bones_future = pool.submit(lambda: bones(comps_future.result()))
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with these two jobs
+    return DetectionStart(config, spacing, hu.shape,  # type: ignore[arg-type]
+                          comps_future, bones_future)

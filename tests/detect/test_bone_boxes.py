@@ -1,0 +1,61 @@
+"""The bones found before the statistics of all components (to start their splits early) are
+those the detection's own rules take as bone: large by volume or by extent, mostly in the
+body, not metal (a few voxels at metal level, tooth enamel, stay bone)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calcinosis.anatomy.components import label_components
+from calcinosis.config import AnalysisConfig
+from calcinosis.detect.bones import bone_boxes, start_detection
+from calcinosis.detect.candidates import detect_lesions
+
+SP = (1.0, 0.8, 0.8)
+
+
+def _scene():
+    hu = np.full((24, 70, 90), 40, np.int16)
+    body = np.ones(hu.shape, bool)
+    body[:, 60:] = False  # the table lies below the body
+    hu[:, 62:66, 2:88] = 300  # table: large, outside
+    hu[10:13, 10:13, 10:70] = 700  # a rod 48 mm long and thin (small volume): bone by extent
+    hu[2:22, 20:45, 75:88] = 800  # a block of 6500 voxels (4160 mm^3, 20 mm): neither, not bone
+    hu[2:22, 20:50, 40:60] = 900  # 12000 voxels (7680 mm^3): bone by volume ...
+    hu[5, 30, 45:50] = 3000  # ... with a few enamel-like voxels at metal level
+    hu[15:20, 52:58, 10:70] = 3000  # an implant 48 mm long: metal, not bone
+    hu[5:7, 5:7, 5:7] = 500  # a small deposit
+    return hu, body
+
+
+def test_bones_are_found_by_the_detection_rules():
+    hu, body = _scene()
+    config = AnalysisConfig()
+    comps = label_components(hu >= config.threshold_hu)
+    found = bone_boxes(comps, hu, body, SP, config)
+    labels = [label for label, _ in found]
+    assert labels == sorted(labels) and len(labels) == 2
+    starts = {(box[0].start, box[1].start, box[2].start) for _, box in found}
+    # The rod (10, 10, 10) and the block with enamel (2, 20, 40), boxes grown by the margin.
+    assert starts == {(6, 5, 5), (0, 15, 35)}
+    # And the detection agrees (it stops with an error when the two differ).
+    kwargs = dict(tissue_level_hu=40.0, noise_smoothed_hu=3.0, noise_hu=10.0)
+    det = detect_lesions(hu, body, SP, config, **kwargs)
+    reasons = sorted(e.reason for e in det.excluded)
+    assert reasons.count("bone") == 2 and "metal" in reasons and "table" in reasons
+    # Started ahead (labels and bones in a worker thread): the same detection.
+    again = detect_lesions(hu, body, SP, config, **kwargs, start=start_detection(hu, body, SP, config))
+    assert np.array_equal(again.labels, det.labels) and np.array_equal(again.bone, det.bone)
+    assert again.excluded == det.excluded
+
+
+def test_start_of_another_image_or_config_is_refused():
+    hu, body = _scene()
+    started = start_detection(hu, body, SP, AnalysisConfig())
+    with pytest.raises(ValueError, match="start"):
+        detect_lesions(hu, body, SP, AnalysisConfig(threshold_hu=150.0), tissue_level_hu=40.0,
+                       noise_smoothed_hu=3.0, start=started)
+    with pytest.raises(ValueError, match="start"):
+        detect_lesions(hu, body, (2.0, 0.8, 0.8), AnalysisConfig(), tissue_level_hu=40.0,
+                       noise_smoothed_hu=3.0, start=started)

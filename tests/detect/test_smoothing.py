@@ -1,0 +1,57 @@
+"""The smoothed CT read box by box (SmoothedHU) equals smoothing the whole volume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from calcinosis.detect.candidates import smoothed
+from calcinosis.detect.smoothing import SmoothedHU, smooth_box
+
+
+def _ct(shape, seed):
+    rng = np.random.default_rng(seed)
+    # Noise round soft tissue with dense specks and a bone-like slab: whole HU, wide range.
+    hu = rng.normal(40.0, 25.0, shape)
+    hu[rng.random(shape) < 0.01] = 900.0
+    hu[:, : shape[1] // 3] = ndi.gaussian_filter(rng.normal(600.0, 300.0, (shape[0], shape[1] // 3, shape[2])), 1.0)
+    return np.rint(hu).astype(np.int16)
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 0.8, 0.8), (3.0, 0.7, 0.7), (0.5, 0.3, 1.2), (2.5, 2.0, 2.0)])
+def test_boxes_and_slices_equal_the_whole_volume(spacing):
+    # (2.5, 2, 2): no axis is smoothed at all; (3, .7, .7): thick slices, in-plane only.
+    hu = _ct((23, 31, 29), seed=int(spacing[0] * 10))
+    whole = smoothed(hu, spacing, dtype=np.int16)
+    smooth = SmoothedHU(hu, spacing)
+    assert smooth.shape == hu.shape and smooth.dtype == np.int16
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        lo = rng.integers(0, hu.shape)
+        hi = np.minimum(lo + rng.integers(1, 12, 3), hu.shape)
+        box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+        assert np.array_equal(smooth[box], whole[box]), box
+    # Whole slices (the noise estimate's reads), the edges, negative and open indices.
+    for z in (0, 11, hu.shape[0] - 1, -1):
+        assert np.array_equal(smooth[z], whole[z])
+    assert np.array_equal(smooth[:, 0], whole[:, 0])
+    assert np.array_equal(smooth[3:, :, -4:], whole[3:, :, -4:])
+    assert np.array_equal(smooth[:, :, :], whole)
+    assert smooth[5:5].shape == whole[5:5].shape == (0, 31, 29)
+
+
+def test_float_image_smooths_like_the_whole_volume():
+    hu = _ct((12, 20, 20), seed=3)
+    box = (slice(2, 9), slice(0, 7), slice(13, 20))
+    assert np.array_equal(smooth_box(hu, (1.0, 0.8, 0.8), box), smoothed(hu, (1.0, 0.8, 0.8), dtype=np.int16)[box])
+
+
+def test_bad_indices_are_refused():
+    smooth = SmoothedHU(np.zeros((4, 5, 6), np.int16), (1.0, 1.0, 1.0))
+    with pytest.raises(TypeError):
+        smooth[::2]
+    with pytest.raises(TypeError):
+        smooth[np.array([0, 1])]
+    with pytest.raises(IndexError):
+        smooth[4]
