@@ -63,3 +63,16 @@ def test_numbering_is_cc3d_raster_order(connectivity, seed, level):
     for label in range(1, comps.n + 1):
         labels[comps.voxels(label)] = label
     assert np.array_equal(labels.reshape(mask.shape), ref)
+
+
+def test_gather_reads_a_cropped_view_like_a_contiguous_copy(blobs):
+    # The analysis gathers from a crop of the scan (a view that is not contiguous).
+    mask, values, _ = blobs
+    big = np.zeros((34, 46, 57), values.dtype)
+    big[2:32, 3:43, 4:54] = values
+    view = big[2:32, 3:43, 4:54]
+    assert not view.flags.c_contiguous
+    comps = label_components(mask)
+    assert np.array_equal(comps.gather(view), comps.gather(np.ascontiguousarray(view)))
+    assert np.array_equal(comps.gather(view), values[mask][np.argsort(
+        cc3d.connected_components(mask, connectivity=26)[mask], kind="stable")])

@@ -10,6 +10,7 @@ statistic is a ``reduceat`` over that order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cc3d
 import numpy as np
@@ -34,8 +35,18 @@ class Components:
         return np.r_[0, np.diff(self.starts)]
 
     def gather(self, values: np.ndarray) -> np.ndarray:
-        """``values`` at the labelled voxels, in label order."""
-        return values.ravel()[self.order]
+        """``values`` at the labelled voxels, in label order.
+
+        A view that is not contiguous (a crop of the scan) is read at the voxels' indices:
+        its ``ravel`` would copy the whole crop to read a few per cent of it."""
+        if values.flags.c_contiguous:
+            return values.ravel()[self.order]
+        return values[self._index]
+
+    @cached_property
+    def _index(self) -> tuple[np.ndarray, ...]:
+        """The labelled voxels' (z, y, x) indices, in label order."""
+        return np.unravel_index(self.order, self.shape)
 
     def maximum(self, values_sorted: np.ndarray) -> np.ndarray:
         """Per-label maximum of gathered values (index = label; entry 0 is -inf)."""
@@ -64,7 +75,7 @@ class Components:
         hi = np.empty((self.n, 3), np.int64)
         centre = np.empty((self.n, 3))
         counts = np.diff(self.starts)
-        for axis, c in enumerate(np.unravel_index(self.order, self.shape)):
+        for axis, c in enumerate(self._index):
             lo[:, axis] = np.minimum.reduceat(c, self.starts[:-1])
             hi[:, axis] = np.maximum.reduceat(c, self.starts[:-1]) + 1
             centre[:, axis] = np.add.reduceat(c, self.starts[:-1]) / counts
