@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +22,7 @@ from calcinosis.detect.edges import scan_limited_findings
 from calcinosis.detect.smoothing import SmoothedHU
 from calcinosis.detect.trunk import classify_trunk_findings
 from calcinosis.measure.lesion import Lesion, LesionContext, measure_lesions
+from calcinosis.sparse_zeros import sparse_zeros
 from calcinosis.threads import n_threads
 from calcinosis.volume import Volume
 
@@ -67,20 +68,28 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
 
     step("body")
     body = find_body(hu_full, sp)
-    labels_full = np.zeros(hu_full.shape, np.uint16)
+    # Lesions are written into it box by box: ordinary pages, no huge-page stalls.
+    labels_full = sparse_zeros(hu_full.shape, np.uint16)
     if body.n_parts == 0:
         warnings.append("no body found in the image (all air?): nothing analysed")
         det = Detection(np.zeros((0, 0, 0), np.uint16), np.zeros((0, 0, 0), bool), (), config.threshold_hu, float("nan"))
         return Analysis(volume, config, (), labels_full, det, float("nan"), tuple(warnings),
                         time.perf_counter() - t0)
     hu = hu_full[body.crop]
+    # Detection's first steps (labelling the dense voxels, then preparing the bones, which
+    # read the body mask) run in a worker beside the internal air and the noise estimate.
+    body_mask: Future = Future()
+    started = start_detection(hu, body_mask, sp, config)
     # Nose, sinuses and mouth open through a narrow mouth: their air is inside the body, so
     # the depth of what lies beside them is measured from the skin.
-    mask = add_internal_air(body.mask, sp)
+    try:
+        mask = add_internal_air(body.mask, sp)
+    except BaseException as error:
+        body_mask.set_exception(error)  # the worker's wait for the mask ends too
+        raise
+    body_mask.set_result(mask)
 
     step("noise")
-    # Detection's first steps (labelling the dense voxels, preparing the bones) run beside it.
-    started = start_detection(hu, mask, sp, config)
 
     def soft(z: int) -> np.ndarray:  # soft tissue of one slice (the noise estimate samples slices)
         return mask[z] & (hu[z] > -200) & (hu[z] < 120)

@@ -4,6 +4,8 @@ body, not metal (a few voxels at metal level, tooth enamel, stay bone)."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,32 @@ def test_start_of_another_image_or_config_is_refused():
     with pytest.raises(ValueError, match="start"):
         detect_lesions(hu, body, (2.0, 0.8, 0.8), AnalysisConfig(), tissue_level_hu=40.0,
                        noise_smoothed_hu=3.0, start=started)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_start_with_the_body_mask_given_later(monkeypatch, threads):
+    # The labelling starts before the body mask is final (the pipeline adds the internal
+    # air meanwhile); the bones, which read the mask, are prepared once it is set.
+    monkeypatch.setenv("CALCINOSIS_THREADS", threads)
+    hu, body = _scene()
+    config = AnalysisConfig()
+    kwargs = dict(tissue_level_hu=40.0, noise_smoothed_hu=3.0, noise_hu=10.0)
+    want = detect_lesions(hu, body, SP, config, **kwargs)
+    mask: Future = Future()
+    started = start_detection(hu, mask, SP, config)
+    assert not started.bones.done()
+    mask.set_result(body)
+    got = detect_lesions(hu, body, SP, config, **kwargs, start=started)
+    bones = bone_boxes(label_components(hu >= config.threshold_hu), hu, body, SP, config)
+    assert [prep.label for prep in started.bones.result(timeout=30)] == [label for label, _ in bones]
+    assert np.array_equal(got.labels, want.labels) and np.array_equal(got.bone, want.bone)
+    assert got.excluded == want.excluded
+
+
+def test_a_failed_body_mask_reaches_the_detection():
+    hu, _ = _scene()
+    mask: Future = Future()
+    started = start_detection(hu, mask, SP, AnalysisConfig())
+    mask.set_exception(RuntimeError("no mask"))
+    with pytest.raises(RuntimeError, match="no mask"):
+        started.bones.result(timeout=30)

@@ -338,6 +338,17 @@ def _saddles(pairs: tuple[np.ndarray, np.ndarray], wanted: np.ndarray, n: int) -
     return saddle
 
 
+def _reconstruction_by_dilation() -> sitk.ReconstructionByDilationImageFilter:
+    """ITK's reconstruction by dilation (26-connected) on one thread: its flooding is
+    sequential (a second thread gains nothing on a spine's box), and on the many small
+    boxes of rib pieces starting threads costs more than the work, while the pipeline's
+    other thread has work of its own. The result does not depend on the threads."""
+    rec = sitk.ReconstructionByDilationImageFilter()
+    rec.SetFullyConnected(True)
+    rec.SetNumberOfThreads(1)
+    return rec
+
+
 def h_maxima(image: np.ndarray, h: float) -> np.ndarray:
     """Maxima that rise at least ``h`` above every path to a higher one (boolean mask).
 
@@ -358,11 +369,11 @@ def h_maxima(image: np.ndarray, h: float) -> np.ndarray:
         steps = int(np.ceil(h - 1e-3))
         img16 = np.ascontiguousarray(image, dtype=np.int16)
         marker16 = sitk.GetImageFromArray(img16 - np.int16(steps))
-        rec16 = sitk.ReconstructionByDilation(marker16, sitk.GetImageFromArray(img16), True)
+        rec16 = _reconstruction_by_dilation().Execute(marker16, sitk.GetImageFromArray(img16))
         return (img16.astype(np.int32) - sitk.GetArrayViewFromImage(rec16)) >= steps
     img = np.ascontiguousarray(image, dtype=np.float32)
     if h > float(img.max() - img.min()):
         return np.zeros(img.shape, bool)
     marker = sitk.GetImageFromArray(img - np.float32(h))
-    rec = sitk.ReconstructionByDilation(marker, sitk.GetImageFromArray(img), True)
+    rec = _reconstruction_by_dilation().Execute(marker, sitk.GetImageFromArray(img))
     return (img - sitk.GetArrayViewFromImage(rec)) >= h - 1e-3

@@ -97,35 +97,52 @@ def grow_box(box, margin, shape) -> Box:
                  for s, m, n in zip(box, margin, shape))
 
 
-def start_detection(hu: np.ndarray, body: np.ndarray, spacing_zyx,
+def start_detection(hu: np.ndarray, body: np.ndarray | Future, spacing_zyx,
                     config: AnalysisConfig) -> DetectionStart:
     """Label ``hu >= config.threshold_hu`` and prepare its bones for their split, in a worker
     thread (ITK and ``scipy.ndimage`` release the GIL) while the caller goes on; in this
     thread with ``CALCINOSIS_THREADS=1``. Pass the result to ``detect_lesions(start=...)``.
-    ``hu`` and ``body`` must not change meanwhile."""
+    ``hu`` and ``body`` must not change meanwhile.
+
+    ``body`` may be a :class:`~concurrent.futures.Future` of the body mask that the caller
+    resolves later: the labelling reads only ``hu``, so it starts at once, and the bones
+    (which read the body) are prepared when the mask is there (with one thread: in the
+    caller's ``set_result``).
+    """
     spacing = tuple(float(s) for s in spacing_zyx)
     smooth = SmoothedHU(hu, spacing)  # type: ignore[arg-type]
+    if not isinstance(body, Future):
+        body_done: Future = Future()
+        body_done.set_result(body)
+        body = body_done
 
     def components() -> Components:
         return label_components(hu >= config.threshold_hu)
 
-    def bones(comps: Components) -> list[BonePrep]:
+    def bones(comps: Components, body_mask: np.ndarray) -> list[BonePrep]:
         if spacing[0] > MAX_SPLIT_SLICE_MM:
             return []
         return [BonePrep(label, box, comps.mask_in(label, box), smooth[box])
-                for label, box in bone_boxes(comps, hu, body, spacing, config)]
+                for label, box in bone_boxes(comps, hu, body_mask, spacing, config)]
 
     if n_threads() == 1:
         comps_done: Future = Future()
         comps_done.set_result(components())
         bones_done: Future = Future()
-        bones_done.set_result(bones(comps_done.result()))
+
+        def prepare(mask: Future) -> None:  # runs in the thread that resolves ``body``
+            try:
+                bones_done.set_result(bones(comps_done.result(), mask.result()))
+            except BaseException as error:  # noqa: BLE001 - handed to whoever reads the bones
+                bones_done.set_exception(error)
+
+        body.add_done_callback(prepare)
         return DetectionStart(config, spacing, hu.shape,  # type: ignore[arg-type]
                               comps_done, bones_done)
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         comps_future = pool.submit(components)
-        bones_future = pool.submit(lambda: bones(comps_future.result()))
+        bones_future = pool.submit(lambda: bones(comps_future.result(), body.result()))
     finally:
         pool.shutdown(wait=False)  # the thread ends with these two jobs
     return DetectionStart(config, spacing, hu.shape,  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ from calcinosis.detect.bones import (
 from calcinosis.detect.faint import is_faint_deposit
 from calcinosis.detect.hollow import core_in_plane, deposits_on_bone_piece, fill_holes_in_plane_box
 from calcinosis.detect.smoothing import SMOOTH_SIGMA_MM, SmoothedHU, smoothing_sigma
+from calcinosis.sparse_zeros import sparse_zeros
 from calcinosis.threads import n_threads, over_slabs
 
 __all__ = ["SMOOTH_SIGMA_MM", "Detection", "Excluded", "detect_lesions", "is_hollow", "smoothed",
@@ -141,10 +142,10 @@ def detect_lesions(
     comps = label_components(hu >= thr) if start is None else start.components.result()
     n = comps.n
     if out is None:
-        out = np.zeros(hu.shape, np.uint16)
+        out = sparse_zeros(hu.shape, np.uint16)
     elif out.shape != hu.shape or out.dtype != np.uint16:
         raise ValueError("out must be a zeroed uint16 array shaped like hu")
-    bone = np.zeros(hu.shape, bool)
+    bone = sparse_zeros(hu.shape, bool)  # written box by box
     excluded: list[Excluded] = []
     if n == 0:
         return Detection(out, bone, (), seed_thr, noise_smoothed_hu)
