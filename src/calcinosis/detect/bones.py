@@ -107,7 +107,7 @@ def start_detection(hu: np.ndarray, body: np.ndarray | Future, spacing_zyx,
     ``body`` may be a :class:`~concurrent.futures.Future` of the body mask that the caller
     resolves later: the labelling reads only ``hu``, so it starts at once, and the bones
     (which read the body) are prepared when the mask is there (with one thread: in the
-    caller's ``set_result``).
+    caller's ``set_result``). Resolve it before ``detect_lesions`` waits for the bones.
     """
     spacing = tuple(float(s) for s in spacing_zyx)
     smooth = SmoothedHU(hu, spacing)  # type: ignore[arg-type]
