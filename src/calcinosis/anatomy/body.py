@@ -81,27 +81,44 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     index = np.arange(1, n + 1)
     deep = erode_disk(coarse, sp_c, MIN_HALF_THICKNESS_MM, strict=True)
     del coarse
-    thick = label_maximum(deep.view(np.uint8), labels, n)[1:] >= 1
+    thick, sizes = _thick_and_sizes(labels, n, deep)
     del deep
-    sizes = label_counts(labels, n)[1:]
     if not thick.any():
         # A small part (a hand, a child's limb): take the biggest piece rather than nothing.
         thick = sizes == sizes.max()
     keep = thick & (sizes >= 0.02 * sizes[thick].max())
     lut = np.zeros(n + 1, bool)
     lut[index[keep]] = True
-    mask, extent = _full_resolution_mask(sub_hu, labels, lut, f, spacing_zyx)
+    inner, mask = _full_resolution_mask(sub_hu, labels, lut, f, spacing_zyx, margin_voxels(spacing_zyx, 20.0))
     del labels
-    final = _bbox_from_extent(extent, margin_voxels(spacing_zyx, 20.0))
-    if final is None:
+    if inner is None:
         return Body(box, mask, 0)
-    inner = tuple(slice(f.start, f.stop) for f in final)
     crop = tuple(slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner))
-    return Body(crop, np.ascontiguousarray(mask[inner]), int(keep.sum()))  # type: ignore[arg-type]
+    return Body(crop, mask, int(keep.sum()))  # type: ignore[arg-type]
 
 
 # In-plane grid (mm) on which body parts are told from the table and objects.
 COARSE_MM = 2.4
+# Up to this many coarse parts, each is counted by a comparison with its label (a few
+# passes over the small coarse grid beat a labelled statistics pass).
+_FEW_PARTS = 8
+
+
+def _thick_and_sizes(labels: np.ndarray, n: int, deep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per part 1..n of ``labels``: whether it holds a ``deep`` voxel, and its voxel count."""
+    if n > _FEW_PARTS:
+        return (label_maximum(deep.view(np.uint8), labels, n)[1:] >= 1,
+                label_counts(labels, n)[1:])
+    thick = np.zeros(n, bool)
+    sizes = np.zeros(n, np.int64)
+    part = np.empty(labels.shape, bool)
+    for k in range(1, n + 1):
+        np.equal(labels, k, out=part)
+        sizes[k - 1] = np.count_nonzero(part)
+        np.logical_and(part, deep, out=part)
+        thick[k - 1] = part.any()
+    return thick, sizes
+
 
 
 def _coarse_tissue(hu: np.ndarray, f: int) -> np.ndarray:
@@ -127,8 +144,8 @@ def _coarse_tissue(hu: np.ndarray, f: int) -> np.ndarray:
     return out
 
 
-def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f: int,
-                          spacing_zyx) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f: int, spacing_zyx,
+                          margin: tuple[int, int, int]) -> tuple[tuple[slice, ...] | None, np.ndarray]:
     """The body at full resolution from the kept coarse blocks of f x f voxels (the blocks
     whose coarse part ``labels`` is kept by ``lut``), slice by slice so that each slice's
     work stays in cache.
@@ -139,15 +156,18 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
     disk at full resolution instead (:func:`_open_slice`), which draws the skin exactly and
     cuts off what lies on it. Then holes are filled.
 
-    Returns the mask and its extent: which rows and which columns of each slice it
-    touches (``[z, y]`` and ``[z, x]`` booleans), for its bounding box without another
-    pass over the mask."""
+    Returns the box of the mask grown by ``margin`` voxels (clipped to ``hu``; ``None``
+    when the mask is empty) and the mask on that box (all of ``hu``'s grid when empty).
+    Each slice's piece is kept until the box is known, so the mask is written once, on
+    its own box (no mask of ``hu``'s size and no copy of its box)."""
     nz, ny, nx = hu.shape
     sy, sx = (float(s) for s in spacing_zyx[1:])
     cy, cx = labels.shape[1:]
+    kept_all = lut[labels]  # the coarse grid is f * f times smaller: one look-up for all slices
+    kept_rows, kept_cols = kept_all.any(axis=2), kept_all.any(axis=1)
     rows = np.minimum(np.arange(ny) // f, cy - 1)
     cols = np.minimum(np.arange(nx) // f, cx - 1)
-    out = np.zeros(hu.shape, bool)
+    pieces: list[tuple[int, int, np.ndarray] | None] = [None] * nz
     rows_hit = np.zeros((nz, ny), bool)
     cols_hit = np.zeros((nz, nx), bool)
 
@@ -158,21 +178,20 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
 
     def slab(z0: int, z1: int) -> None:
         for z in range(z0, z1):
-            kept = lut[labels[z]]
-            k_rows = np.flatnonzero(kept.any(axis=1))
+            k_rows = np.flatnonzero(kept_rows[z])
             if k_rows.size == 0:
                 continue
-            k_cols = np.flatnonzero(kept.any(axis=0))
+            k_cols = np.flatnonzero(kept_cols[z])
             y0 = max(int(k_rows[0]) * f - reach, 0)
             y1 = ny if k_rows[-1] == cy - 1 else min((int(k_rows[-1]) + 1) * f + reach, ny)
             x0 = max(int(k_cols[0]) * f - reach, 0)
             x1 = nx if k_cols[-1] == cx - 1 else min((int(k_cols[-1]) + 1) * f + reach, nx)
             tissue = hu[z, y0:y1, x0:x1] > AIR_HU
-            base = kept[rows[y0:y1]][:, cols[x0:x1]] & tissue
-            m = base
-            for _ in range(f):
-                m = grow_one(m, corners=True) & tissue
-            if (grow_one(m, corners=True) & tissue & ~m).any():
+            # The blocks' pixels: columns then rows picked from the small coarse slice.
+            base = np.take(np.take(kept_all[z], cols[x0:x1], axis=1), rows[y0:y1], axis=0)
+            base &= tissue
+            m, spills = _grow_within(base, tissue, f)
+            if spills:
                 # The opening is not local: on the whole slice.
                 tissue = hu[z] > AIR_HU
                 whole = np.zeros((ny, nx), bool)
@@ -181,12 +200,58 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
                 y0, y1, x0, x1 = _box_2d(m, 1)
                 m = m[y0:y1, x0:x1]
             filled = fill_holes_2d(m)
-            out[z, y0:y1, x0:x1] = filled
+            pieces[z] = (y0, x0, filled)
             rows_hit[z, y0:y1] = filled.any(axis=1)
             cols_hit[z, x0:x1] = filled.any(axis=0)
 
     over_slabs(slab, nz, n_threads())
-    return out, (rows_hit, cols_hit)
+    final = _bbox_from_extent((rows_hit, cols_hit), margin)
+    if final is None:
+        return None, np.zeros(hu.shape, bool)
+    fz, fy, fx = final
+    out = np.zeros((fz.stop - fz.start, fy.stop - fy.start, fx.stop - fx.start), bool)
+    for z in range(fz.start, fz.stop):
+        piece = pieces[z]
+        if piece is None:
+            continue
+        y0, x0, filled = piece
+        pieces[z] = None
+        # The piece's box may reach past the final box, but only with background.
+        a0, a1 = max(y0, fy.start), min(y0 + filled.shape[0], fy.stop)
+        b0, b1 = max(x0, fx.start), min(x0 + filled.shape[1], fx.stop)
+        out[z - fz.start, a0 - fy.start:a1 - fy.start, b0 - fx.start:b1 - fx.start] = \
+            filled[a0 - y0:a1 - y0, b0 - x0:b1 - x0]
+    return final, out
+
+
+def _grow_within(m: np.ndarray, tissue: np.ndarray, steps: int) -> tuple[np.ndarray, bool]:
+    """``m`` grown ``steps`` times into its 8 neighbours within ``tissue`` (``m`` inside
+    ``tissue``), and whether one more step would still grow it (tissue goes on).
+
+    Each step is :func:`grow_one` with corners, and ``tissue``; a step that adds nothing
+    ends the growth early (no later step can add anything either)."""
+    count = np.count_nonzero(m)
+    for step in range(steps + 1):
+        grown = _grow8(m)
+        grown &= tissue
+        now = np.count_nonzero(grown)
+        if now == count:  # m lies inside grown: equal counts, equal masks
+            return m, False
+        if step == steps:  # the check's step grew it
+            return m, True
+        m, count = grown, now
+    raise AssertionError("unreachable")
+
+
+def _grow8(m: np.ndarray) -> np.ndarray:
+    """A 2-D mask grown into its 8 neighbours: :func:`grow_one` with corners, for one slice."""
+    rows = m.copy()
+    rows[1:] |= m[:-1]
+    rows[:-1] |= m[1:]
+    out = rows.copy()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out
 
 
 def _box_2d(m: np.ndarray, margin: int) -> tuple[int, int, int, int]:
