@@ -76,7 +76,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     hu = hu_full[body.crop]
     # Nose, sinuses and mouth open through a narrow mouth: their air is inside the body, so
     # the depth of what lies beside them is measured from the skin.
-    mask = add_internal_air(body.mask, sp)
+    mask = add_internal_air(body.mask, sp, copy=False)  # body.mask is not read again
 
     step("noise")
     # Detection's first steps (labelling the dense voxels, preparing the bones) run beside it.

@@ -282,16 +282,27 @@ def test_block_shares_are_exact_counts():
         assert value == np.float32(part.sum() / float(part.shape[0] * 16))
 
 
-def test_running_low_is_the_windowed_nanpercentile():
+def test_block_counts_over_255_voxels_do_not_wrap():
+    """Blocks of more than 255 voxels are counted in 16 bits: a full block's share is 1."""
+    from calcinosis.anatomy.regions import _block_features
+
+    body = np.ones((8, 16, 18), bool)
+    shares = _block_features(np.zeros(body.shape, np.int16), body, body, (4, 8, 9))[:2]
+    for share in shares:
+        assert (share == 1.0).all()
+
+
+@pytest.mark.parametrize("seed, n, half", [(2, 60, 5), (7, 400, 20), (11, 9, 30)])
+def test_running_low_is_the_windowed_nanpercentile(seed, n, half):
     from calcinosis.anatomy.regions import _running_low
 
-    rng = np.random.default_rng(2)
-    v = rng.normal(100.0, 20.0, 60)
-    v[rng.random(60) < 0.4] = np.nan
-    v[20:35] = np.nan  # windows with no value at all
-    got = _running_low(v, 5)
+    rng = np.random.default_rng(seed)
+    v = rng.normal(100.0, 20.0, n)
+    v[rng.random(n) < 0.4] = np.nan
+    v[n // 3:n // 3 + 2 * half + 5] = np.nan  # windows with no value at all
+    got = _running_low(v, half)
     for i in range(len(v)):
-        w = v[max(i - 5, 0):i + 6]
+        w = v[max(i - half, 0):i + half + 1]
         want = np.nanpercentile(w, 25) if np.isfinite(w).any() else np.nan
         assert got[i] == want or (np.isnan(want) and np.isnan(got[i])), i
 

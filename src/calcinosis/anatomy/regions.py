@@ -262,6 +262,9 @@ def _block_features(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, block):
     shares = [np.empty((oz, oy, ox), np.float32) for _ in range(3)]
     hu_max = np.empty((oz, oy, ox), np.float32)
     per_chunk = max(1, _CHUNK_VOXELS // (bz * ny * nx))
+    # A block's count fits a byte for blocks up to 255 voxels (3 x 4 x 4 at 1 x 0.8 x 0.8 mm):
+    # half the memory traffic of 16-bit counts, the same quotients.
+    count_dtype = np.uint8 if bz * by * bx <= 255 else np.uint16
     for k0 in range(0, oz, per_chunk):
         k1 = min(oz, k0 + per_chunk)
         zs = slice(k0 * bz, min(k1 * bz, nz))
@@ -269,7 +272,7 @@ def _block_features(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, block):
         # Voxels per block: the slab's slices (fewer in a short last slab) times a full block in-plane.
         size = np.minimum(bz, nz - np.arange(k0, k1) * bz)[:, None, None] * float(by * bx)
         for out, part in zip(shares, (b, bone[zs], b & (h < int(AIR_HU)))):
-            out[k0:k1] = _block_reduce(part.view(np.uint8), block, np.add, np.uint16) / size
+            out[k0:k1] = _block_reduce(part.view(np.uint8), block, np.add, count_dtype) / size
         hu_max[k0:k1] = _block_reduce(h, block, np.maximum, h.dtype)
     return (*shares, hu_max)
 
@@ -464,14 +467,23 @@ def _spine_front_mm(bone_slice: np.ndarray, spine_x_mm: float, sp_c) -> float:
 
 
 def _running_low(v: np.ndarray, half: int) -> np.ndarray:
-    """Lower quartile of the finite values within +-``half`` (anterior-most but robust to a stray slice)."""
+    """Lower quartile of the finite values within +-``half`` (anterior-most but robust to a stray slice).
+
+    Each window's value is ``np.percentile(window's finite values, 25)``; windows with the
+    same number of finite values go to ``np.percentile`` together as the rows of one array
+    (the same values: one order statistic and one interpolation per row)."""
     out = np.full(v.shape, np.nan)
     finite = np.isfinite(v)
+    groups: dict[int, tuple[list[int], list[np.ndarray]]] = {}
     for i in range(len(v)):
         w = v[max(i - half, 0):i + half + 1]
         w = w[finite[max(i - half, 0):i + half + 1]]
         if w.size:
-            out[i] = np.percentile(w, 25)  # nanpercentile's value: it drops the nans and does this
+            where, rows = groups.setdefault(w.size, ([], []))
+            where.append(i)
+            rows.append(w)
+    for where, rows in groups.values():
+        out[where] = np.percentile(np.array(rows), 25, axis=1)  # nanpercentile's value: it drops the nans
     return out
 
 
