@@ -17,6 +17,7 @@ from calcinosis.anatomy.morphology import (
     label_counts,
     label_maximum,
     margin_voxels,
+    runs_are_single,
 )
 from calcinosis.threads import n_threads, over_slabs
 
@@ -201,7 +202,8 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
                 m = _open_slice(tissue, whole, sy, sx)
                 y0, y1, x0, x1 = _box_2d(m, 1)
                 m = m[y0:y1, x0:x1]
-            filled = fill_holes_2d(m)
+            # Most slices of limbs, abdomen and pelvis have no hole: skip the labelling there.
+            filled = m if runs_are_single(m) else fill_holes_2d(m)
             pieces[z] = (y0, x0, filled)
             rows_hit[z, y0:y1] = filled.any(axis=1)
             cols_hit[z, x0:x1] = filled.any(axis=0)

@@ -120,6 +120,20 @@ def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
     return mask | lut[lab]
 
 
+def runs_are_single(mask: np.ndarray) -> bool:
+    """Whether a slice (2-D) has every row's pixels in one run, or every column's: then it
+    has no hole, as :func:`fill_holes_2d` sees holes (a background pixel reaches the border
+    along its row, or its column, on the side without the run). A few cheap passes; False
+    says nothing (the slice may or may not have holes)."""
+    # Runs start where a pixel is set and its left (upper) neighbour is not; each non-empty
+    # row (column) has at least one start, so equal counts mean one run each.
+    starts = np.count_nonzero(mask[:, 1:] > mask[:, :-1]) + np.count_nonzero(mask[:, 0])
+    if starts == np.count_nonzero(mask.any(axis=1)):
+        return True
+    starts = np.count_nonzero(mask[1:] > mask[:-1]) + np.count_nonzero(mask[0])
+    return starts == np.count_nonzero(mask.any(axis=0))
+
+
 def label_maximum(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     """Per-label maximum of ``values``: array of length ``n + 1`` (index = label; ``-inf``
     for label 0 and for labels with no voxel).
