@@ -85,3 +85,20 @@ def test_too_little_tissue_gives_nan(noisy):
     tissue[:, 10:15, 10:15] = True  # one 5 x 5 patch: a single voxel survives the erosion
     assert np.isnan(estimate_noise_hu(hu, tissue))
     assert noise_sample(hu.shape[0], tissue).zs == ()
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.float32, np.float64])
+def test_box_reads_equal_whole_slice_reads(dtype):
+    """Tissue in a small part of each slice (near its edge too): the estimate read on the
+    boxes round the tissue (whole-number images) or on whole slices (others) equals the
+    whole-slice reference, bit for bit."""
+    rng = np.random.default_rng(5)
+    hu = (rng.normal(30, 18, (12, 120, 140)) + rng.normal(0, 300, (12, 1, 140))).astype(dtype)
+    yy, xx = np.mgrid[0:120, 0:140]
+    tissue = np.zeros(hu.shape, bool)
+    tissue[:, (yy - 40) ** 2 + (xx - 50) ** 2 < 20 ** 2] = True
+    tissue[:, 100:, 120:] = True  # a corner piece: its box is clipped by the slice edge
+    sample = noise_sample(hu.shape[0], tissue)
+    y0, y1, x0, x1 = sample.boxes[0]
+    assert (y1 - y0) * (x1 - x0) < hu.shape[1] * hu.shape[2] and y1 == 120 and x1 == 140
+    assert estimate_noise_hu(hu, sample) == reference_noise_hu(hu, tissue)

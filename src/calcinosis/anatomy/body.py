@@ -315,13 +315,15 @@ _FEW_PIECES = 4
 
 @dataclass(frozen=True, eq=False)
 class NoiseSample:
-    """Where the noise is measured: the sampled slices ``zs`` and, on each, the voxels whose
-    in-plane 5 x 5 neighbourhood is all tissue (``masks``, bool, one per slice). Made once by
-    :func:`noise_sample` and read by :func:`estimate_noise_hu` for the image and its
+    """Where the noise is measured: the sampled slices ``zs``; on each, the box
+    ``(y0, y1, x0, x1)`` round the voxels whose in-plane 5 x 5 neighbourhood is all tissue,
+    grown by 2 pixels (``boxes``), and those voxels on that box (``masks``, bool). Made once
+    by :func:`noise_sample` and read by :func:`estimate_noise_hu` for the image and its
     smoothed copy alike."""
 
     zs: tuple[int, ...]
     masks: tuple[np.ndarray, ...]
+    boxes: tuple[tuple[int, int, int, int], ...]
 
 
 def noise_sample(nz: int, tissue: np.ndarray | Callable[[int], np.ndarray], *,
@@ -330,16 +332,19 @@ def noise_sample(nz: int, tissue: np.ndarray | Callable[[int], np.ndarray], *,
     spaced slices of ``nz``, on each the voxels whose in-plane 5 x 5 neighbourhood is all
     ``tissue`` (a boolean array ``[z, y, x]`` or a function giving slice ``z``'s mask);
     slices with fewer than 50 such voxels are left out."""
-    zs, masks = [], []
+    zs, masks, boxes = [], [], []
     for z in np.unique(np.linspace(0, nz - 1, min(nz, max_slices)).round().astype(int)):
         t = tissue(int(z)) if callable(tissue) else tissue[z]
         # Erosion by a 5 x 5 square (outside the slice counts as not tissue), as two 1-D
         # minimum filters: the same as binary_erosion, several times faster.
         ok = ndi.minimum_filter(t.view(np.uint8), size=(5, 5), mode="constant", cval=0).view(bool)
         if np.count_nonzero(ok) >= 50:
+            # The neighbourhoods of these voxels lie in their box grown by 2 pixels.
+            y0, y1, x0, x1 = _box_2d(ok, 2)
             zs.append(int(z))
-            masks.append(ok)
-    return NoiseSample(tuple(zs), tuple(masks))
+            masks.append(ok[y0:y1, x0:x1].copy())
+            boxes.append((y0, y1, x0, x1))
+    return NoiseSample(tuple(zs), tuple(masks), tuple(boxes))
 
 
 def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray | Callable[[int], np.ndarray] | NoiseSample, *,
@@ -353,18 +358,23 @@ def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray | Callable[[int], np.nd
     :class:`NoiseSample` made by :func:`noise_sample` (then ``max_slices`` is its own): an
     image and its smoothed copy are measured on one sample without eroding twice.
     Given a smoothed image as ``hu``, it measures that image's noise; only the sampled
-    slices ``hu[z]`` are read, so ``hu`` may be a
-    :class:`~calcinosis.detect.smoothing.SmoothedHU` that smooths just those.
+    slices are read (of an integer image, only their boxes round the tissue: ``hu[z, y0:y1,
+    x0:x1]``), so ``hu`` may be a :class:`~calcinosis.detect.smoothing.SmoothedHU` that
+    smooths just those.
     """
     sample = tissue if isinstance(tissue, NoiseSample) else noise_sample(hu.shape[0], tissue,
                                                                         max_slices=max_slices)
     if not sample.zs:
         return float("nan")
+    # Whole numbers: the 5 x 5 means (float32, two running sums in float64 that are exact
+    # for them) are the same on the box as on the slice, so only the box is read.
+    on_box = np.dtype(hu.dtype).kind in "iub"
     resid = []
-    for z, ok in zip(sample.zs, sample.masks):
-        sl = hu[z].astype(np.float32)
+    for z, ok, (y0, y1, x0, x1) in zip(sample.zs, sample.masks, sample.boxes):
+        sl = (hu[z, y0:y1, x0:x1] if on_box else hu[z]).astype(np.float32)
         local = ndi.uniform_filter(sl, size=(5, 5))
-        resid.append((sl - local)[ok])
+        diff = sl - local
+        resid.append((diff if on_box else diff[y0:y1, x0:x1])[ok])
     r = np.concatenate(resid)
     del resid
     mad = float(median_exact(np.abs(r - median_exact(r))))
