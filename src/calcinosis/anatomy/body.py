@@ -166,7 +166,9 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
     nz, ny, nx = hu.shape
     sy, sx = (float(s) for s in spacing_zyx[1:])
     cy, cx = labels.shape[1:]
-    kept_all = lut[labels]  # the coarse grid is f * f times smaller: one look-up for all slices
+    # The coarse grid is f * f times smaller: one look-up for all slices (a comparison when
+    # every part is kept, the usual case).
+    kept_all = labels != 0 if lut[1:].all() else lut[labels]
     kept_rows, kept_cols = kept_all.any(axis=2), kept_all.any(axis=1)
     rows = np.minimum(np.arange(ny) // f, cy - 1)
     cols = np.minimum(np.arange(nx) // f, cx - 1)
