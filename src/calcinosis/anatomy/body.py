@@ -216,17 +216,21 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
         return None, np.zeros(hu.shape, bool)
     fz, fy, fx = final
     out = np.zeros((fz.stop - fz.start, fy.stop - fy.start, fx.stop - fx.start), bool)
-    for z in range(fz.start, fz.stop):
-        piece = pieces[z]
-        if piece is None:
-            continue
-        y0, x0, filled = piece
-        pieces[z] = None
-        # The piece's box may reach past the final box, but only with background.
-        a0, a1 = max(y0, fy.start), min(y0 + filled.shape[0], fy.stop)
-        b0, b1 = max(x0, fx.start), min(x0 + filled.shape[1], fx.stop)
-        out[z - fz.start, a0 - fy.start:a1 - fy.start, b0 - fx.start:b1 - fx.start] = \
-            filled[a0 - y0:a1 - y0, b0 - x0:b1 - x0]
+
+    def place(k0: int, k1: int) -> None:
+        for z in range(fz.start + k0, fz.start + k1):
+            piece = pieces[z]
+            if piece is None:
+                continue
+            y0, x0, filled = piece
+            pieces[z] = None
+            # The piece's box may reach past the final box, but only with background.
+            a0, a1 = max(y0, fy.start), min(y0 + filled.shape[0], fy.stop)
+            b0, b1 = max(x0, fx.start), min(x0 + filled.shape[1], fx.stop)
+            out[z - fz.start, a0 - fy.start:a1 - fy.start, b0 - fx.start:b1 - fx.start] = \
+                filled[a0 - y0:a1 - y0, b0 - x0:b1 - x0]
+
+    over_slabs(place, out.shape[0], n_threads(), out.size)
     return final, out
 
 
