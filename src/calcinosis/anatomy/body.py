@@ -374,7 +374,7 @@ def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray | Callable[[int], np.nd
         return float("nan")
     # Whole numbers: the 5 x 5 means (float32, two running sums in float64 that are exact
     # for them) are the same on the box as on the slice, so only the box is read.
-    on_box = np.dtype(hu.dtype).kind in "iub"
+    on_box = getattr(hu, "dtype", None) is not None and np.dtype(hu.dtype).kind in "iub"
     resid = []
     for z, ok, (y0, y1, x0, x1) in zip(sample.zs, sample.masks, sample.boxes):
         sl = (hu[z, y0:y1, x0:x1] if on_box else hu[z]).astype(np.float32)
