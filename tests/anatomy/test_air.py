@@ -119,3 +119,17 @@ def test_equals_the_distance_transform_closing():
         np.testing.assert_array_equal(mask & got, mask)
         added += int((got & ~mask).sum())
     assert added > 0  # some of the cases have a cavity to add
+
+
+def test_copy_false_returns_the_input_only_when_nothing_is_added():
+    body, cavity = _head_with_nose(mouth_mm=30)  # no cavity taken in
+    before = body.copy()
+    same = add_internal_air(body, SPACING, copy=False)
+    assert same is body
+    fresh = add_internal_air(body, SPACING)
+    assert fresh is not body and np.array_equal(fresh, body)
+    body, cavity = _head_with_nose(mouth_mm=6)  # a cavity is added: a new array, input kept
+    before = body.copy()
+    out = add_internal_air(body, SPACING, copy=False)
+    assert out is not body and out[cavity].all()
+    np.testing.assert_array_equal(body, before)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.morphology import fill_holes_2d, fill_holes_in_plane
+from calcinosis.anatomy.morphology import fill_holes_2d, fill_holes_in_plane, runs_are_single
 
 
 def test_fill_holes_equals_scipy_on_ragged_masks():
@@ -36,3 +36,41 @@ def test_special_slices():
     two_sides[:, 3] = True  # a wall splits the outside in two: nothing to fill
     np.testing.assert_array_equal(fill_holes_2d(two_sides), two_sides)
     assert fill_holes_2d(np.ones((3, 3), bool)).all() and not fill_holes_2d(np.zeros((3, 3), bool)).any()
+
+
+def test_single_runs_mean_no_hole_and_are_told_apart():
+    # Convex-ish random blobs (some with holes, some notched): whenever the run test says
+    # "no hole", filling changes nothing; and it says so for most hole-free blobs.
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[0:40, 0:50]
+    said, hole_free = 0, 0
+    for _ in range(300):
+        cy, cx, r = rng.uniform(10, 30), rng.uniform(10, 40), rng.uniform(3, 15)
+        m = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        if rng.random() < 0.3:
+            m &= (yy - cy) ** 2 + (xx - cx) ** 2 > (r / 2) ** 2  # a ring: a hole
+        if rng.random() < 0.3:
+            m[int(cy) - 1:int(cy) + 2, :int(cx)] = False  # a notch from the left
+        filled = fill_holes_2d(m)
+        hole_free += np.array_equal(filled, m)
+        if runs_are_single(m):
+            said += 1
+            np.testing.assert_array_equal(filled, m)
+    assert said >= 0.6 * hole_free > 0
+
+
+def test_single_runs_cases():
+    m = np.zeros((9, 9), bool)
+    assert runs_are_single(m)  # empty
+    m[2:7, 2:7] = True
+    assert runs_are_single(m)
+    m[4, 4] = False  # a one-pixel hole
+    assert not runs_are_single(m)
+    m[4, 4:] = False  # the hole opened to the right: columns split, rows not
+    assert runs_are_single(m)
+    side = np.zeros((9, 9), bool)
+    side[2:7, 1:3] = side[2:7, 5:8] = True  # two bars side by side: columns are single runs
+    assert runs_are_single(side)
+    corner = np.zeros((9, 9), bool)
+    corner[1:4, 1:4] = corner[5:8, 5:8] = corner[1:4, 5:8] = True  # rows and columns both split
+    assert not runs_are_single(corner)

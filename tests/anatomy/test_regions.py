@@ -282,16 +282,27 @@ def test_block_shares_are_exact_counts():
         assert value == np.float32(part.sum() / float(part.shape[0] * 16))
 
 
-def test_running_low_is_the_windowed_nanpercentile():
+def test_block_counts_over_255_voxels_do_not_wrap():
+    """Blocks of more than 255 voxels are counted in 16 bits: a full block's share is 1."""
+    from calcinosis.anatomy.regions import _block_features
+
+    body = np.ones((8, 16, 18), bool)
+    shares = _block_features(np.zeros(body.shape, np.int16), body, body, (4, 8, 9))[:2]
+    for share in shares:
+        assert (share == 1.0).all()
+
+
+@pytest.mark.parametrize("seed, n, half", [(2, 60, 5), (7, 400, 20), (11, 9, 30)])
+def test_running_low_is_the_windowed_nanpercentile(seed, n, half):
     from calcinosis.anatomy.regions import _running_low
 
-    rng = np.random.default_rng(2)
-    v = rng.normal(100.0, 20.0, 60)
-    v[rng.random(60) < 0.4] = np.nan
-    v[20:35] = np.nan  # windows with no value at all
-    got = _running_low(v, 5)
+    rng = np.random.default_rng(seed)
+    v = rng.normal(100.0, 20.0, n)
+    v[rng.random(n) < 0.4] = np.nan
+    v[n // 3:n // 3 + 2 * half + 5] = np.nan  # windows with no value at all
+    got = _running_low(v, half)
     for i in range(len(v)):
-        w = v[max(i - 5, 0):i + 6]
+        w = v[max(i - half, 0):i + half + 1]
         want = np.nanpercentile(w, 25) if np.isfinite(w).any() else np.nan
         assert got[i] == want or (np.isnan(want) and np.isnan(got[i])), i
 
@@ -314,3 +325,30 @@ def test_trunk_slices_take_the_region_at_each_slices_body_centre(phantom_results
         got = _trunk_slices(mask, rm)
         np.testing.assert_array_equal(got, want)
         assert got.any() == (part == "trunk")
+
+
+def test_spine_front_of_a_block_of_slices_equals_slice_by_slice():
+    """The anterior edge found on a block's slices at once equals the walk over each
+    slice's bone rows (the last run after a gap wider than SPINE_GAP_MM; nan without bone)."""
+    from calcinosis.anatomy.regions import SPINE_GAP_MM, _spine_front_mm
+
+    def one(bone_slice, spine_x_mm, sp_c):
+        c = int(round(spine_x_mm / sp_c[2]))
+        h = max(1, int(round(10.0 / sp_c[2])))
+        rows = np.flatnonzero(bone_slice[:, max(c - h, 0):c + h + 1].any(axis=1))
+        if len(rows) == 0:
+            return np.nan
+        gaps = np.flatnonzero(np.diff(rows) * sp_c[1] > SPINE_GAP_MM)
+        return float((rows[gaps[-1] + 1] if len(gaps) else rows[0]) * sp_c[1])
+
+    rng = np.random.default_rng(4)
+    n_gaps = 0
+    for _ in range(300):
+        sp = (1.0, float(rng.choice([0.5, 0.8, 3.0])), float(rng.choice([0.5, 0.8, 1.0])))
+        bone = rng.random((3, int(rng.integers(1, 120)), int(rng.integers(1, 80)))) < rng.choice([0.0, 0.003, 0.02, 0.3])
+        x_mm = rng.uniform(0, bone.shape[2] * sp[2])
+        got = _spine_front_mm(bone, x_mm, sp)
+        want = np.array([one(s, x_mm, sp) for s in bone])
+        assert got.tobytes() == want.tobytes()
+        n_gaps += int(np.sum(np.isfinite(want)))
+    assert n_gaps > 100

@@ -23,7 +23,7 @@ import cc3d
 import numpy as np
 
 from calcinosis.anatomy.disk import dilate_disk, erode_disk
-from calcinosis.anatomy.morphology import bbox_of, fill_holes_in_plane
+from calcinosis.anatomy.morphology import bbox_of, fill_holes_in_plane, runs_are_single
 from calcinosis.threads import n_threads, over_slabs
 
 # Half the width (mm) of the widest mouth of a cavity that is plugged: a nostril or a
@@ -34,7 +34,7 @@ COARSE_PIXEL_MM = 2.0
 
 
 def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = MOUTH_RADIUS_MM,
-                     coarse_pixel_mm: float = COARSE_PIXEL_MM) -> np.ndarray:
+                     coarse_pixel_mm: float = COARSE_PIXEL_MM, copy: bool = True) -> np.ndarray:
     """The body mask with the air of cavities that open through a narrow mouth added.
 
     Parameters
@@ -47,6 +47,9 @@ def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = 
         Radius (mm) of the in-plane disk that closes the mouth of a cavity.
     coarse_pixel_mm : float
         The closing runs on the in-plane grid subsampled to pixels of about this size (mm).
+    copy : bool
+        With False, ``mask`` itself is returned when no air is added (no copy of a mask
+        the caller does not keep apart); ``mask`` is never modified either way.
 
     Returns
     -------
@@ -55,8 +58,12 @@ def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = 
         opens to the outside through a mouth narrower than twice ``mouth_radius_mm``.
     """
     mask = np.asarray(mask, dtype=bool)
+
+    def unchanged() -> np.ndarray:
+        return mask.copy() if copy else mask
+
     if not mask.any():
-        return mask.copy()
+        return unchanged()
     box = bbox_of(mask)
     assert box is not None
     sub = mask[box]
@@ -72,13 +79,13 @@ def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = 
     # without a hole in any slice of the dilated mask there is no cavity, and the erosion
     # and the rest are not needed (the body of a trunk or limbs).
     if not _has_hole_in_plane(dilated):
-        return mask.copy()
+        return unchanged()
     closed = erode_disk(dilated, plane, mouth_radius_mm) | padded
     del dilated
     filled = fill_holes_in_plane(closed)
     enclosed = filled & ~closed
     if not enclosed.any():
-        return mask.copy()
+        return unchanged()
     # Air the closing or the filling took in, in pieces joined in 3-D (a cavity runs over
     # many slices; on some of them it is a hole, on others only plugged).
     gained = filled & ~padded
@@ -88,7 +95,7 @@ def add_internal_air(mask: np.ndarray, spacing_zyx, *, mouth_radius_mm: float = 
     keep[0] = False
     cavity = keep[labels][:, pad[1][0]:pad[1][0] + coarse.shape[1], pad[2][0]:pad[2][0] + coarse.shape[2]]
     if not cavity.any():
-        return mask.copy()
+        return unchanged()
     # Back on the full grid; the coarse cells along the cavity's walls leave slivers of air
     # between the cavity and the tissue, which are then holes of the slice.
     cavity = np.repeat(np.repeat(cavity, stride[1], axis=1), stride[2], axis=2)[:, :sub.shape[1], :sub.shape[2]]
@@ -111,6 +118,8 @@ def _has_hole_in_plane(mask: np.ndarray) -> bool:
         for z in range(z0, z1):
             if found[z0:z1].any():
                 return
+            if runs_are_single(mask[z]):  # a few passes prove most slices hole-free
+                continue
             background = ~mask[z]
             if background.all() or not background.any():
                 continue

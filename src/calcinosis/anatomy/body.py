@@ -17,6 +17,7 @@ from calcinosis.anatomy.morphology import (
     label_counts,
     label_maximum,
     margin_voxels,
+    runs_are_single,
 )
 from calcinosis.threads import n_threads, over_slabs
 
@@ -81,27 +82,44 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     index = np.arange(1, n + 1)
     deep = erode_disk(coarse, sp_c, MIN_HALF_THICKNESS_MM, strict=True)
     del coarse
-    thick = label_maximum(deep.view(np.uint8), labels, n)[1:] >= 1
+    thick, sizes = _thick_and_sizes(labels, n, deep)
     del deep
-    sizes = label_counts(labels, n)[1:]
     if not thick.any():
         # A small part (a hand, a child's limb): take the biggest piece rather than nothing.
         thick = sizes == sizes.max()
     keep = thick & (sizes >= 0.02 * sizes[thick].max())
     lut = np.zeros(n + 1, bool)
     lut[index[keep]] = True
-    mask, extent = _full_resolution_mask(sub_hu, labels, lut, f, spacing_zyx)
+    inner, mask = _full_resolution_mask(sub_hu, labels, lut, f, spacing_zyx, margin_voxels(spacing_zyx, 20.0))
     del labels
-    final = _bbox_from_extent(extent, margin_voxels(spacing_zyx, 20.0))
-    if final is None:
+    if inner is None:
         return Body(box, mask, 0)
-    inner = tuple(slice(f.start, f.stop) for f in final)
     crop = tuple(slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner))
-    return Body(crop, np.ascontiguousarray(mask[inner]), int(keep.sum()))  # type: ignore[arg-type]
+    return Body(crop, mask, int(keep.sum()))  # type: ignore[arg-type]
 
 
 # In-plane grid (mm) on which body parts are told from the table and objects.
 COARSE_MM = 2.4
+# Up to this many coarse parts, each is counted by a comparison with its label (a few
+# passes over the small coarse grid beat a labelled statistics pass).
+_FEW_PARTS = 8
+
+
+def _thick_and_sizes(labels: np.ndarray, n: int, deep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per part 1..n of ``labels``: whether it holds a ``deep`` voxel, and its voxel count."""
+    if n > _FEW_PARTS:
+        return (label_maximum(deep.view(np.uint8), labels, n)[1:] >= 1,
+                label_counts(labels, n)[1:])
+    thick = np.zeros(n, bool)
+    sizes = np.zeros(n, np.int64)
+    part = np.empty(labels.shape, bool)
+    for k in range(1, n + 1):
+        np.equal(labels, k, out=part)
+        sizes[k - 1] = np.count_nonzero(part)
+        np.logical_and(part, deep, out=part)
+        thick[k - 1] = part.any()
+    return thick, sizes
+
 
 
 def _coarse_tissue(hu: np.ndarray, f: int) -> np.ndarray:
@@ -113,22 +131,24 @@ def _coarse_tissue(hu: np.ndarray, f: int) -> np.ndarray:
     cy, cx = hu.shape[1] // f, hu.shape[2] // f
     out = np.empty((nz, cy, cx), bool)
 
-    # Slice by slice, in threads: the f * f strided passes then read a slice in cache.
+    # Slice by slice, in threads: the strided passes then read a slice in cache. The rows
+    # of a block first (whole rows, contiguous), then its columns on a third of the data.
     def slab(z0: int, z1: int) -> None:
         for z in range(z0, z1):
-            low = hu[z, 0:cy * f:f, 0:cx * f:f].copy()
-            for i in range(f):
-                for j in range(f):
-                    if i or j:
-                        np.minimum(low, hu[z, i:cy * f:f, j:cx * f:f], out=low)
+            rows = hu[z, 0:cy * f:f, :cx * f].copy()
+            for i in range(1, f):
+                np.minimum(rows, hu[z, i:cy * f:f, :cx * f], out=rows)
+            low = rows[:, 0::f].copy()
+            for j in range(1, f):
+                np.minimum(low, rows[:, j::f], out=low)
             np.greater(low, AIR_HU, out=out[z])
 
     over_slabs(slab, nz, n_threads(), hu.size)
     return out
 
 
-def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f: int,
-                          spacing_zyx) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f: int, spacing_zyx,
+                          margin: tuple[int, int, int]) -> tuple[tuple[slice, ...] | None, np.ndarray]:
     """The body at full resolution from the kept coarse blocks of f x f voxels (the blocks
     whose coarse part ``labels`` is kept by ``lut``), slice by slice so that each slice's
     work stays in cache.
@@ -139,15 +159,20 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
     disk at full resolution instead (:func:`_open_slice`), which draws the skin exactly and
     cuts off what lies on it. Then holes are filled.
 
-    Returns the mask and its extent: which rows and which columns of each slice it
-    touches (``[z, y]`` and ``[z, x]`` booleans), for its bounding box without another
-    pass over the mask."""
+    Returns the box of the mask grown by ``margin`` voxels (clipped to ``hu``; ``None``
+    when the mask is empty) and the mask on that box (all of ``hu``'s grid when empty).
+    Each slice's piece is kept until the box is known, so the mask is written once, on
+    its own box (no mask of ``hu``'s size and no copy of its box)."""
     nz, ny, nx = hu.shape
     sy, sx = (float(s) for s in spacing_zyx[1:])
     cy, cx = labels.shape[1:]
+    # The coarse grid is f * f times smaller: one look-up for all slices (a comparison when
+    # every part is kept, the usual case).
+    kept_all = labels != 0 if lut[1:].all() else lut[labels]
+    kept_rows, kept_cols = kept_all.any(axis=2), kept_all.any(axis=1)
     rows = np.minimum(np.arange(ny) // f, cy - 1)
     cols = np.minimum(np.arange(nx) // f, cx - 1)
-    out = np.zeros(hu.shape, bool)
+    pieces: list[tuple[int, int, np.ndarray] | None] = [None] * nz
     rows_hit = np.zeros((nz, ny), bool)
     cols_hit = np.zeros((nz, nx), bool)
 
@@ -158,21 +183,20 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
 
     def slab(z0: int, z1: int) -> None:
         for z in range(z0, z1):
-            kept = lut[labels[z]]
-            k_rows = np.flatnonzero(kept.any(axis=1))
+            k_rows = np.flatnonzero(kept_rows[z])
             if k_rows.size == 0:
                 continue
-            k_cols = np.flatnonzero(kept.any(axis=0))
+            k_cols = np.flatnonzero(kept_cols[z])
             y0 = max(int(k_rows[0]) * f - reach, 0)
             y1 = ny if k_rows[-1] == cy - 1 else min((int(k_rows[-1]) + 1) * f + reach, ny)
             x0 = max(int(k_cols[0]) * f - reach, 0)
             x1 = nx if k_cols[-1] == cx - 1 else min((int(k_cols[-1]) + 1) * f + reach, nx)
             tissue = hu[z, y0:y1, x0:x1] > AIR_HU
-            base = kept[rows[y0:y1]][:, cols[x0:x1]] & tissue
-            m = base
-            for _ in range(f):
-                m = grow_one(m, corners=True) & tissue
-            if (grow_one(m, corners=True) & tissue & ~m).any():
+            # The blocks' pixels: columns then rows picked from the small coarse slice.
+            base = np.take(np.take(kept_all[z], cols[x0:x1], axis=1), rows[y0:y1], axis=0)
+            base &= tissue
+            m, spills = _grow_within(base, tissue, f)
+            if spills:
                 # The opening is not local: on the whole slice.
                 tissue = hu[z] > AIR_HU
                 whole = np.zeros((ny, nx), bool)
@@ -180,13 +204,64 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
                 m = _open_slice(tissue, whole, sy, sx)
                 y0, y1, x0, x1 = _box_2d(m, 1)
                 m = m[y0:y1, x0:x1]
-            filled = fill_holes_2d(m)
-            out[z, y0:y1, x0:x1] = filled
+            # Most slices of limbs, abdomen and pelvis have no hole: skip the labelling there.
+            filled = m if runs_are_single(m) else fill_holes_2d(m)
+            pieces[z] = (y0, x0, filled)
             rows_hit[z, y0:y1] = filled.any(axis=1)
             cols_hit[z, x0:x1] = filled.any(axis=0)
 
     over_slabs(slab, nz, n_threads())
-    return out, (rows_hit, cols_hit)
+    final = _bbox_from_extent((rows_hit, cols_hit), margin)
+    if final is None:
+        return None, np.zeros(hu.shape, bool)
+    fz, fy, fx = final
+    out = np.zeros((fz.stop - fz.start, fy.stop - fy.start, fx.stop - fx.start), bool)
+
+    def place(k0: int, k1: int) -> None:
+        for z in range(fz.start + k0, fz.start + k1):
+            piece = pieces[z]
+            if piece is None:
+                continue
+            y0, x0, filled = piece
+            pieces[z] = None
+            # The piece's box may reach past the final box, but only with background.
+            a0, a1 = max(y0, fy.start), min(y0 + filled.shape[0], fy.stop)
+            b0, b1 = max(x0, fx.start), min(x0 + filled.shape[1], fx.stop)
+            out[z - fz.start, a0 - fy.start:a1 - fy.start, b0 - fx.start:b1 - fx.start] = \
+                filled[a0 - y0:a1 - y0, b0 - x0:b1 - x0]
+
+    over_slabs(place, out.shape[0], n_threads(), out.size)
+    return final, out
+
+
+def _grow_within(m: np.ndarray, tissue: np.ndarray, steps: int) -> tuple[np.ndarray, bool]:
+    """``m`` grown ``steps`` times into its 8 neighbours within ``tissue`` (``m`` inside
+    ``tissue``), and whether one more step would still grow it (tissue goes on).
+
+    Each step is :func:`grow_one` with corners, and ``tissue``; a step that adds nothing
+    ends the growth early (no later step can add anything either)."""
+    count = np.count_nonzero(m)
+    for step in range(steps + 1):
+        grown = _grow8(m)
+        grown &= tissue
+        now = np.count_nonzero(grown)
+        if now == count:  # m lies inside grown: equal counts, equal masks
+            return m, False
+        if step == steps:  # the check's step grew it
+            return m, True
+        m, count = grown, now
+    raise AssertionError("unreachable")
+
+
+def _grow8(m: np.ndarray) -> np.ndarray:
+    """A 2-D mask grown into its 8 neighbours: :func:`grow_one` with corners, for one slice."""
+    rows = m.copy()
+    rows[1:] |= m[:-1]
+    rows[:-1] |= m[1:]
+    out = rows.copy()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out
 
 
 def _box_2d(m: np.ndarray, margin: int) -> tuple[int, int, int, int]:
@@ -224,41 +299,116 @@ def _open_slice(tissue: np.ndarray, base: np.ndarray, sy: float, sx: float) -> n
     if not deep.any():
         return base.copy()
     opened = dilate_disk(deep, (sy, sx), TABLE_OPENING_MM)
-    pieces = cc3d.connected_components(opened, connectivity=4)
-    lut = np.zeros(int(pieces.max()) + 1, bool)
-    lut[pieces[base & opened]] = True
-    lut[0] = False
-    return (grow_one(lut[pieces]) & tissue) | base
+    pieces, n = cc3d.connected_components(opened, connectivity=4, return_N=True)
+    if n <= _FEW_PIECES:
+        # A comparison per piece: cheaper than gathering the labels under base and a look-up.
+        body = np.zeros(opened.shape, bool)
+        for k in range(1, n + 1):
+            piece = pieces == k
+            if np.logical_and(piece, base).any():  # piece is inside opened: base & opened
+                body |= piece
+    else:
+        lut = np.zeros(n + 1, bool)
+        lut[pieces[base & opened]] = True
+        lut[0] = False
+        body = lut[pieces]
+    return (grow_one(body) & tissue) | base
 
 
-def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray | Callable[[int], np.ndarray], *,
+# Up to this many pieces in an opened slice, each is compared with base on its own.
+_FEW_PIECES = 4
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseSample:
+    """Where the noise is measured: the sampled slices ``zs``; on each, the box
+    ``(y0, y1, x0, x1)`` round the voxels whose in-plane 5 x 5 neighbourhood is all tissue,
+    grown by 2 pixels (``boxes``), and those voxels on that box (``masks``, bool). Made once
+    by :func:`noise_sample` and read by :func:`estimate_noise_hu` for the image and its
+    smoothed copy alike."""
+
+    zs: tuple[int, ...]
+    masks: tuple[np.ndarray, ...]
+    boxes: tuple[tuple[int, int, int, int], ...]
+
+
+def noise_sample(nz: int, tissue: np.ndarray | Callable[[int], np.ndarray], *,
+                 max_slices: int = 24) -> NoiseSample:
+    """The slices and voxels :func:`estimate_noise_hu` reads: up to ``max_slices`` evenly
+    spaced slices of ``nz``, on each the voxels whose in-plane 5 x 5 neighbourhood is all
+    ``tissue`` (a boolean array ``[z, y, x]`` or a function giving slice ``z``'s mask);
+    slices with fewer than 50 such voxels are left out."""
+    zs, masks, boxes = [], [], []
+    for z in np.unique(np.linspace(0, nz - 1, min(nz, max_slices)).round().astype(int)):
+        t = tissue(int(z)) if callable(tissue) else tissue[z]
+        # Erosion by a 5 x 5 square (outside the slice counts as not tissue), as two 1-D
+        # minimum filters: the same as binary_erosion, several times faster.
+        ok = ndi.minimum_filter(t.view(np.uint8), size=(5, 5), mode="constant", cval=0).view(bool)
+        if np.count_nonzero(ok) >= 50:
+            # The neighbourhoods of these voxels lie in their box grown by 2 pixels.
+            y0, y1, x0, x1 = _box_2d(ok, 2)
+            zs.append(int(z))
+            masks.append(ok[y0:y1, x0:x1].copy())
+            boxes.append((y0, y1, x0, x1))
+    return NoiseSample(tuple(zs), tuple(masks), tuple(boxes))
+
+
+def estimate_noise_hu(hu: np.ndarray, tissue: np.ndarray | Callable[[int], np.ndarray] | NoiseSample, *,
                       max_slices: int = 24) -> float:
     """Standard deviation (HU) of image noise in homogeneous soft tissue.
 
     Robust (MAD) spread of the difference between each voxel and the mean of its
     in-plane 5 x 5 neighbourhood, over voxels whose neighbourhood is all ``tissue``,
     on up to ``max_slices`` evenly spaced slices; scaled for the 1/25 self-weight.
-    ``tissue`` is a boolean array like ``hu`` or a function giving slice ``z``'s mask.
+    ``tissue`` is a boolean array like ``hu``, a function giving slice ``z``'s mask, or a
+    :class:`NoiseSample` made by :func:`noise_sample` (then ``max_slices`` is its own): an
+    image and its smoothed copy are measured on one sample without eroding twice.
     Given a smoothed image as ``hu``, it measures that image's noise; only the sampled
-    slices ``hu[z]`` are read, so ``hu`` may be a
-    :class:`~calcinosis.detect.smoothing.SmoothedHU` that smooths just those.
+    slices are read (of an integer image, only their boxes round the tissue: ``hu[z, y0:y1,
+    x0:x1]``), so ``hu`` may be a :class:`~calcinosis.detect.smoothing.SmoothedHU` that
+    smooths just those.
     """
-    nz = hu.shape[0]
-    zs = np.unique(np.linspace(0, nz - 1, min(nz, max_slices)).round().astype(int))
-    resid = []
-    for z in zs:
-        t = tissue(z) if callable(tissue) else tissue[z]
-        # Erosion by a 5 x 5 square (outside the slice counts as not tissue), as two 1-D
-        # minimum filters: the same as binary_erosion, several times faster.
-        ok = ndi.minimum_filter(t.view(np.uint8), size=(5, 5), mode="constant", cval=0).view(bool)
-        if ok.sum() < 50:
-            continue
-        sl = hu[z].astype(np.float32)
-        local = ndi.uniform_filter(sl, size=(5, 5))
-        resid.append((sl - local)[ok])
-    if not resid:
+    sample = tissue if isinstance(tissue, NoiseSample) else noise_sample(hu.shape[0], tissue,
+                                                                        max_slices=max_slices)
+    if not sample.zs:
         return float("nan")
+    # Whole numbers: the 5 x 5 means (float32, two running sums in float64 that are exact
+    # for them) are the same on the box as on the slice, so only the box is read.
+    on_box = getattr(hu, "dtype", None) is not None and np.dtype(hu.dtype).kind in "iub"
+    resid = []
+    for z, ok, (y0, y1, x0, x1) in zip(sample.zs, sample.masks, sample.boxes):
+        sl = (hu[z, y0:y1, x0:x1] if on_box else hu[z]).astype(np.float32)
+        local = ndi.uniform_filter(sl, size=(5, 5))
+        diff = sl - local
+        resid.append((diff if on_box else diff[y0:y1, x0:x1])[ok])
     r = np.concatenate(resid)
-    mad = float(np.median(np.abs(r - np.median(r))))
+    del resid
+    mad = float(median_exact(np.abs(r - median_exact(r))))
     # sl - mean5x5 has variance sigma^2 * (1 - 1/25) for white noise.
     return 1.4826 * mad / np.sqrt(1.0 - 1.0 / 25.0)
+
+
+def median_exact(a: np.ndarray) -> np.floating:
+    """``np.median`` of a 1-D float array, the same value bit for bit, by a bucket select.
+
+    The values are put in buckets by a monotone key (``trunc(25 a)``: the residuals of
+    the noise estimate are near multiples of 1/25 HU), counted with ``bincount``; only the
+    bucket that holds the middle element(s) is partitioned. Where the key's range is
+    too wide (or a value is not finite) it is ``np.median`` itself."""
+    n = a.size
+    if n == 0 or a.ndim != 1 or a.dtype.kind != "f":
+        return np.median(a)
+    lo, hi = a.min(), a.max()
+    if not (np.isfinite(lo) and np.isfinite(hi)) or float(hi - lo) * 25.0 > min(4.0 * n, 1e7):
+        return np.median(a)
+    key = (a * a.dtype.type(25)).astype(np.int64)
+    key -= key.min()
+    cum = np.cumsum(np.bincount(key))
+    # np.median: the element at n // 2, or the mean of those at n // 2 - 1 and n // 2.
+    ks = (n // 2 - 1, n // 2) if n % 2 == 0 else (n // 2,)
+    picked = []
+    for k in ks:
+        b = int(np.searchsorted(cum, k, side="right"))
+        below = int(cum[b - 1]) if b else 0
+        picked.append(np.partition(a[key == b], k - below)[k - below])
+    return np.mean(np.array(picked, a.dtype))

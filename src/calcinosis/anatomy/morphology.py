@@ -120,6 +120,20 @@ def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
     return mask | lut[lab]
 
 
+def runs_are_single(mask: np.ndarray) -> bool:
+    """Whether a slice (2-D) has every row's pixels in one run, or every column's: then it
+    has no hole, as :func:`fill_holes_2d` sees holes (a background pixel reaches the border
+    along its row, or its column, on the side without the run). A few cheap passes; False
+    says nothing (the slice may or may not have holes)."""
+    # Runs start where a pixel is set and its left (upper) neighbour is not; each non-empty
+    # row (column) has at least one start, so equal counts mean one run each.
+    starts = np.count_nonzero(mask[:, 1:] > mask[:, :-1]) + np.count_nonzero(mask[:, 0])
+    if starts == np.count_nonzero(mask.any(axis=1)):
+        return True
+    starts = np.count_nonzero(mask[1:] > mask[:-1]) + np.count_nonzero(mask[0])
+    return starts == np.count_nonzero(mask.any(axis=0))
+
+
 def label_maximum(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     """Per-label maximum of ``values``: array of length ``n + 1`` (index = label; ``-inf``
     for label 0 and for labels with no voxel).
@@ -158,12 +172,22 @@ def label_counts(labels: np.ndarray, n: int) -> np.ndarray:
 
 def bbox_of(mask: np.ndarray, margin: tuple[int, int, int] = (0, 0, 0)) -> tuple[slice, ...] | None:
     """Bounding box of ``mask`` as slices, grown by ``margin`` voxels and clipped to the array."""
-    if not mask.any():
+    if mask.ndim == 3:
+        # Two passes instead of four: rows per slice first, then the columns of the box's rows.
+        zy = mask.any(axis=2)
+        z_hit = np.flatnonzero(zy.any(axis=1))
+        if z_hit.size == 0:
+            return None
+        y_hit = np.flatnonzero(zy.any(axis=0))
+        x_hit = np.flatnonzero(mask[z_hit[0]:z_hit[-1] + 1, y_hit[0]:y_hit[-1] + 1].any(axis=(0, 1)))
+        hits = (z_hit, y_hit, x_hit)
+    elif not mask.any():
         return None
+    else:
+        hits = tuple(np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+                     for axis in range(mask.ndim))
     out = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=other))
+    for axis, hit in enumerate(hits):
         lo = max(int(hit[0]) - margin[axis], 0)
         hi = min(int(hit[-1]) + 1 + margin[axis], mask.shape[axis])
         out.append(slice(lo, hi))
