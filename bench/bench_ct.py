@@ -10,25 +10,29 @@ address-space limit (``RLIMIT_AS``, like ``prlimit --as``) of G GiB: the issue a
 1000 slices within 4 GiB. Threads follow ``CALCINOSIS_THREADS`` (see
 :func:`calcinosis.threads.n_threads`).
 
-Where the time went (512 x 512 x 400 trunk phantom, 2 cores, pyinstrument). Session 1:
-55 s, then 19.5 s (per-label statistics on labelled voxels only, slice-wise EDTs, cc3d hole
-filling, distances on lesion boxes). Session 2 (``python bench/bench_ct.py 100 400 1000
---limit-gib 4`` on an idle machine): 7.0 s, 14x the baseline (100 slices 13.9x, 1000 slices
-15.1x). Profile (8.4 s, before the last two changes: the outline opening on basin
-boxes, and a bone's split in a worker thread beside the small components) = detect 4.0 s
-(bone split of the spine 1.6 s: watershed 0.7, ITK h-maxima 0.5, outline opening 0.4;
-split of hollow rib pieces 0.5;
-cc3d labelling and the voxel sort 0.45; hollow tests 0.34), body 1.3 s, cavity 0.9 s,
-internal air 0.8 s, smoothing 0.75 s (2 threads), regions 0.57 s, measurement 0.3 s, noise
-0.2 s. What made it faster: body parts chosen on a 2.4 mm grid with the skin at full
-resolution; component statistics from one radix sort of the dense voxels (no uint32 label
-grid, no ndimage passes over the whole crop); h-maxima by ITK reconstruction; one int16
-smoothed image shared by the noise estimate and detection; skin and bone distances from
-edge voxels (k-d tree) instead of distance transforms; labels written straight into the
-output map; a bone's split in a worker thread, and measurement beside the anatomy. Peak
-memory went from 6.5x to 4.8x the volume (4x + 162 MiB) at 400 slices, and the
-1000-slice case now runs under 4 GiB (4.3x = 4x + 161 MiB). The 3x time target is
-not met: 14-15x the warm baseline (which ran 2x faster here than in a fresh process).
+Where the time went (512 x 512 x 400 trunk phantom, 2 cores). Session 1: 55 s, then 19.5 s.
+Session 2: 7.0 s, 14x the baseline (per-label statistics from one radix sort of the dense
+voxels, body parts on a 2.4 mm grid, h-maxima by ITK reconstruction, distances from edge
+voxels, a bone's split in a worker thread). Session 3 (``python bench/bench_ct.py 100 400
+1000 --limit-gib 4``, best of 2 analyses against best of 3 baselines): 400 slices 2.6-3.0 s =
+5.5-5.7x (100 slices 8.0x: fixed costs; 1000 slices 6.0x, 31 ns/voxel against 29 at 400:
+linear in the voxels). Outputs identical to session 2's on this phantom and the two real
+scans. What made it faster: the cavity computed only on the slices where findings are
+read, with a scanline convex hull; region block features from strided sums; disk
+erosion/dilation from shifted copies instead of distance transforms (body, internal air);
+the internal-air closing skipped when no slice of the dilated mask has a hole; the
+smoothed image computed only in the boxes and sampled slices that are read; labelling by
+ITK (same numbering as cc3d), started right after the body is found; the bone split on the
+structure's own box; the label map on ordinary pages (huge pages stalled the first lesion
+writes); the noise estimate's slices eroded once for both estimates, with an exact bucket
+median. What is left (CPU, one thread, 4.0-4.2 s in all): the spine's split 1.0 s
+(scikit-image watershed 0.44 s and ITK h-maxima reconstruction 0.31 s on one connected
+1.4 M-voxel solid: no exact way found to cut or split it; other libraries' versions were
+slower or differ), labelling 0.38 s, 111 small hollow-rib-piece splits 0.37 s, body 0.40
+s, regions 0.19 s, noise 0.18 s. Both cores are busy from the body to the end of detection:
+the 3x target needs a different split algorithm (or less CPU overall), not scheduling.
+Peak memory: 4x the int16 volume + 68 MiB at 400 slices; 1000 slices run under the 4 GiB
+limit (3.7x the volume).
 
 Reading (``--read``): a 400-slice DICOM series and the same volume as ``.nii.gz``,
 each read with :func:`calcinosis.io.read_volume` and with SimpleITK alone
