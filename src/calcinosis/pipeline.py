@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from calcinosis.anatomy.air import add_internal_air
-from calcinosis.anatomy.body import estimate_noise_hu, find_body, noise_sample
+from calcinosis.anatomy.body import find_body
+from calcinosis.anatomy.noise import estimate_noise_hu, noise_sample
 from calcinosis.anatomy.cavity import find_cavity
 from calcinosis.anatomy.regions import body_regions
 from calcinosis.config import AnalysisConfig

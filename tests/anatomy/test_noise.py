@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.body import estimate_noise_hu, median_exact, noise_sample
+from calcinosis.anatomy.noise import estimate_noise_hu, median_exact, noise_sample
 
 
 def reference_noise_hu(hu: np.ndarray, tissue: np.ndarray, max_slices: int = 24) -> float:

@@ -196,3 +196,14 @@ def bbox_of(mask: np.ndarray, margin: tuple[int, int, int] = (0, 0, 0)) -> tuple
 
 def margin_voxels(spacing_zyx, margin_mm: float) -> tuple[int, int, int]:
     return tuple(int(np.ceil(margin_mm / float(s))) for s in spacing_zyx)  # type: ignore[return-value]
+
+
+def box_2d(m: np.ndarray, margin: int) -> tuple[int, int, int, int]:
+    """Rows ``y0:y1`` and columns ``x0:x1`` of a slice's box round ``m`` plus ``margin``
+    pixels (the whole slice when ``m`` is empty)."""
+    ny, nx = m.shape
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size == 0:
+        return 0, ny, 0, nx
+    return (max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, ny),
+            max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, nx))
