@@ -157,3 +157,24 @@ def test_hard_cases_measurements(hard_results):
             if d.equivalent_diameter_mm >= 3.0 and lesion.mass_mg != pytest.approx(d.mass_mg, rel=0.15):
                 problems.append((case, d.id, "mass"))
     assert not problems, problems
+
+
+def test_faint_deposit_joined_to_a_rib_piece_is_split_off():
+    # Trunk seed 4 on 3 mm slices: deposit 6 (6.6 mm, 529 HU, 2.8 mm from a rib) joins the
+    # rib piece at the threshold through the slices' partial volume. It is fainter than the
+    # rib (smoothed peak ~550 against ~820), so the "denser than the bone" rule alone lost it.
+    ph = make_ct_phantom("trunk", seed=4, noise_hu=30.0, slice_thickness_mm=3.0, length_mm=50)
+    analysis = analyze(ph.volume)
+    matches, false = match_lesions(ph, analysis.lesions, analysis.labels)
+    found = {m.truth.id: m.lesion for m in matches if m.lesion is not None}
+    truth = next(d for d in ph.deposits if d.id == 6)
+    assert truth.compartment == "juxta_osseous" and truth.density_hu < 600
+    assert 6 in found, "the faint deposit beside the rib was not split off"
+    lesion = found[6]
+    err = np.linalg.norm(np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm]) - np.asarray(truth.centroid_lps))
+    assert err < 1.0
+    assert lesion.compartment == "juxta_osseous"
+    # Its volume is 0.82 of the ideal: the valley cut leaves the rib the voxels of the joint
+    # (a measurement limit of split deposits on 3 mm slices, noted on the core issue).
+    assert 0.7 < lesion.volume_mm3 / _ideal_volume(ph, truth) < 1.15
+    assert len(false) <= 1

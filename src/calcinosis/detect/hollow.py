@@ -10,8 +10,10 @@ piece at a valley (:func:`calcinosis.anatomy.bone.valley_split`). The cortex of 
 bone piece splits into basins too (its noise and partial volume make shallow
 valleys along it); those are arcs of one shell at the bone's density. A deposit is
 taken only when its piece is solid (not hollow), what is left of the object is
-still a hollow bone piece, and the deposit's peak rises above everything left by
-more than ``h_hu``: it is denser than the bone it touches, so not a part of it.
+still a hollow bone piece, and the deposit's peak differs from everything left by
+more than ``h_hu``: denser than the bone it touches, or fainter than it while standing
+outside the bone piece's outline (a deposit of a few hundred HU next to a rib: on 3 mm
+slices it joins the rib at the threshold). Either way not a part of that bone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bone import valley_split
+from calcinosis.anatomy.disk import dilate_disk, erode_disk
 from calcinosis.anatomy.morphology import distance_inside_mm
 
 # The in-plane 4-neighbourhood as a 3-D structure: components never cross slices.
@@ -59,6 +62,21 @@ def core_in_plane(solid: np.ndarray, spacing_zyx, depth_mm: float) -> np.ndarray
     disk = d2 < depth_mm ** 2
     # Beyond the box is outside (as the padded distance map has it); across slices nothing is read.
     return ndi.binary_erosion(solid, structure=disk[None], border_value=0)
+
+
+# A deposit fainter than the bone it touches: at least this share of it outside the bone
+# piece's outline, smoothed slice by slice with a disk of OUTLINE_DISK_MM.
+OUTSIDE_MIN_SHARE = 0.5
+OUTLINE_DISK_MM = 3.0
+
+
+def _outside_share(piece: np.ndarray, solid: np.ndarray, spacing_zyx) -> float:
+    """Share of ``piece`` outside the rest of ``solid`` opened slice by slice with a disk
+    of ``OUTLINE_DISK_MM`` (and the rest itself): the bone piece's smooth outline."""
+    sp = (float(spacing_zyx[1]), float(spacing_zyx[2]))
+    rest = solid & ~piece
+    outline = dilate_disk(erode_disk(rest, sp, OUTLINE_DISK_MM), sp, OUTLINE_DISK_MM) | rest
+    return float((piece & ~outline).sum()) / max(int(piece.sum()), 1)
 
 
 def deposits_on_bone_piece(
@@ -102,8 +120,13 @@ def deposits_on_bone_piece(
         full = np.zeros(mask.shape, bool)
         full[sub] = piece
         rest = mask & ~full
-        if not rest.any() or float(smooth_hu[full].max()) < float(smooth_hu[rest].max()) + h_hu:
+        if not rest.any():
+            continue
+        peak, bone_peak = float(smooth_hu[full].max()), float(smooth_hu[rest].max())
+        if abs(peak - bone_peak) < h_hu:
             continue  # an arc of the cortex, at the bone's own density
+        if peak < bone_peak and _outside_share(full, solid, spacing_zyx) < OUTSIDE_MIN_SHARE:
+            continue  # fainter than the bone and on its outline: its partial volume
         if is_hollow(hu, rest, spacing_zyx, threshold_hu):
             out.append(full)
     return out
