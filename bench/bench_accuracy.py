@@ -48,7 +48,8 @@ def _seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def sweep(cases, draws: int) -> list[dict]:
+def sweep(cases, draws: int, falses: list) -> list[dict]:
+    """One row per truth deposit and draw; the false lesions are appended to ``falses``."""
     rows = []
     t0 = time.perf_counter()
     for body, seed, noise, slice_mm in cases:
@@ -62,6 +63,7 @@ def sweep(cases, draws: int) -> list[dict]:
                 vol = Volume(array, vol.spacing, vol.origin, vol.direction, vol.metadata)
             analysis = analyze(vol)
             matches, false = match_lesions(ph, analysis.lesions, analysis.labels)
+            falses.extend((f"{body}-s{seed}-n{noise:g}-t{slice_mm:g}", draw, f) for f in false)
             for m in matches:
                 d, lesion = m.truth, m.lesion
                 ideal = int(((ph.labels == d.id) & (ph.noiseless.array >= 130.0)).sum())
@@ -76,7 +78,7 @@ def sweep(cases, draws: int) -> list[dict]:
     return rows
 
 
-def report(rows: list[dict]) -> None:
+def report(rows: list[dict], falses: list) -> None:
     vol = [r for r in rows if r["diam"] >= 2.0 and r["volume"] is not None]
     mass = [r for r in rows if r["diam"] >= 3.0 and r["mass"] is not None]
     missed = [r for r in rows if r["diam"] >= 2.0 and r["voxels"] is None and r["ideal_voxels"] > 0]
@@ -88,6 +90,9 @@ def report(rows: list[dict]) -> None:
     scans = {(r["case"], r["draw"]): r["false"] for r in rows}
     print(f"missed deposits of 2 mm or more: {len(missed)}; false deposits: {sum(scans.values())} in "
           f"{len(scans)} scans, {sum(v > 1 for v in scans.values())} scans with more than one")
+    for case, draw, f in falses:
+        print(f"  false {case} draw {draw}: {f.volume_mm3:.0f} mm3, peak {f.peak_hu:.0f} HU, {f.compartment}, "
+              f"{f.bone_distance_mm:.1f} mm from bone, flags {f.flags or '-'}")
     for r in missed:
         print(f"  missed {r['case']} draw {r['draw']} deposit {r['id']} ({r['diam']:.1f} mm, {r['density']:.0f} HU "
               f"in {r['background']:.0f} HU, {r['ideal_voxels']} ideal voxels)")
@@ -114,7 +119,8 @@ def main(argv: list[str]) -> None:
         cases = MAIN
     else:
         cases = [(b, s, args.noise, args.slice) for b in ("thighs", "trunk", "elbow") for s in _seeds(args.seeds)]
-    report(sweep(cases, args.draws))
+    falses: list = []
+    report(sweep(cases, args.draws, falses), falses)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-from calcinosis.anatomy.morphology import fill_holes_in_plane, label_counts, open_mm
+from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_in_plane, label_counts, label_maximum, open_mm
 from calcinosis.anatomy.own_blur import own_blur
 
 # A deposit flush on bone may sit behind a valley this fraction of ``h`` deep, if it stands
@@ -54,11 +54,11 @@ CORE_HU = 450.0
 # The bone's blur profile: distance bins (mm) and how far from the core it is modelled (mm).
 PROFILE_BIN_MM = 0.4
 PROFILE_REACH_MM = 5.0
-# Only on slices this thick (mm) does the blur fill the gap so that no valley is left; on
-# thinner ones the profile model finds the edges of thin bone (skull, laminae) as deposits.
-PROFILE_MIN_SLICE_MM = 2.5
 # A deposit's maximum lies at least this far from the bone's core (mm).
 MIN_GAP_DIST_MM = 1.0
+# A piece found above the bone's blur profile smaller than this (mm3) is a speck of the
+# bone's own partial volume or noise on its slope (a 2 mm deposit holds about 4 mm3).
+PROFILE_MIN_VOLUME_MM3 = 2.0
 # A closed shell of bone round at least this much soft tissue (mm^2) in one slice is a skull
 # (a brain in cross-section; the rib cage holds lung, and the pelvic ring is open at the
 # symphysis).
@@ -165,39 +165,47 @@ def is_skull(enclosed: np.ndarray, smooth_hu: np.ndarray, spacing_zyx) -> bool:
 def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken) -> list[Piece]:
     """Deposits near the bone whose own maximum is lost on the slope of the bone's blur.
 
-    A small deposit about 1 mm from the cortex on a noisy, thick-slice scan shows no valley:
-    the bone's blur falls through it. The bone's blur is modelled as a profile of the
-    smoothed intensity against distance from the bone's core (its outline opened with a
-    3 mm ball, and everything at cortical density); what rises above that profile by more
-    than ``h_hu``, outside the core, small and facing soft tissue, is a deposit.
+    A small deposit about 1 mm from the cortex shows no valley: the bone's blur falls through
+    it (on thick slices, and on thin ones within half a millimetre). Once used on slices of
+    2.5 mm or more only, for fear of the edges of thin bone (skull, laminae): a skull is not
+    split at all now, and specks under ``PROFILE_MIN_VOLUME_MM3`` are left to the bone.
+
+    The bone's blur is modelled as a profile of the smoothed intensity against distance
+    from the bone's core (its outline opened with a 3 mm ball, and everything at cortical
+    density); what rises above that profile by more than ``h_hu``, outside the core, small
+    and facing soft tissue, is a deposit.
     """
-    if spacing_zyx[0] < PROFILE_MIN_SLICE_MM:
-        return []
     opened = open_mm(solid, spacing_zyx, OUTLINE_BALL_MM)
     core = opened | (solid & (smooth_hu >= CORE_HU))
     if not core.any() or core.all():
         return []
     # In-plane distance: across thick slices the bone's end is a partial-volume cap, not a
     # profile (a slice without core is out of reach).
-    dist = ndi.distance_transform_edt(~core, sampling=(1e6, *spacing_zyx[1:]))
+    dist = distance_inside_mm(~core, spacing_zyx, in_plane=True)  # edt, slice by slice
     near = ~core & (dist <= PROFILE_REACH_MM)
-    bins = np.minimum((dist / PROFILE_BIN_MM).astype(np.int32), int(PROFILE_REACH_MM / PROFILE_BIN_MM) + 1)
+    # A hair above the quotient: distances of whole pixel steps that land on a bin edge stay
+    # in the upper bin whichever way float32 rounds them.
+    # (A slice without core is at an infinite distance: clipped before the cast.)
+    last = int(PROFILE_REACH_MM / PROFILE_BIN_MM) + 1
+    bins = np.minimum(dist / PROFILE_BIN_MM + 1e-4, last).astype(np.int32)
     profile = np.full(bins.max() + 1, np.inf, np.float32)
-    for b in np.unique(bins[near]):
-        profile[b] = np.median(smooth_hu[near & (bins == b)])
+    near_hu, near_bin = smooth_hu[near], bins[near]
+    for b in np.unique(near_bin):
+        profile[b] = np.median(near_hu[near_bin == b])
+    del near_hu, near_bin
     residual = smooth_hu - profile[bins]
     cand = dense & near & ~taken & (residual >= 0.5 * h_hu)
     labels, n = ndi.label(cand, structure=np.ones((3, 3, 3), bool))
     if n == 0:
         return []
-    idx = np.arange(1, n + 1)
     vv = float(np.prod(spacing_zyx))
     # The deposit's own maximum: a voxel above its in-plane neighbours. On the flank of the
     # bone (or of a thin plate of it, below cortical density on thick slices) the intensity
     # still rises towards the bone.
     own_max = smooth_hu >= ndi.maximum_filter(smooth_hu, size=(1, 3, 3))
-    peak = ndi.maximum(np.where(own_max, residual, -np.inf), labels, idx)
-    peak_dist = ndi.maximum(np.where(residual >= 0.5 * h_hu, dist, 0), labels, idx)
+    # Per-label maxima without ndimage's sort of the whole box.
+    peak = label_maximum(np.where(own_max, residual, -np.inf), labels, n)[1:]
+    peak_dist = label_maximum(np.where(residual >= 0.5 * h_hu, dist, 0), labels, n)[1:]
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:] * vv
     out = []
     objects = ndi.find_objects(labels)
@@ -214,7 +222,10 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
         # its own (in-plane) maximum, not the bone's edge that rises towards the bone.
         piece |= shell & dense[sub] & ~core[sub] & ~taken[sub] & (residual[sub] > 0)
         own_peak = (labels[sub] == k + 1) & own_max[sub]
-        out.append((sub, own_blur(sub, piece, dense, solid, residual[sub], own_peak)))
+        deposit = own_blur(sub, piece, dense, solid, residual[sub], own_peak)
+        if deposit.sum() * vv < PROFILE_MIN_VOLUME_MM3:
+            continue  # a speck on the bone's slope: its partial volume or noise, not a deposit
+        out.append((sub, deposit))
     return out
 
 
