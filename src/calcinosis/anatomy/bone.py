@@ -59,6 +59,10 @@ MIN_GAP_DIST_MM = 1.0
 # A piece found above the bone's blur profile smaller than this (mm3) is a speck of the
 # bone's own partial volume or noise on its slope (a 2 mm deposit holds about 4 mm3).
 PROFILE_MIN_VOLUME_MM3 = 2.0
+# On slices thinner than this (mm), a piece without an in-plane maximum of its own that rises
+# this many times ``h`` above the bone's profile is a deposit pressed against the bone.
+THIN_SLICE_MM = 2.5
+STRONG_RESIDUAL_H = 3.0
 # A closed shell of bone round at least this much soft tissue (mm^2) in one slice is a skull
 # (a brain in cross-section; the rib cage holds lung, and the pelvic ring is open at the
 # symphysis).
@@ -205,6 +209,13 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     own_max = smooth_hu >= ndi.maximum_filter(smooth_hu, size=(1, 3, 3))
     # Per-label maxima without ndimage's sort of the whole box.
     peak = label_maximum(np.where(own_max, residual, -np.inf), labels, n)[1:]
+    if spacing_zyx[0] < THIN_SLICE_MM:
+        # On thin slices a dense deposit within half a millimetre of the cortex has no
+        # in-plane maximum of its own (its intensity rises into the bone in every slice),
+        # yet stands far above the bone's profile; the bone's own edge does not (on thick
+        # slices its partial-volume ends do: there the rule above stays alone).
+        strong = label_maximum(np.where(cand, residual, -np.inf), labels, n)[1:]
+        peak = np.where(np.isinf(peak) & (strong >= STRONG_RESIDUAL_H * h_hu), strong, peak)
     peak_dist = label_maximum(np.where(residual >= 0.5 * h_hu, dist, 0), labels, n)[1:]
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:] * vv
     out = []
