@@ -244,7 +244,7 @@ def _grow_within(m: np.ndarray, tissue: np.ndarray, steps: int) -> tuple[np.ndar
     ends the growth early (no later step can add anything either)."""
     count = np.count_nonzero(m)
     for step in range(steps + 1):
-        grown = _grow8(m)
+        grown = grow_one(m, corners=True)
         grown &= tissue
         now = np.count_nonzero(grown)
         if now == count:  # m lies inside grown: equal counts, equal masks
@@ -253,17 +253,6 @@ def _grow_within(m: np.ndarray, tissue: np.ndarray, steps: int) -> tuple[np.ndar
             return m, True
         m, count = grown, now
     raise AssertionError("unreachable")
-
-
-def _grow8(m: np.ndarray) -> np.ndarray:
-    """A 2-D mask grown into its 8 neighbours: :func:`grow_one` with corners, for one slice."""
-    rows = m.copy()
-    rows[1:] |= m[:-1]
-    rows[:-1] |= m[1:]
-    out = rows.copy()
-    out[:, 1:] |= rows[:, :-1]
-    out[:, :-1] |= rows[:, 1:]
-    return out
 
 
 def _bbox_from_extent(extent: tuple[np.ndarray, np.ndarray],
