@@ -23,14 +23,10 @@ from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bone import valley_split
 from calcinosis.anatomy.disk import dilate_disk, erode_disk
-from calcinosis.anatomy.morphology import distance_inside_mm
 
 # The in-plane 4-neighbourhood as a 3-D structure: components never cross slices.
 _IN_PLANE_4 = np.zeros((3, 3, 3), bool)
 _IN_PLANE_4[1] = [[False, True, False], [True, True, True], [False, True, False]]
-# An offset whose distance lies this close (relative) to the depth asked for is left to the
-# distance map, which decides it as it rounds.
-_TIE_TOLERANCE = 1e-4
 
 
 def fill_holes_in_plane_box(mask: np.ndarray) -> np.ndarray:
@@ -50,18 +46,11 @@ def fill_holes_in_plane_box(mask: np.ndarray) -> np.ndarray:
 def core_in_plane(solid: np.ndarray, spacing_zyx, depth_mm: float) -> np.ndarray:
     """Voxels of ``solid`` at least ``depth_mm`` in-plane from the nearest voxel outside it,
     the box's edge outside: ``distance_inside_mm(pad(solid), in_plane=True) >= depth_mm``
-    (padded by one voxel in-plane), by an erosion with the disk of in-plane offsets nearer
-    than ``depth_mm``, without a distance map. Where an offset lies at ``depth_mm`` to within
-    rounding, the distance map itself decides."""
-    sy, sx = float(spacing_zyx[1]), float(spacing_zyx[2])
-    ry, rx = int(depth_mm / sy) + 1, int(depth_mm / sx) + 1
-    d2 = (np.arange(-ry, ry + 1)[:, None] * sy) ** 2 + (np.arange(-rx, rx + 1)[None, :] * sx) ** 2
-    if np.any(np.abs(d2 - depth_mm ** 2) <= _TIE_TOLERANCE * depth_mm ** 2):
-        padded = np.pad(solid, ((0, 0), (1, 1), (1, 1)))
-        return distance_inside_mm(padded, spacing_zyx, in_plane=True)[:, 1:-1, 1:-1] >= depth_mm
-    disk = d2 < depth_mm ** 2
-    # Beyond the box is outside (as the padded distance map has it); across slices nothing is read.
-    return ndi.binary_erosion(solid, structure=disk[None], border_value=0)
+    (padded by one voxel in-plane), by the disk erosion of :mod:`calcinosis.anatomy.disk`
+    (the same threshold of the same distances, without a distance map)."""
+    padded = np.pad(np.asarray(solid, bool), ((0, 0), (1, 1), (1, 1)))
+    sp = (float(spacing_zyx[1]), float(spacing_zyx[2]))
+    return erode_disk(padded, sp, depth_mm, strict=True)[:, 1:-1, 1:-1]
 
 
 # A deposit fainter than the bone it touches: at least this share of it outside the bone
