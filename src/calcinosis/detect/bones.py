@@ -91,6 +91,16 @@ def bone_boxes(comps: Components, hu: np.ndarray, body: np.ndarray, spacing_zyx,
     return out
 
 
+def prepare_bones(comps: Components, hu: np.ndarray, body: np.ndarray, spacing_zyx, config: AnalysisConfig,
+                  smooth) -> list[BonePrep]:
+    """The bones of :func:`bone_boxes` ready for their split (mask and smoothed box, read from
+    ``smooth``); none on slices thicker than ``MAX_SPLIT_SLICE_MM``, where nothing is split."""
+    if float(spacing_zyx[0]) > MAX_SPLIT_SLICE_MM:
+        return []
+    return [BonePrep(label, box, comps.mask_in(label, box), smooth[box])
+            for label, box in bone_boxes(comps, hu, body, spacing_zyx, config)]
+
+
 def grow_box(box, margin, shape) -> Box:
     """``box`` grown by ``margin`` voxels per axis, within ``shape``."""
     return tuple(slice(max(s.start - m, 0), min(s.stop + m, n))  # type: ignore[return-value]
@@ -120,10 +130,7 @@ def start_detection(hu: np.ndarray, body: np.ndarray | Future, spacing_zyx,
         return label_components(hu >= config.threshold_hu)
 
     def bones(comps: Components, body_mask: np.ndarray) -> list[BonePrep]:
-        if spacing[0] > MAX_SPLIT_SLICE_MM:
-            return []
-        return [BonePrep(label, box, comps.mask_in(label, box), smooth[box])
-                for label, box in bone_boxes(comps, hu, body_mask, spacing, config)]
+        return prepare_bones(comps, hu, body_mask, spacing, config, smooth)
 
     if n_threads() == 1:
         comps_done: Future = Future()

@@ -18,12 +18,11 @@ from calcinosis.anatomy.morphology import (
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.bones import (
     BONE_MARGIN_MM,
-    MAX_SPLIT_SLICE_MM,
     TOOTH_METAL_FRACTION,
     BonePrep,
     DetectionStart,
-    bone_boxes,
     grow_box,
+    prepare_bones,
     start_detection,
 )
 from calcinosis.detect.faint import is_faint_deposit
@@ -185,13 +184,8 @@ def detect_lesions(
         done.set_result(split_off(prep))
         return done
 
-    if start is not None:
-        preps = start.bones.result()
-    elif spacing_zyx[0] <= MAX_SPLIT_SLICE_MM:
-        preps = [BonePrep(label, box, comps.mask_in(label, box), smooth[box])
-                 for label, box in bone_boxes(comps, hu, body, spacing_zyx, config)]
-    else:
-        preps = []
+    preps = (start.bones.result() if start is not None
+             else prepare_bones(comps, hu, body, spacing_zyx, config, smooth))
     # The bones' splits are the longest jobs: the worker starts on them (in label order)
     # before the statistics of all components are gathered.
     splits = {prep.label - 1: submit(prep) for prep in preps}
