@@ -113,13 +113,14 @@ def split_bone(
         through it for deposits that lie on its flank.
     """
     solid = fill_holes_in_plane(dense)
-    if is_skull(solid & ~dense, smooth_hu, spacing_zyx):
+    skull_holes = _skull_holes(solid & ~dense, smooth_hu, spacing_zyx)
+    if skull_holes is not None:
         # The skull base and the face are thin plates of bone round air cells, foramina and
         # sutures; their valleys look like the gap beside a deposit. Calcinosis next to the
         # skull lies in the scalp, under the galea, and is not joined to the bone at the
         # threshold: nothing is split off a skull. Its bone is the skull itself: the
         # cranial cavity it rings (the brain, a large hole of the slice) is not bone.
-        return BoneSplit(solid & ~_large_holes(solid & ~dense, spacing_zyx), ())
+        return BoneSplit(solid & ~skull_holes, ())
     deposits: list[Piece] = []
     bone = solid.copy()
     taken = np.zeros(solid.shape, bool)
@@ -135,35 +136,31 @@ def split_bone(
     return BoneSplit(bone, tuple(deposits))
 
 
-def _large_holes(enclosed: np.ndarray, spacing_zyx) -> np.ndarray:
-    """The in-plane holes of at least ``SKULL_MIN_ENCLOSED_MM2`` among ``enclosed``."""
-    pixel_mm2 = float(spacing_zyx[1]) * float(spacing_zyx[2])
-    min_pixels = int(np.ceil(SKULL_MIN_ENCLOSED_MM2 / pixel_mm2))
-    out = np.zeros(enclosed.shape, bool)
-    for z in np.flatnonzero(enclosed.sum(axis=(1, 2)) >= min_pixels):
-        holes, n = ndi.label(enclosed[z])
-        sizes = np.bincount(holes.ravel(), minlength=n + 1)
-        sizes[0] = 0
-        out[z] = (sizes >= min_pixels)[holes]
-    return out
-
-
 def is_skull(enclosed: np.ndarray, smooth_hu: np.ndarray, spacing_zyx) -> bool:
     """Whether a structure whose in-plane holes are ``enclosed`` is a skull: on some slice
     one hole of at least ``SKULL_MIN_ENCLOSED_MM2`` holds soft tissue (median smoothed HU in
     ``SKULL_CONTENT_HU``), a brain."""
+    return _skull_holes(enclosed, smooth_hu, spacing_zyx) is not None
+
+
+def _skull_holes(enclosed: np.ndarray, smooth_hu: np.ndarray, spacing_zyx) -> np.ndarray | None:
+    """For a skull (:func:`is_skull`), its in-plane holes of at least
+    ``SKULL_MIN_ENCLOSED_MM2`` (the cranial cavity); None for any other structure. Each
+    slice's holes are labelled once, for both answers."""
     pixel_mm2 = float(spacing_zyx[1]) * float(spacing_zyx[2])
     min_pixels = int(np.ceil(SKULL_MIN_ENCLOSED_MM2 / pixel_mm2))
+    large = np.zeros(enclosed.shape, bool)
+    skull = False
     for z in np.flatnonzero(enclosed.sum(axis=(1, 2)) >= min_pixels):
         holes, n = ndi.label(enclosed[z])
         sizes = np.bincount(holes.ravel(), minlength=n + 1)
         sizes[0] = 0
+        large[z] = (sizes >= min_pixels)[holes]
         k = int(np.argmax(sizes))
-        if sizes[k] >= min_pixels:
+        if not skull and sizes[k] >= min_pixels:
             content = float(np.median(smooth_hu[z][holes == k]))
-            if SKULL_CONTENT_HU[0] <= content <= SKULL_CONTENT_HU[1]:
-                return True
-    return False
+            skull = SKULL_CONTENT_HU[0] <= content <= SKULL_CONTENT_HU[1]
+    return large if skull else None
 
 
 def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken) -> list[Piece]:
