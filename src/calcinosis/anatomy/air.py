@@ -23,7 +23,7 @@ import cc3d
 import numpy as np
 
 from calcinosis.anatomy.disk import dilate_disk, erode_disk
-from calcinosis.anatomy.morphology import bbox_of, fill_holes_in_plane, runs_are_single
+from calcinosis.anatomy.morphology import bbox_of, fill_holes_in_plane, has_hole_2d, runs_are_single
 from calcinosis.threads import n_threads, over_slabs
 
 # Half the width (mm) of the widest mouth of a cavity that is plugged: a nostril or a
@@ -120,12 +120,7 @@ def _has_hole_in_plane(mask: np.ndarray) -> bool:
                 return
             if runs_are_single(mask[z]):  # a few passes prove most slices hole-free
                 continue
-            background = ~mask[z]
-            if background.all() or not background.any():
-                continue
-            lab, n = cc3d.connected_components(background, connectivity=4, return_N=True)
-            border = np.unique(np.concatenate((lab[0], lab[-1], lab[:, 0], lab[:, -1])))
-            found[z] = np.count_nonzero(border) < n
+            found[z] = has_hole_2d(mask[z])
 
     over_slabs(slab, mask.shape[0], n_threads(), mask.size)
     return bool(found.any())

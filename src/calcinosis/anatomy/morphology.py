@@ -12,13 +12,13 @@ process may use). Batch workers that run one analysis per process set it to 1.
 
 from __future__ import annotations
 
-
 import cc3d
 import edt
 import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.threads import n_threads, over_slabs
+
 
 def distance_inside_mm(mask: np.ndarray, spacing_zyx, *, in_plane: bool = False) -> np.ndarray:
     """Euclidean distance (mm, float32) from each voxel of ``mask`` to the nearest voxel outside it.
@@ -104,12 +104,9 @@ def grow_one(mask: np.ndarray, *, corners: bool = False) -> np.ndarray:
 
 def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
     """One slice of :func:`fill_holes_in_plane` (a new array)."""
-    background = ~mask
-    if not background.any():
+    if mask.all():
         return mask.copy()
-    lab, n = cc3d.connected_components(background, connectivity=4, return_N=True)
-    border = np.unique(np.concatenate((lab[0], lab[-1], lab[:, 0], lab[:, -1])))
-    border = border[border != 0]
+    lab, n, border = _background_pieces(mask)
     if border.size == n:  # every piece of background reaches the border: no hole
         return mask.copy()
     if border.size == 1:  # one outside (the usual case): a comparison, not a look-up
@@ -118,6 +115,23 @@ def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
     lut[0] = False
     lut[border] = False
     return mask | lut[lab]
+
+
+def has_hole_2d(mask: np.ndarray) -> bool:
+    """Whether a slice has a hole as :func:`fill_holes_2d` fills them (a 4-connected piece of
+    background that does not reach the border)."""
+    if mask.all() or not mask.any():
+        return False
+    _, n, border = _background_pieces(mask)
+    return border.size < n
+
+
+def _background_pieces(mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """A slice's background in 4-connected pieces: their labels, their number, and the
+    labels of those that reach the slice's border."""
+    lab, n = cc3d.connected_components(~mask, connectivity=4, return_N=True)
+    border = np.unique(np.concatenate((lab[0], lab[-1], lab[:, 0], lab[:, -1])))
+    return lab, n, border[border != 0]
 
 
 def runs_are_single(mask: np.ndarray) -> bool:
