@@ -159,19 +159,27 @@ def test_hard_cases_measurements(hard_results):
     assert not problems, problems
 
 
+
+def _one_deposit(body, seed, noise_hu, slice_mm, deposit_id):
+    """A generated scan analysed: its truth for ``deposit_id``, the lesion matched to it (or
+    None), the distance between their centroids (mm), and the false lesions."""
+    ph = make_ct_phantom(body, seed=seed, noise_hu=noise_hu, slice_thickness_mm=slice_mm, length_mm=50)
+    analysis = analyze(ph.volume)
+    matches, false = match_lesions(ph, analysis.lesions, analysis.labels)
+    truth = next(d for d in ph.deposits if d.id == deposit_id)
+    lesion = next(m.lesion for m in matches if m.truth.id == deposit_id)
+    err = None if lesion is None else float(np.linalg.norm(
+        np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm]) - np.asarray(truth.centroid_lps)))
+    return ph, truth, lesion, err, false
+
+
 def test_faint_deposit_joined_to_a_rib_piece_is_split_off():
     # Trunk seed 4 on 3 mm slices: deposit 6 (6.6 mm, 529 HU, 2.8 mm from a rib) joins the
     # rib piece at the threshold through the slices' partial volume. It is fainter than the
     # rib (smoothed peak ~550 against ~820), so the "denser than the bone" rule alone lost it.
-    ph = make_ct_phantom("trunk", seed=4, noise_hu=30.0, slice_thickness_mm=3.0, length_mm=50)
-    analysis = analyze(ph.volume)
-    matches, false = match_lesions(ph, analysis.lesions, analysis.labels)
-    found = {m.truth.id: m.lesion for m in matches if m.lesion is not None}
-    truth = next(d for d in ph.deposits if d.id == 6)
+    ph, truth, lesion, err, false = _one_deposit("trunk", 4, 30.0, 3.0, 6)
     assert truth.compartment == "juxta_osseous" and truth.density_hu < 600
-    assert 6 in found, "the faint deposit beside the rib was not split off"
-    lesion = found[6]
-    err = np.linalg.norm(np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm]) - np.asarray(truth.centroid_lps))
+    assert lesion is not None, "the faint deposit beside the rib was not split off"
     assert err < 1.0
     assert lesion.compartment == "juxta_osseous"
     # Its volume is 0.82 of the ideal: the valley cut leaves the rib the voxels of the joint
@@ -184,14 +192,9 @@ def test_deposit_on_the_bone_flank_found_on_thin_slices():
     # Thighs seed 4 on 1.5 mm slices: deposit 11 (2.6 mm, 677 HU) lies so near the femur that
     # the bone's blur fills the valley between them: no maximum of its own to split at. It
     # stands above the bone's blur profile (the profile split, once used on thick slices only).
-    ph = make_ct_phantom("thighs", seed=4, noise_hu=20.0, slice_thickness_mm=1.5, length_mm=50)
-    analysis = analyze(ph.volume)
-    matches, false = match_lesions(ph, analysis.lesions, analysis.labels)
-    truth = next(d for d in ph.deposits if d.id == 11)
+    ph, truth, lesion, err, false = _one_deposit("thighs", 4, 20.0, 1.5, 11)
     assert truth.compartment == "juxta_osseous" and truth.bone_gap_mm < 2.0
-    lesion = next(m.lesion for m in matches if m.truth.id == 11)
     assert lesion is not None, "the deposit on the femur's flank was not found"
-    err = np.linalg.norm(np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm]) - np.asarray(truth.centroid_lps))
     assert err < 1.0
     assert lesion.compartment == "juxta_osseous"
     assert lesion.volume_mm3 == pytest.approx(_ideal_volume(ph, truth), rel=0.15)
@@ -202,14 +205,9 @@ def test_deposit_pressed_against_the_femur_found_on_thin_slices():
     # Thighs seed 3 on 0.6 mm slices: deposit 9 (2.5 mm, 854 HU) lies 0.5 mm from the femur:
     # its intensity rises into the bone in every slice (no in-plane maximum of its own),
     # but it stands far above the bone's blur profile.
-    ph = make_ct_phantom("thighs", seed=3, noise_hu=10.0, slice_thickness_mm=0.6, length_mm=50)
-    analysis = analyze(ph.volume)
-    matches, false = match_lesions(ph, analysis.lesions, analysis.labels)
-    truth = next(d for d in ph.deposits if d.id == 9)
+    _, truth, lesion, err, false = _one_deposit("thighs", 3, 10.0, 0.6, 9)
     assert truth.bone_gap_mm < 1.0
-    lesion = next(m.lesion for m in matches if m.truth.id == 9)
     assert lesion is not None, "the deposit pressed against the femur was not found"
-    err = np.linalg.norm(np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm]) - np.asarray(truth.centroid_lps))
     assert err < 1.0
     assert lesion.compartment == "juxta_osseous"
     assert len(false) <= 1
