@@ -37,6 +37,7 @@ from skimage.segmentation import watershed
 
 from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_in_plane, label_counts, label_maximum, open_mm
 from calcinosis.anatomy.own_blur import own_blur
+from calcinosis.anatomy.bone_bumps import pressed_candidates
 
 # A deposit flush on bone may sit behind a valley this fraction of ``h`` deep, if it stands
 # outside the bone's outline smoothed by an opening with this ball (mm).
@@ -199,7 +200,6 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     labels, n = ndi.label(cand, structure=np.ones((3, 3, 3), bool))
     if n == 0:
         return []
-    vv = float(np.prod(spacing_zyx))
     # The deposit's own maximum: a voxel above its in-plane neighbours. On the flank of the
     # bone (or of a thin plate of it, below cortical density on thick slices) the intensity
     # still rises towards the bone.
@@ -213,12 +213,32 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
         # slices its partial-volume ends do: there the rule above stays alone).
         strong = label_maximum(np.where(cand, residual, -np.inf), labels, n)[1:]
         peak = np.where(np.isinf(peak) & (strong >= STRONG_RESIDUAL_H * h_hu), strong, peak)
+    out = _accept_bumps(labels, n, peak >= h_hu, solid, dense, core, taken, residual, own_max, dist, h_hu,
+                        spacing_zyx, max_volume)
+    # Deposits pressed against the bone, lost above in the bone's partial-volume ends (joined
+    # to them, or without an in-plane maximum of their own): sought apart from those ends
+    # (:mod:`calcinosis.anatomy.bone_bumps`).
+    for sub, piece in out:
+        cand[sub] &= ~piece
+    labels, n, pressed = pressed_candidates(cand, opened, core, residual, bins, h_hu, spacing_zyx)
+    if pressed.any():
+        out += _accept_bumps(labels, n, pressed, solid, dense, core, taken, residual, own_max, dist, h_hu,
+                             spacing_zyx, max_volume)
+    return out
+
+
+def _accept_bumps(labels, n, rising, solid, dense, core, taken, residual, own_max, dist, h_hu, spacing_zyx,
+                  max_volume) -> list[Piece]:
+    """The candidates of :func:`_profile_split` (``labels``, 1..n) that are deposits: those
+    that rise above the profile (``rising``, per label), small, whose risen part reaches
+    ``MIN_GAP_DIST_MM`` from the core, and face soft tissue; each with its own blur."""
+    vv = float(np.prod(spacing_zyx))
     peak_dist = label_maximum(np.where(residual >= 0.5 * h_hu, dist, 0), labels, n)[1:]
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:] * vv
     out = []
     objects = ndi.find_objects(labels)
     face = ndi.generate_binary_structure(3, 1)
-    for k in np.flatnonzero((peak >= h_hu) & (sizes <= max_volume) & (peak_dist >= MIN_GAP_DIST_MM)):
+    for k in np.flatnonzero(rising & (sizes <= max_volume) & (peak_dist >= MIN_GAP_DIST_MM)):
         sub = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in objects[k])
         piece = labels[sub] == k + 1
         shell = ndi.binary_dilation(piece, structure=face) & ~piece
@@ -235,6 +255,8 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
             continue  # a speck on the bone's slope: its partial volume or noise, not a deposit
         out.append((sub, deposit))
     return out
+
+
 
 
 def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list[Piece]:

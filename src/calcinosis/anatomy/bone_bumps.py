@@ -1,0 +1,130 @@
+"""Deposits pressed against a bone, told from the bone's own partial volume.
+
+A deposit within a millimetre of the cortex has no in-plane maximum of its own: its
+intensity rises into the bone in every slice. It still stands above the bone's blur
+profile (:func:`calcinosis.anatomy.bone._profile_split`), but so do two parts of the bone:
+
+- its ends along z: a slice that cuts the bone's end (or a widening of it) holds the
+  bone's partial volume across the slice, which the in-plane profile does not model
+  (:func:`bone_end_caps`);
+- a straight stretch of its edge whose blur is wider than the profile's median (an edge
+  along the pixel grid, a flat face): a strip that rises above the profile all along.
+
+A deposit is local: it rises above the voxels beside it at the same distance from the
+bone's core (:func:`local_rise`); the bone's edge does not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from calcinosis.anatomy.morphology import label_maximum
+
+# The neighbourhood a deposit's rise is measured against (mm beyond its box, each way):
+# wider than the blur, so that the bone's edge beside the deposit is in it.
+LOCAL_REACH_MM = 3.0
+# A pressed deposit rises this many times the valley depth ``h`` above the bone's profile,
+# and as much above its neighbours at the same distance from the core.
+PRESSED_RISE_H = 1.5
+# At least this share of it lies away from the bone's ends (beyond their blur).
+AWAY_FROM_ENDS_SHARE = 0.5
+
+_IN_PLANE_8 = np.zeros((3, 3, 3), bool)
+_IN_PLANE_8[1] = True
+
+
+def bone_end_caps(outline: np.ndarray) -> np.ndarray:
+    """Voxels outside ``outline`` (a bone's smooth outline, ``[z, y, x]``) that lie over it
+    in the slice before or after: where the bone ends or widens along z.
+
+    A slice cuts such a voxel through the bone's end: its intensity is the bone's partial
+    volume across the slice, which rises above the in-plane blur profile like a deposit.
+    A deposit on the bone's flank lies outside the outline in its neighbouring slices too.
+    """
+    caps = np.zeros(outline.shape, bool)
+    caps[1:] |= outline[:-1]
+    caps[:-1] |= outline[1:]
+    return caps & ~outline
+
+
+def near_caps(caps: np.ndarray) -> np.ndarray:
+    """``caps`` grown by one voxel in-plane: the blur of the bone's end reaches that far
+    beyond the outline of the next slice."""
+    return ndi.binary_dilation(caps, structure=_IN_PLANE_8)
+
+
+def local_rise(residual: np.ndarray, bins: np.ndarray, core: np.ndarray, piece: np.ndarray,
+               box: tuple[slice, ...], spacing_zyx, ends: np.ndarray) -> float:
+    """How far (HU) a candidate rises above its neighbours at the same distance from the
+    bone's core: the largest over its voxels of ``residual`` less the median residual of the
+    voxels in the same distance bin round it (``box`` grown by ``LOCAL_REACH_MM``, outside
+    the core and the candidate). A bin without such voxels counts from zero (the profile).
+
+    Parameters
+    ----------
+    residual : float array
+        Smoothed HU above the bone's blur profile (``-inf`` or NaN in the core).
+    bins : int array
+        Each voxel's distance bin from the core (the profile's index).
+    core : bool array
+        The bone's core.
+    piece : bool array on ``box``
+        The candidate's voxels.
+    ends : bool array
+        Near the bone's ends (:func:`near_caps`): a candidate's voxels there do not count
+        (the blur of the bone's end, beside a deposit or not).
+    box : tuple of slices
+        The candidate's box in the arrays.
+    spacing_zyx : sequence of float
+        Voxel spacing (mm).
+    """
+    grow = [int(np.ceil(LOCAL_REACH_MM / float(s))) for s in spacing_zyx]
+    big = tuple(slice(max(b.start - g, 0), min(b.stop + g, n)) for b, g, n in zip(box, grow, residual.shape))
+    inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, big))
+    own = np.zeros(tuple(s.stop - s.start for s in big), bool)
+    own[inner] = piece
+    res, bn = residual[big], bins[big]
+    around = ~core[big] & ~own & np.isfinite(res)
+    best = -np.inf
+    top = own & ~ends[big]
+    for b in np.unique(bn[top]):
+        same = around & (bn == b)
+        base = float(np.median(res[same])) if same.any() else 0.0
+        best = max(best, float(res[top & (bn == b)].max()) - base)
+    return best
+
+
+def pressed_candidates(cand: np.ndarray, outline: np.ndarray, core: np.ndarray, residual: np.ndarray,
+                       bins: np.ndarray, h_hu: float, spacing_zyx) -> tuple[np.ndarray, int, np.ndarray]:
+    """Candidates for deposits pressed against a bone: ``cand`` (voxels above the bone's blur
+    profile) less the bone's ends (:func:`bone_end_caps` of ``outline``), labelled
+    (26-connected); and per label whether it is one: it rises ``PRESSED_RISE_H * h_hu`` above
+    the profile and above its neighbours (:func:`local_rise`), with at least
+    ``AWAY_FROM_ENDS_SHARE`` of it beyond the blur of the bone's ends.
+
+    Returns
+    -------
+    labels : int array
+        The candidates, 1..n.
+    n : int
+    pressed : bool array, length n
+        Which are deposits (before the size and shape rules of the caller).
+    """
+    caps = bone_end_caps(outline)
+    labels, n = ndi.label(cand & ~caps, structure=np.ones((3, 3, 3), bool))
+    pressed = np.zeros(n, bool)
+    if n == 0:
+        return labels, n, pressed
+    rise = PRESSED_RISE_H * h_hu
+    strong = label_maximum(np.where(labels > 0, residual, -np.inf), labels, n)[1:]
+    ends = None
+    objects = ndi.find_objects(labels)
+    for k in np.flatnonzero(strong >= rise):
+        ends = near_caps(caps) if ends is None else ends
+        box = objects[k]
+        piece = labels[box] == k + 1
+        if (piece & ~ends[box]).sum() < AWAY_FROM_ENDS_SHARE * piece.sum():
+            continue
+        pressed[k] = local_rise(residual, bins, core, piece, box, spacing_zyx, ends) >= rise
+    return labels, n, pressed
