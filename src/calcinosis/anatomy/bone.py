@@ -71,6 +71,7 @@ SKULL_MIN_ENCLOSED_MM2 = 4000.0
 SKULL_CONTENT_HU = (-50.0, 100.0)
 
 Piece = tuple[tuple[slice, ...], np.ndarray]
+_CUBE = np.ones((3, 3, 3), bool)
 
 
 @dataclass(frozen=True, eq=False)
@@ -240,7 +241,7 @@ def _accept_bumps(labels, n, rising, solid, dense, core, taken, residual, own_ma
     face = ndi.generate_binary_structure(3, 1)
     for k in np.flatnonzero(rising & (sizes <= max_volume) & (peak_dist >= MIN_GAP_DIST_MM)):
         sub = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in objects[k])
-        piece = labels[sub] == k + 1
+        piece = _risen_part(labels[sub] == k + 1, residual[sub], h_hu)
         shell = ndi.binary_dilation(piece, structure=face) & ~piece
         facing_tissue = int((shell & ~solid[sub]).sum())
         facing_bone = int((shell & solid[sub]).sum())
@@ -249,7 +250,7 @@ def _accept_bumps(labels, n, rising, solid, dense, core, taken, residual, own_ma
         # The deposit's blur fringe above its own threshold, not the bone's; its maximum is
         # its own (in-plane) maximum, not the bone's edge that rises towards the bone.
         piece |= shell & dense[sub] & ~core[sub] & ~taken[sub] & (residual[sub] > 0)
-        own_peak = (labels[sub] == k + 1) & own_max[sub]
+        own_peak = (labels[sub] == k + 1) & own_max[sub] & piece
         deposit = own_blur(sub, piece, dense, solid, residual[sub], own_peak)
         if deposit.sum() * vv < PROFILE_MIN_VOLUME_MM3:
             continue  # a speck on the bone's slope: its partial volume or noise, not a deposit
@@ -257,6 +258,19 @@ def _accept_bumps(labels, n, rising, solid, dense, core, taken, residual, own_ma
     return out
 
 
+
+
+def _risen_part(piece: np.ndarray, residual: np.ndarray, h_hu: float) -> np.ndarray:
+    """The part of a candidate ``piece`` that is one deposit: its voxels ``h_hu`` or more above
+    the profile that are 26-connected to its highest, and the layer of its voxels round them.
+    A chain of voxels near the profile's level that joins it along the bone's edge (the
+    edge's noise, on thick slices through the next slices) is not the deposit's."""
+    risen = piece & (residual >= h_hu)
+    if not risen.any():
+        return piece
+    parts, _ = ndi.label(risen, structure=_CUBE)
+    top = np.unravel_index(int(np.argmax(np.where(risen, residual, -np.inf))), piece.shape)
+    return piece & ndi.binary_dilation(parts == parts[top], structure=_CUBE)
 
 
 def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list[Piece]:
