@@ -16,7 +16,9 @@ extent) is bone. Deposits lying on it are split off in these ways:
    processes (tried, many false deposits on the trunk phantom); such deposits stay
    in the bone for now.
 3. On thick slices, a deposit hidden in the bone's blur rises above the bone's
-   profile of intensity against distance from its core (:func:`_profile_split`).
+   profile of intensity against distance from its core (:func:`_profile_split`); a piece
+   lying mostly right above or below the bone in the next slice is the partial-volume cap
+   of the bone's end (a vertebral endplate), not a deposit (:func:`_caps_bone`).
 
 The mask of a deposit split off in 1 or 3 keeps its own blur and drops the voxels that
 only the bone's blur lifts above the threshold
@@ -247,6 +249,8 @@ def _accept_bumps(labels, n, rising, solid, dense, core, taken, residual, own_ma
         facing_bone = int((shell & solid[sub]).sum())
         if facing_tissue <= BUMP_MIN_TISSUE_RATIO * facing_bone:
             continue
+        if _caps_bone(piece, solid[sub]):
+            continue
         # The deposit's blur fringe above its own threshold, not the bone's; its maximum is
         # its own (in-plane) maximum, not the bone's edge that rises towards the bone.
         piece |= shell & dense[sub] & ~core[sub] & ~taken[sub] & (residual[sub] > 0)
@@ -256,8 +260,6 @@ def _accept_bumps(labels, n, rising, solid, dense, core, taken, residual, own_ma
             continue  # a speck on the bone's slope: its partial volume or noise, not a deposit
         out.append((sub, deposit))
     return out
-
-
 
 
 def _risen_part(piece: np.ndarray, residual: np.ndarray, h_hu: float) -> np.ndarray:
@@ -271,6 +273,19 @@ def _risen_part(piece: np.ndarray, residual: np.ndarray, h_hu: float) -> np.ndar
     parts, _ = ndi.label(risen, structure=_CUBE)
     top = np.unravel_index(int(np.argmax(np.where(risen, residual, -np.inf))), piece.shape)
     return piece & ndi.binary_dilation(parts == parts[top], structure=_CUBE)
+
+
+def _caps_bone(piece: np.ndarray, solid: np.ndarray) -> bool:
+    """Whether most of ``piece`` lies right above or below the rest of the bone's ``solid``
+    (the next slice along z): the partial-volume cap of a bone's end (a vertebral body's
+    endplate on the slice before the body starts), at an in-plane distance from the
+    bone's core that the in-plane profile does not model. A deposit beside the bone lies
+    beside it in its own slices; its own voxels in the next slice are not the bone."""
+    rest = solid & ~piece
+    below = np.zeros(piece.shape, bool)
+    below[1:] |= rest[:-1]
+    below[:-1] |= rest[1:]
+    return int((piece & below).sum()) * 2 >= int(piece.sum())
 
 
 def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list[Piece]:
