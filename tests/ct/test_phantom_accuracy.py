@@ -221,17 +221,19 @@ def test_deposit_pressed_against_the_femur_found_on_thin_slices():
     assert len(false) <= 1
 
 
-def test_deposit_pressed_against_the_femur_found_on_thick_slices():
+@pytest.mark.parametrize("draw", [0, 1])
+def test_deposit_pressed_against_the_femur_found_on_thick_slices(draw):
     # Thighs seed 3 on 3 mm slices, 30 HU noise: deposit 9 (2.5 mm, 854 HU, 0.5 mm from the
     # femur) has no in-plane maximum of its own; where the femur widens under it, the bone's
     # partial-volume end joins it. Sought apart from the bone's ends, it rises above its
     # neighbours at the same distance from the bone (bone_bumps.pressed_candidates).
-    ph, truth, lesion, err, false = _one_deposit("thighs", 3, 30.0, 3.0, 9)
+    ph, truth, lesion, err, false = _one_deposit("thighs", 3, 30.0, 3.0, 9, draw)
     assert truth.bone_gap_mm < 1.0
     assert lesion is not None, "the deposit pressed against the femur was not found on 3 mm slices"
     assert err < 1.0
     assert lesion.compartment == "juxta_osseous"
-    # Not within 15 %: 0.62 of the ideal (the voxels it shares with the femur's end stay bone).
+    # Not within 15 %: 0.62 of the ideal in both draws (the voxels it shares with the femur's
+    # end stay bone).
     assert 0.5 < lesion.volume_mm3 / _ideal_volume(ph, truth) < 1.15
     assert len(false) <= 1
 

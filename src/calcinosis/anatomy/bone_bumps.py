@@ -85,7 +85,8 @@ def local_rise(residual: np.ndarray, bins: np.ndarray, core: np.ndarray, piece: 
     own = np.zeros(tuple(s.stop - s.start for s in big), bool)
     own[inner] = piece
     res, bn = residual[big], bins[big]
-    around = ~core[big] & ~own & np.isfinite(res)
+    # Beyond the candidate's own blur (one voxel in-plane): its neighbours, not its fringe.
+    around = ~core[big] & ~ndi.binary_dilation(own, structure=_IN_PLANE_8) & np.isfinite(res)
     best = -np.inf
     top = own & ~ends[big]
     for b in np.unique(bn[top]):
