@@ -238,15 +238,17 @@ def test_deposit_pressed_against_the_femur_found_on_thick_slices(draw):
     assert len(false) <= 1
 
 
-def test_faint_deposit_pressed_against_the_elbow_found_on_thick_slices():
+@pytest.mark.parametrize("draw", [0, 1])
+def test_faint_deposit_pressed_against_the_elbow_found_on_thick_slices(draw):
     # Elbow seed 5 on 3 mm slices, 30 HU noise: deposit 9 (2.7 mm, 411 HU, 0.4 mm from bone):
     # the same case, fainter.
-    ph, truth, lesion, err, false = _one_deposit("elbow", 5, 30.0, 3.0, 9)
+    ph, truth, lesion, err, false = _one_deposit("elbow", 5, 30.0, 3.0, 9, draw)
     assert truth.bone_gap_mm < 1.0 and truth.density_hu < 500
     assert lesion is not None, "the deposit pressed against the elbow bone was not found on 3 mm slices"
     assert err < 1.0
     assert lesion.compartment == "juxta_osseous"
-    # Not within 15 %: 1.43 of the ideal (7 voxels; its mask keeps some of the bone's blur).
+    # Not within 15 % in the first draw: 1.43 of the ideal (7 voxels; its mask keeps some of
+    # the bone's blur).
     assert 0.85 < lesion.volume_mm3 / _ideal_volume(ph, truth) < 1.6
     assert len(false) <= 1
 

@@ -27,8 +27,9 @@ LOCAL_REACH_MM = 3.0
 # A pressed deposit rises this many times the valley depth ``h`` above the bone's profile,
 # and as much above its neighbours at the same distance from the core.
 PRESSED_RISE_H = 1.5
-# At least this share of it lies away from the bone's ends (beyond their blur).
-AWAY_FROM_ENDS_SHARE = 0.5
+# At least this share of it lies away from the bone's ends (beyond their blur): on the sweeps'
+# phantoms the bone's ends joined to a rise kept at most 0.17 away, deposits at least 0.43.
+AWAY_FROM_ENDS_SHARE = 0.4
 
 _IN_PLANE_8 = np.zeros((3, 3, 3), bool)
 _IN_PLANE_8[1] = True
