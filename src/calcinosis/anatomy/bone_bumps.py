@@ -27,6 +27,10 @@ LOCAL_REACH_MM = 3.0
 # A pressed deposit rises this many times the valley depth ``h`` above the bone's profile,
 # and as much above its neighbours at the same distance from the core.
 PRESSED_RISE_H = 1.5
+# A deposit hidden in the bone's blur (no maximum of its own) is small, a few millimetres:
+# its box spans at most this (mm) along each axis, its blur into the next slices included.
+# A stretch of the bone's edge raised along z by noise runs much further.
+PRESSED_MAX_EXTENT_MM = 8.0
 # At least this share of it lies away from the bone's ends (beyond their blur): on the sweeps'
 # phantoms the bone's ends joined to a rise kept at most 0.17 away, deposits at least 0.43.
 AWAY_FROM_ENDS_SHARE = 0.4
@@ -101,9 +105,10 @@ def pressed_candidates(cand: np.ndarray, outline: np.ndarray, core: np.ndarray, 
                        bins: np.ndarray, h_hu: float, spacing_zyx) -> tuple[np.ndarray, int, np.ndarray]:
     """Candidates for deposits pressed against a bone: ``cand`` (voxels above the bone's blur
     profile) less the bone's ends (:func:`bone_end_caps` of ``outline``), labelled
-    (26-connected); and per label whether it is one: it rises ``PRESSED_RISE_H * h_hu`` above
-    the profile and above its neighbours (:func:`local_rise`), with at least
-    ``AWAY_FROM_ENDS_SHARE`` of it beyond the blur of the bone's ends.
+    (26-connected); and per label whether it is one: it spans at most
+    ``PRESSED_MAX_EXTENT_MM``, rises ``PRESSED_RISE_H * h_hu`` above the profile and above its
+    neighbours (:func:`local_rise`), with at least ``AWAY_FROM_ENDS_SHARE`` of it beyond the
+    blur of the bone's ends.
 
     Returns
     -------
@@ -123,8 +128,10 @@ def pressed_candidates(cand: np.ndarray, outline: np.ndarray, core: np.ndarray, 
     ends = None
     objects = ndi.find_objects(labels)
     for k in np.flatnonzero(strong >= rise):
-        ends = near_caps(caps) if ends is None else ends
         box = objects[k]
+        if max((b.stop - b.start) * float(sp) for b, sp in zip(box, spacing_zyx)) > PRESSED_MAX_EXTENT_MM:
+            continue
+        ends = near_caps(caps) if ends is None else ends
         piece = labels[box] == k + 1
         if (piece & ~ends[box]).sum() < AWAY_FROM_ENDS_SHARE * piece.sum():
             continue
