@@ -160,6 +160,7 @@ def detect_lesions(
             h_hu=split_h,
             max_deposit_volume_mm3=min(config.bone_min_volume_mm3, MAX_ATTACHED_DEPOSIT_MM3),
             is_bone_piece=lambda sub, part: is_hollow(hu[box][sub], part, spacing_zyx, thr),
+            threshold_hu=thr,
         )
         deposits = []
         for sub, dep in split.deposits:
