@@ -241,3 +241,17 @@ def test_deposit_joined_to_bone_by_the_blur_over_a_broad_face_is_split_off():
     assert lesion.compartment == "juxta_osseous"
     assert lesion.volume_mm3 == pytest.approx(_ideal_volume(ph, truth), rel=0.15)
     assert len(false) <= 1
+
+
+def test_dense_deposit_whose_top_noise_splits_is_split_off_whole():
+    # Trunk seed 17 on 3 mm slices: deposit 5 (6.5 mm, 1444 HU, 1.6 mm from the spine) joins
+    # the spine at the threshold. Noise gives its top two maxima whose basins meet at a saddle
+    # less than h below them: each alone was not prominent enough against the other, and both
+    # stayed bone. Merged, the deposit stands far above its valley to the spine.
+    ph, truth, lesion, err, false = _one_deposit("trunk", 17, 30.0, 3.0, 5)
+    assert truth.compartment == "juxta_osseous" and truth.bone_gap_mm < 2.0
+    assert lesion is not None, "the dense deposit beside the spine was not split off"
+    assert err < 1.0
+    assert lesion.compartment == "juxta_osseous"
+    assert lesion.volume_mm3 == pytest.approx(_ideal_volume(ph, truth), rel=0.15)
+    assert len(false) <= 1
