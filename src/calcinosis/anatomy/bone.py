@@ -35,7 +35,8 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_in_plane, label_counts, label_maximum, open_mm
+from calcinosis.anatomy.ball import open_ball
+from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_in_plane, label_counts, label_maximum
 from calcinosis.anatomy.own_blur import own_blur
 
 # A deposit flush on bone may sit behind a valley this fraction of ``h`` deep, if it stands
@@ -176,7 +177,7 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     density); what rises above that profile by more than ``h_hu``, outside the core, small
     and facing soft tissue, is a deposit.
     """
-    opened = open_mm(solid, spacing_zyx, OUTLINE_BALL_MM)
+    opened = open_ball(solid, spacing_zyx, OUTLINE_BALL_MM)
     core = opened | (solid & (smooth_hu >= CORE_HU))
     if not core.any() or core.all():
         return []
@@ -314,12 +315,12 @@ def _grown_box(mask: np.ndarray) -> tuple[slice, ...] | None:
 
 
 def _opened_on(solid: np.ndarray, sub: tuple[slice, ...], spacing_zyx, radius_mm: float) -> np.ndarray:
-    """``open_mm(solid, ...)[sub]``, computed on ``sub`` grown by twice the radius: the
+    """``open_mm(solid, ...)[sub]`` (by :func:`~calcinosis.anatomy.ball.open_ball`), computed on ``sub`` grown by twice the radius: the
     erosion reads voxels within one radius, the dilation the eroded ones within another."""
     grow = [int(np.ceil(2 * radius_mm / float(s))) + 1 for s in spacing_zyx]
     big = tuple(slice(max(s.start - g, 0), min(s.stop + g, n)) for s, g, n in zip(sub, grow, solid.shape))
     inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sub, big))
-    return open_mm(solid[big], spacing_zyx, radius_mm)[inner]
+    return open_ball(solid[big], spacing_zyx, radius_mm)[inner]
 
 
 def _border_counts(basins: np.ndarray, n: int, img: np.ndarray):
