@@ -36,6 +36,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from calcinosis.anatomy.ball import open_ball
+from calcinosis.anatomy.bone_profile import BlurResidual, InPlanePeak, per_label_max
 from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_in_plane, label_counts, label_maximum
 from calcinosis.anatomy.own_blur import own_blur
 
@@ -185,18 +186,25 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     # profile (a slice without core is out of reach).
     dist = distance_inside_mm(~core, spacing_zyx, in_plane=True)  # edt, slice by slice
     near = ~core & (dist <= PROFILE_REACH_MM)
+    # The profile, the candidates and their statistics are read at the voxels near the core
+    # only (a spine's box holds millions of voxels, these a fraction); the residual and the
+    # in-plane maxima elsewhere on the boxes of the pieces kept (bone_profile: the same
+    # values as whole-box arrays).
+    near_at = np.flatnonzero(near)
     # A hair above the quotient: distances of whole pixel steps that land on a bin edge stay
     # in the upper bin whichever way float32 rounds them.
     # (A slice without core is at an infinite distance: clipped before the cast.)
     last = int(PROFILE_REACH_MM / PROFILE_BIN_MM) + 1
-    bins = np.minimum(dist / PROFILE_BIN_MM + 1e-4, last).astype(np.int32)
-    profile = np.full(bins.max() + 1, np.inf, np.float32)
-    near_hu, near_bin = smooth_hu[near], bins[near]
+    profile = np.full(last + 1, np.inf, np.float32)
+    residual = BlurResidual(smooth_hu, dist, profile, PROFILE_BIN_MM, last)
+    near_hu, near_bin = smooth_hu.ravel()[near_at], residual.bins(dist.ravel()[near_at])
     for b in np.unique(near_bin):
         profile[b] = np.median(near_hu[near_bin == b])
+    near_res = near_hu - profile[near_bin]
     del near_hu, near_bin
-    residual = smooth_hu - profile[bins]
-    cand = dense & near & ~taken & (residual >= 0.5 * h_hu)
+    cand_at = near_at[dense.ravel()[near_at] & ~taken.ravel()[near_at] & (near_res >= 0.5 * h_hu)]
+    cand = np.zeros(solid.shape, bool)
+    cand.ravel()[cand_at] = True
     labels, n = ndi.label(cand, structure=np.ones((3, 3, 3), bool))
     if n == 0:
         return []
@@ -204,18 +212,19 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     # The deposit's own maximum: a voxel above its in-plane neighbours. On the flank of the
     # bone (or of a thin plate of it, below cortical density on thick slices) the intensity
     # still rises towards the bone.
-    own_max = smooth_hu >= ndi.maximum_filter(smooth_hu, size=(1, 3, 3))
-    # Per-label maxima without ndimage's sort of the whole box.
-    peak = label_maximum(np.where(own_max, residual, -np.inf), labels, n)[1:]
+    own_max = InPlanePeak(smooth_hu)
+    lab_at = labels.ravel()[cand_at]  # every candidate is labelled
+    res_at = residual[np.unravel_index(cand_at, solid.shape)]
+    peak = per_label_max(lab_at, np.where(own_max.at(cand_at), res_at, -np.inf), n)[1:]
     if spacing_zyx[0] < THIN_SLICE_MM:
         # On thin slices a dense deposit within half a millimetre of the cortex has no
         # in-plane maximum of its own (its intensity rises into the bone in every slice),
         # yet stands far above the bone's profile; the bone's own edge does not (on thick
         # slices its partial-volume ends do: there the rule above stays alone).
-        strong = label_maximum(np.where(cand, residual, -np.inf), labels, n)[1:]
+        strong = per_label_max(lab_at, res_at, n)[1:]
         peak = np.where(np.isinf(peak) & (strong >= STRONG_RESIDUAL_H * h_hu), strong, peak)
-    peak_dist = label_maximum(np.where(residual >= 0.5 * h_hu, dist, 0), labels, n)[1:]
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:] * vv
+    peak_dist = per_label_max(lab_at, dist.ravel()[cand_at], n)[1:]
+    sizes = np.bincount(lab_at, minlength=n + 1)[1:] * vv
     out = []
     objects = ndi.find_objects(labels)
     face = ndi.generate_binary_structure(3, 1)
