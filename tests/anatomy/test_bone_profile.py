@@ -53,3 +53,15 @@ def test_per_label_max_equals_label_maximum():
     at = np.flatnonzero(labels)
     np.testing.assert_array_equal(per_label_max(labels.ravel()[at], values.ravel()[at], n),
                                   label_maximum(values, labels, n))
+
+
+def test_label_26_numbers_as_ndimage():
+    from calcinosis.anatomy.bone import label_26
+
+    rng = np.random.default_rng(4)
+    for density in (0.02, 0.1, 0.3):
+        mask = rng.random((9, 23, 19)) < density
+        expected, n = ndi.label(mask, structure=np.ones((3, 3, 3), bool))
+        labels, m = label_26(mask)
+        assert m == n
+        np.testing.assert_array_equal(labels, expected)

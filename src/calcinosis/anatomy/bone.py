@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cc3d
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
@@ -205,7 +206,7 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     cand_at = near_at[dense.ravel()[near_at] & ~taken.ravel()[near_at] & (near_res >= 0.5 * h_hu)]
     cand = np.zeros(solid.shape, bool)
     cand.ravel()[cand_at] = True
-    labels, n = ndi.label(cand, structure=np.ones((3, 3, 3), bool))
+    labels, n = label_26(cand)
     if n == 0:
         return []
     vv = float(np.prod(spacing_zyx))
@@ -253,22 +254,22 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list
     valley (``WEAK_H_FRACTION * h_hu``) while standing outside the bone's smooth outline."""
     vv = float(np.prod(spacing_zyx))
     low = smooth_hu.min()  # the level outside the structure
-    img = np.where(solid, smooth_hu, low).astype(np.float32)
     h_weak = WEAK_H_FRACTION * h_hu
     # The flooding and its statistics run on the structure's own box grown by one voxel (its
     # faces to tissue): the same maxima (outside the structure the image is ``low`` on both
     # boxes, and the grown box holds some of it unless the two are the same), the same basins
     # (scikit-image floods in order of value, then of arrival, which the smaller box keeps).
+    # Outside that box nothing is read: each small basin's box (grown by one voxel) lies in it.
     crop = _grown_box(solid)
     if crop is None:
         return []
     solid_c = solid[crop]
     img_c = np.where(solid_c, smooth_hu[crop], low)  # integer HU stay integer: a faster h-maxima
     peaks = h_maxima(img_c, h_weak) & dense[crop]
-    markers, n = ndi.label(peaks, structure=np.ones((3, 3, 3), bool))
+    markers, n = label_26(peaks)
     if n <= 1:
         return []
-    img_c = img[crop]
+    img_c = img_c.astype(np.float32)
     basins_c = watershed(-img_c, markers, mask=solid_c)
     del markers, peaks
     counts = label_counts(basins_c, n)
@@ -285,34 +286,47 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list
     for k in np.flatnonzero(small):
         box = objects_c[k - 1]
         prominence[k] = float(img_c[box][basins_c[box] == k].max()) - saddle[k]
-    basins = np.zeros(solid.shape, basins_c.dtype)
-    basins[crop] = basins_c
-    del basins_c
-    # Each small basin's box on the structure's box, grown by one voxel.
+    # Each small basin's box on the structure's box, grown by one voxel (``subs``), and the
+    # same box on the grown box (``subs_c``: within it, see above).
     subs = {k: tuple(slice(max(s.start + c.start - 1, 0), s.stop + c.start + 1)
                      for s, c in zip(objects_c[k - 1], crop))
             for k in np.flatnonzero(small)}
+    subs_c = {k: tuple(slice(s.start - c.start, s.stop - c.start) for s, c in zip(sub, crop))
+              for k, sub in subs.items()}
     # The bone's outline smoothed by an opening, on each small basin's box only (exact there:
     # the box is read with a margin of twice the ball's radius).
     opened = {k: _opened_on(solid, sub, spacing_zyx, OUTLINE_BALL_MM) for k, sub in subs.items()}
     # Share of each small basin outside that outline.
     outside = np.zeros(n + 1)
-    for k, sub in subs.items():
-        basin = basins[sub] == k
+    for k, sub_c in subs_c.items():
+        basin = basins_c[sub_c] == k
         outside[k] = 1.0 - (basin & opened[k]).sum() / max(int(counts[k]), 1)
     weak = small & (prominence < h_hu)
     accept = small & ((prominence >= h_hu) | (weak & (prominence >= h_weak) & (outside >= 0.5)))
-    taken = accept[basins]
+    if not accept.any():
+        return []
+    taken_c = accept[basins_c]
+    free = solid.copy()  # the structure less the accepted basins
+    free[crop] &= ~taken_c
     out = []
     for k in np.flatnonzero(accept):
-        sub = subs[k]
-        basin = basins[sub] == k
+        sub, sub_c = subs[k], subs_c[k]
+        basin = basins_c[sub_c] == k
         # The watershed line runs along the valley: the deposit's own blur on the bone side
         # of it, outside the bone's outline, still belongs to the deposit.
         fringe = ndi.binary_dilation(basin, structure=ndi.generate_binary_structure(3, 1))
-        fringe &= solid[sub] & ~opened[k] & ~taken[sub]
-        out.append((sub, own_blur(sub, basin | fringe, dense, solid & ~taken, img[sub], basin)))
+        fringe &= solid[sub] & ~opened[k] & ~taken_c[sub_c]
+        out.append((sub, own_blur(sub, basin | fringe, dense, free, img_c[sub_c], basin)))
     return out
+
+
+def label_26(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """26-connected components of ``mask``, numbered in raster order of their first voxel:
+    the labels of ``ndimage.label(mask, structure=np.ones((3, 3, 3)))`` (uint32), by
+    ``cc3d``, several times faster on a bone's box."""
+    labels, n = cc3d.connected_components(np.ascontiguousarray(mask, dtype=bool), connectivity=26,
+                                          return_N=True, out_dtype=np.uint32)
+    return labels, int(n)
 
 
 def _grown_box(mask: np.ndarray) -> tuple[slice, ...] | None:
