@@ -248,13 +248,21 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     return out
 
 
-def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list[Piece]:
-    """Basins of the smoothed intensity that are deposits: small, facing soft tissue, and
-    either separated from the rest by a valley deeper than ``h_hu``, or by a shallower
-    valley (``WEAK_H_FRACTION * h_hu``) while standing outside the bone's smooth outline."""
-    vv = float(np.prod(spacing_zyx))
-    low = smooth_hu.min()  # the level outside the structure
-    h_weak = WEAK_H_FRACTION * h_hu
+@dataclass(frozen=True, eq=False)
+class ValleyMarkers:
+    """The flooding's start for :func:`valley_split`: the structure's box grown by one voxel
+    (``crop``), the image on it (smoothed HU, ``low`` outside the structure; ``img``), and
+    its maxima that stand ``WEAK_H_FRACTION * h`` out of their valleys, on dense voxels,
+    26-connected and labelled 1..n (``labels``). None of it when the structure is empty."""
+
+    crop: tuple[slice, ...] | None
+    img: np.ndarray | None
+    labels: np.ndarray | None
+    n: int
+
+
+def valley_markers(solid, dense, smooth_hu, h_hu) -> ValleyMarkers:
+    """The markers :func:`valley_split` floods from (same arguments)."""
     # The flooding and its statistics run on the structure's own box grown by one voxel (its
     # faces to tissue): the same maxima (outside the structure the image is ``low`` on both
     # boxes, and the grown box holds some of it unless the two are the same), the same basins
@@ -262,16 +270,29 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list
     # Outside that box nothing is read: each small basin's box (grown by one voxel) lies in it.
     crop = _grown_box(solid)
     if crop is None:
-        return []
-    solid_c = solid[crop]
-    img_c = np.where(solid_c, smooth_hu[crop], low)  # integer HU stay integer: a faster h-maxima
-    peaks = h_maxima(img_c, h_weak) & dense[crop]
-    markers, n = label_26(peaks)
+        return ValleyMarkers(None, None, None, 0)
+    low = smooth_hu.min()  # the level outside the structure
+    img_c = np.where(solid[crop], smooth_hu[crop], low)  # integer HU stay integer: a faster h-maxima
+    labels, n = label_26(h_maxima(img_c, WEAK_H_FRACTION * h_hu) & dense[crop])
+    return ValleyMarkers(crop, img_c, labels, n)
+
+
+def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, *,
+                 markers: ValleyMarkers | None = None) -> list[Piece]:
+    """Basins of the smoothed intensity that are deposits: small, facing soft tissue, and
+    either separated from the rest by a valley deeper than ``h_hu``, or by a shallower
+    valley (``WEAK_H_FRACTION * h_hu``) while standing outside the bone's smooth outline.
+    ``markers``, when given, is :func:`valley_markers` of the same arguments."""
+    vv = float(np.prod(spacing_zyx))
+    h_weak = WEAK_H_FRACTION * h_hu
+    if markers is None:
+        markers = valley_markers(solid, dense, smooth_hu, h_hu)
+    n, crop = markers.n, markers.crop
     if n <= 1:
         return []
-    img_c = img_c.astype(np.float32)
-    basins_c = watershed(-img_c, markers, mask=solid_c)
-    del markers, peaks
+    solid_c = solid[crop]
+    img_c = markers.img.astype(np.float32)
+    basins_c = watershed(-img_c, markers.labels, mask=solid_c)
     counts = label_counts(basins_c, n)
     sizes = counts * vv
     facing_tissue, facing_other, pairs = _border_counts(basins_c, n, img_c)

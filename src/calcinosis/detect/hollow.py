@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.bone import valley_split
+from calcinosis.anatomy.bone import ValleyMarkers, valley_markers, valley_split
 from calcinosis.anatomy.disk import dilate_disk, erode_disk
 
 # The in-plane 4-neighbourhood as a 3-D structure: components never cross slices.
@@ -78,6 +78,7 @@ def deposits_on_bone_piece(
     h_hu: float,
     max_deposit_volume_mm3: float,
     is_hollow,
+    screen: bool = True,
 ) -> list[np.ndarray]:
     """Masks (on the object's box) of deposits joined to a hollow bone piece.
 
@@ -94,6 +95,9 @@ def deposits_on_bone_piece(
         Larger basins are bone.
     is_hollow : callable
         ``is_hollow(hu, mask, spacing_zyx, threshold_hu) -> bool``.
+    screen : bool
+        Skip the flooding when its markers show that no piece can differ from the rest
+        by ``h_hu`` (:func:`_no_peak_apart`; the same result, for tests to compare).
 
     Returns
     -------
@@ -101,8 +105,12 @@ def deposits_on_bone_piece(
         One mask per deposit, on the box; empty when there is none.
     """
     solid = fill_holes_in_plane_box(mask)
+    markers = valley_markers(solid, mask, smooth_hu, h_hu)
+    if screen and np.issubdtype(smooth_hu.dtype, np.integer) and _no_peak_apart(markers, float(smooth_hu[mask].max()), h_hu):
+        return []
     out: list[np.ndarray] = []
-    for sub, basin in valley_split(solid, mask, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3):
+    for sub, basin in valley_split(solid, mask, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3,
+                                   markers=markers):
         piece = basin & mask[sub]
         if not piece.any() or is_hollow(hu[sub], piece, spacing_zyx, threshold_hu):
             continue
@@ -119,3 +127,39 @@ def deposits_on_bone_piece(
         if is_hollow(hu, rest, spacing_zyx, threshold_hu):
             out.append(full)
     return out
+
+
+_FACE = ndi.generate_binary_structure(3, 1)
+
+
+def _no_peak_apart(markers: ValleyMarkers, peak_hu: float, h_hu: float) -> bool:
+    """True when no piece :func:`valley_split` can give differs from the rest of the object
+    by ``h_hu`` at its peak (so none is a deposit), read off the flooding's markers alone.
+
+    A piece holds its basin's marker (its densest voxel is kept), so its peak is at least the
+    marker's value; when every marker lies within ``h_hu`` of the object's peak, so does
+    every piece's peak, and the piece can differ from the rest only if the rest has no
+    voxel within ``h_hu`` of the peak: no marker. A piece is its basin and at most a layer
+    of voxels face to face with it; the rest keeps a marker whose voxels have no voxel at
+    least as high within two face steps (other than its own): the face neighbours of such
+    a marker are flooded from it before any other basin can reach them (the flooding runs
+    from the highest value down, markers first at a tie), so they are its own, and the
+    marker is neither in another basin nor face to face with one. Two such markers: one of
+    them is in the rest of any piece. (Whole-HU images only: the flooding's float32 copy of
+    the image then has no ties the integers do not have.)
+    """
+    if markers.n < 2:
+        return True  # nothing is split off
+    img, labels = markers.img, markers.labels
+    boxes = ndi.find_objects(labels)
+    isolated = 0
+    for k, box in enumerate(boxes, start=1):
+        grown = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in box)
+        own = labels[grown] == k
+        value = float(img[grown][own].min())  # a marker's voxels share one value (a plateau)
+        if value <= peak_hu - h_hu + 1e-3:  # (an allowance for rounding: then no screening)
+            return False
+        if isolated < 2:
+            ring = ndi.binary_dilation(own, structure=_FACE, iterations=2) & ~own
+            isolated += int(not ring.any() or float(img[grown][ring].max()) < value)
+    return isolated >= 2
