@@ -375,13 +375,25 @@ def _border_counts(basins: np.ndarray, n: int, img: np.ndarray):
     other = np.zeros(n + 1, np.int64)
     sides: list[np.ndarray] = []
     lows: list[np.ndarray] = []
+    # On the flat arrays: a face pair along an axis is (i, i + stride), the stride of the
+    # axis; pairs that would wrap round the end of a row or slice are left out. (Only pairs
+    # across a border are read out, by index: one pass over the grid per axis.)
+    flat = np.ascontiguousarray(basins).ravel()
+    values = np.ascontiguousarray(img).ravel()
+    size = flat.size
+    diff_full = np.zeros(size, bool)
     for axis in range(basins.ndim):
-        first = (slice(None),) * axis + (slice(None, -1),)
-        second = (slice(None),) * axis + (slice(1, None),)
-        diff = basins[first] != basins[second]
-        # Only the face pairs across a border are read out (views: no copy of the grid).
-        a, b = basins[first][diff], basins[second][diff]
-        low = np.minimum(img[first][diff], img[second][diff])
+        stride = int(np.prod(basins.shape[axis + 1:], dtype=np.int64))
+        if basins.shape[axis] < 2:
+            continue
+        diff = diff_full[:size - stride]
+        np.not_equal(flat[:-stride], flat[stride:], out=diff)
+        diff_full[size - stride:] = False
+        # Pairs from the last position along the axis wrap to the next row: not faces.
+        diff_full.reshape(basins.shape)[(slice(None),) * axis + (-1,)] = False
+        at = np.flatnonzero(diff)
+        a, b = flat[at], flat[at + stride]
+        low = np.minimum(values[at], values[at + stride])
         for x, y in ((a, b), (b, a)):
             inside = x > 0
             tissue += np.bincount(x[inside & (y == 0)], minlength=n + 1)
