@@ -28,6 +28,8 @@ Everything else is bone.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import cc3d
@@ -37,9 +39,10 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from calcinosis.anatomy.ball import open_ball
-from calcinosis.anatomy.bone_profile import BlurResidual, InPlanePeak, per_label_max
-from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_in_plane, label_counts, label_maximum
+from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profile, per_label_max
+from calcinosis.anatomy.morphology import fill_holes_in_plane, label_counts
 from calcinosis.anatomy.own_blur import own_blur
+from calcinosis.threads import SMALL_FOR_THREADS, n_threads
 
 # A deposit flush on bone may sit behind a valley this fraction of ``h`` deep, if it stands
 # outside the bone's outline smoothed by an opening with this ball (mm).
@@ -127,15 +130,23 @@ def split_bone(
     deposits: list[Piece] = []
     bone = solid.copy()
     taken = np.zeros(solid.shape, bool)
-    for sub, basin in valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3):
-        if is_bone_piece is not None and is_bone_piece(sub, basin & dense[sub]):
-            continue
-        deposits.append((sub, basin & dense[sub]))
-        bone[sub] &= ~basin
-        taken[sub] |= basin
-    for sub, piece in _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3, taken):
-        deposits.append((sub, piece))
-        bone[sub] &= ~piece
+    # The blur profile does not depend on the valley split: on a large structure (a spine) it
+    # is made in a second thread beside the flooding (ITK and scikit-image release the GIL).
+    # The results do not depend on the threads.
+    beside = n_threads() > 1 and solid.size >= SMALL_FOR_THREADS
+    pool = ThreadPoolExecutor(1) if beside else None
+    with pool or nullcontext():
+        blur = pool.submit(_blur_profile, solid, smooth_hu, spacing_zyx).result if pool else None
+        for sub, basin in valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3):
+            if is_bone_piece is not None and is_bone_piece(sub, basin & dense[sub]):
+                continue
+            deposits.append((sub, basin & dense[sub]))
+            bone[sub] &= ~basin
+            taken[sub] |= basin
+        for sub, piece in _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3, taken,
+                                         blur=blur):
+            deposits.append((sub, piece))
+            bone[sub] &= ~piece
     return BoneSplit(bone, tuple(deposits))
 
 
@@ -166,7 +177,15 @@ def _skull_holes(enclosed: np.ndarray, smooth_hu: np.ndarray, spacing_zyx) -> np
     return large if skull else None
 
 
-def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken) -> list[Piece]:
+def _blur_profile(solid, smooth_hu, spacing_zyx) -> BlurProfile | None:
+    """The bone's blur profile (:func:`~calcinosis.anatomy.bone_profile.blur_profile`) with
+    this module's core and bins."""
+    return blur_profile(solid, smooth_hu, spacing_zyx, ball_mm=OUTLINE_BALL_MM, core_hu=CORE_HU,
+                        reach_mm=PROFILE_REACH_MM, bin_mm=PROFILE_BIN_MM)
+
+
+def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken,
+                   blur: Callable[[], BlurProfile | None] | None = None) -> list[Piece]:
     """Deposits near the bone whose own maximum is lost on the slope of the bone's blur.
 
     A small deposit about 1 mm from the cortex shows no valley: the bone's blur falls through
@@ -177,32 +196,18 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     The bone's blur is modelled as a profile of the smoothed intensity against distance
     from the bone's core (its outline opened with a 3 mm ball, and everything at cortical
     density); what rises above that profile by more than ``h_hu``, outside the core, small
-    and facing soft tissue, is a deposit.
+    and facing soft tissue, is a deposit. ``blur``, when given, returns
+    :func:`_blur_profile` of the same structure (computed beforehand, beside the valley split).
     """
-    opened = open_ball(solid, spacing_zyx, OUTLINE_BALL_MM)
-    core = opened | (solid & (smooth_hu >= CORE_HU))
-    if not core.any() or core.all():
+    blur = _blur_profile(solid, smooth_hu, spacing_zyx) if blur is None else blur()
+    if blur is None:
         return []
-    # In-plane distance: across thick slices the bone's end is a partial-volume cap, not a
-    # profile (a slice without core is out of reach).
-    dist = distance_inside_mm(~core, spacing_zyx, in_plane=True)  # edt, slice by slice
-    near = ~core & (dist <= PROFILE_REACH_MM)
     # The profile, the candidates and their statistics are read at the voxels near the core
     # only (a spine's box holds millions of voxels, these a fraction); the residual and the
     # in-plane maxima elsewhere on the boxes of the pieces kept (bone_profile: the same
     # values as whole-box arrays).
-    near_at = np.flatnonzero(near)
-    # A hair above the quotient: distances of whole pixel steps that land on a bin edge stay
-    # in the upper bin whichever way float32 rounds them.
-    # (A slice without core is at an infinite distance: clipped before the cast.)
-    last = int(PROFILE_REACH_MM / PROFILE_BIN_MM) + 1
-    profile = np.full(last + 1, np.inf, np.float32)
-    residual = BlurResidual(smooth_hu, dist, profile, PROFILE_BIN_MM, last)
-    near_hu, near_bin = smooth_hu.ravel()[near_at], residual.bins(dist.ravel()[near_at])
-    for b in np.unique(near_bin):
-        profile[b] = np.median(near_hu[near_bin == b])
-    near_res = near_hu - profile[near_bin]
-    del near_hu, near_bin
+    core, dist, residual = blur.core, blur.dist, blur.residual
+    near_at, near_res = blur.near_at, blur.near_residual
     cand_at = near_at[dense.ravel()[near_at] & ~taken.ravel()[near_at] & (near_res >= 0.5 * h_hu)]
     cand = np.zeros(solid.shape, bool)
     cand.ravel()[cand_at] = True

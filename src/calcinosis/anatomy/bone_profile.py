@@ -10,8 +10,13 @@ float32 arithmetic, the same edge rule as ``ndimage.maximum_filter``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage as ndi
+
+from calcinosis.anatomy.ball import open_ball
+from calcinosis.anatomy.morphology import distance_inside_mm
 
 
 class BlurResidual:
@@ -89,3 +94,40 @@ def per_label_max(labels_at: np.ndarray, values_at: np.ndarray, n: int) -> np.nd
     np.maximum.at(out, labels_at, values_at)
     out[0] = -np.inf
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class BlurProfile:
+    """The bone's blur profile on a structure's box, before the deposits split off at valleys
+    are known: its core (the outline opened with a ball, and all at cortical density), the
+    in-plane distance (mm) from the core, the voxels near it (flat indices, within the
+    profile's reach) with their residual above the profile, and the residual anywhere."""
+
+    core: np.ndarray
+    dist: np.ndarray
+    near_at: np.ndarray
+    near_residual: np.ndarray
+    residual: BlurResidual
+
+
+def blur_profile(solid: np.ndarray, smooth_hu: np.ndarray, spacing_zyx, *, ball_mm: float, core_hu: float,
+                 reach_mm: float, bin_mm: float) -> BlurProfile | None:
+    """:class:`BlurProfile` of ``solid`` (None when its core is empty or all of it): the
+    profile is the median smoothed HU per distance bin of ``bin_mm`` over the voxels outside
+    the core within ``reach_mm`` of it (in-plane: across thick slices the bone's end is a
+    partial-volume cap, not a profile; a slice without core is out of reach)."""
+    core = open_ball(solid, spacing_zyx, ball_mm) | (solid & (smooth_hu >= core_hu))
+    if not core.any() or core.all():
+        return None
+    dist = distance_inside_mm(~core, spacing_zyx, in_plane=True)  # edt, slice by slice
+    near_at = np.flatnonzero(~core & (dist <= reach_mm))
+    # A hair above the quotient (BlurResidual.bins): distances of whole pixel steps that land
+    # on a bin edge stay in the upper bin whichever way float32 rounds them. (A slice without
+    # core is at an infinite distance: clipped before the cast.)
+    last = int(reach_mm / bin_mm) + 1
+    profile = np.full(last + 1, np.inf, np.float32)
+    residual = BlurResidual(smooth_hu, dist, profile, bin_mm, last)
+    near_hu, near_bin = smooth_hu.ravel()[near_at], residual.bins(dist.ravel()[near_at])
+    for b in np.unique(near_bin):
+        profile[b] = np.median(near_hu[near_bin == b])
+    return BlurProfile(core, dist, near_at, near_hu - profile[near_bin], residual)
