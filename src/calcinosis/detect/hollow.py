@@ -151,15 +151,15 @@ def _no_peak_apart(markers: ValleyMarkers, peak_hu: float, h_hu: float) -> bool:
     if markers.n < 2:
         return True  # nothing is split off
     img, labels = markers.img, markers.labels
-    boxes = ndi.find_objects(labels)
+    if float(img[labels > 0].min()) <= peak_hu - h_hu + 1e-3:  # (an allowance for rounding)
+        return False  # a marker h below the peak: its piece may be a deposit fainter than the bone
     isolated = 0
-    for k, box in enumerate(boxes, start=1):
+    for k, box in enumerate(ndi.find_objects(labels), start=1):
         grown = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in box)
         own = labels[grown] == k
         value = float(img[grown][own].min())  # a marker's voxels share one value (a plateau)
-        if value <= peak_hu - h_hu + 1e-3:  # (an allowance for rounding: then no screening)
-            return False
-        if isolated < 2:
-            ring = ndi.binary_dilation(own, structure=_FACE, iterations=2) & ~own
-            isolated += int(not ring.any() or float(img[grown][ring].max()) < value)
-    return isolated >= 2
+        ring = ndi.binary_dilation(own, structure=_FACE, iterations=2) & ~own
+        isolated += int(not ring.any() or float(img[grown][ring].max()) < value)
+        if isolated == 2:
+            return True
+    return False
