@@ -7,7 +7,8 @@ from scipy import ndimage as ndi
 from calcinosis.anatomy.ball import ball_planes, open_ball
 from calcinosis.anatomy.morphology import open_mm
 
-SPACINGS = [(1.0, 0.8, 0.8), (3.0, 0.8, 0.8), (2.5, 0.7, 0.7), (0.5, 0.5, 0.5), (1.25, 0.6, 0.9), (5.0, 1.0, 1.0)]
+SPACINGS = [(1.0, 0.8, 0.8), (3.0, 0.8, 0.8), (2.5, 0.7, 0.7), (0.5, 0.5, 0.5), (1.25, 0.6, 0.9),
+            (5.0, 1.0, 1.0)]
 
 
 def _masks(shape, seed):

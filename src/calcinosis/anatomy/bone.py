@@ -143,8 +143,8 @@ def split_bone(
             deposits.append((sub, basin & dense[sub]))
             bone[sub] &= ~basin
             taken[sub] |= basin
-        for sub, piece in _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3, taken,
-                                         blur=blur):
+        for sub, piece in _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu,
+                                         max_deposit_volume_mm3, taken, blur=blur):
             deposits.append((sub, piece))
             bone[sub] &= ~piece
     return BoneSplit(bone, tuple(deposits))
@@ -364,7 +364,8 @@ def _grown_box(mask: np.ndarray) -> tuple[slice, ...] | None:
 
 
 def _opened_on(solid: np.ndarray, sub: tuple[slice, ...], spacing_zyx, radius_mm: float) -> np.ndarray:
-    """``open_mm(solid, ...)[sub]`` (by :func:`~calcinosis.anatomy.ball.open_ball`), computed on ``sub`` grown by twice the radius: the
+    """``open_mm(solid, ...)[sub]`` (by :func:`~calcinosis.anatomy.ball.open_ball`), computed
+    on ``sub`` grown by twice the radius: the
     erosion reads voxels within one radius, the dilation the eroded ones within another."""
     grow = [int(np.ceil(2 * radius_mm / float(s))) + 1 for s in spacing_zyx]
     big = tuple(slice(max(s.start - g, 0), min(s.stop + g, n)) for s, g, n in zip(sub, grow, solid.shape))

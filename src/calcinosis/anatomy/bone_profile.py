@@ -26,7 +26,8 @@ class BlurResidual:
     ``profile`` is float32, indexed by bin, ``inf`` where the bone's blur is not modelled.
     """
 
-    def __init__(self, smooth_hu: np.ndarray, dist: np.ndarray, profile: np.ndarray, bin_mm: float, last: int):
+    def __init__(self, smooth_hu: np.ndarray, dist: np.ndarray, profile: np.ndarray, bin_mm: float,
+                 last: int):
         self.smooth_hu, self.dist, self.profile = smooth_hu, dist, profile
         self.bin_mm, self.last = bin_mm, last
         self.shape = smooth_hu.shape

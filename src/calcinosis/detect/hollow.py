@@ -106,7 +106,8 @@ def deposits_on_bone_piece(
     """
     solid = fill_holes_in_plane_box(mask)
     markers = valley_markers(solid, mask, smooth_hu, h_hu)
-    if screen and np.issubdtype(smooth_hu.dtype, np.integer) and _no_peak_apart(markers, float(smooth_hu[mask].max()), h_hu):
+    if (screen and np.issubdtype(smooth_hu.dtype, np.integer)
+            and _no_peak_apart(markers, float(smooth_hu[mask].max()), h_hu)):
         return []
     out: list[np.ndarray] = []
     for sub, basin in valley_split(solid, mask, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3,
