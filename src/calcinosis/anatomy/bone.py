@@ -365,8 +365,8 @@ def _grown_box(mask: np.ndarray) -> tuple[slice, ...] | None:
 
 def _opened_on(solid: np.ndarray, sub: tuple[slice, ...], spacing_zyx, radius_mm: float) -> np.ndarray:
     """``open_mm(solid, ...)[sub]`` (by :func:`~calcinosis.anatomy.ball.open_ball`), computed
-    on ``sub`` grown by twice the radius: the
-    erosion reads voxels within one radius, the dilation the eroded ones within another."""
+    on ``sub`` grown by twice the radius: the erosion reads voxels within one radius, the
+    dilation the eroded ones within another."""
     grow = [int(np.ceil(2 * radius_mm / float(s))) + 1 for s in spacing_zyx]
     big = tuple(slice(max(s.start - g, 0), min(s.stop + g, n)) for s, g, n in zip(sub, grow, solid.shape))
     inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sub, big))
