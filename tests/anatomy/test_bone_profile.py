@@ -26,6 +26,7 @@ def test_in_plane_peak_equals_maximum_filter():
         flat = np.arange(hu.size)
         np.testing.assert_array_equal(peak.at(flat), expected.ravel())
         np.testing.assert_array_equal(peak[expected], expected[expected])  # any other index
+        np.testing.assert_array_equal(np.asarray(peak), expected)  # the whole box
 
 
 def test_blur_residual_equals_whole_box():
@@ -44,6 +45,7 @@ def test_blur_residual_equals_whole_box():
     assert residual[box].dtype == expected.dtype
     where = np.nonzero(dist < 3)
     np.testing.assert_array_equal(residual[where], expected[where])
+    np.testing.assert_array_equal(np.where(dist < 3, residual, 0), np.where(dist < 3, expected, 0))
 
 
 def test_per_label_max_equals_label_maximum():

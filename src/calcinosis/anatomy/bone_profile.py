@@ -39,6 +39,11 @@ class BlurResidual:
     def __getitem__(self, key) -> np.ndarray:
         return self.smooth_hu[key] - self.profile[self.bins(self.dist[key])]
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The whole box (for a reader that needs it all: numpy functions take this)."""
+        whole = self[...]
+        return whole if dtype is None else whole.astype(dtype)
+
 
 class InPlanePeak:
     """``smooth_hu >= ndimage.maximum_filter(smooth_hu, size=(1, 3, 3))`` (a voxel at least
@@ -69,6 +74,11 @@ class InPlanePeak:
         if part.size == 0:
             return np.zeros(part.shape, bool)[tuple(cut)]
         return (part >= ndi.maximum_filter(part, size=(1, 3, 3)))[tuple(cut)]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The whole box (for a reader that needs it all: numpy functions take this)."""
+        whole = self[...]
+        return whole if dtype is None else whole.astype(dtype)
 
     def at(self, flat: np.ndarray) -> np.ndarray:
         """The same test at the voxels of flat (C-order) indices ``flat``."""
