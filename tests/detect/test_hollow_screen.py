@@ -10,7 +10,9 @@ from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bone import valley_markers
 from calcinosis.detect.candidates import is_hollow, smoothed
-from calcinosis.detect.hollow import _no_peak_apart, deposits_on_bone_piece, fill_holes_in_plane_box
+from calcinosis.anatomy.bone import WEAK_H_FRACTION, h_maxima
+from calcinosis.detect.hollow import (_dome_is_its_own, _no_peak_apart, _two_marker_plateaus, deposits_on_bone_piece,
+                                      fill_holes_in_plane_box)
 
 SP = (1.0, 0.8, 0.8)
 H_HU = 60.0
@@ -51,24 +53,43 @@ def outcomes():
         kw = dict(threshold_hu=130.0, h_hu=H_HU, max_deposit_volume_mm3=2500.0, is_hollow=is_hollow)
         screened = deposits_on_bone_piece(hu, smooth, mask, SP, **kw)
         full = deposits_on_bone_piece(hu, smooth, mask, SP, screen=False, **kw)
-        markers = valley_markers(fill_holes_in_plane_box(mask), mask, smooth, H_HU)
+        solid = fill_holes_in_plane_box(mask)
+        markers = valley_markers(solid, mask, smooth, H_HU)
         fired = _no_peak_apart(markers, float(smooth[mask].max()), H_HU)
-        found.append(((dep, gap, noise, seed), screened, full, fired))
+        early = _two_marker_plateaus(solid, mask, smooth, H_HU)
+        found.append(((dep, gap, noise, seed), screened, full, fired, early))
     return found
 
 
 def test_screen_gives_the_full_split(outcomes):
     assert len(outcomes) >= 12
-    for case, screened, full, _ in outcomes:
+    for case, screened, full, _, _ in outcomes:
         assert len(screened) == len(full), case
         for a, b in zip(screened, full):
             np.testing.assert_array_equal(a, b)
 
 
 def test_screen_fires_on_plain_ribs_and_never_where_a_deposit_is_found(outcomes):
-    fired = [case for case, _, _, f in outcomes if f]
-    assert fired  # the screen saves work on some pieces (the plain ribs)
-    assert any(case[0] is None for case in fired)
-    with_deposit = [(case, f) for case, _, full, f in outcomes if full]
-    assert with_deposit  # the dense deposits are split off by the full split
-    assert not any(f for _, f in with_deposit)
+    for which in (3, 4):  # with the markers, and before them (from the plateaus)
+        fired = [o[0] for o in outcomes if o[which]]
+        assert fired  # the screen saves work on some pieces (the plain ribs)
+        assert any(case[0] is None for case in fired)
+        with_deposit = [o for o in outcomes if o[2]]
+        assert with_deposit  # the dense deposits are split off by the full split
+        assert not any(o[which] for o in with_deposit)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dome_rule_is_the_h_maxima_transform(seed):
+    # On whole-HU images with plateaus and near-ties: a local maximum's dome holds nothing
+    # higher exactly where the h-maxima transform keeps it.
+    rng = np.random.default_rng(seed)
+    img = np.rint(ndi.gaussian_filter(rng.normal(0, 60, (8, 14, 13)), 1.2) * 3).astype(np.int16) // 2 * 2
+    h_weak = WEAK_H_FRACTION * H_HU
+    steps = int(np.ceil(h_weak - 1e-3))
+    expected = h_maxima(img, h_weak)
+    local = img == ndi.maximum_filter(img, size=3, mode="nearest")
+    assert expected.any() and (local & ~expected).any()  # both answers occur
+    assert not (expected & ~local).any()  # every marker voxel is a local maximum
+    for voxel in zip(*np.nonzero(local)):
+        assert _dome_is_its_own(img, voxel, steps) == bool(expected[voxel]), voxel

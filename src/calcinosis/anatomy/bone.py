@@ -273,13 +273,23 @@ def valley_markers(solid, dense, smooth_hu, h_hu) -> ValleyMarkers:
     # boxes, and the grown box holds some of it unless the two are the same), the same basins
     # (scikit-image floods in order of value, then of arrival, which the smaller box keeps).
     # Outside that box nothing is read: each small basin's box (grown by one voxel) lies in it.
-    crop = _grown_box(solid)
-    if crop is None:
+    image = valley_image(solid, smooth_hu)
+    if image is None:
         return ValleyMarkers(None, None, None, 0)
-    low = smooth_hu.min()  # the level outside the structure
-    img_c = np.where(solid[crop], smooth_hu[crop], low)  # integer HU stay integer: a faster h-maxima
+    crop, img_c = image
     labels, n = label_26(h_maxima(img_c, WEAK_H_FRACTION * h_hu) & dense[crop])
     return ValleyMarkers(crop, img_c, labels, n)
+
+
+def valley_image(solid, smooth_hu) -> tuple[tuple[slice, ...], np.ndarray] | None:
+    """The box :func:`valley_split` floods (the structure's box grown by one voxel) and the
+    image on it: smoothed HU in the structure, its lowest value outside (integer HU stay
+    integer: a faster h-maxima). None when the structure is empty."""
+    crop = _grown_box(solid)
+    if crop is None:
+        return None
+    low = smooth_hu.min()  # the level outside the structure
+    return crop, np.where(solid[crop], smooth_hu[crop], low)
 
 
 def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, *,
