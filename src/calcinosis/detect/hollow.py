@@ -179,8 +179,8 @@ def _two_marker_plateaus(solid: np.ndarray, dense: np.ndarray, smooth_hu: np.nda
     False: not shown, make the markers).
 
     Every marker is a plateau of voxels at least as high as their 26 neighbours (a higher
-    neighbour would be in its dome), so when every such plateau on dense voxels lies within
-    ``h_hu`` of the peak, so does every marker. A plateau is a marker (a whole 26-connected
+    neighbour would be in its dome), so when every such plateau on dense voxels that lies
+    ``h_hu`` or more below the peak is not a marker, every marker lies within ``h_hu`` of it. A plateau is a marker (a whole 26-connected
     piece of ``valley_markers``' maxima) when the part of the image above its value less the
     marker depth, 26-connected to it, holds nothing higher: the h-maxima rule on whole HU
     (:func:`calcinosis.anatomy.bone.h_maxima`). Two markers found so, each with no voxel
@@ -203,11 +203,15 @@ def _two_marker_plateaus(solid: np.ndarray, dense: np.ndarray, smooth_hu: np.nda
     if not plateaus.any():
         return True  # no markers
     peak = float(img[dense_c].max())
-    if float(img[plateaus].min()) <= peak - h_hu + 1e-3:  # (an allowance for rounding)
-        return False
     labels, n = label_26(plateaus)
     boxes = ndi.find_objects(labels)
     values = np.array([float(img[box][labels[box] == k].min()) for k, box in enumerate(boxes, start=1)])
+    low = np.flatnonzero(values <= peak - h_hu + 1e-3) + 1  # (an allowance for rounding)
+    if low.size > MAX_PLATEAUS_TRIED:
+        return False
+    for k in low:
+        if _dome_is_its_own(img, _a_voxel(labels, boxes[k - 1], k), steps):
+            return False  # a marker h below the peak: its piece may be fainter than the bone
     found = 0
     for k in np.argsort(-values, kind="stable")[:MAX_PLATEAUS_TRIED] + 1:
         box, value = boxes[k - 1], values[k - 1]
@@ -216,8 +220,7 @@ def _two_marker_plateaus(solid: np.ndarray, dense: np.ndarray, smooth_hu: np.nda
         ring = ndi.binary_dilation(own, structure=_FACE, iterations=2) & ~own
         if ring.any() and float(img[grown][ring].max()) >= value:
             continue  # not isolated
-        voxel = tuple(int(s.start) + int(f) for s, f in zip(box, np.argwhere(labels[box] == k)[0]))
-        if not _dome_is_its_own(img, voxel, steps):
+        if not _dome_is_its_own(img, _a_voxel(labels, box, k), steps):
             continue  # a higher voxel in its dome: not a marker
         found += 1
         if found == 2:
@@ -232,3 +235,9 @@ def _dome_is_its_own(img: np.ndarray, voxel: tuple[int, ...], steps: int) -> boo
     value = img[voxel]
     dome, _ = label_26(img >= value - steps + 1)
     return not bool((img[dome == dome[voxel]] > value).any())
+
+
+def _a_voxel(labels: np.ndarray, box: tuple[slice, ...], k: int) -> tuple[int, ...]:
+    """One voxel (the first in C order) labelled ``k``, whose bounding box is ``box``."""
+    first = np.argwhere(labels[box] == k)[0]
+    return tuple(int(s.start) + int(f) for s, f in zip(box, first))
