@@ -14,9 +14,6 @@ from functools import cached_property
 
 import cc3d
 import numpy as np
-import SimpleITK as sitk
-
-from calcinosis.threads import n_threads
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,22 +96,13 @@ def label_components(mask: np.ndarray, connectivity: int = 26) -> Components:
     of their first voxel (as ``cc3d.connected_components``)."""
     mask = np.ascontiguousarray(mask, dtype=bool)
     where = np.flatnonzero(mask)
-    if connectivity in (6, 26) and mask.ndim == 3 and where.size:
-        # ITK's run-length labelling is two to three times faster than cc3d on a CT's
-        # threshold mask, and numbers objects in the order a raster scan reaches them too.
-        image = sitk.GetImageFromArray(mask.view(np.uint8))
-        labeller = sitk.ConnectedComponentImageFilter()
-        labeller.SetFullyConnected(connectivity == 26)
-        labeller.SetNumberOfThreads(n_threads())
-        labelled = labeller.Execute(image)
-        del image
-        n = int(labeller.GetObjectCount())
-        keys = sitk.GetArrayViewFromImage(labelled).ravel()[where]
-        del labelled
-    else:
-        labels, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True)
-        keys = labels.ravel()[where]
-        del labels
+    # cc3d numbers components in the raster order of their first voxel. Measured on a trunk
+    # CT's threshold mask (59 M voxels, 3.5 M set): 0.10 s of CPU, against 0.29 s for ITK's
+    # run-length labelling (which spreads over threads but costs more in all). cc3d holds the
+    # GIL meanwhile; its short pass costs a thread beside it less than ITK's longer one.
+    labels, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True)
+    keys = labels.ravel()[where]
+    del labels
     if n < 65535:
         keys = keys.astype(np.uint16)  # numpy radix-sorts 16-bit keys
     # Stable: the voxels of one label stay in raster order.
