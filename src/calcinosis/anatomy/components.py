@@ -106,7 +106,9 @@ def label_components(mask: np.ndarray, connectivity: int = 26) -> Components:
     if n < 65535:
         keys = keys.astype(np.uint16)  # numpy radix-sorts 16-bit keys
     # Stable: the voxels of one label stay in raster order.
-    order = where[np.argsort(keys, kind="stable")]
-    counts = np.bincount(keys, minlength=n + 1)[1:]
-    starts = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    sort = np.argsort(keys, kind="stable")
+    order = where[sort]
+    # Each label's first position in the sorted keys: its start (a bincount's cumulative
+    # sum, from a search of n + 1 values instead of a pass over all the keys).
+    starts = np.searchsorted(keys[sort], np.arange(1, n + 2)).astype(np.int64)
     return Components(tuple(mask.shape), int(n), order, starts)  # type: ignore[arg-type]
