@@ -15,7 +15,7 @@ from calcinosis.anatomy.air import add_internal_air
 from calcinosis.anatomy.body import find_body
 from calcinosis.anatomy.noise import estimate_noise_hu, noise_sample
 from calcinosis.anatomy.cavity import find_cavity
-from calcinosis.anatomy.regions import body_regions
+from calcinosis.anatomy.regions import RegionFeatures, body_regions, region_features
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.bones import start_detection
 from calcinosis.detect.candidates import Detection, detect_lesions
@@ -117,11 +117,15 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         warnings.append(f"high image noise ({noise:.0f} HU): small faint deposits may be missed")
 
     step("detect")
+    # What the regions read from the image and the body alone is computed while detection
+    # waits for the bones' splits (the regions' bone-dependent rest comes after detection).
+    features: list[RegionFeatures] = []
     det = detect_lesions(hu, mask, sp, config, tissue_level_hu=tissue_level, noise_smoothed_hu=noise_s,
                          smooth_hu=smooth, noise_hu=noise, start=started,
                          # Written straight into the full-grid map: no copy of the label grid
                          # later, and only the pages holding lesions are ever touched.
-                         out=labels_full[body.crop])
+                         out=labels_full[body.crop],
+                         while_waiting=lambda: features.append(region_features(hu, mask, sp, volume.direction)))
     del smooth
 
     step("anatomy")
@@ -139,7 +143,8 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         if n_threads() == 1:
             measured.result()
         step("regions")
-        regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts)
+        regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts,
+                               features=features[0] if features else None)
         step("cavity")
         trunk = _trunk_slices(mask, regions)
         # Which way array axis 1 (rows) runs: its LPS y component > 0 means towards posterior.
