@@ -99,13 +99,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     noise = estimate_noise_hu(hu, sample)
     # Soft-tissue level: the median of muscle-range voxels, from every 2nd voxel on each axis
     # (millions of voxels still: the same median to a fraction of a HU, 8 times cheaper).
-    every2 = (slice(None, None, 2),) * 3
-    hu2 = hu[every2]
-    muscle = mask[every2] & (hu2 > -30) & (hu2 < 120)
     # The median from a histogram of the whole-HU values: np.median's value, without its sort.
-    counts = np.bincount((hu2[muscle].astype(np.int32) + 29), minlength=149)
+    counts = _muscle_histogram(hu, mask)
     tissue_level = _weighted_quantile(np.arange(-29, 120, dtype=float), counts, 0.5) if counts.any() else 40.0
-    del hu2, muscle
     # The smoothed image the seeds are read on (whole HU): its noise is measured on it here
     # (sampled slices), and detection reads it; each computed only where it is read.
     smooth = SmoothedHU(hu, sp)
@@ -246,6 +242,23 @@ def _midline_x_mm(volume: Volume, mask: np.ndarray, crop, n_parts: int) -> float
     if n_parts == 1 and quantile(0.99) - quantile(0.01) < SINGLE_LIMB_MAX_WIDTH_MM:
         return 0.0
     return quantile(0.5)
+
+
+def _muscle_histogram(hu: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Counts of the whole-HU values -29..119 (index = HU + 29) of the body voxels in the
+    muscle range (-30 < HU < 120), from every 2nd voxel on each axis."""
+    every2 = (slice(None, None, 2),) * 3
+    if hu.dtype == np.int16:
+        # HU + 29 read as uint16: the muscle range is 0..148 and every other value lies above
+        # it (below -29 HU wraps past 32767; near the int16 top it wraps to the negatives,
+        # which read as 32768 and up): one comparison instead of two, no int32 copy.
+        key = (hu[every2] + np.int16(29)).view(np.uint16)
+        sel = key < 149
+        sel &= mask[every2]
+        return np.bincount(key[sel], minlength=149)
+    hu2 = hu[every2]
+    muscle = mask[every2] & (hu2 > -30) & (hu2 < 120)
+    return np.bincount((hu2[muscle].astype(np.int64) + 29), minlength=149)
 
 
 def _weighted_quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
