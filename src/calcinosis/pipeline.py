@@ -15,7 +15,7 @@ from calcinosis.anatomy.air import add_internal_air
 from calcinosis.anatomy.body import find_body
 from calcinosis.anatomy.noise import estimate_noise_hu, noise_sample
 from calcinosis.anatomy.cavity import find_cavity
-from calcinosis.anatomy.regions import RegionFeatures, body_regions, region_features
+from calcinosis.anatomy.regions import body_regions, region_features
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.bones import start_detection
 from calcinosis.detect.candidates import Detection, detect_lesions
@@ -113,19 +113,25 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         warnings.append(f"high image noise ({noise:.0f} HU): small faint deposits may be missed")
 
     step("detect")
-    # What the regions read from the image and the body alone is computed while detection
-    # waits for the bones' splits (the regions' bone-dependent rest comes after detection).
-    features: list[RegionFeatures] = []
+    # What the regions read from the image and the body alone, and the midline, are computed
+    # while detection waits for the bones' splits (the regions' bone-dependent rest comes
+    # after detection); not at all when detection has nothing to wait for.
+    ahead: dict[str, Any] = {}
+
+    def while_waiting() -> None:
+        ahead["features"] = region_features(hu, mask, sp, volume.direction)
+        ahead["midline"] = _midline_x_mm(volume, mask, body.crop, body.n_parts)
+
     det = detect_lesions(hu, mask, sp, config, tissue_level_hu=tissue_level, noise_smoothed_hu=noise_s,
                          smooth_hu=smooth, noise_hu=noise, start=started,
                          # Written straight into the full-grid map: no copy of the label grid
                          # later, and only the pages holding lesions are ever touched.
                          out=labels_full[body.crop],
-                         while_waiting=lambda: features.append(region_features(hu, mask, sp, volume.direction)))
+                         while_waiting=while_waiting)
     del smooth
 
     step("anatomy")
-    midline = _midline_x_mm(volume, mask, body.crop, body.n_parts)
+    midline = ahead["midline"] if "midline" in ahead else _midline_x_mm(volume, mask, body.crop, body.n_parts)
 
     step("measure")
     offset = tuple(s.start for s in body.crop)
@@ -140,7 +146,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
             measured.result()
         step("regions")
         regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts,
-                               features=features[0] if features else None)
+                               features=ahead.get("features"))
         step("cavity")
         trunk = _trunk_slices(mask, regions)
         # Which way array axis 1 (rows) runs: its LPS y component > 0 means towards posterior.
