@@ -211,17 +211,9 @@ def _trunk_slices(mask: np.ndarray, regions) -> np.ndarray:
     n = in_rows.sum(axis=1)
     sum_y = in_rows @ np.arange(sample.shape[1])
     sum_x = in_cols @ np.arange(sample.shape[2])
-    # The back is chest or abdomen behind the vertebral plane: trunk either way, so the
-    # region without that plane (back=False), which depends on the point's block alone, is
-    # looked up once per block (a block holds several slices).
-    trunk_of_block: dict[tuple[int, int, int], bool] = {}
     for z in np.flatnonzero(n):
         cy, cx = (np.array([sum_y[z], sum_x[z]]) / n[z] * 4).astype(int)
-        point = (int(z), int(cy), int(cx))
-        block = regions.block_at(point)
-        if block not in trunk_of_block:
-            trunk_of_block[block] = regions.region_at(point, back=False) in ("chest", "abdomen", "pelvis")
-        out[z] = trunk_of_block[block]
+        out[z] = regions.region_at((z, int(cy), int(cx))) in ("chest", "abdomen", "pelvis", "back")
     return out
 
 

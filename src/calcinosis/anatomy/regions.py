@@ -110,18 +110,11 @@ class RegionMap:
             out.append(self.shape_zyx[a] - 1 - i if self.flip[c] else i)
         return out[0], out[1], out[2]
 
-    def block_at(self, index_zyx: tuple[int, int, int]) -> tuple[int, int, int]:
-        """The block of the canonical grid that holds a voxel index ``(z, y, x)`` of the
-        cropped grid (clipped to it). ``region_at(..., back=False)`` depends on it alone."""
-        cz, cy, cx = self._canonical(index_zyx)
-        bz, by, bx = (min(v // b, n - 1) for v, b, n in zip((cz, cy, cx), self.block, self.classes.shape))
-        return bz, by, bx
-
     def region_at(self, index_zyx: tuple[int, int, int], *, back: bool = True) -> str:
         """Region name at a voxel index ``(z, y, x)`` of the cropped grid (clipped to it).
         With ``back=False`` the chest or abdomen behind the vertebral plane keeps its name."""
         cz, cy, cx = self._canonical(index_zyx)
-        bz, by, bx = self.block_at(index_zyx)
+        bz, by, bx = (min(v // b, n - 1) for v, b, n in zip((cz, cy, cx), self.block, self.classes.shape))
         sl = self.classes[bz]
         if sl[by, bx] == 0:
             body = np.argwhere(sl > 0)
