@@ -15,7 +15,7 @@ from calcinosis.anatomy.air import add_internal_air
 from calcinosis.anatomy.body import find_body
 from calcinosis.anatomy.noise import estimate_noise_hu, noise_sample
 from calcinosis.anatomy.cavity import find_cavity
-from calcinosis.anatomy.regions import body_regions
+from calcinosis.anatomy.regions import body_regions, region_features
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.bones import start_detection
 from calcinosis.detect.candidates import Detection, detect_lesions
@@ -99,13 +99,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     noise = estimate_noise_hu(hu, sample)
     # Soft-tissue level: the median of muscle-range voxels, from every 2nd voxel on each axis
     # (millions of voxels still: the same median to a fraction of a HU, 8 times cheaper).
-    every2 = (slice(None, None, 2),) * 3
-    hu2 = hu[every2]
-    muscle = mask[every2] & (hu2 > -30) & (hu2 < 120)
     # The median from a histogram of the whole-HU values: np.median's value, without its sort.
-    counts = np.bincount((hu2[muscle].astype(np.int32) + 29), minlength=149)
+    counts = _muscle_histogram(hu, mask)
     tissue_level = _weighted_quantile(np.arange(-29, 120, dtype=float), counts, 0.5) if counts.any() else 40.0
-    del hu2, muscle
     # The smoothed image the seeds are read on (whole HU): its noise is measured on it here
     # (sampled slices), and detection reads it; each computed only where it is read.
     smooth = SmoothedHU(hu, sp)
@@ -117,15 +113,25 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         warnings.append(f"high image noise ({noise:.0f} HU): small faint deposits may be missed")
 
     step("detect")
+    # What the regions read from the image and the body alone, and the midline, are computed
+    # while detection waits for the bones' splits (the regions' bone-dependent rest comes
+    # after detection); not at all when detection has nothing to wait for.
+    ahead: dict[str, Any] = {}
+
+    def while_waiting() -> None:
+        ahead["features"] = region_features(hu, mask, sp, volume.direction)
+        ahead["midline"] = _midline_x_mm(volume, mask, body.crop, body.n_parts)
+
     det = detect_lesions(hu, mask, sp, config, tissue_level_hu=tissue_level, noise_smoothed_hu=noise_s,
                          smooth_hu=smooth, noise_hu=noise, start=started,
                          # Written straight into the full-grid map: no copy of the label grid
                          # later, and only the pages holding lesions are ever touched.
-                         out=labels_full[body.crop])
+                         out=labels_full[body.crop],
+                         while_waiting=while_waiting)
     del smooth
 
     step("anatomy")
-    midline = _midline_x_mm(volume, mask, body.crop, body.n_parts)
+    midline = ahead["midline"] if "midline" in ahead else _midline_x_mm(volume, mask, body.crop, body.n_parts)
 
     step("measure")
     offset = tuple(s.start for s in body.crop)
@@ -139,7 +145,8 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         if n_threads() == 1:
             measured.result()
         step("regions")
-        regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts)
+        regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts,
+                               features=ahead.get("features"))
         step("cavity")
         trunk = _trunk_slices(mask, regions)
         # Which way array axis 1 (rows) runs: its LPS y component > 0 means towards posterior.
@@ -241,6 +248,23 @@ def _midline_x_mm(volume: Volume, mask: np.ndarray, crop, n_parts: int) -> float
     if n_parts == 1 and quantile(0.99) - quantile(0.01) < SINGLE_LIMB_MAX_WIDTH_MM:
         return 0.0
     return quantile(0.5)
+
+
+def _muscle_histogram(hu: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Counts of the whole-HU values -29..119 (index = HU + 29) of the body voxels in the
+    muscle range (-30 < HU < 120), from every 2nd voxel on each axis."""
+    every2 = (slice(None, None, 2),) * 3
+    if hu.dtype == np.int16:
+        # HU + 29 read as uint16: the muscle range is 0..148 and every other value lies above
+        # it (below -29 HU wraps past 32767; near the int16 top it wraps to the negatives,
+        # which read as 32768 and up): one comparison instead of two, no int32 copy.
+        key = (hu[every2] + np.int16(29)).view(np.uint16)
+        sel = key < 149
+        sel &= mask[every2]
+        return np.bincount(key[sel], minlength=149)
+    hu2 = hu[every2]
+    muscle = mask[every2] & (hu2 > -30) & (hu2 < 120)
+    return np.bincount((hu2[muscle].astype(np.int64) + 29), minlength=149)
 
 
 def _weighted_quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:

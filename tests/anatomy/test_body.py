@@ -64,3 +64,37 @@ def test_beads_on_the_skin_are_outside_the_body():
     for d in on_skin:
         idx = tuple(np.round(vol.lps_to_index(np.asarray(d.centroid_lps))).astype(int))
         assert not inside[idx], d.kind
+
+
+def test_packed_growth_equals_growing_the_boolean_slice():
+    # The skin's growth runs on rows packed 64 pixels to a word: widths round a word's (63,
+    # 64, 65, 129), one row or column, and growth that stops early or goes on must all give
+    # grow_one's pixels and the same "goes on" answer.
+    from scipy import ndimage as ndi
+
+    from calcinosis.anatomy.body import _grow_within
+    from calcinosis.anatomy.morphology import grow_one
+
+    def reference(m, tissue, steps):
+        for step in range(steps + 1):
+            grown = grow_one(m, corners=True) & tissue
+            if np.count_nonzero(grown) == np.count_nonzero(m):
+                return m, False
+            if step == steps:
+                return m, True
+            m = grown
+        raise AssertionError
+
+    rng = np.random.default_rng(11)
+    shapes = [(1, 70), (70, 1), (40, 63), (40, 64), (33, 65), (20, 129), (57, 200)]
+    seen = set()
+    for shape in shapes * 6:
+        tissue = ndi.gaussian_filter(rng.random(shape), 1.5) > rng.uniform(0.35, 0.55)
+        m = tissue & (rng.random(shape) > 0.97)
+        for steps in (0, 1, 3, 8):
+            want, goes_on = reference(m, tissue, steps)
+            got, got_on = _grow_within(m, tissue, steps)
+            assert got.dtype == bool and got.shape == shape
+            assert got_on == goes_on and np.array_equal(got, want), (shape, steps)
+            seen.add(goes_on)
+    assert seen == {True, False}

@@ -204,6 +204,27 @@ def test_bad_inputs_raise_input_error():
         body_regions(hu, body, bone, (3.0, 1.0, 1.0), oblique, n_body_parts=1)
 
 
+def test_features_made_ahead_give_the_same_map_and_must_fit():
+    # The analysis makes the bone-free features while detection runs: the map must be the
+    # same as made in one go, and features of another grid are refused.
+    from calcinosis.anatomy.regions import region_features
+
+    hu, body, bone = _limb_scene((110.0, 110.0), 2, 18.0)
+    sp = (3.0, 1.0, 1.0)
+    flip = np.diag([-1.0, 1.0, 1.0])  # x runs to the patient's right: a canonical flip
+    for direction in (np.eye(3), flip):
+        once = body_regions(hu, body, bone, sp, direction, n_body_parts=2)
+        ahead = body_regions(hu, body, bone, sp, direction, n_body_parts=2,
+                             features=region_features(hu, body, sp, direction))
+        assert np.array_equal(once.classes, ahead.classes) and once.describe() == ahead.describe()
+        assert np.array_equal(once.pelvis_inside, ahead.pelvis_inside)
+    other = region_features(hu, body, (3.0, 1.0, 0.9), np.eye(3))
+    with pytest.raises(ValueError, match="same grid"):
+        body_regions(hu, body, bone, sp, np.eye(3), n_body_parts=2, features=other)
+    with pytest.raises(ValueError, match="same grid"):
+        body_regions(hu, body, bone, sp, flip, n_body_parts=2, features=region_features(hu, body, sp, np.eye(3)))
+
+
 def test_real_chest_ct_is_chest():
     """Real chest CT (heart to neck): the thorax is chest, the back is back, the top is neck or chest."""
     if not REAL_CT.exists():

@@ -11,8 +11,9 @@ import pytest
 
 from calcinosis.anatomy.components import label_components
 from calcinosis.config import AnalysisConfig
-from calcinosis.detect.bones import bone_boxes, start_detection
+from calcinosis.detect.bones import bone_boxes, prepare_bones, start_detection
 from calcinosis.detect.candidates import detect_lesions
+from calcinosis.detect.smoothing import SmoothedHU
 
 SP = (1.0, 0.8, 0.8)
 
@@ -50,6 +51,19 @@ def test_bones_are_found_by_the_detection_rules():
     again = detect_lesions(hu, body, SP, config, **kwargs, start=start_detection(hu, body, SP, config))
     assert np.array_equal(again.labels, det.labels) and np.array_equal(again.bone, det.bone)
     assert again.excluded == det.excluded
+
+
+def test_prepared_bones_hold_their_component_and_its_smoothed_box():
+    hu, body = _scene()
+    config = AnalysisConfig()
+    comps = label_components(hu >= config.threshold_hu)
+    smooth = SmoothedHU(hu, SP)
+    preps = prepare_bones(comps, hu, body, SP, config, smooth)
+    assert [(p.label, p.box) for p in preps] == bone_boxes(comps, hu, body, SP, config)
+    for prep in preps:
+        assert np.array_equal(prep.piece, comps.mask_in(prep.label, prep.box)) and prep.piece.any()
+        assert np.array_equal(prep.smooth_hu, smooth[prep.box])
+    assert prepare_bones(comps, hu, body, (4.0, 0.8, 0.8), config, smooth) == []  # thick slices: no split
 
 
 def test_start_of_another_image_or_config_is_refused():

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from calcinosis.detect.candidates import smoothed
-from calcinosis.detect.smoothing import SmoothedHU, smooth_box
+from calcinosis.detect.smoothing import SmoothedHU, gaussian_z, smooth_box
 
 
 def _ct(shape, seed):
@@ -67,3 +67,20 @@ def test_large_box_in_slabs_equals_the_whole_volume(monkeypatch, threads):
     box = (slice(1, 43), slice(2, 159), slice(0, 170))
     assert np.prod([s.stop - s.start for s in box]) >= 1 << 20
     assert np.array_equal(SmoothedHU(hu, (1.0, 0.8, 0.8))[box], whole[box])
+
+
+@pytest.mark.parametrize("sigma, radius", [(0.6, 2), (0.75, 3), (1.7, 7), (0.5, 1)])
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_z_pass_of_a_few_slices_is_gaussian_filter1d_bit_for_bit(sigma, radius, dtype):
+    # The float32 values themselves, before any rounding to whole HU: the order of the sums
+    # and the weights must be scipy's, at the volume's ends (nearest) and inside.
+    hu = _ct((17, 21, 19), seed=radius).astype(dtype)
+    if dtype == np.float32:
+        hu += np.random.default_rng(0).random(hu.shape, np.float32)
+    plane = (slice(2, 20), slice(1, 17))
+    whole = ndi.gaussian_filter1d(hu[:, plane[0], plane[1]], sigma, 0, output=np.float32, mode="nearest",
+                                  truncate=4.0, radius=radius)
+    for zs in (slice(0, 1), slice(0, 17), slice(5, 6), slice(3, 11), slice(15, 17), slice(16, 17), slice(4, 4)):
+        got = gaussian_z(hu, sigma, radius, zs, plane)
+        assert got.dtype == np.float32 and got.shape == whole[zs].shape
+        assert np.array_equal(got.view(np.uint32), whole[zs].view(np.uint32)), zs

@@ -241,18 +241,56 @@ def _grow_within(m: np.ndarray, tissue: np.ndarray, steps: int) -> tuple[np.ndar
     ``tissue``), and whether one more step would still grow it (tissue goes on).
 
     Each step is :func:`grow_one` with corners, and ``tissue``; a step that adds nothing
-    ends the growth early (no later step can add anything either)."""
-    count = np.count_nonzero(m)
+    ends the growth early (no later step can add anything either). The steps run on the
+    rows packed 64 pixels to a word (:func:`_pack_rows`): a step is a dozen operations on an
+    eighth of the bytes, the same pixels as on the boolean slice."""
+    packed, inside = _pack_rows(m), _pack_rows(tissue)
     for step in range(steps + 1):
-        grown = grow_one(m, corners=True)
-        grown &= tissue
-        now = np.count_nonzero(grown)
-        if now == count:  # m lies inside grown: equal counts, equal masks
-            return m, False
+        grown = _grow_packed(packed)
+        grown &= inside
+        if np.array_equal(grown, packed):  # packed lies inside grown: equal words, equal masks
+            return _unpack_rows(packed, m.shape[1]), False
         if step == steps:  # the check's step grew it
-            return m, True
-        m, count = grown, now
+            return _unpack_rows(packed, m.shape[1]), True
+        packed = grown
     raise AssertionError("unreachable")
+
+
+_WORD = np.dtype("<u8")  # little-endian: bit j of word w is pixel 64 w + j on any machine
+
+
+def _pack_rows(mask: np.ndarray) -> np.ndarray:
+    """A 2-D mask's rows as bits of 64-bit words (pixel x: word x // 64, bit x % 64); the
+    bits past the last column are 0."""
+    bits = np.packbits(mask, axis=1, bitorder="little")
+    words = -(-bits.shape[1] // 8)
+    out = np.zeros((mask.shape[0], words * 8), np.uint8)
+    out[:, :bits.shape[1]] = bits
+    return out.view(_WORD)
+
+
+def _unpack_rows(packed: np.ndarray, width: int) -> np.ndarray:
+    """The boolean mask of :func:`_pack_rows`' words (``width`` columns)."""
+    return np.unpackbits(packed.view(np.uint8), axis=1, count=width, bitorder="little").view(bool)
+
+
+def _grow_packed(packed: np.ndarray) -> np.ndarray:
+    """:func:`grow_one` with corners of a packed mask: each pixel ORed with its left and
+    right neighbours (bits carried across words), then each row with the rows above and
+    below. Bits may spill past the last column: the caller's AND with a packed mask, whose
+    bits there are 0, clears them."""
+    one, top = np.uint64(1), np.uint64(63)
+    left = packed << one  # pixel x takes x - 1
+    left[:, 1:] |= packed[:, :-1] >> top
+    right = packed >> one  # pixel x takes x + 1
+    right[:, :-1] |= packed[:, 1:] << top
+    rows = left
+    rows |= right
+    rows |= packed
+    out = rows.copy()
+    out[1:] |= rows[:-1]
+    out[:-1] |= rows[1:]
+    return out
 
 
 def _bbox_from_extent(extent: tuple[np.ndarray, np.ndarray],

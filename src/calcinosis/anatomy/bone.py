@@ -30,16 +30,23 @@ Everything else is bone.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 
+import cc3d
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_in_plane, label_counts, label_maximum, open_mm
-from calcinosis.anatomy.own_blur import own_blur
+from calcinosis.anatomy.ball import open_ball
+from calcinosis.anatomy.basins import merge_shallow_basins
 from calcinosis.anatomy.bone_bumps import pressed_candidates
+from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profile, per_label_max
+from calcinosis.anatomy.morphology import fill_holes_in_plane, label_counts
+from calcinosis.anatomy.own_blur import own_blur
+from calcinosis.threads import SMALL_FOR_THREADS, n_threads
 
 # A deposit flush on bone may sit behind a valley this fraction of ``h`` deep, if it stands
 # outside the bone's outline smoothed by an opening with this ball (mm).
@@ -96,6 +103,7 @@ def split_bone(
     h_hu: float,
     max_deposit_volume_mm3: float,
     is_bone_piece: Callable[[tuple[slice, ...], np.ndarray], bool] | None = None,
+    threshold_hu: float | None = None,
 ) -> BoneSplit:
     """Split one connected dense structure into bone and attached deposits.
 
@@ -115,6 +123,11 @@ def split_bone(
         slices into the box and voxel mask) is itself bone (a cortical shell round
         marrow). Such a piece stays bone, and the bone's blur profile is then searched
         through it for deposits that lie on its flank.
+    threshold_hu : float, optional
+        The detection threshold that made ``dense``. When given, a basin joined to the
+        rest only through the blur's fringe (its saddle below ``threshold_hu + h_hu``) is
+        a deposit candidate however much of its border faces the bone (see
+        :func:`valley_split`).
     """
     solid = fill_holes_in_plane(dense)
     skull_holes = _skull_holes(solid & ~dense, smooth_hu, spacing_zyx)
@@ -128,15 +141,24 @@ def split_bone(
     deposits: list[Piece] = []
     bone = solid.copy()
     taken = np.zeros(solid.shape, bool)
-    for sub, basin in valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3):
-        if is_bone_piece is not None and is_bone_piece(sub, basin & dense[sub]):
-            continue
-        deposits.append((sub, basin & dense[sub]))
-        bone[sub] &= ~basin
-        taken[sub] |= basin
-    for sub, piece in _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3, taken):
-        deposits.append((sub, piece))
-        bone[sub] &= ~piece
+    # The blur profile does not depend on the valley split: on a large structure (a spine) it
+    # is made in a second thread beside the flooding (ITK and scikit-image release the GIL).
+    # The results do not depend on the threads.
+    beside = n_threads() > 1 and solid.size >= SMALL_FOR_THREADS
+    pool = ThreadPoolExecutor(1) if beside else None
+    with pool or nullcontext():
+        blur = pool.submit(_blur_profile, solid, smooth_hu, spacing_zyx).result if pool else None
+        for sub, basin in valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3,
+                                       threshold_hu=threshold_hu, merge_noise_tops=True):
+            if is_bone_piece is not None and is_bone_piece(sub, basin & dense[sub]):
+                continue
+            deposits.append((sub, basin & dense[sub]))
+            bone[sub] &= ~basin
+            taken[sub] |= basin
+        for sub, piece in _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu,
+                                         max_deposit_volume_mm3, taken, blur=blur):
+            deposits.append((sub, piece))
+            bone[sub] &= ~piece
     return BoneSplit(bone, tuple(deposits))
 
 
@@ -167,7 +189,15 @@ def _skull_holes(enclosed: np.ndarray, smooth_hu: np.ndarray, spacing_zyx) -> np
     return large if skull else None
 
 
-def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken) -> list[Piece]:
+def _blur_profile(solid, smooth_hu, spacing_zyx) -> BlurProfile | None:
+    """The bone's blur profile (:func:`~calcinosis.anatomy.bone_profile.blur_profile`) with
+    this module's core and bins."""
+    return blur_profile(solid, smooth_hu, spacing_zyx, ball_mm=OUTLINE_BALL_MM, core_hu=CORE_HU,
+                        reach_mm=PROFILE_REACH_MM, bin_mm=PROFILE_BIN_MM)
+
+
+def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken,
+                   blur: Callable[[], BlurProfile | None] | None = None) -> list[Piece]:
     """Deposits near the bone whose own maximum is lost on the slope of the bone's blur.
 
     A small deposit about 1 mm from the cortex shows no valley: the bone's blur falls through
@@ -178,88 +208,101 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     The bone's blur is modelled as a profile of the smoothed intensity against distance
     from the bone's core (its outline opened with a 3 mm ball, and everything at cortical
     density); what rises above that profile by more than ``h_hu``, outside the core, small
-    and facing soft tissue, is a deposit.
+    and facing soft tissue, is a deposit. ``blur``, when given, returns
+    :func:`_blur_profile` of the same structure (computed beforehand, beside the valley split).
     """
-    opened = open_mm(solid, spacing_zyx, OUTLINE_BALL_MM)
-    core = opened | (solid & (smooth_hu >= CORE_HU))
-    if not core.any() or core.all():
+    blur = _blur_profile(solid, smooth_hu, spacing_zyx) if blur is None else blur()
+    if blur is None:
         return []
-    # In-plane distance: across thick slices the bone's end is a partial-volume cap, not a
-    # profile (a slice without core is out of reach).
-    dist = distance_inside_mm(~core, spacing_zyx, in_plane=True)  # edt, slice by slice
-    near = ~core & (dist <= PROFILE_REACH_MM)
-    # A hair above the quotient: distances of whole pixel steps that land on a bin edge stay
-    # in the upper bin whichever way float32 rounds them.
-    # (A slice without core is at an infinite distance: clipped before the cast.)
-    last = int(PROFILE_REACH_MM / PROFILE_BIN_MM) + 1
-    bins = np.minimum(dist / PROFILE_BIN_MM + 1e-4, last).astype(np.int32)
-    profile = np.full(bins.max() + 1, np.inf, np.float32)
-    near_hu, near_bin = smooth_hu[near], bins[near]
-    for b in np.unique(near_bin):
-        profile[b] = np.median(near_hu[near_bin == b])
-    del near_hu, near_bin
-    residual = smooth_hu - profile[bins]
-    cand = dense & near & ~taken & (residual >= 0.5 * h_hu)
-    labels, n = ndi.label(cand, structure=np.ones((3, 3, 3), bool))
+    # The profile, the candidates and their statistics are read at the voxels near the core
+    # only (a spine's box holds millions of voxels, these a fraction); the residual and the
+    # in-plane maxima elsewhere on the boxes of the pieces kept (bone_profile: the same
+    # values as whole-box arrays).
+    core, dist, residual = blur.core, blur.dist, blur.residual
+    near_at, near_res = blur.near_at, blur.near_residual
+    cand_at = near_at[dense.ravel()[near_at] & ~taken.ravel()[near_at] & (near_res >= 0.5 * h_hu)]
+    cand = np.zeros(solid.shape, bool)
+    cand.ravel()[cand_at] = True
+    labels, n = label_26(cand)
     if n == 0:
         return []
+    vv = float(np.prod(spacing_zyx))
     # The deposit's own maximum: a voxel above its in-plane neighbours. On the flank of the
     # bone (or of a thin plate of it, below cortical density on thick slices) the intensity
     # still rises towards the bone.
-    own_max = smooth_hu >= ndi.maximum_filter(smooth_hu, size=(1, 3, 3))
-    # Per-label maxima without ndimage's sort of the whole box.
-    peak = label_maximum(np.where(own_max, residual, -np.inf), labels, n)[1:]
+    own_max = InPlanePeak(smooth_hu)
+    lab_at = labels.ravel()[cand_at]  # every candidate is labelled
+    res_at = residual[np.unravel_index(cand_at, solid.shape)]
+    peak = per_label_max(lab_at, np.where(own_max.at(cand_at), res_at, -np.inf), n)[1:]
     if spacing_zyx[0] < THIN_SLICE_MM:
         # On thin slices a dense deposit within half a millimetre of the cortex has no
         # in-plane maximum of its own (its intensity rises into the bone in every slice),
         # yet stands far above the bone's profile; the bone's own edge does not (on thick
         # slices its partial-volume ends do: there the rule above stays alone).
-        strong = label_maximum(np.where(cand, residual, -np.inf), labels, n)[1:]
+        strong = per_label_max(lab_at, res_at, n)[1:]
         peak = np.where(np.isinf(peak) & (strong >= STRONG_RESIDUAL_H * h_hu), strong, peak)
-    out = _accept_bumps(labels, n, peak >= h_hu, solid, dense, core, taken, residual, own_max, dist, h_hu,
-                        spacing_zyx, max_volume)
+    peak_dist = per_label_max(lab_at, dist.ravel()[cand_at], n)[1:]
+    sizes = np.bincount(lab_at, minlength=n + 1)[1:] * vv
+    accept = _Acceptance(solid, dense, core, taken, residual, own_max, h_hu, vv)
+    out = accept(labels, (peak >= h_hu) & (sizes <= max_volume) & (peak_dist >= MIN_GAP_DIST_MM))
     # Deposits pressed against the bone, lost above in the bone's partial-volume ends (joined
     # to them, or without an in-plane maximum of their own): sought apart from those ends
     # (:mod:`calcinosis.anatomy.bone_bumps`).
     for sub, piece in out:
         cand[sub] &= ~piece
-    labels, n, pressed = pressed_candidates(cand, opened, core, residual, bins, h_hu, spacing_zyx)
+    labels, n, pressed = pressed_candidates(cand, blur.outline, core, residual, dist, residual.bins, h_hu,
+                                            spacing_zyx)
     if pressed.any():
-        out += _accept_bumps(labels, n, pressed, solid, dense, core, taken, residual, own_max, dist, h_hu,
-                             spacing_zyx, max_volume)
+        at = np.flatnonzero(labels)
+        lab_at = labels.ravel()[at]
+        peak_dist = per_label_max(lab_at, dist.ravel()[at], n)[1:]
+        sizes = np.bincount(lab_at, minlength=n + 1)[1:] * vv
+        out += accept(labels, pressed & (sizes <= max_volume) & (peak_dist >= MIN_GAP_DIST_MM))
     return out
 
 
-def _accept_bumps(labels, n, rising, solid, dense, core, taken, residual, own_max, dist, h_hu, spacing_zyx,
-                  max_volume) -> list[Piece]:
-    """The candidates of :func:`_profile_split` (``labels``, 1..n) that are deposits: those
-    that rise above the profile (``rising``, per label), small, whose risen part reaches
-    ``MIN_GAP_DIST_MM`` from the core, and face soft tissue; each with its own blur."""
-    vv = float(np.prod(spacing_zyx))
-    peak_dist = label_maximum(np.where(residual >= 0.5 * h_hu, dist, 0), labels, n)[1:]
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:] * vv
-    out = []
-    objects = ndi.find_objects(labels)
-    face = ndi.generate_binary_structure(3, 1)
-    for k in np.flatnonzero(rising & (sizes <= max_volume) & (peak_dist >= MIN_GAP_DIST_MM)):
-        sub = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in objects[k])
-        piece = _risen_part(labels[sub] == k + 1, residual[sub], h_hu)
-        shell = ndi.binary_dilation(piece, structure=face) & ~piece
-        facing_tissue = int((shell & ~solid[sub]).sum())
-        facing_bone = int((shell & solid[sub]).sum())
-        if facing_tissue <= BUMP_MIN_TISSUE_RATIO * facing_bone:
-            continue
-        if _caps_bone(piece, solid[sub]):
-            continue
-        # The deposit's blur fringe above its own threshold, not the bone's; its maximum is
-        # its own (in-plane) maximum, not the bone's edge that rises towards the bone.
-        piece |= shell & dense[sub] & ~core[sub] & ~taken[sub] & (residual[sub] > 0)
-        own_peak = (labels[sub] == k + 1) & own_max[sub] & piece
-        deposit = own_blur(sub, piece, dense, solid, residual[sub], own_peak)
-        if deposit.sum() * vv < PROFILE_MIN_VOLUME_MM3:
-            continue  # a speck on the bone's slope: its partial volume or noise, not a deposit
-        out.append((sub, deposit))
-    return out
+@dataclass(frozen=True, eq=False)
+class _Acceptance:
+    """The last rules of :func:`_profile_split` on the structure's box: ``accept(labels,
+    chosen)`` gives the deposits among the candidates ``chosen`` (per label 1..n) that face
+    soft tissue and are not the cap of the bone's end, each its risen part
+    (:func:`_risen_part`) with its own blur, and not a speck."""
+
+    solid: np.ndarray
+    dense: np.ndarray
+    core: np.ndarray
+    taken: np.ndarray
+    residual: object  # BlurResidual: read on boxes
+    own_max: object  # InPlanePeak: read on boxes
+    h_hu: float
+    voxel_mm3: float
+
+    def __call__(self, labels: np.ndarray, chosen: np.ndarray) -> list[Piece]:
+        solid, dense, core, taken, residual, own_max = (self.solid, self.dense, self.core, self.taken,
+                                                         self.residual, self.own_max)
+        out = []
+        objects = ndi.find_objects(labels)
+        face = ndi.generate_binary_structure(3, 1)
+        for k in np.flatnonzero(chosen):
+            sub = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in objects[k])
+            res = residual[sub]
+            piece = _risen_part(labels[sub] == k + 1, res, self.h_hu)
+            shell = ndi.binary_dilation(piece, structure=face) & ~piece
+            facing_tissue = int((shell & ~solid[sub]).sum())
+            facing_bone = int((shell & solid[sub]).sum())
+            if facing_tissue <= BUMP_MIN_TISSUE_RATIO * facing_bone:
+                continue
+            if _caps_bone(piece, solid[sub]):
+                continue
+            # The deposit's blur fringe above its own threshold, not the bone's; its maximum is
+            # its own (in-plane) maximum, not the bone's edge that rises towards the bone.
+            own_peak = piece & own_max[sub]
+            piece |= shell & dense[sub] & ~core[sub] & ~taken[sub] & (res > 0)
+            deposit = own_blur(sub, piece, dense, solid, res, own_peak)
+            if deposit.sum() * self.voxel_mm3 < PROFILE_MIN_VOLUME_MM3:
+                continue  # a speck on the bone's slope: its partial volume or noise, not a deposit
+            out.append((sub, deposit))
+        return out
 
 
 def _risen_part(piece: np.ndarray, residual: np.ndarray, h_hu: float) -> np.ndarray:
@@ -288,35 +331,83 @@ def _caps_bone(piece: np.ndarray, solid: np.ndarray) -> bool:
     return int((piece & below).sum()) * 2 >= int(piece.sum())
 
 
-def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list[Piece]:
-    """Basins of the smoothed intensity that are deposits: small, facing soft tissue, and
-    either separated from the rest by a valley deeper than ``h_hu``, or by a shallower
-    valley (``WEAK_H_FRACTION * h_hu``) while standing outside the bone's smooth outline."""
-    vv = float(np.prod(spacing_zyx))
-    low = smooth_hu.min()  # the level outside the structure
-    img = np.where(solid, smooth_hu, low).astype(np.float32)
-    h_weak = WEAK_H_FRACTION * h_hu
+@dataclass(frozen=True, eq=False)
+class ValleyMarkers:
+    """The flooding's start for :func:`valley_split`: the structure's box grown by one voxel
+    (``crop``), the image on it (smoothed HU, ``low`` outside the structure; ``img``), and
+    its maxima that stand ``WEAK_H_FRACTION * h`` out of their valleys, on dense voxels,
+    26-connected and labelled 1..n (``labels``). None of it when the structure is empty."""
+
+    crop: tuple[slice, ...] | None
+    img: np.ndarray | None
+    labels: np.ndarray | None
+    n: int
+
+
+def valley_markers(solid, dense, smooth_hu, h_hu) -> ValleyMarkers:
+    """The markers :func:`valley_split` floods from (same arguments)."""
     # The flooding and its statistics run on the structure's own box grown by one voxel (its
     # faces to tissue): the same maxima (outside the structure the image is ``low`` on both
     # boxes, and the grown box holds some of it unless the two are the same), the same basins
     # (scikit-image floods in order of value, then of arrival, which the smaller box keeps).
+    # Outside that box nothing is read: each small basin's box (grown by one voxel) lies in it.
+    image = valley_image(solid, smooth_hu)
+    if image is None:
+        return ValleyMarkers(None, None, None, 0)
+    crop, img_c = image
+    labels, n = label_26(h_maxima(img_c, WEAK_H_FRACTION * h_hu) & dense[crop])
+    return ValleyMarkers(crop, img_c, labels, n)
+
+
+def valley_image(solid, smooth_hu) -> tuple[tuple[slice, ...], np.ndarray] | None:
+    """The box :func:`valley_split` floods (the structure's box grown by one voxel) and the
+    image on it: smoothed HU in the structure, its lowest value outside (integer HU stay
+    integer: a faster h-maxima). None when the structure is empty."""
     crop = _grown_box(solid)
     if crop is None:
-        return []
-    solid_c = solid[crop]
-    img_c = np.where(solid_c, smooth_hu[crop], low)  # integer HU stay integer: a faster h-maxima
-    peaks = h_maxima(img_c, h_weak) & dense[crop]
-    markers, n = ndi.label(peaks, structure=np.ones((3, 3, 3), bool))
+        return None
+    low = smooth_hu.min()  # the level outside the structure
+    return crop, np.where(solid[crop], smooth_hu[crop], low)
+
+
+def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, *,
+                 markers: ValleyMarkers | None = None, threshold_hu: float | None = None,
+                 merge_noise_tops: bool = False) -> list[Piece]:
+    """Basins of the smoothed intensity that are deposits: small, facing soft tissue, and
+    either separated from the rest by a valley deeper than ``h_hu``, or by a shallower
+    valley (``WEAK_H_FRACTION * h_hu``) while standing outside the bone's smooth outline.
+    ``markers``, when given, is :func:`valley_markers` of the same arguments.
+
+    A knob of the bone (an epicondyle, a process) joins the rest through its cortex: the
+    highest value along its border (its saddle) is cortical. A deposit near the bone joins
+    it only through the partial-volume blur of the gap, on thick slices over a broad face
+    (a 5 mm deposit 1.2 mm from the humerus on 2.5 mm slices faces the bone on 40 % of its
+    border). With ``threshold_hu`` (that made ``dense``), a basin whose saddle lies below
+    ``threshold_hu + h_hu`` is a candidate whatever share of its border faces soft tissue.
+    With ``merge_noise_tops``, small basins that noise split are merged first
+    (:func:`calcinosis.anatomy.basins.merge_shallow_basins`): on a large bone, not on a rib piece, where every basin
+    is small and faces soft tissue (merged, a deposit took in part of the rib)."""
+    vv = float(np.prod(spacing_zyx))
+    h_weak = WEAK_H_FRACTION * h_hu
+    if markers is None:
+        markers = valley_markers(solid, dense, smooth_hu, h_hu)
+    n, crop = markers.n, markers.crop
     if n <= 1:
         return []
-    img_c = img[crop]
-    basins_c = watershed(-img_c, markers, mask=solid_c)
-    del markers, peaks
+    solid_c = solid[crop]
+    img_c = markers.img.astype(np.float32)
+    basins_c = watershed(-img_c, markers.labels, mask=solid_c)
     counts = label_counts(basins_c, n)
+    if merge_noise_tops:
+        basins_c, counts = merge_shallow_basins(basins_c, counts, img_c, h_hu, max_volume / vv)  # some unused
     sizes = counts * vv
     facing_tissue, facing_other, pairs = _border_counts(basins_c, n, img_c)
-    small = (sizes > 0) & (sizes <= max_volume) & (facing_tissue > BUMP_MIN_TISSUE_RATIO * facing_other)
+    small = (sizes > 0) & (sizes <= max_volume)
     small[0] = False
+    facing = facing_tissue > BUMP_MIN_TISSUE_RATIO * facing_other
+    if threshold_hu is not None:
+        facing |= _saddles(pairs, small, n) < threshold_hu + h_hu  # joined by the blur's fringe
+    small &= facing
     if not small.any():
         return []
     # Peaks and saddles of the small basins only (no other can be a deposit).
@@ -326,34 +417,47 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume) -> list
     for k in np.flatnonzero(small):
         box = objects_c[k - 1]
         prominence[k] = float(img_c[box][basins_c[box] == k].max()) - saddle[k]
-    basins = np.zeros(solid.shape, basins_c.dtype)
-    basins[crop] = basins_c
-    del basins_c
-    # Each small basin's box on the structure's box, grown by one voxel.
+    # Each small basin's box on the structure's box, grown by one voxel (``subs``), and the
+    # same box on the grown box (``subs_c``: within it, see above).
     subs = {k: tuple(slice(max(s.start + c.start - 1, 0), s.stop + c.start + 1)
                      for s, c in zip(objects_c[k - 1], crop))
             for k in np.flatnonzero(small)}
+    subs_c = {k: tuple(slice(s.start - c.start, s.stop - c.start) for s, c in zip(sub, crop))
+              for k, sub in subs.items()}
     # The bone's outline smoothed by an opening, on each small basin's box only (exact there:
     # the box is read with a margin of twice the ball's radius).
     opened = {k: _opened_on(solid, sub, spacing_zyx, OUTLINE_BALL_MM) for k, sub in subs.items()}
     # Share of each small basin outside that outline.
     outside = np.zeros(n + 1)
-    for k, sub in subs.items():
-        basin = basins[sub] == k
+    for k, sub_c in subs_c.items():
+        basin = basins_c[sub_c] == k
         outside[k] = 1.0 - (basin & opened[k]).sum() / max(int(counts[k]), 1)
     weak = small & (prominence < h_hu)
     accept = small & ((prominence >= h_hu) | (weak & (prominence >= h_weak) & (outside >= 0.5)))
-    taken = accept[basins]
+    if not accept.any():
+        return []
+    taken_c = accept[basins_c]
+    free = solid.copy()  # the structure less the accepted basins
+    free[crop] &= ~taken_c
     out = []
     for k in np.flatnonzero(accept):
-        sub = subs[k]
-        basin = basins[sub] == k
+        sub, sub_c = subs[k], subs_c[k]
+        basin = basins_c[sub_c] == k
         # The watershed line runs along the valley: the deposit's own blur on the bone side
         # of it, outside the bone's outline, still belongs to the deposit.
         fringe = ndi.binary_dilation(basin, structure=ndi.generate_binary_structure(3, 1))
-        fringe &= solid[sub] & ~opened[k] & ~taken[sub]
-        out.append((sub, own_blur(sub, basin | fringe, dense, solid & ~taken, img[sub], basin)))
+        fringe &= solid[sub] & ~opened[k] & ~taken_c[sub_c]
+        out.append((sub, own_blur(sub, basin | fringe, dense, free, img_c[sub_c], basin)))
     return out
+
+
+def label_26(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """26-connected components of ``mask``, numbered in raster order of their first voxel:
+    the labels of ``ndimage.label(mask, structure=np.ones((3, 3, 3)))`` (uint32), by
+    ``cc3d``, several times faster on a bone's box."""
+    labels, n = cc3d.connected_components(np.ascontiguousarray(mask, dtype=bool), connectivity=26,
+                                          return_N=True, out_dtype=np.uint32)
+    return labels, int(n)
 
 
 def _grown_box(mask: np.ndarray) -> tuple[slice, ...] | None:
@@ -365,12 +469,13 @@ def _grown_box(mask: np.ndarray) -> tuple[slice, ...] | None:
 
 
 def _opened_on(solid: np.ndarray, sub: tuple[slice, ...], spacing_zyx, radius_mm: float) -> np.ndarray:
-    """``open_mm(solid, ...)[sub]``, computed on ``sub`` grown by twice the radius: the
-    erosion reads voxels within one radius, the dilation the eroded ones within another."""
+    """``open_mm(solid, ...)[sub]`` (by :func:`~calcinosis.anatomy.ball.open_ball`), computed
+    on ``sub`` grown by twice the radius: the erosion reads voxels within one radius, the
+    dilation the eroded ones within another."""
     grow = [int(np.ceil(2 * radius_mm / float(s))) + 1 for s in spacing_zyx]
     big = tuple(slice(max(s.start - g, 0), min(s.stop + g, n)) for s, g, n in zip(sub, grow, solid.shape))
     inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sub, big))
-    return open_mm(solid[big], spacing_zyx, radius_mm)[inner]
+    return open_ball(solid[big], spacing_zyx, radius_mm)[inner]
 
 
 def _border_counts(basins: np.ndarray, n: int, img: np.ndarray):
@@ -381,13 +486,25 @@ def _border_counts(basins: np.ndarray, n: int, img: np.ndarray):
     other = np.zeros(n + 1, np.int64)
     sides: list[np.ndarray] = []
     lows: list[np.ndarray] = []
+    # On the flat arrays: a face pair along an axis is (i, i + stride), the stride of the
+    # axis; pairs that would wrap round the end of a row or slice are left out. (Only pairs
+    # across a border are read out, by index: one pass over the grid per axis.)
+    flat = np.ascontiguousarray(basins).ravel()
+    values = np.ascontiguousarray(img).ravel()
+    size = flat.size
+    diff_full = np.zeros(size, bool)
     for axis in range(basins.ndim):
-        first = (slice(None),) * axis + (slice(None, -1),)
-        second = (slice(None),) * axis + (slice(1, None),)
-        diff = basins[first] != basins[second]
-        # Only the face pairs across a border are read out (views: no copy of the grid).
-        a, b = basins[first][diff], basins[second][diff]
-        low = np.minimum(img[first][diff], img[second][diff])
+        stride = int(np.prod(basins.shape[axis + 1:], dtype=np.int64))
+        if basins.shape[axis] < 2:
+            continue
+        diff = diff_full[:size - stride]
+        np.not_equal(flat[:-stride], flat[stride:], out=diff)
+        diff_full[size - stride:] = False
+        # Pairs from the last position along the axis wrap to the next row: not faces.
+        diff_full.reshape(basins.shape)[(slice(None),) * axis + (-1,)] = False
+        at = np.flatnonzero(diff)
+        a, b = flat[at], flat[at + stride]
+        low = np.minimum(values[at], values[at + stride])
         for x, y in ((a, b), (b, a)):
             inside = x > 0
             tissue += np.bincount(x[inside & (y == 0)], minlength=n + 1)

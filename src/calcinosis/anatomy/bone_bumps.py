@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.morphology import label_maximum
+from calcinosis.anatomy.bone_profile import per_label_max
 
 # The neighbourhood a deposit's rise is measured against (mm beyond its box, each way):
 # wider than the blur, so that the bone's edge beside the deposit is in it.
@@ -35,6 +35,7 @@ PRESSED_MAX_EXTENT_MM = 8.0
 # phantoms the bone's ends joined to a rise kept at most 0.17 away, deposits at least 0.43.
 AWAY_FROM_ENDS_SHARE = 0.4
 
+_CUBE = np.ones((3, 3, 3), bool)
 _IN_PLANE_8 = np.zeros((3, 3, 3), bool)
 _IN_PLANE_8[1] = True
 
@@ -59,7 +60,7 @@ def near_caps(caps: np.ndarray) -> np.ndarray:
     return ndi.binary_dilation(caps, structure=_IN_PLANE_8)
 
 
-def local_rise(residual: np.ndarray, bins: np.ndarray, core: np.ndarray, piece: np.ndarray,
+def local_rise(residual, dist: np.ndarray, bins_of, core: np.ndarray, piece: np.ndarray,
                box: tuple[slice, ...], spacing_zyx, ends: np.ndarray) -> float:
     """How far (HU) a candidate rises above its neighbours at the same distance from the
     bone's core: the largest over its voxels of ``residual`` less the median residual of the
@@ -68,10 +69,12 @@ def local_rise(residual: np.ndarray, bins: np.ndarray, core: np.ndarray, piece: 
 
     Parameters
     ----------
-    residual : float array
+    residual : float array, or an object that gives one for a box (``residual[box]``)
         Smoothed HU above the bone's blur profile (``-inf`` or NaN in the core).
-    bins : int array
-        Each voxel's distance bin from the core (the profile's index).
+    dist : float array
+        In-plane distance (mm) from the core.
+    bins_of : callable
+        The profile's distance bins of distances (``bins_of(dist[box])``).
     core : bool array
         The bone's core.
     piece : bool array on ``box``
@@ -89,7 +92,7 @@ def local_rise(residual: np.ndarray, bins: np.ndarray, core: np.ndarray, piece: 
     inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, big))
     own = np.zeros(tuple(s.stop - s.start for s in big), bool)
     own[inner] = piece
-    res, bn = residual[big], bins[big]
+    res, bn = residual[big], bins_of(dist[big])
     # Beyond the candidate's own blur (one voxel in-plane): its neighbours, not its fringe.
     around = ~core[big] & ~ndi.binary_dilation(own, structure=_IN_PLANE_8) & np.isfinite(res)
     best = -np.inf
@@ -101,8 +104,8 @@ def local_rise(residual: np.ndarray, bins: np.ndarray, core: np.ndarray, piece: 
     return best
 
 
-def pressed_candidates(cand: np.ndarray, outline: np.ndarray, core: np.ndarray, residual: np.ndarray,
-                       bins: np.ndarray, h_hu: float, spacing_zyx) -> tuple[np.ndarray, int, np.ndarray]:
+def pressed_candidates(cand: np.ndarray, outline: np.ndarray, core: np.ndarray, residual, dist: np.ndarray,
+                       bins_of, h_hu: float, spacing_zyx) -> tuple[np.ndarray, int, np.ndarray]:
     """Candidates for deposits pressed against a bone: ``cand`` (voxels above the bone's blur
     profile) less the bone's ends (:func:`bone_end_caps` of ``outline``), labelled
     (26-connected); and per label whether it is one: it spans at most
@@ -119,12 +122,13 @@ def pressed_candidates(cand: np.ndarray, outline: np.ndarray, core: np.ndarray, 
         Which are deposits (before the size and shape rules of the caller).
     """
     caps = bone_end_caps(outline)
-    labels, n = ndi.label(cand & ~caps, structure=np.ones((3, 3, 3), bool))
+    labels, n = ndi.label(cand & ~caps, structure=_CUBE)
     pressed = np.zeros(n, bool)
     if n == 0:
         return labels, n, pressed
     rise = PRESSED_RISE_H * h_hu
-    strong = label_maximum(np.where(labels > 0, residual, -np.inf), labels, n)[1:]
+    at = np.flatnonzero(labels)
+    strong = per_label_max(labels.ravel()[at], residual[np.unravel_index(at, labels.shape)], n)[1:]
     ends = None
     objects = ndi.find_objects(labels)
     for k in np.flatnonzero(strong >= rise):
@@ -135,5 +139,5 @@ def pressed_candidates(cand: np.ndarray, outline: np.ndarray, core: np.ndarray, 
         piece = labels[box] == k + 1
         if (piece & ~ends[box]).sum() < AWAY_FROM_ENDS_SHARE * piece.sum():
             continue
-        pressed[k] = local_rise(residual, bins, core, piece, box, spacing_zyx, ends) >= rise
+        pressed[k] = local_rise(residual, dist, bins_of, core, piece, box, spacing_zyx, ends) >= rise
     return labels, n, pressed

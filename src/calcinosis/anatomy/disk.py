@@ -175,3 +175,11 @@ def _edt_threshold(mask, sy, sx, radius_mm, *, inside: bool, strict: bool) -> np
         else:
             out[z] = edt.edt(~stack[z], anisotropy=(sy, sx), black_border=False) <= radius_mm
     return out[0] if mask.ndim == 2 else out
+
+
+def rectangle_op(mask: np.ndarray, rects, *, erode: bool) -> np.ndarray:
+    """In-plane erosion (``erode``: AND) or dilation (OR) of ``mask`` (``[y, x]`` or
+    ``[z, y, x]``) with the union of centred rectangles ``rects`` (``(half_height,
+    half_width)`` in pixels, half-widths ascending, as :func:`disk_rectangles` gives
+    them), slice by slice; the edges as in :func:`erode_disk` and :func:`dilate_disk`."""
+    return _by_chunks(mask, tuple(rects), erode)

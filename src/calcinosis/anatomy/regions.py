@@ -136,8 +136,59 @@ class RegionMap:
         return dict(self.info)
 
 
+@dataclass(frozen=True, eq=False)
+class RegionFeatures:
+    """What :func:`body_regions` reads from the image and the body mask alone (not from the
+    bone): the canonical orientation and the block grid, and per block the shares of body
+    and of air inside the body and the highest HU. Made by :func:`region_features`, which
+    the analysis runs while it waits for detection (which gives the bone)."""
+
+    shape_zyx: tuple[int, int, int]
+    spacing_zyx: tuple[float, float, float]
+    direction: np.ndarray
+    perm: tuple[int, int, int]
+    flip: tuple[bool, bool, bool]
+    block: tuple[int, int, int]
+    body_share: np.ndarray  # float32, canonical block grid
+    air_share: np.ndarray
+    hu_max: np.ndarray
+
+    def fits(self, shape_zyx, spacing_zyx, direction) -> bool:
+        """Whether these are the features of an image of this grid."""
+        return (tuple(int(n) for n in shape_zyx) == self.shape_zyx
+                and tuple(float(v) for v in spacing_zyx) == self.spacing_zyx
+                and np.array_equal(np.asarray(direction, float), self.direction))
+
+
+def region_features(hu: np.ndarray, body: np.ndarray, spacing_zyx, direction: np.ndarray) -> RegionFeatures:
+    """The part of :func:`body_regions`' work that needs no bone mask (parameters as there)."""
+    hu = np.asarray(hu)
+    if hu.ndim != 3 or np.shape(body) != hu.shape:
+        raise InputError(f"hu and body must be 3-D arrays of one shape, got {hu.shape}, {np.shape(body)}")
+    sp = _checked_spacing(spacing_zyx)
+    direction = np.array(direction, float)
+    perm, flip = _orientation(direction)
+    chu, cbody = (_to_canonical(np.asarray(a), perm, flip) for a in (hu, body))
+    block = _block(sp, perm)
+    body_f, _, air_f, hu_max = _block_features(chu, cbody, None, block)
+    return RegionFeatures(tuple(int(n) for n in hu.shape), tuple(float(v) for v in sp),  # type: ignore[arg-type]
+                          direction, perm, flip, block, body_f, air_f, hu_max)
+
+
+def _checked_spacing(spacing_zyx) -> np.ndarray:
+    sp = np.asarray(spacing_zyx, float)
+    if sp.shape != (3,) or not np.all(np.isfinite(sp)) or sp.min() <= 0:
+        raise InputError(f"spacing_zyx must be three positive numbers (mm), got {spacing_zyx}")
+    return sp
+
+
+def _block(sp: np.ndarray, perm) -> tuple[int, int, int]:
+    """Voxels per block along the canonical axes (about ``BLOCK_MM``)."""
+    return tuple(max(1, int(round(BLOCK_MM / float(sp[perm[c]])))) for c in range(3))  # type: ignore[return-value]
+
+
 def body_regions(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, spacing_zyx, direction: np.ndarray,
-                 *, n_body_parts: int) -> RegionMap:
+                 *, n_body_parts: int, features: RegionFeatures | None = None) -> RegionMap:
     """Name the body region of every point of a CT from the anatomy in view.
 
     Parameters
@@ -153,6 +204,9 @@ def body_regions(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, spacing_zyx
         axis ``c`` (x, y, z), so array axis ``a`` follows column ``2 - a``.
     n_body_parts : int
         Number of separate body parts found in 3-D (reported in ``describe``).
+    features : RegionFeatures, optional
+        :func:`region_features` of the same ``hu``, ``body``, spacing and direction, made
+        ahead; computed here when not given.
 
     Returns
     -------
@@ -163,16 +217,17 @@ def body_regions(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, spacing_zyx
     if hu.ndim != 3 or np.shape(body) != hu.shape or np.shape(bone) != hu.shape:
         raise InputError(f"hu, body and bone must be 3-D arrays of one shape, got {hu.shape}, "
                          f"{np.shape(body)}, {np.shape(bone)}")
-    sp = np.asarray(spacing_zyx, float)
-    if sp.shape != (3,) or not np.all(np.isfinite(sp)) or sp.min() <= 0:
-        raise InputError(f"spacing_zyx must be three positive numbers (mm), got {spacing_zyx}")
-    perm, flip = _orientation(np.asarray(direction, float))
-    canon = [_to_canonical(np.asarray(a), perm, flip) for a in (hu, body, bone)]
+    sp = _checked_spacing(spacing_zyx)
+    if features is None:
+        features = region_features(hu, body, sp, direction)
+    elif not features.fits(hu.shape, sp, direction):
+        raise ValueError("features must be region_features() of the same grid")  # a caller's bug
+    perm, flip, block = features.perm, features.flip, features.block
     sp_c = tuple(float(sp[perm[c]]) for c in range(3))
-    block = tuple(max(1, int(round(BLOCK_MM / s))) for s in sp_c)
     bsp = np.array(block, float) * sp_c
-    chu, cbody, cbone = canon
-    body_f, bone_f, air_f, hu_max = _block_features(chu, cbody, cbone, block)
+    cbody, cbone = (_to_canonical(np.asarray(a), perm, flip) for a in (body, bone))
+    body_f, air_f, hu_max = features.body_share, features.air_share, features.hu_max
+    bone_f = _block_features(None, None, cbone, block)[1]
     body_b = body_f >= 0.5
     bone_b = (bone_f >= 0.3) & body_b
     air_b = (air_f >= 0.5) & body_b
@@ -249,18 +304,19 @@ def _to_canonical(a: np.ndarray, perm, flip) -> np.ndarray:
     return out
 
 
-def _block_features(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, block):
+def _block_features(hu: np.ndarray | None, body: np.ndarray | None, bone: np.ndarray | None, block):
     """Per block of ``block`` voxels: the shares of body, bone and air inside the body, and
-    the highest HU (float32 arrays on the block grid).
+    the highest HU (float32 arrays on the block grid). Without ``bone``, its share is None;
+    without ``hu`` and ``body``, the others are.
 
     A ragged last block is taken as it is: a share still divides by the full block in-plane
     (as if padded with False), and along z by the slices its slab has. Worked through in
     chunks of slabs of a few million voxels, so that no whole-volume temporary is made."""
     bz, by, bx = block
-    nz, ny, nx = hu.shape
+    nz, ny, nx = (hu if hu is not None else bone).shape  # type: ignore[union-attr]
     oz, oy, ox = -(-nz // bz), -(-ny // by), -(-nx // bx)
-    shares = [np.empty((oz, oy, ox), np.float32) for _ in range(3)]
-    hu_max = np.empty((oz, oy, ox), np.float32)
+    shares: list = [np.empty((oz, oy, ox), np.float32) if a is not None else None for a in (body, bone, body)]
+    hu_max = np.empty((oz, oy, ox), np.float32) if hu is not None else None
     per_chunk = max(1, _CHUNK_VOXELS // (bz * ny * nx))
     # A block's count fits a byte for blocks up to 255 voxels (3 x 4 x 4 at 1 x 0.8 x 0.8 mm):
     # half the memory traffic of 16-bit counts, the same quotients.
@@ -268,10 +324,14 @@ def _block_features(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, block):
     for k0 in range(0, oz, per_chunk):
         k1 = min(oz, k0 + per_chunk)
         zs = slice(k0 * bz, min(k1 * bz, nz))
-        h, b = hu[zs], body[zs]
         # Voxels per block: the slab's slices (fewer in a short last slab) times a full block in-plane.
         size = np.minimum(bz, nz - np.arange(k0, k1) * bz)[:, None, None] * float(by * bx)
-        for out, part in zip(shares, (b, bone[zs], b & (h < int(AIR_HU)))):
+        if bone is not None:
+            shares[1][k0:k1] = _block_reduce(bone[zs].view(np.uint8), block, np.add, count_dtype) / size
+        if hu is None or body is None:
+            continue
+        h, b = hu[zs], body[zs]
+        for out, part in ((shares[0], b), (shares[2], b & (h < int(AIR_HU)))):
             out[k0:k1] = _block_reduce(part.view(np.uint8), block, np.add, count_dtype) / size
         hu_max[k0:k1] = _block_reduce(h, block, np.maximum, h.dtype)
     return (*shares, hu_max)

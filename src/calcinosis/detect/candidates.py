@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -108,6 +109,7 @@ def detect_lesions(
     smooth_hu: np.ndarray | SmoothedHU | None = None,
     out: np.ndarray | None = None,
     start: DetectionStart | None = None,
+    while_waiting: Callable[[], None] | None = None,
 ) -> Detection:
     """Find deposits in a body-cropped CT (``hu``, ``[z, y, x]``) and label them 1..N.
 
@@ -126,6 +128,10 @@ def detect_lesions(
     more than 65534 lesions make a wider copy necessary). ``start``, when given, is
     :func:`~calcinosis.detect.bones.start_detection` of the same ``hu``, ``body``, spacing
     and config (its components and bones, computed while the caller estimated the noise).
+    ``while_waiting``, when given, is called once in this thread when the components have
+    been looked at and the bones' splits (in a worker) are waited for: the caller's work that
+    needs no detection result fills that wait (it is called with nothing to wait for too,
+    but not when there is no component at all).
     """
     vv = float(np.prod(spacing_zyx))
     thr = config.threshold_hu
@@ -160,6 +166,7 @@ def detect_lesions(
             h_hu=split_h,
             max_deposit_volume_mm3=min(config.bone_min_volume_mm3, MAX_ATTACHED_DEPOSIT_MM3),
             is_bone_piece=lambda sub, part: is_hollow(hu[box][sub], part, spacing_zyx, thr),
+            threshold_hu=thr,
         )
         deposits = []
         for sub, dep in split.deposits:
@@ -274,6 +281,8 @@ def detect_lesions(
                 bone[boxes[k]] |= piece
                 continue
             pending.append((boxes[k], piece))
+        if while_waiting is not None:
+            while_waiting()
         for box, item in pending:
             if isinstance(item, Future):
                 solid, deposits = item.result()

@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.bone import PROFILE_MIN_VOLUME_MM3, THIN_SLICE_MM, valley_split
+from calcinosis.anatomy.bone import (INT_H_MAXIMA_RANGE, PROFILE_MIN_VOLUME_MM3, THIN_SLICE_MM, WEAK_H_FRACTION,
+                                     ValleyMarkers, label_26, valley_image, valley_markers, valley_split)
 from calcinosis.anatomy.disk import dilate_disk, erode_disk
 
 # The in-plane 4-neighbourhood as a 3-D structure: components never cross slices.
@@ -78,6 +79,7 @@ def deposits_on_bone_piece(
     h_hu: float,
     max_deposit_volume_mm3: float,
     is_hollow,
+    screen: bool = True,
 ) -> list[np.ndarray]:
     """Masks (on the object's box) of deposits joined to a hollow bone piece.
 
@@ -94,6 +96,10 @@ def deposits_on_bone_piece(
         Larger basins are bone.
     is_hollow : callable
         ``is_hollow(hu, mask, spacing_zyx, threshold_hu) -> bool``.
+    screen : bool
+        Skip the flooding when its markers show that no piece can differ from the rest
+        by ``h_hu`` (:func:`_no_peak_apart`, and before the markers are made,
+        :func:`_two_marker_plateaus`); the same result, for tests to compare.
 
     Returns
     -------
@@ -101,8 +107,16 @@ def deposits_on_bone_piece(
         One mask per deposit, on the box; empty when there is none.
     """
     solid = fill_holes_in_plane_box(mask)
+    screen = screen and np.issubdtype(smooth_hu.dtype, np.integer)
+    beyond = (hu, smooth_hu, mask, solid, spacing_zyx, threshold_hu, h_hu, max_deposit_volume_mm3, is_hollow)
+    if screen and _two_marker_plateaus(solid, mask, smooth_hu, h_hu):
+        return _and_beyond_end([], *beyond)
+    markers = valley_markers(solid, mask, smooth_hu, h_hu)
+    if screen and _no_peak_apart(markers, float(smooth_hu[mask].max()), h_hu):
+        return _and_beyond_end([], *beyond)
     out: list[np.ndarray] = []
-    for sub, basin in valley_split(solid, mask, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3):
+    for sub, basin in valley_split(solid, mask, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3,
+                                   markers=markers):
         piece = basin & mask[sub]
         if not piece.any() or is_hollow(hu[sub], piece, spacing_zyx, threshold_hu):
             continue
@@ -118,6 +132,14 @@ def deposits_on_bone_piece(
             continue  # fainter than the bone and on its outline: its partial volume
         if is_hollow(hu, rest, spacing_zyx, threshold_hu):
             out.append(full)
+    return _and_beyond_end(out, *beyond)
+
+
+def _and_beyond_end(out, hu, smooth_hu, mask, solid, spacing_zyx, threshold_hu, h_hu, max_deposit_volume_mm3,
+                    is_hollow) -> list[np.ndarray]:
+    """``out`` (deposits split at valleys) and the deposits beyond the bone piece's end
+    (:func:`beyond_bone_end`) among the rest, each solid (not hollow) and leaving a hollow
+    bone piece."""
     taken = np.zeros(mask.shape, bool)
     for dep in out:
         taken |= dep
@@ -143,8 +165,9 @@ def beyond_bone_end(smooth_hu: np.ndarray, mask: np.ndarray, solid: np.ndarray, 
 
     On thick slices (``THIN_SLICE_MM`` or more; nothing on thinner ones) a deposit just
     beyond the end of a rib joins it at the threshold through the slices' partial volume,
-    with no valley between them (its intensity rises into the rib). The parts of ``mask`` in the slices beyond the bone piece's marrow
-    slices (those whose filled section ``solid`` has a core ``MARROW_DEPTH_MM`` deep) are
+    with no valley between them (its intensity rises into the rib). The parts of ``mask``
+    in the slices beyond the bone piece's marrow slices (those whose filled section
+    ``solid`` has a core ``MARROW_DEPTH_MM`` deep) are
     the bone's partial-volume end, fainter than ``END_CAP_MAX_FRACTION`` of the bone right
     over them in its last marrow slice, or a deposit, which rises past that, and above
     ``min_peak_hu`` (the threshold and a valley depth: specks of noise on the faint end
@@ -171,3 +194,112 @@ def beyond_bone_end(smooth_hu: np.ndarray, mask: np.ndarray, solid: np.ndarray, 
         if peak >= min_peak_hu and peak >= END_CAP_MAX_FRACTION * over:
             out.append(part)
     return out
+
+
+_FACE = ndi.generate_binary_structure(3, 1)
+
+
+def _no_peak_apart(markers: ValleyMarkers, peak_hu: float, h_hu: float) -> bool:
+    """True when no piece :func:`valley_split` can give differs from the rest of the object
+    by ``h_hu`` at its peak (so none is a deposit), read off the flooding's markers alone.
+
+    A piece holds its basin's marker (its densest voxel is kept), so its peak is at least the
+    marker's value; when every marker lies within ``h_hu`` of the object's peak, so does
+    every piece's peak, and the piece can differ from the rest only if the rest has no
+    voxel within ``h_hu`` of the peak: no marker. A piece is its basin and at most a layer
+    of voxels face to face with it; the rest keeps a marker whose voxels have no voxel at
+    least as high within two face steps (other than its own): the face neighbours of such
+    a marker are flooded from it before any other basin can reach them (the flooding runs
+    from the highest value down, markers first at a tie), so they are its own, and the
+    marker is neither in another basin nor face to face with one. Two such markers: one of
+    them is in the rest of any piece. (Whole-HU images only: the flooding's float32 copy of
+    the image then has no ties the integers do not have.)
+    """
+    if markers.n < 2:
+        return True  # nothing is split off
+    img, labels = markers.img, markers.labels
+    if float(img[labels > 0].min()) <= peak_hu - h_hu + 1e-3:  # (an allowance for rounding)
+        return False  # a marker h below the peak: its piece may be a deposit fainter than the bone
+    isolated = 0
+    for k, box in enumerate(ndi.find_objects(labels), start=1):
+        grown = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in box)
+        own = labels[grown] == k
+        value = float(img[grown][own].min())  # a marker's voxels share one value (a plateau)
+        ring = ndi.binary_dilation(own, structure=_FACE, iterations=2) & ~own
+        isolated += int(not ring.any() or float(img[grown][ring].max()) < value)
+        if isolated == 2:
+            return True
+    return False
+
+
+# Plateaus tried (densest first) for two isolated markers before the markers are made.
+MAX_PLATEAUS_TRIED = 12
+
+
+def _two_marker_plateaus(solid: np.ndarray, dense: np.ndarray, smooth_hu: np.ndarray, h_hu: float) -> bool:
+    """:func:`_no_peak_apart` without the h-maxima transform (True: no piece can stand apart;
+    False: not shown, make the markers).
+
+    Every marker is a plateau of voxels at least as high as their 26 neighbours (a higher
+    neighbour would be in its dome), so when every such plateau on dense voxels that lies
+    ``h_hu`` or more below the peak is not a marker, every marker lies within ``h_hu`` of it. A plateau is a marker (a whole 26-connected
+    piece of ``valley_markers``' maxima) when the part of the image above its value less the
+    marker depth, 26-connected to it, holds nothing higher: the h-maxima rule on whole HU
+    (:func:`calcinosis.anatomy.bone.h_maxima`). Two markers found so, each with no voxel
+    as high within two face steps, complete :func:`_no_peak_apart`'s proof. Whole-HU images
+    within the range of the h-maxima's integer path only.
+    """
+    image = valley_image(solid, smooth_hu)
+    if image is None:
+        return True  # nothing to split
+    crop, img = image
+    h_weak = WEAK_H_FRACTION * h_hu
+    lo, hi = float(img.min()), float(img.max())
+    if not (h_weak >= 1.0 and -INT_H_MAXIMA_RANGE < lo and hi < INT_H_MAXIMA_RANGE):
+        return False
+    if h_weak > hi - lo:
+        return True  # no maximum stands out: no markers, nothing split off
+    steps = int(np.ceil(h_weak - 1e-3))
+    dense_c = dense[crop]
+    plateaus = (img == ndi.maximum_filter(img, size=3, mode="nearest")) & dense_c
+    if not plateaus.any():
+        return True  # no markers
+    peak = float(img[dense_c].max())
+    labels, n = label_26(plateaus)
+    boxes = ndi.find_objects(labels)
+    values = np.array([float(img[box][labels[box] == k].min()) for k, box in enumerate(boxes, start=1)])
+    low = np.flatnonzero(values <= peak - h_hu + 1e-3) + 1  # (an allowance for rounding)
+    if low.size > MAX_PLATEAUS_TRIED:
+        return False
+    for k in low:
+        if _dome_is_its_own(img, _a_voxel(labels, boxes[k - 1], k), steps):
+            return False  # a marker h below the peak: its piece may be fainter than the bone
+    found = 0
+    for k in np.argsort(-values, kind="stable")[:MAX_PLATEAUS_TRIED] + 1:
+        box, value = boxes[k - 1], values[k - 1]
+        grown = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in box)
+        own = labels[grown] == k
+        ring = ndi.binary_dilation(own, structure=_FACE, iterations=2) & ~own
+        if ring.any() and float(img[grown][ring].max()) >= value:
+            continue  # not isolated
+        if not _dome_is_its_own(img, _a_voxel(labels, box, k), steps):
+            continue  # a higher voxel in its dome: not a marker
+        found += 1
+        if found == 2:
+            return True
+    return False
+
+
+def _dome_is_its_own(img: np.ndarray, voxel: tuple[int, ...], steps: int) -> bool:
+    """Whether ``voxel`` of a whole-HU image is an h-maxima voxel for a marker depth of
+    ``steps`` HU (:func:`calcinosis.anatomy.bone.h_maxima`, integer path): nothing higher in
+    the 26-connected part of the image at or above its value less ``steps - 1``."""
+    value = img[voxel]
+    dome, _ = label_26(img >= value - steps + 1)
+    return not bool((img[dome == dome[voxel]] > value).any())
+
+
+def _a_voxel(labels: np.ndarray, box: tuple[slice, ...], k: int) -> tuple[int, ...]:
+    """One voxel (the first in C order) labelled ``k``, whose bounding box is ``box``."""
+    first = np.argwhere(labels[box] == k)[0]
+    return tuple(int(s.start) + int(f) for s, f in zip(box, first))
