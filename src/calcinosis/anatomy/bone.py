@@ -250,15 +250,9 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     # (:mod:`calcinosis.anatomy.bone_bumps`).
     for sub, piece in out:
         cand[sub] &= ~piece
-    labels, n, pressed = pressed_candidates(cand, blur.outline, core, residual, dist, residual.bins, h_hu,
-                                            spacing_zyx)
-    if pressed.any():
-        at = np.flatnonzero(labels)
-        lab_at = labels.ravel()[at]
-        peak_dist = per_label_max(lab_at, dist.ravel()[at], n)[1:]
-        sizes = np.bincount(lab_at, minlength=n + 1)[1:] * vv
-        out += accept(labels, pressed & (sizes <= max_volume) & (peak_dist >= MIN_GAP_DIST_MM))
-    return out
+    labels, _, pressed = pressed_candidates(cand, blur.outline, core, residual, dist, residual.bins, h_hu,
+                                            spacing_zyx, min_dist_mm=MIN_GAP_DIST_MM, max_volume_mm3=max_volume)
+    return out + accept(labels, pressed) if pressed.any() else out
 
 
 @dataclass(frozen=True, eq=False)

@@ -105,7 +105,8 @@ def local_rise(residual, dist: np.ndarray, bins_of, core: np.ndarray, piece: np.
 
 
 def pressed_candidates(cand: np.ndarray, outline: np.ndarray, core: np.ndarray, residual, dist: np.ndarray,
-                       bins_of, h_hu: float, spacing_zyx) -> tuple[np.ndarray, int, np.ndarray]:
+                       bins_of, h_hu: float, spacing_zyx, *, min_dist_mm: float,
+                       max_volume_mm3: float) -> tuple[np.ndarray, int, np.ndarray]:
     """Candidates for deposits pressed against a bone: ``cand`` (voxels above the bone's blur
     profile) less the bone's ends (:func:`bone_end_caps` of ``outline``), labelled
     (26-connected); and per label whether it is one: it spans at most
@@ -119,7 +120,8 @@ def pressed_candidates(cand: np.ndarray, outline: np.ndarray, core: np.ndarray, 
         The candidates, 1..n.
     n : int
     pressed : bool array, length n
-        Which are deposits (before the size and shape rules of the caller).
+        Which are deposits (before the shape rules of the caller): those also reaching
+        ``min_dist_mm`` from the core (in-plane) and of ``max_volume_mm3`` at most.
     """
     caps = bone_end_caps(outline)
     labels, n = ndi.label(cand & ~caps, structure=_CUBE)
@@ -128,10 +130,14 @@ def pressed_candidates(cand: np.ndarray, outline: np.ndarray, core: np.ndarray, 
         return labels, n, pressed
     rise = PRESSED_RISE_H * h_hu
     at = np.flatnonzero(labels)
-    strong = per_label_max(labels.ravel()[at], residual[np.unravel_index(at, labels.shape)], n)[1:]
+    lab_at = labels.ravel()[at]
+    strong = per_label_max(lab_at, residual[np.unravel_index(at, labels.shape)], n)[1:]
+    # The caller's rules on size and distance from the core first: they are cheap.
+    far = per_label_max(lab_at, dist.ravel()[at], n)[1:] >= min_dist_mm
+    small = np.bincount(lab_at, minlength=n + 1)[1:] * float(np.prod(spacing_zyx)) <= max_volume_mm3
     ends = None
     objects = ndi.find_objects(labels)
-    for k in np.flatnonzero(strong >= rise):
+    for k in np.flatnonzero((strong >= rise) & far & small):
         box = objects[k]
         if max((b.stop - b.start) * float(sp) for b, sp in zip(box, spacing_zyx)) > PRESSED_MAX_EXTENT_MM:
             continue
