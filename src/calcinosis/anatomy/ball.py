@@ -21,7 +21,7 @@ from functools import lru_cache
 import edt
 import numpy as np
 
-from calcinosis.anatomy.disk import MAX_RADIUS_PX, rectangle_op
+from calcinosis.anatomy.disk import MAX_RADIUS_PX, centred_rectangles, rectangle_op
 from calcinosis.anatomy.morphology import open_mm
 
 Rectangles = tuple[tuple[int, int], ...]
@@ -49,20 +49,10 @@ def ball_planes(sz: float, sy: float, sx: float, radius_mm: float) -> tuple[Rect
         disk = ball[rz + dz]
         if not disk.any():
             break
-        if not (np.array_equal(disk, ball[rz - dz]) and np.array_equal(disk, disk[::-1])
-                and np.array_equal(disk, disk[:, ::-1])):
+        rects = centred_rectangles(disk) if np.array_equal(disk, ball[rz - dz]) else None
+        if rects is None:
             return None
-        half_widths: list[int] = []
-        for dy in range(ry + 1):
-            row = np.flatnonzero(disk[ry + dy])
-            if row.size == 0:
-                break
-            w = int(row[-1]) - rx
-            if row.size != 2 * w + 1 or (half_widths and w > half_widths[-1]):
-                return None
-            half_widths.append(w)
-        planes.append(tuple((max(dy for dy, v in enumerate(half_widths) if v >= w), w)
-                            for w in sorted(set(half_widths))))
+        planes.append(rects)
     return tuple(planes)
 
 

@@ -49,9 +49,19 @@ def disk_rectangles(sy: float, sx: float, radius_mm: float,
     dist = edt.edt(point, anisotropy=(sy, sx), black_border=False)
     # The same comparison (float32 array against the caller's number) as the callers of edt.
     disk = dist <= radius_mm if inclusive else dist < radius_mm
+    if disk[2 * ry].any() or disk[:, 0].any():
+        return None  # the probe image was too small (cannot happen for a disk)
+    return centred_rectangles(disk)
+
+
+def centred_rectangles(disk: np.ndarray) -> tuple[tuple[int, int], ...] | None:
+    """A symmetric 2-D shape (odd sides, centred) as a union of centred rectangles
+    ``(half_height, half_width)`` in pixels: each row a centred run no wider than the row
+    nearer the centre. None when it is not such a union."""
     if not np.array_equal(disk, disk[::-1]) or not np.array_equal(disk, disk[:, ::-1]):
         return None
-    half_widths = []
+    ry, rx = disk.shape[0] // 2, disk.shape[1] // 2
+    half_widths: list[int] = []
     for dy in range(ry + 1):
         row = np.flatnonzero(disk[ry + dy])
         if row.size == 0:
@@ -60,12 +70,7 @@ def disk_rectangles(sy: float, sx: float, radius_mm: float,
         if row.size != 2 * w + 1 or (half_widths and w > half_widths[-1]):
             return None
         half_widths.append(w)
-    if disk[2 * ry].any() or disk[:, 0].any():
-        return None  # the probe image was too small (cannot happen for a disk)
-    rects = []
-    for w in sorted(set(half_widths)):
-        rects.append((max(dy for dy, v in enumerate(half_widths) if v >= w), w))
-    return tuple(rects)
+    return tuple((max(dy for dy, v in enumerate(half_widths) if v >= w), w) for w in sorted(set(half_widths)))
 
 
 def _run(m: np.ndarray, k: int, axis: int, erode: bool) -> np.ndarray:
