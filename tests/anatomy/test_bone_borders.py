@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from calcinosis.anatomy.bone import _border_counts, _saddles
+from calcinosis.anatomy.valley import _border_counts, _saddles
 
 
 def _reference(basins, n, img):

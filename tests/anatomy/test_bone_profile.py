@@ -58,7 +58,7 @@ def test_per_label_max_equals_label_maximum():
 
 
 def test_label_26_numbers_as_ndimage():
-    from calcinosis.anatomy.bone import label_26
+    from calcinosis.anatomy.valley import label_26
 
     rng = np.random.default_rng(4)
     for density in (0.02, 0.1, 0.3):

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 from skimage.morphology import h_maxima as skimage_h_maxima
 
-from calcinosis.anatomy.bone import h_maxima
+from calcinosis.anatomy.valley import h_maxima
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

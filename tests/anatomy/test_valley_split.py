@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-from calcinosis.anatomy import bone as B
+from calcinosis.anatomy import valley as B
 from calcinosis.anatomy.basins import MERGED_MIN_TISSUE_RATIO
 from calcinosis.anatomy.morphology import fill_holes_in_plane, label_counts, label_maximum
 from calcinosis.anatomy.own_blur import own_blur

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.bone import valley_markers
+from calcinosis.anatomy.valley import valley_markers
 from calcinosis.detect.candidates import is_hollow, smoothed
-from calcinosis.anatomy.bone import WEAK_H_FRACTION, h_maxima
+from calcinosis.anatomy.valley import WEAK_H_FRACTION, h_maxima
 from calcinosis.detect.hollow import (_dome_is_its_own, _no_peak_apart, _two_marker_plateaus, deposits_on_bone_piece,
                                       fill_holes_in_plane_box)
 

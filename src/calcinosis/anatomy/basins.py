@@ -1,6 +1,6 @@
 """Watershed basins of a bone's smoothed intensity: merging the basins that noise split.
 
-Used by :func:`calcinosis.anatomy.bone.valley_split`.
+Used by :func:`calcinosis.anatomy.valley.valley_split`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def merge_shallow_basins(basins: np.ndarray, counts: np.ndarray, img: np.ndarray
     prominent against the other, and both were lost. Merged by falling saddle, the lower
     peak into the higher (the merge tree of the dynamics). A faint deposit is not merged
     into a denser knob of the bone (peaks ``h`` apart), nor anything into a large basin
-    (the bone): the weak-valley rule of :func:`calcinosis.anatomy.bone.valley_split` reads those. A merged group
+    (the bone): the weak-valley rule of :func:`calcinosis.anatomy.valley.valley_split` reads those. A merged group
     is kept only when it faces soft tissue on ``MERGED_MIN_TISSUE_RATIO`` times more of its
     border than other basins: a deposit touches the bone at a small contact, while knobs of
     a bone's end, merged, still join the rest broadly (and would stand out of it as one).

@@ -6,7 +6,7 @@ a millimetre from it joins it at the threshold through the partial-volume blur o
 the gap (on thick slices, through the next slice) and would be rejected with it.
 
 Such a deposit is a basin of the smoothed intensity of its own, split from the bone
-piece at a valley (:func:`calcinosis.anatomy.bone.valley_split`). The cortex of the
+piece at a valley (:func:`calcinosis.anatomy.valley.valley_split`). The cortex of the
 bone piece splits into basins too (its noise and partial volume make shallow
 valleys along it); those are arcs of one shell at the bone's density. A deposit is
 taken only when its piece is solid (not hollow), what is left of the object is
@@ -21,8 +21,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.bone import (INT_H_MAXIMA_RANGE, PROFILE_MIN_VOLUME_MM3, THIN_SLICE_MM, WEAK_H_FRACTION,
-                                     ValleyMarkers, label_26, valley_image, valley_markers, valley_split)
+from calcinosis.anatomy.bone import PROFILE_MIN_VOLUME_MM3, THIN_SLICE_MM
+from calcinosis.anatomy.valley import (INT_H_MAXIMA_RANGE, WEAK_H_FRACTION, ValleyMarkers, label_26, valley_image,
+                                       valley_markers, valley_split)
 from calcinosis.anatomy.disk import dilate_disk, erode_disk
 
 # The in-plane 4-neighbourhood as a 3-D structure: components never cross slices.
@@ -245,7 +246,7 @@ def _two_marker_plateaus(solid: np.ndarray, dense: np.ndarray, smooth_hu: np.nda
     ``h_hu`` or more below the peak is not a marker, every marker lies within ``h_hu`` of it. A plateau is a marker (a whole 26-connected
     piece of ``valley_markers``' maxima) when the part of the image above its value less the
     marker depth, 26-connected to it, holds nothing higher: the h-maxima rule on whole HU
-    (:func:`calcinosis.anatomy.bone.h_maxima`). Two markers found so, each with no voxel
+    (:func:`calcinosis.anatomy.valley.h_maxima`). Two markers found so, each with no voxel
     as high within two face steps, complete :func:`_no_peak_apart`'s proof. Whole-HU images
     within the range of the h-maxima's integer path only.
     """
@@ -292,7 +293,7 @@ def _two_marker_plateaus(solid: np.ndarray, dense: np.ndarray, smooth_hu: np.nda
 
 def _dome_is_its_own(img: np.ndarray, voxel: tuple[int, ...], steps: int) -> bool:
     """Whether ``voxel`` of a whole-HU image is an h-maxima voxel for a marker depth of
-    ``steps`` HU (:func:`calcinosis.anatomy.bone.h_maxima`, integer path): nothing higher in
+    ``steps`` HU (:func:`calcinosis.anatomy.valley.h_maxima`, integer path): nothing higher in
     the 26-connected part of the image at or above its value less ``steps - 1``."""
     value = img[voxel]
     dome, _ = label_26(img >= value - steps + 1)
