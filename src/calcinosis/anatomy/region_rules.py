@@ -1,0 +1,177 @@
+"""The rules that name the body parts of one axial slice on the block grid.
+
+A part is a 2-D connected piece of the body mask; its features (area, width, bones,
+a central posterior bone = spine, air on both sides = lungs, a closed shell of dense
+bone = skull, an air tube in front of the spine = trachea) decide whether it is head,
+neck, trunk (chest, abdomen, pelvis, shoulder level) or a limb, and which limb segment.
+The rules are set out in :mod:`calcinosis.anatomy.regions`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.morphology import convex_hull_image
+
+from calcinosis.anatomy.morphology import fill_holes_2d
+
+REGIONS = ("head_neck", "chest", "abdomen", "pelvis", "back", "shoulder", "upper_arm", "elbow", "forearm",
+           "wrist_hand", "hip_gluteal", "thigh", "knee", "leg", "ankle_foot", "unknown")
+_CODE = {name: i + 1 for i, name in enumerate(REGIONS)}  # 0 = outside the body
+_NAME = {i: name for name, i in _CODE.items()}
+
+MIN_PART_MM2 = 100.0
+MIN_BONE_MM2 = 18.0
+MINOR_BONE_FRACTION = 0.12
+
+
+def _classify_slice(body, bone, air, dense, bsp, out, pelvis_inside, seen) -> float | None:
+    """Write region codes of the parts of one block-grid slice into ``out``; return the spine's x (mm)."""
+    px = float(bsp[1] * bsp[2])
+    labels, n = ndi.label(body, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return None
+    feats = []
+    for k, sl in enumerate(ndi.find_objects(labels), start=1):
+        part = labels[sl] == k
+        if part.sum() * px < MIN_PART_MM2:
+            continue
+        feats.append(_part_features(k, sl, part, bone[sl], air[sl], dense[sl], bsp))
+    trunk_seen = False
+    spine_x = None
+    limbs = []
+    # Slices are visited from inferior to superior: lungs already seen lie below this slice.
+    lungs_below = seen["lungs"] > 0
+    for f in feats:
+        name = _trunk_class(f)
+        if name is None:
+            limbs.append(f)
+            continue
+        if name == "pelvis" and lungs_below:
+            # The pelvis lies below the lungs: bone plates beside the spine above them are
+            # the shoulder girdle (scapulae, humeral heads) where no trachea shows.
+            name = "shoulder"
+        trunk_seen = True
+        if f["skull"]:
+            seen["skull"] += 1
+        if name == "chest":
+            seen["lungs"] += 1
+        if f["spine_x"] is not None and name in ("chest", "abdomen", "pelvis"):
+            seen["spine"] += 1
+            spine_x = f["spine_x"]
+        if name == "pelvis":
+            seen["pelvic_bones"] += 1
+            sl = f["slice"]
+            pelvis_inside[sl] |= convex_hull_image(f["pelvic_bone"]) & (labels[sl] == f["label"])
+        if name == "shoulder":
+            _paint_shoulder_level(f, labels, bsp, out)
+        else:
+            out[labels == f["label"]] = _CODE[name]
+    big = [f for f in limbs if f["area"] >= 1500.0]
+    paired = (not trunk_seen and len(big) >= 2
+              and min(f["diam"] for f in big[:2]) >= 0.7 * max(f["diam"] for f in big[:2]))
+    if paired:
+        seen["paired_limbs"] += 1
+    for f in limbs:
+        lower = False if trunk_seen else (paired or f["diam"] >= 105.0)
+        seen["lower_limb" if lower else "upper_limb"] += 1
+        out[labels == f["label"]] = _CODE[_limb_class(f, lower)]
+    return spine_x
+
+
+def _paint_shoulder_level(f: dict, labels: np.ndarray, bsp, out: np.ndarray) -> None:
+    """A slice through the shoulder girdle: the outer thirds are shoulder, the middle neck or chest."""
+    part = labels == f["label"]
+    x_mm = (np.arange(labels.shape[1]) + 0.5) * bsp[2]
+    lateral = (np.abs(x_mm - f["cx"]) > f["width"] / 6.0)[None, :] & part
+    apices = min(f["air_left"], f["air_right"]) >= 200.0
+    out[part] = _CODE["chest" if apices else "head_neck"]
+    out[lateral] = _CODE["shoulder"]
+
+
+def _part_features(k, sl, part, bone, air, dense, bsp) -> dict:
+    px = float(bsp[1] * bsp[2])
+    ys, xs = np.nonzero(part)
+    area = len(ys) * px
+    cx = (xs.mean() + sl[1].start) * bsp[2]
+    width = (xs.max() - xs.min() + 1) * bsp[2]
+    y0, depth = (ys.min() + sl[0].start) * bsp[1], (ys.max() - ys.min() + 1) * bsp[1]
+    bl, _ = ndi.label(bone & part, structure=np.ones((3, 3), bool))
+    bones = []
+    for j, bsl in enumerate(ndi.find_objects(bl), start=1):
+        m = bl[bsl] == j
+        a = m.sum() * px
+        if a < MIN_BONE_MM2:
+            continue
+        by, bx = np.nonzero(m)
+        bones.append({"area": a, "x": (bx.mean() + bsl[1].start + sl[1].start) * bsp[2],
+                      "y_post": (by.max() + bsl[0].start + sl[0].start + 1) * bsp[1],
+                      "y_ant": (by.min() + bsl[0].start + sl[0].start) * bsp[1],
+                      "width": m.shape[1] * bsp[2], "label": j})
+    central = [b for b in bones if abs(b["x"] - cx) < 0.15 * width]
+    spine = [b for b in central if (b["y_post"] - y0) / depth > 0.7]
+    spine_x = float(np.average([b["x"] for b in spine], weights=[b["area"] for b in spine])) if spine else None
+    lateral = [b for b in bones if b not in central and b["area"] >= 500.0]
+    pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
+    air_x = (np.nonzero(air & part)[1] + sl[1].start) * bsp[2]
+    left = float(np.sum(air_x > cx) * px)
+    right = float(np.sum(air_x <= cx) * px)
+    ring = dense & part
+    # binary_fill_holes' holes (4-connected background off the border), found faster
+    enclosed = float((fill_holes_2d(ring) & ~dense).sum() * px) if ring.any() else 0.0
+    tube = False
+    if spine and not left + right > 0.05 * area:
+        al, _ = ndi.label(air & part)
+        front = min(b["y_ant"] for b in spine)
+        for j, asl in enumerate(ndi.find_objects(al), start=1):
+            a = (al[asl] == j).sum() * px
+            ay_c = (asl[0].start + asl[0].stop) / 2 * bsp[1] + sl[0].start * bsp[1]
+            ax_c = (asl[1].start + asl[1].stop) / 2 * bsp[2] + sl[1].start * bsp[2]
+            if 50.0 <= a <= 1500.0 and ay_c < front and abs(ax_c - cx) < 0.2 * width:
+                tube = True
+    return {"label": k, "slice": sl, "area": area, "cx": cx, "diam": 2.0 * np.sqrt(area / np.pi), "width": width,
+            "bones": bones, "spine_x": spine_x, "pelvic_bone": pelvic, "air_left": left, "air_right": right,
+            "skull": enclosed >= 3000.0, "tube": tube}
+
+
+def _trunk_class(f: dict) -> str | None:
+    """Region of a part that is head, neck or trunk; None for a limb."""
+    if f["skull"]:
+        return "head_neck"
+    each = max(0.02 * f["area"], 300.0)
+    if f["diam"] >= 120.0 and f["air_left"] >= each and f["air_right"] >= each:
+        return "chest"
+    if f["tube"] and f["pelvic_bone"] is not None:
+        return "shoulder"  # trachea with scapulae / humeral heads beside it: the shoulder girdle
+    if f["tube"] and f["diam"] < 190.0:
+        return "head_neck"
+    if f["spine_x"] is not None and f["diam"] >= 170.0:
+        return "pelvis" if f["pelvic_bone"] is not None else "abdomen"
+    if f["spine_x"] is not None and f["diam"] >= 120.0 and len(f["bones"]) >= 3 and f["pelvic_bone"] is not None:
+        return "pelvis"
+    return None
+
+
+def _limb_class(f: dict, lower: bool) -> str:
+    bones = f["bones"]
+    if not bones:
+        return "unknown"
+    biggest = max(b["area"] for b in bones)
+    # A piece under 12 % of the biggest bone (a deposit, a sesamoid, a bone's tip) is not counted;
+    # a fibula is 20-30 % of a tibia, carpal and metacarpal bones are alike.
+    bones = [b for b in bones if b["area"] >= MINOR_BONE_FRACTION * biggest]
+    bone_area = sum(b["area"] for b in bones)
+    widest = max(b["width"] for b in bones)
+    d = f["diam"]
+    if bone_area >= 0.11 * f["area"] or widest >= 0.45 * f["width"]:
+        if lower:
+            return "knee" if d >= 95.0 else "ankle_foot"
+        return "elbow" if d >= 70.0 else "wrist_hand"
+    if len(bones) >= 3:
+        return "ankle_foot" if lower else "wrist_hand"
+    if len(bones) == 1:
+        return "thigh" if lower else "upper_arm"
+    if lower:
+        return "thigh" if d >= 135.0 else "leg"
+    return "forearm"
+
