@@ -5,6 +5,7 @@ The image noise is measured in :mod:`calcinosis.anatomy.noise`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cc3d
@@ -59,7 +60,7 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     sz, sy, sx = (float(s) for s in spacing_zyx)
     f = max(1, int(COARSE_MM / max(sy, sx) + 1e-6))
     # The box round everything not air, from the coarse samples (a coarse pixel of margin).
-    sample = hu[:, f // 2::f, f // 2::f] > AIR_HU
+    sample = _above_air(hu[:, f // 2::f, f // 2::f])
     cbox = bbox_of(sample, (0, 1, 1))
     if cbox is None:
         return Body((slice(0, 0),) * 3, np.zeros((0, 0, 0), bool), 0)
@@ -143,7 +144,7 @@ def _coarse_tissue(hu: np.ndarray, f: int) -> np.ndarray:
             low = rows[:, 0::f].copy()
             for j in range(1, f):
                 np.minimum(low, rows[:, j::f], out=low)
-            np.greater(low, AIR_HU, out=out[z])
+            _above_air(low, out=out[z])
 
     over_slabs(slab, nz, n_threads(), hu.size)
     return out
@@ -193,24 +194,33 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
             y1 = ny if k_rows[-1] == cy - 1 else min((int(k_rows[-1]) + 1) * f + reach, ny)
             x0 = max(int(k_cols[0]) * f - reach, 0)
             x1 = nx if k_cols[-1] == cx - 1 else min((int(k_cols[-1]) + 1) * f + reach, nx)
-            tissue = hu[z, y0:y1, x0:x1] > AIR_HU
+            tissue = _above_air(hu[z, y0:y1, x0:x1])
             # The blocks' pixels: columns then rows picked from the small coarse slice.
             base = np.take(np.take(kept_all[z], cols[x0:x1], axis=1), rows[y0:y1], axis=0)
             base &= tissue
-            m, spills = _grow_within(base, tissue, f)
+            packed, spills = _grow_within_packed(base, tissue, f)
             if spills:
                 # The opening is not local: on the whole slice.
-                tissue = hu[z] > AIR_HU
+                tissue = _above_air(hu[z])
                 whole = np.zeros((ny, nx), bool)
                 whole[y0:y1, x0:x1] = base
                 m = _open_slice(tissue, whole, sy, sx)
                 y0, y1, x0, x1 = box_2d(m, 1)
                 m = m[y0:y1, x0:x1]
-            # Most slices of limbs, abdomen and pelvis have no hole: skip the labelling there.
-            filled = m if runs_are_single(m) else fill_holes_2d(m)
+                # Most slices of limbs, abdomen and pelvis have no hole: skip the labelling there.
+                filled = m if runs_are_single(m) else fill_holes_2d(m)
+                in_rows, in_cols = filled.any(axis=1), filled.any(axis=0)
+            else:
+                # Rows and columns hit, and whether each row's (column's) pixels are one run,
+                # read on the packed words (an eighth of the bytes). A hole lies between
+                # pixels of its row and of its column: filling it adds no row or column hit.
+                in_rows, in_cols = packed.any(axis=1), _unpack_rows(np.bitwise_or.reduce(packed, axis=0)[None],
+                                                                    tissue.shape[1])[0]
+                m = _unpack_rows(packed, tissue.shape[1])
+                filled = m if _packed_runs_are_single(packed, in_rows, in_cols) else fill_holes_2d(m)
             pieces[z] = (y0, x0, filled)
-            rows_hit[z, y0:y1] = filled.any(axis=1)
-            cols_hit[z, x0:x1] = filled.any(axis=0)
+            rows_hit[z, y0:y1] = in_rows
+            cols_hit[z, x0:x1] = in_cols
 
     over_slabs(slab, nz, n_threads())
     final = _bbox_from_extent((rows_hit, cols_hit), margin)
@@ -236,6 +246,30 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
     return final, out
 
 
+def _above_air(hu: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``hu > AIR_HU``; for integer HU against the integer threshold (the same voxels:
+    an integer is above -500.0 when it is above the floor of -500.0), which spares numpy
+    a float64 copy of each value."""
+    if np.issubdtype(hu.dtype, np.integer):
+        return np.greater(hu, math.floor(AIR_HU), out=out)
+    return np.greater(hu, AIR_HU, out=out)
+
+
+def _packed_runs_are_single(packed: np.ndarray, rows_any: np.ndarray, cols_any: np.ndarray) -> bool:
+    """:func:`~calcinosis.anatomy.morphology.runs_are_single` of the mask packed by
+    :func:`_pack_rows` (its bits past the last column 0), given the mask's non-empty rows
+    ``rows_any`` and columns ``cols_any``: the runs' starts counted by bits."""
+    one, top = np.uint64(1), np.uint64(63)
+    left = packed << one  # pixel x takes x - 1 (pixel 0 takes 0: a set pixel 0 starts a run)
+    left[:, 1:] |= packed[:, :-1] >> top
+    starts = int(np.bitwise_count(packed & ~left).sum(dtype=np.int64))
+    if starts == np.count_nonzero(rows_any):
+        return True
+    starts = int(np.bitwise_count(packed[1:] & ~packed[:-1]).sum(dtype=np.int64))
+    starts += int(np.bitwise_count(packed[0]).sum(dtype=np.int64))
+    return starts == np.count_nonzero(cols_any)
+
+
 def _grow_within(m: np.ndarray, tissue: np.ndarray, steps: int) -> tuple[np.ndarray, bool]:
     """``m`` grown ``steps`` times into its 8 neighbours within ``tissue`` (``m`` inside
     ``tissue``), and whether one more step would still grow it (tissue goes on).
@@ -244,14 +278,20 @@ def _grow_within(m: np.ndarray, tissue: np.ndarray, steps: int) -> tuple[np.ndar
     ends the growth early (no later step can add anything either). The steps run on the
     rows packed 64 pixels to a word (:func:`_pack_rows`): a step is a dozen operations on an
     eighth of the bytes, the same pixels as on the boolean slice."""
+    packed, spills = _grow_within_packed(m, tissue, steps)
+    return _unpack_rows(packed, m.shape[1]), spills
+
+
+def _grow_within_packed(m: np.ndarray, tissue: np.ndarray, steps: int) -> tuple[np.ndarray, bool]:
+    """:func:`_grow_within` with the grown mask left packed (:func:`_pack_rows`)."""
     packed, inside = _pack_rows(m), _pack_rows(tissue)
     for step in range(steps + 1):
         grown = _grow_packed(packed)
         grown &= inside
         if np.array_equal(grown, packed):  # packed lies inside grown: equal words, equal masks
-            return _unpack_rows(packed, m.shape[1]), False
+            return packed, False
         if step == steps:  # the check's step grew it
-            return _unpack_rows(packed, m.shape[1]), True
+            return packed, True
         packed = grown
     raise AssertionError("unreachable")
 
