@@ -28,7 +28,7 @@ MINOR_BONE_FRACTION = 0.12
 def _classify_slice(body, bone, air, dense, bsp, out, pelvis_inside, seen) -> float | None:
     """Write region codes of the parts of one block-grid slice into ``out``; return the spine's x (mm)."""
     px = float(bsp[1] * bsp[2])
-    labels, n = ndi.label(body, structure=np.ones((3, 3), bool))
+    labels, n = ndi.label(body, structure=_EIGHT)
     if n == 0:
         return None
     feats = []
@@ -91,40 +91,39 @@ def _paint_shoulder_level(f: dict, labels: np.ndarray, bsp, out: np.ndarray) -> 
 
 def _part_features(k, sl, part, bone, air, dense, bsp) -> dict:
     px = float(bsp[1] * bsp[2])
-    ys, xs = np.nonzero(part)
-    area = len(ys) * px
-    cx = (xs.mean() + sl[1].start) * bsp[2]
-    width = (xs.max() - xs.min() + 1) * bsp[2]
-    y0, depth = (ys.min() + sl[0].start) * bsp[1], (ys.max() - ys.min() + 1) * bsp[1]
-    bl, _ = ndi.label(bone & part, structure=np.ones((3, 3), bool))
-    bones = []
-    for j, bsl in enumerate(ndi.find_objects(bl), start=1):
-        m = bl[bsl] == j
-        a = m.sum() * px
-        if a < MIN_BONE_MM2:
-            continue
-        by, bx = np.nonzero(m)
-        bones.append({"area": a, "x": (bx.mean() + bsl[1].start + sl[1].start) * bsp[2],
-                      "y_post": (by.max() + bsl[0].start + sl[0].start + 1) * bsp[1],
-                      "y_ant": (by.min() + bsl[0].start + sl[0].start) * bsp[1],
-                      "width": m.shape[1] * bsp[2], "label": j})
+    # ``sl`` is the part's own box: its first and last rows and columns hold part pixels.
+    # The mean column comes from an exact integer sum over the counts per column: the same
+    # float64 sum and quotient as ``np.nonzero(part)[1].mean()``, without the index lists.
+    h, w = part.shape
+    per_col = np.count_nonzero(part, axis=0)
+    n = int(per_col.sum())
+    area = n * px
+    cx = (np.float64(int(per_col @ np.arange(w))) / n + sl[1].start) * bsp[2]
+    width = w * bsp[2]
+    y0, depth = sl[0].start * bsp[1], h * bsp[1]
+    bl, bones = _bone_pieces(bone & part, sl, px, bsp)
     central = [b for b in bones if abs(b["x"] - cx) < 0.15 * width]
     spine = [b for b in central if (b["y_post"] - y0) / depth > 0.7]
     spine_x = float(np.average([b["x"] for b in spine], weights=[b["area"] for b in spine])) if spine else None
-    lateral = [b for b in bones if b not in central and b["area"] >= 500.0]
+    # Each bone's dict is its own (their labels differ): not among the central ones by identity.
+    lateral = [b for b in bones if all(b is not c for c in central) and b["area"] >= 500.0]
     pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
-    air_x = (np.nonzero(air & part)[1] + sl[1].start) * bsp[2]
-    left = float(np.sum(air_x > cx) * px)
-    right = float(np.sum(air_x <= cx) * px)
+    # Air pixels counted per column: each column's x (mm) is compared with the centre once.
+    air_part = air & part
+    air_per_col = np.count_nonzero(air_part, axis=0)
+    air_col_x = (np.arange(w) + sl[1].start) * bsp[2]
+    left = float(int(air_per_col[air_col_x > cx].sum()) * px)
+    right = float(int(air_per_col[air_col_x <= cx].sum()) * px)
     ring = dense & part
     # binary_fill_holes' holes (4-connected background off the border), found faster
     enclosed = float((fill_holes_2d(ring) & ~dense).sum() * px) if ring.any() else 0.0
     tube = False
-    if spine and not left + right > 0.05 * area:
-        al, _ = ndi.label(air & part)
+    if spine and not left + right > 0.05 * area and left + right > 0.0:  # no air, no tube
+        al, n_air = ndi.label(air_part)
+        air_sizes = np.bincount(al.ravel(), minlength=n_air + 1)
         front = min(b["y_ant"] for b in spine)
         for j, asl in enumerate(ndi.find_objects(al), start=1):
-            a = (al[asl] == j).sum() * px
+            a = air_sizes[j] * px
             ay_c = (asl[0].start + asl[0].stop) / 2 * bsp[1] + sl[0].start * bsp[1]
             ax_c = (asl[1].start + asl[1].stop) / 2 * bsp[2] + sl[1].start * bsp[2]
             if 50.0 <= a <= 1500.0 and ay_c < front and abs(ax_c - cx) < 0.2 * width:
@@ -132,6 +131,40 @@ def _part_features(k, sl, part, bone, air, dense, bsp) -> dict:
     return {"label": k, "slice": sl, "area": area, "cx": cx, "diam": 2.0 * np.sqrt(area / np.pi), "width": width,
             "bones": bones, "spine_x": spine_x, "pelvic_bone": pelvic, "air_left": left, "air_right": right,
             "skull": enclosed >= 3000.0, "tube": tube}
+
+
+def _bone_pieces(bone: np.ndarray, sl, px: float, bsp) -> tuple[np.ndarray, list[dict]]:
+    """The 8-connected pieces of ``bone`` (a part's bone, on the part's box ``sl``): their
+    labels, and for those of at least ``MIN_BONE_MM2`` the area (mm2), x of the centre,
+    posterior and anterior edges (mm, on the block slice), width (mm) and label.
+
+    A piece's box is tight, so its edges are its box's; its mean column comes from exact
+    integer sums per label (the same float64 quotient as the mean of its pixels' columns)."""
+    labels, n = ndi.label(bone, structure=_EIGHT)
+    if n == 0:
+        return labels, []
+    flat = labels.ravel()
+    sizes = np.bincount(flat, minlength=n + 1)
+    keep = np.flatnonzero(sizes[1:] * px >= MIN_BONE_MM2) + 1
+    if keep.size == 0:
+        return labels, []
+    # Sums of the column index per label: integers, exact in float64 (far below 2**53).
+    columns = np.broadcast_to(np.arange(labels.shape[1], dtype=np.float64), labels.shape).ravel()
+    x_sums = np.bincount(flat, weights=columns, minlength=n + 1)
+    boxes = ndi.find_objects(labels)
+    out = []
+    for j in keep.tolist():
+        bsl = boxes[j - 1]
+        count = sizes[j]
+        local_mean = np.float64(x_sums[j] - float(count * bsl[1].start)) / count
+        out.append({"area": count * px, "x": (local_mean + bsl[1].start + sl[1].start) * bsp[2],
+                    "y_post": (bsl[0].stop + sl[0].start) * bsp[1],
+                    "y_ant": (bsl[0].start + sl[0].start) * bsp[1],
+                    "width": (bsl[1].stop - bsl[1].start) * bsp[2], "label": j})
+    return labels, out
+
+
+_EIGHT = np.ones((3, 3), bool)  # 8-connected pieces of a slice
 
 
 def _trunk_class(f: dict) -> str | None:

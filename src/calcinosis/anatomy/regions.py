@@ -238,9 +238,14 @@ def _smooth_z(raw: np.ndarray, half: int) -> np.ndarray:
     """Majority class at each in-plane position over +-``half`` block slices (body voxels only)."""
     if half < 1 or raw.shape[0] < 2:
         return raw
+    codes = np.unique(raw[raw > 0])
+    if codes.size <= 1:
+        # One class: it wins wherever it is (its vote there is at least one slice's, more
+        # than nothing), and the body's other voxels are none.
+        return raw
     best = np.zeros(raw.shape, np.float32)
     out = np.zeros_like(raw)
-    for code in np.unique(raw[raw > 0]):
+    for code in codes:
         votes = ndi.uniform_filter1d((raw == code).astype(np.float32), 2 * half + 1, axis=0, mode="nearest")
         take = votes > best
         out[take] = code
