@@ -22,6 +22,7 @@ from calcinosis.anatomy.morphology import (
     margin_voxels,
     runs_are_single,
 )
+from calcinosis.sparse_zeros import sparse_zeros
 from calcinosis.threads import n_threads, over_slabs
 
 AIR_HU = -500.0
@@ -227,7 +228,10 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
     if final is None:
         return None, np.zeros(hu.shape, bool)
     fz, fy, fx = final
-    out = np.zeros((fz.stop - fz.start, fy.stop - fy.start, fx.stop - fx.start), bool)
+    # On ordinary pages: numpy asks for huge pages for large arrays, and on a busy machine
+    # the kernel then stalls the first writes while it compacts memory (0.02-0.25 s for a
+    # 60 MB mask here, against a steady 0.03-0.06 s on ordinary pages).
+    out = sparse_zeros((fz.stop - fz.start, fy.stop - fy.start, fx.stop - fx.start), bool)
 
     def place(k0: int, k1: int) -> None:
         for z in range(fz.start + k0, fz.start + k1):
