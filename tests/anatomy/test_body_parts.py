@@ -112,7 +112,8 @@ def test_above_air_is_the_float_comparison(dtype):
 def test_packed_runs_are_single_equals_the_boolean_check():
     """The one-run-per-row-or-column check on packed words gives runs_are_single's answer
     (both answers met), widths round a word's."""
-    from calcinosis.anatomy.body import _pack_rows, _packed_runs_are_single
+    from calcinosis.anatomy.bitrows import pack_rows as _pack_rows
+    from calcinosis.anatomy.body import _packed_runs_are_single
     from calcinosis.anatomy.morphology import runs_are_single
 
     rng = np.random.default_rng(4)

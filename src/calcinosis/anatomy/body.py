@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import cc3d
 import numpy as np
 
-from calcinosis.anatomy.disk import dilate_disk, erode_disk
+from calcinosis.anatomy.bitrows import disk_op_packed, grow_packed, pack_rows, unpack_rows
+from calcinosis.anatomy.disk import dilate_disk, disk_rectangles, erode_disk
 from calcinosis.anatomy.morphology import (
     bbox_of,
     box_2d,
@@ -215,9 +216,9 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
                 # Rows and columns hit, and whether each row's (column's) pixels are one run,
                 # read on the packed words (an eighth of the bytes). A hole lies between
                 # pixels of its row and of its column: filling it adds no row or column hit.
-                in_rows, in_cols = packed.any(axis=1), _unpack_rows(np.bitwise_or.reduce(packed, axis=0)[None],
-                                                                    tissue.shape[1])[0]
-                m = _unpack_rows(packed, tissue.shape[1])
+                in_rows = packed.any(axis=1)
+                in_cols = unpack_rows(np.bitwise_or.reduce(packed, axis=0)[None], tissue.shape[1])[0]
+                m = unpack_rows(packed, tissue.shape[1])
                 filled = m if _packed_runs_are_single(packed, in_rows, in_cols) else fill_holes_2d(m)
             pieces[z] = (y0, x0, filled)
             rows_hit[z, y0:y1] = in_rows
@@ -261,8 +262,9 @@ def _above_air(hu: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 def _packed_runs_are_single(packed: np.ndarray, rows_any: np.ndarray, cols_any: np.ndarray) -> bool:
     """:func:`~calcinosis.anatomy.morphology.runs_are_single` of the mask packed by
-    :func:`_pack_rows` (its bits past the last column 0), given the mask's non-empty rows
-    ``rows_any`` and columns ``cols_any``: the runs' starts counted by bits."""
+    :func:`~calcinosis.anatomy.bitrows.pack_rows` (its bits past the last column 0), given
+    the mask's non-empty rows ``rows_any`` and columns ``cols_any``: the runs' starts
+    counted by bits."""
     one, top = np.uint64(1), np.uint64(63)
     left = packed << one  # pixel x takes x - 1 (pixel 0 takes 0: a set pixel 0 starts a run)
     left[:, 1:] |= packed[:, :-1] >> top
@@ -280,17 +282,18 @@ def _grow_within(m: np.ndarray, tissue: np.ndarray, steps: int) -> tuple[np.ndar
 
     Each step is :func:`grow_one` with corners, and ``tissue``; a step that adds nothing
     ends the growth early (no later step can add anything either). The steps run on the
-    rows packed 64 pixels to a word (:func:`_pack_rows`): a step is a dozen operations on an
-    eighth of the bytes, the same pixels as on the boolean slice."""
+    rows packed 64 pixels to a word (:func:`~calcinosis.anatomy.bitrows.pack_rows`): a
+    step is a dozen operations on an eighth of the bytes, the same pixels as on the
+    boolean slice."""
     packed, spills = _grow_within_packed(m, tissue, steps)
-    return _unpack_rows(packed, m.shape[1]), spills
+    return unpack_rows(packed, m.shape[1]), spills
 
 
 def _grow_within_packed(m: np.ndarray, tissue: np.ndarray, steps: int) -> tuple[np.ndarray, bool]:
-    """:func:`_grow_within` with the grown mask left packed (:func:`_pack_rows`)."""
-    packed, inside = _pack_rows(m), _pack_rows(tissue)
+    """:func:`_grow_within` with the grown mask left packed (rows of 64-pixel words)."""
+    packed, inside = pack_rows(m), pack_rows(tissue)
     for step in range(steps + 1):
-        grown = _grow_packed(packed)
+        grown = grow_packed(packed)
         grown &= inside
         if np.array_equal(grown, packed):  # packed lies inside grown: equal words, equal masks
             return packed, False
@@ -298,43 +301,6 @@ def _grow_within_packed(m: np.ndarray, tissue: np.ndarray, steps: int) -> tuple[
             return packed, True
         packed = grown
     raise AssertionError("unreachable")
-
-
-_WORD = np.dtype("<u8")  # little-endian: bit j of word w is pixel 64 w + j on any machine
-
-
-def _pack_rows(mask: np.ndarray) -> np.ndarray:
-    """A 2-D mask's rows as bits of 64-bit words (pixel x: word x // 64, bit x % 64); the
-    bits past the last column are 0."""
-    bits = np.packbits(mask, axis=1, bitorder="little")
-    words = -(-bits.shape[1] // 8)
-    out = np.zeros((mask.shape[0], words * 8), np.uint8)
-    out[:, :bits.shape[1]] = bits
-    return out.view(_WORD)
-
-
-def _unpack_rows(packed: np.ndarray, width: int) -> np.ndarray:
-    """The boolean mask of :func:`_pack_rows`' words (``width`` columns)."""
-    return np.unpackbits(packed.view(np.uint8), axis=1, count=width, bitorder="little").view(bool)
-
-
-def _grow_packed(packed: np.ndarray) -> np.ndarray:
-    """:func:`grow_one` with corners of a packed mask: each pixel ORed with its left and
-    right neighbours (bits carried across words), then each row with the rows above and
-    below. Bits may spill past the last column: the caller's AND with a packed mask, whose
-    bits there are 0, clears them."""
-    one, top = np.uint64(1), np.uint64(63)
-    left = packed << one  # pixel x takes x - 1
-    left[:, 1:] |= packed[:, :-1] >> top
-    right = packed >> one  # pixel x takes x + 1
-    right[:, :-1] |= packed[:, 1:] << top
-    rows = left
-    rows |= right
-    rows |= packed
-    out = rows.copy()
-    out[1:] |= rows[:-1]
-    out[:-1] |= rows[1:]
-    return out
 
 
 def _bbox_from_extent(extent: tuple[np.ndarray, np.ndarray],
@@ -354,13 +320,23 @@ def _bbox_from_extent(extent: tuple[np.ndarray, np.ndarray],
 
 def _open_slice(tissue: np.ndarray, base: np.ndarray, sy: float, sx: float) -> np.ndarray:
     """One slice's body by the full-resolution opening: the tissue opened with the 4 mm
-    disk (:mod:`calcinosis.anatomy.disk`, equal to two in-plane distance transforms), its 4-connected pieces that overlap ``base``
+    disk (:mod:`calcinosis.anatomy.disk`, equal to two in-plane distance transforms; on
+    packed rows, :mod:`calcinosis.anatomy.bitrows`), its 4-connected pieces that overlap ``base``
     (the kept coarse blocks), and, as the disk's discrete edge can shave a voxel off the
     skin, the tissue voxels next to them (4-neighbours)."""
-    deep = erode_disk(tissue, (sy, sx), TABLE_OPENING_MM)
-    if not deep.any():
-        return base.copy()
-    opened = dilate_disk(deep, (sy, sx), TABLE_OPENING_MM)
+    rects = disk_rectangles(sy, sx, TABLE_OPENING_MM, True)  # erode_disk's and dilate_disk's disk
+    if rects is None:
+        deep = erode_disk(tissue, (sy, sx), TABLE_OPENING_MM)
+        if not deep.any():
+            return base.copy()
+        opened = dilate_disk(deep, (sy, sx), TABLE_OPENING_MM)
+    else:
+        # The same pixels on rows packed 64 to a word (an eighth of the bytes per pass).
+        width = tissue.shape[1]
+        deep = disk_op_packed(pack_rows(tissue), width, rects, erode=True)
+        if not deep.any():  # its padding is 0
+            return base.copy()
+        opened = unpack_rows(disk_op_packed(deep, width, rects, erode=False), width)
     pieces, n = cc3d.connected_components(opened, connectivity=4, return_N=True)
     if n <= _FEW_PIECES:
         # A comparison per piece: cheaper than gathering the labels under base and a look-up.
