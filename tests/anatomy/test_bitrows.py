@@ -52,3 +52,18 @@ def test_pack_round_trip_and_grow():
         np.testing.assert_array_equal(unpack_rows(packed, shape[1]), m)
         grown = grow_packed(packed) & pack_rows(np.ones(shape, bool))
         np.testing.assert_array_equal(unpack_rows(grown, shape[1]), grow_one(m, corners=True))
+
+
+@pytest.mark.parametrize("spacing, radius_mm, strict", [((2.4, 2.4), 4.0, False), ((2.4, 2.4), 12.0, True),
+                                                        ((2.0, 2.6), 6.0, False)])
+def test_packed_disk_ops_on_a_stack_equal_the_boolean_ones(spacing, radius_mm, strict):
+    """A stack of slices ``[z, y, x]``: each slice on its own, as the boolean version."""
+    rng = np.random.default_rng(7)
+    rects = disk_rectangles(spacing[0], spacing[1], radius_mm, not strict)
+    for shape in [(6, 40, 70), (3, 1, 65), (4, 30, 128), (5, 9, 1)]:
+        m = ndi.gaussian_filter(rng.random(shape), (0, 2, 2)) > rng.uniform(0.4, 0.5)
+        eroded = unpack_rows(disk_op_packed(pack_rows(m), shape[2], rects, erode=True), shape[2])
+        np.testing.assert_array_equal(eroded, erode_disk(m, spacing, radius_mm, strict=strict))
+        dilated = unpack_rows(disk_op_packed(pack_rows(m), shape[2], rects, erode=False), shape[2])
+        if not strict:
+            np.testing.assert_array_equal(dilated, dilate_disk(m, spacing, radius_mm))

@@ -22,21 +22,21 @@ _ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 
 
 def pack_rows(mask: np.ndarray, fill: bool = False) -> np.ndarray:
-    """A 2-D mask's rows as bits of 64-bit words, the padding bits past the last column
-    set to ``fill``."""
-    bits = np.packbits(mask, axis=1, bitorder="little")
-    words = -(-bits.shape[1] // 8)
-    out = np.zeros((mask.shape[0], words * 8), np.uint8)
-    out[:, :bits.shape[1]] = bits
+    """A mask's rows (its last axis: a 2-D slice ``[y, x]`` or a stack ``[z, y, x]``) as
+    bits of 64-bit words, the padding bits past the last column set to ``fill``."""
+    bits = np.packbits(mask, axis=-1, bitorder="little")
+    words = -(-bits.shape[-1] // 8)
+    out = np.zeros((*mask.shape[:-1], words * 8), np.uint8)
+    out[..., :bits.shape[-1]] = bits
     packed = out.view(WORD)
     if fill:
-        _set_padding(packed, mask.shape[1], True)
+        _set_padding(packed, mask.shape[-1], True)
     return packed
 
 
 def unpack_rows(packed: np.ndarray, width: int) -> np.ndarray:
     """The boolean mask of packed rows (``width`` columns; the padding dropped)."""
-    return np.unpackbits(packed.view(np.uint8), axis=1, count=width, bitorder="little").view(bool)
+    return np.unpackbits(packed.view(np.uint8), axis=-1, count=width, bitorder="little").view(bool)
 
 
 def grow_packed(packed: np.ndarray) -> np.ndarray:
@@ -68,9 +68,9 @@ def _set_padding(packed: np.ndarray, width: int, value: bool) -> None:
     pad = _padding(width)
     if pad:
         if value:
-            packed[:, -1] |= pad
+            packed[..., -1] |= pad
         else:
-            packed[:, -1] &= ~pad
+            packed[..., -1] &= ~pad
 
 
 def _shift_x(packed: np.ndarray, s: int, towards_start: bool, fill: bool) -> np.ndarray:
@@ -80,12 +80,12 @@ def _shift_x(packed: np.ndarray, s: int, towards_start: bool, fill: bool) -> np.
     edge = _ONES if fill else np.uint64(0)
     if towards_start:
         out = packed >> up
-        out[:, :-1] |= packed[:, 1:] << down
-        out[:, -1] |= edge << down
+        out[..., :-1] |= packed[..., 1:] << down
+        out[..., -1] |= edge << down
     else:
         out = packed << up
-        out[:, 1:] |= packed[:, :-1] >> down
-        out[:, 0] |= edge >> down
+        out[..., 1:] |= packed[..., :-1] >> down
+        out[..., 0] |= edge >> down
     return out
 
 
@@ -108,32 +108,37 @@ def _run_x(packed: np.ndarray, k: int, width: int, erode: bool) -> np.ndarray:
 
 
 def _run_y(packed: np.ndarray, k: int, erode: bool) -> np.ndarray:
-    """AND (``erode``) or OR over rows ``[y - k, y + k]``, rows past the ends left out."""
+    """AND (``erode``) or OR over rows ``[y - k, y + k]`` (rows: the second-last axis, each
+    slice of a stack on its own), rows past the ends left out."""
     out = packed.copy()
     if k == 0:
         return out
     op = np.bitwise_and if erode else np.bitwise_or
-    n = packed.shape[0]
+    n = packed.shape[-2]
+
+    def rows(a: int | None, b: int | None) -> tuple:
+        return (Ellipsis, slice(a, b), slice(None))
+
     ahead = packed.copy()
     cover = 1
     while cover < k + 1:
         step = min(cover, k + 1 - cover)
         if step < n:
-            op(ahead[:-step], ahead[step:].copy(), out=ahead[:-step])
+            op(ahead[rows(None, -step)], ahead[rows(step, None)].copy(), out=ahead[rows(None, -step)])
         cover += step
     behind = np.empty_like(ahead)
     if k < n:
-        behind[k:] = ahead[:-k]
-    behind[0] = packed[0]
+        behind[rows(k, None)] = ahead[rows(None, -k)]
+    behind[rows(0, 1)] = packed[rows(0, 1)]
     for p in range(1, min(k, n)):  # the first k rows: a running prefix
-        op(behind[p - 1], packed[p], out=behind[p])
+        op(behind[rows(p - 1, p)], packed[rows(p, p + 1)], out=behind[rows(p, p + 1)])
     op(ahead, behind, out=out)
     return out
 
 
 def disk_op_packed(packed: np.ndarray, width: int, rects, erode: bool) -> np.ndarray:
     """Erode (``erode``) or dilate packed rows (``width`` columns; the padding bits are not
-    read) with the union of centred rectangles ``rects`` (``(half_height, half_width)`` in
+    read; a slice ``[y, words]`` or a stack of slices ``[z, y, words]``, each on its own) with the union of centred rectangles ``rects`` (``(half_height, half_width)`` in
     pixels, half-widths ascending, as :func:`~calcinosis.anatomy.disk.disk_rectangles`
     gives them). A new array, its padding bits 0."""
     out = None
