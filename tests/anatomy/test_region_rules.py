@@ -146,3 +146,26 @@ def test_z_vote_of_one_class_is_the_filter_vote(codes):
     np.testing.assert_array_equal(got, _plain_smooth_z(raw, 3))
     if len(codes) > 1:  # the vote changes something: a test that can fail
         assert not np.array_equal(got, raw)
+
+
+def test_slice_parts_keep_the_parts_large_enough_with_their_features():
+    """The bone-free part features made ahead (while detection runs), completed with the
+    bone later, equal the features made in one go; a piece under MIN_PART_MM2 is no part."""
+    from calcinosis.anatomy.region_rules import MIN_PART_MM2, _with_bones, slice_parts
+
+    rng = np.random.default_rng(3)
+    body, bone, air, dense = _slice(rng, 3)
+    body[2:4, 80:82] = True  # 4 blocks of 9 mm2: a speck, not a part
+    bsp = np.array([3.0, 3.0, 3.0])
+    labels, parts = slice_parts(body, air, dense, bsp)
+    want_labels, n = ndi.label(body, structure=np.ones((3, 3), bool))
+    np.testing.assert_array_equal(labels, want_labels)
+    sizes = np.bincount(want_labels.ravel())[1:] * 9.0
+    assert [p["label"] for p in parts] == [k + 1 for k in range(n) if sizes[k] >= MIN_PART_MM2]
+    assert len(parts) < n
+    for p in parts:
+        sl = p["slice"]
+        got = _with_bones(p, bone[sl], bsp)
+        want = _plain_part_features(p["label"], sl, labels[sl] == p["label"], bone[sl], air[sl], dense[sl], bsp)
+        assert {k: v for k, v in got.items() if k != "pelvic_bone"} == \
+            {k: v for k, v in want.items() if k != "pelvic_bone"}

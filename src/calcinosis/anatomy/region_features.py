@@ -4,7 +4,9 @@ orientation (superior, posterior, patient-left) and averaged over blocks of abou
 
 :func:`region_features` holds the part of :func:`calcinosis.anatomy.regions.body_regions`'
 work that needs no bone mask, so that the analysis can run it while detection (which
-gives the bone) is still running.
+gives the bone) is still running: the block grid's shares and maxima, and each block
+slice's body parts with what they show without the bone
+(:func:`calcinosis.anatomy.region_rules.slice_parts`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calcinosis.anatomy.region_rules import slice_parts
 from calcinosis.errors import InputError
 
 BLOCK_MM = 3.0  # working resolution of the cues
 AIR_HU = -500.0
+DENSE_HU = 300.0  # skull shell
 # Voxels per chunk of slabs the block features are computed from (a few MB of temporaries).
 _CHUNK_VOXELS = 1 << 22
 
@@ -26,7 +30,8 @@ class RegionFeatures:
     """What :func:`~calcinosis.anatomy.regions.body_regions` reads from the image and the
     body mask alone (not from the bone): the canonical orientation and the block grid, and
     per block the shares of body and of air inside the body and the highest HU. Made by :func:`region_features`, which
-    the analysis runs while it waits for detection (which gives the bone)."""
+    the analysis runs while it waits for detection (which gives the bone); and each block
+    slice's body parts with what they show without the bone."""
 
     shape_zyx: tuple[int, int, int]
     spacing_zyx: tuple[float, float, float]
@@ -37,6 +42,7 @@ class RegionFeatures:
     body_share: np.ndarray  # float32, canonical block grid
     air_share: np.ndarray
     hu_max: np.ndarray
+    parts: tuple  # per block slice: region_rules.slice_parts (labels, the parts' bone-free features)
 
     def fits(self, shape_zyx, spacing_zyx, direction) -> bool:
         """Whether these are the features of an image of this grid."""
@@ -56,8 +62,19 @@ def region_features(hu: np.ndarray, body: np.ndarray, spacing_zyx, direction: np
     chu, cbody = (_to_canonical(np.asarray(a), perm, flip) for a in (hu, body))
     block = _block(sp, perm)
     body_f, _, air_f, hu_max = _block_features(chu, cbody, None, block)
+    body_b = body_f >= 0.5
+    air_b = (air_f >= 0.5) & body_b
+    dense_b = hu_max >= DENSE_HU
+    bsp = block_size_mm(sp, perm, block)
+    parts = tuple(slice_parts(body_b[z], air_b[z], dense_b[z], bsp) for z in range(body_b.shape[0]))
     return RegionFeatures(tuple(int(n) for n in hu.shape), tuple(float(v) for v in sp),  # type: ignore[arg-type]
-                          direction, perm, flip, block, body_f, air_f, hu_max)
+                          direction, perm, flip, block, body_f, air_f, hu_max, parts)
+
+
+def block_size_mm(sp: np.ndarray, perm, block) -> np.ndarray:
+    """A block's size (mm) along the canonical axes."""
+    sp_c = tuple(float(sp[perm[c]]) for c in range(3))
+    return np.array(block, float) * sp_c
 
 
 def _checked_spacing(spacing_zyx) -> np.ndarray:

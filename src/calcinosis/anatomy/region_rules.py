@@ -25,18 +25,30 @@ MIN_BONE_MM2 = 18.0
 MINOR_BONE_FRACTION = 0.12
 
 
-def _classify_slice(body, bone, air, dense, bsp, out, pelvis_inside, seen) -> float | None:
-    """Write region codes of the parts of one block-grid slice into ``out``; return the spine's x (mm)."""
+def slice_parts(body, air, dense, bsp) -> tuple[np.ndarray, list[dict]]:
+    """The parts of one block-grid slice: the 8-connected pieces of ``body`` (their labels)
+    and, for those of at least ``MIN_PART_MM2``, what they show without the bone (size,
+    centre, air on each side, a closed dense shell, the air pieces a trachea may be).
+    ``bsp`` is the block size (mm) along the canonical axes."""
     px = float(bsp[1] * bsp[2])
     labels, n = ndi.label(body, structure=_EIGHT)
+    parts: list[dict] = []
     if n == 0:
-        return None
-    feats = []
+        return labels, parts
     for k, sl in enumerate(ndi.find_objects(labels), start=1):
         part = labels[sl] == k
         if part.sum() * px < MIN_PART_MM2:
             continue
-        feats.append(_part_features(k, sl, part, bone[sl], air[sl], dense[sl], bsp))
+        parts.append(_part_shape(k, sl, part, air[sl], dense[sl], bsp))
+    return labels, parts
+
+
+def _classify_slice(labels, parts, bone, bsp, out, pelvis_inside, seen) -> float | None:
+    """Write region codes of the parts of one block-grid slice (:func:`slice_parts`) into
+    ``out``, with the slice's ``bone``; return the spine's x (mm)."""
+    if not parts:
+        return None
+    feats = [_with_bones(f, bone[f["slice"]], bsp) for f in parts]
     trunk_seen = False
     spine_x = None
     limbs = []
@@ -90,6 +102,13 @@ def _paint_shoulder_level(f: dict, labels: np.ndarray, bsp, out: np.ndarray) -> 
 
 
 def _part_features(k, sl, part, bone, air, dense, bsp) -> dict:
+    """Features of part ``k`` (``part``: its mask on its box ``sl``; ``bone``, ``air`` and
+    ``dense`` on that box) for the rules: :func:`_part_shape` and :func:`_with_bones`."""
+    return _with_bones(_part_shape(k, sl, part, air, dense, bsp), bone, bsp)
+
+
+def _part_shape(k, sl, part, air, dense, bsp) -> dict:
+    """What a part shows without the bone (``air`` and ``dense`` on its box ``sl``)."""
     px = float(bsp[1] * bsp[2])
     # ``sl`` is the part's own box: its first and last rows and columns hold part pixels.
     # The mean column comes from an exact integer sum over the counts per column: the same
@@ -100,14 +119,6 @@ def _part_features(k, sl, part, bone, air, dense, bsp) -> dict:
     area = n * px
     cx = (np.float64(int(per_col @ np.arange(w))) / n + sl[1].start) * bsp[2]
     width = w * bsp[2]
-    y0, depth = sl[0].start * bsp[1], h * bsp[1]
-    bl, bones = _bone_pieces(bone & part, sl, px, bsp)
-    central = [b for b in bones if abs(b["x"] - cx) < 0.15 * width]
-    spine = [b for b in central if (b["y_post"] - y0) / depth > 0.7]
-    spine_x = float(np.average([b["x"] for b in spine], weights=[b["area"] for b in spine])) if spine else None
-    # Each bone's dict is its own (their labels differ): not among the central ones by identity.
-    lateral = [b for b in bones if all(b is not c for c in central) and b["area"] >= 500.0]
-    pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
     # Air pixels counted per column: each column's x (mm) is compared with the centre once.
     air_part = air & part
     air_per_col = np.count_nonzero(air_part, axis=0)
@@ -117,20 +128,44 @@ def _part_features(k, sl, part, bone, air, dense, bsp) -> dict:
     ring = dense & part
     # binary_fill_holes' holes (4-connected background off the border), found faster
     enclosed = float((fill_holes_2d(ring) & ~dense).sum() * px) if ring.any() else 0.0
-    tube = False
-    if spine and not left + right > 0.05 * area and left + right > 0.0:  # no air, no tube
+    # A trachea is looked for where air shows but little of it (no lungs): its pieces'
+    # areas and box centres (mm), read with the spine's front once the bone is known.
+    air_pieces = []
+    if not left + right > 0.05 * area and left + right > 0.0:
         al, n_air = ndi.label(air_part)
         air_sizes = np.bincount(al.ravel(), minlength=n_air + 1)
-        front = min(b["y_ant"] for b in spine)
         for j, asl in enumerate(ndi.find_objects(al), start=1):
-            a = air_sizes[j] * px
-            ay_c = (asl[0].start + asl[0].stop) / 2 * bsp[1] + sl[0].start * bsp[1]
-            ax_c = (asl[1].start + asl[1].stop) / 2 * bsp[2] + sl[1].start * bsp[2]
+            air_pieces.append((air_sizes[j] * px,
+                               (asl[0].start + asl[0].stop) / 2 * bsp[1] + sl[0].start * bsp[1],
+                               (asl[1].start + asl[1].stop) / 2 * bsp[2] + sl[1].start * bsp[2]))
+    return {"label": k, "slice": sl, "part": part, "area": area, "cx": cx, "width": width,
+            "y0": sl[0].start * bsp[1], "depth": h * bsp[1], "air_left": left, "air_right": right,
+            "skull": enclosed >= 3000.0, "air_pieces": air_pieces}
+
+
+def _with_bones(shape: dict, bone, bsp) -> dict:
+    """The rules' features of a part: its :func:`_part_shape` with its bones (``bone`` on
+    the part's box): central posterior bone (spine), lateral plates, the trachea in front
+    of the spine."""
+    px = float(bsp[1] * bsp[2])
+    sl, part, cx, width = shape["slice"], shape["part"], shape["cx"], shape["width"]
+    y0, depth, area = shape["y0"], shape["depth"], shape["area"]
+    bl, bones = _bone_pieces(bone & part, sl, px, bsp)
+    central = [b for b in bones if abs(b["x"] - cx) < 0.15 * width]
+    spine = [b for b in central if (b["y_post"] - y0) / depth > 0.7]
+    spine_x = float(np.average([b["x"] for b in spine], weights=[b["area"] for b in spine])) if spine else None
+    # Each bone's dict is its own (their labels differ): not among the central ones by identity.
+    lateral = [b for b in bones if all(b is not c for c in central) and b["area"] >= 500.0]
+    pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
+    tube = False
+    if spine:
+        front = min(b["y_ant"] for b in spine)
+        for a, ay_c, ax_c in shape["air_pieces"]:
             if 50.0 <= a <= 1500.0 and ay_c < front and abs(ax_c - cx) < 0.2 * width:
                 tube = True
-    return {"label": k, "slice": sl, "area": area, "cx": cx, "diam": 2.0 * np.sqrt(area / np.pi), "width": width,
-            "bones": bones, "spine_x": spine_x, "pelvic_bone": pelvic, "air_left": left, "air_right": right,
-            "skull": enclosed >= 3000.0, "tube": tube}
+    return {"label": shape["label"], "slice": sl, "area": area, "cx": cx, "diam": 2.0 * np.sqrt(area / np.pi),
+            "width": width, "bones": bones, "spine_x": spine_x, "pelvic_bone": pelvic,
+            "air_left": shape["air_left"], "air_right": shape["air_right"], "skull": shape["skull"], "tube": tube}
 
 
 def _bone_pieces(bone: np.ndarray, sl, px: float, bsp) -> tuple[np.ndarray, list[dict]]:

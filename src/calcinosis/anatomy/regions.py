@@ -82,7 +82,6 @@ from calcinosis.errors import InputError
 
 __all__ = ["REGIONS", "RegionFeatures", "RegionMap", "body_regions", "region_features"]
 
-DENSE_HU = 300.0  # skull shell
 SMOOTH_MM = 10.0  # half-window of the z majority vote
 # Below the lowest slice with a skull, the face and neck reach this far (mm) before the chest.
 HEAD_BELOW_SKULL_MM = 200.0
@@ -180,12 +179,10 @@ def body_regions(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, spacing_zyx
     sp_c = tuple(float(sp[perm[c]]) for c in range(3))
     bsp = np.array(block, float) * sp_c
     cbody, cbone = (_to_canonical(np.asarray(a), perm, flip) for a in (body, bone))
-    body_f, air_f, hu_max = features.body_share, features.air_share, features.hu_max
+    body_f = features.body_share
     bone_f = _block_features(None, None, cbone, block)[1]
     body_b = body_f >= 0.5
     bone_b = (bone_f >= 0.3) & body_b
-    air_b = (air_f >= 0.5) & body_b
-    dense_b = hu_max >= DENSE_HU
 
     raw = np.zeros(body_b.shape, np.uint8)
     pelvis_inside = np.zeros(body_b.shape, bool)
@@ -197,7 +194,8 @@ def body_regions(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, spacing_zyx
     skull = np.zeros(body_b.shape[0], bool)
     for z in range(body_b.shape[0]):
         before = dict(seen)
-        spine_x = _classify_slice(body_b[z], bone_b[z], air_b[z], dense_b[z], bsp, raw[z], pelvis_inside[z], seen)
+        labels, parts = features.parts[z]
+        spine_x = _classify_slice(labels, parts, bone_b[z], bsp, raw[z], pelvis_inside[z], seen)
         skull[z] = seen["skull"] > before["skull"]
         limb_seen[z] = [seen[k] - before[k] for k in limb_keys]
         if spine_x is not None:
