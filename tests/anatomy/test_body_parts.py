@@ -129,3 +129,30 @@ def test_packed_runs_are_single_equals_the_boolean_check():
         assert got == runs_are_single(m), shape
         seen.add(got)
     assert seen == {True, False}
+
+
+@pytest.mark.parametrize("f", [1, 2, 3])
+def test_sampled_box_is_the_box_of_the_samples(f):
+    """The box searched from the edges inwards equals the box of all the samples above
+    air: scattered tissue, tissue at one edge only, a single voxel, nothing at all."""
+    from calcinosis.anatomy.body import _above_air, _sampled_box
+    from calcinosis.anatomy.morphology import bbox_of
+
+    rng = np.random.default_rng(f)
+    shape = (23, 61, 77)
+    cases = []
+    for density in (0.3, 0.01, 0.0005):
+        cases.append(np.where(rng.random(shape) < density, 40, -1000).astype(np.int16))
+    for where in [(0, 0, 0), (22, 60, 76), (11, 1, 75), (5, 33, 0)]:
+        one = np.full(shape, -1000, np.int16)
+        one[where] = -499  # just above air
+        cases.append(one)
+    edge = np.full(shape, -1000, np.int16)
+    edge[:, -3:, :] = 100  # a table along the bottom rows only
+    cases += [edge, np.full(shape, -1000, np.int16), np.full(shape, -500, np.int16)]
+    found = 0
+    for hu in cases:
+        want = bbox_of(_above_air(hu[:, f // 2::f, f // 2::f]), (0, 1, 1))
+        assert _sampled_box(hu, f) == want
+        found += want is not None
+    assert 0 < found < len(cases)

@@ -14,7 +14,6 @@ import numpy as np
 from calcinosis.anatomy.bitrows import disk_op_packed, grow_packed, pack_rows, unpack_rows
 from calcinosis.anatomy.disk import dilate_disk, disk_rectangles, erode_disk
 from calcinosis.anatomy.morphology import (
-    bbox_of,
     box_2d,
     fill_holes_2d,
     grow_one,
@@ -62,15 +61,13 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     sz, sy, sx = (float(s) for s in spacing_zyx)
     f = max(1, int(COARSE_MM / max(sy, sx) + 1e-6))
     # The box round everything not air, from the coarse samples (a coarse pixel of margin).
-    sample = _above_air(hu[:, f // 2::f, f // 2::f])
-    cbox = bbox_of(sample, (0, 1, 1))
+    cbox = _sampled_box(hu, f)
     if cbox is None:
         return Body((slice(0, 0),) * 3, np.zeros((0, 0, 0), bool), 0)
     mz, my, mx = margin_voxels(spacing_zyx, 5.0)
     box = (slice(max(cbox[0].start - mz, 0), min(cbox[0].stop + mz, hu.shape[0])),
            slice(max(cbox[1].start * f - my, 0), min(cbox[1].stop * f + my, hu.shape[1])),
            slice(max(cbox[2].start * f - mx, 0), min(cbox[2].stop * f + mx, hu.shape[2])))
-    del sample
     sub_hu = hu[box]
     coarse = _coarse_tissue(sub_hu, f)
     sp_c = (sy * f, sx * f)
@@ -249,6 +246,43 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
 
     over_slabs(place, out.shape[0], n_threads(), out.size)
     return final, out
+
+
+def _sampled_box(hu: np.ndarray, f: int) -> tuple[slice, ...] | None:
+    """``bbox_of(_above_air(hu[:, f // 2::f, f // 2::f]), (0, 1, 1))``: the box (on the
+    samples' grid, a sample of margin in-plane) round the samples above air, None when
+    there is none.
+
+    Found from the edges inwards, a slice, row or a few columns of samples at a time: each
+    side's search stops at its first sample above air, so only the air round the body is
+    read (all of the samples only when there is nothing but air)."""
+    sample = hu[:, f // 2::f, f // 2::f]  # a view: nothing is read yet
+    nz, ny, nx = sample.shape
+
+    def first(n: int, hits_in, last: bool, step: int = 1) -> int | None:
+        """The first (``last``: the last) index along an axis of n whose samples hold a
+        hit; ``hits_in(lo, hi)`` says which of the indices lo..hi-1 do (``step`` at a time)."""
+        starts = range(n - step, -step, -step) if last else range(0, n, step)
+        for lo in starts:
+            lo, hi = max(lo, 0), min(lo + step, n)
+            where = np.flatnonzero(hits_in(lo, hi))
+            if where.size:
+                return lo + int(where[-1] if last else where[0])
+        return None
+
+    z0 = first(nz, lambda lo, hi: _above_air(sample[lo:hi]).any(axis=(1, 2)), False)
+    if z0 is None:
+        return None
+    z1 = first(nz, lambda lo, hi: _above_air(sample[lo:hi]).any(axis=(1, 2)), True)
+    zs = slice(z0, z1 + 1)
+    y0 = first(ny, lambda lo, hi: _above_air(sample[zs, lo:hi]).any(axis=(0, 2)), False)
+    y1 = first(ny, lambda lo, hi: _above_air(sample[zs, lo:hi]).any(axis=(0, 2)), True)
+    ys = slice(y0, y1 + 1)
+    # Columns a few at a time: one sample of a column costs a cache line, as do 8 of them.
+    x0 = first(nx, lambda lo, hi: _above_air(sample[zs, ys, lo:hi]).any(axis=(0, 1)), False, 8)
+    x1 = first(nx, lambda lo, hi: _above_air(sample[zs, ys, lo:hi]).any(axis=(0, 1)), True, 8)
+    return (slice(z0, z1 + 1), slice(max(y0 - 1, 0), min(y1 + 2, ny)),  # type: ignore[operator]
+            slice(max(x0 - 1, 0), min(x1 + 2, nx)))  # type: ignore[operator]
 
 
 def _above_air(hu: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
