@@ -67,3 +67,16 @@ def test_packed_disk_ops_on_a_stack_equal_the_boolean_ones(spacing, radius_mm, s
         dilated = unpack_rows(disk_op_packed(pack_rows(m), shape[2], rects, erode=False), shape[2])
         if not strict:
             np.testing.assert_array_equal(dilated, dilate_disk(m, spacing, radius_mm))
+
+
+def test_popcount_with_and_without_numpy_bitwise_count(monkeypatch):
+    from calcinosis.anatomy import bitrows
+
+    rng = np.random.default_rng(2)
+    words = rng.integers(0, 2**63, (7, 5), dtype=np.uint64) | np.uint64(1) << np.uint64(63)
+    want = sum(bin(int(w)).count("1") for w in words.ravel())
+    assert bitrows.popcount(words) == want
+    assert bitrows.popcount(words[1:, 2:]) == sum(bin(int(w)).count("1") for w in words[1:, 2:].ravel())
+    monkeypatch.delattr(np, "bitwise_count", raising=False)  # numpy 1.26 has none
+    assert bitrows.popcount(words) == want
+    assert bitrows.popcount(words[1:, 2:]) == sum(bin(int(w)).count("1") for w in words[1:, 2:].ravel())

@@ -58,6 +58,13 @@ def grow_packed(packed: np.ndarray) -> np.ndarray:
     return out
 
 
+def popcount(words: np.ndarray) -> int:
+    """The number of set bits in an array of words."""
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return int(np.bitwise_count(words).sum(dtype=np.int64))
+    return int(np.count_nonzero(np.unpackbits(np.ascontiguousarray(words).view(np.uint8))))
+
+
 def _padding(width: int) -> np.uint64:
     """The padding bits of a row's last word."""
     used = width % 64

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cc3d
 import numpy as np
 
-from calcinosis.anatomy.bitrows import disk_op_packed, grow_packed, pack_rows, unpack_rows
+from calcinosis.anatomy.bitrows import disk_op_packed, grow_packed, pack_rows, popcount, unpack_rows
 from calcinosis.anatomy.disk import dilate_disk, disk_rectangles, erode_disk
 from calcinosis.anatomy.morphology import (
     box_2d,
@@ -302,12 +302,9 @@ def _packed_runs_are_single(packed: np.ndarray, rows_any: np.ndarray, cols_any: 
     one, top = np.uint64(1), np.uint64(63)
     left = packed << one  # pixel x takes x - 1 (pixel 0 takes 0: a set pixel 0 starts a run)
     left[:, 1:] |= packed[:, :-1] >> top
-    starts = int(np.bitwise_count(packed & ~left).sum(dtype=np.int64))
-    if starts == np.count_nonzero(rows_any):
+    if popcount(packed & ~left) == np.count_nonzero(rows_any):
         return True
-    starts = int(np.bitwise_count(packed[1:] & ~packed[:-1]).sum(dtype=np.int64))
-    starts += int(np.bitwise_count(packed[0]).sum(dtype=np.int64))
-    return starts == np.count_nonzero(cols_any)
+    return popcount(packed[1:] & ~packed[:-1]) + popcount(packed[0]) == np.count_nonzero(cols_any)
 
 
 def _grow_within(m: np.ndarray, tissue: np.ndarray, steps: int) -> tuple[np.ndarray, bool]:
