@@ -86,3 +86,73 @@ def test_open_slice_same_by_comparisons_and_by_look_up(monkeypatch, few):
     assert not got[~on_left].any()
     monkeypatch.setattr(body_module, "_FEW_PIECES", 100 - few)
     np.testing.assert_array_equal(_open_slice(tissue, base, 0.8, 0.8), got)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint16, np.float32])
+def test_above_air_is_the_float_comparison(dtype):
+    """Integer HU compared with the integer threshold: the voxels above -500.0 HU, the
+    values round the threshold included (and any float HU as they are)."""
+    from calcinosis.anatomy.body import _above_air
+
+    values = np.array([-1024, -502, -501, -500, -499, -498, 0, 40, 3000])
+    if dtype is np.uint16:
+        values = np.abs(values)
+    if dtype is np.float32:
+        values = np.concatenate((values, [-500.5, -499.5, -500.0001]))
+    hu = np.resize(values, (3, 5, 7)).astype(dtype)
+    want = hu.astype(np.float64) > AIR_HU
+    got = _above_air(hu)
+    assert got.dtype == bool
+    np.testing.assert_array_equal(got, want)
+    out = np.empty(hu.shape, bool)
+    _above_air(hu, out=out)
+    np.testing.assert_array_equal(out, want)
+
+
+def test_packed_runs_are_single_equals_the_boolean_check():
+    """The one-run-per-row-or-column check on packed words gives runs_are_single's answer
+    (both answers met), widths round a word's."""
+    from calcinosis.anatomy.bitrows import pack_rows as _pack_rows
+    from calcinosis.anatomy.body import _packed_runs_are_single
+    from calcinosis.anatomy.morphology import runs_are_single
+
+    rng = np.random.default_rng(4)
+    seen = set()
+    for shape in [(1, 70), (70, 1), (40, 63), (40, 64), (33, 65), (20, 129)] * 8:
+        yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+        cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
+        m = (yy - cy) ** 2 / rng.uniform(4, 400) + (xx - cx) ** 2 / rng.uniform(4, 900) <= 1.0
+        if rng.random() < 0.5:  # a notch or a hole: runs split along rows or columns
+            m &= rng.random(shape) > 0.05
+        packed = _pack_rows(m)
+        got = _packed_runs_are_single(packed, m.any(axis=1), m.any(axis=0))
+        assert got == runs_are_single(m), shape
+        seen.add(got)
+    assert seen == {True, False}
+
+
+@pytest.mark.parametrize("f", [1, 2, 3])
+def test_sampled_box_is_the_box_of_the_samples(f):
+    """The box searched from the edges inwards equals the box of all the samples above
+    air: scattered tissue, tissue at one edge only, a single voxel, nothing at all."""
+    from calcinosis.anatomy.body import _above_air, _sampled_box
+    from calcinosis.anatomy.morphology import bbox_of
+
+    rng = np.random.default_rng(f)
+    shape = (23, 61, 77)
+    cases = []
+    for density in (0.3, 0.01, 0.0005):
+        cases.append(np.where(rng.random(shape) < density, 40, -1000).astype(np.int16))
+    for where in [(0, 0, 0), (22, 60, 76), (11, 1, 75), (5, 33, 0)]:
+        one = np.full(shape, -1000, np.int16)
+        one[where] = -499  # just above air
+        cases.append(one)
+    edge = np.full(shape, -1000, np.int16)
+    edge[:, -3:, :] = 100  # a table along the bottom rows only
+    cases += [edge, np.full(shape, -1000, np.int16), np.full(shape, -500, np.int16)]
+    found = 0
+    for hu in cases:
+        want = bbox_of(_above_air(hu[:, f // 2::f, f // 2::f]), (0, 1, 1))
+        assert _sampled_box(hu, f) == want
+        found += want is not None
+    assert 0 < found < len(cases)

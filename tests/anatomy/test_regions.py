@@ -259,10 +259,10 @@ def test_real_chest_ct_is_chest():
 def test_block_features_match_a_padded_float_reduction(monkeypatch, chunk_voxels):
     """The block shares and maxima (strided sums, chunk by chunk of slabs: one slab, three,
     all) equal a plain padded float reduction, ragged edges and a short last slab included."""
-    from calcinosis.anatomy import regions
-    from calcinosis.anatomy.regions import AIR_HU, _block_features
+    from calcinosis.anatomy import region_features
+    from calcinosis.anatomy.region_features import AIR_HU, _block_features
 
-    monkeypatch.setattr(regions, "_CHUNK_VOXELS", chunk_voxels)
+    monkeypatch.setattr(region_features, "_CHUNK_VOXELS", chunk_voxels)
 
     rng = np.random.default_rng(3)
     hu = rng.normal(0.0, 400.0, (23, 101, 97)).astype(np.int16)
@@ -292,7 +292,7 @@ def test_block_features_match_a_padded_float_reduction(monkeypatch, chunk_voxels
 def test_block_shares_are_exact_counts():
     """A share is the block's voxel count over the block's size (float64, then float32), the
     same number however the counts are summed."""
-    from calcinosis.anatomy.regions import _block_features
+    from calcinosis.anatomy.region_features import _block_features
 
     rng = np.random.default_rng(5)
     body = rng.random((7, 13, 11)) > 0.5
@@ -305,7 +305,7 @@ def test_block_shares_are_exact_counts():
 
 def test_block_counts_over_255_voxels_do_not_wrap():
     """Blocks of more than 255 voxels are counted in 16 bits: a full block's share is 1."""
-    from calcinosis.anatomy.regions import _block_features
+    from calcinosis.anatomy.region_features import _block_features
 
     body = np.ones((8, 16, 18), bool)
     shares = _block_features(np.zeros(body.shape, np.int16), body, body, (4, 8, 9))[:2]
@@ -315,7 +315,7 @@ def test_block_counts_over_255_voxels_do_not_wrap():
 
 @pytest.mark.parametrize("seed, n, half", [(2, 60, 5), (7, 400, 20), (11, 9, 30)])
 def test_running_low_is_the_windowed_nanpercentile(seed, n, half):
-    from calcinosis.anatomy.regions import _running_low
+    from calcinosis.anatomy.region_back import _running_low
 
     rng = np.random.default_rng(seed)
     v = rng.normal(100.0, 20.0, n)
@@ -351,7 +351,7 @@ def test_trunk_slices_take_the_region_at_each_slices_body_centre(phantom_results
 def test_spine_front_of_a_block_of_slices_equals_slice_by_slice():
     """The anterior edge found on a block's slices at once equals the walk over each
     slice's bone rows (the last run after a gap wider than SPINE_GAP_MM; nan without bone)."""
-    from calcinosis.anatomy.regions import SPINE_GAP_MM, _spine_front_mm
+    from calcinosis.anatomy.region_back import SPINE_GAP_MM, _spine_front_mm
 
     def one(bone_slice, spine_x_mm, sp_c):
         c = int(round(spine_x_mm / sp_c[2]))

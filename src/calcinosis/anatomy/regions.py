@@ -49,6 +49,12 @@ heads) and no bilateral lungs marks the shoulder girdle, as do "pelvic" bone pla
 beside the spine above slices with lungs (the pelvis lies below them); its outer
 thirds are shoulder, its middle neck (or chest where lung apices show). Arms lying apart
 from the trunk are upper_arm/elbow/forearm by the limb rules.
+
+This module holds the map (:class:`RegionMap`) and the pass over the slices
+(:func:`body_regions`); the block features are made in
+:mod:`calcinosis.anatomy.region_features`, a slice's parts are named in
+:mod:`calcinosis.anatomy.region_rules`, the back's plane is found in
+:mod:`calcinosis.anatomy.region_back`.
 """
 
 from __future__ import annotations
@@ -57,30 +63,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.morphology import convex_hull_image
 
-from calcinosis.anatomy.morphology import fill_holes_2d
+from calcinosis.anatomy.region_back import (
+    SPINE_WINDOW_MM,
+    VB_CENTRE_BEHIND_EDGE_MM,
+    _running_low,
+    _spine_front_mm,
+)
+from calcinosis.anatomy.region_features import (
+    RegionFeatures,
+    _block_features,
+    _checked_spacing,
+    _to_canonical,
+    region_features,
+)
+from calcinosis.anatomy.region_rules import _CODE, _NAME, REGIONS, _classify_slice
 from calcinosis.errors import InputError
 
-REGIONS = ("head_neck", "chest", "abdomen", "pelvis", "back", "shoulder", "upper_arm", "elbow", "forearm",
-           "wrist_hand", "hip_gluteal", "thigh", "knee", "leg", "ankle_foot", "unknown")
-_CODE = {name: i + 1 for i, name in enumerate(REGIONS)}  # 0 = outside the body
-_NAME = {i: name for name, i in _CODE.items()}
+__all__ = ["REGIONS", "RegionFeatures", "RegionMap", "body_regions", "region_features"]
 
-BLOCK_MM = 3.0  # working resolution of the cues
-AIR_HU = -500.0
-DENSE_HU = 300.0  # skull shell
 SMOOTH_MM = 10.0  # half-window of the z majority vote
-SPINE_WINDOW_MM = 20.0  # half-window for the anterior edge of the spine (longer than a disc)
-VB_CENTRE_BEHIND_EDGE_MM = 15.0
-SPINE_GAP_MM = 20.0  # wider than the spinal canal (AP), narrower than spine-to-sternum
-MIN_PART_MM2 = 100.0
 # Below the lowest slice with a skull, the face and neck reach this far (mm) before the chest.
 HEAD_BELOW_SKULL_MM = 200.0
-MIN_BONE_MM2 = 18.0
-MINOR_BONE_FRACTION = 0.12
-# Voxels per chunk of slabs the block features are computed from (a few MB of temporaries).
-_CHUNK_VOXELS = 1 << 22
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,57 +140,6 @@ class RegionMap:
         return dict(self.info)
 
 
-@dataclass(frozen=True, eq=False)
-class RegionFeatures:
-    """What :func:`body_regions` reads from the image and the body mask alone (not from the
-    bone): the canonical orientation and the block grid, and per block the shares of body
-    and of air inside the body and the highest HU. Made by :func:`region_features`, which
-    the analysis runs while it waits for detection (which gives the bone)."""
-
-    shape_zyx: tuple[int, int, int]
-    spacing_zyx: tuple[float, float, float]
-    direction: np.ndarray
-    perm: tuple[int, int, int]
-    flip: tuple[bool, bool, bool]
-    block: tuple[int, int, int]
-    body_share: np.ndarray  # float32, canonical block grid
-    air_share: np.ndarray
-    hu_max: np.ndarray
-
-    def fits(self, shape_zyx, spacing_zyx, direction) -> bool:
-        """Whether these are the features of an image of this grid."""
-        return (tuple(int(n) for n in shape_zyx) == self.shape_zyx
-                and tuple(float(v) for v in spacing_zyx) == self.spacing_zyx
-                and np.array_equal(np.asarray(direction, float), self.direction))
-
-
-def region_features(hu: np.ndarray, body: np.ndarray, spacing_zyx, direction: np.ndarray) -> RegionFeatures:
-    """The part of :func:`body_regions`' work that needs no bone mask (parameters as there)."""
-    hu = np.asarray(hu)
-    if hu.ndim != 3 or np.shape(body) != hu.shape:
-        raise InputError(f"hu and body must be 3-D arrays of one shape, got {hu.shape}, {np.shape(body)}")
-    sp = _checked_spacing(spacing_zyx)
-    direction = np.array(direction, float)
-    perm, flip = _orientation(direction)
-    chu, cbody = (_to_canonical(np.asarray(a), perm, flip) for a in (hu, body))
-    block = _block(sp, perm)
-    body_f, _, air_f, hu_max = _block_features(chu, cbody, None, block)
-    return RegionFeatures(tuple(int(n) for n in hu.shape), tuple(float(v) for v in sp),  # type: ignore[arg-type]
-                          direction, perm, flip, block, body_f, air_f, hu_max)
-
-
-def _checked_spacing(spacing_zyx) -> np.ndarray:
-    sp = np.asarray(spacing_zyx, float)
-    if sp.shape != (3,) or not np.all(np.isfinite(sp)) or sp.min() <= 0:
-        raise InputError(f"spacing_zyx must be three positive numbers (mm), got {spacing_zyx}")
-    return sp
-
-
-def _block(sp: np.ndarray, perm) -> tuple[int, int, int]:
-    """Voxels per block along the canonical axes (about ``BLOCK_MM``)."""
-    return tuple(max(1, int(round(BLOCK_MM / float(sp[perm[c]])))) for c in range(3))  # type: ignore[return-value]
-
-
 def body_regions(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, spacing_zyx, direction: np.ndarray,
                  *, n_body_parts: int, features: RegionFeatures | None = None) -> RegionMap:
     """Name the body region of every point of a CT from the anatomy in view.
@@ -226,12 +179,10 @@ def body_regions(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, spacing_zyx
     sp_c = tuple(float(sp[perm[c]]) for c in range(3))
     bsp = np.array(block, float) * sp_c
     cbody, cbone = (_to_canonical(np.asarray(a), perm, flip) for a in (body, bone))
-    body_f, air_f, hu_max = features.body_share, features.air_share, features.hu_max
+    body_f = features.body_share
     bone_f = _block_features(None, None, cbone, block)[1]
     body_b = body_f >= 0.5
     bone_b = (bone_f >= 0.3) & body_b
-    air_b = (air_f >= 0.5) & body_b
-    dense_b = hu_max >= DENSE_HU
 
     raw = np.zeros(body_b.shape, np.uint8)
     pelvis_inside = np.zeros(body_b.shape, bool)
@@ -243,7 +194,8 @@ def body_regions(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, spacing_zyx
     skull = np.zeros(body_b.shape[0], bool)
     for z in range(body_b.shape[0]):
         before = dict(seen)
-        spine_x = _classify_slice(body_b[z], bone_b[z], air_b[z], dense_b[z], bsp, raw[z], pelvis_inside[z], seen)
+        labels, parts = features.parts[z]
+        spine_x = _classify_slice(labels, parts, bone_b[z], bsp, raw[z], pelvis_inside[z], seen)
         skull[z] = seen["skull"] > before["skull"]
         limb_seen[z] = [seen[k] - before[k] for k in limb_keys]
         if spine_x is not None:
@@ -280,285 +232,18 @@ def _head_context(raw: np.ndarray, pelvis_inside: np.ndarray, skull: np.ndarray,
     return floor
 
 
-def _orientation(direction: np.ndarray) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
-    """Which array axis runs superior, posterior, left (canonical axes 0, 1, 2), and whether reversed."""
-    if direction.shape != (3, 3) or not np.all(np.isfinite(direction)):
-        raise InputError(f"direction must be a finite 3 x 3 matrix, got shape {direction.shape}")
-    perm, flip = [], []
-    for lps in (2, 1, 0):  # S, P, L components
-        weights = [abs(direction[lps, 2 - a]) for a in range(3)]
-        a = int(np.argmax(weights))
-        perm.append(a)
-        flip.append(bool(direction[lps, 2 - a] < 0))
-    if sorted(perm) != [0, 1, 2]:
-        raise InputError("the volume's direction matrix is too oblique to tell its superior, posterior and left "
-                         "axes apart; resample it to an axis-aligned grid")
-    return (perm[0], perm[1], perm[2]), (flip[0], flip[1], flip[2])
-
-
-def _to_canonical(a: np.ndarray, perm, flip) -> np.ndarray:
-    out = np.transpose(a, perm)
-    for c in range(3):
-        if flip[c]:
-            out = np.flip(out, axis=c)
-    return out
-
-
-def _block_features(hu: np.ndarray | None, body: np.ndarray | None, bone: np.ndarray | None, block):
-    """Per block of ``block`` voxels: the shares of body, bone and air inside the body, and
-    the highest HU (float32 arrays on the block grid). Without ``bone``, its share is None;
-    without ``hu`` and ``body``, the others are.
-
-    A ragged last block is taken as it is: a share still divides by the full block in-plane
-    (as if padded with False), and along z by the slices its slab has. Worked through in
-    chunks of slabs of a few million voxels, so that no whole-volume temporary is made."""
-    bz, by, bx = block
-    nz, ny, nx = (hu if hu is not None else bone).shape  # type: ignore[union-attr]
-    oz, oy, ox = -(-nz // bz), -(-ny // by), -(-nx // bx)
-    shares: list = [np.empty((oz, oy, ox), np.float32) if a is not None else None for a in (body, bone, body)]
-    hu_max = np.empty((oz, oy, ox), np.float32) if hu is not None else None
-    per_chunk = max(1, _CHUNK_VOXELS // (bz * ny * nx))
-    # A block's count fits a byte for blocks up to 255 voxels (3 x 4 x 4 at 1 x 0.8 x 0.8 mm):
-    # half the memory traffic of 16-bit counts, the same quotients.
-    count_dtype = np.uint8 if bz * by * bx <= 255 else np.uint16
-    for k0 in range(0, oz, per_chunk):
-        k1 = min(oz, k0 + per_chunk)
-        zs = slice(k0 * bz, min(k1 * bz, nz))
-        # Voxels per block: the slab's slices (fewer in a short last slab) times a full block in-plane.
-        size = np.minimum(bz, nz - np.arange(k0, k1) * bz)[:, None, None] * float(by * bx)
-        if bone is not None:
-            shares[1][k0:k1] = _block_reduce(bone[zs].view(np.uint8), block, np.add, count_dtype) / size
-        if hu is None or body is None:
-            continue
-        h, b = hu[zs], body[zs]
-        for out, part in ((shares[0], b), (shares[2], b & (h < int(AIR_HU)))):
-            out[k0:k1] = _block_reduce(part.view(np.uint8), block, np.add, count_dtype) / size
-        hu_max[k0:k1] = _block_reduce(h, block, np.maximum, h.dtype)
-    return (*shares, hu_max)
-
-
-def _block_reduce(a: np.ndarray, block, op, dtype) -> np.ndarray:
-    """Reduce ``a`` with ``op`` (``np.add``, ``np.maximum``) over blocks of ``block`` elements,
-    a ragged last block as it is: axis by axis, combining the strided views of the block's
-    members (the fast way for numpy; ``reduceat`` over small blocks is not)."""
-    for axis, k in enumerate(block):
-        first = [slice(None)] * a.ndim
-        first[axis] = slice(0, None, k)
-        out = a[tuple(first)].astype(dtype)
-        for j in range(1, k):
-            take = [slice(None)] * a.ndim
-            take[axis] = slice(j, None, k)
-            part = a[tuple(take)]
-            put = [slice(None)] * a.ndim
-            put[axis] = slice(0, part.shape[axis])
-            view = out[tuple(put)]
-            op(view, part, out=view)
-        a = out
-    return a
-
-
-def _classify_slice(body, bone, air, dense, bsp, out, pelvis_inside, seen) -> float | None:
-    """Write region codes of the parts of one block-grid slice into ``out``; return the spine's x (mm)."""
-    px = float(bsp[1] * bsp[2])
-    labels, n = ndi.label(body, structure=np.ones((3, 3), bool))
-    if n == 0:
-        return None
-    feats = []
-    for k, sl in enumerate(ndi.find_objects(labels), start=1):
-        part = labels[sl] == k
-        if part.sum() * px < MIN_PART_MM2:
-            continue
-        feats.append(_part_features(k, sl, part, bone[sl], air[sl], dense[sl], bsp))
-    trunk_seen = False
-    spine_x = None
-    limbs = []
-    # Slices are visited from inferior to superior: lungs already seen lie below this slice.
-    lungs_below = seen["lungs"] > 0
-    for f in feats:
-        name = _trunk_class(f)
-        if name is None:
-            limbs.append(f)
-            continue
-        if name == "pelvis" and lungs_below:
-            # The pelvis lies below the lungs: bone plates beside the spine above them are
-            # the shoulder girdle (scapulae, humeral heads) where no trachea shows.
-            name = "shoulder"
-        trunk_seen = True
-        if f["skull"]:
-            seen["skull"] += 1
-        if name == "chest":
-            seen["lungs"] += 1
-        if f["spine_x"] is not None and name in ("chest", "abdomen", "pelvis"):
-            seen["spine"] += 1
-            spine_x = f["spine_x"]
-        if name == "pelvis":
-            seen["pelvic_bones"] += 1
-            sl = f["slice"]
-            pelvis_inside[sl] |= convex_hull_image(f["pelvic_bone"]) & (labels[sl] == f["label"])
-        if name == "shoulder":
-            _paint_shoulder_level(f, labels, bsp, out)
-        else:
-            out[labels == f["label"]] = _CODE[name]
-    big = [f for f in limbs if f["area"] >= 1500.0]
-    paired = (not trunk_seen and len(big) >= 2
-              and min(f["diam"] for f in big[:2]) >= 0.7 * max(f["diam"] for f in big[:2]))
-    if paired:
-        seen["paired_limbs"] += 1
-    for f in limbs:
-        lower = False if trunk_seen else (paired or f["diam"] >= 105.0)
-        seen["lower_limb" if lower else "upper_limb"] += 1
-        out[labels == f["label"]] = _CODE[_limb_class(f, lower)]
-    return spine_x
-
-
-def _paint_shoulder_level(f: dict, labels: np.ndarray, bsp, out: np.ndarray) -> None:
-    """A slice through the shoulder girdle: the outer thirds are shoulder, the middle neck or chest."""
-    part = labels == f["label"]
-    x_mm = (np.arange(labels.shape[1]) + 0.5) * bsp[2]
-    lateral = (np.abs(x_mm - f["cx"]) > f["width"] / 6.0)[None, :] & part
-    apices = min(f["air_left"], f["air_right"]) >= 200.0
-    out[part] = _CODE["chest" if apices else "head_neck"]
-    out[lateral] = _CODE["shoulder"]
-
-
-def _part_features(k, sl, part, bone, air, dense, bsp) -> dict:
-    px = float(bsp[1] * bsp[2])
-    ys, xs = np.nonzero(part)
-    area = len(ys) * px
-    cx = (xs.mean() + sl[1].start) * bsp[2]
-    width = (xs.max() - xs.min() + 1) * bsp[2]
-    y0, depth = (ys.min() + sl[0].start) * bsp[1], (ys.max() - ys.min() + 1) * bsp[1]
-    bl, _ = ndi.label(bone & part, structure=np.ones((3, 3), bool))
-    bones = []
-    for j, bsl in enumerate(ndi.find_objects(bl), start=1):
-        m = bl[bsl] == j
-        a = m.sum() * px
-        if a < MIN_BONE_MM2:
-            continue
-        by, bx = np.nonzero(m)
-        bones.append({"area": a, "x": (bx.mean() + bsl[1].start + sl[1].start) * bsp[2],
-                      "y_post": (by.max() + bsl[0].start + sl[0].start + 1) * bsp[1],
-                      "y_ant": (by.min() + bsl[0].start + sl[0].start) * bsp[1],
-                      "width": m.shape[1] * bsp[2], "label": j})
-    central = [b for b in bones if abs(b["x"] - cx) < 0.15 * width]
-    spine = [b for b in central if (b["y_post"] - y0) / depth > 0.7]
-    spine_x = float(np.average([b["x"] for b in spine], weights=[b["area"] for b in spine])) if spine else None
-    lateral = [b for b in bones if b not in central and b["area"] >= 500.0]
-    pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
-    air_x = (np.nonzero(air & part)[1] + sl[1].start) * bsp[2]
-    left = float(np.sum(air_x > cx) * px)
-    right = float(np.sum(air_x <= cx) * px)
-    ring = dense & part
-    # binary_fill_holes' holes (4-connected background off the border), found faster
-    enclosed = float((fill_holes_2d(ring) & ~dense).sum() * px) if ring.any() else 0.0
-    tube = False
-    if spine and not left + right > 0.05 * area:
-        al, _ = ndi.label(air & part)
-        front = min(b["y_ant"] for b in spine)
-        for j, asl in enumerate(ndi.find_objects(al), start=1):
-            a = (al[asl] == j).sum() * px
-            ay_c = (asl[0].start + asl[0].stop) / 2 * bsp[1] + sl[0].start * bsp[1]
-            ax_c = (asl[1].start + asl[1].stop) / 2 * bsp[2] + sl[1].start * bsp[2]
-            if 50.0 <= a <= 1500.0 and ay_c < front and abs(ax_c - cx) < 0.2 * width:
-                tube = True
-    return {"label": k, "slice": sl, "area": area, "cx": cx, "diam": 2.0 * np.sqrt(area / np.pi), "width": width,
-            "bones": bones, "spine_x": spine_x, "pelvic_bone": pelvic, "air_left": left, "air_right": right,
-            "skull": enclosed >= 3000.0, "tube": tube}
-
-
-def _trunk_class(f: dict) -> str | None:
-    """Region of a part that is head, neck or trunk; None for a limb."""
-    if f["skull"]:
-        return "head_neck"
-    each = max(0.02 * f["area"], 300.0)
-    if f["diam"] >= 120.0 and f["air_left"] >= each and f["air_right"] >= each:
-        return "chest"
-    if f["tube"] and f["pelvic_bone"] is not None:
-        return "shoulder"  # trachea with scapulae / humeral heads beside it: the shoulder girdle
-    if f["tube"] and f["diam"] < 190.0:
-        return "head_neck"
-    if f["spine_x"] is not None and f["diam"] >= 170.0:
-        return "pelvis" if f["pelvic_bone"] is not None else "abdomen"
-    if f["spine_x"] is not None and f["diam"] >= 120.0 and len(f["bones"]) >= 3 and f["pelvic_bone"] is not None:
-        return "pelvis"
-    return None
-
-
-def _limb_class(f: dict, lower: bool) -> str:
-    bones = f["bones"]
-    if not bones:
-        return "unknown"
-    biggest = max(b["area"] for b in bones)
-    # A piece under 12 % of the biggest bone (a deposit, a sesamoid, a bone's tip) is not counted;
-    # a fibula is 20-30 % of a tibia, carpal and metacarpal bones are alike.
-    bones = [b for b in bones if b["area"] >= MINOR_BONE_FRACTION * biggest]
-    bone_area = sum(b["area"] for b in bones)
-    widest = max(b["width"] for b in bones)
-    d = f["diam"]
-    if bone_area >= 0.11 * f["area"] or widest >= 0.45 * f["width"]:
-        if lower:
-            return "knee" if d >= 95.0 else "ankle_foot"
-        return "elbow" if d >= 70.0 else "wrist_hand"
-    if len(bones) >= 3:
-        return "ankle_foot" if lower else "wrist_hand"
-    if len(bones) == 1:
-        return "thigh" if lower else "upper_arm"
-    if lower:
-        return "thigh" if d >= 135.0 else "leg"
-    return "forearm"
-
-
-def _spine_front_mm(bone_slices: np.ndarray, spine_x_mm: float, sp_c) -> np.ndarray:
-    """Posterior coordinate (mm) of the spine's anterior edge in a 20 mm strip round its x,
-    on each of the slices ``bone_slices`` (``[z, y, x]``; nan where the strip has no bone).
-
-    Walks the strip's bone rows from the posterior-most one forwards (spinous process,
-    laminae, canal, vertebral body) and stops at a soft-tissue gap wider than
-    ``SPINE_GAP_MM``: the canal is narrower, while the aorta, heart and sternum lie
-    farther in front.
-    """
-    c = int(round(spine_x_mm / sp_c[2]))
-    h = max(1, int(round(10.0 / sp_c[2])))
-    strips = bone_slices[:, :, max(c - h, 0):c + h + 1].any(axis=2)  # [slice, row]: bone in the strip
-    row = np.arange(strips.shape[1])
-    # For each bone row, the bone row before it (-1 for the first): a run of bone rows
-    # starts where the gap from that row is wider than SPINE_GAP_MM, or at the first one.
-    before = np.maximum.accumulate(np.where(strips, row, -1), axis=1)
-    before = np.concatenate((np.full((len(strips), 1), -1), before[:, :-1]), axis=1)
-    starts = strips & ((before < 0) | ((row - before) * sp_c[1] > SPINE_GAP_MM))
-    # The posterior-most run: its start is the last start.
-    last = np.where(starts, row, -1).max(axis=1)
-    return np.where(last >= 0, last * sp_c[1], np.nan)
-
-
-def _running_low(v: np.ndarray, half: int) -> np.ndarray:
-    """Lower quartile of the finite values within +-``half`` (anterior-most but robust to a stray slice).
-
-    Each window's value is ``np.percentile(window's finite values, 25)``; windows with the
-    same number of finite values go to ``np.percentile`` together as the rows of one array
-    (the same values: one order statistic and one interpolation per row)."""
-    out = np.full(v.shape, np.nan)
-    finite = np.isfinite(v)
-    groups: dict[int, tuple[list[int], list[np.ndarray]]] = {}
-    for i in range(len(v)):
-        w = v[max(i - half, 0):i + half + 1]
-        w = w[finite[max(i - half, 0):i + half + 1]]
-        if w.size:
-            where, rows = groups.setdefault(w.size, ([], []))
-            where.append(i)
-            rows.append(w)
-    for where, rows in groups.values():
-        out[where] = np.percentile(np.array(rows), 25, axis=1)  # nanpercentile's value: it drops the nans
-    return out
-
-
 def _smooth_z(raw: np.ndarray, half: int) -> np.ndarray:
     """Majority class at each in-plane position over +-``half`` block slices (body voxels only)."""
     if half < 1 or raw.shape[0] < 2:
         return raw
+    codes = np.unique(raw[raw > 0])
+    if codes.size <= 1:
+        # One class: it wins wherever it is (its vote there is at least one slice's, more
+        # than nothing), and the body's other voxels are none.
+        return raw
     best = np.zeros(raw.shape, np.float32)
     out = np.zeros_like(raw)
-    for code in np.unique(raw[raw > 0]):
+    for code in codes:
         votes = ndi.uniform_filter1d((raw == code).astype(np.float32), 2 * half + 1, axis=0, mode="nearest")
         take = votes > best
         out[take] = code

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError, cKDTree
+from scipy.spatial.distance import cdist
 from scipy.spatial.distance import pdist, squareform
 
 from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm, grow_one
@@ -236,7 +237,9 @@ class LocalDistance:
             return float("inf")
         edge_mm, points_mm = edge * self.sp, points * self.sp
         if len(edge) * len(points) <= _BRUTE_PAIRS:
-            d2 = ((points_mm[:, None, :] - edge_mm[None, :, :]) ** 2).sum(axis=2)
+            # Every pair's squared distance, summed over z, y, x in that order: the same
+            # floats as the broadcast ((p - e) ** 2).sum(axis=2), without its [P, E, 3] temporaries.
+            d2 = cdist(points_mm, edge_mm, "sqeuclidean")
             return float(np.sqrt(d2.min()))
         return float(cKDTree(edge_mm).query(points_mm)[0].min())
 
