@@ -101,7 +101,8 @@ def _valley_split_reference(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volu
     for k, sub in subs.items():
         outside[k] = 1.0 - ((basins[sub] == k) & opened[k]).sum() / max(int(counts[k]), 1)
     weak = small & (prominence < h_hu)
-    accept = small & ((prominence >= h_hu) | (weak & (prominence >= h_weak) & (outside >= 0.5)))
+    apart = (outside >= 0.5) | (facing_tissue > MERGED_MIN_TISSUE_RATIO * facing_other)  # merge_noise_tops
+    accept = small & ((prominence >= h_hu) | (weak & (prominence >= h_weak) & apart))
     taken = accept[basins]
     out = []
     for k in np.flatnonzero(accept):

@@ -339,3 +339,17 @@ def test_deposit_beyond_a_rib_end_split_off_on_thick_slices(draw):
     # Not within 15 %: 1.33 and 1.22 of the ideal (its mask keeps the rib end's blur under it).
     assert 0.85 < lesion.volume_mm3 / _ideal_volume(ph, truth) < 1.5
     assert len(false) <= 1
+
+
+def test_large_faint_deposit_touching_the_bone_at_a_small_contact_is_split_off():
+    # Elbow seed 20 on 1.25 mm slices: deposit 6 (8.0 mm, 383 HU) lies 0.7 mm from the bone.
+    # The blur fills the gap: its valley is shallower than h (prominence 70 against h 79),
+    # and an 8 mm deposit holds the 3 mm ball of the bone's opened outline, so it did not
+    # count as standing outside the bone. It touches the bone on 4 % of its border.
+    ph, truth, lesion, err, false = _one_deposit("elbow", 20, 20.0, 1.25, 6)
+    assert truth.compartment == "juxta_osseous" and truth.equivalent_diameter_mm > 6.0
+    assert lesion is not None, "the large faint deposit beside the elbow's bone was not split off"
+    assert err < 1.0
+    assert lesion.compartment == "juxta_osseous"
+    assert lesion.volume_mm3 == pytest.approx(_ideal_volume(ph, truth), rel=0.15)
+    assert len(false) <= 1

@@ -19,7 +19,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from calcinosis.anatomy.ball import open_ball
-from calcinosis.anatomy.basins import merge_shallow_basins
+from calcinosis.anatomy.basins import MERGED_MIN_TISSUE_RATIO, merge_shallow_basins
 from calcinosis.anatomy.morphology import label_counts
 from calcinosis.anatomy.own_blur import own_blur
 
@@ -91,9 +91,12 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, *,
     (a 5 mm deposit 1.2 mm from the humerus on 2.5 mm slices faces the bone on 40 % of its
     border). With ``threshold_hu`` (that made ``dense``), a basin whose saddle lies below
     ``threshold_hu + h_hu`` is a candidate whatever share of its border faces soft tissue.
-    With ``merge_noise_tops``, small basins that noise split are merged first
-    (:func:`calcinosis.anatomy.basins.merge_shallow_basins`): on a large bone, not on a rib piece, where every basin
-    is small and faces soft tissue (merged, a deposit took in part of the rib)."""
+    With ``merge_noise_tops`` (large bones, not rib pieces, where every basin is small and
+    faces soft tissue: merged, a deposit took in part of the rib), small basins that noise
+    split are merged first (:func:`calcinosis.anatomy.basins.merge_shallow_basins`), and a
+    basin behind a shallow valley that touches the rest on a small part of its border
+    (``MERGED_MIN_TISSUE_RATIO``) stands apart from the bone even inside its opened outline
+    (an 8 mm deposit 0.7 mm from the elbow's bone holds the outline's 3 mm ball)."""
     vv = float(np.prod(spacing_zyx))
     h_weak = WEAK_H_FRACTION * h_hu
     if markers is None:
@@ -140,7 +143,12 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, *,
         basin = basins_c[sub_c] == k
         outside[k] = 1.0 - (basin & opened[k]).sum() / max(int(counts[k]), 1)
     weak = small & (prominence < h_hu)
-    accept = small & ((prominence >= h_hu) | (weak & (prominence >= h_weak) & (outside >= 0.5)))
+    apart = outside >= 0.5
+    if merge_noise_tops:
+        # A large deposit holds the outline's ball: it is inside the opened outline however
+        # separate it is. Touching the bone on a small part of its border, it is apart too.
+        apart |= facing_tissue > MERGED_MIN_TISSUE_RATIO * facing_other
+    accept = small & ((prominence >= h_hu) | (weak & (prominence >= h_weak) & apart))
     if not accept.any():
         return []
     taken_c = accept[basins_c]
