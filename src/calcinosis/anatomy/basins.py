@@ -13,8 +13,40 @@ import numpy as np
 MERGED_MIN_TISSUE_RATIO = 4.0
 
 
+def face_pairs(basins: np.ndarray, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair of face neighbours with different labels in ``basins`` (0: outside the
+    structure): their labels ``a`` and ``b`` (each pair once) and the lower of their two
+    values in ``img``."""
+    # On the flat arrays: a face pair along an axis is (i, i + stride), the stride of the
+    # axis; pairs that would wrap round the end of a row or slice are left out. (Only pairs
+    # across a border are read out, by index: one pass over the grid per axis.)
+    flat = np.ascontiguousarray(basins).ravel()
+    values = np.ascontiguousarray(img).ravel()
+    size = flat.size
+    diff_full = np.zeros(size, bool)
+    firsts, seconds, lows = [], [], []
+    for axis in range(basins.ndim):
+        stride = int(np.prod(basins.shape[axis + 1:], dtype=np.int64))
+        if basins.shape[axis] < 2:
+            continue
+        diff = diff_full[:size - stride]
+        np.not_equal(flat[:-stride], flat[stride:], out=diff)
+        diff_full[size - stride:] = False
+        # Pairs from the last position along the axis wrap to the next row: not faces.
+        diff_full.reshape(basins.shape)[(slice(None),) * axis + (-1,)] = False
+        at = np.flatnonzero(diff)
+        firsts.append(flat[at])
+        seconds.append(flat[at + stride])
+        lows.append(np.minimum(values[at], values[at + stride]))
+    if not firsts:
+        empty = np.zeros(0, flat.dtype)
+        return empty, empty, np.zeros(0, values.dtype)
+    return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(lows)
+
+
 def merge_shallow_basins(basins: np.ndarray, counts: np.ndarray, img: np.ndarray, h: float,
-                          max_voxels: float) -> tuple[np.ndarray, np.ndarray]:
+                         max_voxels: float, faces: tuple[np.ndarray, np.ndarray, np.ndarray],
+                         ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Basins 1..n with the small ones that noise split merged back: two small basins (at
     most ``max_voxels`` together) whose peaks differ by less than ``h`` and that are joined
     by a saddle less than ``h`` below the lower peak are one object. A dense deposit's top
@@ -29,42 +61,34 @@ def merge_shallow_basins(basins: np.ndarray, counts: np.ndarray, img: np.ndarray
     touches the bone at a small contact, while knobs of a bone's end, merged, still join the
     rest broadly (and would stand out of it as one).
 
-    ``counts``: voxels per label 0..n. Returns the basins, each merged one labelled as the
-    highest basin of its group (the other labels are then unused), and their counts.
+    ``counts``: voxels per label 0..n; ``faces``: :func:`face_pairs` of ``basins`` and
+    ``img``. Returns the basins, each merged one labelled as the highest basin of its group
+    (the other labels are then unused), their counts, and their face pairs (those of the
+    merged labels, less the pairs inside a group).
     """
     n = counts.size - 1
     small = (counts > 0) & (counts <= max_voxels)
     small[0] = False
     if np.count_nonzero(small) < 2:
-        return basins, counts
+        return basins, counts, faces
     in_small = small[basins]
+    fa, fb, flow = faces
     tissue = np.zeros(n + 1, np.int64)
     other = np.zeros(n + 1, np.int64)
-    firsts, seconds, lows = [], [], []
-    for axis in range(basins.ndim):
-        first = (slice(None),) * axis + (slice(None, -1),)
-        second = (slice(None),) * axis + (slice(1, None),)
-        a, b = basins[first], basins[second]
-        diff = a != b
-        side_a = in_small[first] & diff
-        side_b = in_small[second] & diff
-        for x, y, side in ((a, b, side_a), (b, a, side_b)):
-            xs, ys = x[side], y[side]
-            tissue += np.bincount(xs[ys == 0], minlength=n + 1)
-            other += np.bincount(xs[ys > 0], minlength=n + 1)
-        pair = side_a & side_b
-        if pair.any():
-            firsts.append(a[pair])
-            seconds.append(b[pair])
-            lows.append(np.minimum(img[first][pair], img[second][pair]))
-    if not firsts:
-        return basins, counts
-    a, b = np.concatenate(firsts), np.concatenate(seconds)
+    for x, y in ((fa, fb), (fb, fa)):
+        side = small[x]
+        xs, ys = x[side], y[side]
+        tissue += np.bincount(xs[ys == 0], minlength=n + 1)
+        other += np.bincount(xs[ys > 0], minlength=n + 1)
+    pair = small[fa] & small[fb]
+    if not pair.any():
+        return basins, counts, faces
+    a, b = fa[pair], fb[pair]
     key = np.minimum(a, b).astype(np.int64) * (n + 1) + np.maximum(a, b)
     keys, inverse = np.unique(key, return_inverse=True)
     saddle = np.full(keys.size, -np.inf)
-    np.maximum.at(saddle, inverse, np.concatenate(lows))
-    faces = np.bincount(inverse, minlength=keys.size)
+    np.maximum.at(saddle, inverse, flow[pair])
+    n_faces = np.bincount(inverse, minlength=keys.size)
     peak = np.full(n + 1, -np.inf)
     np.maximum.at(peak, basins[in_small], img[in_small])
     parent = np.arange(n + 1)
@@ -88,20 +112,22 @@ def merge_shallow_basins(basins: np.ndarray, counts: np.ndarray, img: np.ndarray
         size[high] += size[low]
         merged = True
     if not merged:
-        return basins, counts
+        return basins, counts, faces
     roots = np.array([root(k) for k in range(n + 1)], dtype=basins.dtype)
     # Each group's faces: its members' faces less those between two of its members.
     group_tissue = np.bincount(roots, weights=tissue, minlength=n + 1)
     group_other = np.bincount(roots, weights=other, minlength=n + 1)
     a_root, b_root = roots[keys // (n + 1)], roots[keys % (n + 1)]
     inner = a_root == b_root
-    group_other -= 2 * np.bincount(a_root[inner], weights=faces[inner], minlength=n + 1)
+    group_other -= 2 * np.bincount(a_root[inner], weights=n_faces[inner], minlength=n + 1)
     broad = group_tissue <= MERGED_MIN_TISSUE_RATIO * group_other
     undo = broad[roots]
     roots[undo] = np.arange(n + 1, dtype=basins.dtype)[undo]
     size = np.where(undo, counts, size)
     if np.all(roots == np.arange(n + 1)):
-        return basins, counts
+        return basins, counts, faces
     basins = basins.copy()
     basins[in_small] = roots[basins[in_small]]
-    return basins, np.where(roots == np.arange(n + 1), size, 0)
+    fa, fb = roots[fa], roots[fb]
+    apart = fa != fb  # faces inside a group are no border any more
+    return basins, np.where(roots == np.arange(n + 1), size, 0), (fa[apart], fb[apart], flow[apart])

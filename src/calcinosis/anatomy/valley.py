@@ -19,7 +19,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from calcinosis.anatomy.ball import open_ball
-from calcinosis.anatomy.basins import MERGED_MIN_TISSUE_RATIO, merge_shallow_basins
+from calcinosis.anatomy.basins import MERGED_MIN_TISSUE_RATIO, face_pairs, merge_shallow_basins
 from calcinosis.anatomy.morphology import label_counts
 from calcinosis.anatomy.own_blur import own_blur
 
@@ -108,22 +108,24 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, *,
     img_c = markers.img.astype(np.float32)
     basins_c = watershed(-img_c, markers.labels, mask=solid_c)
     counts = label_counts(basins_c, n)
+    faces = face_pairs(basins_c, img_c)
     if merge_noise_tops:
-        basins_c, counts = merge_shallow_basins(basins_c, counts, img_c, h_hu, max_volume / vv)  # some unused
+        basins_c, counts, faces = merge_shallow_basins(basins_c, counts, img_c, h_hu, max_volume / vv,
+                                                       faces)  # some labels unused
     sizes = counts * vv
-    facing_tissue, facing_other, pairs = _border_counts(basins_c, n, img_c)
+    facing_tissue, facing_other, pairs = _counts_from_pairs(*faces, n)
     small = (sizes > 0) & (sizes <= max_volume)
     small[0] = False
+    # Peaks and saddles of the small basins only (no other can be a deposit).
+    saddle = _saddles(pairs, small, n)
     facing = facing_tissue > BUMP_MIN_TISSUE_RATIO * facing_other
     if threshold_hu is not None:
-        facing |= _saddles(pairs, small, n) < threshold_hu + h_hu  # joined by the blur's fringe
+        facing |= saddle < threshold_hu + h_hu  # joined by the blur's fringe
     small &= facing
     if not small.any():
         return []
-    # Peaks and saddles of the small basins only (no other can be a deposit).
     objects_c = ndi.find_objects(basins_c)
     prominence = np.zeros(n + 1)
-    saddle = _saddles(pairs, small, n)
     for k in np.flatnonzero(small):
         box = objects_c[k - 1]
         prominence[k] = float(img_c[box][basins_c[box] == k].max()) - saddle[k]
@@ -197,36 +199,22 @@ def _border_counts(basins: np.ndarray, n: int, img: np.ndarray):
     """Per basin: face-neighbours outside the structure (tissue) and face-neighbours in
     another basin; and the face pairs between two basins, as (basin, the lower value of the
     pair) from each side, for :func:`_saddles`."""
+    return _counts_from_pairs(*face_pairs(basins, img), n)
+
+
+def _counts_from_pairs(a: np.ndarray, b: np.ndarray, low: np.ndarray, n: int):
+    """:func:`_border_counts` from the face pairs of :func:`~calcinosis.anatomy.basins.face_pairs`."""
     tissue = np.zeros(n + 1, np.int64)
     other = np.zeros(n + 1, np.int64)
     sides: list[np.ndarray] = []
     lows: list[np.ndarray] = []
-    # On the flat arrays: a face pair along an axis is (i, i + stride), the stride of the
-    # axis; pairs that would wrap round the end of a row or slice are left out. (Only pairs
-    # across a border are read out, by index: one pass over the grid per axis.)
-    flat = np.ascontiguousarray(basins).ravel()
-    values = np.ascontiguousarray(img).ravel()
-    size = flat.size
-    diff_full = np.zeros(size, bool)
-    for axis in range(basins.ndim):
-        stride = int(np.prod(basins.shape[axis + 1:], dtype=np.int64))
-        if basins.shape[axis] < 2:
-            continue
-        diff = diff_full[:size - stride]
-        np.not_equal(flat[:-stride], flat[stride:], out=diff)
-        diff_full[size - stride:] = False
-        # Pairs from the last position along the axis wrap to the next row: not faces.
-        diff_full.reshape(basins.shape)[(slice(None),) * axis + (-1,)] = False
-        at = np.flatnonzero(diff)
-        a, b = flat[at], flat[at + stride]
-        low = np.minimum(values[at], values[at + stride])
-        for x, y in ((a, b), (b, a)):
-            inside = x > 0
-            tissue += np.bincount(x[inside & (y == 0)], minlength=n + 1)
-            pair = inside & (y > 0)
-            other += np.bincount(x[pair], minlength=n + 1)
-            sides.append(x[pair])
-            lows.append(low[pair])
+    for x, y in ((a, b), (b, a)):
+        inside = x > 0
+        tissue += np.bincount(x[inside & (y == 0)], minlength=n + 1)
+        pair = inside & (y > 0)
+        other += np.bincount(x[pair], minlength=n + 1)
+        sides.append(x[pair])
+        lows.append(low[pair])
     return tissue, other, (np.concatenate(sides), np.concatenate(lows))
 
 
