@@ -223,14 +223,20 @@ def _no_peak_apart(markers: ValleyMarkers, peak_hu: float, h_hu: float) -> bool:
         return False  # a marker h below the peak: its piece may be a deposit fainter than the bone
     isolated = 0
     for k, box in enumerate(ndi.find_objects(labels), start=1):
-        grown = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in box)
-        own = labels[grown] == k
-        value = float(img[grown][own].min())  # a marker's voxels share one value (a plateau)
-        ring = ndi.binary_dilation(own, structure=_FACE, iterations=2) & ~own
-        isolated += int(not ring.any() or float(img[grown][ring].max()) < value)
+        value = float(img[box][labels[box] == k].min())  # a marker's voxels share one value (a plateau)
+        isolated += int(_isolated(img, labels, box, k, value))
         if isolated == 2:
             return True
     return False
+
+
+def _isolated(img: np.ndarray, labels: np.ndarray, box: tuple[slice, ...], k: int, value: float) -> bool:
+    """Whether the plateau labelled ``k`` (bounding box ``box``, at ``value``) has no voxel as
+    high within two face steps of it (other than its own)."""
+    grown = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in box)
+    own = labels[grown] == k
+    ring = ndi.binary_dilation(own, structure=_FACE, iterations=2) & ~own
+    return not ring.any() or float(img[grown][ring].max()) < value
 
 
 # Plateaus tried (densest first) for two isolated markers before the markers are made.
@@ -278,11 +284,8 @@ def _two_marker_plateaus(solid: np.ndarray, dense: np.ndarray, smooth_hu: np.nda
     found = 0
     for k in np.argsort(-values, kind="stable")[:MAX_PLATEAUS_TRIED] + 1:
         box, value = boxes[k - 1], values[k - 1]
-        grown = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in box)
-        own = labels[grown] == k
-        ring = ndi.binary_dilation(own, structure=_FACE, iterations=2) & ~own
-        if ring.any() and float(img[grown][ring].max()) >= value:
-            continue  # not isolated
+        if not _isolated(img, labels, box, k, value):
+            continue
         if not _dome_is_its_own(img, _a_voxel(labels, box, k), steps):
             continue  # a higher voxel in its dome: not a marker
         found += 1
