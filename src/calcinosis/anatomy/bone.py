@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.bone_bumps import pressed_candidates
+from calcinosis.anatomy.bone_bumps import over_next_slice, pressed_candidates
 from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profile, per_label_max
 from calcinosis.anatomy.morphology import fill_holes_in_plane
 from calcinosis.anatomy.own_blur import own_blur
@@ -304,8 +304,4 @@ def _caps_bone(piece: np.ndarray, solid: np.ndarray) -> bool:
     endplate on the slice before the body starts), at an in-plane distance from the
     bone's core that the in-plane profile does not model. A deposit beside the bone lies
     beside it in its own slices; its own voxels in the next slice are not the bone."""
-    rest = solid & ~piece
-    below = np.zeros(piece.shape, bool)
-    below[1:] |= rest[:-1]
-    below[:-1] |= rest[1:]
-    return int((piece & below).sum()) * 2 >= int(piece.sum())
+    return int((piece & over_next_slice(solid & ~piece)).sum()) * 2 >= int(piece.sum())

@@ -48,10 +48,16 @@ def bone_end_caps(outline: np.ndarray) -> np.ndarray:
     volume across the slice, which rises above the in-plane blur profile like a deposit.
     A deposit on the bone's flank lies outside the outline in its neighbouring slices too.
     """
-    caps = np.zeros(outline.shape, bool)
-    caps[1:] |= outline[:-1]
-    caps[:-1] |= outline[1:]
-    return caps & ~outline
+    return over_next_slice(outline) & ~outline
+
+
+def over_next_slice(mask: np.ndarray) -> np.ndarray:
+    """Voxels (``[z, y, x]``) that have ``mask`` right above or below them, in the slice
+    before or after."""
+    over = np.zeros(mask.shape, bool)
+    over[1:] |= mask[:-1]
+    over[:-1] |= mask[1:]
+    return over
 
 
 def near_caps(caps: np.ndarray) -> np.ndarray:
