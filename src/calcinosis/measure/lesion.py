@@ -7,8 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError, cKDTree
-from scipy.spatial.distance import cdist
-from scipy.spatial.distance import pdist, squareform
+from scipy.spatial.distance import cdist, pdist, squareform
 
 from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm, grow_one
 from calcinosis.config import AnalysisConfig
