@@ -22,20 +22,63 @@ def _labels():
     return labels
 
 
+def _cut(lesions, labels, body, spacing, hu, offset=(0, 0, 0), full_shape=None):
+    return scan_limited_findings(lesions, labels, offset, full_shape or labels.shape, body, spacing, 130.0,
+                                 hu=hu, noise_hu=20.0)
+
+
+def _hu(labels, peak_hu=600.0, background_hu=40.0):
+    """Each lesion's voxels at its peak, the rest at the background."""
+    return np.where(labels > 0, peak_hu, background_hu).astype(np.float32)
+
+
 def test_cut_by_the_scan_edge_only_where_the_body_runs_on():
     labels = _labels()
     body = np.ones(labels.shape, bool)
+    hu = _hu(labels)
     lesions = [_lesion(i) for i in (1, 2, 3)]
     # The crop is the whole image and the body fills it: the scan cuts it at every face.
-    out = scan_limited_findings(lesions, labels, (0, 0, 0), labels.shape, body, (1.0, 1.0, 1.0), 130.0)
+    out = _cut(lesions, labels, body, (1.0, 1.0, 1.0), hu)
     assert out == {1: "scan_edge", 3: "scan_edge"}
     # The crop lies inside a larger image: its faces are not the scan's edge.
-    out = scan_limited_findings(lesions, labels, (5, 5, 5), (30, 40, 40), body, (1.0, 1.0, 1.0), 130.0)
+    out = _cut(lesions, labels, body, (1.0, 1.0, 1.0), hu, (5, 5, 5), (30, 40, 40))
     assert out == {}
     # The body stops before the image's in-plane border: the lesion there is not cut.
     body[:, 15:, :] = False
-    out = scan_limited_findings(lesions, labels, (0, 0, 0), labels.shape, body, (1.0, 1.0, 1.0), 130.0)
+    out = _cut(lesions, labels, body, (1.0, 1.0, 1.0), hu)
     assert out == {1: "scan_edge"}
+
+
+def test_cut_only_where_the_dense_part_reaches_the_edge():
+    # A deposit in the middle slices whose component reaches the last slice through a chain
+    # of noise voxels just over the threshold (noise 20 HU: 132 and 138 HU are less than 5
+    # sigma over the 40 HU background) is whole; one whose dense core lies on the last slice is cut, and
+    # so is one whose faint end there (150 HU) is more than noise, and a faint finding whose
+    # voxels there are noise-level but not faint beside its own peak.
+    labels = np.zeros((8, 20, 20), np.uint16)
+    body = np.ones(labels.shape, bool)
+    hu = np.full(labels.shape, 40.0, np.float32)
+    labels[3:6, 8:12, 8:12] = 1
+    hu[3:6, 8:12, 8:12] = 1000.0
+    labels[6, 11, 12] = labels[7, 12, 12] = 1  # the noise chain to the last slice
+    hu[6, 11, 12], hu[7, 12, 12] = 132.0, 138.0
+    labels[5:8, 2:5, 2:5] = 2
+    hu[5:8, 2:5, 2:5] = 900.0
+    labels[7, 15:18, 15:18] = 3  # a faint partial-volume end on the last slice
+    hu[7, 15:18, 15:18] = 150.0
+    hu[6, 15:18, 15:18] = 700.0
+    labels[6, 15:18, 15:18] = 3
+    labels[5:8, 15:18, 2:5] = 4  # a faint finding (160 HU) whose voxels are all near noise
+    hu[5:7, 15:18, 2:5] = 160.0
+    hu[7, 15:18, 2:5] = 135.0
+    lesions = [_lesion(1, peak_hu=1000.0), _lesion(2, peak_hu=900.0), _lesion(3, peak_hu=700.0),
+               _lesion(4, peak_hu=160.0)]
+    out = _cut(lesions, labels, body, (3.0, 0.8, 0.8), hu)
+    assert out == {2: "scan_edge", 3: "scan_edge", 4: "scan_edge"}
+    # Dense on the edge slice, the first lesion is cut too.
+    hu[7, 12, 12] = 900.0
+    out = _cut(lesions, labels, body, (3.0, 0.8, 0.8), hu)
+    assert out == {1: "scan_edge", 2: "scan_edge", 3: "scan_edge", 4: "scan_edge"}
 
 
 def test_faint_piece_near_bone_on_thick_slices():
@@ -43,12 +86,13 @@ def test_faint_piece_near_bone_on_thick_slices():
     body = np.zeros(labels.shape, bool)
     body[2:8, 2:17, 2:17] = True  # the body does not reach the image edge
     faint_near = _lesion(2, peak_hu=150.0, bone_distance_mm=5.0)
-    out = scan_limited_findings([faint_near], labels, (0, 0, 0), labels.shape, body, (5.0, 0.6, 0.6), 130.0)
+    hu = _hu(labels)
+    out = _cut([faint_near], labels, body, (5.0, 0.6, 0.6), hu)
     assert out == {2: "bone_partial_volume"}
     for spacing, lesion in (((1.5, 0.6, 0.6), faint_near),  # thin slices: not this rule
                             ((5.0, 0.6, 0.6), _lesion(2, peak_hu=400.0, bone_distance_mm=5.0)),  # dense
                             ((5.0, 0.6, 0.6), _lesion(2, peak_hu=150.0, bone_distance_mm=20.0))):  # far
-        assert scan_limited_findings([lesion], labels, (0, 0, 0), labels.shape, body, spacing, 130.0) == {}
+        assert _cut([lesion], labels, body, spacing, hu) == {}
 
 
 def test_dense_soft_tissue_is_resolved_and_faint():

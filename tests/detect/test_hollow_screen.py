@@ -11,23 +11,23 @@ from scipy import ndimage as ndi
 from calcinosis.anatomy.valley import valley_markers
 from calcinosis.detect.candidates import is_hollow, smoothed
 from calcinosis.anatomy.valley import WEAK_H_FRACTION, h_maxima
-from calcinosis.detect.hollow import (_dome_is_its_own, _no_peak_apart, _two_marker_plateaus, deposits_on_bone_piece,
-                                      fill_holes_in_plane_box)
+from calcinosis.detect.hollow import (_dome_is_its_own, _no_low_saddle, _no_peak_apart, _two_marker_plateaus,
+                                      deposits_on_bone_piece, fill_holes_in_plane_box)
 
 SP = (1.0, 0.8, 0.8)
 H_HU = 60.0
 
 
-def _rib(deposit_hu, gap_px: float, noise_hu: float, seed: int):
-    """A rib cut across (cortex 700 HU round 60 HU marrow) in 40 HU muscle, blurred, noisy, with
-    an optional 2.5 mm deposit ``gap_px`` pixels outside its cortex; the object at 130 HU
-    that holds the rib."""
+def _rib(deposit_hu, gap_px: float, noise_hu: float, seed: int, marrow_mm: float = 5.4):
+    """A rib cut across (cortex 700 HU round 60 HU marrow of radius ``marrow_mm``) in 40 HU
+    muscle, blurred, noisy, with an optional 2.5 mm deposit ``gap_px`` pixels outside its
+    cortex; the object at 130 HU that holds the rib."""
     rng = np.random.default_rng(seed)
     z, y, x = np.mgrid[:7, :48, :48]
     r = np.hypot((y - 20) * 0.8, (x - 20) * 0.8)
     ideal = np.full(z.shape, 40.0)
     ideal[r <= 7.0] = 700.0
-    ideal[r <= 5.4] = 60.0
+    ideal[r <= marrow_mm] = 60.0
     if deposit_hu is not None:
         d = np.sqrt(((z - 3) * 1.0) ** 2 + ((y - 20) * 0.8) ** 2 + ((x - 29 - gap_px) * 0.8) ** 2)
         ideal[d <= 2.5] = deposit_hu
@@ -38,7 +38,8 @@ def _rib(deposit_hu, gap_px: float, noise_hu: float, seed: int):
     return hu, mask
 
 
-CASES = [(dep, gap, noise, seed) for dep in (None, 400.0, 900.0, 1400.0) for gap in (4.5, 5.5)
+# 700 HU: a deposit at the cortex's own density, apart from it only by the gap's valley.
+CASES = [(dep, gap, noise, seed) for dep in (None, 400.0, 700.0, 900.0, 1400.0) for gap in (4.5, 5.5)
          for noise, seed in ((0.0, 0), (15.0, 1), (30.0, 2))]
 
 
@@ -55,8 +56,9 @@ def outcomes():
         full = deposits_on_bone_piece(hu, smooth, mask, SP, screen=False, **kw)
         solid = fill_holes_in_plane_box(mask)
         markers = valley_markers(solid, mask, smooth, H_HU)
-        fired = _no_peak_apart(markers, float(smooth[mask].max()), H_HU)
-        early = _two_marker_plateaus(solid, mask, smooth, H_HU)
+        connected = _no_low_saddle(mask, smooth, 130.0, H_HU)
+        fired = connected and _no_peak_apart(markers, float(smooth[mask].max()), H_HU)
+        early = connected and _two_marker_plateaus(solid, mask, smooth, H_HU)
         found.append(((dep, gap, noise, seed), screened, full, fired, early))
     return found
 
@@ -77,6 +79,27 @@ def test_screen_fires_on_plain_ribs_and_never_where_a_deposit_is_found(outcomes)
         with_deposit = [o for o in outcomes if o[2]]
         assert with_deposit  # the dense deposits are split off by the full split
         assert not any(o[which] for o in with_deposit)
+
+
+@pytest.mark.parametrize("noise_hu, seed", [(15.0, 1), (30.0, 2), (30.0, 3)])
+def test_deposit_as_dense_as_the_rib_joined_by_noise_is_split_off(noise_hu, seed):
+    # A thick cortex (2.6 mm, smoothed peak ~600 HU) and a 700 HU deposit 2.4 mm from it: the
+    # deposit's smoothed peak lies within h of the rib's, and the noise joins them at the
+    # threshold. Joined only below threshold + h (the low saddle), it is apart from the bone;
+    # the screen does not fire (its proof needs the part above threshold + h to be one piece).
+    hu, mask = _rib(700.0, 5.5, noise_hu, seed, marrow_mm=4.4)
+    assert is_hollow(hu, mask, SP, 130.0)
+    smooth = smoothed(hu, SP, dtype=np.int16)
+    right = np.zeros(mask.shape, bool)
+    right[:, :, 27:] = True  # the deposit's side
+    assert (mask & right).any()  # joined to the rib at the threshold
+    assert abs(float(smooth[mask & right].max()) - float(smooth[mask & ~right].max())) < H_HU
+    assert not _no_low_saddle(mask, smooth, 130.0, H_HU)
+    kw = dict(threshold_hu=130.0, h_hu=H_HU, max_deposit_volume_mm3=2500.0, is_hollow=is_hollow)
+    deposits = deposits_on_bone_piece(hu, smooth, mask, SP, **kw)
+    assert len(deposits) == 1
+    assert (deposits[0] & right).sum() == deposits[0].sum()  # the deposit, none of the rib
+    assert deposits[0].sum() > 150
 
 
 @pytest.mark.parametrize("seed", range(4))

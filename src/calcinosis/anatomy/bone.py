@@ -67,6 +67,9 @@ SKULL_MIN_ENCLOSED_MM2 = 4000.0
 SKULL_CONTENT_HU = (-50.0, 100.0)
 
 _CUBE = np.ones((3, 3, 3), bool)
+# A deposit's voxels above the profile lie within this many voxels of its top half: its
+# blur falls from half its height to the profile's level within a voxel or two.
+RISEN_REACH_VOXELS = 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -287,15 +290,22 @@ class _Acceptance:
 
 def _risen_part(piece: np.ndarray, residual: np.ndarray, h_hu: float) -> np.ndarray:
     """The part of a candidate ``piece`` that is one deposit: its voxels ``h_hu`` or more above
-    the profile that are 26-connected to its highest, and the layer of its voxels round them.
-    A chain of voxels near the profile's level that joins it along the bone's edge (the
-    edge's noise, on thick slices through the next slices) is not the deposit's."""
+    the profile that are 26-connected to its highest and lie within ``RISEN_REACH_VOXELS`` of
+    its top half (its voxels at or above half the highest's rise, 26-connected to it), and
+    the layer of its voxels round them. A chain of voxels near the profile's level that joins
+    it along the bone's edge (the edge's noise, on thick slices through the next slices) is
+    not the deposit's, nor is a strip of the bone's edge that the profile misses by ``h_hu``
+    or a little more (a 2.6 mm deposit 0.4 mm from the elbow's bone on 1.25 mm slices took
+    in 19 slices of such a strip, ~220 HU, and with it the scan's first slice)."""
     risen = piece & (residual >= h_hu)
     if not risen.any():
         return piece
     parts, _ = ndi.label(risen, structure=_CUBE)
     top = np.unravel_index(int(np.argmax(np.where(risen, residual, -np.inf))), piece.shape)
-    return piece & ndi.binary_dilation(parts == parts[top], structure=_CUBE)
+    own = parts == parts[top]
+    halves, _ = ndi.label(own & (residual >= 0.5 * float(residual[top])), structure=_CUBE)
+    near_top = ndi.binary_dilation(halves == halves[top], structure=_CUBE, iterations=RISEN_REACH_VOXELS)
+    return piece & ndi.binary_dilation(own & near_top, structure=_CUBE)
 
 
 def _caps_bone(piece: np.ndarray, solid: np.ndarray) -> bool:

@@ -18,6 +18,7 @@ slices it joins the rib at the threshold). Either way not a part of that bone.
 
 from __future__ import annotations
 
+import cc3d
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -100,7 +101,9 @@ def deposits_on_bone_piece(
     screen : bool
         Skip the flooding when its markers show that no piece can differ from the rest
         by ``h_hu`` (:func:`_no_peak_apart`, and before the markers are made,
-        :func:`_two_marker_plateaus`); the same result, for tests to compare.
+        :func:`_two_marker_plateaus`) and no piece can be joined to the rest below
+        ``threshold_hu + h_hu`` (:func:`_no_low_saddle`); the same result, for tests to
+        compare.
 
     Returns
     -------
@@ -108,7 +111,8 @@ def deposits_on_bone_piece(
         One mask per deposit, on the box; empty when there is none.
     """
     solid = fill_holes_in_plane_box(mask)
-    screen = screen and np.issubdtype(smooth_hu.dtype, np.integer)
+    screen = (screen and np.issubdtype(smooth_hu.dtype, np.integer)
+              and _no_low_saddle(mask, smooth_hu, threshold_hu, h_hu))
     beyond = (hu, smooth_hu, mask, solid, spacing_zyx, threshold_hu, h_hu, max_deposit_volume_mm3, is_hollow)
     if screen and _two_marker_plateaus(solid, mask, smooth_hu, h_hu):
         return _and_beyond_end([], *beyond)
@@ -127,13 +131,54 @@ def deposits_on_bone_piece(
         if not rest.any():
             continue
         peak, bone_peak = float(smooth_hu[full].max()), float(smooth_hu[rest].max())
-        if abs(peak - bone_peak) < h_hu:
-            continue  # an arc of the cortex, at the bone's own density
+        if abs(peak - bone_peak) < h_hu and _saddle(full, rest, smooth_hu) >= threshold_hu + h_hu:
+            # An arc of the cortex, at the bone's own density, joined to the rest through
+            # cortex. A deposit as dense as the bone, joined to it only through the blur's
+            # fringe or noise just over the threshold (a 5.3 mm, 592 HU deposit a slice
+            # beyond a rib's end on 3 mm slices, 30 HU noise), is apart from it.
+            continue
         if peak < bone_peak and _outside_share(full, solid, spacing_zyx) < OUTSIDE_MIN_SHARE:
             continue  # fainter than the bone and on its outline: its partial volume
         if is_hollow(hu, rest, spacing_zyx, threshold_hu):
             out.append(full)
     return _and_beyond_end(out, *beyond)
+
+
+def _no_low_saddle(mask: np.ndarray, smooth_hu: np.ndarray, threshold_hu: float, h_hu: float) -> bool:
+    """True when no piece of ``mask`` whose peak lies within ``h_hu`` of the rest's can meet
+    the rest only below ``threshold_hu + h_hu`` (:func:`_saddle`): the object's peak is at
+    least ``threshold_hu + 2 h_hu`` and its voxels at or above ``threshold_hu + h_hu`` are
+    face-connected (one piece).
+
+    Such a piece and its rest then each hold a voxel at that level (the higher of the two
+    holds the peak, the other lies within ``h_hu`` of it), and the face-connected path
+    between those voxels through that level crosses from the piece to the rest: a face
+    pair whose lower value is at that level. (With the peaks ``h_hu`` or more apart the
+    piece differs from the bone anyway: :func:`_no_peak_apart` screens that.)"""
+    level = threshold_hu + h_hu
+    if not mask.any() or float(smooth_hu[mask].max()) < level + h_hu:
+        return False
+    _, n = cc3d.connected_components(np.ascontiguousarray(mask & (smooth_hu >= level)), connectivity=6,
+                                     return_N=True)
+    return n <= 1
+
+
+def _saddle(piece: np.ndarray, rest: np.ndarray, smooth_hu: np.ndarray) -> float:
+    """The highest value along the border of ``piece`` with ``rest``: over the face-neighbour
+    pairs of a piece voxel and a rest voxel, the larger of their lower values (-inf when
+    they do not touch)."""
+    best = -np.inf
+    for axis in range(3):
+        n = piece.shape[axis]
+        a = [slice(None)] * 3
+        b = [slice(None)] * 3
+        a[axis], b[axis] = slice(0, n - 1), slice(1, n)
+        a, b = tuple(a), tuple(b)
+        for p, q in ((a, b), (b, a)):
+            pair = piece[p] & rest[q]
+            if pair.any():
+                best = max(best, float(np.minimum(smooth_hu[p][pair], smooth_hu[q][pair]).max()))
+    return best
 
 
 def _and_beyond_end(out, hu, smooth_hu, mask, solid, spacing_zyx, threshold_hu, h_hu, max_deposit_volume_mm3,
