@@ -213,7 +213,8 @@ def beyond_bone_end(smooth_hu: np.ndarray, mask: np.ndarray, solid: np.ndarray, 
     beyond the end of a rib joins it at the threshold through the slices' partial volume,
     with no valley between them (its intensity rises into the rib). The parts of ``mask``
     in the slices beyond the bone piece's marrow slices (those whose filled section
-    ``solid`` has a core ``MARROW_DEPTH_MM`` deep) are
+    ``solid`` has a core ``MARROW_DEPTH_MM`` deep that holds a voxel under the threshold:
+    marrow, not the solid section of a deposit as dense as the rib) are
     the bone's partial-volume end, fainter than ``END_CAP_MAX_FRACTION`` of the bone right
     over them in its last marrow slice, or a deposit, which rises past that, and above
     ``min_peak_hu`` (the threshold and a valley depth: specks of noise on the faint end
@@ -221,7 +222,7 @@ def beyond_bone_end(smooth_hu: np.ndarray, mask: np.ndarray, solid: np.ndarray, 
     """
     if float(spacing_zyx[0]) < THIN_SLICE_MM:
         return []  # on thin slices a valley parts them (:func:`valley_split`)
-    marrow = core_in_plane(solid, spacing_zyx, MARROW_DEPTH_MM).any(axis=(1, 2))
+    marrow = (core_in_plane(solid, spacing_zyx, MARROW_DEPTH_MM) & ~mask).any(axis=(1, 2))
     zs = np.flatnonzero(marrow)
     if not len(zs):
         return []
