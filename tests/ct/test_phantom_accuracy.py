@@ -405,3 +405,13 @@ def test_deposit_beyond_a_rib_end_is_found_when_its_own_core_is_solid():
     assert err < 1.2
     assert 0.5 < lesion.volume_mm3 / _ideal_volume(ph, truth) < 1.15
     assert len(false) <= 1
+
+
+def test_deposit_whose_faint_end_lies_next_to_the_first_slice_is_not_cut():
+    # Elbow seed 39 on 3 mm slices, 30 HU noise: deposit 1 (3.8 mm, 635 HU) lies on slices 1-2
+    # (its faint end, 252 HU without noise, on slice 1); slice 0 holds only muscle, and two
+    # noise voxels (133 HU) join the component to it.
+    ph, truth, lesion, err, false = _one_deposit("elbow", 39, 30.0, 3.0, 1)
+    assert lesion is not None, "the deposit next to the first slice was excluded as cut by the scan"
+    assert err < 1.0
+    assert len(false) <= 1

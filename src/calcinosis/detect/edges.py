@@ -13,9 +13,9 @@ Cut by the scan's edge
     noise voxels just over the threshold (an 8 mm, 1071 HU deposit two slices from the end of
     a 3 mm, 30 HU scan: 132 and 138 HU in muscle) is not cut; a thin bone leaving the scan (a
     styloid process, 340-375 HU on the last slice of a head CT) is, and so is a faint finding
-    (a bone's partial volume of 190 HU) whose every voxel is near noise. Read on the edge's
-    last two layers of voxels (``EDGE_LAYERS``): a finding has ended when it has faded on the
-    slice before the edge too.
+    (a bone's partial volume of 190 HU) whose every voxel is near noise. A deposit whose
+    faint end lies on the slice next to the edge and whose component reaches the edge
+    through noise alone (a 3.8 mm deposit on slices 1-2 of a 3 mm scan) is whole.
 
 Partial volume of bone on thick slices
     On slices thicker than ``THICK_SLICE_MM`` a bone's rounded end or cortex cut obliquely
@@ -45,10 +45,6 @@ FRINGE_BONE_DISTANCE_MM = 10.0
 # beside it when one rises this share of its peak contrast.
 EDGE_NOISE_SIGMA = 5.0
 EDGE_CONTRAST_SHARE = 0.5
-# Layers of voxels (slices, at the first and last slice) read at the edge: a finding that
-# has faded to noise on the slice before the edge as well has ended; a faint one level to
-# the edge (a bone's partial-volume strip, ~200 HU on the last slices) runs on.
-EDGE_LAYERS = 2
 
 
 def scan_limited_findings(
@@ -113,19 +109,18 @@ def _edge_faces(shape, offset, full_shape, body) -> list[tuple[int, int]]:
 
 
 def _reaches_edge(lesion: Lesion, labels: np.ndarray, hu: np.ndarray, box, faces, noise_hu: float) -> bool:
-    """Whether one of the lesion's voxels in the ``EDGE_LAYERS`` layers of voxels at the
-    ``faces`` its ``box`` touches rises ``EDGE_NOISE_SIGMA`` times ``noise_hu`` or
-    ``EDGE_CONTRAST_SHARE`` of its peak contrast over its background."""
+    """Whether one of the lesion's voxels on the ``faces`` its ``box`` touches rises
+    ``EDGE_NOISE_SIGMA`` times ``noise_hu`` or ``EDGE_CONTRAST_SHARE`` of its peak contrast
+    over its background."""
     contrast = lesion.peak_hu - lesion.background_hu
     level = lesion.background_hu + min(EDGE_NOISE_SIGMA * noise_hu, EDGE_CONTRAST_SHARE * contrast)
     for axis, side in faces:
-        layers = list(box)
-        start, stop = box[axis].start, box[axis].stop
-        layers[axis] = slice(start, min(start + EDGE_LAYERS, stop)) if side == 0 else \
-            slice(max(stop - EDGE_LAYERS, start), stop)
-        layers = tuple(layers)
-        near = labels[layers] == lesion.lesion_id
-        if near.any() and float(hu[layers][near].max()) >= level:
+        face = list(box)
+        index = box[axis].start if side == 0 else box[axis].stop - 1
+        face[axis] = slice(index, index + 1)
+        face = tuple(face)
+        on_face = labels[face] == lesion.lesion_id
+        if on_face.any() and float(hu[face][on_face].max()) >= level:
             return True
     return False
 
