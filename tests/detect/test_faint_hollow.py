@@ -110,3 +110,18 @@ def test_deposit_as_dense_as_its_rib_piece_apart_across_its_gap_is_split_off():
     centre = np.array(ndi.center_of_mass(found[0]))
     assert np.allclose(centre, (3, 20, 33.5), atol=1.0)
     assert not found[0][:, :, :27].any()  # none of the rib
+
+
+def test_outside_share_tells_an_arc_of_the_outline_from_a_bump_on_it():
+    # A bone piece's section (radius 8 mm) with a 2 mm bump on its edge: an arc of the edge
+    # lies on the smooth outline, the bump stands out of it.
+    from calcinosis.detect.hollow import OUTSIDE_MIN_SHARE, _outside_share
+
+    z, y, x = np.mgrid[:3, :60, :60]
+    r = np.hypot((y - 30) * 0.8, (x - 30) * 0.8)
+    bump = np.hypot((y - 30) * 0.8, (x - 30) * 0.8 - 9.0) <= 2.0
+    solid = (r <= 8.0) | bump
+    arc = (r <= 8.0) & (r > 6.5) & (x > 30) & (np.abs(y - 30) < 6)
+    piece = bump & (r > 8.0)
+    assert _outside_share(arc, solid, SP) < 0.2 < OUTSIDE_MIN_SHARE
+    assert _outside_share(piece, solid, SP) > OUTSIDE_MIN_SHARE

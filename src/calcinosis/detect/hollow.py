@@ -63,11 +63,11 @@ OUTLINE_DISK_MM = 3.0
 
 
 def _outside_share(piece: np.ndarray, solid: np.ndarray, spacing_zyx) -> float:
-    """Share of ``piece`` outside the rest of ``solid`` opened slice by slice with a disk
-    of ``OUTLINE_DISK_MM`` (and the rest itself): the bone piece's smooth outline."""
+    """Share of ``piece`` outside ``solid`` (the bone piece with it) opened slice by slice with
+    a disk of ``OUTLINE_DISK_MM``: the bone piece's smooth outline. An arc of the cortex lies
+    on it; a deposit a few millimetres across stands out of it (the opening cuts it off)."""
     sp = (float(spacing_zyx[1]), float(spacing_zyx[2]))
-    rest = solid & ~piece
-    outline = dilate_disk(erode_disk(rest, sp, OUTLINE_DISK_MM), sp, OUTLINE_DISK_MM) | rest
+    outline = dilate_disk(erode_disk(solid, sp, OUTLINE_DISK_MM), sp, OUTLINE_DISK_MM)
     return float((piece & ~outline).sum()) / max(int(piece.sum()), 1)
 
 
