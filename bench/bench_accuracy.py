@@ -73,7 +73,8 @@ def sweep(cases, draws: int, falses: list) -> list[dict]:
                     "voxels": None if lesion is None else lesion.n_voxels,
                     "volume": None if lesion is None or ideal == 0 else lesion.volume_mm3 / (ideal * vv),
                     "mass": None if lesion is None else lesion.mass_mg / d.mass_mg,
-                    "density": d.density_hu, "background": d.background_hu, "false": len(false)})
+                    "density": d.density_hu, "background": d.background_hu, "false": len(false),
+                    "compartment": None if lesion is None else lesion.compartment == d.compartment})
         print(f"  {body} seed {seed}: {draws} draw(s), {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     return rows
 
@@ -87,6 +88,9 @@ def report(rows: list[dict], falses: list) -> None:
         ok = np.abs(ratios - 1.0) <= 0.15
         print(f"{name}: {int(ok.sum())}/{len(sel)} within 15 % = {ok.mean():.3f}; median ratio "
               f"{np.median(ratios):.3f}; outside: {int((ratios > 1.15).sum())} over, {int((ratios < 0.85).sum())} under")
+    found = [r["compartment"] for r in rows if r["compartment"] is not None]
+    if found:
+        print(f"compartment right: {sum(found)}/{len(found)} found deposits = {np.mean(found):.3f}")
     scans = {(r["case"], r["draw"]): r["false"] for r in rows}
     print(f"missed deposits of 2 mm or more: {len(missed)}; false deposits: {sum(scans.values())} in "
           f"{len(scans)} scans, {sum(v > 1 for v in scans.values())} scans with more than one")
