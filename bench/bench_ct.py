@@ -49,6 +49,15 @@ waits for the spine; the body's growth and opening on rows packed 64 pixels to a
 can start before its crop), labelling 0.28 s, the spine's split ~1.4 s (scikit-image
 watershed 0.45-0.53 s and ITK h-maxima 0.31 s of CPU on one connected 1.4 M-voxel solid, most
 of it within 8 mm of its surface), measurement 0.2 s beside the regions.
+Session 5: 400 slices 2.3-2.5 s = 4.8-5.3x (100 slices 7.1x, 1000 slices 5.3x; 23-24 ns/voxel),
+same code speed (detection fixes only). Tried: labelling the dense voxels on find_body's box in
+a worker beside find_body, then cutting the crop's components out (branch s5h1): outputs
+identical, no wall gain (cc3d holds the GIL and slows find_body; ITK's labelling does not but
+costs 3x the CPU), and the spine's split also waits for the main thread's noise chain (its
+valley depth needs the smoothed noise), as long as labelling and bone preparation: from the
+body mask to the end of detection both cores are busy, so 3x needs less CPU (~2.5 s in all
+single-threaded, 3.3 s now). scipy's watershed_ift and ITK's watersheds were slower on the
+spine's box than scikit-image's.
 
 Reading (``--read``): a 400-slice DICOM series and the same volume as ``.nii.gz``,
 each read with :func:`calcinosis.io.read_volume` and with SimpleITK alone
