@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bone_profile import per_label_max
+from calcinosis.anatomy.morphology import grow_box
 
 # The neighbourhood a deposit's rise is measured against (mm beyond its box, each way):
 # wider than the blur, so that the bone's edge beside the deposit is in it.
@@ -94,7 +95,7 @@ def local_rise(residual, dist: np.ndarray, bins_of, core: np.ndarray, piece: np.
         Voxel spacing (mm).
     """
     grow = [int(np.ceil(LOCAL_REACH_MM / float(s))) for s in spacing_zyx]
-    big = tuple(slice(max(b.start - g, 0), min(b.stop + g, n)) for b, g, n in zip(box, grow, residual.shape))
+    big = grow_box(box, grow, residual.shape)
     inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, big))
     own = np.zeros(tuple(s.stop - s.start for s in big), bool)
     own[inner] = piece

@@ -208,6 +208,11 @@ def bbox_of(mask: np.ndarray, margin: tuple[int, int, int] = (0, 0, 0)) -> tuple
     return tuple(out)
 
 
+def grow_box(box, margin, shape) -> tuple[slice, ...]:
+    """``box`` (a tuple of slices) grown by ``margin`` voxels per axis, within ``shape``."""
+    return tuple(slice(max(s.start - int(m), 0), min(s.stop + int(m), n)) for s, m, n in zip(box, margin, shape))
+
+
 def margin_voxels(spacing_zyx, margin_mm: float) -> tuple[int, int, int]:
     return tuple(int(np.ceil(margin_mm / float(s))) for s in spacing_zyx)  # type: ignore[return-value]
 

@@ -20,7 +20,7 @@ from skimage.segmentation import watershed
 
 from calcinosis.anatomy.ball import open_ball
 from calcinosis.anatomy.basins import MERGED_MIN_TISSUE_RATIO, face_pairs, merge_shallow_basins
-from calcinosis.anatomy.morphology import label_counts
+from calcinosis.anatomy.morphology import grow_box, label_counts
 from calcinosis.anatomy.own_blur import own_blur
 
 # A deposit flush on bone may sit behind a valley this fraction of ``h`` deep, if it stands
@@ -182,7 +182,7 @@ def _grown_box(mask: np.ndarray) -> tuple[slice, ...] | None:
     box = ndi.find_objects(mask.view(np.uint8))
     if not box:
         return None
-    return tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box[0], mask.shape))
+    return grow_box(box[0], (1,) * mask.ndim, mask.shape)
 
 
 def _opened_on(solid: np.ndarray, sub: tuple[slice, ...], spacing_zyx, radius_mm: float) -> np.ndarray:
@@ -190,7 +190,7 @@ def _opened_on(solid: np.ndarray, sub: tuple[slice, ...], spacing_zyx, radius_mm
     on ``sub`` grown by twice the radius: the erosion reads voxels within one radius, the
     dilation the eroded ones within another."""
     grow = [int(np.ceil(2 * radius_mm / float(s))) + 1 for s in spacing_zyx]
-    big = tuple(slice(max(s.start - g, 0), min(s.stop + g, n)) for s, g, n in zip(sub, grow, solid.shape))
+    big = grow_box(sub, grow, solid.shape)
     inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sub, big))
     return open_ball(solid[big], spacing_zyx, radius_mm)[inner]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calcinosis.anatomy.components import Components, label_components
-from calcinosis.anatomy.morphology import margin_voxels
+from calcinosis.anatomy.morphology import grow_box, margin_voxels
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.smoothing import SmoothedHU
 from calcinosis.sparse_zeros import sparse_zeros
@@ -112,12 +112,6 @@ def prepare_bones(comps: Components, hu: np.ndarray, body: np.ndarray, spacing_z
         del where
         preps.append(BonePrep(label, box, piece, smooth[box]))
     return preps
-
-
-def grow_box(box, margin, shape) -> Box:
-    """``box`` grown by ``margin`` voxels per axis, within ``shape``."""
-    return tuple(slice(max(s.start - m, 0), min(s.stop + m, n))  # type: ignore[return-value]
-                 for s, m, n in zip(box, margin, shape))
 
 
 def start_detection(hu: np.ndarray, body: np.ndarray | Future, spacing_zyx,

@@ -14,6 +14,7 @@ from calcinosis.anatomy.bone import split_bone
 from calcinosis.anatomy.components import label_components
 from calcinosis.anatomy.morphology import (
     fill_holes_in_plane,
+    grow_box,
     margin_voxels,
 )
 from calcinosis.config import AnalysisConfig
@@ -22,7 +23,6 @@ from calcinosis.detect.bones import (
     TOOTH_METAL_FRACTION,
     BonePrep,
     DetectionStart,
-    grow_box,
     prepare_bones,
     start_detection,
 )

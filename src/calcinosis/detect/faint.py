@@ -25,6 +25,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage as ndi
 
+from calcinosis.anatomy.morphology import grow_box
+
 PieceIn = Callable[[tuple[slice, ...]], np.ndarray]
 
 # Seed level over the local surroundings, in noise SDs of the smoothed image.
@@ -43,8 +45,7 @@ def ring_percentiles_hu(smooth_hu: np.ndarray, piece_in: PieceIn, box: tuple[sli
     """10th and 90th percentiles (HU) of the smoothed image in an in-plane ring 1.5-3 mm
     outside one candidate, on its own slices; None when the ring is empty."""
     reach = [int(np.ceil(RING_OUTER_MM / float(s))) + 1 for s in spacing_zyx[1:]]
-    grown = (box[0],) + tuple(slice(max(s.start - r, 0), min(s.stop + r, n))
-                              for s, r, n in zip(box[1:], reach, smooth_hu.shape[1:]))
+    grown = grow_box(box, [0] + reach, smooth_hu.shape)
     mask = piece_in(grown)
     # In-plane distance only: a huge z sampling keeps slices apart.
     dist = ndi.distance_transform_edt(~mask, sampling=(1e6, *spacing_zyx[1:]))

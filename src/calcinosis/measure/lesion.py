@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 from scipy.spatial.distance import cdist, pdist, squareform
 
-from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm, grow_one
+from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm, grow_box, grow_one
 from calcinosis.config import AnalysisConfig
 from calcinosis.measure.scores import agatston_score, background_corrected_mass_mg
 
@@ -89,8 +89,7 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
     for lab, tight in enumerate(boxes, start=1):
         if tight is None:
             continue
-        box = tuple(slice(max(s.start - p, 0), min(s.stop + p, n))
-                    for s, p, n in zip(tight, pad, ctx.labels.shape))
+        box = grow_box(tight, pad, ctx.labels.shape)
         hu = ctx.hu[box].astype(np.float32)
         labels = ctx.labels[box]
         mask = labels == lab
@@ -198,7 +197,7 @@ class LocalDistance:
             margin_mm = start_mm
             while True:
                 grow = np.ceil(margin_mm / self.sp).astype(int)
-                big = tuple(slice(max(s.start - g, 0), min(s.stop + g, n)) for s, g, n in zip(box, grow, shape))
+                big = grow_box(box, grow, shape)
                 whole = all(b.start == 0 and b.stop == n for b, n in zip(big, shape))
                 size = int(np.prod([b.stop - b.start for b in big]))
                 if whole or size > self.mask.size // 4 or self.spent + size > self.mask.size:
