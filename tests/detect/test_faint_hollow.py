@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from calcinosis.detect.candidates import is_hollow, smoothed
 from calcinosis.detect.faint import FAINT_SEED_SIGMA, is_faint_deposit
 from calcinosis.detect.hollow import deposits_on_bone_piece
+from ribs import rib_section  # tests/detect/ribs.py (conftest.py puts it on the path)
 
 THICK = (3.0, 0.8, 0.8)
 
@@ -59,17 +60,9 @@ SP = (1.0, 0.8, 0.8)
 
 
 def _rib(deposit_hu: float | None):
-    """A rib cut across (cortex 700 HU round 60 HU marrow) in 40 HU muscle, blurred, with an
-    optional 5-voxel-radius deposit 1.6 mm outside its cortex."""
-    z, y, x = np.mgrid[:7, :48, :48]
-    r = np.hypot((y - 20) * 0.8, (x - 20) * 0.8)
-    ideal = np.full(z.shape, 40.0)
-    ideal[r <= 7.0] = 700.0
-    ideal[r <= 5.4] = 60.0
-    if deposit_hu is not None:
-        d = np.sqrt(((z - 3) * 1.0) ** 2 + ((y - 20) * 0.8) ** 2 + ((x - 33.5) * 0.8) ** 2)
-        ideal[d <= 2.5] = deposit_hu
-    hu = ndi.gaussian_filter(ideal, (0.8, 1.0, 1.0)).astype(np.int16)
+    """The synthetic rib (:func:`ribs.rib_section`), noiseless, with an optional
+    5-voxel-radius deposit 1.6 mm outside its cortex."""
+    hu = rib_section(deposit_hu, 33.5)
     labels = cc3d.connected_components(hu >= 130, connectivity=26)
     mask = labels == labels[3, 20, 34]
     return hu, mask

@@ -13,26 +13,16 @@ from calcinosis.detect.candidates import is_hollow, smoothed
 from calcinosis.anatomy.valley import WEAK_H_FRACTION, h_maxima
 from calcinosis.detect.hollow import (_dome_is_its_own, _no_low_saddle, _no_peak_apart, _two_marker_plateaus,
                                       deposits_on_bone_piece, fill_holes_in_plane_box)
+from ribs import rib_section  # tests/detect/ribs.py (conftest.py puts it on the path)
 
 SP = (1.0, 0.8, 0.8)
 H_HU = 60.0
 
 
 def _rib(deposit_hu, gap_px: float, noise_hu: float, seed: int, marrow_mm: float = 5.4):
-    """A rib cut across (cortex 700 HU round 60 HU marrow of radius ``marrow_mm``) in 40 HU
-    muscle, blurred, noisy, with an optional 2.5 mm deposit ``gap_px`` pixels outside its
-    cortex; the object at 130 HU that holds the rib."""
-    rng = np.random.default_rng(seed)
-    z, y, x = np.mgrid[:7, :48, :48]
-    r = np.hypot((y - 20) * 0.8, (x - 20) * 0.8)
-    ideal = np.full(z.shape, 40.0)
-    ideal[r <= 7.0] = 700.0
-    ideal[r <= marrow_mm] = 60.0
-    if deposit_hu is not None:
-        d = np.sqrt(((z - 3) * 1.0) ** 2 + ((y - 20) * 0.8) ** 2 + ((x - 29 - gap_px) * 0.8) ** 2)
-        ideal[d <= 2.5] = deposit_hu
-    hu = ndi.gaussian_filter(ideal, (0.8, 1.0, 1.0)) + rng.normal(0, noise_hu, z.shape)
-    hu = np.rint(hu).astype(np.int16)
+    """The synthetic rib (:func:`ribs.rib_section`) with an optional deposit ``gap_px`` pixels
+    outside its cortex, noisy; the object at 130 HU that holds the rib."""
+    hu = rib_section(deposit_hu, 29 + gap_px, noise_hu=noise_hu, seed=seed, marrow_mm=marrow_mm)
     labels = cc3d.connected_components(hu >= 130, connectivity=26)
     mask = labels == labels[3, 20, 12]
     return hu, mask
