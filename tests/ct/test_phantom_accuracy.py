@@ -415,3 +415,17 @@ def test_deposit_whose_faint_end_lies_next_to_the_first_slice_is_not_cut():
     assert lesion is not None, "the deposit next to the first slice was excluded as cut by the scan"
     assert err < 1.0
     assert len(false) <= 1
+
+
+def test_deposit_in_two_lobes_beside_the_bone_is_one_lesion():
+    # Elbow seed 52 on 2 mm slices, 25 HU noise: deposit 2 (5.2 mm, 943 HU, irregular) lies
+    # 1.5 mm from the bone; its two lobes are two basins of the valley split with a valley of
+    # 112 HU (h 102) between them, and both stood apart from the bone: two lesions, one of
+    # them false. Deposits split off a bone that touch each other are one, as one component
+    # of their own would be.
+    ph, truth, lesion, err, false = _one_deposit("elbow", 52, 25.0, 2.0, 2)
+    assert lesion is not None
+    assert not false, [(f.volume_mm3, f.peak_hu) for f in false]
+    assert err < 1.0
+    assert lesion.volume_mm3 == pytest.approx(_ideal_volume(ph, truth), rel=0.15)
+    assert lesion.mass_mg == pytest.approx(truth.mass_mg, rel=0.15)

@@ -144,11 +144,66 @@ def split_bone(
             deposits.append((sub, basin & dense[sub]))
             bone[sub] &= ~basin
             taken[sub] |= basin
+        # Deposits that touch each other are one, as one component of their own would be: a
+        # deposit in two lobes with a valley deeper than h between them (a 5.2 mm 943 HU
+        # deposit 1.5 mm from the elbow's bone, 25 HU noise on 2 mm slices) gave two lesions.
+        deposits = merge_touching(deposits, max_deposit_volume_mm3 / float(np.prod(spacing_zyx)))
         for sub, piece in _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu,
                                          max_deposit_volume_mm3, taken, blur=blur):
             deposits.append((sub, piece))
             bone[sub] &= ~piece
     return BoneSplit(bone, tuple(deposits))
+
+
+def merge_touching(pieces: list[Piece], max_voxels: float) -> list[Piece]:
+    """``pieces`` (box, mask on it; boxes on one grid) with those that share a face
+    merged into one, in the place of the first of them, as long as the merged piece holds
+    no more than ``max_voxels``."""
+    out: list[Piece] = []
+    for piece in pieces:
+        out.append(piece)
+        i = len(out) - 1
+        merged = True
+        while merged:
+            merged = False
+            for k in range(len(out)):
+                if k != i and _touch(out[k], out[i], max_voxels):
+                    a, b = min(k, i), max(k, i)
+                    union = _union(out[a], out[b])
+                    out[a] = (union, _on(union, *out[a]) | _on(union, *out[b]))
+                    out.pop(b)
+                    i, merged = a, True
+                    break
+    return out
+
+
+def _touch(first: Piece, second: Piece, max_voxels: float) -> bool:
+    """Whether two pieces share a face and hold no more than ``max_voxels`` together."""
+    (sub, mask), (other_sub, other) = first, second
+    if not all(a.start <= b.start + m and b.start <= a.start + n
+               for a, b, n, m in zip(sub, other_sub, mask.shape, other.shape)):
+        return False
+    if int(mask.sum()) + int(other.sum()) > max_voxels:
+        return False
+    union = _union(first, second)
+    return bool((ndi.binary_dilation(_on(union, sub, mask), structure=_FACE_3D) & _on(union, other_sub, other)).any())
+
+
+def _union(first: Piece, second: Piece) -> tuple[slice, ...]:
+    """The box holding both pieces (from their masks' extent)."""
+    return tuple(slice(min(a.start, b.start), max(a.start + n, b.start + m))
+                 for a, b, n, m in zip(first[0], second[0], first[1].shape, second[1].shape))
+
+
+def _on(box: tuple[slice, ...], sub: tuple[slice, ...], mask: np.ndarray) -> np.ndarray:
+    """``mask`` (on ``sub``, which may run past the grid's end: the mask is what lies on it)
+    on the larger ``box``."""
+    out = np.zeros(tuple(b.stop - b.start for b in box), bool)
+    out[tuple(slice(s.start - b.start, s.start - b.start + n) for s, b, n in zip(sub, box, mask.shape))] = mask
+    return out
+
+
+_FACE_3D = ndi.generate_binary_structure(3, 1)
 
 
 def is_skull(enclosed: np.ndarray, smooth_hu: np.ndarray, spacing_zyx) -> bool:

@@ -1,0 +1,52 @@
+"""Deposits split off a bone that touch each other are one (anatomy.bone.merge_touching)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from calcinosis.anatomy.bone import merge_touching
+
+
+def _piece(z0, z1, y0, y1, x0, x1):
+    box = (slice(z0, z1), slice(y0, y1), slice(x0, x1))
+    return box, np.ones((z1 - z0, y1 - y0, x1 - x0), bool)
+
+
+def _grid(pieces, shape=(10, 12, 12)):
+    out = np.zeros(shape, int)
+    for k, (box, mask) in enumerate(pieces, start=1):
+        out[box][mask] = k
+    return out
+
+
+def test_touching_pieces_merge_in_the_place_of_the_first():
+    a = _piece(0, 2, 0, 2, 0, 2)       # alone
+    b = _piece(4, 6, 4, 6, 4, 6)
+    c = _piece(6, 8, 4, 6, 4, 6)       # shares a face with b
+    d = _piece(0, 2, 8, 10, 8, 10)     # alone
+    e = _piece(3, 4, 4, 6, 4, 6)       # shares a face with b, after d
+    got = merge_touching([a, b, c, d, e], max_voxels=1000)
+    assert len(got) == 3
+    grid = _grid(got)
+    assert (grid == 1).sum() == 8 and (grid == 3).sum() == 8
+    assert (grid == 2).sum() == 8 + 8 + 4  # b, c and e, in b's place
+    # Diagonal contact is not a shared face.
+    f = _piece(8, 9, 6, 7, 6, 7)
+    assert len(merge_touching([c, f], max_voxels=1000)) == 2
+
+
+def test_no_merge_past_the_size_limit():
+    b = _piece(4, 6, 4, 6, 4, 6)
+    c = _piece(6, 8, 4, 6, 4, 6)
+    assert len(merge_touching([b, c], max_voxels=15)) == 2
+    assert len(merge_touching([b, c], max_voxels=16)) == 1
+
+
+def test_a_box_running_past_the_grid_end_is_read_from_its_mask():
+    # The valley split's boxes are grown by a voxel without clipping at the grid's end: the
+    # mask is what lies on the grid (here 2 of the box's 3 slices).
+    b = ((slice(8, 11), slice(4, 6), slice(4, 6)), np.ones((2, 2, 2), bool))
+    c = _piece(6, 8, 4, 6, 4, 6)
+    (box, mask), = merge_touching([b, c], max_voxels=1000)
+    assert mask.shape == (4, 2, 2) and mask.all()
+    assert box[0].start == 6
