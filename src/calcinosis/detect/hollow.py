@@ -22,6 +22,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage as ndi
 
+from calcinosis.anatomy.basins import face_pairs
 from calcinosis.anatomy.bone import PROFILE_MIN_VOLUME_MM3, THIN_SLICE_MM
 from calcinosis.anatomy.valley import (INT_H_MAXIMA_RANGE, WEAK_H_FRACTION, ValleyMarkers, label_26, valley_image,
                                        valley_markers, valley_split)
@@ -167,18 +168,9 @@ def _saddle(piece: np.ndarray, rest: np.ndarray, smooth_hu: np.ndarray) -> float
     """The highest value along the border of ``piece`` with ``rest``: over the face-neighbour
     pairs of a piece voxel and a rest voxel, the larger of their lower values (-inf when
     they do not touch)."""
-    best = -np.inf
-    for axis in range(3):
-        n = piece.shape[axis]
-        a = [slice(None)] * 3
-        b = [slice(None)] * 3
-        a[axis], b[axis] = slice(0, n - 1), slice(1, n)
-        a, b = tuple(a), tuple(b)
-        for p, q in ((a, b), (b, a)):
-            pair = piece[p] & rest[q]
-            if pair.any():
-                best = max(best, float(np.minimum(smooth_hu[p][pair], smooth_hu[q][pair]).max()))
-    return best
+    a, b, low = face_pairs(piece.view(np.uint8) + 2 * rest.view(np.uint8), smooth_hu)
+    between = a.astype(np.int16) * b == 2  # a piece voxel (1) and a rest voxel (2)
+    return float(low[between].max()) if between.any() else -np.inf
 
 
 def _and_beyond_end(out, hu, smooth_hu, mask, solid, spacing_zyx, threshold_hu, h_hu, max_deposit_volume_mm3,
