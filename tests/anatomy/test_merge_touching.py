@@ -50,3 +50,22 @@ def test_a_box_running_past_the_grid_end_is_read_from_its_mask():
     (box, mask), = merge_touching([b, c], max_voxels=1000)
     assert mask.shape == (4, 2, 2) and mask.all()
     assert box[0].start == 6
+
+
+def test_pieces_joined_below_half_their_height_stay_apart():
+    # Two touching pieces, peaks 900 and 700, threshold 100; along their shared face the
+    # image reads 600 (the saddle 5/6 of the way from the threshold to the lower peak) or
+    # 300 (1/3 of the way: a gap between two objects).
+    b = _piece(4, 6, 4, 6, 4, 6)
+    c = _piece(6, 8, 4, 6, 4, 6)
+    image = np.zeros((10, 12, 12))
+    image[4:6, 4:6, 4:6] = 900.0
+    image[6:8, 4:6, 4:6] = 700.0
+    image[5, 4:6, 4:6] = 600.0  # b's face towards c
+    image[6, 4:6, 4:6] = 650.0  # c's face towards b
+    assert len(merge_touching([b, c], max_voxels=1000, image=image, floor=100.0)) == 1
+    assert len(merge_touching([b, c], max_voxels=1000, image=image, floor=550.0)) == 2  # 50 of 150
+    image[5, 4:6, 4:6] = 300.0
+    image[6, 4:6, 4:6] = 300.0
+    assert len(merge_touching([b, c], max_voxels=1000, image=image, floor=100.0)) == 2
+    assert len(merge_touching([b, c], max_voxels=1000)) == 1  # without an image: by contact alone

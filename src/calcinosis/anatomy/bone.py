@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from calcinosis.anatomy.basins import face_pairs
 from calcinosis.anatomy.bone_bumps import over_next_slice, pressed_candidates
 from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profile, per_label_max
 from calcinosis.anatomy.morphology import fill_holes_in_plane
@@ -70,6 +71,12 @@ _CUBE = np.ones((3, 3, 3), bool)
 # A deposit's voxels above the profile lie within this many voxels of its top half: its
 # blur falls from half its height to the profile's level within a voxel or two.
 RISEN_REACH_VOXELS = 1
+# Pieces split off at valleys that touch are lobes of one deposit when their saddle stands
+# this share of the way from the threshold to the lower peak (lobes: 0.79-0.85; a deposit
+# 1 mm from a piece of bone split off with it on 3 mm slices: 0.40).
+MERGE_MIN_SADDLE_SHARE = 0.5
+# A candidate above the profile is judged as at most this many deposits (see _Acceptance).
+MAX_PIECES_PER_CANDIDATE = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,7 +154,8 @@ def split_bone(
         # Deposits that touch each other are one, as one component of their own would be: a
         # deposit in two lobes with a valley deeper than h between them (a 5.2 mm 943 HU
         # deposit 1.5 mm from the elbow's bone, 25 HU noise on 2 mm slices) gave two lesions.
-        deposits = merge_touching(deposits, max_deposit_volume_mm3 / float(np.prod(spacing_zyx)))
+        deposits = merge_touching(deposits, max_deposit_volume_mm3 / float(np.prod(spacing_zyx)),
+                                  image=smooth_hu, floor=threshold_hu)
         for sub, piece in _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu,
                                          max_deposit_volume_mm3, taken, blur=blur):
             deposits.append((sub, piece))
@@ -155,10 +163,15 @@ def split_bone(
     return BoneSplit(bone, tuple(deposits))
 
 
-def merge_touching(pieces: list[Piece], max_voxels: float) -> list[Piece]:
+def merge_touching(pieces: list[Piece], max_voxels: float, *, image: np.ndarray | None = None,
+                   floor: float | None = None) -> list[Piece]:
     """``pieces`` (box, mask on it; boxes on one grid) with those that share a face
     merged into one, in the place of the first of them, as long as the merged piece holds
-    no more than ``max_voxels``."""
+    no more than ``max_voxels``. With ``image`` (on the same grid) and ``floor`` (the
+    threshold): only pieces joined above half their height merge, their saddle (the
+    highest value along their shared faces) at least half way from ``floor`` to the lower
+    of their two peaks: the lobes of one deposit (a notch of it, filled by the blur), not a
+    deposit and a piece of the bone beside it behind a gap."""
     out: list[Piece] = []
     for piece in pieces:
         out.append(piece)
@@ -167,7 +180,7 @@ def merge_touching(pieces: list[Piece], max_voxels: float) -> list[Piece]:
         while merged:
             merged = False
             for k in range(len(out)):
-                if k != i and _touch(out[k], out[i], max_voxels):
+                if k != i and _touch(out[k], out[i], max_voxels, image, floor):
                     a, b = min(k, i), max(k, i)
                     union = _union(out[a], out[b])
                     out[a] = (union, _on(union, *out[a]) | _on(union, *out[b]))
@@ -177,8 +190,10 @@ def merge_touching(pieces: list[Piece], max_voxels: float) -> list[Piece]:
     return out
 
 
-def _touch(first: Piece, second: Piece, max_voxels: float) -> bool:
-    """Whether two pieces share a face and hold no more than ``max_voxels`` together."""
+def _touch(first: Piece, second: Piece, max_voxels: float, image: np.ndarray | None = None,
+           floor: float | None = None) -> bool:
+    """Whether two pieces share a face and hold no more than ``max_voxels`` together (and,
+    with ``image`` and ``floor``, are joined above half their height)."""
     (sub, mask), (other_sub, other) = first, second
     if not all(a.start <= b.start + m and b.start <= a.start + n
                for a, b, n, m in zip(sub, other_sub, mask.shape, other.shape)):
@@ -186,7 +201,17 @@ def _touch(first: Piece, second: Piece, max_voxels: float) -> bool:
     if int(mask.sum()) + int(other.sum()) > max_voxels:
         return False
     union = _union(first, second)
-    return bool((ndi.binary_dilation(_on(union, sub, mask), structure=_FACE_3D) & _on(union, other_sub, other)).any())
+    one, two = _on(union, sub, mask), _on(union, other_sub, other)
+    if not (ndi.binary_dilation(one, structure=_FACE_3D) & two).any():
+        return False
+    if image is None or floor is None:
+        return True
+    img = image[union]
+    lab = one.astype(np.uint8) + 2 * two.astype(np.uint8)
+    a, b, low = face_pairs(lab, img)
+    across = ((a == 1) & (b == 2)) | ((a == 2) & (b == 1))
+    saddle = float(low[across].max())
+    return saddle - floor >= MERGE_MIN_SADDLE_SHARE * (min(float(img[one].max()), float(img[two].max())) - floor)
 
 
 def _union(first: Piece, second: Piece) -> tuple[slice, ...]:
@@ -287,7 +312,8 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
         peak = np.where(np.isinf(peak) & (strong >= STRONG_RESIDUAL_H * h_hu), strong, peak)
     peak_dist = per_label_max(lab_at, dist.ravel()[cand_at], n)[1:]
     sizes = np.bincount(lab_at, minlength=n + 1)[1:] * vv
-    accept = _Acceptance(solid, dense, core, taken, residual, own_max, h_hu, vv)
+    accept = _Acceptance(solid, dense, core, taken, residual, own_max, h_hu, vv, dist,
+                         spacing_zyx[0] < THIN_SLICE_MM)
     out = accept(labels, (peak >= h_hu) & (sizes <= max_volume) & (peak_dist >= MIN_GAP_DIST_MM))
     # Deposits pressed against the bone, lost above in the bone's partial-volume ends (joined
     # to them, or without an in-plane maximum of their own): sought apart from those ends
@@ -314,36 +340,67 @@ class _Acceptance:
     own_max: object  # InPlanePeak: read on boxes
     h_hu: float
     voxel_mm3: float
+    dist: np.ndarray  # distance from the bone's core (mm)
+    thin: bool  # slices thinner than THIN_SLICE_MM
 
     def __call__(self, labels: np.ndarray, chosen: np.ndarray) -> list[Piece]:
-        solid, dense, core, taken, residual, own_max = (self.solid, self.dense, self.core, self.taken,
-                                                         self.residual, self.own_max)
         out = []
         objects = ndi.find_objects(labels)
-        face = ndi.generate_binary_structure(3, 1)
         for k in np.flatnonzero(chosen):
             sub = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in objects[k])
-            res = residual[sub]
-            piece = _risen_part(labels[sub] == k + 1, res, self.h_hu)
-            shell = ndi.binary_dilation(piece, structure=face) & ~piece
-            facing_tissue = int((shell & ~solid[sub]).sum())
-            facing_bone = int((shell & solid[sub]).sum())
-            if facing_tissue <= BUMP_MIN_TISSUE_RATIO * facing_bone:
-                continue
-            if _caps_bone(piece, solid[sub]):
-                continue
-            # The deposit's blur fringe above its own threshold, not the bone's; its maximum is
-            # its own (in-plane) maximum, not the bone's edge that rises towards the bone.
-            own_peak = piece & own_max[sub]
-            piece |= shell & dense[sub] & ~core[sub] & ~taken[sub] & (res > 0)
-            deposit = own_blur(sub, piece, dense, solid, res, own_peak)
-            if deposit.sum() * self.voxel_mm3 < PROFILE_MIN_VOLUME_MM3:
-                continue  # a speck on the bone's slope: its partial volume or noise, not a deposit
-            out.append((sub, deposit))
+            res = self.residual[sub]
+            candidate = labels[sub] == k + 1
+            rest = candidate.copy()
+            piece = _risen_part(rest, res, self.h_hu)
+            tops = None
+            for _ in range(MAX_PIECES_PER_CANDIDATE):
+                deposit = self._judge(sub, piece, res, candidate)
+                if deposit is not None:
+                    out.append((sub, deposit))
+                # A candidate may hold more than one deposit, joined by a thin strip of the
+                # bone's edge: the risen part of its highest leaves the others in the rest,
+                # each judged on the risen part of its own highest.
+                rest &= ~ndi.binary_dilation(piece, structure=_CUBE)
+                if tops is None:
+                    tops = self._tops(sub, res)
+                if not (rest & tops).any():
+                    break
+                piece = _risen_part(rest, res, self.h_hu, tops=tops)
         return out
 
+    def _tops(self, sub: tuple[slice, ...], res: np.ndarray) -> np.ndarray:
+        """Voxels on ``sub`` that may be a deposit's highest, by the rules that chose the
+        candidates: ``h_hu`` above the profile at an in-plane maximum of their own (on thin
+        slices also ``STRONG_RESIDUAL_H * h_hu`` above it without one), at least
+        ``MIN_GAP_DIST_MM`` from the bone's core."""
+        high = (res >= self.h_hu) & self.own_max[sub]
+        if self.thin:
+            high |= res >= STRONG_RESIDUAL_H * self.h_hu
+        return high & (self.dist[sub] >= MIN_GAP_DIST_MM)
 
-def _risen_part(piece: np.ndarray, residual: np.ndarray, h_hu: float) -> np.ndarray:
+    def _judge(self, sub: tuple[slice, ...], piece: np.ndarray, res: np.ndarray,
+               candidate: np.ndarray) -> np.ndarray | None:
+        """The deposit that ``piece`` (on ``sub``) is, with its own blur; None when it does not
+        face soft tissue, caps the bone's end, or is a speck."""
+        solid = self.solid[sub]
+        shell = ndi.binary_dilation(piece, structure=_FACE_3D) & ~piece
+        facing_tissue = int((shell & ~solid).sum())
+        facing_bone = int((shell & solid).sum())
+        if facing_tissue <= BUMP_MIN_TISSUE_RATIO * facing_bone:
+            return None
+        if _caps_bone(piece, solid & ~candidate):
+            return None
+        # The deposit's blur fringe above its own threshold, not the bone's; its maximum is
+        # its own (in-plane) maximum, not the bone's edge that rises towards the bone.
+        own_peak = piece & self.own_max[sub]
+        grown = piece | (shell & self.dense[sub] & ~self.core[sub] & ~self.taken[sub] & (res > 0))
+        deposit = own_blur(sub, grown, self.dense, self.solid, res, own_peak)
+        if deposit.sum() * self.voxel_mm3 < PROFILE_MIN_VOLUME_MM3:
+            return None  # a speck on the bone's slope: its partial volume or noise, not a deposit
+        return deposit
+
+
+def _risen_part(piece: np.ndarray, residual: np.ndarray, h_hu: float, tops: np.ndarray | None = None) -> np.ndarray:
     """The part of a candidate ``piece`` that is one deposit: its voxels ``h_hu`` or more above
     the profile that are 26-connected to its highest and lie within ``RISEN_REACH_VOXELS`` of
     its top half (its voxels at or above half the highest's rise, 26-connected to it), and
@@ -351,12 +408,14 @@ def _risen_part(piece: np.ndarray, residual: np.ndarray, h_hu: float) -> np.ndar
     it along the bone's edge (the edge's noise, on thick slices through the next slices) is
     not the deposit's, nor is a strip of the bone's edge that the profile misses by ``h_hu``
     or a little more (a 2.6 mm deposit 0.4 mm from the elbow's bone on 1.25 mm slices took
-    in 19 slices of such a strip, ~220 HU, and with it the scan's first slice)."""
+    in 19 slices of such a strip, ~220 HU, and with it the scan's first slice). With
+    ``tops``, its highest is the highest of its voxels there (one of them must be risen)."""
     risen = piece & (residual >= h_hu)
     if not risen.any():
         return piece
     parts, _ = ndi.label(risen, structure=_CUBE)
-    top = np.unravel_index(int(np.argmax(np.where(risen, residual, -np.inf))), piece.shape)
+    may_top = risen if tops is None else risen & tops
+    top = np.unravel_index(int(np.argmax(np.where(may_top, residual, -np.inf))), piece.shape)
     own = parts == parts[top]
     halves, _ = ndi.label(own & (residual >= 0.5 * float(residual[top])), structure=_CUBE)
     near_top = ndi.binary_dilation(halves == halves[top], structure=_CUBE, iterations=RISEN_REACH_VOXELS)
