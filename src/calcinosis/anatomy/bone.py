@@ -349,12 +349,11 @@ class _Acceptance:
         for k in np.flatnonzero(chosen):
             sub = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in objects[k])
             res = self.residual[sub]
-            candidate = labels[sub] == k + 1
-            rest = candidate.copy()
+            rest = labels[sub] == k + 1
             piece = _risen_part(rest, res, self.h_hu)
             tops = None
             for _ in range(MAX_PIECES_PER_CANDIDATE):
-                deposit = self._judge(sub, piece, res, candidate)
+                deposit = self._judge(sub, piece, res)
                 if deposit is not None:
                     out.append((sub, deposit))
                 # A candidate may hold more than one deposit, joined by a thin strip of the
@@ -378,8 +377,7 @@ class _Acceptance:
             high |= res >= STRONG_RESIDUAL_H * self.h_hu
         return high & (self.dist[sub] >= MIN_GAP_DIST_MM)
 
-    def _judge(self, sub: tuple[slice, ...], piece: np.ndarray, res: np.ndarray,
-               candidate: np.ndarray) -> np.ndarray | None:
+    def _judge(self, sub: tuple[slice, ...], piece: np.ndarray, res: np.ndarray) -> np.ndarray | None:
         """The deposit that ``piece`` (on ``sub``) is, with its own blur; None when it does not
         face soft tissue, caps the bone's end, or is a speck."""
         solid = self.solid[sub]
@@ -388,7 +386,7 @@ class _Acceptance:
         facing_bone = int((shell & solid).sum())
         if facing_tissue <= BUMP_MIN_TISSUE_RATIO * facing_bone:
             return None
-        if _caps_bone(piece, solid & ~candidate):
+        if _caps_bone(piece, solid):
             return None
         # The deposit's blur fringe above its own threshold, not the bone's; its maximum is
         # its own (in-plane) maximum, not the bone's edge that rises towards the bone.
