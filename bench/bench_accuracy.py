@@ -7,7 +7,8 @@ generator). For each deposit it compares, as the core-pipeline issue defines the
 
 - ``volume_mm3`` with the ideal 130 HU segmentation of the noiseless blurred deposit
   (deposits of 2 mm or more);
-- ``mass_mg`` with the true mass (deposits of 3 mm or more).
+- ``mass_mg`` with the true mass (deposits of 3 mm or more);
+- the side (every found deposit) and the centroid (deposits of 2 mm or more: under 1 mm).
 
 It prints the fractions within 15 %, the median ratios, and each deposit outside, with the
 direction of the error. Not part of the test run (a few minutes).
@@ -74,7 +75,10 @@ def sweep(cases, draws: int, falses: list) -> list[dict]:
                     "volume": None if lesion is None or ideal == 0 else lesion.volume_mm3 / (ideal * vv),
                     "mass": None if lesion is None else lesion.mass_mg / d.mass_mg,
                     "density": d.density_hu, "background": d.background_hu, "false": len(false),
-                    "compartment": None if lesion is None else lesion.compartment == d.compartment})
+                    "compartment": None if lesion is None else lesion.compartment == d.compartment,
+                    "side": None if lesion is None else lesion.side == d.side,
+                    "centroid_mm": None if lesion is None else float(np.linalg.norm(
+                        np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm]) - np.asarray(d.centroid_lps)))})
         print(f"  {body} seed {seed}: {draws} draw(s), {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     return rows
 
@@ -91,6 +95,10 @@ def report(rows: list[dict], falses: list) -> None:
     found = [r["compartment"] for r in rows if r["compartment"] is not None]
     if found:
         print(f"compartment right: {sum(found)}/{len(found)} found deposits = {np.mean(found):.3f}")
+    sides = [r for r in rows if r["side"] is not None]
+    off = [r for r in rows if r["diam"] >= 2.0 and r["centroid_mm"] is not None and r["centroid_mm"] >= 1.0]
+    print(f"side right: {sum(r['side'] for r in sides)}/{len(sides)} found deposits; centroid 1 mm or more "
+          f"off: {len(off)} of {sum(r['diam'] >= 2.0 and r['centroid_mm'] is not None for r in rows)} (2 mm or more)")
     scans = {(r["case"], r["draw"]): r["false"] for r in rows}
     print(f"missed deposits of 2 mm or more: {len(missed)}; false deposits: {sum(scans.values())} in "
           f"{len(scans)} scans, {sum(v > 1 for v in scans.values())} scans with more than one")
@@ -100,6 +108,12 @@ def report(rows: list[dict], falses: list) -> None:
     for r in missed:
         print(f"  missed {r['case']} draw {r['draw']} deposit {r['id']} ({r['diam']:.1f} mm, {r['density']:.0f} HU "
               f"in {r['background']:.0f} HU, {r['ideal_voxels']} ideal voxels)")
+    for r in sides:
+        if not r["side"]:
+            print(f"  side {r['case']} draw {r['draw']} deposit {r['id']} ({r['diam']:.1f} mm): wrong")
+    for r in off:
+        print(f"  centroid {r['case']} draw {r['draw']} deposit {r['id']} ({r['diam']:.1f} mm): "
+              f"{r['centroid_mm']:.2f} mm off")
     for r in vol:
         if abs(r["volume"] - 1.0) > 0.15:
             print(f"  volume {r['case']} draw {r['draw']} deposit {r['id']} ({r['diam']:.1f} mm): "
