@@ -199,6 +199,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
 
 # A single body part narrower than this (LPS x extent) is a limb scanned on its own.
 SINGLE_LIMB_MAX_WIDTH_MM = 200.0
+# Two parts apart along x are a pair of limbs (the midline in the gap between them) when the
+# larger holds at most this many times the smaller's voxels.
+PAIR_MAX_SIZE_RATIO = 2.0
 
 
 def _trunk_slices(mask: np.ndarray, regions) -> np.ndarray:
@@ -218,36 +221,61 @@ def _trunk_slices(mask: np.ndarray, regions) -> np.ndarray:
 
 
 def _midline_x_mm(volume: Volume, mask: np.ndarray, crop, n_parts: int) -> float:
-    """LPS x of the patient's midline.
+    """LPS x of the patient's midline, from the body's extent across x (every 2nd slice and
+    4th row, every column).
 
-    The median x of (a sample of) body voxels when the trunk or both limbs are in view.
-    A single limb scanned on its own does not show the midline: then the scanner's
-    isocentre, LPS x = 0, where the patient's midline lies on the table, is used.
+    - A single limb scanned on its own does not show the midline: then the scanner's
+      isocentre, LPS x = 0, where the patient's midline lies on the table.
+    - Two parts of like size apart along x (both thighs, both legs): the middle of the gap
+      between them (thighs of unequal girth move the body's median towards the larger).
+    - Otherwise the median x of the body, each column's voxels spread over its width (not
+      rounded to a sampled column); a part apart from a main one at least twice its size
+      (an arm beside the trunk) is left out.
     """
-    sample = mask[::2, ::4, ::4]
+    sample = mask[::2, ::4, :]
     direction = np.asarray(volume.direction, float)
-    if direction[0, 1] == 0.0 and direction[0, 2] == 0.0:
-        # LPS x follows the column alone: the sample's x values are the sampled columns,
-        # each as often as it holds body voxels. Same numbers as listing every voxel.
-        counts = sample.sum(axis=(0, 1))
-        if counts.sum() == 0:
-            return float(volume.index_to_lps(np.array(volume.shape) / 2.0)[0])
-        cols = np.arange(sample.shape[2]) * 4 + crop[2].start
-        x_cols = volume.origin[0] + direction[0, 0] * volume.spacing[0] * cols
-
-        def quantile(q: float) -> float:
-            return _weighted_quantile(x_cols, counts, q)
-    else:
-        idx = np.argwhere(sample) * [2, 4, 4] + [s.start for s in crop]
+    if direction[0, 1] != 0.0 or direction[0, 2] != 0.0:
+        # Oblique: LPS x varies along rows and slices too; the median of the listed voxels.
+        idx = np.argwhere(sample[:, :, ::4]) * [2, 4, 4] + [s.start for s in crop]
         if len(idx) == 0:
             return float(volume.index_to_lps(np.array(volume.shape) / 2.0)[0])
         x = volume.index_to_lps(idx)[:, 0]
+        if n_parts == 1 and np.percentile(x, 99) - np.percentile(x, 1) < SINGLE_LIMB_MAX_WIDTH_MM:
+            return 0.0
+        return float(np.median(x))
+    counts = sample.sum(axis=(0, 1))
+    if counts.sum() == 0:
+        return float(volume.index_to_lps(np.array(volume.shape) / 2.0)[0])
+    step = float(direction[0, 0]) * float(volume.spacing[0])
+    x = volume.origin[0] + step * (np.arange(counts.size) + crop[2].start)
+    if step < 0:
+        x, counts, step = x[::-1], counts[::-1], -step
+    return _midline_from_columns(x, counts, step, n_parts)
 
-        def quantile(q: float) -> float:
-            return float(np.percentile(x, 100.0 * q))
-    if n_parts == 1 and quantile(0.99) - quantile(0.01) < SINGLE_LIMB_MAX_WIDTH_MM:
+
+def _midline_from_columns(x: np.ndarray, counts: np.ndarray, step: float, n_parts: int) -> float:
+    """:func:`_midline_x_mm` from the body voxels per column (``counts``) at increasing
+    column positions ``x`` (mm) ``step`` apart."""
+    filled = np.flatnonzero(counts)
+    if n_parts == 1 and x[filled[-1]] - x[filled[0]] + step < SINGLE_LIMB_MAX_WIDTH_MM:
         return 0.0
-    return quantile(0.5)
+    # Runs of columns holding body, apart from each other along x.
+    breaks = np.flatnonzero(np.diff(filled) > 1)
+    starts = np.concatenate([[filled[0]], filled[breaks + 1]])
+    stops = np.concatenate([filled[breaks], [filled[-1]]]) + 1
+    if len(starts) > 1:
+        mass = np.array([counts[a:b].sum() for a, b in zip(starts, stops)])
+        first, second = np.argsort(mass)[::-1][:2]
+        if mass[second] * PAIR_MAX_SIZE_RATIO >= mass[first]:
+            left, right = sorted((first, second))
+            return float(x[stops[left] - 1] + x[starts[right]]) / 2.0
+        counts = np.where((np.arange(counts.size) >= starts[first]) & (np.arange(counts.size) < stops[first]),
+                          counts, 0)
+    cum = np.cumsum(counts)
+    half = cum[-1] / 2.0
+    k = int(np.searchsorted(cum, half))
+    before = float(cum[k - 1]) if k else 0.0
+    return float(x[k] - step / 2.0 + step * (half - before) / float(counts[k]))
 
 
 def _muscle_histogram(hu: np.ndarray, mask: np.ndarray) -> np.ndarray:
