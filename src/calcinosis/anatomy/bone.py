@@ -21,6 +21,12 @@ extent) is bone. Deposits lying on it are split off in these ways:
    lying mostly right above or below the bone in the next slice is the partial-volume cap
    of the bone's end (a vertebral endplate), not a deposit (:func:`_caps_bone`).
 
+4. A deposit below cortical density pressed on the bone, broad enough to hold the outline's
+   ball or filling a notch, is part of the bone's core for 3; its voxels lie deep in the
+   structure (in-plane) below cortical density, open to soft tissue, where a bone has only
+   marrow enclosed by cortex (:func:`_plateau_split`). Pieces from 1, 3 and 4 that touch
+   and are joined above half their height are one deposit (:func:`merge_touching`).
+
 The mask of a deposit split off in 1 or 3 keeps its own blur and drops the voxels that
 only the bone's blur lifts above the threshold
 (:func:`calcinosis.anatomy.own_blur.own_blur`).
@@ -41,7 +47,8 @@ from scipy import ndimage as ndi
 from calcinosis.anatomy.basins import face_pairs
 from calcinosis.anatomy.bone_bumps import over_next_slice, pressed_candidates
 from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profile, per_label_max
-from calcinosis.anatomy.morphology import fill_holes_in_plane
+from calcinosis.anatomy.disk import erode_disk
+from calcinosis.anatomy.morphology import fill_holes_in_plane, grow_box
 from calcinosis.anatomy.own_blur import own_blur
 from calcinosis.anatomy.valley import BUMP_MIN_TISSUE_RATIO, OUTLINE_BALL_MM, Piece, label_26, valley_split
 from calcinosis.threads import SMALL_FOR_THREADS, n_threads
@@ -160,7 +167,75 @@ def split_bone(
                                          max_deposit_volume_mm3, taken, blur=blur):
             deposits.append((sub, piece))
             bone[sub] &= ~piece
+            taken[sub] |= piece
+        if threshold_hu is not None:
+            plateaus = _plateau_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3, taken,
+                                      threshold_hu)
+            for sub, piece in plateaus:
+                bone[sub] &= ~piece
+            if plateaus:
+                # A plateau may be the rest of a deposit the steps before took in part.
+                deposits = merge_touching(deposits + plateaus, max_deposit_volume_mm3 / float(np.prod(spacing_zyx)),
+                                          image=smooth_hu, floor=threshold_hu)
     return BoneSplit(bone, tuple(deposits))
+
+
+# A deposit below cortical density pressed on the bone is a plateau: its voxels lie this deep
+# (mm, in-plane) in the structure without reaching cortical density; the bone's own rim of
+# partial volume is a millimetre thick.
+PLATEAU_MIN_DEPTH_MM = 1.5
+# Marrow is told by the cortex round it in its slice, sought this far (mm) round a plateau.
+ENCLOSURE_MARGIN_MM = 20.0
+
+
+def _plateau_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken, threshold_hu) -> list[Piece]:
+    """Deposits below cortical density pressed on the bone with no valley and no rise above
+    the bone's blur: a faint deposit broad enough to hold the outline's ball, or one that
+    fills a notch of the bone, is part of the bone's core for :func:`_profile_split`. Its
+    voxels lie deep in the structure (``PLATEAU_MIN_DEPTH_MM`` from soft tissue, in-plane)
+    below ``CORE_HU``, where the bone has only marrow, enclosed in its slice by cortex (a
+    vertebra's marrow open to a disc at the body's end is larger than any deposit). The
+    deposit is that deep part with the voxels round it below cortical density; it must face
+    soft tissue more than the bone (not a joint space between two bones) and not cap the
+    bone's end (:func:`_caps_bone`)."""
+    vv = float(np.prod(spacing_zyx))
+    deep = erode_disk(solid, spacing_zyx[1:], PLATEAU_MIN_DEPTH_MM, strict=True)
+    deep &= smooth_hu < CORE_HU
+    deep &= ~taken
+    labels, n = label_26(deep)
+    if n == 0:
+        return []
+    sizes = np.bincount(labels.ravel(), minlength=n + 1) * vv
+    out = []
+    margin = [0] + [int(np.ceil(ENCLOSURE_MARGIN_MM / float(s))) for s in spacing_zyx[1:]]
+    for k, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None or sizes[k] > max_volume:
+            continue  # marrow open to soft tissue at a bone's end, not a deposit
+        sub = grow_box(box, (2, 2, 2), solid.shape)
+        core_k = labels[sub] == k
+        hu = smooth_hu[sub]
+        if float(np.median(hu[core_k])) < threshold_hu + h_hu:
+            continue
+        # Marrow: enclosed in its slice by cortex (read on a box grown in-plane).
+        big = grow_box(box, margin, solid.shape)
+        cortex_big = solid[big] & (smooth_hu[big] >= CORE_HU)
+        enclosed = fill_holes_in_plane(cortex_big) & ~cortex_big
+        inner = tuple(slice(s.start - g.start, s.stop - g.start) for s, g in zip(box, big))
+        if enclosed[inner][labels[box] == k].mean() > 0.5:
+            continue
+        inter = solid[sub] & (hu < CORE_HU) & ~taken[sub]
+        piece = core_k
+        for _ in range(2):
+            piece = (ndi.binary_dilation(piece, structure=_FACE_3D) & inter & dense[sub]) | core_k
+        if _caps_bone(piece, solid[sub] & ~piece):
+            continue
+        shell = ndi.binary_dilation(piece, structure=_FACE_3D) & ~piece
+        if int((shell & ~solid[sub]).sum()) <= BUMP_MIN_TISSUE_RATIO * int((shell & solid[sub]).sum()):
+            continue  # between two bones (a joint space) or in a notch: faces the bone broadly
+        if not PROFILE_MIN_VOLUME_MM3 <= piece.sum() * vv <= max_volume:
+            continue
+        out.append((sub, piece))
+    return out
 
 
 def merge_touching(pieces: list[Piece], max_voxels: float, *, image: np.ndarray | None = None,
