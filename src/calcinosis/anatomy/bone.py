@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 
+import cc3d
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -205,12 +206,14 @@ def _plateau_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     labels, n = label_26(deep)
     if n == 0:
         return []
-    sizes = np.bincount(labels.ravel(), minlength=n + 1) * vv
+    stats = cc3d.statistics(labels)  # voxel counts and boxes in one pass
+    sizes = stats["voxel_counts"].astype(float) * vv
     out = []
     margin = [0] + [int(np.ceil(ENCLOSURE_MARGIN_MM / float(s))) for s in spacing_zyx[1:]]
-    for k, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None or sizes[k] > max_volume:
+    for k in range(1, n + 1):
+        if sizes[k] > max_volume or sizes[k] == 0:
             continue  # marrow open to soft tissue at a bone's end, not a deposit
+        box = stats["bounding_boxes"][k]
         sub = grow_box(box, (2, 2, 2), solid.shape)
         core_k = labels[sub] == k
         hu = smooth_hu[sub]
@@ -434,7 +437,11 @@ class _Acceptance:
                 # A candidate may hold more than one deposit, joined by a thin strip of the
                 # bone's edge: the risen part of its highest leaves the others in the rest,
                 # each judged on the risen part of its own highest.
+                if not (rest & ~piece & (res >= self.h_hu)).any():
+                    break  # nothing risen beside it (the usual case)
                 rest &= ~ndi.binary_dilation(piece, structure=_CUBE)
+                if not (rest & (res >= self.h_hu)).any():
+                    break
                 if tops is None:
                     tops = self._tops(sub, res)
                 if not (rest & tops).any():

@@ -12,6 +12,7 @@ applies to pieces split off a bone); what is left apart are separate deposits.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from calcinosis.anatomy.bone import merge_touching
@@ -32,6 +33,9 @@ def split_touching(piece: np.ndarray, smooth_hu: np.ndarray, h_hu: float, floor_
     smooth = np.asarray(smooth_hu, np.float32)
     low = float(smooth[piece].min())
     img = np.where(piece, smooth, low)
+    # Most components hold one maximum (a plateau of equal voxels counts once): nothing to part.
+    if label_26((img == ndi.maximum_filter(img, size=3)) & piece)[1] < 2:
+        return [piece]
     markers, n = label_26(h_maxima(img, h_hu) & piece)
     if n < 2:
         return [piece]
