@@ -185,23 +185,23 @@ def split_bone(
 # (mm, in-plane) in the structure without reaching cortical density; the bone's own rim of
 # partial volume is a millimetre thick.
 PLATEAU_MIN_DEPTH_MM = 1.5
-# Marrow is told by the cortex round it in its slice, sought this far (mm) round a plateau.
-ENCLOSURE_MARGIN_MM = 20.0
 
 
 def _plateau_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken, threshold_hu) -> list[Piece]:
     """Deposits below cortical density pressed on the bone with no valley and no rise above
     the bone's blur: a faint deposit broad enough to hold the outline's ball, or one that
     fills a notch of the bone, is part of the bone's core for :func:`_profile_split`. Its
-    voxels lie deep in the structure (``PLATEAU_MIN_DEPTH_MM`` from soft tissue, in-plane)
-    below ``CORE_HU``, where the bone has only marrow, enclosed in its slice by cortex (a
-    vertebra's marrow open to a disc at the body's end is larger than any deposit). The
-    deposit is that deep part with the voxels round it below cortical density; it must face
-    soft tissue more than the bone (not a joint space between two bones) and not cap the
-    bone's end (:func:`_caps_bone`)."""
+    dense voxels lie deep in the structure (``PLATEAU_MIN_DEPTH_MM`` from soft tissue,
+    in-plane) below ``CORE_HU``, where a bone has only marrow (a vertebra's marrow is larger
+    than any deposit; a small bone's faces the cortex all round) and a canal it rings (below
+    the threshold: a hole filled in the structure, not dense). The deposit is that deep part
+    with the dense voxels round it below cortical density; it must face soft tissue more than
+    the bone (not marrow, nor a joint space between two bones) and not cap the bone's end
+    (:func:`_caps_bone`)."""
     vv = float(np.prod(spacing_zyx))
     deep = erode_disk(solid, spacing_zyx[1:], PLATEAU_MIN_DEPTH_MM, strict=True)
     deep &= smooth_hu < CORE_HU
+    deep &= dense
     deep &= ~taken
     labels, n = label_26(deep)
     if n == 0:
@@ -209,7 +209,6 @@ def _plateau_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     stats = cc3d.statistics(labels)  # voxel counts and boxes in one pass
     sizes = stats["voxel_counts"].astype(float) * vv
     out = []
-    margin = [0] + [int(np.ceil(ENCLOSURE_MARGIN_MM / float(s))) for s in spacing_zyx[1:]]
     for k in range(1, n + 1):
         if sizes[k] > max_volume or sizes[k] == 0:
             continue  # marrow open to soft tissue at a bone's end, not a deposit
@@ -219,17 +218,10 @@ def _plateau_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
         hu = smooth_hu[sub]
         if float(np.median(hu[core_k])) < threshold_hu + h_hu:
             continue
-        # Marrow: enclosed in its slice by cortex (read on a box grown in-plane).
-        big = grow_box(box, margin, solid.shape)
-        cortex_big = solid[big] & (smooth_hu[big] >= CORE_HU)
-        enclosed = fill_holes_in_plane(cortex_big) & ~cortex_big
-        inner = tuple(slice(s.start - g.start, s.stop - g.start) for s, g in zip(box, big))
-        if enclosed[inner][labels[box] == k].mean() > 0.5:
-            continue
-        inter = solid[sub] & (hu < CORE_HU) & ~taken[sub]
+        inter = dense[sub] & (hu < CORE_HU) & ~taken[sub]
         piece = core_k
         for _ in range(2):
-            piece = (ndi.binary_dilation(piece, structure=_FACE_3D) & inter & dense[sub]) | core_k
+            piece = (ndi.binary_dilation(piece, structure=_FACE_3D) & inter) | core_k
         if _caps_bone(piece, solid[sub] & ~piece):
             continue
         shell = ndi.binary_dilation(piece, structure=_FACE_3D) & ~piece
