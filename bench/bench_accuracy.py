@@ -97,8 +97,10 @@ def report(rows: list[dict], falses: list) -> None:
         print(f"compartment right: {sum(found)}/{len(found)} found deposits = {np.mean(found):.3f}")
     sides = [r for r in rows if r["side"] is not None]
     off = [r for r in rows if r["diam"] >= 2.0 and r["centroid_mm"] is not None and r["centroid_mm"] >= 1.0]
+    errors = np.array([r["centroid_mm"] for r in rows if r["diam"] >= 2.0 and r["centroid_mm"] is not None])
     print(f"side right: {sum(r['side'] for r in sides)}/{len(sides)} found deposits; centroid 1 mm or more "
-          f"off: {len(off)} of {sum(r['diam'] >= 2.0 and r['centroid_mm'] is not None for r in rows)} (2 mm or more)")
+          f"off: {len(off)} of {len(errors)} (2 mm or more; error median {np.median(errors):.2f} mm, "
+          f"95th percentile {np.percentile(errors, 95):.2f} mm)")
     scans = {(r["case"], r["draw"]): r["false"] for r in rows}
     print(f"missed deposits of 2 mm or more: {len(missed)}; false deposits: {sum(scans.values())} in "
           f"{len(scans)} scans, {sum(v > 1 for v in scans.values())} scans with more than one")

@@ -28,7 +28,6 @@ from calcinosis.detect.bones import (
 )
 from calcinosis.detect.faint import is_faint_deposit
 from calcinosis.detect.hollow import core_in_plane, deposits_on_bone_piece, fill_holes_in_plane_box
-from calcinosis.detect.touching import split_touching
 from calcinosis.detect.smoothing import SMOOTH_SIGMA_MM, SmoothedHU, smoothing_sigma
 from calcinosis.sparse_zeros import sparse_zeros
 from calcinosis.threads import n_threads, over_slabs
@@ -281,8 +280,7 @@ def detect_lesions(
                     piece &= ~dep
                 bone[boxes[k]] |= piece
                 continue
-            for part in split_touching(piece, smooth_k, split_h, thr):
-                pending.append((boxes[k], part))
+            pending.append((boxes[k], piece))
         if while_waiting is not None:
             while_waiting()
         for box, item in pending:
