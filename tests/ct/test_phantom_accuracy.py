@@ -141,9 +141,11 @@ def test_hard_cases_every_deposit_found_at_most_one_false(hard_results):
 @pytest.mark.xfail(strict=True, reason="noise-limited: on these 3 mm, 30 HU scans trunk s1 deposit 4 (volume 0.84 "
                    "of ideal: 16 of 19 voxels), 14 (0.71: 5 of 7) and elbow s0 11 (0.75: 3 of 4) are hard voxel "
                    "counts whose per-voxel noise alone gives a relative spread of 7 %, 17 % and 27 %; elbow 12 "
-                   "(mass 0.83, 0.80-0.89 over 5 noise draws: its blur reaches past the 1.5 mm shell). The split "
-                   "deposits trunk 11 and elbow 7 now pass (masks without the bone's blur: volume 0.99 and 1.05, "
-                   "centroid 0.07 and 0.16 mm; elbow 7 over 5 noise draws: volume 1.05-1.29, its own noise fringe)")
+                   "(mass 0.83, 0.80-0.89 over 5 noise draws: its blur reaches past the 1.5 mm shell); elbow 7 "
+                   "(3.0 mm, 1.2 mm from the bone) mass 0.83 since the blur-profile split judges every risen "
+                   "part of a candidate (found there with 20 voxels; before by the pressed-deposit step with "
+                   "22, mass 0.86: the two voxels left to the bone leave the mass's shell). The split deposit "
+                   "trunk 11 passes (volume 0.99, centroid 0.07 mm)")
 def test_hard_cases_measurements(hard_results):
     problems = []
     for case, ph, matches, _ in hard_results:
