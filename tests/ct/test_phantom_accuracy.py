@@ -465,13 +465,14 @@ def test_deposit_beside_a_bone_piece_split_off_with_it_is_not_merged_into_it():
     assert len(false) <= 1
 
 
-@pytest.mark.parametrize("noise, slice_mm, volume_tol", [(30.0, 3.0, 0.2), (20.0, 1.5, 0.15)])
+@pytest.mark.parametrize("noise, slice_mm, volume_tol", [(30.0, 3.0, 0.2), (25.0, 2.0, 0.15), (20.0, 1.5, 0.15)])
 def test_faint_broad_deposit_pressed_on_the_spine_is_found(noise, slice_mm, volume_tol):
     # Trunk seed 67: deposit 5 (7.6 mm, 313 HU) lies 0.3 mm from the spine. It shows no
     # valley and, broad enough to hold the outline's ball, is part of the bone's core for
     # the blur profile: on 3 mm slices it was missed, on 1.5 mm slices the profile took part
-    # of it and the rest became a second, false lesion. Its voxels lie deep in the
-    # structure below cortical density, open to soft tissue (the plateau step).
+    # of it and the rest became a second, false lesion, on 2 mm slices the rest stayed bone
+    # (volume 0.45: the plateau faced the profile's piece, counted as bone). Its voxels lie
+    # deep in the structure below cortical density, open to soft tissue (the plateau step).
     ph, truth, lesion, err, false = _one_deposit("trunk", 67, noise, slice_mm, 5)
     assert lesion is not None, "the faint deposit pressed on the spine was left in the bone"
     assert err < 1.0

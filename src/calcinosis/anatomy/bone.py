@@ -222,10 +222,13 @@ def _plateau_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
         piece = core_k
         for _ in range(2):
             piece = (ndi.binary_dilation(piece, structure=_FACE_3D) & inter) | core_k
-        if _caps_bone(piece, solid[sub] & ~piece):
+        # The bone beside it: the structure less this piece and the deposits split off before
+        # (a plateau may be the rest of a deposit the blur profile took in part).
+        bone_k = solid[sub] & ~piece & ~taken[sub]
+        if _caps_bone(piece, bone_k):
             continue
         shell = ndi.binary_dilation(piece, structure=_FACE_3D) & ~piece
-        if int((shell & ~solid[sub]).sum()) <= BUMP_MIN_TISSUE_RATIO * int((shell & solid[sub]).sum()):
+        if int((shell & ~solid[sub]).sum()) <= BUMP_MIN_TISSUE_RATIO * int((shell & bone_k).sum()):
             continue  # between two bones (a joint space) or in a notch: faces the bone broadly
         if not PROFILE_MIN_VOLUME_MM3 <= piece.sum() * vv <= max_volume:
             continue
