@@ -23,8 +23,8 @@ extent) is bone. Deposits lying on it are split off in these ways:
 
 4. A deposit below cortical density pressed on the bone, broad enough to hold the outline's
    ball or filling a notch, is part of the bone's core for 3; its voxels lie deep in the
-   structure (in-plane) below cortical density, open to soft tissue, where a bone has only
-   marrow enclosed by cortex (:func:`_plateau_split`). Pieces from 1, 3 and 4 that touch
+   structure (in-plane) below cortical density and face soft tissue more than the bone,
+   where a bone has only marrow, which faces its cortex (:func:`_plateau_split`). Pieces from 1, 3 and 4 that touch
    and are joined above half their height are one deposit (:func:`merge_touching`).
 
 The mask of a deposit split off in 1 or 3 keeps its own blur and drops the voxels that
@@ -85,6 +85,10 @@ RISEN_REACH_VOXELS = 1
 MERGE_MIN_SADDLE_SHARE = 0.5
 # A candidate above the profile is judged as at most this many deposits (see _Acceptance).
 MAX_PIECES_PER_CANDIDATE = 4
+# A deposit below cortical density pressed on the bone is a plateau: its voxels lie this deep
+# (mm, in-plane) in the structure without reaching cortical density; the bone's own rim of
+# partial volume is a millimetre thick.
+PLATEAU_MIN_DEPTH_MM = 1.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,9 +163,10 @@ def split_bone(
             deposits.append((sub, basin & dense[sub]))
             bone[sub] &= ~basin
             taken[sub] |= basin
-        # Deposits that touch each other are one, as one component of their own would be: a
-        # deposit in two lobes with a valley deeper than h between them (a 5.2 mm 943 HU
-        # deposit 1.5 mm from the elbow's bone, 25 HU noise on 2 mm slices) gave two lesions.
+        # Deposits that touch each other and are joined above half their height are one, as one
+        # component of their own would be: a deposit in two lobes with a valley deeper than h
+        # between them (a 5.2 mm 943 HU deposit 1.5 mm from the elbow's bone, 25 HU noise on
+        # 2 mm slices) gave two lesions.
         deposits = merge_touching(deposits, max_deposit_volume_mm3 / float(np.prod(spacing_zyx)),
                                   image=smooth_hu, floor=threshold_hu)
         for sub, piece in _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu,
@@ -179,12 +184,6 @@ def split_bone(
                 deposits = merge_touching(deposits + plateaus, max_deposit_volume_mm3 / float(np.prod(spacing_zyx)),
                                           image=smooth_hu, floor=threshold_hu)
     return BoneSplit(bone, tuple(deposits))
-
-
-# A deposit below cortical density pressed on the bone is a plateau: its voxels lie this deep
-# (mm, in-plane) in the structure without reaching cortical density; the bone's own rim of
-# partial volume is a millimetre thick.
-PLATEAU_MIN_DEPTH_MM = 1.5
 
 
 def _plateau_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken, threshold_hu) -> list[Piece]:
