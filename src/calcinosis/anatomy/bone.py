@@ -45,7 +45,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.basins import face_pairs
+from calcinosis.anatomy.basins import saddle_between
 from calcinosis.anatomy.bone_bumps import over_next_slice, pressed_candidates
 from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profile, per_label_max
 from calcinosis.anatomy.disk import erode_disk
@@ -167,8 +167,8 @@ def split_bone(
         # component of their own would be: a deposit in two lobes with a valley deeper than h
         # between them (a 5.2 mm 943 HU deposit 1.5 mm from the elbow's bone, 25 HU noise on
         # 2 mm slices) gave two lesions.
-        deposits = merge_touching(deposits, max_deposit_volume_mm3 / float(np.prod(spacing_zyx)),
-                                  image=smooth_hu, floor=threshold_hu)
+        max_voxels = max_deposit_volume_mm3 / float(np.prod(spacing_zyx))
+        deposits = merge_touching(deposits, max_voxels, image=smooth_hu, floor=threshold_hu)
         for sub, piece in _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu,
                                          max_deposit_volume_mm3, taken, blur=blur):
             deposits.append((sub, piece))
@@ -181,8 +181,7 @@ def split_bone(
                 bone[sub] &= ~piece
             if plateaus:
                 # A plateau may be the rest of a deposit the steps before took in part.
-                deposits = merge_touching(deposits + plateaus, max_deposit_volume_mm3 / float(np.prod(spacing_zyx)),
-                                          image=smooth_hu, floor=threshold_hu)
+                deposits = merge_touching(deposits + plateaus, max_voxels, image=smooth_hu, floor=threshold_hu)
     return BoneSplit(bone, tuple(deposits))
 
 
@@ -226,8 +225,7 @@ def _plateau_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
         bone_k = solid[sub] & ~piece & ~taken[sub]
         if _caps_bone(piece, bone_k):
             continue
-        shell = ndi.binary_dilation(piece, structure=_FACE_3D) & ~piece
-        if int((shell & ~solid[sub]).sum()) <= BUMP_MIN_TISSUE_RATIO * int((shell & bone_k).sum()):
+        if not _faces_tissue(_shell(piece), solid[sub], bone_k):
             continue  # between two bones (a joint space) or in a notch: faces the bone broadly
         if not PROFILE_MIN_VOLUME_MM3 <= piece.sum() * vv <= max_volume:
             continue
@@ -279,10 +277,7 @@ def _touch(first: Piece, second: Piece, max_voxels: float, image: np.ndarray | N
     if image is None or floor is None:
         return True
     img = image[union]
-    lab = one.astype(np.uint8) + 2 * two.astype(np.uint8)
-    a, b, low = face_pairs(lab, img)
-    across = ((a == 1) & (b == 2)) | ((a == 2) & (b == 1))
-    saddle = float(low[across].max())
+    saddle = saddle_between(one, two, img)
     return saddle - floor >= MERGE_MIN_SADDLE_SHARE * (min(float(img[one].max()), float(img[two].max())) - floor)
 
 
@@ -434,8 +429,6 @@ class _Acceptance:
                 if not (rest & ~piece & (res >= self.h_hu)).any():
                     break  # nothing risen beside it (the usual case)
                 rest &= ~ndi.binary_dilation(piece, structure=_CUBE)
-                if not (rest & (res >= self.h_hu)).any():
-                    break
                 if tops is None:
                     tops = self._tops(sub, res)
                 if not (rest & tops).any():
@@ -457,10 +450,8 @@ class _Acceptance:
         """The deposit that ``piece`` (on ``sub``) is, with its own blur; None when it does not
         face soft tissue, caps the bone's end, or is a speck."""
         solid = self.solid[sub]
-        shell = ndi.binary_dilation(piece, structure=_FACE_3D) & ~piece
-        facing_tissue = int((shell & ~solid).sum())
-        facing_bone = int((shell & solid).sum())
-        if facing_tissue <= BUMP_MIN_TISSUE_RATIO * facing_bone:
+        shell = _shell(piece)
+        if not _faces_tissue(shell, solid, solid):
             return None
         if _caps_bone(piece, solid):
             return None
@@ -494,6 +485,18 @@ def _risen_part(piece: np.ndarray, residual: np.ndarray, h_hu: float, tops: np.n
     halves, _ = ndi.label(own & (residual >= 0.5 * float(residual[top])), structure=_CUBE)
     near_top = ndi.binary_dilation(halves == halves[top], structure=_CUBE, iterations=RISEN_REACH_VOXELS)
     return piece & ndi.binary_dilation(own & near_top, structure=_CUBE)
+
+
+def _shell(piece: np.ndarray) -> np.ndarray:
+    """The face neighbours of ``piece`` outside it."""
+    return ndi.binary_dilation(piece, structure=_FACE_3D) & ~piece
+
+
+def _faces_tissue(shell: np.ndarray, solid: np.ndarray, bone: np.ndarray) -> bool:
+    """Whether a piece whose face neighbours are ``shell`` faces soft tissue (outside the
+    structure ``solid``) on more than ``BUMP_MIN_TISSUE_RATIO`` times as many of them as it
+    faces ``bone``: a deposit touches the bone over a small part of its surface."""
+    return int((shell & ~solid).sum()) > BUMP_MIN_TISSUE_RATIO * int((shell & bone).sum())
 
 
 def _caps_bone(piece: np.ndarray, solid: np.ndarray) -> bool:

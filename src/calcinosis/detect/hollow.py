@@ -22,7 +22,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.basins import face_pairs
+from calcinosis.anatomy.basins import saddle_between
 from calcinosis.anatomy.bone import PROFILE_MIN_VOLUME_MM3, THIN_SLICE_MM
 from calcinosis.anatomy.valley import (INT_H_MAXIMA_RANGE, WEAK_H_FRACTION, ValleyMarkers, label_26, valley_image,
                                        valley_markers, valley_split)
@@ -132,7 +132,7 @@ def deposits_on_bone_piece(
         if not rest.any():
             continue
         peak, bone_peak = float(smooth_hu[full].max()), float(smooth_hu[rest].max())
-        if abs(peak - bone_peak) < h_hu and _saddle(full, rest, smooth_hu) >= threshold_hu + h_hu:
+        if abs(peak - bone_peak) < h_hu and saddle_between(full, rest, smooth_hu) >= threshold_hu + h_hu:
             # An arc of the cortex, at the bone's own density, joined to the rest through
             # cortex. A deposit as dense as the bone, joined to it only through the blur's
             # fringe or noise just over the threshold (a 5.3 mm, 592 HU deposit a slice
@@ -147,7 +147,8 @@ def deposits_on_bone_piece(
 
 def _no_low_saddle(mask: np.ndarray, smooth_hu: np.ndarray, threshold_hu: float, h_hu: float) -> bool:
     """True when no piece of ``mask`` whose peak lies within ``h_hu`` of the rest's can meet
-    the rest only below ``threshold_hu + h_hu`` (:func:`_saddle`): the object's peak is at
+    the rest only below ``threshold_hu + h_hu`` (their saddle:
+    :func:`~calcinosis.anatomy.basins.saddle_between`): the object's peak is at
     least ``threshold_hu + 2 h_hu`` and its voxels at or above ``threshold_hu + h_hu`` are
     face-connected (one piece).
 
@@ -162,15 +163,6 @@ def _no_low_saddle(mask: np.ndarray, smooth_hu: np.ndarray, threshold_hu: float,
     _, n = cc3d.connected_components(np.ascontiguousarray(mask & (smooth_hu >= level)), connectivity=6,
                                      return_N=True)
     return n <= 1
-
-
-def _saddle(piece: np.ndarray, rest: np.ndarray, smooth_hu: np.ndarray) -> float:
-    """The highest value along the border of ``piece`` with ``rest``: over the face-neighbour
-    pairs of a piece voxel and a rest voxel, the larger of their lower values (-inf when
-    they do not touch)."""
-    a, b, low = face_pairs(piece.view(np.uint8) + 2 * rest.view(np.uint8), smooth_hu)
-    between = a.astype(np.int16) * b == 2  # a piece voxel (1) and a rest voxel (2)
-    return float(low[between].max()) if between.any() else -np.inf
 
 
 def _and_beyond_end(out, hu, smooth_hu, mask, solid, spacing_zyx, threshold_hu, h_hu, max_deposit_volume_mm3,
