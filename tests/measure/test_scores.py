@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calcinosis.measure.lesion import _shell_and_ring, max_diameter_mm
+from calcinosis.config import AnalysisConfig
+from calcinosis.measure.lesion import LesionContext, _shell_and_ring, max_diameter_mm, measure_lesions
 from calcinosis.measure.scores import agatston_score, agatston_weight, background_corrected_mass_mg
 
 
@@ -49,6 +50,24 @@ def test_shell_reaches_one_voxel_along_thick_slices_and_ring_lies_outside_it():
     # here (3.03 + 2) / 3.03 in z, so in-plane it reaches 1.66 x 1.5 = 2.49 mm.
     assert ring[3, 7, 9] and ring[3, 7, 10] and not ring[3, 7, 11]
     assert not ring[:, 7, 7].any()  # two slices away is 6 mm > 3.03 + 2 mm
+
+
+def test_mass_beside_the_lung_counts_soft_tissue_only():
+    # A deposit (3 x 3 voxels, 500 HU above muscle) on the last slice of muscle under the
+    # lung: the shell's slice above is lung (-850 HU), whose voxels are not the deposit's
+    # surroundings. Counted against the muscle's background they made the mass negative.
+    sp = (3.0, 0.8, 0.8)
+    hu = np.full((9, 31, 31), 50.0, np.float32)
+    hu[5:] = -850.0
+    labels = np.zeros(hu.shape, np.int32)
+    labels[4, 14:17, 14:17] = 1
+    hu[labels == 1] = 550.0
+    ctx = LesionContext(hu=hu, labels=labels, body=np.ones(hu.shape, bool), bone=np.zeros(hu.shape, bool),
+                        depth_mm=None, bone_distance_mm=None, spacing_zyx=sp, offset_zyx=(0, 0, 0))
+    (lesion,) = measure_lesions(ctx, lambda idx: np.asarray(idx, float)[..., ::-1] * sp[::-1], AnalysisConfig(),
+                                midline_x_mm=0.0, noise_hu=10.0)
+    assert lesion.background_hu == 50.0
+    assert lesion.mass_mg == pytest.approx(0.8 * 500.0 * 9 * np.prod(sp) / 1000.0)
 
 
 def test_max_diameter_between_voxel_centres_plus_one_voxel():

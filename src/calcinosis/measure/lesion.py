@@ -20,6 +20,9 @@ CSV_COLUMNS = (
     "bone_distance_mm", "background_hu", "n_voxels", "confidence", "flags",
 )
 BACKGROUND_RING_MM = 2.0
+# Below this a voxel is air or lung (fat reads about -100 HU), not soft tissue that holds
+# a deposit's blur or gives its background.
+SOFT_TISSUE_MIN_HU = -250.0
 # Soft tissue below this (HU) is fat: a deposit whose surroundings are fat is subcutaneous.
 FAT_MAX_HU = -30.0
 
@@ -100,10 +103,9 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
         ring_ok = ring & usable & (hu < config.threshold_hu)
         if ring_ok.sum() < 5:
             ring_ok = ring & ctx.body[box] & (hu < config.threshold_hu)
+        # The surroundings (lung for a nodule in the lung: the trunk's rules read it).
         background = float(np.median(hu[ring_ok])) if ring_ok.any() else 0.0
         region = (region | mask) & ~bone_near & ~other
-        mass = background_corrected_mass_mg(hu, region, background, vv,
-                                            config.mass_calibration_mg_per_hu_cm3)
         vals = hu[mask]
         coords = np.argwhere(mask)
         w = np.clip(vals - background, 1e-3, None)
@@ -116,6 +118,21 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
         centre = tuple(c + o for c, o in zip(ci, corner))
         depth = depth_map.at_point(centre) if ctx.body[centre] else 0.0
         bone_dist = bone_map.min_over(tight, ctx.labels[tight] == lab)
+        diameter = max_diameter_mm(coords, sp)
+        # Deep in the body, the mass is measured against soft tissue only: air or lung in
+        # the shell is neither the deposit's blur nor its background (an intramuscular
+        # deposit beside the lung base counted the lung's voxels as missing mass: 0.66 of
+        # its true mass on 3 mm slices). Where the ring reaches the skin (partial volume
+        # with the air outside) or holds (almost) no soft tissue (a nodule in the lung),
+        # the surroundings' background stays.
+        mass_background = background
+        soft = hu >= SOFT_TISSUE_MIN_HU
+        if depth > diameter / 2 + max(config.shell_mm, float(sp.max())) + BACKGROUND_RING_MM \
+                and (ring_ok & soft).sum() >= 5:
+            mass_background = float(np.median(hu[ring_ok & soft]))
+            region &= soft
+        mass = background_corrected_mass_mg(hu, region, mass_background, vv,
+                                            config.mass_calibration_mg_per_hu_cm3)
         compartment = _compartment(depth, bone_dist, background, config)
         side = _side(x - midline_x_mm, config.midline_mm)
         region_name = region_of((x, y, z)) if region_of else "unknown"
@@ -131,7 +148,7 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
             volume_mm3=float(mask.sum() * vv), mass_mg=mass,
             agatston=agatston_score(hu, mask, sp),
             peak_hu=float(vals.max()), mean_hu=float(vals.mean()),
-            max_diameter_mm=max_diameter_mm(coords, sp),
+            max_diameter_mm=diameter,
             compartment=compartment, side=side, region=region_name,
             depth_mm=depth, bone_distance_mm=bone_dist, background_hu=background,
             n_voxels=int(mask.sum()), confidence="low" if flags else "high",
@@ -184,6 +201,8 @@ class LocalDistance:
             # that reaches that far holds the nearest outside voxel.
             in_slice = distance_inside_mm(self.mask[index[0]:index[0] + 1], tuple(self.sp), in_plane=True)
             start_mm = float(in_slice[(0, *index[1:])]) + float(self.sp.max())
+            if not np.isfinite(start_mm):  # the mask fills the slice: no bound from it
+                start_mm = LOCAL_DISTANCE_MARGIN_MM
         return self.min_over(box, np.ones((1,) * len(index), bool), start_mm=start_mm)
 
     def min_over(self, box: tuple[slice, ...], where: np.ndarray, *,
