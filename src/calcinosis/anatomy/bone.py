@@ -51,6 +51,7 @@ from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profi
 from calcinosis.anatomy.disk import erode_disk
 from calcinosis.anatomy.morphology import fill_holes_in_plane, grow_box
 from calcinosis.anatomy.own_blur import own_blur
+from calcinosis.anatomy.shoulder import shoulder_piece
 from calcinosis.anatomy.valley import BUMP_MIN_TISSUE_RATIO, OUTLINE_BALL_MM, Piece, label_26, valley_split
 from calcinosis.threads import SMALL_FOR_THREADS, n_threads
 
@@ -157,9 +158,13 @@ def split_bone(
     with pool or nullcontext():
         blur = pool.submit(_blur_profile, solid, smooth_hu, spacing_zyx).result if pool else None
         for sub, basin in valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3,
-                                       threshold_hu=threshold_hu, merge_noise_tops=True):
+                                       threshold_hu=threshold_hu, merge_noise_tops=True, shoulders=True):
             if is_bone_piece is not None and is_bone_piece(sub, basin & dense[sub]):
-                continue
+                # A dense deposit may sit on the shoulder of the piece of bone its basin took in.
+                basin = _shoulder_of_piece(sub, basin, solid, smooth_hu, spacing_zyx, h_hu, threshold_hu,
+                                           max_deposit_volume_mm3)
+                if basin is None or is_bone_piece(sub, basin & dense[sub]):
+                    continue
             deposits.append((sub, basin & dense[sub]))
             bone[sub] &= ~basin
             taken[sub] |= basin
@@ -183,6 +188,16 @@ def split_bone(
                 # A plateau may be the rest of a deposit the steps before took in part.
                 deposits = merge_touching(deposits + plateaus, max_voxels, image=smooth_hu, floor=threshold_hu)
     return BoneSplit(bone, tuple(deposits))
+
+
+def _shoulder_of_piece(sub, basin, solid, smooth_hu, spacing_zyx, h_hu, threshold_hu, max_volume) -> np.ndarray | None:
+    """The deposit on the shoulder of a valley piece that is a piece of bone
+    (:func:`calcinosis.anatomy.shoulder.shoulder_piece`, the rest of the structure as the
+    other basins), or None."""
+    if threshold_hu is None:
+        return None
+    return shoulder_piece(basin, smooth_hu[sub], solid[sub], solid[sub] & ~basin, h_hu, threshold_hu,
+                          max_volume / float(np.prod(spacing_zyx)), spacing_zyx)
 
 
 def _plateau_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken, threshold_hu) -> list[Piece]:

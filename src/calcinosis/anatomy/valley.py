@@ -22,6 +22,7 @@ from calcinosis.anatomy.ball import open_ball
 from calcinosis.anatomy.basins import MERGED_MIN_TISSUE_RATIO, face_pairs, merge_shallow_basins
 from calcinosis.anatomy.morphology import grow_box, label_counts
 from calcinosis.anatomy.own_blur import own_blur
+from calcinosis.anatomy.shoulder import shoulder_piece
 
 # A deposit flush on bone may sit behind a valley this fraction of ``h`` deep, if it stands
 # outside the bone's outline smoothed by an opening with this ball (mm).
@@ -79,7 +80,7 @@ def valley_image(solid, smooth_hu) -> tuple[tuple[slice, ...], np.ndarray] | Non
 
 def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, *,
                  markers: ValleyMarkers | None = None, threshold_hu: float | None = None,
-                 merge_noise_tops: bool = False) -> list[Piece]:
+                 merge_noise_tops: bool = False, shoulders: bool = False) -> list[Piece]:
     """Basins of the smoothed intensity that are deposits: small, facing soft tissue, and
     either separated from the rest by a valley deeper than ``h_hu``, or by a shallower
     valley (``WEAK_H_FRACTION * h_hu``) while standing outside the bone's smooth outline.
@@ -122,39 +123,48 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, *,
     if threshold_hu is not None:
         facing |= saddle < threshold_hu + h_hu  # joined by the blur's fringe
     small &= facing
-    if not small.any():
-        return []
-    objects_c = ndi.find_objects(basins_c)
-    prominence = np.zeros(n + 1)
-    for k in np.flatnonzero(small):
-        box = objects_c[k - 1]
-        prominence[k] = float(img_c[box][basins_c[box] == k].max()) - saddle[k]
-    # Each small basin's box on the structure's box, grown by one voxel (``subs``), and the
-    # same box on the grown box (``subs_c``: within it, see above).
-    subs = {k: tuple(slice(max(s.start + c.start - 1, 0), s.stop + c.start + 1)
-                     for s, c in zip(objects_c[k - 1], crop))
-            for k in np.flatnonzero(small)}
-    subs_c = {k: tuple(slice(s.start - c.start, s.stop - c.start) for s, c in zip(sub, crop))
-              for k, sub in subs.items()}
-    # The bone's outline smoothed by an opening, on each small basin's box only (exact there:
-    # the box is read with a margin of twice the ball's radius).
-    opened = {k: _opened_on(solid, sub, spacing_zyx, OUTLINE_BALL_MM) for k, sub in subs.items()}
-    # Share of each small basin outside that outline.
-    outside = np.zeros(n + 1)
-    for k, sub_c in subs_c.items():
-        basin = basins_c[sub_c] == k
-        outside[k] = 1.0 - (basin & opened[k]).sum() / max(int(counts[k]), 1)
-    weak = small & (prominence < h_hu)
-    apart = outside >= 0.5
-    if merge_noise_tops:
-        # A large deposit holds the outline's ball: it is inside the opened outline however
-        # separate it is. Touching the bone on a small part of its border, it is apart too.
-        apart |= facing_tissue > MERGED_MIN_TISSUE_RATIO * facing_other
-    accept = small & ((prominence >= h_hu) | (weak & (prominence >= h_weak) & apart))
-    if not accept.any():
+    accept = np.zeros(n + 1, bool)
+    objects_c = None
+    if small.any():
+        objects_c = ndi.find_objects(basins_c)
+        prominence = np.zeros(n + 1)
+        for k in np.flatnonzero(small):
+            box = objects_c[k - 1]
+            prominence[k] = float(img_c[box][basins_c[box] == k].max()) - saddle[k]
+        # Each small basin's box on the structure's box, grown by one voxel (``subs``), and the
+        # same box on the grown box (``subs_c``: within it, see above).
+        subs = {k: tuple(slice(max(s.start + c.start - 1, 0), s.stop + c.start + 1)
+                         for s, c in zip(objects_c[k - 1], crop))
+                for k in np.flatnonzero(small)}
+        subs_c = {k: tuple(slice(s.start - c.start, s.stop - c.start) for s, c in zip(sub, crop))
+                  for k, sub in subs.items()}
+        # The bone's outline smoothed by an opening, on each small basin's box only (exact there:
+        # the box is read with a margin of twice the ball's radius).
+        opened = {k: _opened_on(solid, sub, spacing_zyx, OUTLINE_BALL_MM) for k, sub in subs.items()}
+        # Share of each small basin outside that outline.
+        outside = np.zeros(n + 1)
+        for k, sub_c in subs_c.items():
+            basin = basins_c[sub_c] == k
+            outside[k] = 1.0 - (basin & opened[k]).sum() / max(int(counts[k]), 1)
+        weak = small & (prominence < h_hu)
+        apart = outside >= 0.5
+        if merge_noise_tops:
+            # A large deposit holds the outline's ball: it is inside the opened outline however
+            # separate it is. Touching the bone on a small part of its border, it is apart too.
+            apart |= facing_tissue > MERGED_MIN_TISSUE_RATIO * facing_other
+        accept = small & ((prominence >= h_hu) | (weak & (prominence >= h_weak) & apart))
+    shoulder = {}
+    if shoulders and threshold_hu is not None:
+        if objects_c is None:
+            objects_c = ndi.find_objects(basins_c)
+        shoulder = _shoulders(basins_c, img_c, solid_c, accept, objects_c, h_hu, threshold_hu, max_volume / vv,
+                              spacing_zyx)
+    if not accept.any() and not shoulder:
         return []
     taken_c = accept[basins_c]
-    free = solid.copy()  # the structure less the accepted basins
+    for sub_c, piece in shoulder.values():
+        taken_c[sub_c] |= piece
+    free = solid.copy()  # the structure less the accepted basins and shoulder pieces
     free[crop] &= ~taken_c
     out = []
     for k in np.flatnonzero(accept):
@@ -165,6 +175,26 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, *,
         fringe = ndi.binary_dilation(basin, structure=ndi.generate_binary_structure(3, 1))
         fringe &= solid[sub] & ~opened[k] & ~taken_c[sub_c]
         out.append((sub, own_blur(sub, basin | fringe, dense, free, img_c[sub_c], basin)))
+    for sub_c, piece in shoulder.values():
+        sub = tuple(slice(s.start + c.start, s.stop + c.start) for s, c in zip(sub_c, crop))
+        out.append((sub, own_blur(sub, piece, dense, free, img_c[sub_c], piece)))
+    return out
+
+
+def _shoulders(basins_c, img_c, solid_c, accept, objects_c, h_hu, floor_hu, max_voxels, spacing_zyx) -> dict:
+    """The deposits found on the shoulder of basins not taken (:func:`shoulder_piece`), by
+    basin: (the basin's box grown by one voxel, the piece on it)."""
+    out = {}
+    for k, box in enumerate(objects_c, start=1):
+        if box is None or accept[k]:
+            continue
+        sub_c = grow_box(box, (1,) * basins_c.ndim, basins_c.shape)
+        labels = basins_c[sub_c]
+        basin = labels == k
+        piece = shoulder_piece(basin, img_c[sub_c], solid_c[sub_c], (labels > 0) & ~basin, h_hu, floor_hu,
+                               max_voxels, spacing_zyx)
+        if piece is not None:
+            out[k] = (sub_c, piece)
     return out
 
 
