@@ -495,3 +495,21 @@ def test_dense_deposit_whose_basin_took_in_the_bone_beside_it_is_found(seed, dep
     assert lesion.volume_mm3 == pytest.approx(_ideal_volume(ph, truth), rel=0.2)
     assert lesion.mass_mg == pytest.approx(truth.mass_mg, rel=0.15)
     assert len(false) <= 1
+
+
+def test_bead_chain_on_the_skin_thinned_by_thick_slices_is_external_metal():
+    # Trunk seed 75 on 3 mm slices: a chain of 3.2 mm metal beads (3000 HU) lies on the skin.
+    # The slices' partial volume lowers its peak to 2329 HU, under the metal level, and half
+    # of it lies inside the body mask (the skin under it): it was a 150 mm3 cutaneous lesion.
+    ph = make_ct_phantom("trunk", seed=75, noise_hu=30.0, slice_thickness_mm=3.0, length_mm=50)
+    analysis = analyze(ph.volume)
+    beads = [o for o in ph.external_objects if o.kind == "metal_bead"]
+    assert beads
+    for obj in beads:
+        idx = np.round(ph.volume.lps_to_index(np.asarray(obj.centroid_lps))).astype(int)
+        if np.all(idx >= 0) and np.all(idx < ph.volume.shape):
+            assert analysis.labels[tuple(idx)] == 0
+    thinned = [e for e in analysis.detection.excluded
+               if e.reason == "external_metal" and e.peak_hu < analysis.config.metal_hu]
+    assert thinned, "the bead chain was not excluded as external metal"
+    assert all(lesion.peak_hu < 2000.0 for lesion in analysis.lesions)
