@@ -70,6 +70,24 @@ def test_mass_beside_the_lung_counts_soft_tissue_only():
     assert lesion.mass_mg == pytest.approx(0.8 * 500.0 * 9 * np.prod(sp) / 1000.0)
 
 
+def test_centroid_z_takes_the_partial_volume_on_the_next_thick_slice():
+    # A deposit mostly in slice 4 (3 x 3 voxels, 500 HU above muscle) whose part in slice 5
+    # reads 70 HU above muscle there, under the threshold: that slice holds where between the
+    # two it lies. The centroid along z weighs it in: (4 * 500 + 5 * 70) / 570 slices.
+    sp = (3.0, 0.8, 0.8)
+    hu = np.full((9, 31, 31), 50.0, np.float32)
+    labels = np.zeros(hu.shape, np.int32)
+    labels[4, 14:17, 14:17] = 1
+    hu[labels == 1] = 550.0
+    hu[5, 14:17, 14:17] = 120.0
+    ctx = LesionContext(hu=hu, labels=labels, body=np.ones(hu.shape, bool), bone=np.zeros(hu.shape, bool),
+                        depth_mm=None, bone_distance_mm=None, spacing_zyx=sp, offset_zyx=(0, 0, 0))
+    (lesion,) = measure_lesions(ctx, lambda idx: np.asarray(idx, float)[..., ::-1] * sp[::-1], AnalysisConfig(),
+                                midline_x_mm=0.0, noise_hu=10.0)
+    assert lesion.z_mm == pytest.approx((4 * 500.0 + 5 * 70.0) / 570.0 * 3.0)
+    assert lesion.x_mm == pytest.approx(15 * 0.8) and lesion.y_mm == pytest.approx(15 * 0.8)
+
+
 def test_max_diameter_between_voxel_centres_plus_one_voxel():
     coords = np.array([[0, 0, 0], [0, 0, 4]])
     assert max_diameter_mm(coords, (2.0, 0.5, 0.5)) == pytest.approx(4 * 0.5 + 0.5)
