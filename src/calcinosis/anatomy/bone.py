@@ -11,7 +11,10 @@ extent) is bone. Deposits lying on it are split off in these ways:
    space (the caller's ``is_bone_piece``, e.g.
    :func:`calcinosis.detect.candidates.is_hollow`): then it is a knob of the bone,
    and stays bone (on thick slices a deposit may be merged into such a knob; 3 finds it).
-   (:mod:`calcinosis.anatomy.valley`.)
+   (:mod:`calcinosis.anatomy.valley`.) A dense deposit whose basin took in the piece of bone
+   beside it (that bone having no maximum of its own) is the core above the level where the
+   bone's shoulder joins it, in a basin not taken or in a piece rejected as bone
+   (:mod:`calcinosis.anatomy.shoulder`).
 2. Not yet: a deposit lying flush on the bone has no valley. Shaving bumps off the
    bone's outline with an opening finds them, but also the caps of vertebral
    processes (tried, many false deposits on the trunk phantom); such deposits stay

@@ -4,7 +4,9 @@ A deposit a little away from the bone joins it at the threshold through the part
 blur of the gap, but the gap stays a valley of the smoothed intensity. The structure is
 flooded (watershed) from its intensity maxima that stand out of the valleys around them by
 more than ``h`` (:func:`h_maxima`); a basin that is small and whose border mostly faces soft
-tissue is a deposit (:func:`valley_split`). Used by :func:`calcinosis.anatomy.bone.split_bone`
+tissue is a deposit (:func:`valley_split`). With ``shoulders`` (large bones), a basin not
+taken is searched for a dense deposit on the shoulder of the bone it took in
+(:mod:`calcinosis.anatomy.shoulder`). Used by :func:`calcinosis.anatomy.bone.split_bone`
 (step 1 there) and by :mod:`calcinosis.detect.hollow` (rib pieces).
 """
 
