@@ -20,11 +20,6 @@ CSV_COLUMNS = (
     "bone_distance_mm", "background_hu", "n_voxels", "confidence", "flags",
 )
 BACKGROUND_RING_MM = 2.0
-# The ring for the mass's soft-tissue background is wider: more voxels, a less noisy median
-# (30 HU noise, 3 mm slices, deposits of 3 mm or more, mass within 15 %: seeds 0-5 x 2 draws
-# 342 -> 343 of 350, 6-11 153 -> 154 of 159, 72-83 297 -> 298 of 299, 60-71 293 of 301 both;
-# thinner slices unchanged).
-MASS_RING_MM = 3.0
 # Below this a voxel is air or lung (fat reads about -100 HU), not soft tissue that holds
 # a deposit's blur or gives its background.
 SOFT_TISSUE_MIN_HU = -250.0
@@ -90,7 +85,7 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
     lesions = []
     sp = np.asarray(ctx.spacing_zyx, float)
     vv = float(np.prod(sp))
-    pad = np.ceil((config.shell_mm + max(BACKGROUND_RING_MM, MASS_RING_MM) + sp.max()) / sp).astype(int)
+    pad = np.ceil((config.shell_mm + BACKGROUND_RING_MM + sp.max()) / sp).astype(int)
     boxes = ctx.boxes if ctx.boxes is not None else ndi.find_objects(ctx.labels)
     depth_map = LocalDistance(ctx.body, sp, inside=True, full=ctx.depth_mm)
     bone_map = LocalDistance(ctx.bone, sp, inside=False, full=ctx.bone_distance_mm)
@@ -101,7 +96,7 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
         hu = ctx.hu[box].astype(np.float32)
         labels = ctx.labels[box]
         mask = labels == lab
-        region, ring, mass_ring = _shell_and_ring(mask, sp, config.shell_mm, BACKGROUND_RING_MM, MASS_RING_MM)
+        region, ring = _shell_and_ring(mask, sp, config.shell_mm)
         other = (labels > 0) & ~mask
         bone_near = ctx.bone[box]
         usable = ctx.body[box] & ~bone_near & ~other
@@ -130,10 +125,9 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
         # the surroundings' background stays.
         mass_background = background
         soft = hu >= SOFT_TISSUE_MIN_HU
-        soft_ring = mass_ring & usable & (hu < config.threshold_hu) & soft
         if depth > diameter / 2 + max(config.shell_mm, float(sp.max())) + BACKGROUND_RING_MM \
-                and soft_ring.sum() >= 5:
-            mass_background = float(np.median(hu[soft_ring]))
+                and (ring_ok & soft).sum() >= 5:
+            mass_background = float(np.median(hu[ring_ok & soft]))
             region &= soft
             # Along z the voxels at the threshold leave out the deposit's partial volume on
             # the slices above and below, which is what tells where between two thick slices
@@ -295,17 +289,16 @@ def _z_with_partial_volume(coords, w, mask, hu, region, background) -> float:
     return float((z * weights).sum() / weights.sum())
 
 
-def _shell_and_ring(mask: np.ndarray, sp: np.ndarray, shell_mm: float, ring_mm: float = BACKGROUND_RING_MM,
-                    *more_rings_mm: float):
+def _shell_and_ring(mask: np.ndarray, sp: np.ndarray, shell_mm: float):
     """The lesion grown by a shell (at least ``shell_mm``, at least one voxel on every axis),
-    and a ring of soft tissue ``ring_mm`` wide around that shell for the local background
-    (and one ring more for each of ``more_rings_mm``)."""
+    and a ring of soft tissue around that shell for the local background."""
     radius = np.maximum(shell_mm, sp * 1.01)
     # Distance in units of the per-axis shell radius: <= 1 is the ellipsoidal shell.
     d = distance_outside_mm(mask, tuple(sp / radius))
     region = (d <= 1.0) & ~mask
-    rings = tuple((d > 1.0) & (d <= float(((radius + r) / radius).min())) for r in (ring_mm, *more_rings_mm))
-    return (region, *rings)
+    ring_radius = radius + BACKGROUND_RING_MM
+    ring = (d > 1.0) & (d <= float((ring_radius / radius).min()))
+    return region, ring
 
 
 def _compartment(depth_mm: float, bone_distance_mm: float, background_hu: float,
