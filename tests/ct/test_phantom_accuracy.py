@@ -183,6 +183,17 @@ def _one_deposit(body, seed, noise_hu, slice_mm, deposit_id, draw=0):
     return ph, truth, lesion, err, false
 
 
+def _assert_found_and_measured(ph, truth, lesion, err, false, missed: str, volume_rel: float = 0.15) -> None:
+    """The deposit of :func:`_one_deposit` found (else ``missed``), its centroid under 1 mm
+    off, its volume within ``volume_rel`` of the ideal and its mass within 15 %, and at most
+    one false lesion in the scan."""
+    assert lesion is not None, missed
+    assert err < 1.0
+    assert lesion.volume_mm3 == pytest.approx(_ideal_volume(ph, truth), rel=volume_rel)
+    assert lesion.mass_mg == pytest.approx(truth.mass_mg, rel=0.15)
+    assert len(false) <= 1
+
+
 def test_faint_deposit_joined_to_a_rib_piece_is_split_off():
     # Trunk seed 4 on 3 mm slices: deposit 6 (6.6 mm, 529 HU, 2.8 mm from a rib) joins the
     # rib piece at the threshold through the slices' partial volume. It is fainter than the
@@ -444,11 +455,7 @@ def test_deposit_joined_to_another_bump_by_a_thin_strip_is_found(draw):
     # the candidate's highest (the other bump) left it out. Each risen part in the rest of a
     # candidate is now judged on its own.
     ph, truth, lesion, err, false = _one_deposit("elbow", 53, 20.0, 1.5, 3, draw=draw)
-    assert lesion is not None, "the deposit joined to another bump was left in the bone"
-    assert err < 1.0
-    assert lesion.volume_mm3 == pytest.approx(_ideal_volume(ph, truth), rel=0.15)
-    assert lesion.mass_mg == pytest.approx(truth.mass_mg, rel=0.15)
-    assert len(false) <= 1
+    _assert_found_and_measured(ph, truth, lesion, err, false, "the deposit joined to another bump was left in the bone")
 
 
 def test_deposit_beside_a_bone_piece_split_off_with_it_is_not_merged_into_it():
@@ -458,11 +465,7 @@ def test_deposit_beside_a_bone_piece_split_off_with_it_is_not_merged_into_it():
     # excluded with it at the scan's edge; their saddle stands only 0.40 of the way from
     # the threshold to the deposit's peak: two objects behind a gap, not two lobes of one.
     ph, truth, lesion, err, false = _one_deposit("elbow", 64, 30.0, 3.0, 9)
-    assert lesion is not None, "the deposit was merged into the bone piece beside it"
-    assert err < 1.0
-    assert lesion.volume_mm3 == pytest.approx(_ideal_volume(ph, truth), rel=0.15)
-    assert lesion.mass_mg == pytest.approx(truth.mass_mg, rel=0.15)
-    assert len(false) <= 1
+    _assert_found_and_measured(ph, truth, lesion, err, false, "the deposit was merged into the bone piece beside it")
 
 
 @pytest.mark.parametrize("noise, slice_mm, volume_tol", [(30.0, 3.0, 0.2), (25.0, 2.0, 0.15), (20.0, 1.5, 0.15)])
@@ -490,11 +493,8 @@ def test_dense_deposit_whose_basin_took_in_the_bone_beside_it_is_found(seed, dep
     # with a marrow space, a piece of bone). Both were missed. The deposit is the core that
     # stands above the level where the bone's shoulder joins it (anatomy/shoulder.py).
     ph, truth, lesion, err, false = _one_deposit("elbow", seed, 30.0, 3.0, deposit_id)
-    assert lesion is not None, "the dense deposit stayed in the bone"
-    assert err < 1.0
-    assert lesion.volume_mm3 == pytest.approx(_ideal_volume(ph, truth), rel=0.2)
-    assert lesion.mass_mg == pytest.approx(truth.mass_mg, rel=0.15)
-    assert len(false) <= 1
+    _assert_found_and_measured(ph, truth, lesion, err, false, "the dense deposit stayed in the bone",
+                               volume_rel=0.2)
 
 
 def test_bead_chain_on_the_skin_thinned_by_thick_slices_is_external_metal():

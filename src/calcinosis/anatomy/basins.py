@@ -1,12 +1,18 @@
-"""Watershed basins of a bone's smoothed intensity: merging the basins that noise split.
+"""Watershed basins of a bone's smoothed intensity: merging the basins that noise split, the
+saddle between two pieces, and the rule that a deposit faces soft tissue more than the bone.
 
-Used by :func:`calcinosis.anatomy.valley.valley_split`.
+Used by :mod:`calcinosis.anatomy.valley`, :mod:`calcinosis.anatomy.bone` and
+:mod:`calcinosis.anatomy.shoulder`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
+# A deposit touches the bone over a small part of its surface; a knob of the bone itself
+# (an epicondyle, a process) joins it broadly: faces to soft tissue / faces to the bone.
+BUMP_MIN_TISSUE_RATIO = 1.6
 # Basins of one deposit that noise split, merged, face soft tissue on this many times more of
 # their border than the bone; knobs of a bone's end, merged, do not. On the phantoms: deposit
 # groups 10-60, a merged pair of the elbow bone's knobs 2.0 (elbow s2, 20 HU, 1.5 mm).
@@ -42,6 +48,21 @@ def face_pairs(basins: np.ndarray, img: np.ndarray) -> tuple[np.ndarray, np.ndar
         empty = np.zeros(0, flat.dtype)
         return empty, empty, np.zeros(0, values.dtype)
     return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(lows)
+
+
+_FACE = ndi.generate_binary_structure(3, 1)
+
+
+def shell(piece: np.ndarray) -> np.ndarray:
+    """The face neighbours of ``piece`` outside it."""
+    return ndi.binary_dilation(piece, structure=_FACE) & ~piece
+
+
+def faces_tissue(piece_shell: np.ndarray, solid: np.ndarray, bone: np.ndarray) -> bool:
+    """Whether a piece whose face neighbours are ``piece_shell`` faces soft tissue (outside the
+    structure ``solid``) on more than ``BUMP_MIN_TISSUE_RATIO`` times as many of them as it
+    faces ``bone``: a deposit touches the bone over a small part of its surface."""
+    return int((piece_shell & ~solid).sum()) > BUMP_MIN_TISSUE_RATIO * int((piece_shell & bone).sum())
 
 
 def saddle_between(first: np.ndarray, second: np.ndarray, img: np.ndarray) -> float:

@@ -48,14 +48,14 @@ import cc3d
 import numpy as np
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.basins import saddle_between
+from calcinosis.anatomy.basins import faces_tissue, saddle_between, shell
 from calcinosis.anatomy.bone_bumps import over_next_slice, pressed_candidates
 from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profile, per_label_max
 from calcinosis.anatomy.disk import erode_disk
 from calcinosis.anatomy.morphology import fill_holes_in_plane, grow_box
 from calcinosis.anatomy.own_blur import own_blur
 from calcinosis.anatomy.shoulder import shoulder_piece
-from calcinosis.anatomy.valley import BUMP_MIN_TISSUE_RATIO, OUTLINE_BALL_MM, Piece, label_26, valley_split
+from calcinosis.anatomy.valley import OUTLINE_BALL_MM, Piece, label_26, valley_split
 from calcinosis.threads import SMALL_FOR_THREADS, n_threads
 
 # Smoothed HU at which the structure is bone cortex for sure (a deposit small enough to hide
@@ -243,7 +243,7 @@ def _plateau_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
         bone_k = solid[sub] & ~piece & ~taken[sub]
         if _caps_bone(piece, bone_k):
             continue
-        if not _faces_tissue(_shell(piece), solid[sub], bone_k):
+        if not faces_tissue(shell(piece), solid[sub], bone_k):
             continue  # between two bones (a joint space) or in a notch: faces the bone broadly
         if not PROFILE_MIN_VOLUME_MM3 <= piece.sum() * vv <= max_volume:
             continue
@@ -468,15 +468,15 @@ class _Acceptance:
         """The deposit that ``piece`` (on ``sub``) is, with its own blur; None when it does not
         face soft tissue, caps the bone's end, or is a speck."""
         solid = self.solid[sub]
-        shell = _shell(piece)
-        if not _faces_tissue(shell, solid, solid):
+        piece_shell = shell(piece)
+        if not faces_tissue(piece_shell, solid, solid):
             return None
         if _caps_bone(piece, solid):
             return None
         # The deposit's blur fringe above its own threshold, not the bone's; its maximum is
         # its own (in-plane) maximum, not the bone's edge that rises towards the bone.
         own_peak = piece & self.own_max[sub]
-        grown = piece | (shell & self.dense[sub] & ~self.core[sub] & ~self.taken[sub] & (res > 0))
+        grown = piece | (piece_shell & self.dense[sub] & ~self.core[sub] & ~self.taken[sub] & (res > 0))
         deposit = own_blur(sub, grown, self.dense, self.solid, res, own_peak)
         if deposit.sum() * self.voxel_mm3 < PROFILE_MIN_VOLUME_MM3:
             return None  # a speck on the bone's slope: its partial volume or noise, not a deposit
@@ -503,18 +503,6 @@ def _risen_part(piece: np.ndarray, residual: np.ndarray, h_hu: float, tops: np.n
     halves, _ = ndi.label(own & (residual >= 0.5 * float(residual[top])), structure=_CUBE)
     near_top = ndi.binary_dilation(halves == halves[top], structure=_CUBE, iterations=RISEN_REACH_VOXELS)
     return piece & ndi.binary_dilation(own & near_top, structure=_CUBE)
-
-
-def _shell(piece: np.ndarray) -> np.ndarray:
-    """The face neighbours of ``piece`` outside it."""
-    return ndi.binary_dilation(piece, structure=_FACE_3D) & ~piece
-
-
-def _faces_tissue(shell: np.ndarray, solid: np.ndarray, bone: np.ndarray) -> bool:
-    """Whether a piece whose face neighbours are ``shell`` faces soft tissue (outside the
-    structure ``solid``) on more than ``BUMP_MIN_TISSUE_RATIO`` times as many of them as it
-    faces ``bone``: a deposit touches the bone over a small part of its surface."""
-    return int((shell & ~solid).sum()) > BUMP_MIN_TISSUE_RATIO * int((shell & bone).sum())
 
 
 def _caps_bone(piece: np.ndarray, solid: np.ndarray) -> bool:

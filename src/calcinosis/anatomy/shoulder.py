@@ -16,8 +16,8 @@ size. When that jump comes at least ``SHOULDER_MIN_RISE_H * h`` below the maximu
 part just above it is the deposit's core, and the part the jump added, away from the
 core, is the bone's. Flooding a window round the core from the two (the bone also from
 its border with the other basins and from the window's edge) gives the deposit's piece,
-which must be a deposit's size and face soft tissue more than bone
-(``SHOULDER_MIN_TISSUE_RATIO``). A bone basin's own maximum sits on its plateau: the jump
+which must be a deposit's size and face soft tissue more than bone (the rule of the other
+steps, :func:`calcinosis.anatomy.basins.faces_tissue`). A bone basin's own maximum sits on its plateau: the jump
 comes at the first step; a ridge of cortex grows along the bone, wider than any deposit,
 before its jump.
 
@@ -33,6 +33,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
+from calcinosis.anatomy.basins import faces_tissue, shell
 from calcinosis.anatomy.morphology import grow_box
 
 # The deposit's core stands at least this many h above the level where the bone joins it.
@@ -44,8 +45,6 @@ SHOULDER_STEP_H = 0.5
 # once it holds a few tens of voxels).
 SHOULDER_JUMP = 2.0
 SHOULDER_JUMP_MIN_VOXELS = 20
-# The deposit's piece faces soft tissue more than this many times the bone.
-SHOULDER_MIN_TISSUE_RATIO = 1.6
 # The bone's marker keeps this many voxels (face steps) away from the deposit's core.
 CORE_CLEARANCE_VOXELS = 2
 
@@ -141,11 +140,7 @@ def shoulder_piece(basin: np.ndarray, img: np.ndarray, solid: np.ndarray, others
     piece_w = watershed(-img_w.astype(np.float32), markers, mask=basin_w) == 1
     if piece_w.sum() > max_voxels:
         return None
-    shell = ndi.binary_dilation(piece_w, _FACE) & ~piece_w
-    solid_w = solid[win]
-    tissue = int((shell & ~solid_w).sum())
-    bone = int((shell & solid_w).sum())
-    if tissue <= SHOULDER_MIN_TISSUE_RATIO * bone:
+    if not faces_tissue(shell(piece_w), solid[win], solid[win]):
         return None
     piece = np.zeros(basin.shape, bool)
     piece[win] = piece_w

@@ -21,7 +21,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from calcinosis.anatomy.ball import open_ball
-from calcinosis.anatomy.basins import MERGED_MIN_TISSUE_RATIO, face_pairs, merge_shallow_basins
+from calcinosis.anatomy.basins import BUMP_MIN_TISSUE_RATIO, MERGED_MIN_TISSUE_RATIO, face_pairs, merge_shallow_basins
 from calcinosis.anatomy.morphology import grow_box, label_counts
 from calcinosis.anatomy.own_blur import own_blur
 from calcinosis.anatomy.shoulder import shoulder_piece
@@ -29,9 +29,6 @@ from calcinosis.anatomy.shoulder import shoulder_piece
 # A deposit flush on bone may sit behind a valley this fraction of ``h`` deep, if it stands
 # outside the bone's outline smoothed by an opening with this ball (mm).
 WEAK_H_FRACTION = 0.4
-# A deposit touches the bone over a small part of its surface; a knob of the bone itself
-# (an epicondyle, a process) joins it broadly: faces to soft tissue / faces to the bone.
-BUMP_MIN_TISSUE_RATIO = 1.6
 OUTLINE_BALL_MM = 3.0
 # Whole-HU images within +-this take h-maxima on int16: there float32 holds ``image - h``
 # well within the 0.001 allowance, so the int16 and float paths agree (and it fits int16).
