@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.segmentation import watershed
 
 # A deposit touches the bone over a small part of its surface; a knob of the bone itself
 # (an epicondyle, a process) joins it broadly: faces to soft tissue / faces to the bone.
@@ -63,6 +64,25 @@ def faces_tissue(piece_shell: np.ndarray, solid: np.ndarray, bone: np.ndarray) -
     structure ``solid``) on more than ``BUMP_MIN_TISSUE_RATIO`` times as many of them as it
     faces ``bone``: a deposit touches the bone over a small part of its surface."""
     return int((piece_shell & ~solid).sum()) > BUMP_MIN_TISSUE_RATIO * int((piece_shell & bone).sum())
+
+
+def piece_from_core(core: np.ndarray, bone: np.ndarray, img: np.ndarray, mask: np.ndarray, solid: np.ndarray,
+                    clearance: int, max_voxels: float) -> np.ndarray | None:
+    """A deposit's piece on a window round its core: ``mask`` flooded on ``img`` (highest
+    first) from ``core`` and from the voxels of ``bone`` at least ``clearance`` face steps
+    from it; None when it holds more than ``max_voxels`` or does not face soft tissue
+    (outside ``solid``) more than the rest of ``solid`` (:func:`faces_tissue`)."""
+    near_core = ndi.binary_dilation(core, _FACE, iterations=clearance)
+    bone_marker = mask & bone & ~near_core
+    if not bone_marker.any():
+        return None
+    markers = np.zeros(mask.shape, np.int32)
+    markers[bone_marker] = 2
+    markers[core] = 1
+    piece = watershed(-img.astype(np.float32), markers, mask=mask) == 1
+    if piece.sum() > max_voxels or not faces_tissue(shell(piece), solid, solid):
+        return None
+    return piece
 
 
 def saddle_between(first: np.ndarray, second: np.ndarray, img: np.ndarray) -> float:

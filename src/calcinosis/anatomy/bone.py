@@ -29,6 +29,10 @@ extent) is bone. Deposits lying on it are split off in these ways:
    structure (in-plane) below cortical density and face soft tissue more than the bone,
    where a bone has only marrow, which faces its cortex (:func:`_plateau_split`). Pieces from 1, 3 and 4 that touch
    and are joined above half their height are one deposit (:func:`merge_touching`).
+5. A small dense deposit on the cortex whose valley the smoothing filled (a peak of a few
+   voxels) still rises above the gap in the raw HU by several times the noise; with the raw
+   HU given, such peaks near soft tissue are cut from the bone
+   (:mod:`calcinosis.anatomy.raw_peak`) and merged like 4's.
 
 The mask of a deposit split off in 1 or 3 keeps its own blur and drops the voxels that
 only the bone's blur lifts above the threshold
@@ -54,6 +58,7 @@ from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profi
 from calcinosis.anatomy.disk import erode_disk
 from calcinosis.anatomy.morphology import fill_holes_in_plane, grow_box
 from calcinosis.anatomy.own_blur import own_blur
+from calcinosis.anatomy.raw_peak import raw_peak_pieces
 from calcinosis.anatomy.shoulder import shoulder_piece
 from calcinosis.anatomy.valley import OUTLINE_BALL_MM, Piece, label_26, valley_split
 from calcinosis.threads import SMALL_FOR_THREADS, n_threads
@@ -116,6 +121,8 @@ def split_bone(
     max_deposit_volume_mm3: float,
     is_bone_piece: Callable[[tuple[slice, ...], np.ndarray], bool] | None = None,
     threshold_hu: float | None = None,
+    raw_hu: np.ndarray | None = None,
+    raw_h_hu: float | None = None,
 ) -> BoneSplit:
     """Split one connected dense structure into bone and attached deposits.
 
@@ -140,6 +147,11 @@ def split_bone(
         rest only through the blur's fringe (its saddle below ``threshold_hu + h_hu``) is
         a deposit candidate however much of its border faces the bone (see
         :func:`valley_split`).
+    raw_hu, raw_h_hu : array and float, optional
+        Raw HU on the same box and a rise (HU, several times the raw noise): with
+        ``threshold_hu``, small dense deposits on the bone whose valley the smoothing
+        filled are looked for at the raw peaks that rise ``raw_h_hu`` above their
+        valley (:mod:`calcinosis.anatomy.raw_peak`).
     """
     solid = fill_holes_in_plane(dense)
     skull_holes = _skull_holes(solid & ~dense, smooth_hu, spacing_zyx)
@@ -187,9 +199,17 @@ def split_bone(
                                       threshold_hu)
             for sub, piece in plateaus:
                 bone[sub] &= ~piece
+                taken[sub] |= piece
             if plateaus:
                 # A plateau may be the rest of a deposit the steps before took in part.
                 deposits = merge_touching(deposits + plateaus, max_voxels, image=smooth_hu, floor=threshold_hu)
+            if raw_hu is not None and raw_h_hu is not None:
+                peaks = raw_peak_pieces(dense, raw_hu, taken, spacing_zyx, raw_h_hu, threshold_hu, max_voxels)
+                for sub, piece in peaks:
+                    bone[sub] &= ~piece
+                if peaks:
+                    # A raw peak may be the top of a deposit a step before took in part.
+                    deposits = merge_touching(deposits + peaks, max_voxels, image=smooth_hu, floor=threshold_hu)
     return BoneSplit(bone, tuple(deposits))
 
 

@@ -213,6 +213,22 @@ def grow_box(box, margin, shape) -> tuple[slice, ...]:
     return tuple(slice(max(s.start - int(m), 0), min(s.stop + int(m), n)) for s, m, n in zip(box, margin, shape))
 
 
+def inner_faces(box, shape) -> np.ndarray:
+    """On the box ``box`` (slices into an array of ``shape``): its outermost layers, on each
+    side where the box stops short of the array's edge (a window's edge, away from what it
+    was drawn round)."""
+    edge = np.zeros(tuple(s.stop - s.start for s in box), bool)
+    for axis, (s, n) in enumerate(zip(box, shape)):
+        index: list = [slice(None)] * len(shape)
+        if s.start > 0:
+            index[axis] = 0
+            edge[tuple(index)] = True
+        if s.stop < n:
+            index[axis] = -1
+            edge[tuple(index)] = True
+    return edge
+
+
 def margin_voxels(spacing_zyx, margin_mm: float) -> tuple[int, int, int]:
     return tuple(int(np.ceil(margin_mm / float(s))) for s in spacing_zyx)  # type: ignore[return-value]
 

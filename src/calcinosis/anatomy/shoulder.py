@@ -31,10 +31,9 @@ from __future__ import annotations
 import cc3d
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.segmentation import watershed
 
-from calcinosis.anatomy.basins import faces_tissue, shell
-from calcinosis.anatomy.morphology import grow_box
+from calcinosis.anatomy.basins import piece_from_core
+from calcinosis.anatomy.morphology import grow_box, inner_faces
 
 # The deposit's core stands at least this many h above the level where the bone joins it.
 SHOULDER_MIN_RISE_H = 2.0
@@ -121,26 +120,9 @@ def shoulder_piece(basin: np.ndarray, img: np.ndarray, solid: np.ndarray, others
     labels = cc3d.connected_components(basin_w & (img_w >= level), connectivity=26)
     local = tuple(i - w.start for i, w in zip(top, win))
     part = labels == labels[local]
-    near_core = ndi.binary_dilation(core_w, _FACE, iterations=CORE_CLEARANCE_VOXELS)
-    edge = np.zeros(basin_w.shape, bool)
-    for axis, (w, n) in enumerate(zip(win, basin.shape)):
-        index = [slice(None)] * basin.ndim
-        if w.start > 0:
-            index[axis] = 0
-            edge[tuple(index)] = True
-        if w.stop < n:
-            index[axis] = -1
-            edge[tuple(index)] = True
-    bone_marker = basin_w & ~near_core & (part | edge | ndi.binary_dilation(others[win], _FACE))
-    if not bone_marker.any():
-        return None
-    markers = np.zeros(basin_w.shape, np.int32)
-    markers[bone_marker] = 2
-    markers[core_w] = 1
-    piece_w = watershed(-img_w.astype(np.float32), markers, mask=basin_w) == 1
-    if piece_w.sum() > max_voxels:
-        return None
-    if not faces_tissue(shell(piece_w), solid[win], solid[win]):
+    bone_w = part | inner_faces(win, basin.shape) | ndi.binary_dilation(others[win], _FACE)
+    piece_w = piece_from_core(core_w, bone_w, img_w, basin_w, solid[win], CORE_CLEARANCE_VOXELS, max_voxels)
+    if piece_w is None:
         return None
     piece = np.zeros(basin.shape, bool)
     piece[win] = piece_w

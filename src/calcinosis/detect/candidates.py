@@ -17,6 +17,7 @@ from calcinosis.anatomy.morphology import (
     grow_box,
     margin_voxels,
 )
+from calcinosis.anatomy.raw_peak import RAW_PEAK_SIGMA
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.bones import (
     BONE_MARGIN_MM,
@@ -144,6 +145,7 @@ def detect_lesions(
                      tissue_level_hu + SINGLE_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
     raw_thr = max(thr + RAW_SEED_MARGIN_HU,
                   tissue_level_hu + RAW_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
+    raw_noise = noise_hu if noise_hu else 3 * noise_smoothed_hu
     split_h = max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu)
     if start is not None and (start.config != config or start.shape != hu.shape
                               or start.spacing_zyx != tuple(float(s) for s in spacing_zyx)):
@@ -171,6 +173,8 @@ def detect_lesions(
             max_deposit_volume_mm3=min(config.bone_min_volume_mm3, MAX_ATTACHED_DEPOSIT_MM3),
             is_bone_piece=lambda sub, part: is_hollow(hu[box][sub], part, spacing_zyx, thr),
             threshold_hu=thr,
+            raw_hu=hu[box],
+            raw_h_hu=RAW_PEAK_SIGMA * raw_noise,
         )
         deposits = []
         for sub, dep in split.deposits:
@@ -282,7 +286,7 @@ def detect_lesions(
                 for dep in deposits_on_bone_piece(hu[boxes[k]], smooth_k, piece, spacing_zyx,
                                                   threshold_hu=thr, h_hu=split_h,
                                                   max_deposit_volume_mm3=MAX_ATTACHED_DEPOSIT_MM3,
-                                                  is_hollow=is_hollow):
+                                                  is_hollow=is_hollow, raw_h_hu=RAW_PEAK_SIGMA * raw_noise):
                     pending.append((boxes[k], dep))
                     piece &= ~dep
                 bone[boxes[k]] |= piece

@@ -27,6 +27,7 @@ from calcinosis.anatomy.bone import PROFILE_MIN_VOLUME_MM3, THIN_SLICE_MM
 from calcinosis.anatomy.valley import (INT_H_MAXIMA_RANGE, WEAK_H_FRACTION, ValleyMarkers, label_26, valley_image,
                                        valley_markers, valley_split)
 from calcinosis.anatomy.disk import dilate_disk, erode_disk
+from calcinosis.anatomy.raw_peak import raw_peak_pieces
 
 # The in-plane 4-neighbourhood as a 3-D structure: components never cross slices.
 _IN_PLANE_4 = np.zeros((3, 3, 3), bool)
@@ -83,6 +84,7 @@ def deposits_on_bone_piece(
     max_deposit_volume_mm3: float,
     is_hollow,
     screen: bool = True,
+    raw_h_hu: float | None = None,
 ) -> list[np.ndarray]:
     """Masks (on the object's box) of deposits joined to a hollow bone piece.
 
@@ -105,12 +107,44 @@ def deposits_on_bone_piece(
         :func:`_two_marker_plateaus`) and no piece can be joined to the rest below
         ``threshold_hu + h_hu`` (:func:`_no_low_saddle`); the same result, for tests to
         compare.
+    raw_h_hu : float, optional
+        A rise (HU, several times the raw noise): on slices of ``THIN_SLICE_MM`` or more,
+        small dense deposits whose valley the smoothing filled are looked for at the raw
+        peaks that rise this much above their valley (:mod:`calcinosis.anatomy.raw_peak`),
+        as on large bones (a 2.8 mm 1286 HU deposit 1 mm from a rib on 3 mm slices, its
+        gap just above the threshold: the smoothed valley split took it for an arc of the
+        rib's cortex).
 
     Returns
     -------
     list of bool arrays
         One mask per deposit, on the box; empty when there is none.
     """
+    out = _split_at_valleys(hu, smooth_hu, mask, spacing_zyx, threshold_hu, h_hu, max_deposit_volume_mm3,
+                            is_hollow, screen)
+    if raw_h_hu is None or float(spacing_zyx[0]) < THIN_SLICE_MM:
+        # On thinner slices no such deposit was found on a rib piece (trunk phantoms, 12 seeds
+        # each at 20 HU / 1.5 mm and 15 HU / 0.8 mm), and the step costs ~1 ms on each of a
+        # whole-trunk scan's hundred rib pieces.
+        return out
+    taken = np.zeros(mask.shape, bool)
+    for dep in out:
+        taken |= dep
+    max_voxels = max_deposit_volume_mm3 / float(np.prod(spacing_zyx))
+    for sub, piece in raw_peak_pieces(mask, hu, taken.copy(), spacing_zyx, raw_h_hu, threshold_hu, max_voxels):
+        full = np.zeros(mask.shape, bool)
+        full[sub] = piece
+        if is_hollow(hu, full, spacing_zyx, threshold_hu) or not is_hollow(hu, mask & ~taken & ~full, spacing_zyx,
+                                                                             threshold_hu):
+            continue
+        taken |= full
+        out.append(full)
+    return out
+
+
+def _split_at_valleys(hu, smooth_hu, mask, spacing_zyx, threshold_hu, h_hu, max_deposit_volume_mm3, is_hollow,
+                      screen) -> list[np.ndarray]:
+    """:func:`deposits_on_bone_piece` less the raw peaks."""
     solid = fill_holes_in_plane_box(mask)
     screen = (screen and np.issubdtype(smooth_hu.dtype, np.integer)
               and _no_low_saddle(mask, smooth_hu, threshold_hu, h_hu))
