@@ -69,3 +69,17 @@ def test_pieces_joined_below_half_their_height_stay_apart():
     image[6, 4:6, 4:6] = 300.0
     assert len(merge_touching([b, c], max_voxels=1000, image=image, floor=100.0)) == 2
     assert len(merge_touching([b, c], max_voxels=1000)) == 1  # without an image: by contact alone
+
+
+def test_a_piece_cut_by_the_scan_end_does_not_take_in_a_whole_one():
+    # A bone's end split off where the scan cuts it (it reaches the grid's last slice) is
+    # excluded later as cut by the scan's edge: a whole deposit touching it keeps apart.
+    b = _piece(4, 6, 4, 6, 4, 6)
+    c = _piece(6, 10, 4, 6, 4, 6)  # reaches slice 9, the last
+
+    def at_end(box, mask):
+        return box[0].start + mask.shape[0] == 10
+
+    assert len(merge_touching([b, c], max_voxels=1000, apart=at_end)) == 2
+    d = _piece(2, 4, 4, 6, 4, 6)   # whole, touching b: merges
+    assert len(merge_touching([b, d], max_voxels=1000, apart=at_end)) == 1

@@ -96,7 +96,7 @@ def _valley_split_reference(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volu
         return []
     objects = ndi.find_objects(basins)
     subs = {k: tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in objects[k - 1]) for k in np.flatnonzero(small)}
-    opened = {k: B._opened_on(solid, sub, spacing_zyx, B.OUTLINE_BALL_MM) for k, sub in subs.items()}
+    opened = {k: B.opened_on(solid, sub, spacing_zyx, B.OUTLINE_BALL_MM) for k, sub in subs.items()}
     outside = np.zeros(n + 1)
     for k, sub in subs.items():
         outside[k] = 1.0 - ((basins[sub] == k) & opened[k]).sum() / max(int(counts[k]), 1)

@@ -518,6 +518,27 @@ def test_small_dense_deposit_whose_valley_the_smoothing_filled_is_found(body, se
     _assert_found_and_measured(ph, truth, lesion, err, false, "the small deposit stayed in the bone")
 
 
+def test_deposit_dimmer_on_the_slice_that_cuts_it_is_not_taken_for_bone():
+    # Thighs seed 95 on 3 mm slices, 30 HU noise: deposit 7 (5.1 mm, 463 HU, 1.3 mm from the
+    # femur) lies on two slices, one cut by the slice boundary (core 260-320 HU, the other
+    # ~470). Split off the femur, it was judged hollow (a piece of bone round its marrow):
+    # its dim slice's core lay below the midpoint of the whole piece's 90th percentile. It
+    # lies wholly outside the femur's smoothed outline and each slice is densest in its core
+    # (anatomy/bone.apart_and_solid), unlike a piece of bone beside a deposit (the elbow
+    # seed 6 case above keeps its shoulder split).
+    ph, truth, lesion, err, false = _one_deposit("thighs", 95, 30.0, 3.0, 7)
+    _assert_found_and_measured(ph, truth, lesion, err, false, "the deposit was taken for a piece of bone")
+
+
+def test_deposit_beside_a_bone_end_cut_by_the_scan_keeps_apart_from_it():
+    # Elbow seed 90 on 2 mm slices, 25 HU noise: deposit 11 (7.7 mm, 1316 HU, 0.5 mm from
+    # the bone) was split off, then merged with the piece of a forearm bone beside it that
+    # the valley split had cut off where the scan ends (1597 mm3); the merged piece reached
+    # the scan's last slice and was excluded as cut by the scan's edge.
+    ph, truth, lesion, err, false = _one_deposit("elbow", 90, 25.0, 2.0, 11)
+    _assert_found_and_measured(ph, truth, lesion, err, false, "the deposit was merged into a piece cut by the scan")
+
+
 def test_bead_chain_on_the_skin_thinned_by_thick_slices_is_external_metal():
     # Trunk seed 75 on 3 mm slices: a chain of 3.2 mm metal beads (3000 HU) lies on the skin.
     # The slices' partial volume lowers its peak to 2329 HU, under the metal level, and half

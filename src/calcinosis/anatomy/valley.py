@@ -139,7 +139,7 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, *,
                   for k, sub in subs.items()}
         # The bone's outline smoothed by an opening, on each small basin's box only (exact there:
         # the box is read with a margin of twice the ball's radius).
-        opened = {k: _opened_on(solid, sub, spacing_zyx, OUTLINE_BALL_MM) for k, sub in subs.items()}
+        opened = {k: opened_on(solid, sub, spacing_zyx, OUTLINE_BALL_MM) for k, sub in subs.items()}
         # Share of each small basin outside that outline.
         outside = np.zeros(n + 1)
         for k, sub_c in subs_c.items():
@@ -214,7 +214,7 @@ def _grown_box(mask: np.ndarray) -> tuple[slice, ...] | None:
     return grow_box(box[0], (1,) * mask.ndim, mask.shape)
 
 
-def _opened_on(solid: np.ndarray, sub: tuple[slice, ...], spacing_zyx, radius_mm: float) -> np.ndarray:
+def opened_on(solid: np.ndarray, sub: tuple[slice, ...], spacing_zyx, radius_mm: float) -> np.ndarray:
     """``open_mm(solid, ...)[sub]`` (by :func:`~calcinosis.anatomy.ball.open_ball`), computed
     on ``sub`` grown by twice the radius: the erosion reads voxels within one radius, the
     dilation the eroded ones within another."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.bone import split_bone
+from calcinosis.anatomy.bone import apart_and_solid, split_bone
 from calcinosis.anatomy.components import label_components
 from calcinosis.anatomy.morphology import (
     fill_holes_in_plane,
@@ -175,12 +175,16 @@ def detect_lesions(
             threshold_hu=thr,
             raw_hu=hu[box],
             raw_h_hu=RAW_PEAK_SIGMA * raw_noise,
+            at_scan_end=lambda sub, part: _at_scan_end(box[0].start + sub[0].start, part, hu.shape[0]),
         )
         deposits = []
         for sub, dep in split.deposits:
             where = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, sub))
             if is_hollow(hu[where], dep, spacing_zyx, thr):
-                continue  # a piece of the bone's own cortex and marrow
+                whole = split.bone.copy()
+                whole[sub] |= dep
+                if not apart_and_solid(sub, dep, whole, smooth_box, spacing_zyx, thr):
+                    continue  # a piece of the bone's own cortex and marrow
             if smooth_box[sub][dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
                 deposits.append((where, dep))
         return split.bone, deposits
@@ -321,6 +325,14 @@ def is_hollow(hu: np.ndarray, mask: np.ndarray, spacing_zyx, threshold_hu: float
     vals = hu[mask]
     p90 = float(np.percentile(vals, 90))
     return float(np.median(hu[core])) < threshold_hu + 0.5 * (p90 - threshold_hu)
+
+
+def _at_scan_end(z0: int, piece: np.ndarray, n_slices: int) -> bool:
+    """Whether ``piece`` (a mask whose first slice is slice ``z0`` of the detection's
+    array) holds a voxel on the array's first or last slice: the scan's ends (the body's
+    crop spans every slice the body reaches)."""
+    slices = np.flatnonzero(piece.any(axis=(1, 2)))
+    return bool(slices.size) and (z0 + int(slices[0]) == 0 or z0 + int(slices[-1]) == n_slices - 1)
 
 
 def _body_y_range(body: np.ndarray):
