@@ -29,6 +29,7 @@ from calcinosis.detect.bones import (
 )
 from calcinosis.detect.faint import is_faint_deposit
 from calcinosis.detect.hollow import core_in_plane, deposits_on_bone_piece, fill_holes_in_plane_box
+from calcinosis.detect.metal import deposits_beside_object
 from calcinosis.detect.smoothing import SMOOTH_SIGMA_MM, SmoothedHU, smoothing_sigma
 from calcinosis.sparse_zeros import sparse_zeros
 from calcinosis.threads import n_threads, over_slabs
@@ -228,6 +229,18 @@ def detect_lesions(
 
     lesion_boxes: list[tuple[slice, ...]] = []
 
+    def beside_object(i: int, k: int) -> None:
+        """Deposits in the skin joined to the external object ``i`` (its component) at the
+        threshold, split off it (:mod:`calcinosis.detect.metal`), when they pass the seed
+        rules of a deposit split off a bone."""
+        box = boxes[k]
+        smooth_k = smooth[box]
+        for dep in deposits_beside_object(hu[box], smooth_k, comps.mask_in(i, box), body[box], spacing_zyx,
+                                          threshold_hu=thr, h_hu=split_h, metal_hu=config.metal_hu,
+                                          max_deposit_volume_mm3=MAX_ATTACHED_DEPOSIT_MM3):
+            if smooth_k[dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
+                pending.append((box, dep))
+
     def add_lesion(where: tuple[slice, ...], mask: np.ndarray) -> None:
         nonlocal out, next_label
         if next_label == 65535:  # more lesions than uint16 labels: widen once
@@ -250,18 +263,25 @@ def detect_lesions(
             if inside[k] < 0.5:
                 if peak[k] >= config.metal_hu:
                     exclude(i, "external_metal")
+                    beside_object(i, k)
                 elif big or volume[k] >= 50.0:
                     y_mid = (boxes[k][1].start + boxes[k][1].stop) / 2
-                    exclude(i, "table" if body_box_y and y_mid > body_box_y[1] else "external_object")
+                    table = body_box_y and y_mid > body_box_y[1]
+                    exclude(i, "table" if table else "external_object")
+                    if not table:
+                        beside_object(i, k)
                 continue  # specks of noise outside the body are not worth a line
             if inside[k] < 1.0 and not big and peak[k] >= PARTIAL_METAL_SHARE * config.metal_hu:
                 exclude(i, "external_metal")  # on the skin, its peak lowered by partial volume
+                beside_object(i, k)
                 continue
             if peak[k] >= config.metal_hu and not (big and metal_share[k] < TOOTH_METAL_FRACTION):
                 # Jewellery, ECG buttons and clothing fasteners lie on the skin: part of them is
                 # outside the body. An implant is wholly inside. (A skeleton whose few densest
                 # voxels reach metal level, tooth enamel, stays bone.)
                 exclude(i, "external_metal" if inside[k] < 1.0 else "metal")
+                if inside[k] < 1.0:
+                    beside_object(i, k)
                 continue
             if big:
                 box = grow_box(boxes[k], margin, hu.shape)

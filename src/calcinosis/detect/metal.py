@@ -1,0 +1,44 @@
+"""Deposits joined at the threshold to an object lying on the skin.
+
+A bead of a necklace, an ECG button or a snap fastener lying on the skin is excluded as an
+external object (:func:`calcinosis.detect.candidates.detect_lesions`). A calcified nodule in
+the skin right under it joins it at the threshold through the object's blur (a 2.2 mm 1114
+HU deposit 3 mm from a chain of 3000 HU beads) and went out with it. Such a deposit is a
+basin of the smoothed intensity of its own, behind the valley between it and the object
+(:func:`calcinosis.anatomy.valley.valley_split`, as for a deposit beside a bone): a basin
+wholly inside the body, whose peak stays below the level of metal, is a deposit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from calcinosis.anatomy.valley import valley_split
+from calcinosis.detect.hollow import fill_holes_in_plane_box
+
+# A piece with a voxel at this share of the metal level is part of the object (its core or
+# its blur): the densest deposits stay below it.
+OBJECT_SHARE_OF_METAL = 0.8
+
+
+def deposits_beside_object(hu: np.ndarray, smooth_hu: np.ndarray, mask: np.ndarray, body: np.ndarray,
+                           spacing_zyx, *, threshold_hu: float, h_hu: float, metal_hu: float,
+                           max_deposit_volume_mm3: float) -> list[np.ndarray]:
+    """Masks (on the object's box) of deposits joined to an external object.
+
+    ``hu``, ``smooth_hu``, ``body``: raw HU, smoothed HU and the body mask on a box round the
+    object; ``mask``: the object's voxels at the threshold (with what joins it there).
+    """
+    out: list[np.ndarray] = []
+    solid = fill_holes_in_plane_box(mask)
+    for sub, basin in valley_split(solid, mask, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3,
+                                   threshold_hu=threshold_hu):
+        piece = basin & mask[sub]
+        if not piece.any() or not body[sub][piece].all():
+            continue  # on the skin or outside: the object's own
+        if float(hu[sub][piece].max()) >= OBJECT_SHARE_OF_METAL * metal_hu:
+            continue
+        full = np.zeros(mask.shape, bool)
+        full[sub] = piece
+        out.append(full)
+    return out
