@@ -81,6 +81,11 @@ class Detection:
     boxes: tuple[tuple[slice, slice, slice], ...] = ()  # tight box of each lesion label 1..N
 
 
+# An external object is searched for deposits joined to it on the box of its voxels in the body
+# grown by this margin (mm): beyond it, nothing of it can touch a deposit in the skin.
+OBJECT_MARGIN_MM = 10.0
+
+
 def smoothed(hu: np.ndarray, spacing_zyx, *, chunk: int = 32, dtype=np.float32) -> np.ndarray:
     """Gaussian-smoothed HU, computed in slabs along z to bound memory (on
     :func:`~calcinosis.threads.n_threads` threads: ``ndimage`` releases the GIL).
@@ -232,14 +237,23 @@ def detect_lesions(
     def beside_object(i: int, k: int) -> None:
         """Deposits in the skin joined to the external object ``i`` (its component) at the
         threshold, split off it (:mod:`calcinosis.detect.metal`), when they pass the seed
-        rules of a deposit split off a bone."""
+        rules of a deposit split off a bone. Only the object's part near the body is looked
+        at (its voxels in the body, with ``OBJECT_MARGIN_MM`` round them): a table or a
+        blanket outside the body costs nothing."""
         box = boxes[k]
-        smooth_k = smooth[box]
-        for dep in deposits_beside_object(hu[box], smooth_k, comps.mask_in(i, box), body[box], spacing_zyx,
+        obj = comps.mask_in(i, box)
+        in_body = obj & body[box]
+        if not in_body.any():
+            return
+        sub = grow_box(ndi.find_objects(in_body.view(np.uint8))[0], margin_voxels(spacing_zyx, OBJECT_MARGIN_MM),
+                       obj.shape)
+        where = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, sub))
+        smooth_w = smooth[where]
+        for dep in deposits_beside_object(hu[where], smooth_w, obj[sub], body[where], spacing_zyx,
                                           threshold_hu=thr, h_hu=split_h, metal_hu=config.metal_hu,
                                           max_deposit_volume_mm3=MAX_ATTACHED_DEPOSIT_MM3):
-            if smooth_k[dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
-                pending.append((box, dep))
+            if smooth_w[dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
+                pending.append((where, dep))
 
     def add_lesion(where: tuple[slice, ...], mask: np.ndarray) -> None:
         nonlocal out, next_label
