@@ -64,9 +64,9 @@ dense deposits whose basin took in the bone beside them) looks at the spine's ~3
 in about 0.2 s of CPU: first 0.6 s, then cut by stopping at a core wider than a deposit (a
 ridge of cortex), reading each level on the box of the level before (grown by 2 voxels)
 and flooding a window round the core instead of the whole basin.
-Session 8: 400 slices 3.06-3.16 s = 6.3-6.7x (100 slices 9.3x, 1000 slices 6.4x; 29-31
-ns/voxel), the session-7 code the same day 2.94 s (this machine ran ~5 % slower than the
-day before). The raw-peak step (anatomy/raw_peak.py, small dense deposits whose valley the
+Session 8: 400 slices 3.02-3.20 s = 6.3-6.7x (100 slices 9.6x, 1000 slices 6.4x; 29-31
+ns/voxel), the session-7 code the same day 2.79-3.03 s (a noisy machine: +-0.2 s between
+runs). The raw-peak step (anatomy/raw_peak.py, small dense deposits whose valley the
 smoothing filled) costs ~0.1 s of CPU on the spine, on the critical path: an exact h-maxima
 of the raw HU took 0.3 s, so local maxima near soft tissue are screened on a small window
 each (~4500 on this spine's surface come down to a few) before the exact test.
