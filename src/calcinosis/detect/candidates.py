@@ -147,11 +147,9 @@ def detect_lesions(
     vv = float(np.prod(spacing_zyx))
     thr = config.threshold_hu
     seed_thr = max(thr, tissue_level_hu + config.seed_sigma * noise_smoothed_hu)
-    single_thr = max(thr + SINGLE_SEED_MARGIN_HU,
-                     tissue_level_hu + SINGLE_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
-    raw_thr = max(thr + RAW_SEED_MARGIN_HU,
-                  tissue_level_hu + RAW_SEED_SIGMA * (noise_hu if noise_hu else 3 * noise_smoothed_hu))
     raw_noise = noise_hu if noise_hu else 3 * noise_smoothed_hu
+    single_thr = max(thr + SINGLE_SEED_MARGIN_HU, tissue_level_hu + SINGLE_SEED_SIGMA * raw_noise)
+    raw_thr = max(thr + RAW_SEED_MARGIN_HU, tissue_level_hu + RAW_SEED_SIGMA * raw_noise)
     split_h = max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu)
     if start is not None and (start.config != config or start.shape != hu.shape
                               or start.spacing_zyx != tuple(float(s) for s in spacing_zyx)):
