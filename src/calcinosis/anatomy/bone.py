@@ -55,7 +55,7 @@ from scipy import ndimage as ndi
 from calcinosis.anatomy.basins import faces_tissue, saddle_between, shell
 from calcinosis.anatomy.bone_bumps import over_next_slice, pressed_candidates
 from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profile, per_label_max
-from calcinosis.anatomy.disk import erode_disk
+from calcinosis.anatomy.disk import core_in_plane, erode_disk
 from calcinosis.anatomy.morphology import fill_holes_in_plane, grow_box
 from calcinosis.anatomy.own_blur import own_blur
 from calcinosis.anatomy.raw_peak import raw_peak_pieces
@@ -226,8 +226,9 @@ def split_bone(
 # outline smoothed by the outline ball when it is too thin to hold marrow (see
 # :func:`apart_and_solid`).
 APART_MIN_OUTSIDE = 0.9
-# In-plane depth (mm) of a piece's core, as the hollow test reads it.
-CORE_DEPTH_MM = 2.0
+# Depth (mm, in-plane) below which the core of a possible bone piece starts (the hollow test,
+# :func:`calcinosis.detect.candidates.is_hollow`, and :func:`apart_and_solid`).
+HOLLOW_CORE_DEPTH_MM = 2.0
 
 
 def apart_and_solid(sub, piece, solid, smooth_hu, spacing_zyx, floor_hu) -> bool:
@@ -235,7 +236,7 @@ def apart_and_solid(sub, piece, solid, smooth_hu, spacing_zyx, floor_hu) -> bool
     deposit after all: it lies wholly outside the bone's outline smoothed by an opening with
     the ``OUTLINE_BALL_MM`` ball (at least ``APART_MIN_OUTSIDE`` of it: too thin to hold
     marrow, which a piece of bone cut across by the slices does), and each of its slices is
-    densest in its core (the part ``CORE_DEPTH_MM`` deep in-plane), by the hollow test's
+    densest in its core (the part ``HOLLOW_CORE_DEPTH_MM`` deep in-plane), by the hollow test's
     rule read slice by slice on the smoothed image. On thick slices a deposit's slice that
     the slice boundary cuts is dimmer throughout, and read against the whole piece its core
     looked like marrow (a 5.1 mm 463 HU deposit 1.3 mm from the femur on two 3 mm slices:
@@ -247,8 +248,7 @@ def apart_and_solid(sub, piece, solid, smooth_hu, spacing_zyx, floor_hu) -> bool
     opened = opened_on(solid, sub, spacing_zyx, OUTLINE_BALL_MM)
     if int((piece & ~opened).sum()) < APART_MIN_OUTSIDE * int(piece.sum()):
         return False
-    padded = np.pad(fill_holes_in_plane(piece), ((0, 0), (1, 1), (1, 1)))
-    core = erode_disk(padded, spacing_zyx[1:], CORE_DEPTH_MM, strict=True)[:, 1:-1, 1:-1]
+    core = core_in_plane(fill_holes_in_plane(piece), spacing_zyx, HOLLOW_CORE_DEPTH_MM)
     img = smooth_hu[sub]
     for z in np.flatnonzero(core.any(axis=(1, 2))):
         p90 = float(np.percentile(img[z][piece[z]], 90))

@@ -188,3 +188,13 @@ def rectangle_op(mask: np.ndarray, rects, *, erode: bool) -> np.ndarray:
     half_width)`` in pixels, half-widths ascending, as :func:`disk_rectangles` gives
     them), slice by slice; the edges as in :func:`erode_disk` and :func:`dilate_disk`."""
     return _by_chunks(mask, tuple(rects), erode)
+
+
+def core_in_plane(solid: np.ndarray, spacing_zyx, depth_mm: float) -> np.ndarray:
+    """Voxels of ``solid`` at least ``depth_mm`` in-plane from the nearest voxel outside it,
+    the box's edge outside: ``distance_inside_mm(pad(solid), in_plane=True) >= depth_mm``
+    (padded by one voxel in-plane), by :func:`erode_disk`
+    (the same threshold of the same distances, without a distance map)."""
+    padded = np.pad(np.asarray(solid, bool), ((0, 0), (1, 1), (1, 1)))
+    sp = (float(spacing_zyx[1]), float(spacing_zyx[2]))
+    return erode_disk(padded, sp, depth_mm, strict=True)[:, 1:-1, 1:-1]

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.bone import apart_and_solid, split_bone
+from calcinosis.anatomy.bone import HOLLOW_CORE_DEPTH_MM, apart_and_solid, split_bone
 from calcinosis.anatomy.components import label_components
+from calcinosis.anatomy.disk import core_in_plane
 from calcinosis.anatomy.morphology import (
     fill_holes_in_plane,
     grow_box,
@@ -28,8 +29,8 @@ from calcinosis.detect.bones import (
     start_detection,
 )
 from calcinosis.detect.faint import is_faint_deposit
-from calcinosis.detect.hollow import core_in_plane, deposits_on_bone_piece, fill_holes_in_plane_box
-from calcinosis.detect.metal import deposits_beside_object
+from calcinosis.detect.hollow import deposits_on_bone_piece, fill_holes_in_plane_box
+from calcinosis.detect.metal import PARTIAL_METAL_SHARE, deposits_beside_object
 from calcinosis.detect.smoothing import SMOOTH_SIGMA_MM, SmoothedHU, smoothing_sigma
 from calcinosis.sparse_zeros import sparse_zeros
 from calcinosis.threads import n_threads, over_slabs
@@ -48,14 +49,8 @@ SINGLE_SEED_SIGMA = 8.5
 SINGLE_SEED_MARGIN_HU = 150.0
 # A gap between a deposit and bone shows as a valley at least this deep (HU) in the smoothed image.
 BONE_SPLIT_MIN_H_HU = 60.0
-# Depth (mm, in-plane) below which the core of a possible bone piece starts.
-HOLLOW_CORE_DEPTH_MM = 2.0
 # Larger dense pieces attached to bone are taken as bone (ossification, cartilage), not split off.
 MAX_ATTACHED_DEPOSIT_MM3 = 2500.0
-# An object partly outside the body (on the skin) is metal from this share of the metal level
-# on: the slices' partial volume lowers a small object's peak (a 3.2 mm bead of 3000 HU on
-# 3 mm slices peaks at 2329 HU), and a deposit in the skin lies wholly inside the body.
-PARTIAL_METAL_SHARE = 0.8
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from calcinosis.anatomy.basins import saddle_between
 from calcinosis.anatomy.bone import PROFILE_MIN_VOLUME_MM3, THIN_SLICE_MM
 from calcinosis.anatomy.valley import (INT_H_MAXIMA_RANGE, WEAK_H_FRACTION, ValleyMarkers, label_26, valley_image,
                                        valley_markers, valley_split)
-from calcinosis.anatomy.disk import dilate_disk, erode_disk
+from calcinosis.anatomy.disk import core_in_plane, dilate_disk, erode_disk
 from calcinosis.anatomy.raw_peak import raw_peak_pieces
 
 # The in-plane 4-neighbourhood as a 3-D structure: components never cross slices.
@@ -46,16 +46,6 @@ def fill_holes_in_plane_box(mask: np.ndarray) -> np.ndarray:
     for rim in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
         outside[rim] = True
     return mask | ~outside[labels[:, 1:-1, 1:-1]]
-
-
-def core_in_plane(solid: np.ndarray, spacing_zyx, depth_mm: float) -> np.ndarray:
-    """Voxels of ``solid`` at least ``depth_mm`` in-plane from the nearest voxel outside it,
-    the box's edge outside: ``distance_inside_mm(pad(solid), in_plane=True) >= depth_mm``
-    (padded by one voxel in-plane), by the disk erosion of :mod:`calcinosis.anatomy.disk`
-    (the same threshold of the same distances, without a distance map)."""
-    padded = np.pad(np.asarray(solid, bool), ((0, 0), (1, 1), (1, 1)))
-    sp = (float(spacing_zyx[1]), float(spacing_zyx[2]))
-    return erode_disk(padded, sp, depth_mm, strict=True)[:, 1:-1, 1:-1]
 
 
 # A deposit fainter than the bone it touches: at least this share of it outside the bone
