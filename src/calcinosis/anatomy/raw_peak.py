@@ -35,6 +35,7 @@ from scipy import ndimage as ndi
 from calcinosis.anatomy.basins import piece_from_core
 from calcinosis.anatomy.disk import erode_disk
 from calcinosis.anatomy.morphology import grow_box, inner_faces
+from calcinosis.anatomy.shoulder import part_above
 
 # A raw peak stands this many times the raw noise above its valley.
 RAW_PEAK_SIGMA = 6.0
@@ -153,16 +154,10 @@ def _piece_at(top, img, free, dense, h_hu, floor_hu, max_voxels, max_span_mm, sp
     box = None
     while level > floor_hu:
         big = first if box is None else grow_box(box, (2,) * img.ndim, img.shape)
-        lab = cc3d.connected_components(free[big] & (img[big] >= level), connectivity=26)
-        local = tuple(i - s.start for i, s in zip(top, big))
-        part = lab == lab[local]
+        n_vox, part_box, labels, lab, edge = part_above(free, img, level, top, big)
+        part = labels == lab
         if (img[big][part] > peak).any():
             break  # joined a higher peak: the bone
-        stats_box = ndi.find_objects(part.view(np.uint8))[0]
-        part_box = tuple(slice(p.start + s.start, p.stop + s.start) for p, s in zip(stats_box, big))
-        edge = any((p.start == s.start > 0) or (p.stop == s.stop < n)
-                   for p, s, n in zip(part_box, big, img.shape))
-        n_vox = int(part.sum())
         span = max((p.stop - p.start) * float(d) for p, d in zip(part_box, spacing_zyx))
         if edge:
             break  # spread beyond a blob's growth: it joins the rest here

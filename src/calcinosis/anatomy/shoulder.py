@@ -55,7 +55,7 @@ PIECE_REACH_VOXELS = 4
 _FACE = ndi.generate_binary_structure(3, 1)
 
 
-def _part_above(basin, img, level, top, big):
+def part_above(basin, img, level, top, big):
     """The part of ``basin`` at or above ``level`` that holds ``top``, read on the box
     ``big``: its voxel count, its box (on the whole array), the labels and its label on
     ``big``, and whether it reaches an edge of ``big`` that is not the array's."""
@@ -93,7 +93,7 @@ def shoulder_piece(basin: np.ndarray, img: np.ndarray, solid: np.ndarray, others
     level = peak - step
     while level > floor_hu:
         big = box if core is None else grow_box(box, (SPREAD_VOXELS,) * basin.ndim, basin.shape)
-        n, part_box, labels, lab, spread = _part_above(basin, img, level, top, big)
+        n, part_box, labels, lab, spread = part_above(basin, img, level, top, big)
         if core is not None and (spread or (n >= SHOULDER_JUMP * n_core and n - n_core >= SHOULDER_JUMP_MIN_VOXELS)):
             break
         span = max((p.stop - p.start) * d for p, d in zip(part_box, spacing_zyx))
