@@ -13,6 +13,7 @@ import numpy as np
 
 from calcinosis.anatomy.bitrows import disk_op_packed, grow_packed, pack_rows, popcount, unpack_rows
 from calcinosis.anatomy.disk import dilate_disk, disk_rectangles, erode_disk
+from calcinosis.anatomy.table import TableCut, apply_coarse, cut_slice, find_table, joined_slices
 from calcinosis.anatomy.morphology import (
     box_2d,
     fill_holes_2d,
@@ -71,6 +72,12 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     sub_hu = hu[box]
     coarse = _coarse_tissue(sub_hu, f)
     sp_c = (sy * f, sx * f)
+    # A table top the body lies on with no air between is cut off (anatomy/table.py).
+    table = find_table(coarse, sp_c)
+    joined = None
+    if table is not None and table.spans:
+        joined = joined_slices(coarse, table)
+        apply_coarse(coarse, table)
     # The opening (disk of 4 mm) by shifted copies: the same as thresholding the in-plane
     # depth, without its distance transforms. A part's deepest point is deeper than the
     # opening radius, so it survives the opening, and (for depths beyond twice the radius)
@@ -92,7 +99,8 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     keep = thick & (sizes >= 0.02 * sizes[thick].max())
     lut = np.zeros(n + 1, bool)
     lut[index[keep]] = True
-    inner, mask = _full_resolution_mask(sub_hu, labels, lut, f, spacing_zyx, margin_voxels(spacing_zyx, 20.0))
+    inner, mask = _full_resolution_mask(sub_hu, labels, lut, f, spacing_zyx, margin_voxels(spacing_zyx, 20.0),
+                                        table, joined)
     del labels
     if inner is None:
         return Body(box, mask, 0)
@@ -150,7 +158,9 @@ def _coarse_tissue(hu: np.ndarray, f: int) -> np.ndarray:
 
 
 def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f: int, spacing_zyx,
-                          margin: tuple[int, int, int]) -> tuple[tuple[slice, ...] | None, np.ndarray]:
+                          margin: tuple[int, int, int],
+                          table: TableCut | None = None, joined: np.ndarray | None = None,
+                          ) -> tuple[tuple[slice, ...] | None, np.ndarray]:
     """The body at full resolution from the kept coarse blocks of f x f voxels (the blocks
     whose coarse part ``labels`` is kept by ``lut``), slice by slice so that each slice's
     work stays in cache.
@@ -193,14 +203,25 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
             y1 = ny if k_rows[-1] == cy - 1 else min((int(k_rows[-1]) + 1) * f + reach, ny)
             x0 = max(int(k_cols[0]) * f - reach, 0)
             x1 = nx if k_cols[-1] == cx - 1 else min((int(k_cols[-1]) + 1) * f + reach, nx)
-            tissue = _above_air(hu[z, y0:y1, x0:x1])
+            free = None  # the slice's tissue with the table cut off, where it joins the body
+            if joined is not None and joined[z]:
+                free = _above_air(hu[z])
+                cut_slice(free, hu[z], table, True, f, (sy, sx))
+                tissue = free[y0:y1, x0:x1]
+            else:
+                tissue = _above_air(hu[z, y0:y1, x0:x1])
             # The blocks' pixels: columns then rows picked from the small coarse slice.
             base = np.take(np.take(kept_all[z], cols[x0:x1], axis=1), rows[y0:y1], axis=0)
             base &= tissue
             packed, spills = _grow_within_packed(base, tissue, f)
             if spills:
-                # The opening is not local: on the whole slice.
-                tissue = _above_air(hu[z])
+                # The opening is not local: on the whole slice, where a table may join the
+                # body by a gap thinner than the coarse blocks see (anatomy/table.py).
+                if free is None:
+                    free = _above_air(hu[z])
+                    if table is not None:
+                        cut_slice(free, hu[z], table, False, f, (sy, sx))
+                tissue = free
                 whole = np.zeros((ny, nx), bool)
                 whole[y0:y1, x0:x1] = base
                 m = _open_slice(tissue, whole, sy, sx)

@@ -218,7 +218,7 @@ def detect_lesions(
     boxes, centroids = comps.geometry()
     extent = np.array([max((s.stop - s.start) * sp for s, sp in zip(b, spacing_zyx)) for b in boxes])
     volume = counts * vv
-    body_box_y = _body_y_range(body)
+    body_extent = _body_extent(body)
     next_label = 1
 
     def exclude(i: int, reason: str) -> None:
@@ -272,8 +272,7 @@ def detect_lesions(
                     exclude(i, "external_metal")
                     beside_object(i, k)
                 elif big or volume[k] >= 50.0:
-                    y_mid = (boxes[k][1].start + boxes[k][1].stop) / 2
-                    table = body_box_y and y_mid > body_box_y[1]
+                    table = _is_table(boxes[k], body_extent)
                     exclude(i, "table" if table else "external_object")
                     if not table:
                         beside_object(i, k)
@@ -362,6 +361,26 @@ def _at_scan_end(z0: int, piece: np.ndarray, n_slices: int) -> bool:
     return bool(slices.size) and (z0 + int(slices[0]) == 0 or z0 + int(slices[-1]) == n_slices - 1)
 
 
-def _body_y_range(body: np.ndarray):
+def _body_extent(body: np.ndarray):
+    """The body's first and last row and column (in-plane), None when it is empty."""
     ys = np.flatnonzero(body.any(axis=(0, 2)))
-    return (int(ys[0]), int(ys[-1])) if ys.size else None
+    if not ys.size:
+        return None
+    xs = np.flatnonzero(body.any(axis=(0, 1)))
+    return int(ys[0]), int(ys[-1]), int(xs[0]), int(xs[-1])
+
+
+# A table top is at least this share of the body's width (it is wider in nearly every scan).
+TABLE_WIDTH_SHARE = 0.8
+
+
+def _is_table(box, extent) -> bool:
+    """Whether a large object outside the body (its box on the body's grid) is the table:
+    it reaches past the body's lowest (or, in an image stored upside down, highest) row
+    and is about as wide as the body or wider. A curved table top rises at its sides, so
+    its middle row may lie above the body's lowest row."""
+    if extent is None:
+        return False
+    y0, y1, x0, x1 = extent
+    past = box[1].stop - 1 > y1 or box[1].start < y0
+    return past and box[2].stop - box[2].start >= TABLE_WIDTH_SHARE * (x1 - x0 + 1)

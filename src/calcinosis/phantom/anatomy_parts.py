@@ -287,10 +287,11 @@ def elbow(rng: np.random.Generator, limb_side: str = "left") -> Anatomy:
                    limb_side=limb_side, landmarks={"joint_z": 0.0})
 
 
-def add_table(anatomy: Anatomy, rng: np.random.Generator) -> tuple[Anatomy, dict]:
+def add_table(anatomy: Anatomy, rng: np.random.Generator, gap_mm: float | None = None) -> tuple[Anatomy, dict]:
     """Add a curved carbon-fibre table top with dense rails under the body.
 
-    The air gap between the lowest skin point and the table top is 0-10 mm.
+    The air gap between the lowest skin point and the table top is ``gap_mm``, by default
+    drawn from 0.5-10 mm (drawn either way, so the rest of the phantom does not change).
     Returns the new anatomy and the table's truth record.
     """
     x0, x1, y0, y1 = anatomy.fov_mm
@@ -299,6 +300,8 @@ def add_table(anatomy: Anatomy, rng: np.random.Generator) -> tuple[Anatomy, dict
     radius, thick = 700.0, 10.0
     pts = np.concatenate([o.boundary_points(2000) for o in anatomy.outlines])
     gap = float(rng.uniform(0.5, 10.0))
+    if gap_mm is not None:
+        gap = float(gap_mm)
     # Lowest possible table: top surface touches the body at its closest approach, plus the gap.
     dy_top = np.sqrt(np.maximum(radius**2 - (pts[:, 0] - cx) ** 2, 0))
     centre_y = float(np.max(pts[:, 1] - dy_top)) + gap

@@ -28,6 +28,8 @@ def register_phantom_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--distractors", default="", metavar="LIST",
                    help=f"comma-separated distractors: {', '.join(DISTRACTOR_KINDS)}")
     p.add_argument("--no-table", action="store_true", help="no CT table under the patient")
+    p.add_argument("--table-gap-mm", type=float, default=None, metavar="MM",
+                   help="air gap between skin and table top, mm (default: drawn from 0.5-10; 0 lays the body on it)")
     p.add_argument("--no-external-objects", action="store_true", help="no objects lying on the skin")
     p.add_argument("--format", default="nii.gz", choices=FORMATS, help="image format (default nii.gz)")
     p.add_argument("--out", required=True, help="output folder")
@@ -42,6 +44,6 @@ def cmd_phantom(args: argparse.Namespace) -> int:
         pixel_mm=args.pixel_mm, length_mm=args.length_mm,
         matrix=None if args.matrix is None else (args.matrix, args.matrix), n_deposits=args.deposits,
         distractors=distractors, external_objects=not args.no_external_objects, table=not args.no_table,
-        limb_side=args.limb_side, keep_noiseless=False)
+        limb_side=args.limb_side, keep_noiseless=False, table_gap_mm=args.table_gap_mm)
     write_phantom(phantom, args.out, fmt=args.format)
     return 0

@@ -136,6 +136,7 @@ class PhantomSettings:
     external_objects: bool
     table: bool
     distractors: tuple[str, ...]
+    table_gap_mm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,7 @@ def make_ct_phantom(
     psf_fwhm_mm: float = 1.0,
     noise_correlation_mm: float = 0.3,
     keep_noiseless: bool = True,
+    table_gap_mm: float | None = None,
 ) -> PhantomCT:
     """A synthetic CT of ``body_part`` with calcified deposits and exact truth.
 
@@ -290,12 +292,17 @@ def make_ct_phantom(
         In-plane blur (FWHM, mm) and in-plane noise correlation (Gaussian sigma, mm).
     keep_noiseless : bool
         Keep the float32 noiseless volume in the result.
+    table_gap_mm : float, optional
+        Air gap (mm) between the lowest skin point and the table top; by default drawn
+        from 0.5-10 mm. 0 lays the body on the table.
 
     Returns
     -------
     PhantomCT
     """
     _check_options(body_part, noise_hu, slice_thickness_mm, pixel_mm, length_mm, limb_side, matrix)
+    if table_gap_mm is not None and not 0.0 <= float(table_gap_mm) <= 50.0:
+        raise InputError(f"table_gap_mm must be in 0..50 mm, got {table_gap_mm}")
     distractors = tuple(dict.fromkeys(str(k) for k in distractors))
     check_kinds(distractors, body_part)
     root = np.random.SeedSequence(int(seed))
@@ -308,13 +315,18 @@ def make_ct_phantom(
         anatomy = parts.elbow(rng_anat, limb_side)
     anatomy = add_distractor_anatomy(anatomy, distractors)
     # The table is always laid out so that the grid does not depend on whether it is shown.
-    with_table, table_truth = parts.add_table(anatomy, rng_anat)
+    with_table, table_truth = parts.add_table(anatomy, rng_anat, table_gap_mm)
     grid = _make_grid(with_table, pixel_mm, slice_thickness_mm, length_mm, matrix)
     if table:
         anatomy = with_table
     else:
         table_truth = None
     z_limits = (grid.z_min + slice_thickness_mm + 0.5, grid.z_max - slice_thickness_mm - 0.5)
+    if z_limits[1] <= z_limits[0] and (deposits or (deposits is None and n_deposits != 0) or distractors):
+        # Deposits keep a slice and half a millimetre from each end of the scan.
+        need = grid.z_max - grid.z_min - (z_limits[1] - z_limits[0])
+        raise InputError(f"length_mm {length_mm:g} leaves no room for deposits: give more than {need:g} mm "
+                         f"(two slices and 1 mm), or no deposits")
 
     placed = _deposits(anatomy, rng_dep, z_limits, n_deposits, deposits, body_part)
     objects = skin_objects(anatomy, rng_obj, (grid.z_min, grid.z_max)) if external_objects else []
@@ -359,7 +371,8 @@ def make_ct_phantom(
     settings = PhantomSettings(body_part, int(seed), float(noise_hu), float(slice_thickness_mm), float(pixel_mm),
                                float(length_mm), None if matrix is None else tuple(matrix), float(psf_fwhm_mm),
                                float(noise_correlation_mm), limb_side, n_deposits, deposits is not None,
-                               bool(external_objects), bool(table), distractors)
+                               bool(external_objects), bool(table), distractors,
+                               None if table_gap_mm is None else float(table_gap_mm))
     return PhantomCT(
         volume=Volume(array, spacing, origin, np.eye(3), meta),
         deposits=tuple(truths),
