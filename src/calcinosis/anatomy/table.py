@@ -48,8 +48,8 @@ class TableCut:
     """A table top on a grid of rows and columns: its far face ``far(x)`` (a quadratic in
     the column), its thickness ``rows``, the side it lies on (``down``: at higher rows
     than the body), the columns it spans (``first``, ``last``; ``columns`` of them read
-    as plate) and the columns ``spans``
-    (first, last) where body and table are one run (none when the table lies apart)."""
+    as plate) and the columns ``spans`` (first, last) where body and table are one run
+    (none when the table lies apart)."""
 
     spans: tuple[tuple[int, int], ...]
     coef: tuple[float, float, float]
@@ -109,8 +109,8 @@ def apply_coarse(tissue: np.ndarray, table: TableCut) -> None:
     tissue &= ~region[None]
 
 
-def band(table: TableCut, f: int, ny: int, nx: int) -> tuple[int, int]:
-    """The rows of the full grid (blocks of ``f`` x ``f``, ``ny`` x ``nx`` voxels) that
+def band(table: TableCut, f: int, ny: int) -> tuple[int, int]:
+    """The rows of the full grid (blocks of ``f`` x ``f``, ``ny`` rows) that
     hold the plate of ``table`` (found on the blocks) with two blocks to spare."""
     xs = np.arange(table.first, table.last + 1)
     ends = np.concatenate([table.near(xs), table.far(xs)])
@@ -122,7 +122,7 @@ def cut_slice(tissue: np.ndarray, hu: np.ndarray, table: TableCut, joined: bool,
     slice). The plate's band of rows is read on the full grid (its faces to a voxel);
     where that finds no join but the blocks did (``joined``), the cut follows the
     blocks' plate ``table``."""
-    r0, r1 = band(table, f, *hu.shape)
+    r0, r1 = band(table, f, hu.shape[0])
     sy, sx = (float(s) for s in spacing_yx)
     sub = tissue[r0:r1]
     fine = _plate(sub, sub, sy, sx, table.down, need_join=True)
@@ -143,9 +143,9 @@ def apply_full(tissue: np.ndarray, hu: np.ndarray, cut: TableCut, f: int) -> Non
     on blocks of ``f`` x ``f`` voxels (1: on the slice itself).
 
     The joined columns, widened by a block and a voxel on each side (blocks miss partial
-    joins at their ends), are cut from the darkest voxel within a voxel of the gap's row
-    (a block and a voxel on blocks) (the partial-volume air between body and table) to a block past the
-    plate's far face."""
+    joins at their ends), are cut from the darkest voxel near the gap's row (the
+    partial-volume air between body and table; within a voxel of it, or a block and a
+    voxel on blocks) to a block past the plate's far face."""
     ny, nx = hu.shape
     rows = np.arange(ny)[:, None]
     for a, b in cut.spans:
