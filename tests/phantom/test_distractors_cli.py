@@ -73,3 +73,25 @@ def test_phantom_subcommand_writes_image_and_truth(tmp_path):
     truth = json.loads((out / "truth.json").read_text())
     assert truth["body_part"] == "elbow" and truth["settings"]["noise_hu"] == 12.0
     assert all(d["region"] == "elbow" for d in truth["deposits"])
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--table-gap-mm", "-1"], "table_gap_mm"),
+    (["--length-mm", "3", "--slice-mm", "3"], "no room for deposits"),
+])
+def test_phantom_subcommand_bad_settings_exit_2_with_one_line(tmp_path, capsys, extra, words):
+    from calcinosis.cli import main
+    out = tmp_path / "ph"
+    assert main(["phantom", "--body-part", "thighs", "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0]
+    assert not out.exists()
+
+
+def test_phantom_subcommand_table_gap_is_drawn_as_asked(tmp_path):
+    from calcinosis.cli import main
+    out = tmp_path / "ph"
+    assert main(["phantom", "--body-part", "thighs", "--length-mm", "20", "--slice-mm", "3",
+                 "--table-gap-mm", "0.6", "--out", str(out)]) == 0
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["table"]["air_gap_mm"] == 0.6 and truth["settings"]["table_gap_mm"] == 0.6
