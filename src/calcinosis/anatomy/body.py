@@ -242,7 +242,10 @@ def _full_resolution_mask(hu: np.ndarray, labels: np.ndarray, lut: np.ndarray, f
             rows_hit[z, y0:y1] = in_rows
             cols_hit[z, x0:x1] = in_cols
 
-    over_slabs(slab, nz, n_threads())
+    # In this thread: each slice's work is many small numpy steps that hold the GIL, and two
+    # threads contending for it took 0.05 s longer on the 400-slice benchmark (0.35 against 0.30 s
+    # for the whole body mask).
+    over_slabs(slab, nz, 1)
     final = _bbox_from_extent((rows_hit, cols_hit), margin)
     if final is None:
         return None, np.zeros(hu.shape, bool)
