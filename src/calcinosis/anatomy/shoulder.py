@@ -87,7 +87,11 @@ def shoulder_piece(basin: np.ndarray, img: np.ndarray, solid: np.ndarray, others
     # The part above each level is read on its box at the level before, grown by
     # ``SPREAD_VOXELS``: exact while it stays inside; reaching that box's edge it spread
     # further in one step than a blob grows, which is a jump too.
-    box = tuple(slice(0, size) for size in basin.shape)  # the first level is read whole
+    # The first level is read on the box of the widest core round the top: a part that
+    # reaches that box's edge spans more than a deposit's diameter and ends the search
+    # (as read on the whole basin), and one inside it is the same part.
+    reach = [int(max_span_mm // float(d)) + 1 for d in spacing_zyx]
+    box = tuple(slice(max(t - r, 0), min(t + r + 1, size)) for t, r, size in zip(top, reach, basin.shape))
     core = None
     n_core = 0
     level = peak - step
