@@ -122,3 +122,22 @@ def test_phantom_table_gap_is_checked_and_kept_in_the_truth():
         make_ct_phantom("thighs", seed=1, length_mm=8.0, table_gap_mm=-1.0)
     with pytest.raises(InputError, match="no room for deposits"):
         make_ct_phantom("thighs", seed=1, length_mm=3.0, slice_thickness_mm=3.0)
+
+
+@pytest.mark.parametrize("part, gap", [("trunk", 0.6), ("thighs", 0.0)])
+def test_image_stored_upside_down_gives_the_same_body(part, gap):
+    # The table above the body (rows reversed): found from the other end of the columns.
+    ph = make_ct_phantom(part, seed=5, noise_hu=25.0, slice_thickness_mm=2.0, length_mm=12.0, table_gap_mm=gap,
+                         keep_noiseless=False)
+    hu = ph.volume.array
+    flipped = np.ascontiguousarray(hu[:, ::-1, :])
+    b = find_body(flipped, ph.volume.spacing_zyx)
+    got = np.zeros(hu.shape, bool)
+    got[b.crop] = b.mask
+    want = _mask(ph)
+    np.testing.assert_array_equal(got[:, ::-1, :], want)
+    # ... and that body has no table in it: nothing below the lowest row of the body alone.
+    alone = _mask(make_ct_phantom(part, seed=5, noise_hu=25.0, slice_thickness_mm=2.0, length_mm=12.0,
+                                  table_gap_mm=gap, keep_noiseless=False, table=False))
+    lowest = np.flatnonzero(alone.any(axis=(0, 2)))[-1]
+    assert not want[:, lowest + 1:, :].any()
