@@ -18,6 +18,7 @@ Usage::
     python bench/bench_accuracy.py                      # noisy sweep: 30 HU, 3 mm slices
     python bench/bench_accuracy.py --set main --draws 1  # the accuracy tests' main scans
     python bench/bench_accuracy.py --seeds 0-5 --draws 2 --noise 30 --slice 3
+    python bench/bench_accuracy.py --seeds 0-5 --draws 1 --bone-texture 0.3  # textured bones
 """
 
 from __future__ import annotations
@@ -49,12 +50,13 @@ def _seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def sweep(cases, draws: int, falses: list) -> list[dict]:
+def sweep(cases, draws: int, falses: list, bone_texture: float = 0.0) -> list[dict]:
     """One row per truth deposit and draw; the false lesions are appended to ``falses``."""
     rows = []
     t0 = time.perf_counter()
     for body, seed, noise, slice_mm in cases:
-        ph = make_ct_phantom(body, seed=seed, noise_hu=noise, slice_thickness_mm=slice_mm, length_mm=50)
+        ph = make_ct_phantom(body, seed=seed, noise_hu=noise, slice_thickness_mm=slice_mm, length_mm=50,
+                             bone_texture=bone_texture)
         vv = ph.volume.voxel_volume_mm3
         for draw in range(draws):
             vol = ph.volume
@@ -134,13 +136,15 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--noise", type=float, default=30.0)
     ap.add_argument("--slice", type=float, default=3.0)
     ap.add_argument("--draws", type=int, default=2, help="noise draws per scan")
+    ap.add_argument("--bone-texture", type=float, default=0.0,
+                    help="phantom bones' density texture (0-1: relative SD; real bone is not uniform)")
     args = ap.parse_args(argv)
     if args.set == "main":
         cases = MAIN
     else:
         cases = [(b, s, args.noise, args.slice) for b in ("thighs", "trunk", "elbow") for s in _seeds(args.seeds)]
     falses: list = []
-    report(sweep(cases, args.draws, falses), falses)
+    report(sweep(cases, args.draws, falses, args.bone_texture), falses)
 
 
 if __name__ == "__main__":

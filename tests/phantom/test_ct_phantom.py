@@ -267,3 +267,28 @@ def test_bad_requests_are_input_errors():
         DepositSpec((0.0, 0.0, 0.0), 800.0)
     with pytest.raises(InputError):
         make_ct_phantom("thighs", matrix=(128, 128))
+
+
+def test_bone_texture_varies_the_bones_only():
+    kw = dict(seed=4, noise_hu=10.0, slice_thickness_mm=2.0, length_mm=20.0)
+    plain = make_ct_phantom("trunk", **kw)
+    textured = make_ct_phantom("trunk", bone_texture=0.3, **kw)
+    a, b = plain.noiseless.array, textured.noiseless.array
+    # Deposits, noise stream and everything but the bones are the same.
+    assert [d.centroid_lps for d in plain.deposits] == [d.centroid_lps for d in textured.deposits]
+    noise_plain = plain.volume.array.astype(np.float32) - a
+    noise_textured = textured.volume.array.astype(np.float32) - b
+    assert np.abs(noise_plain - noise_textured).max() <= 1.0  # the same noise draw (rounding apart)
+    changed = np.abs(b - a) > 1.0
+    assert changed.any()
+    # Changed voxels are bone or its blur: dense in the plain scan (cortex 900-1300, marrow
+    # 150-300 HU) or next to it.
+    dense_near = ndimage.binary_dilation(a > 140.0, iterations=3)
+    assert not (changed & ~dense_near).any()
+    # In the vertebral cortex the density varies by about the asked fraction of its excess.
+    cortex = (a > 800.0) & changed
+    rel = (b[cortex] - a[cortex]) / (a[cortex] - 50.0)
+    assert 0.15 < float(rel.std()) < 0.35
+    assert textured.settings.bone_texture == 0.3 and plain.settings.bone_texture == 0.0
+    with pytest.raises(InputError, match="bone_texture"):
+        make_ct_phantom("trunk", bone_texture=1.5, **kw)

@@ -11,10 +11,11 @@ with identity direction (x to the patient's left, y posterior, z superior).
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from calcinosis.errors import InputError
 from calcinosis.phantom import anatomy_parts as parts
@@ -137,6 +138,7 @@ class PhantomSettings:
     table: bool
     distractors: tuple[str, ...]
     table_gap_mm: float | None = None
+    bone_texture: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,7 @@ def make_ct_phantom(
     noise_correlation_mm: float = 0.3,
     keep_noiseless: bool = True,
     table_gap_mm: float | None = None,
+    bone_texture: float = 0.0,
 ) -> PhantomCT:
     """A synthetic CT of ``body_part`` with calcified deposits and exact truth.
 
@@ -295,12 +298,18 @@ def make_ct_phantom(
     table_gap_mm : float, optional
         Air gap (mm) between the lowest skin point and the table top; by default drawn
         from 0.5-10 mm. 0 lays the body on the table.
+    bone_texture : float
+        Relative amplitude (0-1) of a smooth random texture of the bones' density (cortex
+        and marrow vary by this fraction, 1 SD, on a ``BONE_TEXTURE_MM`` scale), as real
+        bone does; 0 (the default) keeps the bones uniform. Deposits are not textured.
 
     Returns
     -------
     PhantomCT
     """
     _check_options(body_part, noise_hu, slice_thickness_mm, pixel_mm, length_mm, limb_side, matrix)
+    if not 0.0 <= float(bone_texture) <= 1.0:
+        raise InputError(f"bone_texture must be in 0..1, got {bone_texture}")
     if table_gap_mm is not None and not 0.0 <= float(table_gap_mm) <= 50.0:
         raise InputError(f"table_gap_mm must be in 0..50 mm, got {table_gap_mm}")
     distractors = tuple(dict.fromkeys(str(k) for k in distractors))
@@ -337,6 +346,10 @@ def make_ct_phantom(
             np.linalg.norm(blob_extent(o["blob"])[1] - c) > blob_extent(o["blob"])[2] + r + 1.0 for c, r in taken)]
 
     noiseless = render_anatomy(anatomy, grid, psf_fwhm_mm)
+    if bone_texture > 0:
+        # Its own random stream (the next child of the seed): the rest of the phantom is unchanged.
+        _texture_bones(noiseless, anatomy, grid, psf_fwhm_mm, float(bone_texture),
+                       np.random.default_rng(root.spawn(1)[0]))
     labels = np.zeros(noiseless.shape, dtype=np.uint16)
     voxel_mm3 = pixel_mm * pixel_mm * slice_thickness_mm
     truths = []
@@ -372,7 +385,7 @@ def make_ct_phantom(
                                float(length_mm), None if matrix is None else tuple(matrix), float(psf_fwhm_mm),
                                float(noise_correlation_mm), limb_side, n_deposits, deposits is not None,
                                bool(external_objects), bool(table), distractors,
-                               None if table_gap_mm is None else float(table_gap_mm))
+                               None if table_gap_mm is None else float(table_gap_mm), float(bone_texture))
     return PhantomCT(
         volume=Volume(array, spacing, origin, np.eye(3), meta),
         deposits=tuple(truths),
@@ -413,6 +426,27 @@ def _deposits(anatomy: parts.Anatomy, rng: np.random.Generator, z_limits: tuple[
             k += 1
     # Order by position so ids do not depend on the compartment loop.
     return sorted(placer.placed, key=lambda p: tuple(np.round(p.blob.moments()[1][::-1], 3)))
+
+
+# Scale (mm, Gaussian sigma) of the bones' density texture.
+BONE_TEXTURE_MM = 1.5
+# The texture scales the bone's excess over soft tissue (HU).
+_TEXTURE_BASE_HU = 50.0
+
+
+def _texture_bones(noiseless: np.ndarray, anatomy: parts.Anatomy, grid: Grid, psf_fwhm_mm: float,
+                   amount: float, rng: np.random.Generator) -> None:
+    """Vary the bones' density in place: their excess over soft tissue times ``1 + amount
+    x field``, the field a smooth Gaussian random field (unit SD, ``BONE_TEXTURE_MM``),
+    weighted by how much of each voxel is bone (the bones rendered alone, blurred alike)."""
+    bone_only = replace(anatomy, structures=tuple(replace(st, hu=1.0 if st.is_bone else 0.0)
+                                                  for st in anatomy.structures))
+    weight = np.clip(render_anatomy(bone_only, grid, psf_fwhm_mm), 0.0, 1.0)
+    texture = rng.standard_normal(noiseless.shape, dtype=np.float32)
+    sigma = (BONE_TEXTURE_MM / grid.slice_mm, BONE_TEXTURE_MM / grid.pixel_mm, BONE_TEXTURE_MM / grid.pixel_mm)
+    texture = ndimage.gaussian_filter(texture, sigma)
+    texture /= max(float(texture.std()), 1e-6)
+    noiseless += np.float32(amount) * texture * weight * (noiseless - np.float32(_TEXTURE_BASE_HU))
 
 
 def _render_object(obj: dict, grid: Grid, psf_fwhm_mm: float, noiseless: np.ndarray) -> ObjectTruth:
