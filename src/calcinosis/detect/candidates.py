@@ -272,10 +272,9 @@ def detect_lesions(
                     exclude(i, "external_metal")
                     beside_object(i, k)
                 elif big or volume[k] >= 50.0:
-                    table = _is_table(boxes[k], body_extent)
-                    exclude(i, "table" if table else "external_object")
-                    if not table:
-                        beside_object(i, k)
+                    exclude(i, "table" if _is_table(boxes[k], body_extent) else "external_object")
+                    # A deposit in the skin where the body lies on the table may join it too.
+                    beside_object(i, k)
                 continue  # specks of noise outside the body are not worth a line
             if inside[k] < 1.0 and not big and peak[k] >= PARTIAL_METAL_SHARE * config.metal_hu:
                 exclude(i, "external_metal")  # on the skin, its peak lowered by partial volume

@@ -3,10 +3,12 @@
 A bead of a necklace, an ECG button or a snap fastener lying on the skin is excluded as an
 external object (:func:`calcinosis.detect.candidates.detect_lesions`). A calcified nodule in
 the skin right under it joins it at the threshold through the object's blur (a 2.2 mm 1114
-HU deposit 3 mm from a chain of 3000 HU beads) and went out with it. Such a deposit is a
-basin of the smoothed intensity of its own, behind the valley between it and the object
+HU deposit 3 mm from a chain of 3000 HU beads) and went out with it; so does one in the
+skin where the body lies on the table. Such a deposit is a basin of the smoothed intensity
+of its own, behind the valley between it and the object
 (:func:`calcinosis.anatomy.valley.valley_split`, as for a deposit beside a bone): a basin
-wholly inside the body, whose peak stays below the level of metal, is a deposit.
+inside the body (``BODY_SHARE`` of it at least: pressed on the table it may take in a voxel
+or two of it), whose peak stays below the level of metal, is a deposit (its part in the body).
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from calcinosis.detect.hollow import fill_holes_in_plane_box
 PARTIAL_METAL_SHARE = 0.8
 
 
+# A basin of the object is a deposit only when at least this share of it lies in the body.
+BODY_SHARE = 0.9
+
+
 def deposits_beside_object(hu: np.ndarray, smooth_hu: np.ndarray, mask: np.ndarray, body: np.ndarray,
                            spacing_zyx, *, threshold_hu: float, h_hu: float, metal_hu: float,
                            max_deposit_volume_mm3: float) -> list[np.ndarray]:
@@ -37,8 +43,12 @@ def deposits_beside_object(hu: np.ndarray, smooth_hu: np.ndarray, mask: np.ndarr
     for sub, basin in valley_split(solid, mask, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3,
                                    threshold_hu=threshold_hu):
         piece = basin & mask[sub]
-        if not piece.any() or not body[sub][piece].all():
+        in_body = body[sub][piece]
+        if not piece.any() or in_body.mean() < BODY_SHARE:
             continue  # on the skin or outside: the object's own
+        # A deposit pressed on the object (a table the body lies on) may take in a voxel or
+        # two of it below their saddle: the deposit is its part in the body.
+        piece &= body[sub]
         if float(hu[sub][piece].max()) >= PARTIAL_METAL_SHARE * metal_hu:
             continue
         full = np.zeros(mask.shape, bool)
