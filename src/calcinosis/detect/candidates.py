@@ -218,7 +218,7 @@ def detect_lesions(
     boxes, centroids = comps.geometry()
     extent = np.array([max((s.stop - s.start) * sp for s, sp in zip(b, spacing_zyx)) for b in boxes])
     volume = counts * vv
-    body_extent = _body_extent(body)
+    body_extent = _BodyExtent(body)
     next_label = 1
 
     def exclude(i: int, reason: str) -> None:
@@ -360,24 +360,32 @@ def _at_scan_end(z0: int, piece: np.ndarray, n_slices: int) -> bool:
     return bool(slices.size) and (z0 + int(slices[0]) == 0 or z0 + int(slices[-1]) == n_slices - 1)
 
 
-def _body_extent(body: np.ndarray):
-    """The body's first and last row and column (in-plane), None when it is empty."""
-    ys = np.flatnonzero(body.any(axis=(0, 2)))
-    if not ys.size:
-        return None
-    xs = np.flatnonzero(body.any(axis=(0, 1)))
-    return int(ys[0]), int(ys[-1]), int(xs[0]), int(xs[-1])
+class _BodyExtent:
+    """The body's first and last row and column (in-plane), read when first asked for (a
+    pass over the body mask each); None when the body is empty."""
+
+    def __init__(self, body: np.ndarray):
+        self.body = body
+        self._value: tuple[int, int, int, int] | None | bool = False
+
+    def get(self) -> tuple[int, int, int, int] | None:
+        if self._value is False:
+            ys = np.flatnonzero(self.body.any(axis=(0, 2)))
+            xs = np.flatnonzero(self.body.any(axis=(0, 1)))
+            self._value = (int(ys[0]), int(ys[-1]), int(xs[0]), int(xs[-1])) if ys.size else None
+        return self._value  # type: ignore[return-value]
 
 
 # A table top is at least this share of the body's width (it is wider in nearly every scan).
 TABLE_WIDTH_SHARE = 0.8
 
 
-def _is_table(box, extent) -> bool:
+def _is_table(box, body_extent: _BodyExtent) -> bool:
     """Whether a large object outside the body (its box on the body's grid) is the table:
     it reaches past the body's lowest (or, in an image stored upside down, highest) row
     and is about as wide as the body or wider. A curved table top rises at its sides, so
     its middle row may lie above the body's lowest row."""
+    extent = body_extent.get()
     if extent is None:
         return False
     y0, y1, x0, x1 = extent
