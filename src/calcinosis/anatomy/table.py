@@ -30,8 +30,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cc3d
 import numpy as np
+
+from calcinosis.anatomy.morphology import fill_holes_2d
 
 # The table top is a plate thinner than a body part (2 x MIN_HALF_THICKNESS_MM).
 PLATE_MAX_MM = 24.0
@@ -78,7 +79,7 @@ def find_table(tissue: np.ndarray, spacing_yx) -> TableCut | None:
     sy, sx = (float(s) for s in spacing_yx)
     # Both ways up see the plate beside the body; the way that has the joins, else the one
     # whose plate runs on under the body (more columns), is the table's side.
-    outside = _outside_air(most)
+    outside = ~fill_holes_2d(most)  # the air joined to the border: not a lung or bowel
     found = [c for c in (_plate(most, some, sy, sx, down, outside=outside) for down in (True, False))
              if c is not None]
     return max(found, key=lambda c: (bool(c.spans), c.columns)) if found else None
@@ -176,7 +177,7 @@ def _plate(fit_on: np.ndarray, join_on: np.ndarray, sy: float, sx: float, down: 
     air on its near side: the body's wall under a lung is not a table."""
     flip = (lambda a: a) if down else (lambda a: a[::-1])
     ny = fit_on.shape[0]
-    start, end, has = (v[0] for v in _last_runs(flip(fit_on)[None]))
+    start, end, has = _last_runs(flip(fit_on))
     usable = has & (end < ny - 1) & (start > 0)
     if outside is not None:
         usable &= flip(outside)[np.maximum(start - 1, 0), np.arange(start.size)]
@@ -185,7 +186,7 @@ def _plate(fit_on: np.ndarray, join_on: np.ndarray, sy: float, sx: float, down: 
         return None
     coef, rows, plate, thick_tol, fit_tol = fit
     if join_on is not fit_on:
-        start, end, has = (v[0] for v in _last_runs(flip(join_on)[None]))
+        start, end, has = _last_runs(flip(join_on))
     length = end - start + 1
     joined = has & (end < ny - 1) & (np.abs(end - np.polyval(coef, np.arange(end.size))) <= fit_tol)
     joined &= length > rows + 2 * thick_tol
@@ -233,28 +234,15 @@ def _joined_spans(joined: np.ndarray, plate: np.ndarray, sx: float) -> tuple[tup
     return _spans(joined & (before >= side) & (after >= side))
 
 
-def _outside_air(tissue: np.ndarray) -> np.ndarray:
-    """The air of a 2-D slice joined to its border (4-neighbours): not a lung or bowel."""
-    air, n = cc3d.connected_components(~tissue, connectivity=4, return_N=True)
-    if n == 0:
-        return np.zeros(tissue.shape, bool)
-    border = np.unique(np.concatenate([air[0], air[-1], air[:, 0], air[:, -1]]))
-    lut = np.zeros(n + 1, bool)
-    lut[border] = True
-    lut[0] = False
-    return lut[air]
-
-
 def _last_runs(t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per ``[z, x]``: the first and last row of the last run of True along axis 1, and
+    """Per column of a 2-D slice: the first and last row of its last run of True, and
     whether the column has any."""
-    ny = t.shape[1]
-    has = t.any(axis=1)
-    end = ny - 1 - np.argmax(t[:, ::-1, :], axis=1)
+    ny = t.shape[0]
+    has = t.any(axis=0)
+    end = ny - 1 - np.argmax(t[::-1], axis=0)
     gaps = ~t
-    gaps &= np.arange(ny)[None, :, None] < end[:, None, :]
-    has_gap = gaps.any(axis=1)
-    start = np.where(has_gap, ny - np.argmax(gaps[:, ::-1, :], axis=1), 0)
+    gaps &= np.arange(ny)[:, None] < end[None, :]
+    start = np.where(gaps.any(axis=0), ny - np.argmax(gaps[::-1], axis=0), 0)
     return start, end, has
 
 
