@@ -206,7 +206,8 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _check_options(body_part: str, noise_hu: float, slice_mm: float, pixel_mm: float, length_mm: float,
-                   limb_side: str, matrix: tuple[int, int] | None) -> None:
+                   limb_side: str, matrix: tuple[int, int] | None, table_gap_mm: float | None,
+                   bone_texture: float) -> None:
     if body_part not in BODY_PARTS:
         raise InputError(f"unknown body part {body_part!r}; choose one of {', '.join(BODY_PARTS)}")
     if not 0.0 <= noise_hu <= 200.0:
@@ -221,6 +222,10 @@ def _check_options(body_part: str, noise_hu: float, slice_mm: float, pixel_mm: f
         raise InputError(f"limb_side must be 'left' or 'right', got {limb_side!r}")
     if matrix is not None and (len(matrix) != 2 or min(matrix) < 16):
         raise InputError(f"matrix must be (rows, columns) of at least 16 each, got {matrix}")
+    if table_gap_mm is not None and not 0.0 <= float(table_gap_mm) <= 50.0:
+        raise InputError(f"table_gap_mm must be in 0..50 mm, got {table_gap_mm}")
+    if not 0.0 <= float(bone_texture) <= 1.0:
+        raise InputError(f"bone_texture must be in 0..1, got {bone_texture}")
 
 
 def _make_grid(anatomy: parts.Anatomy, pixel_mm: float, slice_mm: float, length_mm: float,
@@ -307,11 +312,8 @@ def make_ct_phantom(
     -------
     PhantomCT
     """
-    _check_options(body_part, noise_hu, slice_thickness_mm, pixel_mm, length_mm, limb_side, matrix)
-    if not 0.0 <= float(bone_texture) <= 1.0:
-        raise InputError(f"bone_texture must be in 0..1, got {bone_texture}")
-    if table_gap_mm is not None and not 0.0 <= float(table_gap_mm) <= 50.0:
-        raise InputError(f"table_gap_mm must be in 0..50 mm, got {table_gap_mm}")
+    _check_options(body_part, noise_hu, slice_thickness_mm, pixel_mm, length_mm, limb_side, matrix,
+                   table_gap_mm, bone_texture)
     distractors = tuple(dict.fromkeys(str(k) for k in distractors))
     check_kinds(distractors, body_part)
     root = np.random.SeedSequence(int(seed))
