@@ -166,7 +166,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
                                  hu=hu, noise_hu=noise, boxes=det.boxes)
     lesions, skeletal, lut = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
                                                      hu=hu, body=mask, drop=drop, boxes=det.boxes,
-                                                     regions=regions, bone=det.bone)
+                                                     regions=regions, bone=det.bone, threshold_hu=config.threshold_hu)
     if det.labels.dtype != labels_full.dtype:  # widened past 65534 lesions
         labels_full = np.zeros(hu_full.shape, det.labels.dtype)
         labels_full[body.crop] = det.labels

@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from accuracy import match_lesions
 
 from calcinosis.cli import main
+from calcinosis.io import read_volume
 from calcinosis.measure.lesion import Lesion
 from calcinosis.phantom import make_ct_phantom
 from calcinosis.pipeline import analyze
@@ -151,3 +152,15 @@ def test_real_chest_has_no_soft_tissue_calcinosis(chest):
     # The findings cut by the scan's edge (the chin on the top slice, the back at the image's
     # lower border) are listed as such, not dropped unseen.
     assert chest["excluded"]["counts"].get("scan_edge", 0) >= 1
+
+
+def test_real_chest_trabecular_island_is_bone(real_ct_path):
+    """A dense island of trabecular bone inside a vertebral body's cortex (the lowest slices,
+    LPS about (5, -98, -767.5) mm) is part of the bone: excluded as bone, not a finding."""
+    analysis = analyze(read_volume(real_ct_path))
+    island = np.array([5.1, -98.0, -767.5])
+    assert all(np.linalg.norm(np.array([les.x_mm, les.y_mm, les.z_mm]) - island) > 3.0 for les in analysis.lesions)
+    offset = np.asarray(analysis.facts["crop_offset"], float)
+    near = [e.reason for e in analysis.detection.excluded
+            if np.linalg.norm(analysis.volume.index_to_lps(np.asarray(e.centroid_index) + offset) - island) < 3.0]
+    assert near == ["bone"], near

@@ -21,7 +21,7 @@ from calcinosis.anatomy.cavity import Cavity
 from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_2d
 from calcinosis.detect.candidates import Excluded
 from calcinosis.detect.dense_tissue import is_dense_soft_tissue
-from calcinosis.measure.lesion import Lesion
+from calcinosis.measure.lesion import FAT_MAX_HU, Lesion
 
 TRUNK_REGIONS = ("chest", "abdomen", "pelvis")
 # A vessel-wall plaque is a shell: no point of it deeper than this (mm) inside it ...
@@ -40,6 +40,20 @@ LUNG_MIN_DEPTH_MM = 15.0
 AIRWAY_MM = 10.0
 AIRWAY_MIN_VOXELS = 10
 AIRWAY_REGIONS = ("head_neck", "shoulder", "hip_gluteal", "pelvis", "unknown")
+# In the neck the visceral and carotid spaces (thyroid, larynx and trachea, oesophagus, carotid
+# sheath, lymph nodes) lie round the airway: a finding in "muscle" this close (mm) to it is
+# one of them (thyroid or nodal calcification, a carotid plaque), not in a muscle of the neck.
+NECK_VISCERA_MM = 30.0
+# A finding in a hole of a bone's outline on its slice lies in the bone's marrow (a trabecular
+# island of a vertebral body, a medullary calcification), unless the hole is the spinal canal:
+# holes up to this area (mm2; a vertebral body's or a long bone's, not the cranial cavity
+# or a pelvic ring) ...
+MARROW_MAX_HOLE_MM2 = 2500.0
+# ... whose median HU is not that of the canal's contents (fluid and cord: at or above the
+# fat level and below this); red marrow lies above it, yellow marrow below the fat level.
+MARROW_MIN_HU = 60.0
+# The box (mm, each way in-plane) the hole is looked for in: a hole reaching its edge is not taken.
+MARROW_BOX_MM = 60.0
 # Exclusions that hold only for findings in the wall (not in the cavity or by the airway).
 WALL_ONLY_REASONS = ("bone_partial_volume",)
 # Hyaline cartilage is denser than muscle (about 100-140 HU against 40-60); the ring round a
@@ -52,6 +66,7 @@ def classify_trunk_findings(
     lesions: list[Lesion], labels: np.ndarray, cavity: Cavity, centroid_index, spacing_zyx,
     *, hu: np.ndarray | None = None, body: np.ndarray | None = None,
     drop: Mapping[int, str] | None = None, boxes=None, regions=None, bone: np.ndarray | None = None,
+    threshold_hu: float = 130.0,
 ) -> tuple[list[Lesion], list[Excluded], np.ndarray]:
     """Give cavity findings the ``vascular``/``visceral`` compartment, drop rib-cage pieces,
     and renumber the rest 1..N.
@@ -66,7 +81,9 @@ def classify_trunk_findings(
     back's soft tissues: the lung bases and the descending aorta reach behind the plane
     that bounds it). ``bone`` (the bone mask), when given, finds the cranial cavity: a
     finding inside the skull's ring on its slice is intracranial (dural, pineal or plexus
-    calcification), visceral, not calcinosis.
+    calcification), visceral, not calcinosis; and a finding in a bone's marrow cavity on
+    its slice is excluded as bone (``threshold_hu``: the detection threshold, below which
+    the cavity's voxels lie).
     """
     thick_slices = float(spacing_zyx[0]) > THICK_SLICE_MM
     drop = drop or {}
@@ -81,6 +98,11 @@ def classify_trunk_findings(
             reason = "dense_soft_tissue"
         if reason is not None and reason not in WALL_ONLY_REASONS:
             excluded.append(Excluded(reason, lesion.volume_mm3, lesion.peak_hu, tuple(map(float, idx))))
+            continue
+        if bone is not None and hu is not None and _in_marrow(bone, hu, labels, lesion.lesion_id, idx, spacing_zyx,
+                                                                   threshold_hu):
+            # Set in the marrow inside a bone's cortex on its slice: part of the bone.
+            excluded.append(Excluded("bone", lesion.volume_mm3, lesion.peak_hu, tuple(map(float, idx))))
             continue
         inner = {}
         if regions is not None and lesion.region == "back":
@@ -98,14 +120,7 @@ def classify_trunk_findings(
         # Fat inside the cavity (mediastinum, mesentery) looks like subcutaneous fat: the
         # place decides, not the tissue round the deposit.
         if lesion.region in TRUNK_REGIONS + ("back",) and cavity.in_cavity(idx):
-            box = boxes[lesion.lesion_id - 1]
-            mask = labels[box] == lesion.lesion_id
-            half = float(distance_inside_mm(np.pad(mask, 1), spacing_zyx).max())
-            # A shell fills little of the ball its length spans; a nodule or bowel content fills much.
-            compact = lesion.volume_mm3 / (np.pi / 6.0 * max(lesion.max_diameter_mm, 1e-3) ** 3)
-            plaque = (half <= PLAQUE_MAX_HALF_THICKNESS_MM and compact <= PLAQUE_MAX_COMPACTNESS
-                      and lesion.max_diameter_mm >= PLAQUE_MIN_LENGTH_MM)
-            kept.append(replace(lesion, compartment="vascular" if plaque else "visceral", **inner))
+            kept.append(replace(lesion, compartment=_vessel_or_organ(lesion, labels, boxes, spacing_zyx), **inner))
             continue
         if (lesion.region in AIRWAY_REGIONS and hu is not None and body is not None
                 and _next_to_internal_air(hu, body, idx, spacing_zyx)):
@@ -117,6 +132,11 @@ def classify_trunk_findings(
             # Only in the wall: a faint piece in the cavity beside the spine is an aortic plaque
             # as often as bone.
             excluded.append(Excluded(reason, lesion.volume_mm3, lesion.peak_hu, tuple(map(float, idx))))
+            continue
+        if (lesion.region == "head_neck" and lesion.compartment == "intramuscular" and hu is not None
+                and body is not None and _next_to_internal_air(hu, body, idx, spacing_zyx, NECK_VISCERA_MM)):
+            # Deep in the neck round the airway: the visceral or carotid space, not a muscle.
+            kept.append(replace(lesion, compartment=_vessel_or_organ(lesion, labels, boxes, spacing_zyx)))
             continue
         if lesion.compartment in SOFT_WALL:
             kept.append(lesion)
@@ -141,6 +161,50 @@ def classify_trunk_findings(
     return renumbered, excluded, lut
 
 
+def _vessel_or_organ(lesion: Lesion, labels: np.ndarray, boxes, spacing_zyx) -> str:
+    """``vascular`` for a finding shaped like a vessel wall's plaque (a thin curved shell of
+    some length), ``visceral`` for one that is not (a nodule, bowel content, an organ's)."""
+    box = boxes[lesion.lesion_id - 1]
+    mask = labels[box] == lesion.lesion_id
+    half = float(distance_inside_mm(np.pad(mask, 1), spacing_zyx).max())
+    # A shell fills little of the ball its length spans; a nodule or bowel content fills much.
+    compact = lesion.volume_mm3 / (np.pi / 6.0 * max(lesion.max_diameter_mm, 1e-3) ** 3)
+    plaque = (half <= PLAQUE_MAX_HALF_THICKNESS_MM and compact <= PLAQUE_MAX_COMPACTNESS
+              and lesion.max_diameter_mm >= PLAQUE_MIN_LENGTH_MM)
+    return "vascular" if plaque else "visceral"
+
+
+def _in_marrow(bone: np.ndarray, hu: np.ndarray, labels: np.ndarray, lesion_id: int, idx, spacing_zyx,
+               threshold_hu: float) -> bool:
+    """Whether finding ``lesion_id`` lies, on the slice of its centroid ``idx``, in a marrow
+    cavity: all its voxels there inside the bone's outline (``bone`` with its holes filled,
+    within ``MARROW_BOX_MM`` of the centroid), in a hole of the bone's dense voxels (below
+    ``threshold_hu``, 8-connected with the finding) of at most ``MARROW_MAX_HOLE_MM2``, whose
+    median HU (the finding's own voxels left out) is below the fat level or at least
+    ``MARROW_MIN_HU`` (the spinal canal lies between). A finding that fills its hole, set in
+    bone all round, is in the bone too."""
+    z, y, x = (int(np.clip(i, 0, n - 1)) for i, n in zip(idx, bone.shape))
+    ry, rx = (int(np.ceil(MARROW_BOX_MM / float(s))) for s in spacing_zyx[1:])
+    box = (slice(max(y - ry, 0), y + ry + 1), slice(max(x - rx, 0), x + rx + 1))
+    own = labels[z][box] == lesion_id
+    ring = bone[z][box]
+    if not own.any() or not ring.any():
+        return False
+    inside = fill_holes_2d(ring)
+    if (own & ~inside).any():
+        return False
+    hu_z = hu[z][box]
+    pieces, _ = ndi.label(inside & ((hu_z < threshold_hu) | own), structure=np.ones((3, 3), bool))
+    hole = np.isin(pieces, np.unique(pieces[own]))
+    if hole.sum() * float(spacing_zyx[1]) * float(spacing_zyx[2]) > MARROW_MAX_HOLE_MM2:
+        return False
+    values = hu_z[hole & ~own]
+    if values.size == 0:
+        return True
+    median = float(np.median(values))
+    return median < FAT_MAX_HU or median >= MARROW_MIN_HU
+
+
 def _inside_skull(bone: np.ndarray, idx, spacing_zyx) -> bool:
     """Whether voxel ``idx`` lies in a hole of the bone on its slice that is at least
     ``SKULL_MIN_ENCLOSED_MM2``: inside a skull's ring, the cranial cavity."""
@@ -156,12 +220,12 @@ def _inside_skull(bone: np.ndarray, idx, spacing_zyx) -> bool:
     return area_mm2 >= SKULL_MIN_ENCLOSED_MM2
 
 
-def _next_to_internal_air(hu: np.ndarray, body: np.ndarray, idx, spacing_zyx) -> bool:
-    """Whether air inside the body (a lumen, not the outside) lies within ``AIRWAY_MM``."""
-    r = [max(1, int(np.ceil(AIRWAY_MM / s))) for s in spacing_zyx]
+def _next_to_internal_air(hu: np.ndarray, body: np.ndarray, idx, spacing_zyx, within_mm: float = AIRWAY_MM) -> bool:
+    """Whether air inside the body (a lumen, not the outside) lies within ``within_mm``."""
+    r = [max(1, int(np.ceil(within_mm / s))) for s in spacing_zyx]
     box = tuple(slice(max(i - k, 0), i + k + 1) for i, k in zip(idx, r))
     air = (hu[box] < -500) & body[box]
     if air.sum() < AIRWAY_MIN_VOXELS:
         return False
     pts = (np.argwhere(air) - [i - b.start for i, b in zip(idx, box)]) * np.asarray(spacing_zyx)
-    return bool((np.sqrt((pts ** 2).sum(axis=1)) <= AIRWAY_MM).sum() >= AIRWAY_MIN_VOXELS)
+    return bool((np.sqrt((pts ** 2).sum(axis=1)) <= within_mm).sum() >= AIRWAY_MIN_VOXELS)

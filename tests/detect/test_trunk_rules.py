@@ -1,0 +1,129 @@
+"""Where a finding lies decides what it is: in a bone's marrow (bone, not a lesion), or deep
+in the neck round the airway (visceral or vascular, not a muscle's calcinosis).
+
+Synthetic slices built by hand, each rule with the case it must leave alone: the spinal
+canal (a hole of the bone whose contents are fluid), a hole larger than a marrow cavity,
+a finding in the subcutaneous fat, one in the neck's muscle far from the airway.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calcinosis.anatomy.cavity import find_cavity
+from calcinosis.detect.trunk import MARROW_MAX_HOLE_MM2, NECK_VISCERA_MM, classify_trunk_findings
+from calcinosis.measure.lesion import Lesion
+
+SP = (2.0, 0.5, 0.5)  # mm: z, y, x
+
+
+def _lesion(comp: str, region: str, volume: float = 20.0, diameter: float = 3.0) -> Lesion:
+    return Lesion(1, 0.0, 0.0, 0.0, volume, 5.0, 10.0, 400.0, 300.0, diameter, comp, "left", region,
+                  40.0, 0.0 if comp == "juxta_osseous" else 12.0, 40.0, 20, "high", "")
+
+
+def _classify(hu, labels, bone, body, lesion, at):
+    cavity = find_cavity(body, bone, SP, np.zeros(hu.shape[0], bool), hu=hu)
+    return classify_trunk_findings([lesion], labels, cavity, lambda _lesion: at, SP, hu=hu, body=body,
+                                   bone=bone, threshold_hu=130.0)
+
+
+def _bone_ring(shape, centre, radius_px, cortex_px):
+    """A disk of ``radius_px`` on every slice (the bone's outline, filled as detection
+    fills a bone's holes), and its cortex: the outer ``cortex_px``."""
+    yy, xx = np.mgrid[: shape[1], : shape[2]]
+    r = np.hypot(yy - centre[0], xx - centre[1])
+    outline = np.broadcast_to(r <= radius_px, shape).copy()
+    cortex = np.broadcast_to((r <= radius_px) & (r > radius_px - cortex_px), shape).copy()
+    return outline, cortex
+
+
+def _marrow_scene(hole_hu: float, radius_px: int = 40):
+    shape = (5, 140, 140)
+    centre = (70, 70)
+    hu = np.full(shape, 40.0, np.float32)  # muscle
+    outline, cortex = _bone_ring(shape, centre, radius_px, 4)
+    hu[outline] = hole_hu
+    hu[cortex] = 900.0
+    labels = np.zeros(shape, np.uint16)
+    island = np.zeros(shape, bool)
+    island[1:4, 66:74, 66:74] = True  # 4 mm across, in the middle of the hole
+    hu[island] = 300.0
+    labels[island] = 1
+    body = np.ones(shape, bool)
+    return hu, labels, outline, body, (2, 70, 70)
+
+
+@pytest.mark.parametrize("hole_hu", [100.0, -80.0])
+def test_island_in_red_or_fatty_marrow_is_bone(hole_hu):
+    # A vertebral body's marrow (~100 HU in the old, lung2 of pyradiomics: median 98) or a
+    # long bone's fatty marrow: the dense island inside the cortex is the bone's own.
+    hu, labels, bone, body, at = _marrow_scene(hole_hu)
+    kept, excluded, lut = _classify(hu, labels, bone, body, _lesion("juxta_osseous", "back"), at)
+    assert kept == [] and [e.reason for e in excluded] == ["bone"] and lut[1] == 0
+
+
+def test_deposit_in_the_spinal_canal_is_kept():
+    # The canal's contents (fluid, cord: 20 HU here) are a hole of the bone too: not marrow.
+    hu, labels, bone, body, at = _marrow_scene(20.0)
+    kept, excluded, _ = _classify(hu, labels, bone, body, _lesion("juxta_osseous", "back"), at)
+    assert [k.compartment for k in kept] == ["juxta_osseous"] and excluded == []
+
+
+def test_hole_larger_than_a_marrow_cavity_is_not_marrow():
+    radius_px = 70  # 35 mm: a ring round 3800 mm2, more than any marrow cavity
+    assert np.pi * ((radius_px - 4) * SP[1]) ** 2 > MARROW_MAX_HOLE_MM2
+    hu, labels, bone, body, at = _marrow_scene(100.0, radius_px=radius_px)
+    hu = np.pad(hu, ((0, 0), (10, 10), (10, 10)), constant_values=40.0)
+    labels, bone = (np.pad(a, ((0, 0), (10, 10), (10, 10))) for a in (labels, bone))
+    body = np.ones(hu.shape, bool)
+    kept, excluded, _ = _classify(hu, labels, bone, body, _lesion("juxta_osseous", "back"),
+                                  (at[0], at[1] + 10, at[2] + 10))
+    assert len(kept) == 1 and excluded == []
+
+
+def test_finding_only_partly_inside_the_bone_is_not_marrow():
+    hu, labels, bone, body, at = _marrow_scene(100.0)
+    labels[1:4, 66:74, 66:74] = 0
+    labels[1:4, 66:74, 100:120] = 1  # across the cortex, out into the muscle
+    kept, excluded, _ = _classify(hu, labels, bone, body, _lesion("juxta_osseous", "back"), (2, 70, 110))
+    assert len(kept) == 1 and excluded == []
+
+
+def _neck_scene(offset_mm: float):
+    """A neck: soft tissue with an airway (a 16 mm air tube) in the middle, and a 3 mm
+    finding ``offset_mm`` from the airway's wall."""
+    shape = (5, 240, 240)
+    hu = np.full(shape, 40.0, np.float32)
+    yy, xx = np.mgrid[: shape[1], : shape[2]]
+    airway = np.hypot(yy - 60, xx - 120) <= 16  # radius 8 mm
+    hu[:, airway] = -1000.0
+    labels = np.zeros(shape, np.uint16)
+    x = 120 + 16 + int(round(offset_mm / SP[2]))
+    labels[1:4, 57:63, x - 3:x + 3] = 1
+    hu[labels > 0] = 500.0
+    body = np.ones(shape, bool)
+    bone = np.zeros(shape, bool)
+    return hu, labels, bone, body, (2, 60, x)
+
+
+@pytest.mark.parametrize("offset_mm", [14.0, 24.0])
+def test_neck_finding_near_the_airway_is_visceral(offset_mm):
+    # Thyroid, nodal or carotid calcification 12-26 mm from the trachea (lung2 of
+    # pyradiomics: four such, once reported as intramuscular). Nodule-shaped: visceral.
+    assert offset_mm < NECK_VISCERA_MM
+    hu, labels, bone, body, at = _neck_scene(offset_mm)
+    kept, _, _ = _classify(hu, labels, bone, body, _lesion("intramuscular", "head_neck"), at)
+    assert [k.compartment for k in kept] == ["visceral"]
+
+
+@pytest.mark.parametrize("comp, region, offset_mm", [
+    ("intramuscular", "head_neck", NECK_VISCERA_MM + 8.0),  # in a muscle of the neck, away from the airway
+    ("subcutaneous", "head_neck", 14.0),  # in the fat under the skin: stays subcutaneous
+    ("intramuscular", "shoulder", 14.0),  # the rule is the neck's
+])
+def test_neck_rule_leaves_other_findings(comp, region, offset_mm):
+    hu, labels, bone, body, at = _neck_scene(offset_mm)
+    kept, _, _ = _classify(hu, labels, bone, body, _lesion(comp, region), at)
+    assert [k.compartment for k in kept] == [comp]
