@@ -9,7 +9,10 @@ run.
 Scans: ``phantom`` (the 400-slice trunk phantom of ``bench_ct.py``, built once and cached in
 the output folder's parent as ``phantom400.npy``), ``lung1`` (the real chest CT in
 ``../shared/data``), ``head`` (the InVesalius example skull CT, when installed: see
-``tests/ct/test_head_ct.py``). A scan that is not available is skipped with a line saying so.
+``tests/ct/test_head_ct.py``), ``lung2`` (a second real chest CT, 512 x 512 x 61 at 5 mm, heart to
+neck, from the same source distribution of pyradiomics 3.1.0 as lung1: ``data/lung2_image.nrrd``
+inside its ``.tar.gz`` on PyPI; not in the repository: give its path in ``CALCINOSIS_LUNG2``). A
+scan that is not available is skipped with a line saying so.
 
 Usage::
 
@@ -27,13 +30,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SCANS = ("phantom", "lung1", "head")
+SCANS = ("phantom", "lung1", "head", "lung2")
 
 
 def _volume(name: str, cache: Path):
@@ -48,9 +52,12 @@ def _volume(name: str, cache: Path):
                                  pixel_mm=0.8, keep_noiseless=False)
             np.save(path, ph.volume.array)
         return Volume(np.load(path), (0.8, 0.8, 1.0))
-    if name == "lung1":
-        path = ROOT.parent / "shared" / "data" / "real-ct" / "chest-ct-lung1.nrrd"
-        if not path.exists():
+    if name in ("lung1", "lung2"):
+        if name == "lung1":
+            path = ROOT.parent / "shared" / "data" / "real-ct" / "chest-ct-lung1.nrrd"
+        else:
+            path = Path(os.environ.get("CALCINOSIS_LUNG2", "") or "/nonexistent")
+        if not path.is_file():
             return None
         from calcinosis.io import read_volume
 
