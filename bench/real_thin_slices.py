@@ -68,6 +68,9 @@ def main(argv=None) -> int:
                         help="exclude rib-cage pieces on thin slices too (diagnostic)")
     parser.add_argument("--no-bone-split", action="store_true",
                         help="drop the deposits split off large bones (diagnostic)")
+    parser.add_argument("--scan", type=Path, default=LUNG1,
+                        help="another real CT with 5 mm slices and no calcinosis (e.g. pyradiomics' lung2: "
+                             "see bench/compare_outputs.py)")
     args = parser.parse_args(argv)
     if args.rib_rule_always:
         import calcinosis.detect.trunk as trunk
@@ -79,13 +82,13 @@ def main(argv=None) -> int:
 
         split = candidates.split_bone
         candidates.split_bone = lambda *a, **k: BoneSplit(split(*a, **k).bone, ())
-    if not LUNG1.exists():
-        print(f"real chest CT not found at {LUNG1}", file=sys.stderr)
+    if not args.scan.is_file():
+        print(f"real chest CT not found at {args.scan}", file=sys.stderr)
         return 2
     from calcinosis.io import read_volume
     from calcinosis.pipeline import analyze
 
-    real = read_volume(LUNG1)
+    real = read_volume(args.scan)
     for mode in ["original"] + [m for m in args.modes.split(",") if m]:
         vol = real if mode == "original" else stand_in(real, mode)
         result = analyze(vol)

@@ -136,7 +136,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     step("measure")
     offset = tuple(s.start for s in body.crop)
     # Depth and bone distance are computed on boxes round the lesions (measure_lesions).
-    ctx = LesionContext(hu, det.labels, mask, det.bone, None, None, sp, offset, det.boxes)
+    ctx = LesionContext(hu, det.labels, mask, det.bone, None, None, sp, offset, det.boxes, det.from_bone)
     # Measurement and the anatomy (regions, cavity) read the same arrays and write none:
     # the measurement runs in a worker thread beside them (CALCINOSIS_THREADS=1: in turn).
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -181,6 +181,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     # The detection's labels become the final ones, a view of the full-grid map (one copy
     # of the label grid, not three). Renumbered: its per-label boxes no longer apply.
     det = replace(det, labels=labels_full[body.crop], excluded=det.excluded + tuple(skeletal),
+                  from_bone=frozenset(int(lut[i]) for i in det.from_bone if i < len(lut) and lut[i]),
                   boxes=det.boxes if not skeletal and not drop else ())
     if any(e.reason in ("metal", "external_metal") for e in det.excluded):
         warnings.append("metal in the field of view (excluded; streaks near it may hide or mimic deposits)")

@@ -118,6 +118,23 @@ def test_objects_outside_body_and_metal_are_never_lesions(result):
     assert all(lesion.peak_hu < analysis.config.metal_hu for lesion in analysis.lesions)
 
 
+def test_only_deposits_parted_from_bone_are_flagged_split_from_bone(result):
+    # The flag marks what the bone split parted from a bone (low confidence: on real bone the
+    # split has met only stand-ins); deposits apart from bone never carry it.
+    _, _, matches, _ = result
+    for m in matches:
+        if m.lesion is not None and "split_from_bone" in m.lesion.flags.split(";"):
+            assert m.truth.compartment == "juxta_osseous" and m.lesion.confidence == "low", m.truth.id
+
+
+def test_deposit_split_off_the_bone_is_flagged():
+    # Elbow seed 0 (20 HU, 1.5 mm): deposit 8 (6.1 mm) joins the bone at the threshold and is
+    # parted from it by the bone split.
+    ph, truth, lesion, err, false = _one_deposit("elbow", 0, 20.0, 1.5, 8)
+    assert lesion is not None and lesion.compartment == "juxta_osseous"
+    assert "split_from_bone" in lesion.flags.split(";") and lesion.confidence == "low"
+
+
 @pytest.fixture(scope="module")
 def hard_results():
     out = []

@@ -74,6 +74,8 @@ class Detection:
     noise_smoothed_hu: float
     notes: tuple[str, ...] = field(default_factory=tuple)
     boxes: tuple[tuple[slice, slice, slice], ...] = ()  # tight box of each lesion label 1..N
+    # Labels of the lesions split off a bone (a large bone's split, or a rib piece's).
+    from_bone: frozenset[int] = frozenset()
 
 
 # An external object is searched for deposits joined to it on the box of its voxels in the body
@@ -191,7 +193,8 @@ def detect_lesions(
     # Lesions are numbered in the order of their components; a bone's split runs in a
     # worker thread (scikit-image's watershed and ITK release the GIL) while the small
     # components are looked at, and its deposits take their numbers in order afterwards.
-    pending: list = []  # (box, mask) of a lesion, or (box, future of split_off)
+    # (box, mask of a lesion or future of split_off, whether it is split off a bone)
+    pending: list = []
     threaded = n_threads() > 1  # CALCINOSIS_THREADS=1 (batch workers): all in this thread
     pool = ThreadPoolExecutor(max_workers=1)
 
@@ -226,6 +229,7 @@ def detect_lesions(
         excluded.append(Excluded(reason, float(volume[i - 1]), float(peak[i - 1]), c))
 
     lesion_boxes: list[tuple[slice, ...]] = []
+    from_bone: set[int] = set()
 
     def beside_object(i: int, k: int) -> None:
         """Deposits in the skin joined to the external object ``i`` (its component) at the
@@ -246,13 +250,15 @@ def detect_lesions(
                                           threshold_hu=thr, h_hu=split_h, metal_hu=config.metal_hu,
                                           max_deposit_volume_mm3=MAX_ATTACHED_DEPOSIT_MM3):
             if smooth_w[dep].max() >= seed_thr and dep.sum() * vv >= config.min_volume_mm3:
-                pending.append((where, dep))
+                pending.append((where, dep, False))
 
-    def add_lesion(where: tuple[slice, ...], mask: np.ndarray) -> None:
+    def add_lesion(where: tuple[slice, ...], mask: np.ndarray, split: bool = False) -> None:
         nonlocal out, next_label
         if next_label == 65535:  # more lesions than uint16 labels: widen once
             out = out.astype(np.uint32)
         out[where][mask] = next_label
+        if split:
+            from_bone.add(next_label)
         next_label += 1
         tight = ndi.find_objects(mask.view(np.uint8))[0]
         lesion_boxes.append(tuple(slice(w.start + t.start, w.start + t.stop) for w, t in zip(where, tight)))
@@ -292,7 +298,7 @@ def detect_lesions(
                 box = grow_box(boxes[k], margin, hu.shape)
                 exclude(i, "bone")
                 if k in splits:
-                    pending.append((box, splits[k]))
+                    pending.append((box, splits[k], True))
                     continue
                 # On thick slices the bone's own texture and partial volume make valleys
                 # everywhere: pieces split off would be bone, not deposits. No split.
@@ -316,23 +322,24 @@ def detect_lesions(
                                                   threshold_hu=thr, h_hu=split_h,
                                                   max_deposit_volume_mm3=MAX_ATTACHED_DEPOSIT_MM3,
                                                   is_hollow=is_hollow, raw_h_hu=RAW_PEAK_SIGMA * raw_noise):
-                    pending.append((boxes[k], dep))
+                    pending.append((boxes[k], dep, True))
                     piece &= ~dep
                 bone[boxes[k]] |= piece
                 continue
-            pending.append((boxes[k], piece))
+            pending.append((boxes[k], piece, False))
         if while_waiting is not None:
             while_waiting()
-        for box, item in pending:
+        for box, item, split in pending:
             if isinstance(item, Future):
                 solid, deposits = item.result()
                 bone[box] |= solid
                 for where, dep in deposits:
-                    add_lesion(where, dep)
+                    add_lesion(where, dep, split=True)
             else:
-                add_lesion(box, item)
+                add_lesion(box, item, split=split)
     notes = tuple(f"{v} {r}" for r, v in sorted(Counter(e.reason for e in excluded).items()))
-    return Detection(out, bone, tuple(excluded), seed_thr, noise_smoothed_hu, notes, tuple(lesion_boxes))
+    return Detection(out, bone, tuple(excluded), seed_thr, noise_smoothed_hu, notes, tuple(lesion_boxes),
+                     frozenset(from_bone))
 
 
 def is_hollow(hu: np.ndarray, mask: np.ndarray, spacing_zyx, threshold_hu: float) -> bool:

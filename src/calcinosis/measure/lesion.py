@@ -73,6 +73,7 @@ class LesionContext:
     spacing_zyx: tuple[float, float, float]
     offset_zyx: tuple[int, int, int]  # crop start in the full array
     boxes: tuple | None = None  # tight box of each label 1..N, when known (else found here)
+    from_bone: frozenset[int] = frozenset()  # labels split off a bone: flagged ``split_from_bone``
 
 
 def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midline_x_mm: float,
@@ -148,6 +149,11 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
             flags.append("low_contrast")
         if bone_dist < 0.5 * min(sp):
             flags.append("touches_bone")
+        if lab in ctx.from_bone:
+            # Parted from a bone by the bone split: right on phantoms, but real bone (its
+            # processes, edges, cartilage) has met the split only in stand-ins made from
+            # 5 mm scans, where it parts many pieces of bone (bench/real_thin_slices.py).
+            flags.append("split_from_bone")
         lesions.append(Lesion(
             lesion_id=lab, x_mm=x, y_mm=y, z_mm=z,
             volume_mm3=float(mask.sum() * vv), mass_mg=mass,
