@@ -334,7 +334,7 @@ def detect_lesions(
                 solid, deposits = item.result()
                 bone[box] |= solid
                 for where, dep in deposits:
-                    add_lesion(where, dep, split=True)
+                    add_lesion(where, dep, split=split)
             else:
                 add_lesion(box, item, split=split)
     notes = tuple(f"{v} {r}" for r, v in sorted(Counter(e.reason for e in excluded).items()))

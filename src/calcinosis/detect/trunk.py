@@ -66,7 +66,7 @@ def classify_trunk_findings(
     lesions: list[Lesion], labels: np.ndarray, cavity: Cavity, centroid_index, spacing_zyx,
     *, hu: np.ndarray | None = None, body: np.ndarray | None = None,
     drop: Mapping[int, str] | None = None, boxes=None, regions=None, bone: np.ndarray | None = None,
-    threshold_hu: float = 130.0,
+    threshold_hu: float,
 ) -> tuple[list[Lesion], list[Excluded], np.ndarray]:
     """Give cavity findings the ``vascular``/``visceral`` compartment, drop rib-cage pieces,
     and renumber the rest 1..N.

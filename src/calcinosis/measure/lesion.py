@@ -25,6 +25,10 @@ BACKGROUND_RING_MM = 2.0
 SOFT_TISSUE_MIN_HU = -250.0
 # Soft tissue below this (HU) is fat: a deposit whose surroundings are fat is subcutaneous.
 FAT_MAX_HU = -30.0
+# Flags of a low-confidence lesion: ``small`` under this volume (mm3), ``low_contrast`` when its
+# peak stands fewer than this many noise SDs above its background.
+SMALL_MAX_MM3 = 3.0
+LOW_CONTRAST_NOISE_SDS = 4.0
 
 
 @dataclass(frozen=True)
@@ -143,9 +147,9 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
         side = _side(x - midline_x_mm, config.midline_mm)
         region_name = region_of((x, y, z)) if region_of else "unknown"
         flags = []
-        if mask.sum() * vv < 3.0:
+        if mask.sum() * vv < SMALL_MAX_MM3:
             flags.append("small")
-        if vals.max() - background < 4.0 * noise_hu:
+        if vals.max() - background < LOW_CONTRAST_NOISE_SDS * noise_hu:
             flags.append("low_contrast")
         if bone_dist < 0.5 * min(sp):
             flags.append("touches_bone")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from calcinosis.measure.lesion import CSV_COLUMNS, Lesion
+from calcinosis.measure.lesion import CSV_COLUMNS, LOW_CONTRAST_NOISE_SDS, SMALL_MAX_MM3, Lesion
 from calcinosis.report.tables import _fmt
 
 #: Column headers of the lesion table (the CSV name is kept as the header's title).
@@ -200,7 +200,7 @@ def render_report(summary: dict[str, Any], lesions: Sequence[Lesion], *,
 {lesion_table_html(lesions)}
 <p class=muted>Positions in patient LPS millimetres (x to the patient's left, y posterior, z superior);
 mass is hydroxyapatite-equivalent; shaded rows are low-confidence (see flags: <i>small</i> under
-3 mm&sup3;, <i>low_contrast</i> peak less than 4 noise SDs above its surroundings, <i>touches_bone</i>,
+{SMALL_MAX_MM3:g} mm&sup3;, <i>low_contrast</i> peak less than {LOW_CONTRAST_NOISE_SDS:g} noise SDs above its surroundings, <i>touches_bone</i>,
 <i>split_from_bone</i> parted from a bone at the threshold: check it, a bone's process or edge can look alike).
 <span class=noprint>Click a column header to sort.</span></p>
 {''.join(extra_sections)}
