@@ -1,5 +1,6 @@
 """Where a finding lies decides what it is: in a bone's marrow (bone, not a lesion), or deep
-in the neck round the airway (visceral or vascular, not a muscle's calcinosis).
+in the neck round the airway (visceral or vascular, not a muscle's calcinosis); and a piece
+the bone split parted from a bone that is a rod or a plate is bone.
 
 Synthetic slices built by hand, each rule with the case it must leave alone: the spinal
 canal (a hole of the bone whose contents are fluid), a hole larger than a marrow cavity,
@@ -12,15 +13,23 @@ import numpy as np
 import pytest
 
 from calcinosis.anatomy.cavity import find_cavity
-from calcinosis.detect.trunk import MARROW_MAX_HOLE_MM2, NECK_VISCERA_MM, classify_trunk_findings
+from calcinosis.detect.trunk import (
+    BONE_PIECE_MIN_ELONGATION,
+    BONE_PIECE_MIN_VOXELS,
+    MARROW_MAX_HOLE_MM2,
+    NECK_VISCERA_MM,
+    classify_trunk_findings,
+    in_plane_elongation,
+)
 from calcinosis.measure.lesion import Lesion
 
 SP = (2.0, 0.5, 0.5)  # mm: z, y, x
 
 
-def _lesion(comp: str, region: str, volume: float = 20.0, diameter: float = 3.0) -> Lesion:
+def _lesion(comp: str, region: str, volume: float = 20.0, diameter: float = 3.0, flags: str = "",
+            n_voxels: int = 20) -> Lesion:
     return Lesion(1, 0.0, 0.0, 0.0, volume, 5.0, 10.0, 400.0, 300.0, diameter, comp, "left", region,
-                  40.0, 0.0 if comp == "juxta_osseous" else 12.0, 40.0, 20, "high", "")
+                  40.0, 0.0 if comp == "juxta_osseous" else 12.0, 40.0, n_voxels, "low" if flags else "high", flags)
 
 
 def _classify(hu, labels, bone, body, lesion, at):
@@ -127,3 +136,45 @@ def test_neck_rule_leaves_other_findings(comp, region, offset_mm):
     hu, labels, bone, body, at = _neck_scene(offset_mm)
     kept, _, _ = _classify(hu, labels, bone, body, _lesion(comp, region), at)
     assert [k.compartment for k in kept] == [comp]
+
+
+def _beside_bone_scene(rows: int, cols: int):
+    """A finding of ``rows`` x ``cols`` pixels on 3 slices in muscle beside (not inside) a
+    bone's outline."""
+    hu, labels, bone, body, _ = _marrow_scene(100.0)
+    labels[:] = 0
+    labels[1:4, 70 - rows // 2:70 - rows // 2 + rows, 112:112 + cols] = 1
+    hu[labels > 0] = 400.0
+    return hu, labels, bone, body, (2, 70, 112 + cols // 2)
+
+
+@pytest.mark.parametrize("rows, cols, flags, n_voxels, is_bone", [
+    (4, 24, "split_from_bone", BONE_PIECE_MIN_VOXELS, True),  # a rod 2 x 12 mm parted from the bone: a process's tip
+    (8, 8, "split_from_bone", BONE_PIECE_MIN_VOXELS, False),  # a blob 4 mm across parted from the bone: a deposit
+    (4, 24, "", BONE_PIECE_MIN_VOXELS, False),  # the same rod apart from any bone: the rule is the bone split's
+    (4, 24, "small", BONE_PIECE_MIN_VOXELS, False),
+    (4, 24, "split_from_bone", BONE_PIECE_MIN_VOXELS - 1, False),  # too few voxels for the shape to tell
+])
+def test_rod_parted_from_a_bone_is_bone(rows, cols, flags, n_voxels, is_bone):
+    hu, labels, bone, body, at = _beside_bone_scene(rows, cols)
+    lesion = _lesion("juxta_osseous", "back", flags=flags, n_voxels=n_voxels)
+    kept, excluded, lut = _classify(hu, labels, bone, body, lesion, at)
+    if is_bone:
+        assert kept == [] and [e.reason for e in excluded] == ["bone"] and lut[1] == 0
+    else:
+        assert [k.compartment for k in kept] == ["juxta_osseous"] and excluded == []
+
+
+def test_in_plane_elongation_of_a_blob_a_rod_and_a_column():
+    yy, xx = np.mgrid[:60, :60]
+    disk = np.hypot(yy - 30, xx - 30) <= 12  # 12 mm across at 0.5 mm
+    blob = np.broadcast_to(disk, (5, 60, 60))
+    assert in_plane_elongation(blob, SP) == pytest.approx(1.0, abs=0.1)
+    rod = np.zeros((5, 60, 60), bool)
+    rod[2, 28:32, 5:53] = True  # 2 x 24 mm: the circle of its area is 7.8 mm across
+    assert in_plane_elongation(rod, SP) == pytest.approx(23.5 / np.sqrt(4 * 48 / np.pi), rel=0.01)
+    assert in_plane_elongation(rod, SP) >= BONE_PIECE_MIN_ELONGATION > in_plane_elongation(blob, SP)
+    # Long along z only (a deposit's partial volume on thick slices): not elongated in-plane.
+    column = np.zeros((5, 60, 60), bool)
+    column[:, 28:36, 28:36] = True
+    assert in_plane_elongation(column, SP) < BONE_PIECE_MIN_ELONGATION
