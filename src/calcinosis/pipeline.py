@@ -22,7 +22,7 @@ from calcinosis.detect.candidates import Detection, detect_lesions
 from calcinosis.detect.edges import scan_limited_findings
 from calcinosis.detect.smoothing import SmoothedHU
 from calcinosis.detect.trunk import classify_trunk_findings
-from calcinosis.measure.lesion import Lesion, LesionContext, measure_lesions
+from calcinosis.measure.lesion import CALCINOSIS_COMPARTMENTS, Lesion, LesionContext, measure_lesions
 from calcinosis.sparse_zeros import sparse_zeros
 from calcinosis.threads import n_threads
 from calcinosis.volume import Volume
@@ -185,6 +185,12 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
                   boxes=det.boxes if not skeletal and not drop else ())
     if any(e.reason in ("metal", "external_metal") for e in det.excluded):
         warnings.append("metal in the field of view (excluded; streaks near it may hide or mimic deposits)")
+    calcinosis = [lesion for lesion in lesions if lesion.compartment in CALCINOSIS_COMPARTMENTS]
+    parted = sum("split_from_bone" in lesion.flags.split(";") for lesion in calcinosis)
+    if parted:
+        warnings.append(f"{parted} of {len(calcinosis)} calcinosis findings were parted from a bone by the bone "
+                        "split (flag split_from_bone): check them; on real scans the split can also part a piece "
+                        "of the bone itself (a process, an edge)")
     facts = {
         "tissue_level_hu": tissue_level,
         "noise_smoothed_hu": noise_s,

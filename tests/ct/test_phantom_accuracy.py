@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 from accuracy import match_lesions
 
+from calcinosis.measure.lesion import CALCINOSIS_COMPARTMENTS
 from calcinosis.phantom import make_ct_phantom
 from calcinosis.phantom.render import add_noise
 from calcinosis.pipeline import analyze
+from calcinosis.report.summary import build_summary
 from calcinosis.volume import Volume
 
 CASES = [
@@ -133,6 +135,27 @@ def test_deposit_split_off_the_bone_is_flagged():
     ph, truth, lesion, err, false = _one_deposit("elbow", 0, 20.0, 1.5, 8)
     assert lesion is not None and lesion.compartment == "juxta_osseous"
     assert "split_from_bone" in lesion.flags.split(";") and lesion.confidence == "low"
+
+
+def test_findings_parted_from_bone_are_warned_of_and_left_out_of_the_conservative_burden(result):
+    # One warning says how many calcinosis findings the bone split parted from a bone (elbow s0
+    # 20 HU 1.5 mm has one, deposit 8: see the test above); summary.json's conservative burden
+    # counts only the findings of high confidence.
+    _, analysis, matches, _ = result
+    calcinosis = [les for les in analysis.lesions if les.compartment in CALCINOSIS_COMPARTMENTS]
+    parted = [les for les in calcinosis if "split_from_bone" in les.flags.split(";")]
+    if any(m.lesion is not None and "split_from_bone" in m.lesion.flags for m in matches):
+        assert parted
+    warned = [w for w in analysis.warnings if "split_from_bone" in w]
+    assert len(warned) == (1 if parted else 0), analysis.warnings
+    if parted:
+        assert warned[0].startswith(f"{len(parted)} of {len(calcinosis)} calcinosis findings")
+    high = build_summary(analysis)["calcinosis_totals_high_confidence"]
+    sure = [les for les in calcinosis if les.confidence == "high"]
+    assert high["count"] == len(sure)
+    if parted:
+        assert len(sure) < len(calcinosis)
+    assert high["volume_mm3"] == pytest.approx(sum(les.volume_mm3 for les in sure), abs=0.01)
 
 
 @pytest.fixture(scope="module")

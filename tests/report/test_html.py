@@ -115,3 +115,24 @@ def test_report_pdf_without_chromium_is_a_clear_error(runs, dicom_series, tmp_pa
     err = capsys.readouterr().err
     assert "Chromium" in err and "--report html" in err
     assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_headline_is_the_calcinosis_burden(analysis):
+    # The cards lead with the calcinosis burden; a vessel-wall calcification is counted beside
+    # it as not calcinosis, and the findings of high confidence are counted apart.
+    from dataclasses import replace
+
+    assert len(analysis.lesions) >= 2
+    first = replace(analysis.lesions[0], compartment="vascular")
+    second = replace(analysis.lesions[1], confidence="low", flags="split_from_bone")
+    changed = replace(analysis, lesions=(first, second) + tuple(analysis.lesions[2:]))
+    summary = build_summary(changed)
+    cards = dict((k, v) for v, k in re.findall(r"<div class=v>(.*?)</div><div class=k>(.*?)</div>",
+                                               render_report(summary, changed.lesions)))
+    n = len(analysis.lesions)
+    assert cards["calcinosis deposits"] == str(n - 1)
+    assert cards["vascular / visceral (not calcinosis)"] == "1"
+    sure = sum(les.confidence == "high" for les in changed.lesions if les.compartment != "vascular")
+    assert cards["of high confidence"] == str(sure) and sure < n - 1
+    volume = sum(les.volume_mm3 for les in changed.lesions[1:])
+    assert cards["calcinosis volume"] == f"{volume:.1f} mm³"

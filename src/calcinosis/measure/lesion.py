@@ -25,6 +25,8 @@ BACKGROUND_RING_MM = 2.0
 SOFT_TISSUE_MIN_HU = -250.0
 # Soft tissue below this (HU) is fat: a deposit whose surroundings are fat is subcutaneous.
 FAT_MAX_HU = -30.0
+# Soft-tissue calcinosis proper; vascular and visceral calcification is reported beside it.
+CALCINOSIS_COMPARTMENTS = ("cutaneous", "subcutaneous", "intramuscular", "juxta_osseous")
 # Flags of a low-confidence lesion: ``small`` under this volume (mm3), ``low_contrast`` when its
 # peak stands fewer than this many noise SDs above its background.
 SMALL_MAX_MM3 = 3.0

@@ -143,10 +143,17 @@ def _unit(value, unit: str) -> str | None:
 
 
 def _cards(summary: dict[str, Any]) -> str:
-    t = summary["totals"]
-    cards = [(str(t["count"]), "deposits"), (f"{t['volume_mm3']:.1f} mm³", "total volume"),
-             (f"{t['mass_mg']:.2f} mg", "HA-equivalent mass"), (f"{t['agatston']:.1f}", "Agatston score"),
-             (str(summary.get("low_confidence_count", 0)), "low-confidence")]
+    """The headline figures: the calcinosis burden (cutaneous, subcutaneous, intramuscular,
+    juxta-osseous), how many of its findings are of high confidence, and how many vascular or
+    visceral calcifications are reported beside it (not calcinosis)."""
+    t = summary.get("calcinosis_totals") or summary["totals"]
+    high = summary.get("calcinosis_totals_high_confidence")
+    others = summary["totals"]["count"] - t["count"]
+    cards = [(str(t["count"]), "calcinosis deposits"), (f"{t['volume_mm3']:.1f} mm³", "calcinosis volume"),
+             (f"{t['mass_mg']:.2f} mg", "HA-equivalent mass"), (f"{t['agatston']:.1f}", "Agatston score")]
+    if high is not None:
+        cards.append((str(high["count"]), "of high confidence"))
+    cards.append((str(others), "vascular / visceral (not calcinosis)"))
     return "".join(f"<div class=card><div class=v>{escape(v)}</div><div class=k>{escape(k)}</div></div>"
                    for v, k in cards)
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from calcinosis import __version__
-from calcinosis.measure.lesion import Lesion
+from calcinosis.measure.lesion import CALCINOSIS_COMPARTMENTS, Lesion
 from calcinosis.report.pattern import describe_pattern
 
 SCHEMA_VERSION = "1.0"
@@ -17,8 +17,6 @@ SCHEMA_VERSION = "1.0"
 LISTED_BONE_MM3 = 5000.0
 COMPARTMENTS = ("cutaneous", "subcutaneous", "intramuscular", "juxta_osseous", "vascular", "visceral")
 SIDES = ("left", "right", "midline")
-# Soft-tissue calcinosis proper; vascular and visceral calcification is reported beside it.
-CALCINOSIS_COMPARTMENTS = ("cutaneous", "subcutaneous", "intramuscular", "juxta_osseous")
 # What each exclusion reason means, said once in summary.json.
 EXCLUSION_REASONS = {
     "table": "CT table or mattress under the patient",
@@ -105,6 +103,10 @@ def build_summary(analysis, *, keep_identifiers: bool = False) -> dict[str, Any]
             for region in sorted({l.region for l in lesions})
         },
         "calcinosis_totals": burden(l for l in lesions if l.compartment in CALCINOSIS_COMPARTMENTS),
+        # The same without the findings of low confidence (each with its flags in lesions.csv):
+        # a conservative figure where some findings may not be calcinosis.
+        "calcinosis_totals_high_confidence": burden(l for l in lesions if l.compartment in CALCINOSIS_COMPARTMENTS
+                                                    and l.confidence == "high"),
         "low_confidence_count": sum(lesion.confidence == "low" for lesion in lesions),
         "pattern": describe_pattern([l for l in lesions if l.compartment in CALCINOSIS_COMPARTMENTS],
                                     others=[l for l in lesions if l.compartment not in CALCINOSIS_COMPARTMENTS]),
