@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage as ndi
 
 ROOT = Path(__file__).resolve().parents[1]
 LUNG1 = ROOT.parent / "shared" / "data" / "real-ct" / "chest-ct-lung1.nrrd"
@@ -95,12 +97,20 @@ def main(argv=None) -> int:
     real = read_volume(args.scan)
     for mode in ["original"] + [m for m in args.modes.split(",") if m]:
         vol = real if mode == "original" else stand_in(real, mode)
+        # Time: the analysis against the naive baseline (threshold + scipy.ndimage.label of the
+        # same array), as bench/bench_ct.py times it on phantoms.
+        start = time.perf_counter()
+        ndi.label(vol.array >= 130)
+        baseline = time.perf_counter() - start
+        start = time.perf_counter()
         result = analyze(vol)
+        seconds = time.perf_counter() - start
         counts = Counter(lesion.compartment for lesion in result.lesions)
         wrong = sum(counts[c] for c in TARGET_ZERO)
         print(f"{mode:15s} slices {vol.shape[0]:3d} x {vol.spacing[2]:.1f} mm: {len(result.lesions)} lesions, "
               f"{wrong} where the target is 0 ({', '.join(f'{c} {counts[c]}' for c in TARGET_ZERO)}); "
-              f"others: {', '.join(f'{k} {v}' for k, v in sorted(counts.items()) if k not in TARGET_ZERO)}")
+              f"others: {', '.join(f'{k} {v}' for k, v in sorted(counts.items()) if k not in TARGET_ZERO)}; "
+              f"{seconds:.2f} s = {seconds / baseline:.0f}x the baseline ({baseline:.3f} s)")
     return 0
 
 

@@ -173,12 +173,12 @@ def _edt_threshold(mask, sy, sx, radius_mm, *, inside: bool, strict: bool) -> np
     out = np.empty(stack.shape, bool)
     for z in range(stack.shape[0]):
         if inside:
-            d = edt.edt(stack[z], anisotropy=(sy, sx), black_border=False)
+            d = edt.edt(stack[z].view(np.uint8), anisotropy=(sy, sx), black_border=False)  # uint8: faster
             out[z] = d >= radius_mm if strict else d > radius_mm
         elif not stack[z].any():
             out[z] = False
         else:
-            out[z] = edt.edt(~stack[z], anisotropy=(sy, sx), black_border=False) <= radius_mm
+            out[z] = edt.edt((~stack[z]).view(np.uint8), anisotropy=(sy, sx), black_border=False) <= radius_mm
     return out[0] if mask.ndim == 2 else out
 
 

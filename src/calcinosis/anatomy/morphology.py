@@ -26,7 +26,10 @@ def distance_inside_mm(mask: np.ndarray, spacing_zyx, *, in_plane: bool = False)
     Voxels outside ``mask`` get 0. The image border is not treated as outside.
     """
     sz, sy, sx = (float(s) for s in spacing_zyx)
-    mask = np.ascontiguousarray(mask, dtype=bool)
+    # As uint8 (0/1, the same single label): edt takes bool masks by a path 2-4 times slower,
+    # that does not run in parallel (measured with edt 3.1: a 512 x 512 x 100 mask 0.88 s as
+    # bool, 0.45 s as uint8, 0.25 s on two threads; a lesion's 8 x 30 x 30 box 1.3 -> 0.3 ms).
+    mask = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
     threads = n_threads()
     if not in_plane:
         return edt.edt(mask, anisotropy=(sz, sy, sx), black_border=False,
