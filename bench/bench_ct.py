@@ -70,6 +70,12 @@ runs). The raw-peak step (anatomy/raw_peak.py, small dense deposits whose valley
 smoothing filled) costs ~0.1 s of CPU on the spine, on the critical path: an exact h-maxima
 of the raw HU took 0.3 s, so local maxima near soft tissue are screened on a small window
 each (~4500 on this spine's surface come down to a few) before the exact test.
+Session 11: 400 slices 2.55-2.72 s = 5.5-5.7x, unchanged. Real scans are slower per voxel
+than this phantom (``bench/real_thin_slices.py`` prints the ratio): the real chest CT (5 mm)
+1.42 -> 1.2 s (about 7x its baseline), its 3 mm stand-in 12.5 -> 8.9 s (about 50x), with
+the same outputs: the touching-pieces merge looked at every pair of the hundreds of pieces
+the bone split parts off real bone (583k pair tests -> 10k), and edt took bool masks by a
+path 2-4 times slower than uint8 and serial.
 
 Reading (``--read``): a 400-slice DICOM series and the same volume as ``.nii.gz``,
 each read with :func:`calcinosis.io.read_volume` and with SimpleITK alone
