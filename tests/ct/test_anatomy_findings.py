@@ -15,6 +15,7 @@ from calcinosis.measure.lesion import Lesion
 from calcinosis.phantom import make_ct_phantom
 from calcinosis.pipeline import analyze
 from calcinosis.report.pattern import describe_pattern
+from calcinosis.report.summary import build_summary
 from calcinosis.volume import Volume
 
 SOFT = ("cutaneous", "subcutaneous", "intramuscular")
@@ -171,8 +172,9 @@ def test_real_chest_on_thin_slices_scapula_blade_pieces_are_bone(real_ct_path):
     """The real chest CT's slices relabelled 3 mm apart (a stand-in for a thinner scan, as in
     bench/real_thin_slices.py: on its real 5 mm slices nothing is split off a bone): the bone
     split parts two pieces of the scapulae's thin blades (about 2.3 cm3 each, plates, LPS about
-    (107, -88, -695) and (-84, -58, -693) mm) from the rest of the bone. They are bone,
-    excluded as such, not juxta-osseous findings."""
+    (107, -88, -695) and (-84, -58, -693) mm) from the rest of the bone. They are pieces of
+    the bone (excluded as ``bone_piece`` and listed one by one in summary.json), not
+    juxta-osseous findings."""
     real = read_volume(real_ct_path)
     sx, sy, _ = real.spacing
     thin = Volume(real.array, (sx, sy, 3.0), real.origin, real.direction, real.metadata)
@@ -185,4 +187,7 @@ def test_real_chest_on_thin_slices_scapula_blade_pieces_are_bone(real_ct_path):
         assert not near, [(les.lesion_id, les.compartment, les.volume_mm3) for les in near]
         excluded = [e for e in analysis.detection.excluded
                     if np.linalg.norm(thin.index_to_lps(np.asarray(e.centroid_index) + offset) - at) < 3.0]
-        assert [e.reason for e in excluded] == ["bone"] and excluded[0].volume_mm3 > 1000.0
+        assert [e.reason for e in excluded] == ["bone_piece"] and excluded[0].volume_mm3 > 1000.0
+        listed = [o for o in build_summary(analysis)["excluded"]["objects"] if o["reason"] == "bone_piece"
+                  and np.linalg.norm([o["x_mm"] - at[0], o["y_mm"] - at[1], o["z_mm"] - at[2]]) < 3.0]
+        assert len(listed) == 1

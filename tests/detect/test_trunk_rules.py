@@ -160,7 +160,7 @@ def test_rod_parted_from_a_bone_is_bone(rows, cols, flags, n_voxels, is_bone):
     lesion = _lesion("juxta_osseous", "back", flags=flags, n_voxels=n_voxels)
     kept, excluded, lut = _classify(hu, labels, bone, body, lesion, at)
     if is_bone:
-        assert kept == [] and [e.reason for e in excluded] == ["bone"] and lut[1] == 0
+        assert kept == [] and [e.reason for e in excluded] == ["bone_piece"] and lut[1] == 0
     else:
         assert [k.compartment for k in kept] == ["juxta_osseous"] and excluded == []
 

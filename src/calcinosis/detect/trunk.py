@@ -6,8 +6,8 @@ nodes). On the rib cage a dense piece in muscle is a rib cut across by the slice
 or calcified costal cartilage: skeletal, excluded as ``rib_cage``; in the front of
 the chest wall, one set in tissue denser than muscle is calcified costal cartilage,
 excluded as ``costal_cartilage``. Deposits of the skin and the subcutaneous fat keep their compartment.
-Anywhere in the body, a finding in a bone's marrow cavity, and a rod- or plate-shaped piece
-that the bone split parted from a bone, are bone.
+Anywhere in the body, a finding in a bone's marrow cavity is bone, and a rod- or plate-shaped
+piece that the bone split parted from a bone is a piece of the bone (``bone_piece``).
 """
 
 from __future__ import annotations
@@ -121,7 +121,9 @@ def classify_trunk_findings(
             excluded.append(Excluded("bone", lesion.volume_mm3, lesion.peak_hu, tuple(map(float, idx))))
             continue
         if _bone_shaped_split(lesion, labels, boxes, spacing_zyx):
-            excluded.append(Excluded("bone", lesion.volume_mm3, lesion.peak_hu, tuple(map(float, idx))))
+            # Listed one by one in summary.json (small bone fragments are only counted): an
+            # elongated deposit lying on a bone would be among them.
+            excluded.append(Excluded("bone_piece", lesion.volume_mm3, lesion.peak_hu, tuple(map(float, idx))))
             continue
         inner = {}
         if regions is not None and lesion.region == "back":

@@ -24,6 +24,8 @@ EXCLUSION_REASONS = {
     "external_metal": "metal lying on the skin (jewellery, ECG electrode, fastener)",
     "metal": "metal inside the body (implant)",
     "bone": "bone (and deposits not separable from it)",
+    "bone_piece": ("rod- or plate-shaped piece that the bone split parted from a bone: a process, edge or rim "
+                   "of the bone (an elongated deposit lying on a bone would be here too: each is listed)"),
     "rib_cage": "rib or costal cartilage cut across by the slices: skeletal, not calcinosis",
     "costal_cartilage": "calcified costal cartilage: skeletal, not calcinosis",
     "scan_edge": "cut by the edge of the scan (first or last slice, image border): seen only in part, not measured",
