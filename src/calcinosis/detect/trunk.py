@@ -17,15 +17,13 @@ from dataclasses import replace
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.spatial import ConvexHull, QhullError
-from scipy.spatial.distance import pdist
 
 from calcinosis.anatomy.bone import SKULL_MIN_ENCLOSED_MM2
 from calcinosis.anatomy.cavity import Cavity
 from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_2d
 from calcinosis.detect.candidates import Excluded
 from calcinosis.detect.dense_tissue import is_dense_soft_tissue
-from calcinosis.measure.lesion import FAT_MAX_HU, Lesion
+from calcinosis.measure.lesion import FAT_MAX_HU, Lesion, farthest_pair
 
 TRUNK_REGIONS = ("chest", "abdomen", "pelvis")
 # A vessel-wall plaque is a shell: no point of it deeper than this (mm) inside it ...
@@ -197,13 +195,8 @@ def in_plane_elongation(mask: np.ndarray, spacing_zyx) -> float:
         for k in range(1, n + 1):
             pts = np.argwhere(parts == k) * np.array([sy, sx])
             widest = max(widest, len(pts))
-            if len(pts) > 16:
-                try:
-                    pts = pts[ConvexHull(pts).vertices]
-                except QhullError:  # all in one row or column
-                    pts = pts[np.unique(np.r_[pts.argmin(0), pts.argmax(0)])]
             if len(pts) > 1:
-                longest = max(longest, float(pdist(pts).max()))
+                longest = max(longest, farthest_pair(pts)[2])
     if not widest:
         return 0.0
     return longest / float(np.sqrt(4.0 * widest * sy * sx / np.pi))

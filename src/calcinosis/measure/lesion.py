@@ -337,12 +337,19 @@ def max_diameter_mm(coords: np.ndarray, spacing_zyx) -> float:
     pts = coords.astype(float) * sp
     if len(pts) == 1:
         return float(np.sqrt((sp ** 2).mean()))
+    a, b, dist = farthest_pair(pts)
+    u = (b - a) / max(dist, 1e-9)
+    return float(dist + np.sqrt(((u * sp) ** 2).sum()))
+
+
+def farthest_pair(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The two of ``pts`` (at least two points, N x d, mm) farthest apart and their distance:
+    read on the convex hull's vertices when there are many points."""
     if len(pts) > 64:
         try:
             pts = pts[ConvexHull(pts).vertices]
-        except QhullError:  # flat lesion (one slice or one row): hull is degenerate
+        except QhullError:  # flat set (one slice or one row): the hull is degenerate
             pts = pts[np.unique(np.r_[pts.argmin(0), pts.argmax(0)])] if len(pts) > 2000 else pts
     dist = squareform(pdist(pts))
     i, j = np.unravel_index(int(dist.argmax()), dist.shape)
-    u = (pts[j] - pts[i]) / max(dist[i, j], 1e-9)
-    return float(dist[i, j] + np.sqrt(((u * sp) ** 2).sum()))
+    return pts[i], pts[j], float(dist[i, j])

@@ -59,6 +59,7 @@ def build_summary(analysis, *, keep_identifiers: bool = False) -> dict[str, Any]
     vol = analysis.volume
     meta = vol.metadata
     lesions = analysis.lesions
+    calcinosis = [lesion for lesion in lesions if lesion.compartment in CALCINOSIS_COMPARTMENTS]
     inp: dict[str, Any] = {k: meta[k] for k in INPUT_KEYS if meta.get(k) is not None}
     inp.setdefault("modality", "CT")
     # The input's file or folder name can hold the patient's name: only with the keep option.
@@ -104,13 +105,12 @@ def build_summary(analysis, *, keep_identifiers: bool = False) -> dict[str, Any]
             region: group_burden([l for l in lesions if l.region == region], "compartment")
             for region in sorted({l.region for l in lesions})
         },
-        "calcinosis_totals": burden(l for l in lesions if l.compartment in CALCINOSIS_COMPARTMENTS),
+        "calcinosis_totals": burden(calcinosis),
         # The same without the findings of low confidence (each with its flags in lesions.csv):
         # a conservative figure where some findings may not be calcinosis.
-        "calcinosis_totals_high_confidence": burden(l for l in lesions if l.compartment in CALCINOSIS_COMPARTMENTS
-                                                    and l.confidence == "high"),
+        "calcinosis_totals_high_confidence": burden(l for l in calcinosis if l.confidence == "high"),
         "low_confidence_count": sum(lesion.confidence == "low" for lesion in lesions),
-        "pattern": describe_pattern([l for l in lesions if l.compartment in CALCINOSIS_COMPARTMENTS],
+        "pattern": describe_pattern(calcinosis,
                                     others=[l for l in lesions if l.compartment not in CALCINOSIS_COMPARTMENTS]),
         "anatomy": analysis.facts.get("anatomy", {}),
         "excluded": {
