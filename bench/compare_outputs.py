@@ -110,6 +110,9 @@ def compare(before: Path, after: Path) -> int:
                 print(f"{f.stem}: {key} differs")
                 continue
             print(f"{f.stem}: lesions {len(a[key])} -> {len(b[key])}")
+            added = sorted({k for y in b[key] for k in y} - {k for x in a[key] for k in x})
+            if added:
+                print(f"  new columns: {', '.join(added)}")
             for x, y in zip(a[key], b[key]):
                 moved = {k: (x[k], y.get(k)) for k in x if x[k] != y.get(k)}
                 if moved:

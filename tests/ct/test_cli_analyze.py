@@ -46,6 +46,10 @@ def test_output_files_follow_the_contract(analysed, small_phantom):
     with open(out / "lesions.csv", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0][: len(CONTRACT_COLUMNS)] == CONTRACT_COLUMNS
+    # After the contract's columns: the noise SDs of volume and mass (positive: a noisy scan).
+    sd_cols = [rows[0].index("volume_sd_mm3"), rows[0].index("mass_sd_mg")]
+    assert min(sd_cols) > len(CONTRACT_COLUMNS)
+    assert all(float(r[c]) > 0 for r in rows[1:] for c in sd_cols)
     ids = [int(r[0]) for r in rows[1:]]
     assert ids == list(range(1, len(ids) + 1)) and len(ids) >= 5
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "lesions.nii.gz")))
@@ -56,6 +60,10 @@ def test_output_files_follow_the_contract(analysed, small_phantom):
     assert summary["totals"]["count"] == len(ids)
     total_mass = sum(float(r[5]) for r in rows[1:])
     assert summary["totals"]["mass_mg"] == pytest.approx(total_mass, abs=0.01)
+    # The totals' noise SDs add the lesions' in quadrature (independent noise).
+    mass_sds = [float(r[sd_cols[1]]) for r in rows[1:]]
+    assert summary["totals"]["mass_sd_mg"] == pytest.approx(np.sqrt(np.sum(np.square(mass_sds))), abs=0.002)
+    assert max(mass_sds) < summary["totals"]["mass_sd_mg"] < sum(mass_sds)
     for key in ("input", "settings", "by_compartment", "by_region", "by_side", "pattern",
                 "excluded", "warnings", "software", "run_time_s"):
         assert key in summary, key

@@ -178,6 +178,21 @@ def test_hard_cases_every_deposit_found_at_most_one_false(hard_results):
     assert not problems, problems
 
 
+def test_hard_cases_volume_misses_lie_within_the_stated_noise_sd(hard_results):
+    # The voxel counts that miss 15 % of the ideal (trunk s1 deposits 4 and 14, elbow s0
+    # deposit 11: 16 of 19, 5 of 7, 3 of 4 voxels) are the ones whose stated noise SD is wide
+    # (7.5-36 % of their volume): each lies within 3 stated SDs of the ideal. Without the SD
+    # (0) or with one of a few voxels' worth it would not.
+    misses = []
+    for case, ph, d, lesion in _found_of_2mm(hard_results):
+        ideal = _ideal_volume(ph, d)
+        if lesion.volume_mm3 != pytest.approx(ideal, rel=0.15):
+            misses.append((case, d.id, lesion.volume_mm3, ideal, lesion.volume_sd_mm3))
+    assert misses, "no volume miss left: the xfail below should pass now"
+    for case, did, volume, ideal, sd in misses:
+        assert sd >= 0.07 * volume and abs(volume - ideal) <= 3.0 * sd, (case, did, volume, ideal, sd)
+
+
 @pytest.mark.xfail(strict=True, reason="noise-limited: on these 3 mm, 30 HU scans trunk s1 deposit 4 (volume 0.84 "
                    "of ideal: 16 of 19 voxels), 14 (0.71: 5 of 7) and elbow s0 11 (0.75: 3 of 4) are hard voxel "
                    "counts whose per-voxel noise alone gives a relative spread of 7 %, 17 % and 27 %; elbow 12 "
@@ -188,20 +203,23 @@ def test_hard_cases_every_deposit_found_at_most_one_false(hard_results):
                    "trunk 11 passes (volume 0.99, centroid 0.07 mm)")
 def test_hard_cases_measurements(hard_results):
     problems = []
-    for case, ph, matches, _ in hard_results:
-        for m in matches:
-            d, lesion = m.truth, m.lesion
-            if lesion is None or d.equivalent_diameter_mm < 2.0:
-                continue
-            err = np.linalg.norm(np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm]) - np.asarray(d.centroid_lps))
-            if err >= 1.0:
-                problems.append((case, d.id, "centroid", round(err, 2)))
-            if lesion.volume_mm3 != pytest.approx(_ideal_volume(ph, d), rel=0.15):
-                problems.append((case, d.id, "volume"))
-            if d.equivalent_diameter_mm >= 3.0 and lesion.mass_mg != pytest.approx(d.mass_mg, rel=0.15):
-                problems.append((case, d.id, "mass"))
+    for case, ph, d, lesion in _found_of_2mm(hard_results):
+        err = np.linalg.norm(np.array([lesion.x_mm, lesion.y_mm, lesion.z_mm]) - np.asarray(d.centroid_lps))
+        if err >= 1.0:
+            problems.append((case, d.id, "centroid", round(err, 2)))
+        if lesion.volume_mm3 != pytest.approx(_ideal_volume(ph, d), rel=0.15):
+            problems.append((case, d.id, "volume"))
+        if d.equivalent_diameter_mm >= 3.0 and lesion.mass_mg != pytest.approx(d.mass_mg, rel=0.15):
+            problems.append((case, d.id, "mass"))
     assert not problems, problems
 
+
+def _found_of_2mm(hard_results):
+    """(case, phantom, truth, lesion) of each hard-case deposit of 2 mm or more that was found."""
+    for case, ph, matches, _ in hard_results:
+        for m in matches:
+            if m.lesion is not None and m.truth.equivalent_diameter_mm >= 2.0:
+                yield case, ph, m.truth, m.lesion
 
 
 def _one_deposit(body, seed, noise_hu, slice_mm, deposit_id, draw=0):

@@ -12,9 +12,9 @@ from calcinosis.measure.lesion import Lesion
 from calcinosis.volume import Volume
 
 
-def lesion(lid, x, y, z, mass_mg=10.0, volume_mm3=50.0):
+def lesion(lid, x, y, z, mass_mg=10.0, volume_mm3=50.0, mass_sd_mg=float("nan")):
     return Lesion(lid, x, y, z, volume_mm3, mass_mg, 0.0, 500.0, 400.0, 5.0, "subcutaneous", "left", "thigh",
-                  5.0, 20.0, 0.0, 50, "high", "")
+                  5.0, 20.0, 0.0, 50, "high", "", mass_sd_mg=mass_sd_mg)
 
 
 def run(base, follow, overlaps=None, config=CompareConfig(), b_cov=None, f_cov=None, tracks=None):
@@ -34,6 +34,27 @@ def test_statuses_by_mass_change_and_threshold():
     changes = run(base, follow)
     assert [c.status for c in changes] == [Status.GROWN, Status.SHRUNK, Status.STABLE]
     assert changes[0].mass_change_pct == pytest.approx(60.0)
+
+
+def test_a_change_within_the_image_noise_is_stable():
+    # 10 -> 13.5 mg is +35 %, but each mass has a noise SD of 1.5 mg: the difference's SD is
+    # 2.12 mg and 3.5 mg is within 2 of them. With SDs of 0.5 mg (0.71 for the difference) it
+    # is growth; with the rule off (noise_sds 0) or the SDs unknown (NaN), the 25 % rule alone.
+    noisy = run([lesion(1, 0, 0, 0, 10.0, mass_sd_mg=1.5)], [lesion(1, 0, 0, 0, 13.5, mass_sd_mg=1.5)])
+    assert [(c.status, c.detail) for c in noisy] == [(Status.STABLE, "within_noise")]
+    assert noisy[0].mass_change_pct == pytest.approx(35.0)
+    clear = run([lesion(1, 0, 0, 0, 10.0, mass_sd_mg=0.5)], [lesion(1, 0, 0, 0, 13.5, mass_sd_mg=0.5)])
+    assert [(c.status, c.detail) for c in clear] == [(Status.GROWN, "")]
+    off = run([lesion(1, 0, 0, 0, 10.0, mass_sd_mg=1.5)], [lesion(1, 0, 0, 0, 13.5, mass_sd_mg=1.5)],
+              config=CompareConfig(noise_sds=0.0))
+    assert off[0].status == Status.GROWN
+    unknown = run([lesion(1, 0, 0, 0, 10.0)], [lesion(1, 0, 0, 0, 13.5, mass_sd_mg=1.5)])
+    assert unknown[0].status == Status.GROWN
+    # A small change stays stable without the note.
+    assert [(c.status, c.detail) for c in run([lesion(1, 0, 0, 0, 10.0, mass_sd_mg=1.5)],
+                                              [lesion(1, 0, 0, 0, 10.5, mass_sd_mg=1.5)])] == [(Status.STABLE, "")]
+    with pytest.raises(InputError, match="noise_sds"):
+        CompareConfig(noise_sds=-1.0)
 
 
 def test_gate_scales_with_size():
@@ -108,3 +129,21 @@ def test_config_is_checked():
 
     with pytest.raises(InputError):
         RegistrationConfig(affine="sometimes")
+
+
+def test_lesions_csv_written_before_the_noise_sds_still_reads(tmp_path):
+    # The noise SDs came after the first lesions.csv files: one without them reads, with NaN
+    # SDs (the change rule then falls back to the percentage); with them, they are kept.
+    from calcinosis.follow.visit import read_lesions
+    from calcinosis.report.tables import lesions_csv
+
+    text = lesions_csv([lesion(1, 0, 0, 0, 10.0, mass_sd_mg=1.25)])
+    new = tmp_path / "new.csv"
+    new.write_text(text)
+    (read,) = read_lesions(new, "new")
+    assert read.mass_sd_mg == pytest.approx(1.25) and read.mass_mg == pytest.approx(10.0)
+    old = tmp_path / "old.csv"
+    old.write_text("\n".join(",".join(line.split(",")[:-2]) for line in text.splitlines()) + "\n")
+    assert "mass_sd_mg" not in old.read_text()
+    (read,) = read_lesions(old, "old")
+    assert np.isnan(read.mass_sd_mg) and np.isnan(read.volume_sd_mm3) and read.lesion_id == 1

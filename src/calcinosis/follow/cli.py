@@ -37,6 +37,9 @@ def register(subparsers) -> None:
     p.add_argument("--followup-series", default=None, metavar="UID", help="DICOM SeriesInstanceUID of the follow-up")
     p.add_argument("--change-pct", type=float, default=25.0,
                    help="mass change (%%) above which a deposit or the total has grown / shrunk (default 25)")
+    p.add_argument("--noise-sds", type=float, default=2.0,
+                   help="a change within this many SDs of the image noise is stable whatever its "
+                        "percentage (default 2; 0 turns it off)")
     p.add_argument("--baseline-tracks", default=None, metavar="CHANGES_CSV",
                    help="changes.csv of the comparison whose follow-up is this baseline: keeps track ids")
     p.add_argument("--affine", default="auto", choices=("auto", "never", "always"),
@@ -105,7 +108,7 @@ def cmd_compare(args) -> int:
 
     analysis_config = AnalysisConfig(threshold_hu=args.threshold_hu,
                                      mass_calibration_mg_per_hu_cm3=args.calibration)
-    compare_config = CompareConfig(change_pct=args.change_pct, registration=RegistrationConfig(affine=args.affine))
+    compare_config = CompareConfig(change_pct=args.change_pct, noise_sds=args.noise_sds, registration=RegistrationConfig(affine=args.affine))
     status = None
     step = None
     if sys.stderr.isatty():

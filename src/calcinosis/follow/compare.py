@@ -19,6 +19,7 @@ from calcinosis.follow.matching import (
     Status,
     centroids,
     change_status,
+    difference_sd_mg,
     inside_fov,
     match_lesions,
     radius_mm,
@@ -86,9 +87,11 @@ def compare_visits(baseline: Visit, followup: Visit, config: CompareConfig = Com
     f_cov = inside_fov(baseline.volume, f_pts, margin_f)
     overlaps = label_overlaps(baseline, followup, reg)
     changes = match_lesions(baseline.lesions, followup.lesions, f_pts, overlaps, b_cov, f_cov, config, track_ids)
-    mb = sum(les.mass_mg for les, c in zip(baseline.lesions, b_cov) if c)
-    mf = sum(les.mass_mg for les, c in zip(followup.lesions, f_cov) if c)
-    status, pct = change_status(mb, mf, config.change_pct)
+    b_in = [les for les, c in zip(baseline.lesions, b_cov) if c]
+    f_in = [les for les, c in zip(followup.lesions, f_cov) if c]
+    mb = sum(les.mass_mg for les in b_in)
+    mf = sum(les.mass_mg for les in f_in)
+    status, pct = change_status(mb, mf, config.change_pct, difference_sd_mg(b_in, f_in), config.noise_sds)
     overall = {Status.GROWN: "progression", Status.SHRUNK: "improvement"}.get(status, "stable")
     warnings = _warnings(baseline, followup, reg, changes)
     return Comparison(baseline, followup, config, reg, changes, b_cov, f_cov, overall, pct, tuple(warnings),

@@ -93,6 +93,12 @@ class CompareConfig:
         A deposit counts as covered by the other scan only when its centroid lies at
         least its radius plus this margin inside that scan's field of view.
     registration : RegistrationConfig
+    noise_sds : float
+        A change larger than ``change_pct`` is still ``stable`` when the two masses differ by
+        no more than this many SDs of the image noise (each lesion's ``mass_sd_mg``, added in
+        quadrature; changes.csv's detail says ``within_noise``): on a noisy scan a small
+        deposit's mass moves by more than 25 % from noise alone. 0 turns the rule off; so does
+        a lesions.csv without noise SDs (written before they were added).
     """
 
     change_pct: float = 25.0
@@ -100,8 +106,11 @@ class CompareConfig:
     gate_radius_factor: float = 1.5
     fov_margin_mm: float = 1.0
     registration: RegistrationConfig = RegistrationConfig()
+    noise_sds: float = 2.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.noise_sds < 100.0:
+            raise InputError(f"noise_sds must be in [0, 100), got {self.noise_sds}")
         if not 0.0 < self.change_pct < 1000.0:
             raise InputError(f"change_pct must be a percentage in (0, 1000), got {self.change_pct}")
         if self.gate_min_mm <= 0 or self.gate_radius_factor < 0:

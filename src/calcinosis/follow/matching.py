@@ -79,17 +79,31 @@ def inside_fov(volume: Volume, points_lps: np.ndarray, margin_mm: np.ndarray) ->
     return np.all(lo & hi, axis=1)
 
 
-def change_status(baseline_mass_mg: float, followup_mass_mg: float, change_pct: float) -> tuple[Status, float]:
-    """Status and percentage mass change of a matched deposit (or of a total burden)."""
+def change_status(baseline_mass_mg: float, followup_mass_mg: float, change_pct: float,
+                  noise_sd_mg: float = float("nan"), noise_sds: float = 0.0) -> tuple[Status, float]:
+    """Status and percentage mass change of a matched deposit (or of a total burden).
+
+    A change of more than ``change_pct`` is growth or shrinkage unless it is within
+    ``noise_sds`` times ``noise_sd_mg`` (the SD that image noise gives the difference of the
+    two masses; NaN when unknown: then the percentage alone decides).
+    """
     if baseline_mass_mg > 0:
         pct = 100.0 * (followup_mass_mg - baseline_mass_mg) / baseline_mass_mg
     else:
         pct = float("inf") if followup_mass_mg > 0 else 0.0
+    if abs(followup_mass_mg - baseline_mass_mg) <= noise_sds * noise_sd_mg:  # False when NaN
+        return Status.STABLE, pct
     if pct > change_pct:
         return Status.GROWN, pct
     if pct < -change_pct:
         return Status.SHRUNK, pct
     return Status.STABLE, pct
+
+
+def difference_sd_mg(baseline: Sequence[Lesion], followup: Sequence[Lesion]) -> float:
+    """SD (mg) that image noise gives the difference of two groups' summed masses: every
+    lesion's own noise SD in quadrature (NaN when one is unknown: an older lesions.csv)."""
+    return float(np.sqrt(sum(les.mass_sd_mg ** 2 for les in (*baseline, *followup))))
 
 
 def match_lesions(baseline: Sequence[Lesion], followup: Sequence[Lesion], followup_in_baseline: np.ndarray,
@@ -195,7 +209,7 @@ def _matched(baseline, followup, bi, fj, b_pts, f_pts, tracks, config: CompareCo
     fl = [followup[j] for j in fj]
     mb = sum(les.mass_mg for les in bl)
     mf = sum(les.mass_mg for les in fl)
-    status, pct = change_status(mb, mf, config.change_pct)
+    status, pct = change_status(mb, mf, config.change_pct, difference_sd_mg(bl, fl), config.noise_sds)
     wb = np.array([max(les.mass_mg, 1e-9) for les in bl])
     wf = np.array([max(les.mass_mg, 1e-9) for les in fl])
     pb = (b_pts[bi] * wb[:, None]).sum(0) / wb.sum()
@@ -205,6 +219,8 @@ def _matched(baseline, followup, bi, fj, b_pts, f_pts, tracks, config: CompareCo
         detail.append("merged")
     if len(fl) > 1:
         detail.append("split")
+    if status is Status.STABLE and abs(pct) > config.change_pct:
+        detail.append("within_noise")
     first = max(bl, key=lambda les: les.mass_mg)
     return Change(
         track_id=min(tracks.get(les.lesion_id, les.lesion_id) for les in bl),

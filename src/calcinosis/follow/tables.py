@@ -12,7 +12,7 @@ import numpy as np
 
 from calcinosis import __version__
 from calcinosis.follow.compare import SCHEMA_VERSION, Comparison
-from calcinosis.follow.matching import Change, Status, change_status
+from calcinosis.follow.matching import Change, Status, change_status, difference_sd_mg
 from calcinosis.report.summary import COMPARTMENTS, burden
 
 # Contract columns first, in this order; more follow.
@@ -67,7 +67,7 @@ def _r(value: float, nd: int):
 def comparison_document(cmp: Comparison, *, baseline_source: str, followup_source: str) -> dict[str, Any]:
     """The ``comparison.json`` document."""
     b_les, f_les = cmp.baseline.lesions, cmp.followup.lesions
-    pct = cmp.config.change_pct
+    pct, sds = cmp.config.change_pct, cmp.config.noise_sds
     b_cov = [les for les, c in zip(b_les, cmp.baseline_covered) if c]
     f_cov = [les for les, c in zip(f_les, cmp.followup_covered) if c]
     reg = cmp.registration
@@ -83,14 +83,15 @@ def comparison_document(cmp: Comparison, *, baseline_source: str, followup_sourc
         "overall": {
             "call": cmp.overall,
             "mass_change_pct": _r(cmp.overall_change_pct, 1),
-            "rule": f"total mass in the common field of view changed by more than {pct:g} %: "
+            "rule": f"total mass in the common field of view changed by more than {pct:g} % "
+                    f"and by more than {sds:g} SDs of the image noise: "
                     "progression (up) or improvement (down); otherwise stable",
         },
-        "totals": _then_now(b_les, f_les, pct),
-        "totals_common_fov": _then_now(b_cov, f_cov, pct),
-        "by_region": _grouped(b_les, f_les, "region", (), pct),
-        "by_compartment": _grouped(b_les, f_les, "compartment", COMPARTMENTS, pct),
-        "by_side": _grouped(b_les, f_les, "side", ("left", "right", "midline"), pct),
+        "totals": _then_now(b_les, f_les, pct, sds),
+        "totals_common_fov": _then_now(b_cov, f_cov, pct, sds),
+        "by_region": _grouped(b_les, f_les, "region", (), pct, sds),
+        "by_compartment": _grouped(b_les, f_les, "compartment", COMPARTMENTS, pct, sds),
+        "by_side": _grouped(b_les, f_les, "side", ("left", "right", "midline"), pct, sds),
         "status_counts": {s.value: counts.get(s.value, 0) for s in Status},
         "split_count": sum(1 for c in cmp.changes if "split" in c.detail),
         "merged_count": sum(1 for c in cmp.changes if "merged" in c.detail),
@@ -119,17 +120,17 @@ def comparison_document(cmp: Comparison, *, baseline_source: str, followup_sourc
     }
 
 
-def _then_now(b_les, f_les, pct: float) -> dict[str, Any]:
+def _then_now(b_les, f_les, pct: float, noise_sds: float) -> dict[str, Any]:
     b, f = burden(b_les), burden(f_les)
-    status, change = change_status(b["mass_mg"], f["mass_mg"], pct)
+    status, change = change_status(b["mass_mg"], f["mass_mg"], pct, difference_sd_mg(b_les, f_les), noise_sds)
     return {"baseline": b, "followup": f, "mass_change_pct": _r(change, 1),
             "call": {Status.GROWN: "progression", Status.SHRUNK: "improvement"}.get(status, "stable")}
 
 
-def _grouped(b_les, f_les, key: str, names, pct: float) -> dict[str, Any]:
+def _grouped(b_les, f_les, key: str, names, pct: float, noise_sds: float) -> dict[str, Any]:
     keys = list(dict.fromkeys([*names, *sorted({getattr(les, key) for les in (*b_les, *f_les)})]))
     return {k: _then_now([les for les in b_les if getattr(les, key) == k],
-                         [les for les in f_les if getattr(les, key) == k], pct) for k in keys}
+                         [les for les in f_les if getattr(les, key) == k], pct, noise_sds) for k in keys}
 
 
 def _visit_doc(visit, source: str) -> dict[str, Any]:

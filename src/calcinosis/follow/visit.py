@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ from calcinosis.measure.lesion import Lesion
 from calcinosis.volume import Volume
 
 ANALYSIS_FILES = ("summary.json", "lesions.csv", "lesions.nii.gz")
-_LESION_FIELDS = tuple(f.name for f in fields(Lesion))
+# Columns a lesions.csv must hold; the noise SDs (added later) are read when present.
+_LESION_FIELDS = tuple(f.name for f in fields(Lesion) if f.default is MISSING)
+_OPTIONAL_FIELDS = tuple(f.name for f in fields(Lesion) if f.default is not MISSING)
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,6 +113,7 @@ def read_lesions(path: Path, name: str) -> tuple[Lesion, ...]:
             raise InputError(f"{name}: {path} lacks the columns {', '.join(absent)}; it is not a lesions.csv")
         try:
             values = {f: row[f] for f in _LESION_FIELDS}
+            values.update({f: float(row[f]) for f in _OPTIONAL_FIELDS if row.get(f) is not None})
             values["lesion_id"] = int(values["lesion_id"])
             values["n_voxels"] = int(values["n_voxels"])
             for f in ("compartment", "side", "region", "confidence", "flags"):

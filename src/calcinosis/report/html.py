@@ -24,10 +24,11 @@ HEADERS = {
     "max_diameter_mm": "max diam. mm", "compartment": "compartment", "side": "side", "region": "region",
     "depth_mm": "depth mm", "bone_distance_mm": "to bone mm", "background_hu": "backgr. HU",
     "n_voxels": "voxels", "confidence": "confidence", "flags": "flags",
+    "volume_sd_mm3": "± volume mm³ (noise SD)", "mass_sd_mg": "± mass mg (noise SD)",
 }
 TEXT_COLUMNS = ("compartment", "side", "region", "confidence", "flags")
 #: Columns left out of the printed table so that it fits an A4 page (they stay in the CSV).
-PRINT_HIDDEN = ("background_hu", "n_voxels")
+PRINT_HIDDEN = ("background_hu", "n_voxels", "volume_sd_mm3", "mass_sd_mg")
 
 _STYLE = """
 :root{--ink:#1d232b;--muted:#5d6773;--line:#d5dae0;--accent:#3a6ea5;--warn:#8a4b00}

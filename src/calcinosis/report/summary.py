@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -37,15 +38,24 @@ INPUT_KEYS = ("modality", "kvp", "slice_thickness_mm", "convolution_kernel", "co
               "source_format")
 
 
-def burden(lesions: Iterable[Lesion]) -> dict[str, float]:
-    """Count, volume (mm^3), mass (mg) and Agatston score of a group of lesions."""
+def burden(lesions: Iterable[Lesion]) -> dict[str, float | None]:
+    """Count, volume (mm^3), mass (mg) and Agatston score of a group of lesions, and the
+    standard deviations that image noise alone gives the volume and mass (the lesions' own
+    added in quadrature: their noise is independent; None when a lesion's is unknown)."""
     lesions = list(lesions)
     return {
         "count": len(lesions),
         "volume_mm3": round(sum(lesion.volume_mm3 for lesion in lesions), 2),
         "mass_mg": round(sum(lesion.mass_mg for lesion in lesions), 3),
         "agatston": round(sum(lesion.agatston for lesion in lesions), 2),
+        "volume_sd_mm3": _quadrature([lesion.volume_sd_mm3 for lesion in lesions], 2),
+        "mass_sd_mg": _quadrature([lesion.mass_sd_mg for lesion in lesions], 3),
     }
+
+
+def _quadrature(sds: Sequence[float], nd: int) -> float | None:
+    total = math.sqrt(sum(sd * sd for sd in sds))
+    return round(total, nd) if math.isfinite(total) else None
 
 
 def group_burden(lesions: Sequence[Lesion], key: str, names: Iterable[str] = ()) -> dict[str, dict]:

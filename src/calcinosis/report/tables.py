@@ -11,7 +11,7 @@ from calcinosis.measure.lesion import CSV_COLUMNS, Lesion
 _DECIMALS = {
     "x_mm": 2, "y_mm": 2, "z_mm": 2, "volume_mm3": 2, "mass_mg": 3, "agatston": 2,
     "peak_hu": 1, "mean_hu": 1, "max_diameter_mm": 2, "depth_mm": 2, "bone_distance_mm": 2,
-    "background_hu": 1,
+    "background_hu": 1, "volume_sd_mm3": 2, "mass_sd_mg": 3,
 }
 
 
