@@ -75,6 +75,10 @@ def sweep(cases, draws: int, falses: list, bone_texture: float = 0.0) -> list[di
                     "diam": d.equivalent_diameter_mm, "ideal_voxels": ideal,
                     "voxels": None if lesion is None else lesion.n_voxels,
                     "volume": None if lesion is None or ideal == 0 else lesion.volume_mm3 / (ideal * vv),
+                    # (volume - ideal) in the lesion's stated noise SDs, and the SD relative to it.
+                    "volume_z": None if lesion is None or not lesion.volume_sd_mm3 > 0 else
+                    (lesion.volume_mm3 - ideal * vv) / lesion.volume_sd_mm3,
+                    "volume_sd": None if lesion is None else lesion.volume_sd_mm3 / lesion.volume_mm3,
                     "mass": None if lesion is None else lesion.mass_mg / d.mass_mg,
                     "density": d.density_hu, "background": d.background_hu, "false": len(false),
                     "compartment": None if lesion is None else lesion.compartment == d.compartment,
@@ -94,6 +98,12 @@ def report(rows: list[dict], falses: list) -> None:
         ok = np.abs(ratios - 1.0) <= 0.15
         print(f"{name}: {int(ok.sum())}/{len(sel)} within 15 % = {ok.mean():.3f}; median ratio "
               f"{np.median(ratios):.3f}; outside: {int((ratios > 1.15).sum())} over, {int((ratios < 0.85).sum())} under")
+    z = np.array([r["volume_z"] if r["volume_z"] is not None else 0.0 for r in vol])
+    outside = [r for r in vol if abs(r["volume"] - 1.0) > 0.15]
+    if vol:
+        print(f"volume against its stated noise SD: {np.mean(np.abs(z) <= 1):.3f} within 1 SD, "
+              f"{np.mean(np.abs(z) <= 2):.3f} within 2; of the {len(outside)} outside 15 %, "
+              f"{sum(r['volume_sd'] > 0.075 for r in outside)} have an SD over 7.5 % (15 % is within 2 SDs)")
     found = [r["compartment"] for r in rows if r["compartment"] is not None]
     if found:
         print(f"compartment right: {sum(found)}/{len(found)} found deposits = {np.mean(found):.3f}")
@@ -121,7 +131,7 @@ def report(rows: list[dict], falses: list) -> None:
     for r in vol:
         if abs(r["volume"] - 1.0) > 0.15:
             print(f"  volume {r['case']} draw {r['draw']} deposit {r['id']} ({r['diam']:.1f} mm): "
-                  f"{r['voxels']} of {r['ideal_voxels']} voxels = {r['volume']:.2f}")
+                  f"{r['voxels']} of {r['ideal_voxels']} voxels = {r['volume']:.2f}, stated SD {r['volume_sd']:.0%}")
     for r in mass:
         if abs(r["mass"] - 1.0) > 0.15:
             print(f"  mass {r['case']} draw {r['draw']} deposit {r['id']} ({r['diam']:.1f} mm, {r['density']:.0f} HU "
