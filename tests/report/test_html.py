@@ -135,4 +135,8 @@ def test_headline_is_the_calcinosis_burden(analysis):
     sure = sum(les.confidence == "high" for les in changed.lesions if les.compartment != "vascular")
     assert cards["of high confidence"] == str(sure) and sure < n - 1
     volume = sum(les.volume_mm3 for les in changed.lesions[1:])
-    assert cards["calcinosis volume"] == f"{volume:.1f} mm³"
+    sd = np.sqrt(sum(les.volume_sd_mm3 ** 2 for les in changed.lesions[1:]))
+    assert sd > 0  # a noisy phantom: the burden is given with the noise's SD
+    stated = summary["calcinosis_totals"]["volume_sd_mm3"]
+    assert stated == pytest.approx(sd, abs=0.01)
+    assert cards["calcinosis volume"] == f"{volume:.1f} ± {stated:.1f} mm³"

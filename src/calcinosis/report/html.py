@@ -143,6 +143,11 @@ def _unit(value, unit: str) -> str | None:
     return None if value is None else f"{float(value):g} {unit}"
 
 
+def _sd(sd: float | None, nd: int) -> str:
+    """`` ± SD`` (the image noise's, see ``volume_sd_mm3``) when known and not nil."""
+    return f" ± {sd:.{nd}f}" if sd is not None and round(sd, nd) > 0 else ""
+
+
 def _cards(summary: dict[str, Any]) -> str:
     """The headline figures: the calcinosis burden (cutaneous, subcutaneous, intramuscular,
     juxta-osseous), how many of its findings are of high confidence, and how many vascular or
@@ -150,8 +155,10 @@ def _cards(summary: dict[str, Any]) -> str:
     t = summary.get("calcinosis_totals") or summary["totals"]
     high = summary.get("calcinosis_totals_high_confidence")
     others = summary["totals"]["count"] - t["count"]
-    cards = [(str(t["count"]), "calcinosis deposits"), (f"{t['volume_mm3']:.1f} mm³", "calcinosis volume"),
-             (f"{t['mass_mg']:.2f} mg", "HA-equivalent mass"), (f"{t['agatston']:.1f}", "Agatston score")]
+    cards = [(str(t["count"]), "calcinosis deposits"),
+             (f"{t['volume_mm3']:.1f}{_sd(t.get('volume_sd_mm3'), 1)} mm³", "calcinosis volume"),
+             (f"{t['mass_mg']:.2f}{_sd(t.get('mass_sd_mg'), 2)} mg", "HA-equivalent mass"),
+             (f"{t['agatston']:.1f}", "Agatston score")]
     if high is not None:
         cards.append((str(high["count"]), "of high confidence"))
     cards.append((str(others), "vascular / visceral (not calcinosis)"))
