@@ -154,8 +154,7 @@ def _piece_at(top, img, free, dense, h_hu, floor_hu, max_voxels, max_span_mm, sp
     box = None
     while level > floor_hu:
         big = first if box is None else grow_box(box, (2,) * img.ndim, img.shape)
-        n_vox, part_box, labels, lab, edge = part_above(free, img, level, top, big)
-        part = labels == lab
+        n_vox, part_box, part, edge = part_above(free, img, level, top, big)
         if (img[big][part] > peak).any():
             break  # joined a higher peak: the bone
         span = max((p.stop - p.start) * float(d) for p, d in zip(part_box, spacing_zyx))
