@@ -121,11 +121,21 @@ def deposits_on_bone_piece(
     for dep in out:
         taken |= dep
     max_voxels = max_deposit_volume_mm3 / float(np.prod(spacing_zyx))
+    solid = None
     for sub, piece in raw_peak_pieces(mask, hu, taken.copy(), spacing_zyx, raw_h_hu, threshold_hu, max_voxels):
         full = np.zeros(mask.shape, bool)
         full[sub] = piece
-        if is_hollow(hu, full, spacing_zyx, threshold_hu) or not is_hollow(hu, mask & ~taken & ~full, spacing_zyx,
-                                                                             threshold_hu):
+        rest = mask & ~taken & ~full
+        if is_hollow(hu, full, spacing_zyx, threshold_hu) or not is_hollow(hu, rest, spacing_zyx, threshold_hu):
+            continue
+        if solid is None:
+            solid = fill_holes_in_plane_box(mask)
+        if _outside_share(full, solid, spacing_zyx) < OUTSIDE_MIN_SHARE \
+                and saddle_between(full, rest, smooth_hu) >= threshold_hu + h_hu:
+            # A raw peak of the cortex itself (textured bone: its density varies by hundreds
+            # of HU along a rib), on the bone's outline and joined to the rest through cortex.
+            # The deposits this step is for stand out of the outline, their gap to the rib just
+            # above the threshold.
             continue
         taken |= full
         out.append(full)
