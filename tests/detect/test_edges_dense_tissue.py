@@ -96,29 +96,10 @@ def test_faint_piece_near_bone_on_thick_slices():
 
 
 def test_dense_soft_tissue_is_resolved_and_faint():
-    from dataclasses import replace
-
-    def near_skin(**kw):  # 3 mm deep: an ear's cartilage
-        return replace(_lesion(1, **kw), depth_mm=3.0)
-
-    assert is_dense_soft_tissue(near_skin(peak_hu=185.0, background_hu=40.0, n_voxels=20), 1.5)
+    assert is_dense_soft_tissue(_lesion(1, peak_hu=185.0, background_hu=40.0, n_voxels=20), 1.5)
     # A dense deposit, a point-like faint speck, and thick slices are not.
-    assert not is_dense_soft_tissue(near_skin(peak_hu=400.0, background_hu=40.0, n_voxels=20), 1.5)
-    assert not is_dense_soft_tissue(near_skin(peak_hu=185.0, background_hu=40.0, n_voxels=2), 1.5)
-    assert not is_dense_soft_tissue(near_skin(peak_hu=185.0, background_hu=40.0, n_voxels=20), 5.0)
+    assert not is_dense_soft_tissue(_lesion(1, peak_hu=400.0, background_hu=40.0, n_voxels=20), 1.5)
+    assert not is_dense_soft_tissue(_lesion(1, peak_hu=185.0, background_hu=40.0, n_voxels=2), 1.5)
+    assert not is_dense_soft_tissue(_lesion(1, peak_hu=185.0, background_hu=40.0, n_voxels=20), 5.0)
     # Contrast is over the local background: 185 HU in fat (-100) is 285 HU above it.
-    assert not is_dense_soft_tissue(near_skin(peak_hu=185.0, background_hu=-100.0, n_voxels=20), 1.5)
-
-
-def test_faint_for_its_size_is_dense_tissue_only_near_the_skin():
-    # Ear and nose cartilage, lenses and skin folds lie within a few mm of the skin (head CT:
-    # 1.0-5.4 mm); a faint 2-3 mm deposit deep in muscle looks the same and is kept, flagged.
-    from dataclasses import replace
-
-    from calcinosis.detect.dense_tissue import SUPERFICIAL_MAX_DEPTH_MM, is_faint_for_size
-
-    faint = _lesion(1, peak_hu=185.0, background_hu=40.0, n_voxels=20)
-    shallow = replace(faint, depth_mm=SUPERFICIAL_MAX_DEPTH_MM - 1.0)
-    deep = replace(faint, depth_mm=SUPERFICIAL_MAX_DEPTH_MM + 1.0)
-    assert is_faint_for_size(shallow, 1.5) and is_faint_for_size(deep, 1.5)
-    assert is_dense_soft_tissue(shallow, 1.5) and not is_dense_soft_tissue(deep, 1.5)
+    assert not is_dense_soft_tissue(_lesion(1, peak_hu=185.0, background_hu=-100.0, n_voxels=20), 1.5)

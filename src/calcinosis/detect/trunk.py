@@ -22,7 +22,7 @@ from calcinosis.anatomy.bone import SKULL_MIN_ENCLOSED_MM2
 from calcinosis.anatomy.cavity import Cavity
 from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_2d
 from calcinosis.detect.candidates import Excluded
-from calcinosis.detect.dense_tissue import is_dense_soft_tissue, is_faint_for_size
+from calcinosis.detect.dense_tissue import is_dense_soft_tissue
 from calcinosis.measure.lesion import FAT_MAX_HU, Lesion, farthest_pair
 
 TRUNK_REGIONS = ("chest", "abdomen", "pelvis")
@@ -110,9 +110,6 @@ def classify_trunk_findings(
         reason = drop.get(lesion.lesion_id)
         if reason is None and is_dense_soft_tissue(lesion, float(spacing_zyx[0])):
             reason = "dense_soft_tissue"
-        elif reason is None and is_faint_for_size(lesion, float(spacing_zyx[0])):
-            # Deep in the body: a faint small deposit as likely as dense tissue. Reported.
-            lesion = replace(lesion, confidence="low", flags=";".join(filter(None, (lesion.flags, "faint_for_size"))))
         if reason is not None and reason not in WALL_ONLY_REASONS:
             excluded.append(Excluded(reason, lesion.volume_mm3, lesion.peak_hu, tuple(map(float, idx))))
             continue

@@ -216,8 +216,7 @@ def render_report(summary: dict[str, Any], lesions: Sequence[Lesion], *,
 <p class=muted>Positions in patient LPS millimetres (x to the patient's left, y posterior, z superior);
 mass is hydroxyapatite-equivalent; shaded rows are low-confidence (see flags: <i>small</i> under
 {SMALL_MAX_MM3:g} mm&sup3;, <i>low_contrast</i> peak less than {LOW_CONTRAST_NOISE_SDS:g} noise SDs above its surroundings, <i>touches_bone</i>,
-<i>split_from_bone</i> parted from a bone at the threshold: check it, a bone's process or edge can look alike,
-<i>faint_for_size</i> larger than a point yet less than 200 HU above its surroundings: a faint small deposit or dense soft tissue).
+<i>split_from_bone</i> parted from a bone at the threshold: check it, a bone's process or edge can look alike).
 <span class=noprint>Click a column header to sort.</span></p>
 {''.join(extra_sections)}
 <h2>Excluded objects</h2><p>{excluded}</p>
