@@ -76,6 +76,13 @@ than this phantom (``bench/real_thin_slices.py`` prints the ratio): the real che
 the same outputs: the touching-pieces merge looked at every pair of the hundreds of pieces
 the bone split parts off real bone (583k pair tests -> 10k), and edt took bool masks by a
 path 2-4 times slower than uint8 and serial.
+Session 12: 400 slices 2.77-2.93 s = 5.9-6.0x (the session-11 code the same day 2.91 s).
+``--bone-texture 0.3`` (textured bones, as real ones): 5.98-7.31 s = 12.7-15x (the session-11
+code 6.74 s), peak memory 4x the volume + 60 MiB: the shoulder search over the textured spine's
+~900 basins (26k small labellings, ``anatomy/shoulder.py``; its per-level part measured
+without cc3d.statistics now) is the largest step. The phantom is now made in its own process:
+a child's peak RSS counts the pages it shared with its parent at its start (2159 MiB
+reported for the textured phantom before, 860 MiB true).
 
 Reading (``--read``): a 400-slice DICOM series and the same volume as ``.nii.gz``,
 each read with :func:`calcinosis.io.read_volume` and with SimpleITK alone
