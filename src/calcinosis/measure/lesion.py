@@ -137,10 +137,12 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
         # with the air outside) or holds (almost) no soft tissue (a nodule in the lung),
         # the surroundings' background stays.
         mass_background = background
+        n_background = int(ring_ok.sum())  # the voxels the mass's background is the median of
         soft = hu >= SOFT_TISSUE_MIN_HU
         if depth > diameter / 2 + max(config.shell_mm, float(sp.max())) + BACKGROUND_RING_MM \
                 and (ring_ok & soft).sum() >= 5:
             mass_background = float(np.median(hu[ring_ok & soft]))
+            n_background = int((ring_ok & soft).sum())
             region &= soft
             # Along z the voxels at the threshold leave out the deposit's partial volume on
             # the slices above and below, which is what tells where between two thick slices
@@ -150,7 +152,6 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
             centroid_local[0] = _z_with_partial_volume(coords, w, mask, hu, region, mass_background)
         mass = background_corrected_mass_mg(hu, region, mass_background, vv,
                                             config.mass_calibration_mg_per_hu_cm3)
-        n_background = int((ring_ok & soft).sum()) if mass_background != background else int(ring_ok.sum())
         mass_sd = mass_sd_mg(int(region.sum()), n_background, noise_hu, vv, config.mass_calibration_mg_per_hu_cm3)
         fringe = grow_one(mask, corners=True) & ~mask & ~other & ~bone_near & (hu < config.threshold_hu)
         volume_sd = volume_sd_mm3(vals, hu[fringe], config.threshold_hu, noise_hu, vv)
