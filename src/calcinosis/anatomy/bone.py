@@ -56,7 +56,7 @@ from calcinosis.anatomy.basins import faces_tissue, saddle_between, shell
 from calcinosis.anatomy.bone_bumps import over_next_slice, pressed_candidates
 from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profile, per_label_max
 from calcinosis.anatomy.disk import core_in_plane, erode_disk
-from calcinosis.anatomy.morphology import fill_holes_in_plane, grow_box
+from calcinosis.anatomy.morphology import fill_holes_in_plane, grow_box, grow_one
 from calcinosis.anatomy.own_blur import own_blur
 from calcinosis.anatomy.raw_peak import raw_peak_pieces
 from calcinosis.anatomy.shoulder import shoulder_piece
@@ -213,6 +213,9 @@ def split_bone(
                                           apart=at_scan_end)
             if raw_hu is not None and raw_h_hu is not None:
                 peaks = raw_peak_pieces(dense, raw_hu, taken, spacing_zyx, raw_h_hu, threshold_hu, max_voxels)
+                # A raw peak of the cortex itself (textured bone) stays bone.
+                peaks = [(sub, piece) for sub, piece in peaks
+                         if not _cortex_arc(sub, piece, solid, dense, smooth_hu, spacing_zyx, threshold_hu + h_hu)]
                 for sub, piece in peaks:
                     bone[sub] &= ~piece
                 if peaks:
@@ -255,6 +258,33 @@ def apart_and_solid(sub, piece, solid, smooth_hu, spacing_zyx, floor_hu) -> bool
         if float(np.median(img[z][core[z]])) < floor_hu + 0.5 * (p90 - floor_hu):
             return False
     return True
+
+
+# A raw-peak piece lies on the bone's outline when less than this share of it is outside the
+# outline smoothed by the ``OUTLINE_BALL_MM`` ball (:func:`_cortex_arc`).
+ARC_MAX_OUTSIDE = 0.5
+
+
+def _cortex_arc(sub, piece, solid, dense, smooth_hu, spacing_zyx, cortex_hu: float) -> bool:
+    """Whether a raw-peak piece (on ``sub`` of the structure's box) is an arc of the bone's
+    own cortex: it lies on the bone's outline smoothed by the ``OUTLINE_BALL_MM`` ball (less
+    than ``ARC_MAX_OUTSIDE`` of it outside) and joins the rest of the dense voxels through
+    voxels of at least ``cortex_hu`` (the threshold and a valley depth); and it faces the
+    outside of the bone's outline (not only a hole in it, such as the spinal canal, which the
+    outline fills: a deposit there is in soft tissue). Textured bone (real
+    bone's density varies by hundreds of HU) gives its cortex raw peaks that rise far above
+    their valleys (a 222-voxel arc of a vertebral body's rim, 1 mm slices). The deposits the
+    raw-peak step is for lie just off the bone, their gap just above the threshold."""
+    window = grow_box(sub, (1,) * piece.ndim, solid.shape)
+    inner = tuple(slice(s.start - w.start, s.stop - w.start) for s, w in zip(sub, window))
+    own = np.zeros(tuple(w.stop - w.start for w in window), bool)
+    own[inner] = piece
+    if not (grow_one(own) & ~solid[window]).any():
+        return False  # in a hole of the bone's outline (the spinal canal), not on its rim
+    opened = opened_on(solid, sub, spacing_zyx, OUTLINE_BALL_MM)
+    if int((piece & ~opened).sum()) >= ARC_MAX_OUTSIDE * int(piece.sum()):
+        return False
+    return saddle_between(own, dense[window] & ~own, smooth_hu[window]) >= cortex_hu
 
 
 def _shoulder_of_piece(sub, basin, solid, smooth_hu, spacing_zyx, h_hu, threshold_hu, max_volume) -> np.ndarray | None:
