@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from calcinosis.follow.config import CompareConfig
-from calcinosis.measure.lesion import Lesion
+from calcinosis.measure.lesion import Lesion, combined_sd
 from calcinosis.volume import Volume
 
 _FORBIDDEN = 1.0e9
@@ -103,7 +103,7 @@ def change_status(baseline_mass_mg: float, followup_mass_mg: float, change_pct: 
 def difference_sd_mg(baseline: Sequence[Lesion], followup: Sequence[Lesion]) -> float:
     """SD (mg) that image noise gives the difference of two groups' summed masses: every
     lesion's own noise SD in quadrature (NaN when one is unknown: an older lesions.csv)."""
-    return float(np.sqrt(sum(les.mass_sd_mg ** 2 for les in (*baseline, *followup))))
+    return combined_sd(les.mass_sd_mg for les in (*baseline, *followup))
 
 
 def match_lesions(baseline: Sequence[Lesion], followup: Sequence[Lesion], followup_in_baseline: np.ndarray,

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from calcinosis import __version__
-from calcinosis.measure.lesion import CALCINOSIS_COMPARTMENTS, Lesion
+from calcinosis.measure.lesion import CALCINOSIS_COMPARTMENTS, Lesion, combined_sd
 from calcinosis.report.pattern import describe_pattern
 
 SCHEMA_VERSION = "1.0"
@@ -54,7 +54,7 @@ def burden(lesions: Iterable[Lesion]) -> dict[str, float | None]:
 
 
 def _quadrature(sds: Sequence[float], nd: int) -> float | None:
-    total = math.sqrt(sum(sd * sd for sd in sds))
+    total = combined_sd(sds)
     return round(total, nd) if math.isfinite(total) else None
 
 
