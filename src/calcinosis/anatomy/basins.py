@@ -8,8 +8,9 @@ Used by :mod:`calcinosis.anatomy.valley`, :mod:`calcinosis.anatomy.bone` and
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 from skimage.segmentation import watershed
+
+from calcinosis.anatomy.morphology import grow
 
 # A deposit touches the bone over a small part of its surface; a knob of the bone itself
 # (an epicondyle, a process) joins it broadly: faces to soft tissue / faces to the bone.
@@ -51,12 +52,9 @@ def face_pairs(basins: np.ndarray, img: np.ndarray) -> tuple[np.ndarray, np.ndar
     return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(lows)
 
 
-_FACE = ndi.generate_binary_structure(3, 1)
-
-
 def shell(piece: np.ndarray) -> np.ndarray:
     """The face neighbours of ``piece`` outside it."""
-    return ndi.binary_dilation(piece, structure=_FACE) & ~piece
+    return grow(piece) & ~piece
 
 
 def faces_tissue(piece_shell: np.ndarray, solid: np.ndarray, bone: np.ndarray) -> bool:
@@ -72,7 +70,7 @@ def piece_from_core(core: np.ndarray, bone: np.ndarray, img: np.ndarray, mask: n
     first) from ``core`` and from the voxels of ``bone`` at least ``clearance`` face steps
     from it; None when it holds more than ``max_voxels`` or does not face soft tissue
     (outside ``solid``) more than the rest of ``solid`` (:func:`faces_tissue`)."""
-    near_core = ndi.binary_dilation(core, _FACE, iterations=clearance)
+    near_core = grow(core, clearance)
     bone_marker = mask & bone & ~near_core
     if not bone_marker.any():
         return None

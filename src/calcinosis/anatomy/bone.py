@@ -56,7 +56,7 @@ from calcinosis.anatomy.basins import faces_tissue, saddle_between, shell
 from calcinosis.anatomy.bone_bumps import over_next_slice, pressed_candidates
 from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profile, per_label_max
 from calcinosis.anatomy.disk import core_in_plane, erode_disk
-from calcinosis.anatomy.morphology import fill_holes_in_plane, grow_box, grow_one
+from calcinosis.anatomy.morphology import fill_holes_in_plane, grow, grow_box, grow_one
 from calcinosis.anatomy.own_blur import own_blur
 from calcinosis.anatomy.raw_peak import raw_peak_pieces
 from calcinosis.anatomy.shoulder import shoulder_piece
@@ -331,7 +331,7 @@ def _plateau_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
         inter = dense[sub] & (hu < CORE_HU) & ~taken[sub]
         piece = core_k
         for _ in range(2):
-            piece = (ndi.binary_dilation(piece, structure=_FACE_3D) & inter) | core_k
+            piece = (grow(piece) & inter) | core_k
         # The bone beside it: the structure less this piece and the deposits split off before
         # (a plateau may be the rest of a deposit the blur profile took in part).
         bone_k = solid[sub] & ~piece & ~taken[sub]
@@ -455,9 +455,6 @@ def _on(box: tuple[slice, ...], sub: tuple[slice, ...], mask: np.ndarray) -> np.
     out = np.zeros(tuple(b.stop - b.start for b in box), bool)
     out[tuple(slice(s.start - b.start, s.start - b.start + n) for s, b, n in zip(sub, box, mask.shape))] = mask
     return out
-
-
-_FACE_3D = ndi.generate_binary_structure(3, 1)
 
 
 def is_skull(enclosed: np.ndarray, smooth_hu: np.ndarray, spacing_zyx) -> bool:
@@ -590,7 +587,7 @@ class _Acceptance:
                 # each judged on the risen part of its own highest.
                 if not (rest & ~piece & (res >= self.h_hu)).any():
                     break  # nothing risen beside it (the usual case)
-                rest &= ~ndi.binary_dilation(piece, structure=_CUBE)
+                rest &= ~grow(piece, corners=True)
                 if tops is None:
                     tops = self._tops(sub, res)
                 if not (rest & tops).any():
@@ -645,8 +642,8 @@ def _risen_part(piece: np.ndarray, residual: np.ndarray, h_hu: float, tops: np.n
     top = np.unravel_index(int(np.argmax(np.where(may_top, residual, -np.inf))), piece.shape)
     own = parts == parts[top]
     halves, _ = ndi.label(own & (residual >= 0.5 * float(residual[top])), structure=_CUBE)
-    near_top = ndi.binary_dilation(halves == halves[top], structure=_CUBE, iterations=RISEN_REACH_VOXELS)
-    return piece & ndi.binary_dilation(own & near_top, structure=_CUBE)
+    near_top = grow(halves == halves[top], RISEN_REACH_VOXELS, corners=True)
+    return piece & grow(own & near_top, corners=True)
 
 
 def _caps_bone(piece: np.ndarray, solid: np.ndarray) -> bool:

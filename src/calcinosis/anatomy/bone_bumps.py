@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bone_profile import per_label_max
-from calcinosis.anatomy.morphology import grow_box
+from calcinosis.anatomy.morphology import grow, grow_box
 
 # The neighbourhood a deposit's rise is measured against (mm beyond its box, each way):
 # wider than the blur, so that the bone's edge beside the deposit is in it.
@@ -37,8 +37,6 @@ PRESSED_MAX_EXTENT_MM = 8.0
 AWAY_FROM_ENDS_SHARE = 0.4
 
 _CUBE = np.ones((3, 3, 3), bool)
-_IN_PLANE_8 = np.zeros((3, 3, 3), bool)
-_IN_PLANE_8[1] = True
 
 
 def bone_end_caps(outline: np.ndarray) -> np.ndarray:
@@ -64,7 +62,7 @@ def over_next_slice(mask: np.ndarray) -> np.ndarray:
 def near_caps(caps: np.ndarray) -> np.ndarray:
     """``caps`` grown by one voxel in-plane: the blur of the bone's end reaches that far
     beyond the outline of the next slice."""
-    return ndi.binary_dilation(caps, structure=_IN_PLANE_8)
+    return grow(caps, corners=True, axes=(1, 2))
 
 
 def local_rise(residual, dist: np.ndarray, bins_of, core: np.ndarray, piece: np.ndarray,
@@ -94,14 +92,14 @@ def local_rise(residual, dist: np.ndarray, bins_of, core: np.ndarray, piece: np.
     spacing_zyx : sequence of float
         Voxel spacing (mm).
     """
-    grow = [int(np.ceil(LOCAL_REACH_MM / float(s))) for s in spacing_zyx]
-    big = grow_box(box, grow, residual.shape)
+    reach = [int(np.ceil(LOCAL_REACH_MM / float(s))) for s in spacing_zyx]
+    big = grow_box(box, reach, residual.shape)
     inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, big))
     own = np.zeros(tuple(s.stop - s.start for s in big), bool)
     own[inner] = piece
     res, bn = residual[big], bins_of(dist[big])
     # Beyond the candidate's own blur (one voxel in-plane): its neighbours, not its fringe.
-    around = ~core[big] & ~ndi.binary_dilation(own, structure=_IN_PLANE_8) & np.isfinite(res)
+    around = ~core[big] & ~grow(own, corners=True, axes=(1, 2)) & np.isfinite(res)
     best = -np.inf
     top = own & ~ends[big]
     for b in np.unique(bn[top]):

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from calcinosis.anatomy.morphology import grow
+
 # A deposit shows on a slice when a voxel of it away from the bone rises this fraction of
 # its height above its lowest voxel (a noise speck at the threshold does not, after smoothing).
 SHOWS_FRACTION = 0.15
@@ -78,13 +80,13 @@ def own_blur(sub: tuple[slice, ...], piece: np.ndarray, dense: np.ndarray, bone:
     rise = float(sm[top]) - low
     cores, _ = ndi.label(mask & (sm >= low + 0.5 * rise), structure=_CUBE)
     densest = cores == cores[top]
-    next_to_bone = mask & ~densest & ndi.binary_dilation(bone[sub] & ~piece, structure=_CUBE)
+    next_to_bone = mask & ~densest & grow(bone[sub] & ~piece, corners=True)
     if not next_to_bone.any():
         return piece
     shows = (mask & ~next_to_bone & (sm >= low + SHOWS_FRACTION * rise)) | densest
     shows_on_slice = shows.any(axis=(1, 2))[:, None, None]
     drop = next_to_bone & ~shows_on_slice
-    contested = next_to_bone & shows_on_slice & ~ndi.binary_dilation(densest, structure=_CUBE)
+    contested = next_to_bone & shows_on_slice & ~grow(densest, corners=True)
     idx = np.argwhere(contested)
     centre = np.argwhere(densest).mean(axis=0)
     point = 2.0 * centre[1:] - idx[:, 1:] + np.array([s.start for s in sub[1:]])

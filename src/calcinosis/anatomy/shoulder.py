@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import cc3d
 import numpy as np
-from scipy import ndimage as ndi
 
 from calcinosis.anatomy.basins import piece_from_core
-from calcinosis.anatomy.morphology import grow_box, inner_faces
+from calcinosis.anatomy.morphology import grow, grow_box, inner_faces
 
 # The deposit's core stands at least this many h above the level where the bone joins it.
 SHOULDER_MIN_RISE_H = 2.0
@@ -51,8 +50,6 @@ CORE_CLEARANCE_VOXELS = 2
 SPREAD_VOXELS = 2
 # How far (voxels) beyond the core's box the deposit's piece may reach.
 PIECE_REACH_VOXELS = 4
-
-_FACE = ndi.generate_binary_structure(3, 1)
 
 
 def part_above(basin, img, level, top, big):
@@ -129,7 +126,7 @@ def shoulder_piece(basin: np.ndarray, img: np.ndarray, solid: np.ndarray, others
     labels = cc3d.connected_components(basin_w & (img_w >= level), connectivity=26)
     local = tuple(i - w.start for i, w in zip(top, win))
     part = labels == labels[local]
-    bone_w = part | inner_faces(win, basin.shape) | ndi.binary_dilation(others[win], _FACE)
+    bone_w = part | inner_faces(win, basin.shape) | grow(others[win])
     piece_w = piece_from_core(core_w, bone_w, img_w, basin_w, solid[win], CORE_CLEARANCE_VOXELS, max_voxels)
     if piece_w is None:
         return None

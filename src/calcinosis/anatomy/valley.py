@@ -22,7 +22,7 @@ from skimage.segmentation import watershed
 
 from calcinosis.anatomy.ball import open_ball
 from calcinosis.anatomy.basins import BUMP_MIN_TISSUE_RATIO, MERGED_MIN_TISSUE_RATIO, face_pairs, merge_shallow_basins
-from calcinosis.anatomy.morphology import grow_box, label_counts
+from calcinosis.anatomy.morphology import grow, grow_box, label_counts
 from calcinosis.anatomy.own_blur import own_blur
 from calcinosis.anatomy.shoulder import shoulder_piece
 
@@ -171,7 +171,7 @@ def valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, *,
         basin = basins_c[sub_c] == k
         # The watershed line runs along the valley: the deposit's own blur on the bone side
         # of it, outside the bone's outline, still belongs to the deposit.
-        fringe = ndi.binary_dilation(basin, structure=ndi.generate_binary_structure(3, 1))
+        fringe = grow(basin)
         fringe &= solid[sub] & ~opened[k] & ~taken_c[sub_c]
         out.append((sub, own_blur(sub, basin | fringe, dense, free, img_c[sub_c], basin)))
     for sub_c, piece in shoulder.values():
@@ -218,8 +218,8 @@ def opened_on(solid: np.ndarray, sub: tuple[slice, ...], spacing_zyx, radius_mm:
     """``open_mm(solid, ...)[sub]`` (by :func:`~calcinosis.anatomy.ball.open_ball`), computed
     on ``sub`` grown by twice the radius: the erosion reads voxels within one radius, the
     dilation the eroded ones within another."""
-    grow = [int(np.ceil(2 * radius_mm / float(s))) + 1 for s in spacing_zyx]
-    big = grow_box(sub, grow, solid.shape)
+    reach = [int(np.ceil(2 * radius_mm / float(s))) + 1 for s in spacing_zyx]
+    big = grow_box(sub, reach, solid.shape)
     inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sub, big))
     return open_ball(solid[big], spacing_zyx, radius_mm)[inner]
 

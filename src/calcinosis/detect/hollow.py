@@ -27,6 +27,7 @@ from calcinosis.anatomy.bone import PROFILE_MIN_VOLUME_MM3, THIN_SLICE_MM
 from calcinosis.anatomy.valley import (INT_H_MAXIMA_RANGE, WEAK_H_FRACTION, ValleyMarkers, label_26, valley_image,
                                        valley_markers, valley_split)
 from calcinosis.anatomy.disk import core_in_plane, dilate_disk, erode_disk
+from calcinosis.anatomy.morphology import grow
 from calcinosis.anatomy.raw_peak import raw_peak_pieces
 
 # The in-plane 4-neighbourhood as a 3-D structure: components never cross slices.
@@ -261,9 +262,6 @@ def beyond_bone_end(smooth_hu: np.ndarray, mask: np.ndarray, solid: np.ndarray, 
     return out
 
 
-_FACE = ndi.generate_binary_structure(3, 1)
-
-
 def _no_peak_apart(markers: ValleyMarkers, peak_hu: float, h_hu: float) -> bool:
     """True when no piece :func:`valley_split` can give differs from the rest of the object
     by ``h_hu`` at its peak (so none is a deposit), read off the flooding's markers alone.
@@ -299,7 +297,7 @@ def _isolated(img: np.ndarray, labels: np.ndarray, box: tuple[slice, ...], k: in
     high within two face steps of it (other than its own)."""
     grown = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in box)
     own = labels[grown] == k
-    ring = ndi.binary_dilation(own, structure=_FACE, iterations=2) & ~own
+    ring = grow(own, 2) & ~own
     return not ring.any() or float(img[grown][ring].max()) < value
 
 
