@@ -150,6 +150,12 @@ def assert_registry_matches_outputs(url: str, out: Path) -> None:
             assert db_row["lesion_id"] == int(csv_row["lesion_id"])
             assert db_row["compartment"] == csv_row["compartment"]
             assert abs(db_row["mass_mg"] - float(csv_row["mass_mg"])) <= 1e-6 * max(1.0, abs(db_row["mass_mg"]))
+            for sd in ("volume_sd_mm3", "mass_sd_mg"):  # the noise SDs after the contract's columns
+                if csv_row[sd] == "":
+                    assert db_row[sd] is None
+                else:
+                    assert abs(db_row[sd] - float(csv_row[sd])) <= 1e-6 * max(1.0, abs(db_row[sd]))
+        assert s.mass_sd_mg == summary["totals"]["mass_sd_mg"]
     for key, r in rows.items():
         if r.status != "done":
             assert not (out / key).exists()

@@ -23,6 +23,8 @@ from calcinosis.cohort import (
     run_batch,
 )
 from calcinosis.cohort.batch import LOCK_NAME
+from calcinosis.cohort.export import cohort_rows
+from calcinosis.cohort.registry import lesions, summaries
 from calcinosis.io.integrity import check_nifti_complete
 from calcinosis.errors import InputError
 from calcinosis.volume import Volume
@@ -164,3 +166,40 @@ def test_one_batch_at_a_time_per_output_folder(study_folder, tmp_path):
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(InputError, match="another calcinosis batch"):
             run_batch(study_folder.root, out, settings=BatchSettings(processes=False))
+
+
+def test_version_1_registry_is_upgraded_and_keeps_its_studies(tmp_path):
+    # A registry written before the noise SD columns (schema 1: lesions and summaries without
+    # volume_sd_mm3 / mass_sd_mg) opens, gains the columns (NULL for its studies) and then
+    # stores the SDs of new ones.
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    with Registry.open(url) as reg:
+        reg.upsert_studies([{"key": "old", "input_path": "/a", "input_kind": "nifti", "status": "pending"},
+                            {"key": "new", "input_path": "/b", "input_kind": "nifti", "status": "pending"}])
+        reg.record_done("old", {}, [{"lesion_id": 1, "mass_mg": 2.0}], {"totals": {"count": 1, "mass_mg": 2.0}})
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # back to schema 1
+        for table in ("lesions", "summaries"):
+            for column in ("volume_sd_mm3", "mass_sd_mg"):
+                conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(sa.text("UPDATE schema_meta SET value = '1' WHERE name = 'schema_version'"))
+    engine.dispose()
+    with Registry.open(url, create=False) as reg:
+        assert reg.schema_version() == SCHEMA_VERSION == 2
+        with reg.engine.connect() as conn:
+            old = conn.execute(sa.select(lesions)).one()
+            assert old.mass_mg == 2.0 and old.volume_sd_mm3 is None and old.mass_sd_mg is None
+        reg.record_done("new", {}, [{"lesion_id": 1, "mass_mg": 3.0, "volume_sd_mm3": 0.5, "mass_sd_mg": 0.25},
+                                    {"lesion_id": 2, "mass_mg": 1.0, "volume_sd_mm3": float("nan")}],
+                        {"totals": {"count": 2, "mass_mg": 4.0, "volume_sd_mm3": None, "mass_sd_mg": 0.3}})
+        with reg.engine.connect() as conn:
+            new = {r.lesion_id: r for r in conn.execute(sa.select(lesions).where(lesions.c.study_key == "new"))}
+            totals = conn.execute(sa.select(summaries).where(summaries.c.study_key == "new")).one()
+    assert (new[1].volume_sd_mm3, new[1].mass_sd_mg) == (0.5, 0.25)
+    assert new[2].volume_sd_mm3 is None and new[2].mass_sd_mg is None  # NaN and absent: NULL
+    assert totals.volume_sd_mm3 is None and totals.mass_sd_mg == 0.3
+    with Registry.open(url, create=False) as reg:
+        columns, rows = cohort_rows(reg)
+    assert columns[columns.index("agatston") + 1:columns.index("agatston") + 3] == ["volume_sd_mm3", "mass_sd_mg"]
+    by_key = {r["key"]: r for r in rows}
+    assert by_key["new"]["mass_sd_mg"] == 0.3 and by_key["old"]["mass_sd_mg"] is None

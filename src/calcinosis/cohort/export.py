@@ -1,7 +1,8 @@
 """Read a registry back: one table row per study (``cohort export``) and counts (``cohort status``).
 
 Export columns, in order: ``key, status, input_path, series_uid, error, run_time_s,
-software_version, lesion_count, volume_mm3, mass_mg, agatston`` then, for every
+software_version, lesion_count, volume_mm3, mass_mg, agatston, volume_sd_mm3, mass_sd_mg``
+(the last two: the noise SDs of the totals, empty where unknown) then, for every
 compartment of the output contract, every body region and every side found in the
 registry, ``compartment_<name>_<measure>``, ``region_<name>_<measure>`` and
 ``side_<name>_<measure>`` with measure in ``count, volume_mm3, mass_mg, agatston``.
@@ -25,7 +26,8 @@ from calcinosis.report.summary import COMPARTMENTS, SIDES
 
 MEASURES = ("count", "volume_mm3", "mass_mg", "agatston")
 BASE_COLUMNS = ("key", "status", "input_path", "series_uid", "error", "run_time_s",
-                "software_version", "lesion_count", "volume_mm3", "mass_mg", "agatston")
+                "software_version", "lesion_count", "volume_mm3", "mass_mg", "agatston",
+                "volume_sd_mm3", "mass_sd_mg")
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ def cohort_rows(registry: Registry) -> tuple[list[str], list[dict[str, Any]]]:
     query = (sa.select(studies.c.key, studies.c.status, studies.c.input_path, studies.c.series_uid,
                        studies.c.error, studies.c.run_time_s, studies.c.software_version,
                        summaries.c.lesion_count, summaries.c.volume_mm3, summaries.c.mass_mg,
-                       summaries.c.agatston, summaries.c.by_compartment, summaries.c.by_region,
+                       summaries.c.agatston, summaries.c.volume_sd_mm3, summaries.c.mass_sd_mg,
+                       summaries.c.by_compartment, summaries.c.by_region,
                        summaries.c.by_side)
              .select_from(studies.outerjoin(summaries, summaries.c.study_key == studies.c.key))
              .order_by(studies.c.key))

@@ -11,10 +11,16 @@ Any SQLAlchemy URL works (SQLite by default, PostgreSQL tested). Tables:
     ``done``, ``failed``), error message, attempts, timings (UTC), output folder,
     worker address and memory estimate.
 ``lesions``
-    one row per lesion of a done study (the lesions.csv contract columns).
+    one row per lesion of a done study: the lesions.csv contract columns, then the
+    noise SDs of volume and mass that follow them in lesions.csv (NULL where unknown).
 ``summaries``
-    one row per done study: numeric totals and the by-compartment / region / side
-    burdens as JSON, plus the whole summary.json document.
+    one row per done study: numeric totals (with the noise SDs of the volume and mass
+    totals, NULL where unknown) and the by-compartment / region / side burdens as JSON,
+    plus the whole summary.json document.
+
+Schema versions: 1 (first); 2 adds ``volume_sd_mm3`` and ``mass_sd_mg`` to ``lesions``
+and ``summaries`` (a version-1 registry is upgraded in place on open; its earlier
+studies keep NULL there).
 
 Only the batch *client* writes (workers return results), so SQLite is safe. A
 study becomes ``done`` in one transaction together with its lesions and summary.
@@ -33,7 +39,7 @@ import sqlalchemy as sa
 
 from calcinosis.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("pending", "running", "done", "failed")
 
 metadata = sa.MetaData()
@@ -75,6 +81,8 @@ LESION_COLUMNS: dict[str, Any] = {
     "bone_distance_mm": sa.Float, "background_hu": sa.Float, "n_voxels": sa.Integer,
     "confidence": sa.String(16), "flags": sa.Text,
 }
+# The columns lesions.csv has after the contract's: each measurement's noise SD.
+LESION_SD_COLUMNS: dict[str, Any] = {"volume_sd_mm3": sa.Float, "mass_sd_mg": sa.Float}
 
 lesions = sa.Table(
     "lesions", metadata,
@@ -82,6 +90,7 @@ lesions = sa.Table(
               primary_key=True),
     *[sa.Column(name, type_, primary_key=(name == "lesion_id"), nullable=(name != "lesion_id"))
       for name, type_ in LESION_COLUMNS.items()],
+    *[sa.Column(name, type_) for name, type_ in LESION_SD_COLUMNS.items()],
 )
 
 summaries = sa.Table(
@@ -99,10 +108,24 @@ summaries = sa.Table(
     sa.Column("pattern", sa.Text),
     sa.Column("warnings", sa.JSON),
     sa.Column("summary", sa.JSON),
+    sa.Column("volume_sd_mm3", sa.Float),
+    sa.Column("mass_sd_mg", sa.Float),
 )
 
+
+def _add_sd_columns(conn: sa.Connection) -> None:
+    """Version 1 -> 2: the noise SD columns of ``lesions`` and ``summaries`` (NULL for the
+    studies already done)."""
+    for table in (lesions, summaries):
+        have = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        for name in LESION_SD_COLUMNS:
+            if name not in have:
+                column_type = table.c[name].type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {column_type}"))
+
+
 # schema_version N -> function upgrading a connection from N to N + 1.
-MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _add_sd_columns}
 
 
 @dataclass(frozen=True)
@@ -245,11 +268,13 @@ class Registry:
             conn.execute(summaries.delete().where(summaries.c.study_key == key))
             if lesion_rows:
                 conn.execute(lesions.insert(), [
-                    {"study_key": key, **{c: _finite(row.get(c)) for c in LESION_COLUMNS}} for row in lesion_rows])
+                    {"study_key": key, **{c: _finite(row.get(c)) for c in (*LESION_COLUMNS, *LESION_SD_COLUMNS)}}
+                    for row in lesion_rows])
             conn.execute(summaries.insert().values(
                 study_key=key, lesion_count=int(totals.get("count", len(lesion_rows))),
                 volume_mm3=float(totals.get("volume_mm3", 0.0)), mass_mg=float(totals.get("mass_mg", 0.0)),
                 agatston=float(totals.get("agatston", 0.0)),
+                volume_sd_mm3=_finite(totals.get("volume_sd_mm3")), mass_sd_mg=_finite(totals.get("mass_sd_mg")),
                 low_confidence_count=summary.get("low_confidence_count"),
                 by_compartment=summary.get("by_compartment"), by_region=summary.get("by_region"),
                 by_side=summary.get("by_side"), pattern=_text(summary.get("pattern")),
