@@ -83,6 +83,17 @@ code 6.74 s), peak memory 4x the volume + 60 MiB: the shoulder search over the t
 without cc3d.statistics now) is the largest step. The phantom is now made in its own process:
 a child's peak RSS counts the pages it shared with its parent at its start (2159 MiB
 reported for the textured phantom before, 860 MiB true).
+Session 13: 400 slices 2.62-3.15 s = 5.3-6.3x (same code speed). Why 3x is out of reach of
+scheduling: at 400 slices the analysis uses 3.6-4.0 s of CPU in 2.6 s (1.4-1.5 cores; body
+0.47 s and noise 0.26 s wall before anything else can start, detection 1.59 s wall on 2.2-2.5
+s of CPU, regions and cavity 0.28 s): with both cores busy throughout it would still take 1.8
+s (3.7x), so 3x needs detection's CPU cut by about 45 % (the spine's split: watershed 0.45 s
+and h-maxima 0.33 s over the one 1.4 M-voxel solid, the shoulder search 0.3 s, the blur
+profile 0.2 s). Real bone (``bench/real_thin_slices.py``): a second thread saves nothing
+there (lung1 interpolate2.5: 13.5 s with 2 threads, 13.7 s with 1): the rib cage and spine
+are one 0.96 M-voxel structure whose split takes 8 of the 14 s, in one thread. Its many
+small dilations (6.8k ``ndimage.binary_dilation`` calls, 1.5 s of CPU) now use shifted
+copies (``morphology.grow``): 13.7 -> 12.6 s single-threaded, outputs identical.
 
 Reading (``--read``): a 400-slice DICOM series and the same volume as ``.nii.gz``,
 each read with :func:`calcinosis.io.read_volume` and with SimpleITK alone
