@@ -168,11 +168,11 @@ def test_one_batch_at_a_time_per_output_folder(study_folder, tmp_path):
             run_batch(study_folder.root, out, settings=BatchSettings(processes=False))
 
 
-def test_version_1_registry_is_upgraded_and_keeps_its_studies(tmp_path):
+def test_version_1_registry_is_upgraded_and_keeps_its_studies(db_url):
     # A registry written before the noise SD columns (schema 1: lesions and summaries without
     # volume_sd_mm3 / mass_sd_mg) opens, gains the columns (NULL for its studies) and then
-    # stores the SDs of new ones.
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    # stores the SDs of new ones. SQLite and, where a server is set up, PostgreSQL.
+    url = db_url
     with Registry.open(url) as reg:
         reg.upsert_studies([{"key": "old", "input_path": "/a", "input_kind": "nifti", "status": "pending"},
                             {"key": "new", "input_path": "/b", "input_kind": "nifti", "status": "pending"}])
