@@ -149,6 +149,15 @@ def test_cli_batch_status_export(study_folder, tmp_path, capsys):
         assert int(done[f"compartment_{comp}_count"]) == burden["count"]
     for region, burden in summary["by_region"].items():
         assert float(done[f"region_{region}_volume_mm3"]) == burden["volume_mm3"]
+    # The calcinosis burden (a trial's endpoint: not the vascular and visceral calcifications
+    # the totals hold too), all of it and the high-confidence part, with noise SDs.
+    for key, prefix in (("calcinosis_totals", "calcinosis"),
+                        ("calcinosis_totals_high_confidence", "calcinosis_high_confidence")):
+        for m in ("count", "volume_mm3", "mass_mg", "agatston", "volume_sd_mm3", "mass_sd_mg"):
+            want = summary[key][m]
+            assert done[f"{prefix}_{m}"] == ("" if want is None else str(want)), (prefix, m)
+    assert int(done["calcinosis_count"]) >= int(done["calcinosis_high_confidence_count"])
+    assert failed["calcinosis_count"] == ""
     assert failed["error"] == "not CT: modality MR" and failed["lesion_count"] == ""
 
     # Bad input: one line, exit code 2.
@@ -203,3 +212,4 @@ def test_version_1_registry_is_upgraded_and_keeps_its_studies(db_url):
     assert columns[columns.index("agatston") + 1:columns.index("agatston") + 3] == ["volume_sd_mm3", "mass_sd_mg"]
     by_key = {r["key"]: r for r in rows}
     assert by_key["new"]["mass_sd_mg"] == 0.3 and by_key["old"]["mass_sd_mg"] is None
+    assert by_key["new"]["calcinosis_mass_mg"] is None  # its summary has no calcinosis burden

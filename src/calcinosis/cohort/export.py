@@ -2,11 +2,16 @@
 
 Export columns, in order: ``key, status, input_path, series_uid, error, run_time_s,
 software_version, lesion_count, volume_mm3, mass_mg, agatston, volume_sd_mm3, mass_sd_mg``
-(the last two: the noise SDs of the totals, empty where unknown) then, for every
-compartment of the output contract, every body region and every side found in the
-registry, ``compartment_<name>_<measure>``, ``region_<name>_<measure>`` and
-``side_<name>_<measure>`` with measure in ``count, volume_mm3, mass_mg, agatston``.
-Studies that are not done have empty totals.
+(the last two: the noise SDs of the totals, empty where unknown). These totals count every
+lesion, vascular and visceral calcification included; the calcinosis burden (cutaneous,
+subcutaneous, intramuscular and juxta-osseous: summary.json's ``calcinosis_totals``, a
+trial's endpoint) follows as ``calcinosis_<measure>``, and the same without findings of low
+confidence (``calcinosis_totals_high_confidence``) as ``calcinosis_high_confidence_<measure>``,
+with measure in ``count, volume_mm3, mass_mg, agatston, volume_sd_mm3, mass_sd_mg`` (empty
+for studies whose summary lacks them). Then, for every compartment of the output contract,
+every body region and every side found in the registry, ``compartment_<name>_<measure>``,
+``region_<name>_<measure>`` and ``side_<name>_<measure>`` with measure in ``count,
+volume_mm3, mass_mg, agatston``. Studies that are not done have empty totals.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from calcinosis.cohort.registry import STATUSES, Registry, studies, summaries
 from calcinosis.report.summary import COMPARTMENTS, SIDES
 
 MEASURES = ("count", "volume_mm3", "mass_mg", "agatston")
+# summary.json's calcinosis burdens and their export column prefixes.
+CALCINOSIS_BURDENS = (("calcinosis_totals", "calcinosis"),
+                      ("calcinosis_totals_high_confidence", "calcinosis_high_confidence"))
+BURDEN_MEASURES = MEASURES + ("volume_sd_mm3", "mass_sd_mg")
 BASE_COLUMNS = ("key", "status", "input_path", "series_uid", "error", "run_time_s",
                 "software_version", "lesion_count", "volume_mm3", "mass_mg", "agatston",
                 "volume_sd_mm3", "mass_sd_mg")
@@ -61,7 +70,7 @@ def cohort_rows(registry: Registry) -> tuple[list[str], list[dict[str, Any]]]:
                        summaries.c.lesion_count, summaries.c.volume_mm3, summaries.c.mass_mg,
                        summaries.c.agatston, summaries.c.volume_sd_mm3, summaries.c.mass_sd_mg,
                        summaries.c.by_compartment, summaries.c.by_region,
-                       summaries.c.by_side)
+                       summaries.c.by_side, summaries.c.summary)
              .select_from(studies.outerjoin(summaries, summaries.c.study_key == studies.c.key))
              .order_by(studies.c.key))
     with registry.engine.connect() as conn:
@@ -78,12 +87,17 @@ def cohort_rows(registry: Registry) -> tuple[list[str], list[dict[str, Any]]]:
         for name in r["by_side"] or {}:
             if name not in groups["side"]:
                 groups["side"].append(name)
-    columns = list(BASE_COLUMNS) + [f"{g}_{name}_{m}" for g, names in groups.items()
-                                    for name in names for m in MEASURES]
+    columns = (list(BASE_COLUMNS) + [f"{prefix}_{m}" for _, prefix in CALCINOSIS_BURDENS for m in BURDEN_MEASURES]
+               + [f"{g}_{name}_{m}" for g, names in groups.items() for name in names for m in MEASURES])
     rows = []
     for r in records:
         row = {c: r.get(c) for c in BASE_COLUMNS}
         if r["status"] == "done" and r["lesion_count"] is not None:
+            summary = r["summary"] or {}
+            for key, prefix in CALCINOSIS_BURDENS:
+                b = summary.get(key) or {}
+                for m in BURDEN_MEASURES:
+                    row[f"{prefix}_{m}"] = b.get(m)
             for g in groups:
                 burdens = r[f"by_{g}"] or {}
                 for name in groups[g]:
