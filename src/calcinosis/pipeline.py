@@ -13,7 +13,7 @@ import numpy as np
 
 from calcinosis.anatomy.air import add_internal_air
 from calcinosis.anatomy.body import find_body
-from calcinosis.anatomy.noise import estimate_noise_hu, noise_sample
+from calcinosis.anatomy.noise import NoiseStructure, estimate_noise_hu, noise_sample, noise_structure
 from calcinosis.anatomy.cavity import find_cavity
 from calcinosis.anatomy.regions import body_regions, region_features
 from calcinosis.config import AnalysisConfig
@@ -139,9 +139,14 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     ctx = LesionContext(hu, det.labels, mask, det.bone, None, None, sp, offset, det.boxes, det.from_bone)
     # Measurement and the anatomy (regions, cavity) read the same arrays and write none:
     # the measurement runs in a worker thread beside them (CALCINOSIS_THREADS=1: in turn).
+    def measure(ctx: LesionContext) -> tuple[list[Lesion], NoiseStructure | None]:
+        # How the noise adds up over a deposit (its SDs): read on the noise estimate's slices.
+        structure = noise_structure(hu, sample, sp) if det.boxes else None
+        return measure_lesions(ctx, volume.index_to_lps, config, midline_x_mm=midline, noise_hu=noise,
+                               noise_structure=structure), structure
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        measured = pool.submit(measure_lesions, ctx, volume.index_to_lps, config, midline_x_mm=midline,
-                               noise_hu=noise)
+        measured = pool.submit(measure, ctx)
         if n_threads() == 1:
             measured.result()
         step("regions")
@@ -153,7 +158,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         # Only landmarks here: a slice of the cavity is computed when a finding on it is read.
         cavity = find_cavity(mask, det.bone, sp, trunk,
                              posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0), hu=hu)
-        lesions = measured.result()
+        lesions, structure = measured.result()
     del ctx
 
     def crop_index(lesion):
@@ -194,6 +199,8 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     facts = {
         "tissue_level_hu": tissue_level,
         "noise_smoothed_hu": noise_s,
+        # One voxel's noise and how correlated noise widens a sum (the SDs of volume and mass).
+        "noise_structure": structure.to_dict() if structure is not None else None,
         "seed_threshold_hu": det.seed_threshold_hu,
         "midline_x_mm": midline,
         "body_parts": body.n_parts,

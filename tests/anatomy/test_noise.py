@@ -102,3 +102,54 @@ def test_box_reads_equal_whole_slice_reads(dtype):
     y0, y1, x0, x1 = sample.boxes[0]
     assert (y1 - y0) * (x1 - x0) < hu.shape[1] * hu.shape[2] and y1 == 120 and x1 == 140
     assert estimate_noise_hu(hu, sample) == reference_noise_hu(hu, tissue)
+
+
+def _noise_field(shape, sd_hu: float, sigma_px: float, seed: int) -> np.ndarray:
+    """Gaussian noise of SD ``sd_hu``, correlated in-plane by a Gaussian of ``sigma_px``, and the
+    factor by which it widens a large sum (the sum of its normalised autocorrelation)."""
+    from calcinosis.phantom.render import add_noise
+
+    field = add_noise(np.zeros(shape, np.float32), sd_hu, sigma_px * 0.8, 0.8, np.random.default_rng(seed))
+    return field
+
+
+def _true_sum_factor(sigma_px: float) -> float:
+    """Sum over all offsets of the in-plane autocorrelation of add_noise's correlated noise."""
+    if sigma_px == 0:
+        return 1.0
+    impulse = np.zeros((41, 41))
+    impulse[20, 20] = 1.0
+    kernel = ndi.gaussian_filter(impulse, sigma_px, mode="constant")
+    return float(kernel.sum() ** 2 / (kernel ** 2).sum())
+
+
+@pytest.mark.parametrize("sigma_px", [0.0, 0.6])
+def test_noise_structure_recovers_voxel_sd_and_sum_factor(sigma_px):
+    # Muscle (50 HU) and fat (-100 HU) halves with noise of SD 20 HU: white, or correlated as a
+    # reconstruction kernel correlates it (neighbours 0.5 apart by 0.6 px). The per-voxel SD
+    # comes from differences past the correlation; the sum's factor from the nearer ones.
+    from calcinosis.anatomy.noise import noise_structure
+
+    shape = (12, 160, 160)
+    hu = np.full(shape, 50.0, np.float32)
+    hu[:, :, 80:] = -100.0
+    hu = _noise_field(shape, 20.0, sigma_px, 3).astype(np.float32) + hu
+    hu = np.rint(hu).astype(np.int16)
+    tissue = np.ones(shape, bool)
+    tissue[:, :4] = tissue[:, -4:] = False
+    structure = noise_structure(hu, noise_sample(shape[0], tissue), (2.0, 0.8, 0.8))
+    assert structure is not None
+    assert structure.voxel_sd_hu == pytest.approx(20.0, rel=0.05)
+    truth = _true_sum_factor(sigma_px)
+    assert structure.sum_factor == pytest.approx(truth, rel=0.2, abs=0.25), truth
+    if sigma_px:
+        assert truth > 3.0  # a sum's SD about twice what independent voxels give
+        # The 5 x 5 residual the detection uses sees less of correlated noise.
+        assert estimate_noise_hu(hu, noise_sample(shape[0], tissue)) < 0.96 * structure.voxel_sd_hu
+
+
+def test_noise_structure_needs_tissue():
+    from calcinosis.anatomy.noise import noise_structure
+
+    hu = np.zeros((4, 20, 20), np.int16)
+    assert noise_structure(hu, noise_sample(4, np.zeros(hu.shape, bool)), (1.0, 1.0, 1.0)) is None

@@ -64,6 +64,11 @@ def test_output_files_follow_the_contract(analysed, small_phantom):
     mass_sds = [float(r[sd_cols[1]]) for r in rows[1:]]
     assert summary["totals"]["mass_sd_mg"] == pytest.approx(np.sqrt(np.sum(np.square(mass_sds))), abs=0.002)
     assert max(mass_sds) < summary["totals"]["mass_sd_mg"] < sum(mass_sds)
+    # The noise the SDs use: one voxel's SD near the phantom's 15 HU, and the phantom's mildly
+    # correlated noise widens sums a little (its true factor is 1.24).
+    structure = summary["image"]["noise_structure"]
+    assert structure["voxel_sd_hu"] == pytest.approx(15.0, rel=0.1)
+    assert 1.0 < structure["sum_factor"] < 1.8
     for key in ("input", "settings", "by_compartment", "by_region", "by_side", "pattern",
                 "excluded", "warnings", "software", "run_time_s"):
         assert key in summary, key

@@ -106,6 +106,9 @@ def build_summary(analysis, *, keep_identifiers: bool = False) -> dict[str, Any]
             "seed_threshold_hu": _r(facts.get("seed_threshold_hu"), 1),
             "midline_x_mm": _r(facts.get("midline_x_mm"), 2),
             "body_parts": facts.get("body_parts"),
+            # One voxel's noise SD and how much correlated noise widens a sum over a deposit
+            # (the noise SDs of volume and mass use them); null when nothing was measured.
+            "noise_structure": facts.get("noise_structure"),
         },
         "totals": burden(lesions),
         "by_compartment": group_burden(lesions, "compartment", COMPARTMENTS),
