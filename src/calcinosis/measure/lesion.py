@@ -327,8 +327,8 @@ def volume_sd_mm3(inside_hu: np.ndarray, fringe_hu: np.ndarray, threshold_hu: fl
     independent: with noise correlated as a reconstruction kernel correlates it (neighbours
     about 0.5 apart) the SD still matched the spread over 150 noise draws (2.2 against 2.2 mm3,
     ``tests/measure/test_noise_sd.py``). On phantoms
-    (30 HU, 3 mm slices, 428 deposits of 2 mm or more, two noise draws of seeds 0-5) 64.5 % of
-    the voxel counts lie within one SD of the ideal segmentation's and 92.5 % within two
+    (30 HU, 3 mm slices, 428 deposits of 2 mm or more, two noise draws of seeds 0-5) 63.6 % of
+    the voxel counts lie within one SD of the ideal segmentation's and 90.9 % within two
     (``bench/bench_accuracy.py`` prints it).
 
     Examples
