@@ -160,6 +160,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
                              posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0), hu=hu)
         lesions, structure = measured.result()
     del ctx
+    if lesions and structure is None:
+        warnings.append("too little homogeneous fat or muscle to measure how the noise is correlated: "
+                        "the noise SDs of volume and mass assume independent voxels and may be too narrow")
 
     def crop_index(lesion):
         """Fractional (z, y, x) index of the lesion centroid on the cropped grid."""

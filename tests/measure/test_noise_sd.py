@@ -96,3 +96,23 @@ def test_mass_sd_with_correlated_noise_takes_the_measured_sum_factor():
     spread = np.std([les.mass_mg for les in with_structure])
     assert np.median([les.mass_sd_mg for les in with_structure]) == pytest.approx(spread, rel=0.25)
     assert np.median([les.mass_sd_mg for les in white]) < 0.7 * spread
+
+
+def test_without_fat_or_muscle_to_read_the_sds_say_they_assume_independent_noise():
+    # A body of dense soft tissue (110 HU: neither fat nor muscle by its local mean) round a
+    # deposit: the noise's correlation cannot be read, the SDs fall back on independent voxels
+    # and a warning says they may be too narrow.
+    from calcinosis.pipeline import analyze
+    from calcinosis.volume import Volume
+
+    rng = np.random.default_rng(5)
+    shape = (20, 96, 96)
+    z, y, x = np.indices(shape)
+    hu = np.full(shape, -1000.0)
+    hu[(y - 48) ** 2 + (x - 48) ** 2 <= 40 ** 2] = 110.0
+    hu[(z - 10) ** 2 * 4 + (y - 48) ** 2 + (x - 60) ** 2 <= 16] = 800.0
+    hu = np.rint(ndi.gaussian_filter(hu, 0.7) + rng.normal(0, 12, shape)).astype(np.int16)
+    analysis = analyze(Volume(hu, (0.8, 0.8, 1.0)))
+    assert analysis.lesions and all(les.mass_sd_mg > 0 for les in analysis.lesions)
+    assert analysis.facts["noise_structure"] is None
+    assert any("noise SDs" in w and "too narrow" in w for w in analysis.warnings), analysis.warnings
