@@ -13,7 +13,7 @@ import numpy as np
 
 from calcinosis.anatomy.air import add_internal_air
 from calcinosis.anatomy.body import find_body
-from calcinosis.anatomy.noise import NoiseStructure, estimate_noise_hu, noise_sample, noise_structure
+from calcinosis.anatomy.noise import estimate_noise_hu, noise_sample, noise_structure
 from calcinosis.anatomy.cavity import find_cavity
 from calcinosis.anatomy.regions import body_regions, region_features
 from calcinosis.config import AnalysisConfig
@@ -96,6 +96,11 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         return mask[z] & (hu[z] > -200) & (hu[z] < 120)
 
     sample = noise_sample(hu.shape[0], soft)  # eroded once for both estimates
+    # How the noise is correlated (one voxel's SD, a sum's widening: the noise SDs of volume and
+    # mass, and the raw-noise rules below), read beside the estimates that follow.
+    structure_pool = ThreadPoolExecutor(max_workers=1) if n_threads() > 1 else None
+    structure_job = (structure_pool.submit(noise_structure, hu, sample, sp) if structure_pool
+                     else None)
     noise = estimate_noise_hu(hu, sample)
     # Soft-tissue level: the median of muscle-range voxels, from every 2nd voxel on each axis
     # (millions of voxels still: the same median to a fraction of a HU, 8 times cheaper).
@@ -112,6 +117,15 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     if noise > 40:
         warnings.append(f"high image noise ({noise:.0f} HU): small faint deposits may be missed")
 
+    if structure_pool is not None:
+        structure = structure_job.result()
+        structure_pool.shutdown()
+    else:
+        structure = noise_structure(hu, sample, sp)
+    # The 5 x 5 residual sees only part of noise correlated over a few pixels (real CT: 0.6-0.8
+    # of one voxel's SD on the chest CTs; on the phantoms it is the larger): the raw-HU rules
+    # (seeds, raw peaks on bone) take the larger of the two, as the phantoms they were set on.
+    raw_noise = max(noise, structure.voxel_sd_hu) if structure is not None else noise
     step("detect")
     # What the regions read from the image and the body alone, and the midline, are computed
     # while detection waits for the bones' splits (the regions' bone-dependent rest comes
@@ -123,7 +137,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         ahead["midline"] = _midline_x_mm(volume, mask, body.crop, body.n_parts)
 
     det = detect_lesions(hu, mask, sp, config, tissue_level_hu=tissue_level, noise_smoothed_hu=noise_s,
-                         smooth_hu=smooth, noise_hu=noise, start=started,
+                         smooth_hu=smooth, noise_hu=raw_noise, start=started,
                          # Written straight into the full-grid map: no copy of the label grid
                          # later, and only the pages holding lesions are ever touched.
                          out=labels_full[body.crop],
@@ -139,11 +153,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     ctx = LesionContext(hu, det.labels, mask, det.bone, None, None, sp, offset, det.boxes, det.from_bone)
     # Measurement and the anatomy (regions, cavity) read the same arrays and write none:
     # the measurement runs in a worker thread beside them (CALCINOSIS_THREADS=1: in turn).
-    def measure(ctx: LesionContext) -> tuple[list[Lesion], NoiseStructure | None]:
-        # How the noise adds up over a deposit (its SDs): read on the noise estimate's slices.
-        structure = noise_structure(hu, sample, sp) if det.boxes else None
+    def measure(ctx: LesionContext) -> list[Lesion]:
         return measure_lesions(ctx, volume.index_to_lps, config, midline_x_mm=midline, noise_hu=noise,
-                               noise_structure=structure), structure
+                               noise_structure=structure)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         measured = pool.submit(measure, ctx)
@@ -158,7 +170,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         # Only landmarks here: a slice of the cavity is computed when a finding on it is read.
         cavity = find_cavity(mask, det.bone, sp, trunk,
                              posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0), hu=hu)
-        lesions, structure = measured.result()
+        lesions = measured.result()
     del ctx
     if lesions and structure is None:
         warnings.append("too little homogeneous fat or muscle to measure how the noise is correlated: "
