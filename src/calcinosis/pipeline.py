@@ -214,6 +214,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     facts = {
         "tissue_level_hu": tissue_level,
         "noise_smoothed_hu": noise_s,
+        "raw_noise_hu": raw_noise,  # the noise the raw-HU rules of detection read
         # One voxel's noise and how correlated noise widens a sum (the SDs of volume and mass).
         "noise_structure": structure.to_dict() if structure is not None else None,
         "seed_threshold_hu": det.seed_threshold_hu,

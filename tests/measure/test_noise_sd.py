@@ -116,3 +116,29 @@ def test_without_fat_or_muscle_to_read_the_sds_say_they_assume_independent_noise
     assert analysis.lesions and all(les.mass_sd_mg > 0 for les in analysis.lesions)
     assert analysis.facts["noise_structure"] is None
     assert any("noise SDs" in w and "too narrow" in w for w in analysis.warnings), analysis.warnings
+
+
+def test_detection_reads_raw_hu_against_one_voxels_noise_where_noise_is_correlated():
+    # Noise correlated over a few pixels (as on real scans) hides from the 5 x 5 residual the
+    # noise estimate is: detection's raw-HU rules then take one voxel's measured SD, the larger.
+    # With white noise the two agree and the 5 x 5 estimate stays.
+    from calcinosis.phantom.render import add_noise
+    from calcinosis.pipeline import analyze
+    from calcinosis.volume import Volume
+
+    shape = (16, 96, 96)
+    _, y, x = np.indices(shape)
+    base = np.full(shape, -1000.0, np.float32)
+    body = (y - 48) ** 2 + (x - 48) ** 2 <= 40 ** 2
+    base[body] = 50.0
+    base[:, 30:66, 60:72] = -100.0  # a band of fat
+    out = {}
+    for sigma_px in (0.0, 1.0):
+        hu = add_noise(base, 15.0, sigma_px * 0.8, 0.8, np.random.default_rng(2))
+        analysis = analyze(Volume(hu, (0.8, 0.8, 2.0)))
+        structure = analysis.facts["noise_structure"]
+        out[sigma_px] = (analysis.noise_hu, structure["voxel_sd_hu"], analysis.facts["raw_noise_hu"])
+    white, correlated = out[0.0], out[1.0]
+    assert white[2] == pytest.approx(max(white[0], white[1]), abs=0.01) and white[1] == pytest.approx(15.0, rel=0.1)
+    assert correlated[0] < 0.8 * correlated[1]  # the 5 x 5 residual sees part of it
+    assert correlated[2] == pytest.approx(correlated[1], abs=0.01) and correlated[1] == pytest.approx(15.0, rel=0.1)
