@@ -123,8 +123,8 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     else:
         structure = noise_structure(hu, sample, sp)
     # The 5 x 5 residual sees only part of noise correlated over a few pixels (real CT: 0.6-0.8
-    # of one voxel's SD on the chest CTs; on the phantoms it is the larger): the raw-HU rules
-    # (seeds, raw peaks on bone) take the larger of the two, as the phantoms they were set on.
+    # of one voxel's SD on the chest CTs). The raw-HU rules (seeds, raw peaks on bone) were set
+    # on phantoms, where it is the larger of the two estimates; they take the larger.
     raw_noise = max(noise, structure.voxel_sd_hu) if structure is not None else noise
     step("detect")
     # What the regions read from the image and the body alone, and the midline, are computed
