@@ -83,7 +83,9 @@ code 6.74 s), peak memory 4x the volume + 60 MiB: the shoulder search over the t
 without cc3d.statistics now) is the largest step. The phantom is now made in its own process:
 a child's peak RSS counts the pages it shared with its parent at its start (2159 MiB
 reported for the textured phantom before, 860 MiB true).
-Session 13: 400 slices 2.62-3.15 s = 5.3-6.3x (same code speed). Why 3x is out of reach of
+Session 13: 400 slices 2.62-3.47 s = 5.3-6.6x over a noisy day; at its end, alternating runs
+gave 3.02-3.10 s = 5.6-6.1x, the session-12 code 3.02-3.36 s = 6.2-6.5x (the noise structure
+read beside the noise estimate costs no measurable time). Why 3x is out of reach of
 scheduling: at 400 slices the analysis uses 3.6-4.0 s of CPU in 2.6 s (1.4-1.5 cores; body
 0.47 s and noise 0.26 s wall before anything else can start, detection 1.59 s wall on 2.2-2.5
 s of CPU, regions and cavity 0.28 s): with both cores busy throughout it would still take 1.8
