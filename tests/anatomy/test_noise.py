@@ -153,3 +153,26 @@ def test_noise_structure_needs_tissue():
 
     hu = np.zeros((4, 20, 20), np.int16)
     assert noise_structure(hu, noise_sample(4, np.zeros(hu.shape, bool)), (1.0, 1.0, 1.0)) is None
+
+
+def test_sum_factor_over_a_region_grows_with_its_size_to_the_large_regions():
+    # A region's own factor counts the pairs it holds at each read offset: 1 for one voxel, the
+    # whole factor for a region much larger than the correlation, in between for a small one
+    # (its edge voxels miss partners).
+    from calcinosis.anatomy.noise import NoiseStructure
+
+    rho = {(0, 1): 0.5, (1, 0): 0.5, (1, 1): 0.25, (1, -1): 0.25, (0, 2): 0.1, (2, 0): 0.1}
+    full = (1.0 + 2.0 * sum(rho.values())) * (1.0 + 2.0 * 0.3)
+    structure = NoiseStructure(10.0, full, {**rho, (1, 0, 0): 0.3})
+    one = np.zeros((3, 9, 9), bool)
+    one[1, 4, 4] = True
+    assert structure.factor_over(one) == pytest.approx(1.0)
+    pair = one.copy()
+    pair[1, 4, 5] = True  # two neighbours along x: (2 + 2 * 0.5) / 2
+    assert structure.factor_over(pair) == pytest.approx(1.5)
+    big = np.zeros((60, 60, 60), bool)
+    big[5:55, 5:55, 5:55] = True
+    small = np.zeros((3, 9, 9), bool)
+    small[1, 3:6, 3:6] = True
+    assert 1.0 < structure.factor_over(small) < structure.factor_over(big)
+    assert structure.factor_over(big) == pytest.approx(full, rel=0.1)

@@ -102,7 +102,6 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
     (the mass's variance is multiplied by it); without it, ``noise_hu`` and independent voxels.
     """
     sd_noise = noise_structure.voxel_sd_hu if noise_structure is not None else noise_hu
-    sum_factor = noise_structure.sum_factor if noise_structure is not None else 1.0
     lesions = []
     sp = np.asarray(ctx.spacing_zyx, float)
     vv = float(np.prod(sp))
@@ -145,12 +144,12 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
         # with the air outside) or holds (almost) no soft tissue (a nodule in the lung),
         # the surroundings' background stays.
         mass_background = background
-        n_background = int(ring_ok.sum())  # the voxels the mass's background is the median of
+        ring_used = ring_ok  # the voxels the mass's background is the median of
         soft = hu >= SOFT_TISSUE_MIN_HU
         if depth > diameter / 2 + max(config.shell_mm, float(sp.max())) + BACKGROUND_RING_MM \
                 and (ring_ok & soft).sum() >= 5:
             mass_background = float(np.median(hu[ring_ok & soft]))
-            n_background = int((ring_ok & soft).sum())
+            ring_used = ring_ok & soft
             region &= soft
             # Along z the voxels at the threshold leave out the deposit's partial volume on
             # the slices above and below, which is what tells where between two thick slices
@@ -160,9 +159,12 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
             centroid_local[0] = _z_with_partial_volume(coords, w, mask, hu, region, mass_background)
         mass = background_corrected_mass_mg(hu, region, mass_background, vv,
                                             config.mass_calibration_mg_per_hu_cm3)
-        # Correlated noise: the region's sum and the ring's median both vary sum_factor times more.
-        mass_sd = mass_sd_mg(int(region.sum()), n_background, sd_noise, vv,
-                             config.mass_calibration_mg_per_hu_cm3) * float(np.sqrt(sum_factor))
+        # Correlated noise: the region's sum and the ring's median vary more, each by the factor
+        # of its own voxels (noise_structure.factor_over).
+        mass_sd = mass_sd_mg(int(region.sum()), int(ring_used.sum()), sd_noise, vv,
+                             config.mass_calibration_mg_per_hu_cm3,
+                             region_factor=noise_structure.factor_over(region) if noise_structure else 1.0,
+                             background_factor=noise_structure.factor_over(ring_used) if noise_structure else 1.0)
         fringe = grow_one(mask, corners=True) & ~mask & ~other & ~bone_near & (hu < config.threshold_hu)
         volume_sd = volume_sd_mm3(vals, hu[fringe], config.threshold_hu, sd_noise, vv)
         x, y, z = (float(v) for v in to_lps(centroid_local + offset))
@@ -356,16 +358,17 @@ def combined_sd(sds: Iterable[float]) -> float:
 
 
 def mass_sd_mg(n_region: int, n_background: int, noise_hu: float, voxel_volume_mm3: float,
-               calibration_mg_per_hu_cm3: float) -> float:
+               calibration_mg_per_hu_cm3: float, *, region_factor: float = 1.0,
+               background_factor: float = 1.0) -> float:
     """Standard deviation (mg) that image noise alone gives a lesion's background-corrected mass.
 
     The mass sums ``HU - background`` over ``n_region`` voxels (the lesion and its shell);
     each voxel's noise (SD ``noise_hu``) adds ``noise^2`` to the sum's variance, and the
     background (the median of ``n_background`` ring voxels, SD about
     ``sqrt(pi / 2) * noise / sqrt(n_background)``) is taken off every voxel of the region.
-    This is the SD for independent voxels: with correlated noise both terms' variances grow
-    by the noise's sum factor (:class:`calcinosis.anatomy.noise.NoiseStructure`), which
-    :func:`measure_lesions` applies.
+    With correlated noise the region's sum varies ``region_factor`` times more and the ring's
+    median ``background_factor`` times more (fewer independent voxels) than independent voxels
+    would make them (:meth:`calcinosis.anatomy.noise.NoiseStructure.factor_over` of each).
 
     Examples
     --------
@@ -374,9 +377,9 @@ def mass_sd_mg(n_region: int, n_background: int, noise_hu: float, voxel_volume_m
     """
     if not noise_hu > 0 or n_region <= 0:
         return 0.0
-    variance = n_region * noise_hu ** 2
+    variance = n_region * noise_hu ** 2 * region_factor
     if n_background > 0:
-        variance += n_region ** 2 * (np.pi / 2.0) * noise_hu ** 2 / n_background
+        variance += n_region ** 2 * (np.pi / 2.0) * noise_hu ** 2 * background_factor / n_background
     return float(calibration_mg_per_hu_cm3 * np.sqrt(variance) * voxel_volume_mm3 / 1000.0)
 
 
