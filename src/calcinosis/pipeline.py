@@ -123,8 +123,9 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     else:
         structure = noise_structure(hu, sample, sp)
     # The 5 x 5 residual sees only part of noise correlated over a few pixels (real CT: 0.6-0.8
-    # of one voxel's SD on the chest CTs). The raw-HU rules (seeds, raw peaks on bone) were set
-    # on phantoms, where it is the larger of the two estimates; they take the larger.
+    # of one voxel's SD on the chest CTs). The rules on raw HU (seeds, raw peaks on bone, the
+    # low-contrast flag, the scan-edge rules) were set on phantoms, where it is the larger of
+    # the two estimates; they take the larger.
     raw_noise = max(noise, structure.voxel_sd_hu) if structure is not None else noise
     step("detect")
     # What the regions read from the image and the body alone, and the midline, are computed
@@ -154,7 +155,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     # Measurement and the anatomy (regions, cavity) read the same arrays and write none:
     # the measurement runs in a worker thread beside them (CALCINOSIS_THREADS=1: in turn).
     def measure(ctx: LesionContext) -> list[Lesion]:
-        return measure_lesions(ctx, volume.index_to_lps, config, midline_x_mm=midline, noise_hu=noise,
+        return measure_lesions(ctx, volume.index_to_lps, config, midline_x_mm=midline, noise_hu=raw_noise,
                                noise_structure=structure)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -183,7 +184,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     lesions = [replace(lesion, region=regions.region_at(tuple(int(round(v)) for v in crop_index(lesion))))
                for lesion in lesions]
     drop = scan_limited_findings(lesions, det.labels, offset, hu_full.shape, mask, sp, config.threshold_hu,
-                                 hu=hu, noise_hu=noise, boxes=det.boxes)
+                                 hu=hu, noise_hu=raw_noise, boxes=det.boxes)
     lesions, skeletal, lut = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
                                                      hu=hu, body=mask, drop=drop, boxes=det.boxes,
                                                      regions=regions, bone=det.bone, threshold_hu=config.threshold_hu)
@@ -214,7 +215,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     facts = {
         "tissue_level_hu": tissue_level,
         "noise_smoothed_hu": noise_s,
-        "raw_noise_hu": raw_noise,  # the noise the raw-HU rules of detection read
+        "raw_noise_hu": raw_noise,  # the noise the rules on raw HU read
         # One voxel's noise and how correlated noise widens a sum (the SDs of volume and mass).
         "noise_structure": structure.to_dict() if structure is not None else None,
         "seed_threshold_hu": det.seed_threshold_hu,
