@@ -140,3 +140,8 @@ def test_headline_is_the_calcinosis_burden(analysis):
     stated = summary["calcinosis_totals"]["volume_sd_mm3"]
     assert stated == pytest.approx(sd, abs=0.01)
     assert cards["calcinosis volume"] == f"{volume:.1f} ± {stated:.1f} mm³"
+    # What the SDs rest on is said beside the image noise.
+    structure = summary["image"]["noise_structure"]
+    said = (f"one voxel {structure['voxel_sd_hu']:g} HU; correlated noise widens the variance of a "
+            f"sum up to {structure['sum_factor']:g}×")
+    assert said in render_report(summary, changed.lesions)

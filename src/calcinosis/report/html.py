@@ -197,6 +197,11 @@ def render_report(summary: dict[str, Any], lesions: Sequence[Lesion], *,
     settings = summary["settings"]
     image = summary["image"]
     noise = "" if image.get("noise_hu") is None else f" · image noise {image['noise_hu']:g} HU"
+    structure = image.get("noise_structure")
+    if structure:
+        # What the ± SDs rest on: one voxel's noise, and how much its correlation widens a sum.
+        noise += (f" (one voxel {structure['voxel_sd_hu']:g} HU; correlated noise widens the variance "
+                  f"of a sum up to {structure['sum_factor']:g}×)")
     groups = "".join(_burden_table(title, summary[key]) for title, key in
                      (("compartment", "by_compartment"), ("region", "by_region"), ("side", "by_side")))
     return f"""<!DOCTYPE html>
