@@ -98,30 +98,25 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     sample = noise_sample(hu.shape[0], soft)  # eroded once for both estimates
     # How the noise is correlated (one voxel's SD, a sum's widening: the noise SDs of volume and
     # mass, and the raw-noise rules below), read beside the estimates that follow.
-    structure_pool = ThreadPoolExecutor(max_workers=1) if n_threads() > 1 else None
-    structure_job = (structure_pool.submit(noise_structure, hu, sample, sp) if structure_pool
-                     else None)
-    noise = estimate_noise_hu(hu, sample)
-    # Soft-tissue level: the median of muscle-range voxels, from every 2nd voxel on each axis
-    # (millions of voxels still: the same median to a fraction of a HU, 8 times cheaper).
-    # The median from a histogram of the whole-HU values: np.median's value, without its sort.
-    counts = _muscle_histogram(hu, mask)
-    tissue_level = _weighted_quantile(np.arange(-29, 120, dtype=float), counts, 0.5) if counts.any() else 40.0
-    # The smoothed image the seeds are read on (whole HU): its noise is measured on it here
-    # (sampled slices), and detection reads it; each computed only where it is read.
-    smooth = SmoothedHU(hu, sp)
-    noise_s = estimate_noise_hu(smooth, sample)
-    if not np.isfinite(noise):
-        noise, noise_s = 20.0, 5.0
-        warnings.append("too little soft tissue to measure image noise; assumed 20 HU")
-    if noise > 40:
-        warnings.append(f"high image noise ({noise:.0f} HU): small faint deposits may be missed")
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        structure_job = beside.submit(noise_structure, hu, sample, sp) if n_threads() > 1 else None
+        noise = estimate_noise_hu(hu, sample)
+        # Soft-tissue level: the median of muscle-range voxels, from every 2nd voxel on each axis
+        # (millions of voxels still: the same median to a fraction of a HU, 8 times cheaper).
+        # The median from a histogram of the whole-HU values: np.median's value, without its sort.
+        counts = _muscle_histogram(hu, mask)
+        tissue_level = _weighted_quantile(np.arange(-29, 120, dtype=float), counts, 0.5) if counts.any() else 40.0
+        # The smoothed image the seeds are read on (whole HU): its noise is measured on it here
+        # (sampled slices), and detection reads it; each computed only where it is read.
+        smooth = SmoothedHU(hu, sp)
+        noise_s = estimate_noise_hu(smooth, sample)
+        if not np.isfinite(noise):
+            noise, noise_s = 20.0, 5.0
+            warnings.append("too little soft tissue to measure image noise; assumed 20 HU")
+        if noise > 40:
+            warnings.append(f"high image noise ({noise:.0f} HU): small faint deposits may be missed")
 
-    if structure_pool is not None:
-        structure = structure_job.result()
-        structure_pool.shutdown()
-    else:
-        structure = noise_structure(hu, sample, sp)
+        structure = structure_job.result() if structure_job else noise_structure(hu, sample, sp)
     # The 5 x 5 residual sees only part of noise correlated over a few pixels (real CT: 0.6-0.8
     # of one voxel's SD on the chest CTs). The rules on raw HU (seeds, raw peaks on bone, the
     # low-contrast flag, the scan-edge rules) were set on phantoms, where it is the larger of

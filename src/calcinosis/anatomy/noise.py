@@ -124,15 +124,22 @@ STRUCTURE_MIN_PAIRS = 2000
 class NoiseStructure:
     """How image noise adds up (see :func:`noise_structure`).
 
-    ``voxel_sd_hu``: one voxel's noise SD (HU); ``sum_factor``: the variance of the sum of a
-    compact group of voxels over what independent voxels of that SD would give (1 for white
-    noise; real CT noise is correlated over a few pixels: 5-10 on a chest CT with 0.6 mm
-    pixels); ``correlations``: the correlation at each in-plane offset ``(dy, dx)`` read,
-    and ``(1, 0, 0)`` for the next slice."""
+    ``voxel_sd_hu``: one voxel's noise SD (HU); ``correlations``: the correlation at each
+    in-plane offset ``(dy, dx)`` read (one of each pair of opposite offsets), and at
+    ``(1, 0, 0)`` the next slice's."""
 
     voxel_sd_hu: float
-    sum_factor: float
     correlations: dict
+
+    @property
+    def sum_factor(self) -> float:
+        """The variance of the sum over a large compact region over what independent voxels of
+        ``voxel_sd_hu`` would give: ``(1 + 2 sum of the in-plane correlations) * (1 + 2 rho_z)``
+        (1 for white noise; real CT noise is correlated over a few pixels: 8-15 on the chest
+        and head CTs here)."""
+        in_plane = 1.0 + 2.0 * sum(r for o, r in self.correlations.items() if len(o) == 2)
+        rho_z = float(self.correlations.get((1, 0, 0), 0.0))
+        return max(in_plane, 0.5) * max(1.0 + 2.0 * rho_z, 0.5)
 
     def to_dict(self) -> dict:
         return {"voxel_sd_hu": round(self.voxel_sd_hu, 2), "sum_factor": round(self.sum_factor, 2)}
@@ -193,11 +200,11 @@ def noise_structure(hu: np.ndarray, sample: NoiseSample, spacing_zyx) -> NoiseSt
     muscle (``NOISE_CLASSES_HU``, by the 5 x 5 local mean): for each in-plane offset ``o`` within
     the plateau (``PLATEAU_MM``, at least 3 pixels) the variance of ``hu[p + o] - hu[p]`` over
     pairs of one class is ``2 s^2 (1 - rho(o))``; at the plateau's offsets ``rho`` is 0, which
-    gives ``s``. A compact sum of ``N`` voxels then has variance about ``N s^2 F`` with
-    ``F = (1 + sum over offsets of rho) * (1 + 2 rho_z)``, ``rho_z`` the next slice's
-    correlation (the sum over a region as large as the correlation; smaller regions get less,
-    so ``F`` errs wide for them). Anatomy left in the classes widens ``s`` and ``F`` too (the
-    background under a deposit is not known either). None where too little tissue is read.
+    gives ``s``. A large compact sum of ``N`` voxels then has variance about ``N s^2 F``
+    (:attr:`NoiseStructure.sum_factor`); a given region's own factor counts the pairs it
+    holds at each offset (:meth:`NoiseStructure.factor_over`). Anatomy left in the classes
+    widens ``s`` and the correlations too (the background under a deposit is not known
+    either). None where too little tissue is read.
     """
     if not sample.zs:
         return None
@@ -237,6 +244,4 @@ def noise_structure(hu: np.ndarray, sample: NoiseSample, spacing_zyx) -> NoiseSt
     # wider than the plateau's is that, not noise correlated below zero.
     rho_z = max(1.0 - var[(1, 0, 0)] / (2.0 * s2), 0.0) if (1, 0, 0) in var else 0.0
     rho[(1, 0, 0)] = rho_z
-    in_plane = 1.0 + 2.0 * sum(r for o, r in rho.items() if len(o) == 2)
-    factor = max(in_plane, 0.5) * max(1.0 + 2.0 * rho_z, 0.5)
-    return NoiseStructure(float(np.sqrt(s2)), float(factor), rho)
+    return NoiseStructure(float(np.sqrt(s2)), rho)

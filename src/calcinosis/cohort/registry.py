@@ -81,7 +81,8 @@ LESION_COLUMNS: dict[str, Any] = {
     "bone_distance_mm": sa.Float, "background_hu": sa.Float, "n_voxels": sa.Integer,
     "confidence": sa.String(16), "flags": sa.Text,
 }
-# The columns lesions.csv has after the contract's: each measurement's noise SD.
+# The columns lesions.csv has after the contract's: each measurement's noise SD (in
+# ``summaries`` the same names hold the totals' SDs).
 LESION_SD_COLUMNS: dict[str, Any] = {"volume_sd_mm3": sa.Float, "mass_sd_mg": sa.Float}
 
 lesions = sa.Table(
@@ -108,8 +109,7 @@ summaries = sa.Table(
     sa.Column("pattern", sa.Text),
     sa.Column("warnings", sa.JSON),
     sa.Column("summary", sa.JSON),
-    sa.Column("volume_sd_mm3", sa.Float),
-    sa.Column("mass_sd_mg", sa.Float),
+    *[sa.Column(name, type_) for name, type_ in LESION_SD_COLUMNS.items()],
 )
 
 

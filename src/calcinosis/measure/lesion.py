@@ -98,8 +98,9 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
     ``region_of`` maps an LPS point to a body-region name (``unknown`` when absent).
     ``noise_hu`` is the image noise the flags judge contrast by. The noise SDs of volume and
     mass take, from ``noise_structure`` (:class:`calcinosis.anatomy.noise.NoiseStructure`)
-    when given, one voxel's noise SD and the factor by which correlated noise widens a sum
-    (the mass's variance is multiplied by it); without it, ``noise_hu`` and independent voxels.
+    when given, one voxel's noise SD, and for the mass how far correlated noise widens the
+    sum over its region and the median of its background ring (each by its own voxels);
+    without it, ``noise_hu`` and independent voxels.
     """
     sd_noise = noise_structure.voxel_sd_hu if noise_structure is not None else noise_hu
     lesions = []
