@@ -11,7 +11,11 @@ the deposit, they add volume, mass and a centroid shift that are the bone's.
 The deposit's own share of such a voxel is judged from its other side: its blur is
 taken as symmetric about the middle of its densest part (voxels above half its height),
 so a voxel next to the bone is its own when the voxel mirrored through that middle, on
-the side that faces soft tissue, is at or above the threshold too.
+the side that faces soft tissue, is at or above the threshold too. On a slice where the
+deposit does not show, its voxels next to the bone are the bone's partial volume only when
+the bone shows beside them on that slice; with soft tissue round them there, they are the
+deposit's own partial volume on the slice between it and a bone that ends on the slice
+beyond (dropping them lost 18 % of a 6.6 mm deposit 2.8 mm from a rib on 3 mm slices).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from calcinosis.anatomy.morphology import grow
 SHOWS_FRACTION = 0.15
 
 _CUBE = np.ones((3, 3, 3), bool)
+# The bone's own partial volume on a slice spreads beside a deposit's footprint there: at
+# least this share of the in-plane ring round the footprint is dense bone.
+BONE_BESIDE_FRACTION = 0.25
 
 
 def own_blur(sub: tuple[slice, ...], piece: np.ndarray, dense: np.ndarray, bone: np.ndarray,
@@ -41,8 +48,11 @@ def own_blur(sub: tuple[slice, ...], piece: np.ndarray, dense: np.ndarray, bone:
 
     - on a slice where the deposit does not show (no voxel of its densest part, and none
       away from the bone that rises ``SHOWS_FRACTION`` of its height above its lowest
-      voxel) they hold its blur across slices at most, and are the bone's: on thick slices,
-      the bone's own partial volume under a deposit that lies on it;
+      voxel) they hold its blur across slices at most, and are the bone's when the bone
+      shows beside them on that slice (:func:`_bone_beside`): on thick slices, the bone's
+      own partial volume under a deposit that lies on it. With soft tissue round them
+      there, they are the deposit's own partial volume on the slice between it and a bone
+      that ends on the slice beyond;
     - elsewhere they are kept when the in-plane point mirrored through the middle of the
       densest part (its voxels' mean index, not its intensity-weighted centroid, which on
       thick slices is drawn to the densest slice) falls on or between voxels of which at
@@ -85,7 +95,7 @@ def own_blur(sub: tuple[slice, ...], piece: np.ndarray, dense: np.ndarray, bone:
         return piece
     shows = (mask & ~next_to_bone & (sm >= low + SHOWS_FRACTION * rise)) | densest
     shows_on_slice = shows.any(axis=(1, 2))[:, None, None]
-    drop = next_to_bone & ~shows_on_slice
+    drop = next_to_bone & ~shows_on_slice & _bone_beside(mask, bone[sub] & dense[sub] & ~piece)
     contested = next_to_bone & shows_on_slice & ~grow(densest, corners=True)
     idx = np.argwhere(contested)
     centre = np.argwhere(densest).mean(axis=0)
@@ -100,3 +110,16 @@ def own_blur(sub: tuple[slice, ...], piece: np.ndarray, dense: np.ndarray, bone:
     drop[tuple(idx[~keep].T)] = True
     parts, _ = ndi.label(mask & ~drop, structure=_CUBE)
     return piece & ((parts == parts[top]) | ~mask)
+
+
+def _bone_beside(mask: np.ndarray, bone: np.ndarray) -> np.ndarray:
+    """Per slice (broadcast over the slice): whether the bone shows beside ``mask``'s
+    footprint there, in at least ``BONE_BESIDE_FRACTION`` of the in-plane ring round it.
+
+    The bone's partial volume on a slice where the deposit does not show is a sheet that
+    goes on beyond the deposit; the deposit's own partial volume on a slice between it and
+    the bone (the bone on the slice beyond) is a footprint with soft tissue round it."""
+    ring = grow(mask, corners=True, axes=(1, 2)) & ~mask
+    n_ring = ring.sum(axis=(1, 2))
+    n_bone = (ring & bone).sum(axis=(1, 2))
+    return (n_bone >= BONE_BESIDE_FRACTION * np.maximum(n_ring, 1))[:, None, None]
