@@ -113,8 +113,10 @@ def _write_dicom(analysis: Analysis, out: Path, keep_identifiers: bool, summary:
         paths["sr"] = write_sr(sr, out / "lesions_sr.dcm")
         return paths
     except (InputError, ValueError, TypeError, AttributeError, KeyError, OSError) as exc:
-        log.warning("DICOM SEG/SR not written: %s", exc)
-        summary["warnings"].append(f"DICOM SEG/SR not written: {exc}")
+        # A library error may carry no text (a KeyError of an empty key): name its type then.
+        reason = str(exc) if str(exc).strip("'\" ") else f"{type(exc).__name__} {exc}".strip()
+        log.warning("DICOM SEG/SR not written: %s", reason)
+        summary["warnings"].append(f"DICOM SEG/SR not written: {reason}")
         return {}
 
 

@@ -189,3 +189,48 @@ def test_seg_refuses_labels_off_the_grid(analysis):
 
     with pytest.raises(ValueError, match="shape"):
         build_segmentation(analysis.volume, analysis.labels[:-1], analysis.lesions)
+
+
+def _copy_series(folder, dest, edit):
+    """A copy of the series with ``edit(dataset)`` applied to each file's dataset (not its
+    file meta), as an anonymiser may leave it."""
+    dest.mkdir()
+    for path in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(path)
+        edit(ds)
+        ds.save_as(dest / path.name, enforce_file_format=True)
+    return dest
+
+
+def test_sop_uids_emptied_in_the_dataset_are_taken_from_the_file_meta(dicom_series, tmp_path):
+    from calcinosis.cli import main
+
+    def blank_sop_uids(ds):
+        ds.SOPClassUID = ""
+        ds.SOPInstanceUID = ""
+
+    folder = _copy_series(dicom_series[0], tmp_path / "ct", blank_sop_uids)
+    stored = {pydicom.dcmread(p).file_meta.MediaStorageSOPInstanceUID for p in folder.iterdir()}
+    assert main(["analyze", str(folder), "--out", str(tmp_path / "out"), "--no-report"]) == 0
+    seg = hd.seg.segread(tmp_path / "out" / "lesions_seg.dcm")
+    referenced = {ref.ReferencedSOPInstanceUID for ref in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert referenced and referenced <= stored
+
+
+def test_missing_study_uid_skips_seg_and_sr_with_a_one_line_warning(dicom_series, tmp_path):
+    import json
+
+    from calcinosis.cli import main
+
+    def blank_study_and_series(ds):
+        ds.StudyInstanceUID = ""
+        ds.SeriesInstanceUID = ""
+
+    folder = _copy_series(dicom_series[0], tmp_path / "ct", blank_study_and_series)
+    out = tmp_path / "out"
+    assert main(["analyze", str(folder), "--out", str(out), "--no-report"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert names == {"lesions.csv", "lesions.nii.gz", "summary.json"}
+    warnings = [w for w in json.loads((out / "summary.json").read_text())["warnings"] if "SEG/SR" in w]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert "StudyInstanceUID" in warnings[0] and "SeriesInstanceUID" in warnings[0]

@@ -66,11 +66,17 @@ def is_dicom_input(volume) -> bool:
     return meta.get("source_format") == "dicom" and bool(meta.get("dicom_files"))
 
 
+# UIDs a SEG and an SR take from their source slices.
+REFERENCED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID", "FrameOfReferenceUID")
+
+
 def source_headers(volume, *, keep_identifiers: bool = False) -> list[Dataset]:
     """Headers (no pixel data) of the source slices, in the volume's slice order.
 
     Without ``keep_identifiers`` the identifying attributes are removed (name and
-    ID become ``"ANONYMOUS"``; birth date etc. are emptied), only in memory.
+    ID become ``"ANONYMOUS"``; birth date etc. are emptied), only in memory. Empty SOP
+    Class and Instance UIDs are taken from the file meta; other missing UIDs the SEG and
+    SR must reference (``REFERENCED_UIDS``) raise :class:`InputError`.
     """
     files = volume.metadata.get("dicom_files") or ()
     if len(files) != volume.shape[0]:
@@ -83,6 +89,18 @@ def source_headers(volume, *, keep_identifiers: bool = False) -> list[Dataset]:
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
             raise InputError(f"cannot re-read source DICOM file {path} ({exc}); keep the input in place "
                              "while the outputs are written") from exc
+        meta = getattr(ds, "file_meta", None)
+        # An anonymiser may empty the dataset's own SOP UIDs and keep them in the file meta
+        # (the UIDs the file is stored under): the same UIDs.
+        for keyword, meta_keyword in (("SOPClassUID", "MediaStorageSOPClassUID"),
+                                      ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
+            if not ds.get(keyword) and meta is not None and meta.get(meta_keyword):
+                setattr(ds, keyword, meta.get(meta_keyword))
+        missing = [k for k in REFERENCED_UIDS if not ds.get(k)]
+        if missing:
+            raise InputError(f"source DICOM file {Path(path).name} has no {', '.join(missing)} (emptied by "
+                             "anonymisation?): DICOM SEG and SR must reference the study, series and slices they "
+                             "describe; the other outputs are complete")
         if not keep_identifiers:
             anonymize(ds)
         headers.append(ds)
