@@ -11,7 +11,9 @@ the output folder's parent as ``phantom400.npy``), ``lung1`` (the real chest CT 
 ``../shared/data``), ``head`` (the InVesalius example skull CT, when installed: see
 ``tests/ct/test_head_ct.py``), ``lung2`` (a second real chest CT, 512 x 512 x 61 at 5 mm, heart to
 neck, from the same source distribution of pyradiomics 3.1.0 as lung1: ``data/lung2_image.nrrd``
-inside its ``.tar.gz`` on PyPI; not in the repository: give its path in ``CALCINOSIS_LUNG2``). A
+inside its ``.tar.gz`` on PyPI; not in the repository: give its path in ``CALCINOSIS_LUNG2``),
+``abdomen`` (a real upper-abdominal DICOM series, 3 mm slices every 2 mm, from TotalSegmentator's
+source distribution on PyPI, fetched by ``.ci/setup-realct.sh``: see ``tests/ct/test_real_abdomen.py``). A
 scan that is not available is skipped with a line saying so.
 
 Usage::
@@ -37,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SCANS = ("phantom", "lung1", "head", "lung2")
+SCANS = ("phantom", "lung1", "head", "lung2", "abdomen")
 
 
 def _volume(name: str, cache: Path):
@@ -63,6 +65,14 @@ def _volume(name: str, cache: Path):
 
         return read_volume(path)
     sys.path.insert(0, str(ROOT / "tests" / "ct"))
+    if name == "abdomen":
+        from test_real_abdomen import SERIES
+
+        if not SERIES.is_dir():
+            return None
+        from calcinosis.io import read_volume
+
+        return read_volume(SERIES)
     from test_head_ct import CRANIUM, read_inv3
 
     return read_inv3(CRANIUM) if CRANIUM.exists() else None

@@ -9,7 +9,16 @@ import pytest
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.morphology import fill_holes_2d
-from calcinosis.anatomy.region_rules import MIN_BONE_MM2, _part_features
+from calcinosis.anatomy.region_rules import (
+    _CODE,
+    MIN_BONE_MM2,
+    TRACHEA_MAX_MM2,
+    TRACHEA_MAX_OFFSET_MM,
+    _arm_lobes,
+    _classify_slice,
+    _part_features,
+    slice_parts,
+)
 from calcinosis.anatomy.regions import _smooth_z
 
 
@@ -37,7 +46,6 @@ def _plain_part_features(k, sl, part, bone, air, dense, bsp) -> dict:
     spine = [b for b in central if (b["y_post"] - y0) / depth > 0.7]
     spine_x = float(np.average([b["x"] for b in spine], weights=[b["area"] for b in spine])) if spine else None
     lateral = [b for b in bones if b not in central and b["area"] >= 500.0]
-    pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
     air_x = (np.nonzero(air & part)[1] + sl[1].start) * bsp[2]
     left = float(np.sum(air_x > cx) * px)
     right = float(np.sum(air_x <= cx) * px)
@@ -51,11 +59,21 @@ def _plain_part_features(k, sl, part, bone, air, dense, bsp) -> dict:
             a = (al[asl] == j).sum() * px
             ay_c = (asl[0].start + asl[0].stop) / 2 * bsp[1] + sl[0].start * bsp[1]
             ax_c = (asl[1].start + asl[1].stop) / 2 * bsp[2] + sl[1].start * bsp[2]
-            if 50.0 <= a <= 1500.0 and ay_c < front and abs(ax_c - cx) < 0.2 * width:
+            if 50.0 <= a <= TRACHEA_MAX_MM2 and ay_c < front and abs(ax_c - cx) < 0.2 * width \
+                    and abs(ax_c - spine_x) < TRACHEA_MAX_OFFSET_MM:
                 tube = True
+    arms = None
+    with_arms = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
+    if spine and lateral and not tube:
+        lobes, in_lobe = _arm_lobes(part, bl, spine, lateral, bsp, sl[1].start)
+        if lobes is not None:
+            arms = (lobes, [b for b in lateral if b["label"] in in_lobe])
+        lateral = [b for b in lateral if b["label"] not in in_lobe]
+    pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
     return {"label": k, "slice": sl, "area": area, "cx": cx, "diam": 2.0 * np.sqrt(area / np.pi), "width": width,
             "bones": bones, "spine_x": spine_x, "pelvic_bone": pelvic, "air_left": left, "air_right": right,
-            "skull": enclosed >= 3000.0, "tube": tube}
+            "skull": enclosed >= 3000.0, "tube": tube, "arms": arms,
+            "pelvic_with_arms": with_arms}
 
 
 def _slice(rng: np.random.Generator, kind: int):
@@ -96,10 +114,15 @@ def test_part_features_equal_the_index_list_version(seed):
         want = _plain_part_features(k, sl, part, bone[sl], air[sl], dense[sl], bsp)
         assert got.keys() == want.keys()
         for key in want:
-            if key == "pelvic_bone":
+            if key in ("pelvic_bone", "pelvic_with_arms"):
                 assert (got[key] is None) == (want[key] is None)
                 if want[key] is not None:
                     np.testing.assert_array_equal(got[key], want[key])
+            elif key == "arms":
+                assert (got[key] is None) == (want[key] is None)
+                if want[key] is not None:
+                    np.testing.assert_array_equal(got[key][0], want[key][0])
+                    assert got[key][1] == want[key][1]
             else:
                 assert got[key] == want[key], key  # the same floats, bit for bit
         seen_keys |= {key for key in ("tube", "skull") if want[key]}
@@ -169,3 +192,66 @@ def test_slice_parts_keep_the_parts_large_enough_with_their_features():
         want = _plain_part_features(p["label"], sl, labels[sl] == p["label"], bone[sl], air[sl], dense[sl], bsp)
         assert {k: v for k, v in got.items() if k != "pelvic_bone"} == \
             {k: v for k, v in want.items() if k != "pelvic_bone"}
+
+
+def _trunk_with_arms(pressed: bool, plates: bool = False):
+    """A 3 mm block slice of an upper abdomen (a 330 x 210 mm trunk, a vertebra at the back)
+    with the arms down: each a 90 mm round part with a humerus, touching the trunk's flank
+    (through a 45 mm neck, or ``pressed`` along its length); ``plates`` adds iliac plates
+    inside the trunk instead of arms. Returns body, bone, air, dense."""
+    ny, nx = 80, 170
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    body = (yy - 40) ** 2 / 35.0 ** 2 + (xx - 85) ** 2 / 55.0 ** 2 <= 1.0
+    bone = ((yy - 62) ** 2 + (xx - 85) ** 2 <= 25) & body  # the vertebra
+    if plates:
+        bone |= ((yy - 45) ** 2 / 16 + (xx - 50) ** 2 / 4 <= 9) | ((yy - 45) ** 2 / 16 + (xx - 120) ** 2 / 4 <= 9)
+    else:
+        for cx in (17, 153):
+            arm = (yy - 45) ** 2 + (xx - cx) ** 2 <= 15 ** 2
+            if not pressed:
+                arm &= np.abs(yy - 45) <= 15
+            body |= arm
+            bone |= (yy - 45) ** 2 + (xx - cx) ** 2 <= 5 ** 2
+        bridge = (np.abs(yy - 45) <= (13 if pressed else 7)) & (((xx >= 25) & (xx <= 35)) | ((xx >= 135) & (xx <= 145)))
+        body |= bridge
+    bone &= body
+    air = np.zeros_like(body)
+    return body, bone, air, bone.copy()
+
+
+@pytest.mark.parametrize("pressed", [False, True])
+def test_arms_lying_against_the_trunk_are_arms_not_pelvic_plates(pressed):
+    body, bone, air, dense = _trunk_with_arms(pressed)
+    bsp = np.array([3.0, 3.0, 3.0])
+    labels, parts = slice_parts(body, air, dense, bsp)
+    assert len(parts) == 1  # one part: the trunk with its arms
+    out = np.zeros(body.shape, np.uint8)
+    seen = {"skull": 0, "lungs": 0, "spine": 0, "pelvic_bones": 0, "paired_limbs": 0, "upper_limb": 0,
+            "lower_limb": 0}
+    _classify_slice(labels, parts, bone, bsp, out, np.zeros(body.shape, bool), seen)
+    assert out[40, 85] == _CODE["abdomen"]  # not pelvis: the humeri are no pelvic plates
+    assert seen["pelvic_bones"] == 0 and seen["upper_limb"] == 2
+    for cx in (17, 153):  # each arm is a limb region
+        assert out[45, cx] in (_CODE["upper_arm"], _CODE["elbow"], _CODE["forearm"])
+
+
+def test_pelvic_plates_inside_the_trunk_stay_pelvic():
+    body, bone, air, dense = _trunk_with_arms(False, plates=True)
+    bsp = np.array([3.0, 3.0, 3.0])
+    labels, parts = slice_parts(body, air, dense, bsp)
+    f = _part_features(1, parts[0]["slice"], labels[parts[0]["slice"]] == 1, bone[parts[0]["slice"]],
+                       air[parts[0]["slice"]], dense[parts[0]["slice"]], bsp)
+    assert f["arms"] is None and f["pelvic_bone"] is not None
+
+
+def test_arm_lobes_need_a_neck_or_a_far_bone_near_the_outline():
+    """Directly: the watershed lobe (a neck) and the pressed arm (no neck, bone 205 mm out)."""
+    for pressed in (False, True):
+        body, bone, _, _ = _trunk_with_arms(pressed)
+        bl, _ = ndi.label(bone, structure=np.ones((3, 3), bool))
+        bsp = np.array([3.0, 3.0, 3.0])
+        spine = [{"label": int(bl[62, 85]), "x": 85 * 3.0, "area": 80.0 * 9}]
+        lateral = [{"label": int(bl[45, cx]), "x": cx * 3.0, "area": 78.0 * 9} for cx in (17, 153)]
+        lobes, in_lobe = _arm_lobes(body, bl, spine, lateral, bsp, 0)
+        assert in_lobe == {b["label"] for b in lateral}
+        assert lobes[45, 17] and lobes[45, 153] and not lobes[40, 85]

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import convex_hull_image
+from skimage.segmentation import watershed
 
-from calcinosis.anatomy.morphology import fill_holes_2d
+from calcinosis.anatomy.morphology import fill_holes_2d, grow_one
 
 REGIONS = ("head_neck", "chest", "abdomen", "pelvis", "back", "shoulder", "upper_arm", "elbow", "forearm",
            "wrist_hand", "hip_gluteal", "thigh", "knee", "leg", "ankle_foot", "unknown")
@@ -23,6 +24,23 @@ _NAME = {i: name for name, i in _CODE.items()}
 MIN_PART_MM2 = 100.0
 MIN_BONE_MM2 = 18.0
 MINOR_BONE_FRACTION = 0.12
+# A trachea lies in front of the spine, within this distance (mm) of its middle, and holds at
+# most this much air (mm2 on the block grid; 15-25 mm across). The upper abdomen's stomach and
+# duodenal gas in front of the spine (TotalSegmentator's example CT): 515-1056 mm2 at 20-34 mm
+# off the middle; tracheas and pharynges of the real chest and head CTs: 114-577 mm2, 1-6 mm.
+TRACHEA_MAX_OFFSET_MM = 20.0
+TRACHEA_MAX_MM2 = 750.0
+# An arm lying against the trunk is a lobe of the trunk's part: the outline narrows to this
+# fraction of the lobe's own half-thickness where it meets the trunk, and the lobe is under
+# this share of the part.
+ARM_NECK_FRACTION = 0.8
+ARM_MAX_SHARE = 0.3
+# Pressed on the trunk along its length an arm shows no narrowing; its bone lies farther from
+# the spine (mm) than a pelvic bone (the greater trochanters: 160-190 mm) and near the outline
+# (its distance to it at most this, mm); the arm is taken from this far (mm) inside the bone.
+ARM_MIN_OFFSET_MM = 195.0
+ARM_MAX_DEPTH_MM = 55.0
+ARM_HALF_WIDTH_MM = 50.0
 
 
 def slice_parts(body, air, dense, bsp) -> tuple[np.ndarray, list[dict]]:
@@ -55,6 +73,8 @@ def _classify_slice(labels, parts, bone, bsp, out, pelvis_inside, seen) -> float
     # Slices are visited from inferior to superior: lungs already seen lie below this slice.
     lungs_below = seen["lungs"] > 0
     for f in feats:
+        if lungs_below and f["arms"] is not None:
+            f = dict(f, pelvic_bone=f["pelvic_with_arms"], arms=None)
         name = _trunk_class(f)
         if name is None:
             limbs.append(f)
@@ -79,6 +99,8 @@ def _classify_slice(labels, parts, bone, bsp, out, pelvis_inside, seen) -> float
             _paint_shoulder_level(f, labels, bsp, out)
         else:
             out[labels == f["label"]] = _CODE[name]
+        if f["arms"] is not None and name in ("abdomen", "pelvis"):
+            seen["upper_limb"] += _paint_arms(f, bsp, out)
     big = [f for f in limbs if f["area"] >= 1500.0]
     paired = (not trunk_seen and len(big) >= 2
               and min(f["diam"] for f in big[:2]) >= 0.7 * max(f["diam"] for f in big[:2]))
@@ -89,6 +111,24 @@ def _classify_slice(labels, parts, bone, bsp, out, pelvis_inside, seen) -> float
         seen["lower_limb" if lower else "upper_limb"] += 1
         out[labels == f["label"]] = _CODE[_limb_class(f, lower)]
     return spine_x
+
+
+def _paint_arms(f: dict, bsp, out: np.ndarray) -> int:
+    """The arms lying against a trunk (lobes of its part, :func:`_arm_lobes`) by the limb rules;
+    returns how many."""
+    lobes, bones = f["arms"]
+    px = float(bsp[1] * bsp[2])
+    pieces, n = ndi.label(lobes, structure=_EIGHT)
+    box = out[f["slice"]]
+    for k, psl in enumerate(ndi.find_objects(pieces), start=1):
+        piece = pieces == k
+        area = float(piece.sum() * px)
+        x0, x1 = psl[1].start * bsp[2], psl[1].stop * bsp[2]
+        x_off = f["slice"][1].start * bsp[2]
+        own = [b for b in bones if x0 <= b["x"] - x_off <= x1]
+        arm = {"area": area, "diam": 2.0 * np.sqrt(area / np.pi), "width": x1 - x0, "bones": own}
+        box[piece] = _CODE[_limb_class(arm, False)]
+    return n
 
 
 def _paint_shoulder_level(f: dict, labels: np.ndarray, bsp, out: np.ndarray) -> None:
@@ -156,16 +196,80 @@ def _with_bones(shape: dict, bone, bsp) -> dict:
     spine_x = float(np.average([b["x"] for b in spine], weights=[b["area"] for b in spine])) if spine else None
     # Each bone's dict is its own (their labels differ): not among the central ones by identity.
     lateral = [b for b in bones if all(b is not c for c in central) and b["area"] >= 500.0]
-    pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
     tube = False
     if spine:
         front = min(b["y_ant"] for b in spine)
         for a, ay_c, ax_c in shape["air_pieces"]:
-            if 50.0 <= a <= 1500.0 and ay_c < front and abs(ax_c - cx) < 0.2 * width:
+            # Centred on the part and on the spine, at most a trachea's size: the stomach's and
+            # bowel's gas lies in front of the spine too, larger or to one side, and arms joined
+            # to the part widen its window.
+            if 50.0 <= a <= TRACHEA_MAX_MM2 and ay_c < front and abs(ax_c - cx) < 0.2 * width \
+                    and abs(ax_c - spine_x) < TRACHEA_MAX_OFFSET_MM:
                 tube = True
+    arms = None
+    # Above the lungs, bones beside the spine are the shoulder girdle's whatever lobe they lie in.
+    with_arms = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
+    if spine and lateral and not tube:
+        # Arms lying against the trunk (arms down on an abdominal scan) join its part: a lateral
+        # bone in a lobe of the outline is an arm's, not a pelvic plate. (With a trachea in
+        # view, humeral heads beside it mark the shoulder girdle: kept.)
+        lobes, in_lobe = _arm_lobes(part, bl, spine, lateral, bsp, sl[1].start)
+        if lobes is not None:
+            arms = (lobes, [b for b in lateral if b["label"] in in_lobe])
+        lateral = [b for b in lateral if b["label"] not in in_lobe]
+    pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
     return {"label": shape["label"], "slice": sl, "area": area, "cx": cx, "diam": 2.0 * np.sqrt(area / np.pi),
             "width": width, "bones": bones, "spine_x": spine_x, "pelvic_bone": pelvic,
-            "air_left": shape["air_left"], "air_right": shape["air_right"], "skull": shape["skull"], "tube": tube}
+            "air_left": shape["air_left"], "air_right": shape["air_right"], "skull": shape["skull"], "tube": tube,
+            "arms": arms, "pelvic_with_arms": with_arms}
+
+
+def _arm_lobes(part: np.ndarray, bone_labels: np.ndarray, spine: list[dict], lateral: list[dict], bsp, x0: int):
+    """Lobes of a trunk's part that hold a lateral bone: arms lying against the trunk.
+
+    The part's distance to its outline is flooded (watershed) from the spine and from each
+    lateral bone; a bone's basin is a lobe when the ridge where it meets the trunk's basin
+    stands below ``ARM_NECK_FRACTION`` of the basin's own highest distance (the outline
+    narrows between them) and the basin is under ``ARM_MAX_SHARE`` of the part. A pelvic
+    bone plate lies inside the trunk's outline: from it the distance rises all the way to
+    the trunk's middle, so its basin meets the trunk's at its own height.
+
+    An arm pressed on the trunk along its length shows no narrowing; its bone is taken as an
+    arm's when it lies ``ARM_MIN_OFFSET_MM`` or more from the spine and within
+    ``ARM_MAX_DEPTH_MM`` of the outline. ``x0`` is the box's first column on the slice.
+
+    Returns the lobes' mask on the part's box (None when there is none) and the labels of
+    the bones in them."""
+    dist = ndi.distance_transform_edt(part, sampling=(float(bsp[1]), float(bsp[2])))
+    markers = np.zeros(part.shape, np.int32)
+    markers[np.isin(bone_labels, [b["label"] for b in spine])] = 1
+    for i, b in enumerate(lateral, start=2):
+        markers[bone_labels == b["label"]] = i
+    basins = watershed(-dist, markers, mask=part)
+    trunk_side = grow_one(basins == 1)
+    lobes = np.zeros(part.shape, bool)
+    in_lobe = set()
+    spine_x = float(np.average([b["x"] for b in spine], weights=[b["area"] for b in spine]))
+    x_mm = (np.arange(part.shape[1]) + x0) * float(bsp[2])  # columns' x as the bones' ``x``
+    for i, b in enumerate(lateral, start=2):
+        basin = basins == i
+        edge = basin & trunk_side
+        if edge.any():
+            neck = float(dist[edge].max())
+            if neck < ARM_NECK_FRACTION * float(dist[basin].max()) and basin.sum() < ARM_MAX_SHARE * part.sum():
+                lobes |= basin
+                in_lobe.add(b["label"])
+                continue
+        offset = abs(b["x"] - spine_x)
+        bone = bone_labels == b["label"]
+        if offset >= ARM_MIN_OFFSET_MM and float(dist[bone].max()) <= ARM_MAX_DEPTH_MM:
+            # Pressed on the trunk along its length, the arm shows no narrowing: a big bone
+            # beside the part's outline farther out than any pelvic bone is an arm's; its side
+            # of the part from ARM_HALF_WIDTH_MM inside the bone is the arm.
+            strip = np.abs(x_mm - spine_x) >= offset - ARM_HALF_WIDTH_MM
+            lobes |= part & strip[None, :]
+            in_lobe.add(b["label"])
+    return (lobes if lobes.any() else None), in_lobe
 
 
 def _bone_pieces(bone: np.ndarray, sl, px: float, bsp) -> tuple[np.ndarray, list[dict]]:

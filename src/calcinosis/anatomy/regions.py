@@ -9,8 +9,9 @@ Each axial slice is cut into body parts (2-D connected pieces of the body mask)
 and each part is classified from what it contains:
 
 ``head_neck``  a closed shell of dense bone round soft tissue (skull and brain), or
-               a neck: a central bone (cervical spine) with an air tube (trachea)
-               and no lungs, in a part less than 190 mm across; where a skull is
+               a neck: a central bone (cervical spine) with an air tube (trachea:
+               at most 750 mm2, within 20 mm of the spine's middle; the stomach's gas
+               is larger or to one side) and no lungs, in a part less than 190 mm across; where a skull is
                in view, everything from 200 mm below it (not below lungs) up to
                the top of the scan: the face and the skull's cap;
 ``chest``      lungs: air (< -500 HU) inside the body on both sides of the
@@ -48,7 +49,11 @@ no cue). ``shoulder``: a trachea with large bones beside it (scapulae, humeral
 heads) and no bilateral lungs marks the shoulder girdle, as do "pelvic" bone plates
 beside the spine above slices with lungs (the pelvis lies below them); its outer
 thirds are shoulder, its middle neck (or chest where lung apices show). Arms lying apart
-from the trunk are upper_arm/elbow/forearm by the limb rules.
+from the trunk are upper_arm/elbow/forearm by the limb rules; arms lying against the trunk
+(arms down on an abdominal scan) join its part: below the lungs and without a trachea, a big
+lateral bone in a lobe of the part's outline (the outline narrows between it and the trunk), or
+195 mm or more from the spine and within 55 mm of the outline, is an arm's, not a pelvic plate,
+and its lobe is named by the limb rules.
 
 This module holds the map (:class:`RegionMap`) and the pass over the slices
 (:func:`body_regions`); the block features are made in
