@@ -52,9 +52,12 @@ def _section(front_wall_mm: float, sternum: bool, fat_pad=None, n_slices: int = 
     cavity = find_cavity(stack(body), stack(bone), (PIXEL_MM,) * 3, np.ones(n_slices, bool),
                          hu=stack(hu).astype(np.int16))
 
+    def index(x_mm, y_mm):
+        return n_slices // 2, int(round((y_mm + 110.0) / PIXEL_MM)), int(round((x_mm + 160.0) / PIXEL_MM))
+
     def at(x_mm, y_mm):
-        return cavity.in_cavity((n_slices // 2, int(round((y_mm + 110.0) / PIXEL_MM)),
-                                 int(round((x_mm + 160.0) / PIXEL_MM))))
+        return cavity.in_cavity(index(x_mm, y_mm))
+    at.beside_spine = lambda x_mm, y_mm: cavity.beside_spine(index(x_mm, y_mm))
     return at
 
 
@@ -82,6 +85,18 @@ def test_the_wall_itself_is_not_cavity(abdomen):
     assert not abdomen(120.0, 0.0)  # lateral muscle wall
     assert not abdomen(0.0, 72.0)  # back muscles behind the spine
     assert not abdomen(0.0, 30.0)  # the vertebral body
+
+
+def test_beside_the_vertebral_body_is_neither_cavity_nor_far_behind(abdomen):
+    """The strip the cavity leaves out beside the vertebral body (front at y = 24): within
+    50 mm of the spine's centre, up to 30 mm behind its front (where the aorta lies on the
+    vertebral body, and the psoas and crura)."""
+    for x_mm, y_mm in ((30.0, 30.0), (-30.0, 35.0), (40.0, 45.0)):
+        assert abdomen.beside_spine(x_mm, y_mm) and not abdomen(x_mm, y_mm), (x_mm, y_mm)
+    assert not abdomen.beside_spine(0.0, 0.0)  # in front of the spine: the cavity
+    assert not abdomen.beside_spine(0.0, 72.0)  # the back muscles, far behind the front
+    assert not abdomen.beside_spine(80.0, 40.0)  # beyond the strip, lateral
+    assert not abdomen.beside_spine(0.0, -85.0)  # subcutaneous fat in front
 
 
 def test_a_sternum_closes_the_front():

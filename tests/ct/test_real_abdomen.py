@@ -80,3 +80,15 @@ def test_contrast_warning_and_dicom_outputs_refused_for_missing_uids(outputs):
     assert len(seg_sr) == 1 and "StudyInstanceUID" in seg_sr[0]
     assert not (outputs / "lesions_seg.dcm").exists() and not (outputs / "lesions_sr.dcm").exists()
     assert (outputs / "lesions.csv").exists() and (outputs / "lesions.nii.gz").exists()
+
+
+def test_aortic_wall_plaque_on_the_vertebral_body_is_vascular(outputs):
+    """Seen by eye: a 14 mm calcified plaque in the left wall of the aorta, which lies on the
+    vertebral body (LPS about 19, -148, -791 mm), behind the line where the cavity stops; it
+    was called juxta-osseous (0.98 mm from bone)."""
+    from calcinosis.report.tables import read_lesions_csv
+
+    rows = read_lesions_csv(outputs / "lesions.csv")
+    near = [r for r in rows if abs(float(r["x_mm"]) - 19.1) < 5 and abs(float(r["y_mm"]) + 148.4) < 5
+            and abs(float(r["z_mm"]) + 790.6) < 5]
+    assert len(near) == 1 and near[0]["compartment"] == "vascular"

@@ -71,7 +71,7 @@ class Cavity:
         """Shape of the coarse grid."""
         return self._grid.shape
 
-    def _slice(self, z: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _slice(self, z: int) -> tuple[np.ndarray, ...]:
         got = self._done.get(z)
         if got is None:
             got = self._done[z] = self._grid.slice_masks(z)
@@ -109,6 +109,11 @@ class Cavity:
 
     def in_front_wall(self, index_zyx) -> bool:
         return self._at(2, index_zyx)
+
+    def beside_spine(self, index_zyx) -> bool:
+        """Beside the vertebral body behind the line where the cavity stops (see
+        :meth:`_CavityGrid._beside_spine`)."""
+        return self._at(3, index_zyx)
 
 
 def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: np.ndarray,
@@ -158,17 +163,18 @@ class _CavityGrid:
         self.cols = (cols[0], cols[-1]) if cols.size else None
         self.spine_front, self.centre = _spine_front(self.b, self.bone, self.sp, self.rows_any, self.cols_any)
 
-    def slice_masks(self, z: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Cavity, rib band and front wall of grid slice ``z`` (2-D bool, rows as given)."""
+    def slice_masks(self, z: int) -> tuple[np.ndarray, ...]:
+        """Cavity, rib band, front wall and the strip beside the spine of grid slice ``z`` (2-D
+        bool, rows as given)."""
         out = self._slice_masks(z)
         return tuple(m[::-1] for m in out) if self.flip else out
 
-    def _slice_masks(self, z: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _slice_masks(self, z: int) -> tuple[np.ndarray, ...]:
         b = self.b[z]
         none = np.zeros(b.shape, bool)
         hull = self._hull(z)
         if hull is None:
-            return none, none.copy(), none.copy()
+            return none, none.copy(), none.copy(), none.copy()
         sp = self.sp
         inside = distance_inside_mm(hull[None], sp, in_plane=True)[0]
         outside = distance_outside_mm(hull[None], sp, in_plane=True)[0]
@@ -181,6 +187,7 @@ class _CavityGrid:
             thorax = bool(air.sum() >= THORAX_MIN_LUNG_FRACTION * max(int(hull.sum()), 1))
         anterior = self._anterior_to_spine(z, thorax)
         cavity = (inside > CAVITY_INSET_MM) & anterior
+        beside = (inside > CAVITY_INSET_MM) & self._beside_spine(z, anterior)
         if self.hu is not None and not _has_sternum(b, self.bone[z], sp, self.rows_any[z], self.cols_any[z]):
             cavity |= self._below_abdominal_wall(z) & anterior
         # In front, costal cartilage runs on from the rib ends towards the sternum, in front of
@@ -190,7 +197,22 @@ class _CavityGrid:
             front[: self.mid, :] = True
         reach = (outside <= RIB_BAND_MM) | (front & (outside <= ANTERIOR_BAND_MM))
         band = ((inside > 0) & (inside <= RIB_BAND_MM)) | ((outside > 0) & reach)
-        return cavity, band, front
+        return cavity, band, front, beside
+
+    def _beside_spine(self, z: int, anterior: np.ndarray) -> np.ndarray:
+        """Behind the spine's front edge, within ``LATERAL_BEHIND_SPINE_MM`` of it and
+        ``SPINE_CENTRAL_MM`` of its centre: beside the vertebral body, where the cavity stops
+        (the psoas and the crura, and the aorta and its branches)."""
+        out = np.zeros(self.b.shape[1:], bool)
+        f = self.spine_front[z]
+        if f < 0:
+            return out
+        sp = self.sp
+        central = int(round(SPINE_CENTRAL_MM / sp[2]))
+        behind = int(round(LATERAL_BEHIND_SPINE_MM / sp[1]))
+        c = self.centre[z]
+        out[f:f + behind, max(c - central, 0):c + central + 1] = True
+        return out & ~anterior
 
     def _hull(self, z: int) -> np.ndarray | None:
         """The hull of the bone (gathered over the rib slab) in the body on slice ``z``,
