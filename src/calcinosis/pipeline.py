@@ -17,7 +17,7 @@ from calcinosis.anatomy.noise import estimate_noise_hu, noise_sample, noise_stru
 from calcinosis.anatomy.cavity import find_cavity
 from calcinosis.anatomy.regions import body_regions, region_features
 from calcinosis.config import AnalysisConfig
-from calcinosis.detect.bones import start_detection
+from calcinosis.detect.bones import MAX_SPLIT_PIXEL_MM, MAX_SPLIT_SLICE_MM, splits_bone, start_detection
 from calcinosis.detect.candidates import Detection, detect_lesions
 from calcinosis.detect.edges import scan_limited_findings
 from calcinosis.detect.smoothing import SmoothedHU
@@ -341,5 +341,9 @@ def _acquisition_warnings(volume: Volume):
     thick = meta.get("slice_thickness_mm") or volume.spacing_zyx[0]
     if thick and float(thick) > 3.0:
         yield f"thick slices ({float(thick):g} mm): small deposits are blurred and may be missed"
+    if not splits_bone(volume.spacing_zyx):
+        yield (f"slices of {float(volume.spacing_zyx[0]):g} mm, pixels of {max(volume.spacing_zyx[1:]):g} mm: "
+               f"deposits touching bone are not split from it (that needs slices of {MAX_SPLIT_SLICE_MM:g} mm "
+               f"or less and pixels of {MAX_SPLIT_PIXEL_MM:g} mm or less) and count as bone")
     if meta.get("contrast_agent"):
         yield f"contrast agent ({meta['contrast_agent']}): enhancing vessels and organs can mimic calcification"

@@ -104,3 +104,20 @@ def test_a_failed_body_mask_reaches_the_detection():
     mask.set_exception(RuntimeError("no mask"))
     with pytest.raises(RuntimeError, match="no mask"):
         started.bones.result(timeout=30)
+
+
+def test_no_bone_split_on_coarse_pixels_and_a_warning_says_so():
+    """On 2 mm pixels (a CT resampled to coarse voxels) the bone is not split: no finding is
+    parted from a bone, and the analysis says deposits touching bone count as bone. The same
+    phantom on 1 mm pixels parts its juxta-osseous deposits (the split runs)."""
+    from calcinosis.phantom import make_ct_phantom
+    from calcinosis.pipeline import analyze
+
+    parted = {}
+    for pixel in (1.0, 2.0):
+        ph = make_ct_phantom("elbow", seed=0, noise_hu=10.0, slice_thickness_mm=1.5, pixel_mm=pixel, length_mm=40.0)
+        analysis = analyze(ph.volume)
+        parted[pixel] = [les for les in analysis.lesions if "split_from_bone" in les.flags.split(";")]
+        warned = [w for w in analysis.warnings if "not split from it" in w]
+        assert len(warned) == (1 if pixel == 2.0 else 0), analysis.warnings
+    assert parted[1.0] and not parted[2.0]
