@@ -373,3 +373,24 @@ def test_spine_front_of_a_block_of_slices_equals_slice_by_slice():
         assert got.tobytes() == want.tobytes()
         n_gaps += int(np.sum(np.isfinite(want)))
     assert n_gaps > 100
+
+
+def test_lower_limbs_just_below_the_pelvis_are_thighs():
+    """Below the lowest pelvis slice, within THIGH_BELOW_PELVIS_MM, a knee (or leg, ankle)
+    is a thigh whose trochanters the limb rules misread; farther down it stays."""
+    from calcinosis.anatomy.region_rules import _CODE
+    from calcinosis.anatomy.regions import THIGH_BELOW_PELVIS_MM, _thighs_below_pelvis
+
+    bsp = np.array([3.0, 3.0, 3.0])
+    n_below = int(round(THIGH_BELOW_PELVIS_MM / 3.0))
+    raw = np.zeros((n_below + 20, 4, 4), np.uint8)
+    raw[:, :, :2] = _CODE["knee"]
+    raw[:, :, 2:] = _CODE["ankle_foot"]
+    raw[n_below + 10:] = _CODE["pelvis"]
+    _thighs_below_pelvis(raw, bsp)
+    assert (raw[10:n_below + 10] == _CODE["thigh"]).all()
+    assert (raw[:10, :, :2] == _CODE["knee"]).all() and (raw[:10, :, 2:] == _CODE["ankle_foot"]).all()
+    assert (raw[n_below + 10:] == _CODE["pelvis"]).all()
+    without = np.full((5, 2, 2), _CODE["knee"], np.uint8)
+    _thighs_below_pelvis(without, bsp)  # no pelvis in view: nothing to go by
+    assert (without == _CODE["knee"]).all()

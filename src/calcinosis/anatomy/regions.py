@@ -42,6 +42,9 @@ limbs          any other part. Upper or lower limb: parts beside a trunk are arm
                two are ``leg``/``forearm`` (``thigh`` when a lower limb part is at
                least 135 mm across: femur with the ischium or patella).
 
+Lower-limb parts within 200 mm below the lowest pelvis slice are ``thigh`` whatever their
+bones (the trochanters and ischium read as a knee's share of bone).
+
 Part classes are smoothed along z by a majority vote over +-10 mm at each
 in-plane position, which removes single-slice flips (a disc level, a gap between
 carpal bones). ``unknown`` when no rule decides (no bone in a limb, a part with
@@ -90,6 +93,9 @@ __all__ = ["REGIONS", "RegionFeatures", "RegionMap", "body_regions", "region_fea
 SMOOTH_MM = 10.0  # half-window of the z majority vote
 # Below the lowest slice with a skull, the face and neck reach this far (mm) before the chest.
 HEAD_BELOW_SKULL_MM = 200.0
+# Below the pelvis the thighs reach this far (mm) before a knee can be: an adult femur is
+# 400-500 mm long.
+THIGH_BELOW_PELVIS_MM = 200.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,10 +216,25 @@ def body_regions(hu: np.ndarray, body: np.ndarray, bone: np.ndarray, spacing_zyx
     if floor is not None:  # limbs and pelvic bones seen in the head's slices were not those
         for k, n in zip(limb_keys, limb_seen[floor:].sum(axis=0)):
             seen[k] -= int(n)
+    _thighs_below_pelvis(raw, bsp)
     classes = _smooth_z(raw, int(round(SMOOTH_MM / bsp[0])))
     vb = _running_low(spine_front, int(round(SPINE_WINDOW_MM / sp_c[0]))) + VB_CENTRE_BEHIND_EDGE_MM
     info = _describe(classes, seen, n_body_parts, perm, flip)
     return RegionMap(classes, pelvis_inside, vb, perm, flip, tuple(int(n) for n in hu.shape), sp_c, block, info)
+
+
+def _thighs_below_pelvis(raw: np.ndarray, bsp) -> None:
+    """Lower-limb parts within ``THIGH_BELOW_PELVIS_MM`` below the lowest pelvis slice are
+    thighs, whatever their bones say: there the femur's trochanters and the ischium make a
+    large share of bone that the limb rules read as a knee (or, with more pieces, an ankle).
+    ``raw`` (canonical block grid, index 0 the most inferior slice) is changed in place."""
+    pelvic = np.flatnonzero((raw == _CODE["pelvis"]).any(axis=(1, 2)))
+    if pelvic.size == 0:
+        return
+    low = int(pelvic[0])
+    top = max(low - int(round(THIGH_BELOW_PELVIS_MM / float(bsp[0]))), 0)
+    block = raw[top:low]
+    block[np.isin(block, [_CODE["knee"], _CODE["ankle_foot"], _CODE["leg"]])] = _CODE["thigh"]
 
 
 def _head_context(raw: np.ndarray, pelvis_inside: np.ndarray, skull: np.ndarray, bsp) -> int | None:
