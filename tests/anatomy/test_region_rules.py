@@ -12,6 +12,7 @@ from calcinosis.anatomy.morphology import fill_holes_2d
 from calcinosis.anatomy.region_rules import (
     _CODE,
     MIN_BONE_MM2,
+    TRACHEA_MAX_AHEAD_MM,
     TRACHEA_MAX_MM2,
     TRACHEA_MAX_OFFSET_MM,
     _arm_lobes,
@@ -59,8 +60,8 @@ def _plain_part_features(k, sl, part, bone, air, dense, bsp) -> dict:
             a = (al[asl] == j).sum() * px
             ay_c = (asl[0].start + asl[0].stop) / 2 * bsp[1] + sl[0].start * bsp[1]
             ax_c = (asl[1].start + asl[1].stop) / 2 * bsp[2] + sl[1].start * bsp[2]
-            if 50.0 <= a <= TRACHEA_MAX_MM2 and ay_c < front and abs(ax_c - cx) < 0.2 * width \
-                    and abs(ax_c - spine_x) < TRACHEA_MAX_OFFSET_MM:
+            if 50.0 <= a <= TRACHEA_MAX_MM2 and front - TRACHEA_MAX_AHEAD_MM < ay_c < front \
+                    and abs(ax_c - cx) < 0.2 * width and abs(ax_c - spine_x) < TRACHEA_MAX_OFFSET_MM:
                 tube = True
     arms = None
     with_arms = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
@@ -92,7 +93,7 @@ def _slice(rng: np.random.Generator, kind: int):
     if kind in (1, 2):  # lungs on both sides
         air |= ((yy - 32) ** 2 + (xx - 30) ** 2 <= 64) | ((yy - 32) ** 2 + (xx - 60) ** 2 <= 64)
     if kind in (3, 4):  # a tube in front of the spine, little air
-        air |= (yy - 25) ** 2 + (xx - 45) ** 2 <= 6
+        air |= (yy - 35) ** 2 + (xx - 45) ** 2 <= 6
     air &= body & ~bone
     dense = bone.copy()
     if kind == 4:  # a closed shell round soft tissue

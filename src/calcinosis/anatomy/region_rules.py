@@ -30,6 +30,10 @@ MINOR_BONE_FRACTION = 0.12
 # off the middle; tracheas and pharynges of the real chest and head CTs: 114-577 mm2, 1-6 mm.
 TRACHEA_MAX_OFFSET_MM = 20.0
 TRACHEA_MAX_MM2 = 750.0
+# ... and its middle lies at most this far (mm) in front of the spine's front edge (tracheas
+# and pharynges of the real chest and head CTs: 4-30 mm; bowel gas on the midline of
+# TotalSegmentator's 3 mm-voxel abdomen: 86-138 mm).
+TRACHEA_MAX_AHEAD_MM = 50.0
 # An arm lying against the trunk is a lobe of the trunk's part: the outline narrows to this
 # fraction of the lobe's own half-thickness where it meets the trunk, and the lobe is under
 # this share of the part.
@@ -200,11 +204,11 @@ def _with_bones(shape: dict, bone, bsp) -> dict:
     if spine:
         front = min(b["y_ant"] for b in spine)
         for a, ay_c, ax_c in shape["air_pieces"]:
-            # Centred on the part and on the spine, at most a trachea's size: the stomach's and
-            # bowel's gas lies in front of the spine too, larger or to one side, and arms joined
-            # to the part widen its window.
-            if 50.0 <= a <= TRACHEA_MAX_MM2 and ay_c < front and abs(ax_c - cx) < 0.2 * width \
-                    and abs(ax_c - spine_x) < TRACHEA_MAX_OFFSET_MM:
+            # Centred on the part and on the spine, at most a trachea's size and close in front of
+            # the spine: the stomach's and bowel's gas lies in front of the spine too, larger, to
+            # one side or farther forward, and arms joined to the part widen its window.
+            if 50.0 <= a <= TRACHEA_MAX_MM2 and front - TRACHEA_MAX_AHEAD_MM < ay_c < front \
+                    and abs(ax_c - cx) < 0.2 * width and abs(ax_c - spine_x) < TRACHEA_MAX_OFFSET_MM:
                 tube = True
     arms = None
     # Above the lungs, bones beside the spine are the shoulder girdle's whatever lobe they lie in.

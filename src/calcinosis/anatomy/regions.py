@@ -10,8 +10,9 @@ and each part is classified from what it contains:
 
 ``head_neck``  a closed shell of dense bone round soft tissue (skull and brain), or
                a neck: a central bone (cervical spine) with an air tube (trachea:
-               at most 750 mm2, within 20 mm of the spine's middle; the stomach's gas
-               is larger or to one side) and no lungs, in a part less than 190 mm across; where a skull is
+               at most 750 mm2, within 20 mm of the spine's middle and 50 mm in front
+               of it; the stomach's and bowel's gas is larger, to one side or farther
+               forward) and no lungs, in a part less than 190 mm across; where a skull is
                in view, everything from 200 mm below it (not below lungs) up to
                the top of the scan: the face and the skull's cap;
 ``chest``      lungs: air (< -500 HU) inside the body on both sides of the
