@@ -256,3 +256,20 @@ def test_arm_lobes_need_a_neck_or_a_far_bone_near_the_outline():
         lobes, in_lobe = _arm_lobes(body, bl, spine, lateral, bsp, 0)
         assert in_lobe == {b["label"] for b in lateral}
         assert lobes[45, 17] and lobes[45, 153] and not lobes[40, 85]
+
+
+def test_a_pressed_arm_on_one_side_leaves_the_other_flank_trunk():
+    """Only the bone's side of the part is the arm: a trunk wide enough to reach as far out
+    on the other side (no arm there) keeps that flank."""
+    body, bone, _, _ = _trunk_with_arms(pressed=True)
+    body[:, 153 - 16:] = False  # no arm on the right of the drawing
+    bone &= body
+    yy, xx = np.mgrid[0:body.shape[0], 0:body.shape[1]]
+    body |= (yy - 40) ** 2 / 35.0 ** 2 + (xx - 85) ** 2 / 70.0 ** 2 <= 1.0  # a wider trunk: 210 mm either side
+    bl, _ = ndi.label(bone, structure=np.ones((3, 3), bool))
+    bsp = np.array([3.0, 3.0, 3.0])
+    spine = [{"label": int(bl[62, 85]), "x": 85 * 3.0, "area": 80.0 * 9}]
+    lateral = [{"label": int(bl[45, 17]), "x": 17 * 3.0, "area": 78.0 * 9}]
+    lobes, in_lobe = _arm_lobes(body, bl, spine, lateral, bsp, 0)
+    assert in_lobe == {lateral[0]["label"]}
+    assert lobes[45, 17] and not lobes[:, 85:].any()

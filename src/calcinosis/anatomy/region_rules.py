@@ -270,7 +270,8 @@ def _arm_lobes(part: np.ndarray, bone_labels: np.ndarray, spine: list[dict], lat
             # Pressed on the trunk along its length, the arm shows no narrowing: a big bone
             # beside the part's outline farther out than any pelvic bone is an arm's; its side
             # of the part from ARM_HALF_WIDTH_MM inside the bone is the arm.
-            strip = np.abs(x_mm - spine_x) >= offset - ARM_HALF_WIDTH_MM
+            side = np.sign(b["x"] - spine_x)
+            strip = side * (x_mm - spine_x) >= offset - ARM_HALF_WIDTH_MM  # on the bone's side only
             lobes |= part & strip[None, :]
             in_lobe.add(b["label"])
     return (lobes if lobes.any() else None), in_lobe
