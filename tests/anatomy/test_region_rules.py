@@ -50,6 +50,9 @@ def _plain_part_features(k, sl, part, bone, air, dense, bsp) -> dict:
     air_x = (np.nonzero(air & part)[1] + sl[1].start) * bsp[2]
     left = float(np.sum(air_x > cx) * px)
     right = float(np.sum(air_x <= cx) * px)
+    air_y = np.nonzero(air & part)[0]
+    backs = [float(np.mean(air_y[side])) / len(np.unique(ys)) if side.any() else 0.0
+             for side in (air_x > cx, air_x <= cx)]
     ring = dense & part
     enclosed = float((fill_holes_2d(ring) & ~dense).sum() * px) if ring.any() else 0.0
     tube = False
@@ -73,7 +76,7 @@ def _plain_part_features(k, sl, part, bone, air, dense, bsp) -> dict:
     pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
     return {"label": k, "slice": sl, "area": area, "cx": cx, "diam": 2.0 * np.sqrt(area / np.pi), "width": width,
             "bones": bones, "spine_x": spine_x, "pelvic_bone": pelvic, "air_left": left, "air_right": right,
-            "skull": enclosed >= 3000.0, "tube": tube, "arms": arms,
+            "air_back": min(backs), "skull": enclosed >= 3000.0, "tube": tube, "arms": arms,
             "pelvic_with_arms": with_arms}
 
 
@@ -273,3 +276,24 @@ def test_a_pressed_arm_on_one_side_leaves_the_other_flank_trunk():
     lobes, in_lobe = _arm_lobes(body, bl, spine, lateral, bsp, 0)
     assert in_lobe == {lateral[0]["label"]}
     assert lobes[45, 17] and not lobes[:, 85:].any()
+
+
+@pytest.mark.parametrize("air_row, want", [(52, "chest"), (18, "abdomen")])
+def test_air_on_both_sides_is_lungs_only_towards_the_back(air_row, want):
+    """Air on both sides of a trunk (a 330 x 210 mm part with a vertebra at the back) is lungs
+    when it lies back in the part; gas of the transverse colon lies in front: abdomen."""
+    from calcinosis.anatomy.region_rules import _trunk_class
+
+    body, bone, _, dense = _trunk_with_arms(False, plates=True)
+    bone[:, :70] = False
+    bone[:, 100:] = False  # no plates: the vertebra only
+    yy, xx = np.mgrid[0:body.shape[0], 0:body.shape[1]]
+    air = (((yy - air_row) ** 2 / 64 + (xx - 60) ** 2 / 144 <= 1) | ((yy - air_row) ** 2 / 64 + (xx - 110) ** 2 / 144 <= 1))
+    air &= body & ~bone
+    bsp = np.array([3.0, 3.0, 3.0])
+    labels, parts = slice_parts(body, air, bone, bsp)
+    (p,) = parts
+    f = _part_features(p["label"], p["slice"], labels[p["slice"]] == p["label"], bone[p["slice"]],
+                       air[p["slice"]], bone[p["slice"]], bsp)
+    assert min(f["air_left"], f["air_right"]) >= 300.0  # enough air on each side either way
+    assert _trunk_class(f) == want

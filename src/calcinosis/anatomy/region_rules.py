@@ -24,6 +24,11 @@ _NAME = {i: name for name, i in _CODE.items()}
 MIN_PART_MM2 = 100.0
 MIN_BONE_MM2 = 18.0
 MINOR_BONE_FRACTION = 0.12
+# Lungs lie back in the trunk: the air on each side has its mean row at least this share of
+# the part's depth from the front (real chests 0.45-0.53, the trunk phantom 0.44); gas of the
+# transverse colon on both sides lies in front (0.19-0.25 in TotalSegmentator's 3 mm-voxel
+# abdomen, whose mid-abdomen slices it made "chest").
+LUNG_MIN_BACK = 0.35
 # A trachea lies in front of the spine, within this distance (mm) of its middle, and holds at
 # most this much air (mm2 on the block grid; 15-25 mm across). The upper abdomen's stomach and
 # duodenal gas in front of the spine (TotalSegmentator's example CT): 515-1056 mm2 at 20-34 mm
@@ -169,6 +174,13 @@ def _part_shape(k, sl, part, air, dense, bsp) -> dict:
     air_col_x = (np.arange(w) + sl[1].start) * bsp[2]
     left = float(int(air_per_col[air_col_x > cx].sum()) * px)
     right = float(int(air_per_col[air_col_x <= cx].sum()) * px)
+    # How far back each side's air lies: its mean row over the part's depth (0 front, 1 back).
+    rows = np.arange(h)
+    depth_share = []
+    for side in (air_col_x > cx, air_col_x <= cx):
+        per_row = np.count_nonzero(air_part[:, side], axis=1)
+        n_side = int(per_row.sum())
+        depth_share.append(float(int(per_row @ rows)) / n_side / h if n_side else 0.0)
     ring = dense & part
     # binary_fill_holes' holes (4-connected background off the border), found faster
     enclosed = float((fill_holes_2d(ring) & ~dense).sum() * px) if ring.any() else 0.0
@@ -184,6 +196,7 @@ def _part_shape(k, sl, part, air, dense, bsp) -> dict:
                                (asl[1].start + asl[1].stop) / 2 * bsp[2] + sl[1].start * bsp[2]))
     return {"label": k, "slice": sl, "part": part, "area": area, "cx": cx, "width": width,
             "y0": sl[0].start * bsp[1], "depth": h * bsp[1], "air_left": left, "air_right": right,
+            "air_left_back": depth_share[0], "air_right_back": depth_share[1],
             "skull": enclosed >= 3000.0, "air_pieces": air_pieces}
 
 
@@ -224,7 +237,8 @@ def _with_bones(shape: dict, bone, bsp) -> dict:
     pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
     return {"label": shape["label"], "slice": sl, "area": area, "cx": cx, "diam": 2.0 * np.sqrt(area / np.pi),
             "width": width, "bones": bones, "spine_x": spine_x, "pelvic_bone": pelvic,
-            "air_left": shape["air_left"], "air_right": shape["air_right"], "skull": shape["skull"], "tube": tube,
+            "air_left": shape["air_left"], "air_right": shape["air_right"],
+            "air_back": min(shape["air_left_back"], shape["air_right_back"]), "skull": shape["skull"], "tube": tube,
             "arms": arms, "pelvic_with_arms": with_arms}
 
 
@@ -316,7 +330,7 @@ def _trunk_class(f: dict) -> str | None:
     if f["skull"]:
         return "head_neck"
     each = max(0.02 * f["area"], 300.0)
-    if f["diam"] >= 120.0 and f["air_left"] >= each and f["air_right"] >= each:
+    if f["diam"] >= 120.0 and f["air_left"] >= each and f["air_right"] >= each and f["air_back"] >= LUNG_MIN_BACK:
         return "chest"
     if f["tube"] and f["pelvic_bone"] is not None:
         return "shoulder"  # trachea with scapulae / humeral heads beside it: the shoulder girdle

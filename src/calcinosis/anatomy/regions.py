@@ -16,7 +16,9 @@ and each part is classified from what it contains:
                in view, everything from 200 mm below it (not below lungs) up to
                the top of the scan: the face and the skull's cap;
 ``chest``      lungs: air (< -500 HU) inside the body on both sides of the
-               part's centre, each side at least 2 % of the part (and 300 mm2);
+               part's centre, each side at least 2 % of the part (and 300 mm2),
+               lying back in the part (each side's mean row at least 35 % of its
+               depth from the front: gas of the transverse colon lies in front);
                this is the chest/abdomen cue. Ribs alone are NOT taken as chest,
                because the lower ribs also surround the upper abdomen (liver,
                spleen): a rib cage without lungs is abdomen;
