@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Real abdominal CT series for tests/ct/test_real_abdomen.py: the example CT that the source
 # distribution of TotalSegmentator 2.9.0 on PyPI carries (Apache-2.0;
-# tests/reference_files/example_ct_dicom: 20 slices, 512 x 512, 3 mm thick every 2 mm).
+# tests/reference_files/example_ct_dicom: 20 slices, 512 x 512, 3 mm thick every 2 mm; and
+# example_ct.nii.gz: an abdomen to the hips resampled to 3 mm voxels).
 # Downloaded from PyPI (pip download, hash checked), never copied into the repository.
 # Exits 0 where it cannot fetch it (no network); the test then skips with a reason.
 set -u
 DEST="${CALCINOSIS_REAL_CT_CACHE:-$HOME/.cache/calcinosis/real-ct}"
 SERIES="$DEST/totalsegmentator-2.9.0/example_ct_dicom"
-[ -d "$SERIES" ] && [ "$(ls "$SERIES" | wc -l)" = 20 ] && exit 0
+VOLUME="$DEST/totalsegmentator-2.9.0/example_ct.nii.gz"
+[ -d "$SERIES" ] && [ "$(ls "$SERIES" | wc -l)" = 20 ] && [ -f "$VOLUME" ] && exit 0
 SHA256=ce6240dc42b6a483a4280935b7afac6b55cba735a351a37a9fa63fe56b03bd7d
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -22,9 +24,11 @@ if [ "$(sha256sum "$SDIST" | cut -d' ' -f1)" != "$SHA256" ]; then
   echo "setup-realct: totalsegmentator-2.9.0.tar.gz has an unexpected hash; not used"
   exit 0
 fi
-tar -xzf "$SDIST" -C "$WORK" totalsegmentator-2.9.0/tests/reference_files/example_ct_dicom
+tar -xzf "$SDIST" -C "$WORK" totalsegmentator-2.9.0/tests/reference_files/example_ct_dicom \
+  totalsegmentator-2.9.0/tests/reference_files/example_ct.nii.gz
 mkdir -p "$(dirname "$SERIES")"
-rm -rf "$SERIES"
+rm -rf "$SERIES" "$VOLUME"
 mv "$WORK/totalsegmentator-2.9.0/tests/reference_files/example_ct_dicom" "$SERIES"
-echo "setup-realct: $SERIES"
+mv "$WORK/totalsegmentator-2.9.0/tests/reference_files/example_ct.nii.gz" "$VOLUME"
+echo "setup-realct: $SERIES, $VOLUME"
 exit 0
