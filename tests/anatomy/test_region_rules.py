@@ -297,3 +297,28 @@ def test_air_on_both_sides_is_lungs_only_towards_the_back(air_row, want):
                        air[p["slice"]], bone[p["slice"]], bsp)
     assert min(f["air_left"], f["air_right"]) >= 300.0  # enough air on each side either way
     assert _trunk_class(f) == want
+
+
+@pytest.mark.parametrize("n_bones, want", [(4, "pelvis"), (2, "thigh")])
+def test_both_hips_in_one_part_below_the_sacrum_are_pelvis_not_a_foot(n_bones, want):
+    """A lower-body part 360 x 240 mm with no spine (below the sacrum): with femoral heads and
+    ischia (4 bones) the limb rules would say ankle_foot; no foot is that wide, so it is the
+    pelvis's lowest slice. Two thighs pressed together (2 femurs) stay a thigh."""
+    ny, nx = 90, 130
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    body = (yy - 45) ** 2 / 40.0 ** 2 + (xx - 65) ** 2 / 60.0 ** 2 <= 1.0
+    bone = np.zeros_like(body)
+    for cx in (35, 95):  # femoral heads (or shafts)
+        bone |= (yy - 40) ** 2 + (xx - cx) ** 2 <= 7 ** 2
+    if n_bones == 4:
+        for cx in (50, 80):  # ischia
+            bone |= (yy - 60) ** 2 / 16 + (xx - cx) ** 2 / 9 <= 1
+    air = np.zeros_like(body)
+    bsp = np.array([3.0, 3.0, 3.0])
+    labels, parts = slice_parts(body, air, bone, bsp)
+    out = np.zeros(body.shape, np.uint8)
+    seen = {"skull": 0, "lungs": 0, "spine": 0, "pelvic_bones": 0, "paired_limbs": 0, "upper_limb": 0,
+            "lower_limb": 0}
+    _classify_slice(labels, parts, bone, bsp, out, np.zeros(body.shape, bool), seen)
+    assert out[45, 65] == _CODE[want]
+    assert seen["pelvic_bones"] == (1 if want == "pelvis" else 0)

@@ -24,6 +24,9 @@ _NAME = {i: name for name, i in _CODE.items()}
 MIN_PART_MM2 = 100.0
 MIN_BONE_MM2 = 18.0
 MINOR_BONE_FRACTION = 0.12
+# A lower-limb part this wide (mm, the diameter of a circle of its area) is no knee or foot
+# (both knees together: about 190): it is both hips below the sacrum.
+HIPS_MIN_DIAM_MM = 240.0
 # Lungs lie back in the trunk: the air on each side has its mean row at least this share of
 # the part's depth from the front (real chests 0.45-0.53, the trunk phantom 0.44); gas of the
 # transverse colon on both sides lies in front (0.19-0.25 in TotalSegmentator's 3 mm-voxel
@@ -117,8 +120,19 @@ def _classify_slice(labels, parts, bone, bsp, out, pelvis_inside, seen) -> float
         seen["paired_limbs"] += 1
     for f in limbs:
         lower = False if trunk_seen else (paired or f["diam"] >= 105.0)
+        name = _limb_class(f, lower)
+        if (lower and name in ("knee", "ankle_foot") and f["diam"] >= HIPS_MIN_DIAM_MM
+                and f["pelvic_bone"] is not None and not lungs_below):
+            # No knee or foot is this wide: both hips in one part below the sacrum (femoral heads,
+            # acetabula, ischia), the pelvis's lowest slices, with the hips outside its bones' hull
+            # (not above the lungs: the pelvis lies below them).
+            seen["pelvic_bones"] += 1
+            sl = f["slice"]
+            pelvis_inside[sl] |= convex_hull_image(f["pelvic_bone"]) & (labels[sl] == f["label"])
+            out[labels == f["label"]] = _CODE["pelvis"]
+            continue
         seen["lower_limb" if lower else "upper_limb"] += 1
-        out[labels == f["label"]] = _CODE[_limb_class(f, lower)]
+        out[labels == f["label"]] = _CODE[name]
     return spine_x
 
 

@@ -46,7 +46,9 @@ limbs          any other part. Upper or lower limb: parts beside a trunk are arm
                least 135 mm across: femur with the ischium or patella).
 
 Lower-limb parts within 200 mm below the lowest pelvis slice are ``thigh`` whatever their
-bones (the trochanters and ischium read as a knee's share of bone).
+bones (the trochanters and ischium read as a knee's share of bone); a lower-limb part that the
+limb rules call a knee or foot but is 240 mm or more across (both hips in one part below the
+sacrum: femoral heads, ischia) is ``pelvis`` (below the lungs only).
 
 Part classes are smoothed along z by a majority vote over +-10 mm at each
 in-plane position, which removes single-slice flips (a disc level, a gap between
