@@ -17,20 +17,27 @@ def _whole(shape):
     return tuple(slice(0, n) for n in shape)
 
 
+def _plate_and_deposit(shape=(6, 15, 15)):
+    """Heights of a bone plate (900 HU) on slices 0-1 and a dense deposit on slices 3-4
+    centred at (7, 7), soft tissue (50 HU) elsewhere; and the deposit's mask at 130 HU."""
+    height = np.full(shape, 50.0)
+    height[:2] = 900.0
+    deposit = np.zeros(shape, bool)
+    y, x = np.mgrid[:shape[1], :shape[2]]
+    r2 = (y - 7.0) ** 2 + (x - 7.0) ** 2
+    for z in (3, 4):
+        height[z] = 50.0 + 1200.0 * np.exp(-r2 / 8.0)
+        deposit[z] = height[z] >= 130.0
+    return height, deposit
+
+
 def test_bone_partial_volume_slice_under_a_deposit_goes_back_to_the_bone():
     # A bone plate on slices 0-1, its partial volume (400 HU) over all of slice 2, a dense
     # deposit on slices 3-4 lying on it; the split handed over the deposit and the part of
     # slice 2 under it (its blur across slices adds a little there).
     shape = (6, 15, 15)
-    height = np.full(shape, 50.0)
-    height[:2] = 900.0
+    height, deposit = _plate_and_deposit(shape)
     height[2] = 400.0
-    deposit = np.zeros(shape, bool)
-    y, x = np.mgrid[:15, :15]
-    r2 = (y - 7.0) ** 2 + (x - 7.0) ** 2
-    for z in (3, 4):
-        height[z] = 50.0 + 1200.0 * np.exp(-r2 / 8.0)
-        deposit[z] = height[z] >= 130.0
     under = _disk(shape[1:], (7, 7), 3.0)
     height[2][under] += 60.0
     dense = height >= 130.0
@@ -50,14 +57,7 @@ def test_deposit_partial_volume_slice_between_it_and_the_bone_stays_the_deposits
     # footprint with soft tissue round it (trunk phantom seed 4's 6.6 mm deposit 2.8 mm
     # from a rib on 3 mm slices lost that slice, 22 of its 123 voxels, to the bone).
     shape = (6, 15, 15)
-    height = np.full(shape, 50.0)
-    height[:2] = 900.0
-    deposit = np.zeros(shape, bool)
-    y, x = np.mgrid[:15, :15]
-    r2 = (y - 7.0) ** 2 + (x - 7.0) ** 2
-    for z in (3, 4):
-        height[z] = 50.0 + 1200.0 * np.exp(-r2 / 8.0)
-        deposit[z] = height[z] >= 130.0
+    height, deposit = _plate_and_deposit(shape)
     footprint = _disk(shape[1:], (7, 7), 3.0)
     height[2][footprint] = 250.0
     dense = height >= 130.0
