@@ -199,19 +199,27 @@ class _CavityGrid:
         band = ((inside > 0) & (inside <= RIB_BAND_MM)) | ((outside > 0) & reach)
         return cavity, band, front, beside
 
+    def _spine_strip(self, z: int) -> tuple[int, slice, int] | None:
+        """Slice ``z``'s spine front row, the columns within ``SPINE_CENTRAL_MM`` of the spine's
+        centre, and ``LATERAL_BEHIND_SPINE_MM`` in rows; None where no spine was found."""
+        f = int(self.spine_front[z])
+        if f < 0:
+            return None
+        sp = self.sp
+        central = int(round(SPINE_CENTRAL_MM / sp[2]))
+        c = self.centre[z]
+        return f, slice(max(c - central, 0), c + central + 1), int(round(LATERAL_BEHIND_SPINE_MM / sp[1]))
+
     def _beside_spine(self, z: int, anterior: np.ndarray) -> np.ndarray:
         """Behind the spine's front edge, within ``LATERAL_BEHIND_SPINE_MM`` of it and
         ``SPINE_CENTRAL_MM`` of its centre: beside the vertebral body, where the cavity stops
         (the psoas and the crura, and the aorta and its branches)."""
         out = np.zeros(self.b.shape[1:], bool)
-        f = self.spine_front[z]
-        if f < 0:
+        strip = self._spine_strip(z)
+        if strip is None:
             return out
-        sp = self.sp
-        central = int(round(SPINE_CENTRAL_MM / sp[2]))
-        behind = int(round(LATERAL_BEHIND_SPINE_MM / sp[1]))
-        c = self.centre[z]
-        out[f:f + behind, max(c - central, 0):c + central + 1] = True
+        f, cols, behind = strip
+        out[f:f + behind, cols] = True
         return out & ~anterior
 
     def _hull(self, z: int) -> np.ndarray | None:
@@ -232,15 +240,12 @@ class _CavityGrid:
     def _anterior_to_spine(self, z: int, thorax: bool) -> np.ndarray:
         """The part of slice ``z`` in front of the spine (see :func:`_spine_front`)."""
         out = np.ones(self.b.shape[1:], bool)
-        f = self.spine_front[z]
-        if f < 0:
+        strip = self._spine_strip(z)
+        if strip is None:
             return out
-        sp = self.sp
-        central = int(round(SPINE_CENTRAL_MM / sp[2]))
-        behind = int(round(LATERAL_BEHIND_SPINE_MM / sp[1]))
-        f += int(round(THORAX_BESIDE_SPINE_MM / sp[1])) if thorax else 0
-        c = self.centre[z]
-        out[f:, max(c - central, 0):c + central + 1] = False
+        f, cols, behind = strip
+        f += int(round(THORAX_BESIDE_SPINE_MM / self.sp[1])) if thorax else 0
+        out[f:, cols] = False
         out[f + behind:, :] = False
         return out
 
