@@ -18,6 +18,7 @@ from calcinosis.anatomy.region_rules import (
     _arm_lobes,
     _classify_slice,
     _part_features,
+    _plates_and_arms,
     slice_parts,
 )
 from calcinosis.anatomy.regions import _smooth_z
@@ -66,18 +67,12 @@ def _plain_part_features(k, sl, part, bone, air, dense, bsp) -> dict:
             if 50.0 <= a <= TRACHEA_MAX_MM2 and front - TRACHEA_MAX_AHEAD_MM < ay_c < front \
                     and abs(ax_c - cx) < 0.2 * width and abs(ax_c - spine_x) < TRACHEA_MAX_OFFSET_MM:
                 tube = True
-    arms = None
-    with_arms = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
-    if spine and lateral and not tube:
-        lobes, in_lobe = _arm_lobes(part, bl, spine, lateral, bsp, sl[1].start)
-        if lobes is not None:
-            arms = (lobes, [b for b in lateral if b["label"] in in_lobe])
-        lateral = [b for b in lateral if b["label"] not in in_lobe]
-    pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
+    # The plates and arms from the bones found here (their rules are the same code; the
+    # equality checks the pieces they are read from).
     return {"label": k, "slice": sl, "area": area, "cx": cx, "diam": 2.0 * np.sqrt(area / np.pi), "width": width,
-            "bones": bones, "spine_x": spine_x, "pelvic_bone": pelvic, "air_left": left, "air_right": right,
-            "air_back": min(backs), "skull": enclosed >= 3000.0, "tube": tube, "arms": arms,
-            "pelvic_with_arms": with_arms}
+            "bones": bones, "spine_x": spine_x, "air_left": left, "air_right": right,
+            "air_back": min(backs), "skull": enclosed >= 3000.0, "tube": tube,
+            **_plates_and_arms(part, bl, spine, lateral, tube, bsp, sl[1].start)}
 
 
 def _slice(rng: np.random.Generator, kind: int):

@@ -237,23 +237,29 @@ def _with_bones(shape: dict, bone, bsp) -> dict:
             if 50.0 <= a <= TRACHEA_MAX_MM2 and front - TRACHEA_MAX_AHEAD_MM < ay_c < front \
                     and abs(ax_c - cx) < 0.2 * width and abs(ax_c - spine_x) < TRACHEA_MAX_OFFSET_MM:
                 tube = True
+    return {**_plates_and_arms(part, bl, spine, lateral, tube, bsp, sl[1].start), "label": shape["label"], "slice": sl, "area": area, "cx": cx, "diam": 2.0 * np.sqrt(area / np.pi),
+            "width": width, "bones": bones, "spine_x": spine_x,
+            "air_left": shape["air_left"], "air_right": shape["air_right"],
+            "air_back": min(shape["air_left_back"], shape["air_right_back"]), "skull": shape["skull"], "tube": tube}
+
+
+def _plates_and_arms(part, bone_labels, spine, lateral, tube: bool, bsp, x0: int) -> dict:
+    """A part's lateral bone plates (``pelvic_bone``: their mask, None when none) and the arms
+    lying against it (``arms``: lobes and their bones, :func:`_arm_lobes`; None when none), and
+    the plates with the arms' bones still in (``pelvic_with_arms``: above the lungs, bones
+    beside the spine are the shoulder girdle's whatever lobe they lie in)."""
     arms = None
-    # Above the lungs, bones beside the spine are the shoulder girdle's whatever lobe they lie in.
-    with_arms = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
+    with_arms = np.isin(bone_labels, [b["label"] for b in lateral]) if lateral else None
     if spine and lateral and not tube:
         # Arms lying against the trunk (arms down on an abdominal scan) join its part: a lateral
         # bone in a lobe of the outline is an arm's, not a pelvic plate. (With a trachea in
         # view, humeral heads beside it mark the shoulder girdle: kept.)
-        lobes, in_lobe = _arm_lobes(part, bl, spine, lateral, bsp, sl[1].start)
+        lobes, in_lobe = _arm_lobes(part, bone_labels, spine, lateral, bsp, x0)
         if lobes is not None:
             arms = (lobes, [b for b in lateral if b["label"] in in_lobe])
         lateral = [b for b in lateral if b["label"] not in in_lobe]
-    pelvic = np.isin(bl, [b["label"] for b in lateral]) if lateral else None
-    return {"label": shape["label"], "slice": sl, "area": area, "cx": cx, "diam": 2.0 * np.sqrt(area / np.pi),
-            "width": width, "bones": bones, "spine_x": spine_x, "pelvic_bone": pelvic,
-            "air_left": shape["air_left"], "air_right": shape["air_right"],
-            "air_back": min(shape["air_left_back"], shape["air_right_back"]), "skull": shape["skull"], "tube": tube,
-            "arms": arms, "pelvic_with_arms": with_arms}
+    pelvic = np.isin(bone_labels, [b["label"] for b in lateral]) if lateral else None
+    return {"pelvic_bone": pelvic, "arms": arms, "pelvic_with_arms": with_arms}
 
 
 def _arm_lobes(part: np.ndarray, bone_labels: np.ndarray, spine: list[dict], lateral: list[dict], bsp, x0: int):
