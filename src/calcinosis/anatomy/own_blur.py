@@ -16,9 +16,6 @@ deposit does not show, its voxels next to the bone are the bone's partial volume
 the bone shows beside them on that slice; with soft tissue round them there, they are the
 deposit's own partial volume on the slice between it and a bone that ends on the slice
 beyond (dropping them lost 18 % of a 6.6 mm deposit 2.8 mm from a rib on 3 mm slices).
-A deposit within half a millimetre of the cortex has no in-plane maximum of its own, so no
-densest part to mirror through: its voxels next to the bone are its own beside its
-footprint away from the bone, and a strip of the bone's edge beyond that is the bone's.
 """
 
 from __future__ import annotations
@@ -36,11 +33,6 @@ _CUBE = np.ones((3, 3, 3), bool)
 # The bone's own partial volume on a slice spreads beside a deposit's footprint there: at
 # least this share of the in-plane ring round the footprint is dense bone.
 BONE_BESIDE_FRACTION = 0.25
-# A deposit without a voxel of its own maximum shows apart from the bone in at least this
-# many voxels for its footprint to bound it (:func:`_beside_its_footprint`): pressed on the
-# bone all along, it shows in one or two (a 2.5 mm deposit 0.5 mm from the femur: its
-# footprint there would drop half of it), 4-6 when 0.4 mm from the elbow's bone.
-MIN_AWAY_VOXELS = 3
 
 
 def own_blur(sub: tuple[slice, ...], piece: np.ndarray, dense: np.ndarray, bone: np.ndarray,
@@ -66,10 +58,7 @@ def own_blur(sub: tuple[slice, ...], piece: np.ndarray, dense: np.ndarray, bone:
       thick slices is drawn to the densest slice) falls on or between voxels of which at
       least one is at or above the threshold (``dense``), or outside the box.
 
-    What is left is the part 26-connected to the maximum. With no voxel of ``own`` in the
-    deposit (no in-plane maximum of its own: within half a millimetre of the cortex), the
-    voxels next to the bone are kept only beside its footprint away from the bone
-    (:func:`_beside_its_footprint`).
+    What is left is the part 26-connected to the maximum.
 
     Parameters
     ----------
@@ -92,12 +81,8 @@ def own_blur(sub: tuple[slice, ...], piece: np.ndarray, dense: np.ndarray, bone:
         is next to the bone.
     """
     mask = piece & dense[sub]
-    if mask.sum() < 2:
-        return piece
-    if not (mask & own).any():
-        return _beside_its_footprint(piece, mask, bone[sub] & ~piece, height)
     vals = np.where(mask & own, height, -np.inf).astype(np.float32)
-    if not np.isfinite(vals).any():
+    if mask.sum() < 2 or not np.isfinite(vals).any():
         return piece
     sm = height.astype(np.float32)
     top = np.unravel_index(int(np.argmax(vals)), mask.shape)
@@ -138,24 +123,3 @@ def _bone_beside(mask: np.ndarray, bone: np.ndarray) -> np.ndarray:
     n_ring = ring.sum(axis=(1, 2))
     n_bone = (ring & bone).sum(axis=(1, 2))
     return (n_bone >= BONE_BESIDE_FRACTION * np.maximum(n_ring, 1))[:, None, None]
-
-
-def _beside_its_footprint(piece: np.ndarray, mask: np.ndarray, bone: np.ndarray, height: np.ndarray) -> np.ndarray:
-    """A deposit without a voxel of its own maximum (within half a millimetre of the cortex,
-    its intensity rises into the bone in every slice) less the voxels next to the bone that
-    are not beside its voxels away from the bone: a strip of the bone's edge that joined it
-    (the edge may rise higher above the bone's profile than the deposit; a 2.7 mm deposit
-    0.4 mm from the elbow's bone on 2 mm slices kept 7 voxels of it, 19 voxels of 13, its
-    centroid 1.5 mm towards the bone). What is left is the part 26-connected to the highest
-    of the rest. With fewer than ``MIN_AWAY_VOXELS`` away from the bone it stays whole."""
-    away = mask & ~grow(bone, corners=True)
-    if int(away.sum()) < MIN_AWAY_VOXELS:
-        return piece
-    footprint = grow(away.any(axis=0), corners=True)  # in-plane, over all its slices
-    kept = mask & footprint[None]
-    vals = np.where(kept, height, -np.inf)
-    if not np.isfinite(vals).any():
-        return piece
-    top = np.unravel_index(int(np.argmax(vals)), mask.shape)
-    parts, _ = ndi.label(kept, structure=_CUBE)
-    return piece & ((parts == parts[top]) | ~mask)
