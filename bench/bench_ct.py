@@ -97,6 +97,20 @@ are one 0.96 M-voxel structure whose split takes 8 of the 14 s, in one thread. I
 small dilations (6.8k ``ndimage.binary_dilation`` calls, 1.5 s of CPU) now use shifted
 copies (``morphology.grow``): 13.7 -> 12.6 s single-threaded, outputs identical.
 
+Session 15 (``python bench/bench_ct.py 100 400 1000 --limit-gib 4``): 100 slices 9.5x, 400
+slices 2.86 s = 6.0x, 1000 slices 4.0x (its baseline 1.84 s, 3.8x the 400-slice one: the
+int32 label array under the 4 GiB limit), 27-28 ns/voxel at 400 and 1000 (linear); peak 4x the
+volume + 23 MiB at 400 slices, 1000 slices 3.6x the volume under 4 GiB. What the 3x target
+would take, measured with ``--no-bone-split`` (a diagnostic: the split skipped, deposits touching
+bone stay bone): 400 slices 1.75 s = 3.5x with 2 threads, 2.33 s = 4.5x on one (the whole
+analysis: 2.76 s = 5.8x, 4.14 s = 8.3x on one thread). So even a free bone split would leave the
+analysis above 3x: the rest (body 0.5 s of CPU before anything else can start, labelling, noise,
+smoothing, bone preparation, measurement, regions) uses 2.3 s of CPU and overlaps poorly (1.3
+cores), and the split adds 1.8 s of CPU (1.0 s of wall). Looked at again: the spine's one
+watershed (3.4 M-voxel box, 1.4 M voxels of bone, 1244 distinct values) takes 0.57 s in
+scikit-image; mahotas' ``cwatershed`` took 1.24 s, DIPlib's ``SeededWatershed`` 0.70-0.80 s
+(and differs), so the library stays.
+
 Reading (``--read``): a 400-slice DICOM series and the same volume as ``.nii.gz``,
 each read with :func:`calcinosis.io.read_volume` and with SimpleITK alone
 (``ImageSeriesReader`` / ``ReadImage``), best of ``--repeat`` runs.
@@ -130,6 +144,11 @@ import numpy as np
 from scipy import ndimage as ndi
 from calcinosis.volume import Volume
 from calcinosis.pipeline import analyze
+if sys.argv[4] == "1":  # --no-bone-split: what the rest of the analysis costs (a diagnostic)
+    import calcinosis.detect.candidates as candidates
+    from calcinosis.anatomy.bone import BoneSplit
+    from calcinosis.anatomy.morphology import fill_holes_in_plane
+    candidates.split_bone = lambda dense, *a, **k: BoneSplit(fill_holes_in_plane(dense), ())
 arr = np.load(sys.argv[1])
 vol = Volume(arr, (0.8, 0.8, 1.0))
 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -171,7 +190,8 @@ np.save(sys.argv[1], make_array(int(sys.argv[2]), float(sys.argv[3])))
 """
 
 
-def run(n_slices: int, limit_gib: float = 0.0, repeat: int = 2, bone_texture: float = 0.0) -> dict:
+def run(n_slices: int, limit_gib: float = 0.0, repeat: int = 2, bone_texture: float = 0.0,
+        no_bone_split: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "vol.npy"
         # The phantom is made in a process of its own: Linux counts the pages a child shares
@@ -182,7 +202,8 @@ def run(n_slices: int, limit_gib: float = 0.0, repeat: int = 2, bone_texture: fl
         arr = np.load(path, mmap_mode="r")
         shape, nbytes = arr.shape, arr.nbytes
         del arr
-        out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(limit_gib), str(repeat)],
+        out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(limit_gib), str(repeat),
+                              "1" if no_bone_split else "0"],
                              capture_output=True, text=True)
     if out.returncode != 0:
         tail = out.stderr.strip().splitlines()[-1:] or ["?"]
@@ -241,6 +262,9 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--bone-texture", type=float, default=0.0,
                     help="trabecular texture of the phantom's bones (0..1; real bone is textured: its "
                          "many maxima cost the bone split time; 0 is the issue's benchmark)")
+    ap.add_argument("--no-bone-split", action="store_true",
+                    help="diagnostic: skip the bone split (deposits touching bone stay bone), to see what "
+                         "the rest of the analysis costs")
     args = ap.parse_args(argv)
     print(f"cores: {os.cpu_count()}, CALCINOSIS_THREADS={os.environ.get('CALCINOSIS_THREADS', '')}")
     if args.read:
@@ -249,11 +273,12 @@ def main(argv: list[str]) -> None:
             return
     for n in args.slices or [400]:
         limit = args.limit_gib if n >= 1000 else 0.0
-        r = run(n, limit, args.repeat, args.bone_texture)
+        r = run(n, limit, args.repeat, args.bone_texture, args.no_bone_split)
         if "failed" in r:
             print(f"512x512x{n}: FAILED under {limit or 'no'} GiB limit: {r['failed']}")
             continue
-        print(f"512x512x{n}{f' (bone texture {args.bone_texture:g})' if args.bone_texture else ''}: baseline {r['baseline_s']:.2f} s, analyze {r['analyze_s']:.2f} s, "
+        print(f"512x512x{n}{f' (bone texture {args.bone_texture:g})' if args.bone_texture else ''}"
+              f"{' (no bone split)' if args.no_bone_split else ''}: baseline {r['baseline_s']:.2f} s, analyze {r['analyze_s']:.2f} s, "
               f"ratio {r['ratio']:.1f}x, {r['ns_per_voxel']:.0f} ns/voxel; peak RSS "
               f"{r['peak_rss_bytes'] / 2**20:.0f} MiB = {r['peak_over_volume']:.1f}x the int16 volume "
               f"({r['volume_bytes'] / 2**20:.0f} MiB) = 4x the volume "
