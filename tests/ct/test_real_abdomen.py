@@ -97,6 +97,20 @@ def test_aortic_wall_plaque_on_the_vertebral_body_is_vascular(outputs):
     assert len(near) == 1 and near[0]["compartment"] == "vascular"
 
 
+def test_no_subcutaneous_finding_deep_in_the_trunk(outputs):
+    """Seen by eye: a 4.5 mm 352 HU finding in the fat at the right posterolateral corner of a
+    vertebral body (LPS about -36, -96, -769 mm), 64 mm from the skin, was "subcutaneous" for
+    the fat round it; that fat is enclosed by the crus, the liver and the spine, not the fat
+    under the skin. Subcutaneous findings here are the arm's, 7 mm deep."""
+    from calcinosis.report.tables import read_lesions_csv
+
+    rows = read_lesions_csv(outputs / "lesions.csv")
+    near = [r for r in rows if abs(float(r["x_mm"]) + 36.1) < 5 and abs(float(r["y_mm"]) + 96.1) < 5
+            and abs(float(r["z_mm"]) + 769.2) < 5]
+    assert len(near) == 1 and near[0]["compartment"] == "visceral"
+    assert all(float(r["depth_mm"]) < 20 for r in rows if r["compartment"] == "subcutaneous")
+
+
 def test_abdomen_resampled_to_3_mm_voxels(tmp_path):
     """On 3 mm pixels the bone split does not run (it read 41 of 58 findings off the bones
     there) and says so; the regions are abdomen and pelvis, not the neck or shoulder that

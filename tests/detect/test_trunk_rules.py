@@ -178,3 +178,44 @@ def test_in_plane_elongation_of_a_blob_a_rod_and_a_column():
     column = np.zeros((5, 60, 60), bool)
     column[:, 28:36, 28:36] = True
     assert in_plane_elongation(column, SP) < BONE_PIECE_MIN_ELONGATION
+
+
+def _wall_scene(in_pocket: bool):
+    """A trunk section (0.5 mm pixels): a disk of body with 10 mm of subcutaneous fat under
+    the skin, muscle inside it, and deep in the muscle a pocket of fat (20 mm across, 40 mm
+    from the skin: the fat beside a vertebral body). A 3 mm deposit in the pocket, or in the
+    subcutaneous fat; no bone, so no cavity is modelled."""
+    shape = (5, 200, 200)
+    yy, xx = np.mgrid[: shape[1], : shape[2]]
+    r = np.hypot(yy - 100, xx - 100)
+    body = np.broadcast_to(r <= 95, shape).copy()
+    hu = np.where(body, np.where(r > 75, -100.0, 45.0), -1000.0).astype(np.float32)
+    pocket = np.hypot(yy - 100, xx - 100) <= 20  # the middle: 75 px = 37 mm under the fat
+    hu[:, pocket] = -90.0
+    centre = (100, 100) if in_pocket else (100, 15)  # in the subcutaneous fat: 5-10 mm deep
+    deposit = np.zeros(shape, bool)
+    deposit[1:4, centre[0] - 3:centre[0] + 3, centre[1] - 3:centre[1] + 3] = True
+    hu[deposit] = 600.0
+    labels = deposit.astype(np.uint16)
+    return hu, labels, np.zeros(shape, bool), body, (2, *centre)
+
+
+@pytest.mark.parametrize("region", ["abdomen", "back"])
+def test_deposit_in_deep_fat_of_the_trunk_is_not_subcutaneous(region):
+    # The real abdominal series' 4.5 mm finding in the fat beside the vertebral body, 64 mm
+    # deep, was "subcutaneous" (fat round it): subcutaneous fat lies between the skin and the
+    # muscle fascia, and fat enclosed by muscle deep in the trunk is the retroperitoneum's or
+    # the mediastinum's (nodes, vessels).
+    hu, labels, bone, body, at = _wall_scene(in_pocket=True)
+    kept, excluded, _ = _classify(hu, labels, bone, body, _lesion("subcutaneous", region), at)
+    assert [k.compartment for k in kept] == ["visceral"] and excluded == []
+
+
+def test_deposit_in_the_fat_under_the_skin_stays_subcutaneous():
+    hu, labels, bone, body, at = _wall_scene(in_pocket=False)
+    kept, _, _ = _classify(hu, labels, bone, body, _lesion("subcutaneous", "abdomen"), at)
+    assert [k.compartment for k in kept] == ["subcutaneous"]
+    # A limb's deposit is not looked at (the rule is the trunk's).
+    hu, labels, bone, body, at = _wall_scene(in_pocket=True)
+    kept, _, _ = _classify(hu, labels, bone, body, _lesion("subcutaneous", "thigh"), at)
+    assert [k.compartment for k in kept] == ["subcutaneous"]

@@ -5,7 +5,10 @@ of the aorta or another large vessel) or visceral (organs, bowel content, lymph
 nodes). On the rib cage a dense piece in muscle is a rib cut across by the slices
 or calcified costal cartilage: skeletal, excluded as ``rib_cage``; in the front of
 the chest wall, one set in tissue denser than muscle is calcified costal cartilage,
-excluded as ``costal_cartilage``. Deposits of the skin and the subcutaneous fat keep their compartment.
+excluded as ``costal_cartilage``. Deposits of the skin and the subcutaneous fat keep their compartment;
+a deposit in fat that is not the fat under the skin (on its slice the fat round it does not
+join the fat within ``SUPERFICIAL_FAT_MM`` of the skin) lies in the trunk's deep fat, beside
+the spine or behind the crura, where the cavity model stops: visceral.
 Anywhere in the body, a finding in a bone's marrow cavity is bone, and a rod- or plate-shaped
 piece that the bone split parted from a bone is a piece of the bone (``bone_piece``).
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+import edt
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -79,6 +83,17 @@ BONE_PIECE_MIN_ELONGATION = 1.4
 # its fringe voxels pass the threshold (phantom deposits of 2.3-2.7 mm split off with 10-35
 # voxels on 1.5-2 mm slices read up to 1.9).
 BONE_PIECE_MIN_VOXELS = 40
+
+
+# Subcutaneous fat lies between the skin and the muscle fascia: the fat round a deposit there
+# joins, on its slice, the fat right under the skin (within this depth, mm). Fat that does not
+# is deep: in the trunk the fat of the posterior mediastinum and the retroperitoneum beside the
+# spine (behind the line the cavity model stops at), with its calcified nodes and vessels.
+SUPERFICIAL_FAT_MM = 6.0
+# The fat round a deposit is read this far (mm, in-plane) from its voxels on its slice ...
+FAT_RING_MM = 3.0
+# ... on the slice smoothed over 3 x 3 pixels (noise), between these levels (HU).
+FAT_MIN_HU = -250.0
 
 
 def classify_trunk_findings(
@@ -170,6 +185,14 @@ def classify_trunk_findings(
             # Deep in the neck round the airway: the visceral or carotid space, not a muscle.
             kept.append(replace(lesion, compartment=_vessel_or_organ(lesion, labels, boxes, spacing_zyx)))
             continue
+        if (lesion.compartment == "subcutaneous" and lesion.region in TRUNK_REGIONS + ("back",)
+                and hu is not None and body is not None
+                and _in_superficial_fat(hu, body, labels, lesion.lesion_id, boxes[lesion.lesion_id - 1], idx,
+                                        spacing_zyx) is False):
+            # In fat, but not the fat under the skin: deep in the trunk (paravertebral,
+            # retrocrural, retroperitoneal fat), inside the body's wall: a node's or a vessel's.
+            kept.append(replace(lesion, compartment="visceral", **inner))
+            continue
         if lesion.compartment in SOFT_WALL:
             kept.append(lesion)
             continue
@@ -191,6 +214,35 @@ def classify_trunk_findings(
         lut[lesion.lesion_id] = new_id
         renumbered.append(replace(lesion, lesion_id=new_id))
     return renumbered, excluded, lut
+
+
+def _in_superficial_fat(hu: np.ndarray, body: np.ndarray, labels: np.ndarray, lesion_id: int, box, idx,
+                        spacing_zyx) -> bool | None:
+    """Whether the fat round a finding joins, on its slice, the fat within
+    ``SUPERFICIAL_FAT_MM`` of the skin (8-connected, on the slice smoothed over 3 x 3 pixels,
+    ``FAT_MIN_HU`` to ``FAT_MAX_HU``); None when no fat lies within ``FAT_RING_MM`` of it
+    there. Its slice: its centroid's, or its box's slice with most of it."""
+    z = int(np.clip(idx[0], 0, hu.shape[0] - 1))
+    own = labels[z] == lesion_id
+    if not own.any() and box is not None:
+        counts = [(labels[k][box[1:]] == lesion_id).sum() for k in range(box[0].start, box[0].stop)]
+        z = box[0].start + int(np.argmax(counts))
+        own = labels[z] == lesion_id
+    smooth = ndi.uniform_filter(hu[z].astype(np.float32), 3)
+    fat = body[z] & (smooth >= FAT_MIN_HU) & (smooth <= FAT_MAX_HU)
+    pixel = tuple(float(v) for v in spacing_zyx[1:])
+    ring = (_distance_in_slice(~own, pixel) <= FAT_RING_MM) & fat if own.any() else own
+    if not ring.any():
+        return None
+    parts, _ = ndi.label(fat, structure=np.ones((3, 3), bool))
+    superficial = body[z] & (_distance_in_slice(body[z], pixel) <= SUPERFICIAL_FAT_MM)
+    return bool(np.isin(parts[ring], parts[superficial & fat]).any())
+
+
+def _distance_in_slice(mask: np.ndarray, pixel_mm) -> np.ndarray:
+    """Distance (mm) from each pixel of a slice's ``mask`` to the nearest pixel outside it (0
+    outside; the slice's border is not outside)."""
+    return edt.edt(np.ascontiguousarray(mask, dtype=np.uint8), anisotropy=pixel_mm, black_border=False)
 
 
 def in_plane_elongation(mask: np.ndarray, spacing_zyx) -> float:
