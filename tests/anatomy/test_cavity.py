@@ -312,3 +312,76 @@ def test_the_abdominal_wall_and_the_lungs_change_the_cavity(stacked):
     no_lungs = find_cavity(body, bone, sp, trunk, hu=np.where(hu == -850, np.int16(40), hu)).cavity
     assert (with_hu[:9] & ~without[:9]).any()  # no sternum below z = 18: the abdominal wall
     assert (with_hu[13:] != no_lungs[13:]).any()  # lungs from z = 25: beside the spine
+
+
+# --- Below the rib cage (the lumbar abdomen): no bone rings the cavity ------------------------
+
+def _lumbar_section(front_fat_mm: float = FAT_MM, leak: bool = True, n_slices: int = 6):
+    """A section between the rib cage and the pelvis (2 mm pixels): skin, subcutaneous fat
+    (``front_fat_mm`` in front, 25 mm at the sides, 20 at the back) round the muscle wall,
+    the viscera inside with a large pad of intra-abdominal fat in front of a vertebral body
+    (front at y = 24), no ribs. With ``leak`` a 6 mm channel of fat crosses the left lateral
+    wall and joins the intra-abdominal fat to the subcutaneous fat (as a thin part of a real
+    wall does on a 2 mm grid)."""
+    ys = np.arange(-180.0, 110.0 + 1e-6, PIXEL_MM)
+    xs = np.arange(-160.0, 160.0 + 1e-6, PIXEL_MM)
+    y, x = np.meshgrid(ys, xs, indexing="ij")
+    front = -BODY[1] - (front_fat_mm - FAT_MM)  # the skin's front moves out with the fat
+    cy, ay = 0.5 * (front + BODY[1]), 0.5 * (BODY[1] - front)
+    body = _ellipse(x, y, 0, cy, BODY[0], ay)
+    hu = np.full(y.shape, -1000.0)
+    hu[body] = 40.0
+    hu[_ellipse(x, y, 0, cy, BODY[0] - 2.5, ay - 2.5)] = -100.0
+    m_front = front + front_fat_mm
+    m_cy, m_ay = 0.5 * (m_front + MUSCLE_BACK_Y), 0.5 * (MUSCLE_BACK_Y - m_front)
+    m_ax = BODY[0] - FAT_MM
+    hu[_ellipse(x, y, 0, m_cy, m_ax, m_ay)] = 50.0
+    c_front, c_back = m_front + 12.0, MUSCLE_BACK_Y - 12.0
+    hu[_ellipse(x, y, 0, 0.5 * (c_front + c_back), m_ax - 12.0, 0.5 * (c_back - c_front))] = 40.0
+    hu[_ellipse(x, y, 0, -25.0, 70.0, 30.0)] = -100.0  # intra-abdominal fat
+    if leak:
+        hu[(np.abs(y + 25.0) <= 3.0) & (x < -60.0) & body] = -100.0
+    bone = _ellipse(x, y, 0, 40.0, 22.0, 16.0)
+    hu[bone] = 700.0
+    stack = lambda a: np.repeat(a[None], n_slices, axis=0)  # noqa: E731
+    cavity = find_cavity(stack(body), stack(bone), (PIXEL_MM,) * 3, np.ones(n_slices, bool),
+                         hu=stack(hu).astype(np.int16))
+
+    def index(x_mm, y_mm):
+        return n_slices // 2, int(round((y_mm + 180.0) / PIXEL_MM)), int(round((x_mm + 160.0) / PIXEL_MM))
+
+    def at(x_mm, y_mm):
+        return cavity.in_cavity(index(x_mm, y_mm))
+    at.depth_only = lambda x_mm, y_mm: cavity.by_depth_only(index(x_mm, y_mm))
+    at.beside_spine = lambda x_mm, y_mm: cavity.beside_spine(index(x_mm, y_mm))
+    return at
+
+
+@pytest.mark.parametrize("leak", [False, True])
+def test_below_the_ribs_the_cavity_is_inside_the_abdominal_wall(leak):
+    # TotalSegmentator's abdomen-to-hips example (3 mm voxels): below the ribs there was no
+    # cavity, and the aortic plaque in front of L4, bowel content and a kidney stone were
+    # "intramuscular". The cavity there: more than 20 mm inside the subcutaneous fat's inner
+    # edge, or where that fat joins the fat inside (``leak``) more than 60 mm from the skin.
+    at = _lumbar_section(leak=leak)
+    assert at(0.0, 10.0)  # in front of the vertebral body: the aorta's place, 90 mm deep
+    assert at(0.0, -25.0)  # the intra-abdominal fat, 75 mm deep
+    assert at(-40.0, 0.0)
+    assert not at(0.0, -69.0)  # the front wall's muscle
+    assert not at(0.0, -85.0)  # subcutaneous fat
+    assert not at(120.0, 0.0)  # the lateral wall
+    assert not at(0.0, 72.0)  # the back muscles
+    assert not at(0.0, 30.0)  # the vertebral body
+    assert at.beside_spine(30.0, 30.0) and not at(30.0, 30.0)  # the psoas' place
+    # Taken for its depth alone only where the fat under the skin seems to join the inside.
+    assert at.depth_only(0.0, -25.0) == leak
+    assert not at.depth_only(0.0, 10.0) or leak
+
+
+def test_below_the_ribs_an_obese_walls_fat_is_cavity_by_depth_only():
+    # 80 mm of fat in front: 65 mm deep in it is deeper than the cavity's depth rule, but it
+    # lies in the fat under the skin (the trunk's rules keep a deposit there subcutaneous).
+    at = _lumbar_section(front_fat_mm=80.0, leak=False)
+    y_fat = -BODY[1] - (80.0 - FAT_MM) + 65.0
+    assert at(0.0, y_fat) and at.depth_only(0.0, y_fat)
+    assert at(0.0, 10.0) and not at.depth_only(0.0, 10.0)

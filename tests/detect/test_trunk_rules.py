@@ -219,3 +219,37 @@ def test_deposit_in_the_fat_under_the_skin_stays_subcutaneous():
     hu, labels, bone, body, at = _wall_scene(in_pocket=True)
     kept, _, _ = _classify(hu, labels, bone, body, _lesion("subcutaneous", "thigh"), at)
     assert [k.compartment for k in kept] == ["subcutaneous"]
+
+
+class _CavityAnswers:
+    """A cavity that answers every point the same: in it, and taken for its depth alone or not."""
+
+    def __init__(self, by_depth_only: bool):
+        self._depth_only = by_depth_only
+
+    def in_cavity(self, _idx):
+        return True
+
+    def by_depth_only(self, _idx):
+        return self._depth_only
+
+    def beside_spine(self, _idx):
+        return False
+
+    def in_rib_cage(self, _idx):
+        return False
+
+    def in_front_wall(self, _idx):
+        return False
+
+
+@pytest.mark.parametrize("by_depth_only", [True, False])
+def test_fat_under_the_skin_in_a_cavity_taken_for_depth_alone_stays_subcutaneous(by_depth_only):
+    # Below the ribs the cavity is also what lies 60 mm or more from the skin; an obese
+    # wall's fat reaches that deep, and a deposit in it (joined to the fat under the skin)
+    # stays subcutaneous. Where the cavity is the place itself (inside the rib cage's hull,
+    # or under the wall), fat there is the cavity's whatever it joins.
+    hu, labels, bone, body, at = _wall_scene(in_pocket=False)
+    kept, _, _ = classify_trunk_findings([_lesion("subcutaneous", "abdomen")], labels, _CavityAnswers(by_depth_only),
+                                         lambda _lesion: at, SP, hu=hu, body=body, bone=bone, threshold_hu=130.0)
+    assert [k.compartment for k in kept] == (["subcutaneous"] if by_depth_only else ["visceral"])

@@ -9,7 +9,10 @@ sternum (the upper abdomen between the costal margins) no bone closes the front:
 hull's front runs as a chord between the lowest ribs, across the abdominal cavity.
 There the front wall is the abdominal wall's muscle under the subcutaneous fat (rectus
 and flat muscles, 10-15 mm), and the cavity starts a wall's thickness inside the fat's
-inner edge. Computed on
+inner edge. Below the rib cage (the lumbar abdomen, where no bone hull covers the body) the
+same rule makes the whole cavity in front of the spine, and so does lying more than
+``LUMBAR_CAVITY_DEPTH_MM`` from the skin (the fat inside often joins the subcutaneous fat
+through a thin part of the wall on the grid). Computed on
 a grid of about 2 mm (slices of up to 2 mm are sampled too): none of this needs
 fine detail. Every step but a few whole-grid landmarks (the body's extent, the spine's
 front edge) works within one slice of that grid, and the cavity is read only where
@@ -41,6 +44,12 @@ LATERAL_BEHIND_SPINE_MM = 30.0
 # thicker than the abdominal wall's muscle layers (rectus, obliques: 10-15 mm), thinner
 # than the distance to any bowel behind them.
 ABDOMINAL_WALL_MM = 20.0
+# Below the rib cage, without a pelvis round it (the lumbar abdomen): farther than this (mm)
+# from the skin, in front of the spine, is the cavity even where the fat under the skin seems
+# to join the fat inside (thicker than the wall of all but the most obese: skin, fat and
+# muscle 15-40 mm; the aorta 110 mm deep on the 3 mm-voxel abdomen of TotalSegmentator's
+# example).
+LUMBAR_CAVITY_DEPTH_MM = 60.0
 # Fat (HU); air (lung, gas) is below the range.
 FAT_HU = (-250.0, -30.0)
 # The skin (2-3 mm, soft-tissue density) is crossed on the way in from the outside.
@@ -110,6 +119,11 @@ class Cavity:
     def in_front_wall(self, index_zyx) -> bool:
         return self._at(2, index_zyx)
 
+    def by_depth_only(self, index_zyx) -> bool:
+        """In the cavity only for lying ``LUMBAR_CAVITY_DEPTH_MM`` or more from the skin, below
+        the rib cage: the fat round a finding there may still be the wall's."""
+        return self._at(4, index_zyx)
+
     def beside_spine(self, index_zyx) -> bool:
         """Beside the vertebral body behind the line where the cavity stops (see
         :meth:`_CavityGrid._beside_spine`)."""
@@ -171,10 +185,9 @@ class _CavityGrid:
 
     def _slice_masks(self, z: int) -> tuple[np.ndarray, ...]:
         b = self.b[z]
-        none = np.zeros(b.shape, bool)
         hull = self._hull(z)
         if hull is None:
-            return none, none.copy(), none.copy(), none.copy()
+            return self._without_rib_cage(z)
         sp = self.sp
         inside = distance_inside_mm(hull[None], sp, in_plane=True)[0]
         outside = distance_outside_mm(hull[None], sp, in_plane=True)[0]
@@ -197,7 +210,28 @@ class _CavityGrid:
             front[: self.mid, :] = True
         reach = (outside <= RIB_BAND_MM) | (front & (outside <= ANTERIOR_BAND_MM))
         band = ((inside > 0) & (inside <= RIB_BAND_MM)) | ((outside > 0) & reach)
-        return cavity, band, front, beside
+        return cavity, band, front, beside, np.zeros(b.shape, bool)
+
+    def _without_rib_cage(self, z: int) -> tuple[np.ndarray, ...]:
+        """Slice ``z``'s masks where no bone rings the cavity: a trunk slice with a spine between
+        the rib cage and the pelvis (the lumbar abdomen). The cavity is what lies more than
+        ``ABDOMINAL_WALL_MM`` inside the subcutaneous fat's inner edge, in front of the spine
+        (and 30 mm behind its front edge further out, in front of the back muscles): the
+        bowel, the aorta and iliac vessels, the kidneys' lower poles. No rib band, no front
+        wall. Without ``hu``, a spine, or on a slice outside the trunk: nothing."""
+        none = np.zeros(self.b.shape[1:], bool)
+        if self.hu is None or not self.trunk[z] or self._spine_strip(z) is None:
+            return none, none.copy(), none.copy(), none.copy(), none.copy()
+        under_wall = _depth_under_fat_mm(self.b[z:z + 1], self.hu[z:z + 1], self.sp)[0] > ABDOMINAL_WALL_MM
+        # The intra-abdominal fat often joins the subcutaneous fat through a thin part of the
+        # wall at this grid's 2 mm (then the depth under the fat stays small deep inside); far
+        # from the skin it is the cavity all the same, unless the fat round a finding is the
+        # wall's (an obese wall: :meth:`Cavity.by_depth_only`).
+        far = distance_inside_mm(self.b[z:z + 1], self.sp, in_plane=True)[0] > LUMBAR_CAVITY_DEPTH_MM
+        deep = under_wall | far
+        anterior = self._anterior_to_spine(z, thorax=False)
+        return (deep & anterior, none, none.copy(), deep & self._beside_spine(z, anterior),
+                far & ~under_wall & anterior)
 
     def _spine_strip(self, z: int) -> tuple[int, slice, int] | None:
         """Slice ``z``'s spine front row, the columns within ``SPINE_CENTRAL_MM`` of the spine's

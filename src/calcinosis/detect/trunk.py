@@ -157,8 +157,15 @@ def classify_trunk_findings(
             kept.append(lesion)
             continue
         # Fat inside the cavity (mediastinum, mesentery) looks like subcutaneous fat: the
-        # place decides, not the tissue round the deposit.
-        if lesion.region in TRUNK_REGIONS + ("back",) and cavity.in_cavity(idx):
+        # place decides, not the tissue round the deposit; but where the cavity below the ribs
+        # is taken for its depth alone, fat that joins the fat under the skin is the wall's
+        # (an obese abdominal wall).
+        superficial = None
+        if lesion.compartment == "subcutaneous" and hu is not None and body is not None:
+            superficial = _in_superficial_fat(hu, body, labels, lesion.lesion_id, boxes[lesion.lesion_id - 1],
+                                              idx, spacing_zyx)
+        if (lesion.region in TRUNK_REGIONS + ("back",) and cavity.in_cavity(idx)
+                and not (superficial and cavity.by_depth_only(idx))):
             kept.append(replace(lesion, compartment=_vessel_or_organ(lesion, labels, boxes, spacing_zyx), **inner))
             continue
         if (lesion.region in TRUNK_REGIONS + ("back",) and cavity.beside_spine(idx)
@@ -185,10 +192,7 @@ def classify_trunk_findings(
             # Deep in the neck round the airway: the visceral or carotid space, not a muscle.
             kept.append(replace(lesion, compartment=_vessel_or_organ(lesion, labels, boxes, spacing_zyx)))
             continue
-        if (lesion.compartment == "subcutaneous" and lesion.region in TRUNK_REGIONS + ("back",)
-                and hu is not None and body is not None
-                and _in_superficial_fat(hu, body, labels, lesion.lesion_id, boxes[lesion.lesion_id - 1], idx,
-                                        spacing_zyx) is False):
+        if lesion.region in TRUNK_REGIONS + ("back",) and superficial is False:
             # In fat, but not the fat under the skin: deep in the trunk (paravertebral,
             # retrocrural, retroperitoneal fat), inside the body's wall: a node's or a vessel's.
             kept.append(replace(lesion, compartment="visceral", **inner))
