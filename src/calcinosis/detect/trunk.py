@@ -161,7 +161,8 @@ def classify_trunk_findings(
         # is taken for its depth alone, fat that joins the fat under the skin is the wall's
         # (an obese abdominal wall).
         superficial = None
-        if lesion.compartment == "subcutaneous" and hu is not None and body is not None:
+        if (lesion.compartment == "subcutaneous" and lesion.region in TRUNK_REGIONS + ("back",)
+                and hu is not None and body is not None):
             superficial = _in_superficial_fat(hu, body, labels, lesion.lesion_id, boxes[lesion.lesion_id - 1],
                                               idx, spacing_zyx)
         if (lesion.region in TRUNK_REGIONS + ("back",) and cavity.in_cavity(idx)
