@@ -316,27 +316,29 @@ def test_the_abdominal_wall_and_the_lungs_change_the_cavity(stacked):
 
 # --- Below the rib cage (the lumbar abdomen): no bone rings the cavity ------------------------
 
-def _lumbar_section(front_fat_mm: float = FAT_MM, leak: bool = True, n_slices: int = 6):
+def _lumbar_section(front_fat_mm: float = FAT_MM, leak: bool = True, n_slices: int = 6, back_extra_mm: float = 0.0):
     """A section between the rib cage and the pelvis (2 mm pixels): skin, subcutaneous fat
     (``front_fat_mm`` in front, 25 mm at the sides, 20 at the back) round the muscle wall,
     the viscera inside with a large pad of intra-abdominal fat in front of a vertebral body
     (front at y = 24), no ribs. With ``leak`` a 6 mm channel of fat crosses the left lateral
     wall and joins the intra-abdominal fat to the subcutaneous fat (as a thin part of a real
-    wall does on a 2 mm grid)."""
-    ys = np.arange(-180.0, 110.0 + 1e-6, PIXEL_MM)
+    wall does on a 2 mm grid). ``back_extra_mm`` moves the back (skin, fat, muscle's back
+    edge) that much further back: thicker back muscles."""
+    ys = np.arange(-180.0, 110.0 + back_extra_mm + 1e-6, PIXEL_MM)
     xs = np.arange(-160.0, 160.0 + 1e-6, PIXEL_MM)
     y, x = np.meshgrid(ys, xs, indexing="ij")
     front = -BODY[1] - (front_fat_mm - FAT_MM)  # the skin's front moves out with the fat
-    cy, ay = 0.5 * (front + BODY[1]), 0.5 * (BODY[1] - front)
+    back = BODY[1] + back_extra_mm
+    cy, ay = 0.5 * (front + back), 0.5 * (back - front)
     body = _ellipse(x, y, 0, cy, BODY[0], ay)
     hu = np.full(y.shape, -1000.0)
     hu[body] = 40.0
     hu[_ellipse(x, y, 0, cy, BODY[0] - 2.5, ay - 2.5)] = -100.0
-    m_front = front + front_fat_mm
-    m_cy, m_ay = 0.5 * (m_front + MUSCLE_BACK_Y), 0.5 * (MUSCLE_BACK_Y - m_front)
+    m_front, m_back = front + front_fat_mm, MUSCLE_BACK_Y + back_extra_mm
+    m_cy, m_ay = 0.5 * (m_front + m_back), 0.5 * (m_back - m_front)
     m_ax = BODY[0] - FAT_MM
     hu[_ellipse(x, y, 0, m_cy, m_ax, m_ay)] = 50.0
-    c_front, c_back = m_front + 12.0, MUSCLE_BACK_Y - 12.0
+    c_front, c_back = m_front + 12.0, m_back - 12.0
     hu[_ellipse(x, y, 0, 0.5 * (c_front + c_back), m_ax - 12.0, 0.5 * (c_back - c_front))] = 40.0
     hu[_ellipse(x, y, 0, -25.0, 70.0, 30.0)] = -100.0  # intra-abdominal fat
     if leak:
@@ -376,6 +378,17 @@ def test_below_the_ribs_the_cavity_is_inside_the_abdominal_wall(leak):
     # Taken for its depth alone only where the fat under the skin seems to join the inside.
     assert at.depth_only(0.0, -25.0) == leak
     assert not at.depth_only(0.0, 10.0) or leak
+
+
+def test_below_the_ribs_the_cavity_reaches_back_to_the_kidneys():
+    # Stones in both kidneys of that example lie 27-39 mm behind the spine's front, 60-90 mm
+    # from the midline: the cavity's reach behind the front beside the central strip is 30 mm
+    # inside the rib cage, 45 mm below it. Thicker back muscles (40 mm more) put that place
+    # well under the wall.
+    at = _lumbar_section(leak=False, back_extra_mm=40.0)
+    assert at(60.0, 59.0)  # 35 mm behind the front, 60 mm out
+    assert not at(60.0, 75.0)  # 51 mm behind: the quadratus lumborum's place
+    assert not at(0.0, 40.0)  # the vertebral body
 
 
 def test_below_the_ribs_an_obese_walls_fat_is_cavity_by_depth_only():

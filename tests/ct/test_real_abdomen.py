@@ -133,8 +133,8 @@ def test_abdomen_resampled_to_3_mm_voxels(tmp_path):
     assert regions.get("chest", 0.0) <= 0.1  # lung bases at the top only
     assert any("not split from it" in w for w in summary["warnings"])
     # Below the ribs the cavity has no bone round it. Seen by eye: a calcified plaque in front
-    # of L4 (the aorta's bifurcation) and a stone in the left kidney; with bowel content deep
-    # in the abdomen they were "intramuscular", 95-123 mm from the skin.
+    # of L4 (the aorta's bifurcation) and stones in the kidneys; with bowel content deep in the
+    # abdomen they were "intramuscular", 82-123 mm from the skin.
     from calcinosis.report.tables import read_lesions_csv
 
     rows = read_lesions_csv(tmp_path / "lesions.csv")
@@ -143,7 +143,8 @@ def test_abdomen_resampled_to_3_mm_voxels(tmp_path):
         return [r for r in rows if abs(float(r["x_mm"]) - x) < 6 and abs(float(r["y_mm"]) - y) < 6
                 and abs(float(r["z_mm"]) - z) < 6]
 
-    for place in ((11.1, -175.8, 297.7), (80.1, -133.2, 332.1)):  # plaque, kidney stone
+    # The plaque; stones or calcifications in both kidneys (27-33 mm behind the spine's front).
+    for place in ((11.1, -175.8, 297.7), (80.1, -133.2, 332.1), (-86.0, -131.3, 319.1), (91.0, -128.3, 331.7)):
         found = at(*place)
         assert len(found) == 1 and found[0]["compartment"] in ("vascular", "visceral"), place
     assert not [r for r in rows if r["compartment"] == "intramuscular" and r["region"] == "abdomen"

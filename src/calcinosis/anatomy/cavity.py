@@ -50,6 +50,10 @@ ABDOMINAL_WALL_MM = 20.0
 # muscle 15-40 mm; the aorta 110 mm deep on the 3 mm-voxel abdomen of TotalSegmentator's
 # example).
 LUMBAR_CAVITY_DEPTH_MM = 60.0
+# There, beside the psoas, the cavity reaches this far (mm) behind the spine's front: the
+# kidneys lie on the quadratus lumborum at about the transverse processes' level (stones in
+# both kidneys of that example lie 27-39 mm behind it, 60-90 mm from the midline).
+RENAL_BEHIND_SPINE_MM = 45.0
 # Fat (HU); air (lung, gas) is below the range.
 FAT_HU = (-250.0, -30.0)
 # The skin (2-3 mm, soft-tissue density) is crossed on the way in from the outside.
@@ -216,8 +220,8 @@ class _CavityGrid:
         """Slice ``z``'s masks where no bone rings the cavity: a trunk slice with a spine between
         the rib cage and the pelvis (the lumbar abdomen). The cavity is what lies more than
         ``ABDOMINAL_WALL_MM`` inside the subcutaneous fat's inner edge, in front of the spine
-        (and 30 mm behind its front edge further out, in front of the back muscles): the
-        bowel, the aorta and iliac vessels, the kidneys' lower poles. No rib band, no front
+        (and ``RENAL_BEHIND_SPINE_MM`` behind its front edge further out, in front of the back
+        muscles): the bowel, the aorta and iliac vessels, the kidneys. No rib band, no front
         wall. Without ``hu``, a spine, or on a slice outside the trunk: nothing."""
         none = np.zeros(self.b.shape[1:], bool)
         if self.hu is None or not self.trunk[z] or self._spine_strip(z) is None:
@@ -229,7 +233,7 @@ class _CavityGrid:
         # wall's (an obese wall: :meth:`Cavity.by_depth_only`).
         far = distance_inside_mm(self.b[z:z + 1], self.sp, in_plane=True)[0] > LUMBAR_CAVITY_DEPTH_MM
         deep = under_wall | far
-        anterior = self._anterior_to_spine(z, thorax=False)
+        anterior = self._anterior_to_spine(z, thorax=False, lateral_behind_mm=RENAL_BEHIND_SPINE_MM)
         return (deep & anterior, none, none.copy(), deep & self._beside_spine(z, anterior),
                 far & ~under_wall & anterior)
 
@@ -271,13 +275,17 @@ class _CavityGrid:
             return None
         return h & b
 
-    def _anterior_to_spine(self, z: int, thorax: bool) -> np.ndarray:
-        """The part of slice ``z`` in front of the spine (see :func:`_spine_front`)."""
+    def _anterior_to_spine(self, z: int, thorax: bool, lateral_behind_mm: float | None = None) -> np.ndarray:
+        """The part of slice ``z`` in front of the spine (see :func:`_spine_front`); beyond the
+        central columns it reaches ``lateral_behind_mm`` behind the spine's front (by default
+        ``LATERAL_BEHIND_SPINE_MM``)."""
         out = np.ones(self.b.shape[1:], bool)
         strip = self._spine_strip(z)
         if strip is None:
             return out
         f, cols, behind = strip
+        if lateral_behind_mm is not None:
+            behind = int(round(lateral_behind_mm / self.sp[1]))
         f += int(round(THORAX_BESIDE_SPINE_MM / self.sp[1])) if thorax else 0
         out[f:, cols] = False
         out[f + behind:, :] = False
