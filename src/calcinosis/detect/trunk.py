@@ -18,13 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-import edt
 import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bone import SKULL_MIN_ENCLOSED_MM2
-from calcinosis.anatomy.cavity import Cavity
-from calcinosis.anatomy.morphology import distance_inside_mm, fill_holes_2d
+from calcinosis.anatomy.cavity import FAT_HU, Cavity
+from calcinosis.anatomy.morphology import distance_inside_mm, distance_outside_mm, fill_holes_2d
 from calcinosis.detect.candidates import Excluded
 from calcinosis.detect.dense_tissue import is_dense_soft_tissue
 from calcinosis.measure.lesion import FAT_MAX_HU, Lesion, farthest_pair
@@ -90,10 +89,9 @@ BONE_PIECE_MIN_VOXELS = 40
 # is deep: in the trunk the fat of the posterior mediastinum and the retroperitoneum beside the
 # spine (behind the line the cavity model stops at), with its calcified nodes and vessels.
 SUPERFICIAL_FAT_MM = 6.0
-# The fat round a deposit is read this far (mm, in-plane) from its voxels on its slice ...
+# The fat round a deposit is read this far (mm, in-plane) from its voxels on its slice, on the
+# slice smoothed over 3 x 3 pixels (noise), in the cavity's fat range (``FAT_HU``, both ends in).
 FAT_RING_MM = 3.0
-# ... on the slice smoothed over 3 x 3 pixels (noise), between these levels (HU).
-FAT_MIN_HU = -250.0
 
 
 def classify_trunk_findings(
@@ -225,29 +223,25 @@ def _in_superficial_fat(hu: np.ndarray, body: np.ndarray, labels: np.ndarray, le
                         spacing_zyx) -> bool | None:
     """Whether the fat round a finding joins, on its slice, the fat within
     ``SUPERFICIAL_FAT_MM`` of the skin (8-connected, on the slice smoothed over 3 x 3 pixels,
-    ``FAT_MIN_HU`` to ``FAT_MAX_HU``); None when no fat lies within ``FAT_RING_MM`` of it
-    there. Its slice: its centroid's, or its box's slice with most of it."""
+    ``FAT_HU``); None when no fat lies within ``FAT_RING_MM`` of it there. Its slice: its
+    centroid's, or its box's slice with most of it."""
     z = int(np.clip(idx[0], 0, hu.shape[0] - 1))
     own = labels[z] == lesion_id
     if not own.any() and box is not None:
         counts = [(labels[k][box[1:]] == lesion_id).sum() for k in range(box[0].start, box[0].stop)]
         z = box[0].start + int(np.argmax(counts))
         own = labels[z] == lesion_id
+    if not own.any():
+        return None
     smooth = ndi.uniform_filter(hu[z].astype(np.float32), 3)
-    fat = body[z] & (smooth >= FAT_MIN_HU) & (smooth <= FAT_MAX_HU)
-    pixel = tuple(float(v) for v in spacing_zyx[1:])
-    ring = (_distance_in_slice(~own, pixel) <= FAT_RING_MM) & fat if own.any() else own
+    fat = body[z] & (smooth >= FAT_HU[0]) & (smooth <= FAT_HU[1])
+    ring = fat & (distance_outside_mm(own[None], spacing_zyx, in_plane=True)[0] <= FAT_RING_MM)
     if not ring.any():
         return None
     parts, _ = ndi.label(fat, structure=np.ones((3, 3), bool))
-    superficial = body[z] & (_distance_in_slice(body[z], pixel) <= SUPERFICIAL_FAT_MM)
+    skin_depth = distance_inside_mm(body[z][None], spacing_zyx, in_plane=True)[0]
+    superficial = body[z] & (skin_depth <= SUPERFICIAL_FAT_MM)
     return bool(np.isin(parts[ring], parts[superficial & fat]).any())
-
-
-def _distance_in_slice(mask: np.ndarray, pixel_mm) -> np.ndarray:
-    """Distance (mm) from each pixel of a slice's ``mask`` to the nearest pixel outside it (0
-    outside; the slice's border is not outside)."""
-    return edt.edt(np.ascontiguousarray(mask, dtype=np.uint8), anisotropy=pixel_mm, black_border=False)
 
 
 def in_plane_elongation(mask: np.ndarray, spacing_zyx) -> float:
