@@ -48,16 +48,25 @@ def _section(front_wall_mm: float, sternum: bool, fat_pad=None, n_slices: int = 
     if sternum:
         bone |= _ellipse(x, y, 0, MUSCLE_FRONT_Y + 30.0, 12.0, 4.0)
     hu[bone] = 700.0
+    return _cavity_at(body, bone, hu, ys[0], xs[0], n_slices)
+
+
+def _cavity_at(body, bone, hu, y0_mm: float, x0_mm: float, n_slices: int):
+    """The cavity of a drawn section (its first row at ``y0_mm``, first column at ``x0_mm``)
+    stacked ``n_slices`` times, all trunk slices; returned as ``at(x_mm, y_mm)`` (in the
+    cavity, on the middle slice) with ``at.beside_spine`` and ``at.depth_only``
+    (:meth:`~calcinosis.anatomy.cavity.Cavity.by_depth_only`) at the same points."""
     stack = lambda a: np.repeat(a[None], n_slices, axis=0)  # noqa: E731
     cavity = find_cavity(stack(body), stack(bone), (PIXEL_MM,) * 3, np.ones(n_slices, bool),
                          hu=stack(hu).astype(np.int16))
 
     def index(x_mm, y_mm):
-        return n_slices // 2, int(round((y_mm + 110.0) / PIXEL_MM)), int(round((x_mm + 160.0) / PIXEL_MM))
+        return n_slices // 2, int(round((y_mm - y0_mm) / PIXEL_MM)), int(round((x_mm - x0_mm) / PIXEL_MM))
 
     def at(x_mm, y_mm):
         return cavity.in_cavity(index(x_mm, y_mm))
     at.beside_spine = lambda x_mm, y_mm: cavity.beside_spine(index(x_mm, y_mm))
+    at.depth_only = lambda x_mm, y_mm: cavity.by_depth_only(index(x_mm, y_mm))
     return at
 
 
@@ -345,18 +354,7 @@ def _lumbar_section(front_fat_mm: float = FAT_MM, leak: bool = True, n_slices: i
         hu[(np.abs(y + 25.0) <= 3.0) & (x < -60.0) & body] = -100.0
     bone = _ellipse(x, y, 0, 40.0, 22.0, 16.0)
     hu[bone] = 700.0
-    stack = lambda a: np.repeat(a[None], n_slices, axis=0)  # noqa: E731
-    cavity = find_cavity(stack(body), stack(bone), (PIXEL_MM,) * 3, np.ones(n_slices, bool),
-                         hu=stack(hu).astype(np.int16))
-
-    def index(x_mm, y_mm):
-        return n_slices // 2, int(round((y_mm + 180.0) / PIXEL_MM)), int(round((x_mm + 160.0) / PIXEL_MM))
-
-    def at(x_mm, y_mm):
-        return cavity.in_cavity(index(x_mm, y_mm))
-    at.depth_only = lambda x_mm, y_mm: cavity.by_depth_only(index(x_mm, y_mm))
-    at.beside_spine = lambda x_mm, y_mm: cavity.beside_spine(index(x_mm, y_mm))
-    return at
+    return _cavity_at(body, bone, hu, ys[0], xs[0], n_slices)
 
 
 @pytest.mark.parametrize("leak", [False, True])
