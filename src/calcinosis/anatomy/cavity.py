@@ -386,7 +386,8 @@ def _spine_front(body: np.ndarray, bone: np.ndarray, sp, rows_any: np.ndarray, c
     anterior within +-15 mm (slices through a disc find the laminae).
     Within 50 mm of the midline (vertebra, psoas) the cavity stops at that edge, 30 mm
     further back in slices through the lungs (aorta beside the spine); further out
-    (kidneys, colon) 30 mm behind it, in front of the back muscles."""
+    (kidneys, colon) 30 mm behind it (``RENAL_BEHIND_SPINE_MM`` below the rib cage), in front
+    of the back muscles."""
     half = max(1, int(round(10.0 / sp[2])))
     run = max(1, int(round(SPINE_MIN_DEPTH_MM / sp[1])))
     n = body.shape[0]
