@@ -70,6 +70,44 @@ def test_mass_beside_the_lung_counts_soft_tissue_only():
     assert lesion.mass_mg == pytest.approx(0.8 * 500.0 * 9 * np.prod(sp) / 1000.0)
 
 
+def _deposit_in_fat(skin_strip: bool):
+    """A deposit (3 x 3 voxels, 500 HU above fat) on a 3 mm slice of fat, its blur below the
+    threshold round it: 100 HU above the fat one voxel out, 50 HU two voxels out (past the
+    1.5 mm shell). With ``skin_strip``, a strip of skin (40 HU) lies in its background ring."""
+    sp = (3.0, 0.8, 0.8)
+    hu = np.full((9, 31, 31), -100.0, np.float32)
+    hu[4, 12:19, 12:19] = -50.0
+    hu[4, 13:18, 13:18] = 0.0
+    labels = np.zeros(hu.shape, np.int32)
+    labels[4, 14:17, 14:17] = 1
+    hu[labels == 1] = 400.0
+    if skin_strip:
+        hu[:, 18:, :] = 40.0
+    ctx = LesionContext(hu=hu, labels=labels, body=np.ones(hu.shape, bool), bone=np.zeros(hu.shape, bool),
+                        depth_mm=None, bone_distance_mm=None, spacing_zyx=sp, offset_zyx=(0, 0, 0))
+    (lesion,) = measure_lesions(ctx, lambda idx: np.asarray(idx, float)[..., ::-1] * sp[::-1], AnalysisConfig(),
+                                midline_x_mm=0.0, noise_hu=10.0)
+    return lesion, 0.8 * np.prod(sp) / 1000.0
+
+
+def test_mass_in_fat_takes_the_blur_past_the_shell():
+    # Over fat the 130 HU outline lies high on the deposit's edge: the lesion is grown through
+    # the voxels 80 HU (130 - muscle) above the fat (the 5 x 5 at +100), then by the shell,
+    # which now holds the +50 HU ring too (24 voxels). The shell round the 3 x 3 alone holds
+    # only the +100 HU ring: 4500 + 1600 HU.
+    lesion, mg_per_hu = _deposit_in_fat(skin_strip=False)
+    assert lesion.background_hu == -100.0
+    assert lesion.mass_mg == pytest.approx(mg_per_hu * (9 * 500.0 + 16 * 100.0 + 24 * 50.0))
+
+
+def test_mass_with_other_tissue_in_its_ring_keeps_the_shell():
+    # Skin in the background ring: the background is no longer one tissue, and voxels above
+    # it need not be the deposit's blur. Only the shell round the lesion counts.
+    lesion, mg_per_hu = _deposit_in_fat(skin_strip=True)
+    assert lesion.background_hu == -100.0
+    assert lesion.mass_mg == pytest.approx(mg_per_hu * (9 * 500.0 + 16 * 100.0))
+
+
 def test_centroid_z_takes_the_partial_volume_on_the_next_thick_slice():
     # A deposit mostly in slice 4 (3 x 3 voxels, 500 HU above muscle) whose part in slice 5
     # reads 70 HU above muscle there, under the threshold: that slice holds where between the

@@ -29,6 +29,11 @@ BACKGROUND_RING_MM = 2.0
 SOFT_TISSUE_MIN_HU = -250.0
 # Soft tissue below this (HU) is fat: a deposit whose surroundings are fat is subcutaneous.
 FAT_MAX_HU = -30.0
+# Nominal muscle (HU): the detection threshold's height over it is how far up a deposit's
+# blurred edge the lesion's outline lies. In fat the mass's region is grown to the same
+# height over the fat, at most ``TAIL_REACH_MM`` from the lesion (_tail_region).
+MUSCLE_HU = 50.0
+TAIL_REACH_MM = 1.5
 # Soft-tissue calcinosis proper; vascular and visceral calcification is reported beside it.
 CALCINOSIS_COMPARTMENTS = ("cutaneous", "subcutaneous", "intramuscular", "juxta_osseous")
 # Flags of a low-confidence lesion: ``small`` under this volume (mm3), ``low_contrast`` when its
@@ -126,6 +131,11 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
             ring_ok = ring & ctx.body[box] & (hu < config.threshold_hu)
         # The surroundings (lung for a nodule in the lung: the trunk's rules read it).
         background = float(np.median(hu[ring_ok])) if ring_ok.any() else 0.0
+        # In fat (the ring's 90th percentile is fat: no skin, muscle or vessel in it, whose
+        # voxels above the fat would not be the deposit's blur) the region takes the blur
+        # that reaches past the shell.
+        if SOFT_TISSUE_MIN_HU <= background and ring_ok.any() and np.percentile(hu[ring_ok], 90.0) < FAT_MAX_HU:
+            region |= _tail_region(mask, hu, background, sp, config, ~bone_near & ~other)
         region = (region | mask) & ~bone_near & ~other
         vals = hu[mask]
         coords = np.argwhere(mask)
@@ -395,6 +405,24 @@ def _z_with_partial_volume(coords, w, mask, hu, region, background) -> float:
     z = np.concatenate([coords[:, 0], np.argwhere(above_below)[:, 0]])
     weights = np.concatenate([w, wz])
     return float((z * weights).sum() / weights.sum())
+
+
+def _tail_region(mask: np.ndarray, hu: np.ndarray, background: float, sp: np.ndarray, config: AnalysisConfig,
+                 allowed: np.ndarray) -> np.ndarray:
+    """The mass's region of a lesion in fat: the lesion grown,
+    within ``TAIL_REACH_MM``, through the voxels that stand as far above its own background
+    as the threshold stands above muscle, then by the shell.
+
+    The shell is drawn round the voxels at the threshold. Over muscle the threshold lies low
+    on a deposit's blurred edge (130 HU: 80 above muscle), and the shell holds the rest of
+    the blur. Over fat the same threshold lies 230 HU up the edge: the lesion is drawn
+    tighter, and the blur reaches past the shell (a 3.5 mm, 467 HU deposit in fat on 3 mm
+    slices, no noise: 0.88 of its true mass; grown: 1.00)."""
+    lowered = hu >= background + (config.threshold_hu - MUSCLE_HU)
+    near = distance_outside_mm(mask, tuple(sp)) <= TAIL_REACH_MM
+    grown = ndi.binary_propagation(mask, mask=(lowered & near & allowed) | mask)
+    region, _ = _shell_and_ring(grown, sp, config.shell_mm)
+    return region | grown
 
 
 def _shell_and_ring(mask: np.ndarray, sp: np.ndarray, shell_mm: float):
