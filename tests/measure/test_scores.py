@@ -126,6 +126,24 @@ def test_centroid_z_takes_the_partial_volume_on_the_next_thick_slice():
     assert lesion.x_mm == pytest.approx(15 * 0.8) and lesion.y_mm == pytest.approx(15 * 0.8)
 
 
+@pytest.mark.parametrize("n_voxels, small", [(1, True), (2, False)])
+def test_a_single_coarse_voxel_is_small(n_voxels, small):
+    # 3 mm voxels: one is 27 mm3, over the 3 mm3 of "small", yet a point's partial volume can
+    # lift one voxel over the threshold: a one-voxel lesion tells neither size nor shape.
+    sp = (3.0, 3.0, 3.0)
+    hu = np.full((9, 9, 9), 50.0, np.float32)
+    labels = np.zeros(hu.shape, np.int32)
+    labels[4, 4, 4:4 + n_voxels] = 1
+    hu[labels == 1] = 600.0
+    ctx = LesionContext(hu=hu, labels=labels, body=np.ones(hu.shape, bool), bone=np.zeros(hu.shape, bool),
+                        depth_mm=None, bone_distance_mm=None, spacing_zyx=sp, offset_zyx=(0, 0, 0))
+    (lesion,) = measure_lesions(ctx, lambda idx: np.asarray(idx, float)[..., ::-1] * sp[::-1], AnalysisConfig(),
+                                midline_x_mm=0.0, noise_hu=10.0)
+    assert lesion.volume_mm3 == pytest.approx(27.0 * n_voxels)
+    assert ("small" in lesion.flags.split(";")) is small
+    assert (lesion.confidence == "low") is small
+
+
 def test_max_diameter_between_voxel_centres_plus_one_voxel():
     coords = np.array([[0, 0, 0], [0, 0, 4]])
     assert max_diameter_mm(coords, (2.0, 0.5, 0.5)) == pytest.approx(4 * 0.5 + 0.5)

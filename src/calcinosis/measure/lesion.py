@@ -36,8 +36,8 @@ MUSCLE_HU = 50.0
 TAIL_REACH_MM = 1.5
 # Soft-tissue calcinosis proper; vascular and visceral calcification is reported beside it.
 CALCINOSIS_COMPARTMENTS = ("cutaneous", "subcutaneous", "intramuscular", "juxta_osseous")
-# Flags of a low-confidence lesion: ``small`` under this volume (mm3), ``low_contrast`` when its
-# peak stands fewer than this many noise SDs above its background.
+# Flags of a low-confidence lesion: ``small`` under this volume (mm3) or a single voxel,
+# ``low_contrast`` when its peak stands fewer than this many noise SDs above its background.
 SMALL_MAX_MM3 = 3.0
 LOW_CONTRAST_NOISE_SDS = 4.0
 
@@ -183,7 +183,9 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
         side = _side(x - midline_x_mm, config.midline_mm)
         region_name = region_of((x, y, z)) if region_of else "unknown"
         flags = []
-        if mask.sum() * vv < SMALL_MAX_MM3:
+        if mask.sum() * vv < SMALL_MAX_MM3 or mask.sum() == 1:
+            # One voxel (27 mm3 on 3 mm voxels) tells neither size nor shape: a point's
+            # partial volume may lift a single coarse voxel over the threshold.
             flags.append("small")
         if vals.max() - background < LOW_CONTRAST_NOISE_SDS * noise_hu:
             flags.append("low_contrast")

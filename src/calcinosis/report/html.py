@@ -220,7 +220,7 @@ def render_report(summary: dict[str, Any], lesions: Sequence[Lesion], *,
 {lesion_table_html(lesions)}
 <p class=muted>Positions in patient LPS millimetres (x to the patient's left, y posterior, z superior);
 mass is hydroxyapatite-equivalent; shaded rows are low-confidence (see flags: <i>small</i> under
-{SMALL_MAX_MM3:g} mm&sup3;, <i>low_contrast</i> peak less than {LOW_CONTRAST_NOISE_SDS:g} noise SDs above its surroundings, <i>touches_bone</i>,
+{SMALL_MAX_MM3:g} mm&sup3; or a single voxel, <i>low_contrast</i> peak less than {LOW_CONTRAST_NOISE_SDS:g} noise SDs above its surroundings, <i>touches_bone</i>,
 <i>split_from_bone</i> parted from a bone at the threshold: check it, a bone's process or edge can look alike).
 <span class=noprint>Click a column header to sort.</span></p>
 {''.join(extra_sections)}
