@@ -161,11 +161,12 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
         regions = body_regions(hu, mask, det.bone, sp, volume.direction, n_body_parts=body.n_parts,
                                features=ahead.get("features"))
         step("cavity")
-        trunk = _trunk_slices(mask, regions)
+        trunk, pelvis = _trunk_slices(mask, regions)
         # Which way array axis 1 (rows) runs: its LPS y component > 0 means towards posterior.
         # Only landmarks here: a slice of the cavity is computed when a finding on it is read.
         cavity = find_cavity(mask, det.bone, sp, trunk,
-                             posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0), hu=hu)
+                             posterior_sign=float(np.sign(volume.direction[1, 1]) or 1.0), hu=hu,
+                             pelvis_slices=pelvis)
         lesions = measured.result()
     del ctx
     if lesions and structure is None:
@@ -230,9 +231,10 @@ SINGLE_LIMB_MAX_WIDTH_MM = 200.0
 PAIR_MAX_SIZE_RATIO = 2.0
 
 
-def _trunk_slices(mask: np.ndarray, regions) -> np.ndarray:
-    """Slices whose body centre lies in the chest, abdomen or pelvis."""
+def _trunk_slices(mask: np.ndarray, regions) -> tuple[np.ndarray, np.ndarray]:
+    """Slices whose body centre lies in the chest, abdomen or pelvis; and those in the pelvis."""
     out = np.zeros(mask.shape[0], bool)
+    pelvis = np.zeros(mask.shape[0], bool)
     # The centre of every 4th row and column's body voxels: sums of whole numbers, exact in
     # any order, so the same mean as listing the voxels.
     sample = mask[:, ::4, ::4]
@@ -242,8 +244,10 @@ def _trunk_slices(mask: np.ndarray, regions) -> np.ndarray:
     sum_x = in_cols @ np.arange(sample.shape[2])
     for z in np.flatnonzero(n):
         cy, cx = (np.array([sum_y[z], sum_x[z]]) / n[z] * 4).astype(int)
-        out[z] = regions.region_at((z, int(cy), int(cx))) in ("chest", "abdomen", "pelvis", "back")
-    return out
+        name = regions.region_at((z, int(cy), int(cx)))
+        out[z] = name in ("chest", "abdomen", "pelvis", "back")
+        pelvis[z] = name == "pelvis"
+    return out, pelvis
 
 
 def _midline_x_mm(volume: Volume, mask: np.ndarray, crop, n_parts: int) -> float:

@@ -26,7 +26,8 @@ def _ellipse(x, y, cx, cy, ax, ay):
     return ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2 <= 1.0
 
 
-def _section(front_wall_mm: float, sternum: bool, fat_pad=None, n_slices: int = 6):
+def _section(front_wall_mm: float, sternum: bool, fat_pad=None, n_slices: int = 6, ribs=RIB_DEG,
+             pelvis: bool = False):
     ys = np.arange(-110.0, 110.0 + 1e-6, PIXEL_MM)
     xs = np.arange(-160.0, 160.0 + 1e-6, PIXEL_MM)
     y, x = np.meshgrid(ys, xs, indexing="ij")
@@ -42,23 +43,24 @@ def _section(front_wall_mm: float, sternum: bool, fat_pad=None, n_slices: int = 
     if fat_pad is not None:  # fat inside the cavity (mesentery): not subcutaneous fat
         hu[_ellipse(x, y, *fat_pad, 6.0, 6.0)] = -100.0
     bone = _ellipse(x, y, 0, 40.0, 22.0, 16.0)  # vertebral body; its front at y = 24
-    for deg in RIB_DEG:
+    for deg in ribs:
         t = np.radians(deg)
         bone |= _ellipse(x, y, (m_ax - 6.0) * np.cos(t), m_cy + (m_ay - 6.0) * np.sin(t), 4.0, 4.0)
     if sternum:
         bone |= _ellipse(x, y, 0, MUSCLE_FRONT_Y + 30.0, 12.0, 4.0)
     hu[bone] = 700.0
-    return _cavity_at(body, bone, hu, ys[0], xs[0], n_slices)
+    return _cavity_at(body, bone, hu, ys[0], xs[0], n_slices, pelvis)
 
 
-def _cavity_at(body, bone, hu, y0_mm: float, x0_mm: float, n_slices: int):
+def _cavity_at(body, bone, hu, y0_mm: float, x0_mm: float, n_slices: int, pelvis: bool = False):
     """The cavity of a drawn section (its first row at ``y0_mm``, first column at ``x0_mm``)
-    stacked ``n_slices`` times, all trunk slices; returned as ``at(x_mm, y_mm)`` (in the
-    cavity, on the middle slice) with ``at.beside_spine`` and ``at.depth_only``
-    (:meth:`~calcinosis.anatomy.cavity.Cavity.by_depth_only`) at the same points."""
+    stacked ``n_slices`` times, all trunk slices (all the pelvis's with ``pelvis``); returned
+    as ``at(x_mm, y_mm)`` (in the cavity, on the middle slice) with ``at.beside_spine`` and
+    ``at.depth_only`` (:meth:`~calcinosis.anatomy.cavity.Cavity.by_depth_only`) at the same
+    points."""
     stack = lambda a: np.repeat(a[None], n_slices, axis=0)  # noqa: E731
     cavity = find_cavity(stack(body), stack(bone), (PIXEL_MM,) * 3, np.ones(n_slices, bool),
-                         hu=stack(hu).astype(np.int16))
+                         hu=stack(hu).astype(np.int16), pelvis_slices=np.full(n_slices, pelvis))
 
     def index(x_mm, y_mm):
         return n_slices // 2, int(round((y_mm - y0_mm) / PIXEL_MM)), int(round((x_mm - x0_mm) / PIXEL_MM))
@@ -106,6 +108,21 @@ def test_beside_the_vertebral_body_is_neither_cavity_nor_far_behind(abdomen):
     assert not abdomen.beside_spine(0.0, 72.0)  # the back muscles, far behind the front
     assert not abdomen.beside_spine(80.0, 40.0)  # beyond the strip, lateral
     assert not abdomen.beside_spine(0.0, -85.0)  # subcutaneous fat in front
+
+
+def test_among_the_lowest_ribs_the_cavity_reaches_back_to_the_kidneys():
+    # Ribs far back round the upper abdomen (no lungs, no sternum): the kidneys lie there as
+    # below the rib cage, beside the psoas back to the transverse processes. TotalSegmentator's
+    # 3 mm-voxel abdomen has a renal calcification 39 mm behind the spine's front on such a
+    # slice. 60 mm out and 33 mm behind the front (y = 24), 10 mm inside the ribs' hull: the
+    # cavity, reaching 45 mm behind there (30 mm where lungs or a sternum show). The same
+    # bones round the pelvis (iliac wings) keep 30 mm: the iliacus and the gluteal muscles.
+    ribs = RIB_DEG + (50, 70, 110, 130)
+    upper_abdomen = _section(12.0, sternum=False, ribs=ribs)
+    assert upper_abdomen(60.0, 57.0) and upper_abdomen(-60.0, 57.0)
+    assert not upper_abdomen(0.0, 57.0)  # behind the vertebral body
+    assert not _section(12.0, sternum=False, ribs=ribs, pelvis=True)(60.0, 57.0)
+    assert not _section(12.0, sternum=True, ribs=ribs)(60.0, 57.0)
 
 
 def test_a_sternum_closes_the_front():

@@ -330,7 +330,8 @@ def test_running_low_is_the_windowed_nanpercentile(seed, n, half):
 
 def test_trunk_slices_take_the_region_at_each_slices_body_centre(phantom_results):
     """The pipeline's trunk slices: the region at the mean of the body voxels of every 4th row
-    and column (listed one by one here) is chest, abdomen, pelvis or back."""
+    and column (listed one by one here) is chest, abdomen, pelvis or back; its pelvis slices:
+    that region is the pelvis."""
     from calcinosis.pipeline import _trunk_slices
 
     for part, _, ph, hu, rm, _ in phantom_results[::2]:
@@ -338,13 +339,17 @@ def test_trunk_slices_take_the_region_at_each_slices_body_centre(phantom_results
         mask = b.mask.copy()
         mask[: mask.shape[0] // 4] = False  # slices without body
         want = np.zeros(mask.shape[0], bool)
+        want_pelvis = np.zeros(mask.shape[0], bool)
         for z in range(mask.shape[0]):
             pts = np.argwhere(mask[z, ::4, ::4])
             if len(pts):
                 cy, cx = (pts.mean(axis=0) * 4).astype(int)
-                want[z] = rm.region_at((z, int(cy), int(cx))) in ("chest", "abdomen", "pelvis", "back")
-        got = _trunk_slices(mask, rm)
+                name = rm.region_at((z, int(cy), int(cx)))
+                want[z] = name in ("chest", "abdomen", "pelvis", "back")
+                want_pelvis[z] = name == "pelvis"
+        got, pelvis = _trunk_slices(mask, rm)
         np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(pelvis, want_pelvis)
         assert got.any() == (part == "trunk")
 
 

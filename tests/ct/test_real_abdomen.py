@@ -143,8 +143,10 @@ def test_abdomen_resampled_to_3_mm_voxels(tmp_path):
         return [r for r in rows if abs(float(r["x_mm"]) - x) < 6 and abs(float(r["y_mm"]) - y) < 6
                 and abs(float(r["z_mm"]) - z) < 6]
 
-    # The plaque; stones or calcifications in both kidneys (27-33 mm behind the spine's front).
-    for place in ((11.1, -175.8, 297.7), (80.1, -133.2, 332.1), (-86.0, -131.3, 319.1), (91.0, -128.3, 331.7)):
+    # The plaque; stones or calcifications in both kidneys (27-33 mm behind the spine's front;
+    # the last, in the right kidney, 39 mm behind it on a slice the lowest ribs ring).
+    for place in ((11.1, -175.8, 297.7), (80.1, -133.2, 332.1), (-86.0, -131.3, 319.1), (91.0, -128.3, 331.7),
+                  (-56.0, -118.2, 349.4)):
         found = at(*place)
         assert len(found) == 1 and found[0]["compartment"] in ("vascular", "visceral"), place
     assert not [r for r in rows if r["compartment"] == "intramuscular" and r["region"] == "abdomen"

@@ -135,7 +135,8 @@ class Cavity:
 
 
 def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: np.ndarray,
-                posterior_sign: float = 1.0, hu: np.ndarray | None = None) -> Cavity:
+                posterior_sign: float = 1.0, hu: np.ndarray | None = None,
+                pelvis_slices: np.ndarray | None = None) -> Cavity:
     """Body cavity and rib cage of the trunk slices (``trunk_slices``: bool per array slice).
 
     ``body`` and ``bone`` are on the cropped grid, slices along array axis 0, array axis 1
@@ -143,21 +144,24 @@ def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: n
     at the front of the spine: behind it lie the psoas and the back muscles, which the
     hull of the ribs also takes in. In rib-cage slices without a sternum (given ``hu``), the
     anterior half of the cavity reaches forward to ``ABDOMINAL_WALL_MM`` inside the
-    subcutaneous fat, past the chord between the lowest ribs.
+    subcutaneous fat, past the chord between the lowest ribs, and (unless ``pelvis_slices``,
+    bool per array slice, marks the slice as the pelvis's) beside the psoas it reaches
+    ``RENAL_BEHIND_SPINE_MM`` behind the spine's front, as below the rib cage (the kidneys).
 
     Only the whole-grid landmarks are found here; each slice of the masks is computed
     when first read (see :class:`Cavity`).
     """
     sz, sy, sx = (float(s) for s in spacing_zyx)
     step = (max(1, int(GRID_MM // sz)), max(1, int(round(GRID_MM / sy))), max(1, int(round(GRID_MM / sx))))
-    return Cavity(step, _CavityGrid(body, bone, (sz, sy, sx), step, trunk_slices, posterior_sign < 0, hu))
+    return Cavity(step, _CavityGrid(body, bone, (sz, sy, sx), step, trunk_slices, posterior_sign < 0, hu,
+                                    pelvis_slices))
 
 
 class _CavityGrid:
     """What the cavity's slices share: the coarse grid (views), the body's extent and the
     spine's front edge per slice. ``slice_masks`` computes one slice of the masks."""
 
-    def __init__(self, body, bone, spacing_zyx, step, trunk_slices, flip: bool, hu):
+    def __init__(self, body, bone, spacing_zyx, step, trunk_slices, flip: bool, hu, pelvis_slices=None):
         sz, sy, sx = spacing_zyx
         # Rows running anterior: worked on turned round (views from the last row), each slice
         # turned back.
@@ -169,6 +173,8 @@ class _CavityGrid:
         self.hu = None if hu is None else hu[grid]
         self.shape = tuple(int(n) for n in self.b.shape)
         self.trunk = np.asarray(trunk_slices, bool)[::step[0]]
+        self.pelvis = (np.zeros(self.trunk.shape, bool) if pelvis_slices is None
+                       else np.asarray(pelvis_slices, bool)[::step[0]])
         self.sp = (sz * step[0], sy * step[1], sx * step[2])
         self.slab_half = max(1, int(round(2 * RIB_SLAB_MM / (sz * step[0]))) | 1) // 2
         self.rows_any = self.b.any(axis=2)
@@ -202,10 +208,14 @@ class _CavityGrid:
             # body (descending aorta, azygos, oesophagus); lower down the psoas lies there.
             air = (self.hu[z] < -500) & hull
             thorax = bool(air.sum() >= THORAX_MIN_LUNG_FRACTION * max(int(hull.sum()), 1))
-        anterior = self._anterior_to_spine(z, thorax)
+        open_front = self.hu is not None and not _has_sternum(b, self.bone[z], sp, self.rows_any[z], self.cols_any[z])
+        # The lowest ribs round the upper abdomen (no lungs, no sternum): the kidneys lie
+        # there as below the rib cage, beside the psoas and back to the transverse processes.
+        renal = open_front and not thorax and not self.pelvis[z]
+        anterior = self._anterior_to_spine(z, thorax, lateral_behind_mm=RENAL_BEHIND_SPINE_MM if renal else None)
         cavity = (inside > CAVITY_INSET_MM) & anterior
         beside = (inside > CAVITY_INSET_MM) & self._beside_spine(z, anterior)
-        if self.hu is not None and not _has_sternum(b, self.bone[z], sp, self.rows_any[z], self.cols_any[z]):
+        if open_front:
             cavity |= self._below_abdominal_wall(z) & anterior
         # In front, costal cartilage runs on from the rib ends towards the sternum, in front of
         # the line between the anterior ribs: the band reaches further out there.
