@@ -232,7 +232,9 @@ PAIR_MAX_SIZE_RATIO = 2.0
 
 
 def _trunk_slices(mask: np.ndarray, regions) -> tuple[np.ndarray, np.ndarray]:
-    """Slices whose body centre lies in the chest, abdomen or pelvis; and those in the pelvis."""
+    """Slices whose body centre lies in the chest, abdomen or pelvis; and those in the pelvis.
+    A pelvis slice's body centre may lie in front of its bones' hull (the lower abdomen
+    between the iliac wings): the regions call it ``hip_gluteal``, the slice is the pelvis's."""
     out = np.zeros(mask.shape[0], bool)
     pelvis = np.zeros(mask.shape[0], bool)
     # The centre of every 4th row and column's body voxels: sums of whole numbers, exact in
@@ -245,8 +247,8 @@ def _trunk_slices(mask: np.ndarray, regions) -> tuple[np.ndarray, np.ndarray]:
     for z in np.flatnonzero(n):
         cy, cx = (np.array([sum_y[z], sum_x[z]]) / n[z] * 4).astype(int)
         name = regions.region_at((z, int(cy), int(cx)))
-        out[z] = name in ("chest", "abdomen", "pelvis", "back")
-        pelvis[z] = name == "pelvis"
+        out[z] = name in ("chest", "abdomen", "pelvis", "back", "hip_gluteal")
+        pelvis[z] = name in ("pelvis", "hip_gluteal")
     return out, pelvis
 
 

@@ -330,8 +330,8 @@ def test_running_low_is_the_windowed_nanpercentile(seed, n, half):
 
 def test_trunk_slices_take_the_region_at_each_slices_body_centre(phantom_results):
     """The pipeline's trunk slices: the region at the mean of the body voxels of every 4th row
-    and column (listed one by one here) is chest, abdomen, pelvis or back; its pelvis slices:
-    that region is the pelvis."""
+    and column (listed one by one here) is chest, abdomen, pelvis, back or hip_gluteal; its
+    pelvis slices: that region is the pelvis or hip_gluteal."""
     from calcinosis.pipeline import _trunk_slices
 
     for part, _, ph, hu, rm, _ in phantom_results[::2]:
@@ -345,8 +345,9 @@ def test_trunk_slices_take_the_region_at_each_slices_body_centre(phantom_results
             if len(pts):
                 cy, cx = (pts.mean(axis=0) * 4).astype(int)
                 name = rm.region_at((z, int(cy), int(cx)))
-                want[z] = name in ("chest", "abdomen", "pelvis", "back")
-                want_pelvis[z] = name == "pelvis"
+                # hip_gluteal: a pelvis slice whose body centre lies in front of its bones' hull
+                want[z] = name in ("chest", "abdomen", "pelvis", "back", "hip_gluteal")
+                want_pelvis[z] = name in ("pelvis", "hip_gluteal")
         got, pelvis = _trunk_slices(mask, rm)
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(pelvis, want_pelvis)

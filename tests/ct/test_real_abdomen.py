@@ -151,3 +151,8 @@ def test_abdomen_resampled_to_3_mm_voxels(tmp_path):
         assert len(found) == 1 and found[0]["compartment"] in ("vascular", "visceral"), place
     assert not [r for r in rows if r["compartment"] == "intramuscular" and r["region"] == "abdomen"
                 and float(r["depth_mm"]) > 90]
+    # An iliac vessel's calcification beside the left psoas, inside the bony pelvis: on slices
+    # whose body centre lies in front of the pelvic bones' hull (regions: hip_gluteal) there
+    # was no cavity, and it was "intramuscular" calcinosis of the hip.
+    (iliac,) = at(-51.0, -172.0, 238.0)
+    assert iliac["compartment"] in ("vascular", "visceral") and iliac["region"] == "pelvis"

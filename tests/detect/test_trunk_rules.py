@@ -222,16 +222,21 @@ def test_deposit_in_the_fat_under_the_skin_stays_subcutaneous():
 
 
 class _CavityAnswers:
-    """A cavity that answers every point the same: in it, and taken for its depth alone or not."""
+    """A cavity that answers every point the same: in it, taken for its depth alone or not,
+    inside the bones' hull or not."""
 
-    def __init__(self, by_depth_only: bool):
+    def __init__(self, by_depth_only: bool, in_bone_hull: bool = False):
         self._depth_only = by_depth_only
+        self._in_hull = in_bone_hull
 
     def in_cavity(self, _idx):
         return True
 
     def by_depth_only(self, _idx):
         return self._depth_only
+
+    def in_bone_hull(self, _idx):
+        return self._in_hull
 
     def beside_spine(self, _idx):
         return False
@@ -253,3 +258,18 @@ def test_fat_under_the_skin_in_a_cavity_taken_for_depth_alone_stays_subcutaneous
     kept, _, _ = classify_trunk_findings([_lesion("subcutaneous", "abdomen")], labels, _CavityAnswers(by_depth_only),
                                          lambda _lesion: at, SP, hu=hu, body=body, bone=bone, threshold_hu=130.0)
     assert [k.compartment for k in kept] == (["subcutaneous"] if by_depth_only else ["visceral"])
+
+
+@pytest.mark.parametrize("in_bone_hull", [True, False])
+def test_a_hip_finding_inside_the_pelvic_bones_hull_is_the_pelvis(in_bone_hull):
+    # The regions call "hip_gluteal" what lies outside the hull of the pelvis's bone plates on
+    # a coarse grid; the cavity's hull takes in the sacrum too. A finding inside it (an iliac
+    # vessel's calcification on TotalSegmentator's 3 mm-voxel abdomen) is in the pelvis, not a
+    # gluteal muscle. The cavity under the abdominal wall alone (in front of the hip joints:
+    # the groin's muscles) does not take it.
+    hu, labels, bone, body, at = _wall_scene(in_pocket=False)
+    kept, _, _ = classify_trunk_findings([_lesion("intramuscular", "hip_gluteal")], labels,
+                                         _CavityAnswers(False, in_bone_hull), lambda _lesion: at, SP, hu=hu,
+                                         body=body, bone=bone, threshold_hu=130.0)
+    assert [(k.compartment in ("visceral", "vascular"), k.region) for k in kept] == (
+        [(True, "pelvis")] if in_bone_hull else [(False, "hip_gluteal")])

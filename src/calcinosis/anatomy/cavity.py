@@ -133,6 +133,12 @@ class Cavity:
         :meth:`_CavityGrid._beside_spine`)."""
         return self._at(3, index_zyx)
 
+    def in_bone_hull(self, index_zyx) -> bool:
+        """In the cavity for lying ``CAVITY_INSET_MM`` inside the hull of the bones round it
+        (ribs, or the pelvis's bones: the iliac vessels and the pelvic organs), not only for
+        its depth under the abdominal wall."""
+        return self._at(5, index_zyx)
+
 
 def find_cavity(body: np.ndarray, bone: np.ndarray, spacing_zyx, trunk_slices: np.ndarray,
                 posterior_sign: float = 1.0, hu: np.ndarray | None = None,
@@ -188,8 +194,9 @@ class _CavityGrid:
         self.spine_front, self.centre = _spine_front(self.b, self.bone, self.sp, self.rows_any, self.cols_any)
 
     def slice_masks(self, z: int) -> tuple[np.ndarray, ...]:
-        """Cavity, rib band, front wall and the strip beside the spine of grid slice ``z`` (2-D
-        bool, rows as given)."""
+        """Cavity, rib band, front wall, the strip beside the spine, the cavity taken for its
+        depth alone and the cavity inside the bones' hull of grid slice ``z`` (2-D bool, rows
+        as given)."""
         out = self._slice_masks(z)
         return tuple(m[::-1] for m in out) if self.flip else out
 
@@ -213,8 +220,9 @@ class _CavityGrid:
         # there as below the rib cage, beside the psoas and back to the transverse processes.
         renal = open_front and not thorax and not self.pelvis[z]
         anterior = self._anterior_to_spine(z, thorax, lateral_behind_mm=RENAL_BEHIND_SPINE_MM if renal else None)
-        cavity = (inside > CAVITY_INSET_MM) & anterior
+        in_hull = (inside > CAVITY_INSET_MM) & anterior
         beside = (inside > CAVITY_INSET_MM) & self._beside_spine(z, anterior)
+        cavity = in_hull.copy()
         if open_front:
             cavity |= self._below_abdominal_wall(z) & anterior
         # In front, costal cartilage runs on from the rib ends towards the sternum, in front of
@@ -224,7 +232,7 @@ class _CavityGrid:
             front[: self.mid, :] = True
         reach = (outside <= RIB_BAND_MM) | (front & (outside <= ANTERIOR_BAND_MM))
         band = ((inside > 0) & (inside <= RIB_BAND_MM)) | ((outside > 0) & reach)
-        return cavity, band, front, beside, np.zeros(b.shape, bool)
+        return cavity, band, front, beside, np.zeros(b.shape, bool), in_hull
 
     def _without_rib_cage(self, z: int) -> tuple[np.ndarray, ...]:
         """Slice ``z``'s masks where no bone rings the cavity: a trunk slice with a spine between
@@ -235,7 +243,7 @@ class _CavityGrid:
         wall. Without ``hu``, a spine, or on a slice outside the trunk: nothing."""
         none = np.zeros(self.b.shape[1:], bool)
         if self.hu is None or not self.trunk[z] or self._spine_strip(z) is None:
-            return none, none.copy(), none.copy(), none.copy(), none.copy()
+            return none, none.copy(), none.copy(), none.copy(), none.copy(), none.copy()
         under_wall = _depth_under_fat_mm(self.b[z:z + 1], self.hu[z:z + 1], self.sp)[0] > ABDOMINAL_WALL_MM
         # The intra-abdominal fat often joins the subcutaneous fat through a thin part of the
         # wall at this grid's 2 mm (then the depth under the fat stays small deep inside); far
@@ -245,7 +253,7 @@ class _CavityGrid:
         deep = under_wall | far
         anterior = self._anterior_to_spine(z, thorax=False, lateral_behind_mm=RENAL_BEHIND_SPINE_MM)
         return (deep & anterior, none, none.copy(), deep & self._beside_spine(z, anterior),
-                far & ~under_wall & anterior)
+                far & ~under_wall & anterior, none.copy())
 
     def _spine_strip(self, z: int) -> tuple[int, slice, int] | None:
         """Slice ``z``'s spine front row, the columns within ``SPINE_CENTRAL_MM`` of the spine's

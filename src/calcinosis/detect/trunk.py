@@ -167,6 +167,13 @@ def classify_trunk_findings(
                 and not (superficial and cavity.by_depth_only(idx))):
             kept.append(replace(lesion, compartment=_vessel_or_organ(lesion, labels, boxes, spacing_zyx), **inner))
             continue
+        if lesion.region == "hip_gluteal" and cavity.in_bone_hull(idx):
+            # The regions' pelvis is the hull of its bone plates on a coarse grid; the cavity's
+            # hull takes in the sacrum and the spine too: inside it lie the iliac vessels and
+            # the pelvic organs, not the gluteal muscles (outside the iliac wings).
+            kept.append(replace(lesion, compartment=_vessel_or_organ(lesion, labels, boxes, spacing_zyx),
+                                region="pelvis"))
+            continue
         if (lesion.region in TRUNK_REGIONS + ("back",) and cavity.beside_spine(idx)
                 and lesion.max_diameter_mm >= PLAQUE_BESIDE_SPINE_MIN_LENGTH_MM
                 and _vessel_or_organ(lesion, labels, boxes, spacing_zyx) == "vascular"):
