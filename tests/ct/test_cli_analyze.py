@@ -139,6 +139,9 @@ def _bad_inputs(tmp: Path, phantom):
     flat = tmp / "flat.nii.gz"
     sitk.WriteImage(sitk.GetImageFromArray(vol.array[3].copy()), str(flat))
     yield "2-D image", flat, "3-D"
+    zero = tmp / "zero.nrrd"
+    zero.write_bytes(b"")
+    yield "empty file", zero, "empty (0 bytes)"
 
 
 def test_each_bad_input_exits_2_with_one_line_and_is_unchanged(small_phantom, tmp_path, capsys):

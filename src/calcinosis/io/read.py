@@ -48,6 +48,8 @@ def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) 
         return read_dicom_series(path, series_uid=series_uid)
     if series_uid is not None:
         raise InputError(f"series_uid applies to DICOM folders only, but {path} is a file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty (0 bytes): copy or export it again")
     if itk_format(path) is not None:
         return _read_itk_checked(path)
     if read_header(path) is not None:
