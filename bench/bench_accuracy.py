@@ -153,6 +153,15 @@ def report(rows: list[dict], falses: list) -> None:
         # Against the true mass: the shell's and background's biases count too, not noise alone.
         print(f"mass against its stated noise SD: {np.mean(np.abs(mz) <= 1):.3f} within 1 SD, "
               f"{np.mean(np.abs(mz) <= 2):.3f} within 2 (a normal: 0.683, 0.954)")
+        # By the tissue round the deposit: a bias shows as a mean ratio off 1 and a mean z off 0.
+        parts = []
+        for tissue, sel in (("fat", [r for r in mass if r["background"] < -30.0]),
+                            ("soft tissue", [r for r in mass if r["background"] >= -30.0])):
+            if sel:
+                zs = [r["mass_z"] for r in sel if r["mass_z"] is not None]
+                parts.append(f"in {tissue} {len(sel)}, mean ratio {np.mean([r['mass'] for r in sel]):.3f}, "
+                             f"mean z {np.mean(zs) if zs else float('nan'):+.2f}")
+        print("mass by background: " + "; ".join(parts))
     found = [r["compartment"] for r in rows if r["compartment"] is not None]
     if found:
         print(f"compartment right: {sum(found)}/{len(found)} found deposits = {np.mean(found):.3f}")
