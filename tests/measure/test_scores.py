@@ -52,6 +52,16 @@ def test_shell_reaches_one_voxel_along_thick_slices_and_ring_lies_outside_it():
     assert not ring[:, 7, 7].any()  # two slices away is 6 mm > 3.03 + 2 mm
 
 
+def _measure_one(hu, labels, sp):
+    """The one lesion of ``labels`` measured on ``hu`` (all body, no bone, 10 HU noise), its
+    positions in mm along the array's axes."""
+    ctx = LesionContext(hu=hu, labels=labels, body=np.ones(hu.shape, bool), bone=np.zeros(hu.shape, bool),
+                        depth_mm=None, bone_distance_mm=None, spacing_zyx=sp, offset_zyx=(0, 0, 0))
+    (lesion,) = measure_lesions(ctx, lambda idx: np.asarray(idx, float)[..., ::-1] * sp[::-1], AnalysisConfig(),
+                                midline_x_mm=0.0, noise_hu=10.0)
+    return lesion
+
+
 def test_mass_beside_the_lung_counts_soft_tissue_only():
     # A deposit (3 x 3 voxels, 500 HU above muscle) on the last slice of muscle under the
     # lung: the shell's slice above is lung (-850 HU), whose voxels are not the deposit's
@@ -62,10 +72,7 @@ def test_mass_beside_the_lung_counts_soft_tissue_only():
     labels = np.zeros(hu.shape, np.int32)
     labels[4, 14:17, 14:17] = 1
     hu[labels == 1] = 550.0
-    ctx = LesionContext(hu=hu, labels=labels, body=np.ones(hu.shape, bool), bone=np.zeros(hu.shape, bool),
-                        depth_mm=None, bone_distance_mm=None, spacing_zyx=sp, offset_zyx=(0, 0, 0))
-    (lesion,) = measure_lesions(ctx, lambda idx: np.asarray(idx, float)[..., ::-1] * sp[::-1], AnalysisConfig(),
-                                midline_x_mm=0.0, noise_hu=10.0)
+    lesion = _measure_one(hu, labels, sp)
     assert lesion.background_hu == 50.0
     assert lesion.mass_mg == pytest.approx(0.8 * 500.0 * 9 * np.prod(sp) / 1000.0)
 
@@ -83,10 +90,7 @@ def _deposit_in_fat(skin_strip: bool):
     hu[labels == 1] = 400.0
     if skin_strip:
         hu[:, 18:, :] = 40.0
-    ctx = LesionContext(hu=hu, labels=labels, body=np.ones(hu.shape, bool), bone=np.zeros(hu.shape, bool),
-                        depth_mm=None, bone_distance_mm=None, spacing_zyx=sp, offset_zyx=(0, 0, 0))
-    (lesion,) = measure_lesions(ctx, lambda idx: np.asarray(idx, float)[..., ::-1] * sp[::-1], AnalysisConfig(),
-                                midline_x_mm=0.0, noise_hu=10.0)
+    lesion = _measure_one(hu, labels, sp)
     return lesion, 0.8 * np.prod(sp) / 1000.0
 
 
@@ -118,10 +122,7 @@ def test_centroid_z_takes_the_partial_volume_on_the_next_thick_slice():
     labels[4, 14:17, 14:17] = 1
     hu[labels == 1] = 550.0
     hu[5, 14:17, 14:17] = 120.0
-    ctx = LesionContext(hu=hu, labels=labels, body=np.ones(hu.shape, bool), bone=np.zeros(hu.shape, bool),
-                        depth_mm=None, bone_distance_mm=None, spacing_zyx=sp, offset_zyx=(0, 0, 0))
-    (lesion,) = measure_lesions(ctx, lambda idx: np.asarray(idx, float)[..., ::-1] * sp[::-1], AnalysisConfig(),
-                                midline_x_mm=0.0, noise_hu=10.0)
+    lesion = _measure_one(hu, labels, sp)
     assert lesion.z_mm == pytest.approx((4 * 500.0 + 5 * 70.0) / 570.0 * 3.0)
     assert lesion.x_mm == pytest.approx(15 * 0.8) and lesion.y_mm == pytest.approx(15 * 0.8)
 
@@ -135,10 +136,7 @@ def test_a_single_coarse_voxel_is_small(n_voxels, small):
     labels = np.zeros(hu.shape, np.int32)
     labels[4, 4, 4:4 + n_voxels] = 1
     hu[labels == 1] = 600.0
-    ctx = LesionContext(hu=hu, labels=labels, body=np.ones(hu.shape, bool), bone=np.zeros(hu.shape, bool),
-                        depth_mm=None, bone_distance_mm=None, spacing_zyx=sp, offset_zyx=(0, 0, 0))
-    (lesion,) = measure_lesions(ctx, lambda idx: np.asarray(idx, float)[..., ::-1] * sp[::-1], AnalysisConfig(),
-                                midline_x_mm=0.0, noise_hu=10.0)
+    lesion = _measure_one(hu, labels, sp)
     assert lesion.volume_mm3 == pytest.approx(27.0 * n_voxels)
     assert ("small" in lesion.flags.split(";")) is small
     assert (lesion.confidence == "low") is small
