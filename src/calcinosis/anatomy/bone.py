@@ -53,7 +53,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.basins import faces_tissue, saddle_between, shell
-from calcinosis.anatomy.bone_bumps import over_next_slice, pressed_candidates
+from calcinosis.anatomy.bone_bumps import bone_end_caps, over_next_slice, pressed_candidates
 from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profile, per_label_max
 from calcinosis.anatomy.disk import core_in_plane, erode_disk
 from calcinosis.anatomy.morphology import fill_holes_in_plane, grow, grow_box, grow_one
@@ -539,7 +539,7 @@ def _profile_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
     peak_dist = per_label_max(lab_at, dist.ravel()[cand_at], n)[1:]
     sizes = np.bincount(lab_at, minlength=n + 1)[1:] * vv
     accept = _Acceptance(solid, dense, core, taken, residual, own_max, h_hu, vv, dist,
-                         spacing_zyx[0] < THIN_SLICE_MM)
+                         spacing_zyx[0] < THIN_SLICE_MM, blur.outline)
     out = accept(labels, (peak >= h_hu) & (sizes <= max_volume) & (peak_dist >= MIN_GAP_DIST_MM))
     # Deposits pressed against the bone, lost above in the bone's partial-volume ends (joined
     # to them, or without an in-plane maximum of their own): sought apart from those ends
@@ -568,6 +568,7 @@ class _Acceptance:
     voxel_mm3: float
     dist: np.ndarray  # distance from the bone's core (mm)
     thin: bool  # slices thinner than THIN_SLICE_MM
+    outline: np.ndarray  # the bone's outline opened with the ball (its ends: bone_end_caps)
 
     def __call__(self, labels: np.ndarray, chosen: np.ndarray) -> list[Piece]:
         out = []
@@ -614,10 +615,29 @@ class _Acceptance:
             return None
         if _caps_bone(piece, solid):
             return None
+        # A candidate may have risen above the profile at the bone's end (a slice that cuts
+        # it: its partial volume, :func:`bone_end_caps`) and taken in a deposit beside it:
+        # the deposit is what rises apart from that end, without the end's voxels (a 2.7 mm
+        # deposit on the elbow's joint face on 2 mm slices took a strip of the bone's last
+        # slice, 1.5-1.9 mm off its centroid and 1.5x its volume). The end's voxels are the
+        # deposit's own when the candidate rises most apart from them.
+        ends = bone_end_caps(self.outline[sub])
+        off_ends = np.ones(piece.shape, bool)
+        caps = piece & ends
+        if caps.any() and (piece & ~caps).any():
+            rest = piece & ~caps
+            top = np.unravel_index(int(np.argmax(np.where(rest, res, -np.inf))), rest.shape)
+            if res[caps].max() > res[top]:
+                if res[top] < self.h_hu:
+                    return None  # nothing rises apart from the bone's end
+                parts, _ = ndi.label(rest, structure=_CUBE)
+                piece = parts == parts[top]
+                piece_shell = shell(piece)
+                off_ends = ~ends
         # The deposit's blur fringe above its own threshold, not the bone's; its maximum is
         # its own (in-plane) maximum, not the bone's edge that rises towards the bone.
         own_peak = piece & self.own_max[sub]
-        grown = piece | (piece_shell & self.dense[sub] & ~self.core[sub] & ~self.taken[sub] & (res > 0))
+        grown = piece | (piece_shell & self.dense[sub] & ~self.core[sub] & ~self.taken[sub] & (res > 0) & off_ends)
         deposit = own_blur(sub, grown, self.dense, self.solid, res, own_peak)
         if deposit.sum() * self.voxel_mm3 < PROFILE_MIN_VOLUME_MM3:
             return None  # a speck on the bone's slope: its partial volume or noise, not a deposit
