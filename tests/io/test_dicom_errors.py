@@ -192,3 +192,38 @@ def test_folder_of_non_image_objects_and_their_uid(tmp_path, make_phantom):
     assert read_volume(tmp_path).metadata["series_uid"] == "1.8"
     with pytest.raises(InputError, match=r"series 1\.7 .*holds no image \(SR\)"):
         read_volume(tmp_path, series_uid="1.7")
+
+
+def _enhanced(folder: Path, files, enhanced_ct) -> Path:
+    path = enhanced_ct(files, folder / "multi" / "ct.dcm")
+    for f in files:
+        f.unlink()
+    return path
+
+
+def enhanced_without_frame_positions(folder, make, enhanced_ct):
+    path = _enhanced(folder, _series(folder / "single", make), enhanced_ct)
+    ds = pydicom.dcmread(path)
+    del ds.PerFrameFunctionalGroupsSequence
+    ds.save_as(path)
+
+
+def enhanced_with_a_missing_frame(folder, make, enhanced_ct):
+    files = _series(folder / "single", make)
+    files[6].unlink()
+    _enhanced(folder, files[:6] + files[7:], enhanced_ct)
+
+
+ENHANCED_CASES = [
+    (enhanced_without_frame_positions, "holds 12 frames without a position for each"),
+    (enhanced_with_a_missing_frame, "missing slices"),
+]
+
+
+@pytest.mark.parametrize("build,message", ENHANCED_CASES, ids=[c[0].__name__ for c in ENHANCED_CASES])
+def test_bad_enhanced_ct_is_rejected_and_left_unchanged(tmp_path, make_phantom, tree_hash, enhanced_ct, build,
+                                                        message):
+    def with_converter(folder, make):
+        build(folder, make, enhanced_ct)
+
+    test_bad_series_is_rejected_and_left_unchanged(tmp_path, make_phantom, tree_hash, with_converter, message)

@@ -218,3 +218,60 @@ def test_reader_agrees_with_simpleitk_series_reader(tmp_path, make_phantom, dire
     np.testing.assert_allclose(ours.spacing, reference.GetSpacing(), rtol=1e-6)
     np.testing.assert_allclose(ours.origin, reference.GetOrigin(), atol=1e-6)
     np.testing.assert_allclose(ours.direction.ravel(), reference.GetDirection(), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["identity", "oblique35z_20x", "flip_yz"])
+def test_enhanced_multiframe_ct_reads_as_the_series_it_was_converted_from(tmp_path, make_phantom, directions,
+                                                                          enhanced_ct, tree_hash, name):
+    # One multi-frame file, frames in reverse slice order: each frame placed by its functional
+    # groups, sorted along the normal, read with the rescale of its group.
+    vol = make_phantom(directions[name])
+    files = write_dicom_series(vol, tmp_path / "single", kvp=100.0, convolution_kernel="B30f",
+                               slice_thickness_mm=2.5)
+    single = read_volume(tmp_path / "single")
+    path = enhanced_ct(files, tmp_path / "multi" / "ct.dcm")
+    before = tree_hash(tmp_path / "multi")
+    multi = read_volume(tmp_path / "multi")
+    assert tree_hash(tmp_path / "multi") == before
+    np.testing.assert_array_equal(multi.array, single.array)
+    np.testing.assert_allclose(multi.spacing, single.spacing, rtol=1e-9)
+    np.testing.assert_allclose(multi.origin, single.origin, atol=1e-6)
+    np.testing.assert_allclose(multi.direction, single.direction, atol=1e-9)
+    meta = multi.metadata
+    n = vol.shape[0]
+    assert meta["dicom_files"] == [str(path)] * n
+    assert meta["dicom_frames"] == list(range(n))[::-1]
+    assert meta["kvp"] == 100.0 and meta["convolution_kernel"] == "B30f" and meta["slice_thickness_mm"] == 2.5
+    assert "dicom_frames" not in single.metadata
+    alone = read_volume(path)  # the file given on its own
+    np.testing.assert_array_equal(alone.array, single.array)
+    np.testing.assert_allclose(alone.origin, single.origin, atol=1e-6)
+    assert alone.metadata["dicom_frames"] == meta["dicom_frames"]
+
+
+def test_enhanced_ct_frame_rescale_overrides_the_shared_one(tmp_path, make_phantom, enhanced_ct):
+    # Frame 1 stores its values 100 higher with an intercept 100 lower in its own Pixel Value
+    # Transformation group: the same HU.
+    vol = make_phantom()
+    files = write_dicom_series(vol, tmp_path / "single")
+    path = enhanced_ct(files, tmp_path / "multi" / "ct.dcm", reverse=False)
+    ds = pydicom.dcmread(path)
+    shared = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]
+    stored = ds.pixel_array.copy()
+    stored[0] += 100
+    ds.PixelData = stored.tobytes()
+    own = pydicom.Dataset()
+    own.RescaleSlope = shared.RescaleSlope
+    own.RescaleIntercept = float(shared.RescaleIntercept) - 100
+    own.RescaleType = "HU"
+    ds.PerFrameFunctionalGroupsSequence[0].PixelValueTransformationSequence = pydicom.Sequence([own])
+    ds.save_as(path)
+    np.testing.assert_array_equal(read_volume(tmp_path / "multi").array, vol.array)
+
+
+def test_compressed_enhanced_ct_is_decoded(tmp_path, make_phantom, enhanced_ct):
+    vol = make_phantom()
+    files = write_dicom_series(vol, tmp_path / "single")
+    path = enhanced_ct(files, tmp_path / "multi" / "ct.dcm", transfer_syntax_uid=RLELossless)
+    assert pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID == RLELossless
+    np.testing.assert_array_equal(read_volume(path).array, vol.array)

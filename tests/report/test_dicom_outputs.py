@@ -97,6 +97,38 @@ def test_sr_is_a_tid1500_report_with_each_deposits_measurements(runs):
     assert len(seen_uids) == len(rows)
 
 
+def test_enhanced_multiframe_source_gives_the_same_lesions_and_a_seg_in_its_frame_order(tmp_path, dicom_series,
+                                                                                        runs, enhanced_ct, patient):
+    # The same series as one Legacy Converted Enhanced CT file, frames in reverse slice order.
+    from calcinosis.cli import main
+
+    path = enhanced_ct(dicom_series[1], tmp_path / "multi" / "ct.dcm")
+    before = path.read_bytes()
+    out = tmp_path / "out"
+    assert main(["analyze", str(path.parent), "--out", str(out), "--no-report"]) == 0
+    assert path.read_bytes() == before
+    assert (out / "lesions.csv").read_text() == (runs["default"] / "lesions.csv").read_text()
+    source = pydicom.dcmread(path, stop_before_pixels=True)
+    seg = hd.seg.segread(out / "lesions_seg.dcm")
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
+    frames = read_volume(path.parent).metadata["dicom_frames"]
+    assert frames == list(range(len(frames)))[::-1]
+    pixels = seg.get_pixels_by_source_frame(source.SOPInstanceUID, list(range(1, len(frames) + 1)),
+                                            combine_segments=True, assert_missing_frames_are_empty=True)
+    import SimpleITK as sitk
+
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "lesions.nii.gz")))  # [z, y, x]
+    assert labels.max() >= 5
+    for z, frame in enumerate(frames):
+        np.testing.assert_array_equal(pixels[frame], labels[z])
+    sr = hd.sr.srread(out / "lesions_sr.dcm")
+    groups = hd.sr.MeasurementReport.from_sequence([sr]).get_volumetric_roi_measurement_groups()
+    assert len(groups) == len(_rows(out))
+    for name in ("lesions_seg.dcm", "lesions_sr.dcm"):
+        assert str(pydicom.dcmread(out / name).PatientID) == "ANONYMOUS"
+        assert _identifier_hits(out / name, patient) == []
+
+
 def test_tracking_uids_are_stable_for_the_same_study(runs):
     """A second analysis of the same series gives each deposit the same tracking UID."""
     a = hd.seg.segread(runs["default"] / "lesions_seg.dcm")

@@ -3,7 +3,8 @@
 Readers
 -------
 :func:`read_volume` reads NIfTI, NRRD and MetaImage files (SimpleITK) and DICOM
-series folders (pydicom). Every volume is int16 HU indexed ``[z, y, x]`` with
+series folders (pydicom: one file per slice, or an enhanced multi-frame CT file).
+Every volume is int16 HU indexed ``[z, y, x]`` with
 spacing/origin/direction in ITK ``(x, y, z)`` order and LPS mm.
 
 Volume metadata keys (present only when known):
@@ -14,8 +15,9 @@ Volume metadata keys (present only when known):
   ``contrast_agent`` (ContrastBolusAgent or None), ``series_uid``, ``study_uid``,
   ``frame_of_reference_uid``, ``study_date``, ``manufacturer``,
   ``series_description``, ``dicom_files`` and ``sop_instance_uids`` (in sorted
-  slice order), and ``identifiers`` = ``{"patient_name", "patient_id",
-  "patient_birth_date"}``, kept apart so that outputs can drop it.
+  slice order), ``dicom_frames`` (each slice's frame in its file, when the series
+  is an enhanced multi-frame CT), and ``identifiers`` = ``{"patient_name",
+  "patient_id", "patient_birth_date"}``, kept apart so that outputs can drop it.
 
 Writers
 -------

@@ -1,4 +1,5 @@
-"""Read a DICOM CT series (one file per slice) as an int16 HU :class:`Volume`.
+"""Read a DICOM CT series (one file per slice, or an enhanced multi-frame file) as an int16
+HU :class:`Volume`.
 
 How it works, and why
 ---------------------
@@ -15,6 +16,9 @@ How it works, and why
    here vs 1.0 s for SimpleITK's ImageSeriesReader (GetGDCMSeriesFileNames +
    Execute); about half of it is the header pass. Unlike ImageSeriesReader it
    checks the geometry and handles per-slice rescale values exactly.
+4. An enhanced (multi-frame) CT file is read as one slice per frame, each placed by its
+   functional groups (:mod:`calcinosis.io.dicom_frames`); its pixel data are decoded
+   once, by pydicom.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import SimpleITK as sitk
 from pydicom.dataset import Dataset
 
 from calcinosis.errors import InputError
+from calcinosis.io.dicom_frames import frame_headers, group_value
 from calcinosis.io.dicom_scan import (
     SliceHeader,
     floats_or_none,
@@ -83,14 +88,36 @@ def read_dicom_series(folder: str | os.PathLike[str], *, series_uid: str | None 
         slices; duplicated slice positions; slices shifted in-plane (gantry tilt);
         a gap above 1.5 x the median spacing (missing slices); any gap differing
         from the median by more than max(1 % of the median, 0.05 mm) (unequal
-        spacing); values that cannot be HU.
+        spacing); values that cannot be HU; a multi-frame file without per-frame
+        positions, or whose compressed pixel data pydicom cannot decode.
+
+    An enhanced (multi-frame) CT file counts as one slice per frame, placed by its
+    functional groups; ``metadata["dicom_frames"]`` then gives each slice's frame index
+    in its file (``None`` for single-frame files).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder; give the folder that holds the DICOM series")
-    headers = scan_headers(folder)
+    return _read_series(folder, scan_headers(folder), series_uid)
+
+
+def read_multiframe_file(path: str | os.PathLike[str]) -> Volume | None:
+    """An enhanced (multi-frame) CT file given on its own, read as its series (see
+    :func:`read_dicom_series`); None when ``path`` is no multi-frame DICOM image."""
+    path = Path(path)
+    ds = read_header(path)
+    if ds is None or "Rows" not in ds:
+        return None
+    header = slice_header(path, ds)
+    if header.n_frames < 2:
+        return None
+    return _read_series(path, [header], None)
+
+
+def _read_series(folder: Path, headers: list[SliceHeader], series_uid: str | None) -> Volume:
     slices = _choose_series(folder, headers, series_uid)
     slices = _drop_localizers(slices)
+    slices = _frames_as_slices(slices)
     _check_slices(slices)
     ordered, geometry = _sort_and_check_geometry(slices)
     array = _read_pixels(ordered)
@@ -126,9 +153,15 @@ def _choose_series(folder: Path, headers: list[SliceHeader], series_uid: str | N
         if not ct:
             found = ", ".join(f"{s.modality or 'no modality'} ({s.n_files} files)" for s in series)
             raise InputError(f"no CT series under {folder}: found {found}; a CT series is needed")
-        chosen = max(ct, key=lambda s: s.n_files)  # ties: the first in (study, series) UID order
+        # The most slices (a multi-frame file counts its frames); ties: the first in (study,
+        # series) UID order.
+        frames = Counter()
+        for h in images:
+            frames[h.series_uid] += h.n_frames
+        chosen = max(ct, key=lambda s: frames[s.series_uid])
         if len(ct) > 1:
-            logger.info("%d CT series under %s; reading %s (%d files)", len(ct), folder, chosen.series_uid, chosen.n_files)
+            logger.info("%d CT series under %s; reading %s (%d slices)", len(ct), folder, chosen.series_uid,
+                        frames[chosen.series_uid])
     if chosen.modality != "CT":
         raise InputError(
             f"series {chosen.series_uid} under {folder} has modality {chosen.modality or 'unknown'}, "
@@ -146,13 +179,26 @@ def _drop_localizers(slices: list[SliceHeader]) -> list[SliceHeader]:
     return slices
 
 
+def _frames_as_slices(slices: list[SliceHeader]) -> list[SliceHeader]:
+    """The slices with each multi-frame file replaced by one slice per frame."""
+    if all(h.n_frames == 1 for h in slices):
+        return slices
+    out = []
+    for h in slices:
+        if h.n_frames == 1:
+            out.append(h)
+            continue
+        ds = read_header(Path(h.path))
+        if ds is None:
+            raise InputError(f"{h.path} could not be read again; is the folder being modified?")
+        out.extend(frame_headers(h, ds))
+    if not out:
+        raise InputError(f"series {slices[0].series_uid} holds only LOCALIZER frames; give a CT volume")
+    return out
+
+
 def _check_slices(slices: list[SliceHeader]) -> None:
     uid = slices[0].series_uid
-    if any(h.n_frames > 1 for h in slices):
-        raise InputError(
-            f"series {uid} is a multi-frame (enhanced) CT, which is not supported; "
-            "export it as one file per slice or convert it to NIfTI"
-        )
     if len(slices) == 1:
         raise InputError(
             f"series {uid} has a single slice ({slices[0].path}); a 3-D volume of at least 2 slices is needed"
@@ -249,8 +295,14 @@ def _sort_and_check_geometry(slices: list[SliceHeader]) -> tuple[list[SliceHeade
 def _read_pixels(ordered: list[SliceHeader]) -> np.ndarray:
     first = ordered[0]
     out = np.empty((len(ordered), first.rows, first.columns), dtype=np.int16)  # type: ignore[arg-type]
+    frames: dict[str, np.ndarray] = {}  # a multi-frame file's stored values, decoded once
     for k, h in enumerate(ordered):
-        if h.transfer_syntax in _UNCOMPRESSED:
+        if h.frame is not None:
+            if h.path not in frames:
+                frames.clear()  # a file's frames come together (interleaved files: decoded again)
+                frames[h.path] = _multiframe_pixels(h)
+            _rescale_into(frames[h.path][h.frame], h.slope, h.intercept, out[k], f"{h.path} frame {h.frame + 1}")
+        elif h.transfer_syntax in _UNCOMPRESSED:
             ds = pydicom.dcmread(h.path, force=True)
             _rescale_into(ds.pixel_array, h.slope, h.intercept, out[k], h.path)
         else:
@@ -258,6 +310,20 @@ def _read_pixels(ordered: list[SliceHeader]) -> np.ndarray:
             plane = sitk.GetArrayViewFromImage(image).reshape(first.rows, first.columns)  # type: ignore[arg-type]
             _rescale_into(plane, 1.0, 0.0, out[k], h.path)
     return out
+
+
+def _multiframe_pixels(h: SliceHeader) -> np.ndarray:
+    """The stored values of every frame of multi-frame file ``h.path``, ``[frame, row, column]``."""
+    try:
+        stored = pydicom.dcmread(h.path, force=True).pixel_array
+    except Exception as exc:  # noqa: BLE001 - pydicom's decoders raise many types
+        raise InputError(
+            f"{h.path}: its multi-frame pixel data cannot be decoded ({type(exc).__name__}: {exc}); "
+            "decompress it (e.g. gdcmconv --raw) or convert the series to NIfTI"
+        ) from exc
+    if stored.ndim == 2:
+        stored = stored[None]
+    return stored
 
 
 def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.ndarray, path: str) -> None:
@@ -301,14 +367,20 @@ def _series_metadata(folder: Path, ordered: list[SliceHeader]) -> dict[str, Any]
     if ds is None:  # it was read moments ago: the file changed under us
         raise InputError(f"{ordered[0].path} could not be read again; is the folder being modified?")
     meta: dict[str, Any] = {"modality": ordered[0].modality}
-    kvp = _number(ds, "KVP")
+    # An enhanced CT keeps these in its functional groups (group_value reads both forms).
+    facts = Dataset()
+    for keyword in ("KVP", "SliceThickness", "ConvolutionKernel"):
+        value = group_value(ds, keyword)
+        if value is not None:
+            setattr(facts, keyword, value)
+    kvp = _number(facts, "KVP")
     if kvp is not None:
         meta["kvp"] = kvp
-    thickness = _number(ds, "SliceThickness")
+    thickness = _number(facts, "SliceThickness")
     if thickness is not None:
         meta["slice_thickness_mm"] = thickness
     for key, keyword in (("convolution_kernel", "ConvolutionKernel"),):
-        value = _text(ds, keyword)
+        value = _text(facts, keyword)
         if value is not None:
             meta[key] = value
     meta["contrast_agent"] = _text(ds, "ContrastBolusAgent")
@@ -327,6 +399,8 @@ def _series_metadata(folder: Path, ordered: list[SliceHeader]) -> dict[str, Any]
     meta["source_path"] = str(folder)
     meta["dicom_files"] = [h.path for h in ordered]
     meta["sop_instance_uids"] = [h.sop_uid for h in ordered]
+    if any(h.frame is not None for h in ordered):
+        meta["dicom_frames"] = [h.frame for h in ordered]
     meta["identifiers"] = {
         "patient_name": _text(ds, "PatientName"),
         "patient_id": _text(ds, "PatientID"),

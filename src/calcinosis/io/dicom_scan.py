@@ -77,6 +77,8 @@ class SliceHeader:
     transfer_syntax: str
     samples_per_pixel: int
     photometric: str
+    # The frame of a multi-frame (enhanced) file this slice is (0-based); None: a single-frame file.
+    frame: int | None = None
 
 
 def iter_candidate_files(root: Path) -> Iterator[Path]:
@@ -125,7 +127,7 @@ def read_header(path: Path) -> Dataset | None:
 
 
 def slice_header(path: Path, ds: Dataset) -> SliceHeader:
-    image_type = [str(v).upper() for v in _as_list(ds.get("ImageType", []))]
+    image_type = [str(v).upper() for v in as_list(ds.get("ImageType", []))]
     return SliceHeader(
         path=str(path),
         series_uid=str(ds.SeriesInstanceUID),
@@ -159,7 +161,7 @@ def _int_or_none(value: object) -> int | None:
 def floats_or_none(ds: Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
     """``n`` finite floats from a multi-valued DS element, or None if absent or malformed."""
     try:
-        values = tuple(float(v) for v in _as_list(ds.get(keyword)))
+        values = tuple(float(v) for v in as_list(ds.get(keyword)))
     except (TypeError, ValueError):
         return None
     if len(values) != n or not all(math.isfinite(v) for v in values):
@@ -175,7 +177,8 @@ def _float_or(ds: Dataset, keyword: str, default: float) -> float:
         return default
 
 
-def _as_list(value: object) -> list[object]:
+def as_list(value: object) -> list[object]:
+    """A DICOM element's value as a list: its values, ``[value]``, or ``[]`` when empty."""
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return list(value)  # type: ignore[arg-type]
     return [value] if value not in (None, "") else []

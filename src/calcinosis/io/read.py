@@ -8,7 +8,7 @@ from pathlib import Path
 
 from calcinosis.threads import n_threads
 from calcinosis.errors import InputError
-from calcinosis.io.dicom_read import read_dicom_series
+from calcinosis.io.dicom_read import read_dicom_series, read_multiframe_file
 from calcinosis.io.dicom_scan import read_header
 from calcinosis.io.integrity import check_nifti_complete
 from calcinosis.io.itk import itk_format, read_itk_volume
@@ -22,8 +22,9 @@ def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) 
     ----------
     path : path
         A NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``, ``.nhdr``) or MetaImage
-        (``.mha``, ``.mhd``) file, read through SimpleITK; or a folder holding a
-        DICOM series (searched recursively, see :func:`read_dicom_series`).
+        (``.mha``, ``.mhd``) file, read through SimpleITK; a folder holding a
+        DICOM series (searched recursively, see :func:`read_dicom_series`); or an
+        enhanced (multi-frame) DICOM CT file.
     series_uid : str, optional
         For DICOM folders: the SeriesInstanceUID to read (default: the CT series
         with the most slices).
@@ -37,7 +38,7 @@ def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) 
     Raises
     ------
     InputError
-        Missing path; unknown file type; a single DICOM file (a whole series is
+        Missing path; unknown file type; a single-frame DICOM file (a whole series is
         needed); a 2-D image or a single slice; values that cannot be HU; any
         DICOM series problem listed in :func:`read_dicom_series`.
     """
@@ -52,6 +53,9 @@ def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) 
         raise InputError(f"{path} is empty (0 bytes): copy or export it again")
     if itk_format(path) is not None:
         return _read_itk_checked(path)
+    multiframe = read_multiframe_file(path)
+    if multiframe is not None:
+        return multiframe
     if read_header(path) is not None:
         raise InputError(
             f"{path} is a single DICOM file (one slice); a 3-D volume is needed: "

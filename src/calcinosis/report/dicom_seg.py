@@ -23,7 +23,9 @@ are omitted); a few hundred small deposits stay in the tens of megabytes.
 Slice order: ``analysis.labels`` is ``[z, y, x]`` in the volume's sorted slice
 order, which is the order of ``metadata["dicom_files"]``; rows and columns are
 those of the files (the reader does not flip in-plane), so frame ``k`` of the
-label array is segmentation of source image ``k``.
+label array is segmentation of source image ``k``. An enhanced (multi-frame) CT
+source is one image whose frames are the slices (``metadata["dicom_frames"]``:
+each slice's frame): the SEG's frames then follow the source's frame order.
 
 Patient identifiers: unless ``keep_identifiers``, the patient module is
 replaced by anonymous values (:func:`source_headers`) while Study, Series and
@@ -71,7 +73,8 @@ REFERENCED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "SOPI
 
 
 def source_headers(volume, *, keep_identifiers: bool = False) -> list[Dataset]:
-    """Headers (no pixel data) of the source slices, in the volume's slice order.
+    """Headers (no pixel data) of the source images, in the volume's slice order: one per
+    slice, or one per file when the slices are frames of multi-frame files.
 
     Without ``keep_identifiers`` the identifying attributes are removed (name and
     ID become ``"ANONYMOUS"``; birth date etc. are emptied), only in memory. Empty SOP
@@ -83,7 +86,7 @@ def source_headers(volume, *, keep_identifiers: bool = False) -> list[Dataset]:
         raise InputError(f"the volume has {volume.shape[0]} slices but {len(files)} DICOM files are listed; "
                          "read the series with calcinosis.io.read_volume")
     headers = []
-    for path in files:
+    for path in dict.fromkeys(files):  # each file once (the frames of a multi-frame file share it)
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
@@ -205,6 +208,9 @@ def build_segmentation(volume, labels: np.ndarray, lesions: Sequence[Lesion], *,
             anatomic_regions=[region] if region is not None else None,
         ))
     pixels = labels.astype(np.uint16, copy=False)
+    frames = volume.metadata.get("dicom_frames")
+    if frames is not None:
+        pixels = _in_frame_order(pixels, frames, sources)
     if not descriptions:
         raise ValueError("no lesions: a SEG needs at least one segment")
     if int(pixels.max()) > len(descriptions):
@@ -226,6 +232,18 @@ def build_segmentation(volume, labels: np.ndarray, lesions: Sequence[Lesion], *,
         content_label="DEPOSITS",
         content_description="Calcified soft-tissue deposits found by calcinosis",
     )
+
+
+def _in_frame_order(pixels: np.ndarray, frames: Sequence[int | None], sources: Sequence[Dataset]) -> np.ndarray:
+    """The label slices as the frames of one multi-frame source image: slice ``z`` at frame
+    ``frames[z]``; frames that are no slice (a localizer) stay empty."""
+    if len(sources) != 1 or any(f is None for f in frames):
+        raise InputError("the series is split over several multi-frame files (or mixes them with single-frame "
+                         "files): a DICOM SEG references one multi-frame source; the other outputs are complete")
+    n = int(sources[0].get("NumberOfFrames", 1) or 1)
+    out = np.zeros((n,) + pixels.shape[1:], pixels.dtype)
+    out[np.asarray(frames, dtype=np.int64)] = pixels
+    return out
 
 
 def algorithm_identification():
