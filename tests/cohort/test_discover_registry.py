@@ -73,6 +73,22 @@ def test_discovery_finds_files_and_series_whatever_the_layout(tmp_path):
         discover_studies(root / "a b" / "x.nii.gz")
 
 
+def test_an_enhanced_ct_file_is_a_study_of_its_folder(tmp_path, enhanced_ct):
+    # A series of one multi-frame file: its input is the file's folder (read as a series),
+    # not the file with a series UID.
+    from calcinosis.io import read_volume, write_dicom_series
+
+    phantom = tiny_volume(6)
+    files = write_dicom_series(phantom, tmp_path / "single")
+    path = enhanced_ct(files, tmp_path / "root" / "p1" / "ct.dcm")
+    found = discover_studies(tmp_path / "root")
+    (study,) = found.studies
+    assert study.kind == "dicom" and study.input_path == str(path.parent.resolve())
+    assert study.n_voxels == 4 * 12 * 10 and study.problem is None
+    np.testing.assert_array_equal(read_volume(study.input_path, series_uid=study.series_uid).array,
+                                  phantom.array)
+
+
 def test_checksum_follows_content_size_and_slices(tmp_path):
     from calcinosis.io import write_dicom_series
 

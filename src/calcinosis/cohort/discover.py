@@ -133,7 +133,8 @@ def discover_studies(root: str | os.PathLike[str], *,
     skipped: list[str] = []
     for series in group_series(headers):
         members = by_series[series.series_uid]
-        folder = Path(os.path.commonpath(series.files))
+        # The folder holding its files (a series of one multi-frame file: that file's folder).
+        folder = Path(os.path.commonpath([os.path.dirname(f) for f in series.files]))
         rel = folder.relative_to(root).as_posix()
         images = [h for h in members if h.is_image]
         modality = series.modality or "unknown"
