@@ -275,3 +275,16 @@ def test_compressed_enhanced_ct_is_decoded(tmp_path, make_phantom, enhanced_ct):
     path = enhanced_ct(files, tmp_path / "multi" / "ct.dcm", transfer_syntax_uid=RLELossless)
     assert pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID == RLELossless
     np.testing.assert_array_equal(read_volume(path).array, vol.array)
+
+
+def test_enhanced_ct_contrast_agent_from_its_code_sequence(tmp_path, make_phantom, enhanced_ct):
+    # An Enhanced CT names its agent in the Enhanced Contrast/Bolus module's code sequence.
+    files = write_dicom_series(make_phantom(), tmp_path / "single")
+    path = enhanced_ct(files, tmp_path / "multi" / "ct.dcm")
+    assert read_volume(path).metadata["contrast_agent"] is None
+    ds = pydicom.dcmread(path)
+    agent = pydicom.Dataset()
+    agent.CodeValue, agent.CodingSchemeDesignator, agent.CodeMeaning = "C-B0322", "SRT", "Iohexol"
+    ds.ContrastBolusAgentSequence = pydicom.Sequence([agent])
+    ds.save_as(path)
+    assert read_volume(path).metadata["contrast_agent"] == "Iohexol"

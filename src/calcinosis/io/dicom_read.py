@@ -362,6 +362,20 @@ def _number(ds: Dataset, keyword: str) -> float | None:
         return None
 
 
+def _contrast_agent(ds: Dataset) -> str | None:
+    """ContrastBolusAgent; in an enhanced CT, else the first agent's code meaning (Enhanced
+    Contrast/Bolus module); None when the header names none."""
+    text = _text(ds, "ContrastBolusAgent")
+    if text is not None:
+        return text
+    agents = ds.get("ContrastBolusAgentSequence")
+    if agents:
+        meaning = agents[0].get("CodeMeaning")
+        if meaning not in (None, ""):
+            return str(meaning)
+    return None
+
+
 def _series_metadata(folder: Path, ordered: list[SliceHeader]) -> dict[str, Any]:
     ds = read_header(Path(ordered[0].path))
     if ds is None:  # it was read moments ago: the file changed under us
@@ -383,7 +397,7 @@ def _series_metadata(folder: Path, ordered: list[SliceHeader]) -> dict[str, Any]
         value = _text(facts, keyword)
         if value is not None:
             meta[key] = value
-    meta["contrast_agent"] = _text(ds, "ContrastBolusAgent")
+    meta["contrast_agent"] = _contrast_agent(ds)
     meta["series_uid"] = ordered[0].series_uid
     for key, keyword in (
         ("study_uid", "StudyInstanceUID"),
