@@ -353,3 +353,10 @@ def _acquisition_warnings(volume: Volume):
                f"or less and pixels of {MAX_SPLIT_PIXEL_MM:g} mm or less) and count as bone")
     if meta.get("contrast_agent"):
         yield f"contrast agent ({meta['contrast_agent']}): enhancing vessels and organs can mimic calcification"
+    others = meta.get("other_ct_series")
+    if others:
+        named = [(o["series_uid"], o["slices"], f", {o['description']}" if o["description"] else "") for o in others]
+        listed = ", ".join(f"{uid} ({n} slices{what})" for uid, n, what in named[:3])
+        more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        yield (f"the folder holds {len(others) + 1} CT series: analysed {meta.get('series_uid')}, the one with the "
+               f"most slices; give --series UID for another ({listed}{more})")

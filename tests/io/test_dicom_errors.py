@@ -152,6 +152,25 @@ def test_choosing_a_non_ct_series_by_uid_names_its_modality(tmp_path, make_phant
         read_volume(tmp_path, series_uid="1.5")
 
 
+def test_of_several_ct_series_the_most_slices_is_read_and_the_others_are_named(tmp_path, make_phantom):
+    # Two reconstructions in one folder: the one with the most slices is read, the other named
+    # in the metadata and in a warning of the analysis (with how to choose it).
+    from calcinosis.pipeline import _acquisition_warnings
+
+    write_dicom_series(make_phantom(), tmp_path / "thin", series_uid="1.10")
+    write_dicom_series(make_phantom(shape=(5, 20, 24)), tmp_path / "thick", series_uid="1.11")
+    vol = read_volume(tmp_path)
+    assert vol.metadata["series_uid"] == "1.10" and vol.shape[0] == 12
+    assert vol.metadata["other_ct_series"] == [{"series_uid": "1.11", "slices": 5,
+                                                "description": "calcinosis phantom"}]
+    (line,) = [w for w in _acquisition_warnings(vol) if "CT series" in w]
+    assert "holds 2 CT series: analysed 1.10" in line and "--series UID" in line
+    assert "1.11 (5 slices, calcinosis phantom)" in line
+    chosen = read_volume(tmp_path, series_uid="1.11")
+    assert chosen.shape[0] == 5 and "other_ct_series" not in chosen.metadata
+    assert not [w for w in _acquisition_warnings(chosen) if "CT series" in w]
+
+
 def test_missing_slice_message_gives_the_gap(tmp_path, make_phantom):
     missing_slice(tmp_path, make_phantom)
     with pytest.raises(InputError, match=r"gap of 5\.000 mm.*median spacing is 2\.500 mm"):

@@ -16,7 +16,9 @@ Volume metadata keys (present only when known):
   ``frame_of_reference_uid``, ``study_date``, ``manufacturer``,
   ``series_description``, ``dicom_files`` and ``sop_instance_uids`` (in sorted
   slice order), ``dicom_frames`` (each slice's frame in its file, when the series
-  is an enhanced multi-frame CT), and ``identifiers`` = ``{"patient_name",
+  is an enhanced multi-frame CT), ``other_ct_series`` (when the folder held several CT
+  series and the one with the most slices was read: the others' ``series_uid``,
+  ``slices``, ``description``), and ``identifiers`` = ``{"patient_name",
   "patient_id", "patient_birth_date"}``, kept apart so that outputs can drop it.
 
 Writers

@@ -115,7 +115,7 @@ def read_multiframe_file(path: str | os.PathLike[str]) -> Volume | None:
 
 
 def _read_series(folder: Path, headers: list[SliceHeader], series_uid: str | None) -> Volume:
-    slices = _choose_series(folder, headers, series_uid)
+    slices, others = _choose_series(folder, headers, series_uid)
     slices = _drop_localizers(slices)
     slices = _frames_as_slices(slices)
     _check_slices(slices)
@@ -124,11 +124,16 @@ def _read_series(folder: Path, headers: list[SliceHeader], series_uid: str | Non
     lo, hi = (int(array.min()), int(array.max()))
     check_hu_range(lo, hi, is_float=False, has_fraction=False, source=f"DICOM series {ordered[0].series_uid}")
     metadata = _series_metadata(folder, ordered)
+    if others:
+        metadata["other_ct_series"] = others
     origin, spacing, direction = geometry
     return Volume(array, spacing, origin, direction, metadata)
 
 
-def _choose_series(folder: Path, headers: list[SliceHeader], series_uid: str | None) -> list[SliceHeader]:
+def _choose_series(folder: Path, headers: list[SliceHeader],
+                   series_uid: str | None) -> tuple[list[SliceHeader], list[dict[str, Any]]]:
+    """The chosen series' image headers, and the other CT series (``series_uid``, ``slices``,
+    ``description``; most slices first) when it was chosen for having the most slices."""
     if not headers:
         raise InputError(f"no DICOM files found under {folder}; give the folder of a CT series")
     images = [h for h in headers if h.is_image]
@@ -136,6 +141,7 @@ def _choose_series(folder: Path, headers: list[SliceHeader], series_uid: str | N
         kinds = ", ".join(sorted({h.modality or "unknown" for h in headers}))
         raise InputError(f"no DICOM image under {folder} (found only {kinds} objects); give a CT series")
     series = group_series(images)
+    others: list[dict[str, Any]] = []
     if series_uid is not None:
         match = [s for s in series if s.series_uid == series_uid]
         if not match:
@@ -162,13 +168,15 @@ def _choose_series(folder: Path, headers: list[SliceHeader], series_uid: str | N
         if len(ct) > 1:
             logger.info("%d CT series under %s; reading %s (%d slices)", len(ct), folder, chosen.series_uid,
                         frames[chosen.series_uid])
+            others = [{"series_uid": s.series_uid, "slices": frames[s.series_uid], "description": s.description}
+                      for s in sorted(ct, key=lambda s: -frames[s.series_uid]) if s is not chosen]
     if chosen.modality != "CT":
         raise InputError(
             f"series {chosen.series_uid} under {folder} has modality {chosen.modality or 'unknown'}, "
             "not CT; a CT series is needed"
         )
     members = set(chosen.files)
-    return [h for h in images if h.path in members]
+    return [h for h in images if h.path in members], others
 
 
 def _drop_localizers(slices: list[SliceHeader]) -> list[SliceHeader]:
