@@ -233,9 +233,22 @@ def enhanced_with_a_missing_frame(folder, make, enhanced_ct):
     _enhanced(folder, files[:6] + files[7:], enhanced_ct)
 
 
+def enhanced_undecodable(folder, make, enhanced_ct):
+    # JPEG-LS that is not JPEG-LS: no decoder takes it (its message is several lines long).
+    from pydicom.encaps import encapsulate
+
+    path = _enhanced(folder, _series(folder / "single", make), enhanced_ct)
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.80"
+    ds.PixelData = encapsulate([b"\xff\xd8not an image"] * int(ds.NumberOfFrames))
+    ds["PixelData"].is_undefined_length = True
+    ds.save_as(path, enforce_file_format=True)
+
+
 ENHANCED_CASES = [
     (enhanced_without_frame_positions, "holds 12 frames without a position for each"),
     (enhanced_with_a_missing_frame, "missing slices"),
+    (enhanced_undecodable, "multi-frame pixel data cannot be decoded.*decompress it"),
 ]
 
 

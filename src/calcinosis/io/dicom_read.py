@@ -325,8 +325,9 @@ def _multiframe_pixels(h: SliceHeader) -> np.ndarray:
     try:
         stored = pydicom.dcmread(h.path, force=True).pixel_array
     except Exception as exc:  # noqa: BLE001 - pydicom's decoders raise many types
+        why = (str(exc).strip().splitlines() or [""])[0]  # its first line: the message stays one line
         raise InputError(
-            f"{h.path}: its multi-frame pixel data cannot be decoded ({type(exc).__name__}: {exc}); "
+            f"{h.path}: its multi-frame pixel data cannot be decoded ({type(exc).__name__}: {why}); "
             "decompress it (e.g. gdcmconv --raw) or convert the series to NIfTI"
         ) from exc
     if stored.ndim == 2:
