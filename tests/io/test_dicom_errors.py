@@ -100,6 +100,24 @@ def raw_values_without_intercept(folder, make):
     write_dicom_series(vol.with_array((vol.array + 1024).astype(np.int16)), folder, rescale_intercept=0.0)
 
 
+def truncated_slice(folder, make):
+    files = _series(folder, make)
+    size = files[4].stat().st_size
+    with open(files[4], "r+b") as fh:
+        fh.truncate(size - 300)  # an interrupted copy: the pixel data cut short
+
+
+def damaged_compressed_slice(folder, make):
+    from pydicom.encaps import encapsulate
+
+    files = _series(folder, make)
+    ds = pydicom.dcmread(files[4])
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.80"  # JPEG-LS, its data not JPEG-LS
+    ds.PixelData = encapsulate([b"\xff\xd8not an image"])
+    ds["PixelData"].is_undefined_length = True
+    ds.save_as(files[4], enforce_file_format=True)
+
+
 def seg_only(folder, make):
     files = _series(folder, make)
     for f in files:
@@ -121,6 +139,8 @@ CASES = [
     (inconsistent_size, "differ in size"),
     (gantry_tilt, "shifted in-plane"),
     (raw_values_without_intercept, "values cannot be HU"),
+    (truncated_slice, r"IM00005\.dcm: its pixel data cannot be read \(ValueError: .*truncated or damaged"),
+    (damaged_compressed_slice, r"IM00005\.dcm: its pixel data cannot be read \(RuntimeError: .*export the series"),
 ]
 
 

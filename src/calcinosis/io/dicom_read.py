@@ -311,13 +311,34 @@ def _read_pixels(ordered: list[SliceHeader]) -> np.ndarray:
                 frames[h.path] = _multiframe_pixels(h)
             _rescale_into(frames[h.path][h.frame], h.slope, h.intercept, out[k], f"{h.path} frame {h.frame + 1}")
         elif h.transfer_syntax in _UNCOMPRESSED:
-            ds = pydicom.dcmread(h.path, force=True)
-            _rescale_into(ds.pixel_array, h.slope, h.intercept, out[k], h.path)
+            try:
+                stored = pydicom.dcmread(h.path, force=True).pixel_array
+            except Exception as exc:  # noqa: BLE001 - a damaged file raises many types
+                raise _unreadable(h.path, exc) from exc
+            _rescale_into(stored, h.slope, h.intercept, out[k], h.path)
         else:
-            image = sitk.ReadImage(h.path)  # GDCM decodes and applies the rescale
+            try:
+                image = sitk.ReadImage(h.path)  # GDCM decodes and applies the rescale
+            except RuntimeError as exc:
+                raise _unreadable(h.path, exc) from exc
             plane = sitk.GetArrayViewFromImage(image).reshape(first.rows, first.columns)  # type: ignore[arg-type]
             _rescale_into(plane, 1.0, 0.0, out[k], h.path)
     return out
+
+
+def _unreadable(path: str, exc: Exception) -> InputError:
+    """The one-line error for a slice whose pixel data cannot be read (truncated, damaged, or
+    compressed in a way the decoders do not take)."""
+    return InputError(f"{path}: its pixel data cannot be read ({_why(exc)}); the file may be "
+                      "truncated or damaged: copy or export the series again")
+
+
+def _why(exc: Exception) -> str:
+    """A decoder's error in one line: its type and first line (ITK's: the line after the
+    source location; pydicom's plugin list follows on further lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    line = lines[-1] if "ITK ERROR" in str(exc) else (lines or [""])[0]
+    return f"{type(exc).__name__}: {line}"
 
 
 def _multiframe_pixels(h: SliceHeader) -> np.ndarray:
@@ -325,9 +346,8 @@ def _multiframe_pixels(h: SliceHeader) -> np.ndarray:
     try:
         stored = pydicom.dcmread(h.path, force=True).pixel_array
     except Exception as exc:  # noqa: BLE001 - pydicom's decoders raise many types
-        why = (str(exc).strip().splitlines() or [""])[0]  # its first line: the message stays one line
         raise InputError(
-            f"{h.path}: its multi-frame pixel data cannot be decoded ({type(exc).__name__}: {why}); "
+            f"{h.path}: its multi-frame pixel data cannot be decoded ({_why(exc)}); "
             "decompress it (e.g. gdcmconv --raw) or convert the series to NIfTI"
         ) from exc
     if stored.ndim == 2:
