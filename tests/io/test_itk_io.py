@@ -150,6 +150,19 @@ def test_missing_unknown_and_corrupt_files_raise_input_error(tmp_path):
         read_volume(tmp_path / "broken.nii.gz")
 
 
+@pytest.mark.parametrize("name, compress", [("cut.mha", True), ("cut.mha", False), ("cut.nrrd", False)])
+def test_truncated_metaimage_and_nrrd_say_their_voxel_data_are_cut(tmp_path, make_phantom, name, compress):
+    # An interrupted copy: the header is whole, the voxel data cut short. ITK's MetaImage reader
+    # says only "No such file or directory" (compressed) for it.
+    path = tmp_path / name
+    sitk.WriteImage(volume_to_sitk(make_phantom()), str(path), useCompression=compress)
+    with open(path, "r+b") as fh:
+        fh.truncate(int(path.stat().st_size * 0.9))
+    with pytest.raises(InputError, match="cannot read the voxel data of .*truncated or damaged") as info:
+        read_volume(path)
+    assert "\n" not in str(info.value)
+
+
 def test_sitk_helpers_round_trip_exact_geometry(make_phantom, directions):
     vol = make_phantom(directions["oblique35z_20x"])
     image = volume_to_sitk(vol)

@@ -123,7 +123,10 @@ def read_itk_volume(path: str | os.PathLike[str]) -> Volume:
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        raise InputError(f"cannot read {path}: {_first_line(exc)}") from None
+        # The header was read: the voxel data are what fails (ITK's MetaImage reader says only
+        # "Reason: No such file or directory" for data cut short).
+        raise InputError(f"cannot read the voxel data of {path} ({_first_line(exc)}): the file (or its data "
+                         "file) may be missing, truncated or damaged; copy or export it again") from None
     if image.GetDimension() == 4:
         image = image[:, :, :, 0]
     metadata = {"modality": "CT", "source_format": fmt, "source_path": str(path)}
