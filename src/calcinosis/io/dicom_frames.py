@@ -21,14 +21,7 @@ from dataclasses import replace
 from pydicom.dataset import Dataset
 
 from calcinosis.errors import InputError
-from calcinosis.io.dicom_scan import SliceHeader, as_list, floats_or_none
-
-#: SOP classes whose frames are slices of one CT volume.
-ENHANCED_CT_SOP_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT Image Storage",
-    "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT Image Storage",
-}
-
+from calcinosis.io.dicom_scan import SliceHeader, as_list, float_or, floats_or_none
 
 def frame_headers(header: SliceHeader, ds: Dataset) -> list[SliceHeader]:
     """One :class:`SliceHeader` per frame of the multi-frame file ``header`` (``ds``: its
@@ -45,27 +38,28 @@ def frame_headers(header: SliceHeader, ds: Dataset) -> list[SliceHeader]:
         )
     out = []
     for k, groups in enumerate(per_frame):
-        frame_type = [str(v).upper() for v in as_list(_value(groups, shared, "CTImageFrameTypeSequence", "FrameType"))]
-        if "LOCALIZER" in frame_type:
+        kind = _item(groups, shared, "CTImageFrameTypeSequence", "FrameType")
+        if kind is not None and "LOCALIZER" in [str(v).upper() for v in as_list(kind.FrameType)]:
             continue
-        position = _floats(groups, shared, "PlanePositionSequence", "ImagePositionPatient", 3)
-        orientation = _floats(groups, shared, "PlaneOrientationSequence", "ImageOrientationPatient", 6)
-        spacing = _floats(groups, shared, "PixelMeasuresSequence", "PixelSpacing", 2)
-        slope = _number(_value(groups, shared, "PixelValueTransformationSequence", "RescaleSlope"), header.slope)
-        intercept = _number(_value(groups, shared, "PixelValueTransformationSequence", "RescaleIntercept"),
-                            header.intercept)
-        out.append(replace(header, frame=k, n_frames=1, position=position, orientation=orientation,
-                           pixel_spacing=spacing, slope=slope, intercept=intercept))
+        rescale = _item(groups, shared, "PixelValueTransformationSequence", "RescaleSlope")
+        offset = _item(groups, shared, "PixelValueTransformationSequence", "RescaleIntercept")
+        out.append(replace(
+            header, frame=k, n_frames=1,
+            position=_floats(groups, shared, "PlanePositionSequence", "ImagePositionPatient", 3),
+            orientation=_floats(groups, shared, "PlaneOrientationSequence", "ImageOrientationPatient", 6),
+            pixel_spacing=_floats(groups, shared, "PixelMeasuresSequence", "PixelSpacing", 2),
+            slope=header.slope if rescale is None else float_or(rescale, "RescaleSlope", header.slope),
+            intercept=header.intercept if offset is None else float_or(offset, "RescaleIntercept", header.intercept)))
     return out
 
 
-def group_value(ds: Dataset, keyword: str) -> object | None:
-    """``keyword``'s value at the top level of ``ds``, else in an item of the shared, then the
-    first frame's functional groups (one level of sequences down, as CT X-Ray Details holds
-    KVP), else in a legacy conversion's unassigned converted attributes; None when absent."""
-    value = ds.get(keyword)
-    if value not in (None, ""):
-        return value
+def group_item(ds: Dataset, keyword: str) -> Dataset:
+    """The data set that holds ``keyword``: ``ds`` itself when it has it at the top level, else
+    the item of the shared, then the first frame's functional groups that has it (one level of
+    sequences down, as CT X-Ray Details holds KVP; a legacy conversion's unassigned converted
+    attributes among them); ``ds`` when none has it (the keyword then reads as absent)."""
+    if ds.get(keyword) not in (None, ""):
+        return ds
     for outer in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
         seq = ds.get(outer)
         if not seq:
@@ -74,35 +68,23 @@ def group_value(ds: Dataset, keyword: str) -> object | None:
             if element.VR != "SQ":
                 continue
             for item in element.value:
-                value = item.get(keyword)
-                if value not in (None, ""):
-                    return value
-    return None
+                if item.get(keyword) not in (None, ""):
+                    return item
+    return ds
 
 
-def _value(groups: Dataset, shared: Dataset | None, sequence: str, keyword: str) -> object | None:
-    """``keyword`` in the first item of functional group ``sequence``: the frame's, else the
-    shared one."""
+def _item(groups: Dataset, shared: Dataset | None, sequence: str, keyword: str) -> Dataset | None:
+    """The first item of functional group ``sequence`` that holds ``keyword``: the frame's,
+    else the shared one; None when neither does."""
     for source in (groups, shared):
         if source is None:
             continue
         seq = source.get(sequence)
         if seq and keyword in seq[0]:
-            return seq[0].get(keyword)
+            return seq[0]
     return None
 
 
 def _floats(groups: Dataset, shared: Dataset | None, sequence: str, keyword: str, n: int) -> tuple[float, ...] | None:
-    holder = Dataset()
-    value = _value(groups, shared, sequence, keyword)
-    if value is None:
-        return None
-    setattr(holder, keyword, value)
-    return floats_or_none(holder, keyword, n)
-
-
-def _number(value: object, default: float) -> float:
-    try:
-        return float(value) if value not in (None, "") else default  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
+    item = _item(groups, shared, sequence, keyword)
+    return None if item is None else floats_or_none(item, keyword, n)

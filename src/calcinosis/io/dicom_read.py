@@ -35,7 +35,7 @@ import SimpleITK as sitk
 from pydicom.dataset import Dataset
 
 from calcinosis.errors import InputError
-from calcinosis.io.dicom_frames import frame_headers, group_value
+from calcinosis.io.dicom_frames import frame_headers, group_item
 from calcinosis.io.dicom_scan import (
     SliceHeader,
     floats_or_none,
@@ -410,20 +410,15 @@ def _series_metadata(folder: Path, ordered: list[SliceHeader]) -> dict[str, Any]
     if ds is None:  # it was read moments ago: the file changed under us
         raise InputError(f"{ordered[0].path} could not be read again; is the folder being modified?")
     meta: dict[str, Any] = {"modality": ordered[0].modality}
-    # An enhanced CT keeps these in its functional groups (group_value reads both forms).
-    facts = Dataset()
-    for keyword in ("KVP", "SliceThickness", "ConvolutionKernel"):
-        value = group_value(ds, keyword)
-        if value is not None:
-            setattr(facts, keyword, value)
-    kvp = _number(facts, "KVP")
+    # An enhanced CT keeps these in its functional groups (group_item finds either place).
+    kvp = _number(group_item(ds, "KVP"), "KVP")
     if kvp is not None:
         meta["kvp"] = kvp
-    thickness = _number(facts, "SliceThickness")
+    thickness = _number(group_item(ds, "SliceThickness"), "SliceThickness")
     if thickness is not None:
         meta["slice_thickness_mm"] = thickness
     for key, keyword in (("convolution_kernel", "ConvolutionKernel"),):
-        value = _text(facts, keyword)
+        value = _text(group_item(ds, keyword), keyword)
         if value is not None:
             meta[key] = value
     meta["contrast_agent"] = _contrast_agent(ds)

@@ -143,8 +143,8 @@ def slice_header(path: Path, ds: Dataset) -> SliceHeader:
         position=floats_or_none(ds, "ImagePositionPatient", 3),
         orientation=floats_or_none(ds, "ImageOrientationPatient", 6),
         pixel_spacing=floats_or_none(ds, "PixelSpacing", 2),
-        slope=_float_or(ds, "RescaleSlope", 1.0),
-        intercept=_float_or(ds, "RescaleIntercept", 0.0),
+        slope=float_or(ds, "RescaleSlope", 1.0),
+        intercept=float_or(ds, "RescaleIntercept", 0.0),
         transfer_syntax=str(getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID", "") or ""),
         samples_per_pixel=_int_or_none(ds.get("SamplesPerPixel")) or 1,
         photometric=str(ds.get("PhotometricInterpretation", "") or "").upper(),
@@ -169,7 +169,8 @@ def floats_or_none(ds: Dataset, keyword: str, n: int) -> tuple[float, ...] | Non
     return values
 
 
-def _float_or(ds: Dataset, keyword: str, default: float) -> float:
+def float_or(ds: Dataset, keyword: str, default: float) -> float:
+    """``keyword``'s value as a float; ``default`` when absent, empty or malformed."""
     try:
         value = ds.get(keyword)
         return float(value) if value not in (None, "") else default
