@@ -107,15 +107,19 @@ def truncated_slice(folder, make):
         fh.truncate(size - 300)  # an interrupted copy: the pixel data cut short
 
 
-def damaged_compressed_slice(folder, make):
+def _not_jpeg_ls(path: Path, n_frames: int = 1) -> None:
+    """Mark ``path`` JPEG-LS and give it pixel data that are not: no decoder takes them."""
     from pydicom.encaps import encapsulate
 
-    files = _series(folder, make)
-    ds = pydicom.dcmread(files[4])
-    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.80"  # JPEG-LS, its data not JPEG-LS
-    ds.PixelData = encapsulate([b"\xff\xd8not an image"])
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.80"
+    ds.PixelData = encapsulate([b"\xff\xd8not an image"] * n_frames)
     ds["PixelData"].is_undefined_length = True
-    ds.save_as(files[4], enforce_file_format=True)
+    ds.save_as(path, enforce_file_format=True)
+
+
+def damaged_compressed_slice(folder, make):
+    _not_jpeg_ls(_series(folder, make)[4])
 
 
 def seg_only(folder, make):
@@ -254,15 +258,9 @@ def enhanced_with_a_missing_frame(folder, make, enhanced_ct):
 
 
 def enhanced_undecodable(folder, make, enhanced_ct):
-    # JPEG-LS that is not JPEG-LS: no decoder takes it (its message is several lines long).
-    from pydicom.encaps import encapsulate
-
+    # No decoder takes it, and pydicom's message about that is several lines long.
     path = _enhanced(folder, _series(folder / "single", make), enhanced_ct)
-    ds = pydicom.dcmread(path)
-    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.80"
-    ds.PixelData = encapsulate([b"\xff\xd8not an image"] * int(ds.NumberOfFrames))
-    ds["PixelData"].is_undefined_length = True
-    ds.save_as(path, enforce_file_format=True)
+    _not_jpeg_ls(path, int(pydicom.dcmread(path, stop_before_pixels=True).NumberOfFrames))
 
 
 ENHANCED_CASES = [
