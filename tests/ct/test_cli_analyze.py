@@ -142,6 +142,12 @@ def _bad_inputs(tmp: Path, phantom):
     zero = tmp / "zero.nrrd"
     zero.write_bytes(b"")
     yield "empty file", zero, "empty (0 bytes)"
+    metres = tmp / "metres.nii.gz"  # the spacing written in metres: a body a few mm across
+    write_volume(Volume(small.array, tuple(s / 1000.0 for s in small.spacing)), metres)
+    yield "spacing in metres", metres, "too small for a CT"
+    coarse = tmp / "coarse.nii.gz"
+    write_volume(Volume(small.array, (20.0, 20.0, small.spacing[2])), coarse)
+    yield "coarse voxels", coarse, "too coarse"
 
 
 def test_each_bad_input_exits_2_with_one_line_and_is_unchanged(small_phantom, tmp_path, capsys):

@@ -28,6 +28,7 @@ tilted gantry) is not found.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,13 +216,21 @@ def _plate_fit(start, end, has, sy: float, sx: float):
     xs = np.flatnonzero(plate)
     if xs.size < 2 * side:
         return None
-    coef = np.polyfit(xs, end[xs], 2)
+    coef = _fit(xs, end[xs])
     good = np.abs(end[xs] - np.polyval(coef, xs)) <= fit_tol
     if np.count_nonzero(good) < 2 * side:
         return None
-    coef = np.polyfit(xs[good], end[xs[good]], 2)
+    coef = _fit(xs[good], end[xs[good]])
     plate &= np.abs(end - np.polyval(coef, np.arange(end.size))) <= fit_tol
     return coef, rows, plate, thick_tol, fit_tol
+
+
+def _fit(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """A parabola through (xs, ys) by least squares; a plate of few columns (coarse pixels)
+    is fitted as well as it can be, without numpy's warning on the terminal."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.RankWarning)
+        return np.polyfit(xs, ys, 2)
 
 
 def _joined_spans(joined: np.ndarray, plate: np.ndarray, sx: float) -> tuple[tuple[int, int], ...]:

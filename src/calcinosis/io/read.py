@@ -14,6 +14,14 @@ from calcinosis.io.integrity import check_nifti_complete
 from calcinosis.io.itk import itk_format, read_itk_volume
 from calcinosis.volume import Volume
 
+#: A CT, even one cropped round a single deposit, is at least this wide in-plane (mm); a
+#: body's CT with its spacing written in metres is under a millimetre across.
+MIN_FIELD_MM = 4.0
+#: Voxels larger than this (mm) in-plane, or slices further apart, cannot show a deposit:
+#: a header's spacing in the wrong units (or a thumbnail) rather than a CT to analyse.
+MAX_PIXEL_MM = 10.0
+MAX_SLICE_MM = 50.0
+
 
 def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) -> Volume:
     """Read a CT volume in HU from a file or a DICOM folder.
@@ -43,6 +51,31 @@ def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) 
         DICOM series problem listed in :func:`read_dicom_series`.
     """
     path = Path(path)
+    volume = _read(path, series_uid)
+    check_geometry(volume, str(path))
+    return volume
+
+
+def check_geometry(volume: Volume, source: str) -> None:
+    """Raise :class:`InputError` when the voxel spacing cannot be a CT's: a field of view
+    under ``MIN_FIELD_MM`` in-plane, pixels over ``MAX_PIXEL_MM`` or slices over
+    ``MAX_SLICE_MM`` apart (a header written in metres or micrometres, or a thumbnail)."""
+    sx, sy, sz = volume.spacing
+    nz, ny, nx = volume.shape
+    field = max(nx * sx, ny * sy)
+    if field < MIN_FIELD_MM:
+        raise InputError(
+            f"cannot use {source}: it is {field:.3g} mm across ({nx} x {ny} pixels of {sx:.3g} x {sy:.3g} mm), "
+            "too small for a CT; check the pixel spacing in the header (its units?)")
+    if max(sx, sy) > MAX_PIXEL_MM or sz > MAX_SLICE_MM:
+        raise InputError(
+            f"cannot use {source}: voxels of {sx:.3g} x {sy:.3g} x {sz:.3g} mm are too coarse to show a "
+            f"deposit (at most {MAX_PIXEL_MM:g} mm in-plane and {MAX_SLICE_MM:g} mm between slices); "
+            "check the spacing in the header (its units?)")
+
+
+def _read(path: Path, series_uid: str | None) -> Volume:
+    """:func:`read_volume` before the geometry check."""
     if not path.exists():
         raise InputError(f"{path} does not exist; give a DICOM folder or a .nii/.nii.gz/.nrrd/.mha file")
     if path.is_dir():
