@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from calcinosis.detect.edges import scan_limited_findings
@@ -93,6 +95,25 @@ def test_faint_piece_near_bone_on_thick_slices():
                             ((5.0, 0.6, 0.6), _lesion(2, peak_hu=400.0, bone_distance_mm=5.0)),  # dense
                             ((5.0, 0.6, 0.6), _lesion(2, peak_hu=150.0, bone_distance_mm=20.0))):  # far
         assert _cut([lesion], labels, body, spacing, hu) == {}
+
+
+def test_small_faint_speck_next_to_bone_is_noise_on_the_bones_blur():
+    # Thin slices: a speck flagged small and low-contrast within 2 mm of bone is excluded; not
+    # one that is only small, only faint, or further from the bone.
+    labels = _labels()
+    body = np.zeros(labels.shape, bool)
+    body[2:8, 2:17, 2:17] = True
+    hu = _hu(labels)
+
+    def speck(flags, bone_distance_mm=1.2):
+        return replace(_lesion(2, peak_hu=150.0, n_voxels=2, bone_distance_mm=bone_distance_mm), flags=flags,
+                       confidence="low")
+
+    assert _cut([speck("small;low_contrast")], labels, body, (0.6, 0.8, 0.8), hu) == {2: "bone_partial_volume"}
+    assert _cut([speck("small;low_contrast;split_from_bone")], labels, body, (0.6, 0.8, 0.8), hu) \
+        == {2: "bone_partial_volume"}
+    for lesion in (speck("small"), speck("low_contrast"), speck("small;low_contrast", bone_distance_mm=3.0)):
+        assert _cut([lesion], labels, body, (0.6, 0.8, 0.8), hu) == {}
 
 
 def test_dense_soft_tissue_is_resolved_and_faint():
