@@ -47,8 +47,9 @@ def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) 
     ------
     InputError
         Missing path; unknown file type; a single-frame DICOM file (a whole series is
-        needed); a 2-D image or a single slice; values that cannot be HU; any
-        DICOM series problem listed in :func:`read_dicom_series`.
+        needed); a 2-D image or a single slice; values that cannot be HU; a spacing
+        that cannot be a CT's (:func:`check_geometry`); any DICOM series problem listed
+        in :func:`read_dicom_series`.
     """
     path = Path(path)
     volume = _read(path, series_uid)
