@@ -109,9 +109,9 @@ def test_small_faint_speck_next_to_bone_is_noise_on_the_bones_blur():
         return replace(_lesion(2, peak_hu=150.0, n_voxels=2, bone_distance_mm=bone_distance_mm), flags=flags,
                        confidence="low")
 
-    assert _cut([speck("small;low_contrast")], labels, body, (0.6, 0.8, 0.8), hu) == {2: "bone_partial_volume"}
+    assert _cut([speck("small;low_contrast")], labels, body, (0.6, 0.8, 0.8), hu) == {2: "bone_blur_noise"}
     assert _cut([speck("small;low_contrast;split_from_bone")], labels, body, (0.6, 0.8, 0.8), hu) \
-        == {2: "bone_partial_volume"}
+        == {2: "bone_blur_noise"}
     for lesion in (speck("small"), speck("low_contrast"), speck("small;low_contrast", bone_distance_mm=3.0)):
         assert _cut([lesion], labels, body, (0.6, 0.8, 0.8), hu) == {}
 
