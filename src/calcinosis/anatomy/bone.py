@@ -641,12 +641,12 @@ class _Acceptance:
         beyond = core & ~near
         if not near.any() or not beyond.any():
             return sub, deposit
+        raw = self.raw_hu[big]
         markers = own.astype(np.int32) + 2 * beyond
-        basins = watershed(-self.raw_hu[big].astype(np.float32), markers, mask=own | core)
+        basins = watershed(-raw.astype(np.float32), markers, mask=own | core)
         gained = (basins == 1) & near
         if not gained.any() or 2 * int(gained.sum()) > int(own.sum()):
             return sub, deposit
-        raw = self.raw_hu[big]
         top = float(raw[gained].max())
         if top <= float(raw[own].max()) or \
                 top - saddle_between(own | gained, core & ~gained, raw) < self.raw_h_hu:

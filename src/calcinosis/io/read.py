@@ -62,7 +62,7 @@ def check_geometry(volume: Volume, source: str) -> None:
     under ``MIN_FIELD_MM`` in-plane, pixels over ``MAX_PIXEL_MM`` or slices over
     ``MAX_SLICE_MM`` apart (a header written in metres or micrometres, or a thumbnail)."""
     sx, sy, sz = volume.spacing
-    nz, ny, nx = volume.shape
+    _, ny, nx = volume.shape
     field = max(nx * sx, ny * sy)
     if field < MIN_FIELD_MM:
         raise InputError(
