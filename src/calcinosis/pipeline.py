@@ -180,7 +180,7 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     lesions = [replace(lesion, region=regions.region_at(tuple(int(round(v)) for v in crop_index(lesion))))
                for lesion in lesions]
     drop = scan_limited_findings(lesions, det.labels, offset, hu_full.shape, mask, sp, config.threshold_hu,
-                                 hu=hu, noise_hu=raw_noise, boxes=det.boxes)
+                                 hu=hu, noise_hu=raw_noise, boxes=det.boxes, tissue_level_hu=tissue_level)
     lesions, skeletal, lut = classify_trunk_findings(lesions, det.labels, cavity, crop_index, sp,
                                                      hu=hu, body=mask, drop=drop, boxes=det.boxes,
                                                      regions=regions, bone=det.bone, threshold_hu=config.threshold_hu)

@@ -111,6 +111,20 @@ def test_no_subcutaneous_finding_deep_in_the_trunk(outputs):
     assert all(float(r["depth_mm"]) < 20 for r in rows if r["compartment"] == "subcutaneous")
 
 
+def test_noise_specks_in_the_enhanced_liver_are_excluded(outputs):
+    """Seen by eye: five specks of one to three voxels, 137-158 HU, in the liver (94-106 HU
+    in the portal-venous phase; the scan's soft tissue 63 HU, noise 16 HU); two of them
+    beside the spine, behind the line where the cavity stops, were "intramuscular". Noise on
+    an organ denser than muscle: excluded as dense_tissue_noise and listed."""
+    from calcinosis.report.tables import read_lesions_csv
+
+    rows = read_lesions_csv(outputs / "lesions.csv")
+    assert not [r for r in rows if "low_contrast" in r["flags"] and float(r["background_hu"]) >= 88.0]
+    summary = json.loads((outputs / "summary.json").read_text())
+    listed = [e for e in summary["excluded"]["objects"] if e["reason"] == "dense_tissue_noise"]
+    assert len(listed) == 5 and all(137.0 <= e["peak_hu"] <= 158.0 for e in listed)
+
+
 def test_abdomen_resampled_to_3_mm_voxels(tmp_path):
     """On 3 mm pixels the bone split does not run (it read 41 of 58 findings off the bones
     there) and says so; the regions are abdomen and pelvis, not the neck or shoulder that

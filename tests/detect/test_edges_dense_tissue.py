@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from calcinosis.detect.edges import scan_limited_findings
+from calcinosis.detect.trunk import WALL_ONLY_REASONS
 from calcinosis.detect.dense_tissue import is_dense_soft_tissue
 from calcinosis.measure.lesion import Lesion
 
@@ -114,6 +115,35 @@ def test_small_faint_speck_next_to_bone_is_noise_on_the_bones_blur():
         == {2: "bone_blur_noise"}
     for lesion in (speck("small"), speck("low_contrast"), speck("small;low_contrast", bone_distance_mm=3.0)):
         assert _cut([lesion], labels, body, (0.6, 0.8, 0.8), hu) == {}
+
+
+def test_point_sized_faint_speck_in_tissue_denser_than_muscle_is_noise():
+    # An enhanced liver (100 HU; the scan's soft tissue 60 HU): a speck of one to three voxels
+    # flagged low-contrast is excluded, in the cavity too (the rule is not wall-only); not in
+    # muscle, not when it stands out of the liver, not when larger than a point's blur, and
+    # not without the soft-tissue level.
+    labels = _labels()
+    body = np.zeros(labels.shape, bool)
+    body[2:8, 2:17, 2:17] = True
+    hu = _hu(labels)
+
+    def speck(flags="low_contrast", background_hu=100.0, n_voxels=3):
+        return replace(_lesion(2, peak_hu=150.0, background_hu=background_hu, n_voxels=n_voxels), flags=flags,
+                       confidence="low" if flags else "high")
+
+    def cut(lesion, level=60.0):
+        return scan_limited_findings([lesion], labels, (0, 0, 0), labels.shape, body, (2.0, 0.8, 0.8), 130.0,
+                                     hu=hu, noise_hu=16.0, tissue_level_hu=level)
+
+    assert cut(speck()) == {2: "dense_tissue_noise"}
+    assert cut(speck("small;low_contrast", n_voxels=1)) == {2: "dense_tissue_noise"}
+    assert "dense_tissue_noise" not in WALL_ONLY_REASONS
+    for lesion, level in ((speck(background_hu=60.0), 60.0),  # in muscle
+                          (speck(background_hu=80.0), 60.0),  # less than 25 HU above it
+                          (speck(flags=""), 60.0),  # 4 noise SDs or more above the liver
+                          (speck(n_voxels=4), 60.0),  # resolved: dense_soft_tissue's to judge
+                          (speck(), None)):
+        assert cut(lesion, level) == {}
 
 
 def test_dense_soft_tissue_is_resolved_and_faint():

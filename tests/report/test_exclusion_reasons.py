@@ -17,9 +17,10 @@ def test_every_exclusion_reason_in_the_code_is_described():
         used |= set(re.findall(r'Excluded\(\s*"([a-z_]+)"', text))  # Excluded("reason", ...)
         used |= set(re.findall(r'exclude\(\s*i,\s*"([a-z_]+)"', text))  # exclude(i, "reason")
         used |= set(re.findall(r'= "([a-z_]+)"\s*$', text, flags=re.M)) & {"scan_edge", "bone_partial_volume",
-                                                                         "bone_blur_noise"}
+                                                                         "bone_blur_noise", "dense_tissue_noise"}
         used |= set(re.findall(r'"(external_metal|metal|table|external_object|dense_soft_tissue)"', text))
-    assert {"bone", "rib_cage", "costal_cartilage", "scan_edge", "dense_soft_tissue", "bone_blur_noise"} <= used
+    assert {"bone", "rib_cage", "costal_cartilage", "scan_edge", "dense_soft_tissue", "bone_blur_noise",
+            "dense_tissue_noise"} <= used
     missing = used - set(EXCLUSION_REASONS)
     assert not missing, f"no description for {sorted(missing)}"
     assert all(len(text) > 20 for text in EXCLUSION_REASONS.values())

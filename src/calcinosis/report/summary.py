@@ -34,6 +34,8 @@ EXCLUSION_REASONS = {
     "bone_blur_noise": ("small, low-contrast speck within 2 mm of bone: the bone's blur lifted over the threshold "
                         "by noise, not a deposit"),
     "dense_soft_tissue": "resolved finding too faint to be calcium (cartilage of ear or nose, lens, skin edge)",
+    "dense_tissue_noise": ("speck of one to three voxels, of low contrast, in tissue denser than muscle (an organ "
+                           "enhanced by contrast): noise lifted over the threshold, not a deposit"),
 }
 INPUT_KEYS = ("modality", "kvp", "slice_thickness_mm", "convolution_kernel", "contrast_agent",
               "series_uid", "study_uid", "frame_of_reference_uid", "study_date", "manufacturer",
