@@ -148,6 +148,12 @@ def _bad_inputs(tmp: Path, phantom):
     coarse = tmp / "coarse.nii.gz"
     write_volume(Volume(small.array, (20.0, 20.0, small.spacing[2])), coarse)
     yield "coarse voxels", coarse, "too coarse"
+    fine = tmp / "fine_x.nrrd"  # one axis's spacing written as (almost) nothing: the run never ended
+    write_volume(Volume(small.array, (1e-30, small.spacing[1], small.spacing[2])), fine)
+    yield "vanishing pixel spacing", fine, "too small for a CT"
+    thin = tmp / "thin_z.nrrd"
+    write_volume(Volume(small.array, (small.spacing[0], small.spacing[1], 0.001)), thin)
+    yield "micrometre slices", thin, "finer than any CT"
 
 
 def test_each_bad_input_exits_2_with_one_line_and_is_unchanged(small_phantom, tmp_path, capsys):

@@ -195,6 +195,20 @@ def test_bad_inputs_exit_2(tmp_path, capsys):
         assert err.count("\n") == 0 and "error" in err
     with pytest.raises(InputError, match="colour"):
         read_radiograph(colour)
+    # A pixel size no detector has (it crashed the filters, whose sizes are in mm): refused
+    # from the command line, ignored with a warning from a header.
+    for spacing in ("1e-30", "1000"):
+        assert main(["radiograph", str(grey), "--pixel-spacing", spacing, "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "pixel size" in err
+    import pydicom
+
+    ds = pydicom.dcmread(dcm)
+    ds.ImagerPixelSpacing = ["1e-30", "1e-30"]
+    ds.PixelSpacing = ["1e-30", "1e-30"]
+    ds.save_as(tmp_path / "tiny.dcm")
+    rg = read_radiograph(tmp_path / "tiny.dcm")
+    assert rg.pixel_spacing_mm is None and any("not a detector's pixel size" in w for w in rg.warnings)
 
 
 def test_real_rg1_chest_does_not_crash(tmp_path):

@@ -129,3 +129,10 @@ def test_missing_file_and_bad_spacing_are_refused(tmp_path, capsys):
     _one_line_error(capsys)
     with pytest.raises(InputError):
         read_ultrasound(__file__, pixel_spacing_mm=-1)
+    # A pixel size no scanner has (1e-30 mm crashed the filters, whose sizes are in mm).
+    from PIL import Image
+
+    png = tmp_path / "speckle.png"
+    Image.fromarray((np.random.default_rng(0).random((200, 200)) * 80).astype(np.uint8)).save(png)
+    assert main(["ultrasound", str(png), "--out", str(tmp_path / "o"), "--pixel-spacing", "1e-30"]) == 2
+    assert "pixel size" in _one_line_error(capsys)

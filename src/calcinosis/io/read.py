@@ -21,6 +21,10 @@ MIN_FIELD_MM = 4.0
 #: a header's spacing in the wrong units (or a thumbnail) rather than a CT to analyse.
 MAX_PIXEL_MM = 10.0
 MAX_SLICE_MM = 50.0
+#: Voxels finer than this (mm) along any axis are no clinical CT's (pixels from 0.2 mm, slices
+#: from 0.5 mm): a spacing in the wrong units, or one axis's written as 0; the analysis's
+#: millimetre-sized kernels would span thousands of such voxels.
+MIN_SPACING_MM = 0.05
 
 
 def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) -> Volume:
@@ -59,15 +63,20 @@ def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) 
 
 def check_geometry(volume: Volume, source: str) -> None:
     """Raise :class:`InputError` when the voxel spacing cannot be a CT's: a field of view
-    under ``MIN_FIELD_MM`` in-plane, pixels over ``MAX_PIXEL_MM`` or slices over
-    ``MAX_SLICE_MM`` apart (a header written in metres or micrometres, or a thumbnail)."""
+    under ``MIN_FIELD_MM`` in-plane, a spacing under ``MIN_SPACING_MM`` along any axis, pixels
+    over ``MAX_PIXEL_MM`` or slices over ``MAX_SLICE_MM`` apart (a header written in metres or
+    micrometres, or a thumbnail)."""
     sx, sy, sz = volume.spacing
     _, ny, nx = volume.shape
-    field = max(nx * sx, ny * sy)
+    field = min(nx * sx, ny * sy)
     if field < MIN_FIELD_MM:
         raise InputError(
             f"cannot use {source}: it is {field:.3g} mm across ({nx} x {ny} pixels of {sx:.3g} x {sy:.3g} mm), "
             "too small for a CT; check the pixel spacing in the header (its units?)")
+    if min(sx, sy, sz) < MIN_SPACING_MM:
+        raise InputError(
+            f"cannot use {source}: voxels of {sx:.3g} x {sy:.3g} x {sz:.3g} mm are finer than any CT's (at least "
+            f"{MIN_SPACING_MM:g} mm along each axis); check the spacing in the header (its units?)")
     if max(sx, sy) > MAX_PIXEL_MM or sz > MAX_SLICE_MM:
         raise InputError(
             f"cannot use {source}: voxels of {sx:.3g} x {sy:.3g} x {sz:.3g} mm are too coarse to show a "

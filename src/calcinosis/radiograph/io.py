@@ -78,6 +78,10 @@ def radiograph_from_array(
     return Radiograph(arr, spacing, _saturation(arr), desc, tuple(warnings_))
 
 
+#: A detector's pixel (mm): a spacing outside this range is a header's wrong units or a
+#: placeholder (the analysis's millimetre-sized kernels would span millions of such pixels).
+PIXEL_MM_RANGE = (0.01, 5.0)
+
 _NO_SPACING = (
     "no pixel spacing (ImagerPixelSpacing/PixelSpacing) in the input: positions and areas are "
     "in pixels and mm columns are empty; give --pixel-spacing MM to get millimetres"
@@ -129,7 +133,14 @@ def _spacing_tuple(value: float | tuple[float, float] | None) -> tuple[float, fl
     row, col = (float(v) for v in value)  # type: ignore[union-attr]
     if not (np.isfinite(row) and np.isfinite(col) and row > 0 and col > 0):
         raise InputError(f"pixel spacing must be positive millimetres, got {value}")
+    if not _plausible(row, col):
+        raise InputError(f"pixel spacing {row:g} x {col:g} mm is not a radiograph's: give the detector's pixel size "
+                         f"in mm ({PIXEL_MM_RANGE[0]:g}-{PIXEL_MM_RANGE[1]:g})")
     return (row, col)
+
+
+def _plausible(row: float, col: float) -> bool:
+    return all(PIXEL_MM_RANGE[0] <= v <= PIXEL_MM_RANGE[1] for v in (row, col))
 
 
 def _looks_like_dicom(p: Path) -> bool:
@@ -189,6 +200,10 @@ def _read_dicom(p: Path, override: tuple[float, float] | None) -> Radiograph:
     if spacing is None:
         for keyword in ("ImagerPixelSpacing", "PixelSpacing"):
             spacing = _header_spacing(ds, keyword)
+            if spacing is not None and not _plausible(*spacing):
+                warnings_.append(f"{keyword} {spacing[0]:g} x {spacing[1]:g} mm is not a detector's pixel size "
+                                 f"({PIXEL_MM_RANGE[0]:g}-{PIXEL_MM_RANGE[1]:g} mm): ignored")
+                spacing = None
             if spacing is not None:
                 source = keyword
                 break

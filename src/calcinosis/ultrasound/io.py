@@ -21,6 +21,10 @@ __all__ = ["UltrasoundImage", "UsRegion", "read_ultrasound", "RegionDataType"]
 log = logging.getLogger(__name__)
 
 _PNG_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+#: An ultrasound pixel (mm), from (inclusive) to (exclusive): outside it a scale is a header's
+#: wrong units or a placeholder (the analysis's millimetre-sized kernels would span millions
+#: of such pixels).
+PIXEL_MM_RANGE = (0.01, 10.0)
 
 
 class RegionDataType:
@@ -94,8 +98,9 @@ def read_ultrasound(path: str | os.PathLike[str], pixel_spacing_mm: float | None
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such file; give the path of a DICOM US, PNG or JPEG image")
-    if pixel_spacing_mm is not None and not (0 < pixel_spacing_mm < 10):
-        raise InputError(f"--pixel-spacing {pixel_spacing_mm}: must be a pixel size in mm between 0 and 10")
+    if pixel_spacing_mm is not None and not _plausible(pixel_spacing_mm):
+        raise InputError(f"--pixel-spacing {pixel_spacing_mm:g}: must be a pixel size in mm between "
+                         f"{PIXEL_MM_RANGE[0]:g} and {PIXEL_MM_RANGE[1]:g}")
     with p.open("rb") as fh:
         head = fh.read(132)
     if head[128:132] == b"DICM" or p.suffix.lower() in {".dcm", ".dicom"}:
@@ -103,6 +108,10 @@ def read_ultrasound(path: str | os.PathLike[str], pixel_spacing_mm: float | None
     if p.suffix.lower() in _PNG_SUFFIXES or head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff":
         return _read_bitmap(p, pixel_spacing_mm)
     return _read_dicom(p, pixel_spacing_mm)  # DICOM without preamble, or a clear error
+
+
+def _plausible(mm: float) -> bool:
+    return bool(np.isfinite(mm)) and PIXEL_MM_RANGE[0] <= mm < PIXEL_MM_RANGE[1]
 
 
 def _default_region(rows: int, cols: int, pixel_mm: float | None) -> UsRegion:
@@ -159,8 +168,12 @@ def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
         mm = pixel_spacing_mm
         spacing = ds.get("PixelSpacing")
         if mm is None and spacing is not None and len(spacing) == 2 and float(spacing[0]) > 0:
-            mm = float(spacing[0])
-            scale_source = "PixelSpacing"
+            if _plausible(float(spacing[0])):
+                mm = float(spacing[0])
+                scale_source = "PixelSpacing"
+            else:
+                warnings.append(f"PixelSpacing {float(spacing[0]):g} mm is not an ultrasound pixel size "
+                                f"({PIXEL_MM_RANGE[0]:g}-{PIXEL_MM_RANGE[1]:g} mm): ignored")
         elif mm is not None:
             scale_source = "--pixel-spacing"
         if mm is None:
@@ -253,6 +266,10 @@ def _dicom_regions(ds, rows: int, cols: int) -> tuple[list[UsRegion], list[UsReg
         dx, dy = float(item.get("PhysicalDeltaX", 0) or 0), float(item.get("PhysicalDeltaY", 0) or 0)
         if ux == 3 and uy == 3 and dx > 0 and dy > 0:  # 3 = cm
             col_mm, row_mm = abs(dx) * 10.0, abs(dy) * 10.0
+            if not (_plausible(col_mm) and _plausible(row_mm)):
+                warnings.append(f"an ultrasound region's pixel of {row_mm:g} x {col_mm:g} mm is not an ultrasound "
+                                "pixel size: its scale is ignored")
+                row_mm = col_mm = None
         region = UsRegion(x0, y0, x1, y1, dtype, row_mm, col_mm)
         if x1 - x0 < 8 or y1 - y0 < 8:
             continue
