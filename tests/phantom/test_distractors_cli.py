@@ -78,6 +78,11 @@ def test_phantom_subcommand_writes_image_and_truth(tmp_path):
 @pytest.mark.parametrize("extra, words", [
     (["--table-gap-mm", "-1"], "table_gap_mm"),
     (["--length-mm", "3", "--slice-mm", "3"], "no room for deposits"),
+    # Each of these was an internal error or ran on and on.
+    (["--seed", "-5"], "seed must be"),
+    (["--matrix", "100000"], "matrix must be"),
+    (["--deposits", "100000"], "n_deposits must be at most"),
+    (["--length-mm", "2000", "--slice-mm", "0.3"], "more than the generator makes"),
 ])
 def test_phantom_subcommand_bad_settings_exit_2_with_one_line(tmp_path, capsys, extra, words):
     from calcinosis.cli import main

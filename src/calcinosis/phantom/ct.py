@@ -205,9 +205,21 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+# A generated phantom holds at most this many voxels (about 1100 slices of 512 x 512: the
+# generator keeps a float32 copy of the volume and a few more), at most this many deposits
+# (placing each one searches the anatomy for room) and a matrix at most this wide.
+MAX_VOXELS = 300_000_000
+MAX_DEPOSITS = 200
+MAX_MATRIX = 2048
+
+
 def _check_options(body_part: str, noise_hu: float, slice_mm: float, pixel_mm: float, length_mm: float,
                    limb_side: str, matrix: tuple[int, int] | None, table_gap_mm: float | None,
-                   bone_texture: float) -> None:
+                   bone_texture: float, seed=0, n_deposits: int | None = None) -> None:
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise InputError(f"seed must be a whole number 0 or more, got {seed!r}")
+    if n_deposits is not None and n_deposits > MAX_DEPOSITS:
+        raise InputError(f"n_deposits must be at most {MAX_DEPOSITS}, got {n_deposits}")
     if body_part not in BODY_PARTS:
         raise InputError(f"unknown body part {body_part!r}; choose one of {', '.join(BODY_PARTS)}")
     if not 0.0 <= noise_hu <= 200.0:
@@ -220,8 +232,8 @@ def _check_options(body_part: str, noise_hu: float, slice_mm: float, pixel_mm: f
         raise InputError(f"length_mm must be between one slice and 2000 mm, got {length_mm}")
     if limb_side not in ("left", "right"):
         raise InputError(f"limb_side must be 'left' or 'right', got {limb_side!r}")
-    if matrix is not None and (len(matrix) != 2 or min(matrix) < 16):
-        raise InputError(f"matrix must be (rows, columns) of at least 16 each, got {matrix}")
+    if matrix is not None and (len(matrix) != 2 or min(matrix) < 16 or max(matrix) > MAX_MATRIX):
+        raise InputError(f"matrix must be (rows, columns) of 16 to {MAX_MATRIX} each, got {matrix}")
     if table_gap_mm is not None and not 0.0 <= float(table_gap_mm) <= 50.0:
         raise InputError(f"table_gap_mm must be in 0..50 mm, got {table_gap_mm}")
     if not 0.0 <= float(bone_texture) <= 1.0:
@@ -246,6 +258,9 @@ def _make_grid(anatomy: parts.Anatomy, pixel_mm: float, slice_mm: float, length_
         # keep the table in view where the matrix allows it
         cy = float(np.clip(0.5 * (y0 + y1), by1 - 0.5 * ny * pixel_mm, by0 + 0.5 * ny * pixel_mm))
     nz = max(1, int(round(length_mm / slice_mm)))
+    if nx * ny * nz > MAX_VOXELS:
+        raise InputError(f"a phantom of {nx} x {ny} x {nz} voxels is more than the generator makes "
+                         f"({MAX_VOXELS / 1e6:.0f} million): use a shorter length_mm, thicker slices or larger pixels")
     return Grid(nx, ny, nz, pixel_mm, slice_mm,
                 cx - 0.5 * (nx - 1) * pixel_mm, cy - 0.5 * (ny - 1) * pixel_mm, -0.5 * (nz - 1) * slice_mm)
 
@@ -313,7 +328,7 @@ def make_ct_phantom(
     PhantomCT
     """
     _check_options(body_part, noise_hu, slice_thickness_mm, pixel_mm, length_mm, limb_side, matrix,
-                   table_gap_mm, bone_texture)
+                   table_gap_mm, bone_texture, seed, n_deposits)
     distractors = tuple(dict.fromkeys(str(k) for k in distractors))
     check_kinds(distractors, body_part)
     root = np.random.SeedSequence(int(seed))
