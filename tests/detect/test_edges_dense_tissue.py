@@ -92,6 +92,10 @@ def test_faint_piece_near_bone_on_thick_slices():
     hu = _hu(labels)
     out = _cut([faint_near], labels, body, (5.0, 0.6, 0.6), hu)
     assert out == {2: "bone_partial_volume"}
+    # 3 mm slices of 3 mm pixels (too coarse for the bone split): the pixel averages the
+    # bone's edge in-plane; 3 mm slices of 0.6 mm pixels are not coarse.
+    assert _cut([faint_near], labels, body, (3.0, 3.0, 3.0), hu) == {2: "bone_partial_volume"}
+    assert _cut([faint_near], labels, body, (3.0, 0.6, 0.6), hu) == {}
     for spacing, lesion in (((1.5, 0.6, 0.6), faint_near),  # thin slices: not this rule
                             ((5.0, 0.6, 0.6), _lesion(2, peak_hu=400.0, bone_distance_mm=5.0)),  # dense
                             ((5.0, 0.6, 0.6), _lesion(2, peak_hu=150.0, bone_distance_mm=20.0))):  # far

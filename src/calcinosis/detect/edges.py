@@ -24,7 +24,10 @@ Partial volume of bone on thick slices
     :mod:`calcinosis.detect.candidates`). A finding near bone that peaks less than
     ``FRINGE_MARGIN_HU`` above the threshold cannot be told from such a piece; a deposit
     that dense is also no more than the slice's partial volume of a tiny one. Excluded as
-    ``bone_partial_volume``.
+    ``bone_partial_volume``. The same on pixels too coarse for the bone split (over
+    ``MAX_SPLIT_PIXEL_MM``), whatever the slices: there the pixel averages the bone's edge
+    in-plane (a real CT resampled to 3 mm voxels: single voxels of 159-161 HU by the sacrum,
+    "intramuscular").
 
 Noise on a bone's blur
     On any slices, the bone's blur within a millimetre or two of it stands a few noise SDs
@@ -59,6 +62,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from calcinosis.detect.bones import MAX_SPLIT_PIXEL_MM
 from calcinosis.detect.dense_tissue import POINT_BLUR_MAX_VOXELS
 from calcinosis.measure.lesion import Lesion
 
@@ -113,7 +117,8 @@ def scan_limited_findings(
         return out
     edges = _edge_faces(labels.shape, offset, full_shape, body)
     boxes = ndi.find_objects(labels) if boxes is None else boxes
-    thick = float(spacing_zyx[0]) > THICK_SLICE_MM
+    thick = (float(spacing_zyx[0]) > THICK_SLICE_MM
+             or max(float(spacing_zyx[1]), float(spacing_zyx[2])) > MAX_SPLIT_PIXEL_MM)
     for lesion in lesions:
         box = boxes[lesion.lesion_id - 1] if lesion.lesion_id - 1 < len(boxes) else None
         if box is None:

@@ -30,7 +30,8 @@ EXCLUSION_REASONS = {
     "rib_cage": "rib or costal cartilage cut across by the slices: skeletal, not calcinosis",
     "costal_cartilage": "calcified costal cartilage: skeletal, not calcinosis",
     "scan_edge": "cut by the edge of the scan (first or last slice, image border): seen only in part, not measured",
-    "bone_partial_volume": "faint piece beside bone on thick slices: the bone's own partial volume, not a deposit",
+    "bone_partial_volume": ("faint piece beside bone on thick slices or coarse pixels: the bone's own partial "
+                            "volume, not a deposit"),
     "bone_blur_noise": ("small, low-contrast speck within 2 mm of bone: the bone's blur lifted over the threshold "
                         "by noise, not a deposit"),
     "dense_soft_tissue": "resolved finding too faint to be calcium (cartilage of ear or nose, lens, skin edge)",
