@@ -122,6 +122,19 @@ def damaged_compressed_slice(folder, make):
     _not_jpeg_ls(_series(folder, make)[4])
 
 
+def zero_pixel_spacing(folder, make):
+    _edit(_series(folder, make)[3], PixelSpacing=[0, 0])  # was an internal error (Volume's check)
+
+
+def zero_rescale_slope(folder, make):
+    for f in _series(folder, make):
+        _edit(f, RescaleSlope=0)  # every pixel the intercept: was analysed as a blank image
+
+
+def nan_rescale_slope(folder, make):
+    _edit(_series(folder, make)[2], RescaleSlope="nan")  # was an internal error, and a pydicom warning
+
+
 def seg_only(folder, make):
     files = _series(folder, make)
     for f in files:
@@ -139,6 +152,9 @@ CASES = [
     (single_slice, "single slice"),
     (missing_position, "lacks a valid ImagePositionPatient"),
     (missing_orientation, "lacks a valid ImageOrientationPatient"),
+    (zero_pixel_spacing, "lacks a valid PixelSpacing"),
+    (zero_rescale_slope, "RescaleSlope 0 .*cannot be turned into HU"),
+    (nan_rescale_slope, "RescaleSlope nan .*cannot be turned into HU"),
     (inconsistent_orientation, "different ImageOrientationPatient"),
     (inconsistent_size, "differ in size"),
     (gantry_tilt, "shifted in-plane"),

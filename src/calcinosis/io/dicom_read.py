@@ -24,6 +24,7 @@ How it works, and why
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import Counter
 from pathlib import Path
@@ -215,10 +216,13 @@ def _check_slices(slices: list[SliceHeader]) -> None:
         missing = [name for name, v in (
             ("ImagePositionPatient", h.position),
             ("ImageOrientationPatient", h.orientation),
-            ("PixelSpacing", h.pixel_spacing),
+            ("PixelSpacing", h.pixel_spacing if h.pixel_spacing and min(h.pixel_spacing) > 0 else None),
         ) if v is None]
         if missing:
             raise InputError(f"{h.path} lacks a valid {' and '.join(missing)}; the slice cannot be placed in space")
+        if not (math.isfinite(h.slope) and h.slope != 0 and math.isfinite(h.intercept)):
+            raise InputError(f"{h.path} has RescaleSlope {h.slope:g} and RescaleIntercept {h.intercept:g}: its "
+                             "values cannot be turned into HU (the slope must be a non-zero number)")
         if h.samples_per_pixel != 1 or h.photometric not in ("MONOCHROME1", "MONOCHROME2"):
             raise InputError(f"{h.path} is not a greyscale image ({h.photometric}); a CT series is needed")
     first = slices[0]

@@ -8,6 +8,7 @@ recursively whatever the folder layout; hidden files (name starting with
 from __future__ import annotations
 
 import logging
+import warnings
 import math
 import os
 from collections import defaultdict
@@ -127,6 +128,14 @@ def read_header(path: Path) -> Dataset | None:
 
 
 def slice_header(path: Path, ds: Dataset) -> SliceHeader:
+    # pydicom warns (on stderr) of a malformed value when it converts it: the checks on the
+    # values read here say what is wrong in one line instead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return _slice_header(path, ds)
+
+
+def _slice_header(path: Path, ds: Dataset) -> SliceHeader:
     image_type = [str(v).upper() for v in as_list(ds.get("ImageType", []))]
     return SliceHeader(
         path=str(path),
