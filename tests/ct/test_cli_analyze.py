@@ -154,6 +154,14 @@ def _bad_inputs(tmp: Path, phantom):
     thin = tmp / "thin_z.nrrd"
     write_volume(Volume(small.array, (small.spacing[0], small.spacing[1], 0.001)), thin)
     yield "micrometre slices", thin, "finer than any CT"
+    sheared = tmp / "sheared.nrrd"  # the second axis leans on the first: was an internal error
+    block = small.array.astype("<i2")
+    nz, ny, nx = block.shape
+    sheared.write_bytes(
+        ("NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\n"
+         f"sizes: {nx} {ny} {nz}\nspace directions: (1,0,0) (1,1,0) (0,0,1)\nkinds: domain domain domain\n"
+         "endian: little\nencoding: raw\nspace origin: (0,0,0)\n\n").encode() + block.tobytes())
+    yield "sheared grid", sheared, "not at right angles"
 
 
 def test_each_bad_input_exits_2_with_one_line_and_is_unchanged(small_phantom, tmp_path, capsys):

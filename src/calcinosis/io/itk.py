@@ -74,6 +74,12 @@ def sitk_to_volume(
         # A view avoids a copy before the int16 conversion; ``image`` outlives it here.
         hu = to_int16_hu(sitk.GetArrayViewFromImage(image), source=source)
     direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
+        raise InputError(f"cannot use {source}: its axes are not at right angles to each other (a sheared grid); "
+                         "resample it onto an orthogonal grid first")
+    if not all(np.isfinite(image.GetOrigin())):
+        raise InputError(f"cannot use {source}: its origin {image.GetOrigin()} is not a position in mm; "
+                         "check the header")
     return Volume(hu, image.GetSpacing(), image.GetOrigin(), direction, dict(metadata or {}))
 
 
