@@ -137,6 +137,14 @@ def test_registry_schema_version_checked_on_open(tmp_path):
         Registry.open(f"sqlite:///{empty}", create=False)
     with pytest.raises(InputError, match="database URL"):
         Registry.open("notadriver:://x")
+    # A file that is not a database (given by mistake): refused, and left as it was (it was an
+    # internal error).
+    text = tmp_path / "notes.sqlite"
+    text.write_text("not a database")
+    for create in (True, False):
+        with pytest.raises(InputError, match="as a registry: file is not a database"):
+            Registry.open(f"sqlite:///{text}", create=create)
+    assert text.read_text() == "not a database"
 
 
 def test_cli_batch_status_export(study_folder, tmp_path, capsys):

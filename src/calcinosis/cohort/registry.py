@@ -194,6 +194,9 @@ class Registry:
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise InputError(f"cannot open the registry database {shown}: "
                              f"{' '.join(str(exc.orig or exc).split())}") from exc
+        except sa.exc.DatabaseError as exc:  # e.g. a file that is not an SQLite database
+            raise InputError(f"cannot use {shown} as a registry: {' '.join(str(exc.orig or exc).split())}; "
+                             "give a registry written by calcinosis batch, or a new path") from exc
         return registry
 
     def close(self) -> None:
