@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -136,3 +137,21 @@ def test_missing_file_and_bad_spacing_are_refused(tmp_path, capsys):
     Image.fromarray((np.random.default_rng(0).random((200, 200)) * 80).astype(np.uint8)).save(png)
     assert main(["ultrasound", str(png), "--out", str(tmp_path / "o"), "--pixel-spacing", "1e-30"]) == 2
     assert "pixel size" in _one_line_error(capsys)
+
+
+def test_image_without_an_echo_field_says_nothing_on_stderr(tmp_path, capsys):
+    # Bright spots only, none of them 500 pixels large: no echo field. scikit-image's convex
+    # hull of nothing warned on stderr ("Input image is entirely zero").
+    from PIL import Image
+
+    grey = np.zeros((400, 400), np.uint8)
+    for r in range(20, 400, 60):
+        for c in range(20, 400, 60):
+            grey[r:r + 6, c:c + 6] = 255  # each under 500 pixels once smoothed
+    png = tmp_path / "specks.png"
+    Image.fromarray(grey).save(png)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["ultrasound", str(png), "--out", str(tmp_path / "o"), "--pixel-spacing", "0.2"]) == 0
+    err = capsys.readouterr().err
+    assert "warning" not in err.lower() and err.count("\n") <= 1  # the one summary line

@@ -97,6 +97,8 @@ def _echo_area(grey: np.ndarray, blocked: np.ndarray) -> np.ndarray:
     sizes = ndi.sum_labels(area, labels, index=np.arange(1, n + 1))
     keep = np.zeros(n + 1, bool)
     keep[1:] = sizes >= max(0.05 * sizes.max(), 500)
+    if not keep.any():  # no bright area large enough (scikit-image would warn on stderr)
+        return np.zeros_like(area)
     field = convex_hull_image(keep[labels])
     return ndi.binary_erosion(field, iterations=3)
 
