@@ -96,12 +96,12 @@ EXPECTED = {
     "missing": ("does not exist",), "not_ct": ("unknown file type",),
     "folder_without_image": ("--baseline-image",), "wrong_image": ("made from",),
     "image_for_raw": ("applies only",), "bad_change_pct": ("change_pct",), "broken_csv": ("lacks the columns",),
-    "missing_tracks": ("track file",),
+    "missing_tracks": ("track file",), "foreign_tracks": ("no followup_id and track_id columns",),
 }
 
 
 @pytest.mark.parametrize("case", ["missing", "not_ct", "folder_without_image", "wrong_image", "image_for_raw",
-                                  "bad_change_pct", "broken_csv", "missing_tracks"])
+                                  "bad_change_pct", "broken_csv", "missing_tracks", "foreign_tracks"])
 def test_bad_inputs_exit_2_with_one_line(case, inputs, tmp_path, capsys):
     b_folder, f_folder = str(inputs["baseline_folder"]), str(inputs["followup_folder"])
     b_img, f_img = str(inputs["baseline_image"]), str(inputs["followup_image"])
@@ -128,6 +128,10 @@ def test_bad_inputs_exit_2_with_one_line(case, inputs, tmp_path, capsys):
             (broken / f).write_bytes((inputs["baseline_folder"] / f).read_bytes())
         (broken / "lesions.csv").write_text("lesion_id,x_mm\n1,2\n")
         argv = [str(broken), f_folder, "--baseline-image", b_img, "--followup-image", f_img]
+    elif case == "foreign_tracks":  # another CSV (it was read as "no tracks": every track new, silently)
+        other = tmp_path / "other.csv"
+        other.write_text("a,b\n1,2\n")
+        argv = [b_folder, f_folder, *with_images, "--baseline-tracks", str(other)]
     else:
         argv = [b_folder, f_folder, *with_images, "--baseline-tracks", str(tmp_path / "none.csv")]
     assert main(["compare", *argv, *out]) == 2

@@ -44,12 +44,21 @@ def read_track_ids(path: str | os.PathLike[str]) -> dict[int, int]:
         raise InputError(f"track file {p} does not exist; give the changes.csv of the previous comparison")
     try:
         with open(p, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-        tracks: dict[int, int] = {}
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            columns = set(reader.fieldnames or ())
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise InputError(f"{p} is not a changes.csv written by calcinosis compare ({exc})") from exc
+    if not {"followup_id", "track_id"} <= columns:
+        # Read as "no tracks" it would give every lesion a new track, silently.
+        raise InputError(f"{p} is not a changes.csv written by calcinosis compare (no followup_id and track_id "
+                         "columns); give the changes.csv of the previous comparison")
+    tracks: dict[int, int] = {}
+    try:
         for row in rows:
             ids = [i for i in (row.get("followup_id") or "").split(";") if i.strip()]
             for i in ids:
                 tracks[int(i)] = int(row["track_id"])
-    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         raise InputError(f"{p} is not a changes.csv written by calcinosis compare ({exc})") from exc
     return tracks
