@@ -8,6 +8,11 @@ from typing import Any
 from calcinosis.errors import InputError
 
 
+# Hydroxyapatite mass per (cm^3 * HU) is about 0.8 mg (phantom-calibrated scanners 0.6-1.1): a
+# calibration far past that is a typo or another unit, and NaN cannot be written to JSON.
+MAX_CALIBRATION_MG_PER_HU_CM3 = 10.0
+
+
 @dataclass(frozen=True)
 class AnalysisConfig:
     """Settings of one CT analysis.
@@ -53,12 +58,14 @@ class AnalysisConfig:
                 f"threshold_hu={self.threshold_hu} is outside -200..1000 HU; calcification "
                 "thresholds are usually 130 HU"
             )
-        if self.mass_calibration_mg_per_hu_cm3 <= 0:
-            raise InputError("mass calibration must be a positive number of mg per (cm^3 * HU)")
+        if not 0.0 < self.mass_calibration_mg_per_hu_cm3 <= MAX_CALIBRATION_MG_PER_HU_CM3:
+            raise InputError(
+                f"mass calibration {self.mass_calibration_mg_per_hu_cm3:g} is not a number of mg per (cm^3 * HU) "
+                f"in (0, {MAX_CALIBRATION_MG_PER_HU_CM3:g}] (hydroxyapatite: about 0.8)")
         for name in ("seed_sigma", "min_volume_mm3", "bone_min_volume_mm3", "bone_min_extent_mm",
                      "juxta_osseous_mm", "cutaneous_mm", "midline_mm", "shell_mm"):
-            if getattr(self, name) < 0:
-                raise InputError(f"{name} must not be negative")
+            if not getattr(self, name) >= 0:  # NaN too
+                raise InputError(f"{name} must be a number, not negative")
         if self.shell_mm < 1.0:
             raise InputError("shell_mm must be at least 1 mm (the contract's mass shell)")
         if self.metal_hu <= self.threshold_hu:

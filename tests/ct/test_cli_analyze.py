@@ -179,3 +179,18 @@ def test_each_bad_input_exits_2_with_one_line_and_is_unchanged(small_phantom, tm
 def test_missing_input_exits_2(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "nope.nii.gz"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, word", [
+    ("--calibration", "nan", "mass calibration nan"),  # was an internal error (NaN in summary.json)
+    ("--calibration", "1e9", "mass calibration 1e+09"),  # was accepted: masses 10^9 times too large
+    ("--calibration", "0", "mass calibration 0"),
+    ("--threshold-hu", "5000", "outside -200..1000 HU"),
+])
+def test_bad_settings_exit_2_with_one_line(analysed, tmp_path, capsys, option, value, word):
+    src, _ = analysed
+    out = tmp_path / "o"
+    assert main(["analyze", str(src), "--out", str(out), "--no-report", option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and word in err
+    assert not out.exists()
