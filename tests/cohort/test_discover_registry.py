@@ -237,3 +237,14 @@ def test_version_1_registry_is_upgraded_and_keeps_its_studies(db_url):
     by_key = {r["key"]: r for r in rows}
     assert by_key["new"]["mass_sd_mg"] == 0.3 and by_key["old"]["mass_sd_mg"] is None
     assert by_key["new"]["calcinosis_mass_mg"] is None  # its summary has no calcinosis burden
+
+
+@pytest.mark.parametrize("option, value, word", [
+    ("--workers", "100000", "local workers"),  # each a process: the run never started them all
+    ("--memory-per-worker", "nan", "positive number of GiB"),  # was an internal error
+])
+def test_batch_settings_past_what_the_machine_can_do_exit_2(tmp_path, capsys, option, value, word):
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path), "--out", str(out), option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and word in err

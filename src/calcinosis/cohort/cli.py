@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
 from calcinosis.errors import InputError
+
+# Local workers (one process each) beyond this many per core only take memory.
+MAX_WORKERS_PER_CORE = 4
 
 
 def register(subparsers) -> None:
@@ -53,7 +57,15 @@ def cmd_batch(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers must be at least 1")
-    if args.memory_per_worker is not None and args.memory_per_worker <= 0:
+    from calcinosis.cohort.cluster import machine_cores
+
+    cores = machine_cores()
+    if args.workers is not None and args.workers > MAX_WORKERS_PER_CORE * cores:
+        # Each worker is a process with its own interpreter: 100000 of them never started.
+        raise InputError(f"--workers {args.workers}: this machine has {cores} cores; use at most "
+                         f"{MAX_WORKERS_PER_CORE * cores} local workers (a larger cluster: --scheduler)")
+    if args.memory_per_worker is not None and not (math.isfinite(args.memory_per_worker)
+                                                   and args.memory_per_worker > 0):
         raise InputError("--memory-per-worker must be a positive number of GiB")
     if args.scheduler and (args.workers or args.in_process or args.memory_per_worker):
         raise InputError("--workers, --memory-per-worker and --in-process apply to the local "

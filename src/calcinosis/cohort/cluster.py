@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from calcinosis.errors import InputError
+
 BYTES_PER_VOXEL = 48
 PROCESS_BASE_BYTES = 512 * 1024**2
 GIB = 1024**3
@@ -83,7 +85,11 @@ def dask_client(*, scheduler: str | None, plan: ClusterPlan | None, processes: b
 
     with _quiet_distributed_logs():
         if scheduler:
-            client = Client(scheduler, timeout=30)
+            try:
+                client = Client(scheduler, timeout=30)
+            except (OSError, ValueError, TypeError) as exc:  # unreachable, or not an address
+                raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({' '.join(str(exc).split())}); "
+                                 "check the address (tcp://host:port) and that the scheduler runs") from None
             try:
                 yield client
             finally:
