@@ -7,7 +7,6 @@ from typing import Any
 
 from calcinosis.errors import InputError
 
-
 # Hydroxyapatite mass per (cm^3 * HU) is about 0.8 mg (phantom-calibrated scanners 0.6-1.1): a
 # calibration far past that is a typo or another unit, and NaN cannot be written to JSON.
 MAX_CALIBRATION_MG_PER_HU_CM3 = 10.0

@@ -8,9 +8,9 @@ recursively whatever the folder layout; hidden files (name starting with
 from __future__ import annotations
 
 import logging
-import warnings
 import math
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
