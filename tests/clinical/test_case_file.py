@@ -72,6 +72,15 @@ def test_yaml_syntax_error_gives_the_line(write_case, capsys):
     assert "YAML syntax error at line" in err and len(err.splitlines()) == 1
 
 
+def test_a_key_given_twice_is_refused_with_its_line(write_case, capsys):
+    # PyYAML keeps the last of two equal keys silently: which calcium value is meant?
+    path = write_case("case_id: x\nlabs:\n  calcium: {value: 9.5, unit: mg/dL}\n  calcium: {value: 11.5, unit: mg/dL}\n")
+    with pytest.raises(InputError, match=r"line 4.*'calcium' is given twice"):
+        load_case(path)
+    assert main(["workup", str(path)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
 def test_missing_file_and_bad_imaging_summary(tmp_path, write_case, capsys):
     assert main(["workup", str(tmp_path / "nope.yaml")]) == 2
     assert "not found" in capsys.readouterr().err

@@ -109,6 +109,25 @@ class Case:
         return None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping: PyYAML keeps the last
+    silently (a lab entered twice, a flag corrected below the first: which one is meant?)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class says so
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice in one mapping; keep one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_case(path: str | os.PathLike[str], knowledge: Knowledge | None = None) -> Case:
     """Read and validate a case file (YAML).
 
@@ -126,7 +145,7 @@ def load_case(path: str | os.PathLike[str], knowledge: Knowledge | None = None) 
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the case file ({exc})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = (
