@@ -248,3 +248,31 @@ def test_batch_settings_past_what_the_machine_can_do_exit_2(tmp_path, capsys, op
     assert main(["batch", str(tmp_path), "--out", str(out), option, value]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and word in err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need POSIX")
+def test_a_named_pipe_in_the_folders_is_skipped_not_read(tmp_path):
+    # Opening a named pipe blocks until something writes to it: a batch (and a DICOM folder
+    # read) with one among its files hung for ever. Pipes, sockets and devices are skipped.
+    import threading
+
+    from calcinosis.io import read_volume, write_dicom_series, write_volume
+
+    root = tmp_path / "root"
+    write_volume(tiny_volume(0), root / "x.nii.gz")
+    series = root / "ct"
+    write_dicom_series(tiny_volume(2), series, series_uid="1.2.826.0.1.3680043.10.999.7")
+    os.mkfifo(root / "pipe.nii.gz")
+    os.mkfifo(series / "pipe.dcm")
+    found = {}
+
+    def run():
+        found["studies"] = discover_studies(root).studies
+        found["volume"] = read_volume(series)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "reading stopped at the named pipe"
+    assert sorted(s.kind for s in found["studies"]) == ["dicom", "file"]
+    assert found["volume"].shape[0] == tiny_volume(2).shape[0]

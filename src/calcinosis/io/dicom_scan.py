@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import stat
 import warnings
 from collections import defaultdict
 from collections.abc import Iterator
@@ -87,8 +88,22 @@ def iter_candidate_files(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not name.startswith(".") and name.upper() != "DICOMDIR":
+            if not name.startswith(".") and name.upper() != "DICOMDIR" and not is_special_file(Path(dirpath) / name):
                 yield Path(dirpath) / name
+
+
+def is_special_file(path: Path) -> bool:
+    """Whether ``path`` exists but is not a regular file (a named pipe, socket or device):
+    reading one may block for ever, so folder walks skip it. A broken link is not special:
+    reading it fails with a reason."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    if stat.S_ISREG(mode):
+        return False
+    logger.info("skipping %s: not a regular file (a pipe, socket or device)", path)
+    return True
 
 
 def looks_like_dicom(path: Path) -> bool:
