@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -162,6 +163,10 @@ def _bad_inputs(tmp: Path, phantom):
          f"sizes: {nx} {ny} {nz}\nspace directions: (1,0,0) (1,1,0) (0,0,1)\nkinds: domain domain domain\n"
          "endian: little\nencoding: raw\nspace origin: (0,0,0)\n\n").encode() + block.tobytes())
     yield "sheared grid", sheared, "not at right angles"
+    if hasattr(os, "mkfifo"):
+        pipe = tmp / "pipe.nii.gz"  # was "empty (0 bytes)"
+        os.mkfifo(pipe)
+        yield "named pipe", pipe, "not a regular file"
 
 
 def test_each_bad_input_exits_2_with_one_line_and_is_unchanged(small_phantom, tmp_path, capsys):

@@ -90,6 +90,9 @@ def _read(path: Path, series_uid: str | None) -> Volume:
         raise InputError(f"{path} does not exist; give a DICOM folder or a .nii/.nii.gz/.nrrd/.mha file")
     if path.is_dir():
         return read_dicom_series(path, series_uid=series_uid)
+    if not path.is_file():
+        raise InputError(f"{path} is not a regular file (a named pipe, socket or device); give a DICOM folder "
+                         "or a .nii/.nii.gz/.nrrd/.mha file")
     if series_uid is not None:
         raise InputError(f"series_uid applies to DICOM folders only, but {path} is a file")
     if path.stat().st_size == 0:
