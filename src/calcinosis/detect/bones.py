@@ -33,10 +33,15 @@ MAX_SPLIT_SLICE_MM = 3.5
 MAX_SPLIT_PIXEL_MM = 1.5
 
 
+def coarse_pixels(spacing_zyx) -> bool:
+    """Whether the pixels are wider than ``MAX_SPLIT_PIXEL_MM``: too coarse for what is read a
+    voxel or two from a bone."""
+    return max(float(spacing_zyx[1]), float(spacing_zyx[2])) > MAX_SPLIT_PIXEL_MM
+
+
 def splits_bone(spacing_zyx) -> bool:
     """Whether deposits are split from bone on this grid (slices and pixels fine enough)."""
-    return (float(spacing_zyx[0]) <= MAX_SPLIT_SLICE_MM
-            and max(float(spacing_zyx[1]), float(spacing_zyx[2])) <= MAX_SPLIT_PIXEL_MM)
+    return float(spacing_zyx[0]) <= MAX_SPLIT_SLICE_MM and not coarse_pixels(spacing_zyx)
 # A bone's box is read with this margin (mm): the deposits lying on it and their blur.
 BONE_MARGIN_MM = 4.0
 

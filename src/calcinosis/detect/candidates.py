@@ -22,10 +22,10 @@ from calcinosis.anatomy.raw_peak import RAW_PEAK_SIGMA
 from calcinosis.config import AnalysisConfig
 from calcinosis.detect.bones import (
     BONE_MARGIN_MM,
-    MAX_SPLIT_PIXEL_MM,
     TOOTH_METAL_FRACTION,
     BonePrep,
     DetectionStart,
+    coarse_pixels,
     prepare_bones,
     start_detection,
 )
@@ -149,7 +149,7 @@ def detect_lesions(
     single_thr = max(thr + SINGLE_SEED_MARGIN_HU, tissue_level_hu + SINGLE_SEED_SIGMA * raw_noise)
     raw_thr = max(thr + RAW_SEED_MARGIN_HU, tissue_level_hu + RAW_SEED_SIGMA * raw_noise)
     split_h = max(BONE_SPLIT_MIN_H_HU, 1.6 * config.seed_sigma * noise_smoothed_hu)
-    coarse_pixels = max(float(spacing_zyx[1]), float(spacing_zyx[2])) > MAX_SPLIT_PIXEL_MM
+    part_from_pieces = not coarse_pixels(spacing_zyx)  # see the hollow bone pieces below
     if start is not None and (start.config != config or start.shape != hu.shape
                               or start.spacing_zyx != tuple(float(s) for s in spacing_zyx)):
         raise ValueError("start must be start_detection() of the same image, spacing and config")
@@ -323,13 +323,13 @@ def detect_lesions(
                 # A deposit joined to it is parted by its valleys, read a voxel or two from the
                 # piece: not on pixels coarser than the bone split's (a rib's curve on a real
                 # CT resampled to 3 mm voxels, 567 mm3 "intramuscular").
-                for dep in (deposits_on_bone_piece(hu[boxes[k]], smooth_k, piece, spacing_zyx,
-                                                   threshold_hu=thr, h_hu=split_h,
-                                                   max_deposit_volume_mm3=MAX_ATTACHED_DEPOSIT_MM3,
-                                                   is_hollow=is_hollow, raw_h_hu=RAW_PEAK_SIGMA * raw_noise)
-                            if coarse_pixels is False else ()):
-                    pending.append((boxes[k], dep, True))
-                    piece &= ~dep
+                if part_from_pieces:
+                    for dep in deposits_on_bone_piece(hu[boxes[k]], smooth_k, piece, spacing_zyx,
+                                                      threshold_hu=thr, h_hu=split_h,
+                                                      max_deposit_volume_mm3=MAX_ATTACHED_DEPOSIT_MM3,
+                                                      is_hollow=is_hollow, raw_h_hu=RAW_PEAK_SIGMA * raw_noise):
+                        pending.append((boxes[k], dep, True))
+                        piece &= ~dep
                 bone[boxes[k]] |= piece
                 continue
             pending.append((boxes[k], piece, False))

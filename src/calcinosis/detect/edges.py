@@ -18,14 +18,16 @@ Cut by the scan's edge
     through noise alone (a 3.8 mm deposit on slices 1-2 of a 3 mm scan) is whole.
 
 Partial volume of bone on thick slices
-    On slices thicker than ``THICK_SLICE_MM`` a bone's rounded end or cortex cut obliquely
+    On slices too thick for the bone split (over ``MAX_SPLIT_SLICE_MM`` of
+    :mod:`calcinosis.detect.bones`) a bone's rounded end or cortex cut obliquely
     (the dome of the humeral head) is averaged with the tissue round it, and pieces of it
     just reach the threshold apart from the bone (the bone is not split on such slices:
     :mod:`calcinosis.detect.candidates`). A finding near bone that peaks less than
     ``FRINGE_MARGIN_HU`` above the threshold cannot be told from such a piece; a deposit
     that dense is also no more than the slice's partial volume of a tiny one. Excluded as
     ``bone_partial_volume``. The same on pixels too coarse for the bone split (over
-    ``MAX_SPLIT_PIXEL_MM``), whatever the slices: there the pixel averages the bone's edge
+    ``MAX_SPLIT_PIXEL_MM``: :func:`~calcinosis.detect.bones.splits_bone` says no), whatever the
+    slices: there the pixel averages the bone's edge
     in-plane (a real CT resampled to 3 mm voxels: single voxels of 159-161 HU by the sacrum,
     "intramuscular").
 
@@ -62,11 +64,10 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from calcinosis.detect.bones import MAX_SPLIT_PIXEL_MM
+from calcinosis.detect.bones import splits_bone
 from calcinosis.detect.dense_tissue import POINT_BLUR_MAX_VOXELS
 from calcinosis.measure.lesion import Lesion
 
-THICK_SLICE_MM = 3.5
 FRINGE_MARGIN_HU = 50.0
 # Within this distance (mm) of bone a faint piece on thick slices may be the bone's own.
 FRINGE_BONE_DISTANCE_MM = 10.0
@@ -117,8 +118,7 @@ def scan_limited_findings(
         return out
     edges = _edge_faces(labels.shape, offset, full_shape, body)
     boxes = ndi.find_objects(labels) if boxes is None else boxes
-    thick = (float(spacing_zyx[0]) > THICK_SLICE_MM
-             or max(float(spacing_zyx[1]), float(spacing_zyx[2])) > MAX_SPLIT_PIXEL_MM)
+    unsplit = not splits_bone(spacing_zyx)  # slices or pixels too coarse for the bone split
     for lesion in lesions:
         box = boxes[lesion.lesion_id - 1] if lesion.lesion_id - 1 < len(boxes) else None
         if box is None:
@@ -126,7 +126,7 @@ def scan_limited_findings(
         touched = [(axis, side) for axis, side in edges if _touches(box, axis, side, labels.shape)]
         if touched and _reaches_edge(lesion, labels, hu, box, touched, noise_hu):
             out[lesion.lesion_id] = "scan_edge"
-        elif (thick and lesion.peak_hu < threshold_hu + FRINGE_MARGIN_HU
+        elif (unsplit and lesion.peak_hu < threshold_hu + FRINGE_MARGIN_HU
               and lesion.bone_distance_mm <= FRINGE_BONE_DISTANCE_MM):
             out[lesion.lesion_id] = "bone_partial_volume"
         elif {"small", "low_contrast"} <= set(lesion.flags.split(";")) \

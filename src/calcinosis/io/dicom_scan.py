@@ -88,8 +88,9 @@ def iter_candidate_files(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not name.startswith(".") and name.upper() != "DICOMDIR" and not is_special_file(Path(dirpath) / name):
-                yield Path(dirpath) / name
+            path = Path(dirpath) / name
+            if not name.startswith(".") and name.upper() != "DICOMDIR" and not is_special_file(path):
+                yield path
 
 
 def is_special_file(path: Path) -> bool:
