@@ -109,10 +109,11 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from calcinosis.paths import make_out_dir
     from calcinosis.phantom import make_ct_phantom, write_phantom
 
     config = config_from_args(args)
-    out = Path(args.out)
+    out = make_out_dir(args.out)
     phantom = make_ct_phantom(args.body_part, seed=args.seed)
     paths = write_phantom(phantom, out / "phantom")
     image = next(p for p in (paths.values() if isinstance(paths, dict) else paths)

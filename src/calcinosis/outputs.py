@@ -18,6 +18,7 @@ from pathlib import Path
 from calcinosis import atomic
 from calcinosis.errors import InputError
 from calcinosis.io import write_label_map
+from calcinosis.paths import check_out_name, make_out_dir
 from calcinosis.pipeline import Analysis
 from calcinosis.report.html import render_report
 from calcinosis.report.summary import build_summary
@@ -51,21 +52,46 @@ class OutputOptions:
         raise ValueError(f"report must be True, False, 'html' or 'pdf', got {self.report!r}")
 
 
-def prepare_out_dir(out_dir: str | os.PathLike[str], input_path: str | os.PathLike[str] | None = None) -> Path:
-    """Create the output folder; refuse one that is (or is inside) the input."""
+#: Every file :func:`write_analysis` may write into its folder (one left from an earlier run
+#: that this run does not write is removed: a folder never mixes two runs' results).
+ANALYSIS_FILES = ("lesions.csv", "lesions.nii.gz", "lesions_seg.dcm", "lesions_sr.dcm", "report.html",
+                  "report.pdf", "summary.json")
+
+
+def prepare_out_dir(out_dir: str | os.PathLike[str], *inputs: str | os.PathLike[str] | None,
+                    writes: tuple[str, ...] = ANALYSIS_FILES) -> Path:
+    """Create the output folder; refuse one where a file written (``writes``: paths relative
+    to it) would replace an input file or land inside an input folder (a DICOM series)."""
+    check_out_name(out_dir)
     out = Path(out_dir)
-    if input_path is not None:
-        src = Path(input_path).resolve()
-        dst = out.resolve()
-        if dst == src or (src.is_dir() and src in dst.parents):
-            raise InputError(f"output folder {out} is inside the input {input_path}; choose another --out")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output path {out} exists and is not a folder; choose another --out")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create output folder {out}: {exc.strerror}") from exc
-    return out
+        _refuse_overwriting_inputs(out, inputs, writes)
+    except OSError as exc:  # a name too long, a loop of links: no folder to write to
+        raise InputError(f"cannot use output folder {out}: {exc.strerror or exc}; choose another --out") from None
+    return make_out_dir(out)
+
+
+def _refuse_overwriting_inputs(out: Path, inputs, writes: tuple[str, ...]) -> None:
+    dst = out.resolve()
+    for input_path in inputs:
+        if input_path is None:
+            continue
+        src = Path(input_path).resolve()
+        for rel in writes:
+            target = dst / rel
+            if target == src or (src.is_dir() and (src in target.parents or target in src.parents)) \
+                    or (target.exists() and src.exists() and os.path.samefile(target, src)):
+                raise InputError(f"output folder {out} would write {rel} over or inside the input {input_path}; "
+                                 "choose another --out")
+
+
+def remove_stale(out: Path, written: dict[str, Path], names: tuple[str, ...]) -> None:
+    """Remove the files ``names`` in ``out`` that this run did not write (an earlier run's)."""
+    keep = {Path(p).name for p in written.values()}
+    for name in names:
+        old = out / name
+        if name not in keep and old.is_file():
+            old.unlink()
 
 
 def write_analysis(analysis: Analysis, out_dir: str | os.PathLike[str],
@@ -90,6 +116,7 @@ def write_analysis(analysis: Analysis, out_dir: str | os.PathLike[str],
 
             paths["report_pdf"] = print_pdf(paths["report"], out / "report.pdf")
     paths["summary"] = atomic.write_json(out / "summary.json", summary)
+    remove_stale(out, paths, ANALYSIS_FILES)
     return paths
 
 

@@ -15,6 +15,7 @@ import SimpleITK as sitk
 from pydicom.data import get_testdata_file
 
 from calcinosis.cli import main
+from calcinosis.errors import InputError
 from calcinosis.io import write_dicom_series, write_volume
 from calcinosis.phantom import make_ct_phantom
 from calcinosis.volume import Volume
@@ -199,3 +200,73 @@ def test_bad_settings_exit_2_with_one_line(analysed, tmp_path, capsys, option, v
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and word in err
     assert not out.exists()
+
+
+def test_output_that_would_replace_the_input_is_refused(analysed, tmp_path, capsys):
+    # The label map is written as OUT/lesions.nii.gz: it replaced an input of that name.
+    src, _ = analysed
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    shutil.copy(src, clash / "lesions.nii.gz")
+    before = _digest(clash / "lesions.nii.gz")
+    assert main(["analyze", str(clash / "lesions.nii.gz"), "--out", str(clash)]) == 2
+    assert "would write lesions.nii.gz over or inside the input" in capsys.readouterr().err
+    assert _digest(clash / "lesions.nii.gz") == before
+
+
+def test_a_rerun_leaves_no_file_of_the_earlier_run(analysed, tmp_path):
+    # A reused folder kept an earlier run's report and DICOM SR beside the new results.
+    src, _ = analysed
+    out = tmp_path / "o"
+    out.mkdir()
+    for name in ("report.html", "lesions_sr.dcm", "lesions_seg.dcm"):
+        (out / name).write_text("from an earlier run")
+    (out / "notes.txt").write_text("the user's own")
+    assert main(["analyze", str(src), "--out", str(out), "--no-report"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["lesions.csv", "lesions.nii.gz", "notes.txt", "summary.json"]
+
+
+def test_outputs_take_the_mode_the_umask_gives(analysed):
+    # They were 0600 whatever the umask (the temporary file's mode), unreadable to colleagues.
+    _, out = analysed
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for name in ("lesions.csv", "lesions.nii.gz", "summary.json"):
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+
+
+@pytest.mark.parametrize("make_out, word", [
+    (lambda tmp: "", "empty string"),  # was the current folder
+    (lambda tmp: tmp / ("a" * 300), "cannot use output folder"),  # was an internal error
+    (lambda tmp: tmp / "file.txt" / "sub", "cannot create output folder"),
+])
+def test_unusable_output_folders_exit_2(analysed, tmp_path, capsys, make_out, word):
+    src, _ = analysed
+    (tmp_path / "file.txt").write_text("x")
+    assert main(["analyze", str(src), "--out", str(make_out(tmp_path)), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert word in err and "\n" not in err
+
+
+def test_demo_into_a_file_exits_2(tmp_path, capsys):
+    (tmp_path / "taken").write_text("x")
+    assert main(["demo", "--out", str(tmp_path / "taken")]) == 2  # was NotADirectoryError, exit 1
+    assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_an_image_left_incomplete_by_itk_is_an_error(tmp_path, monkeypatch, small_phantom):
+    # On a full disk ITK's writers print a warning and return as if all went well: the
+    # truncated file was renamed into place.
+    import calcinosis.io.itk as itk
+
+    real = itk.sitk.WriteImage
+
+    def short_write(image, name, useCompression=False):
+        real(image, name, useCompression=useCompression)
+        with open(name, "r+b") as fh:
+            fh.truncate(os.path.getsize(name) // 2)
+
+    monkeypatch.setattr(itk.sitk, "WriteImage", short_write)
+    with pytest.raises(InputError, match="came out incomplete"):
+        write_volume(small_phantom.volume, tmp_path / "scan.nii.gz")
+    assert not (tmp_path / "scan.nii.gz").exists()

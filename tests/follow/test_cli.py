@@ -138,3 +138,17 @@ def test_bad_inputs_exit_2_with_one_line(case, inputs, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("calcinosis compare: error:") and "\n" not in err
     assert any(word in err for word in EXPECTED[case]), err
+
+
+def test_output_folder_that_would_overwrite_an_input_is_refused(inputs, tmp_path, capsys):
+    # The follow-up's own analysis goes to OUT/followup/lesions.nii.gz: given as the input itself,
+    # it was overwritten by the label map (and a DICOM folder given as OUT/baseline got the outputs).
+    root = tmp_path / "Y"
+    (root / "followup").mkdir(parents=True)
+    followup = root / "followup" / "lesions.nii.gz"
+    followup.write_bytes(inputs["followup_image"].read_bytes())
+    before = followup.read_bytes()
+    assert main(["compare", str(inputs["baseline_image"]), str(followup), "--out", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "followup/lesions.nii.gz over or inside the input" in err and "\n" not in err
+    assert followup.read_bytes() == before

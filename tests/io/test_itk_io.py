@@ -158,7 +158,8 @@ def test_truncated_metaimage_and_nrrd_say_their_voxel_data_are_cut(tmp_path, mak
     sitk.WriteImage(volume_to_sitk(make_phantom()), str(path), useCompression=compress)
     with open(path, "r+b") as fh:
         fh.truncate(int(path.stat().st_size * 0.9))
-    with pytest.raises(InputError, match="cannot read the voxel data of .*truncated or damaged") as info:
+    with pytest.raises(InputError, match="cannot read the voxel data of .*truncated or damaged|"
+                                         "compressed voxel data of .* are cut short") as info:
         read_volume(path)
     assert "\n" not in str(info.value)
 

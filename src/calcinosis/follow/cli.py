@@ -57,7 +57,8 @@ def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None,
                 progress=None) -> Comparison:
     """Analyse (or load) both visits, compare them and write ``out_dir``: the library side of the CLI."""
     from calcinosis.config import AnalysisConfig
-    from calcinosis.outputs import prepare_out_dir
+    from calcinosis.follow.outputs import COMPARISON_FILES
+    from calcinosis.outputs import ANALYSIS_FILES, prepare_out_dir
 
     step = progress or (lambda _m: None)
     config = analysis_config or AnalysisConfig()
@@ -65,8 +66,11 @@ def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None,
         if not Path(inp).exists():
             raise InputError(f"input {inp} does not exist; give a CT input or an analyze output folder")
     tracks = read_track_ids(baseline_tracks) if baseline_tracks else None
-    out = prepare_out_dir(out_dir, baseline_input)
-    prepare_out_dir(out_dir, followup_input)
+    # Each visit given as a CT is analysed into out/<visit>; one given as an analyze folder is read.
+    analysed = [name for name, inp in (("baseline", baseline_input), ("followup", followup_input))
+                if not is_analysis_folder(inp)]
+    out = prepare_out_dir(out_dir, baseline_input, followup_input, baseline_image, followup_image,
+                          writes=COMPARISON_FILES + tuple(f"{name}/{f}" for name in analysed for f in ANALYSIS_FILES))
     links = {}
     visits: list[Visit] = []
     for name, inp, image, series in (("baseline", baseline_input, baseline_image, baseline_series),

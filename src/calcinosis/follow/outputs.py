@@ -14,6 +14,11 @@ from calcinosis import atomic
 from calcinosis.errors import InputError
 from calcinosis.follow.compare import Comparison
 from calcinosis.follow.tables import changes_csv, comparison_document
+from calcinosis.outputs import remove_stale
+
+
+#: Every file :func:`write_comparison` may write into its folder.
+COMPARISON_FILES = ("changes.csv", "report.html", "comparison.json")
 
 
 def write_comparison(cmp: Comparison, out_dir: str | os.PathLike[str], *, baseline_source: str,
@@ -30,6 +35,7 @@ def write_comparison(cmp: Comparison, out_dir: str | os.PathLike[str], *, baseli
         html = render_comparison_html(cmp, doc, figure_png=side_by_side_png(cmp), analysis_links=analysis_links)
         paths["report"] = atomic.write_text(out / "report.html", html)
     paths["comparison"] = atomic.write_json(out / "comparison.json", doc)
+    remove_stale(out, paths, COMPARISON_FILES)
     return paths
 
 

@@ -17,8 +17,10 @@ import SimpleITK as sitk
 
 from calcinosis.atomic import write_with
 from calcinosis.errors import InputError
+from calcinosis.io.headers import check_header
 from calcinosis.io.hu import to_int16_hu
 from calcinosis.io.nifti_nan import nifti_has_nan
+from calcinosis.paths import check_path_text
 from calcinosis.volume import Volume
 
 #: File name endings read through SimpleITK, and the ``source_format`` each gives.
@@ -112,6 +114,8 @@ def read_itk_volume(path: str | os.PathLike[str]) -> Volume:
     fmt = itk_format(path)
     if fmt is None:
         raise InputError(f"cannot read {path}: unknown file type; use .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd")
+    check_path_text(path, "input")
+    check_header(path, fmt)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -155,8 +159,26 @@ def _write_image(image: sitk.Image, path: Path) -> Path:
 
     def write(tmp: Path) -> None:
         sitk.WriteImage(image, str(tmp), useCompression=not tmp.name.lower().endswith(".nii"))
+        _check_written(tmp)
 
     return write_with(path, write)
+
+
+def _check_written(path: Path) -> None:
+    """Raise ``OSError`` when ITK left ``path`` short: on a full disk its writers print a
+    warning ("wrote only 0 of N bytes") and return as if all went well."""
+    from calcinosis.io.headers import check_metaimage_data
+    from calcinosis.io.integrity import check_nifti_complete
+
+    try:
+        if itk_format(path) == "nifti":
+            check_nifti_complete(path)
+        elif itk_format(path) == "metaimage":
+            check_metaimage_data(path)
+        else:
+            sitk.ReadImage(str(path))  # NRRD: its reader fails on data cut short
+    except (InputError, RuntimeError):
+        raise OSError("the file came out incomplete (is the disk full?)") from None
 
 
 def write_volume(volume: Volume, path: str | os.PathLike[str]) -> Path:

@@ -10,8 +10,10 @@ from calcinosis.threads import n_threads
 from calcinosis.errors import InputError
 from calcinosis.io.dicom_read import read_dicom_series, read_multiframe_file
 from calcinosis.io.dicom_scan import read_header
+from calcinosis.io.headers import check_metaimage_data
 from calcinosis.io.integrity import check_nifti_complete
 from calcinosis.io.itk import itk_format, read_itk_volume
+from calcinosis.paths import check_path_text
 from calcinosis.volume import Volume
 
 #: A CT, even one cropped round a single deposit, is at least this wide in-plane (mm); a
@@ -56,6 +58,7 @@ def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) 
         in :func:`read_dicom_series`.
     """
     path = Path(path)
+    check_path_text(path, "input")
     volume = _read(path, series_uid)
     check_geometry(volume, str(path))
     return volume
@@ -113,23 +116,31 @@ def _read(path: Path, series_uid: str | None) -> Volume:
 
 
 def _read_itk_checked(path: Path) -> Volume:
-    """Read an ITK-format file, refusing a truncated NIfTI.
+    """Read an ITK-format file, refusing a truncated or damaged one.
 
-    ITK fills the missing part of a truncated NIfTI with zeros: the file is checked to be
-    whole (:func:`check_nifti_complete`, which decompresses a ``.nii.gz`` once). With more
-    than one thread the check runs beside the read (zlib and ITK release the GIL), so a
-    ``.nii.gz`` costs little more than SimpleITK's own read; a failed check wins over
-    whatever the read gave.
+    ITK fills the missing or damaged part of a NIfTI, and of a compressed MetaImage, with
+    zeros: the file is checked to be whole (:func:`check_nifti_complete`, which
+    decompresses a ``.nii.gz`` once; :func:`check_metaimage_data`). With more than one
+    thread the check runs beside the read (zlib and ITK release the GIL), so a compressed
+    file costs little more than SimpleITK's own read; a failed check wins over whatever
+    the read gave.
     """
-    if n_threads() < 2 or not path.name.lower().endswith(".nii.gz"):
-        check_nifti_complete(path)
+    check = check_metaimage_data if itk_format(path) == "metaimage" else check_nifti_complete
+    if n_threads() < 2 or not _compressed(path):
+        check(path)
         return read_itk_volume(path)
     with ThreadPoolExecutor(1) as pool:
-        check = pool.submit(check_nifti_complete, path)
+        checked = pool.submit(check, path)
         try:
             volume = read_itk_volume(path)
         except Exception:
-            check.result()  # a truncated file says so, rather than what ITK made of it
+            checked.result()  # a damaged file says so, rather than what ITK made of it
             raise
-        check.result()
+        checked.result()
     return volume
+
+
+def _compressed(path: Path) -> bool:
+    """Whether the check of ``path`` decompresses it (worth a thread beside the read)."""
+    name = path.name.lower()
+    return name.endswith(".nii.gz") or name.endswith((".mha", ".mhd"))

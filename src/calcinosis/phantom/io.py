@@ -7,6 +7,7 @@ from pathlib import Path
 
 from calcinosis.atomic import write_json
 from calcinosis.errors import InputError
+from calcinosis.paths import make_out_dir
 from calcinosis.io import write_label_map, write_volume
 from calcinosis.phantom.ct import PhantomCT
 
@@ -24,10 +25,7 @@ def write_phantom(phantom: PhantomCT, out_dir: str | os.PathLike[str], fmt: str 
     fmt = str(fmt).lstrip(".")
     if fmt not in FORMATS:
         raise InputError(f"unknown phantom format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output {out} exists and is not a folder; give a folder path")
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_out_dir(out_dir)
     paths = {"image": write_volume(phantom.volume, out / f"phantom.{fmt}")}
     if phantom.labels is not None:
         paths["labels"] = write_label_map(phantom.labels, phantom.volume, out / f"truth_labels.{fmt}")

@@ -1,0 +1,197 @@
+"""Header faults that SimpleITK reads without complaint, checked before it reads the file.
+
+Where a NIfTI, NRRD or MetaImage header gives no usable voxel size (no spacing field, a
+zero, NaN or infinite one), ITK takes 1 mm and reads on: every volume and mass is then
+wrong by the ratio of the true voxel to 1 mm^3, silently. A NIfTI-1 file whose voxel data
+offset points into its own header is read from there (the image shifted by two voxels).
+And ITK's MetaImage reader meets damaged compressed voxel data with a printed
+"Uncompress failed" and zeros for the rest: :func:`check_metaimage_data` decompresses
+the data once (beside the read, as for ``.nii.gz``; see :mod:`calcinosis.io.integrity`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+import struct
+import zlib
+from pathlib import Path
+
+from calcinosis.errors import InputError
+
+# The first bytes of a NRRD or MetaImage file that may hold its header (a real one is a
+# few hundred bytes).
+_HEADER_BYTES = 1 << 16
+_CHUNK = 4 * 1024 * 1024
+# MetaImage element types and their sizes (bytes).
+_META_TYPE_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
+                    "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
+                    "MET_DOUBLE": 8}
+
+
+def check_header(path: Path, fmt: str) -> None:
+    """Raise :class:`InputError` for a header ITK would read with a made-up voxel size (see
+    the module docstring). ``fmt`` is ``nifti``, ``nrrd`` or ``metaimage``; a header that
+    cannot be parsed here is left to ITK, which says what is wrong."""
+    if fmt == "nifti":
+        _check_nifti(path)
+    elif fmt == "nrrd":
+        _check_nrrd(path)
+    elif fmt == "metaimage":
+        _check_metaimage(path)
+
+
+def _no_spacing(path: Path, detail: str) -> InputError:
+    return InputError(f"cannot use {path}: its header gives no usable voxel size ({detail}); "
+                      "write the spacing in mm into the header (or convert the scan again from its DICOM series)")
+
+
+def _usable(values) -> bool:
+    """Finite and not zero (ITK reads a negative spacing as a flipped axis)."""
+    return all(math.isfinite(v) and v != 0 for v in values)
+
+
+def _check_nifti(path: Path) -> None:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(544)
+    except (OSError, EOFError, zlib.error):
+        return
+    for endian in "<>":
+        if len(head) >= 348 and struct.unpack(f"{endian}i", head[:4])[0] == 348:
+            pixdim = struct.unpack(f"{endian}8f", head[76:108])
+            vox_offset = struct.unpack(f"{endian}f", head[108:112])[0]
+            sform = struct.unpack(f"{endian}h", head[254:256])[0]
+            if head[344:347] == b"n+1" and not vox_offset >= 352:
+                raise InputError(f"cannot use {path}: its header puts the voxel data at byte {vox_offset:g}, inside "
+                                 "the header (NIfTI-1 data start at byte 352 or later); the file is damaged: "
+                                 "convert the scan again")
+            break
+        if len(head) >= 540 and struct.unpack(f"{endian}i", head[:4])[0] == 540:
+            pixdim = struct.unpack(f"{endian}8d", head[104:168])
+            sform = struct.unpack(f"{endian}i", head[348:352])[0]
+            break
+    else:
+        return
+    # With an sform the voxel size comes from its matrix (the geometry check sees that);
+    # without one ITK takes pixdim, and a missing one as 1 mm.
+    if sform <= 0 and not _usable(pixdim[1:4]):
+        raise _no_spacing(path, f"pixdim {', '.join(f'{v:g}' for v in pixdim[1:4])} and no sform")
+
+
+def _text_header(path: Path) -> list[str]:
+    """The header lines of a NRRD or MetaImage file (up to the first blank line, or up to and
+    including MetaImage's ElementDataFile line)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(_HEADER_BYTES)
+    except OSError:
+        return []
+    lines = []
+    for line in raw.split(b"\n"):
+        text = line.decode("latin-1").strip()
+        if not text:
+            break
+        lines.append(text)
+        if text.lower().startswith("elementdatafile"):
+            break
+    return lines
+
+
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(v) for v in re.split(r"[\s,()]+", text) if v]
+    except ValueError:
+        return [math.nan]
+
+
+def _check_nrrd(path: Path) -> None:
+    fields = {}
+    for line in _text_header(path)[1:]:
+        key, sep, value = line.partition(":")
+        if sep and not line.startswith("#"):
+            fields[key.strip().lower()] = value.lstrip("=").strip()
+    try:
+        dimension = int(fields.get("dimension", "0"))
+    except ValueError:
+        return
+    if dimension != 3:
+        return  # a time series or a 2-D image: the reader's own checks say what is wrong
+    if "space directions" in fields:
+        vectors = re.findall(r"\(([^)]*)\)|none", fields["space directions"])
+        norms = [math.sqrt(sum(v * v for v in _numbers(vec))) if vec else math.nan for vec in vectors]
+        if len(norms) != 3 or not _usable(norms):
+            raise _no_spacing(path, f"space directions: {fields['space directions'][:80]}")
+    elif "spacings" in fields:
+        if not _usable(_numbers(fields["spacings"])[:3]) or len(_numbers(fields["spacings"])) < 3:
+            raise _no_spacing(path, f"spacings: {fields['spacings'][:80]}")
+    else:
+        raise _no_spacing(path, "neither 'spacings' nor 'space directions'")
+
+
+def _meta_fields(path: Path) -> dict[str, str]:
+    fields = {}
+    for line in _text_header(path):
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip().lower()] = value.strip()
+    return fields
+
+
+def _check_metaimage(path: Path) -> None:
+    fields = _meta_fields(path)
+    if "elementdatafile" not in fields:
+        return
+    spacing = fields.get("elementspacing") or fields.get("elementsize")
+    if spacing is None:
+        raise _no_spacing(path, "no ElementSpacing")
+    if not _usable(_numbers(spacing)):
+        raise _no_spacing(path, f"ElementSpacing {spacing[:80]}")
+
+
+def check_metaimage_data(path: Path) -> None:
+    """Raise :class:`InputError` when a MetaImage's compressed voxel data (zlib, in the file
+    itself or in one data file) is damaged or cut short: decompressed once, it must end
+    where the stream says and hold the voxels its header promises. Other MetaImages are
+    not checked here."""
+    fields = _meta_fields(path)
+    if fields.get("compresseddata", "false").lower() != "true":
+        return
+    try:
+        count = math.prod(int(v) for v in fields.get("dimsize", "").split())
+        count *= int(fields.get("elementnumberofchannels", "1"))
+        expected = count * _META_TYPE_BYTES[fields.get("elementtype", "").upper()]
+    except (ValueError, KeyError):
+        return
+    name = fields.get("elementdatafile", "")
+    try:
+        if name.upper() == "LOCAL":
+            with open(path, "rb") as fh:
+                raw = fh.read(_HEADER_BYTES)
+                start = raw.lower().index(b"elementdatafile")
+                fh.seek(raw.index(b"\n", start) + 1)
+                total, complete = _inflate(fh)
+        elif name and " " not in name and not name.upper().startswith("LIST"):
+            with open(path.parent / name, "rb") as fh:
+                total, complete = _inflate(fh)
+        else:
+            return
+    except (OSError, ValueError):
+        return  # no data file, or an odd header: the reader says what is wrong
+    except zlib.error as exc:
+        raise InputError(f"the compressed voxel data of {path} are damaged ({exc}); copy or export it again") from None
+    if not complete or total < expected:
+        raise InputError(f"the compressed voxel data of {path} are cut short ({total} of {expected} bytes); "
+                         "copy or export it again")
+
+
+def _inflate(fh) -> tuple[int, bool]:
+    """Decompress a zlib stream from ``fh`` (discarding the output): bytes it holds, and
+    whether the stream ended properly (its checksum read and right)."""
+    stream = zlib.decompressobj()
+    total = 0
+    while not stream.eof and (data := stream.unconsumed_tail or fh.read(_CHUNK)):
+        total += len(stream.decompress(data, _CHUNK))  # bounded: a chunk of zeros inflates 1000-fold
+    return total, stream.eof

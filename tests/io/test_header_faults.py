@@ -1,0 +1,114 @@
+"""Files SimpleITK reads without complaint but wrongly: damaged compressed data, a header with
+no voxel size, a data offset inside the header; and path names it cannot take."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from calcinosis.errors import InputError
+from calcinosis.io import read_volume, write_volume
+from calcinosis.io.itk import volume_to_sitk
+
+
+def _flip_byte(path, share: float) -> None:
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * share)] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def test_nifti_gz_with_a_damaged_middle_is_refused(tmp_path, make_phantom):
+    # The gzip trailer's length stays right; ITK reads zeros from the damage on, with no error.
+    path = write_volume(make_phantom(shape=(40, 40, 40)), tmp_path / "scan.nii.gz")
+    _flip_byte(path, 0.5)
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        read_volume(path)
+
+
+def test_compressed_metaimage_with_a_damaged_middle_is_refused(tmp_path, make_phantom):
+    # ITK prints "Uncompress failed" and returns zeros for the rest.
+    path = tmp_path / "scan.mha"
+    sitk.WriteImage(volume_to_sitk(make_phantom(shape=(40, 40, 40))), str(path), useCompression=True)
+    _flip_byte(path, 0.6)
+    with pytest.raises(InputError, match="compressed voxel data of .* are (damaged|cut short)") as info:
+        read_volume(path)
+    assert "\n" not in str(info.value)
+
+
+def _nrrd(path, spacing_line: str, shape=(6, 7, 8)) -> None:
+    data = np.arange(np.prod(shape), dtype=np.int16).reshape(shape) % 300 - 100
+    data[0] = -1000
+    header = (f"NRRD0004\ntype: short\ndimension: 3\nsizes: {shape[2]} {shape[1]} {shape[0]}\n"
+              f"endian: little\nencoding: raw\n{spacing_line}").rstrip("\n")
+    path.write_bytes(header.encode() + b"\n\n" + data.astype("<i2").tobytes())
+
+
+@pytest.mark.parametrize("line", ["", "spacings: nan 0.8 2", "spacings: 0 0 0",
+                                  "space: left-posterior-superior\nspace directions: none (0,0.8,0) (0,0,2)"])
+def test_nrrd_without_a_voxel_size_is_refused(tmp_path, line):
+    # ITK takes 1 mm for a missing or unusable spacing, so every volume would be off.
+    _nrrd(tmp_path / "scan.nrrd", line)
+    with pytest.raises(InputError, match="no usable voxel size"):
+        read_volume(tmp_path / "scan.nrrd")
+
+
+def test_nrrd_with_a_negative_spacing_is_a_flipped_axis(tmp_path):
+    _nrrd(tmp_path / "scan.nrrd", "spacings: -0.7 0.8 2")
+    vol = read_volume(tmp_path / "scan.nrrd")
+    assert vol.spacing == pytest.approx((0.7, 0.8, 2.0))
+    assert vol.direction[0, 0] == -1.0
+
+
+@pytest.mark.parametrize("spacing", [None, "0 0 0", "nan 1 1"])
+def test_metaimage_without_a_voxel_size_is_refused(tmp_path, spacing):
+    shape = (6, 7, 8)
+    data = np.full(shape, -1000, np.int16)
+    lines = ["ObjectType = Image", "NDims = 3", f"DimSize = {shape[2]} {shape[1]} {shape[0]}",
+             "ElementType = MET_SHORT", "ElementByteOrderMSB = False"]
+    if spacing is not None:
+        lines.append(f"ElementSpacing = {spacing}")
+    lines.append("ElementDataFile = LOCAL")
+    (tmp_path / "scan.mha").write_bytes(("\n".join(lines) + "\n").encode() + data.tobytes())
+    with pytest.raises(InputError, match="no usable voxel size"):
+        read_volume(tmp_path / "scan.mha")
+
+
+def _nifti_with(path, *, pixdim=None, vox_offset=None, sform=None) -> None:
+    """Rewrite fields of a NIfTI-1 header (little-endian, as ITK writes it)."""
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    if pixdim is not None:
+        raw[80:92] = struct.pack("<3f", *pixdim)
+    if vox_offset is not None:
+        raw[108:112] = struct.pack("<f", vox_offset)
+    if sform is not None:
+        raw[252:256] = struct.pack("<2h", 0, sform)  # qform_code, sform_code
+    path.write_bytes(gzip.compress(bytes(raw)))
+
+
+def test_nifti_with_zero_pixdim_and_no_sform_is_refused(tmp_path, make_phantom):
+    path = write_volume(make_phantom(), tmp_path / "scan.nii.gz")
+    _nifti_with(path, pixdim=(0.0, 0.0, 0.0), sform=0)
+    with pytest.raises(InputError, match="no usable voxel size"):
+        read_volume(path)
+
+
+def test_nifti_data_offset_inside_the_header_is_refused(tmp_path, make_phantom):
+    # ITK reads such a file from byte 348: the image shifted by two voxels.
+    path = write_volume(make_phantom(), tmp_path / "scan.nii.gz")
+    _nifti_with(path, vox_offset=0.0)
+    with pytest.raises(InputError, match="inside the header"):
+        read_volume(path)
+
+
+def test_a_path_that_is_not_utf8_is_refused_not_a_crash(tmp_path, make_phantom):
+    # SimpleITK's C++ aborts the whole process on such a name (exit 134, no message).
+    good = write_volume(make_phantom(), tmp_path / "scan.nii.gz")
+    bad = os.path.join(os.fsencode(tmp_path), b"lat\xe9.nii.gz")
+    os.rename(good, bad)
+    with pytest.raises(InputError, match=r"lat\\xe9.nii.gz is not valid UTF-8"):
+        read_volume(os.fsdecode(bad))
