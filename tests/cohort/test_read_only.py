@@ -1,8 +1,9 @@
-"""The registry's readers (``cohort status``/``export``, the viewer) never change it; a damaged or
-older registry is one line of bad input."""
+"""The registry's readers (``cohort status``/``export``, the viewer) never change it; export never
+overwrites what is not an export; a damaged or older registry is one line of bad input."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from pathlib import Path
 
@@ -49,6 +50,48 @@ def one_error_line(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err and "internal error" not in err, err
     return err
+
+
+def test_export_refuses_to_overwrite_the_registry_or_any_file_that_is_no_export(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    db = make_registry(out)
+    before = md5(db)
+    # The registry itself (given as the folder, as a path, as a URL): it was replaced by CSV text.
+    for given in (str(out), str(db), f"sqlite:///{db}"):
+        assert main(["cohort", "export", "--db", given, "--out", str(db)]) == 2
+        assert "registry database itself" in one_error_line(capsys)
+        assert md5(db) == before
+    # Another SQLite file, or any file that is not an earlier export: refused, left as it was.
+    other = tmp_path / "other.sqlite"
+    other.write_bytes(db.read_bytes())
+    notes = tmp_path / "notes.csv"
+    notes.write_text("patient,visit\n1,2\n")
+    for path in (other, notes):
+        kept = path.read_bytes()
+        assert main(["cohort", "export", "--db", str(out), "--out", str(path)]) == 2
+        assert "not a cohort export" in one_error_line(capsys)
+        assert path.read_bytes() == kept
+    # A new path, an empty file and an earlier export are written.
+    csv_path = tmp_path / "cohort.csv"
+    empty = tmp_path / "empty.csv"
+    empty.touch()
+    for path in (csv_path, csv_path, empty):
+        assert main(["cohort", "export", "--db", str(out), "--out", str(path)]) == 0
+        with open(path, newline="") as fh:
+            assert [r["key"] for r in csv.DictReader(fh)] == ["a", "b"]
+    assert md5(db) == before
+
+
+def test_export_to_a_path_that_cannot_be_written_is_bad_input(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    make_registry(out)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    target = blocker / "cohort.csv"  # under a file: no folder can be made there
+    assert main(["cohort", "export", "--db", str(out), "--out", str(target)]) == 2
+    assert str(target) in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("command", [["status"], ["export", "--out", "cohort.csv"]])
