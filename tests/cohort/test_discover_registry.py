@@ -203,8 +203,9 @@ def test_one_batch_at_a_time_per_output_folder(study_folder, tmp_path):
 
 def test_version_1_registry_is_upgraded_and_keeps_its_studies(db_url):
     # A registry written before the noise SD columns (schema 1: lesions and summaries without
-    # volume_sd_mm3 / mass_sd_mg) opens, gains the columns (NULL for its studies) and then
-    # stores the SDs of new ones. SQLite and, where a server is set up, PostgreSQL.
+    # volume_sd_mm3 / mass_sd_mg) is refused by a reader; the writer opens it, it gains the
+    # columns (NULL for its studies) and then stores the SDs of new ones. SQLite and, where a
+    # server is set up, PostgreSQL.
     url = db_url
     with Registry.open(url) as reg:
         reg.upsert_studies([{"key": "old", "input_path": "/a", "input_kind": "nifti", "status": "pending"},
@@ -217,7 +218,9 @@ def test_version_1_registry_is_upgraded_and_keeps_its_studies(db_url):
                 conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         conn.execute(sa.text("UPDATE schema_meta SET value = '1' WHERE name = 'schema_version'"))
     engine.dispose()
-    with Registry.open(url, create=False) as reg:
+    with pytest.raises(InputError, match=r"older registry \(schema 1\)"):  # a reader changes nothing
+        Registry.open(url, create=False)
+    with Registry.open(url) as reg:  # the batch upgrades it
         assert reg.schema_version() == SCHEMA_VERSION == 2
         with reg.engine.connect() as conn:
             old = conn.execute(sa.select(lesions)).one()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -46,7 +47,8 @@ def register(subparsers) -> None:
     e = sub.add_parser("export", help="one CSV row per study with totals by compartment and region")
     e.add_argument("--db", required=True, metavar="URL",
                    help="registry: SQLAlchemy URL, a registry.sqlite path or a batch OUTROOT folder")
-    e.add_argument("--out", required=True, metavar="FILE.csv", help="CSV file to write")
+    e.add_argument("--out", required=True, metavar="FILE.csv",
+                   help="CSV file to write: a new path or an earlier export (any other file is refused)")
     e.set_defaults(func=cmd_export)
 
 
@@ -112,11 +114,36 @@ def cmd_export(args) -> int:
     from calcinosis.cohort.registry import Registry, database_url
 
     out = Path(args.out)
+    url = database_url(args.db)
+    _check_export_out(out, url)
+    with Registry.open(url, create=False) as registry:
+        try:
+            export_csv(registry, out)
+        except OSError as exc:
+            raise InputError(f"cannot write --out {out}: {exc.strerror or exc}; "
+                             "give a .csv path in a folder you can write") from exc
+    return 0
+
+
+def _check_export_out(out: Path, url: str) -> None:
+    """Export replaces only a file it may: a new path, an empty file or an earlier export.
+
+    Anything else (the registry itself, another database, someone's CSV) is refused so that
+    a slip on the command line never destroys results.
+    """
+    from calcinosis.cohort.export import is_cohort_export
+    from calcinosis.cohort.registry import sqlite_file
+
     if out.is_dir():
         raise InputError(f"--out {out} is a folder; give a .csv file path")
-    with Registry.open(database_url(args.db), create=False) as registry:
-        export_csv(registry, out)
-    return 0
+    if not out.exists():
+        return
+    db = sqlite_file(url)
+    if db is not None and db.exists() and os.path.samefile(out, db):
+        raise InputError(f"--out {out} is the registry database itself; give another .csv path")
+    if out.is_file() and out.stat().st_size > 0 and not is_cohort_export(out):
+        raise InputError(f"--out {out} exists and is not a cohort export; give a new .csv path "
+                         "(export replaces only an earlier export)")
 
 
 class _ProgressBar:

@@ -37,6 +37,8 @@ BURDEN_MEASURES = MEASURES + ("volume_sd_mm3", "mass_sd_mg")
 BASE_COLUMNS = ("key", "status", "input_path", "series_uid", "error", "run_time_s",
                 "software_version", "lesion_count", "volume_mm3", "mass_mg", "agatston",
                 "volume_sd_mm3", "mass_sd_mg")
+# An export's header starts so (in every version); export replaces only such a file.
+EXPORT_HEADER_START = ",".join(BASE_COLUMNS[:3]).encode() + b","
 
 
 @dataclass(frozen=True)
@@ -117,3 +119,9 @@ def export_csv(registry: Registry, path: str | os.PathLike[str]) -> Path:
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
     return atomic.write_text(path, buf.getvalue())
+
+
+def is_cohort_export(path: str | os.PathLike[str]) -> bool:
+    """Whether the file at ``path`` is a cohort export (its header starts with the export's columns)."""
+    with open(path, "rb") as fh:
+        return fh.read(len(EXPORT_HEADER_START)) == EXPORT_HEADER_START

@@ -19,28 +19,36 @@ Any SQLAlchemy URL works (SQLite by default, PostgreSQL tested). Tables:
     plus the whole summary.json document.
 
 Schema versions: 1 (first); 2 adds ``volume_sd_mm3`` and ``mass_sd_mg`` to ``lesions``
-and ``summaries`` (a version-1 registry is upgraded in place on open; its earlier
-studies keep NULL there).
+and ``summaries`` (a version-1 registry is upgraded in place when the batch opens it; its
+earlier studies keep NULL there).
 
 Only the batch *client* writes (workers return results), so SQLite is safe. A
 study becomes ``done`` in one transaction together with its lesions and summary.
+The readers (``cohort status``/``export``, the web viewer) open the registry with
+``create=False``: read-only (an SQLite file is opened in SQLite's read-only mode), so
+they never change it; an older schema is refused there with the way to upgrade it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import urllib.parse
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.util import asbool  # how SQLAlchemy reads the uri option
 
 from calcinosis.errors import InputError
 
 SCHEMA_VERSION = 2
 STATUSES = ("pending", "running", "done", "failed")
+# A database value quoted in an error message is cut to this many characters.
+MAX_SHOWN_CHARS = 40
 
 metadata = sa.MetaData()
 
@@ -145,6 +153,27 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def sqlite_file(url: str | sa.engine.URL) -> Path | None:
+    """The file of an SQLite URL: its path, or the path of a ``file:`` URI (with ``uri=true``).
+
+    None for another database, an in-memory one, or a URL that does not parse.
+    """
+    try:
+        url = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return None
+    database = url.database
+    if url.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    if database.startswith("file:") and asbool(url.query.get("uri", False)):
+        parts = urllib.parse.urlsplit(database)
+        path = urllib.parse.unquote(parts.path)
+        if path in ("", ":memory:") or url.query.get("mode") == "memory":
+            return None
+        return Path(path)
+    return Path(database)
+
+
 def database_url(value: str | os.PathLike[str]) -> str:
     """An SQLAlchemy URL from ``value``: a URL as is; a folder -> its ``registry.sqlite``; a path -> SQLite."""
     text = str(value)
@@ -164,12 +193,14 @@ class Registry:
     url : str
         SQLAlchemy URL (``sqlite:///OUT/registry.sqlite``, ``postgresql+psycopg://...``).
     create : bool
-        Create the tables when absent (the batch); when False (``cohort status``/
-        ``export``) a database without a registry is an error.
+        True (the batch, the only writer): create the tables when absent and upgrade an
+        older schema. False (``cohort status``/``export``, the viewer): read-only; a
+        database without a registry, or with an older schema, is an error.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, read_only: bool = False) -> None:
         self.engine = engine
+        self.read_only = read_only
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> Registry:
@@ -179,16 +210,18 @@ class Registry:
         except sa.exc.ArgumentError as exc:
             raise InputError(f"cannot use database URL {shown!r}: {exc}; give an SQLAlchemy URL "
                              "such as sqlite:///registry.sqlite or postgresql+psycopg://user@host/db") from exc
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            db_path = Path(parsed.database)
+        db_path = sqlite_file(parsed)
+        if db_path is not None:
             if not create and not db_path.exists():
                 raise InputError(f"no registry at {db_path}; run calcinosis batch first or give --db")
             if create:
                 db_path.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                parsed = _read_only_sqlite(parsed, db_path)
         try:
             engine = sa.create_engine(parsed, future=True, **_engine_options(parsed))
-            registry = cls(engine)
-            registry._check_schema(create)
+            registry = cls(engine, read_only=not create)
+            registry._check_schema(create, shown)
         except sa.exc.NoSuchModuleError as exc:
             raise InputError(f"no database driver for {shown}: {exc}; install it (e.g. psycopg[binary])") from exc
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
@@ -209,24 +242,36 @@ class Registry:
         self.close()
 
     # -- schema ---------------------------------------------------------------------------
-    def _check_schema(self, create: bool) -> None:
-        inspector = sa.inspect(self.engine)
-        if not inspector.has_table("schema_meta"):
-            if not create:
-                raise InputError(f"{_shown(str(self.engine.url))} holds no calcinosis registry "
-                                 "(no schema_meta table); run calcinosis batch first")
+    def _check_schema(self, create: bool, shown: str) -> None:
+        """Check (and, for the writer, create or upgrade) the schema; a reader changes nothing."""
         if create:
             metadata.create_all(self.engine)
+        else:
+            inspector = sa.inspect(self.engine)
+            absent = [name for name in metadata.tables if not inspector.has_table(name)]
+            if absent:
+                raise InputError(f"{shown} holds no calcinosis registry (no {absent[0]} table); "
+                                 "run calcinosis batch first or give another --db")
+        with self.engine.connect() as conn:
+            version = _version(conn.execute(sa.select(schema_meta.c.value)
+                                            .where(schema_meta.c.name == "schema_version")).scalar(), shown)
+        if version is None:
+            # Tables without a recorded version: current if they have every column of it.
+            missing = _missing_columns(self.engine)
+            if missing:
+                raise InputError(f"{shown} records no schema version and lacks {missing[0]} of this "
+                                 f"version's tables; give another --db or start a new registry")
+            if create:
+                with self.engine.begin() as conn:
+                    conn.execute(schema_meta.insert().values(name="schema_version", value=str(SCHEMA_VERSION)))
+            return
+        if version > SCHEMA_VERSION:
+            raise InputError(f"the registry has schema version {version}, newer than this calcinosis "
+                             f"understands ({SCHEMA_VERSION}); upgrade calcinosis")
+        if version < SCHEMA_VERSION and not create:
+            raise InputError(f"{shown} is an older registry (schema {version}), this calcinosis reads schema "
+                             f"{SCHEMA_VERSION}; run calcinosis batch with it as --db to upgrade it (in place)")
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(schema_meta.c.value)
-                               .where(schema_meta.c.name == "schema_version")).first()
-            if row is None:
-                conn.execute(schema_meta.insert().values(name="schema_version", value=str(SCHEMA_VERSION)))
-                return
-            version = int(row.value)
-            if version > SCHEMA_VERSION:
-                raise InputError(f"the registry has schema version {version}, newer than this calcinosis "
-                                 f"understands ({SCHEMA_VERSION}); upgrade calcinosis")
             while version < SCHEMA_VERSION:
                 if version not in MIGRATIONS:
                     raise InputError(f"no upgrade from registry schema version {version}; "
@@ -248,12 +293,18 @@ class Registry:
             return {r.key: StudyRow(**r._asdict()) for r in conn.execute(sa.select(*cols))}
 
     # -- writing (the batch client only) --------------------------------------------------
+    def _write(self) -> AbstractContextManager[sa.Connection]:
+        """A write transaction; a registry opened for reading has none (asking is a bug)."""
+        if self.read_only:
+            raise RuntimeError("the registry was opened read-only (create=False); only the batch writes")
+        return self.engine.begin()
+
     def upsert_studies(self, rows: Iterable[dict[str, Any]]) -> None:
         """Insert or update study rows (dicts of ``studies`` columns with ``key``) in one transaction."""
         rows = list(rows)
         if not rows:
             return
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             existing = set(conn.execute(sa.select(studies.c.key)).scalars())
             for row in rows:
                 if row["key"] in existing:
@@ -266,7 +317,7 @@ class Registry:
                     summary: dict[str, Any]) -> None:
         """Mark ``key`` done with its lesions and summary, all in one transaction."""
         totals = summary.get("totals", {})
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(lesions.delete().where(lesions.c.study_key == key))
             conn.execute(summaries.delete().where(summaries.c.study_key == key))
             if lesion_rows:
@@ -287,7 +338,7 @@ class Registry:
 
     def record_failed(self, key: str, error: str, study: dict[str, Any]) -> None:
         """Mark ``key`` failed with its one-line reason; drop any earlier result rows."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(lesions.delete().where(lesions.c.study_key == key))
             conn.execute(summaries.delete().where(summaries.c.study_key == key))
             conn.execute(studies.update().where(studies.c.key == key)
@@ -296,9 +347,43 @@ class Registry:
     def set_status(self, keys: Iterable[str], status: str, error: str | None = None) -> None:
         keys = list(keys)
         if keys:
-            with self.engine.begin() as conn:
+            with self._write() as conn:
                 conn.execute(studies.update().where(studies.c.key.in_(keys))
                              .values(status=status, error=error))
+
+
+def _read_only_sqlite(url: sa.engine.URL, path: Path) -> sa.engine.URL:
+    """``url`` opening SQLite file ``path`` in SQLite's read-only mode (a ``file:`` URI, mode=ro)."""
+    return url.set(database=path.resolve().as_uri(), query={**url.query, "uri": "true", "mode": "ro"})
+
+
+def _version(value: str | None, shown: str) -> int | None:
+    """The recorded schema version (None when none is recorded); a value that is no number is bad input."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{shown} is a damaged registry: schema version {_clip(value)!r} is not a number; "
+                         "give another --db or start a new registry") from None
+
+
+def _missing_columns(engine: sa.Engine) -> list[str]:
+    """``table.column`` of this schema version that the database lacks (tables absent count too)."""
+    inspector = sa.inspect(engine)
+    missing = []
+    for table in metadata.tables.values():
+        if not inspector.has_table(table.name):
+            missing.append(table.name)
+            continue
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        missing.extend(f"{table.name}.{c.name}" for c in table.columns if c.name not in have)
+    return missing
+
+
+def _clip(text: str) -> str:
+    """A value from the database, short enough for a one-line message."""
+    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "..."
 
 
 def _engine_options(url: sa.engine.URL) -> dict[str, Any]:
