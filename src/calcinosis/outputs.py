@@ -126,13 +126,13 @@ def _write_dicom(analysis: Analysis, out: Path, keep_identifiers: bool, summary:
 
     if not is_dicom_input(analysis.volume):
         return {}
+    paths: dict[str, Path] = {}
     try:
         from calcinosis.report.dicom_seg import build_segmentation, source_headers, write_seg
         from calcinosis.report.dicom_sr import build_measurement_report, write_sr
 
         sources = source_headers(analysis.volume, keep_identifiers=keep_identifiers)
         seg = None
-        paths = {}
         if analysis.lesions:
             seg = build_segmentation(analysis.volume, analysis.labels, analysis.lesions, sources=sources)
             paths["seg"] = write_seg(seg, out / "lesions_seg.dcm")
@@ -142,9 +142,10 @@ def _write_dicom(analysis: Analysis, out: Path, keep_identifiers: bool, summary:
     except (InputError, ValueError, TypeError, AttributeError, KeyError, OSError) as exc:
         # A library error may carry no text (a KeyError of an empty key): name its type then.
         reason = str(exc) if str(exc).strip("'\" ") else f"{type(exc).__name__} {exc}".strip()
-        log.warning("DICOM SEG/SR not written: %s", reason)
-        summary["warnings"].append(f"DICOM SEG/SR not written: {reason}")
-        return {}
+        what = "DICOM SR" if "seg" in paths else "DICOM SEG/SR"
+        log.warning("%s not written: %s", what, reason)
+        summary["warnings"].append(f"{what} not written: {reason}")
+        return paths
 
 
 def _figures(analysis: Analysis):

@@ -216,6 +216,28 @@ def test_sr_without_deposits_is_valid_and_empty(dicom_series, tmp_path):
     assert sr.PatientID == "ANONYMOUS"
 
 
+def test_sr_of_a_single_deposit_references_its_segment(analysis, tmp_path):
+    # highdicom writes a one-segment SEG's identification once, in the shared functional
+    # groups, where its ReferencedSegment.from_segmentation did not look: no SR was written
+    # for any DICOM study with exactly one deposit.
+    from calcinosis.report.dicom_seg import build_segmentation, source_headers
+    from calcinosis.report.dicom_sr import build_measurement_report, write_sr
+
+    first = analysis.lesions[0]
+    labels = np.where(analysis.labels == first.lesion_id, first.lesion_id, 0).astype(analysis.labels.dtype)
+    sources = source_headers(analysis.volume)
+    seg = build_segmentation(analysis.volume, labels, [first], sources=sources)
+    sr = hd.sr.srread(write_sr(build_measurement_report(analysis.volume, [first], seg, sources), tmp_path / "sr.dcm"))
+    (group,) = sr.content.get_volumetric_roi_measurement_groups()
+    ref = group.referenced_segment
+    assert [int(n) for n in ref.referenced_segment_numbers] == [first.lesion_id]
+    assert ref.referenced_sop_instance_uid == seg.SOPInstanceUID
+    # It names the CT slices the deposit lies on, as from_segmentation does for several segments.
+    slices = {f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+              for f in seg.PerFrameFunctionalGroupsSequence}
+    assert {s.referenced_sop_instance_uid for s in ref.source_images_for_segmentation} == slices
+
+
 def test_seg_refuses_labels_off_the_grid(analysis):
     from calcinosis.report.dicom_seg import build_segmentation
 

@@ -118,7 +118,7 @@ def build_measurement_report(volume, lesions: Sequence[Lesion], seg: Dataset | N
         groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=uids[lesion.lesion_id],
                                                          identifier=f"lesion-{lesion.lesion_id}"),
-            referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg, lesion.lesion_id),
+            referenced_segment=_referenced_segment(seg, lesion.lesion_id),
             finding_type=FINDING_TYPE,
             algorithm_id=algorithm,
             finding_sites=finding_sites(lesion) or None,
@@ -161,3 +161,25 @@ def build_measurement_report(volume, lesions: Sequence[Lesion], seg: Dataset | N
 def write_sr(sr, path: str | os.PathLike[str]) -> Path:
     """Write ``sr`` atomically to ``path``."""
     return atomic.write_with(path, lambda tmp: sr.save_as(tmp))
+
+
+def _referenced_segment(seg: Dataset, number: int):
+    """``highdicom.sr.ReferencedSegment.from_segmentation(seg, number)``, also for a SEG of one
+    segment: highdicom writes that segment's identification once, in the shared functional
+    groups, and its ``from_segmentation`` (0.28) looks for it in each frame's groups only
+    (an AttributeError, and no SR for any DICOM study with one deposit). Then every frame is
+    the segment's, and its source images are those the frames derive from."""
+    import highdicom as hd
+
+    shared = seg.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in seg else None
+    if shared is None or "SegmentIdentificationSequence" not in shared:
+        return hd.sr.ReferencedSegment.from_segmentation(seg, number)
+    sources: dict[str, hd.sr.SourceImageForSegmentation] = {}
+    for frame in seg.PerFrameFunctionalGroupsSequence:
+        for derivation in frame.get("DerivationImageSequence", []):
+            for image in derivation.get("SourceImageSequence", []):
+                sources.setdefault(image.ReferencedSOPInstanceUID, hd.sr.SourceImageForSegmentation(
+                    referenced_sop_class_uid=image.ReferencedSOPClassUID,
+                    referenced_sop_instance_uid=image.ReferencedSOPInstanceUID))
+    return hd.sr.ReferencedSegment(sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID,
+                                   segment_number=number, source_images=list(sources.values()))
