@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from calcinosis.cli import main
 from calcinosis.io import write_volume
 from calcinosis.outputs import OutputOptions, write_analysis
+from calcinosis.volume import Volume
 
 CONTRACT = ["baseline_id", "followup_id", "status", "baseline_mass_mg", "followup_mass_mg", "mass_change_pct",
             "baseline_volume_mm3", "followup_volume_mm3", "x_mm", "y_mm", "z_mm"]
@@ -152,3 +154,35 @@ def test_output_folder_that_would_overwrite_an_input_is_refused(inputs, tmp_path
     err = capsys.readouterr().err.strip()
     assert "followup/lesions.nii.gz over or inside the input" in err and "\n" not in err
     assert followup.read_bytes() == before
+
+
+def _small_ct():
+    a = np.full((6, 32, 32), -1000, np.int16)
+    a[:, 4:28, 4:28] = 40
+    return Volume(a, (0.8, 0.8, 2.0))
+
+
+@pytest.mark.parametrize("followup, word", [
+    ({"patient_id": "OTHER999"}, "different patient IDs"),
+    ({"patient_birth_date": "19500101"}, "different birth dates"),
+    ({"study_date": "19991231"}, "taken before the baseline"),
+])
+def test_scans_that_are_not_one_patients_visits_are_refused(tmp_path, capsys, followup, word):
+    # They were compared without a word: another patient's scan, or the visits swapped (every
+    # change read backwards).
+    from calcinosis.io import write_dicom_series
+
+    write_dicom_series(_small_ct(), tmp_path / "b", study_date="20000101")
+    write_dicom_series(_small_ct(), tmp_path / "f", **{"study_date": "20010101", **followup})
+    assert main(["compare", str(tmp_path / "b"), str(tmp_path / "f"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert word in err and "\n" not in err
+    assert "OTHER999" not in err and "1950" not in err  # no identifier in the message
+
+
+def test_a_scan_compared_with_itself_says_so(baseline_analysis):
+    from calcinosis.follow import compare_visits, visit_from_analysis
+
+    cmp = compare_visits(visit_from_analysis(baseline_analysis, "baseline"),
+                         visit_from_analysis(baseline_analysis, "followup"))
+    assert any("same scan" in w for w in cmp.warnings)

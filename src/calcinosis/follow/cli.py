@@ -19,6 +19,7 @@ from calcinosis.follow.compare import Comparison, compare_visits
 from calcinosis.follow.config import CompareConfig, RegistrationConfig
 from calcinosis.follow.outputs import read_track_ids, write_comparison
 from calcinosis.follow.visit import Visit, is_analysis_folder, load_analysis_folder, visit_from_analysis
+from calcinosis.volume import Volume
 
 
 def register(subparsers) -> None:
@@ -73,10 +74,14 @@ def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None,
                           writes=COMPARISON_FILES + tuple(f"{name}/{f}" for name in analysed for f in ANALYSIS_FILES))
     links = {}
     visits: list[Visit] = []
+    volumes = {}
     for name, inp, image, series in (("baseline", baseline_input, baseline_image, baseline_series),
                                      ("followup", followup_input, followup_image, followup_series)):
         step(f"{name}: reading")
-        visit = _load_visit(name, inp, image, series, config, out, report, step)
+        volumes[name] = _read_visit_volume(name, inp, image, series)
+    check_same_patient(volumes["baseline"], volumes["followup"])
+    for name, inp in (("baseline", baseline_input), ("followup", followup_input)):
+        visit = _load_visit(name, inp, volumes[name], config, out, report, step)
         if visit.analysis is not None:
             links[f"{name} analysis"] = f"{name}/report.html" if report else f"{name}/summary.json"
         visits.append(visit)
@@ -88,23 +93,46 @@ def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None,
     return cmp
 
 
-def _load_visit(name, inp, image, series, config, out: Path, report: bool, step) -> Visit:
+def _read_visit_volume(name, inp, image, series):
+    """The CT of one visit: ``inp`` itself, or ``image`` when ``inp`` is an analyze output folder."""
     from calcinosis.io import read_volume
-    from calcinosis.outputs import OutputOptions, write_analysis
-    from calcinosis.pipeline import analyze
 
     flag = f"--{name}-image"
     if is_analysis_folder(inp):
         if image is None:
             raise InputError(f"{inp} is an analyze output folder; give the CT it was made from with {flag}")
-        volume = read_volume(image, series_uid=series)
-        return load_analysis_folder(inp, volume, name)
+        return read_volume(image, series_uid=series)
     if image is not None:
         raise InputError(f"{flag} applies only when the {name} input is an analyze output folder")
-    volume = read_volume(inp, series_uid=series)
+    return read_volume(inp, series_uid=series)
+
+
+def _load_visit(name, inp, volume, config, out: Path, report: bool, step) -> Visit:
+    from calcinosis.outputs import OutputOptions, write_analysis
+    from calcinosis.pipeline import analyze
+
+    if is_analysis_folder(inp):
+        return load_analysis_folder(inp, volume, name)
     analysis = analyze(volume, config, progress=lambda m: step(f"{name}: {m}"))
     write_analysis(analysis, out / name, OutputOptions(report=report))
     return visit_from_analysis(analysis, name)
+
+
+def check_same_patient(baseline: Volume, followup: Volume) -> None:
+    """Refuse two scans that cannot be one patient's baseline and follow-up, by what their DICOM
+    headers say (a NIfTI says nothing): different patients (ID or birth date), or a follow-up
+    taken before the baseline (its changes would read backwards). (A scan compared with itself
+    is allowed, a check of repeatability; the comparison warns of it.)
+    No identifier is quoted: the message may end up in a log."""
+    b, f = baseline.metadata, followup.metadata
+    bid, fid = b.get("identifiers") or {}, f.get("identifiers") or {}
+    for key, what in (("patient_id", "patient IDs"), ("patient_birth_date", "birth dates")):
+        if bid.get(key) and fid.get(key) and bid[key].strip() != fid[key].strip():
+            raise InputError(f"the baseline and the follow-up have different {what} in their DICOM headers: "
+                             "they are not one patient's scans")
+    if b.get("study_date") and f.get("study_date") and f["study_date"] < b["study_date"]:
+        raise InputError(f"the follow-up ({f['study_date']}) was taken before the baseline ({b['study_date']}); "
+                         "give the earlier scan first")
 
 
 def cmd_compare(args) -> int:

@@ -121,6 +121,11 @@ def followup_labels_on_baseline(baseline: Visit, followup: Visit, reg: Registrat
 
 def _warnings(baseline: Visit, followup: Visit, reg: Registration, changes) -> list[str]:
     out = []
+    uid = baseline.volume.metadata.get("series_uid")
+    same = (uid and uid == followup.volume.metadata.get("series_uid")) or (
+        baseline.volume.shape == followup.volume.shape and np.array_equal(baseline.volume.array, followup.volume.array))
+    if same:
+        out.append("the baseline and the follow-up are the same scan: every deposit is stable by construction")
     n_out = sum(1 for c in changes if c.status == Status.NOT_COVERED)
     if n_out or reg.overlap_fraction < 0.95:
         out.append(f"the two fields of view cover different anatomy: the follow-up covers "
