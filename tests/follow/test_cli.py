@@ -186,3 +186,12 @@ def test_a_scan_compared_with_itself_says_so(baseline_analysis):
     cmp = compare_visits(visit_from_analysis(baseline_analysis, "baseline"),
                          visit_from_analysis(baseline_analysis, "followup"))
     assert any("same scan" in w for w in cmp.warnings)
+
+
+def test_any_patients_lets_a_comparison_of_renamed_scans_run(tmp_path):
+    from calcinosis.io import write_dicom_series
+
+    write_dicom_series(_small_ct(), tmp_path / "b")
+    write_dicom_series(_small_ct(), tmp_path / "f", patient_id="PSEUDO2", study_date="20010101")
+    assert main(["compare", str(tmp_path / "b"), str(tmp_path / "f"), "--out", str(tmp_path / "o"),
+                 "--any-patients", "--no-report"]) == 0

@@ -43,6 +43,9 @@ def register(subparsers) -> None:
                         "percentage (default 2; 0 turns it off)")
     p.add_argument("--baseline-tracks", default=None, metavar="CHANGES_CSV",
                    help="changes.csv of the comparison whose follow-up is this baseline: keeps track ids")
+    p.add_argument("--any-patients", action="store_true",
+                   help="compare even when the DICOM headers give different patients or the follow-up an "
+                        "earlier date (identifiers changed by anonymisation)")
     p.add_argument("--affine", default="auto", choices=("auto", "never", "always"),
                    help="affine refinement after the rigid registration (default auto)")
     p.add_argument("--threshold-hu", type=float, default=130.0, help="detection threshold (HU) for new analyses")
@@ -55,7 +58,7 @@ def register(subparsers) -> None:
 def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None, followup_image=None,
                 baseline_series=None, followup_series=None, analysis_config=None,
                 compare_config: CompareConfig = CompareConfig(), baseline_tracks=None, report: bool = True,
-                progress=None) -> Comparison:
+                progress=None, check_patient: bool = True) -> Comparison:
     """Analyse (or load) both visits, compare them and write ``out_dir``: the library side of the CLI."""
     from calcinosis.config import AnalysisConfig
     from calcinosis.follow.outputs import COMPARISON_FILES
@@ -79,7 +82,8 @@ def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None,
                                      ("followup", followup_input, followup_image, followup_series)):
         step(f"{name}: reading")
         volumes[name] = _read_visit_volume(name, inp, image, series)
-    check_same_patient(volumes["baseline"], volumes["followup"])
+    if check_patient:
+        check_same_patient(volumes["baseline"], volumes["followup"])
     for name, inp in (("baseline", baseline_input), ("followup", followup_input)):
         visit = _load_visit(name, inp, volumes[name], config, out, report, step)
         if visit.analysis is not None:
@@ -129,10 +133,10 @@ def check_same_patient(baseline: Volume, followup: Volume) -> None:
     for key, what in (("patient_id", "patient IDs"), ("patient_birth_date", "birth dates")):
         if bid.get(key) and fid.get(key) and bid[key].strip() != fid[key].strip():
             raise InputError(f"the baseline and the follow-up have different {what} in their DICOM headers: "
-                             "they are not one patient's scans")
+                             "they are not one patient's scans (if they are, add --any-patients)")
     if b.get("study_date") and f.get("study_date") and f["study_date"] < b["study_date"]:
         raise InputError(f"the follow-up ({f['study_date']}) was taken before the baseline ({b['study_date']}); "
-                         "give the earlier scan first")
+                         "give the earlier scan first (or add --any-patients)")
 
 
 def cmd_compare(args) -> int:
@@ -154,7 +158,7 @@ def cmd_compare(args) -> int:
                           followup_image=args.followup_image, baseline_series=args.baseline_series,
                           followup_series=args.followup_series, analysis_config=analysis_config,
                           compare_config=compare_config, baseline_tracks=args.baseline_tracks,
-                          report=not args.no_report, progress=step)
+                          report=not args.no_report, progress=step, check_patient=not args.any_patients)
     finally:
         if status:
             status.stop()
