@@ -108,6 +108,10 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+# The analysis's warning when it found no body (see calcinosis.pipeline.analyze).
+NOTHING_ANALYSED = "no body found"
+
+
 def cmd_demo(args) -> int:
     from calcinosis.paths import make_out_dir
     from calcinosis.phantom import make_ct_phantom, write_phantom
@@ -129,6 +133,10 @@ def cmd_demo(args) -> int:
 
 
 def _print_done(analysis, out) -> None:
+    for warning in analysis.warnings:
+        if warning.startswith(NOTHING_ANALYSED):
+            # Exit 0 (the image was read), but a run that analysed nothing must not pass unseen.
+            print(f"calcinosis: warning: {warning}", file=sys.stderr)
     if sys.stdout.isatty():
         n = len(analysis.lesions)
         print(f"{n} deposit{'s' if n != 1 else ''} found; results in {out}")

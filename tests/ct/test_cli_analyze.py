@@ -270,3 +270,13 @@ def test_an_image_left_incomplete_by_itk_is_an_error(tmp_path, monkeypatch, smal
     with pytest.raises(InputError, match="came out incomplete"):
         write_volume(small_phantom.volume, tmp_path / "scan.nii.gz")
     assert not (tmp_path / "scan.nii.gz").exists()
+
+
+def test_a_scan_without_a_body_says_so_on_stderr(tmp_path, capsys):
+    # It exited 0 with nothing on stderr: only summary.json said nothing was analysed.
+    a = np.full((4, 8, 8), -1000, np.int16)
+    a[1:3, 3:5, 3:5] = 40  # a speck of tissue, too small for a body
+    src = write_volume(Volume(a, (0.8, 0.8, 1.0)), tmp_path / "speck.nii.gz")
+    assert main(["analyze", str(src), "--out", str(tmp_path / "o"), "--no-report"]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err == "calcinosis: warning: no body found in the image (all air?): nothing analysed"

@@ -135,6 +135,11 @@ def nan_rescale_slope(folder, make):
     _edit(_series(folder, make)[2], RescaleSlope="nan")  # was an internal error, and a pydicom warning
 
 
+def negative_rescale_slope(folder, make):
+    for f in _series(folder, make):
+        _edit(f, RescaleSlope=-1)  # every value -1024 or less: was analysed, no body, exit 0
+
+
 def seg_only(folder, make):
     files = _series(folder, make)
     for f in files:
@@ -155,6 +160,7 @@ CASES = [
     (zero_pixel_spacing, "lacks a valid PixelSpacing"),
     (zero_rescale_slope, "RescaleSlope 0 .*cannot be turned into HU"),
     (nan_rescale_slope, "RescaleSlope nan .*cannot be turned into HU"),
+    (negative_rescale_slope, "nothing denser than air"),
     (inconsistent_orientation, "different ImageOrientationPatient"),
     (inconsistent_size, "differ in size"),
     (gantry_tilt, "shifted in-plane"),

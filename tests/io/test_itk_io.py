@@ -232,3 +232,11 @@ def test_time_series_is_rejected_and_single_time_point_is_read(tmp_path, make_ph
     sitk.WriteImage(sitk.JoinSeries([frame, frame]), str(tmp_path / "two.nii.gz"))
     with pytest.raises(InputError, match="4-D .*3-D volume is needed"):
         read_volume(tmp_path / "two.nii.gz")
+
+
+def test_a_volume_of_nothing_but_air_is_refused(tmp_path, make_phantom):
+    # No tissue at all: it was "analysed" (no body found, nothing done) with exit 0.
+    vol = make_phantom()
+    path = write_volume(vol.with_array(np.full(vol.shape, -1000, np.int16)), tmp_path / "air.nii.gz")
+    with pytest.raises(InputError, match="nothing denser than air"):
+        read_volume(path)

@@ -24,6 +24,9 @@ FLOAT_HU_MIN = -4096.0
 RAW_STORED_MAX = 4095
 #: Float data whose magnitude never exceeds this is normalised intensity, not HU.
 NORMALISED_ABS_MAX = 10.0
+#: A CT whose every value is at most this (HU) holds no tissue at all: only air, or stored
+#: values put through a wrong rescale (a negative slope made a real scan -4984..-1024).
+AIR_ONLY_MAX_HU = -500.0
 
 
 def check_hu_range(vmin: float, vmax: float, *, is_float: bool, has_fraction: bool, source: str) -> None:
@@ -44,8 +47,8 @@ def check_hu_range(vmin: float, vmax: float, *, is_float: bool, has_fraction: bo
     -----
     Rejected: NaN or infinite values; anything outside the int16 range; float
     data below ``FLOAT_HU_MIN`` (-4096); data with minimum >= 0 and maximum <=
-    4095 (raw stored values, no air); non-integer float data within +-10
-    (normalised intensities).
+    4095 (raw stored values, no air); data with maximum <= ``AIR_ONLY_MAX_HU``
+    (nothing but air); non-integer float data within +-10 (normalised intensities).
     """
     if not (np.isfinite(vmin) and np.isfinite(vmax)):
         raise InputError(f"values cannot be HU in {source}: the image holds NaN or infinite values")
@@ -60,6 +63,11 @@ def check_hu_range(vmin: float, vmax: float, *, is_float: bool, has_fraction: bo
             f"values cannot be HU in {source}: range {vmin:g}..{vmax:g} has no air or fat "
             "(looks like raw stored values without the rescale intercept); "
             "convert to HU (value * slope + intercept) first"
+        )
+    if vmax <= AIR_ONLY_MAX_HU:
+        raise InputError(
+            f"values cannot be a CT of a body in {source}: range {vmin:g}..{vmax:g} holds nothing denser "
+            "than air; check the image (or its rescale slope and intercept)"
         )
     if is_float and has_fraction and max(abs(vmin), abs(vmax)) <= NORMALISED_ABS_MAX:
         raise InputError(
