@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from calcinosis.detect.candidates import is_hollow, smoothed
-from calcinosis.detect.faint import FAINT_SEED_SIGMA, is_faint_deposit
+from calcinosis.detect.faint import FAINT_SEED_SIGMA, FAT_HU, is_faint_deposit, ring_percentiles_hu
 from calcinosis.detect.hollow import deposits_on_bone_piece
 from ribs import rib_section  # tests/detect/ribs.py (conftest.py puts it on the path)
 
@@ -54,6 +54,27 @@ def test_single_voxel_is_never_a_faint_deposit():
     smooth, labels, box, n, peak = _faint(-100, voxels=((1, 20, 20),))
     assert n == 1
     assert not is_faint_deposit(smooth, lambda b: labels[b] == 1, box, THICK, n_voxels=n, seed_peak_hu=peak, noise_smoothed_hu=1.0)
+
+
+def test_faint_deposit_whose_own_blur_reaches_its_ring_is_in_fat():
+    # A 3.6 mm 305 HU deposit in fat on 3 mm slices: only its 4 middle voxels reach the
+    # threshold, and its blur lifts the top tenth of the ring round them out of the fat range.
+    # Read as "not in fat" (the ring's 90th percentile), it was missed at every noise level.
+    yy, xx = np.mgrid[0:41, 0:41] * 0.8
+    blob = -100 + 300 * np.exp(-((yy - 16.4) ** 2 + (xx - 16.4) ** 2) / (2 * 1.3 ** 2))
+    smooth = np.full((3, 41, 41), -100.0, np.float32)
+    smooth[1] = blob
+    labels = cc3d.connected_components(smooth >= 130, connectivity=26)
+    box = ndi.find_objects(labels)[0]
+    p10, p75, p90 = ring_percentiles_hu(smooth, lambda b: labels[b] == 1, box, THICK)
+    assert p75 < FAT_HU[1] < p90  # the case: fat round it, its own blur in the top of the ring
+    n = int((labels == 1).sum())
+    assert n == 4
+    assert is_faint_deposit(smooth, lambda b: labels[b] == 1, box, THICK, n_voxels=n,
+                            seed_peak_hu=float(smooth.max()), noise_smoothed_hu=5.0)
+    # Its level is still the 90th percentile: a candidate not far above its own blur is not kept.
+    assert not is_faint_deposit(smooth, lambda b: labels[b] == 1, box, THICK, n_voxels=n,
+                                seed_peak_hu=p90 + 8.0 * 5.0, noise_smoothed_hu=5.0)
 
 
 SP = (1.0, 0.8, 0.8)

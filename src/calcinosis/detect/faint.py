@@ -10,12 +10,16 @@ Such a deposit is kept when it lies in fat and its smoothed peak stands above it
 own surroundings by ``FAINT_SEED_SIGMA`` smoothed-noise SDs. The surroundings are
 an in-plane ring ``RING_INNER_MM``-``RING_OUTER_MM`` outside the candidate (past
 the blur of a small deposit), on the candidate's slices. In fat means that the
-ring's 10th to 90th percentiles lie in the adipose range (``FAT_HU``): next to lung,
+ring's 10th to 75th percentiles lie in the adipose range (``FAT_HU``): next to lung,
 gas, skin, muscle, vessels or organs the contrast against the ring says nothing
 about density (on a real chest CT, with little noise, vessel and lymph-node edges
 in the mediastinum stand 40-120 HU above their rings). The ring's level is its 90th
-percentile. Noise alone puts one voxel of a uniform tissue this high once in 10^17
-voxels; the candidate must also have two voxels at the threshold.
+percentile. (Up to the 90th percentile for "in fat" missed a 3.6 mm 305 HU deposit in
+fat on 3 mm slices at every noise level: only its 4 middle voxels reach the threshold,
+and its own blur lifts the top tenth of the ring out of the fat range. Its level, the
+90th percentile, still counts that blur: the candidate must stand above it.) Noise
+alone puts one voxel of a uniform tissue this high once in 10^17 voxels; the
+candidate must also have two voxels at the threshold.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ MIN_VOXELS = 2
 
 
 def ring_percentiles_hu(smooth_hu: np.ndarray, piece_in: PieceIn, box: tuple[slice, ...],
-                        spacing_zyx) -> tuple[float, float] | None:
-    """10th and 90th percentiles (HU) of the smoothed image in an in-plane ring 1.5-3 mm
+                        spacing_zyx) -> tuple[float, float, float] | None:
+    """10th, 75th and 90th percentiles (HU) of the smoothed image in an in-plane ring 1.5-3 mm
     outside one candidate, on its own slices; None when the ring is empty."""
     reach = [int(np.ceil(RING_OUTER_MM / float(s))) + 1 for s in spacing_zyx[1:]]
     grown = grow_box(box, [0] + reach, smooth_hu.shape)
@@ -52,8 +56,8 @@ def ring_percentiles_hu(smooth_hu: np.ndarray, piece_in: PieceIn, box: tuple[sli
     ring = (dist > RING_INNER_MM) & (dist <= RING_OUTER_MM)
     if not ring.any():
         return None
-    p10, p90 = np.percentile(smooth_hu[grown][ring], (10.0, 90.0))
-    return float(p10), float(p90)
+    p10, p75, p90 = np.percentile(smooth_hu[grown][ring], (10.0, 75.0, 90.0))
+    return float(p10), float(p75), float(p90)
 
 
 def is_faint_deposit(
@@ -88,4 +92,4 @@ def is_faint_deposit(
     ring = ring_percentiles_hu(smooth_hu, piece_in, box, spacing_zyx)
     if ring is None or ring[0] < FAT_HU[0] or ring[1] > FAT_HU[1]:
         return False  # not in fat
-    return seed_peak_hu >= ring[1] + FAINT_SEED_SIGMA * noise_smoothed_hu
+    return seed_peak_hu >= ring[2] + FAINT_SEED_SIGMA * noise_smoothed_hu
