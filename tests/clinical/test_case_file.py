@@ -38,6 +38,42 @@ MALFORMED = {
     "negative age": (GOOD.replace("age_years: 50", "age_years: -3"), "patient.age_years"),
     "misspelt lab key": (GOOD.replace("unit: mg/dL", "units: mg/dL"), "labs.calcium.units"),
     "unknown history field": (GOOD + "history: {dialysys: true}\n", "history.dialysys"),
+    # Values no living patient can have: refused, not interpreted (an age of 4400 gave an
+    # eGFR of 0 and kidney-failure cautions; a creatinine of 0 a ZeroDivisionError).
+    "age typo": (
+        GOOD.replace("age_years: 50", "age_years: 4400"),
+        "patient.age_years: 4400 years is more than a human life (0-130)",
+    ),
+    "infinite age": (GOOD.replace("age_years: 50", "age_years: .inf"), "patient.age_years: inf"),
+    "creatinine of zero": (
+        GOOD + "  creatinine: {value: 0, unit: mg/dL}\n",
+        "labs.creatinine.value: 0 mg/dL cannot be a real serum creatinine: it must be 0.05-50 mg/dL",
+    ),
+    "creatinine in umol/L written as mg/dL": (
+        GOOD + "  creatinine: {value: 80, unit: mg/dL}\n",
+        "labs.creatinine.value: 80 mg/dL cannot be a real serum creatinine",
+    ),
+    "calcium in mg/dL written as mmol/L": (
+        GOOD.replace("value: 9.5, unit: mg/dL", "value: 9.5, unit: mmol/L"),
+        "labs.calcium.value: 9.5 mmol/L cannot be a real serum calcium (total): it must be 0.25-7.49 mmol/L",
+    ),
+    "medication for longer than a life": (
+        GOOD.replace("age_years: 50, ", "") + "medications: [{name: x, duration_years: 400}]\n",
+        "medications[0].duration_years: 400 years is more than a human life",
+    ),
+    "medication for longer than the age": (
+        GOOD + "medications: [{name: x, duration_years: 60}]\n",
+        "medications[0].duration_years: 60 years is longer than the patient's age (50)",
+    ),
+    # YAML 1.1 reads 5e-3 as text: say what to write instead.
+    "exponent without a decimal point": (
+        GOOD.replace("value: 9.5", "value: 95e-1"),
+        "labs.calcium.value: write 9.5 or 95.0e-1 (YAML reads 95e-1 as text",
+    ),
+    "age with an exponent": (
+        GOOD.replace("age_years: 50", "age_years: 5e1"),
+        "patient.age_years: write 50 or 5.0e+1",
+    ),
 }
 
 
@@ -51,8 +87,12 @@ def test_malformed_file_raises_input_error_naming_the_field(name, write_case):
 
 
 @pytest.mark.parametrize(
-    "name", ["not a mapping", "bad unit", "value not a number", "unknown flag", "missing case_id"]
-)
+    "name",
+    [
+        "not a mapping", "bad unit", "value not a number", "unknown flag", "missing case_id",
+        "age typo", "creatinine of zero",
+    ],
+)  # fmt: skip
 def test_cli_exit_code_2_and_one_line_message(name, write_case, capsys):
     text, expected = MALFORMED[name]
     code = main(["workup", str(write_case(text))])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from calcinosis.cli import main
 from calcinosis.clinical import load_case, render_workup_section_html, run_workup, write_workup
 from calcinosis.clinical.imaging import interpret_imaging
+from calcinosis.errors import InputError
 
 
 def _summary(compartments: dict[str, float], regions: dict[str, float]) -> dict:
@@ -113,6 +115,47 @@ def test_summary_with_missing_keys_is_tolerated(write_case):
         assert not any(r.rule_id.startswith("IMG-") for r in workup.classification.reasons)
     workup = run_workup(case, {"totals": {"count": 0}})
     assert any("no deposits" in n for n in workup.imaging.notes)
+
+
+@pytest.mark.parametrize(
+    "key, value, field",
+    [
+        ("by_compartment.vascular.volume_mm3", -100, "by_compartment.vascular.volume_mm3: -100"),
+        ("by_region.thigh.volume_mm3", float("inf"), "by_region.thigh.volume_mm3: inf"),
+        ("by_region.thigh.volume_mm3", float("nan"), "by_region.thigh.volume_mm3: nan"),
+        ("by_compartment.vascular.volume_mm3", "lots", "by_compartment.vascular.volume_mm3: expected a number"),
+        ("by_compartment.vascular.count", 2.5, "by_compartment.vascular.count: 2.5 is not a whole number"),
+        ("by_compartment.vascular.count", True, "by_compartment.vascular.count: expected a number"),
+        ("by_region.thigh.mass_mg", -1, "by_region.thigh.mass_mg: -1"),
+        ("totals.count", -2, "totals.count: -2"),
+        # Finite, but more than any body: a few of them add up to inf (shares of nan%).
+        ("by_region.thigh.volume_mm3", 1e308, "by_region.thigh.volume_mm3: 1e+308"),
+    ],
+)
+def test_impossible_counts_and_volumes_are_bad_input(key, value, field):
+    # They gave evidence of "-100% of deposits" (negative) or "nan% of deposits" (infinite).
+    summary = json.loads(json.dumps(INJECTION))
+    *path, measure = key.split(".")
+    row = summary
+    for name in path:
+        row = row[name]
+    row[measure] = value
+    with pytest.raises(InputError, match="imaging summary " + re.escape(field)):
+        interpret_imaging(summary)
+
+
+def test_cli_refuses_a_summary_with_a_negative_volume(shared_case, tmp_path, capsys):
+    summary = tmp_path / "summary.json"
+    summary.write_text(
+        '{"pattern": "x", "totals": {"count": 2}, "by_compartment": {"vascular": {"volume_mm3": -100}, '
+        '"subcutaneous": {"volume_mm3": 200}}, "by_region": {"thigh": {"volume_mm3": -50}, '
+        '"elbow": {"volume_mm3": Infinity}}}',
+        encoding="utf-8",
+    )
+    code = main(["workup", str(shared_case("ifnb-injection-sites.yaml")), "--imaging", str(summary)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "by_compartment.vascular.volume_mm3: -100" in err
 
 
 @pytest.fixture(scope="module")

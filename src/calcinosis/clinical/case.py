@@ -3,6 +3,12 @@
 The format is defined by the example files in ``shared/cases/``. Unknown facts are
 ``null`` or absent; unknown top-level fields are kept out and warned about; anything
 malformed raises :class:`~calcinosis.errors.InputError` naming the field.
+
+A case file is small, plain YAML: YAML aliases (``*name``, and so ``<<: *name`` merges) are
+refused, as the format never needs one and a few lines of nested aliases expand to
+gigabytes; so are files over :data:`MAX_CASE_FILE_BYTES` and nesting deeper than
+:data:`MAX_NESTING`. Numbers a living patient cannot have (an age of 4400 years, a
+creatinine of 0) are refused rather than interpreted.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from calcinosis.clinical.inputs import check_regular_file, exponent_hint, key_text, quote
 from calcinosis.clinical.knowledge import Knowledge, load_knowledge
 from calcinosis.clinical.labs import LabResult, estimated_egfr_result, parse_lab
 from calcinosis.errors import InputError
@@ -28,6 +35,18 @@ HISTORY_BOOL_FIELDS = (
     "calcium_or_phosphate_infusion", "vitamin_d_excess",
 )  # fmt: skip
 MEDICATION_FIELDS = ("name", "route", "duration_years", "current", "dose", "for")
+#: Oldest age (years) accepted: above the oldest person documented (122); 4400 is a typo for 44.
+MAX_AGE_YEARS = 130.0
+#: Slack (years) when a medication's duration is compared with the age: both are often rounded.
+DURATION_AGE_SLACK_YEARS = 1.0
+#: Largest case file read: the examples are about 2 kB; anything near this is not a case file.
+MAX_CASE_FILE_BYTES = 1024 * 1024
+#: Deepest nesting of collections in a case file. The format nests 4 deep
+#: (``labs.calcium.reference_range``); far deeper input would exhaust Python's recursion limit.
+MAX_NESTING = 20
+#: Longest integer written in a case file. Python refuses to read one of over 4300 decimal
+#: digits, and one written in hex can be too long to print; no value needs more than a few.
+MAX_INT_CHARS = 100
 
 
 class CaseFormatWarning(UserWarning):
@@ -109,9 +128,41 @@ class Case:
         return None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader that refuses a key given twice in one mapping: PyYAML keeps the last
-    silently (a lab entered twice, a flag corrected below the first: which one is meant?)."""
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML that a case file may not contain (an alias, a key given twice, ...)."""
+
+
+class _CaseLoader(yaml.SafeLoader):
+    """YAML's safe loader with the limits of a case file.
+
+    It refuses a key given twice in one mapping: PyYAML keeps the last silently (a lab entered
+    twice, a flag corrected below the first: which one is meant?). It refuses aliases: the
+    format needs none, and each expansion copies the aliased value (nine lines of aliases of
+    aliases make a list of 400 million items). It stops at :data:`MAX_NESTING` levels, before
+    the recursion of the composer does, and refuses an integer longer than :data:`MAX_INT_CHARS`.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(None, None, f"the alias *{key_text(event.anchor)} is not allowed in a case "
+                           "file; write the value out in full", event.start_mark)  # fmt: skip
+        if self._depth >= MAX_NESTING:
+            raise _Refused(None, None, f"the case file is nested more than {MAX_NESTING} levels deep",
+                           event.start_mark)  # fmt: skip
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node):
+        if len(node.value) > MAX_INT_CHARS:
+            raise _Refused(None, None, f"the number {quote(node.value)} has too many digits",
+                           node.start_mark)  # fmt: skip
+        return super().construct_yaml_int(node)
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -122,10 +173,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: the base class says so
                 break
             if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} is given twice in one mapping; keep one", key_node.start_mark)
+                raise _Refused(None, None, f"the key {quote(key)} is given twice in one mapping; keep one",
+                               key_node.start_mark)  # fmt: skip
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+_CaseLoader.add_constructor("tag:yaml.org,2002:int", _CaseLoader.construct_yaml_int)
 
 
 def load_case(path: str | os.PathLike[str], knowledge: Knowledge | None = None) -> Case:
@@ -138,6 +192,12 @@ def load_case(path: str | os.PathLike[str], knowledge: Knowledge | None = None) 
         or a field is malformed (the message names the field).
     """
     path = Path(path)
+    size = check_regular_file(path, "case file")
+    if size > MAX_CASE_FILE_BYTES:
+        raise InputError(
+            f"{path}: {size} bytes is too big for a case file (at most {MAX_CASE_FILE_BYTES} "
+            "bytes); is it the right file?"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -145,7 +205,7 @@ def load_case(path: str | os.PathLike[str], knowledge: Knowledge | None = None) 
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the case file ({exc})") from None
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        raw = yaml.load(text, Loader=_CaseLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = (
@@ -154,6 +214,8 @@ def load_case(path: str | os.PathLike[str], knowledge: Knowledge | None = None) 
             else "unknown line"
         )
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, _Refused):
+            raise InputError(f"{path}: at {where}: {problem}") from None
         raise InputError(f"{path}: YAML syntax error at {where}: {problem}") from None
     return parse_case(raw, knowledge, source=str(path))
 
@@ -166,7 +228,7 @@ def parse_case(raw: Any, knowledge: Knowledge | None = None, source: str | None 
             f"case file must be a mapping of fields (case_id, patient, labs, ...), got {type(raw).__name__}"
         )
     notes = [
-        f"unknown top-level field {key!r} ignored; known fields: {', '.join(TOP_LEVEL_FIELDS)}"
+        f"unknown top-level field {quote(key)} ignored; known fields: {', '.join(TOP_LEVEL_FIELDS)}"
         for key in raw
         if key not in TOP_LEVEL_FIELDS
     ]
@@ -176,7 +238,7 @@ def parse_case(raw: Any, knowledge: Knowledge | None = None, source: str | None 
     if case_id is None or (isinstance(case_id, str) and not case_id.strip()):
         raise InputError("case_id: missing; every case file needs a case_id (text)")
     if not isinstance(case_id, str | int) or isinstance(case_id, bool):
-        raise InputError(f"case_id: expected text, got {case_id!r}")
+        raise InputError(f"case_id: expected text, got {quote(case_id)}")
     patient = _patient(_mapping(raw, "patient"))
     labs = _labs(_mapping(raw, "labs"), patient, knowledge)
     imaging = _imaging(_mapping(raw, "imaging"), source)
@@ -184,7 +246,7 @@ def parse_case(raw: Any, knowledge: Knowledge | None = None, source: str | None 
         case_id=str(case_id),
         patient=patient,
         diagnoses=_text_list(raw, "diagnoses"),
-        medications=_medications(raw.get("medications")),
+        medications=_medications(raw.get("medications"), patient.age_years),
         history=_history(_mapping(raw, "history")),
         symptoms=_text_list(raw, "symptoms"),
         skin=_skin(_mapping(raw, "skin")),
@@ -201,14 +263,14 @@ def _mapping(raw: dict[str, Any], field: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InputError(f"{field}: expected a mapping of fields, got {value!r}")
+        raise InputError(f"{field}: expected a mapping of fields, got {quote(value)}")
     return value
 
 
 def _bool(field: str, value: Any) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
-    raise InputError(f"{field}: expected true, false or null, got {value!r}")
+    raise InputError(f"{field}: expected true, false or null, got {quote(value)}")
 
 
 def _text(field: str, value: Any) -> str | None:
@@ -216,7 +278,7 @@ def _text(field: str, value: Any) -> str | None:
         return None
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         return str(value)
-    raise InputError(f"{field}: expected text, got {value!r}")
+    raise InputError(f"{field}: expected text, got {quote(value)}")
 
 
 def _text_or_bool(field: str, value: Any) -> str | bool | None:
@@ -225,14 +287,22 @@ def _text_or_bool(field: str, value: Any) -> str | bool | None:
     if isinstance(value, str):
         stripped = value.strip()
         return False if stripped.lower() in ("", "none", "no") else stripped
-    raise InputError(f"{field}: expected text, true, false or null, got {value!r}")
+    raise InputError(f"{field}: expected text, true, false or null, got {quote(value)}")
 
 
-def _number(field: str, value: Any, minimum: float = 0.0) -> float | None:
+def _number(field: str, value: Any, maximum: float) -> float | None:
+    """A number of years from 0 to ``maximum``; ``None`` when unknown."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= minimum:
-        raise InputError(f"{field}: expected a number >= {minimum:g}, got {value!r}")
+    hint = exponent_hint(value)
+    if hint is not None:
+        raise InputError(f"{field}: {hint}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise InputError(f"{field}: expected a number >= 0, got {quote(value)}")
+    if not value <= maximum:  # also inf
+        raise InputError(
+            f"{field}: {quote(value)} years is more than a human life (0-{maximum:g}); check the value"
+        )
     return float(value)
 
 
@@ -243,7 +313,7 @@ def _text_list(raw: dict[str, Any], field: str) -> tuple[str, ...] | None:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise InputError(f"{field}: expected a list of text, got {value!r}")
+        raise InputError(f"{field}: expected a list of text, got {quote(value)}")
     return tuple(_text(f"{field}[{i}]", item) or "" for i, item in enumerate(value))
 
 
@@ -258,20 +328,20 @@ def _patient(raw: dict[str, Any]) -> Patient:
         "other",
         "unknown",
     ):
-        raise InputError(f"patient.sex: {sex!r} is not known; use female, male, other or unknown")
+        raise InputError(f"patient.sex: {quote(sex)} is not known; use female, male, other or unknown")
     return Patient(
-        age_years=_number("patient.age_years", raw.get("age_years")),
+        age_years=_number("patient.age_years", raw.get("age_years"), MAX_AGE_YEARS),
         sex=None if sex is None or sex.lower() == "unknown" else sex.lower(),
         pregnant=_bool("patient.pregnant", raw.get("pregnant")),
     )
 
 
-def _medications(value: Any) -> tuple[Medication, ...] | None:
+def _medications(value: Any, age_years: float | None) -> tuple[Medication, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list):
         raise InputError(
-            f"medications: expected a list of {{name: ..., route: ...}}, got {value!r}"
+            f"medications: expected a list of {{name: ..., route: ...}}, got {quote(value)}"
         )
     meds = []
     for i, entry in enumerate(value):
@@ -279,7 +349,7 @@ def _medications(value: Any) -> tuple[Medication, ...] | None:
         if isinstance(entry, str):
             entry = {"name": entry}
         if not isinstance(entry, dict):
-            raise InputError(f"{field}: expected a mapping with at least a name, got {entry!r}")
+            raise InputError(f"{field}: expected a mapping with at least a name, got {quote(entry)}")
         _no_unknown_keys(field, entry, MEDICATION_FIELDS)
         name = _text(f"{field}.name", entry.get("name"))
         if not name:
@@ -288,13 +358,25 @@ def _medications(value: Any) -> tuple[Medication, ...] | None:
             Medication(
                 name=name,
                 route=_text(f"{field}.route", entry.get("route")),
-                duration_years=_number(f"{field}.duration_years", entry.get("duration_years")),
+                duration_years=_duration(f"{field}.duration_years", entry.get("duration_years"),
+                                         age_years),  # fmt: skip
                 current=_bool(f"{field}.current", entry.get("current")),
                 dose=_text(f"{field}.dose", entry.get("dose")),
                 indication=_text(f"{field}.for", entry.get("for")),
             )
         )
     return tuple(meds)
+
+
+def _duration(field: str, value: Any, age_years: float | None) -> float | None:
+    """Years on a medication: no longer than the patient has lived (4 typed as 40 otherwise
+    passes for a long exposure)."""
+    years = _number(field, value, MAX_AGE_YEARS)
+    if years is not None and age_years is not None and years > age_years + DURATION_AGE_SLACK_YEARS:
+        raise InputError(
+            f"{field}: {years:g} years is longer than the patient's age ({age_years:g}); check both"
+        )
+    return years
 
 
 def _history(raw: dict[str, Any]) -> History:
@@ -339,7 +421,7 @@ def _labs(raw: dict[str, Any], patient: Patient, knowledge: Knowledge) -> tuple[
             continue
         if any(r.name == result.name for r in results):
             raise InputError(
-                f"labs.{key}: {result.name} is given twice (by name and by an alias); keep one"
+                f"labs.{key_text(key)}: {result.name} is given twice (by name and by an alias); keep one"
             )
         results.append(result)
     creatinine = next((r for r in results if r.name == "creatinine"), None)
@@ -355,13 +437,13 @@ def _ssc_items(value: Any, knowledge: Knowledge) -> tuple[tuple[str, bool | None
         return None
     if not isinstance(value, dict):
         raise InputError(
-            f"ssc_criteria: expected a mapping of items to true/false/null, got {value!r}"
+            f"ssc_criteria: expected a mapping of items to true/false/null, got {quote(value)}"
         )
     known = knowledge.ssc_item_names()
     items = []
     for key, item in value.items():
         if key not in known:
-            raise InputError(f"ssc_criteria.{key}: unknown item; known items: {', '.join(known)}")
+            raise InputError(f"ssc_criteria.{key_text(key)}: unknown item; known items: {', '.join(known)}")
         items.append((str(key), _bool(f"ssc_criteria.{key}", item)))
     return tuple(items)
 
@@ -377,4 +459,4 @@ def _imaging(raw: dict[str, Any], source: str | None) -> ImagingInfo:
 def _no_unknown_keys(field: str, raw: dict[str, Any], known: tuple[str, ...]) -> None:
     for key in raw:
         if key not in known:
-            raise InputError(f"{field}.{key}: unknown field; known fields: {', '.join(known)}")
+            raise InputError(f"{field}.{key_text(key)}: unknown field; known fields: {', '.join(known)}")

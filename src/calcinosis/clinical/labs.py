@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from calcinosis.clinical.inputs import exponent_hint, key_text, quote
 from calcinosis.errors import InputError
 
 #: Statuses a lab result can have once interpreted.
@@ -41,6 +42,8 @@ class LabSpec:
     units: tuple[UnitSpec, ...]
     flags: tuple[str, ...]
     qualitative: bool
+    #: ``(min, max)`` in ``canonical_unit`` a living patient can have; outside is a typo or a wrong unit.
+    plausible_range: tuple[float, float] | None = None
 
     def unit_spec(self, unit: str) -> UnitSpec | None:
         key = normalize_unit(unit)
@@ -120,6 +123,11 @@ def parse_lab_catalogue(raw: dict[str, Any]) -> dict[str, LabSpec]:
             units=units,
             flags=tuple(entry["flags"]),
             qualitative=bool(entry.get("qualitative", False)),
+            plausible_range=(
+                tuple(float(v) for v in entry["plausible_range"])  # type: ignore[arg-type]
+                if "plausible_range" in entry
+                else None
+            ),
         )
     return catalogue
 
@@ -141,17 +149,17 @@ def parse_lab(key: str, entry: Any, catalogue: dict[str, LabSpec]) -> LabResult 
     InputError
         Naming the field (``labs.calcium.unit`` ...) when the entry is malformed.
     """
-    field = f"labs.{key}"
+    field = f"labs.{key_text(key)}"
     if entry is None:
         return None
     if not isinstance(entry, dict):
         raise InputError(
             f"{field}: expected a mapping like {{value: 9.5, unit: mg/dL}} or {{flag: normal}}, "
-            f"got {entry!r}"
+            f"got {quote(entry)}"
         )
     for k in entry:
         if k not in _LAB_ENTRY_KEYS:
-            raise InputError(f"{field}.{k}: unknown key; use {', '.join(_LAB_ENTRY_KEYS)}")
+            raise InputError(f"{field}.{key_text(k)}: unknown key; use {', '.join(_LAB_ENTRY_KEYS)}")
     spec = resolve_lab_name(str(key), catalogue)
     value = entry.get("value")
     unit = entry.get("unit")
@@ -161,7 +169,7 @@ def parse_lab(key: str, entry: Any, catalogue: dict[str, LabSpec]) -> LabResult 
             f"{field}: give a value (with its unit) or a flag, or write null if unknown"
         )
     if unit is not None and not isinstance(unit, str):
-        raise InputError(f"{field}.unit: expected a unit as text, got {unit!r}")
+        raise InputError(f"{field}.unit: expected a unit as text, got {quote(unit)}")
     if flag is not None:
         flag = _check_flag(f"{field}.flag", flag, spec)
     if spec is None:
@@ -181,15 +189,16 @@ def parse_lab(key: str, entry: Any, catalogue: dict[str, LabSpec]) -> LabResult 
     unit_spec = spec.unit_spec(unit)
     if unit_spec is None:
         raise InputError(
-            f"{field}.unit: {unit!r} is not a known unit for {spec.name}; use {_unit_list(spec)}"
+            f"{field}.unit: {quote(unit)} is not a known unit for {spec.name}; use {_unit_list(spec)}"
         )
+    _check_plausible(f"{field}.value", number, unit_spec, spec)
     reference = unit_spec.reference_range
     if "reference_range" in entry and entry["reference_range"] is not None:
         reference = _check_range(f"{field}.reference_range", entry["reference_range"])
     status = _range_status(number, reference)
     if flag is not None and _flag_status(flag, spec) != status:
         raise InputError(
-            f"{field}: the flag {flag!r} contradicts the value {_format_number(number)} {unit} "
+            f"{field}: the flag {quote(flag)} contradicts the value {_format_number(number)} {unit} "
             f"(reference {reference[0]}-{reference[1]}); give one or make them agree"
         )
     return LabResult(
@@ -259,7 +268,7 @@ def _uninterpreted(
 def _check_flag(field: str, flag: Any, spec: LabSpec | None) -> str:
     allowed = spec.flags if spec is not None else ("normal", "low", "high", "negative", "positive")
     if not isinstance(flag, str) or flag.strip().lower() not in allowed:
-        raise InputError(f"{field}: {flag!r} is not a known flag; use one of {', '.join(allowed)}")
+        raise InputError(f"{field}: {quote(flag)} is not a known flag; use one of {', '.join(allowed)}")
     return flag.strip().lower()
 
 
@@ -271,16 +280,39 @@ def _flag_status(flag: str, spec: LabSpec) -> str:
 
 def _check_number(field: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"{field}: {value!r} is not a number; write the number alone, e.g. 9.5")
-    number = float(value)
+        hint = exponent_hint(value)
+        if hint is not None:
+            raise InputError(f"{field}: {hint}")
+        raise InputError(f"{field}: {quote(value)} is not a number; write the number alone, e.g. 9.5")
+    try:
+        number = float(value)
+    except OverflowError:  # an int too big for a float (YAML reads 0x... of any length)
+        number = math.inf
     if not math.isfinite(number) or number < 0:
-        raise InputError(f"{field}: {value!r} must be a finite number >= 0")
+        raise InputError(f"{field}: {quote(value)} must be a finite number >= 0")
     return number
+
+
+def _check_plausible(field: str, number: float, unit: UnitSpec, spec: LabSpec) -> None:
+    """Refuse a value no living patient can have (see ``plausible_range`` in ``labs.yaml``).
+
+    Interpreted, it would be a confident wrong answer: a creatinine of 0 has no eGFR, one of
+    80 written in mg/dL instead of umol/L reads as kidney failure.
+    """
+    if spec.plausible_range is None:
+        return
+    low, high = (limit / unit.to_canonical for limit in spec.plausible_range)
+    if not low * (1 - 1e-9) <= number <= high * (1 + 1e-9):
+        raise InputError(
+            f"{field}: {_format_number(number)} {unit.unit} cannot be a real {spec.label}: "
+            f"it must be {_format_limit(low)}-{_format_limit(high)} {unit.unit}; "
+            "check the value and its unit"
+        )
 
 
 def _check_range(field: str, value: Any) -> tuple[float | None, float | None]:
     if not isinstance(value, list | tuple) or len(value) != 2:
-        raise InputError(f"{field}: expected [low, high] (either may be null), got {value!r}")
+        raise InputError(f"{field}: expected [low, high] (either may be null), got {quote(value)}")
     low, high = (None if v is None else _check_number(field, v) for v in value)
     if low is not None and high is not None and low > high:
         raise InputError(f"{field}: low {low} is above high {high}")
@@ -304,3 +336,8 @@ def _unit_list(spec: LabSpec) -> str:
 
 def _format_number(value: float) -> str:
     return f"{value:g}"
+
+
+def _format_limit(value: float) -> str:
+    """A plausibility limit in the user's unit, rounded: 50 mg/dL is 4420.08 umol/L."""
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
