@@ -112,3 +112,18 @@ def test_a_path_that_is_not_utf8_is_refused_not_a_crash(tmp_path, make_phantom):
     os.rename(good, bad)
     with pytest.raises(InputError, match=r"lat\\xe9.nii.gz is not valid UTF-8"):
         read_volume(os.fsdecode(bad))
+
+
+def test_an_uncompressed_nifti_named_nii_gz_is_read(tmp_path, make_phantom):
+    # ITK reads it as it is; the completeness check called it "truncated or corrupt".
+    vol = make_phantom()
+    packed = write_volume(vol, tmp_path / "packed.nii.gz")
+    plain = tmp_path / "plain.nii.gz"
+    plain.write_bytes(gzip.decompress(packed.read_bytes()))
+    np.testing.assert_array_equal(read_volume(plain).array, vol.array)
+
+
+def test_a_folder_holding_a_nifti_points_to_it(tmp_path, make_phantom):
+    write_volume(make_phantom(), tmp_path / "scan.nii.gz")
+    with pytest.raises(InputError, match="holds scan.nii.gz: give that file itself"):
+        read_volume(tmp_path)

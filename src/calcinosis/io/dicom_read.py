@@ -131,11 +131,26 @@ def _read_series(folder: Path, headers: list[SliceHeader], series_uid: str | Non
     return Volume(array, spacing, origin, direction, metadata)
 
 
+def _volume_files(folder: Path) -> list[Path]:
+    """Files right in ``folder`` that the ITK readers take (a NIfTI given by its folder)."""
+    from calcinosis.io.itk import itk_format
+
+    try:
+        return sorted(p for p in folder.iterdir() if itk_format(p) is not None and p.is_file())
+    except OSError:
+        return []
+
+
 def _choose_series(folder: Path, headers: list[SliceHeader],
                    series_uid: str | None) -> tuple[list[SliceHeader], list[dict[str, Any]]]:
     """The chosen series' image headers, and the other CT series (``series_uid``, ``slices``,
     ``description``; most slices first) when it was chosen for having the most slices."""
     if not headers:
+        volumes = _volume_files(folder)
+        if volumes:
+            raise InputError(f"no DICOM files found under {folder}, but it holds {volumes[0].name}"
+                             f"{f' and {len(volumes) - 1} more image files' if len(volumes) > 1 else ''}: "
+                             "give that file itself")
         raise InputError(f"no DICOM files found under {folder}; give the folder of a CT series")
     images = [h for h in headers if h.is_image]
     if not images:

@@ -53,10 +53,12 @@ def _usable(values) -> bool:
 
 
 def _check_nifti(path: Path) -> None:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rb") as fh:
+        with open(path, "rb") as fh:
             head = fh.read(544)
+        if head[:2] == b"\x1f\x8b":  # gzip (a .nii.gz; ITK reads one uncompressed too)
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(544)
     except (OSError, EOFError, zlib.error):
         return
     for endian in "<>":

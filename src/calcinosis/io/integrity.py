@@ -31,7 +31,7 @@ def check_nifti_complete(path: str | Path) -> None:
     name = path.name.lower()
     if not name.endswith((".nii", ".nii.gz")):
         return
-    compressed = name.endswith(".gz")
+    compressed = name.endswith(".gz") and _starts_with(path, b"\x1f\x8b")  # else read as it is, like ITK
     try:
         if compressed:
             with gzip.open(path, "rb") as fh:
@@ -50,6 +50,14 @@ def check_nifti_complete(path: str | Path) -> None:
     if expected is not None and total < expected:
         raise InputError(f"{path} is truncated: {total} of {expected} bytes present; "
                          "copy or export it again")
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 def _expected_bytes(header: bytes) -> int | None:
