@@ -10,6 +10,8 @@ from calcinosis.errors import InputError
 # Hydroxyapatite mass per (cm^3 * HU) is about 0.8 mg (phantom-calibrated scanners 0.6-1.1): a
 # calibration far past that is a typo or another unit, and NaN cannot be written to JSON.
 MAX_CALIBRATION_MG_PER_HU_CM3 = 10.0
+# ... and one far below it (1e-300 made every mass 0.0 mg).
+MIN_CALIBRATION_MG_PER_HU_CM3 = 0.01
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,10 @@ class AnalysisConfig:
                 f"threshold_hu={self.threshold_hu} is outside -200..1000 HU; calcification "
                 "thresholds are usually 130 HU"
             )
-        if not 0.0 < self.mass_calibration_mg_per_hu_cm3 <= MAX_CALIBRATION_MG_PER_HU_CM3:
+        if not MIN_CALIBRATION_MG_PER_HU_CM3 <= self.mass_calibration_mg_per_hu_cm3 <= MAX_CALIBRATION_MG_PER_HU_CM3:
             raise InputError(
                 f"mass calibration {self.mass_calibration_mg_per_hu_cm3:g} is not a number of mg per (cm^3 * HU) "
-                f"in (0, {MAX_CALIBRATION_MG_PER_HU_CM3:g}] (hydroxyapatite: about 0.8)")
+                f"in {MIN_CALIBRATION_MG_PER_HU_CM3:g}..{MAX_CALIBRATION_MG_PER_HU_CM3:g} (hydroxyapatite: about 0.8)")
         for name in ("seed_sigma", "min_volume_mm3", "bone_min_volume_mm3", "bone_min_extent_mm",
                      "juxta_osseous_mm", "cutaneous_mm", "midline_mm", "shell_mm"):
             if not getattr(self, name) >= 0:  # NaN too

@@ -191,6 +191,7 @@ def test_missing_input_exits_2(tmp_path, capsys):
     ("--calibration", "nan", "mass calibration nan"),  # was an internal error (NaN in summary.json)
     ("--calibration", "1e9", "mass calibration 1e+09"),  # was accepted: masses 10^9 times too large
     ("--calibration", "0", "mass calibration 0"),
+    ("--calibration", "1e-300", "mass calibration 1e-300"),  # was accepted: every mass 0.0 mg
     ("--threshold-hu", "5000", "outside -200..1000 HU"),
 ])
 def test_bad_settings_exit_2_with_one_line(analysed, tmp_path, capsys, option, value, word):
