@@ -135,6 +135,13 @@ def nan_rescale_slope(folder, make):
     _edit(_series(folder, make)[2], RescaleSlope="nan")  # was an internal error, and a pydicom warning
 
 
+def text_rescale_intercept(folder, make):
+    for f in _series(folder, make):
+        ds = pydicom.dcmread(f)
+        ds["RescaleIntercept"] = pydicom.DataElement(0x00281052, "LO", "minus1024")  # was "raw stored values"
+        ds.save_as(f)
+
+
 def negative_rescale_slope(folder, make):
     for f in _series(folder, make):
         _edit(f, RescaleSlope=-1)  # every value -1024 or less: was analysed, no body, exit 0
@@ -161,6 +168,7 @@ CASES = [
     (zero_rescale_slope, "RescaleSlope 0 .*cannot be turned into HU"),
     (nan_rescale_slope, "RescaleSlope nan .*cannot be turned into HU"),
     (negative_rescale_slope, "nothing denser than air"),
+    (text_rescale_intercept, "RescaleIntercept nan: its values cannot be turned into HU"),
     (inconsistent_orientation, "different ImageOrientationPatient"),
     (inconsistent_size, "differ in size"),
     (gantry_tilt, "shifted in-plane"),

@@ -237,7 +237,7 @@ def _check_slices(slices: list[SliceHeader]) -> None:
             raise InputError(f"{h.path} lacks a valid {' and '.join(missing)}; the slice cannot be placed in space")
         if not (math.isfinite(h.slope) and h.slope != 0 and math.isfinite(h.intercept)):
             raise InputError(f"{h.path} has RescaleSlope {h.slope:g} and RescaleIntercept {h.intercept:g}: its "
-                             "values cannot be turned into HU (the slope must be a non-zero number)")
+                             "values cannot be turned into HU (both must be numbers, the slope not zero)")
         if h.samples_per_pixel != 1 or h.photometric not in ("MONOCHROME1", "MONOCHROME2"):
             raise InputError(f"{h.path} is not a greyscale image ({h.photometric}); a CT series is needed")
     first = slices[0]

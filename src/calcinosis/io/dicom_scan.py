@@ -168,8 +168,10 @@ def _slice_header(path: Path, ds: Dataset) -> SliceHeader:
         position=floats_or_none(ds, "ImagePositionPatient", 3),
         orientation=floats_or_none(ds, "ImageOrientationPatient", 6),
         pixel_spacing=floats_or_none(ds, "PixelSpacing", 2),
-        slope=float_or(ds, "RescaleSlope", 1.0),
-        intercept=float_or(ds, "RescaleIntercept", 0.0),
+        # Present but not a number: NaN, which the reader refuses by name (taken as absent, a
+        # text intercept such as "minus1024" read as 0 and was called raw stored values).
+        slope=float_or(ds, "RescaleSlope", 1.0, malformed=math.nan),
+        intercept=float_or(ds, "RescaleIntercept", 0.0, malformed=math.nan),
         transfer_syntax=str(getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID", "") or ""),
         samples_per_pixel=_int_or_none(ds.get("SamplesPerPixel")) or 1,
         photometric=str(ds.get("PhotometricInterpretation", "") or "").upper(),
@@ -194,13 +196,14 @@ def floats_or_none(ds: Dataset, keyword: str, n: int) -> tuple[float, ...] | Non
     return values
 
 
-def float_or(ds: Dataset, keyword: str, default: float) -> float:
-    """``keyword``'s value as a float; ``default`` when absent, empty or malformed."""
+def float_or(ds: Dataset, keyword: str, default: float, *, malformed: float | None = None) -> float:
+    """``keyword``'s value as a float; ``default`` when absent or empty, and when malformed
+    too unless ``malformed`` is given."""
     try:
         value = ds.get(keyword)
         return float(value) if value not in (None, "") else default
     except (TypeError, ValueError):
-        return default
+        return default if malformed is None else malformed
 
 
 def as_list(value: object) -> list[object]:
