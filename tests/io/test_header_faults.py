@@ -64,17 +64,30 @@ def test_nrrd_with_a_negative_spacing_is_a_flipped_axis(tmp_path):
     assert vol.direction[0, 0] == -1.0
 
 
-@pytest.mark.parametrize("spacing", [None, "0 0 0", "nan 1 1"])
-def test_metaimage_without_a_voxel_size_is_refused(tmp_path, spacing):
+def _metaimage(path, *fields: str) -> None:
     shape = (6, 7, 8)
     data = np.full(shape, -1000, np.int16)
+    data[2:4, 2:5, 2:6] = 40
     lines = ["ObjectType = Image", "NDims = 3", f"DimSize = {shape[2]} {shape[1]} {shape[0]}",
-             "ElementType = MET_SHORT", "ElementByteOrderMSB = False"]
-    if spacing is not None:
-        lines.append(f"ElementSpacing = {spacing}")
-    lines.append("ElementDataFile = LOCAL")
-    (tmp_path / "scan.mha").write_bytes(("\n".join(lines) + "\n").encode() + data.tobytes())
+             "ElementType = MET_SHORT", "ElementByteOrderMSB = False", *fields, "ElementDataFile = LOCAL"]
+    path.write_bytes(("\n".join(lines) + "\n").encode() + data.tobytes())
+
+
+@pytest.mark.parametrize("spacing", [None, "0 0 0", "nan 1 1"])
+def test_metaimage_without_a_voxel_size_is_refused(tmp_path, spacing):
+    _metaimage(tmp_path / "scan.mha", *([] if spacing is None else [f"ElementSpacing = {spacing}"]))
     with pytest.raises(InputError, match="no usable voxel size"):
+        read_volume(tmp_path / "scan.mha")
+
+
+@pytest.mark.parametrize("field, word", [
+    ("Offset = nan 0 0", "origin"),  # ITK read it as 0
+    ("TransformMatrix = 0 0 0 0 0 0 0 0 0", "axes"),  # ITK said only "(0 0 0)"
+    ("TransformMatrix = nan 0 0 0 1 0 0 0 1", "axes"),
+])
+def test_metaimage_with_an_unusable_origin_or_axes_is_refused(tmp_path, field, word):
+    _metaimage(tmp_path / "scan.mha", "ElementSpacing = 0.8 0.8 2", field)
+    with pytest.raises(InputError, match=f"header's {word}"):
         read_volume(tmp_path / "scan.mha")
 
 

@@ -151,6 +151,17 @@ def _check_metaimage(path: Path) -> None:
         raise _no_spacing(path, "no ElementSpacing")
     if not _usable(_numbers(spacing)):
         raise _no_spacing(path, f"ElementSpacing {spacing[:80]}")
+    # ITK reads a NaN origin as 0 and says only "(0 0 0)" of a NaN or all-zero direction.
+    for key in ("offset", "position", "origin"):
+        if key in fields and not all(math.isfinite(v) for v in _numbers(fields[key])):
+            raise InputError(f"cannot use {path}: its header's origin ({key.capitalize()} {fields[key][:80]}) is not "
+                             "a position in mm; check the header")
+    for key in ("transformmatrix", "rotation", "orientation"):
+        if key in fields:
+            matrix = _numbers(fields[key])
+            if not all(math.isfinite(v) for v in matrix) or not any(matrix):
+                raise InputError(f"cannot use {path}: its header's axes (TransformMatrix {fields[key][:80]}) are not "
+                                 "directions; check the header")
 
 
 def check_metaimage_data(path: Path) -> None:
