@@ -77,6 +77,25 @@ def test_mass_beside_the_lung_counts_soft_tissue_only():
     assert lesion.mass_mg == pytest.approx(0.8 * 500.0 * 9 * np.prod(sp) / 1000.0)
 
 
+def test_mass_of_a_deposit_in_the_skin_leaves_out_the_air_outside_the_body():
+    # A deposit in the skin on coarse pixels (2.5 mm): its shell reaches the air outside the
+    # body, whose voxels counted about -1000 HU each against the skin's background (masses of
+    # -22 mg for beads of 1500 HU).
+    sp = (1.5, 2.5, 2.5)
+    hu = np.full((7, 15, 15), 40.0, np.float32)
+    hu[:, :6] = -1000.0  # air above the skin
+    body = hu > -500
+    labels = np.zeros(hu.shape, np.int32)
+    labels[3, 6, 7] = 1  # in the skin's first row
+    hu[labels == 1] = 540.0
+    ctx = LesionContext(hu=hu, labels=labels, body=body, bone=np.zeros(hu.shape, bool),
+                        depth_mm=None, bone_distance_mm=None, spacing_zyx=sp, offset_zyx=(0, 0, 0))
+    (lesion,) = measure_lesions(ctx, lambda idx: np.asarray(idx, float)[..., ::-1] * sp[::-1], AnalysisConfig(),
+                                midline_x_mm=0.0, noise_hu=10.0)
+    assert lesion.background_hu == 40.0
+    assert lesion.mass_mg == pytest.approx(0.8 * 500.0 * np.prod(sp) / 1000.0)
+
+
 def _deposit_in_fat(skin_strip: bool):
     """A deposit (3 x 3 voxels, 500 HU above fat) on a 3 mm slice of fat, its blur below the
     threshold round it: 100 HU above the fat one voxel out, 50 HU two voxels out (past the

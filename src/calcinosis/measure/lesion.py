@@ -136,7 +136,10 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
         # that reaches past the shell.
         if SOFT_TISSUE_MIN_HU <= background and ring_ok.any() and np.percentile(hu[ring_ok], 90.0) < FAT_MAX_HU:
             region |= _tail_region(mask, hu, background, sp, config, ~bone_near & ~other)
-        region = (region | mask) & ~bone_near & ~other
+        # Outside the body is air (or a table, clothing, an object on the skin): not the
+        # deposit's blur. Against the tissue's background each such voxel counted about
+        # -1000 HU of missing mass (deposits in the skin on 2.5 mm pixels: negative masses).
+        region = (region | mask) & ~bone_near & ~other & (ctx.body[box] | mask)
         vals = hu[mask]
         coords = np.argwhere(mask)
         w = np.clip(vals - background, 1e-3, None)
