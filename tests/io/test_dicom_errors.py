@@ -135,6 +135,12 @@ def nan_rescale_slope(folder, make):
     _edit(_series(folder, make)[2], RescaleSlope="nan")  # was an internal error, and a pydicom warning
 
 
+def falsely_big_endian(folder, make):
+    for f in _series(folder, make):
+        data = f.read_bytes()  # marked big-endian (same length of UID), the data little-endian
+        f.write_bytes(data.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.2\x00", 1))
+
+
 def text_rescale_intercept(folder, make):
     for f in _series(folder, make):
         ds = pydicom.dcmread(f)
@@ -168,6 +174,7 @@ CASES = [
     (zero_rescale_slope, "RescaleSlope 0 .*cannot be turned into HU"),
     (nan_rescale_slope, "RescaleSlope nan .*cannot be turned into HU"),
     (negative_rescale_slope, "nothing denser than air"),
+    (falsely_big_endian, "marked DICOM but could not be read"),  # was "no DICOM files found"
     (text_rescale_intercept, "RescaleIntercept nan: its values cannot be turned into HU"),
     (inconsistent_orientation, "different ImageOrientationPatient"),
     (inconsistent_size, "differ in size"),

@@ -131,6 +131,21 @@ def _read_series(folder: Path, headers: list[SliceHeader], series_uid: str | Non
     return Volume(array, spacing, origin, direction, metadata)
 
 
+def _marked_dicom_files(folder: Path) -> int:
+    """How many files under ``folder`` carry the DICOM file mark ("DICM" after the 128-byte
+    preamble): when none could be read, they are damaged rather than absent."""
+    from calcinosis.io.dicom_scan import iter_candidate_files
+
+    count = 0
+    for path in iter_candidate_files(folder):
+        try:
+            with open(path, "rb") as fh:
+                count += fh.read(132)[128:] == b"DICM"
+        except OSError:
+            continue
+    return count
+
+
 def _volume_files(folder: Path) -> list[Path]:
     """Files right in ``folder`` that the ITK readers take (a NIfTI given by its folder)."""
     from calcinosis.io.itk import itk_format
@@ -151,6 +166,11 @@ def _choose_series(folder: Path, headers: list[SliceHeader],
             raise InputError(f"no DICOM files found under {folder}, but it holds {volumes[0].name}"
                              f"{f' and {len(volumes) - 1} more image files' if len(volumes) > 1 else ''}: "
                              "give that file itself")
+        unreadable = _marked_dicom_files(folder)
+        if unreadable:
+            raise InputError(f"no readable DICOM file under {folder}: {unreadable} file(s) are marked DICOM but "
+                             "could not be read (damaged, or a transfer syntax pydicom cannot parse); "
+                             "export the series again")
         raise InputError(f"no DICOM files found under {folder}; give the folder of a CT series")
     images = [h for h in headers if h.is_image]
     if not images:
