@@ -374,3 +374,20 @@ def test_invert_on_dicom_says_it_is_ignored(tmp_path, small):
     rg = read_radiograph(path, invert=True)
     assert np.array_equal(rg.image, read_radiograph(path).image)
     assert any("--invert ignored" in w for w in rg.warnings)
+
+
+def test_out_that_is_a_file_or_cannot_be_created_exits_2(tmp_path, small, capsys):
+    from PIL import Image
+
+    png = tmp_path / "t.png"
+    Image.fromarray(_grey8(small)).save(png)
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    for out, words in ((afile, "not a folder"), (afile / "sub", "cannot create")):
+        assert main(["radiograph", str(png), "--pixel-spacing", "1", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and err.count("\n") == 0, err
+        assert main(["radiograph-compare", str(png), str(png), "--pixel-spacing", "1", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and err.count("\n") == 0, err
+    assert afile.read_text() == "keep me"

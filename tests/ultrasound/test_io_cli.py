@@ -265,3 +265,13 @@ def test_truncated_dicom_header_is_called_truncated(tmp_path, phantom, capsys):
     cut.write_bytes(path.read_bytes()[:400])  # ends inside the header, before Modality
     assert main(["ultrasound", str(cut), "--out", str(tmp_path / "o")]) == 2
     assert "the file is truncated" in _one_line_error(capsys)  # was "not marked as ultrasound"
+
+
+def test_out_that_cannot_be_created_exits_2(tmp_path, phantom, capsys):
+    png = tmp_path / "scan.png"
+    Image.fromarray(phantom.image).save(png)
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    assert main(["ultrasound", str(png), "--out", str(afile / "sub")]) == 2  # was NotADirectoryError, exit 1
+    assert "cannot create" in _one_line_error(capsys)
+    assert afile.read_text() == "keep me"
