@@ -391,3 +391,40 @@ def test_out_that_is_a_file_or_cannot_be_created_exits_2(tmp_path, small, capsys
         err = capsys.readouterr().err.strip()
         assert words in err and err.count("\n") == 0, err
     assert afile.read_text() == "keep me"
+
+
+@pytest.fixture(scope="module")
+def small_out(tmp_path_factory, small):
+    """A 'calcinosis radiograph' output folder of the small phantom (calibrated)."""
+    out = tmp_path_factory.mktemp("small") / "out"
+    assert main(["radiograph", str(write_phantom_dicom(small, out.parent / "s.dcm")), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("content", [
+    '"score totals"', '{"score": [1], "totals": {}}', '{"score": {}, "totals": {}}',
+    '{"score": {"image_score": "8", "by_area": {}}, "totals": {"total_area_mm2": 1}}',
+    '{"score": {"image_score": null, "by_area": {}}, "totals": {"total_area_mm2": 1}}',
+    '{"score": {"image_score": NaN, "by_area": {}}, "totals": {"total_area_mm2": 1}}',
+    '{"score": {"image_score": 3, "by_area": {"hand": {"score": "x"}}}, "totals": {"total_area_mm2": 1}}',
+])
+def test_compare_refuses_a_summary_that_is_not_one(tmp_path, small_out, capsys, content):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "summary.json").write_text(content)
+    assert main(["radiograph-compare", str(small_out), str(bad), "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a radiograph summary" in err and err.count("\n") == 0, err
+
+
+def test_compare_refuses_calibrated_against_uncalibrated(tmp_path, small, small_out, capsys):
+    # The same radiograph without its spacing read as +158 % "progression": detection ran
+    # under an assumed 0.2 mm pixel.
+    bare = write_phantom_dicom(small, tmp_path / "bare.dcm", with_spacing=False)
+    assert main(["radiograph-compare", str(small_out), str(bare), "--out", str(tmp_path / "c")]) == 2
+    assert "not comparable" in capsys.readouterr().err
+    # --pixel-spacing gives the bare image its spacing and leaves the calibrated input's alone.
+    assert main(["radiograph-compare", str(small_out), str(bare), "--pixel-spacing", "1",
+                 "--out", str(tmp_path / "c")]) == 0
+    comp = json.loads((tmp_path / "c" / "comparison.json").read_text())
+    assert comp["status"] == "stable" and comp["score"]["change_percent"] == 0.0
