@@ -244,3 +244,187 @@ def test_cli_outputs_and_compare(tmp_path, thigh):
     assert main(["radiograph-compare", str(out), str(tmp_path / "h"), "--out", str(tmp_path / "c2")]) == 0
     comp2 = json.loads((tmp_path / "c2" / "comparison.json").read_text())
     assert comp2["total_area_mm2"]["status"] == "improvement"
+
+
+# --- Inputs the reader used to misread, hang on or crash on ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A small thigh phantom (1 mm pixels, 200 x 200): fast to write and analyse."""
+    return make_radiograph_phantom("thigh", pixel_spacing_mm=1.0)
+
+
+def _grey8(phantom) -> np.ndarray:
+    return (phantom.image // 16).astype(np.uint8)
+
+
+def _png_declaring(path, image: np.ndarray, width: int, height: int):
+    """A PNG of ``image`` (uint8 grey) whose header declares ``width`` x ``height`` pixels:
+    its compressed data ends cleanly after the rows ``image`` has."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    Image.fromarray(image).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR width, height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR CRC
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_greyscale_stored_as_cmyk_or_with_alpha_reads_the_image(tmp_path, small):
+    # A greyscale CMYK file keeps the image in K: channel C, which was used, is all 0.
+    from PIL import Image
+
+    g8 = _grey8(small)
+    for name in ("cmyk.tif", "cmyk.jpg"):
+        Image.fromarray(g8).convert("CMYK").save(tmp_path / name)
+        rg = read_radiograph(tmp_path / name)
+        assert np.corrcoef(rg.image.ravel(), g8.ravel())[0, 1] > 0.99, name
+    assert np.array_equal(read_radiograph(tmp_path / "cmyk.tif").image, g8)
+    # Grey with alpha (LA) was refused as a colour image: the grey is the image.
+    Image.fromarray(g8).convert("LA").save(tmp_path / "la.png")
+    rg = read_radiograph(tmp_path / "la.png")
+    assert np.array_equal(rg.image, g8) and any("alpha" in w for w in rg.warnings)
+
+
+def _bad_bitmap(kind: str, tmp_path, phantom):
+    """A PNG/TIFF the reader must refuse (what the old reader did in comments)."""
+    from PIL import Image
+
+    g8 = _grey8(phantom)
+    path = tmp_path / {"multi": "multi.tif", "nan": "nan.tif", "inf": "inf.tif"}.get(kind, f"{kind}.png")
+    if kind == "multi":  # page 0 blank, page 1 the radiograph: page 0 was analysed
+        Image.fromarray(np.zeros_like(g8)).save(path, save_all=True, append_images=[Image.fromarray(g8)])
+    elif kind in ("nan", "inf"):  # ValueError from the filters
+        f = phantom.image.astype(np.float32)
+        f[50:60, 50:60] = np.nan if kind == "nan" else np.inf
+        Image.fromarray(f).save(path)
+    elif kind == "short":  # rows 60-199 were read as 0
+        _png_declaring(path, g8[:60], 200, 200)
+    elif kind == "huge":  # analysed for minutes
+        _png_declaring(path, np.zeros((1, 12000), np.uint8), 12000, 12000)
+    else:  # "bomb": Pillow's DecompressionBombError, exit 1
+        _png_declaring(path, np.zeros((1, 60000), np.uint8), 60000, 60000)
+    return path
+
+
+@pytest.mark.parametrize("kind,words", [
+    ("multi", "2 pages"), ("nan", "NaN or infinite"), ("inf", "NaN or infinite"),
+    ("short", "ends before the last row"), ("huge", "million pixels"), ("bomb", "million pixels"),
+])
+def test_multi_page_nan_truncated_and_oversized_images_are_refused(tmp_path, small, kind, words):
+    with pytest.raises(InputError, match=words):
+        read_radiograph(_bad_bitmap(kind, tmp_path, small))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no named pipes here")
+def test_named_pipe_is_refused_not_waited_on(tmp_path, capsys):
+    import os
+
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)  # reading it blocked for ever
+    assert main(["radiograph", str(pipe), "--out", str(tmp_path / "o")]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+
+
+def _dicom_variant(tmp_path, phantom, name, **elements):
+    """The phantom's DICOM with header elements set: ``keyword=(tag, VR, value)`` or None to delete."""
+    import pydicom
+
+    ds = pydicom.dcmread(write_phantom_dicom(phantom, tmp_path / "base.dcm", photometric="MONOCHROME2"))
+    for keyword, spec in elements.items():
+        if spec is None:
+            del ds[keyword]
+        else:
+            ds.add_new(*spec)
+    ds.save_as(tmp_path / name)
+    return tmp_path / name
+
+
+def test_unusable_window_is_ignored_with_a_warning(tmp_path, small):
+    plain = read_radiograph(write_phantom_dicom(small, tmp_path / "plain.dcm", photometric="MONOCHROME2"))
+    for name, center, width in (("w0.dcm", "2000", "0"), ("wneg.dcm", "2000", "-5"), ("wtext.dcm", "abc", "def")):
+        path = _dicom_variant(tmp_path, small, name, WindowCenter=(0x00281050, "LO", center),
+                              WindowWidth=(0x00281051, "LO", width))
+        rg = read_radiograph(path)
+        assert np.array_equal(rg.image, plain.image), name
+        assert rg.description["voi"] == "none" and any("window cannot be applied" in w for w in rg.warnings)
+
+
+def test_damaged_dicom_layout_fields_are_refused_in_one_line(tmp_path, small, capsys):
+    cases = (
+        (_dicom_variant(tmp_path, small, "frames.dcm", NumberOfFrames=(0x00280008, "LO", "abc")), "NumberOfFrames"),
+        (_dicom_variant(tmp_path, small, "nophoto.dcm", PhotometricInterpretation=None),
+         "no PhotometricInterpretation"),  # was called a colour image (SamplesPerPixel > 1)
+        (_dicom_variant(tmp_path, small, "huge.dcm", Rows=(0x00280010, "US", 60000),
+                        Columns=(0x00280011, "US", 60000)), "million pixels"),
+    )
+    for path, words in cases:
+        assert main(["radiograph", str(path), "--out", str(tmp_path / "o")]) == 2, path
+        err = capsys.readouterr().err.strip()
+        assert words in err and err.count("\n") == 0, err
+
+
+def test_invert_on_dicom_says_it_is_ignored(tmp_path, small):
+    path = write_phantom_dicom(small, tmp_path / "t.dcm", photometric="MONOCHROME2")
+    rg = read_radiograph(path, invert=True)
+    assert np.array_equal(rg.image, read_radiograph(path).image)
+    assert any("--invert ignored" in w for w in rg.warnings)
+
+
+def test_out_that_is_a_file_or_cannot_be_created_exits_2(tmp_path, small, capsys):
+    from PIL import Image
+
+    png = tmp_path / "t.png"
+    Image.fromarray(_grey8(small)).save(png)
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    for out, words in ((afile, "not a folder"), (afile / "sub", "cannot create")):
+        assert main(["radiograph", str(png), "--pixel-spacing", "1", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and err.count("\n") == 0, err
+        assert main(["radiograph-compare", str(png), str(png), "--pixel-spacing", "1", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and err.count("\n") == 0, err
+    assert afile.read_text() == "keep me"
+
+
+@pytest.fixture(scope="module")
+def small_out(tmp_path_factory, small):
+    """A 'calcinosis radiograph' output folder of the small phantom (calibrated)."""
+    out = tmp_path_factory.mktemp("small") / "out"
+    assert main(["radiograph", str(write_phantom_dicom(small, out.parent / "s.dcm")), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("content", [
+    '"score totals"', '{"score": [1], "totals": {}}', '{"score": {}, "totals": {}}',
+    '{"score": {"image_score": "8", "by_area": {}}, "totals": {"total_area_mm2": 1}}',
+    '{"score": {"image_score": null, "by_area": {}}, "totals": {"total_area_mm2": 1}}',
+    '{"score": {"image_score": NaN, "by_area": {}}, "totals": {"total_area_mm2": 1}}',
+    '{"score": {"image_score": 3, "by_area": {"hand": {"score": "x"}}}, "totals": {"total_area_mm2": 1}}',
+])
+def test_compare_refuses_a_summary_that_is_not_one(tmp_path, small_out, capsys, content):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "summary.json").write_text(content)
+    assert main(["radiograph-compare", str(small_out), str(bad), "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a radiograph summary" in err and err.count("\n") == 0, err
+
+
+def test_compare_refuses_calibrated_against_uncalibrated(tmp_path, small, small_out, capsys):
+    # The same radiograph without its spacing read as +158 % "progression": detection ran
+    # under an assumed 0.2 mm pixel.
+    bare = write_phantom_dicom(small, tmp_path / "bare.dcm", with_spacing=False)
+    assert main(["radiograph-compare", str(small_out), str(bare), "--out", str(tmp_path / "c")]) == 2
+    assert "not comparable" in capsys.readouterr().err
+    # --pixel-spacing gives the bare image its spacing and leaves the calibrated input's alone.
+    assert main(["radiograph-compare", str(small_out), str(bare), "--pixel-spacing", "1",
+                 "--out", str(tmp_path / "c")]) == 0
+    comp = json.loads((tmp_path / "c" / "comparison.json").read_text())
+    assert comp["status"] == "stable" and comp["score"]["change_percent"] == 0.0

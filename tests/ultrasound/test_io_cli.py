@@ -155,3 +155,123 @@ def test_image_without_an_echo_field_says_nothing_on_stderr(tmp_path, capsys):
         assert main(["ultrasound", str(png), "--out", str(tmp_path / "o"), "--pixel-spacing", "0.2"]) == 0
     err = capsys.readouterr().err
     assert "warning" not in err.lower() and err.count("\n") <= 1  # the one summary line
+
+
+# --- Inputs the reader used to misread, hang on or crash on ----------------------------------
+
+
+def _png_declaring(path, image: np.ndarray, width: int, height: int):
+    """A PNG of ``image`` (uint8 grey) whose header declares ``width`` x ``height`` pixels:
+    its compressed data ends cleanly after the rows ``image`` has."""
+    import struct
+    import zlib
+
+    Image.fromarray(image).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR width, height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR CRC
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_16_bit_png_is_scaled_not_clipped(tmp_path, phantom):
+    # Pillow's RGB conversion clipped 16-bit grey at 255: the image went white, 1 deposit of 3.
+    png = tmp_path / "scan16.png"
+    Image.fromarray(phantom.image.astype(np.uint16) * 257).save(png)
+    assert Image.open(png).mode == "I;16"
+    img = read_ultrasound(png, pixel_spacing_mm=0.1)
+    assert np.array_equal(img.rgb[0, ..., 1], phantom.image)
+    assert len(analyze_ultrasound(img).deposits) == 3
+
+
+def _bad_bitmap(kind: str, tmp_path, phantom):
+    """A PNG/TIFF the reader must refuse (what the old reader did in comments)."""
+    import os
+
+    path = tmp_path / ("multi.tif" if kind == "multi" else f"{kind}.png")
+    if kind == "multi":  # pages of two sizes: "all input arrays must have the same shape"
+        Image.fromarray(phantom.image).save(path, save_all=True,
+                                            append_images=[Image.fromarray(phantom.image[:100, :100])])
+    elif kind == "short":  # rows 100-399 were read as 0
+        _png_declaring(path, phantom.image[:100], 600, 400)
+    elif kind == "huge":  # Pillow's DecompressionBombError, exit 1
+        _png_declaring(path, np.zeros((1, 60000), np.uint8), 60000, 60000)
+    else:  # "pipe": was "no such file"
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no named pipes here")
+        os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("kind,words", [
+    ("multi", "one size"), ("short", "ends before the last row"), ("huge", "million pixels"),
+    ("pipe", "not a regular file"),
+])
+def test_bad_bitmaps_are_refused_in_one_line(tmp_path, phantom, capsys, kind, words):
+    path = _bad_bitmap(kind, tmp_path, phantom)
+    assert main(["ultrasound", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert words in _one_line_error(capsys)
+
+
+def _dicom_variant(tmp_path, phantom, name, edit, pixel_mm=0.1):
+    import pydicom
+
+    write_us_dicom(tmp_path / "base.dcm", phantom.image, pixel_mm=pixel_mm)
+    ds = pydicom.dcmread(tmp_path / "base.dcm")
+    edit(ds)
+    ds.save_as(tmp_path / name)
+    return tmp_path / name
+
+
+def test_damaged_optional_scale_fields_are_ignored_with_a_warning(tmp_path, phantom):
+    def region(keyword_tag, vr, value):
+        return lambda ds: ds.SequenceOfUltrasoundRegions[0].add_new(keyword_tag, vr, value)
+
+    cases = {
+        "dx.dcm": (region(0x0018602C, "LO", "abc"), "not a number"),  # PhysicalDeltaX: ValueError
+        "units.dcm": (region(0x00186024, "LO", "cm"), "not a number"),  # PhysicalUnitsXDirection
+    }
+    for name, (edit, words) in cases.items():
+        img = read_ultrasound(_dicom_variant(tmp_path, phantom, name, edit))
+        assert img.declared_regions and not img.has_physical_scale, name
+        assert any(words in w for w in img.warnings), name
+    for value, vr in (("0.1", "DS"), ("abc\\0.1", "LO")):  # one value: TypeError; text: ValueError
+        path = _dicom_variant(tmp_path, phantom, "ps.dcm", lambda ds: ds.add_new(0x00280030, vr, value), pixel_mm=None)
+        img = read_ultrasound(path)
+        assert not img.has_physical_scale and any("PixelSpacing" in w for w in img.warnings), value
+
+
+def test_region_of_unknown_kind_is_masked_not_analysed(tmp_path, phantom):
+    path = _dicom_variant(tmp_path, phantom, "rdt.dcm",
+                          lambda ds: ds.SequenceOfUltrasoundRegions[0].add_new(0x00186014, "LO", "x"))
+    img = read_ultrasound(path)  # was ValueError: invalid literal for int()
+    assert img.excluded_regions and img.excluded_regions[0].data_type == 0
+    assert any("RegionDataType" in w for w in img.warnings)
+
+
+def test_region_outside_the_image_is_named_in_the_warning(tmp_path, phantom):
+    path = _dicom_variant(tmp_path, phantom, "out.dcm",
+                          lambda ds: setattr(ds.SequenceOfUltrasoundRegions[0], "RegionLocationMinX0", 5000))
+    img = read_ultrasound(path)
+    assert not img.declared_regions
+    assert any("600 x 400 image: ignored, with its scale" in w for w in img.warnings)
+    assert not any(w.startswith("no Sequence of Ultrasound Regions") for w in img.warnings)  # it has one
+
+
+def test_truncated_dicom_header_is_called_truncated(tmp_path, phantom, capsys):
+    path = tmp_path / "us.dcm"
+    write_us_dicom(path, phantom.image, pixel_mm=0.1)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(path.read_bytes()[:400])  # ends inside the header, before Modality
+    assert main(["ultrasound", str(cut), "--out", str(tmp_path / "o")]) == 2
+    assert "the file is truncated" in _one_line_error(capsys)  # was "not marked as ultrasound"
+
+
+def test_out_that_cannot_be_created_exits_2(tmp_path, phantom, capsys):
+    png = tmp_path / "scan.png"
+    Image.fromarray(phantom.image).save(png)
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    assert main(["ultrasound", str(png), "--out", str(afile / "sub")]) == 2  # was NotADirectoryError, exit 1
+    assert "cannot create" in _one_line_error(capsys)
+    assert afile.read_text() == "keep me"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from calcinosis.atomic import write_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,12 +45,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
+    from calcinosis.atomic import write_json
     from calcinosis.radiograph.compare import compare_summaries, load_or_analyze
+    from calcinosis.radiograph.outputs import prepare_out_dir, write_outputs_into
 
     before = load_or_analyze(args.before, pixel_spacing_mm=args.pixel_spacing)
     after = load_or_analyze(args.after, pixel_spacing_mm=args.pixel_spacing)
     result = compare_summaries(before, after)
-    write_json(Path(args.out) / "comparison.json", result)
+    write_outputs_into(prepare_out_dir(args.out), {"comparison.json": lambda f: write_json(f, result)})
     print(
         f"score {result['score']['before']} -> {result['score']['after']}: {result['score']['status']}; "
         f"area {result['total_area_mm2']['before']} -> {result['total_area_mm2']['after']} mm2: "

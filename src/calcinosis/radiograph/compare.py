@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,10 @@ from calcinosis.radiograph.score import CHANGE_FRACTION, classify_change
 
 
 def load_or_analyze(path: str | Path, *, pixel_spacing_mm: float | None = None) -> dict[str, Any]:
-    """The summary of an output folder (``summary.json``) or of a fresh analysis of an image."""
+    """The summary of an output folder (``summary.json``) or of a fresh analysis of an image.
+
+    ``pixel_spacing_mm`` is for an image without one: a DICOM header's own spacing is kept.
+    """
     p = Path(path)
     if p.is_dir():
         f = p / "summary.json"
@@ -20,18 +24,78 @@ def load_or_analyze(path: str | Path, *, pixel_spacing_mm: float | None = None) 
         try:
             data = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise InputError(f"{f}: cannot be read as JSON ({exc})") from exc
-        if "score" not in data or "totals" not in data:
-            raise InputError(f"{f}: not a radiograph summary (no score/totals)")
+            raise InputError(f"{f}: cannot be read as JSON ({' '.join(str(exc).split())[:120]})") from exc
+        problem = summary_problem(data)
+        if problem:
+            raise InputError(f"{f} is not a radiograph summary ({problem}); give a 'calcinosis radiograph' output folder")
         return data
     from calcinosis.radiograph.analysis import analyze_radiograph
     from calcinosis.radiograph.io import read_radiograph
 
-    return analyze_radiograph(read_radiograph(p, pixel_spacing_mm=pixel_spacing_mm)).summary
+    rg = read_radiograph(p)
+    if rg.pixel_spacing_mm is None and pixel_spacing_mm is not None:
+        rg = read_radiograph(p, pixel_spacing_mm=pixel_spacing_mm)
+    return analyze_radiograph(rg).summary
+
+
+def summary_problem(data: Any) -> str | None:
+    """What makes ``data`` unusable as a radiograph ``summary.json`` for a comparison, or None.
+
+    Checks exactly what :func:`compare_summaries` reads: finite, non-negative numbers for the
+    image score, the total area and each area's score, and the pixel spacing's presence.
+    """
+    if not isinstance(data, dict):
+        return f"{_quote(data)} is not a JSON object"
+    score, totals = data.get("score"), data.get("totals")
+    if not isinstance(score, dict) or not isinstance(totals, dict):
+        return "no score/totals objects"
+    if not _amount(score.get("image_score")):
+        return f"score.image_score is {_quote(score.get('image_score'))}, not a number"
+    if not _amount(totals.get("total_area_mm2")):
+        return f"totals.total_area_mm2 is {_quote(totals.get('total_area_mm2'))}, not a number"
+    by_area = score.get("by_area", {})
+    if not isinstance(by_area, dict):
+        return "score.by_area is not an object"
+    for name, area in by_area.items():
+        if not isinstance(area, dict) or not _amount(area.get("score", 0)):
+            return f"score.by_area[{_quote(name)}] has no numeric score"
+    spacing = data.get("pixel_spacing_mm")
+    if spacing is not None and not (
+        isinstance(spacing, list) and len(spacing) == 2 and all(_amount(v) and v > 0 for v in spacing)
+    ):
+        return f"pixel_spacing_mm is {_quote(spacing)}, not two positive numbers or null"
+    return None
+
+
+def _amount(value: Any) -> bool:
+    """A finite, non-negative JSON number (``true`` is not one)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def _quote(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, allow_nan=True) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def compare_summaries(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Change of the image score and of the total deposit area, each classified by the 25 % rule."""
+    """Change of the image score and of the total deposit area, each classified by the 25 % rule.
+
+    Raises
+    ------
+    InputError
+        One summary has a pixel spacing and the other none: the uncalibrated analysis
+        assumed a nominal pixel for its filters and extent bands, so its deposits, areas
+        and score are not on the same scale (the same image compared with itself reads
+        as a large change).
+    """
+    calibrated = [s.get("pixel_spacing_mm") is not None for s in (before, after)]
+    if calibrated[0] != calibrated[1]:
+        which = "before" if calibrated[0] else "after"
+        other = "after" if calibrated[0] else "before"
+        raise InputError(
+            f"the {which} radiograph has a pixel spacing and the {other} has none: their scores and areas are "
+            "not comparable; give --pixel-spacing MM (for an image) or rerun 'calcinosis radiograph' with it"
+        )
 
     def change(b: float, a: float) -> dict[str, Any]:
         pct = None if b == 0 else round(100.0 * (a - b) / b, 1)
@@ -39,14 +103,14 @@ def compare_summaries(before: dict[str, Any], after: dict[str, Any]) -> dict[str
 
     score = change(before["score"]["image_score"], after["score"]["image_score"])
     area = change(before["totals"]["total_area_mm2"], after["totals"]["total_area_mm2"])
-    areas = sorted(set(before["score"]["by_area"]) | set(after["score"]["by_area"]))
+    b_areas, a_areas = before["score"].get("by_area", {}), after["score"].get("by_area", {})
     by_area = {
-        n: change(before["score"]["by_area"].get(n, {}).get("score", 0), after["score"]["by_area"].get(n, {}).get("score", 0))
-        for n in areas
+        n: change(b_areas.get(n, {}).get("score", 0), a_areas.get(n, {}).get("score", 0))
+        for n in sorted(set(b_areas) | set(a_areas))
     }
     warnings = []
-    if (before.get("pixel_spacing_mm") is None) or (after.get("pixel_spacing_mm") is None):
-        warnings.append("one of the images has no pixel spacing: areas compared in nominal millimetres")
+    if not calibrated[0]:
+        warnings.append("neither image has a pixel spacing: areas compared in nominal millimetres")
     return {
         "schema_version": "1.0",
         "rule": f"change > +{CHANGE_FRACTION:.0%} progression, < -{CHANGE_FRACTION:.0%} improvement, else stable",

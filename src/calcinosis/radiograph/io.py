@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from calcinosis.errors import InputError
+from calcinosis.radiograph.bitmap import load_frame, open_image, require_regular_file, short
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,16 @@ RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "RF", "XA", "PX", "IO
 #: Modalities that are certainly not a plain radiograph (cross-sectional or ultrasound).
 NOT_RADIOGRAPH_MODALITIES = frozenset({"CT", "MR", "PT", "NM", "US", "OCT", "SEG", "SR", "RTDOSE"})
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
+#: Most pixels a radiograph may have: the largest detectors (43 x 43 cm at 0.1 mm, or a
+#: mammogram at 0.05 mm) have under 30 million; a larger size is a corrupt or hostile header,
+#: and analysing it would take many minutes (a blank 4000 x 4000 image takes over a minute).
+MAX_PIXELS = 50_000_000
+#: Pillow modes of colour models whose grey content Pillow's RGB conversion recovers (a
+#: greyscale CMYK file keeps the image in K, the first three channels are blank).
+_CONVERT_TO_RGB_MODES = frozenset({"CMYK", "YCbCr", "LAB", "HSV"})
+#: Pillow modes of grey with an alpha channel: the grey is the image, the alpha is dropped.
+_GREY_ALPHA_MODES = frozenset({"LA", "La"})
+_GIVE = "a radiograph file (DICOM, PNG, JPEG or TIFF)"
 
 
 @dataclass(frozen=True)
@@ -104,24 +115,24 @@ def read_radiograph(
         Detector pixel spacing; overrides the DICOM header, required for
         pixel-based formats to get millimetres.
     invert : bool
-        For PNG/JPEG/TIFF only: the file is a negative (bright = air).
+        For PNG/JPEG/TIFF only: the file is a negative (bright = air); ignored, with a
+        warning, for DICOM, whose PhotometricInterpretation says which way round it is.
 
     Raises
     ------
     InputError
-        Missing, unreadable or truncated file; colour image; a modality that is
-        not a projection radiograph (e.g. a CT slice); multi-frame data.
+        Missing, unreadable or truncated file; not a regular file (a named pipe...);
+        colour image; a modality that is not a projection radiograph (e.g. a CT slice);
+        multi-frame data (a cine DICOM, a multi-page TIFF); more than :data:`MAX_PIXELS`
+        pixels; NaN or infinite pixel values; a damaged header field the pixels depend on.
     """
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file; give a radiograph file (DICOM, PNG, JPEG or TIFF)")
-    if p.is_dir():
-        raise InputError(f"{p} is a folder; give one radiograph file (DICOM, PNG, JPEG or TIFF)")
+    require_regular_file(p, _GIVE)
     override = _spacing_tuple(pixel_spacing_mm)
     if p.suffix.lower() in _IMAGE_SUFFIXES and not _looks_like_dicom(p):
         return _read_pillow(p, override, invert)
     if _looks_like_dicom(p) or p.suffix.lower() in {".dcm", ".dicom", ""}:
-        return _read_dicom(p, override)
+        return _read_dicom(p, override, invert)
     return _read_pillow(p, override, invert)
 
 
@@ -152,14 +163,14 @@ def _looks_like_dicom(p: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def _read_dicom(p: Path, override: tuple[float, float] | None) -> Radiograph:
+def _read_dicom(p: Path, override: tuple[float, float] | None, invert: bool = False) -> Radiograph:
     import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.pixels import apply_modality_lut
 
     try:
         ds = pydicom.dcmread(p)
     except Exception as exc:  # pydicom raises many types for a bad file
-        raise InputError(f"{p}: not a readable DICOM file ({_short(exc)})") from exc
+        raise InputError(f"{p}: not a readable DICOM file ({short(exc)})") from exc
     modality = str(ds.get("Modality", "") or "").upper()
     if modality in NOT_RADIOGRAPH_MODALITIES:
         raise InputError(
@@ -168,18 +179,11 @@ def _read_dicom(p: Path, override: tuple[float, float] | None) -> Radiograph:
         )
     if "PixelData" not in ds:
         raise InputError(f"{p}: DICOM file without pixel data; give an image file")
-    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
-    if int(ds.get("SamplesPerPixel", 1)) != 1 or photometric not in {"MONOCHROME1", "MONOCHROME2"}:
-        raise InputError(
-            f"{p}: colour image ({photometric or 'SamplesPerPixel > 1'}); "
-            "a radiograph must be greyscale (MONOCHROME1 or MONOCHROME2)"
-        )
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-        raise InputError(f"{p}: multi-frame image; give a single-frame radiograph")
+    photometric = _check_layout(p, ds)
     try:
         raw = ds.pixel_array
     except Exception as exc:
-        raise InputError(f"{p}: pixel data cannot be decoded, the file may be truncated ({_short(exc)})") from exc
+        raise InputError(f"{p}: pixel data cannot be decoded, the file may be truncated ({short(exc)})") from exc
     if raw.ndim != 2:
         raise InputError(f"{p}: expected a 2-D greyscale image, got pixel array shape {raw.shape}")
     warnings_: list[str] = []
@@ -187,11 +191,15 @@ def _read_dicom(p: Path, override: tuple[float, float] | None) -> Radiograph:
         warnings_.append("no Modality in the DICOM header; assumed a projection radiograph")
     elif modality not in RADIOGRAPH_MODALITIES:
         warnings_.append(f"Modality {modality} is not a usual radiograph modality; analysed as one")
-    values = apply_modality_lut(raw, ds).astype(np.float64)
-    voi = "none"
-    if "VOILUTSequence" in ds or "WindowCenter" in ds:
-        values = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float64)
-        voi = "VOI LUT" if "VOILUTSequence" in ds else "window"
+    if invert:
+        warnings_.append("--invert ignored: a DICOM file's PhotometricInterpretation says which way round it is")
+    try:
+        values = apply_modality_lut(raw, ds).astype(np.float64)
+    except Exception as exc:  # a damaged RescaleSlope/Intercept or Modality LUT
+        raise InputError(f"{p}: the header's rescale (RescaleSlope/Intercept or Modality LUT) cannot be applied "
+                         f"({short(exc)})") from exc
+    _require_finite(p, values, "after the header's rescale (RescaleSlope/RescaleIntercept)")
+    values, voi = _apply_voi(ds, values, warnings_)
     if photometric == "MONOCHROME1":  # bright = air in the file; turn to bright = dense
         values = values.max() + values.min() - values
     image = values.astype(np.float32)
@@ -229,6 +237,68 @@ def _read_dicom(p: Path, override: tuple[float, float] | None) -> Radiograph:
     return Radiograph(image, spacing, _saturation(image), desc, tuple(warnings_))
 
 
+def _header_int(p: Path, ds: Any, keyword: str, default: int) -> int:
+    """A whole-number header field the pixel layout depends on; a damaged one is refused."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{p}: {keyword} {str(value)[:40]!r} in the header is not a whole number; "
+                         "the header is damaged") from None
+
+
+def _check_layout(p: Path, ds: Any) -> str:
+    """The PhotometricInterpretation of a single-frame greyscale image of a sane size; anything
+    else (colour, no photometric, several frames, a size no detector has) is refused."""
+    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    samples = _header_int(p, ds, "SamplesPerPixel", 1)
+    if samples != 1:
+        raise InputError(f"{p}: colour image (SamplesPerPixel {samples}); a radiograph must be greyscale "
+                         "(MONOCHROME1 or MONOCHROME2)")
+    if not photometric:
+        raise InputError(f"{p}: no PhotometricInterpretation in the header, so bright = dense (MONOCHROME2) cannot "
+                         "be told from bright = air (MONOCHROME1); set it in the file")
+    if photometric not in {"MONOCHROME1", "MONOCHROME2"}:
+        raise InputError(f"{p}: colour image ({photometric[:40]}); a radiograph must be greyscale "
+                         "(MONOCHROME1 or MONOCHROME2)")
+    if _header_int(p, ds, "NumberOfFrames", 1) > 1:
+        raise InputError(f"{p}: multi-frame image; give a single-frame radiograph")
+    rows, cols = _header_int(p, ds, "Rows", 0), _header_int(p, ds, "Columns", 0)
+    if rows * cols > MAX_PIXELS:
+        raise InputError(f"{p}: {cols} x {rows} pixels is more than {MAX_PIXELS / 1e6:g} million pixels, more than "
+                         "any radiograph has (the header may be corrupt)")
+    return photometric
+
+
+def _apply_voi(ds: Any, values: np.ndarray, warnings_: list[str]) -> tuple[np.ndarray, str]:
+    """The header's VOI LUT or window applied; an unusable one (a width under 1, a value that
+    is not a number) is left out with a warning: it only maps grey levels for display, the
+    deposits are found on the values before it."""
+    from pydicom.pixels import apply_voi_lut
+
+    if "VOILUTSequence" not in ds and "WindowCenter" not in ds:
+        return values, "none"
+    kind = "VOI LUT" if "VOILUTSequence" in ds else "window"
+    try:
+        out = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float64)
+    except Exception as exc:  # pydicom raises ValueError, TypeError, IndexError... on a bad field
+        warnings_.append(f"the header's {kind} cannot be applied ({short(exc, 100)}): ignored, values used as stored")
+        return values, "none"
+    if not np.isfinite(out).all():
+        warnings_.append(f"the header's {kind} gives values that are not finite: ignored, values used as stored")
+        return values, "none"
+    return out, kind
+
+
+def _require_finite(p: Path, values: np.ndarray, where: str) -> None:
+    """NaN or infinite pixels have no density; the filters would spread them over the image."""
+    if not np.isfinite(values).all():
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        raise InputError(f"{p}: {bad} pixel value(s) are NaN or infinite {where}; give an image of finite values")
+
+
 def _header_spacing(ds: Any, keyword: str) -> tuple[float, float] | None:
     value = ds.get(keyword)
     if value is None:
@@ -243,19 +313,23 @@ def _header_spacing(ds: Any, keyword: str) -> tuple[float, float] | None:
 
 
 def _read_pillow(p: Path, override: tuple[float, float] | None, invert: bool) -> Radiograph:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(p) as im:
-            im.load()
-            mode = im.mode
-            arr = np.asarray(im)
-    except UnidentifiedImageError as exc:
-        raise InputError(f"{p}: not a readable image (DICOM, PNG, JPEG or TIFF expected)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{p}: image cannot be decoded, the file may be truncated ({_short(exc)})") from exc
+    with open_image(p, max_pixels=MAX_PIXELS, what="radiograph") as im:
+        pages = getattr(im, "n_frames", 1)
+        if pages > 1:  # page 0 alone may be a blank or a thumbnail: which page is the radiograph?
+            raise InputError(f"{p}: {pages} pages or frames in one {im.format} file; save the radiograph "
+                             "as a single-page image")
+        load_frame(p, im)
+        mode = im.mode
+        if mode in _CONVERT_TO_RGB_MODES:
+            im = im.convert("RGB")
+        arr = np.asarray(im)
     warnings_: list[str] = []
-    if arr.ndim == 3:
+    if mode in _GREY_ALPHA_MODES:
+        arr = arr[..., 0]
+        warnings_.append(f"greyscale with an alpha channel ({mode}); the alpha channel is ignored")
+    elif arr.ndim == 3:
         channels = arr[..., :3].astype(np.int64)
         if arr.shape[2] < 3 or not (
             np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 0], channels[..., 2])
@@ -265,6 +339,7 @@ def _read_pillow(p: Path, override: tuple[float, float] | None, invert: bool) ->
         warnings_.append(f"greyscale stored as {mode}; used one channel")
     elif mode == "P":
         raise InputError(f"{p}: palette (colour) image; save the radiograph as greyscale")
+    _require_finite(p, arr, "in the image")
     image = arr.astype(np.float32)
     if invert:
         image = image.max() + image.min() - image
@@ -286,8 +361,3 @@ def _saturation(image: np.ndarray) -> float | None:
     """The top value when a noticeable number of pixels sit exactly on it (clipping/blanking)."""
     top = float(image.max())
     return top if np.count_nonzero(image == top) >= 20 else None
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:160]

@@ -6,12 +6,14 @@ import base64
 import csv
 import html
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 from calcinosis.atomic import write_bytes, write_json, write_text
+from calcinosis.errors import InputError
 from calcinosis.radiograph.analysis import RadiographResult
 
 CSV_COLUMNS = (
@@ -97,18 +99,43 @@ def render_radiograph_section_html(result: RadiographResult) -> str:
     )
 
 
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """The output folder, created if missing; a path that is a file, or that cannot be created
+    or written (no permission, a read-only or virtual file system), is bad input."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder; give a folder for the results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create the folder ({exc.strerror or exc}); give a writable folder") from None
+    return out
+
+
+def write_outputs_into(out: Path, writers: dict[str, Callable[[Path], Path]]) -> dict[str, Path]:
+    """Call each ``name -> writer(path)`` for ``out / name``; a folder that refuses the files
+    (permission, full disk) is reported in one line rather than as a crash."""
+    paths = {}
+    for name, write in writers.items():
+        try:
+            paths[name] = write(out / name)
+        except OSError as exc:
+            raise InputError(f"--out {out}: cannot write {name} there ({exc.strerror or exc}); "
+                             "give a writable folder") from None
+    return paths
+
+
 def write_radiograph_outputs(result: RadiographResult, out_dir: str | Path) -> dict[str, Path]:
     """Write the four outputs (atomically) into ``out_dir``; returns their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out_dir(out_dir)
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>calcinosis radiograph report</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 6px}</style></head><body>"
         "<h1>Calcinosis on a radiograph</h1>" + render_radiograph_section_html(result) + "</body></html>\n"
     )
-    return {
-        "deposits.csv": write_text(out / "deposits.csv", deposits_csv(result)),
-        "summary.json": write_json(out / "summary.json", result.summary),
-        "overlay.png": write_bytes(out / "overlay.png", overlay_png(result)),
-        "report.html": write_text(out / "report.html", page),
-    }
+    return write_outputs_into(out, {
+        "deposits.csv": lambda f: write_text(f, deposits_csv(result)),
+        "summary.json": lambda f: write_json(f, result.summary),
+        "overlay.png": lambda f: write_bytes(f, overlay_png(result)),
+        "report.html": lambda f: write_text(f, page),
+    })

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from calcinosis.errors import InputError
+from calcinosis.radiograph.bitmap import load_frame, open_image, require_regular_file, short
 
 __all__ = ["UltrasoundImage", "UsRegion", "read_ultrasound", "RegionDataType"]
 
@@ -25,6 +26,14 @@ _PNG_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 #: wrong units or a placeholder (the analysis's millimetre-sized kernels would span millions
 #: of such pixels).
 PIXEL_MM_RANGE = (0.01, 10.0)
+#: Most pixels one frame of a PNG/JPEG/TIFF may have: an 8K screen capture has 33 million,
+#: scanners' frames are under 2 million; a larger size is a corrupt or hostile header.
+MAX_FRAME_PIXELS = 40_000_000
+#: Pillow modes that hold more than 8 bits of grey; they are scaled to 8 bits, not clipped.
+_WIDE_GREY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+#: Full scale of a 16-bit grey sample, and its ratio to an 8-bit one (65535 / 255).
+_UINT16_TOP, _UINT16_PER_UINT8 = 65535, 257
+_GIVE = "the path of a DICOM US, PNG or JPEG image"
 
 
 class RegionDataType:
@@ -96,8 +105,7 @@ def read_ultrasound(path: str | os.PathLike[str], pixel_spacing_mm: float | None
         The file is missing, unreadable, truncated, or not an ultrasound image.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such file; give the path of a DICOM US, PNG or JPEG image")
+    require_regular_file(p, _GIVE)
     if pixel_spacing_mm is not None and not _plausible(pixel_spacing_mm):
         raise InputError(f"--pixel-spacing {pixel_spacing_mm:g}: must be a pixel size in mm between "
                          f"{PIXEL_MM_RANGE[0]:g} and {PIXEL_MM_RANGE[1]:g}")
@@ -119,17 +127,19 @@ def _default_region(rows: int, cols: int, pixel_mm: float | None) -> UsRegion:
 
 
 def _read_bitmap(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(p) as im:
-            n = getattr(im, "n_frames", 1)
-            frames = []
-            for i in range(n):
+    with open_image(p, max_pixels=MAX_FRAME_PIXELS, what="ultrasound frame") as im:
+        first, frames = im.size, []
+        for i in range(getattr(im, "n_frames", 1)):
+            try:
                 im.seek(i)
-                frames.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{p}: cannot read the image ({' '.join(str(exc).split())}); give an intact PNG or JPEG file") from None
+            except (EOFError, OSError, ValueError) as exc:
+                raise InputError(f"{p}: page {i + 1} cannot be read, the file may be truncated ({short(exc)})") from None
+            if im.size != first:  # also keeps every page under the size limit checked on page 1
+                raise InputError(f"{p}: page {i + 1} is {im.size[0]} x {im.size[1]} pixels and page 1 "
+                                 f"{first[0]} x {first[1]}: a cine loop's frames are all one size; give one "
+                                 "image, or frames of one size")
+            load_frame(p, im)
+            frames.append(_frame_rgb(p, im))
     rgb = np.stack(frames)
     rows, cols = rgb.shape[1:3]
     warnings = []
@@ -142,6 +152,24 @@ def _read_bitmap(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
                            excluded_regions=(), declared_regions=False, description=desc, warnings=tuple(warnings))
 
 
+def _frame_rgb(p: Path, im) -> np.ndarray:
+    """One Pillow frame as uint8 RGB. Grey of more than 8 bits is scaled to 8 bits (Pillow's
+    RGB conversion clips it at 255, which turns a 16-bit image white): 16-bit modes by their
+    full scale; 32-bit integer or float grey by the 8- or 16-bit range its values fit in."""
+    if im.mode not in _WIDE_GREY_MODES:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    grey = np.asarray(im, dtype=np.float64)
+    if not np.isfinite(grey).all():
+        raise InputError(f"{p}: pixel values that are NaN or infinite; give an image of finite values")
+    low, high = float(grey.min()), float(grey.max())
+    if low < 0 or high > _UINT16_TOP:
+        raise InputError(f"{p}: grey values from {low:g} to {high:g} are not 8- or 16-bit image values; "
+                         "save the image as 8- or 16-bit greyscale or as RGB")
+    if im.mode.startswith("I;16") or high > 255:
+        grey = grey / _UINT16_PER_UINT8
+    return np.repeat(np.round(grey).astype(np.uint8)[..., None], 3, axis=-1)
+
+
 def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -151,6 +179,9 @@ def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{p}: not a readable DICOM file ({' '.join(str(exc).split())[:120]}); give a DICOM US, PNG or JPEG image") from None
     modality = str(ds.get("Modality", "")).upper()
+    if not modality and "PixelData" not in ds:
+        raise InputError(f"{p}: the DICOM header holds neither Modality nor pixel data: the file is truncated "
+                         "or not an image; give a complete DICOM ultrasound (Modality US) image")
     if modality != "US":
         what = f"a {modality} image" if modality else "not marked as ultrasound (no Modality US)"
         hint = "use `calcinosis analyze` for CT" if modality == "CT" else "give a DICOM ultrasound (Modality US) image"
@@ -166,21 +197,23 @@ def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
         warnings.append("--pixel-spacing ignored: the file declares its physical scale in its ultrasound regions")
     if not declared:
         mm = pixel_spacing_mm
-        spacing = ds.get("PixelSpacing")
-        if mm is None and spacing is not None and len(spacing) == 2 and float(spacing[0]) > 0:
-            if _plausible(float(spacing[0])):
-                mm = float(spacing[0])
+        spacing = _pixel_spacing(ds, warnings) if mm is None else None
+        if spacing is not None:
+            if _plausible(spacing):
+                mm = spacing
                 scale_source = "PixelSpacing"
             else:
-                warnings.append(f"PixelSpacing {float(spacing[0]):g} mm is not an ultrasound pixel size "
+                warnings.append(f"PixelSpacing {spacing:g} mm is not an ultrasound pixel size "
                                 f"({PIXEL_MM_RANGE[0]:g}-{PIXEL_MM_RANGE[1]:g} mm): ignored")
         elif mm is not None:
             scale_source = "--pixel-spacing"
+        missing = ("no usable B-mode region in the Sequence of Ultrasound Regions"
+                   if ds.get("SequenceOfUltrasoundRegions") else "no Sequence of Ultrasound Regions")
         if mm is None:
-            warnings.append("no Sequence of Ultrasound Regions and no pixel size: the whole image is searched "
+            warnings.append(f"{missing} and no pixel size: the whole image is searched "
                             "and positions and sizes are in pixels only (give --pixel-spacing MM)")
         else:
-            warnings.append("no Sequence of Ultrasound Regions: the whole image is searched")
+            warnings.append(f"{missing}: the whole image is searched")
         tissue = [_default_region(rows, cols, mm)]
     elif tissue[0].row_mm is None and pixel_spacing_mm is not None:
         tissue = [UsRegion(r.x0, r.y0, r.x1, r.y1, r.data_type, pixel_spacing_mm, pixel_spacing_mm) for r in tissue]
@@ -200,6 +233,25 @@ def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
     return UltrasoundImage(rgb=rgb, tissue_regions=tuple(tissue), excluded_regions=tuple(excluded),
                            declared_regions=declared, description=desc, warnings=tuple(warnings))
 
+
+def _pixel_spacing(ds, warnings: list[str]) -> float | None:
+    """The row spacing of a usable PixelSpacing (two positive numbers), else None; a present
+    but damaged one (one value, text) is ignored with a warning: sizes are then in pixels."""
+    from pydicom.multival import MultiValue
+
+    value = ds.get("PixelSpacing")
+    if value is None or value == "":
+        return None
+    items = list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
+    try:
+        numbers = [float(v) for v in items]
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) != 2 or not all(np.isfinite(v) and v > 0 for v in numbers):
+        text = "\\".join(str(v) for v in items)
+        warnings.append(f"PixelSpacing '{text[:40]}' is not two positive numbers: ignored")
+        return None
+    return numbers[0]
 
 def _dicom_rgb(p: Path, ds) -> np.ndarray:
     from pydicom.pixels import apply_color_lut
@@ -258,23 +310,52 @@ def _dicom_regions(ds, rows: int, cols: int) -> tuple[list[UsRegion], list[UsReg
         except (AttributeError, TypeError, ValueError):
             warnings.append("an ultrasound region without location was ignored")
             continue
-        x0, x1 = max(0, min(x0, x1)), min(cols - 1, max(x0, x1))
-        y0, y1 = max(0, min(y0, y1)), min(rows - 1, max(y0, y1))
-        dtype = int(item.get("RegionDataType", 0) or 0)
-        row_mm = col_mm = None
-        ux, uy = int(item.get("PhysicalUnitsXDirection", 0) or 0), int(item.get("PhysicalUnitsYDirection", 0) or 0)
-        dx, dy = float(item.get("PhysicalDeltaX", 0) or 0), float(item.get("PhysicalDeltaY", 0) or 0)
-        if ux == 3 and uy == 3 and dx > 0 and dy > 0:  # 3 = cm
-            col_mm, row_mm = abs(dx) * 10.0, abs(dy) * 10.0
-            if not (_plausible(col_mm) and _plausible(row_mm)):
-                warnings.append(f"an ultrasound region's pixel of {row_mm:g} x {col_mm:g} mm is not an ultrasound "
-                                "pixel size: its scale is ignored")
-                row_mm = col_mm = None
-        region = UsRegion(x0, y0, x1, y1, dtype, row_mm, col_mm)
-        if x1 - x0 < 8 or y1 - y0 < 8:
+        dtype = _region_number(item, "RegionDataType", int)
+        if dtype is None:  # unknown kind: masked out like a Doppler region, never analysed
+            warnings.append("an ultrasound region's RegionDataType is not a number: the region is not analysed")
+            dtype = 0
+        declared = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+        x0, x1 = max(0, declared[0]), min(cols - 1, declared[2])
+        y0, y1 = max(0, declared[1]), min(rows - 1, declared[3])
+        if x1 - x0 < 8 or y1 - y0 < 8:  # outside the image, or a line: nothing to analyse or mask
+            if dtype == RegionDataType.TISSUE:
+                warnings.append("a B-mode ultrasound region at ({}, {})-({}, {}) ".format(*declared)
+                                + f"has under 8 pixels across inside the {cols} x {rows} image: ignored, "
+                                "with its scale")
             continue
+        row_mm, col_mm = _region_scale(item, warnings)
+        region = UsRegion(x0, y0, x1, y1, dtype, row_mm, col_mm)
         (tissue if dtype == RegionDataType.TISSUE else excluded).append(region)
     if tissue and any(r.row_mm is None for r in tissue):
         warnings.append("a B-mode region declares no physical scale in cm: positions and sizes are in pixels only")
         tissue = [UsRegion(r.x0, r.y0, r.x1, r.y1, r.data_type, None, None) for r in tissue]
     return tissue, excluded, warnings
+
+
+def _region_scale(item, warnings: list[str]) -> tuple[float | None, float | None]:
+    """A region's pixel size (row_mm, col_mm) when both directions are in cm and plausible."""
+    units = [_region_number(item, k, int) for k in ("PhysicalUnitsXDirection", "PhysicalUnitsYDirection")]
+    deltas = [_region_number(item, k, float) for k in ("PhysicalDeltaX", "PhysicalDeltaY")]
+    if None in units or None in deltas:
+        warnings.append("an ultrasound region's physical units or pixel size is not a number: its scale is ignored")
+        return None, None
+    (ux, uy), (dx, dy) = units, deltas
+    if not (ux == 3 and uy == 3 and dx > 0 and dy > 0):  # 3 = cm
+        return None, None
+    col_mm, row_mm = abs(dx) * 10.0, abs(dy) * 10.0
+    if not (_plausible(col_mm) and _plausible(row_mm)):
+        warnings.append(f"an ultrasound region's pixel of {row_mm:g} x {col_mm:g} mm is not an ultrasound "
+                        "pixel size: its scale is ignored")
+        return None, None
+    return row_mm, col_mm
+
+
+def _region_number(item, keyword: str, cast: type[int] | type[float]) -> int | float | None:
+    """A region attribute as a number: 0 when absent, None when present but not a number."""
+    value = item.get(keyword, 0)
+    if value is None or value == "":
+        return 0
+    try:
+        return cast(value)
+    except (TypeError, ValueError):
+        return None

@@ -189,14 +189,11 @@ def render_report_html(result: UltrasoundResult) -> str:
 
 def write_ultrasound_outputs(result: UltrasoundResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write deposits.csv, summary.json, overlay.png and report.html atomically into ``out_dir``."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        from calcinosis.errors import InputError
-        raise InputError(f"--out {out}: exists and is not a folder; give a folder for the results")
-    out.mkdir(parents=True, exist_ok=True)
-    return {
-        "deposits.csv": write_text(out / "deposits.csv", deposits_csv(result)),
-        "summary.json": write_json(out / "summary.json", summary_dict(result)),
-        "overlay.png": write_bytes(out / "overlay.png", render_overlay_png(result)),
-        "report.html": write_text(out / "report.html", render_report_html(result)),
-    }
+    from calcinosis.radiograph.outputs import prepare_out_dir, write_outputs_into
+
+    return write_outputs_into(prepare_out_dir(out_dir), {
+        "deposits.csv": lambda f: write_text(f, deposits_csv(result)),
+        "summary.json": lambda f: write_json(f, summary_dict(result)),
+        "overlay.png": lambda f: write_bytes(f, render_overlay_png(result)),
+        "report.html": lambda f: write_text(f, render_report_html(result)),
+    })
