@@ -29,3 +29,24 @@ def to_enhanced_ct(files, path: Path, *, reverse: bool = True, transfer_syntax_u
 def enhanced_ct():
     """:func:`to_enhanced_ct`."""
     return to_enhanced_ct
+
+
+@pytest.fixture(scope="session")
+def png_declaring():
+    """``png_declaring(path, image, width, height)``: a PNG of ``image`` (uint8 grey) whose
+    header declares ``width`` x ``height`` pixels: its compressed data ends cleanly after the
+    rows ``image`` has (a truncated file Pillow reads without complaint, or a huge one)."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    def write(path, image, width: int, height: int):
+        Image.fromarray(image).save(path)
+        data = bytearray(path.read_bytes())
+        data[16:24] = struct.pack(">II", width, height)  # IHDR width, height
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR CRC
+        path.write_bytes(bytes(data))
+        return path
+
+    return write

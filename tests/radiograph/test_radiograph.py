@@ -259,22 +259,6 @@ def _grey8(phantom) -> np.ndarray:
     return (phantom.image // 16).astype(np.uint8)
 
 
-def _png_declaring(path, image: np.ndarray, width: int, height: int):
-    """A PNG of ``image`` (uint8 grey) whose header declares ``width`` x ``height`` pixels:
-    its compressed data ends cleanly after the rows ``image`` has."""
-    import struct
-    import zlib
-
-    from PIL import Image
-
-    Image.fromarray(image).save(path)
-    data = bytearray(path.read_bytes())
-    data[16:24] = struct.pack(">II", width, height)  # IHDR width, height
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR CRC
-    path.write_bytes(bytes(data))
-    return path
-
-
 def test_greyscale_stored_as_cmyk_or_with_alpha_reads_the_image(tmp_path, small):
     # A greyscale CMYK file keeps the image in K: channel C, which was used, is all 0.
     from PIL import Image
@@ -291,7 +275,7 @@ def test_greyscale_stored_as_cmyk_or_with_alpha_reads_the_image(tmp_path, small)
     assert np.array_equal(rg.image, g8) and any("alpha" in w for w in rg.warnings)
 
 
-def _bad_bitmap(kind: str, tmp_path, phantom):
+def _bad_bitmap(kind: str, tmp_path, phantom, png_declaring):
     """A PNG/TIFF the reader must refuse (what the old reader did in comments)."""
     from PIL import Image
 
@@ -304,11 +288,11 @@ def _bad_bitmap(kind: str, tmp_path, phantom):
         f[50:60, 50:60] = np.nan if kind == "nan" else np.inf
         Image.fromarray(f).save(path)
     elif kind == "short":  # rows 60-199 were read as 0
-        _png_declaring(path, g8[:60], 200, 200)
+        png_declaring(path, g8[:60], 200, 200)
     elif kind == "huge":  # analysed for minutes
-        _png_declaring(path, np.zeros((1, 12000), np.uint8), 12000, 12000)
+        png_declaring(path, np.zeros((1, 12000), np.uint8), 12000, 12000)
     else:  # "bomb": Pillow's DecompressionBombError, exit 1
-        _png_declaring(path, np.zeros((1, 60000), np.uint8), 60000, 60000)
+        png_declaring(path, np.zeros((1, 60000), np.uint8), 60000, 60000)
     return path
 
 
@@ -316,9 +300,9 @@ def _bad_bitmap(kind: str, tmp_path, phantom):
     ("multi", "2 pages"), ("nan", "NaN or infinite"), ("inf", "NaN or infinite"),
     ("short", "ends before the last row"), ("huge", "million pixels"), ("bomb", "million pixels"),
 ])
-def test_multi_page_nan_truncated_and_oversized_images_are_refused(tmp_path, small, kind, words):
+def test_multi_page_nan_truncated_and_oversized_images_are_refused(tmp_path, small, kind, words, png_declaring):
     with pytest.raises(InputError, match=words):
-        read_radiograph(_bad_bitmap(kind, tmp_path, small))
+        read_radiograph(_bad_bitmap(kind, tmp_path, small, png_declaring))
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no named pipes here")

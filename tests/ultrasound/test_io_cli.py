@@ -160,20 +160,6 @@ def test_image_without_an_echo_field_says_nothing_on_stderr(tmp_path, capsys):
 # --- Inputs the reader used to misread, hang on or crash on ----------------------------------
 
 
-def _png_declaring(path, image: np.ndarray, width: int, height: int):
-    """A PNG of ``image`` (uint8 grey) whose header declares ``width`` x ``height`` pixels:
-    its compressed data ends cleanly after the rows ``image`` has."""
-    import struct
-    import zlib
-
-    Image.fromarray(image).save(path)
-    data = bytearray(path.read_bytes())
-    data[16:24] = struct.pack(">II", width, height)  # IHDR width, height
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR CRC
-    path.write_bytes(bytes(data))
-    return path
-
-
 def test_16_bit_png_is_scaled_not_clipped(tmp_path, phantom):
     # Pillow's RGB conversion clipped 16-bit grey at 255: the image went white, 1 deposit of 3.
     png = tmp_path / "scan16.png"
@@ -184,7 +170,7 @@ def test_16_bit_png_is_scaled_not_clipped(tmp_path, phantom):
     assert len(analyze_ultrasound(img).deposits) == 3
 
 
-def _bad_bitmap(kind: str, tmp_path, phantom):
+def _bad_bitmap(kind: str, tmp_path, phantom, png_declaring):
     """A PNG/TIFF the reader must refuse (what the old reader did in comments)."""
     import os
 
@@ -193,9 +179,9 @@ def _bad_bitmap(kind: str, tmp_path, phantom):
         Image.fromarray(phantom.image).save(path, save_all=True,
                                             append_images=[Image.fromarray(phantom.image[:100, :100])])
     elif kind == "short":  # rows 100-399 were read as 0
-        _png_declaring(path, phantom.image[:100], 600, 400)
+        png_declaring(path, phantom.image[:100], 600, 400)
     elif kind == "huge":  # Pillow's DecompressionBombError, exit 1
-        _png_declaring(path, np.zeros((1, 60000), np.uint8), 60000, 60000)
+        png_declaring(path, np.zeros((1, 60000), np.uint8), 60000, 60000)
     else:  # "pipe": was "no such file"
         if not hasattr(os, "mkfifo"):
             pytest.skip("no named pipes here")
@@ -207,8 +193,8 @@ def _bad_bitmap(kind: str, tmp_path, phantom):
     ("multi", "one size"), ("short", "ends before the last row"), ("huge", "million pixels"),
     ("pipe", "not a regular file"),
 ])
-def test_bad_bitmaps_are_refused_in_one_line(tmp_path, phantom, capsys, kind, words):
-    path = _bad_bitmap(kind, tmp_path, phantom)
+def test_bad_bitmaps_are_refused_in_one_line(tmp_path, phantom, capsys, kind, words, png_declaring):
+    path = _bad_bitmap(kind, tmp_path, phantom, png_declaring)
     assert main(["ultrasound", str(path), "--out", str(tmp_path / "o")]) == 2
     assert words in _one_line_error(capsys)
 

@@ -14,6 +14,7 @@ from scipy import ndimage
 
 from calcinosis.atomic import write_bytes, write_json, write_text
 from calcinosis.errors import InputError
+from calcinosis.paths import make_out_dir
 from calcinosis.radiograph.analysis import RadiographResult
 
 CSV_COLUMNS = (
@@ -101,15 +102,9 @@ def render_radiograph_section_html(result: RadiographResult) -> str:
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
     """The output folder, created if missing; a path that is a file, or that cannot be created
-    or written (no permission, a read-only or virtual file system), is bad input."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder; give a folder for the results")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out {out}: cannot create the folder ({exc.strerror or exc}); give a writable folder") from None
-    return out
+    (no permission, a read-only or virtual file system), is bad input
+    (:func:`calcinosis.paths.make_out_dir`)."""
+    return make_out_dir(out_dir)
 
 
 def write_outputs_into(out: Path, writers: dict[str, Callable[[Path], Path]]) -> dict[str, Path]:
