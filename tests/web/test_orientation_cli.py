@@ -119,3 +119,18 @@ def test_serve_command_serves_a_study_on_loopback(phantoms):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_serve_on_a_port_in_use_exits_2_with_one_line(phantoms, capsys):
+    # uvicorn printed its own error after the viewer's URL and exited with 3.
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--study", str(phantoms.study_dir), "--port", str(port)]) == 2
+    captured = capsys.readouterr()
+    assert "calcinosis viewer" not in captured.out
+    err = captured.err.strip()
+    assert f"cannot listen on 127.0.0.1 port {port}" in err and len(err.splitlines()) == 1

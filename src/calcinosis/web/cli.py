@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
+import socket
 
 from calcinosis.errors import InputError
 
@@ -91,6 +92,7 @@ def cmd_serve(args) -> int:
     if args.max_studies < 1:
         raise InputError("--max-studies must be at least 1")
     catalog = build_catalog(args)
+    sock = _bound_socket(args.host, args.port)  # a port in use or a bad host is said plainly
     token = secrets.token_urlsafe(24) if args.token == "random" else args.token
     loopback = is_loopback(args.host)
     if not loopback and token is None:
@@ -105,5 +107,24 @@ def cmd_serve(args) -> int:
     first = next(iter(catalog.studies), None) if args.study and not args.db else None
     path = f"/study/{first}" if first else ""
     print(f"calcinosis viewer: http://{shown}:{args.port}{path}{query}  (Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
+
+
+def _bound_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` for the server; a port in use or a host that
+    does not resolve is bad input (uvicorn printed its own error and exited with 3)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InputError(f"--host {host!r} is not a name or address of this machine ({exc}); "
+                         "give e.g. 127.0.0.1") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise InputError(f"cannot listen on {host} port {port} ({exc.strerror or exc}); "
+                         "choose another --port (or --host)") from None
+    return sock
