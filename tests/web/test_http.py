@@ -199,3 +199,16 @@ def test_no_identifiers_unless_kept(phantoms, tmp_path, start_server):
     assert b"Doe" not in hidden and b"PID-4711" not in hidden
     assert srv.get("/api/studies/k0/image/axial/0.png")[0] == 200  # the image itself is shown
     assert b"PID-4711" in srv.get("/api/studies/k1")[2]
+
+
+def test_a_truncated_image_given_to_the_viewer_is_not_shown(phantoms, tmp_path):
+    # It was read as it was: its missing slices shown as flat grey, with has_image true.
+    from calcinosis.web.studydata import read_image_array
+
+    cut = tmp_path / "cut.nii.gz"
+    data = phantoms.image.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    note = read_image_array(study_from_folder(phantoms.study_dir, image=cut, key="cut"))
+    assert isinstance(note, str) and "truncated" in note and "outlines only" in note
+    array, spacing = read_image_array(study_from_folder(phantoms.study_dir, image=phantoms.image, key="whole"))
+    assert array.shape == phantoms.truth.volume.shape and array.dtype == np.int16

@@ -133,30 +133,20 @@ def load_study(source: StudySource) -> LoadedStudy:
 def read_image_array(source: StudySource) -> tuple[np.ndarray, tuple[float, ...]] | str:
     """The CT as int16 ``[z, y, x]`` with its spacing ``(x, y, z)``, or why it cannot be shown.
 
-    NIfTI/NRRD/MetaImage files are read straight through SimpleITK (the analysis
-    already checked them; the viewer only needs the pixels); DICOM through
-    :func:`calcinosis.io.read_volume`.
+    Read by :func:`calcinosis.io.read_volume`, with its checks: the image given to the viewer
+    need not be the one the analysis checked (a truncated copy was shown as flat grey
+    slices, with no word).
     """
-    import SimpleITK as sitk
-
     from calcinosis.io import read_volume
 
     if source.image_path is None:
         return NO_IMAGE_NOTE
-    path = source.image_path
     try:
-        if path.is_dir():
-            volume = read_volume(path, series_uid=source.series_uid)
-            return np.asarray(volume.array), tuple(volume.spacing)
-        image = sitk.ReadImage(str(path))
-        if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-            return "the CT image is not a 3-D grey image; outlines only"
-        if image.GetPixelID() != sitk.sitkInt16:
-            image = sitk.Cast(sitk.Clamp(image, lowerBound=-32768, upperBound=32767), sitk.sitkInt16)
-        return sitk.GetArrayFromImage(image), tuple(image.GetSpacing())
+        volume = read_volume(source.image_path, series_uid=source.series_uid if source.image_path.is_dir() else None)
     except (InputError, OSError, RuntimeError) as exc:
         logger.warning("study %s: cannot read its CT: %s", source.key, exc)
-        return "the CT image could not be read; outlines only"
+        return f"the CT image could not be read ({exc}); outlines only"
+    return np.asarray(volume.array), tuple(volume.spacing)
 
 
 def _jump_points(labels: np.ndarray, orientation: ViewOrientation) -> dict[int, list[int]]:
