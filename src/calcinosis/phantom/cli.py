@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from calcinosis.errors import InputError
 from calcinosis.phantom.ct import BODY_PARTS, make_ct_phantom
 from calcinosis.phantom.distractors import DISTRACTOR_KINDS
 from calcinosis.phantom.io import FORMATS, write_phantom
@@ -24,7 +25,8 @@ def register_phantom_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--length-mm", type=float, default=60.0, help="extent along z, mm (default 60)")
     p.add_argument("--matrix", type=int, default=None, metavar="N", help="square in-plane matrix N x N")
     p.add_argument("--deposits", type=int, default=None, metavar="N", help="number of deposits (default 8-14)")
-    p.add_argument("--limb-side", default="left", choices=("left", "right"), help="elbow: the arm's side")
+    p.add_argument("--limb-side", default=None, choices=("left", "right"),
+                   help="elbow: the arm's side (default left)")
     p.add_argument("--distractors", default="", metavar="LIST",
                    help=f"comma-separated distractors: {', '.join(DISTRACTOR_KINDS)}")
     p.add_argument("--no-table", action="store_true", help="no CT table under the patient")
@@ -38,12 +40,14 @@ def register_phantom_command(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_phantom(args: argparse.Namespace) -> int:
+    if args.limb_side is not None and args.body_part != "elbow":
+        raise InputError(f"--limb-side applies to the elbow phantom only, not {args.body_part}")
     distractors = tuple(k.strip() for k in args.distractors.split(",") if k.strip())
     phantom = make_ct_phantom(
         args.body_part, seed=args.seed, noise_hu=args.noise_hu, slice_thickness_mm=args.slice_mm,
         pixel_mm=args.pixel_mm, length_mm=args.length_mm,
         matrix=None if args.matrix is None else (args.matrix, args.matrix), n_deposits=args.deposits,
         distractors=distractors, external_objects=not args.no_external_objects, table=not args.no_table,
-        limb_side=args.limb_side, keep_noiseless=False, table_gap_mm=args.table_gap_mm)
+        limb_side=args.limb_side or "left", keep_noiseless=False, table_gap_mm=args.table_gap_mm)
     write_phantom(phantom, args.out, fmt=args.format)
     return 0
