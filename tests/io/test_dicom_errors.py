@@ -135,6 +135,11 @@ def nan_rescale_slope(folder, make):
     _edit(_series(folder, make)[2], RescaleSlope="nan")  # was an internal error, and a pydicom warning
 
 
+def hidden_files_only(folder, make):
+    for f in _series(folder, make):
+        f.rename(f.with_name("." + f.name))  # skipped as hidden: "no DICOM files found" said no more
+
+
 def falsely_big_endian(folder, make):
     for f in _series(folder, make):
         data = f.read_bytes()  # marked big-endian (same length of UID), the data little-endian
@@ -174,7 +179,8 @@ CASES = [
     (zero_rescale_slope, "RescaleSlope 0 .*cannot be turned into HU"),
     (nan_rescale_slope, "RescaleSlope nan .*cannot be turned into HU"),
     (negative_rescale_slope, "nothing denser than air"),
-    (falsely_big_endian, "marked DICOM but could not be read"),  # was "no DICOM files found"
+    (falsely_big_endian, "marked DICOM but could not be read"),
+    (hidden_files_only, "hidden files and folders"),  # was "no DICOM files found"
     (text_rescale_intercept, "RescaleIntercept nan: its values cannot be turned into HU"),
     (inconsistent_orientation, "different ImageOrientationPatient"),
     (inconsistent_size, "differ in size"),

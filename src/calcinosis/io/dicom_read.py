@@ -146,6 +146,14 @@ def _marked_dicom_files(folder: Path) -> int:
     return count
 
 
+def _has_hidden_files(folder: Path) -> bool:
+    """Whether ``folder`` holds hidden files or folders (a series copied as dot-files is skipped)."""
+    try:
+        return any(p.name.startswith(".") for p in folder.iterdir())
+    except OSError:
+        return False
+
+
 def _volume_files(folder: Path) -> list[Path]:
     """Files right in ``folder`` that the ITK readers take (a NIfTI given by its folder)."""
     from calcinosis.io.itk import itk_format
@@ -171,6 +179,9 @@ def _choose_series(folder: Path, headers: list[SliceHeader],
             raise InputError(f"no readable DICOM file under {folder}: {unreadable} file(s) are marked DICOM but "
                              "could not be read (damaged, or a transfer syntax pydicom cannot parse); "
                              "export the series again")
+        if _has_hidden_files(folder):
+            raise InputError(f"no DICOM files found under {folder}: hidden files and folders (names starting "
+                             "with '.') are skipped, and there is nothing else; rename them")
         raise InputError(f"no DICOM files found under {folder}; give the folder of a CT series")
     images = [h for h in headers if h.is_image]
     if not images:
