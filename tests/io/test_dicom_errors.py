@@ -135,6 +135,10 @@ def nan_rescale_slope(folder, make):
     _edit(_series(folder, make)[2], RescaleSlope="nan")  # was an internal error, and a pydicom warning
 
 
+def slice_without_rows(folder, make):
+    _edit(_series(folder, make)[2], Rows=None)  # was "missing slices" (not counted as an image)
+
+
 def hidden_files_only(folder, make):
     for f in _series(folder, make):
         f.rename(f.with_name("." + f.name))  # skipped as hidden: "no DICOM files found" said no more
@@ -180,7 +184,8 @@ CASES = [
     (nan_rescale_slope, "RescaleSlope nan .*cannot be turned into HU"),
     (negative_rescale_slope, "nothing denser than air"),
     (falsely_big_endian, "marked DICOM but could not be read"),
-    (hidden_files_only, "hidden files and folders"),  # was "no DICOM files found"
+    (hidden_files_only, "hidden files and folders"),
+    (slice_without_rows, r"IM00003\.dcm lacks a valid Rows or Columns"),  # was "no DICOM files found"
     (text_rescale_intercept, "RescaleIntercept nan: its values cannot be turned into HU"),
     (inconsistent_orientation, "different ImageOrientationPatient"),
     (inconsistent_size, "differ in size"),

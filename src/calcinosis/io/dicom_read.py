@@ -266,6 +266,9 @@ def _check_slices(slices: list[SliceHeader]) -> None:
         ) if v is None]
         if missing:
             raise InputError(f"{h.path} lacks a valid {' and '.join(missing)}; the slice cannot be placed in space")
+        if not h.rows or not h.columns:
+            raise InputError(f"{h.path} lacks a valid Rows or Columns: its image size is unknown (a damaged header); "
+                             "export the series again")
         if not (math.isfinite(h.slope) and h.slope != 0 and math.isfinite(h.intercept)):
             raise InputError(f"{h.path} has RescaleSlope {h.slope:g} and RescaleIntercept {h.intercept:g}: its "
                              "values cannot be turned into HU (both must be numbers, the slope not zero)")

@@ -143,6 +143,10 @@ def read_header(path: Path) -> Dataset | None:
     return ds
 
 
+#: SOP classes of CT images: CT, enhanced CT, legacy converted enhanced CT.
+CT_IMAGE_CLASSES = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2")
+
+
 def slice_header(path: Path, ds: Dataset) -> SliceHeader:
     # pydicom warns (on stderr) of a malformed value when it converts it: the checks on the
     # values read here say what is wrong in one line instead.
@@ -160,7 +164,10 @@ def _slice_header(path: Path, ds: Dataset) -> SliceHeader:
         modality=str(ds.get("Modality", "") or "").upper(),
         description=str(ds.get("SeriesDescription", "") or ""),
         sop_uid=str(ds.get("SOPInstanceUID", "") or ""),
-        is_image="Rows" in ds and "Columns" in ds,
+        # A CT image whose header lost Rows or Columns is still an image (a damaged one, refused
+        # by name), not a non-image object whose absence looked like a missing slice.
+        is_image=("Rows" in ds and "Columns" in ds) or (str(ds.get("SOPClassUID", "")) in CT_IMAGE_CLASSES
+                                                        and str(ds.get("Modality", "")).upper() == "CT"),
         n_frames=int(ds.get("NumberOfFrames", 1) or 1),
         is_localizer="LOCALIZER" in image_type,
         rows=_int_or_none(ds.get("Rows")),
