@@ -10,6 +10,7 @@ written last, so a folder with a summary holds a complete result.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -85,8 +86,20 @@ def _refuse_overwriting_inputs(out: Path, inputs, writes: tuple[str, ...]) -> No
                                  "choose another --out")
 
 
+def earlier_output(out: Path, document: str) -> bool:
+    """Whether ``out`` holds the ``document`` (summary.json, comparison.json) of an earlier
+    calcinosis run: only then are files named like its outputs taken for that run's."""
+    try:
+        doc = json.loads((out / document).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("software"), dict) and doc["software"].get("name") == "calcinosis"
+
+
 def remove_stale(out: Path, written: dict[str, Path], names: tuple[str, ...]) -> None:
-    """Remove the files ``names`` in ``out`` that this run did not write (an earlier run's)."""
+    """Remove the files ``names`` in ``out`` that this run did not write: an earlier run's
+    (call it only when :func:`earlier_output` said the folder held one: a user's own
+    report.html beside the scan, with ``--out .``, is not ours to remove)."""
     keep = {Path(p).name for p in written.values()}
     for name in names:
         old = out / name
@@ -99,6 +112,7 @@ def write_analysis(analysis: Analysis, out_dir: str | os.PathLike[str],
     """Write the contract files for ``analysis`` into ``out_dir``; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rerun = earlier_output(out, "summary.json")
     summary = build_summary(analysis, keep_identifiers=options.keep_identifiers)
     report_format = options.report_format
     paths = {
@@ -116,7 +130,8 @@ def write_analysis(analysis: Analysis, out_dir: str | os.PathLike[str],
 
             paths["report_pdf"] = print_pdf(paths["report"], out / "report.pdf")
     paths["summary"] = atomic.write_json(out / "summary.json", summary)
-    remove_stale(out, paths, ANALYSIS_FILES)
+    if rerun:
+        remove_stale(out, paths, ANALYSIS_FILES)
     return paths
 
 

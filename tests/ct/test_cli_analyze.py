@@ -217,14 +217,23 @@ def test_output_that_would_replace_the_input_is_refused(analysed, tmp_path, caps
 
 def test_a_rerun_leaves_no_file_of_the_earlier_run(analysed, tmp_path):
     # A reused folder kept an earlier run's report and DICOM SR beside the new results.
-    src, _ = analysed
+    src, first = analysed
     out = tmp_path / "o"
-    out.mkdir()
-    for name in ("report.html", "lesions_sr.dcm", "lesions_seg.dcm"):
-        (out / name).write_text("from an earlier run")
+    shutil.copytree(first, out)  # an earlier run with a report
+    for name in ("lesions_sr.dcm", "lesions_seg.dcm"):
+        (out / name).write_text("from an earlier run of a DICOM series")
     (out / "notes.txt").write_text("the user's own")
     assert main(["analyze", str(src), "--out", str(out), "--no-report"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["lesions.csv", "lesions.nii.gz", "notes.txt", "summary.json"]
+
+
+def test_files_of_the_user_beside_the_scan_are_kept(analysed, tmp_path):
+    # With --out beside the scan and no earlier run there, a report.html is the user's own.
+    src, _ = analysed
+    shutil.copy(src, tmp_path / "scan.nii.gz")
+    (tmp_path / "report.html").write_text("the user's own report")
+    assert main(["analyze", str(tmp_path / "scan.nii.gz"), "--out", str(tmp_path), "--no-report"]) == 0
+    assert (tmp_path / "report.html").read_text() == "the user's own report"
 
 
 def test_outputs_take_the_mode_the_umask_gives(analysed):

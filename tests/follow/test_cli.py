@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from calcinosis.cli import main
+from calcinosis.errors import InputError
 from calcinosis.io import write_volume
 from calcinosis.outputs import OutputOptions, write_analysis
 from calcinosis.volume import Volume
@@ -195,3 +196,15 @@ def test_any_patients_lets_a_comparison_of_renamed_scans_run(tmp_path):
     write_dicom_series(_small_ct(), tmp_path / "f", patient_id="PSEUDO2", study_date="20010101")
     assert main(["compare", str(tmp_path / "b"), str(tmp_path / "f"), "--out", str(tmp_path / "o"),
                  "--any-patients", "--no-report"]) == 0
+
+
+def test_dates_in_the_retired_dotted_form_are_read_as_dates():
+    # "2020.06.01" was compared as text with "20200101" and called earlier.
+    from calcinosis.follow.cli import check_same_patient
+
+    def visit(date):
+        return Volume(_small_ct().array, (0.8, 0.8, 2.0), metadata={"study_date": date})
+
+    check_same_patient(visit("20200101"), visit("2020.06.01"))
+    with pytest.raises(InputError, match="taken before the baseline"):
+        check_same_patient(visit("2020.06.01"), visit("20200101"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -28,6 +29,27 @@ def test_nifti_gz_with_a_damaged_middle_is_refused(tmp_path, make_phantom):
     _flip_byte(path, 0.5)
     with pytest.raises(InputError, match="truncated or corrupt"):
         read_volume(path)
+
+
+def test_metaimage_compressed_without_its_size_is_refused(tmp_path, make_phantom):
+    # ITK says "Uncompress failed" and returns whatever memory held.
+    vol = make_phantom()
+    header = ("ObjectType = Image\nNDims = 3\nDimSize = 24 20 12\nElementType = MET_SHORT\n"
+              "ElementSpacing = 2.5 0.8 0.7\nCompressedData = True\nElementDataFile = LOCAL\n")
+    (tmp_path / "scan.mha").write_bytes(header.encode() + zlib.compress(vol.array.astype("<i2").tobytes()))
+    with pytest.raises(InputError, match="no CompressedDataSize"):
+        read_volume(tmp_path / "scan.mha")
+
+
+def test_metaimage_with_gzip_wrapped_data_is_read(tmp_path, make_phantom):
+    # ITK's MetaIO reads gzip as well as zlib streams; the check took only zlib and refused it.
+    vol = make_phantom()
+    data = gzip.compress(vol.array.astype("<i2").tobytes())
+    header = ("ObjectType = Image\nNDims = 3\nDimSize = 24 20 12\nElementType = MET_SHORT\n"
+              f"ElementSpacing = 2.5 0.8 0.7\nCompressedData = True\nCompressedDataSize = {len(data)}\n"
+              "ElementDataFile = LOCAL\n")
+    (tmp_path / "scan.mha").write_bytes(header.encode() + data)
+    np.testing.assert_array_equal(read_volume(tmp_path / "scan.mha").array, vol.array)
 
 
 def test_compressed_metaimage_with_a_damaged_middle_is_refused(tmp_path, make_phantom):
@@ -103,10 +125,20 @@ def _nifti_with(path, *, pixdim=None, vox_offset=None, sform=None) -> None:
     path.write_bytes(gzip.compress(bytes(raw)))
 
 
-def test_nifti_with_zero_pixdim_and_no_sform_is_refused(tmp_path, make_phantom):
+@pytest.mark.parametrize("sform", [0, 1])
+def test_nifti_with_zero_pixdim_is_refused_with_or_without_an_sform(tmp_path, make_phantom, sform):
+    # ITK takes the voxel size from pixdim even where an sform gives one: 1 mm for a 0.
     path = write_volume(make_phantom(), tmp_path / "scan.nii.gz")
-    _nifti_with(path, pixdim=(0.0, 0.0, 0.0), sform=0)
+    _nifti_with(path, pixdim=(0.0, 0.0, 0.0), sform=sform)
     with pytest.raises(InputError, match="no usable voxel size"):
+        read_volume(path)
+
+
+def test_nifti_whose_sform_and_pixdim_disagree_is_refused(tmp_path, make_phantom):
+    # ITK warns "unexpected scales in sform" and reads the pixdim: every volume off by their ratio.
+    path = write_volume(make_phantom(spacing=(0.7, 0.8, 2.5)), tmp_path / "scan.nii.gz")
+    _nifti_with(path, pixdim=(1.0, 1.0, 1.0))  # the sform keeps 0.7 x 0.8 x 2.5
+    with pytest.raises(InputError, match=r"sform gives voxels of 0\.7 x 0\.8 x 2\.5 mm but its pixdim 1 x 1 x 1"):
         read_volume(path)
 
 
@@ -127,13 +159,50 @@ def test_a_path_that_is_not_utf8_is_refused_not_a_crash(tmp_path, make_phantom):
         read_volume(os.fsdecode(bad))
 
 
-def test_an_uncompressed_nifti_named_nii_gz_is_read(tmp_path, make_phantom):
-    # ITK reads it as it is; the completeness check called it "truncated or corrupt".
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_an_uncompressed_nifti_named_nii_gz_is_read(tmp_path, make_phantom, dtype):
+    # ITK reads it as it is; the completeness check called it "truncated or corrupt", and the
+    # NaN scan of a float one opened it as gzip by its name (an internal error).
     vol = make_phantom()
-    packed = write_volume(vol, tmp_path / "packed.nii.gz")
+    packed = write_volume(vol.with_array(vol.array.astype(dtype)), tmp_path / "packed.nii.gz")
     plain = tmp_path / "plain.nii.gz"
     plain.write_bytes(gzip.decompress(packed.read_bytes()))
     np.testing.assert_array_equal(read_volume(plain).array, vol.array)
+
+
+@pytest.mark.parametrize("tail", [b"garbage\n", b"\0" * 64, "second member"])
+def test_nifti_gz_with_what_gzip_tolerates_after_its_data_is_read(tmp_path, make_phantom, tail):
+    # Junk after the stream (gzip -d and ITK ignore it) was refused as "not a gzipped file";
+    # a second gzip member is part of the file.
+    vol = make_phantom()
+    path = write_volume(vol, tmp_path / "scan.nii.gz")
+    raw = gzip.decompress(path.read_bytes())
+    if tail == "second member":
+        path.write_bytes(gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]))
+    else:
+        path.write_bytes(path.read_bytes() + tail)
+    np.testing.assert_array_equal(read_volume(path).array, vol.array)
+
+
+def test_nifti_whose_bitpix_disagrees_with_its_data_type_is_read(tmp_path, make_phantom):
+    # The data type sizes the voxels (as ITK's nifti1_io reads them); bitpix 32 for int16 data
+    # made the check call the file truncated at half its size.
+    vol = make_phantom()
+    path = write_volume(vol, tmp_path / "scan.nii")
+    raw = bytearray(path.read_bytes())
+    raw[72:74] = struct.pack("<h", 32)
+    path.write_bytes(bytes(raw))
+    np.testing.assert_array_equal(read_volume(path).array, vol.array)
+
+
+@pytest.mark.parametrize("name", ["scan.nii", "scan.nii.gz"])
+def test_float_nifti_with_nan_is_refused(tmp_path, make_phantom, name):
+    vol = make_phantom()
+    data = vol.array.astype(np.float32)
+    data[5, 6, 7] = np.nan
+    path = write_volume(vol.with_array(data), tmp_path / name)
+    with pytest.raises(InputError, match="NaN or infinite"):
+        read_volume(path)
 
 
 def test_a_folder_holding_a_nifti_points_to_it(tmp_path, make_phantom):

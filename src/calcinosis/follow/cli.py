@@ -97,6 +97,12 @@ def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None,
     return cmp
 
 
+def _date_digits(value) -> str | None:
+    """A DICOM date as YYYYMMDD (also from the retired YYYY.MM.DD form); None when it is not one."""
+    digits = "".join(ch for ch in str(value or "") if ch.isdigit())
+    return digits if len(digits) == 8 else None
+
+
 def _read_visit_volume(name, inp, image, series):
     """The CT of one visit: ``inp`` itself, or ``image`` when ``inp`` is an analyze output folder."""
     from calcinosis.io import read_volume
@@ -134,7 +140,8 @@ def check_same_patient(baseline: Volume, followup: Volume) -> None:
         if bid.get(key) and fid.get(key) and bid[key].strip() != fid[key].strip():
             raise InputError(f"the baseline and the follow-up have different {what} in their DICOM headers: "
                              "they are not one patient's scans (if they are, add --any-patients)")
-    if b.get("study_date") and f.get("study_date") and f["study_date"] < b["study_date"]:
+    before, after = _date_digits(b.get("study_date")), _date_digits(f.get("study_date"))
+    if before and after and after < before:
         raise InputError(f"the follow-up ({f['study_date']}) was taken before the baseline ({b['study_date']}); "
                          "give the earlier scan first (or add --any-patients)")
 

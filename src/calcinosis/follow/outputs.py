@@ -14,7 +14,7 @@ from calcinosis import atomic
 from calcinosis.errors import InputError
 from calcinosis.follow.compare import Comparison
 from calcinosis.follow.tables import changes_csv, comparison_document
-from calcinosis.outputs import remove_stale
+from calcinosis.outputs import earlier_output, remove_stale
 
 
 #: Every file :func:`write_comparison` may write into its folder.
@@ -27,6 +27,7 @@ def write_comparison(cmp: Comparison, out_dir: str | os.PathLike[str], *, baseli
     """Write the comparison files into ``out_dir``; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rerun = earlier_output(out, "comparison.json")
     doc = comparison_document(cmp, baseline_source=baseline_source, followup_source=followup_source)
     paths = {"changes_csv": atomic.write_text(out / "changes.csv", changes_csv(cmp.changes))}
     if report:
@@ -35,7 +36,8 @@ def write_comparison(cmp: Comparison, out_dir: str | os.PathLike[str], *, baseli
         html = render_comparison_html(cmp, doc, figure_png=side_by_side_png(cmp), analysis_links=analysis_links)
         paths["report"] = atomic.write_text(out / "report.html", html)
     paths["comparison"] = atomic.write_json(out / "comparison.json", doc)
-    remove_stale(out, paths, COMPARISON_FILES)
+    if rerun:
+        remove_stale(out, paths, COMPARISON_FILES)
     return paths
 
 

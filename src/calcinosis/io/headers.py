@@ -24,6 +24,9 @@ from calcinosis.errors import InputError
 # few hundred bytes).
 _HEADER_BYTES = 1 << 16
 _CHUNK = 4 * 1024 * 1024
+# An sform's voxel size and the pixdim agree within this share (float32 rounding, and the
+# rounding of converters, stay far below it).
+SFORM_TOLERANCE = 1e-3
 # MetaImage element types and their sizes (bytes).
 _META_TYPE_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
                     "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
@@ -66,6 +69,7 @@ def _check_nifti(path: Path) -> None:
             pixdim = struct.unpack(f"{endian}8f", head[76:108])
             vox_offset = struct.unpack(f"{endian}f", head[108:112])[0]
             sform = struct.unpack(f"{endian}h", head[254:256])[0]
+            srow = struct.unpack(f"{endian}12f", head[280:328])
             if head[344:347] == b"n+1" and not vox_offset >= 352:
                 raise InputError(f"cannot use {path}: its header puts the voxel data at byte {vox_offset:g}, inside "
                                  "the header (NIfTI-1 data start at byte 352 or later); the file is damaged: "
@@ -74,13 +78,21 @@ def _check_nifti(path: Path) -> None:
         if len(head) >= 540 and struct.unpack(f"{endian}i", head[:4])[0] == 540:
             pixdim = struct.unpack(f"{endian}8d", head[104:168])
             sform = struct.unpack(f"{endian}i", head[348:352])[0]
+            srow = struct.unpack(f"{endian}12d", head[400:496])
             break
     else:
         return
-    # With an sform the voxel size comes from its matrix (the geometry check sees that);
-    # without one ITK takes pixdim, and a missing one as 1 mm.
-    if sform <= 0 and not _usable(pixdim[1:4]):
-        raise _no_spacing(path, f"pixdim {', '.join(f'{v:g}' for v in pixdim[1:4])} and no sform")
+    # ITK takes the voxel size from pixdim (a missing one as 1 mm), even where an sform gives
+    # another (it warns "unexpected scales in sform" and goes on): refused, not guessed.
+    if not _usable(pixdim[1:4]):
+        raise _no_spacing(path, f"pixdim {', '.join(f'{v:g}' for v in pixdim[1:4])}")
+    if sform > 0:
+        columns = [math.sqrt(sum(srow[4 * r + c] ** 2 for r in range(3))) for c in range(3)]
+        if any(abs(a - abs(b)) > SFORM_TOLERANCE * abs(b) for a, b in zip(columns, pixdim[1:4])):
+            raise InputError(f"cannot use {path}: its sform gives voxels of "
+                             f"{' x '.join(f'{v:.4g}' for v in columns)} mm but its pixdim "
+                             f"{' x '.join(f'{abs(v):.4g}' for v in pixdim[1:4])} mm (ITK reads the pixdim); "
+                             "make them agree (or convert the scan again)")
 
 
 def _text_header(path: Path) -> list[str]:
@@ -179,6 +191,10 @@ def check_metaimage_data(path: Path) -> None:
     except (ValueError, KeyError):
         return
     name = fields.get("elementdatafile", "")
+    if name.upper() == "LOCAL" and "compresseddatasize" not in fields:
+        # ITK's reader then says only "Uncompress failed" and returns what memory held.
+        raise InputError(f"cannot use {path}: its compressed voxel data have no CompressedDataSize, without which "
+                         "ITK cannot read them; write the file again (e.g. with SimpleITK)")
     try:
         if name.upper() == "LOCAL":
             with open(path, "rb") as fh:
@@ -203,7 +219,7 @@ def check_metaimage_data(path: Path) -> None:
 def _inflate(fh) -> tuple[int, bool]:
     """Decompress a zlib stream from ``fh`` (discarding the output): bytes it holds, and
     whether the stream ended properly (its checksum read and right)."""
-    stream = zlib.decompressobj()
+    stream = zlib.decompressobj(32 + zlib.MAX_WBITS)  # zlib or gzip, as ITK's MetaIO reads either
     total = 0
     while not stream.eof and (data := stream.unconsumed_tail or fh.read(_CHUNK)):
         total += len(stream.decompress(data, _CHUNK))  # bounded: a chunk of zeros inflates 1000-fold

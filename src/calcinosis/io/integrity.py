@@ -1,86 +1,174 @@
-"""Refuse truncated or damaged NIfTI files.
+"""Refuse truncated or damaged NIfTI files, and float ones holding NaN.
 
 SimpleITK reads a truncated ``.nii`` or ``.nii.gz`` without complaint and fills the
-missing voxels with zeros: a silent wrong answer. A batch over an archive meets
-such files (interrupted copies), so a NIfTI study's header is parsed and its voxel
-data checked to be all there: for ``.nii``, by the file size; for ``.nii.gz``, by
-decompressing the stream once, which also checks the gzip CRC. (The gzip trailer's
-length field alone is not enough: a flipped bit in the middle of the stream leaves it
-right, and ITK then reads zeros from the damage on, with no error.)
+missing voxels with zeros, and reads NaN as 0: silent wrong answers. A batch over an
+archive meets such files (interrupted copies), so a NIfTI study's header is parsed and
+its voxel data read once (:func:`check_nifti_complete`): they must all be there (for
+``.nii``, by the file size and the data themselves; for ``.nii.gz``, by decompressing
+the stream, which also checks each member's CRC) and, in a float file, finite. The gzip
+trailer's length field alone is not enough: a flipped bit in the middle of the stream
+leaves it right, and ITK then reads zeros from the damage on, with no error. What ITK
+reads well is not refused: a gzip file of several members, junk after the last member
+(as ``gzip -d`` ignores it), an uncompressed file named ``.nii.gz``, a header whose
+``bitpix`` disagrees with its data type (the data type sizes the voxels).
 """
 
 from __future__ import annotations
 
-import gzip
 import struct
 import zlib
 from pathlib import Path
 
+import numpy as np
+
 from calcinosis.errors import InputError
 
 _CHUNK = 4 * 1024 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+# NIfTI data type codes -> bytes per voxel (nifti1.h); FLOAT32 and FLOAT64 are scanned for NaN.
+_DATATYPE_BYTES = {2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 128: 3, 256: 1, 512: 2, 768: 4, 1024: 8, 1280: 8,
+                   1536: 16, 1792: 16, 2048: 32, 2304: 4}
+_FLOAT_TYPES = {16: "f4", 64: "f8"}
 
 
-def check_nifti_complete(path: str | Path) -> None:
-    """Raise :class:`InputError` when the NIfTI file at ``path`` holds fewer voxel bytes than its header says.
+class _Header:
+    """What the check needs from a NIfTI-1 or NIfTI-2 header (either byte order)."""
 
-    Files that are not NIfTI (by name) are not checked; a header that cannot be
-    parsed is left to the reader, which says what is wrong.
+    def __init__(self, head: bytes) -> None:
+        self.ok = False
+        for endian in "<>":
+            if len(head) >= 348 and struct.unpack(f"{endian}i", head[:4])[0] == 348:
+                dims = struct.unpack(f"{endian}8h", head[40:56])
+                datatype, bitpix = struct.unpack(f"{endian}2h", head[70:74])
+                offset = int(struct.unpack(f"{endian}f", head[108:112])[0])
+                size = 348
+            elif len(head) >= 540 and struct.unpack(f"{endian}i", head[:4])[0] == 540:
+                datatype, bitpix = struct.unpack(f"{endian}2h", head[12:16])
+                dims = struct.unpack(f"{endian}8q", head[16:80])
+                offset = int(struct.unpack(f"{endian}q", head[168:176])[0])
+                size = 540
+            else:
+                continue
+            ndim = int(dims[0])
+            per_voxel = _DATATYPE_BYTES.get(int(datatype), bitpix // 8 if bitpix > 0 else 0)
+            if not 1 <= ndim <= 7 or per_voxel <= 0:
+                return
+            voxels = 1
+            for d in dims[1:ndim + 1]:
+                voxels *= max(int(d), 1)
+            self.ok = True
+            self.data_start = max(offset, size)
+            self.expected = self.data_start + voxels * per_voxel
+            float_code = _FLOAT_TYPES.get(int(datatype))
+            self.float_dtype = np.dtype(endian + float_code) if float_code else None
+            return
+
+
+def check_nifti_complete(path: str | Path, *, finite: bool = True) -> None:
+    """Raise :class:`InputError` when the NIfTI file at ``path`` is cut short, its gzip stream
+    is damaged, or (with ``finite``) its float voxels hold NaN or infinity (read once, in
+    chunks).
+
+    Files that are not NIfTI (by name) are not checked; a header that cannot be parsed is
+    left to the reader, which says what is wrong.
     """
     path = Path(path)
-    name = path.name.lower()
-    if not name.endswith((".nii", ".nii.gz")):
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
         return
-    compressed = name.endswith(".gz") and _starts_with(path, b"\x1f\x8b")  # else read as it is, like ITK
-    try:
-        if compressed:
-            with gzip.open(path, "rb") as fh:
-                header = fh.read(544)
-                expected = _expected_bytes(header)
-                total = len(header)
-                while chunk := fh.read(_CHUNK):
-                    total += len(chunk)
-        else:
-            with open(path, "rb") as fh:
-                header = fh.read(544)
-            expected = _expected_bytes(header)
-            total = path.stat().st_size
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise InputError(f"{path} is truncated or corrupt ({exc}); copy or export it again") from exc
-    if expected is not None and total < expected:
-        raise InputError(f"{path} is truncated: {total} of {expected} bytes present; "
-                         "copy or export it again")
-
-
-def _starts_with(path: Path, magic: bytes) -> bool:
+    scan = _Scan()
     try:
         with open(path, "rb") as fh:
-            return fh.read(len(magic)) == magic
-    except OSError:
-        return False
+            if fh.read(2) == _GZIP_MAGIC:
+                fh.seek(0)
+                _inflate_members(fh, scan)
+            else:  # uncompressed (also when named .nii.gz: ITK reads it as it is)
+                fh.seek(0)
+                while chunk := fh.read(_CHUNK):
+                    scan.feed(chunk)
+                scan.finish()
+    except zlib.error as exc:
+        raise InputError(f"{path} is truncated or corrupt ({exc}); copy or export it again") from None
+    except _Truncated as exc:
+        raise InputError(f"{path} is truncated or corrupt ({exc}); copy or export it again") from None
+    if scan.header is None or not scan.header.ok:
+        return
+    if scan.total < scan.header.expected:
+        raise InputError(f"{path} is truncated: {scan.total} of {scan.header.expected} bytes present; "
+                         "copy or export it again")
+    if finite and scan.non_finite:
+        raise InputError(f"values cannot be HU in {path}: the image holds NaN or infinite values")
 
 
-def _expected_bytes(header: bytes) -> int | None:
-    """vox_offset + voxels x bytes per voxel from a NIfTI-1 or NIfTI-2 header (either byte order)."""
-    for endian in "<>":
-        if len(header) >= 348 and struct.unpack(f"{endian}i", header[:4])[0] == 348:
-            dims = struct.unpack(f"{endian}8h", header[40:56])
-            bitpix = struct.unpack(f"{endian}h", header[72:74])[0]
-            vox_offset = struct.unpack(f"{endian}f", header[108:112])[0]
-            return _total(dims, bitpix, vox_offset)
-        if len(header) >= 540 and struct.unpack(f"{endian}i", header[:4])[0] == 540:
-            dims = struct.unpack(f"{endian}8q", header[16:80])
-            bitpix = struct.unpack(f"{endian}h", header[14:16])[0]
-            vox_offset = struct.unpack(f"{endian}q", header[168:176])[0]
-            return _total(dims, bitpix, vox_offset)
-    return None
+class _Truncated(Exception):
+    pass
 
 
-def _total(dims, bitpix: int, vox_offset: float) -> int | None:
-    ndim = int(dims[0])
-    if not 1 <= ndim <= 7 or bitpix <= 0:
-        return None
-    n = 1
-    for d in dims[1:ndim + 1]:
-        n *= max(int(d), 1)
-    return int(vox_offset) + n * bitpix // 8
+class _Scan:
+    """Bytes of the decompressed file fed in order: their count, the header from the first
+    544 of them, and whether a float file's voxels hold a value that is not finite."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.header: _Header | None = None
+        self.non_finite = False
+        self._buffer = b""  # the first bytes, until the header is read from them
+        self._rest = b""  # a voxel's bytes cut by the end of the last piece
+
+    def feed(self, data: bytes) -> None:
+        if self.header is None:
+            self._buffer += data
+            if len(self._buffer) < 544:
+                return
+            data, self._buffer = self._buffer, b""
+            self.header = _Header(data[:544])
+        self._scan(data)
+
+    def finish(self) -> None:
+        """After the last piece (a file shorter than the longest header)."""
+        if self.header is None:
+            data, self._buffer = self._buffer, b""
+            self.header = _Header(data)
+            self._scan(data)
+
+    def _scan(self, data: bytes) -> None:
+        start = self.total
+        self.total += len(data)
+        header = self.header
+        if header is None or not header.ok or header.float_dtype is None or self.non_finite:
+            return
+        # The voxel bytes in this piece (after the header, before the end of the data).
+        lo = max(header.data_start - start, 0)
+        hi = min(header.expected - start, len(data))
+        if hi <= lo:
+            return
+        piece = self._rest + data[lo:hi]
+        usable = len(piece) - len(piece) % header.float_dtype.itemsize
+        if not np.isfinite(np.frombuffer(piece[:usable], dtype=header.float_dtype)).all():
+            self.non_finite = True
+        self._rest = piece[usable:]
+
+
+def _inflate_members(fh, scan: _Scan) -> None:
+    """Decompress every gzip member of ``fh`` into ``scan`` (each member's CRC and length are
+    checked by zlib); stop at bytes after a member that do not start another (trailing junk,
+    which ITK and ``gzip -d`` ignore). A stream that ends inside a member is truncated."""
+    stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    pending = b""
+    while True:
+        data = pending or stream.unconsumed_tail or fh.read(_CHUNK)
+        pending = b""
+        if not data:
+            if not stream.eof:
+                raise _Truncated("the compressed stream ends before its end marker")
+            break
+        scan.feed(stream.decompress(data, _CHUNK))  # bounded: zeros inflate 1000-fold
+        if stream.eof:
+            rest = stream.unused_data
+            if rest[:2] != _GZIP_MAGIC:
+                more = fh.read(2) if len(rest) < 2 else b""
+                if (rest + more)[:2] != _GZIP_MAGIC:
+                    break  # the end, or junk after the last member
+                rest += more
+            stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            pending = rest
+    scan.finish()

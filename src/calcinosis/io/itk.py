@@ -19,7 +19,6 @@ from calcinosis.atomic import write_with
 from calcinosis.errors import InputError
 from calcinosis.io.headers import check_header
 from calcinosis.io.hu import to_int16_hu
-from calcinosis.io.nifti_nan import nifti_has_nan
 from calcinosis.paths import check_path_text
 from calcinosis.volume import Volume
 
@@ -128,8 +127,6 @@ def read_itk_volume(path: str | os.PathLike[str]) -> Volume:
         # A 4-D NIfTI with one time point is a 3-D volume; drop the extra axis below.
         size, dimension = size[:3], 3
     _check_3d(dimension, size, reader.GetNumberOfComponents(), str(path))
-    if fmt == "nifti" and reader.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64) and nifti_has_nan(path):
-        raise InputError(f"values cannot be HU in {path}: the image holds NaN or infinite values")
     try:
         image = reader.Execute()
     except RuntimeError as exc:
@@ -172,7 +169,7 @@ def _check_written(path: Path) -> None:
 
     try:
         if itk_format(path) == "nifti":
-            check_nifti_complete(path)
+            check_nifti_complete(path, finite=False)  # a float image written may hold NaN
         elif itk_format(path) == "metaimage":
             check_metaimage_data(path)
         else:
