@@ -240,3 +240,43 @@ def test_a_volume_of_nothing_but_air_is_refused(tmp_path, make_phantom):
     path = write_volume(vol.with_array(np.full(vol.shape, -1000, np.int16)), tmp_path / "air.nii.gz")
     with pytest.raises(InputError, match="nothing denser than air"):
         read_volume(path)
+
+
+def _with_scaling(path, slope: float, inter: float) -> None:
+    import gzip
+    import struct
+
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[112:120] = struct.pack("<2f", slope, inter)
+    path.write_bytes(gzip.compress(bytes(raw)))
+
+
+@pytest.mark.parametrize("dtype, offset, scaling", [
+    (np.int16, 0, None),
+    (np.int16, 0, (0.5, -1024.0)),
+    (np.uint16, 1024, (1.0, -1024.0)),  # stored without negatives, shifted back by scl_inter
+    (np.int16, 0, (0.0, -1024.0)),  # ITK takes a slope of 0 as 1 and keeps the intercept
+    (np.int16, 0, (float("nan"), 5.0)),  # ... and a slope that is no number as 1
+    (np.float32, 0, None),
+    (np.int32, 0, (0.1, -3.0)),
+    (np.uint8, 0, (10.0, -1000.0)),
+])
+def test_nifti_voxels_read_in_one_pass_equal_itks(tmp_path, dtype, offset, scaling):
+    # The voxels are read here (one decompression that also checks the stream); the values
+    # must be what ITK's own read gives, scaling included.
+    rng = np.random.default_rng(3)
+    data = rng.integers(-1000, 2000, size=(6, 20, 24)) + offset
+    if dtype == np.uint8:
+        data = data % 200 + 20
+    image = sitk.GetImageFromArray(data.astype(dtype))
+    image.SetSpacing((0.7, 0.8, 2.5))
+    image.SetOrigin((1.0, -2.0, 3.0))
+    path = tmp_path / "scan.nii.gz"
+    sitk.WriteImage(image, str(path))
+    if scaling is not None:
+        _with_scaling(path, *scaling)
+    ours = read_volume(path)
+    ref = sitk_to_volume(sitk.ReadImage(str(path)), source=str(path))
+    np.testing.assert_array_equal(ours.array, ref.array)
+    assert ours.spacing == pytest.approx(ref.spacing) and ours.origin == pytest.approx(ref.origin)
+    np.testing.assert_allclose(ours.direction, ref.direction)

@@ -19,6 +19,7 @@ from calcinosis.atomic import write_with
 from calcinosis.errors import InputError
 from calcinosis.io.headers import check_header
 from calcinosis.io.hu import to_int16_hu
+from calcinosis.io.integrity import check_nifti_complete, read_nifti_voxels
 from calcinosis.paths import check_path_text
 from calcinosis.volume import Volume
 
@@ -120,6 +121,8 @@ def read_itk_volume(path: str | os.PathLike[str]) -> Volume:
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
+        if fmt == "nifti":
+            check_nifti_complete(path)  # a damaged file says so, rather than what ITK made of it
         raise InputError(f"cannot read {path}: {_first_line(exc)}") from None
     size = reader.GetSize()
     dimension = reader.GetDimension()
@@ -127,6 +130,13 @@ def read_itk_volume(path: str | os.PathLike[str]) -> Volume:
         # A 4-D NIfTI with one time point is a 3-D volume; drop the extra axis below.
         size, dimension = size[:3], 3
     _check_3d(dimension, size, reader.GetNumberOfComponents(), str(path))
+    metadata = {"modality": "CT", "source_format": fmt, "source_path": str(path)}
+    if fmt == "nifti":
+        # The voxels in one pass with the checks of length and damage; the geometry is ITK's.
+        voxels = read_nifti_voxels(path)
+        if voxels is not None:
+            return _nifti_volume(reader, *voxels, metadata, str(path))
+        check_nifti_complete(path)  # a layout left to ITK: checked first
     try:
         image = reader.Execute()
     except RuntimeError as exc:
@@ -136,8 +146,29 @@ def read_itk_volume(path: str | os.PathLike[str]) -> Volume:
                          "file) may be missing, truncated or damaged; copy or export it again") from None
     if image.GetDimension() == 4:
         image = image[:, :, :, 0]
-    metadata = {"modality": "CT", "source_format": fmt, "source_path": str(path)}
     return sitk_to_volume(image, metadata, source=str(path))
+
+
+def _nifti_volume(reader: sitk.ImageFileReader, array: np.ndarray, scaling, metadata, source: str) -> Volume:
+    """A :class:`Volume` of NIfTI voxels read by :func:`read_nifti_voxels` with the geometry
+    ITK read from the header (its first three axes): what ``reader.Execute()`` then
+    :func:`sitk_to_volume` give, with the scaling applied as ITK applies it (in float)."""
+    if scaling is not None:
+        slope, inter = scaling
+        scaled = np.empty(array.shape, np.float32)
+        for k in range(array.shape[0]):  # in double, slice by slice, then float (as ITK)
+            scaled[k] = array[k] * slope + inter
+        array = scaled
+    hu = to_int16_hu(array, source=source)
+    n = reader.GetDimension()
+    direction = np.asarray(reader.GetDirection(), dtype=float).reshape(n, n)[:3, :3]
+    spacing, origin = reader.GetSpacing()[:3], reader.GetOrigin()[:3]
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
+        raise InputError(f"cannot use {source}: its axes are not at right angles to each other (a sheared grid); "
+                         "resample it onto an orthogonal grid first")
+    if not all(np.isfinite(origin)):
+        raise InputError(f"cannot use {source}: its origin {origin} is not a position in mm; check the header")
+    return Volume(hu, spacing, origin, direction, dict(metadata))
 
 
 def _first_line(exc: Exception) -> str:

@@ -11,7 +11,6 @@ from calcinosis.errors import InputError
 from calcinosis.io.dicom_read import read_dicom_series, read_multiframe_file
 from calcinosis.io.dicom_scan import read_header
 from calcinosis.io.headers import check_metaimage_data
-from calcinosis.io.integrity import check_nifti_complete
 from calcinosis.io.itk import itk_format, read_itk_volume
 from calcinosis.paths import check_path_text
 from calcinosis.volume import Volume
@@ -119,18 +118,20 @@ def _read_itk_checked(path: Path) -> Volume:
     """Read an ITK-format file, refusing a truncated or damaged one.
 
     ITK fills the missing or damaged part of a NIfTI, and of a compressed MetaImage, with
-    zeros: the file is checked to be whole (:func:`check_nifti_complete`, which
-    decompresses a ``.nii.gz`` once; :func:`check_metaimage_data`). With more than one
-    thread the check runs beside the read (zlib and ITK release the GIL), so a compressed
-    file costs little more than SimpleITK's own read; a failed check wins over whatever
-    the read gave.
+    zeros. A NIfTI's voxels are read here in one pass that checks them
+    (:func:`calcinosis.io.itk.read_itk_volume`); a MetaImage is checked by
+    :func:`check_metaimage_data` (which decompresses it once), beside the read when there
+    is more than one thread (zlib and ITK release the GIL), so a compressed file costs little
+    more than SimpleITK's own read; a failed check wins over whatever the read gave. (NRRD:
+    ITK's reader refuses a damaged file itself.)
     """
-    check = check_metaimage_data if itk_format(path) == "metaimage" else check_nifti_complete
-    if n_threads() < 2 or not _compressed(path):
-        check(path)
+    if itk_format(path) != "metaimage":
+        return read_itk_volume(path)
+    if n_threads() < 2:
+        check_metaimage_data(path)
         return read_itk_volume(path)
     with ThreadPoolExecutor(1) as pool:
-        checked = pool.submit(check, path)
+        checked = pool.submit(check_metaimage_data, path)
         try:
             volume = read_itk_volume(path)
         except Exception:
@@ -138,9 +139,3 @@ def _read_itk_checked(path: Path) -> Volume:
             raise
         checked.result()
     return volume
-
-
-def _compressed(path: Path) -> bool:
-    """Whether the check of ``path`` decompresses it (worth a thread beside the read)."""
-    name = path.name.lower()
-    return name.endswith(".nii.gz") or name.endswith((".mha", ".mhd"))
