@@ -73,6 +73,26 @@ def test_discovery_finds_files_and_series_whatever_the_layout(tmp_path):
         discover_studies(root / "a b" / "x.nii.gz")
 
 
+def test_discovery_follows_linked_folders_once_and_skips_output_folders(tmp_path):
+    from calcinosis.io import write_dicom_series, write_volume
+
+    root = tmp_path / "root"
+    elsewhere = tmp_path / "archive" / "pat"
+    write_dicom_series(tiny_volume(6), elsewhere, series_uid="1.2.826.0.1.3680043.10.999.6")
+    root.mkdir()
+    (root / "patlink").symlink_to(elsewhere, target_is_directory=True)  # was skipped without a word
+    (root / "loop").symlink_to(root, target_is_directory=True)  # walked once, not for ever
+    write_volume(tiny_volume(7), root / "a.nii.gz")
+    # A calcinosis output folder inside the root (a batch's or analyze's): not studies (its label
+    # maps were read as CTs and failed).
+    out = root / "old-run" / "a-1234"
+    write_volume(tiny_volume(8), out / "lesions.nii.gz")
+    (out / "summary.json").write_text(json.dumps({"schema_version": "1", "software": {"name": "calcinosis"}}))
+    found = discover_studies(root)
+    kinds = sorted((s.kind, s.series_uid or "") for s in found.studies)
+    assert kinds == [("dicom", "1.2.826.0.1.3680043.10.999.6"), ("file", "")]
+
+
 def test_an_enhanced_ct_file_is_a_study_of_its_folder(tmp_path, enhanced_ct):
     # A series of one multi-frame file: its input is the file's folder (read as a series),
     # not the file with a series UID.

@@ -22,6 +22,7 @@ plus 8 hex digits of a hash of that path (files) or of the SeriesInstanceUID
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -155,13 +156,40 @@ def discover_studies(root: str | os.PathLike[str], *,
 
 
 def _walk(root: Path, excluded: set[Path]):
-    for dirpath, dirnames, filenames in os.walk(root):
+    """The candidate files under ``root``, sorted: through links to folders too (a study
+    folder linked into the root was skipped without a word), each real folder once (a link
+    loop ends there); hidden entries, DICOMDIR, pipes and devices left out, and so are
+    calcinosis's own output folders (a batch output inside the root would be read as studies:
+    its label maps failed as "values cannot be HU")."""
+    seen: set[Path] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         here = Path(dirpath)
+        real = here.resolve()
+        if real in seen or (here != root and _is_output_folder(here, filenames)):
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = sorted(d for d in dirnames
                              if not d.startswith(".") and (here / d).resolve() not in excluded)
         for name in sorted(filenames):
             if not name.startswith(".") and name.upper() != "DICOMDIR" and not is_special_file(here / name):
                 yield here / name
+
+
+def _is_output_folder(folder: Path, names: list[str]) -> bool:
+    """Whether ``folder`` is an ``analyze`` or ``compare`` output (its summary.json or
+    comparison.json written by calcinosis)."""
+    for name in ("summary.json", "comparison.json"):
+        if name in names:
+            try:
+                doc = json.loads((folder / name).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(doc, dict) and isinstance(doc.get("software"), dict) \
+                    and doc["software"].get("name") == "calcinosis":
+                logger.info("skipping %s: a calcinosis output folder", folder)
+                return True
+    return False
 
 
 def _file_study(root: Path, path: Path, suffix: str) -> Study:
