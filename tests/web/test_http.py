@@ -212,3 +212,30 @@ def test_a_truncated_image_given_to_the_viewer_is_not_shown(phantoms, tmp_path):
     assert isinstance(note, str) and "truncated" in note and "outlines only" in note
     array, spacing = read_image_array(study_from_folder(phantoms.study_dir, image=phantoms.image, key="whole"))
     assert array.shape == phantoms.truth.volume.shape and array.dtype == np.int16
+
+
+def test_a_study_redone_or_deleted_since_it_was_loaded_is_loaded_again(phantoms, tmp_path):
+    # The store kept the first load by key: the detail view showed the old result (or a deleted
+    # one) while the list showed the new state.
+    import shutil
+
+    from calcinosis.errors import InputError
+    from calcinosis.web.studydata import StudyStore
+
+    folder = tmp_path / "study"
+    shutil.copytree(phantoms.study_dir, folder)
+    source = study_from_folder(folder, key="s")
+    store = StudyStore()
+    try:
+        first = store.handle(source)
+        n = len(first.meta().lesions)
+        assert store.handle(source) is first  # unchanged: the same load
+        (folder / "lesions.csv").write_text((folder / "lesions.csv").read_text().splitlines()[0] + "\n")
+        (folder / "summary.json").write_text((folder / "summary.json").read_text() + " ")  # redone
+        again = store.handle(source)
+        assert again is not first and len(again.meta().lesions) == 0 < n
+        shutil.rmtree(folder)
+        with pytest.raises(InputError, match="no complete analysis output"):
+            store.handle(source).meta()
+    finally:
+        store.close()

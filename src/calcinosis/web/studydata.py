@@ -170,6 +170,7 @@ class StudyHandle:
 
     def __init__(self, source: StudySource, pool: ThreadPoolExecutor) -> None:
         self.source = source
+        self.stamp = files_stamp(source)  # what was on disk when it was loaded
         self._meta = pool.submit(load_study, source)
         self._raw = pool.submit(read_image_array, source)
         self._image: StudyImage | None = None
@@ -200,6 +201,22 @@ class StudyHandle:
             return self._image
 
 
+def files_stamp(source: StudySource) -> tuple:
+    """Size and modification time of the files a study is loaded from (its output's summary
+    and label map, its CT): a change means the loaded study is out of date."""
+    paths = [source.image_path]
+    if source.output_dir is not None:
+        paths += [source.output_dir / "summary.json", source.output_dir / "lesions.nii.gz"]
+    stamp = []
+    for path in paths:
+        try:
+            st = path.stat() if path is not None else None
+        except OSError:
+            st = None
+        stamp.append(None if st is None else (st.st_size, st.st_mtime_ns))
+    return tuple(stamp)
+
+
 class StudyStore:
     """The last ``max_studies`` loaded studies (LRU), each loaded once even when asked twice at once."""
 
@@ -213,7 +230,9 @@ class StudyStore:
         """The study's handle, loading (or loaded); a failed load is tried again."""
         with self._lock:
             handle = self._loaded.get(source.key)
-            if handle is not None and not handle.failed():
+            # A study redone (or deleted) since it was loaded is loaded again: the detail view
+            # kept showing the old result while the list showed the new one.
+            if handle is not None and not handle.failed() and handle.stamp == files_stamp(source):
                 self._loaded.move_to_end(source.key)
                 return handle
             handle = StudyHandle(source, self._pool)
