@@ -137,14 +137,14 @@ def _registry_rows(url: str) -> list[dict[str, Any]]:
         rows = []
         for r in conn.execute(query):
             row = r._asdict()
-            row["error"] = _without_path(row["error"], row.pop("input_path"))
+            row["error"] = without_path(row["error"], row.pop("input_path"))
             row["finished_at"] = row["finished_at"].isoformat() if row["finished_at"] else None
             row["pattern"] = _pattern_text(row["pattern"])
             rows.append(row)
     return rows
 
 
-def _without_path(error: str | None, input_path: str | None) -> str | None:
+def without_path(error: str | None, input_path: str | None) -> str | None:
     """The failure reason without the input's path (folder names can hold a patient's name)."""
     if not error or not input_path:
         return error

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from calcinosis.errors import InputError
-from calcinosis.web.catalog import StudySource
+from calcinosis.web.catalog import StudySource, without_path
 from calcinosis.web.orientation import ViewOrientation, view_spacing, view_to_lps_affine
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,8 @@ def read_image_array(source: StudySource) -> tuple[np.ndarray, tuple[float, ...]
         volume = read_volume(source.image_path, series_uid=source.series_uid if source.image_path.is_dir() else None)
     except (InputError, OSError, RuntimeError) as exc:
         logger.warning("study %s: cannot read its CT: %s", source.key, exc)
-        return f"the CT image could not be read ({exc}); outlines only"
+        # No path in what the browser sees (folder names can hold a patient's name).
+        return f"the CT image could not be read ({without_path(str(exc), str(source.image_path))}); outlines only"
     return np.asarray(volume.array), tuple(volume.spacing)
 
 
