@@ -208,3 +208,18 @@ def test_dates_in_the_retired_dotted_form_are_read_as_dates():
     check_same_patient(visit("20200101"), visit("2020.06.01"))
     with pytest.raises(InputError, match="taken before the baseline"):
         check_same_patient(visit("2020.06.01"), visit("20200101"))
+
+
+def test_a_reused_out_loses_the_earlier_run_visit_analyses(inputs, tmp_path):
+    # OUT/baseline and OUT/followup of an earlier comparison (of other scans) stayed beside a new
+    # comparison made from analyze folders: it named one scan and showed another's outlines.
+    import shutil
+
+    out = tmp_path / "out"
+    for name in ("baseline", "followup"):
+        shutil.copytree(inputs["followup_folder"], out / name)  # another visit's analysis
+    assert main(["compare", str(inputs["baseline_folder"]), str(inputs["followup_folder"]), "--out", str(out),
+                 "--baseline-image", str(inputs["baseline_image"]), "--followup-image", str(inputs["followup_image"]),
+                 "--no-report"]) == 0
+    assert not (out / "baseline").exists() and not (out / "followup").exists()
+    assert (out / "comparison.json").is_file()

@@ -85,6 +85,8 @@ def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None,
     if check_patient:
         check_same_patient(volumes["baseline"], volumes["followup"])
     for name, inp in (("baseline", baseline_input), ("followup", followup_input)):
+        if name not in analysed:
+            _clear_earlier_visit(out / name, inp)
         visit = _load_visit(name, inp, volumes[name], config, out, report, step)
         if visit.analysis is not None:
             links[f"{name} analysis"] = f"{name}/report.html" if report else f"{name}/summary.json"
@@ -95,6 +97,21 @@ def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None,
     write_comparison(cmp, out, baseline_source=Path(baseline_input).name, followup_source=Path(followup_input).name,
                      report=report, analysis_links=links)
     return cmp
+
+
+def _clear_earlier_visit(folder: Path, visit_input) -> None:
+    """Remove an earlier run's analysis of a visit from ``folder`` (OUT/baseline or
+    OUT/followup) when this run reads that visit from another analyze folder: it was left
+    beside the new comparison, which then named one scan and showed another's outlines.
+    Nothing is removed from the visit's own input folder, nor from a folder that holds no
+    calcinosis output."""
+    from calcinosis.outputs import ANALYSIS_FILES, earlier_output, remove_stale
+
+    if not folder.is_dir() or folder.resolve() == Path(visit_input).resolve() or not earlier_output(folder, "summary.json"):
+        return
+    remove_stale(folder, {}, ANALYSIS_FILES)
+    if not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _date_digits(value) -> str | None:
