@@ -93,14 +93,17 @@ def run_analysis(input_path, out_dir, config: AnalysisConfig, *, series=None, re
 
 
 def cmd_analyze(args) -> int:
+    from calcinosis.paths import new_folder_removed_on_error
+
     if not Path(args.input).exists():
         raise InputError(f"input {args.input} does not exist")
     config = config_from_args(args)
     status, step = _progress()
     try:
-        analysis = run_analysis(args.input, args.out, config, series=args.series,
-                                report=_report_choice(args), keep_identifiers=args.keep_identifiers,
-                                progress=step)
+        with new_folder_removed_on_error(args.out):
+            analysis = run_analysis(args.input, args.out, config, series=args.series,
+                                    report=_report_choice(args), keep_identifiers=args.keep_identifiers,
+                                    progress=step)
     finally:
         if status:
             status.stop()

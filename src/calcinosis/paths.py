@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from calcinosis.errors import InputError
@@ -38,3 +40,20 @@ def make_out_dir(out_dir: str | os.PathLike[str]) -> Path:
     except OSError as exc:
         raise InputError(f"cannot create output folder {out}: {exc.strerror or exc}; choose another --out") from None
     return out
+
+
+@contextmanager
+def new_folder_removed_on_error(out_dir: str | os.PathLike[str]) -> Iterator[None]:
+    """Run the block; when it fails and left ``out_dir`` as an empty folder it made (the output
+    folder is made before the input is read), remove that folder again."""
+    out = Path(out_dir) if os.fspath(out_dir) else None
+    try:
+        existed = out is None or out.exists()
+    except OSError:  # a name the system refuses: nothing was made
+        existed = True
+    try:
+        yield
+    except BaseException:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise

@@ -180,6 +180,7 @@ def test_each_bad_input_exits_2_with_one_line_and_is_unchanged(small_phantom, tm
         assert word.lower() in err.lower(), (name, err)
         assert "Traceback" not in err
         assert _digest(path) == before, name
+        assert not (tmp_path / f"out-{name.replace(' ', '_')}").exists(), name  # no empty folder left
 
 
 def test_missing_input_exits_2(tmp_path, capsys):

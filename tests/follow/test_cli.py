@@ -178,6 +178,7 @@ def test_scans_that_are_not_one_patients_visits_are_refused(tmp_path, capsys, fo
     assert main(["compare", str(tmp_path / "b"), str(tmp_path / "f"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert word in err and "\n" not in err
+    assert not (tmp_path / "o").exists()  # the output folder made before the refusal is gone
     assert "OTHER999" not in err and "1950" not in err  # no identifier in the message
 
 

@@ -164,6 +164,7 @@ def check_same_patient(baseline: Volume, followup: Volume) -> None:
 
 
 def cmd_compare(args) -> int:
+    from calcinosis.paths import new_folder_removed_on_error
     from calcinosis.config import AnalysisConfig
 
     analysis_config = AnalysisConfig(threshold_hu=args.threshold_hu,
@@ -178,11 +179,12 @@ def cmd_compare(args) -> int:
         status.start()
         step = lambda msg: status.update(f"calcinosis compare: {msg}")  # noqa: E731
     try:
-        cmp = run_compare(args.baseline, args.followup, args.out, baseline_image=args.baseline_image,
-                          followup_image=args.followup_image, baseline_series=args.baseline_series,
-                          followup_series=args.followup_series, analysis_config=analysis_config,
-                          compare_config=compare_config, baseline_tracks=args.baseline_tracks,
-                          report=not args.no_report, progress=step, check_patient=not args.any_patients)
+        with new_folder_removed_on_error(args.out):
+            cmp = run_compare(args.baseline, args.followup, args.out, baseline_image=args.baseline_image,
+                              followup_image=args.followup_image, baseline_series=args.baseline_series,
+                              followup_series=args.followup_series, analysis_config=analysis_config,
+                              compare_config=compare_config, baseline_tracks=args.baseline_tracks,
+                              report=not args.no_report, progress=step, check_patient=not args.any_patients)
     finally:
         if status:
             status.stop()
