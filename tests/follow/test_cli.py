@@ -224,3 +224,14 @@ def test_a_reused_out_loses_the_earlier_run_visit_analyses(inputs, tmp_path):
                  "--no-report"]) == 0
     assert not (out / "baseline").exists() and not (out / "followup").exists()
     assert (out / "comparison.json").is_file()
+
+
+def test_tracks_of_a_comparison_that_followed_up_another_scan_are_refused(folder_run, inputs, tmp_path, capsys):
+    # Its track ids were given to this baseline's lesions by number, without a word.
+    _, first = folder_run  # baseline -> followup: its follow-up is not the baseline
+    argv = [str(inputs["baseline_folder"]), str(inputs["followup_folder"]), "--out", str(tmp_path / "o"),
+            "--baseline-image", str(inputs["baseline_image"]), "--followup-image", str(inputs["followup_image"]),
+            "--baseline-tracks", str(first / "changes.csv"), "--no-report"]
+    assert main(["compare", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "whose follow-up is another scan" in err and "\n" not in err

@@ -17,7 +17,7 @@ from pathlib import Path
 from calcinosis.errors import InputError
 from calcinosis.follow.compare import Comparison, compare_visits
 from calcinosis.follow.config import CompareConfig, RegistrationConfig
-from calcinosis.follow.outputs import read_track_ids, write_comparison
+from calcinosis.follow.outputs import check_tracks_follow, read_track_ids, write_comparison
 from calcinosis.follow.visit import Visit, is_analysis_folder, load_analysis_folder, visit_from_analysis
 from calcinosis.volume import Volume
 
@@ -91,6 +91,8 @@ def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None,
         if visit.analysis is not None:
             links[f"{name} analysis"] = f"{name}/report.html" if report else f"{name}/summary.json"
         visits.append(visit)
+    if baseline_tracks:
+        check_tracks_follow(baseline_tracks, visits[0])
     step("registering and matching")
     cmp = compare_visits(visits[0], visits[1], compare_config, track_ids=tracks)
     step("writing")

@@ -7,6 +7,7 @@ has it holds a complete result.
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -70,3 +71,27 @@ def read_track_ids(path: str | os.PathLike[str]) -> dict[int, int]:
     except (KeyError, ValueError, TypeError) as exc:
         raise InputError(f"{p} is not a changes.csv written by calcinosis compare ({exc})") from exc
     return tracks
+
+
+def check_tracks_follow(track_file: str | os.PathLike[str], baseline) -> None:
+    """Refuse a ``--baseline-tracks`` file whose comparison followed up another scan than this
+    baseline (a :class:`~calcinosis.follow.visit.Visit`): the ``comparison.json`` beside it
+    records its follow-up's grid and lesion count, which must be the baseline's. (Its track
+    ids were otherwise given to this baseline's lesions by number.) Without that file
+    nothing can be checked."""
+    doc_path = Path(track_file).with_name("comparison.json")
+    try:
+        followup = json.loads(doc_path.read_text(encoding="utf-8"))["followup"]
+        recorded = (int(followup["lesion_count"]), [int(v) for v in followup["size_voxels"]],
+                    [float(v) for v in followup["spacing_mm"]], [float(v) for v in followup["origin_mm"]])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    vol = baseline.volume
+    here = (len(baseline.lesions), [int(vol.shape[2]), int(vol.shape[1]), int(vol.shape[0])])
+    same_grid = recorded[:2] == here and all(
+        abs(a - b) <= 1e-3 for a, b in zip(recorded[2] + recorded[3], list(vol.spacing) + list(vol.origin)))
+    if not same_grid:
+        raise InputError(f"{track_file} comes from a comparison whose follow-up is another scan (its "
+                         f"{recorded[0]} lesions on a {'x'.join(map(str, recorded[1]))} grid, this baseline's "
+                         f"{here[0]} on {'x'.join(map(str, here[1]))}); give the changes.csv whose follow-up is "
+                         "this baseline")
