@@ -223,4 +223,6 @@ def _inflate(fh) -> tuple[int, bool]:
     total = 0
     while not stream.eof and (data := stream.unconsumed_tail or fh.read(_CHUNK)):
         total += len(stream.decompress(data, _CHUNK))  # bounded: a chunk of zeros inflates 1000-fold
+    if not stream.eof:
+        total += len(stream.flush())  # what zlib still holds when the input ran out with the output limit
     return total, stream.eof

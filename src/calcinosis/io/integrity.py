@@ -232,6 +232,7 @@ def _inflate_members(fh, scan: _Scan) -> None:
         data = pending or stream.unconsumed_tail or fh.read(_CHUNK)
         pending = b""
         if not data:
+            scan.feed(stream.flush())  # what zlib still holds when the input ran out with the output limit
             if not stream.eof:
                 raise _Truncated("the compressed stream ends before its end marker")
             break
