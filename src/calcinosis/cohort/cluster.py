@@ -108,22 +108,11 @@ def dask_client(*, scheduler: str | None, plan: ClusterPlan | None, processes: b
                                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                                    silence_logs=logging.ERROR)
             client = Client(cluster)
-            if processes:
-                # Ctrl-C is the client's to handle (it records what was not finished and closes
-                # the cluster); the worker processes printed a KeyboardInterrupt traceback each.
-                client.run(_ignore_interrupts)
             try:
                 yield client
             finally:
                 client.close(timeout=10)
                 cluster.close(timeout=10)
-
-
-def _ignore_interrupts() -> None:
-    """In a local worker process: let SIGINT (Ctrl-C) pass; the client stops the cluster."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextmanager
