@@ -179,6 +179,28 @@ def test_no_patient_identifier_in_any_output_by_default(runs, patient):
         assert ds.PatientIdentityRemoved == "YES"
 
 
+def test_descriptions_and_institution_stay_out_of_the_dicom_outputs(dicom_series, tmp_path):
+    # A study description held the patient's surname, and the SEG copied the institution's name
+    # and address, the patient's age and the study ID.
+    from calcinosis.cli import main
+
+    def edit(ds):
+        ds.StudyDescription = "CT Zyxwquist thighs"
+        ds.SeriesDescription = "Zyxwquist series"
+        ds.PatientAge = "077Y"
+        ds.StudyID = "STU889"
+        ds.InstitutionName = "Qwerton Hospital"
+        ds.InstitutionAddress = "1 Qwerton Road"
+
+    folder = _copy_series(dicom_series[0], tmp_path / "ct", edit)
+    out = tmp_path / "out"
+    assert main(["analyze", str(folder), "--out", str(out), "--no-report"]) == 0
+    for path in out.iterdir():
+        data = path.read_bytes()
+        for word in (b"Zyxwquist", b"077Y", b"STU889", b"Qwerton"):
+            assert word not in data, (path.name, word)
+
+
 def test_keep_identifiers_copies_them_into_the_dicom_outputs(runs, dicom_series, patient):
     name_, id_, birth = patient
     out = runs["keep"]

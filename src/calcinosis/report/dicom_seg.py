@@ -56,6 +56,13 @@ IDENTIFYING_KEYWORDS = (
     "OtherPatientNames", "OtherPatientIDsSequence", "PatientAddress", "PatientTelephoneNumbers",
     "PatientMotherBirthName", "IssuerOfPatientID", "MedicalRecordLocator", "AccessionNumber",
     "ReferringPhysicianName", "PatientBirthName", "EthnicGroup", "PatientComments",
+    # Free text, and what places or describes the patient (DICOM PS3.15's basic profile removes
+    # them too): a study description held the patient's surname, and the SEG copied the
+    # institution's name and address.
+    "StudyDescription", "SeriesDescription", "PatientAge", "PatientWeight", "PatientSize",
+    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "InstitutionCodeSequence",
+    "StationName", "OperatorsName", "PerformingPhysicianName", "PhysiciansOfRecord",
+    "RequestingPhysician", "NameOfPhysiciansReadingStudy", "DeviceSerialNumber", "StudyID",
 )
 SEG_SERIES_NUMBER = 901
 CATEGORY = codes.SCT.MorphologicallyAbnormalStructure
@@ -120,6 +127,7 @@ def anonymize(ds: Dataset) -> None:
     ds.PatientBirthDate = ""
     ds.AccessionNumber = ""
     ds.ReferringPhysicianName = ""
+    ds.StudyID = ""  # type 2: present, empty
     ds.PatientIdentityRemoved = "YES"
 
 
