@@ -235,3 +235,12 @@ def test_tracks_of_a_comparison_that_followed_up_another_scan_are_refused(folder
     assert main(["compare", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert "whose follow-up is another scan" in err and "\n" not in err
+
+
+def test_comparison_names_no_input_folder_or_file(folder_run):
+    # comparison.json held the inputs' folder names, which can be the patient's name.
+    _, out = folder_run
+    doc = json.loads((out / "comparison.json").read_text())
+    assert doc["baseline"]["source"] == doc["followup"]["source"] == "analyze output folder"
+    text = (out / "comparison.json").read_text() + (out / "report.html").read_text()
+    assert "baseline-analysis" not in text and "followup-analysis" not in text

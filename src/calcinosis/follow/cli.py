@@ -96,9 +96,23 @@ def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None,
     step("registering and matching")
     cmp = compare_visits(visits[0], visits[1], compare_config, track_ids=tracks)
     step("writing")
-    write_comparison(cmp, out, baseline_source=Path(baseline_input).name, followup_source=Path(followup_input).name,
+    write_comparison(cmp, out, baseline_source=source_label(baseline_input), followup_source=source_label(followup_input),
                      report=report, analysis_links=links)
     return cmp
+
+
+def source_label(visit_input) -> str:
+    """What a visit was given as, without its name (a folder or file name can be the patient's,
+    and analyze writes names only with --keep-identifiers): a DICOM series, an analyze output
+    folder, or a file of its format."""
+    path = Path(visit_input)
+    if is_analysis_folder(path):
+        return "analyze output folder"
+    if path.is_dir():
+        return "DICOM series"
+    name = path.name.lower()
+    return next((f"{suffix} file" for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+                 if name.endswith(suffix)), "file")
 
 
 def _clear_earlier_visit(folder: Path, visit_input) -> None:
