@@ -291,3 +291,12 @@ def test_a_scan_without_a_body_says_so_on_stderr(tmp_path, capsys):
     assert main(["analyze", str(src), "--out", str(tmp_path / "o"), "--no-report"]) == 0
     err = capsys.readouterr().err.strip()
     assert err == "calcinosis: warning: no body found in the image (all air?): nothing analysed"
+
+
+def test_summary_input_has_every_key_null_where_unknown(analysed):
+    # A NIfTI says nothing of kVp or UIDs: the keys were left out (a reader's lookup failed).
+    _, out = analysed
+    inp = json.loads((out / "summary.json").read_text())["input"]
+    for key in ("kvp", "series_uid", "study_uid", "frame_of_reference_uid", "study_date", "convolution_kernel"):
+        assert key in inp and inp[key] is None, key
+    assert inp["modality"] == "CT" and "-0.0" not in json.dumps(inp["direction"])

@@ -75,15 +75,17 @@ def build_summary(analysis, *, keep_identifiers: bool = False) -> dict[str, Any]
     meta = vol.metadata
     lesions = analysis.lesions
     calcinosis = [lesion for lesion in lesions if lesion.compartment in CALCINOSIS_COMPARTMENTS]
-    inp: dict[str, Any] = {k: meta[k] for k in INPUT_KEYS if meta.get(k) is not None}
-    inp.setdefault("modality", "CT")
+    # Every key present, null where the input does not say (a NIfTI has no kVp or UIDs): a
+    # reader's summary["input"]["kvp"] does not fail.
+    inp: dict[str, Any] = {k: meta.get(k) for k in INPUT_KEYS}
+    inp["modality"] = inp["modality"] or "CT"
     # The input's file or folder name can hold the patient's name: only with the keep option.
     if keep_identifiers and meta.get("source_path"):
         inp["source_name"] = str(meta["source_path"]).rstrip("/").split("/")[-1]
     inp["size_voxels"] = [int(vol.shape[2]), int(vol.shape[1]), int(vol.shape[0])]
     inp["spacing_mm"] = [round(s, 6) for s in vol.spacing]
     inp["origin_mm"] = [round(o, 6) for o in vol.origin]
-    inp["direction"] = [round(float(v), 8) for v in vol.direction.ravel()]
+    inp["direction"] = [round(float(v), 8) + 0.0 for v in vol.direction.ravel()]  # + 0.0: no "-0.0"
     if keep_identifiers and meta.get("identifiers"):
         inp["identifiers"] = dict(meta["identifiers"])
     excluded = analysis.detection.excluded
