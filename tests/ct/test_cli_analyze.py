@@ -300,3 +300,15 @@ def test_summary_input_has_every_key_null_where_unknown(analysed):
     for key in ("kvp", "series_uid", "study_uid", "frame_of_reference_uid", "study_date", "convolution_kernel"):
         assert key in inp and inp[key] is None, key
     assert inp["modality"] == "CT" and "-0.0" not in json.dumps(inp["direction"])
+
+
+def test_summary_groups_have_one_shape_for_every_scan(analysed):
+    # by_region listed only the regions found (an export's columns then differed by cohort), and
+    # an empty group's volume, mass and Agatston were written 0 where others are 0.0.
+    from calcinosis.anatomy.region_rules import REGIONS
+
+    _, out = analysed
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["by_region"]) == list(REGIONS)
+    empty = summary["by_region"]["head_neck"]
+    assert empty["count"] == 0 and all(isinstance(empty[k], float) for k in ("volume_mm3", "mass_mg", "agatston"))

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from calcinosis import __version__
+from calcinosis.anatomy.region_rules import REGIONS
 from calcinosis.measure.lesion import CALCINOSIS_COMPARTMENTS, Lesion, combined_sd
 from calcinosis.report.pattern import describe_pattern
 
@@ -50,9 +51,10 @@ def burden(lesions: Iterable[Lesion]) -> dict[str, float | None]:
     lesions = list(lesions)
     return {
         "count": len(lesions),
-        "volume_mm3": round(sum(lesion.volume_mm3 for lesion in lesions), 2),
-        "mass_mg": round(sum(lesion.mass_mg for lesion in lesions), 3),
-        "agatston": round(sum(lesion.agatston for lesion in lesions), 2),
+        # float() on the sums: an empty group's 0 is written 0.0 like every other measure
+        "volume_mm3": round(float(sum(lesion.volume_mm3 for lesion in lesions)), 2),
+        "mass_mg": round(float(sum(lesion.mass_mg for lesion in lesions)), 3),
+        "agatston": round(float(sum(lesion.agatston for lesion in lesions)), 2),
         "volume_sd_mm3": _quadrature([lesion.volume_sd_mm3 for lesion in lesions], 2),
         "mass_sd_mg": _quadrature([lesion.mass_sd_mg for lesion in lesions], 3),
     }
@@ -119,7 +121,7 @@ def build_summary(analysis, *, keep_identifiers: bool = False) -> dict[str, Any]
         },
         "totals": burden(lesions),
         "by_compartment": group_burden(lesions, "compartment", COMPARTMENTS),
-        "by_region": group_burden(lesions, "region"),
+        "by_region": group_burden(lesions, "region", REGIONS),  # every region: one shape for all scans
         "by_side": group_burden(lesions, "side", SIDES),
         "by_region_compartment": {
             region: group_burden([l for l in lesions if l.region == region], "compartment")
