@@ -165,3 +165,27 @@ def test_max_diameter_between_voxel_centres_plus_one_voxel():
     coords = np.array([[0, 0, 0], [0, 0, 4]])
     assert max_diameter_mm(coords, (2.0, 0.5, 0.5)) == pytest.approx(4 * 0.5 + 0.5)
     assert max_diameter_mm(np.array([[0, 0, 0]]), (1.0, 1.0, 1.0)) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("threshold", [100.0, 200.0])
+def test_agatston_is_scored_at_130_hu_whatever_the_detection_threshold(threshold):
+    # Agatston is defined at 130 HU: a 200 HU detection threshold scored only the lesion's
+    # voxels of 200 HU or more (3.84 for 10.88), a 100 HU one counted voxels under 130.
+    sp = (3.0, 0.8, 0.8)
+    hu = np.full((5, 21, 21), 40.0, np.float32)
+    hu[2, 8:13, 8:13] = 160.0  # fringe: in the lesion at 130 HU
+    hu[2, 9:12, 9:12] = 450.0  # core
+    hu[2, 7, 8:13] = 110.0  # under 130: in the lesion at 100 HU only
+
+    def measured(thr):
+        labels = (hu >= thr).astype(np.int32)
+        ctx = LesionContext(hu=hu, labels=labels, body=np.ones(hu.shape, bool), bone=np.zeros(hu.shape, bool),
+                            depth_mm=None, bone_distance_mm=None, spacing_zyx=sp, offset_zyx=(0, 0, 0))
+        (lesion,) = measure_lesions(ctx, lambda idx: np.asarray(idx, float)[..., ::-1] * sp[::-1],
+                                    AnalysisConfig(threshold_hu=thr), midline_x_mm=0.0, noise_hu=10.0)
+        return lesion.agatston
+
+    expected = agatston_score(hu, hu >= 130, sp)  # 25 pixels of weight 4
+    assert expected == pytest.approx(25 * 0.64 * 4)
+    assert measured(130.0) == pytest.approx(expected)
+    assert measured(threshold) == pytest.approx(expected)
