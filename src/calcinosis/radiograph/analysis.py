@@ -13,7 +13,8 @@ from calcinosis import __version__
 from calcinosis.radiograph.detect import DetectConfig, detect_deposits
 from calcinosis.radiograph.io import Radiograph
 from calcinosis.radiograph.score import SCORE_DESCRIPTION, score_areas
-from calcinosis.radiograph.segment import Segmentation, _disk, _px, segment_radiograph
+from calcinosis.radiograph import morph
+from calcinosis.radiograph.segment import Segmentation, _px, segment_radiograph
 
 SCHEMA_VERSION = "1.0"
 #: Pixel size assumed for filter scales when the input has none (typical CR/DR pitch).
@@ -107,7 +108,7 @@ def _relative_density(smooth, bone, body, cand, spacing) -> float | None:
     rad = int(np.ceil(_px(25.0, spacing)))
     sl = (slice(max(r - rad, 0), r + rad + 1), slice(max(c - rad, 0), c + rad + 1))
     b, m = bone[sl], body[sl]
-    soft = m & ~ndimage.binary_dilation(b, _disk(_px(1.0, spacing)))
+    soft = m & ~morph.dilate(b, _px(1.0, spacing))
     if b.sum() < 20 or soft.sum() < 20:
         return None
     cortical = float(np.percentile(smooth[sl][b], 95)) - float(np.median(smooth[sl][soft]))

@@ -30,7 +30,8 @@ from scipy import ndimage
 from skimage.feature import hessian_matrix, hessian_matrix_eigvals
 
 from calcinosis.radiograph.axial import AxialConfig, axial_contrast
-from calcinosis.radiograph.segment import _disk, _px, masked_mean
+from calcinosis.radiograph import morph
+from calcinosis.radiograph.segment import _px, masked_mean
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def detect_deposits(
     smooth = ndimage.gaussian_filter(work, _px(config.smoothing_mm, spacing))
     if not region.any():
         return [], {"soft_tissue_noise": float("nan"), "bone_noise": float("nan")}
-    inner = region & ndimage.binary_erosion(region, _disk(_px(1.0, spacing)))
+    inner = region & morph.erode(region, _px(1.0, spacing))
     soft = inner & ~bone
     bone_in = inner & bone
     # Texture is measured in flat soft tissue only: away from bone edges and the skin
@@ -188,13 +189,13 @@ def detect_deposits(
     grown = np.isin(lab_weak, np.unique(lab_weak[seeds & weak])) & (lab_weak > 0)
     # Growth stays near the seeds: otherwise a deposit touching a faint ridge (a fascia,
     # a cortical edge) grows along it and is then dropped as a line.
-    grown &= ndimage.binary_dilation(seeds, _disk(_px(config.grow_limit_mm, spacing)))
+    grown &= morph.dilate(seeds, _px(config.grow_limit_mm, spacing))
     labels, n = ndimage.label(grown)
     # Concave corners of the skin outline (finger webs, the thumb's base): closing the
     # body fills them; they answer the blob filter as a focus would.
     rad = int(np.ceil(_px(config.notch_radius_mm, spacing)))
     padded = np.pad(body, rad)
-    notches = (ndimage.binary_closing(padded, _disk(_px(config.notch_radius_mm, spacing))) & ~padded)[rad:-rad, rad:-rad]
+    notches = (morph.closing(padded, _px(config.notch_radius_mm, spacing)) & ~padded)[rad:-rad, rad:-rad]
     notch_dist = ndimage.distance_transform_edt(~notches) if notches.any() else np.full(body.shape, np.inf)
     notch_clear = _px(config.notch_clearance_mm, spacing)
     pixel_area = float(spacing[0] * spacing[1])
@@ -241,12 +242,10 @@ def _measure(smooth, labels, idx, sl, region, spacing, pixel_noise, z, config) -
     valid = region[box] & ~others
     rr, cc = np.mgrid[0 : r1 - r0, 0 : c1 - c0]
     mask = comp
-    limit = ndimage.binary_dilation(comp, _disk(_px(config.grow_limit_mm, spacing)))
+    limit = morph.dilate(comp, _px(config.grow_limit_mm, spacing))
     bg = np.zeros_like(crop)
     for _ in range(2):  # fit the background on a ring, re-segment, refit on the new ring
-        ring = ndimage.binary_dilation(mask, _disk(_px(3.0, spacing))) & ~ndimage.binary_dilation(
-            mask, _disk(_px(1.0, spacing))
-        )
+        ring = morph.dilate(mask, _px(3.0, spacing)) & ~morph.dilate(mask, _px(1.0, spacing))
         ring &= valid
         if ring.sum() < 8:
             return None

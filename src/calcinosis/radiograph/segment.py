@@ -12,6 +12,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
+from calcinosis.radiograph import morph
+
 
 @dataclass(frozen=True)
 class ExcludedObject:
@@ -45,12 +47,6 @@ DROP_FRACTION = 0.8
 
 def _px(mm: float, spacing: tuple[float, float]) -> float:
     return mm / float(np.mean(spacing))
-
-
-def _disk(radius_px: float) -> np.ndarray:
-    r = max(int(round(radius_px)), 1)
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    return xx * xx + yy * yy <= radius_px * radius_px + 0.5
 
 
 def find_collimation(image: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
@@ -143,7 +139,7 @@ def segment_radiograph(
     exclusion = np.zeros(image.shape, dtype=bool)
     objects = ndimage.find_objects(dense_labels)
     pad = int(np.ceil(_px(3.0, spacing)))
-    ring_in, ring_out = _disk(_px(0.6, spacing)), _disk(_px(2.5, spacing))
+    ring_in, ring_out = _px(0.6, spacing), _px(2.5, spacing)
     for idx, sl in enumerate(objects, start=1):
         if sl is None:
             continue
@@ -154,7 +150,7 @@ def segment_radiograph(
         if area_px * pixel_area > max_marker_area_mm2 or area_px * pixel_area < 2.0:
             continue
         crop = smooth[r0:r1, c0:c1]
-        ring = ndimage.binary_dilation(obj, ring_out) & ~ndimage.binary_dilation(obj, ring_in)
+        ring = morph.dilate(obj, ring_out) & ~morph.dilate(obj, ring_in)
         ring &= field[r0:r1, c0:c1]
         if not ring.any():
             continue
@@ -173,13 +169,13 @@ def segment_radiograph(
         excluded.append(
             ExcludedObject(kind, float(rr.mean() + r0), float(cc.mean() + c0), area_px, (r0, c0, r1, c1), reason)
         )
-        exclusion[r0:r1, c0:c1] |= ndimage.binary_dilation(obj, _disk(_px(2.0, spacing)))
+        exclusion[r0:r1, c0:c1] |= morph.dilate(obj, _px(2.0, spacing))
     # Saturated pixels that escaped the dense threshold's components are labels too.
     if saturated_value is not None:
-        exclusion |= ndimage.binary_dilation((image >= saturated_value) & field, _disk(_px(1.5, spacing)))
+        exclusion |= morph.dilate((image >= saturated_value) & field, _px(1.5, spacing))
 
     body = foreground & ~exclusion
-    body = ndimage.binary_opening(body, _disk(_px(0.5, spacing)))
+    body = morph.opening(body, _px(0.5, spacing))
     lab, n = ndimage.label(body)
     if n:
         sizes = ndimage.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1)) * pixel_area
@@ -189,7 +185,7 @@ def segment_radiograph(
     bone = find_bone(smooth, body, spacing, min_bone_area_mm2=min_bone_area_mm2)
     # The collimator penumbra cuts anatomy with a soft edge: keep detection 5 mm inside the field.
     objects_mask = exclusion
-    exclusion = exclusion | ~ndimage.binary_erosion(field, _disk(_px(5.0, spacing)), border_value=0)
+    exclusion = exclusion | ~morph.erode(field, _px(5.0, spacing))
     return Segmentation(field, body, bone, exclusion, tuple(excluded), widths, bg_level, t_body, objects_mask)
 
 
@@ -239,24 +235,24 @@ def find_bone(
     width_mm = 2.0 * float(ndimage.distance_transform_edt(body).max()) * float(np.mean(spacing))
     sigma_mm = float(np.clip(width_mm / 10.0, 3.0, 12.0))
     residual = smooth - masked_mean(smooth, body, _px(sigma_mm, spacing))
-    inner = body & ndimage.binary_erosion(body, _disk(_px(1.5, spacing)))
+    inner = body & morph.erode(body, _px(1.5, spacing))
     vals = residual[inner]
     if vals.size < 50:
         return np.zeros_like(body)
     t = float(threshold_otsu(vals))
     bone = (residual > max(t, 0.0)) & inner
-    bone = ndimage.binary_opening(bone, _disk(_px(0.75, spacing)))
+    bone = morph.opening(bone, _px(0.75, spacing))
     if bone.any():
         # A bone end beside a much denser bone (a malleolus beside the talus) sinks below
         # the wide local mean. Against a narrow one (fine_sigma_mm) it stands out: grow the
         # bone into fine-scale bright tissue that touches it.
         fine = smooth - masked_mean(smooth, body, _px(fine_sigma_mm, spacing))
         t_fine = max(float(threshold_otsu(fine[inner])), 0.0)
-        grow = ndimage.binary_opening((fine > fine_fraction * t_fine) & inner, _disk(_px(0.75, spacing))) | bone
+        grow = morph.opening((fine > fine_fraction * t_fine) & inner, _px(0.75, spacing)) | bone
         lab_g, _ = ndimage.label(grow)
         touched = np.unique(lab_g[bone])
         bone = np.isin(lab_g, touched[touched > 0])
-    bone = ndimage.binary_fill_holes(ndimage.binary_closing(bone, _disk(_px(1.0, spacing))))
+    bone = ndimage.binary_fill_holes(morph.closing(bone, _px(1.0, spacing)))
     lab, n = ndimage.label(bone)
     if n == 0:
         return bone
@@ -268,16 +264,16 @@ def find_bone(
     grad = ndimage.gaussian_gradient_magnitude(smooth, _px(0.5, spacing))
     rest = inner & ~bone
     typical = float(np.median(grad[rest])) if rest.sum() > 50 else 0.0
-    outline = bone & ~ndimage.binary_erosion(bone, _disk(1.0))
+    outline = bone & ~morph.erode(bone, 1.0)
     # Where a component meets the skin or the field edge its outline is that edge, not its own.
-    outline &= ndimage.binary_erosion(inner, _disk(_px(2.0, spacing)))
+    outline &= morph.erode(inner, _px(2.0, spacing))
     edge = ndimage.median(grad, labels=np.where(outline, lab, 0), index=index)
     edge = np.nan_to_num(np.atleast_1d(np.asarray(edge, dtype=float)))
     keep = (sizes >= min_bone_area_mm2) & (edge >= min_edge_ratio * typical)
     bone = np.isin(lab, np.flatnonzero(keep) + 1) & body
     # A deposit touching a bone joins its mask as a small knob: cut knobs narrower than
     # knob_mm and smaller than knob_area_mm2 off (thin bones are long, so they stay).
-    opened = ndimage.binary_opening(bone, _disk(_px(knob_mm / 2.0, spacing)))
+    opened = morph.opening(bone, _px(knob_mm / 2.0, spacing))
     knobs, n_k = ndimage.label(bone & ~opened)
     if n_k:
         area_k = ndimage.sum_labels(np.ones_like(knobs), knobs, index=np.arange(1, n_k + 1))
@@ -306,7 +302,7 @@ def _drop_soft_parts(bone: np.ndarray, grad: np.ndarray, strong_level: float, in
     if n == 0:
         return bone
     ring_labels = ndimage.grey_dilation(pieces, footprint=np.ones((3, 3), dtype=bool))
-    ring = (pieces == 0) & (ring_labels > 0) & ndimage.binary_erosion(inner, _disk(_px(2.0, spacing)))
+    ring = (pieces == 0) & (ring_labels > 0) & morph.erode(inner, _px(2.0, spacing))
     index = np.arange(1, n + 1)
     level = np.atleast_1d(np.asarray(ndimage.median(grad, labels=np.where(ring, ring_labels, 0), index=index), dtype=float))
     weak = index[np.isfinite(level) & (level < DROP_FRACTION * strong_level)]
