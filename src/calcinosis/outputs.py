@@ -10,7 +10,6 @@ written last, so a folder with a summary holds a complete result.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 from calcinosis import atomic
 from calcinosis.errors import InputError
 from calcinosis.io import write_label_map
-from calcinosis.paths import check_out_name, make_out_dir
+from calcinosis.paths import check_out_name, earlier_output, make_out_dir
 from calcinosis.pipeline import Analysis
 from calcinosis.report.html import render_report
 from calcinosis.report.summary import build_summary
@@ -86,19 +85,9 @@ def _refuse_overwriting_inputs(out: Path, inputs, writes: tuple[str, ...]) -> No
                                  "choose another --out")
 
 
-def earlier_output(out: Path, document: str) -> bool:
-    """Whether ``out`` holds the ``document`` (summary.json, comparison.json) of an earlier
-    calcinosis run: only then are files named like its outputs taken for that run's."""
-    try:
-        doc = json.loads((out / document).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and isinstance(doc.get("software"), dict) and doc["software"].get("name") == "calcinosis"
-
-
 def remove_stale(out: Path, written: dict[str, Path], names: tuple[str, ...]) -> None:
     """Remove the files ``names`` in ``out`` that this run did not write: an earlier run's
-    (call it only when :func:`earlier_output` said the folder held one: a user's own
+    (call it only when :func:`~calcinosis.paths.earlier_output` said the folder held one: a user's own
     report.html beside the scan, with ``--out .``, is not ours to remove)."""
     keep = {Path(p).name for p in written.values()}
     for name in names:

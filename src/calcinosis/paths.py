@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,3 +59,32 @@ def new_folder_removed_on_error(out_dir: str | os.PathLike[str]) -> Iterator[Non
         if not existed and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
+
+
+def check_regular_file(path: str | os.PathLike[str], what: str, fix: str) -> int:
+    """Refuse a path that is missing, unreadable, a folder, or not a regular file (a named
+    pipe, socket or device: opening a pipe waits for a writer for ever, a device may never
+    end); its size in bytes. Called before opening. ``what`` names the file ("case file"),
+    ``fix`` ends each message (what to give)."""
+    try:
+        info = Path(path).stat()
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} not found; {fix}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the {what} ({exc.strerror or exc}); {fix}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{path} is a folder; {fix}")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{path} is not a regular file (a named pipe, socket or device); {fix}")
+    return info.st_size
+
+
+def earlier_output(folder: Path, document: str) -> bool:
+    """Whether ``folder`` holds the ``document`` (summary.json, comparison.json) of a calcinosis
+    run: only then are files named like its outputs taken for that run's (a rerun removes
+    them; a batch does not read the folder as studies)."""
+    try:
+        doc = json.loads((folder / document).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("software"), dict) and doc["software"].get("name") == "calcinosis"

@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from calcinosis.clinical.inputs import check_regular_file, exponent_hint, key_text, quote
+from calcinosis.paths import check_regular_file
+from calcinosis.clinical.inputs import exponent_hint, key_text, quote
 from calcinosis.clinical.knowledge import Knowledge, load_knowledge
 from calcinosis.clinical.labs import LabResult, estimated_egfr_result, parse_lab
 from calcinosis.errors import InputError
@@ -192,7 +193,7 @@ def load_case(path: str | os.PathLike[str], knowledge: Knowledge | None = None) 
         or a field is malformed (the message names the field).
     """
     path = Path(path)
-    size = check_regular_file(path, "case file")
+    size = check_regular_file(path, "case file", "the case file must be a file")
     if size > MAX_CASE_FILE_BYTES:
         raise InputError(
             f"{path}: {size} bytes is too big for a case file (at most {MAX_CASE_FILE_BYTES} "

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from calcinosis.clinical.inputs import check_regular_file, key_text, quote
+from calcinosis.paths import check_regular_file
+from calcinosis.clinical.inputs import key_text, quote
 from calcinosis.errors import InputError
 
 #: Regions where drugs are usually injected subcutaneously.
@@ -48,7 +49,7 @@ class ImagingEvidence:
 def load_imaging_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a ``summary.json``; ``InputError`` when missing, not a regular file or not a JSON object."""
     path = Path(path)
-    check_regular_file(path, "imaging summary")
+    check_regular_file(path, "imaging summary", "the imaging summary must be a file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -1,20 +1,17 @@
 """Guards shared by the readers of a user's files (the case file and the imaging summary).
 
 A message quotes a user's value only in short: a value can be megabytes (a long text, a
-big list), and the message is one readable line. A path is checked to be a regular file
-before it is opened: opening a named pipe blocks for ever.
+big list), and the message is one readable line. (A path is checked to be a regular file
+before it is opened by :func:`calcinosis.paths.check_regular_file`.)
 """
 
 from __future__ import annotations
 
 import re
 import reprlib
-import stat
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from calcinosis.errors import InputError
 
 #: Most characters of a user's value (or key) quoted in a message.
 MAX_QUOTE_CHARS = 80
@@ -73,27 +70,6 @@ def exponent_hint(value: Any) -> str | None:
         if len(plain) <= MAX_PLAIN_DECIMAL_CHARS:
             choices = f"{plain} or {scientific}"
     return f"write {choices} (YAML reads {text} as text: an exponent needs a decimal point and a sign)"
-
-
-def check_regular_file(path: Path, what: str) -> int:
-    """Refuse a path that is missing, a folder, or not a regular file; its size in bytes.
-
-    Called before opening: opening a named pipe waits for a writer for ever, and a device
-    may never end. ``what`` names the file in the message ("case file", "imaging summary").
-    """
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise InputError(f"{path}: {what} not found") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise InputError(f"{path} is a folder; the {what} must be a file")
-    if not stat.S_ISREG(info.st_mode):
-        raise InputError(
-            f"{path} is not a regular file (a named pipe, socket or device); the {what} must be a file"
-        )
-    return info.st_size
 
 
 def _cut(text: str) -> str:

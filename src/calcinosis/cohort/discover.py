@@ -22,7 +22,6 @@ plus 8 hex digits of a hash of that path (files) or of the SeriesInstanceUID
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calcinosis.errors import InputError
+from calcinosis.paths import earlier_output
 from calcinosis.io.dicom_scan import SliceHeader, group_series, is_special_file, read_header, slice_header
 
 logger = logging.getLogger(__name__)
@@ -179,16 +179,9 @@ def _walk(root: Path, excluded: set[Path]):
 def _is_output_folder(folder: Path, names: list[str]) -> bool:
     """Whether ``folder`` is an ``analyze`` or ``compare`` output (its summary.json or
     comparison.json written by calcinosis)."""
-    for name in ("summary.json", "comparison.json"):
-        if name in names:
-            try:
-                doc = json.loads((folder / name).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(doc, dict) and isinstance(doc.get("software"), dict) \
-                    and doc["software"].get("name") == "calcinosis":
-                logger.info("skipping %s: a calcinosis output folder", folder)
-                return True
+    if any(name in names and earlier_output(folder, name) for name in ("summary.json", "comparison.json")):
+        logger.info("skipping %s: a calcinosis output folder", folder)
+        return True
     return False
 
 

@@ -121,7 +121,8 @@ def _clear_earlier_visit(folder: Path, visit_input) -> None:
     beside the new comparison, which then named one scan and showed another's outlines.
     Nothing is removed from the visit's own input folder, nor from a folder that holds no
     calcinosis output."""
-    from calcinosis.outputs import ANALYSIS_FILES, earlier_output, remove_stale
+    from calcinosis.outputs import ANALYSIS_FILES, remove_stale
+    from calcinosis.paths import earlier_output
 
     if not folder.is_dir() or folder.resolve() == Path(visit_input).resolve() or not earlier_output(folder, "summary.json"):
         return

@@ -15,7 +15,8 @@ from calcinosis import atomic
 from calcinosis.errors import InputError
 from calcinosis.follow.compare import Comparison
 from calcinosis.follow.tables import changes_csv, comparison_document
-from calcinosis.outputs import earlier_output, remove_stale
+from calcinosis.outputs import remove_stale
+from calcinosis.paths import earlier_output
 
 
 #: Every file :func:`write_comparison` may write into its folder.

@@ -1,10 +1,10 @@
 """Open PNG/JPEG/TIFF files with Pillow, with the checks Pillow leaves to its caller.
 
-Shared by the radiograph and the ultrasound readers. Pillow opens a named pipe and
-waits on it for ever; warns, or raises its own error type, on an image it thinks a
-decompression bomb; and reads a PNG whose compressed data ends cleanly before the last
-row without complaint, leaving the missing rows black. Each of these becomes a one-line
-:class:`~calcinosis.errors.InputError` here.
+Shared by the radiograph and the ultrasound readers (which refuse a named pipe first,
+:func:`calcinosis.paths.check_regular_file`). Pillow warns, or raises its own error type,
+on an image it thinks a decompression bomb; and reads a PNG whose compressed data ends
+cleanly before the last row without complaint, leaving the missing rows black. Each of
+these becomes a one-line :class:`~calcinosis.errors.InputError` here.
 """
 
 from __future__ import annotations
@@ -21,17 +21,6 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 #: Adam7 interlace passes: (first column, first row, column step, row step).
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
-
-
-def require_regular_file(p: Path, give: str) -> None:
-    """Refuse a path that is missing, a folder, or not a regular file (a named pipe, socket
-    or device: reading one may block for ever). ``give`` ends each message: what to give."""
-    if not p.exists():
-        raise InputError(f"{p}: no such file; give {give}")
-    if p.is_dir():
-        raise InputError(f"{p} is a folder; give {give}")
-    if not p.is_file():
-        raise InputError(f"{p} is not a regular file (a named pipe, socket or device); give {give}")
 
 
 def open_image(p: Path, *, max_pixels: int, what: str):

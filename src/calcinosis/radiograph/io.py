@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from calcinosis.errors import InputError
-from calcinosis.radiograph.bitmap import load_frame, open_image, require_regular_file, short
+from calcinosis.paths import check_regular_file
+from calcinosis.radiograph.bitmap import load_frame, open_image, short
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def read_radiograph(
         pixels; NaN or infinite pixel values; a damaged header field the pixels depend on.
     """
     p = Path(path)
-    require_regular_file(p, _GIVE)
+    check_regular_file(p, "radiograph", f"give {_GIVE}")
     override = _spacing_tuple(pixel_spacing_mm)
     if p.suffix.lower() in _IMAGE_SUFFIXES and not _looks_like_dicom(p):
         return _read_pillow(p, override, invert)

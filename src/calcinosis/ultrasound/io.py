@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from calcinosis.errors import InputError
-from calcinosis.radiograph.bitmap import load_frame, open_image, require_regular_file, short
+from calcinosis.paths import check_regular_file
+from calcinosis.radiograph.bitmap import load_frame, open_image, short
 
 __all__ = ["UltrasoundImage", "UsRegion", "read_ultrasound", "RegionDataType"]
 
@@ -105,7 +106,7 @@ def read_ultrasound(path: str | os.PathLike[str], pixel_spacing_mm: float | None
         The file is missing, unreadable, truncated, or not an ultrasound image.
     """
     p = Path(path)
-    require_regular_file(p, _GIVE)
+    check_regular_file(p, "image", f"give {_GIVE}")
     if pixel_spacing_mm is not None and not _plausible(pixel_spacing_mm):
         raise InputError(f"--pixel-spacing {pixel_spacing_mm:g}: must be a pixel size in mm between "
                          f"{PIXEL_MM_RANGE[0]:g} and {PIXEL_MM_RANGE[1]:g}")
