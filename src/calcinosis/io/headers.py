@@ -11,14 +11,13 @@ the data once (beside the read, as for ``.nii.gz``; see :mod:`calcinosis.io.inte
 
 from __future__ import annotations
 
-import gzip
 import math
 import re
-import struct
 import zlib
 from pathlib import Path
 
 from calcinosis.errors import InputError
+from calcinosis.io.integrity import read_nifti_header
 
 # The first bytes of a NRRD or MetaImage file that may hold its header (a real one is a
 # few hundred bytes).
@@ -56,42 +55,25 @@ def _usable(values) -> bool:
 
 
 def _check_nifti(path: Path) -> None:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(544)
-        if head[:2] == b"\x1f\x8b":  # gzip (a .nii.gz; ITK reads one uncompressed too)
-            with gzip.open(path, "rb") as fh:
-                head = fh.read(544)
-    except (OSError, EOFError, zlib.error):
+    header = read_nifti_header(path)
+    if header is None or not header.parsed:
         return
-    for endian in "<>":
-        if len(head) >= 348 and struct.unpack(f"{endian}i", head[:4])[0] == 348:
-            pixdim = struct.unpack(f"{endian}8f", head[76:108])
-            vox_offset = struct.unpack(f"{endian}f", head[108:112])[0]
-            sform = struct.unpack(f"{endian}h", head[254:256])[0]
-            srow = struct.unpack(f"{endian}12f", head[280:328])
-            if head[344:347] == b"n+1" and not vox_offset >= 352:
-                raise InputError(f"cannot use {path}: its header puts the voxel data at byte {vox_offset:g}, inside "
-                                 "the header (NIfTI-1 data start at byte 352 or later); the file is damaged: "
-                                 "convert the scan again")
-            break
-        if len(head) >= 540 and struct.unpack(f"{endian}i", head[:4])[0] == 540:
-            pixdim = struct.unpack(f"{endian}8d", head[104:168])
-            sform = struct.unpack(f"{endian}i", head[348:352])[0]
-            srow = struct.unpack(f"{endian}12d", head[400:496])
-            break
-    else:
-        return
+    if header.single_file and not header.vox_offset >= 352:
+        raise InputError(f"cannot use {path}: its header puts the voxel data at byte {header.vox_offset:g}, inside "
+                         "the header (NIfTI-1 data start at byte 352 or later); the file is damaged: "
+                         "convert the scan again")
     # ITK takes the voxel size from pixdim (a missing one as 1 mm), even where an sform gives
     # another (it warns "unexpected scales in sform" and goes on): refused, not guessed.
-    if not _usable(pixdim[1:4]):
-        raise _no_spacing(path, f"pixdim {', '.join(f'{v:g}' for v in pixdim[1:4])}")
-    if sform > 0:
+    pixdim = header.pixdim[1:4]
+    if not _usable(pixdim):
+        raise _no_spacing(path, f"pixdim {', '.join(f'{v:g}' for v in pixdim)}")
+    if header.sform > 0:
+        srow = header.srow
         columns = [math.sqrt(sum(srow[4 * r + c] ** 2 for r in range(3))) for c in range(3)]
-        if any(abs(a - abs(b)) > SFORM_TOLERANCE * abs(b) for a, b in zip(columns, pixdim[1:4])):
+        if any(abs(a - abs(b)) > SFORM_TOLERANCE * abs(b) for a, b in zip(columns, pixdim)):
             raise InputError(f"cannot use {path}: its sform gives voxels of "
                              f"{' x '.join(f'{v:.4g}' for v in columns)} mm but its pixdim "
-                             f"{' x '.join(f'{abs(v):.4g}' for v in pixdim[1:4])} mm (ITK reads the pixdim); "
+                             f"{' x '.join(f'{abs(v):.4g}' for v in pixdim)} mm (ITK reads the pixdim); "
                              "make them agree (or convert the scan again)")
 
 

@@ -15,6 +15,7 @@ reads well is not refused: a gzip file of several members, junk after the last m
 
 from __future__ import annotations
 
+import gzip
 import struct
 import zlib
 from pathlib import Path
@@ -24,6 +25,8 @@ import numpy as np
 from calcinosis.errors import InputError
 
 _CHUNK = 4 * 1024 * 1024
+# The longest NIfTI header (NIfTI-2's 540 bytes and its extension flag).
+_HEADER_BYTES = 544
 _GZIP_MAGIC = b"\x1f\x8b"
 # NIfTI data type codes -> bytes per voxel (nifti1.h); FLOAT32 and FLOAT64 are scanned for NaN.
 _DATATYPE_BYTES = {2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 128: 3, 256: 1, 512: 2, 768: 4, 1024: 8, 1280: 8,
@@ -34,35 +37,49 @@ _PLAIN_TYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "
                 1280: "u8"}
 
 
-class _Header:
-    """What the check needs from a NIfTI-1 or NIfTI-2 header (either byte order)."""
+class NiftiHeader:
+    """A NIfTI-1 or NIfTI-2 header (either byte order): ``parsed`` when it is one; its voxel
+    size fields (``pixdim``, ``sform``, ``srow``: the sform's rows, 12 numbers), the raw
+    ``vox_offset`` and whether it is a single file (NIfTI-1 ``n+1``); and ``ok`` when its
+    data layout is one the checks here can follow: ``data_start``, ``expected`` (bytes up to
+    the end of the voxel data), the voxel ``dtype`` (None: not a plain number),
+    ``float_dtype``, ``shape`` (``[.., z, y, x]``) and ``scaling`` (ITK's, or None)."""
 
     def __init__(self, head: bytes) -> None:
-        self.ok = False
+        self.parsed = self.ok = False
         for endian in "<>":
             if len(head) >= 348 and struct.unpack(f"{endian}i", head[:4])[0] == 348:
                 dims = struct.unpack(f"{endian}8h", head[40:56])
                 datatype, bitpix = struct.unpack(f"{endian}2h", head[70:74])
-                offset = int(struct.unpack(f"{endian}f", head[108:112])[0])
+                self.pixdim = struct.unpack(f"{endian}8f", head[76:108])
+                self.vox_offset = struct.unpack(f"{endian}f", head[108:112])[0]
                 slope, inter = struct.unpack(f"{endian}2f", head[112:120])
+                self.sform = struct.unpack(f"{endian}h", head[254:256])[0]
+                self.srow = struct.unpack(f"{endian}12f", head[280:328])
+                self.single_file = head[344:347] == b"n+1"
                 size = 348
             elif len(head) >= 540 and struct.unpack(f"{endian}i", head[:4])[0] == 540:
                 datatype, bitpix = struct.unpack(f"{endian}2h", head[12:16])
                 dims = struct.unpack(f"{endian}8q", head[16:80])
-                offset = int(struct.unpack(f"{endian}q", head[168:176])[0])
+                self.pixdim = struct.unpack(f"{endian}8d", head[104:168])
+                self.vox_offset = struct.unpack(f"{endian}q", head[168:176])[0]
                 slope, inter = struct.unpack(f"{endian}2d", head[176:192])
+                self.sform = struct.unpack(f"{endian}i", head[348:352])[0]
+                self.srow = struct.unpack(f"{endian}12d", head[400:496])
+                self.single_file = False
                 size = 540
             else:
                 continue
+            self.parsed = True
             ndim = int(dims[0])
             per_voxel = _DATATYPE_BYTES.get(int(datatype), bitpix // 8 if bitpix > 0 else 0)
-            if not 1 <= ndim <= 7 or per_voxel <= 0:
+            if not 1 <= ndim <= 7 or per_voxel <= 0 or not np.isfinite(self.vox_offset):
                 return
             voxels = 1
             for d in dims[1:ndim + 1]:
                 voxels *= max(int(d), 1)
             self.ok = True
-            self.data_start = max(offset, size)
+            self.data_start = max(int(self.vox_offset), size)
             self.expected = self.data_start + voxels * per_voxel
             float_code = _FLOAT_TYPES.get(int(datatype))
             self.float_dtype = np.dtype(endian + float_code) if float_code else None
@@ -75,6 +92,21 @@ class _Header:
             inter = float(inter) if np.isfinite(inter) else 0.0
             self.scaling = (slope, inter) if (slope, inter) != (1.0, 0.0) else None
             return
+
+
+def read_nifti_header(path: str | Path) -> NiftiHeader | None:
+    """The header of a NIfTI file, gzip-compressed or not (whatever its name); None when its
+    first bytes cannot be read (the reader then says what is wrong)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEADER_BYTES)
+            if head[:2] == _GZIP_MAGIC:
+                fh.seek(0)
+                with gzip.GzipFile(fileobj=fh) as gz:
+                    head = gz.read(_HEADER_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return None
+    return NiftiHeader(head)
 
 
 def check_nifti_complete(path: str | Path, *, finite: bool = True) -> None:
@@ -163,7 +195,7 @@ class _Scan:
 
     def __init__(self) -> None:
         self.total = 0
-        self.header: _Header | None = None
+        self.header: NiftiHeader | None = None
         self.non_finite = False
         self._buffer = b""  # the first bytes, until the header is read from them
         self._rest = b""  # a voxel's bytes cut by the end of the last piece
@@ -171,31 +203,37 @@ class _Scan:
     def feed(self, data: bytes) -> None:
         if self.header is None:
             self._buffer += data
-            if len(self._buffer) < 544:
+            if len(self._buffer) < _HEADER_BYTES:
                 return
             data, self._buffer = self._buffer, b""
-            self.header = _Header(data[:544])
+            self.header = NiftiHeader(data[:_HEADER_BYTES])
         self._scan(data)
 
     def finish(self) -> None:
         """After the last piece (a file shorter than the longest header)."""
         if self.header is None:
             data, self._buffer = self._buffer, b""
-            self.header = _Header(data)
+            self.header = NiftiHeader(data)
             self._scan(data)
 
     def _scan(self, data: bytes) -> None:
         start = self.total
         self.total += len(data)
         header = self.header
-        if header is None or not header.ok or header.float_dtype is None or self.non_finite:
+        if header is None or not self._follows(header):
             return
         # The voxel bytes in this piece (after the header, before the end of the data).
         lo = max(header.data_start - start, 0)
         hi = min(header.expected - start, len(data))
-        if hi <= lo:
-            return
-        piece = self._rest + data[lo:hi]
+        if hi > lo:
+            self._voxels(header, memoryview(data)[lo:hi])
+
+    def _follows(self, header: NiftiHeader) -> bool:
+        """Whether the voxel bytes are worth reading: a float file's, while none is found bad."""
+        return header.ok and header.float_dtype is not None and not self.non_finite
+
+    def _voxels(self, header: NiftiHeader, data: memoryview) -> None:
+        piece = self._rest + bytes(data)
         usable = len(piece) - len(piece) % header.float_dtype.itemsize
         if not np.isfinite(np.frombuffer(piece[:usable], dtype=header.float_dtype)).all():
             self.non_finite = True
@@ -210,16 +248,13 @@ class _Collect(_Scan):
         super().__init__()
         self.buffer = bytearray()
 
-    def _scan(self, data: bytes) -> None:
-        start = self.total
-        self.total += len(data)
-        header = self.header
-        if header is None or not header.ok or header.dtype is None:
+    def _follows(self, header: NiftiHeader) -> bool:
+        if not header.ok or header.dtype is None:
             raise _Unsupported
-        lo = max(header.data_start - start, 0)
-        hi = min(header.expected - start, len(data))
-        if hi > lo:
-            self.buffer += memoryview(data)[lo:hi]
+        return True
+
+    def _voxels(self, header: NiftiHeader, data: memoryview) -> None:
+        self.buffer += data
 
 
 def _inflate_members(fh, scan: _Scan) -> None:

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from calcinosis.atomic import write_with
 from calcinosis.errors import InputError
-from calcinosis.io.headers import check_header
+from calcinosis.io.headers import check_header, check_metaimage_data
 from calcinosis.io.hu import to_int16_hu
 from calcinosis.io.integrity import check_nifti_complete, read_nifti_voxels
 from calcinosis.paths import check_path_text
@@ -76,13 +76,17 @@ def sitk_to_volume(
         # A view avoids a copy before the int16 conversion; ``image`` outlives it here.
         hu = to_int16_hu(sitk.GetArrayViewFromImage(image), source=source)
     direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    _check_geometry(direction, image.GetOrigin(), source)
+    return Volume(hu, image.GetSpacing(), image.GetOrigin(), direction, dict(metadata or {}))
+
+
+def _check_geometry(direction: np.ndarray, origin, source: str) -> None:
+    """Refuse a sheared grid and an origin that is not a position."""
     if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
         raise InputError(f"cannot use {source}: its axes are not at right angles to each other (a sheared grid); "
                          "resample it onto an orthogonal grid first")
-    if not all(np.isfinite(image.GetOrigin())):
-        raise InputError(f"cannot use {source}: its origin {image.GetOrigin()} is not a position in mm; "
-                         "check the header")
-    return Volume(hu, image.GetSpacing(), image.GetOrigin(), direction, dict(metadata or {}))
+    if not all(np.isfinite(origin)):
+        raise InputError(f"cannot use {source}: its origin {origin} is not a position in mm; check the header")
 
 
 def _check_3d(dimension: int, size: tuple[int, ...], components: int, source: str) -> None:
@@ -163,11 +167,7 @@ def _nifti_volume(reader: sitk.ImageFileReader, array: np.ndarray, scaling, meta
     n = reader.GetDimension()
     direction = np.asarray(reader.GetDirection(), dtype=float).reshape(n, n)[:3, :3]
     spacing, origin = reader.GetSpacing()[:3], reader.GetOrigin()[:3]
-    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
-        raise InputError(f"cannot use {source}: its axes are not at right angles to each other (a sheared grid); "
-                         "resample it onto an orthogonal grid first")
-    if not all(np.isfinite(origin)):
-        raise InputError(f"cannot use {source}: its origin {origin} is not a position in mm; check the header")
+    _check_geometry(direction, origin, source)
     return Volume(hu, spacing, origin, direction, dict(metadata))
 
 
@@ -195,9 +195,6 @@ def _write_image(image: sitk.Image, path: Path) -> Path:
 def _check_written(path: Path) -> None:
     """Raise ``OSError`` when ITK left ``path`` short: on a full disk its writers print a
     warning ("wrote only 0 of N bytes") and return as if all went well."""
-    from calcinosis.io.headers import check_metaimage_data
-    from calcinosis.io.integrity import check_nifti_complete
-
     try:
         if itk_format(path) == "nifti":
             check_nifti_complete(path, finite=False)  # a float image written may hold NaN
