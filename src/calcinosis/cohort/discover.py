@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calcinosis.errors import InputError
+from calcinosis.io.dicom_scan import SliceHeader, group_series, is_candidate_file, read_header, slice_header
 from calcinosis.paths import earlier_output
-from calcinosis.io.dicom_scan import SliceHeader, group_series, is_special_file, read_header, slice_header
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def _walk(root: Path, excluded: set[Path]):
         dirnames[:] = sorted(d for d in dirnames
                              if not d.startswith(".") and (here / d).resolve() not in excluded)
         for name in sorted(filenames):
-            if not name.startswith(".") and name.upper() != "DICOMDIR" and not is_special_file(here / name):
+            if is_candidate_file(here / name):
                 yield here / name
 
 

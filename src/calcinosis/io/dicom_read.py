@@ -132,18 +132,11 @@ def _read_series(folder: Path, headers: list[SliceHeader], series_uid: str | Non
 
 
 def _marked_dicom_files(folder: Path) -> int:
-    """How many files under ``folder`` carry the DICOM file mark ("DICM" after the 128-byte
-    preamble): when none could be read, they are damaged rather than absent."""
-    from calcinosis.io.dicom_scan import iter_candidate_files
+    """How many files under ``folder`` look like DICOM (:func:`looks_like_dicom`): when none
+    could be read, they are damaged rather than absent."""
+    from calcinosis.io.dicom_scan import iter_candidate_files, looks_like_dicom
 
-    count = 0
-    for path in iter_candidate_files(folder):
-        try:
-            with open(path, "rb") as fh:
-                count += fh.read(132)[128:] == b"DICM"
-        except OSError:
-            continue
-    return count
+    return sum(looks_like_dicom(path) for path in iter_candidate_files(folder))
 
 
 def _has_hidden_files(folder: Path) -> bool:

@@ -89,8 +89,14 @@ def iter_candidate_files(root: Path) -> Iterator[Path]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if not name.startswith(".") and name.upper() != "DICOMDIR" and not is_special_file(path):
+            if is_candidate_file(path):
                 yield path
+
+
+def is_candidate_file(path: Path) -> bool:
+    """Whether a file a folder walk found may be a study's: not hidden, not a DICOMDIR, not a
+    pipe, socket or device (:func:`is_special_file`)."""
+    return not path.name.startswith(".") and path.name.upper() != "DICOMDIR" and not is_special_file(path)
 
 
 def is_special_file(path: Path) -> bool:
