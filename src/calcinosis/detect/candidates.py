@@ -238,7 +238,10 @@ def detect_lesions(
         threshold, split off it (:mod:`calcinosis.detect.metal`), when they pass the seed
         rules of a deposit split off a bone. Only the object's part near the body is looked
         at (its voxels in the body, with ``OBJECT_MARGIN_MM`` round them): a table or a
-        blanket outside the body costs nothing."""
+        blanket outside the body costs nothing (its mask is not even drawn: none of its
+        voxels is in the body, ``inside``; the table's box spans the scan)."""
+        if inside[k] == 0:
+            return
         box = boxes[k]
         obj = comps.mask_in(i, box)
         in_body = obj & body[box]
