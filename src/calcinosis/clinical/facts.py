@@ -188,6 +188,12 @@ def case_facts(
         *given_evidence,
     )
 
+    vka, vka_evidence = _medication_fact(
+        case,
+        lambda m: m.current is not False and matches(m.name, vocab["vitamin_k_antagonist"]),
+    )
+    put("vitamin_k_antagonist", vka, *vka_evidence)
+
     skin = case.skin
     put("skin_necrosis", skin.necrosis, Evidence("skin.necrosis", _shown(skin.necrosis)))
     put(
