@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from calcinosis.clinical import load_case, run_workup
 
 
@@ -71,3 +73,41 @@ def test_low_dose_warfarin_evidence_is_stated_as_negative(shared_case):
     assert warfarin.evidence_description.startswith("evidence against benefit")
     assert any("Traineau" in r for r in warfarin.references)
     assert any("no benefit" in x for x in warfarin.cautions)  # she takes it for calcinosis
+
+
+def test_calcium_is_interpreted_albumin_corrected(conventional_case, write_case, to_si):
+    # Total calcium 10.0 mg/dL looks normal, but with albumin 2.5 g/dL the corrected
+    # calcium is 10.0 + 0.8 x (4.0 - 2.5) = 11.2 mg/dL: hypercalcaemia.
+    case = conventional_case(
+        "hypoalbuminaemia",
+        {"calcium": 10.0, "phosphate": 3.5, "intact_pth": 40, "creatinine": 0.8},
+        history={"hyperparathyroidism": False},
+    )
+    case["labs"]["albumin"] = {"value": 2.5, "unit": "g/dL"}
+    workup = run_workup(load_case(write_case(case)))
+    calcium = workup.case.lab("calcium")
+    assert calcium.value == pytest.approx(11.2) and calcium.status == "high"
+    assert workup.case.lab("calcium_measured").value == 10.0  # the measured total is kept
+    assert workup.classification.primary == "metastatic"
+    assert "MET-CA" in {r.rule_id for r in workup.classification.reasons}
+    assert workup.calcium_phosphate_product_mg2_dl2 == pytest.approx(11.2 * 3.5)
+    # The same in SI units: 2.495 mmol/L and 25 g/L.
+    si = to_si(case)
+    si["labs"]["albumin"] = {"value": 25, "unit": "g/L"}
+    calcium = run_workup(load_case(write_case(si))).case.lab("calcium")
+    assert calcium.unit == "mmol/L" and calcium.status == "high"
+    assert calcium.value == pytest.approx(2.495 + 0.02 * (40 - 25), abs=0.005)
+
+
+def test_low_total_calcium_with_low_albumin_is_not_hypocalcaemia(conventional_case, write_case):
+    # 8.0 mg/dL with albumin 2.0 g/dL: corrected 9.6 mg/dL, normal; no hypocalcaemia caution.
+    case = conventional_case(
+        "dm-hypoalbuminaemia",
+        {"calcium": 8.0, "phosphate": 3.5, "creatinine": 0.8},
+        diagnoses=["dermatomyositis"],
+    )
+    case["labs"]["albumin"] = {"value": 2.0, "unit": "g/dL"}
+    workup = run_workup(load_case(write_case(case)))
+    assert workup.case.lab("calcium").status == "normal"
+    bisphosphonate = {t.id: t for t in workup.treatments}["bisphosphonate"]
+    assert not any("calcium is low" in x for x in bisphosphonate.cautions)

@@ -80,7 +80,7 @@ def case_facts(
                 f"lab:{lab.name}",
                 lab.status,
                 Evidence(
-                    lab.derived_from and "labs.egfr (estimated from creatinine)" or lab.field,
+                    f"{lab.field} (from {lab.derived_from})" if lab.derived_from else lab.field,
                     lab.shown_value(),
                     lab.shown_range(),
                 ),
