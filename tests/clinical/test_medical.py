@@ -111,3 +111,53 @@ def test_low_total_calcium_with_low_albumin_is_not_hypocalcaemia(conventional_ca
     assert workup.case.lab("calcium").status == "normal"
     bisphosphonate = {t.id: t for t in workup.treatments}["bisphosphonate"]
     assert not any("calcium is low" in x for x in bisphosphonate.cautions)
+
+
+def _ssc_case(items: dict, **fields):
+    lines = ["case_id: ssc-variant", "ssc_criteria:"]
+    lines += [f"  {k}: {'null' if v is None else str(v).lower()}" for k, v in items.items()]
+    for key, value in fields.items():
+        lines.append(f"{key}: {value}")
+    return "\n".join(lines) + "\n"
+
+
+def test_ssc_each_domain_counts_its_highest_item_once(write_case):
+    everything = {
+        "puffy_fingers": True,
+        "sclerodactyly": True,  # 4, not 2 + 4
+        "digital_tip_ulcers": True,
+        "fingertip_pitting_scars": True,  # 3, not 2 + 3
+        "pulmonary_arterial_hypertension": True,
+        "interstitial_lung_disease": True,  # 2 together, not 4
+        "raynaud_phenomenon": True,
+        "skin_thickening_proximal_to_mcp": False,
+    }
+    result = run_workup(load_case(write_case(_ssc_case(everything)))).ssc_criteria
+    assert result.score == 4 + 3 + 2 + 3
+    assert result.classified
+    eight = {"puffy_fingers": True, "fingertip_pitting_scars": True, "raynaud_phenomenon": True,
+             "sclerodactyly": False, "skin_thickening_proximal_to_mcp": False}  # fmt: skip
+    result = run_workup(load_case(write_case(_ssc_case(eight)))).ssc_criteria
+    assert result.score == 8 and not result.classified  # 8 < 9
+
+
+def test_ssc_proximal_skin_thickening_alone_is_sufficient(write_case):
+    result = run_workup(
+        load_case(write_case(_ssc_case({"skin_thickening_proximal_to_mcp": True})))
+    ).ssc_criteria
+    assert result.score == 9 and result.classified and not result.excluded_by
+
+
+@pytest.mark.parametrize("exclusion", ["skin_thickening_sparing_fingers", "scleroderma_like_disorder"])
+def test_ssc_criteria_do_not_apply_with_an_exclusion(exclusion, write_case):
+    items = {"skin_thickening_proximal_to_mcp": True, "raynaud_phenomenon": True, exclusion: True}
+    workup = run_workup(load_case(write_case(_ssc_case(items))))
+    result = workup.ssc_criteria
+    assert result.score == 12
+    assert not result.classified and not result.unknown_could_change
+    assert result.excluded_by == (exclusion,)
+    data = workup.to_dict()["ssc_criteria"]
+    assert data["applicable"] is False and data["excluded_by"] == [exclusion]
+    assert "DYS-SSC" not in {r.rule_id for r in workup.classification.reasons}
+    items[exclusion] = False
+    assert run_workup(load_case(write_case(_ssc_case(items)))).ssc_criteria.classified

@@ -149,6 +149,12 @@ def render_workup_section_html(workup: Workup) -> str:
         ]
         parts.append(_table(["item", "points", "present", "counted", "source"], rows))
         verdict = "classified as systemic sclerosis" if ssc["classified"] else "not classified"
+        if not ssc.get("applicable", True):
+            verdict = (
+                "the criteria do not apply ("
+                + ", ".join(e.replace("_", " ") for e in ssc["excluded_by"])
+                + "), so the patient is not classified whatever the score"
+            )
         parts.append(
             f"<p><strong>Total {ssc['score']} (threshold {ssc['threshold']}): {verdict}.</strong> "
             f"Unknown items: {_e(', '.join(ssc['unknown_items']) or 'none')}; highest reachable total "

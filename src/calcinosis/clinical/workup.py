@@ -190,6 +190,9 @@ def _ssc_dict(result: SscCriteriaResult) -> dict[str, Any]:
         "max_possible_score": result.max_possible_score,
         "unknown_could_change_classification": result.unknown_could_change,
         "unknown_items": list(result.unknown_items),
+        "applicable": not result.excluded_by,
+        "excluded_by": list(result.excluded_by),
+        "exclusions_unknown": list(result.exclusions_unknown),
         "items": [
             {
                 "item": i.item,
