@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from calcinosis.clinical import load_case, run_workup
+from calcinosis.clinical import load_case, render_workup_html, run_workup
 
 
 def _nonuremic_calciphylaxis(make, **fields):
@@ -161,3 +161,23 @@ def test_ssc_criteria_do_not_apply_with_an_exclusion(exclusion, write_case):
     assert "DYS-SSC" not in {r.rule_id for r in workup.classification.reasons}
     items[exclusion] = False
     assert run_workup(load_case(write_case(_ssc_case(items)))).ssc_criteria.classified
+
+
+def test_a_tie_is_reported_as_undecided(conventional_case, write_case):
+    # Kidney disease with normal calcium and phosphate and nothing else known about the
+    # tissue: dystrophic, iatrogenic, idiopathic and calciphylaxis all score the same.
+    case = conventional_case(
+        "ckd-normal-labs",
+        {"calcium": 9.4, "phosphate": 3.8, "creatinine": 1.6},
+        history={"chronic_kidney_disease": True},
+    )
+    workup = run_workup(load_case(write_case(case)))
+    c = workup.classification
+    assert c.confidence == "tentative"
+    assert set(c.tied_with) == {"iatrogenic", "idiopathic", "calciphylaxis"}
+    assert workup.to_dict()["classification"]["tied_with"] == list(c.tied_with)
+    assert "Undecided" in render_workup_html(workup)
+    # A clear winner has no tie.
+    shared = run_workup(load_case(write_case(_nonuremic_calciphylaxis(conventional_case))))
+    assert shared.classification.tied_with == ()
+    assert "Undecided" not in render_workup_html(shared)

@@ -72,6 +72,13 @@ def render_workup_section_html(workup: Workup) -> str:
         f'<p class="primary">Most likely type: {_e(c["primary"])} <small>({_e(c["confidence"])})</small></p>'
         f"<p>{_e(c['primary_description'])}</p>"
     )
+    if c["tied_with"]:
+        parts.append(
+            '<p class="note"><strong>Undecided: '
+            + _e(", ".join([c["primary"], *c["tied_with"]]))
+            + " have the same score</strong>; the first is shown only because of a fixed order. "
+            "The suggested tests below say what would decide.</p>"
+        )
     parts.append(_table(["type", "score"], [[t, _num(s)] for t, s in c["scores"].items()]))
     parts.append(
         "<p>Imaging summary used as evidence.</p>"

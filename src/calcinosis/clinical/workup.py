@@ -80,6 +80,7 @@ class Workup:
                 "primary": c.primary,
                 "primary_description": k.type_descriptions[c.primary],
                 "confidence": c.confidence,
+                "tied_with": list(c.tied_with),
                 "scores": c.scores,
                 "alternatives": [{"type": t, "score": s} for t, s in c.alternatives],
                 "reasons": [r.to_dict() for r in c.reasons],
