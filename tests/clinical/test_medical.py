@@ -181,3 +181,21 @@ def test_a_tie_is_reported_as_undecided(conventional_case, write_case):
     shared = run_workup(load_case(write_case(_nonuremic_calciphylaxis(conventional_case))))
     assert shared.classification.tied_with == ()
     assert "Undecided" not in render_workup_html(shared)
+
+
+def test_unexplained_hyperphosphataemia_points_to_the_fgf23_pathway(conventional_case, write_case):
+    # Familial tumoral calcinosis: high phosphate, normal kidneys, PTH and vitamin D.
+    case = conventional_case(
+        "tumoral-calcinosis",
+        {"calcium": 9.6, "phosphate": 6.5, "intact_pth": 20, "creatinine": 0.7},
+        patient={"age_years": 19, "sex": "male"},
+        skin={"sites": ["hip", "shoulder"]},
+    )
+    workup = run_workup(load_case(write_case(case)))
+    reasons = {r.rule_id: r for r in workup.classification.reasons}
+    assert workup.classification.primary == "metastatic"
+    assert "FGF23" in reasons["MET-P-FGF23"].text and "TmP/GFR" in reasons["MET-P-FGF23"].text
+    # With kidney failure the high phosphate is explained: no FGF23 work-up suggested.
+    case["labs"]["creatinine"] = {"value": 6.0, "unit": "mg/dL"}
+    workup = run_workup(load_case(write_case(case)))
+    assert "MET-P-FGF23" not in {r.rule_id for r in workup.classification.reasons}
