@@ -199,3 +199,23 @@ def test_unexplained_hyperphosphataemia_points_to_the_fgf23_pathway(conventional
     case["labs"]["creatinine"] = {"value": 6.0, "unit": "mg/dL"}
     workup = run_workup(load_case(write_case(case)))
     assert "MET-P-FGF23" not in {r.rule_id for r in workup.classification.reasons}
+
+
+def test_diltiazem_with_colchicine_interaction_is_flagged(shared_case):
+    # The SSc case takes both diltiazem and colchicine (a CYP3A4 interaction).
+    workup = run_workup(load_case(shared_case("ssc-crest-dystrophic.yaml")))
+    options = {t.id: t for t in workup.treatments}
+    assert any("diltiazem" in x and "colchicine levels" in x for x in options["colchicine"].cautions)
+    assert any("colchicine levels" in x for x in options["calcium_channel_blocker"].cautions)
+
+
+def test_colchicine_without_an_interacting_drug_has_no_interaction_caution(
+    conventional_case, write_case
+):
+    case = conventional_case(
+        "dm", {"calcium": 9.5, "phosphate": 4.0, "creatinine": 0.7}, diagnoses=["dermatomyositis"]
+    )
+    case["medications"] = [{"name": "methotrexate", "route": "oral", "current": True}]
+    options = {t.id: t for t in run_workup(load_case(write_case(case))).treatments}
+    assert not any("colchicine levels" in x for x in options["colchicine"].cautions)
+    assert not any("colchicine levels" in x for x in options["calcium_channel_blocker"].cautions)

@@ -23,7 +23,7 @@ CAUTION_FACTS = (
     "on_anticoagulant", "on_antiplatelet", "bleeding_risk", "ulceration", "egfr_below_35",
     "renal_impairment", "hypocalcaemia", "hypotension", "heart_block", "pregnant",
     "child_under_8", "child", "dialysis_or_kidney_failure", "warfarin_use",
-    "pth_high", "calcium_based_binder",
+    "pth_high", "calcium_based_binder", "colchicine_interacting_drug", "on_colchicine",
 )  # fmt: skip
 
 

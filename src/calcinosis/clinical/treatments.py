@@ -74,6 +74,8 @@ def caution_facts(case: Case, facts: dict[str, Fact], knowledge: Knowledge) -> d
     values["bleeding_risk"] = _any_true(anticoagulant, antiplatelet, ulceration)
     values["warfarin_use"] = on(vocab["vitamin_k_antagonist"])
     values["calcium_based_binder"] = on(("calcium acetate", "calcium carbonate"))
+    values["colchicine_interacting_drug"] = on(vocab["colchicine_interacting_drug"])
+    values["on_colchicine"] = on(("colchicine",))
     egfr = case.lab("egfr")
     values["egfr_below_35"] = (
         None if egfr is None or egfr.value_canonical is None else egfr.value_canonical < 35
