@@ -195,6 +195,11 @@ def test_unexplained_hyperphosphataemia_points_to_the_fgf23_pathway(conventional
     reasons = {r.rule_id: r for r in workup.classification.reasons}
     assert workup.classification.primary == "metastatic"
     assert "FGF23" in reasons["MET-P-FGF23"].text and "TmP/GFR" in reasons["MET-P-FGF23"].text
+    # High calcium too (with PTH suppressed) points to vitamin D, milk-alkali or bone
+    # destruction rather than to tumoral calcinosis, where calcium is normal.
+    high_ca = dict(case, labs={**case["labs"], "calcium": {"value": 11.5, "unit": "mg/dL"}})
+    workup = run_workup(load_case(write_case(high_ca)))
+    assert "MET-P-FGF23" not in {r.rule_id for r in workup.classification.reasons}
     # With kidney failure the high phosphate is explained: no FGF23 work-up suggested.
     case["labs"]["creatinine"] = {"value": 6.0, "unit": "mg/dL"}
     workup = run_workup(load_case(write_case(case)))
