@@ -224,3 +224,18 @@ def test_colchicine_without_an_interacting_drug_has_no_interaction_caution(
     options = {t.id: t for t in run_workup(load_case(write_case(case))).treatments}
     assert not any("colchicine levels" in x for x in options["colchicine"].cautions)
     assert not any("colchicine levels" in x for x in options["calcium_channel_blocker"].cautions)
+
+
+@pytest.mark.parametrize(
+    "diagnosis", ["Sjögren's syndrome", "MCTD", "antisynthetase syndrome", "morphoea"]
+)
+def test_connective_tissue_disease_spellings_are_recognised(diagnosis, conventional_case, write_case):
+    case = conventional_case(
+        "ctd-spelling",
+        {"calcium": 9.4, "phosphate": 3.5, "intact_pth": 40, "creatinine": 0.8},
+        diagnoses=[diagnosis],
+        history={"connective_tissue_disease": None},
+    )
+    workup = run_workup(load_case(write_case(case)))
+    assert "DYS-CTD" in {r.rule_id for r in workup.classification.reasons}
+    assert workup.classification.primary == "dystrophic"
