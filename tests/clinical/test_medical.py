@@ -200,6 +200,10 @@ def test_unexplained_hyperphosphataemia_points_to_the_fgf23_pathway(conventional
     high_ca = dict(case, labs={**case["labs"], "calcium": {"value": 11.5, "unit": "mg/dL"}})
     workup = run_workup(load_case(write_case(high_ca)))
     assert "MET-P-FGF23" not in {r.rule_id for r in workup.classification.reasons}
+    # Low calcium with high phosphate is hypoparathyroidism (or pseudo-), not FGF23.
+    low_ca = dict(case, labs={**case["labs"], "calcium": {"value": 7.2, "unit": "mg/dL"}})
+    workup = run_workup(load_case(write_case(low_ca)))
+    assert "MET-P-FGF23" not in {r.rule_id for r in workup.classification.reasons}
     # With kidney failure the high phosphate is explained: no FGF23 work-up suggested.
     case["labs"]["creatinine"] = {"value": 6.0, "unit": "mg/dL"}
     workup = run_workup(load_case(write_case(case)))
