@@ -243,3 +243,25 @@ def test_connective_tissue_disease_spellings_are_recognised(diagnosis, conventio
     workup = run_workup(load_case(write_case(case)))
     assert "DYS-CTD" in {r.rule_id for r in workup.classification.reasons}
     assert workup.classification.primary == "dystrophic"
+
+
+def test_necrotic_purpura_in_primary_hyperparathyroidism_is_calciphylaxis(
+    conventional_case, write_case
+):
+    case = conventional_case(
+        "phpt-calciphylaxis",
+        {"calcium": 11.8, "phosphate": 2.1, "intact_pth": 180, "creatinine": 0.9},
+        history={"hyperparathyroidism": True},
+        skin={"necrosis": True, "retiform_purpura": True, "ulceration": True, "sites": ["thigh"]},
+        symptoms=["exquisitely painful plaques"],
+    )
+    workup = run_workup(load_case(write_case(case)))
+    c = workup.classification
+    assert c.primary == "calciphylaxis"
+    assert "CAL-NONUREMIC" in {r.rule_id for r in c.reasons}
+    assert c.alternatives[0][0] == "metastatic"  # the hypercalcaemia is still reported
+    ids = [t.id for t in workup.treatments]
+    assert ids[0] == "calciphylaxis_care" and "pth_control" in ids
+    # Without the skin picture it stays metastatic.
+    case["skin"] = {"necrosis": False, "retiform_purpura": False, "ulceration": False}
+    assert run_workup(load_case(write_case(case))).classification.primary == "metastatic"
