@@ -265,3 +265,18 @@ def test_necrotic_purpura_in_primary_hyperparathyroidism_is_calciphylaxis(
     # Without the skin picture it stays metastatic.
     case["skin"] = {"necrosis": False, "retiform_purpura": False, "ulceration": False}
     assert run_workup(load_case(write_case(case))).classification.primary == "metastatic"
+
+
+def test_dialysis_patient_is_not_asked_for_an_egfr_before_a_bisphosphonate(
+    conventional_case, write_case
+):
+    case = conventional_case(
+        "dialysis-no-creatinine",
+        {"calcium": 9.6, "phosphate": 4.4, "intact_pth": 300},
+        history={"chronic_kidney_disease": True, "dialysis": True},
+        skin={"necrosis": True, "retiform_purpura": True, "ulceration": True, "sites": ["thigh"]},
+    )
+    workup = run_workup(load_case(write_case(case)))
+    cautions = {t.id: t for t in workup.treatments}["bisphosphonate"].cautions
+    assert any("below 35" in x for x in cautions)
+    assert not any("renal function not known" in x for x in cautions)

@@ -82,6 +82,8 @@ def caution_facts(case: Case, facts: dict[str, Fact], knowledge: Knowledge) -> d
     )
     if values["egfr_below_35"] is None and egfr is not None and egfr.status == "normal":
         values["egfr_below_35"] = False
+    if values.get("dialysis_or_kidney_failure") is True:
+        values["egfr_below_35"] = True  # on dialysis (or eGFR < 15): no creatinine needed
     values["renal_impairment"] = _any_true(
         values.get("chronic_kidney_disease"), None if egfr is None else egfr.status == "low"
     )
