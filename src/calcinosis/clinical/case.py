@@ -24,7 +24,12 @@ import yaml
 from calcinosis.paths import check_regular_file
 from calcinosis.clinical.inputs import exponent_hint, key_text, quote
 from calcinosis.clinical.knowledge import Knowledge, load_knowledge
-from calcinosis.clinical.labs import LabResult, estimated_egfr_result, parse_lab
+from calcinosis.clinical.labs import (
+    LabResult,
+    albumin_corrected_calcium,
+    estimated_egfr_result,
+    parse_lab,
+)
 from calcinosis.errors import InputError
 
 TOP_LEVEL_FIELDS = (
@@ -425,6 +430,13 @@ def _labs(raw: dict[str, Any], patient: Patient, knowledge: Knowledge) -> tuple[
                 f"labs.{key_text(key)}: {result.name} is given twice (by name and by an alias); keep one"
             )
         results.append(result)
+    calcium = next((r for r in results if r.name == "calcium"), None)
+    albumin = next((r for r in results if r.name == "albumin"), None)
+    if calcium is not None and albumin is not None:
+        pair = albumin_corrected_calcium(calcium, albumin, knowledge.labs)
+        if pair is not None:
+            i = results.index(calcium)
+            results[i : i + 1] = pair
     creatinine = next((r for r in results if r.name == "creatinine"), None)
     if creatinine is not None and not any(r.name == "egfr" for r in results):
         derived = estimated_egfr_result(creatinine, patient.age_years, patient.sex, knowledge.labs)

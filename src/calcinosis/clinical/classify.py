@@ -75,6 +75,12 @@ class Classification:
     confidence: str
 
     @property
+    def tied_with(self) -> tuple[str, ...]:
+        """Other types with the primary's score: the order of ``types`` alone chose among them."""
+        top = self.ranking[0][1]
+        return tuple(t for t, s in self.ranking[1:] if s == top)
+
+    @property
     def alternatives(self) -> tuple[tuple[str, float], ...]:
         return self.ranking[1:]
 

@@ -40,6 +40,11 @@ class SscCriteriaResult:
     items: tuple[SscItem, ...]
     unknown_items: tuple[str, ...]
     citation: str
+    #: Exclusions present (skin thickening sparing the fingers, a scleroderma-like disorder):
+    #: the criteria do not apply and the patient is not classified, whatever the score.
+    excluded_by: tuple[str, ...] = ()
+    #: Exclusions not stated: the criteria apply only if they are absent.
+    exclusions_unknown: tuple[str, ...] = ()
     note: str = (
         "Classification criteria, meant for studies; they do not apply when skin thickening "
         "spares the fingers or a scleroderma-like disorder explains the features."
@@ -89,17 +94,26 @@ def ssc_criteria(case: Case, knowledge: Knowledge) -> SscCriteriaResult | None:
                 items.append(
                     SscItem(item, domain.id, points, present, source, points if counts else 0)
                 )
-    classified = score >= knowledge.ssc_threshold
+    excluded_by = tuple(item for item, _ in knowledge.ssc_exclusions if given.get(item) is True)
+    exclusions_unknown = tuple(
+        item for item, _ in knowledge.ssc_exclusions if given.get(item) is None
+    )
+    applicable = not excluded_by
+    classified = applicable and score >= knowledge.ssc_threshold
     unknown = tuple(i.item for i in items if i.present is None)
     return SscCriteriaResult(
         score=score,
         threshold=knowledge.ssc_threshold,
         classified=classified,
         max_possible_score=max_possible,
-        unknown_could_change=(not classified) and max_possible >= knowledge.ssc_threshold,
+        unknown_could_change=applicable
+        and (not classified)
+        and max_possible >= knowledge.ssc_threshold,
         items=tuple(items),
         unknown_items=unknown,
         citation=knowledge.cite(knowledge.ssc_citation),
+        excluded_by=excluded_by,
+        exclusions_unknown=exclusions_unknown,
     )
 
 

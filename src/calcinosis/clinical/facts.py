@@ -80,7 +80,7 @@ def case_facts(
                 f"lab:{lab.name}",
                 lab.status,
                 Evidence(
-                    lab.derived_from and "labs.egfr (estimated from creatinine)" or lab.field,
+                    f"{lab.field} (from {lab.derived_from})" if lab.derived_from else lab.field,
                     lab.shown_value(),
                     lab.shown_range(),
                 ),
@@ -187,6 +187,12 @@ def case_facts(
         hist("calcium_or_phosphate_infusion"),
         *given_evidence,
     )
+
+    vka, vka_evidence = _medication_fact(
+        case,
+        lambda m: m.current is not False and matches(m.name, vocab["vitamin_k_antagonist"]),
+    )
+    put("vitamin_k_antagonist", vka, *vka_evidence)
 
     skin = case.skin
     put("skin_necrosis", skin.necrosis, Evidence("skin.necrosis", _shown(skin.necrosis)))

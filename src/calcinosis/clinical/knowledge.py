@@ -23,7 +23,7 @@ CAUTION_FACTS = (
     "on_anticoagulant", "on_antiplatelet", "bleeding_risk", "ulceration", "egfr_below_35",
     "renal_impairment", "hypocalcaemia", "hypotension", "heart_block", "pregnant",
     "child_under_8", "child", "dialysis_or_kidney_failure", "warfarin_use",
-    "pth_high",
+    "pth_high", "calcium_based_binder", "colchicine_interacting_drug", "on_colchicine",
 )  # fmt: skip
 
 
@@ -89,13 +89,16 @@ class Knowledge:
     ssc_domains: tuple[SscDomain, ...]
     ssc_threshold: int
     ssc_citation: str
+    #: Items that make the criteria not applicable when present: ``(item, label)``.
+    ssc_exclusions: tuple[tuple[str, str], ...]
     treatments: tuple[TreatmentSpec, ...]
     treatments_citation: str
     evidence_scale_citation: str
     references: dict[str, str]
 
     def ssc_item_names(self) -> tuple[str, ...]:
-        return tuple(item for domain in self.ssc_domains for item, _ in domain.items)
+        scored = tuple(item for domain in self.ssc_domains for item, _ in domain.items)
+        return scored + tuple(item for item, _ in self.ssc_exclusions)
 
     def cite(self, key: str) -> str:
         return self.references[key]
@@ -193,6 +196,7 @@ def load_knowledge() -> Knowledge:
         suggested_tests=tests,
         ssc_domains=domains,
         ssc_threshold=int(raw_ssc["threshold"]),
+        ssc_exclusions=tuple((k, str(v)) for k, v in (raw_ssc.get("exclusions") or {}).items()),
         ssc_citation=check_refs(raw_ssc["citation"], "ssc_criteria_2013.yaml")[0],
         treatments=tuple(treatments),
         treatments_citation=check_refs(raw_treatments["citation"], "treatments.yaml")[0],

@@ -255,6 +255,56 @@ def estimated_egfr_result(
     )
 
 
+#: Payne's correction: mg/dL of calcium per g/dL of albumin below the reference albumin.
+CALCIUM_PER_ALBUMIN_MG_PER_G = 0.8
+REFERENCE_ALBUMIN_G_DL = 4.0
+
+
+def albumin_corrected_calcium(
+    calcium: LabResult, albumin: LabResult, catalogue: dict[str, LabSpec]
+) -> tuple[LabResult, LabResult] | None:
+    """Total calcium corrected for albumin, and the measured total kept as an uninterpreted entry.
+
+    corrected Ca (mg/dL) = Ca + 0.8 x (4.0 - albumin g/dL) (Payne RB et al., Br Med J
+    1973;4:643-6); shown in the unit calcium was given in, and judged against its range.
+    ``None`` unless both are measured values.
+    """
+    if calcium.value_canonical is None or albumin.value_canonical is None:
+        return None
+    corrected_mg = calcium.value_canonical + CALCIUM_PER_ALBUMIN_MG_PER_G * (
+        REFERENCE_ALBUMIN_G_DL - albumin.value_canonical
+    )
+    unit_spec = catalogue["calcium"].unit_spec(calcium.unit or "")
+    assert unit_spec is not None and calcium.reference_range is not None
+    value = round(max(corrected_mg, 0.0) / unit_spec.to_canonical, 3)
+    corrected = LabResult(
+        name="calcium",
+        field="labs.calcium",
+        label=calcium.label + ", albumin-corrected",
+        value=value,
+        unit=calcium.unit,
+        flag=None,
+        reference_range=calcium.reference_range,
+        status=_range_status(value, calcium.reference_range),
+        value_canonical=value * unit_spec.to_canonical,
+        canonical_unit=calcium.canonical_unit,
+        derived_from=f"labs.calcium {calcium.shown_value()} and labs.albumin {albumin.shown_value()}",
+    )
+    measured = LabResult(
+        name="calcium_measured",
+        field=calcium.field,
+        label=calcium.label + ", as measured (interpreted albumin-corrected)",
+        value=calcium.value,
+        unit=calcium.unit,
+        flag=calcium.flag,
+        reference_range=calcium.reference_range,
+        status=None,
+        value_canonical=None,
+        canonical_unit=None,
+    )
+    return corrected, measured
+
+
 def _uninterpreted(
     key: str, field: str, value: Any, unit: str | None, flag: str | None
 ) -> LabResult:

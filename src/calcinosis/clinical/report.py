@@ -72,6 +72,13 @@ def render_workup_section_html(workup: Workup) -> str:
         f'<p class="primary">Most likely type: {_e(c["primary"])} <small>({_e(c["confidence"])})</small></p>'
         f"<p>{_e(c['primary_description'])}</p>"
     )
+    if c["tied_with"]:
+        parts.append(
+            '<p class="note"><strong>Undecided: '
+            + _e(", ".join([c["primary"], *c["tied_with"]]))
+            + " have the same score</strong>; the first is shown only because of a fixed order. "
+            "The suggested tests below say what would decide.</p>"
+        )
     parts.append(_table(["type", "score"], [[t, _num(s)] for t, s in c["scores"].items()]))
     parts.append(
         "<p>Imaging summary used as evidence.</p>"
@@ -149,6 +156,12 @@ def render_workup_section_html(workup: Workup) -> str:
         ]
         parts.append(_table(["item", "points", "present", "counted", "source"], rows))
         verdict = "classified as systemic sclerosis" if ssc["classified"] else "not classified"
+        if not ssc.get("applicable", True):
+            verdict = (
+                "the criteria do not apply ("
+                + ", ".join(e.replace("_", " ") for e in ssc["excluded_by"])
+                + "), so the patient is not classified whatever the score"
+            )
         parts.append(
             f"<p><strong>Total {ssc['score']} (threshold {ssc['threshold']}): {verdict}.</strong> "
             f"Unknown items: {_e(', '.join(ssc['unknown_items']) or 'none')}; highest reachable total "

@@ -72,13 +72,18 @@ def caution_facts(case: Case, facts: dict[str, Fact], knowledge: Knowledge) -> d
     values["on_anticoagulant"] = anticoagulant
     values["on_antiplatelet"] = antiplatelet
     values["bleeding_risk"] = _any_true(anticoagulant, antiplatelet, ulceration)
-    values["warfarin_use"] = on(("warfarin",))
+    values["warfarin_use"] = on(vocab["vitamin_k_antagonist"])
+    values["calcium_based_binder"] = on(("calcium acetate", "calcium carbonate"))
+    values["colchicine_interacting_drug"] = on(vocab["colchicine_interacting_drug"])
+    values["on_colchicine"] = on(("colchicine",))
     egfr = case.lab("egfr")
     values["egfr_below_35"] = (
         None if egfr is None or egfr.value_canonical is None else egfr.value_canonical < 35
     )
     if values["egfr_below_35"] is None and egfr is not None and egfr.status == "normal":
         values["egfr_below_35"] = False
+    if values.get("dialysis_or_kidney_failure") is True:
+        values["egfr_below_35"] = True  # on dialysis (or eGFR < 15): no creatinine needed
     values["renal_impairment"] = _any_true(
         values.get("chronic_kidney_disease"), None if egfr is None else egfr.status == "low"
     )
@@ -127,7 +132,7 @@ def select_treatments(
                 applies_to=spec.applies_to,
                 cautions=tuple(cautions),
                 already_tried=_already_tried(case, spec),
-                remark=_remark(case, spec, values),
+                remark=_remark(case, spec, values, knowledge),
             )
         )
     return tuple(options)
@@ -163,7 +168,11 @@ def _already_tried(case: Case, spec: TreatmentSpec) -> tuple[str, ...]:
     return tuple(tried)
 
 
-def _remark(case: Case, spec: TreatmentSpec, values: dict[str, Any]) -> str | None:
+def _remark(
+    case: Case, spec: TreatmentSpec, values: dict[str, Any], knowledge: Knowledge
+) -> str | None:
+    if spec.id == "calciphylaxis_care":
+        return _calciphylaxis_remark(case, knowledge)
     if spec.id != "remove_cause":
         return None
     parts = []
@@ -185,6 +194,18 @@ def _remark(case: Case, spec: TreatmentSpec, values: dict[str, Any]) -> str | No
             "calcium or phosphate was given; avoid further infusion at that site and check for extravasation"
         )
     return "; ".join(parts) or None
+
+
+def _calciphylaxis_remark(case: Case, knowledge: Knowledge) -> str | None:
+    """The patient's current drugs that promote calciphylaxis, named so they can be stopped."""
+    vocab = knowledge.vocabulary
+    terms = (*vocab["vitamin_k_antagonist"], *vocab["calcium_or_vitamin_d_supplement"])
+    names = [
+        m.name for m in case.medications or () if m.current is not False and matches(m.name, terms)
+    ]
+    if not names:
+        return None
+    return "review and stop where possible: " + ", ".join(dict.fromkeys(names))
 
 
 def _any_true(*values: bool | None) -> bool | None:

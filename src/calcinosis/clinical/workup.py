@@ -80,6 +80,7 @@ class Workup:
                 "primary": c.primary,
                 "primary_description": k.type_descriptions[c.primary],
                 "confidence": c.confidence,
+                "tied_with": list(c.tied_with),
                 "scores": c.scores,
                 "alternatives": [{"type": t, "score": s} for t, s in c.alternatives],
                 "reasons": [r.to_dict() for r in c.reasons],
@@ -190,6 +191,9 @@ def _ssc_dict(result: SscCriteriaResult) -> dict[str, Any]:
         "max_possible_score": result.max_possible_score,
         "unknown_could_change_classification": result.unknown_could_change,
         "unknown_items": list(result.unknown_items),
+        "applicable": not result.excluded_by,
+        "excluded_by": list(result.excluded_by),
+        "exclusions_unknown": list(result.exclusions_unknown),
         "items": [
             {
                 "item": i.item,
