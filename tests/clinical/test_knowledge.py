@@ -118,6 +118,7 @@ def test_every_reference_key_is_cited_and_plain_text():
         "classification_rules.yaml",
         "treatments.yaml",
         "ssc_criteria_2013.yaml",
+        "iim_criteria_2017.yaml",
         "labs.yaml",
     ):
         text = resources.files("calcinosis.clinical").joinpath("data", name).read_text("utf-8")

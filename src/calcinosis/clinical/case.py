@@ -34,7 +34,7 @@ from calcinosis.errors import InputError
 
 TOP_LEVEL_FIELDS = (
     "case_id", "patient", "diagnoses", "medications", "history", "symptoms",
-    "skin", "labs", "ssc_criteria", "imaging",
+    "skin", "labs", "ssc_criteria", "imaging", "iim_criteria",
 )  # fmt: skip
 HISTORY_BOOL_FIELDS = (
     "chronic_kidney_disease", "dialysis", "hyperparathyroidism", "malignancy",
@@ -109,6 +109,18 @@ class ImagingInfo:
 
 
 @dataclass(frozen=True)
+class IimCriteriaInput:
+    """The optional ``iim_criteria`` mapping (2017 EULAR/ACR myositis criteria)."""
+
+    #: Items as ``(item, True|False|None)`` pairs, in the order given.
+    items: tuple[tuple[str, bool | None], ...] = ()
+    #: Age (years) at the first symptom assumed to be related to the disease.
+    age_at_onset_years: float | None = None
+    #: Whether a muscle biopsy was done; ``None``: inferred from the biopsy items given.
+    muscle_biopsy_done: bool | None = None
+
+
+@dataclass(frozen=True)
 class Case:
     """One patient's structured case. ``None`` always means *not known*."""
 
@@ -125,6 +137,8 @@ class Case:
     imaging: ImagingInfo
     source: str | None = None
     warnings: tuple[str, ...] = ()
+    #: 2017 EULAR/ACR myositis items (optional extension of the format), or ``None`` when not given.
+    iim_criteria: IimCriteriaInput | None = None
 
     def lab(self, name: str) -> LabResult | None:
         """The interpreted result of a catalogued lab (e.g. ``"calcium"``), or None."""
@@ -261,6 +275,7 @@ def parse_case(raw: Any, knowledge: Knowledge | None = None, source: str | None 
         imaging=imaging,
         source=source,
         warnings=tuple(notes),
+        iim_criteria=_iim_items(raw.get("iim_criteria"), patient, knowledge),
     )
 
 
@@ -459,6 +474,43 @@ def _ssc_items(value: Any, knowledge: Knowledge) -> tuple[tuple[str, bool | None
             raise InputError(f"ssc_criteria.{key_text(key)}: unknown item; known items: {', '.join(known)}")
         items.append((str(key), _bool(f"ssc_criteria.{key}", item)))
     return tuple(items)
+
+
+def _iim_items(value: Any, patient: Patient, knowledge: Knowledge) -> IimCriteriaInput | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InputError(
+            "iim_criteria: expected a mapping of items to true/false/null (and age_at_onset_years, "
+            f"muscle_biopsy_done), got {quote(value)}"
+        )
+    spec = knowledge.iim
+    known = (*spec.item_names(), "age_at_onset_years", "muscle_biopsy_done")
+    items = []
+    for key, item in value.items():
+        if key not in known:
+            raise InputError(
+                f"iim_criteria.{key_text(key)}: unknown item; known items: {', '.join(known)}"
+            )
+        if key not in ("age_at_onset_years", "muscle_biopsy_done"):
+            items.append((str(key), _bool(f"iim_criteria.{key}", item)))
+    onset = _number(
+        "iim_criteria.age_at_onset_years", value.get("age_at_onset_years"), MAX_AGE_YEARS
+    )
+    if onset is not None and patient.age_years is not None and onset > patient.age_years:
+        raise InputError(
+            f"iim_criteria.age_at_onset_years: {onset:g} is after the patient's age "
+            f"({patient.age_years:g}); check both"
+        )
+    biopsy = _bool("iim_criteria.muscle_biopsy_done", value.get("muscle_biopsy_done"))
+    biopsy_items = {i.id for i in spec.items if i.tenths_without_biopsy is None}
+    stated = [k for k, v in items if k in biopsy_items and v is not None]
+    if biopsy is False and stated:
+        raise InputError(
+            f"iim_criteria.{stated[0]}: a muscle biopsy finding is given but "
+            "muscle_biopsy_done is false; remove one of them"
+        )
+    return IimCriteriaInput(tuple(items), onset, biopsy)
 
 
 def _imaging(raw: dict[str, Any], source: str | None) -> ImagingInfo:

@@ -200,3 +200,231 @@ def crest_features(case: Case) -> tuple[CrestFeature, ...]:
         else:
             features.append(CrestFeature(feature, "unknown", ""))
     return tuple(features)
+
+
+# --- 2017 EULAR/ACR classification criteria for idiopathic inflammatory myopathies ---------
+
+#: Categories from the lowest, by the score cut-offs of the publication's abstract.
+IIM_CATEGORIES = ("unlikely", "possible", "probable", "definite")
+IIM_CLASSIFYING = ("probable", "definite")
+
+
+@dataclass(frozen=True)
+class IimItem:
+    item: str
+    group: str
+    #: Points of the item in the model that classifies (with or without muscle biopsy).
+    points: float
+    #: True (present), False (absent) or None (not known).
+    present: bool | None
+    #: Where the answer came from (``iim_criteria.<item>``, ``patient.age_years``).
+    source: str
+    counted_points: float
+
+
+@dataclass(frozen=True)
+class IimModelScore:
+    #: ``without_biopsy`` or ``with_biopsy``.
+    model: str
+    score: float
+    #: Highest total reachable if every unknown item turned out present.
+    max_possible_score: float
+    category: str
+    probability_band: str
+    #: Category of ``max_possible_score``.
+    max_possible_category: str
+
+
+@dataclass(frozen=True)
+class IimCriteriaResult:
+    """The 2017 EULAR/ACR IIM criteria for one case; the scores count known items only."""
+
+    #: Why the criteria are shown: ``iim_criteria`` given, or the field that names myositis.
+    shown_because: str
+    #: The model that classifies: ``with_biopsy`` when a muscle biopsy was done.
+    model: str
+    score: float
+    max_possible_score: float
+    category: str
+    probability_band: str
+    classified: bool
+    #: Whether the unknown items could still make the patient classified.
+    unknown_could_change: bool
+    items: tuple[IimItem, ...]
+    unknown_items: tuple[str, ...]
+    #: The score without biopsy, and the one with biopsy when a biopsy was done.
+    scores: tuple[IimModelScore, ...]
+    muscle_biopsy_done: bool
+    #: Heliotrope rash, Gottron's papules or Gottron's sign: True (one present), False (all
+    #: absent), None (none present, some unknown).
+    skin_sign_present: bool | None
+    age_at_onset_years: float | None
+    citation: str
+    #: Why a score at or above the cut-off does not classify (no skin sign and no biopsy).
+    not_classified_because: str | None = None
+    excluded_by: tuple[str, ...] = ()
+    exclusions_unknown: tuple[str, ...] = ()
+    #: The published logistic model's probability: not computed (see ``probability_note``).
+    probability: float | None = None
+    probability_note: str = (
+        "The probability itself is not computed: the constants of the published logistic "
+        "model could not be verified from a stored source; the band is the one the "
+        "publication gives for the score's range."
+    )
+    #: The subgroup (DM, JDM, amyopathic DM, IBM, PM): not computed (see ``subgroup_note``).
+    subgroup: str | None = None
+    subgroup_note: str = (
+        "Subclassification (dermatomyositis, juvenile dermatomyositis, amyopathic "
+        "dermatomyositis, inclusion body myositis, polymyositis) is not done: the "
+        "classification tree could not be verified from a stored source."
+    )
+    note: str = (
+        "Classification criteria, meant for studies, to be used only when no better "
+        "explanation for the symptoms and signs exists; probable IIM (>= 55 %) is the "
+        "recommended minimum to classify."
+    )
+
+    @property
+    def score_is_lower_bound(self) -> bool:
+        return bool(self.unknown_items)
+
+
+def iim_criteria(case: Case, knowledge: Knowledge) -> IimCriteriaResult | None:
+    """Score the 2017 EULAR/ACR IIM criteria.
+
+    ``None`` when the case gives no ``iim_criteria`` and names no myositis (no diagnosis,
+    connective tissue disease or symptom matching ``plausible_when_named``).
+    """
+    spec = knowledge.iim
+    shown_because = _iim_shown_because(case, spec.plausible_when_named)
+    if shown_because is None:
+        return None
+    given_input = case.iim_criteria
+    given = dict(given_input.items) if given_input is not None else {}
+    onset = given_input.age_at_onset_years if given_input is not None else None
+    biopsy_items = {i.id for i in spec.items if i.tenths_without_biopsy is None}
+    biopsy = (
+        given_input.muscle_biopsy_done
+        if given_input is not None and given_input.muscle_biopsy_done is not None
+        else any(given.get(item) is not None for item in biopsy_items)
+    )
+    answers = [(i, given.get(i.id), f"iim_criteria.{i.id}") for i in spec.items]
+    age_answers = [(i, *_age_answer(i, onset, case.patient.age_years)) for i in spec.age_items]
+
+    def model_score(model: str) -> tuple[IimModelScore, int, int]:
+        def tenths(item):
+            return item.tenths_with_biopsy if model == "with_biopsy" else item.tenths_without_biopsy
+
+        scored = [(i, p, s) for i, p, s in answers if tenths(i) is not None]
+        score = sum(tenths(i) for i, present, _ in scored + age_answers if present)
+        reachable = score + sum(tenths(i) for i, present, _ in scored if present is None)
+        if not any(present for _, present, _ in age_answers):
+            reachable += max(
+                (tenths(i) for i, present, _ in age_answers if present is None), default=0
+            )
+        cutoffs = spec.cutoffs[model]
+        category = _iim_category(score, cutoffs)
+        return (
+            IimModelScore(
+                model,
+                score / 10,
+                reachable / 10,
+                category,
+                spec.bands[category],
+                _iim_category(reachable, cutoffs),
+            ),
+            score,
+            reachable,
+        )
+
+    without, _, _ = model_score("without_biopsy")
+    scores = (without,)
+    model = "without_biopsy"
+    chosen = without
+    if biopsy:
+        model = "with_biopsy"
+        chosen = model_score(model)[0]
+        scores = (without, chosen)
+
+    def points(item) -> int:
+        return item.tenths_with_biopsy if model == "with_biopsy" else item.tenths_without_biopsy
+
+    items = [
+        IimItem(i.id, i.group, points(i) / 10, present, source, points(i) / 10 if present else 0.0)
+        for i, present, source in age_answers + answers
+        if points(i) is not None
+    ]
+    skin = [given.get(item) for item in spec.skin_items]
+    skin_present = True if any(skin) else (False if all(s is False for s in skin) else None)
+    excluded_by = tuple(item for item, _ in spec.exclusions if given.get(item) is True)
+    exclusions_unknown = tuple(item for item, _ in spec.exclusions if given.get(item) is None)
+    applicable = not excluded_by
+    reaches = chosen.category in IIM_CLASSIFYING
+    allowed = bool(skin_present) or biopsy
+    classified = applicable and reaches and allowed
+    not_because = None
+    if applicable and reaches and not allowed:
+        not_because = (
+            "no heliotrope rash, Gottron's papules or Gottron's sign is known to be present and "
+            "no muscle biopsy was done: without these skin signs the criteria need muscle "
+            "biopsy features to classify"
+        )
+    could = (
+        applicable
+        and not classified
+        and chosen.max_possible_category in IIM_CLASSIFYING
+        and (biopsy or skin_present is not False)
+    )
+    return IimCriteriaResult(
+        shown_because=shown_because,
+        model=model,
+        score=chosen.score,
+        max_possible_score=chosen.max_possible_score,
+        category=chosen.category,
+        probability_band=chosen.probability_band,
+        classified=classified,
+        unknown_could_change=could,
+        items=tuple(items),
+        unknown_items=tuple(i.item for i in items if i.present is None),
+        scores=scores,
+        muscle_biopsy_done=biopsy,
+        skin_sign_present=skin_present,
+        age_at_onset_years=onset,
+        citation=knowledge.cite(spec.citation),
+        not_classified_because=not_because,
+        excluded_by=excluded_by,
+        exclusions_unknown=exclusions_unknown,
+    )
+
+
+def _iim_category(tenths: int, cutoffs: dict[str, int]) -> str:
+    reached = [c for c in IIM_CATEGORIES[1:] if tenths >= cutoffs[c]]
+    return reached[-1] if reached else IIM_CATEGORIES[0]
+
+
+def _age_answer(item, onset: float | None, age_now: float | None) -> tuple[bool | None, str]:
+    """Whether the age of onset falls in the item's range; the current age bounds it when the
+    onset is not given (the onset is no later than now)."""
+    def inside(years: float) -> bool:
+        return years >= item.from_years and (item.below_years is None or years < item.below_years)
+
+    if onset is not None:
+        return inside(onset), "iim_criteria.age_at_onset_years"
+    if age_now is not None and age_now < item.from_years:
+        return False, "patient.age_years (the onset cannot be later than now)"
+    return None, "iim_criteria.age_at_onset_years"
+
+
+def _iim_shown_because(case: Case, terms: tuple[str, ...]) -> str | None:
+    if case.iim_criteria is not None:
+        return "iim_criteria"
+    texts = [(f"diagnoses[{i}]", t) for i, t in enumerate(case.diagnoses or ())]
+    ctd = case.history.connective_tissue_disease
+    if isinstance(ctd, str):
+        texts.append(("history.connective_tissue_disease", ctd))
+    texts += [(f"symptoms[{i}]", t) for i, t in enumerate(case.symptoms or ())]
+    for field, text in texts:
+        lowered = text.lower()
+        if any(re.search(r"(?<![a-z0-9])" + re.escape(t), lowered) for t in terms):
+            return field
+    return None

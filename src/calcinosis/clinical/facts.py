@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calcinosis.clinical.case import Case
-from calcinosis.clinical.criteria import SscCriteriaResult
+from calcinosis.clinical.criteria import IimCriteriaResult, SscCriteriaResult
 from calcinosis.clinical.imaging import ImagingEvidence
 from calcinosis.clinical.knowledge import Knowledge
 
@@ -62,6 +62,7 @@ def case_facts(
     knowledge: Knowledge,
     ssc: SscCriteriaResult | None,
     imaging: ImagingEvidence | None,
+    iim: IimCriteriaResult | None = None,
 ) -> dict[str, Fact]:
     """Compute every fact named in ``classification_rules.yaml`` (plus lab statuses)."""
     vocab = knowledge.vocabulary
@@ -101,6 +102,11 @@ def case_facts(
         ctd_sources.append(True)
         ctd_evidence.append(
             Evidence("ssc_criteria", f"score {ssc.score}", f">= {ssc.threshold} classifies")
+        )
+    if iim is not None and iim.classified:
+        ctd_sources.append(True)
+        ctd_evidence.append(
+            Evidence("iim_criteria", f"score {iim.score:g}", f"{iim.category} IIM ({iim.probability_band})")
         )
     put("connective_tissue_disease", _tri(ctd_sources), *ctd_evidence)
     if ssc is None:

@@ -1,7 +1,8 @@
 """The clinical knowledge the work-up uses, loaded from the YAML files in ``data/``.
 
 ``labs.yaml`` (lab catalogue), ``classification_rules.yaml`` (diagnostic pathway),
-``ssc_criteria_2013.yaml`` (ACR/EULAR criteria), ``treatments.yaml`` and
+``ssc_criteria_2013.yaml`` (ACR/EULAR criteria), ``iim_criteria_2017.yaml`` (EULAR/ACR
+myositis criteria), ``treatments.yaml`` and
 ``references.yaml``. Every citation key must resolve, and every condition must name
 known facts; a data error raises ``ValueError`` on load (it is a bug, not bad input).
 """
@@ -53,6 +54,36 @@ class SscDomain:
 
 
 @dataclass(frozen=True)
+class IimItemSpec:
+    id: str
+    label: str
+    group: str
+    #: Points in tenths (exact sums: 5.5 must not become 5.4999...); ``None`` when the item
+    #: does not score in that model (biopsy features without a biopsy).
+    tenths_without_biopsy: int | None
+    tenths_with_biopsy: int
+    #: Age items only: onset from this age (years, inclusive) to below ``below_years``.
+    from_years: float | None = None
+    below_years: float | None = None
+
+
+@dataclass(frozen=True)
+class IimCriteriaSpec:
+    items: tuple[IimItemSpec, ...]
+    age_items: tuple[IimItemSpec, ...]
+    #: ``{"without_biopsy": {"possible": tenths, "probable": ..., "definite": ...}, "with_biopsy": ...}``
+    cutoffs: dict[str, dict[str, int]]
+    bands: dict[str, str]
+    skin_items: tuple[str, ...]
+    exclusions: tuple[tuple[str, str], ...]
+    plausible_when_named: tuple[str, ...]
+    citation: str
+
+    def item_names(self) -> tuple[str, ...]:
+        return tuple(i.id for i in self.items) + tuple(item for item, _ in self.exclusions)
+
+
+@dataclass(frozen=True)
 class Caution:
     condition: Condition
     text: str
@@ -91,6 +122,7 @@ class Knowledge:
     ssc_citation: str
     #: Items that make the criteria not applicable when present: ``(item, label)``.
     ssc_exclusions: tuple[tuple[str, str], ...]
+    iim: IimCriteriaSpec
     treatments: tuple[TreatmentSpec, ...]
     treatments_citation: str
     evidence_scale_citation: str
@@ -117,6 +149,7 @@ def load_knowledge() -> Knowledge:
     raw_rules = _read("classification_rules.yaml")
     raw_ssc = _read("ssc_criteria_2013.yaml")
     raw_treatments = _read("treatments.yaml")
+    raw_iim = _read("iim_criteria_2017.yaml")
 
     def check_refs(keys: Any, where: str) -> tuple[str, ...]:
         keys = (keys,) if isinstance(keys, str) else tuple(keys)
@@ -153,6 +186,7 @@ def load_knowledge() -> Knowledge:
         SscDomain(d["id"], d["label"], tuple((k, int(v)) for k, v in d["items"].items()))
         for d in raw_ssc["domains"]
     )
+    iim = _iim_spec(raw_iim, check_refs(raw_iim["citation"], "iim_criteria_2017.yaml")[0])
     treatment_facts = rule_facts | set(CAUTION_FACTS)
     treatments = []
     for i, raw in enumerate(raw_treatments["treatments"]):
@@ -198,8 +232,55 @@ def load_knowledge() -> Knowledge:
         ssc_threshold=int(raw_ssc["threshold"]),
         ssc_exclusions=tuple((k, str(v)) for k, v in (raw_ssc.get("exclusions") or {}).items()),
         ssc_citation=check_refs(raw_ssc["citation"], "ssc_criteria_2013.yaml")[0],
+        iim=iim,
         treatments=tuple(treatments),
         treatments_citation=check_refs(raw_treatments["citation"], "treatments.yaml")[0],
         evidence_scale_citation=check_refs(raw_treatments["evidence_scale"], "treatments.yaml")[0],
         references=references,
+    )
+
+
+def _tenths(value: Any, where: str) -> int:
+    """Points written with one decimal (3.1) as an exact integer of tenths (31)."""
+    tenths = round(float(value) * 10)
+    if abs(tenths - float(value) * 10) > 1e-6:
+        raise ValueError(f"{where}: {value!r} has more than one decimal")
+    return tenths
+
+
+def _iim_spec(raw: dict[str, Any], citation: str) -> IimCriteriaSpec:
+    where = "iim_criteria_2017.yaml"
+
+    def spec(item: str, entry: dict[str, Any], group: str) -> IimItemSpec:
+        points = entry["points"]
+        without = points["without_biopsy"]
+        return IimItemSpec(
+            id=item,
+            label=entry["label"],
+            group=group,
+            tenths_without_biopsy=None if without is None else _tenths(without, f"{where} {item}"),
+            tenths_with_biopsy=_tenths(points["with_biopsy"], f"{where} {item}"),
+            from_years=entry.get("from_years"),
+            below_years=entry.get("below_years"),
+        )
+
+    items = tuple(spec(k, v, v["group"]) for k, v in raw["items"].items())
+    age_items = tuple(spec(k, v, "age of onset") for k, v in raw["age_items"].items())
+    names = {i.id for i in items}
+    skin = tuple(raw["skin_items"])
+    if not set(skin) <= names:
+        raise ValueError(f"{where}: skin_items names an unknown item")
+    cutoffs = {
+        model: {cat: _tenths(v, f"{where} cutoffs.{model}") for cat, v in cats.items()}
+        for model, cats in raw["cutoffs"].items()
+    }
+    return IimCriteriaSpec(
+        items=items,
+        age_items=age_items,
+        cutoffs=cutoffs,
+        bands={k: str(v) for k, v in raw["bands"].items()},
+        skin_items=skin,
+        exclusions=tuple((k, str(v)) for k, v in (raw.get("exclusions") or {}).items()),
+        plausible_when_named=tuple(raw["plausible_when_named"]),
+        citation=citation,
     )

@@ -170,6 +170,57 @@ def render_workup_section_html(workup: Workup) -> str:
             "change the classification.</p>"
             f'<p class="note">{_e(ssc["note"])}</p><p class="refs">{_e(ssc["citation"])}</p>'
         )
+    iim = d.get("iim_criteria")
+    if iim is not None:
+        parts.append(
+            "<h3>2017 EULAR/ACR classification criteria for idiopathic inflammatory myopathies</h3>"
+        )
+        model = "with muscle biopsy" if iim["model"] == "with_biopsy" else "without muscle biopsy"
+        rows = [
+            [
+                i["item"].replace("_", " "),
+                _num(i["points"]),
+                _present(i["present"]),
+                _num(i["counted_points"]),
+                i["source"],
+            ]
+            for i in iim["items"]
+        ]
+        parts.append(_table(["item", f"points ({model})", "present", "counted", "source"], rows))
+        verdict = (
+            f"classified as {iim['category']} IIM"
+            if iim["classified"]
+            else f"not classified ({iim['not_classified_because']})"
+            if iim["not_classified_because"]
+            else "not classified"
+        )
+        if not iim["applicable"]:
+            verdict = (
+                "the criteria do not apply ("
+                + ", ".join(e.replace("_", " ") for e in iim["excluded_by"])
+                + "), so the patient is not classified whatever the score"
+            )
+        bound = (
+            f"a lower bound: unknown items ({_e(', '.join(iim['unknown_items']))}) count 0; "
+            f"highest reachable total {_num(iim['max_possible_score'])}; the unknown items "
+            f"{'could' if iim['unknown_could_change_classification'] else 'could not'} "
+            "change the classification"
+            if iim["score_is_lower_bound"]
+            else "every item is known"
+        )
+        others = "; ".join(
+            f"{'with' if s['model'] == 'with_biopsy' else 'without'} biopsy: "
+            f"{_num(s['score'])} ({s['category']}, {_e(s['probability_band'])})"
+            for s in iim["scores"]
+        )
+        parts.append(
+            f"<p><strong>Score {_num(iim['score'])} {model} ({iim['category']}, probability "
+            f"{_e(iim['probability_band'])}): {_e(verdict)}.</strong> The score is {bound}. "
+            f"Scores: {others}.</p>"
+            f'<p class="note">{_e(iim["probability_note"])} {_e(iim["subgroup_note"])}</p>'
+            f'<p class="note">{_e(iim["note"])} Shown because: {_e(iim["shown_because"])}.</p>'
+            f'<p class="refs">{_e(iim["citation"])}</p>'
+        )
     if d["crest_features"]:
         rows = [
             [f["feature"].replace("_", " "), f["status"], f["source"]] for f in d["crest_features"]

@@ -13,8 +13,10 @@ from calcinosis.clinical.case import Case
 from calcinosis.clinical.classify import Classification, classify
 from calcinosis.clinical.criteria import (
     CrestFeature,
+    IimCriteriaResult,
     SscCriteriaResult,
     crest_features,
+    iim_criteria,
     ssc_criteria,
 )
 from calcinosis.clinical.facts import calcium_phosphate_product, case_facts
@@ -66,6 +68,8 @@ class Workup:
     knowledge: Knowledge
     #: Medications given for calcinosis that are not among the listed options.
     other_treatments_tried: tuple[str, ...] = ()
+    #: 2017 EULAR/ACR myositis criteria, when given or when myositis is named.
+    iim_criteria: IimCriteriaResult | None = None
     disclaimer: str = DISCLAIMER
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,6 +94,7 @@ class Workup:
                 "imaging_used": self.imaging is not None,
             },
             "ssc_criteria": None if self.ssc_criteria is None else _ssc_dict(self.ssc_criteria),
+            "iim_criteria": None if self.iim_criteria is None else _iim_dict(self.iim_criteria),
             "crest_features": [
                 {"feature": f.feature, "status": f.status, "source": f.source}
                 for f in self.crest_features
@@ -129,7 +134,8 @@ def run_workup(
         else interpret_imaging(imaging_summary, case.imaging.summary)
     )
     ssc = ssc_criteria(case, knowledge)
-    facts = case_facts(case, knowledge, ssc, imaging)
+    iim = iim_criteria(case, knowledge)
+    facts = case_facts(case, knowledge, ssc, imaging, iim)
     classification = classify(facts, knowledge)
     treatments = select_treatments(case, classification.primary, facts, knowledge)
     tests = _suggested_tests(
@@ -146,6 +152,7 @@ def run_workup(
         imaging=imaging,
         knowledge=knowledge,
         other_treatments_tried=other_tried_for_calcinosis(case, treatments, knowledge),
+        iim_criteria=iim,
     )
 
 
@@ -205,6 +212,56 @@ def _ssc_dict(result: SscCriteriaResult) -> dict[str, Any]:
             }
             for i in result.items
         ],
+        "note": result.note,
+        "citation": result.citation,
+    }
+
+
+def _iim_dict(result: IimCriteriaResult) -> dict[str, Any]:
+    return {
+        "shown_because": result.shown_because,
+        "model": result.model,
+        "score": result.score,
+        "score_is_lower_bound": result.score_is_lower_bound,
+        "max_possible_score": result.max_possible_score,
+        "category": result.category,
+        "probability_band": result.probability_band,
+        "probability": result.probability,
+        "probability_note": result.probability_note,
+        "classified": result.classified,
+        "not_classified_because": result.not_classified_because,
+        "unknown_could_change_classification": result.unknown_could_change,
+        "unknown_items": list(result.unknown_items),
+        "scores": [
+            {
+                "model": s.model,
+                "score": s.score,
+                "max_possible_score": s.max_possible_score,
+                "category": s.category,
+                "probability_band": s.probability_band,
+                "max_possible_category": s.max_possible_category,
+            }
+            for s in result.scores
+        ],
+        "muscle_biopsy_done": result.muscle_biopsy_done,
+        "skin_sign_present": result.skin_sign_present,
+        "age_at_onset_years": result.age_at_onset_years,
+        "applicable": not result.excluded_by,
+        "excluded_by": list(result.excluded_by),
+        "exclusions_unknown": list(result.exclusions_unknown),
+        "items": [
+            {
+                "item": i.item,
+                "group": i.group,
+                "points": i.points,
+                "present": i.present,
+                "counted_points": i.counted_points,
+                "source": i.source,
+            }
+            for i in result.items
+        ],
+        "subgroup": result.subgroup,
+        "subgroup_note": result.subgroup_note,
         "note": result.note,
         "citation": result.citation,
     }
