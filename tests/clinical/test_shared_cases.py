@@ -43,6 +43,7 @@ def test_injection_site_case_is_iatrogenic_with_its_reasons(ifnb):
     assert {e.value for e in rules["NORMAL-CA-P"].evidence} == {"normal (flag)"}
     assert c.scores["iatrogenic"] > c.scores["dystrophic"]
     assert ifnb.ssc_criteria is None
+    assert ifnb.iim_criteria is None  # no myositis named: the 2017 IIM criteria are not shown
     assert ifnb.calcium_phosphate_product_mg2_dl2 is None  # only flags, no values
 
 
@@ -75,6 +76,7 @@ def test_ssc_case_meets_2013_criteria_with_hand_computed_score(ssc):
     expected = 9 + 4 + 2 + 2 + 0 + 2 + 3 + 0
     # Reachable if every unknown item were present: pitting scars 3 instead of 2, nailfold 2, antibodies 3.
     reachable = 9 + 4 + 3 + 2 + 2 + 2 + 3 + 3
+    assert ssc.iim_criteria is None  # SSc, not myositis: the 2017 IIM criteria are not shown
     result = ssc.ssc_criteria
     assert result.score == expected == 22
     assert result.classified
