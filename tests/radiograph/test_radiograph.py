@@ -72,6 +72,31 @@ def test_score_bands_and_25_percent_rule():
     assert classify_change(0, 1) == "progression" and classify_change(0, 0) == "stable"
 
 
+def test_area_density_grade_is_its_densest_deposits():
+    # A deposit with no bone near to compare with is graded dense (2); a faint one measured
+    # against bone (grade 1) in the same area must not lower the area's grade.
+    areas = score_areas([("thigh", 30.0, None), ("thigh", 20.0, 0.3)])
+    assert areas["thigh"]["density_grade"] == 2 and areas["thigh"]["score"] == 6
+    assert score_areas([("thigh", 30.0, 0.3), ("thigh", 20.0, 0.2)])["thigh"]["density_grade"] == 1
+
+
+def test_thigh_phantom_scores_as_its_truth(thigh, thigh_result):
+    # The thigh's deposits beside the femur lie over 25 mm from it (no bone to compare with:
+    # dense), the two over it are measured against it (faint); the image score is the one
+    # the true footprints give, dense deposits being dense.
+    rel = {d.deposit_id: d.relative_density for d in thigh_result.deposits}
+    assert None in rel.values() and any(r is not None and r < 0.5 for r in rel.values())
+    truth = score_areas([("thigh", t.footprint_area_mm2, None) for t in thigh.deposits])
+    assert thigh_result.summary["score"]["image_score"] == truth["thigh"]["score"] == 6
+
+
+def test_exact_25_percent_change_is_stable_at_any_scale():
+    # Areas are stored to 0.01 mm²: 1.2 -> 1.5 is exactly +25 % (0.25000000000000006 in floats).
+    for before, after in ((1.2, 1.5), (0.3, 0.375), (2.4, 3.0), (0.4, 0.3)):
+        assert classify_change(before, after) == "stable", (before, after)
+    assert classify_change(1.2, 1.51) == "progression" and classify_change(0.4, 0.29) == "improvement"
+
+
 @pytest.fixture(scope="module")
 def limbs(thigh, thigh_result):
     """Phantom and analysis for each limb (hand, elbow, thigh), built once per module."""
