@@ -15,7 +15,8 @@ Method
    labels are filled with their surroundings' mean before filtering.
 3. Shape: long thin responses (cortical edges, skin folds) are dropped, and so
    are responses at concave corners of the skin outline (finger webs).
-4. Measurement: a plane fitted to a ring around each candidate is its local
+4. Measurement: a plane fitted to a ring around each candidate (over bone: a
+   second-order surface fitted to the ring's bone pixels) is its local
    background; the deposit is the connected area above
    ``max(3 x noise, 25 % of its peak)``; area, intensity-weighted centroid,
    peak contrast and density relative to nearby cortical bone.
@@ -32,6 +33,12 @@ from skimage.feature import hessian_matrix, hessian_matrix_eigvals
 from calcinosis.radiograph.axial import AxialConfig, axial_contrast
 from calcinosis.radiograph import morph
 from calcinosis.radiograph.segment import _px, masked_mean
+
+
+#: Smallest share of the background ring on the deposit's own tissue (bone or soft tissue)
+#: for the fit to use that share alone; less (a deposit on a thin bone's tip) and the whole
+#: ring is used.
+MIN_SAME_TISSUE_RING = 0.3
 
 
 @dataclass(frozen=True)
@@ -211,7 +218,7 @@ def detect_deposits(
         length_mm = np.sqrt(area * pixel_area) * np.sqrt(elong)
         if elong > config.max_elongation and length_mm > 4.0:
             continue  # a line (cortical edge, skin fold), not a deposit
-        cand = _measure(smooth, labels, idx, sl, region, spacing, pixel_noise, z, config)
+        cand = _measure(smooth, labels, idx, sl, region, bone, spacing, pixel_noise, z, config)
         if cand is not None and notch_dist[int(round(cand.row_px)), int(round(cand.col_px))] <= notch_clear:
             continue  # a web between fingers: the skin outline bends round it like a blob
         if cand is not None and cand.area_px * pixel_area >= config.min_area_mm2:
@@ -229,7 +236,7 @@ def _elongation(comp: np.ndarray) -> float:
     return float(np.sqrt(ev[1] / max(ev[0], 1e-9)))
 
 
-def _measure(smooth, labels, idx, sl, region, spacing, pixel_noise, z, config) -> Candidate | None:
+def _measure(smooth, labels, idx, sl, region, bone, spacing, pixel_noise, z, config) -> Candidate | None:
     comp0 = labels[sl] == idx
     eq_diam_px = 2 * np.sqrt(comp0.sum() / np.pi)
     margin = int(np.ceil(max(_px(4.0, spacing), 1.0 * eq_diam_px)))
@@ -243,13 +250,22 @@ def _measure(smooth, labels, idx, sl, region, spacing, pixel_noise, z, config) -
     rr, cc = np.mgrid[0 : r1 - r0, 0 : c1 - c0]
     mask = comp
     limit = morph.dilate(comp, _px(config.grow_limit_mm, spacing))
+    # The background is fitted on the tissue the deposit lies on: over a bone, the bone round
+    # it. A ring that reaches past the bone's edge into the darker soft tissue tilts the plane
+    # below the bone, whose own pixels then pass the level: deposits over a metacarpal or the
+    # carpals were measured two to two and a half times their true footprint.
+    on_bone = float(bone[box][comp].mean()) >= 0.5
+    same_tissue = bone[box] if on_bone else ~bone[box]
     bg = np.zeros_like(crop)
     for _ in range(2):  # fit the background on a ring, re-segment, refit on the new ring
         ring = morph.dilate(mask, _px(3.0, spacing)) & ~morph.dilate(mask, _px(1.0, spacing))
         ring &= valid
         if ring.sum() < 8:
             return None
-        bg = _fit_plane(crop, ring, rr, cc)
+        same = ring & same_tissue
+        if same.sum() >= max(8, MIN_SAME_TISSUE_RING * ring.sum()):
+            ring = same
+        bg = _fit_plane(crop, ring, rr, cc, quadratic=on_bone)
         diff = crop - bg
         peak = float(diff[comp].max())
         if peak <= 0:
@@ -280,17 +296,25 @@ def _measure(smooth, labels, idx, sl, region, spacing, pixel_noise, z, config) -
     )
 
 
-def _fit_plane(crop, ring, rr, cc) -> np.ndarray:
-    """Least-squares plane through the ring values, trimming bright outliers (bone edges) once."""
+def _fit_plane(crop, ring, rr, cc, quadratic=False) -> np.ndarray:
+    """Least-squares plane through the ring values, trimming bright outliers (bone edges) once.
+
+    ``quadratic``: a second-order surface instead, for a background that curves under the
+    deposit (a bone's cross-section, a bone end).
+    """
     y = crop[ring]
-    a = np.column_stack([np.ones(y.size), rr[ring], cc[ring]])
+    r0, c0 = float(rr[ring].mean()), float(cc[ring].mean())
+    terms = [np.ones(crop.shape), rr - r0, cc - c0]
+    if quadratic:
+        terms += [(rr - r0) ** 2, (rr - r0) * (cc - c0), (cc - c0) ** 2]
+    a = np.column_stack([t[ring] for t in terms])
     coef, *_ = np.linalg.lstsq(a, y, rcond=None)
     resid = y - a @ coef
     med, sd = _robust(resid)
     keep = resid <= med + 2.5 * sd
     if keep.sum() >= 8:
         coef, *_ = np.linalg.lstsq(a[keep], y[keep], rcond=None)
-    return coef[0] + coef[1] * rr + coef[2] * cc
+    return sum(k * t for k, t in zip(coef, terms))
 
 
 def inpaint_deposits(smooth: np.ndarray, candidates: list[Candidate]) -> np.ndarray:
