@@ -163,6 +163,18 @@ def test_hand_phantom_deposits_over_bone_measured_near_their_footprint(limbs):
     assert all(r <= 1.6 for r in ratios.values()), ratios
 
 
+def test_bone_ends_and_joints_are_not_deposits_at_high_scatter():
+    # Scatter 0.3 (no grid) lowers contrast and noise: the fingertip tufts' caps and the
+    # plates either side of the finger joints then passed as nine deposits over bone.
+    phantom = make_radiograph_phantom("hand", seed=0, scatter_fraction=0.3)
+    result = analyze_radiograph(radiograph_from_array(phantom.image, phantom.pixel_spacing_mm))
+    matches = _match(phantom.deposits, result.deposits, phantom.pixel_spacing_mm[0])
+    matched = {m.deposit_id for m in matches.values()}
+    assert [d for d in result.deposits if d.deposit_id not in matched] == []
+    wanted = [t for t in phantom.deposits if t.diameter_mm >= 2.0]
+    assert all(t.deposit_id in matches for t in wanted)
+
+
 def test_phantom_over_bone_runs_have_no_false_deposit(limbs):
     # The along-axis detector over shafts must not turn bone ends, joints or carpals into deposits.
     for phantom, result in limbs.values():
