@@ -261,10 +261,19 @@ def test_bad_inputs_exit_2(tmp_path, capsys):
     assert rg.pixel_spacing_mm is None and any("not a detector's pixel size" in w for w in rg.warnings)
 
 
-def test_real_rg1_chest_does_not_crash(tmp_path):
-    assert main(["radiograph", str(_real("RG1_UNCR.dcm")), "--out", str(tmp_path / "rg1")]) == 0
-    summary = json.loads((tmp_path / "rg1" / "summary.json").read_text())
-    assert summary["schema_version"] and summary["pixel_spacing_mm"] is None
+def test_real_rg1_chest_is_refused_not_read_as_calcinosis(tmp_path, capsys):
+    # A real chest CR without calcinosis: the limb detector read 15 lung vessels and hilar
+    # shadows as deposits (score 8). A trunk radiograph is refused in one line.
+    assert main(["radiograph", str(_real("RG1_UNCR.dcm")), "--out", str(tmp_path / "rg1")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "chest" in err and "limb" in err
+    assert not (tmp_path / "rg1" / "summary.json").exists()
+    assert main(["radiograph-compare", str(_real("RG1_UNCR.dcm")), str(_real("RG1_UNCR.dcm")),
+                 "--out", str(tmp_path / "cmp")]) == 2
+    # The same pixels with the body part a limb's (or none): analysed as before, without error.
+    rg = read_radiograph(_real("RG1_UNCR.dcm"))
+    rg_limb = radiograph_from_array(rg.image[::4, ::4], None, description={"body_part_examined": "HAND"})
+    assert analyze_radiograph(rg_limb).summary["schema_version"]
 
 
 def test_cli_outputs_and_compare(tmp_path, thigh):
