@@ -27,7 +27,8 @@ import numpy as np
 from calcinosis.phantom.radiograph import make_radiograph_phantom
 from calcinosis.phantom.ultrasound import make_us_phantom
 from calcinosis.radiograph import analyze_radiograph, radiograph_from_array
-from calcinosis.radiograph.score import score_areas
+from calcinosis.radiograph.compare import compare_summaries
+from calcinosis.radiograph.score import classify_change, score_areas
 from calcinosis.ultrasound.config import UltrasoundConfig
 from calcinosis.ultrasound.detect import detect_foci
 
@@ -57,9 +58,9 @@ def rg_match(truth, found, spacing_mm):
     return out
 
 
-def rg_run(kind, seed, spacing, photons, scatter):
+def rg_run(kind, seed, spacing, photons, scatter, size=1.0, density=1.0):
     ph = make_radiograph_phantom(kind, seed=seed, pixel_spacing_mm=spacing, photons_per_pixel=photons,
-                                 scatter_fraction=scatter)
+                                 scatter_fraction=scatter, deposit_scale=size, density_scale=density)
     t0 = time.perf_counter()
     res = analyze_radiograph(radiograph_from_array(ph.image, ph.pixel_spacing_mm))
     secs = time.perf_counter() - t0
@@ -73,7 +74,7 @@ def rg_run(kind, seed, spacing, photons, scatter):
     false = [d for d in res.deposits if d.deposit_id not in matched]
     truth_score = sum(a["score"] for a in score_areas([("x", t.footprint_area_mm2, None) for t in ph.deposits]).values())
     found_score = sum(a["score"] for a in score_areas([("x", d.area_mm2, d.relative_density) for d in res.deposits]).values())
-    return dict(rows=rows, false=false, secs=secs, truth_area=sum(t.footprint_area_mm2 for t in ph.deposits),
+    return dict(rows=rows, false=false, secs=secs, summary=res.summary, truth_area=sum(t.footprint_area_mm2 for t in ph.deposits),
                 found_area=res.summary["totals"]["total_area_mm2"], truth_score=truth_score,
                 score=res.summary["score"]["image_score"], one_area_score=found_score)
 
@@ -87,7 +88,9 @@ def sweep_radiograph(seeds, verbose):
         configs.append((kind, seeds[0], 0.4, 8000.0, 0.12))  # coarser pixels
         configs.append((kind, seeds[0], 0.25, 2000.0, 0.12))  # 4x the quantum noise variance
         configs.append((kind, seeds[0], 0.25, 8000.0, 0.3))  # more scatter
-    print("radiograph: kind seed spacing photons scatter | soft found/total  bone found/total  false | "
+        configs.append((kind, seeds[0], 0.25, 8000.0, 0.12, 0.7, 1.0))  # smaller deposits
+        configs.append((kind, seeds[0], 0.25, 8000.0, 0.12, 1.0, 0.5))  # half the mineral
+    print("radiograph: kind seed spacing photons scatter [size density] | soft found/total  bone found/total  false | "
           "area ratio med [min-max] (>=2 mm, soft) | pos err med/max mm | total area truth/found | score truth/found | s")
     agg = dict(sf=0, st=0, bf=0, bt=0, false=0, ratios=[], errs=[])
     for cfg in configs:
@@ -107,7 +110,8 @@ def sweep_radiograph(seeds, verbose):
         agg["errs"] += errs
         rq = f"{np.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]" if ratios else "-"
         eq = f"{np.median(errs):.2f}/{max(errs):.2f}" if errs else "-"
-        print(f"  {cfg[0]:5s} {cfg[1]:2d} {cfg[2]:.2f} {cfg[3]:6.0f} {cfg[4]:.2f} | soft {sf}/{len(soft)}  bone {bf}/{len(bone)}"
+        extra = f" x{cfg[5]:.1f} x{cfg[6]:.1f}" if len(cfg) > 5 else ""
+        print(f"  {cfg[0]:5s} {cfg[1]:2d} {cfg[2]:.2f} {cfg[3]:6.0f} {cfg[4]:.2f}{extra} | soft {sf}/{len(soft)}  bone {bf}/{len(bone)}"
               f"  false {len(r['false'])} | {rq} | {eq} | {r['truth_area']:.0f}/{r['found_area']:.0f}"
               f" | {r['truth_score']}/{r['score']} | {r['secs']:.1f}")
         if verbose:
@@ -121,6 +125,21 @@ def sweep_radiograph(seeds, verbose):
     print(f"radiograph total: soft {agg['sf']}/{agg['st']}  bone {agg['bf']}/{agg['bt']}  false {agg['false']}  "
           f"area ratio median {np.median(agg['ratios']):.2f}  position error median {np.median(agg['errs']):.2f} mm "
           f"(95th pct {np.percentile(agg['errs'], 95):.2f})")
+
+
+def sweep_compare(seeds):
+    """radiograph-compare on phantom pairs: new noise, deposits grown or shrunk by a known factor."""
+    print("radiograph-compare: kind follow-up | true area change -> status | measured area change -> status | score")
+    for kind in ("hand", "elbow", "thigh"):
+        base = rg_run(kind, seeds[0], 0.25, 8000.0, 0.12)
+        for size in (1.0, 1.1, 1.2, 0.9, 0.85):
+            follow = rg_run(kind, seeds[-1] + 1, 0.25, 8000.0, 0.12, size)
+            truth = 100 * (size**2 - 1)
+            cmp = compare_summaries(base["summary"], follow["summary"])
+            area = cmp["total_area_mm2"]
+            print(f"  {kind:5s} seed {seeds[-1] + 1} size x{size:.2f} | {truth:+.0f} % -> "
+                  f"{classify_change(1.0, size**2)} | {area['change_percent']:+.1f} % -> {area['status']} | "
+                  f"{cmp['score']['before']} -> {cmp['score']['after']} {cmp['score']['status']}")
 
 
 # --------------------------------------------------------------------------- ultrasound
@@ -209,9 +228,15 @@ def real_images():
     from calcinosis.ultrasound import analyze_ultrasound, read_ultrasound
 
     print("real images (no calcinosis expected):")
+    from calcinosis.errors import InputError
+
     for name in ("RG1_UNCR.dcm", "RG3_UNCR.dcm"):
         rg = read_radiograph(get_testdata_file(name, download=False))
-        res = analyze_radiograph(rg)
+        try:
+            res = analyze_radiograph(rg)
+        except InputError as exc:
+            print(f"  {name}: refused: {exc}")
+            continue
         print(f"  {name}: {len(res.deposits)} findings, score {res.summary['score']['image_score']}, "
               f"spacing {rg.pixel_spacing_mm}, area {res.summary['anatomical_area']}")
         for d in res.deposits:
@@ -237,6 +262,7 @@ def main():
         sweep_ultrasound(seeds, args.verbose)
     if args.path in ("radiograph", "both"):
         sweep_radiograph(seeds, args.verbose)
+        sweep_compare(seeds)
     if args.path == "both":
         real_images()
 
