@@ -136,7 +136,7 @@ def detect_foci(grey: np.ndarray, valid: np.ndarray, row_mm: float, col_mm: floa
             continue
         if smooth[sl][labels[sl] == k].max() < peak_level:
             continue  # a calcification is among the brightest echoes of the image
-        focus = _assess(k, labels, sl, smooth, local, valid, skin, spread, row_mm, col_mm, config)
+        focus = _assess(k, labels, sl, smooth, local, valid, skin, spread, row_mm, col_mm, config, peak_level)
         if focus is not None:
             foci.append(focus)
     return foci, skin
@@ -181,7 +181,8 @@ def _outline(k, labels, sl, smooth, local, valid, row_mm, col_mm, config):
     return (r0, c0), mask, peak, base
 
 
-def _assess(k, labels, sl, smooth, local, valid, skin, spread, row_mm, col_mm, config) -> Focus | None:
+def _assess(k, labels, sl, smooth, local, valid, skin, spread, row_mm, col_mm, config,
+            peak_level: float) -> Focus | None:
     (r0, c0), mask, peak, base = _outline(k, labels, sl, smooth, local, valid, row_mm, col_mm, config)
     rr, cc = np.nonzero(mask)
     rr, cc = rr + r0, cc + c0
@@ -191,10 +192,23 @@ def _assess(k, labels, sl, smooth, local, valid, skin, spread, row_mm, col_mm, c
     edge = ~ndi.binary_erosion(valid, iterations=1)
     if edge[rr, cc].any():
         return None
+    # A deposit in the dermis joins the skin's entry echo above it, and its outline then starts
+    # on the skin line. The part within ``skin_margin_mm`` of the skin line is the skin's echo:
+    # cut it off and judge what stays, which must itself hold one of the image's brightest
+    # echoes (the skin's echo and the dermis under it leave a rest too thin or too dim). Without
+    # the cut every such deposit was taken for the skin (phantom: 8 of 18 deposits 0.5-1.2 mm
+    # under the skin missed).
+    in_skin = rr < skin[cc] + config.skin_margin_mm / row_mm
+    if in_skin.any():
+        rr, cc = rr[~in_skin], cc[~in_skin]
+        if rr.size == 0 or smooth[rr, cc].max() < peak_level:
+            return None
     cmin, cmax, rmin, rmax = int(cc.min()), int(cc.max()), int(rr.min()), int(rr.max())
     width_mm = (cmax - cmin + 1) * col_mm
     per_col = np.bincount(cc - cmin)
     thickness_mm = float(np.percentile(per_col[per_col > 0], 90)) * row_mm
+    if in_skin.any() and thickness_mm < config.min_thickness_mm:
+        return None  # the skin's own entry echo
     if width_mm < config.min_width_mm or width_mm > config.max_width_mm:
         return None
     if width_mm / max(thickness_mm, 1e-6) > config.max_elongation:
