@@ -153,11 +153,11 @@ def us_match(focus, deposits, pixel_mm):
     return None
 
 
-def us_run(seed, pixel_mm, widths, strengths, n, depth_mm):
+def us_run(seed, pixel_mm, widths, strengths, n, depth_mm, depths=None, gain=0):
     ph = make_us_phantom(seed=seed, n_deposits=n, widths_mm=widths, shadow_strengths=strengths,
-                         pixel_mm=pixel_mm, depth_mm=depth_mm)
-    foci, skin = detect_foci(ph.image.astype(np.float32), np.ones(ph.image.shape, bool), pixel_mm, pixel_mm,
-                             UltrasoundConfig())
+                         pixel_mm=pixel_mm, depth_mm=depth_mm, depths_mm=depths)
+    image = np.clip(ph.image.astype(np.float32) + gain, 0, 255)  # gain: a grey offset on the log scale
+    foci, skin = detect_foci(image, np.ones(ph.image.shape, bool), pixel_mm, pixel_mm, UltrasoundConfig())
     matched, false = {}, []
     for f in foci:
         d = us_match(f, ph.deposits, pixel_mm)
@@ -181,12 +181,17 @@ def sweep_ultrasound(seeds, verbose):
     configs.append(("depth 25", seeds[0], 0.1, [3.0, 5.0, 7.0], [0.8] * 3, 3, 25.0))
     configs.append(("depth 60", seeds[0], 0.1, [3.0, 5.0, 7.0], [0.8] * 3, 3, 60.0))
     for seed in seeds:
+        configs.append(("dermis", seed, 0.1, [2.5, 4.0, 6.0], [0.8] * 3, 3, 40.0, [0.6, 0.9, 1.2]))
+    for gain in (-40, -20, 20, 40):
+        configs.append((f"gain {gain:+d}", seeds[0], 0.1, None, None, 4, 40.0, None, gain))
+    for seed in seeds:
         configs.append(("empty", seed, 0.1, None, None, 0, 40.0))
+        configs.append(("empty -40", seed, 0.1, None, None, 0, 40.0, None, -40))
     print("ultrasound: case seed | found/total false | width ratio med [min-max] | depth err med/max mm | "
           "centre err med/max mm | shadow strength true->measured")
     tot = dict(found=0, total=0, false=0, wr=[], de=[], ce=[])
-    for name, seed, p, widths, strengths, n, depth in configs:
-        ph, matched, false, _ = us_run(seed, p, widths, strengths, n, depth)
+    for name, seed, p, widths, strengths, n, depth, *more in configs:
+        ph, matched, false, _ = us_run(seed, p, widths, strengths, n, depth, *more)
         wr, de, ce, sh = [], [], [], []
         for d in ph.deposits:
             f = matched.get(d.deposit_id)
