@@ -286,6 +286,8 @@ def make_radiograph_phantom(
     scatter_fraction: float = 0.12,
     grid: bool | None = None,
     seed: int = 0,
+    deposit_scale: float = 1.0,
+    density_scale: float = 1.0,
 ) -> RadiographPhantom:
     """Project one limb phantom to a noisy radiograph with exact ground truth.
 
@@ -306,10 +308,18 @@ def make_radiograph_phantom(
         on for the thigh, off for the hand and elbow, as in clinical practice.
     seed : int
         Seed of the noise generator (same seed, same image, byte for byte).
+    deposit_scale : float
+        Every deposit's diameters times this (centres kept): a follow-up whose deposits grew
+        or shrank, for the 25 % rule (areas scale by its square).
+    density_scale : float
+        Every deposit's hydroxyapatite fraction times this (at most 1): fainter or denser
+        deposits.
     """
     kind = LimbKind(kind)
     if pixel_spacing_mm <= 0 or photons_per_pixel <= 0:
         raise ValueError("pixel_spacing_mm and photons_per_pixel must be positive")
+    if not (deposit_scale > 0 and density_scale > 0):
+        raise ValueError("deposit_scale and density_scale must be positive")
     soft, bones, deposit_specs, (width_mm, height_mm), body_part = _BUILDERS[kind]()
     sp = float(pixel_spacing_mm)
     xs = np.arange(int(round(width_mm / sp))) * sp
@@ -321,6 +331,7 @@ def make_radiograph_phantom(
     truths = []
     bone_mask = bone_li > 1e-9
     for i, (x, y, dx, dy, ang, ha, area) in enumerate(deposit_specs, start=1):
+        dx, dy, ha = dx * deposit_scale, dy * deposit_scale, min(ha * density_scale, 1.0)
         a, b = dx / 2, dy / 2
         single = np.zeros(shape)
         _chord(_Ellipsoid((x, y), a, b, (a + b) / 2, ang, ha * (MU_HYDROXYAPATITE - MU_SOFT_TISSUE)), xs, ys, single)

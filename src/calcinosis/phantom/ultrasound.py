@@ -132,8 +132,12 @@ def _anatomy(rng: np.random.Generator, rows: int, cols: int, pixel_mm: float) ->
     return echo, shadow, skin, fascia, bone
 
 
-def _place_deposits(rng, n, widths_mm, strengths, skin, fascia, bone, cols, pixel_mm):
-    """One deposit per lateral slot (in random order), so that no shadow falls on another."""
+def _place_deposits(rng, n, widths_mm, strengths, skin, fascia, bone, cols, pixel_mm, depths_mm=None):
+    """One deposit per lateral slot (in random order), so that no shadow falls on another.
+
+    ``depths_mm``: each deposit's superficial edge this far under the skin surface (default:
+    at random between 2.5 mm under the skin and 5 mm under the fascia).
+    """
     mm = 1.0 / pixel_mm
     placed: list[tuple[float, float, float, float, float]] = []  # (c, r_top, w, t, s)
     lo_all, hi_all = 4 * mm, cols - 4 * mm
@@ -150,7 +154,10 @@ def _place_deposits(rng, n, widths_mm, strengths, skin, fascia, bone, cols, pixe
         ci = int(c)
         lo = skin[ci] + 2.5 * mm
         hi = min(fascia[ci] + 5 * mm, bone[ci] - 9 * mm - t * mm)
-        placed.append((c, rng.uniform(lo, max(hi, lo + 1)), w, t, float(strengths[i])))
+        r_top = rng.uniform(lo, max(hi, lo + 1))
+        if depths_mm is not None:
+            r_top = skin[ci] + float(depths_mm[i]) * mm
+        placed.append((c, r_top, w, t, float(strengths[i])))
     return placed
 
 
@@ -164,6 +171,7 @@ def make_us_phantom(
     width_mm: float = 60.0,
     n_frames: int = 1,
     shift_mm_per_frame: float = 0.0,
+    depths_mm: Sequence[float] | None = None,
 ) -> UsPhantom:
     """Make a B-mode phantom with ``n_deposits`` calcified deposits of known size and depth.
 
@@ -184,6 +192,9 @@ def make_us_phantom(
     n_frames : int
         Frames of a cine loop; the anatomy moves ``shift_mm_per_frame`` sideways per frame
         and the speckle is new in every frame.
+    depths_mm : sequence of float, optional
+        Depth of each deposit's superficial edge under the skin surface, mm (default: at
+        random, 2.5 mm under the skin to 5 mm under the fascia); under 1.8 mm is in the dermis.
 
     Returns
     -------
@@ -206,9 +217,12 @@ def make_us_phantom(
         raise ValueError("widths_mm and shadow_strengths must have n_deposits entries")
     if np.any(widths <= 0) or np.any((strengths < 0) | (strengths > 1)):
         raise ValueError("widths_mm must be > 0 and shadow_strengths within [0, 1]")
+    if depths_mm is not None and (len(depths_mm) != n_deposits or min(depths_mm, default=0) < 0):
+        raise ValueError("depths_mm must have n_deposits entries, none negative")
     off0 = pad if shift_px > 0 else 0  # first column of frame 0 in the wide anatomy
     window = slice(off0, off0 + cols)
-    placed = _place_deposits(rng, n_deposits, widths, strengths, skin[window], fascia[window], bone[window], cols, pixel_mm)
+    placed = _place_deposits(rng, n_deposits, widths, strengths, skin[window], fascia[window], bone[window], cols, pixel_mm,
+                             depths_mm)
     placed = [(c0 + off0, r_top, w, t, s) for c0, r_top, w, t, s in placed]
     mm = 1.0 / pixel_mm
     r, c = np.mgrid[0:rows, 0:wide]

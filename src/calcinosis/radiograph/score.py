@@ -10,9 +10,9 @@ Arthritis Rheum 2022), which rates each anatomical area for the extent
 * **extent grade** of an anatomical area, from its total deposit area:
   0 = none, 1 = < 10 mm², 2 = 10-50 mm², 3 = 50-150 mm², 4 = 150-400 mm²,
   5 = >= 400 mm²;
-* **density grade** of an area, from its densest deposit's peak contrast
-  relative to nearby cortical bone: 1 = faint/cloudy (< 0.5), 2 = dense/solid
-  (>= 0.5); 2 when no bone is near to compare with;
+* **density grade** of an area, that of its densest deposit; a deposit's grade
+  comes from its peak contrast relative to nearby cortical bone: 1 = faint/cloudy
+  (< 0.5), 2 = dense/solid (>= 0.5); 2 when no bone is near to compare with;
 * **location**: each anatomical area (fingers, hand, wrist, forearm, elbow,
   thigh, leg, unknown) is scored separately; area score = extent x density
   (0-10); the image score is the sum over areas, so disease in more places
@@ -30,11 +30,15 @@ from collections.abc import Iterable
 EXTENT_BANDS_MM2 = (10.0, 50.0, 150.0, 400.0)  # upper bounds of grades 1-4
 DENSE_RELATIVE_DENSITY = 0.5
 CHANGE_FRACTION = 0.25
+#: Relative changes are compared after rounding to this many decimals: areas are stored to
+#: 0.01 mm², and an exact 25 % change (1.2 -> 1.5 mm²) computes as 0.25000000000000006.
+_CHANGE_DECIMALS = 9
 
 SCORE_DESCRIPTION = {
     "model": "after the SCTC radiographic calcinosis score (Chung 2015), automatic approximation",
     "extent_grade": "0 none; 1 <10 mm2; 2 10-50 mm2; 3 50-150 mm2; 4 150-400 mm2; 5 >=400 mm2 (total area per anatomical area)",
-    "density_grade": "1 faint/cloudy (peak contrast < 0.5 x nearby cortical bone); 2 dense/solid (>= 0.5, or no bone nearby)",
+    "density_grade": "that of the area's densest deposit: 1 faint/cloudy (peak contrast < 0.5 x nearby cortical bone); "
+    "2 dense/solid (>= 0.5, or no bone nearby)",
     "area_score": "extent_grade x density_grade (0-10) per anatomical area",
     "image_score": "sum of area scores",
     "change_rule": "change > +25% progression, < -25% improvement, otherwise stable; 0 -> >0 progression",
@@ -62,16 +66,19 @@ def score_areas(deposits: Iterable[tuple[str, float, float | None]]) -> dict[str
     """Score per anatomical area from ``(area_name, area_mm2, relative_density)`` triples."""
     areas: dict[str, dict[str, float]] = {}
     for name, area_mm2, rel in deposits:
-        a = areas.setdefault(name, {"count": 0, "total_area_mm2": 0.0, "max_relative_density": None})
+        a = areas.setdefault(name, {"count": 0, "total_area_mm2": 0.0, "density_grade": 0})
         a["count"] += 1
         a["total_area_mm2"] += float(area_mm2)
-        if rel is not None and rel == rel:
-            a["max_relative_density"] = max(a["max_relative_density"] or 0.0, float(rel))
+        # Each deposit is graded on its own, then the densest counts: a deposit without bone
+        # near it is graded dense, so a faint one measured against bone must not lower the
+        # area's grade (the largest relative density alone did: a thigh with dense deposits
+        # far from the femur and one over it scored 3 instead of 6).
+        a["density_grade"] = max(a["density_grade"], density_grade(rel))
     out = {}
     for name in sorted(areas):
         a = areas[name]
         e = extent_grade(a["total_area_mm2"])
-        d = density_grade(a["max_relative_density"])
+        d = a["density_grade"]
         out[name] = {
             "count": int(a["count"]),
             "total_area_mm2": round(a["total_area_mm2"], 2),
@@ -86,7 +93,7 @@ def classify_change(before: float, after: float) -> str:
     """``progression``, ``stable`` or ``improvement`` by the 25 % rule."""
     if before <= 0:
         return "progression" if after > 0 else "stable"
-    change = (after - before) / before
+    change = round((after - before) / before, _CHANGE_DECIMALS)
     if change > CHANGE_FRACTION:
         return "progression"
     if change < -CHANGE_FRACTION:

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pixel-spacing", type=float, default=None, metavar="MM",
                    help="pixel size in mm, for PNG/JPEG or DICOM without ultrasound regions")
     p.add_argument("--max-shadow-ratio", type=float, default=None, metavar="R",
-                   help="largest mean-grey ratio beneath/beside a focus that counts as a shadow (default 0.8)")
+                   help="largest mean-grey ratio beneath/beside a focus that counts as a shadow (default 0.8; "
+                        "a drop of 18 grey levels or more beneath counts too)")
     p.set_defaults(func=run_ultrasound)
 
 
