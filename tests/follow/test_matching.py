@@ -109,6 +109,20 @@ def test_inside_fov_uses_the_voxel_edges_and_margin():
     pts = np.array([[5, 5, 18.5], [5, 5, 19.5], [5, 5, 0.0], [5, 5, -1.5]], float)
     assert inside_fov(vol, pts, np.zeros(4)).tolist() == [True, False, True, False]
     assert inside_fov(vol, pts, np.full(4, 1.0)).tolist() == [False, False, True, False]
+    # Clear of the first and last slice (1..17 mm here), where the analysis drops a deposit
+    # cut by the scan's edge: a deposit of radius 2 mm at z 2.5 mm reaches the first slice.
+    pts = np.array([[5, 5, 2.5], [5, 5, 3.5], [5, 5, 14.5], [5, 5, 15.5]], float)
+    assert inside_fov(vol, pts, np.full(4, 2.0)).tolist() == [True, True, True, True]
+    assert inside_fov(vol, pts, np.full(4, 2.0), edge_voxels=1).tolist() == [False, True, True, False]
+
+
+def test_extent_is_at_least_half_the_largest_diameter():
+    from calcinosis.follow.matching import extent_mm, radius_mm
+
+    round_ = lesion(1, 0, 0, 0, volume_mm3=4 / 3 * np.pi * 27)  # a 3 mm sphere; max diameter 5 mm
+    assert extent_mm(round_) == pytest.approx(3.0) == pytest.approx(radius_mm(round_))
+    long = Lesion(**{**round_.row(), "max_diameter_mm": 14.0})  # a rod of the same volume
+    assert extent_mm(long) == pytest.approx(7.0)
 
 
 def test_deposit_refinement_recovers_a_shift_and_keeps_a_good_fit():
