@@ -279,7 +279,7 @@ def _single(les: Lesion, status: Status, pos: np.ndarray, track: int, *, baselin
 
 def refine_with_deposits(b_pts: np.ndarray, f_pts: np.ndarray, b_mass: np.ndarray, f_mass: np.ndarray,
                          max_shift_mm: float, tol_mm: float = 3.0,
-                         max_candidates: int = 40) -> tuple[np.ndarray, int, int]:
+                         max_candidates: int = 40, min_offset_mm: float = 1.0) -> tuple[np.ndarray, int, int]:
     """A translation (baseline mm) that lines up more deposits than none does.
 
     Every baseline-minus-follow-up difference within ``max_shift_mm`` among the
@@ -287,7 +287,11 @@ def refine_with_deposits(b_pts: np.ndarray, f_pts: np.ndarray, b_mass: np.ndarra
     brings the most baseline deposits to within ``tol_mm`` of a follow-up deposit
     wins and is refined as the median difference of those pairs. Returns
     ``(shift, deposits lined up at shift, at zero)``; the shift is zero unless it
-    lines up at least three deposits and more than no shift does.
+    lines up at least three deposits and more than no shift does, or, when no shift
+    lines up more, unless the deposits already lined up (three or more) sit by a common
+    offset of more than ``min_offset_mm`` (along a limb that is nearly the same all
+    along, the image registration can leave the deposits 2-3 mm off, within ``tol_mm``)
+    that keeps them all lined up.
     """
     from scipy.spatial import cKDTree
 
@@ -312,6 +316,12 @@ def refine_with_deposits(b_pts: np.ndarray, f_pts: np.ndarray, b_mass: np.ndarra
         if n > best_n:
             best_n, best = n, cand
     if best_n < 3 or best_n <= n_zero:
-        return zero, n_zero, n_zero
+        if n_zero < 3:
+            return zero, n_zero, n_zero
+        offset = np.median(support(zero)[1], axis=0)
+        n_offset = support(offset)[0]
+        if np.linalg.norm(offset) <= min_offset_mm or n_offset < n_zero:
+            return zero, n_zero, n_zero
+        return offset, n_offset, n_zero
     _, pairs = support(best)
     return np.median(pairs, axis=0), best_n, n_zero
