@@ -109,6 +109,20 @@ def test_inside_fov_uses_the_voxel_edges_and_margin():
     pts = np.array([[5, 5, 18.5], [5, 5, 19.5], [5, 5, 0.0], [5, 5, -1.5]], float)
     assert inside_fov(vol, pts, np.zeros(4)).tolist() == [True, False, True, False]
     assert inside_fov(vol, pts, np.full(4, 1.0)).tolist() == [False, False, True, False]
+    # Clear of the first and last slice (1..17 mm here), where the analysis drops a deposit
+    # cut by the scan's edge: a deposit of radius 2 mm at z 2.5 mm reaches the first slice.
+    pts = np.array([[5, 5, 2.5], [5, 5, 3.5], [5, 5, 14.5], [5, 5, 15.5]], float)
+    assert inside_fov(vol, pts, np.full(4, 2.0)).tolist() == [True, True, True, True]
+    assert inside_fov(vol, pts, np.full(4, 2.0), edge_voxels=1).tolist() == [False, True, True, False]
+
+
+def test_extent_is_at_least_half_the_largest_diameter():
+    from calcinosis.follow.matching import extent_mm, radius_mm
+
+    round_ = lesion(1, 0, 0, 0, volume_mm3=4 / 3 * np.pi * 27)  # a 3 mm sphere; max diameter 5 mm
+    assert extent_mm(round_) == pytest.approx(3.0) == pytest.approx(radius_mm(round_))
+    long = Lesion(**{**round_.row(), "max_diameter_mm": 14.0})  # a rod of the same volume
+    assert extent_mm(long) == pytest.approx(7.0)
 
 
 def test_deposit_refinement_recovers_a_shift_and_keeps_a_good_fit():
@@ -120,6 +134,23 @@ def test_deposit_refinement_recovers_a_shift_and_keeps_a_good_fit():
     assert np.allclose(found, shift, atol=0.5) and n_after >= 10 > n_before
     found, n_after, n_before = refine_with_deposits(b, b + 0.2, np.ones(12), np.ones(12), 25.0)
     assert np.all(found == 0) and n_after == n_before == 12
+
+
+def test_deposit_refinement_takes_out_a_common_offset_within_the_tolerance():
+    # Along a limb that is nearly the same all along, the image registration left every deposit
+    # 2.5 mm off along z (a shorter follow-up of the thighs): all lie within the 3 mm tolerance,
+    # so no candidate lines up more, but their common offset is taken out.
+    rng = np.random.default_rng(2)
+    b = rng.uniform(-60, 60, (12, 3))
+    offset = np.array([0.05, -0.05, 2.5])
+    f = b - offset + rng.normal(0, 0.2, (12, 3))
+    found, n_after, n_before = refine_with_deposits(b, f, np.ones(12), np.ones(12), 25.0)
+    assert np.allclose(found, offset, atol=0.3) and n_after == n_before == 12
+    # Fewer than three deposits, or an offset within a millimetre: nothing is added.
+    found, *_ = refine_with_deposits(b[:2], f[:2], np.ones(2), np.ones(2), 25.0)
+    assert np.all(found == 0)
+    found, *_ = refine_with_deposits(b, b - 0.3 * offset, np.ones(12), np.ones(12), 25.0)
+    assert np.all(found == 0)
 
 
 def test_config_is_checked():

@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage as ndi
 
 from calcinosis.follow.config import CompareConfig
 from calcinosis.follow.features import grid_image
@@ -20,9 +21,9 @@ from calcinosis.follow.matching import (
     centroids,
     change_status,
     difference_sd_mg,
+    extent_mm,
     inside_fov,
     match_lesions,
-    radius_mm,
     refine_with_deposits,
 )
 from calcinosis.follow.registration import Registration, register_volumes
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1.0"
 POOR_BONE_DICE = 0.7
+DEFAULT_THRESHOLD_HU = 130.0  # the analysis's default, for an analysis folder without its settings
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,8 +46,10 @@ class Comparison:
     config: CompareConfig
     registration: Registration
     changes: tuple[Change, ...]
-    baseline_covered: np.ndarray  # bool per baseline lesion (in ``baseline.lesions`` order)
-    followup_covered: np.ndarray  # bool per follow-up lesion
+    # bool per baseline lesion (in ``baseline.lesions`` order): counted in the common field of
+    # view (found in both scans, or covered by the other and not merely unreported there)
+    baseline_covered: np.ndarray
+    followup_covered: np.ndarray  # the same per follow-up lesion
     overall: str  # progression / stable / improvement
     overall_change_pct: float
     warnings: tuple[str, ...]
@@ -81,12 +85,24 @@ def compare_visits(baseline: Visit, followup: Visit, config: CompareConfig = Com
             log.info("deposit refinement shifted the registration by %s mm", np.round(shift, 2))
             reg = reg.shifted(shift)
     f_pts = reg.to_baseline(centroids(followup.lesions))
-    margin_b = np.array([radius_mm(les) for les in baseline.lesions]) + config.fov_margin_mm
-    margin_f = np.array([radius_mm(les) for les in followup.lesions]) + config.fov_margin_mm
-    b_cov = inside_fov(followup.volume, reg.to_followup(b_pts), margin_b)
-    f_cov = inside_fov(baseline.volume, f_pts, margin_f)
+    # A deposit is covered by the other scan when the whole of it, and a margin, lies inside
+    # that scan clear of its first and last slice: there the analysis drops a finding cut by
+    # the scan's edge, so a deposit reaching it would read as resolved (or new).
+    margin_b = np.array([extent_mm(les) for les in baseline.lesions]) + config.fov_margin_mm
+    margin_f = np.array([extent_mm(les) for les in followup.lesions]) + config.fov_margin_mm
+    b_cov = inside_fov(followup.volume, reg.to_followup(b_pts), margin_b, edge_voxels=1)
+    f_cov = inside_fov(baseline.volume, f_pts, margin_f, edge_voxels=1)
     overlaps = label_overlaps(baseline, followup, reg)
     changes = match_lesions(baseline.lesions, followup.lesions, f_pts, overlaps, b_cov, f_cov, config, track_ids)
+    # A deposit found in both scans was seen in both: it counts in the common field of view on
+    # both sides (one side alone would count its mass then and not now, or the reverse).
+    b_index = {les.lesion_id: i for i, les in enumerate(baseline.lesions)}
+    f_index = {les.lesion_id: j for j, les in enumerate(followup.lesions)}
+    for change in changes:
+        if change.baseline_ids and change.followup_ids:
+            b_cov[[b_index[i] for i in change.baseline_ids]] = True
+            f_cov[[f_index[j] for j in change.followup_ids]] = True
+    changes = _dense_yet_unreported(baseline, followup, reg, changes, b_cov, f_cov)
     b_in = [les for les, c in zip(baseline.lesions, b_cov) if c]
     f_in = [les for les, c in zip(followup.lesions, f_cov) if c]
     mb = sum(les.mass_mg for les in b_in)
@@ -96,6 +112,65 @@ def compare_visits(baseline: Visit, followup: Visit, config: CompareConfig = Com
     warnings = _warnings(baseline, followup, reg, changes)
     return Comparison(baseline, followup, config, reg, changes, b_cov, f_cov, overall, pct, tuple(warnings),
                       lined)
+
+
+def _dense_yet_unreported(baseline: Visit, followup: Visit, reg: Registration, changes, b_cov: np.ndarray,
+                          f_cov: np.ndarray) -> tuple[Change, ...]:
+    """Resolved and new deposits whose place in the other scan is as dense as a deposit,
+    made ``not_covered`` (and left out of the common field of view, ``b_cov`` / ``f_cov``
+    updated in place).
+
+    "Resolved" says the calcium is gone; when the voxels the deposit held, mapped into the
+    follow-up, are on average at or above the follow-up analysis's threshold, something
+    calcium-dense is still there that the analysis did not report as a deposit (on thick
+    slices a deposit beside bone is counted with the bone). The same for a new deposit and
+    the baseline. Neither can be measured in that scan, so neither is a change.
+    """
+    b_index = {les.lesion_id: i for i, les in enumerate(baseline.lesions)}
+    f_index = {les.lesion_id: j for j, les in enumerate(followup.lesions)}
+    boxes: dict[str, list] = {}
+    out = []
+    for change in changes:
+        if change.status is Status.RESOLVED:
+            (lid,) = change.baseline_ids
+            source, other, to_other, later = baseline, followup, reg.to_followup, True
+        elif change.status is Status.NEW:
+            (lid,) = change.followup_ids
+            source, other, to_other, later = followup, baseline, reg.to_baseline, False
+        else:
+            out.append(change)
+            continue
+        if source.name not in boxes:
+            boxes[source.name] = ndi.find_objects(source.labels)
+        found = boxes[source.name]
+        hu = site_mean_hu(source, lid, other.volume, to_other, found[lid - 1] if lid <= len(found) else None)
+        threshold = float(_settings(other).get("threshold_hu", DEFAULT_THRESHOLD_HU))
+        if not hu >= threshold:
+            out.append(change)
+            continue
+        if later:
+            b_cov[b_index[lid]] = False
+        else:
+            f_cov[f_index[lid]] = False
+        what = "follow-up" if later else "baseline"
+        out.append(replace(
+            change, status=Status.NOT_COVERED, mass_change_pct=float("nan"), mass_change_sd_mg=float("nan"),
+            detail=f"not reported by the {what} analysis, yet its place there is dense (mean {hu:.0f} HU, "
+                   f"threshold {threshold:g}): not measured in the {what}"))
+    return tuple(out)
+
+
+def site_mean_hu(source: Visit, lesion_id: int, other, to_other, box=None) -> float:
+    """Mean HU of the volume ``other`` over the voxels of ``source``'s lesion ``lesion_id``,
+    mapped into it by ``to_other`` (LPS to LPS; linear interpolation, -1000 outside).
+    ``box`` (slices of ``source.labels`` holding the lesion) only saves the search."""
+    box = box or (slice(None),) * 3
+    zyx = np.argwhere(source.labels[box] == lesion_id) + np.array([s.start or 0 for s in box])
+    if len(zyx) == 0:
+        return float("nan")
+    idx = other.lps_to_index(to_other(source.volume.index_to_lps(zyx)))
+    hu = ndi.map_coordinates(np.asarray(other.array, np.float32), idx.T, order=1, mode="constant", cval=-1000.0)
+    return float(np.mean(hu))
 
 
 def label_overlaps(baseline: Visit, followup: Visit, reg: Registration) -> dict[tuple[int, int], int]:
@@ -126,7 +201,14 @@ def _warnings(baseline: Visit, followup: Visit, reg: Registration, changes) -> l
         baseline.volume.shape == followup.volume.shape and np.array_equal(baseline.volume.array, followup.volume.array))
     if same:
         out.append("the baseline and the follow-up are the same scan: every deposit is stable by construction")
-    n_out = sum(1 for c in changes if c.status == Status.NOT_COVERED)
+    n_dense = sum(1 for c in changes if c.status == Status.NOT_COVERED and c.detail.startswith("not reported"))
+    if n_dense:
+        many = n_dense != 1
+        out.append(f"{n_dense} deposit{'s' if many else ''} found in one scan {'were' if many else 'was'} not "
+                   f"reported by the other scan's analysis, although {'their' if many else 'its'} place there "
+                   "is as dense as a deposit (on thick slices a deposit beside bone is counted with the "
+                   "bone): reported as not_covered, not as resolved or new, and left out of the overall call")
+    n_out = sum(1 for c in changes if c.status == Status.NOT_COVERED) - n_dense
     if n_out or reg.overlap_fraction < 0.95:
         out.append(f"the two fields of view cover different anatomy: the follow-up covers "
                    f"{100 * reg.overlap_fraction:.0f} % of the baseline body; {n_out} deposit"

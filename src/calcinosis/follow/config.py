@@ -91,7 +91,10 @@ class CompareConfig:
         with ``r`` the radius (mm) of the sphere of the deposit's volume.
     fov_margin_mm : float
         A deposit counts as covered by the other scan only when its centroid lies at
-        least its radius plus this margin inside that scan's field of view.
+        least its extent (half its largest diameter, at least the radius of the sphere of
+        its volume) plus this margin inside that scan's field of view, not counting that
+        scan's first and last slice (where the analysis cannot report a deposit). A deposit
+        found in both scans counts as covered.
     registration : RegistrationConfig
     noise_sds : float
         A change larger than ``change_pct`` is still ``stable`` when the two masses differ by

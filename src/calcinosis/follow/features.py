@@ -39,14 +39,21 @@ class FeatureImage:
 
 
 def coarse_grid(volume: Volume, resolution_mm: float) -> sitk.Image:
-    """An empty image with ``volume``'s direction and extent and ``resolution_mm`` voxels."""
+    """An empty image with ``volume``'s direction and ``resolution_mm`` voxels, inside its extent.
+
+    The coarse voxels lie wholly inside the volume, centred on it: a coarse voxel reaching
+    past the volume's end would read as air there, an end of the body that is only the end
+    of the scan, and the registration would line that up with the other scan's anatomy
+    (the limb is nearly the same all along, so the scan's ends are what tells the shift
+    along it). Centred, the grid is the same whichever end the slices are stored from.
+    """
     spacing = np.asarray(volume.spacing, float)
     size_xyz = np.asarray(volume.shape[::-1], float)
     extent = spacing * size_xyz
-    new_size = np.maximum(1, np.ceil(extent / resolution_mm - 1e-6)).astype(int)
+    new_size = np.maximum(1, np.floor(extent / resolution_mm + 1e-6)).astype(int)
     new_spacing = np.full(3, float(resolution_mm))
-    # Keep the first voxel's outer edge where the volume's is.
-    start_edge = -0.5 * spacing
+    # The coarse grid's outer edges a (non-negative) half-remainder inside the volume's.
+    start_edge = -0.5 * spacing + 0.5 * np.maximum(extent - new_size * new_spacing, 0.0)
     new_origin_idx = start_edge + 0.5 * new_spacing
     origin = np.asarray(volume.origin) + volume.direction @ new_origin_idx
     ref = sitk.Image([int(s) for s in new_size], sitk.sitkFloat32)

@@ -37,6 +37,8 @@ class Change:
 
     Masses in mg, volumes in mm^3, position in baseline LPS mm (for a new deposit,
     its follow-up centroid mapped into the baseline). ``nan`` where a side is absent.
+    ``mass_change_sd_mg`` is the SD that image noise alone gives the mass change (the
+    masses' own SDs in quadrature; NaN when unknown or when the deposit is not covered).
     """
 
     track_id: int
@@ -55,6 +57,17 @@ class Change:
     detail: str
     region: str
     compartment: str
+    mass_change_sd_mg: float = float("nan")
+
+    @property
+    def mass_change_mg(self) -> float:
+        """Follow-up minus baseline mass (mg): a resolved deposit's change is minus its mass, a
+        new one's its mass; NaN when the deposit is not covered by one of the scans."""
+        if self.status is Status.NOT_COVERED:
+            return float("nan")
+        before = self.baseline_mass_mg if self.baseline_ids else 0.0
+        after = self.followup_mass_mg if self.followup_ids else 0.0
+        return float(after - before)
 
 
 def radius_mm(lesion: Lesion) -> float:
@@ -66,14 +79,27 @@ def centroids(lesions: Sequence[Lesion]) -> np.ndarray:
     return np.array([[les.x_mm, les.y_mm, les.z_mm] for les in lesions], float).reshape(-1, 3)
 
 
-def inside_fov(volume: Volume, points_lps: np.ndarray, margin_mm: np.ndarray) -> np.ndarray:
-    """Whether each point lies at least ``margin_mm`` inside the volume's field of view."""
+def extent_mm(lesion: Lesion) -> float:
+    """How far (mm) a deposit reaches from its centroid: half its largest diameter, and at
+    least the radius of the sphere of its volume (an elongated or irregular deposit reaches
+    farther than that sphere)."""
+    half = 0.5 * float(lesion.max_diameter_mm) if np.isfinite(lesion.max_diameter_mm) else 0.0
+    return max(radius_mm(lesion), half)
+
+
+def inside_fov(volume: Volume, points_lps: np.ndarray, margin_mm: np.ndarray, edge_voxels: float = 0.0) -> np.ndarray:
+    """Whether each point lies at least ``margin_mm`` inside the volume's field of view.
+
+    ``edge_voxels`` layers of voxels at each end of every axis do not count as inside:
+    with 1, a deposit that reaches the first or last slice is not inside, as the analysis
+    cannot report it there (it excludes a finding cut by the scan's edge, ``scan_edge``).
+    """
     if len(points_lps) == 0:
         return np.zeros(0, bool)
     idx = volume.lps_to_index(points_lps)  # (n, 3) z, y, x
     sp = np.asarray(volume.spacing_zyx, float)
     n = np.asarray(volume.shape, float)
-    m = np.asarray(margin_mm, float).reshape(-1, 1) / sp
+    m = np.asarray(margin_mm, float).reshape(-1, 1) / sp + float(edge_voxels)
     lo = idx * sp >= (-0.5 + m) * sp - 1e-6
     hi = idx <= n - 0.5 - m + 1e-6
     return np.all(lo & hi, axis=1)
@@ -209,7 +235,8 @@ def _matched(baseline, followup, bi, fj, b_pts, f_pts, tracks, config: CompareCo
     fl = [followup[j] for j in fj]
     mb = sum(les.mass_mg for les in bl)
     mf = sum(les.mass_mg for les in fl)
-    status, pct = change_status(mb, mf, config.change_pct, difference_sd_mg(bl, fl), config.noise_sds)
+    sd = difference_sd_mg(bl, fl)
+    status, pct = change_status(mb, mf, config.change_pct, sd, config.noise_sds)
     wb = np.array([max(les.mass_mg, 1e-9) for les in bl])
     wf = np.array([max(les.mass_mg, 1e-9) for les in fl])
     pb = (b_pts[bi] * wb[:, None]).sum(0) / wb.sum()
@@ -228,7 +255,7 @@ def _matched(baseline, followup, bi, fj, b_pts, f_pts, tracks, config: CompareCo
         status=status, baseline_mass_mg=mb, followup_mass_mg=mf, mass_change_pct=pct,
         baseline_volume_mm3=sum(les.volume_mm3 for les in bl), followup_volume_mm3=sum(les.volume_mm3 for les in fl),
         x_mm=float(pb[0]), y_mm=float(pb[1]), z_mm=float(pb[2]), distance_mm=float(np.linalg.norm(pf - pb)),
-        detail="+".join(detail), region=first.region, compartment=first.compartment,
+        detail="+".join(detail), region=first.region, compartment=first.compartment, mass_change_sd_mg=sd,
     )
 
 
@@ -246,12 +273,13 @@ def _single(les: Lesion, status: Status, pos: np.ndarray, track: int, *, baselin
         followup_volume_mm3=nan if baseline_side else les.volume_mm3,
         x_mm=float(pos[0]), y_mm=float(pos[1]), z_mm=float(pos[2]), distance_mm=nan, detail=detail,
         region=les.region, compartment=les.compartment,
+        mass_change_sd_mg=nan if status == Status.NOT_COVERED else float(les.mass_sd_mg),
     )
 
 
 def refine_with_deposits(b_pts: np.ndarray, f_pts: np.ndarray, b_mass: np.ndarray, f_mass: np.ndarray,
                          max_shift_mm: float, tol_mm: float = 3.0,
-                         max_candidates: int = 40) -> tuple[np.ndarray, int, int]:
+                         max_candidates: int = 40, min_offset_mm: float = 1.0) -> tuple[np.ndarray, int, int]:
     """A translation (baseline mm) that lines up more deposits than none does.
 
     Every baseline-minus-follow-up difference within ``max_shift_mm`` among the
@@ -259,7 +287,11 @@ def refine_with_deposits(b_pts: np.ndarray, f_pts: np.ndarray, b_mass: np.ndarra
     brings the most baseline deposits to within ``tol_mm`` of a follow-up deposit
     wins and is refined as the median difference of those pairs. Returns
     ``(shift, deposits lined up at shift, at zero)``; the shift is zero unless it
-    lines up at least three deposits and more than no shift does.
+    lines up at least three deposits and more than no shift does, or, when no shift
+    lines up more, unless the deposits already lined up (three or more) sit by a common
+    offset of more than ``min_offset_mm`` (along a limb that is nearly the same all
+    along, the image registration can leave the deposits 2-3 mm off, within ``tol_mm``)
+    that keeps them all lined up.
     """
     from scipy.spatial import cKDTree
 
@@ -284,6 +316,12 @@ def refine_with_deposits(b_pts: np.ndarray, f_pts: np.ndarray, b_mass: np.ndarra
         if n > best_n:
             best_n, best = n, cand
     if best_n < 3 or best_n <= n_zero:
-        return zero, n_zero, n_zero
+        if n_zero < 3:
+            return zero, n_zero, n_zero
+        offset = np.median(support(zero)[1], axis=0)
+        n_offset = support(offset)[0]
+        if np.linalg.norm(offset) <= min_offset_mm or n_offset < n_zero:
+            return zero, n_zero, n_zero
+        return offset, n_offset, n_zero
     _, pairs = support(best)
     return np.median(pairs, axis=0), best_n, n_zero

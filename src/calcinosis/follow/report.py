@@ -93,15 +93,26 @@ def render_comparison_html(cmp: Comparison, doc: dict[str, Any], *, figure_png: 
     ov = doc["overall"]
     pct = "n/a" if ov["mass_change_pct"] is None else f"{ov['mass_change_pct']:+.1f} %"
     parts.append(f"<p class='call'>Overall: <b>{escape(ov['call'])}</b> (total mass in the common field "
-                 f"of view {pct}; {escape(ov['rule'])}).</p>")
-    if doc["warnings"]:
-        parts.append("<ul>" + "".join(f"<li class='warn'>{escape(w)}</li>" for w in doc["warnings"]) + "</ul>")
+                 f"of view {pct}, {escape(_mg_change(ov))}; {escape(ov['rule'])}).</p>")
+    parts.append("<p class='muted'>± is one standard deviation of the image noise alone (each deposit's "
+                 "mass SD, added in quadrature); differences in slice thickness, scanner and registration "
+                 "between the visits come on top of it.</p>")
+    # The comparison's warnings, then each analysis's own (a deposit the analysis could not
+    # report there is a change the comparison cannot see).
+    warnings = [*doc["warnings"], *(f"baseline analysis: {w}" for w in doc.get("baseline_warnings", ())),
+                *(f"follow-up analysis: {w}" for w in doc.get("followup_warnings", ()))]
+    if warnings:
+        parts.append("<ul>" + "".join(f"<li class='warn'>{escape(w)}</li>" for w in warnings) + "</ul>")
     counts = ", ".join(f"<span class='dot' style='background:{STATUS_COLOURS[Status(k)]}'></span>{k}: {v}"
                        for k, v in doc["status_counts"].items())
     parts.append(f"<p>{counts}</p>")
     parts.append("<h2>Burden then and now</h2>")
     parts.append(_burden_table({"all deposits": doc["totals"], "common field of view": doc["totals_common_fov"]},
                                "scope"))
+    if doc["totals"]["call"] == "not_comparable":
+        parts.append("<p class='muted'>All deposits: the two scans cover different anatomy, so their totals "
+                     "are not compared; the common field of view is.</p>")
+    parts.append("<p class='muted'>By region and compartment: in the common field of view.</p>")
     parts.append(_burden_table(doc["by_region"], "region"))
     parts.append(_burden_table(doc["by_compartment"], "compartment"))
     parts.append("<h2>Side by side</h2>")
@@ -135,15 +146,25 @@ def render_comparison_html(cmp: Comparison, doc: dict[str, Any], *, figure_png: 
     return "\n".join(parts)
 
 
+def _mg_change(g: dict[str, Any]) -> str:
+    """``+12.3 ± 1.4 mg`` (1 SD of image noise), or without the SD when it is unknown."""
+    if g.get("mass_change_mg") is None:
+        return "n/a"
+    sd = g.get("mass_change_sd_mg")
+    return f"{g['mass_change_mg']:+.1f} ± {sd:.1f} mg" if sd is not None else f"{g['mass_change_mg']:+.1f} mg"
+
+
 def _burden_table(groups: dict[str, Any], label: str) -> str:
-    rows = [f"<table><thead><tr><th class='t'>{escape(label)}</th><th>count then</th><th>count now</th>"
-            "<th>mass then (mg)</th><th>mass now (mg)</th><th>change</th><th class='t'>call</th></tr></thead><tbody>"]
+    rows = [(f"<table><thead><tr><th class='t'>{escape(label)}</th><th>count then</th><th>count now</th>"
+             "<th>mass then (mg)</th><th>mass now (mg)</th><th>change (mg, ± 1 SD)</th><th>change</th>"
+             "<th class='t'>call</th></tr></thead><tbody>")]
     for name, g in groups.items():
         if g["baseline"]["count"] == 0 and g["followup"]["count"] == 0:
             continue
         pct = "" if g["mass_change_pct"] is None else f"{g['mass_change_pct']:+.1f} %"
         rows.append(f"<tr><td class='t'>{escape(name)}</td><td>{g['baseline']['count']}</td>"
                     f"<td>{g['followup']['count']}</td><td>{g['baseline']['mass_mg']:.1f}</td>"
-                    f"<td>{g['followup']['mass_mg']:.1f}</td><td>{pct}</td><td class='t'>{escape(g['call'])}</td></tr>")
+                    f"<td>{g['followup']['mass_mg']:.1f}</td><td>{escape(_mg_change(g))}</td><td>{pct}</td>"
+                    f"<td class='t'>{escape(g['call'])}</td></tr>")
     rows.append("</tbody></table>")
     return "".join(rows)

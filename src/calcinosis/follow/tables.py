@@ -19,10 +19,11 @@ from calcinosis.report.summary import COMPARTMENTS, burden
 CHANGES_COLUMNS = (
     "baseline_id", "followup_id", "status", "baseline_mass_mg", "followup_mass_mg", "mass_change_pct",
     "baseline_volume_mm3", "followup_volume_mm3", "x_mm", "y_mm", "z_mm",
-    "track_id", "detail", "distance_mm", "region", "compartment",
+    "track_id", "detail", "distance_mm", "region", "compartment", "mass_change_mg", "mass_change_sd_mg",
 )
 _DECIMALS = {"baseline_mass_mg": 3, "followup_mass_mg": 3, "mass_change_pct": 1, "baseline_volume_mm3": 2,
-             "followup_volume_mm3": 2, "x_mm": 2, "y_mm": 2, "z_mm": 2, "distance_mm": 2}
+             "followup_volume_mm3": 2, "x_mm": 2, "y_mm": 2, "z_mm": 2, "distance_mm": 2,
+             "mass_change_mg": 3, "mass_change_sd_mg": 3}
 
 
 def change_row(change: Change) -> dict[str, Any]:
@@ -74,6 +75,8 @@ def comparison_document(cmp: Comparison, *, baseline_source: str, followup_sourc
     matched = [c for c in cmp.changes if c.baseline_ids and c.followup_ids]
     dist = [c.distance_mm for c in matched if len(c.baseline_ids) == 1 and len(c.followup_ids) == 1]
     counts = Counter(c.status.value for c in cmp.changes)
+    common = _then_now(b_cov, f_cov, pct, sds)
+    everything_common = len(b_cov) == len(b_les) and len(f_cov) == len(f_les)
     return {
         "schema_version": SCHEMA_VERSION,
         "software": {"name": "calcinosis", "version": __version__},
@@ -83,15 +86,23 @@ def comparison_document(cmp: Comparison, *, baseline_source: str, followup_sourc
         "overall": {
             "call": cmp.overall,
             "mass_change_pct": _r(cmp.overall_change_pct, 1),
+            "mass_change_mg": common["mass_change_mg"],
+            "mass_change_sd_mg": common["mass_change_sd_mg"],
+            "uncertainty": "mass_change_sd_mg is the SD that image noise alone gives the change (the "
+                           "deposits' own mass SDs in quadrature); it leaves out differences in slice "
+                           "thickness, scanner and registration between the visits",
             "rule": f"total mass in the common field of view changed by more than {pct:g} % "
                     f"and by more than {sds:g} SDs of the image noise: "
                     "progression (up) or improvement (down); otherwise stable",
         },
-        "totals": _then_now(b_les, f_les, pct, sds),
-        "totals_common_fov": _then_now(b_cov, f_cov, pct, sds),
-        "by_region": _grouped(b_les, f_les, "region", (), pct, sds),
-        "by_compartment": _grouped(b_les, f_les, "compartment", COMPARTMENTS, pct, sds),
-        "by_side": _grouped(b_les, f_les, "side", ("left", "right", "midline"), pct, sds),
+        # Every deposit of each scan; when the fields of view differ these compare different
+        # anatomy, and the call says so instead of reading the difference as a change.
+        "totals": _then_now(b_les, f_les, pct, sds, comparable=everything_common),
+        "totals_common_fov": common,
+        # The groups, like the overall call, in the common field of view.
+        "by_region": _grouped(b_cov, f_cov, "region", (), pct, sds),
+        "by_compartment": _grouped(b_cov, f_cov, "compartment", COMPARTMENTS, pct, sds),
+        "by_side": _grouped(b_cov, f_cov, "side", ("left", "right", "midline"), pct, sds),
         "status_counts": {s.value: counts.get(s.value, 0) for s in Status},
         "split_count": sum(1 for c in cmp.changes if "split" in c.detail),
         "merged_count": sum(1 for c in cmp.changes if "merged" in c.detail),
@@ -120,11 +131,14 @@ def comparison_document(cmp: Comparison, *, baseline_source: str, followup_sourc
     }
 
 
-def _then_now(b_les, f_les, pct: float, noise_sds: float) -> dict[str, Any]:
+def _then_now(b_les, f_les, pct: float, noise_sds: float, comparable: bool = True) -> dict[str, Any]:
     b, f = burden(b_les), burden(f_les)
-    status, change = change_status(b["mass_mg"], f["mass_mg"], pct, difference_sd_mg(b_les, f_les), noise_sds)
-    return {"baseline": b, "followup": f, "mass_change_pct": _r(change, 1),
-            "call": {Status.GROWN: "progression", Status.SHRUNK: "improvement"}.get(status, "stable")}
+    sd = difference_sd_mg(b_les, f_les)
+    status, change = change_status(b["mass_mg"], f["mass_mg"], pct, sd, noise_sds)
+    call = {Status.GROWN: "progression", Status.SHRUNK: "improvement"}.get(status, "stable")
+    return {"baseline": b, "followup": f, "mass_change_mg": _r(f["mass_mg"] - b["mass_mg"], 3),
+            "mass_change_sd_mg": _r(sd, 3), "mass_change_pct": _r(change, 1),
+            "call": call if comparable else "not_comparable"}
 
 
 def _grouped(b_les, f_les, key: str, names, pct: float, noise_sds: float) -> dict[str, Any]:
