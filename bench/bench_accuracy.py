@@ -20,6 +20,7 @@ Usage::
     python bench/bench_accuracy.py --set main --draws 1  # the accuracy tests' main scans
     python bench/bench_accuracy.py --seeds 0-5 --draws 2 --noise 30 --slice 3
     python bench/bench_accuracy.py --seeds 0-5 --draws 1 --bone-texture 0.3  # textured bones
+    python bench/bench_accuracy.py --seeds 0-5 --draws 1 --pixel 1.0  # coarser pixels
 """
 
 from __future__ import annotations
@@ -75,13 +76,14 @@ def threshold_floor(ideal: np.ndarray, noiseless: np.ndarray, free: np.ndarray, 
     return float(dist[np.abs(counts - n) <= 0.15 * n].sum())
 
 
-def sweep(cases, draws: int, falses: list, bone_texture: float = 0.0) -> list[dict]:
-    """One row per truth deposit and draw; the false lesions are appended to ``falses``."""
+def sweep(cases, draws: int, falses: list, bone_texture: float = 0.0, pixel_mm: float | None = None) -> list[dict]:
+    """One row per truth deposit and draw; the false lesions are appended to ``falses``.
+    ``pixel_mm``: the phantoms' pixel size (None: the generator's default, 0.8 mm)."""
     rows = []
     t0 = time.perf_counter()
     for body, seed, noise, slice_mm in cases:
         ph = make_ct_phantom(body, seed=seed, noise_hu=noise, slice_thickness_mm=slice_mm, length_mm=50,
-                             bone_texture=bone_texture)
+                             bone_texture=bone_texture, **({} if pixel_mm is None else {"pixel_mm": pixel_mm}))
         vv = ph.volume.voxel_volume_mm3
         # Voxels an oracle could count for a deposit: not another deposit's, not above the
         # threshold without a deposit (bone, external objects).
@@ -206,13 +208,16 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--draws", type=int, default=2, help="noise draws per scan")
     ap.add_argument("--bone-texture", type=float, default=0.0,
                     help="phantom bones' density texture (0-1: relative SD; real bone is not uniform)")
+    ap.add_argument("--pixel", type=float, default=None,
+                    help="pixel size (mm) of the phantoms (default: the generator's, 0.8 mm; real CTs of limbs and "
+                         "trunk use 0.5-1.0 mm)")
     args = ap.parse_args(argv)
     if args.set == "main":
         cases = MAIN
     else:
         cases = [(b, s, args.noise, args.slice) for b in ("thighs", "trunk", "elbow") for s in _seeds(args.seeds)]
     falses: list = []
-    report(sweep(cases, args.draws, falses, args.bone_texture), falses)
+    report(sweep(cases, args.draws, falses, args.bone_texture, args.pixel), falses)
 
 
 if __name__ == "__main__":
