@@ -71,3 +71,25 @@ def test_figures_show_outlines(analysis, monkeypatch):
     caption, uri = F.thumbnails(F.canonical_view(analysis.volume, analysis.labels), analysis.lesions)
     assert f"the 3 largest of {len(analysis.lesions)}" in caption
     assert _png(uri).shape[1] < _png(figs[3][1]).shape[1]  # three panels in one row, not six
+
+
+def test_captions_state_the_display_convention(analysis):
+    figs = F.report_figures(analysis)
+    for caption, _ in figs:
+        if not caption.startswith("Lateral"):
+            assert "patient's right on the viewer's left" in caption, caption
+    assert "anterior (A) on the left" in figs[2][0]
+
+
+def test_orientation_letters_are_legible_on_bone(analysis):
+    # The phantom's grid filled with bone-bright HU: a white letter on it vanishes; the letter
+    # sits on a dark box.
+    bright = Volume(np.full(analysis.volume.shape, 1500, np.int16), analysis.volume.spacing,
+                    analysis.volume.origin, analysis.volume.direction, {})
+    view = F.canonical_view(bright, analysis.labels)
+    (_, frontal), _ = F.mips(view, analysis.lesions, F._lesion_centres(analysis, view))
+    rgb = _png(frontal)
+    h, w, _ = rgb.shape
+    corner = rgb[: max(12, h // 8), : max(12, w // 12)].sum(axis=-1)
+    assert (corner < 300).mean() > 0.1  # the dark box behind "R"
+    assert (corner > 700).any()  # and the white letter on it

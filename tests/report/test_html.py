@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+from html import escape
 from html.parser import HTMLParser
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image
 
 from calcinosis import __version__
 from calcinosis.report.html import render_report
-from calcinosis.report.summary import build_summary
+from calcinosis.report.summary import EXCLUSION_REASONS, build_summary
 from calcinosis.report.tables import read_lesions_csv
 
 EXTERNAL = re.compile(r"(?i)\b(?:https?|ftp|wss?|file):|(?:src|href|action)\s*=\s*(?![\"']?(?:data:|#))|url\(|@import|//[a-z0-9.-]+\.[a-z]{2,}")
@@ -103,6 +104,8 @@ def test_empty_analysis_renders(tmp_path):
     page = _page(text)
     assert page.rows == [] and len(page.images) == 3  # no thumbnails without deposits
     assert "no body found" in text
+    # a sentence, not an empty table that looks like an error
+    assert "No calcified finding in this scan" in text and "id=lesions" not in text
 
 
 def test_report_pdf_without_chromium_is_a_clear_error(runs, dicom_series, tmp_path, monkeypatch, capsys):
@@ -145,3 +148,63 @@ def test_headline_is_the_calcinosis_burden(analysis):
     said = (f"one voxel {structure['voxel_sd_hu']:g} HU; correlated noise widens the variance of a "
             f"sum up to {structure['sum_factor']:g}×")
     assert said in render_report(summary, changed.lesions)
+
+
+def _with(analysis, **changes):
+    from dataclasses import replace
+
+    return replace(analysis, **changes)
+
+
+def test_high_confidence_burden_is_on_the_page(analysis):
+    # The conservative burden (findings flagged for a check left out) is shown, not only counted.
+    from dataclasses import replace
+
+    second = replace(analysis.lesions[1], confidence="low", flags="split_from_bone")
+    changed = _with(analysis, lesions=(analysis.lesions[0], second) + tuple(analysis.lesions[2:]))
+    summary = build_summary(changed)
+    high = summary["calcinosis_totals_high_confidence"]
+    assert high["volume_mm3"] < summary["calcinosis_totals"]["volume_mm3"]
+    text = render_report(summary, changed.lesions)
+    card = re.search(r"<div class=k>of high confidence</div><div class=s>(.*?)</div>", text)
+    assert card, "the high-confidence card gives no burden"
+    assert card.group(1) == (f"{high['volume_mm3']:.1f} ± {high['volume_sd_mm3']:.1f} mm³ · "
+                             f"{high['mass_mg']:.2f} ± {high['mass_sd_mg']:.2f} mg")
+
+
+def test_group_tables_say_when_they_count_more_than_calcinosis(analysis):
+    from dataclasses import replace
+
+    plain = render_report(build_summary(analysis), analysis.lesions)
+    assert "The tables below count" not in plain  # all findings are calcinosis: nothing to say
+    vascular = (replace(analysis.lesions[0], compartment="vascular"),) + tuple(analysis.lesions[1:])
+    summary = build_summary(_with(analysis, lesions=vascular))
+    text = render_report(summary, vascular)
+    n = len(vascular)
+    assert f"The tables below count all {n} findings: the {n - 1} of calcinosis and the 1 vascular" in text
+    # the side table's counts add up to every finding, not to the calcinosis cards
+    side = re.search(r"<th class=t>side</th>.*?<tbody>(.*?)</tbody>", text).group(1)
+    assert sum(int(c) for c in re.findall(r"<td class=t>[^<]*</td><td>(\d+)</td>", side)) == n
+    none = tuple(replace(les, compartment="visceral") for les in analysis.lesions)
+    text = render_report(build_summary(_with(analysis, lesions=none)), none)
+    assert f"The tables below count the {n} vascular or visceral calcifications: not calcinosis." in text
+
+
+def test_limits_of_this_scan_are_said_on_the_page(analysis):
+    # The warnings are announced under the header (they are listed after a long table); every
+    # kind of excluded object says what it is; vascular / visceral is said not to be calcinosis.
+    said = ("slices of 5 mm, pixels of 0.6 mm: deposits touching bone are not split from it",
+            "metal in the field of view (excluded; streaks near it may hide or mimic deposits)")
+    summary = build_summary(_with(analysis, warnings=said))
+    summary["excluded"]["counts"] = {"external_metal": 2, "table": 1}
+    summary["excluded"]["reasons"] = {k: EXCLUSION_REASONS[k] for k in ("external_metal", "table")}
+    text = render_report(summary, analysis.lesions)
+    notice = text.index("2 warnings about what this analysis could not do")
+    assert notice < text.index("<h2>Burden</h2>") and 'href="#warnings"' in text and "id=warnings" in text
+    for warning in said:
+        assert escape(warning) in text
+    assert f"external metal: 2 <span class=muted>({escape(EXCLUSION_REASONS['external_metal'])})</span>" in text
+    assert escape(summary["excluded"]["skeletal_and_visceral_policy"]) in text
+    assert "used here by analogy" in text and "not the accuracy" in text
+    quiet = render_report(build_summary(_with(analysis, warnings=())), analysis.lesions)
+    assert "warnings about what" not in quiet and "warning about what" not in quiet

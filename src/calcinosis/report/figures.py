@@ -24,6 +24,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Polygon, Rectangle
@@ -40,6 +41,11 @@ COMPARTMENT_COLOURS = {
     "juxta_osseous": "#1f77b4", "vascular": "#2ca02c", "visceral": "#8c564b",
 }
 DPI = 110
+# why: a white letter or a yellow number on bone (white in the MIP window) cannot be read; a
+# dark box behind the orientation letters and a dark rim round the numbers keep them legible
+LETTER_BOX = {"boxstyle": "square,pad=0.15", "facecolor": "black", "edgecolor": "none", "alpha": 0.75}
+NUMBER_RIM = [patheffects.withStroke(linewidth=2.0, foreground="black")]
+RADIOLOGICAL = "patient's right on the viewer's left"
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,15 +164,18 @@ def mips(view: CanonicalView, lesions, centres) -> list[tuple[str, str]]:
             y = (c[0] - r0) / f * sr
             x = (c[col_axis] - c0) / f * sc
             ax.annotate(str(lid), (x, y), xytext=(4, 4), textcoords="offset points", color="#ffd54f",
-                        fontsize=7, fontweight="bold")
+                        fontsize=7, fontweight="bold", path_effects=NUMBER_RIM)
         for text, ha, xpos in ((labels_lr[0], "left", 0.02), (labels_lr[1], "right", 0.98)):
-            ax.text(xpos, 0.98, text, transform=ax.transAxes, ha=ha, va="top", color="white", fontsize=9)
+            ax.text(xpos, 0.98, text, transform=ax.transAxes, ha=ha, va="top", color="white", fontsize=9,
+                    fontweight="bold", bbox=LETTER_BOX)
         _scale_bar(ax, w, h)
         ax.set_xlim(0, w)
         ax.set_ylim(h, 0)
         ax.set_axis_off()
         more = "" if len(lesions) <= MAX_NUMBERED else f" (the {MAX_NUMBERED} largest numbered)"
-        out.append((f"{name} maximum-intensity projection; deposits outlined and numbered{more}",
+        view_words = (f"seen from the front, {RADIOLOGICAL} (R, L)" if axis == 1
+                      else "seen from the patient's right side, anterior (A) on the left")
+        out.append((f"{name} maximum-intensity projection, {view_words}; deposits outlined and numbered{more}",
                     to_data_uri(fig)))
     return out
 
@@ -175,7 +184,8 @@ def _scale_bar(ax, w: float, h: float) -> None:
     length = 50.0 if w > 150 else 10.0
     x0, y0 = w * 0.04, h * 0.96
     ax.plot([x0, x0 + length], [y0, y0], color="white", lw=2)
-    ax.text(x0 + length / 2, y0 - h * 0.015, f"{length:g} mm", color="white", fontsize=7, ha="center", va="bottom")
+    ax.text(x0 + length / 2, y0 - h * 0.015, f"{length:g} mm", color="white", fontsize=7, ha="center", va="bottom",
+            path_effects=NUMBER_RIM)
 
 
 def thumbnails(view: CanonicalView, lesions) -> tuple[str, str]:
@@ -211,7 +221,8 @@ def thumbnails(view: CanonicalView, lesions) -> tuple[str, str]:
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93 if nrow == 1 else 0.96,
                         wspace=0.05, hspace=0.22)
     more = f"; the {MAX_THUMBNAILS} largest of {len(lesions)} shown" if len(lesions) > MAX_THUMBNAILS else ""
-    return (f"Axial view through each deposit's largest cross-section, outlined (bar 10 mm){more}",
+    return (f"Axial view through each deposit's largest cross-section, outlined (bar 10 mm; {RADIOLOGICAL}, "
+            f"anterior up; R, L or mid: the deposit's side){more}",
             to_data_uri(fig))
 
 
@@ -348,7 +359,8 @@ def body_map(analysis, view: CanonicalView, centres) -> tuple[str, str]:
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), fontsize=7, frameon=False)
     fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.12 if handles else 0.02, wspace=0.05)
     caption = ("Body map: deposits placed by body region, side and front/back, marker area proportional "
-               "to volume, colour by compartment")
+               f"to volume, colour by compartment; front view with the {RADIOLOGICAL}, back view as seen "
+               "from behind (R, L mark the patient's sides)")
     return caption, to_data_uri(fig)
 
 

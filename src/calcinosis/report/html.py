@@ -43,6 +43,7 @@ margin:1.3em 0 .5em;padding-bottom:.15em}
 .cards{display:flex;flex-wrap:wrap;gap:.6em;margin:.4em 0 .8em}
 .card{border:1px solid var(--line);border-radius:6px;padding:.45em .8em;min-width:8.5em;background:#fafbfc}
 .card .v{font-size:1.35em;font-weight:650}.card .k{font-size:.8em;color:var(--muted)}
+.card .s{font-size:.75em;color:var(--muted)}.notice{margin:.3em 0;font-size:.92em}
 .pattern{font-size:1.04em;background:#f3f6fa;padding:.6em .8em;border-left:4px solid var(--accent);margin:.6em 0}
 .groups{display:flex;flex-wrap:wrap;gap:1.2em;align-items:flex-start}
 table{border-collapse:collapse;font-size:.84em;margin:.3em 0}
@@ -102,7 +103,10 @@ def _burden_table(title: str, groups: dict[str, dict]) -> str:
 
 
 def lesion_table_html(lesions: Sequence[Lesion]) -> str:
-    """The sortable lesion table (``id="lesions"``), one row per deposit, CSV values and decimals."""
+    """The sortable lesion table (``id="lesions"``), one row per deposit, CSV values and decimals;
+    a sentence instead of an empty table when nothing was found."""
+    if not lesions:
+        return "<p>No calcified finding in this scan (lesions.csv has no rows).</p>"
     head = "".join(f"<th{_cls(c)} title=\"{escape(c)}\">{escape(HEADERS.get(c, c))}</th>" for c in CSV_COLUMNS)
     body = []
     for lesion in lesions:
@@ -150,20 +154,61 @@ def _sd(sd: float | None, nd: int) -> str:
 
 def _cards(summary: dict[str, Any]) -> str:
     """The headline figures: the calcinosis burden (cutaneous, subcutaneous, intramuscular,
-    juxta-osseous), how many of its findings are of high confidence, and how many vascular or
-    visceral calcifications are reported beside it (not calcinosis)."""
+    juxta-osseous), how many of its findings are of high confidence and their burden, and how
+    many vascular or visceral calcifications are reported beside it (not calcinosis)."""
     t = summary.get("calcinosis_totals") or summary["totals"]
     high = summary.get("calcinosis_totals_high_confidence")
     others = summary["totals"]["count"] - t["count"]
-    cards = [(str(t["count"]), "calcinosis deposits"),
-             (f"{t['volume_mm3']:.1f}{_sd(t.get('volume_sd_mm3'), 1)} mm³", "calcinosis volume"),
-             (f"{t['mass_mg']:.2f}{_sd(t.get('mass_sd_mg'), 2)} mg", "HA-equivalent mass"),
-             (f"{t['agatston']:.1f}", "Agatston score")]
+    cards = [(str(t["count"]), "calcinosis deposits", ""),
+             (f"{t['volume_mm3']:.1f}{_sd(t.get('volume_sd_mm3'), 1)} mm³", "calcinosis volume", ""),
+             (f"{t['mass_mg']:.2f}{_sd(t.get('mass_sd_mg'), 2)} mg", "HA-equivalent mass", ""),
+             (f"{t['agatston']:.1f}", "Agatston score", "coronary score, used by analogy")]
     if high is not None:
-        cards.append((str(high["count"]), "of high confidence"))
-    cards.append((str(others), "vascular / visceral (not calcinosis)"))
-    return "".join(f"<div class=card><div class=v>{escape(v)}</div><div class=k>{escape(k)}</div></div>"
-                   for v, k in cards)
+        # why: the conservative burden (findings flagged for a check left out) is a number a
+        # trial or a follow-up may quote; it was only in summary.json
+        cards.append((str(high["count"]), "of high confidence",
+                      f"{high['volume_mm3']:.1f}{_sd(high.get('volume_sd_mm3'), 1)} mm³ · "
+                      f"{high['mass_mg']:.2f}{_sd(high.get('mass_sd_mg'), 2)} mg"))
+    cards.append((str(others), "vascular / visceral (not calcinosis)", ""))
+    return "".join(f"<div class=card><div class=v>{escape(v)}</div><div class=k>{escape(k)}</div>"
+                   + (f"<div class=s>{escape(s)}</div>" if s else "") + "</div>"
+                   for v, k, s in cards)
+
+
+def _groups_note(summary: dict[str, Any]) -> str:
+    """Says that the tables by compartment, region and side count every finding, when some are
+    not calcinosis (the cards above count the calcinosis alone)."""
+    total = summary["totals"]["count"]
+    calcinosis = (summary.get("calcinosis_totals") or summary["totals"])["count"]
+    if total == calcinosis:
+        return ""
+    others = f"{total - calcinosis} vascular or visceral calcification{'s' if total - calcinosis > 1 else ''}"
+    if not calcinosis:
+        return f"<p class=muted>The tables below count the {others}: not calcinosis.</p>"
+    return (f"<p class=muted>The tables below count all {total} findings: the {calcinosis} of calcinosis and "
+            f"the {others} (not calcinosis) alike.</p>")
+
+
+def _warnings_notice(warnings: Sequence[str]) -> str:
+    """One line under the header: the warnings are listed at the end of the page, after the table."""
+    if not warnings:
+        return ""
+    n = len(warnings)
+    return (f'<p class="warn notice">{n} warning{"s" if n > 1 else ""} about what this analysis could not do '
+            f'or may have got wrong for this scan: <a href="#warnings">see Warnings</a>.</p>')
+
+
+def _excluded_html(excluded: dict[str, Any]) -> str:
+    """Each kind of excluded object with its count and what it means, then the policy on skeletal,
+    vascular and visceral calcification."""
+    counts = excluded.get("counts", {})
+    reasons = excluded.get("reasons", {})
+    items = "".join(f"<li>{escape(k.replace('_', ' '))}: {v}"
+                    + (f" <span class=muted>({escape(reasons[k])})</span>" if reasons.get(k) else "") + "</li>"
+                    for k, v in counts.items())
+    listed = f"<ul class=excluded>{items}</ul>" if items else "<p>none</p>"
+    policy = excluded.get("skeletal_and_visceral_policy")
+    return listed + (f"<p class=muted>Not calcinosis: {escape(policy)}.</p>" if policy else "")
 
 
 def _figures_html(figures: Sequence[tuple[str, str]]) -> str:
@@ -192,8 +237,6 @@ def render_report(summary: dict[str, Any], lesions: Sequence[Lesion], *,
         if not str(uri).startswith("data:"):
             raise ValueError("figures must be data: URIs so that the report is self-contained")
     warnings = "".join(f"<li class=warn>{escape(w)}</li>" for w in summary["warnings"]) or "<li>none</li>"
-    excl = summary["excluded"]["counts"]
-    excluded = ", ".join(f"{escape(k.replace('_', ' '))}: {v}" for k, v in excl.items()) or "none"
     settings = summary["settings"]
     image = summary["image"]
     noise = "" if image.get("noise_hu") is None else f" · image noise {image['noise_hu']:g} HU"
@@ -211,21 +254,28 @@ def render_report(summary: dict[str, Any], lesions: Sequence[Lesion], *,
 <div class=facts>{_facts(summary)}</div>
 <p class=muted>calcinosis {escape(summary['software']['version'])} · schema {escape(summary['schema_version'])}
 · threshold {settings.get('threshold_hu', float('nan')):g} HU{noise}</p>
+{_warnings_notice(summary['warnings'])}
 <h2>Burden</h2>
 <div class=cards>{_cards(summary)}</div>
 <p class=pattern>{escape(summary['pattern'])}</p>
+{_groups_note(summary)}
 <div class=groups>{groups}</div>
+<p class=muted>Volume: voxels at or above the threshold (the blurred rim counts, so a small deposit reads
+larger than it is). Mass: hydroxyapatite-equivalent milligrams, corrected for the background and the blur.
+Agatston: the coronary calcium score's rule (area &times; density weight per slice), used here by analogy;
+no coronary reference values apply. &plusmn;: one SD that image noise alone gives, not the accuracy.</p>
 {_figures_html(figures)}
-<h2>Deposits</h2>
+<h2>Findings</h2>
 {lesion_table_html(lesions)}
 <p class=muted>Positions in patient LPS millimetres (x to the patient's left, y posterior, z superior);
-mass is hydroxyapatite-equivalent; shaded rows are low-confidence (see flags: <i>small</i> under
+mass is hydroxyapatite-equivalent; compartment <i>vascular</i> or <i>visceral</i>: calcification of a vessel
+wall or an organ, listed but not calcinosis; shaded rows are low-confidence (see flags: <i>small</i> under
 {SMALL_MAX_MM3:g} mm&sup3; or a single voxel, <i>low_contrast</i> peak less than {LOW_CONTRAST_NOISE_SDS:g} noise SDs above its surroundings, <i>touches_bone</i>,
 <i>split_from_bone</i> parted from a bone at the threshold: check it, a bone's process or edge can look alike).
 <span class=noprint>Click a column header to sort.</span></p>
 {''.join(extra_sections)}
-<h2>Excluded objects</h2><p>{excluded}</p>
-<h2>Warnings</h2><ul class=warnings>{warnings}</ul>
+<h2>Excluded objects</h2>{_excluded_html(summary['excluded'])}
+<h2 id=warnings>Warnings</h2><ul class=warnings>{warnings}</ul>
 <p class=muted>Decision support for a clinician: the numbers are measurements, not a diagnosis.</p>
 <script>{_SORT_JS}</script>
 </body></html>
