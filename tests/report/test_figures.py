@@ -93,3 +93,12 @@ def test_orientation_letters_are_legible_on_bone(analysis):
     corner = rgb[: max(12, h // 8), : max(12, w // 12)].sum(axis=-1)
     assert (corner < 300).mean() > 0.1  # the dark box behind "R"
     assert (corner > 700).any()  # and the white letter on it
+
+
+def test_thumbnails_say_which_panels_are_not_calcinosis(analysis):
+    view = F.canonical_view(analysis.volume, analysis.labels)
+    caption, _ = F.thumbnails(view, analysis.lesions)
+    assert "not calcinosis" not in caption  # the thigh phantom's deposits are all calcinosis
+    changed = (dataclasses.replace(analysis.lesions[0], compartment="vascular"),) + tuple(analysis.lesions[1:])
+    caption, _ = F.thumbnails(view, changed)
+    assert "vascular findings among them are not calcinosis" in caption

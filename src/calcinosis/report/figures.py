@@ -30,6 +30,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Polygon, Rectangle
 from scipy import ndimage as ndi
 
+from calcinosis.measure.lesion import CALCINOSIS_COMPARTMENTS
+
 MAX_THUMBNAILS = 24
 MAX_NUMBERED = 40
 MIP_MAX_PIXELS = 700
@@ -221,6 +223,9 @@ def thumbnails(view: CanonicalView, lesions) -> tuple[str, str]:
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93 if nrow == 1 else 0.96,
                         wspace=0.05, hspace=0.22)
     more = f"; the {MAX_THUMBNAILS} largest of {len(lesions)} shown" if len(lesions) > MAX_THUMBNAILS else ""
+    others = sorted({les.compartment for les in chosen} - set(CALCINOSIS_COMPARTMENTS))
+    if others:  # why: on a chest CT these panels can all be aortic or cardiac calcification
+        more += f"; {' and '.join(others)} findings among them are not calcinosis (compartment in the table)"
     return (f"Axial view through each deposit's largest cross-section, outlined (bar 10 mm; {RADIOLOGICAL}, "
             f"anterior up; R, L or mid: the deposit's side){more}",
             to_data_uri(fig))
