@@ -78,7 +78,7 @@ def test_captions_state_the_display_convention(analysis):
     for caption, _ in figs:
         if not caption.startswith("Lateral"):
             assert "patient's right on the viewer's left" in caption, caption
-    assert "anterior (A) on the left" in figs[2][0]
+    assert "from the patient's left, anterior (A) on the left" in figs[2][0]  # sagittal display
 
 
 def test_orientation_letters_are_legible_on_bone(analysis):
@@ -102,3 +102,20 @@ def test_thumbnails_say_which_panels_are_not_calcinosis(analysis):
     changed = (dataclasses.replace(analysis.lesions[0], compartment="vascular"),) + tuple(analysis.lesions[1:])
     caption, _ = F.thumbnails(view, changed)
     assert "vascular findings among them are not calcinosis" in caption
+
+
+def test_body_map_numbers_the_largest_and_names_non_calcinosis(analysis, monkeypatch):
+    view = F.canonical_view(analysis.volume, analysis.labels)
+    centres = F._lesion_centres(analysis, view)
+    caption, _ = F.body_map(analysis, view, centres)
+    assert "largest numbered" not in caption
+    monkeypatch.setattr(F, "MAX_NUMBERED", 3)
+    drawn = []
+    monkeypatch.setattr(F, "_marker", lambda ax, x, y, les, size, numbered=True: drawn.append((les, numbered)))
+    changed = (dataclasses.replace(analysis.lesions[0], compartment="vascular"),) + tuple(analysis.lesions[1:])
+    caption, _ = F.body_map(dataclasses.replace(analysis, lesions=changed), view, centres)
+    assert "the 3 largest numbered" in caption
+    largest = sorted(changed, key=lambda x: -x.volume_mm3)[:3]
+    assert {les.lesion_id for les, numbered in drawn if numbered} == {les.lesion_id for les in largest}
+    assert [F.legend_label(c) for c in ("juxta_osseous", "vascular", "visceral")] == [
+        "juxta-osseous", "vascular (not calcinosis)", "visceral (not calcinosis)"]

@@ -146,7 +146,7 @@ def _projection(view: CanonicalView, axis: int):
 
 def mips(view: CanonicalView, lesions, centres) -> list[tuple[str, str]]:
     """Frontal and lateral maximum-intensity projections with deposits outlined and numbered."""
-    numbered = {les.lesion_id for les in sorted(lesions, key=lambda x: -x.volume_mm3)[:MAX_NUMBERED]}
+    numbered = _numbered(lesions)
     out = []
     for axis, name, col_axis, labels_lr in ((1, "Frontal", 2, ("R", "L")), (2, "Lateral", 1, ("A", "P"))):
         mip, mask, (r0, c0), f, (sr, sc) = _projection(view, axis)
@@ -176,10 +176,15 @@ def mips(view: CanonicalView, lesions, centres) -> list[tuple[str, str]]:
         ax.set_axis_off()
         more = "" if len(lesions) <= MAX_NUMBERED else f" (the {MAX_NUMBERED} largest numbered)"
         view_words = (f"seen from the front, {RADIOLOGICAL} (R, L)" if axis == 1
-                      else "seen from the patient's right side, anterior (A) on the left")
+                      else "seen as a sagittal image from the patient's left, anterior (A) on the left")
         out.append((f"{name} maximum-intensity projection, {view_words}; deposits outlined and numbered{more}",
                     to_data_uri(fig)))
     return out
+
+
+def _numbered(lesions) -> set[int]:
+    """The deposits whose number is written on the MIPs and the body map: the largest ones."""
+    return {les.lesion_id for les in sorted(lesions, key=lambda x: -x.volume_mm3)[:MAX_NUMBERED]}
 
 
 def _scale_bar(ax, w: float, h: float) -> None:
@@ -354,19 +359,27 @@ def body_map(analysis, view: CanonicalView, centres) -> tuple[str, str]:
         ax.set_ylim(-0.05 * h * stretch, 1.12 * h * stretch)  # room for labels above the top
         ax.set_aspect("equal")
         ax.set_axis_off()
+    numbered = _numbered(lesions)
     for les in lesions:
         panel, x, y = positions[les.lesion_id]
-        _marker(axes[panel], x, y * (stretch if panel == 2 else 1.0), les, size)
+        _marker(axes[panel], x, y * (stretch if panel == 2 else 1.0), les, size, les.lesion_id in numbered)
     present = sorted({les.compartment for les in lesions})
     handles = [Line2D([], [], marker="o", ls="", color=COMPARTMENT_COLOURS.get(c, "#777"),
-                      label=c.replace("_", "-")) for c in present]
+                      label=legend_label(c)) for c in present]
     if handles:
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), fontsize=7, frameon=False)
     fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.12 if handles else 0.02, wspace=0.05)
     caption = ("Body map: deposits placed by body region, side and front/back, marker area proportional "
                f"to volume, colour by compartment; front view with the {RADIOLOGICAL}, back view as seen "
                "from behind (R, L mark the patient's sides)")
+    if len(lesions) > MAX_NUMBERED:
+        caption += f"; the {MAX_NUMBERED} largest numbered"
     return caption, to_data_uri(fig)
+
+
+def legend_label(compartment: str) -> str:
+    """The body map's legend entry of a compartment; vascular and visceral say they are not calcinosis."""
+    return compartment.replace("_", "-") + ("" if compartment in CALCINOSIS_COMPARTMENTS else " (not calcinosis)")
 
 
 def _offset(lesion, box_w: float) -> float:
@@ -374,11 +387,12 @@ def _offset(lesion, box_w: float) -> float:
     return ((lesion.lesion_id * 0.618) % 1.0 - 0.5) * 0.8 * box_w
 
 
-def _marker(ax, x: float, y: float, lesion, size) -> None:
+def _marker(ax, x: float, y: float, lesion, size, numbered: bool = True) -> None:
     colour = COMPARTMENT_COLOURS.get(lesion.compartment, "#777777")
     ax.scatter([x], [y], s=size(lesion.volume_mm3), c=colour, alpha=0.75, edgecolors="black", linewidths=0.4,
                zorder=3)
-    ax.annotate(str(lesion.lesion_id), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, zorder=4)
+    if numbered:  # why: a hundred aortic and cardiac specks on a chest CT made one unreadable smudge of numbers
+        ax.annotate(str(lesion.lesion_id), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, zorder=4)
 
 
 __all__ = ["CanonicalView", "body_map", "body_map_positions", "canonical_view", "mips", "report_figures", "thumbnails"]
