@@ -503,8 +503,7 @@ def _iim_items(value: Any, patient: Patient, knowledge: Knowledge) -> IimCriteri
             f"({patient.age_years:g}); check both"
         )
     biopsy = _bool("iim_criteria.muscle_biopsy_done", value.get("muscle_biopsy_done"))
-    biopsy_items = {i.id for i in spec.items if i.tenths_without_biopsy is None}
-    stated = [k for k, v in items if k in biopsy_items and v is not None]
+    stated = [k for k, v in items if k in spec.biopsy_items and v is not None]
     if biopsy is False and stated:
         raise InputError(
             f"iim_criteria.{stated[0]}: a muscle biopsy finding is given but "

@@ -94,10 +94,7 @@ def ssc_criteria(case: Case, knowledge: Knowledge) -> SscCriteriaResult | None:
                 items.append(
                     SscItem(item, domain.id, points, present, source, points if counts else 0)
                 )
-    excluded_by = tuple(item for item, _ in knowledge.ssc_exclusions if given.get(item) is True)
-    exclusions_unknown = tuple(
-        item for item, _ in knowledge.ssc_exclusions if given.get(item) is None
-    )
+    excluded_by, exclusions_unknown = _exclusions(knowledge.ssc_exclusions, given)
     applicable = not excluded_by
     classified = applicable and score >= knowledge.ssc_threshold
     unknown = tuple(i.item for i in items if i.present is None)
@@ -302,62 +299,50 @@ def iim_criteria(case: Case, knowledge: Knowledge) -> IimCriteriaResult | None:
     given_input = case.iim_criteria
     given = dict(given_input.items) if given_input is not None else {}
     onset = given_input.age_at_onset_years if given_input is not None else None
-    biopsy_items = {i.id for i in spec.items if i.tenths_without_biopsy is None}
     biopsy = (
         given_input.muscle_biopsy_done
         if given_input is not None and given_input.muscle_biopsy_done is not None
-        else any(given.get(item) is not None for item in biopsy_items)
+        else any(given.get(item) is not None for item in spec.biopsy_items)
     )
     answers = [(i, given.get(i.id), f"iim_criteria.{i.id}") for i in spec.items]
     age_answers = [(i, *_age_answer(i, onset, case.patient.age_years)) for i in spec.age_items]
 
-    def model_score(model: str) -> tuple[IimModelScore, int, int]:
-        def tenths(item):
-            return item.tenths_with_biopsy if model == "with_biopsy" else item.tenths_without_biopsy
-
-        scored = [(i, p, s) for i, p, s in answers if tenths(i) is not None]
-        score = sum(tenths(i) for i, present, _ in scored + age_answers if present)
-        reachable = score + sum(tenths(i) for i, present, _ in scored if present is None)
+    def model_score(model: str) -> IimModelScore:
+        scored = [(i, p, s) for i, p, s in answers if _tenths_in(i, model) is not None]
+        score = sum(_tenths_in(i, model) for i, present, _ in scored + age_answers if present)
+        reachable = score + sum(_tenths_in(i, model) for i, present, _ in scored if present is None)
         if not any(present for _, present, _ in age_answers):
             reachable += max(
-                (tenths(i) for i, present, _ in age_answers if present is None), default=0
+                (_tenths_in(i, model) for i, present, _ in age_answers if present is None), default=0
             )
         cutoffs = spec.cutoffs[model]
         category = _iim_category(score, cutoffs)
-        return (
-            IimModelScore(
-                model,
-                score / 10,
-                reachable / 10,
-                category,
-                spec.bands[category],
-                _iim_category(reachable, cutoffs),
-            ),
-            score,
-            reachable,
+        return IimModelScore(
+            model,
+            score / 10,
+            reachable / 10,
+            category,
+            spec.bands[category],
+            _iim_category(reachable, cutoffs),
         )
 
-    without, _, _ = model_score("without_biopsy")
+    without = model_score("without_biopsy")
     scores = (without,)
     model = "without_biopsy"
     chosen = without
     if biopsy:
         model = "with_biopsy"
-        chosen = model_score(model)[0]
+        chosen = model_score(model)
         scores = (without, chosen)
 
-    def points(item) -> int:
-        return item.tenths_with_biopsy if model == "with_biopsy" else item.tenths_without_biopsy
-
     items = [
-        IimItem(i.id, i.group, points(i) / 10, present, source, points(i) / 10 if present else 0.0)
+        IimItem(i.id, i.group, t / 10, present, source, t / 10 if present else 0.0)
         for i, present, source in age_answers + answers
-        if points(i) is not None
+        if (t := _tenths_in(i, model)) is not None
     ]
     skin = [given.get(item) for item in spec.skin_items]
     skin_present = True if any(skin) else (False if all(s is False for s in skin) else None)
-    excluded_by = tuple(item for item, _ in spec.exclusions if given.get(item) is True)
-    exclusions_unknown = tuple(item for item, _ in spec.exclusions if given.get(item) is None)
+    excluded_by, exclusions_unknown = _exclusions(spec.exclusions, given)
     applicable = not excluded_by
     reaches = chosen.category in IIM_CLASSIFYING
     allowed = bool(skin_present) or biopsy
@@ -395,6 +380,22 @@ def iim_criteria(case: Case, knowledge: Knowledge) -> IimCriteriaResult | None:
         excluded_by=excluded_by,
         exclusions_unknown=exclusions_unknown,
     )
+
+
+def _exclusions(
+    exclusions: tuple[tuple[str, str], ...], given: dict[str, bool | None]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Of a criteria set's exclusions (``(item, label)``), those stated present (the criteria do
+    not apply) and those not stated (the criteria apply only if they are absent)."""
+    present = tuple(item for item, _ in exclusions if given.get(item) is True)
+    unknown = tuple(item for item, _ in exclusions if given.get(item) is None)
+    return present, unknown
+
+
+def _tenths_in(item, model: str) -> int | None:
+    """An item's points (tenths) in the ``with_biopsy`` or ``without_biopsy`` model; None
+    where it does not score in that model."""
+    return item.tenths_with_biopsy if model == "with_biopsy" else item.tenths_without_biopsy
 
 
 def _iim_category(tenths: int, cutoffs: dict[str, int]) -> str:

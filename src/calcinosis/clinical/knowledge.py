@@ -82,6 +82,11 @@ class IimCriteriaSpec:
     def item_names(self) -> tuple[str, ...]:
         return tuple(i.id for i in self.items) + tuple(item for item, _ in self.exclusions)
 
+    @property
+    def biopsy_items(self) -> frozenset[str]:
+        """The items that score only with a muscle biopsy (biopsy features)."""
+        return frozenset(i.id for i in self.items if i.tenths_without_biopsy is None)
+
 
 @dataclass(frozen=True)
 class Caution:
@@ -230,7 +235,7 @@ def load_knowledge() -> Knowledge:
         suggested_tests=tests,
         ssc_domains=domains,
         ssc_threshold=int(raw_ssc["threshold"]),
-        ssc_exclusions=tuple((k, str(v)) for k, v in (raw_ssc.get("exclusions") or {}).items()),
+        ssc_exclusions=_exclusions(raw_ssc),
         ssc_citation=check_refs(raw_ssc["citation"], "ssc_criteria_2013.yaml")[0],
         iim=iim,
         treatments=tuple(treatments),
@@ -238,6 +243,11 @@ def load_knowledge() -> Knowledge:
         evidence_scale_citation=check_refs(raw_treatments["evidence_scale"], "treatments.yaml")[0],
         references=references,
     )
+
+
+def _exclusions(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A criteria file's ``exclusions`` mapping as ``(item, label)`` pairs (none when absent)."""
+    return tuple((k, str(v)) for k, v in (raw.get("exclusions") or {}).items())
 
 
 def _tenths(value: Any, where: str) -> int:
@@ -280,7 +290,7 @@ def _iim_spec(raw: dict[str, Any], citation: str) -> IimCriteriaSpec:
         cutoffs=cutoffs,
         bands={k: str(v) for k, v in raw["bands"].items()},
         skin_items=skin,
-        exclusions=tuple((k, str(v)) for k, v in (raw.get("exclusions") or {}).items()),
+        exclusions=_exclusions(raw),
         plausible_when_named=tuple(raw["plausible_when_named"]),
         citation=citation,
     )

@@ -157,11 +157,7 @@ def render_workup_section_html(workup: Workup) -> str:
         parts.append(_table(["item", "points", "present", "counted", "source"], rows))
         verdict = "classified as systemic sclerosis" if ssc["classified"] else "not classified"
         if not ssc.get("applicable", True):
-            verdict = (
-                "the criteria do not apply ("
-                + ", ".join(e.replace("_", " ") for e in ssc["excluded_by"])
-                + "), so the patient is not classified whatever the score"
-            )
+            verdict = _not_applicable(ssc["excluded_by"])
         parts.append(
             f"<p><strong>Total {ssc['score']} (threshold {ssc['threshold']}): {verdict}.</strong> "
             f"Unknown items: {_e(', '.join(ssc['unknown_items']) or 'none')}; highest reachable total "
@@ -195,11 +191,7 @@ def render_workup_section_html(workup: Workup) -> str:
             else "not classified"
         )
         if not iim["applicable"]:
-            verdict = (
-                "the criteria do not apply ("
-                + ", ".join(e.replace("_", " ") for e in iim["excluded_by"])
-                + "), so the patient is not classified whatever the score"
-            )
+            verdict = _not_applicable(iim["excluded_by"])
         bound = (
             f"a lower bound: unknown items ({_e(', '.join(iim['unknown_items']))}) count 0; "
             f"highest reachable total {_num(iim['max_possible_score'])}; the unknown items "
@@ -315,6 +307,15 @@ def _case_table(workup: Workup) -> str:
 
 def _e(text: object) -> str:
     return escape(str(text), quote=True)
+
+
+def _not_applicable(excluded_by: list[str]) -> str:
+    """The verdict of a criteria set that an exclusion stops (SSc 2013, IIM 2017)."""
+    return (
+        "the criteria do not apply ("
+        + ", ".join(e.replace("_", " ") for e in excluded_by)
+        + "), so the patient is not classified whatever the score"
+    )
 
 
 def _num(value: float) -> str:

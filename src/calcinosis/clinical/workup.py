@@ -198,9 +198,7 @@ def _ssc_dict(result: SscCriteriaResult) -> dict[str, Any]:
         "max_possible_score": result.max_possible_score,
         "unknown_could_change_classification": result.unknown_could_change,
         "unknown_items": list(result.unknown_items),
-        "applicable": not result.excluded_by,
-        "excluded_by": list(result.excluded_by),
-        "exclusions_unknown": list(result.exclusions_unknown),
+        **_exclusions_dict(result),
         "items": [
             {
                 "item": i.item,
@@ -214,6 +212,15 @@ def _ssc_dict(result: SscCriteriaResult) -> dict[str, Any]:
         ],
         "note": result.note,
         "citation": result.citation,
+    }
+
+
+def _exclusions_dict(result: SscCriteriaResult | IimCriteriaResult) -> dict[str, Any]:
+    """Whether a criteria set applies, the exclusions that stop it, and those not stated."""
+    return {
+        "applicable": not result.excluded_by,
+        "excluded_by": list(result.excluded_by),
+        "exclusions_unknown": list(result.exclusions_unknown),
     }
 
 
@@ -246,9 +253,7 @@ def _iim_dict(result: IimCriteriaResult) -> dict[str, Any]:
         "muscle_biopsy_done": result.muscle_biopsy_done,
         "skin_sign_present": result.skin_sign_present,
         "age_at_onset_years": result.age_at_onset_years,
-        "applicable": not result.excluded_by,
-        "excluded_by": list(result.excluded_by),
-        "exclusions_unknown": list(result.exclusions_unknown),
+        **_exclusions_dict(result),
         "items": [
             {
                 "item": i.item,
