@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = "1.0"
 POOR_BONE_DICE = 0.7
 DEFAULT_THRESHOLD_HU = 130.0  # the analysis's default, for an analysis folder without its settings
+# How the detail of a deposit found in one scan, and dense but unreported in the other, begins.
+UNREPORTED_DETAIL = "not reported by the"
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,7 +104,7 @@ def compare_visits(baseline: Visit, followup: Visit, config: CompareConfig = Com
         if change.baseline_ids and change.followup_ids:
             b_cov[[b_index[i] for i in change.baseline_ids]] = True
             f_cov[[f_index[j] for j in change.followup_ids]] = True
-    changes = _dense_yet_unreported(baseline, followup, reg, changes, b_cov, f_cov)
+    changes = _dense_yet_unreported(baseline, followup, reg, changes, b_cov, f_cov, b_index, f_index)
     b_in = [les for les, c in zip(baseline.lesions, b_cov) if c]
     f_in = [les for les, c in zip(followup.lesions, f_cov) if c]
     mb = sum(les.mass_mg for les in b_in)
@@ -115,10 +117,11 @@ def compare_visits(baseline: Visit, followup: Visit, config: CompareConfig = Com
 
 
 def _dense_yet_unreported(baseline: Visit, followup: Visit, reg: Registration, changes, b_cov: np.ndarray,
-                          f_cov: np.ndarray) -> tuple[Change, ...]:
+                          f_cov: np.ndarray, b_index: dict[int, int], f_index: dict[int, int]) -> tuple[Change, ...]:
     """Resolved and new deposits whose place in the other scan is as dense as a deposit,
     made ``not_covered`` (and left out of the common field of view, ``b_cov`` / ``f_cov``
-    updated in place).
+    updated in place; ``b_index`` / ``f_index``: each lesion id's place in them). Their detail
+    starts with ``UNREPORTED_DETAIL``.
 
     "Resolved" says the calcium is gone; when the voxels the deposit held, mapped into the
     follow-up, are on average at or above the follow-up analysis's threshold, something
@@ -126,8 +129,6 @@ def _dense_yet_unreported(baseline: Visit, followup: Visit, reg: Registration, c
     slices a deposit beside bone is counted with the bone). The same for a new deposit and
     the baseline. Neither can be measured in that scan, so neither is a change.
     """
-    b_index = {les.lesion_id: i for i, les in enumerate(baseline.lesions)}
-    f_index = {les.lesion_id: j for j, les in enumerate(followup.lesions)}
     boxes: dict[str, list] = {}
     out = []
     for change in changes:
@@ -155,7 +156,7 @@ def _dense_yet_unreported(baseline: Visit, followup: Visit, reg: Registration, c
         what = "follow-up" if later else "baseline"
         out.append(replace(
             change, status=Status.NOT_COVERED, mass_change_pct=float("nan"), mass_change_sd_mg=float("nan"),
-            detail=f"not reported by the {what} analysis, yet its place there is dense (mean {hu:.0f} HU, "
+            detail=f"{UNREPORTED_DETAIL} {what} analysis, yet its place there is dense (mean {hu:.0f} HU, "
                    f"threshold {threshold:g}): not measured in the {what}"))
     return tuple(out)
 
@@ -201,7 +202,7 @@ def _warnings(baseline: Visit, followup: Visit, reg: Registration, changes) -> l
         baseline.volume.shape == followup.volume.shape and np.array_equal(baseline.volume.array, followup.volume.array))
     if same:
         out.append("the baseline and the follow-up are the same scan: every deposit is stable by construction")
-    n_dense = sum(1 for c in changes if c.status == Status.NOT_COVERED and c.detail.startswith("not reported"))
+    n_dense = sum(1 for c in changes if c.status == Status.NOT_COVERED and c.detail.startswith(UNREPORTED_DETAIL))
     if n_dense:
         many = n_dense != 1
         out.append(f"{n_dense} deposit{'s' if many else ''} found in one scan {'were' if many else 'was'} not "
