@@ -20,9 +20,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "ultrasound"))
+from us_truth import match_focus  # noqa: E402
 
 from calcinosis.phantom.radiograph import make_radiograph_phantom
 from calcinosis.phantom.ultrasound import make_us_phantom
@@ -143,14 +148,6 @@ def sweep_compare(seeds):
 
 
 # --------------------------------------------------------------------------- ultrasound
-def us_match(focus, deposits, pixel_mm):
-    """The ground-truth deposit whose box (grown by 1 mm) holds the focus centre."""
-    grow = 1.0 / pixel_mm
-    for d in deposits:
-        if abs(focus.col - d.x_px) <= d.width_mm / pixel_mm / 2 + grow and \
-                abs(focus.row - d.y_px) <= d.thickness_mm / pixel_mm / 2 + grow:
-            return d
-    return None
 
 
 def us_run(seed, pixel_mm, widths, strengths, n, depth_mm, depths=None, gain=0):
@@ -160,7 +157,7 @@ def us_run(seed, pixel_mm, widths, strengths, n, depth_mm, depths=None, gain=0):
     foci, skin = detect_foci(image, np.ones(ph.image.shape, bool), pixel_mm, pixel_mm, UltrasoundConfig())
     matched, false = {}, []
     for f in foci:
-        d = us_match(f, ph.deposits, pixel_mm)
+        d = match_focus(f, ph.deposits, pixel_mm)
         if d is None or d.deposit_id in matched:
             false.append(f)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from us_truth import match_focus
 
 from calcinosis.phantom.ultrasound import make_us_phantom
 from calcinosis.ultrasound.config import UltrasoundConfig
@@ -20,13 +21,7 @@ def _detect(image: np.ndarray, pixel_mm: float = PIXEL_MM):
 
 def _match(focus, deposits, pixel_mm=PIXEL_MM):
     """The ground-truth deposit whose box (grown by 1 mm) holds the focus centre."""
-    grow = 1.0 / pixel_mm
-    for d in deposits:
-        half_w = d.width_mm / pixel_mm / 2 + grow
-        half_t = d.thickness_mm / pixel_mm / 2 + grow
-        if abs(focus.col - d.x_px) <= half_w and abs(focus.row - d.y_px) <= half_t:
-            return d
-    return None
+    return match_focus(focus, deposits, pixel_mm)
 
 
 @pytest.fixture(scope="module")
