@@ -5,7 +5,9 @@ segment per deposit) and ``lesions_sr.dcm`` (DICOM SR, TID 1500 measurement
 report); with ``report="pdf"`` also ``report.pdf`` (headless Chromium).
 
 Every file is written under a temporary name and renamed; ``summary.json`` is
-written last, so a folder with a summary holds a complete result.
+written last, so a folder with a summary holds a complete result. An earlier run's files
+in the folder are removed before the first new one is written, its summary first: a run
+that fails midway leaves no summary, never the new files beside the old summary.
 """
 
 from __future__ import annotations
@@ -93,7 +95,11 @@ def remove_stale(out: Path, written: dict[str, Path], names: tuple[str, ...]) ->
     for name in names:
         old = out / name
         if name not in keep and old.is_file():
-            old.unlink()
+            try:
+                old.unlink()
+            except OSError as exc:  # the folder's to fix (its permissions), not a bug
+                raise InputError(f"cannot remove {old} of an earlier run: {exc.strerror or exc}; check the "
+                                 "output folder's permissions or choose another --out") from None
 
 
 def write_analysis(analysis: Analysis, out_dir: str | os.PathLike[str],
@@ -101,8 +107,12 @@ def write_analysis(analysis: Analysis, out_dir: str | os.PathLike[str],
     """Write the contract files for ``analysis`` into ``out_dir``; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rerun = earlier_output(out, "summary.json")
     summary = build_summary(analysis, keep_identifiers=options.keep_identifiers)
+    if earlier_output(out, "summary.json"):
+        # Cleared up front, not after: a run that failed while writing the report left the new
+        # lesions.csv and label map beside the earlier run's summary.json and report.html, a
+        # folder that looked whole and described another scan.
+        remove_stale(out, {}, ("summary.json", *ANALYSIS_FILES))
     report_format = options.report_format
     paths = {
         "lesions_csv": atomic.write_text(out / "lesions.csv", lesions_csv(analysis.lesions)),
@@ -119,8 +129,6 @@ def write_analysis(analysis: Analysis, out_dir: str | os.PathLike[str],
 
             paths["report_pdf"] = print_pdf(paths["report"], out / "report.pdf")
     paths["summary"] = atomic.write_json(out / "summary.json", summary)
-    if rerun:
-        remove_stale(out, paths, ANALYSIS_FILES)
     return paths
 
 

@@ -228,6 +228,24 @@ def test_a_rerun_leaves_no_file_of_the_earlier_run(analysed, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["lesions.csv", "lesions.nii.gz", "notes.txt", "summary.json"]
 
 
+def test_a_rerun_that_fails_midway_leaves_no_summary_of_the_earlier_run(analysed, tmp_path, monkeypatch, capsys):
+    # The earlier run's summary.json and report.html stayed beside the new lesions.csv and label
+    # map when writing the report failed: a folder that looked whole and mixed two runs.
+    import calcinosis.outputs as outputs
+
+    src, first = analysed
+    out = tmp_path / "o"
+    shutil.copytree(first, out)
+
+    def full_disk(*args, **kwargs):
+        raise InputError(f"cannot write {out / 'report.html'}: No space left on device")
+
+    monkeypatch.setattr(outputs, "render_report", full_disk)
+    assert main(["analyze", str(src), "--out", str(out)]) == 2
+    assert "No space left" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["lesions.csv", "lesions.nii.gz"]
+
+
 def test_files_of_the_user_beside_the_scan_are_kept(analysed, tmp_path):
     # With --out beside the scan and no earlier run there, a report.html is the user's own.
     src, _ = analysed
