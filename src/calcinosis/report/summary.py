@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from decimal import Decimal
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from calcinosis import __version__
 from calcinosis.anatomy.region_rules import REGIONS
 from calcinosis.measure.lesion import CALCINOSIS_COMPARTMENTS, Lesion, combined_sd
 from calcinosis.report.pattern import describe_pattern
+from calcinosis.report.tables import written_value
 
 SCHEMA_VERSION = "1.0"
 # Bone structures at least this large (mm^3) are listed one by one among the excluded objects.
@@ -51,13 +53,22 @@ def burden(lesions: Iterable[Lesion]) -> dict[str, float | None]:
     lesions = list(lesions)
     return {
         "count": len(lesions),
-        # float() on the sums: an empty group's 0 is written 0.0 like every other measure
-        "volume_mm3": round(float(sum(lesion.volume_mm3 for lesion in lesions)), 2),
-        "mass_mg": round(float(sum(lesion.mass_mg for lesion in lesions)), 3),
-        "agatston": round(float(sum(lesion.agatston for lesion in lesions)), 2),
+        "volume_mm3": _sum_as_written("volume_mm3", [lesion.volume_mm3 for lesion in lesions]),
+        "mass_mg": _sum_as_written("mass_mg", [lesion.mass_mg for lesion in lesions]),
+        "agatston": _sum_as_written("agatston", [lesion.agatston for lesion in lesions]),
         "volume_sd_mm3": _quadrature([lesion.volume_sd_mm3 for lesion in lesions], 2),
         "mass_sd_mg": _quadrature([lesion.mass_sd_mg for lesion in lesions], 3),
     }
+
+
+def _sum_as_written(column: str, values: Sequence[float]) -> float | None:
+    """The sum of ``values`` as ``lesions.csv`` writes them (its decimals), added exactly: the
+    total a reader of the CSV gets (the rounded sum of the unrounded values was 1202.379 mg
+    where the rows add up to 1202.380). 0.0 for no values; None when one is not a number."""
+    texts = [written_value(column, v) for v in values]
+    if "" in texts:
+        return None
+    return float(sum((Decimal(t) for t in texts), Decimal(0)))
 
 
 def _quadrature(sds: Sequence[float], nd: int) -> float | None:

@@ -26,6 +26,11 @@ def lesions_csv(lesions: Sequence[Lesion]) -> str:
     return buf.getvalue()
 
 
+def written_value(column: str, value) -> str:
+    """``value`` as ``lesions.csv`` writes it in ``column`` (its fixed decimals; "" for NaN)."""
+    return _fmt(column, value)
+
+
 def _fmt(column: str, value) -> str:
     if column in _DECIMALS:
         v = float(value)
