@@ -310,3 +310,24 @@ def test_missing_study_uid_skips_seg_and_sr_with_a_one_line_warning(dicom_series
     warnings = [w for w in json.loads((out / "summary.json").read_text())["warnings"] if "SEG/SR" in w]
     assert len(warnings) == 1 and "\n" not in warnings[0]
     assert "StudyInstanceUID" in warnings[0] and "SeriesInstanceUID" in warnings[0]
+
+
+def test_other_series_descriptions_stay_out_of_summary_and_report(analysis):
+    # The warning naming a folder's other CT series quoted their SeriesDescription (free text,
+    # which the SEG and SR leave out as it can hold the patient's name) in summary.json and
+    # report.html, without --keep-identifiers.
+    import json
+    from dataclasses import replace
+
+    from calcinosis.pipeline import _acquisition_warnings
+    from calcinosis.report.html import render_report
+    from calcinosis.report.summary import build_summary
+
+    other = [{"series_uid": "1.2.3.4", "slices": 7, "description": "Zyxwquist recon"}]
+    volume = analysis.volume.with_array(analysis.volume.array, other_ct_series=other)
+    named = replace(analysis, volume=volume, warnings=(*analysis.warnings, *_acquisition_warnings(volume)))
+    summary = build_summary(named)
+    assert "1.2.3.4 (7 slices)" in json.dumps(summary)  # still named, for --series
+    assert "Zyxwquist" not in json.dumps(summary)
+    assert "Zyxwquist" not in render_report(summary, named.lesions)
+    assert "1.2.3.4 (7 slices, Zyxwquist recon)" in json.dumps(build_summary(named, keep_identifiers=True))

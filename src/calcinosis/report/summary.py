@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from decimal import Decimal
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -156,9 +156,28 @@ def build_summary(analysis, *, keep_identifiers: bool = False) -> dict[str, Any]
                 "choroid plexus) as 'visceral'; both count in the totals but not in calcinosis_totals"),
             "objects": objects,
         },
-        "warnings": list(analysis.warnings),
+        "warnings": shareable_warnings(analysis.warnings, meta, keep_identifiers=keep_identifiers),
         "run_time_s": round(analysis.run_time_s, 2),
     }
+
+
+def shareable_warnings(warnings: Iterable[str], metadata: dict, *, keep_identifiers: bool = False) -> list[str]:
+    """The analysis's warnings as an output file may hold them.
+
+    The warning that names a DICOM folder's other CT series quotes their SeriesDescription:
+    free text typed at the scanner, which can hold the patient's name (the DICOM SEG and SR
+    leave descriptions out for that reason; summary.json and report.html quoted them). Without
+    ``keep_identifiers`` each is left out: the series' UID and slice count still name it for
+    ``--series``.
+    """
+    out = list(warnings)
+    if keep_identifiers:
+        return out
+    for other in metadata.get("other_ct_series") or ():
+        description = str(other.get("description") or "")
+        if description:
+            out = [w.replace(f" slices, {description})", " slices)") for w in out]
+    return out
 
 
 def _r(value, nd):
