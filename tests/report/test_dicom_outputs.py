@@ -179,9 +179,19 @@ def test_no_patient_identifier_in_any_output_by_default(runs, patient):
         assert ds.PatientIdentityRemoved == "YES"
 
 
+# Attributes of the patient and study modules, which highdicom copies whole from the source into
+# the SEG (and from it into the SR): only a list of names was removed, and these stayed.
+PATIENT_STUDY_MODULE_ATTRIBUTES = {
+    "Occupation": "Vbnmtailor", "AdditionalPatientHistory": "Vbnmhistory", "AdmissionID": "VBNM4471",
+    "ResponsiblePerson": "Vbnmparent^Anna", "ClinicalTrialSubjectID": "VBNM-SUBJ-9", "MedicalAlerts": "Vbnmalert",
+    "Allergies": "Vbnmallergy", "ConsultingPhysicianName": "Vbnmdoctor^Ben", "PatientComments": "Vbnmcomment",
+}
+
+
 def test_descriptions_and_institution_stay_out_of_the_dicom_outputs(dicom_series, tmp_path):
     # A study description held the patient's surname, and the SEG copied the institution's name
-    # and address, the patient's age and the study ID.
+    # and address, the patient's age and the study ID (and the patient and study modules' other
+    # attributes: PATIENT_STUDY_MODULE_ATTRIBUTES).
     from calcinosis.cli import main
 
     def edit(ds):
@@ -191,14 +201,21 @@ def test_descriptions_and_institution_stay_out_of_the_dicom_outputs(dicom_series
         ds.StudyID = "STU889"
         ds.InstitutionName = "Qwerton Hospital"
         ds.InstitutionAddress = "1 Qwerton Road"
+        for keyword, value in PATIENT_STUDY_MODULE_ATTRIBUTES.items():
+            setattr(ds, keyword, value)
 
     folder = _copy_series(dicom_series[0], tmp_path / "ct", edit)
     out = tmp_path / "out"
     assert main(["analyze", str(folder), "--out", str(out), "--no-report"]) == 0
+    assert {"lesions_seg.dcm", "lesions_sr.dcm"} <= {p.name for p in out.iterdir()}
     for path in out.iterdir():
         data = path.read_bytes()
-        for word in (b"Zyxwquist", b"077Y", b"STU889", b"Qwerton"):
+        for word in (b"Zyxwquist", b"077Y", b"STU889", b"Qwerton", b"Vbnm", b"VBNM"):
             assert word not in data, (path.name, word)
+    for name in ("lesions_seg.dcm", "lesions_sr.dcm"):
+        ds = pydicom.dcmread(out / name, stop_before_pixels=True)
+        assert ds.PatientIdentityRemoved == "YES" and ds.DeidentificationMethod.startswith("calcinosis")
+        assert ds.StudyDate == pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True).StudyDate
 
 
 def test_keep_identifiers_copies_them_into_the_dicom_outputs(runs, dicom_series, patient):

@@ -117,10 +117,23 @@ def source_headers(volume, *, keep_identifiers: bool = False) -> list[Dataset]:
     return headers
 
 
+#: Attributes of the patient and study modules that stay: the UIDs the outputs file under, the
+#: study's date and time (a follow-up's order) and the sex (no identifier on its own).
+KEPT_PATIENT_STUDY_KEYWORDS = ("StudyInstanceUID", "StudyDate", "StudyTime", "PatientSex")
+#: What was done, said in the outputs (LO: at most 64 characters).
+DEIDENTIFICATION_METHOD = "calcinosis: patient/study data removed; UIDs, date, sex kept"
+
+
 def anonymize(ds: Dataset) -> None:
-    """Replace the identifying attributes of ``ds`` in place (UIDs are kept)."""
-    for keyword in IDENTIFYING_KEYWORDS:
-        if keyword in ds:
+    """Replace the identifying attributes of ``ds`` in place (UIDs are kept).
+
+    Every attribute that highdicom copies from a source image into the SEG (and from it into
+    the SR) is removed, save ``KEPT_PATIENT_STUDY_KEYWORDS``: it copies the whole patient and
+    study modules (occupation, allergies, admission ID, responsible person, clinical-trial
+    subject ID ... went into both files while only a list of names was removed).
+    """
+    for keyword in (*_copied_patient_and_study_keywords(ds), *IDENTIFYING_KEYWORDS):
+        if keyword in ds and keyword not in KEPT_PATIENT_STUDY_KEYWORDS:
             delattr(ds, keyword)
     ds.PatientName = ANONYMOUS + "^"  # one-component person name (no given name)
     ds.PatientID = ANONYMOUS
@@ -129,6 +142,21 @@ def anonymize(ds: Dataset) -> None:
     ds.ReferringPhysicianName = ""
     ds.StudyID = ""  # type 2: present, empty
     ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = DEIDENTIFICATION_METHOD
+
+
+def _copied_patient_and_study_keywords(ds: Dataset) -> list[str]:
+    """Keywords of the attributes of ``ds`` that highdicom copies into a SEG or SR made from it:
+    its own copier, run onto an empty probe (the same modules as the version installed)."""
+    import highdicom as hd
+
+    class _Probe(hd.SOPClass):
+        def __init__(self) -> None:  # why: an empty dataset that only collects the copies
+            Dataset.__init__(self)
+
+    probe = _Probe()
+    probe.copy_patient_and_study_information(ds)
+    return [element.keyword for element in probe if element.keyword]
 
 
 def tracking_uid(study_uid: str, frame_of_reference_uid: str, lesion: Lesion, grid_mm: float = 2.0) -> str:
