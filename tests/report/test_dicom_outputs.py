@@ -348,3 +348,21 @@ def test_other_series_descriptions_stay_out_of_summary_and_report(analysis):
     assert "Zyxwquist" not in json.dumps(summary)
     assert "Zyxwquist" not in render_report(summary, named.lesions)
     assert "1.2.3.4 (7 slices, Zyxwquist recon)" in json.dumps(build_summary(named, keep_identifiers=True))
+
+
+def test_a_source_gone_before_the_seg_is_named_without_its_folders(analysis, tmp_path):
+    # The warning quoted the file's whole path (twice) into summary.json: the folders above a
+    # series are often named after the patient.
+    import json
+    from dataclasses import replace
+
+    from calcinosis.outputs import OutputOptions, write_analysis
+
+    gone = tmp_path / "Zyxwquist_Jane" / "ct"
+    files = [str(gone / f"IM{k:05d}.dcm") for k in range(analysis.volume.shape[0])]
+    moved = replace(analysis, volume=analysis.volume.with_array(analysis.volume.array, dicom_files=files))
+    write_analysis(moved, tmp_path / "out", OutputOptions(report=False))
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    (warning,) = [w for w in summary["warnings"] if "SEG/SR not written" in w]
+    assert "IM00000.dcm" in warning and "No such file" in warning
+    assert "Zyxwquist" not in json.dumps(summary)

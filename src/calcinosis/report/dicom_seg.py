@@ -97,8 +97,11 @@ def source_headers(volume, *, keep_identifiers: bool = False) -> list[Dataset]:
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
-            raise InputError(f"cannot re-read source DICOM file {path} ({exc}); keep the input in place "
-                             "while the outputs are written") from exc
+            # The file's name only, as below: the message is a summary.json warning, and the
+            # folders above a series are often named after the patient.
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise InputError(f"cannot re-read source DICOM file {Path(path).name} ({reason}); keep the input in "
+                             "place while the outputs are written") from exc
         meta = getattr(ds, "file_meta", None)
         # An anonymiser may empty the dataset's own SOP UIDs and keep them in the file meta
         # (the UIDs the file is stored under): the same UIDs.
