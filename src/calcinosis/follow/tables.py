@@ -13,7 +13,7 @@ import numpy as np
 from calcinosis import __version__
 from calcinosis.follow.compare import SCHEMA_VERSION, Comparison
 from calcinosis.follow.matching import Change, Status, change_status, difference_sd_mg
-from calcinosis.report.summary import COMPARTMENTS, burden
+from calcinosis.report.summary import COMPARTMENTS, burden, shareable_warnings
 
 # Contract columns first, in this order; more follow.
 CHANGES_COLUMNS = (
@@ -165,7 +165,8 @@ def _visit_doc(visit, source: str) -> dict[str, Any]:
 
 def _analysis_warnings(visit) -> list[str]:
     if visit.analysis is not None:
-        return list(visit.analysis.warnings)
+        # As the visit's summary.json holds them (compare keeps no identifiers).
+        return shareable_warnings(visit.analysis.warnings, visit.analysis.volume.metadata)
     if visit.summary and isinstance(visit.summary.get("warnings"), list):
         return [str(w) for w in visit.summary["warnings"]]
     return []
