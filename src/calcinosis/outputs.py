@@ -6,12 +6,14 @@ report); with ``report="pdf"`` also ``report.pdf`` (headless Chromium).
 
 Every file is written under a temporary name and renamed; ``summary.json`` is
 written last, so a folder with a summary holds a complete result. An earlier run's files
-in the folder are removed before the first new one is written, its summary first: a run
-that fails midway leaves no summary, never the new files beside the old summary.
+in the folder are removed before the first new one is written, its summary first, and a run
+that fails midway removes the files it wrote: the folder then holds neither result, never
+new files beside an old summary, nor a lesions.csv without its summary.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -113,13 +115,27 @@ def write_analysis(analysis: Analysis, out_dir: str | os.PathLike[str],
         # lesions.csv and label map beside the earlier run's summary.json and report.html, a
         # folder that looked whole and described another scan.
         remove_stale(out, {}, ("summary.json", *ANALYSIS_FILES))
-    report_format = options.report_format
-    paths = {
-        "lesions_csv": atomic.write_text(out / "lesions.csv", lesions_csv(analysis.lesions)),
-        "labels": write_label_map(analysis.labels, analysis.volume, out / "lesions.nii.gz"),
-    }
+    paths: dict[str, Path] = {}
+    try:
+        _write_files(analysis, out, options, summary, paths)
+    except BaseException:
+        # A run that fails midway takes back what it wrote: the folder holds a whole result
+        # or none of this run's files (a reader of lesions.csv alone cannot tell it is orphaned).
+        for path in paths.values():
+            with contextlib.suppress(OSError):
+                Path(path).unlink()
+        raise
+    return paths
+
+
+def _write_files(analysis: Analysis, out: Path, options: OutputOptions, summary: dict,
+                 paths: dict[str, Path]) -> None:
+    """Write the files into ``out``, each path into ``paths`` as soon as it is written."""
+    paths["lesions_csv"] = atomic.write_text(out / "lesions.csv", lesions_csv(analysis.lesions))
+    paths["labels"] = write_label_map(analysis.labels, analysis.volume, out / "lesions.nii.gz")
     if options.dicom:
-        paths.update(_write_dicom(analysis, out, options.keep_identifiers, summary))
+        _write_dicom(analysis, out, options.keep_identifiers, summary, paths)
+    report_format = options.report_format
     if report_format:
         figures = _figures(analysis)
         paths["report"] = atomic.write_text(out / "report.html",
@@ -129,16 +145,16 @@ def write_analysis(analysis: Analysis, out_dir: str | os.PathLike[str],
 
             paths["report_pdf"] = print_pdf(paths["report"], out / "report.pdf")
     paths["summary"] = atomic.write_json(out / "summary.json", summary)
-    return paths
 
 
-def _write_dicom(analysis: Analysis, out: Path, keep_identifiers: bool, summary: dict) -> dict[str, Path]:
-    """SEG and SR for a DICOM input; a failure becomes a summary warning, not a lost analysis."""
+def _write_dicom(analysis: Analysis, out: Path, keep_identifiers: bool, summary: dict,
+                 paths: dict[str, Path]) -> None:
+    """SEG and SR for a DICOM input, into ``paths``; a failure becomes a summary warning, not a
+    lost analysis."""
     from calcinosis.report.dicom_seg import is_dicom_input
 
     if not is_dicom_input(analysis.volume):
-        return {}
-    paths: dict[str, Path] = {}
+        return
     try:
         from calcinosis.report.dicom_seg import build_segmentation, source_headers, write_seg
         from calcinosis.report.dicom_sr import build_measurement_report, write_sr
@@ -150,14 +166,12 @@ def _write_dicom(analysis: Analysis, out: Path, keep_identifiers: bool, summary:
             paths["seg"] = write_seg(seg, out / "lesions_seg.dcm")
         sr = build_measurement_report(analysis.volume, analysis.lesions, seg, sources)
         paths["sr"] = write_sr(sr, out / "lesions_sr.dcm")
-        return paths
     except (InputError, ValueError, TypeError, AttributeError, KeyError, OSError) as exc:
         # A library error may carry no text (a KeyError of an empty key): name its type then.
         reason = str(exc) if str(exc).strip("'\" ") else f"{type(exc).__name__} {exc}".strip()
         what = "DICOM SR" if "seg" in paths else "DICOM SEG/SR"
         log.warning("%s not written: %s", what, reason)
         summary["warnings"].append(f"{what} not written: {reason}")
-        return paths
 
 
 def _figures(analysis: Analysis):

@@ -248,7 +248,8 @@ def test_a_rerun_leaves_no_file_of_the_earlier_run(analysed, tmp_path):
 
 def test_a_rerun_that_fails_midway_leaves_no_summary_of_the_earlier_run(analysed, tmp_path, monkeypatch, capsys):
     # The earlier run's summary.json and report.html stayed beside the new lesions.csv and label
-    # map when writing the report failed: a folder that looked whole and mixed two runs.
+    # map when writing the report failed: a folder that looked whole and mixed two runs. Now
+    # neither run's files stay (the run takes back the lesions.csv and label map it wrote).
     import calcinosis.outputs as outputs
 
     src, first = analysed
@@ -261,7 +262,24 @@ def test_a_rerun_that_fails_midway_leaves_no_summary_of_the_earlier_run(analysed
     monkeypatch.setattr(outputs, "render_report", full_disk)
     assert main(["analyze", str(src), "--out", str(out)]) == 2
     assert "No space left" in capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["lesions.csv", "lesions.nii.gz"]
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_a_first_run_that_fails_midway_leaves_no_folder(analysed, tmp_path, monkeypatch, capsys):
+    # It left lesions.csv and lesions.nii.gz without a summary: a table a reader could take for
+    # a result.
+    import calcinosis.outputs as outputs
+
+    src, _ = analysed
+    out = tmp_path / "new"
+
+    def full_disk(*args, **kwargs):
+        raise InputError(f"cannot write {out / 'report.html'}: No space left on device")
+
+    monkeypatch.setattr(outputs, "render_report", full_disk)
+    assert main(["analyze", str(src), "--out", str(out)]) == 2
+    assert "No space left" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_files_of_the_user_beside_the_scan_are_kept(analysed, tmp_path):
