@@ -189,3 +189,28 @@ def test_agatston_is_scored_at_130_hu_whatever_the_detection_threshold(threshold
     assert expected == pytest.approx(25 * 0.64 * 4)
     assert measured(130.0) == pytest.approx(expected)
     assert measured(threshold) == pytest.approx(expected)
+
+
+def test_agatston_is_scored_on_axial_slices_however_the_scan_is_stored():
+    # Three voxels over 50 HU muscle on 3 mm axial slices of 0.8 mm pixels: slice 4 holds one of
+    # 450 HU (weight 4), slice 5 two of 150 HU (weight 1): (1 x 4 + 2 x 1) x 0.64 mm^2 x 3/3.
+    # Stored as coronal slices (array axes y, z, x) the same voxels scored their coronal slices,
+    # 5.76 (each coronal slice's area and peak differ), not the method's 3.84.
+    sp = (3.0, 0.8, 0.8)
+    hu = np.full((9, 15, 15), 50.0, np.float32)
+    labels = np.zeros(hu.shape, np.int32)
+    for (z, y, x), value in {(4, 7, 7): 450.0, (5, 7, 7): 150.0, (5, 8, 7): 150.0}.items():
+        hu[z, y, x], labels[z, y, x] = value, 1
+    expected = (1 * 4 + 2 * 1) * 0.64 * 3.0 / 3.0
+    assert _measure_one(hu, labels, sp).agatston == pytest.approx(expected)
+    coronal = (sp[1], sp[0], sp[2])
+    hu_c, labels_c = (np.ascontiguousarray(a.transpose(1, 0, 2)) for a in (hu, labels))
+    ctx = LesionContext(hu=hu_c, labels=labels_c, body=np.ones(hu_c.shape, bool), bone=np.zeros(hu_c.shape, bool),
+                        depth_mm=None, bone_distance_mm=None, spacing_zyx=coronal, offset_zyx=(0, 0, 0))
+
+    def to_lps(idx):  # array (y, z, x) -> LPS (x, y, z)
+        idx = np.asarray(idx, float)
+        return np.stack([idx[..., 2] * sp[2], idx[..., 0] * sp[1], idx[..., 1] * sp[0]], axis=-1)
+
+    (stored_coronal,) = measure_lesions(ctx, to_lps, AnalysisConfig(), midline_x_mm=0.0, noise_hu=10.0)
+    assert stored_coronal.agatston == pytest.approx(expected)

@@ -113,6 +113,7 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
     vv = float(np.prod(sp))
     pad = np.ceil((config.shell_mm + BACKGROUND_RING_MM + sp.max()) / sp).astype(int)
     boxes = ctx.boxes if ctx.boxes is not None else ndi.find_objects(ctx.labels)
+    axial = axial_axis(to_lps)
     depth_map = LocalDistance(ctx.body, sp, inside=True, full=ctx.depth_mm)
     bone_map = LocalDistance(ctx.bone, sp, inside=False, full=ctx.bone_distance_mm)
     for lab, tight in enumerate(boxes, start=1):
@@ -202,7 +203,8 @@ def measure_lesions(ctx: LesionContext, to_lps, config: AnalysisConfig, *, midli
         lesions.append(Lesion(
             lesion_id=lab, x_mm=x, y_mm=y, z_mm=z,
             volume_mm3=float(mask.sum() * vv), mass_mg=mass,
-            agatston=agatston_score(hu, _agatston_mask(mask, hu, ~bone_near & ~other, config.threshold_hu), sp),
+            agatston=_axial_agatston(hu, _agatston_mask(mask, hu, ~bone_near & ~other, config.threshold_hu), sp,
+                                     axial),
             peak_hu=float(vals.max()), mean_hu=float(vals.mean()),
             max_diameter_mm=diameter,
             compartment=compartment, side=side, region=region_name,
@@ -482,6 +484,28 @@ def farthest_pair(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     dist = squareform(pdist(pts))
     i, j = np.unravel_index(int(dist.argmax()), dist.shape)
     return pts[i], pts[j], float(dist[i, j])
+
+
+def axial_axis(to_lps) -> int:
+    """The array axis (0, 1, 2 of ``z, y, x``) that runs most nearly head to foot, read from
+    ``to_lps`` (array indices to LPS mm); the first of equals.
+
+    >>> axial_axis(lambda idx: np.asarray(idx, float)[..., ::-1])  # axial slices stored first
+    0
+    >>> axial_axis(lambda idx: np.asarray(idx, float)[..., [2, 0, 1]])  # coronal slices first
+    1
+    """
+    steps = to_lps(np.eye(3)) - to_lps(np.zeros(3))  # row a: one index step along array axis a, in LPS
+    superior = np.abs(steps[:, 2]) / np.linalg.norm(steps, axis=1)
+    return int(np.flatnonzero(superior >= superior.max() - 1e-9)[0])
+
+
+def _axial_agatston(hu: np.ndarray, mask: np.ndarray, sp: np.ndarray, axial: int) -> float:
+    """Agatston's score on the axial slices, the ones it is defined on, whichever array axis
+    holds them: a scan stored as coronal slices scored its coronal ones (a deposit 1.5 times
+    its score stored axially)."""
+    order = [axial, *(a for a in range(3) if a != axial)]
+    return agatston_score(np.moveaxis(hu, axial, 0), np.moveaxis(mask, axial, 0), tuple(float(sp[a]) for a in order))
 
 
 def _agatston_mask(mask: np.ndarray, hu: np.ndarray, free: np.ndarray, threshold_hu: float) -> np.ndarray:
