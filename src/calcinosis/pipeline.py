@@ -34,7 +34,9 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True, eq=False)
 class Analysis:
-    """Everything one CT analysis found. ``labels`` is on the input's full grid."""
+    """Everything one CT analysis found. ``labels`` is on the input's full grid; ``detection``'s
+    arrays on the grid analysed (the input's axes in axial order, ``facts["analysed_axes"]``
+    when they were not), its excluded objects' positions on the input's (``crop_offset``)."""
 
     volume: Volume
     config: AnalysisConfig
@@ -51,6 +53,13 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
             progress: Progress | None = None) -> Analysis:
     """Detect and measure calcified deposits in a CT volume.
 
+    The analysis works on axial slices: a volume stored with another array axis running head
+    to foot (coronal or sagittal slices, a reformat) is analysed with its axes put in axial
+    order (:func:`axial_order`; a transpose, no resampling), and its label map, lesions and
+    excluded objects are given back on the input's own grid. Stored as coronal slices, a
+    thigh phantom lost a deposit parted from the femur (the bone split and the body mask
+    work slice by slice) and scored another as a different one.
+
     Parameters
     ----------
     volume : Volume
@@ -60,6 +69,52 @@ def analyze(volume: Volume, config: AnalysisConfig | None = None, *,
     progress : callable, optional
         Called with a short text before each step.
     """
+    order = axial_order(volume)
+    if order == (0, 1, 2):
+        return _analyze_axial(volume, config, progress)
+    return _on_input_grid(_analyze_axial(_in_axial_order(volume, order), config, progress), volume, order)
+
+
+def axial_order(volume: Volume) -> tuple[int, int, int]:
+    """The input's array axes in the order (head-foot, front-back, left-right): for each
+    anatomical axis the array axis whose direction lies nearest it (head-foot first, then
+    front-back among the two left). ``(0, 1, 2)`` for axial slices, oblique ones included."""
+    axes = np.abs(volume.axis_lps_directions())  # rows: array axes; columns: L, P, S components
+    axial = int(np.argmax(axes[:, 2]))
+    rest = [a for a in range(3) if a != axial]
+    front_back = max(rest, key=lambda a: (axes[a, 1], -a))
+    return axial, front_back, next(a for a in rest if a != front_back)
+
+
+def _in_axial_order(volume: Volume, order: tuple[int, int, int]) -> Volume:
+    """``volume`` with its array axes transposed to ``order`` (same voxels, same positions)."""
+    array = np.ascontiguousarray(volume.array.transpose(order))
+    # ITK's index axis c (spacing, direction column) is array axis 2 - c.
+    itk = [2 - order[2 - c] for c in range(3)]
+    spacing = tuple(float(volume.spacing[i]) for i in itk)
+    direction = volume.direction[:, itk]
+    return Volume(array, spacing, volume.origin, direction, volume.metadata)
+
+
+def _on_input_grid(analysis: Analysis, volume: Volume, order: tuple[int, int, int]) -> Analysis:
+    """An analysis of :func:`_in_axial_order` ``(volume, order)`` given back on ``volume``'s
+    grid: its label map transposed back, its excluded objects' positions as indices of the
+    input's full grid (``crop_offset`` 0). Lesion positions are LPS mm and stay."""
+    back = tuple(int(a) for a in np.argsort(order))
+    offset = np.asarray(analysis.facts.get("crop_offset") or (0, 0, 0), float)
+
+    def on_input(index) -> tuple[float, float, float]:
+        full = np.asarray(index, float) + offset
+        return tuple(float(full[back[a]]) for a in range(3))  # type: ignore[return-value]
+
+    excluded = tuple(replace(e, centroid_index=on_input(e.centroid_index)) for e in analysis.detection.excluded)
+    facts = dict(analysis.facts, crop_offset=[0, 0, 0], analysed_axes=list(order))
+    return replace(analysis, volume=volume, labels=np.ascontiguousarray(analysis.labels.transpose(back)),
+                   detection=replace(analysis.detection, excluded=excluded), facts=facts)
+
+
+def _analyze_axial(volume: Volume, config: AnalysisConfig | None, progress: Progress | None) -> Analysis:
+    """:func:`analyze` of a volume whose array axis 0 runs head to foot."""
     config = config or AnalysisConfig()
     step = progress or (lambda _msg: None)
     t0 = time.perf_counter()
