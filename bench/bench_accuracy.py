@@ -120,6 +120,9 @@ def sweep(cases, draws: int, falses: list, bone_texture: float = 0.0, pixel_mm: 
                     "mass_z": None if lesion is None or not lesion.mass_sd_mg > 0 else
                     (lesion.mass_mg - d.mass_mg) / lesion.mass_sd_mg,
                     "density": d.density_hu, "background": d.background_hu, "false": len(false),
+                    # Near bone: within the juxta-osseous distance of it, or parted from it by the split.
+                    "bone_gap": d.bone_gap_mm, "near_bone": d.bone_gap_mm <= 5.0 or (
+                        lesion is not None and "split_from_bone" in lesion.flags.split(";")),
                     "compartment": None if lesion is None else lesion.compartment == d.compartment,
                     "side": None if lesion is None else lesion.side == d.side,
                     "centroid_mm": None if lesion is None else float(np.linalg.norm(
@@ -164,6 +167,16 @@ def report(rows: list[dict], falses: list) -> None:
                 parts.append(f"in {tissue} {len(sel)}, mean ratio {np.mean([r['mass'] for r in sel]):.3f}, "
                              f"mean z {np.mean(zs) if zs else float('nan'):+.2f}")
         print("mass by background: " + "; ".join(parts))
+        parts = []
+        for where, sel in (("near bone", [r for r in mass if r["near_bone"]]),
+                           ("far from bone", [r for r in mass if not r["near_bone"]])):
+            if sel:
+                ratios = np.array([r["mass"] for r in sel])
+                zs = [r["mass_z"] for r in sel if r["mass_z"] is not None]
+                out = int((np.abs(ratios - 1.0) > 0.15).sum())
+                parts.append(f"{where} (5 mm or split off) {len(sel)}, outside 15 % {out}, "
+                             f"mean ratio {ratios.mean():.3f}, mean z {np.mean(zs) if zs else float('nan'):+.2f}")
+        print("mass by bone: " + "; ".join(parts))
     found = [r["compartment"] for r in rows if r["compartment"] is not None]
     if found:
         print(f"compartment right: {sum(found)}/{len(found)} found deposits = {np.mean(found):.3f}")
@@ -195,7 +208,7 @@ def report(rows: list[dict], falses: list) -> None:
     for r in mass:
         if abs(r["mass"] - 1.0) > 0.15:
             print(f"  mass {r['case']} draw {r['draw']} deposit {r['id']} ({r['diam']:.1f} mm, {r['density']:.0f} HU "
-                  f"in {r['background']:.0f} HU): {r['mass']:.2f}")
+                  f"in {r['background']:.0f} HU, {r['bone_gap']:.1f} mm from bone): {r['mass']:.2f}")
 
 
 def main(argv: list[str]) -> None:
