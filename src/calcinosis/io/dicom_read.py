@@ -34,6 +34,7 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
+from pydicom.pixels import pixel_array as decode_pixels
 
 from calcinosis.errors import InputError
 from calcinosis.io.dicom_frames import frame_headers, group_item
@@ -46,6 +47,7 @@ from calcinosis.io.dicom_scan import (
     slice_header,
 )
 from calcinosis.io.hu import INT16_MAX, INT16_MIN, check_hu_range
+from calcinosis.io.padding import PADDING_HU, padding_fits, padding_mask
 from calcinosis.volume import Volume
 
 logger = logging.getLogger(__name__)
@@ -349,27 +351,54 @@ def _sort_and_check_geometry(slices: list[SliceHeader]) -> tuple[list[SliceHeade
 def _read_pixels(ordered: list[SliceHeader]) -> np.ndarray:
     first = ordered[0]
     out = np.empty((len(ordered), first.rows, first.columns), dtype=np.int16)  # type: ignore[arg-type]
-    frames: dict[str, np.ndarray] = {}  # a multi-frame file's stored values, decoded once
+    frames: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}  # a multi-frame file's, decoded once
     for k, h in enumerate(ordered):
         if h.frame is not None:
             if h.path not in frames:
                 frames.clear()  # a file's frames come together (interleaved files: decoded again)
                 frames[h.path] = _multiframe_pixels(h)
-            _rescale_into(frames[h.path][h.frame], h.slope, h.intercept, out[k], f"{h.path} frame {h.frame + 1}")
+            stored, padding = frames[h.path]
+            _rescale_into(stored[h.frame], h.slope, h.intercept, out[k], f"{h.path} frame {h.frame + 1}",
+                          None if padding is None else padding[h.frame])
         elif h.transfer_syntax in _UNCOMPRESSED:
             try:
-                stored = pydicom.dcmread(h.path, force=True).pixel_array
+                stored, padding = _stored_values(pydicom.dcmread(h.path, force=True), h)
             except Exception as exc:  # noqa: BLE001 - a damaged file raises many types
                 raise _unreadable(h.path, exc) from exc
-            _rescale_into(stored, h.slope, h.intercept, out[k], h.path)
+            _rescale_into(stored, h.slope, h.intercept, out[k], h.path, padding)
         else:
             try:
                 image = sitk.ReadImage(h.path)  # GDCM decodes and applies the rescale
             except RuntimeError as exc:
                 raise _unreadable(h.path, exc) from exc
             plane = sitk.GetArrayViewFromImage(image).reshape(first.rows, first.columns)  # type: ignore[arg-type]
-            _rescale_into(plane, 1.0, 0.0, out[k], h.path)
+            _rescale_into(plane, 1.0, 0.0, out[k], h.path, _rescaled_padding(plane, h))
     return out
+
+
+def _stored_values(ds: Dataset, h: SliceHeader) -> tuple[np.ndarray, np.ndarray | None]:
+    """The stored values of ``ds`` (pydicom, unused bits masked) and where they are padding
+    (:mod:`calcinosis.io.padding`; None: no padding declared, or none that can be found)."""
+    stored = ds.pixel_array
+    if h.padding is None:
+        return stored, None
+    if h.transfer_syntax in _UNCOMPRESSED:
+        # The cells with their unused bits, which a padding value outside Bits Stored needs.
+        raw = decode_pixels(ds, correct_unused_bits=False)
+    elif padding_fits(h.padding, h.bits_stored, h.signed):
+        raw = stored  # a decoder's output: what it gives is all there is
+    else:
+        return stored, None
+    return stored, padding_mask(raw, h.padding, h.bits_stored, h.signed)
+
+
+def _rescaled_padding(plane: np.ndarray, h: SliceHeader) -> np.ndarray | None:
+    """Where ``plane``, already rescaled (by GDCM), is the header's padding: found by its HU,
+    which only a padding value within Bits Stored keeps (GDCM masks the unused bits)."""
+    if h.padding is None or not padding_fits(h.padding, h.bits_stored, h.signed):
+        return None
+    lo, hi = sorted(v * h.slope + h.intercept for v in h.padding)
+    return (plane >= lo - 0.5) & (plane <= hi + 0.5)
 
 
 def _unreadable(path: str, exc: Exception) -> InputError:
@@ -387,10 +416,11 @@ def _why(exc: Exception) -> str:
     return f"{type(exc).__name__}: {line}"
 
 
-def _multiframe_pixels(h: SliceHeader) -> np.ndarray:
-    """The stored values of every frame of multi-frame file ``h.path``, ``[frame, row, column]``."""
+def _multiframe_pixels(h: SliceHeader) -> tuple[np.ndarray, np.ndarray | None]:
+    """The stored values of every frame of multi-frame file ``h.path``, ``[frame, row, column]``,
+    and where they are padding (None: no padding found)."""
     try:
-        stored = pydicom.dcmread(h.path, force=True).pixel_array
+        stored, padding = _stored_values(pydicom.dcmread(h.path, force=True), h)
     except Exception as exc:  # noqa: BLE001 - pydicom's decoders raise many types
         raise InputError(
             f"{h.path}: its multi-frame pixel data cannot be decoded ({_why(exc)}); "
@@ -398,11 +428,14 @@ def _multiframe_pixels(h: SliceHeader) -> np.ndarray:
         ) from exc
     if stored.ndim == 2:
         stored = stored[None]
-    return stored
+        padding = None if padding is None else padding[None]
+    return stored, padding
 
 
-def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.ndarray, path: str) -> None:
-    """Write ``stored * slope + intercept`` rounded into the int16 plane ``out``."""
+def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.ndarray, path: str,
+                  padding: np.ndarray | None = None) -> None:
+    """Write ``stored * slope + intercept`` rounded into the int16 plane ``out``; pixels where
+    ``padding`` is true (outside the reconstruction circle) as :data:`PADDING_HU`."""
     if stored.shape != out.shape:
         raise InputError(f"{path}: pixel data of shape {stored.shape} do not match Rows/Columns {out.shape}")
     if slope == round(slope) and intercept == round(intercept) and stored.dtype.kind in "iub":
@@ -412,6 +445,8 @@ def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.nd
         hu += int(intercept)
     else:
         hu = np.rint(stored.astype(np.float32) * np.float32(slope) + np.float32(intercept))
+    if padding is not None:
+        hu[padding] = PADDING_HU
     lo, hi = hu.min(), hu.max()
     if lo < INT16_MIN or hi > INT16_MAX:
         raise InputError(

@@ -81,6 +81,11 @@ class SliceHeader:
     photometric: str
     # The frame of a multi-frame (enhanced) file this slice is (0-based); None: a single-frame file.
     frame: int | None = None
+    # Pixel Padding Value and Range Limit (the value again when there is no limit), as stored
+    # values; None: no padding declared (see :mod:`calcinosis.io.padding`).
+    padding: tuple[int, int] | None = None
+    bits_stored: int = 16
+    signed: bool = False  # PixelRepresentation 1
 
 
 def iter_candidate_files(root: Path) -> Iterator[Path]:
@@ -188,7 +193,20 @@ def _slice_header(path: Path, ds: Dataset) -> SliceHeader:
         transfer_syntax=str(getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID", "") or ""),
         samples_per_pixel=_int_or_none(ds.get("SamplesPerPixel")) or 1,
         photometric=str(ds.get("PhotometricInterpretation", "") or "").upper(),
+        padding=_padding(ds),
+        bits_stored=_int_or_none(ds.get("BitsStored")) or _int_or_none(ds.get("BitsAllocated")) or 16,
+        signed=_int_or_none(ds.get("PixelRepresentation")) == 1,
     )
+
+
+def _padding(ds: Dataset) -> tuple[int, int] | None:
+    """``(PixelPaddingValue, PixelPaddingRangeLimit)`` (the value twice without a limit), or
+    None when the header declares no padding (or not as one integer)."""
+    value = _int_or_none(ds.get("PixelPaddingValue"))
+    if value is None:
+        return None
+    limit = _int_or_none(ds.get("PixelPaddingRangeLimit"))
+    return value, value if limit is None else limit
 
 
 def _int_or_none(value: object) -> int | None:
