@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from pydicom.pixels import get_decoder
 
 from calcinosis.errors import InputError
 from calcinosis.io import read_volume, write_dicom_series
@@ -107,12 +110,13 @@ def truncated_slice(folder, make):
         fh.truncate(size - 300)  # an interrupted copy: the pixel data cut short
 
 
-def _not_jpeg_ls(path: Path, n_frames: int = 1) -> None:
-    """Mark ``path`` JPEG-LS and give it pixel data that are not: no decoder takes them."""
+def _not_jpeg_ls(path: Path, n_frames: int = 1, transfer_syntax: str = "1.2.840.10008.1.2.4.80") -> None:
+    """Mark ``path`` JPEG-LS (or ``transfer_syntax``) and give it pixel data that are not: no
+    decoder takes them."""
     from pydicom.encaps import encapsulate
 
     ds = pydicom.dcmread(path)
-    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.80"
+    ds.file_meta.TransferSyntaxUID = transfer_syntax
     ds.PixelData = encapsulate([b"\xff\xd8not an image"] * n_frames)
     ds["PixelData"].is_undefined_length = True
     ds.save_as(path, enforce_file_format=True)
@@ -325,3 +329,32 @@ def test_bad_enhanced_ct_is_rejected_and_left_unchanged(tmp_path, make_phantom, 
         build(folder, make, enhanced_ct)
 
     test_bad_series_is_rejected_and_left_unchanged(tmp_path, make_phantom, tree_hash, with_converter, message)
+
+
+JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+
+
+@pytest.mark.skipif(get_decoder(JPEG_LOSSLESS_SV1).is_available, reason="a JPEG Lossless decoder is installed")
+def test_enhanced_ct_without_its_decoder_names_the_package_to_install(tmp_path, make_phantom, enhanced_ct):
+    # JPEG Lossless, the commonest compression of PACS exports, needs a pydicom plugin; the
+    # message said only "... because all plugins are missing dependencies:".
+    path = _enhanced(tmp_path, _series(tmp_path / "single", make_phantom), enhanced_ct)
+    _not_jpeg_ls(path, int(pydicom.dcmread(path, stop_before_pixels=True).NumberOfFrames), JPEG_LOSSLESS_SV1)
+    with pytest.raises(InputError, match=r"JPEG Lossless.*no decoder .*pip install 'pylibjpeg>=2\.0' "
+                                         r"'pylibjpeg-libjpeg>=[0-9.]+'") as info:
+        read_volume(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(not get_decoder(JPEG_BASELINE).is_available, reason="no JPEG Baseline decoder (Pillow)")
+def test_undecodable_enhanced_ct_gives_one_line_on_stderr(tmp_path, make_phantom, enhanced_ct):
+    # pydicom logged each failed plugin's traceback through the CLI's logging: many lines.
+    path = _enhanced(tmp_path, _series(tmp_path / "single", make_phantom), enhanced_ct)
+    _not_jpeg_ls(path, int(pydicom.dcmread(path, stop_before_pixels=True).NumberOfFrames), JPEG_BASELINE)
+    done = subprocess.run([sys.executable, "-m", "calcinosis.cli", "analyze", str(path), "--out",
+                           str(tmp_path / "out"), "--no-report"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "cannot be decoded (RuntimeError: Unable to decode as exceptions were raised by all available " \
+           "plugins: pillow: cannot identify image file" in done.stderr

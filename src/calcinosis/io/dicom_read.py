@@ -27,6 +27,8 @@ import logging
 import math
 import os
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,9 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
+from pydicom.pixels import get_decoder
 from pydicom.pixels import pixel_array as decode_pixels
+from pydicom.uid import UID
 
 from calcinosis.errors import InputError
 from calcinosis.io.dicom_frames import frame_headers, group_item
@@ -413,14 +417,18 @@ def _why(exc: Exception) -> str:
     source location; pydicom's plugin list follows on further lines)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     line = lines[-1] if "ITK ERROR" in str(exc) else (lines or [""])[0]
+    if line.endswith(":") and len(lines) > 1:  # pydicom: "... raised by all available plugins:", then each's
+        line = f"{line} {lines[1]}"
     return f"{type(exc).__name__}: {line}"
 
 
 def _multiframe_pixels(h: SliceHeader) -> tuple[np.ndarray, np.ndarray | None]:
     """The stored values of every frame of multi-frame file ``h.path``, ``[frame, row, column]``,
     and where they are padding (None: no padding found)."""
+    _check_decoder(h)
     try:
-        stored, padding = _stored_values(pydicom.dcmread(h.path, force=True), h)
+        with _quiet_pydicom():
+            stored, padding = _stored_values(pydicom.dcmread(h.path, force=True), h)
     except Exception as exc:  # noqa: BLE001 - pydicom's decoders raise many types
         raise InputError(
             f"{h.path}: its multi-frame pixel data cannot be decoded ({_why(exc)}); "
@@ -430,6 +438,41 @@ def _multiframe_pixels(h: SliceHeader) -> tuple[np.ndarray, np.ndarray | None]:
         stored = stored[None]
         padding = None if padding is None else padding[None]
     return stored, padding
+
+
+def _check_decoder(h: SliceHeader) -> None:
+    """Raise :class:`InputError` naming the package to install when pydicom has no decoder for
+    the multi-frame file's transfer syntax (JPEG Lossless, the commonest in PACS exports, needs
+    a plugin; its error named none on its first line, the only one shown)."""
+    if h.transfer_syntax in _UNCOMPRESSED:
+        return
+    try:
+        decoder = get_decoder(h.transfer_syntax)
+    except NotImplementedError:
+        raise InputError(f"{h.path}: its transfer syntax {h.transfer_syntax} is one pydicom cannot decode; "
+                         "decompress it (e.g. gdcmconv --raw) or convert the series to NIfTI") from None
+    if decoder.is_available:
+        return
+    # pydicom's own list: 'pylibjpeg - requires pylibjpeg>=2.0 and pylibjpeg-libjpeg>=2.1', ...
+    needs = [line.partition(" - requires ")[2].split(" and ") for line in decoder.missing_dependencies]
+    needs = [n for n in needs if n and n[0]]
+    install = " or ".join("pip install " + " ".join(f"'{p}'" for p in n) for n in sorted(needs, key=len, reverse=True))
+    raise InputError(f"{h.path}: its multi-frame pixel data are compressed ({UID(h.transfer_syntax).name}) and "
+                     f"no decoder for them is installed: {install or 'install a pydicom pixel data plugin'}; "
+                     "or decompress it (e.g. gdcmconv --raw)")
+
+
+@contextmanager
+def _quiet_pydicom() -> Iterator[None]:
+    """pydicom's decoders log each failed plugin with its traceback (on stderr, through the
+    CLI's logging); the failure is reported in one line instead."""
+    pydicom_logger = logging.getLogger("pydicom")
+    level = pydicom_logger.level
+    pydicom_logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        pydicom_logger.setLevel(level)
 
 
 def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.ndarray, path: str,
