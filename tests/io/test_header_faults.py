@@ -142,6 +142,50 @@ def test_nifti_whose_sform_and_pixdim_disagree_is_refused(tmp_path, make_phantom
         read_volume(path)
 
 
+def _rotate_sform(path, degrees: float, *, flip_x: bool = False, codes: tuple[int, int] | None = None) -> None:
+    """Turn the sform of the ITK-written NIfTI-1 ``path`` about the image's first voxel by
+    ``degrees`` about z (and mirror its x axis), leaving the qform; set (qform_code, sform_code)."""
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    rows = np.array(struct.unpack("<12f", raw[280:328]), dtype=float).reshape(3, 4)
+    t = np.deg2rad(degrees)
+    turn = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
+    rows[:, :3] = turn @ rows[:, :3]
+    if flip_x:
+        rows[:, 0] = -rows[:, 0]
+    raw[280:328] = struct.pack("<12f", *rows.ravel())
+    if codes is not None:
+        raw[252:256] = struct.pack("<2h", *codes)
+    path.write_bytes(gzip.compress(bytes(raw)))
+
+
+@pytest.mark.parametrize("degrees,flip_x,codes", [(10.0, False, None), (0.0, True, None), (10.0, False, (1, 2))],
+                         ids=["turned", "mirrored", "sform_aligned"])
+def test_nifti_whose_qform_and_sform_disagree_is_refused(tmp_path, make_phantom, directions, degrees, flip_x, codes):
+    # ITK reads the sform when its code is 1 but the qform when it is 2 ("aligned"), nibabel
+    # the sform: the same file placed each deposit elsewhere (mirrored: on the other side).
+    path = write_volume(make_phantom(directions["oblique35z_20x"]), tmp_path / "scan.nii.gz")
+    _rotate_sform(path, degrees, flip_x=flip_x, codes=codes)
+    before = path.read_bytes()
+    with pytest.raises(InputError, match=r"its qform and sform place the image differently \(its corners up to "
+                                         r"[0-9.]+ mm apart\)") as info:
+        read_volume(path)
+    assert "\n" not in str(info.value)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("degrees,codes", [(0.01, None), (10.0, (0, 1)), (10.0, (1, 0))],
+                         ids=["rounding", "sform_only", "qform_only"])
+def test_nifti_with_one_placement_or_agreeing_ones_is_read(tmp_path, make_phantom, directions, degrees, codes):
+    # A hundredth of a degree moves the corners of this 24 x 20 x 12 image well under half a voxel.
+    vol = make_phantom(directions["oblique35z_20x"])
+    path = write_volume(vol, tmp_path / "scan.nii.gz")
+    _rotate_sform(path, degrees, codes=codes)
+    back = read_volume(path)
+    np.testing.assert_array_equal(back.array, vol.array)
+    if codes == (1, 0):  # the qform, as written
+        np.testing.assert_allclose(back.direction, vol.direction, atol=1e-5)
+
+
 def test_nifti_data_offset_inside_the_header_is_refused(tmp_path, make_phantom):
     # ITK reads such a file from byte 348: the image shifted by two voxels.
     path = write_volume(make_phantom(), tmp_path / "scan.nii.gz")

@@ -4,8 +4,11 @@ Where a NIfTI, NRRD or MetaImage header gives no usable voxel size (no spacing f
 zero, NaN or infinite one), ITK takes 1 mm and reads on: every volume and mass is then
 wrong by the ratio of the true voxel to 1 mm^3, silently. A NIfTI-1 file whose voxel data
 offset points into its own header is read from there (the image shifted by two voxels).
-And ITK's MetaImage reader meets damaged compressed voxel data with a printed
-"Uncompress failed" and zeros for the rest: :func:`check_metaimage_data` decompresses
+A NIfTI whose qform and sform both place the image, but differently, is read by ITK through
+one or the other by their codes (the sform for code 1, the qform when the sform's code is
+2) and by nibabel through the sform: every position, and the side, depends on the reader,
+so such a file is refused. And ITK's MetaImage reader meets damaged compressed voxel data
+with a printed "Uncompress failed" and zeros for the rest: :func:`check_metaimage_data` decompresses
 the data once (beside the read, as for ``.nii.gz``; see :mod:`calcinosis.io.integrity`).
 """
 
@@ -26,6 +29,9 @@ _CHUNK = 4 * 1024 * 1024
 # An sform's voxel size and the pixdim agree within this share (float32 rounding, and the
 # rounding of converters, stay far below it).
 SFORM_TOLERANCE = 1e-3
+#: A qform and an sform agree when they place every corner of the image within this share of
+#: its smallest voxel (converters write both from one geometry: float32 rounding apart).
+QFORM_SFORM_TOLERANCE_VOXELS = 0.5
 # MetaImage element types and their sizes (bytes).
 _META_TYPE_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
                     "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
@@ -75,6 +81,37 @@ def _check_nifti(path: Path) -> None:
                              f"{' x '.join(f'{v:.4g}' for v in columns)} mm but its pixdim "
                              f"{' x '.join(f'{abs(v):.4g}' for v in pixdim)} mm (ITK reads the pixdim); "
                              "make them agree (or convert the scan again)")
+    if header.sform > 0 and header.qform > 0 and header.ok:
+        apart = _qform_sform_apart_mm(header)
+        if not apart <= QFORM_SFORM_TOLERANCE_VOXELS * min(abs(v) for v in pixdim):
+            raise InputError(f"cannot use {path}: its qform and sform place the image differently (its corners "
+                             f"up to {apart:.3g} mm apart), so readers that take one or the other put every deposit "
+                             "in another place, even on the other side; make them agree (e.g. with nibabel, "
+                             "set the qform from the right one) or convert the scan again from its DICOM series")
+
+
+def _qform_sform_apart_mm(header) -> float:
+    """How far apart (mm) the qform and the sform put the image's corner voxels (NIfTI's
+    quaternion to matrix, as nifti1_io's ``nifti_quatern_to_mat44``)."""
+    b, c, d, *offset = header.quatern
+    a = math.sqrt(max(1.0 - (b * b + c * c + d * d), 0.0))
+    rotation = [[a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+                [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
+                [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b]]
+    steps = [v if v > 0 else 1.0 for v in header.pixdim[1:4]]
+    if header.pixdim[0] < 0:  # qfac: the third axis flipped
+        steps[2] = -steps[2]
+    srow = header.srow
+    nz, ny, nx = ((1, 1, 1) + tuple(header.shape))[-3:]  # [.., z, y, x]
+    apart = 0.0
+    for i in (0, nx - 1):
+        for j in (0, ny - 1):
+            for k in (0, nz - 1):
+                q = [sum(rotation[r][col] * steps[col] * n for col, n in enumerate((i, j, k))) + offset[r]
+                     for r in range(3)]
+                s = [srow[4 * r] * i + srow[4 * r + 1] * j + srow[4 * r + 2] * k + srow[4 * r + 3] for r in range(3)]
+                apart = max(apart, math.dist(q, s))
+    return apart
 
 
 def _text_header(path: Path) -> list[str]:
