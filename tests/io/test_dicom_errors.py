@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 from pydicom.pixels import get_decoder
 
 from calcinosis.errors import InputError
-from calcinosis.io import read_volume, write_dicom_series
+from calcinosis.io import read_volume, write_dicom_series, write_volume
 from calcinosis.volume import Volume
 
 
@@ -172,6 +173,28 @@ def seg_only(folder, make):
         _edit(f, Modality="SEG")
 
 
+def broken_link_last_slice(folder, make):
+    # A folder of links into a store (a PACS cache, a datalad/git-annex data set) whose last
+    # slice was never fetched: read as 11 slices, without a word.
+    files = _series(folder.parent / "store", make)
+    for f in files:
+        (folder / f.name).symlink_to(f)
+    files[-1].unlink()
+
+
+def _cut_last_slice(folder, make, size: int) -> None:
+    files = _series(folder, make)
+    files[-1].write_bytes(files[-1].read_bytes()[:size])
+
+
+def header_cut_last_slice(folder, make):
+    _cut_last_slice(folder, make, 300)  # within the data set's header: skipped as "no series"
+
+
+def meta_cut_last_slice(folder, make):
+    _cut_last_slice(folder, make, 150)  # within the file meta: not even its SOP class whole
+
+
 CASES = [
     (empty, "no DICOM files found"),
     (non_dicom_only, "no DICOM files found"),
@@ -197,6 +220,11 @@ CASES = [
     (raw_values_without_intercept, "values cannot be HU"),
     (truncated_slice, r"IM00005\.dcm: its pixel data cannot be read \(ValueError: .*truncated or damaged"),
     (damaged_compressed_slice, r"IM00005\.dcm: its pixel data cannot be read \(RuntimeError: .*export the series"),
+    (broken_link_last_slice, r"cannot read .*IM00012\.dcm under .* \(a link to a file that does not exist\); "
+                             "it may hold a slice"),
+    (header_cut_last_slice, r"IM00012\.dcm under .*marked DICOM but damaged: a CT image with no SeriesInstanceUID "
+                            r"\(300 bytes: cut short\?\)"),
+    (meta_cut_last_slice, r"IM00012\.dcm under .*marked DICOM but damaged: with no SeriesInstanceUID"),
 ]
 
 
@@ -358,3 +386,17 @@ def test_undecodable_enhanced_ct_gives_one_line_on_stderr(tmp_path, make_phantom
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "cannot be decoded (RuntimeError: Unable to decode as exceptions were raised by all available " \
            "plugins: pillow: cannot identify image file" in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file whatever its permissions")
+def test_unreadable_slice_or_file_is_named(tmp_path, make_phantom):
+    # A slice without read permission was skipped as "not DICOM" (the last one: 11 slices read);
+    # an unreadable .nii.gz ended in an internal error (PermissionError, exit 1).
+    files = _series(tmp_path / "ct", make_phantom)
+    files[-1].chmod(0)
+    with pytest.raises(InputError, match=r"cannot read .*IM00012\.dcm under .*\(Permission denied\)"):
+        read_volume(tmp_path / "ct")
+    nifti = write_volume(make_phantom(), tmp_path / "scan.nii.gz")
+    nifti.chmod(0)
+    with pytest.raises(InputError, match=r"cannot read .*scan\.nii\.gz \(Permission denied\); check its permissions"):
+        read_volume(nifti)

@@ -105,7 +105,25 @@ def read_dicom_series(folder: str | os.PathLike[str], *, series_uid: str | None 
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder; give the folder that holds the DICOM series")
-    return _read_series(folder, scan_headers(folder), series_uid)
+    problems: list[tuple[Path, str]] = []
+    headers = scan_headers(folder, problems)
+    _refuse_unreadable(folder, problems, any_series=bool(headers))
+    return _read_series(folder, headers, series_uid)
+
+
+def _refuse_unreadable(folder: Path, problems: list[tuple[Path, str]], *, any_series: bool) -> None:
+    """Raise :class:`InputError` for files under ``folder`` that could not be read when a series
+    was found beside them (any of them may be its first or last slice, whose loss no gap
+    shows), and for files that could not be opened at all when none was."""
+    if not any_series:
+        problems = [p for p in problems if not p[1].startswith("marked DICOM")]  # said below
+    if not problems:
+        return
+    path, why = problems[0]
+    more = f" (and {len(problems) - 1} more such files)" if len(problems) > 1 else ""
+    raise InputError(f"cannot read {path} under {folder} ({why}){more}; it may hold a slice of the series: "
+                     "fix it (its permissions, the link, or copy or export the series again) or move it out "
+                     "of the folder")
 
 
 def read_multiframe_file(path: str | os.PathLike[str]) -> Volume | None:

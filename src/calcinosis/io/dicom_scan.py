@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import stat
 import warnings
 from collections import defaultdict
@@ -26,6 +27,8 @@ from calcinosis.errors import InputError
 logger = logging.getLogger(__name__)
 
 _DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+#: A whole UID: numbers joined by dots (a header cut short ends one with a dot).
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -121,27 +124,50 @@ def is_special_file(path: Path) -> bool:
 def looks_like_dicom(path: Path) -> bool:
     """Cheap test: the ``DICM`` marker at byte 128, or a bare data set starting with group 2 or 8."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
+        return _marked_dicom(_head(path))
     except OSError:
         return False
+
+
+def _head(path: Path) -> bytes:
+    """The first 132 bytes of ``path`` (fewer in a shorter file); raises ``OSError``."""
+    with open(path, "rb") as fh:
+        return fh.read(132)
+
+
+def _marked_dicom(head: bytes) -> bool:
     if len(head) == 132 and head[128:132] == b"DICM":
         return True
     # Old files without preamble start directly with a (0002,xxxx) or (0008,xxxx) tag.
     return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[3] == 0
 
 
-def read_header(path: Path) -> Dataset | None:
-    """The header of ``path`` without pixel data, or None if it is not a DICOM data set."""
-    if not looks_like_dicom(path):
+def read_header(path: Path, problems: list[tuple[Path, str]] | None = None) -> Dataset | None:
+    """The header of ``path`` without pixel data, or None if it is not a DICOM data set.
+
+    ``problems``, where given, gets ``(path, why)`` for a file that cannot be opened (its
+    permissions, a broken link) or is marked DICOM but cannot be parsed (damaged): such a
+    file may be one of the series' slices, which a reader must not silently do without.
+    """
+    try:
+        head = _head(path)
+    except OSError as exc:
+        if problems is not None:
+            why = "a link to a file that does not exist" if path.is_symlink() and not path.exists() else (
+                exc.strerror or type(exc).__name__)
+            problems.append((path, why))
+        return None
+    if not _marked_dicom(head):
         return None
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt files
-        # A damaged file is skipped, not fatal: if it belonged to the series, the
-        # series checks (missing slices) then say so.
+        # Skipped here; a series reader that was given ``problems`` refuses the folder (a
+        # damaged first or last slice left no gap for the series checks to see).
         level = logging.WARNING if not isinstance(exc, InvalidDicomError) else logging.DEBUG
         logger.log(level, "skipping %s: not readable as DICOM (%s: %s)", path, type(exc).__name__, exc)
+        if problems is not None and not isinstance(exc, InvalidDicomError):
+            problems.append((path, f"marked DICOM but damaged: {type(exc).__name__}: {exc}"))
         return None
     sop_class = str(ds.get("SOPClassUID", "") or "")
     meta = getattr(ds, "file_meta", None)
@@ -150,6 +176,13 @@ def read_header(path: Path) -> Dataset | None:
     if sop_class == _DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
         return None
     if "SeriesInstanceUID" not in ds:
+        # A CT image's file meta and nothing after it, or not even a whole SOP class UID: a copy
+        # cut short within the header (pydicom stops at the end without a word). Objects that
+        # belong to no series (of a valid other class) are skipped.
+        if problems is not None and head[128:132] == b"DICM" and (sop_class in CT_IMAGE_CLASSES
+                                                                  or not _UID.fullmatch(sop_class)):
+            problems.append((path, f"marked DICOM but damaged: {'a CT image ' if sop_class else ''}with no "
+                                   f"SeriesInstanceUID ({path.stat().st_size} bytes: cut short?)"))
         return None
     return ds
 
@@ -244,14 +277,15 @@ def as_list(value: object) -> list[object]:
     return [value] if value not in (None, "") else []
 
 
-def scan_headers(root: Path) -> list[SliceHeader]:
-    """Headers of all DICOM files under ``root`` (a folder), in sorted path order.
+def scan_headers(root: Path, problems: list[tuple[Path, str]] | None = None) -> list[SliceHeader]:
+    """Headers of all DICOM files under ``root`` (a folder), in sorted path order; files that
+    cannot be read go to ``problems`` where given (see :func:`read_header`).
 
     Only the small :class:`SliceHeader` is kept per file, so large trees stay cheap.
     """
     found = []
     for path in iter_candidate_files(root):
-        ds = read_header(path)
+        ds = read_header(path, problems)
         if ds is not None:
             found.append(slice_header(path, ds))
     return found

@@ -97,6 +97,10 @@ def _read(path: Path, series_uid: str | None) -> Volume:
                          "or a .nii/.nii.gz/.nrrd/.mha file")
     if series_uid is not None:
         raise InputError(f"series_uid applies to DICOM folders only, but {path} is a file")
+    try:
+        open(path, "rb").close()  # the readers below meet an unreadable file with a bug's exit or "unknown type"
+    except OSError as exc:
+        raise InputError(f"cannot read {path} ({exc.strerror or type(exc).__name__}); check its permissions") from None
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty (0 bytes): copy or export it again")
     if itk_format(path) is not None:
