@@ -312,3 +312,18 @@ def test_summary_groups_have_one_shape_for_every_scan(analysed):
     assert list(summary["by_region"]) == list(REGIONS)
     empty = summary["by_region"]["head_neck"]
     assert empty["count"] == 0 and all(isinstance(empty[k], float) for k in ("volume_mm3", "mass_mg", "agatston"))
+
+
+def test_a_scan_without_patient_axes_is_analysed_with_a_warning(small_phantom, tmp_path):
+    # A NIfTI with neither qform nor sform: ITK takes its axes as LPS; the sides are a guess.
+    import gzip
+    import struct
+
+    src = write_volume(small_phantom.volume, tmp_path / "scan.nii.gz")
+    raw = bytearray(gzip.decompress(src.read_bytes()))
+    raw[252:256] = struct.pack("<2h", 0, 0)  # qform_code, sform_code
+    src.write_bytes(gzip.compress(bytes(raw)))
+    assert main(["analyze", str(src), "--out", str(tmp_path / "out"), "--no-report"]) == 0
+    warnings = json.loads((tmp_path / "out" / "summary.json").read_text())["warnings"]
+    assert any(w.startswith("its NIfTI header has neither a qform nor an sform") and "left and right" in w
+               for w in warnings)

@@ -86,6 +86,38 @@ def test_nrrd_with_a_negative_spacing_is_a_flipped_axis(tmp_path):
     assert vol.direction[0, 0] == -1.0
 
 
+DIRECTIONS_LINE = "space directions: (0.7,0,0) (0,0.8,0) (0,0,2)\nspace origin: (1,2,3)"
+
+
+@pytest.mark.parametrize("line, why", [
+    ("spacings: 0.7 0.8 2", "names no space"),
+    (f"space dimension: 3\n{DIRECTIONS_LINE}", "names no space"),
+    (f"space: scanner-xyz\n{DIRECTIONS_LINE}", "space is 'scanner-xyz', which names no patient axes"),
+    (f"space: 3D-right-handed\n{DIRECTIONS_LINE}", "space is '3D-right-handed'"),
+    (f"space: left-posterior-superior\n{DIRECTIONS_LINE}", None),
+    (f"space: RAS\n{DIRECTIONS_LINE}", None),
+], ids=["spacings", "space_dimension", "scanner", "right_handed", "lps", "ras"])
+def test_nrrd_without_patient_axes_says_its_orientation_is_unknown(tmp_path, line, why):
+    # ITK reads all of these as LPS without a word: left and right were then a guess.
+    _nrrd(tmp_path / "scan.nrrd", line)
+    vol = read_volume(tmp_path / "scan.nrrd")
+    assert vol.spacing == pytest.approx((0.7, 0.8, 2.0))
+    if why is None:
+        assert "orientation_unknown" not in vol.metadata
+    else:
+        assert why in vol.metadata["orientation_unknown"]
+
+
+@pytest.mark.parametrize("codes, unknown", [((0, 0), True), ((1, 0), False), ((0, 2), False), ((1, 1), False)])
+def test_nifti_without_qform_and_sform_says_its_orientation_is_unknown(tmp_path, make_phantom, codes, unknown):
+    path = write_volume(make_phantom(), tmp_path / "scan.nii.gz")
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[252:256] = struct.pack("<2h", *codes)
+    path.write_bytes(gzip.compress(bytes(raw)))
+    meta = read_volume(path).metadata
+    assert ("neither a qform nor an sform" in meta.get("orientation_unknown", "")) == unknown
+
+
 def _metaimage(path, *fields: str) -> None:
     shape = (6, 7, 8)
     data = np.full(shape, -1000, np.int16)

@@ -50,6 +50,35 @@ def check_header(path: Path, fmt: str) -> None:
         _check_metaimage(path)
 
 
+#: NRRD spaces that name no patient axes: ITK reads their directions as LPS all the same.
+_NRRD_NON_ANATOMICAL = ("scanner-xyz", "3d-right-handed", "3d-left-handed")
+
+
+def orientation_unknown(path: Path, fmt: str) -> str | None:
+    """Why the header of ``path`` gives no patient orientation, or None when it gives one.
+
+    ITK reads such a file with its axes taken as LPS (a NIfTI with neither qform nor sform:
+    origin 0 and identity axes, where nibabel takes the x axis as pointing right); volumes
+    and masses are right, but left and right and each position are a guess.
+    """
+    if fmt == "nifti":
+        header = read_nifti_header(path)
+        if header is not None and header.parsed and header.qform <= 0 and header.sform <= 0:
+            return "its NIfTI header has neither a qform nor an sform (qform_code and sform_code 0)"
+    elif fmt == "nrrd":
+        fields = {}
+        for line in _text_header(path)[1:]:
+            key, sep, value = line.partition(":")
+            if sep and not line.startswith("#"):
+                fields[key.strip().lower()] = value.lstrip("=").strip()
+        space = fields.get("space", "").lower()
+        if not space:
+            return "its NRRD header names no space (no patient axes)"
+        if space.removesuffix("-time") in _NRRD_NON_ANATOMICAL:
+            return f"its NRRD space is {fields['space']!r}, which names no patient axes"
+    return None
+
+
 def _no_spacing(path: Path, detail: str) -> InputError:
     return InputError(f"cannot use {path}: its header gives no usable voxel size ({detail}); "
                       "write the spacing in mm into the header (or convert the scan again from its DICOM series)")

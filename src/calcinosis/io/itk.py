@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from calcinosis.atomic import write_with
 from calcinosis.errors import InputError
-from calcinosis.io.headers import check_header, check_metaimage_data
+from calcinosis.io.headers import check_header, check_metaimage_data, orientation_unknown
 from calcinosis.io.hu import to_int16_hu
 from calcinosis.io.integrity import check_nifti_complete, read_nifti_voxels
 from calcinosis.paths import check_path_text
@@ -112,7 +112,8 @@ def read_itk_volume(path: str | os.PathLike[str]) -> Volume:
     """Read a NIfTI, NRRD or MetaImage file as an int16 HU :class:`Volume`.
 
     The modality is assumed to be CT (these formats do not record it). Metadata:
-    ``source_format``, ``source_path`` and ``modality``.
+    ``source_format``, ``source_path`` and ``modality``; ``orientation_unknown`` (why) when
+    the header names no patient axes (:func:`calcinosis.io.headers.orientation_unknown`).
     """
     path = Path(path)
     fmt = itk_format(path)
@@ -134,7 +135,10 @@ def read_itk_volume(path: str | os.PathLike[str]) -> Volume:
         # A 4-D NIfTI with one time point is a 3-D volume; drop the extra axis below.
         size, dimension = size[:3], 3
     _check_3d(dimension, size, reader.GetNumberOfComponents(), str(path))
-    metadata = {"modality": "CT", "source_format": fmt, "source_path": str(path)}
+    metadata: dict[str, Any] = {"modality": "CT", "source_format": fmt, "source_path": str(path)}
+    why = orientation_unknown(path, fmt)
+    if why is not None:
+        metadata["orientation_unknown"] = why
     if fmt == "nifti":
         # The voxels in one pass with the checks of length and damage; the geometry is ITK's.
         voxels = read_nifti_voxels(path)
