@@ -400,3 +400,22 @@ def test_unreadable_slice_or_file_is_named(tmp_path, make_phantom):
     nifti.chmod(0)
     with pytest.raises(InputError, match=r"cannot read .*scan\.nii\.gz \(Permission denied\); check its permissions"):
         read_volume(nifti)
+
+
+def test_damaged_compressed_slice_gives_one_line_on_stderr(tmp_path, make_phantom):
+    # GDCM's JPEG codec printed "Corrupt JPEG data: ..." and "Invalid JPEG file structure: ..."
+    # (five times each) straight to descriptor 2 before the one-line error.
+    from pydicom.encaps import encapsulate
+
+    files = _series(tmp_path / "ct", make_phantom)
+    ds = pydicom.dcmread(files[4])
+    ds.file_meta.TransferSyntaxUID = JPEG_LOSSLESS_SV1
+    ds.PixelData = encapsulate([b"\xff\xd8garbage" * 10])  # start-of-image markers amid junk
+    ds["PixelData"].is_undefined_length = True
+    ds.save_as(files[4], enforce_file_format=True)
+    done = subprocess.run([sys.executable, "-m", "calcinosis.cli", "analyze", str(tmp_path / "ct"), "--out",
+                           str(tmp_path / "out"), "--no-report"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "IM00005.dcm: its pixel data cannot be read (RuntimeError: " in done.stderr
+    assert "; the decoder said: Corrupt JPEG data" in done.stderr

@@ -28,7 +28,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from calcinosis.io.dicom_scan import (
     slice_header,
 )
 from calcinosis.io.hu import INT16_MAX, INT16_MIN, check_hu_range
+from calcinosis.io.native_stderr import NativeStderr
 from calcinosis.io.padding import PADDING_HU, padding_fits, padding_mask
 from calcinosis.volume import Volume
 
@@ -374,27 +375,31 @@ def _read_pixels(ordered: list[SliceHeader]) -> np.ndarray:
     first = ordered[0]
     out = np.empty((len(ordered), first.rows, first.columns), dtype=np.int16)  # type: ignore[arg-type]
     frames: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}  # a multi-frame file's, decoded once
-    for k, h in enumerate(ordered):
-        if h.frame is not None:
-            if h.path not in frames:
-                frames.clear()  # a file's frames come together (interleaved files: decoded again)
-                frames[h.path] = _multiframe_pixels(h)
-            stored, padding = frames[h.path]
-            _rescale_into(stored[h.frame], h.slope, h.intercept, out[k], f"{h.path} frame {h.frame + 1}",
-                          None if padding is None else padding[h.frame])
-        elif h.transfer_syntax in _UNCOMPRESSED:
-            try:
-                stored, padding = _stored_values(pydicom.dcmread(h.path, force=True), h)
-            except Exception as exc:  # noqa: BLE001 - a damaged file raises many types
-                raise _unreadable(h.path, exc) from exc
-            _rescale_into(stored, h.slope, h.intercept, out[k], h.path, padding)
-        else:
-            try:
-                image = sitk.ReadImage(h.path)  # GDCM decodes and applies the rescale
-            except RuntimeError as exc:
-                raise _unreadable(h.path, exc) from exc
-            plane = sitk.GetArrayViewFromImage(image).reshape(first.rows, first.columns)  # type: ignore[arg-type]
-            _rescale_into(plane, 1.0, 0.0, out[k], h.path, _rescaled_padding(plane, h))
+    with ExitStack() as stack:
+        native: NativeStderr | None = None  # opened for the first compressed slice
+        for k, h in enumerate(ordered):
+            if h.frame is not None:
+                if h.path not in frames:
+                    frames.clear()  # a file's frames come together (interleaved files: decoded again)
+                    frames[h.path] = _multiframe_pixels(h)
+                stored, padding = frames[h.path]
+                _rescale_into(stored[h.frame], h.slope, h.intercept, out[k], f"{h.path} frame {h.frame + 1}",
+                              None if padding is None else padding[h.frame])
+            elif h.transfer_syntax in _UNCOMPRESSED:
+                try:
+                    stored, padding = _stored_values(pydicom.dcmread(h.path, force=True), h)
+                except Exception as exc:  # noqa: BLE001 - a damaged file raises many types
+                    raise _unreadable(h.path, exc) from exc
+                _rescale_into(stored, h.slope, h.intercept, out[k], h.path, padding)
+            else:
+                native = native or stack.enter_context(NativeStderr())
+                try:
+                    with native.captured():
+                        image = sitk.ReadImage(h.path)  # GDCM decodes and applies the rescale
+                except RuntimeError as exc:
+                    raise _unreadable(h.path, exc, native.text) from exc
+                plane = sitk.GetArrayViewFromImage(image).reshape(first.rows, first.columns)  # type: ignore[arg-type]
+                _rescale_into(plane, 1.0, 0.0, out[k], h.path, _rescaled_padding(plane, h))
     return out
 
 
@@ -423,10 +428,11 @@ def _rescaled_padding(plane: np.ndarray, h: SliceHeader) -> np.ndarray | None:
     return (plane >= lo - 0.5) & (plane <= hi + 0.5)
 
 
-def _unreadable(path: str, exc: Exception) -> InputError:
+def _unreadable(path: str, exc: Exception, printed: str = "") -> InputError:
     """The one-line error for a slice whose pixel data cannot be read (truncated, damaged, or
-    compressed in a way the decoders do not take)."""
-    return InputError(f"{path}: its pixel data cannot be read ({_why(exc)}); the file may be "
+    compressed in a way the decoders do not take); ``printed``: what the decoder printed."""
+    said = f"; the decoder said: {printed}" if printed else ""
+    return InputError(f"{path}: its pixel data cannot be read ({_why(exc)}{said}); the file may be "
                       "truncated or damaged: copy or export the series again")
 
 
