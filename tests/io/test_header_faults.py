@@ -205,6 +205,23 @@ def test_nifti_whose_qform_and_sform_disagree_is_refused(tmp_path, make_phantom,
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("codes", [(1, 1), (0, 1)], ids=["with_qform", "sform_only"])
+def test_nifti_with_a_sheared_sform_says_so(tmp_path, make_phantom, codes):
+    # A gantry-tilted series converted without correcting the tilt: the slice axis leans 15
+    # degrees. It was refused for a pixdim disagreeing with the sform, for a qform and sform
+    # disagreeing, or with ITK's "only supports orthonormal direction cosines": never the cause.
+    path = write_volume(make_phantom(), tmp_path / "scan.nii.gz")
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    rows = np.array(struct.unpack("<12f", raw[280:328]), dtype=float).reshape(3, 4)
+    rows[1, 2] = rows[2, 2] * np.tan(np.deg2rad(15.0))
+    raw[280:328] = struct.pack("<12f", *rows.ravel())
+    raw[88:92] = struct.pack("<f", float(np.linalg.norm(rows[:, 2])))  # pixdim[3] as the sform's
+    raw[252:256] = struct.pack("<2h", *codes)
+    path.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(InputError, match=r"its sform's axes are not at right angles .*gantry-tilted.*resample it"):
+        read_volume(path)
+
+
 @pytest.mark.parametrize("degrees,codes", [(0.01, None), (10.0, (0, 1)), (10.0, (1, 0))],
                          ids=["rounding", "sform_only", "qform_only"])
 def test_nifti_with_one_placement_or_agreeing_ones_is_read(tmp_path, make_phantom, directions, degrees, codes):

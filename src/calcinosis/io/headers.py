@@ -32,6 +32,9 @@ SFORM_TOLERANCE = 1e-3
 #: A qform and an sform agree when they place every corner of the image within this share of
 #: its smallest voxel (converters write both from one geometry: float32 rounding apart).
 QFORM_SFORM_TOLERANCE_VOXELS = 0.5
+#: An sform's axes are at right angles when no two have a cosine above this (the rounding
+#: of a DICOM orientation's decimals stays below; a 1-degree gantry tilt gives 0.017).
+SHEAR_TOLERANCE = 1e-3
 # MetaImage element types and their sizes (bytes).
 _META_TYPE_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
                     "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
@@ -102,6 +105,10 @@ def _check_nifti(path: Path) -> None:
     pixdim = header.pixdim[1:4]
     if not _usable(pixdim):
         raise _no_spacing(path, f"pixdim {', '.join(f'{v:g}' for v in pixdim)}")
+    if header.sform > 0 and _sform_shear(header) > SHEAR_TOLERANCE:
+        raise InputError(f"cannot use {path}: its sform's axes are not at right angles to each other (a sheared "
+                         "grid, as a gantry-tilted series converted without correcting the tilt); resample it onto "
+                         "an orthogonal grid first (dcm2niix corrects the tilt)")
     if header.sform > 0:
         srow = header.srow
         columns = [math.sqrt(sum(srow[4 * r + c] ** 2 for r in range(3))) for c in range(3)]
@@ -117,6 +124,15 @@ def _check_nifti(path: Path) -> None:
                              f"up to {apart:.3g} mm apart), so readers that take one or the other put every deposit "
                              "in another place, even on the other side; make them agree (e.g. with nibabel, "
                              "set the qform from the right one) or convert the scan again from its DICOM series")
+
+
+def _sform_shear(header) -> float:
+    """The largest cosine between two of the sform's axes (0 for an orthogonal grid)."""
+    srow = header.srow
+    axes = [[srow[4 * r + c] for r in range(3)] for c in range(3)]
+    norms = [math.sqrt(sum(v * v for v in axis)) or 1.0 for axis in axes]
+    return max(abs(sum(a * b for a, b in zip(axes[i], axes[j]))) / (norms[i] * norms[j])
+               for i, j in ((0, 1), (0, 2), (1, 2)))
 
 
 def _qform_sform_apart_mm(header) -> float:
