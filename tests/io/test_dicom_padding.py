@@ -10,6 +10,7 @@ import pydicom
 import pytest
 from pydicom.uid import RLELossless
 
+from calcinosis.errors import InputError
 from calcinosis.io import read_volume, write_dicom_series
 from calcinosis.io.padding import PADDING_HU
 
@@ -108,3 +109,16 @@ def test_padding_of_an_enhanced_ct_reads_as_air(tmp_path, make_phantom, enhanced
     ds.add_new(0x00280120, "US", 0xF830)
     ds.save_as(path)
     np.testing.assert_array_equal(read_volume(path).array, expected)
+
+
+def test_raw_stored_values_are_refused_whatever_their_padding(tmp_path, make_phantom):
+    # Without its RescaleIntercept the series holds stored values 24..2258, refused as "no air";
+    # once its padding read as -1024 HU, that air let the whole scan pass, 1024 HU too dense.
+    files, _ = _padded_series(tmp_path, make_phantom, cell=0xF830, padding=0xF830, padding_vr="US",
+                              bits_stored=12, signed=False)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        del ds.RescaleIntercept, ds.RescaleSlope
+        ds.save_as(f)
+    with pytest.raises(InputError, match=r"range 24\.\.2258 has no air or fat"):
+        read_volume(tmp_path)

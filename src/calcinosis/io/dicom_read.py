@@ -146,8 +146,8 @@ def _read_series(folder: Path, headers: list[SliceHeader], series_uid: str | Non
     slices = _frames_as_slices(slices)
     _check_slices(slices)
     ordered, geometry = _sort_and_check_geometry(slices)
-    array = _read_pixels(ordered)
-    lo, hi = (int(array.min()), int(array.max()))
+    array, padded = _read_pixels(ordered)
+    lo, hi = _measured_range(array, padded)
     check_hu_range(lo, hi, is_float=False, has_fraction=False, source=f"DICOM series {ordered[0].series_uid}")
     metadata = _series_metadata(folder, ordered)
     if others:
@@ -371,10 +371,25 @@ def _sort_and_check_geometry(slices: list[SliceHeader]) -> tuple[list[SliceHeade
     return ordered, (origin, spacing, direction)  # type: ignore[return-value]
 
 
-def _read_pixels(ordered: list[SliceHeader]) -> np.ndarray:
+def _measured_range(array: np.ndarray, padded: bool) -> tuple[int, int]:
+    """The smallest and largest HU of ``array`` leaving out :data:`PADDING_HU` when padding was
+    found (``padded``): the check that values are HU must see the measured pixels only, or a
+    series of raw stored values (no rescale intercept) passes for HU by its padding's -1024."""
+    if not padded:
+        return int(array.min()), int(array.max())
+    ranges = [(int(m.min()), int(m.max())) for plane in array  # slice by slice: no whole-volume mask
+              if (m := plane[plane != PADDING_HU]).size]
+    if not ranges:
+        return PADDING_HU, PADDING_HU  # nothing but padding: nothing denser than air, refused as such
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
+def _read_pixels(ordered: list[SliceHeader]) -> tuple[np.ndarray, bool]:
+    """The HU of every slice ``[z, y, x]``, and whether any pixel was padding."""
     first = ordered[0]
     out = np.empty((len(ordered), first.rows, first.columns), dtype=np.int16)  # type: ignore[arg-type]
     frames: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}  # a multi-frame file's, decoded once
+    padded = False
     with ExitStack() as stack:
         native: NativeStderr | None = None  # opened for the first compressed slice
         for k, h in enumerate(ordered):
@@ -383,14 +398,14 @@ def _read_pixels(ordered: list[SliceHeader]) -> np.ndarray:
                     frames.clear()  # a file's frames come together (interleaved files: decoded again)
                     frames[h.path] = _multiframe_pixels(h)
                 stored, padding = frames[h.path]
-                _rescale_into(stored[h.frame], h.slope, h.intercept, out[k], f"{h.path} frame {h.frame + 1}",
-                              None if padding is None else padding[h.frame])
+                padded |= _rescale_into(stored[h.frame], h.slope, h.intercept, out[k],
+                                        f"{h.path} frame {h.frame + 1}", None if padding is None else padding[h.frame])
             elif h.transfer_syntax in _UNCOMPRESSED:
                 try:
                     stored, padding = _stored_values(pydicom.dcmread(h.path, force=True), h)
                 except Exception as exc:  # noqa: BLE001 - a damaged file raises many types
                     raise _unreadable(h.path, exc) from exc
-                _rescale_into(stored, h.slope, h.intercept, out[k], h.path, padding)
+                padded |= _rescale_into(stored, h.slope, h.intercept, out[k], h.path, padding)
             else:
                 native = native or stack.enter_context(NativeStderr())
                 try:
@@ -399,8 +414,8 @@ def _read_pixels(ordered: list[SliceHeader]) -> np.ndarray:
                 except RuntimeError as exc:
                     raise _unreadable(h.path, exc, native.text) from exc
                 plane = sitk.GetArrayViewFromImage(image).reshape(first.rows, first.columns)  # type: ignore[arg-type]
-                _rescale_into(plane, 1.0, 0.0, out[k], h.path, _rescaled_padding(plane, h))
-    return out
+                padded |= _rescale_into(plane, 1.0, 0.0, out[k], h.path, _rescaled_padding(plane, h))
+    return out, padded
 
 
 def _stored_values(ds: Dataset, h: SliceHeader) -> tuple[np.ndarray, np.ndarray | None]:
@@ -500,9 +515,10 @@ def _quiet_pydicom() -> Iterator[None]:
 
 
 def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.ndarray, path: str,
-                  padding: np.ndarray | None = None) -> None:
+                  padding: np.ndarray | None = None) -> bool:
     """Write ``stored * slope + intercept`` rounded into the int16 plane ``out``; pixels where
-    ``padding`` is true (outside the reconstruction circle) as :data:`PADDING_HU`."""
+    ``padding`` is true (outside the reconstruction circle) as :data:`PADDING_HU`. Returns
+    whether any pixel was padding."""
     if stored.shape != out.shape:
         raise InputError(f"{path}: pixel data of shape {stored.shape} do not match Rows/Columns {out.shape}")
     if slope == round(slope) and intercept == round(intercept) and stored.dtype.kind in "iub":
@@ -512,7 +528,8 @@ def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.nd
         hu += int(intercept)
     else:
         hu = np.rint(stored.astype(np.float32) * np.float32(slope) + np.float32(intercept))
-    if padding is not None:
+    padded = padding is not None and bool(padding.any())
+    if padded:
         hu[padding] = PADDING_HU
     lo, hi = hu.min(), hu.max()
     if lo < INT16_MIN or hi > INT16_MAX:
@@ -520,6 +537,7 @@ def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.nd
             f"values cannot be HU in {path}: {lo:g}..{hi:g} after rescale lies outside the int16 range"
         )
     out[...] = hu
+    return padded
 
 
 def _text(ds: Dataset, keyword: str) -> str | None:
@@ -619,6 +637,7 @@ def read_dicom_slice_hu(path: str | os.PathLike[str]) -> tuple[np.ndarray, tuple
         spacing = floats_or_none(ds, "ImagerPixelSpacing", 2)
     if spacing is None:
         raise InputError(f"{path} has no PixelSpacing; its physical size is unknown")
-    out = _read_pixels([h])[0]
-    check_hu_range(int(out.min()), int(out.max()), is_float=False, has_fraction=False, source=str(path))
+    array, padded = _read_pixels([h])
+    out = array[0]
+    check_hu_range(*_measured_range(array, padded), is_float=False, has_fraction=False, source=str(path))
     return out, (float(spacing[0]), float(spacing[1]))
