@@ -48,8 +48,11 @@ def mr_series(folder, make):
 
 
 def duplicated_slice(folder, make):
+    # Another image at slice 5's position (a second acquisition in the series): which one
+    # belongs cannot be told. (A copy of the same image, same SOPInstanceUID, is read once.)
     files = _series(folder, make)
-    shutil.copy(files[4], folder / "copy_of_slice5.dcm")
+    shutil.copy(files[4], folder / "again_slice5.dcm")
+    _edit(folder / "again_slice5.dcm", SOPInstanceUID="1.2.826.0.1.99.5.2")
 
 
 def missing_slice(folder, make):
@@ -419,3 +422,15 @@ def test_damaged_compressed_slice_gives_one_line_on_stderr(tmp_path, make_phanto
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "IM00005.dcm: its pixel data cannot be read (RuntimeError: " in done.stderr
     assert "; the decoder said: Corrupt JPEG data" in done.stderr
+
+
+def test_copies_of_the_same_images_are_read_once(tmp_path, make_phantom, caplog):
+    # An export copied twice into one tree ("DICOM" and "copy"): every image twice, by its
+    # SOPInstanceUID the same; refused as "duplicated slice positions (12 repeated)".
+    vol = make_phantom()
+    files = write_dicom_series(vol, tmp_path / "export" / "DICOM")
+    shutil.copytree(tmp_path / "export" / "DICOM", tmp_path / "export" / "copy")
+    back = read_volume(tmp_path / "export")
+    np.testing.assert_array_equal(back.array, vol.array)
+    assert back.metadata["dicom_files"] == [str(f) for f in files]
+    assert "ignoring 12 file(s)" in caplog.text and "copy an image already read" in caplog.text

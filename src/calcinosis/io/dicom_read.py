@@ -143,6 +143,7 @@ def read_multiframe_file(path: str | os.PathLike[str]) -> Volume | None:
 def _read_series(folder: Path, headers: list[SliceHeader], series_uid: str | None) -> Volume:
     slices, others = _choose_series(folder, headers, series_uid)
     slices = _drop_localizers(slices)
+    slices = _drop_copies(slices)
     slices = _frames_as_slices(slices)
     _check_slices(slices)
     ordered, geometry = _sort_and_check_geometry(slices)
@@ -250,6 +251,28 @@ def _drop_localizers(slices: list[SliceHeader]) -> list[SliceHeader]:
         logger.warning("ignoring %d LOCALIZER image(s) in series %s", len(slices) - len(axial), slices[0].series_uid)
         return axial
     return slices
+
+
+def _drop_copies(slices: list[SliceHeader]) -> list[SliceHeader]:
+    """The slices less the files that are copies of one already there: the same SOPInstanceUID
+    at the same position (an export copied twice into one folder tree). Such copies are one
+    image, not repeated slices; files that share a UID but not a position are left to the
+    series checks."""
+    first: dict[str, SliceHeader] = {}
+    kept, copies = [], []
+    for h in slices:
+        original = first.get(h.sop_uid) if h.sop_uid else None
+        if original is not None and (original.position, original.n_frames, original.rows, original.columns) == (
+                h.position, h.n_frames, h.rows, h.columns):
+            copies.append((h, original))
+            continue
+        first.setdefault(h.sop_uid, h)
+        kept.append(h)
+    if copies:
+        copy, original = copies[0]
+        logger.warning("ignoring %d file(s) of series %s that copy an image already read (same SOPInstanceUID and "
+                       "position), e.g. %s (a copy of %s)", len(copies), copy.series_uid, copy.path, original.path)
+    return kept
 
 
 def _frames_as_slices(slices: list[SliceHeader]) -> list[SliceHeader]:
