@@ -194,6 +194,12 @@ def header_cut_last_slice(folder, make):
     _cut_last_slice(folder, make, 300)  # within the data set's header: skipped as "no series"
 
 
+def series_uid_removed(folder, make):
+    # By an anonymiser: called "marked DICOM but could not be read (damaged, or a transfer syntax ...)".
+    for f in _series(folder, make):
+        _edit(f, SeriesInstanceUID=None)
+
+
 def meta_cut_last_slice(folder, make):
     _cut_last_slice(folder, make, 150)  # within the file meta: not even its SOP class whole
 
@@ -227,6 +233,8 @@ CASES = [
                              "it may hold a slice"),
     (header_cut_last_slice, r"IM00012\.dcm under .*marked DICOM but damaged: a CT image with no SeriesInstanceUID "
                             r"\(300 bytes: cut short\?\)"),
+    (series_uid_removed, r"IM00001\.dcm under .*\(a CT image with no SeriesInstanceUID \(removed by an anonymiser\?\)\) "
+                         r"\(and 11 more such files\)"),
     (meta_cut_last_slice, r"IM00012\.dcm under .*marked DICOM but damaged: with no SeriesInstanceUID"),
 ]
 

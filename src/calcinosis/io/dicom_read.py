@@ -116,8 +116,8 @@ def _refuse_unreadable(folder: Path, problems: list[tuple[Path, str]], *, any_se
     """Raise :class:`InputError` for files under ``folder`` that could not be read when a series
     was found beside them (any of them may be its first or last slice, whose loss no gap
     shows), and for files that could not be opened at all when none was."""
-    if not any_series:
-        problems = [p for p in problems if not p[1].startswith("marked DICOM")]  # said below
+    if not any_series:  # files pydicom could not parse are counted below
+        problems = [p for p in problems if not p[1].startswith("marked DICOM")]
     if not problems:
         return
     path, why = problems[0]

@@ -181,7 +181,9 @@ def read_header(path: Path, problems: list[tuple[Path, str]] | None = None) -> D
         # belong to no series (of a valid other class) are skipped.
         if problems is not None and head[128:132] == b"DICM" and (sop_class in CT_IMAGE_CLASSES
                                                                   or not _UID.fullmatch(sop_class)):
-            problems.append((path, f"marked DICOM but damaged: {'a CT image ' if sop_class else ''}with no "
+            whole = _UID.fullmatch(str(ds.get("SOPInstanceUID", "") or "")) and "Rows" in ds
+            problems.append((path, "a CT image with no SeriesInstanceUID (removed by an anonymiser?)" if whole else
+                                   f"marked DICOM but damaged: {'a CT image ' if sop_class else ''}with no "
                                    f"SeriesInstanceUID ({path.stat().st_size} bytes: cut short?)"))
         return None
     return ds
