@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 from pydicom.data import get_testdata_file
@@ -125,7 +126,9 @@ def _bad_inputs(tmp: Path, phantom):
     yield "non-CT", mr, "MR"
     dup = tmp / "dup"
     files = write_dicom_series(small, dup)
-    shutil.copy(files[2], dup / "copy_of_slice.dcm")
+    again = pydicom.dcmread(files[2])  # another image at slice 3's place (a copy of the same image is read once)
+    again.SOPInstanceUID = "1.2.826.0.1.3.2"
+    again.save_as(dup / "again_slice3.dcm")
     yield "duplicated slice", dup, "duplicate"
     gap = tmp / "gap"
     files = write_dicom_series(small, gap)
