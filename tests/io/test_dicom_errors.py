@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -442,3 +444,37 @@ def test_copies_of_the_same_images_are_read_once(tmp_path, make_phantom, caplog)
     np.testing.assert_array_equal(back.array, vol.array)
     assert back.metadata["dicom_files"] == [str(f) for f in files]
     assert "ignoring 12 file(s)" in caplog.text and "copy an image already read" in caplog.text
+
+
+def _remarkable_series(folder: Path, make_phantom, *, bad_uid: bool) -> None:
+    """A readable series with bytes after each slice's pixel data (allowed: removed) and, with
+    ``bad_uid``, a malformed FrameOfReferenceUID: things pydicom remarks on, once per file."""
+    for f in _series(folder, make_phantom):
+        ds = pydicom.dcmread(f)
+        ds.PixelData = ds.PixelData + b"\0" * 100
+        if bad_uid:
+            ds.FrameOfReferenceUID = "1.2.3.abc"
+        ds.save_as(f)
+
+
+def test_pydicom_remarks_on_a_readable_series_are_summed_up_once(tmp_path, make_phantom, caplog):
+    # pydicom warned and logged each remark, once per file: 36 and more lines on stderr.
+    _remarkable_series(tmp_path, make_phantom, bad_uid=True)
+    caplog.clear()  # pydicom's remark on writing the malformed UID
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_volume(tmp_path)
+    assert [str(w.message) for w in caught] == []
+    assert [r.name for r in caplog.records if r.levelno >= logging.WARNING] == ["calcinosis.io.dicom_read"]
+    assert "pydicom says: The pixel data is 1060 bytes long, which indicates it contains 100 bytes of excess " \
+           "padding to be removed (12 time(s))" in caplog.text
+
+
+def test_pydicom_remarks_come_as_one_line_on_stderr(tmp_path, make_phantom):
+    _remarkable_series(tmp_path / "ct", make_phantom, bad_uid=False)
+    done = subprocess.run([sys.executable, "-m", "calcinosis.cli", "analyze", str(tmp_path / "ct"), "--out",
+                           str(tmp_path / "out"), "--no-report"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("WARNING: reading series 1.2.826.0.1.99, pydicom says: The pixel data is ")

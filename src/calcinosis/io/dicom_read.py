@@ -27,8 +27,7 @@ import logging
 import math
 import os
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from calcinosis.io.dicom_scan import (
     SliceHeader,
     floats_or_none,
     group_series,
+    quiet_pydicom,
     read_header,
     scan_headers,
     slice_header,
@@ -414,6 +414,7 @@ def _read_pixels(ordered: list[SliceHeader]) -> tuple[np.ndarray, bool]:
     frames: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}  # a multi-frame file's, decoded once
     padded = False
     with ExitStack() as stack:
+        said = stack.enter_context(quiet_pydicom())
         native: NativeStderr | None = None  # opened for the first compressed slice
         for k, h in enumerate(ordered):
             if h.frame is not None:
@@ -438,6 +439,11 @@ def _read_pixels(ordered: list[SliceHeader]) -> tuple[np.ndarray, bool]:
                     raise _unreadable(h.path, exc, native.text) from exc
                 plane = sitk.GetArrayViewFromImage(image).reshape(first.rows, first.columns)  # type: ignore[arg-type]
                 padded |= _rescale_into(plane, 1.0, 0.0, out[k], h.path, _rescaled_padding(plane, h))
+    if said:  # e.g. "The pixel data is 1060 bytes long, which indicates it contains 100 bytes of excess padding"
+        texts = Counter(str(w.message) for w in said)
+        text, n = texts.most_common(1)[0]
+        more = f"; and {len(texts) - 1} other remark(s)" if len(texts) > 1 else ""
+        logger.warning("reading series %s, pydicom says: %s (%d time(s))%s", first.series_uid, text, n, more)
     return out, padded
 
 
@@ -489,7 +495,7 @@ def _multiframe_pixels(h: SliceHeader) -> tuple[np.ndarray, np.ndarray | None]:
     and where they are padding (None: no padding found)."""
     _check_decoder(h)
     try:
-        with _quiet_pydicom():
+        with quiet_pydicom():
             stored, padding = _stored_values(pydicom.dcmread(h.path, force=True), h)
     except Exception as exc:  # noqa: BLE001 - pydicom's decoders raise many types
         raise InputError(
@@ -522,19 +528,6 @@ def _check_decoder(h: SliceHeader) -> None:
     raise InputError(f"{h.path}: its multi-frame pixel data are compressed ({UID(h.transfer_syntax).name}) and "
                      f"no decoder for them is installed: {install or 'install a pydicom pixel data plugin'}; "
                      "or decompress it (e.g. gdcmconv --raw)")
-
-
-@contextmanager
-def _quiet_pydicom() -> Iterator[None]:
-    """pydicom's decoders log each failed plugin with its traceback (on stderr, through the
-    CLI's logging); the failure is reported in one line instead."""
-    pydicom_logger = logging.getLogger("pydicom")
-    level = pydicom_logger.level
-    pydicom_logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        pydicom_logger.setLevel(level)
 
 
 def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.ndarray, path: str,
@@ -595,6 +588,11 @@ def _contrast_agent(ds: Dataset) -> str | None:
 
 
 def _series_metadata(folder: Path, ordered: list[SliceHeader]) -> dict[str, Any]:
+    with quiet_pydicom():  # pydicom converts (and warns of) the values as they are read
+        return _series_metadata_quietly(folder, ordered)
+
+
+def _series_metadata_quietly(folder: Path, ordered: list[SliceHeader]) -> dict[str, Any]:
     ds = read_header(Path(ordered[0].path))
     if ds is None:  # it was read moments ago: the file changed under us
         raise InputError(f"{ordered[0].path} could not be read again; is the folder being modified?")

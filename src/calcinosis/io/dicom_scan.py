@@ -15,6 +15,7 @@ import stat
 import warnings
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,6 +143,23 @@ def _marked_dicom(head: bytes) -> bool:
     return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[3] == 0
 
 
+@contextmanager
+def quiet_pydicom() -> Iterator[list[warnings.WarningMessage]]:
+    """Hold back what pydicom says of odd data: it logs each remark (a failed decoder plugin
+    with its traceback) and also warns of most, once per file, several lines on stderr
+    through the CLI's logging. Inside, its logger is silent and its warnings are collected
+    in the list yielded, for the caller to sum up in one line or to drop."""
+    pydicom_logger = logging.getLogger("pydicom")
+    level = pydicom_logger.level
+    pydicom_logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield caught
+    finally:
+        pydicom_logger.setLevel(level)
+
+
 def read_header(path: Path, problems: list[tuple[Path, str]] | None = None) -> Dataset | None:
     """The header of ``path`` without pixel data, or None if it is not a DICOM data set.
 
@@ -160,7 +178,8 @@ def read_header(path: Path, problems: list[tuple[Path, str]] | None = None) -> D
     if not _marked_dicom(head):
         return None
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        with quiet_pydicom():  # odd values: the series checks say what matters, in one line
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt files
         # Skipped here; a series reader that was given ``problems`` refuses the folder (a
         # damaged first or last slice left no gap for the series checks to see).
