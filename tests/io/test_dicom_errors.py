@@ -314,6 +314,34 @@ def test_localizer_in_the_series_is_ignored(tmp_path, make_phantom):
     assert vol.shape == (12, 20, 24) and str(scout) not in vol.metadata["dicom_files"]
 
 
+def _scout_series(folder: Path, make_phantom) -> None:
+    """Five scout views (ImageType LOCALIZER; frontal and lateral in turn) in a series of their own."""
+    files = write_dicom_series(make_phantom(np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]]), shape=(6, 20, 24)),
+                               folder, series_uid="1.2.826.0.1.98", file_prefix="SC")
+    files[5].unlink()
+    for k, f in enumerate(files[:5]):
+        _edit(f, ImageType=["ORIGINAL", "PRIMARY", "LOCALIZER"],
+              **({"ImageOrientationPatient": [0, 1, 0, 0, 0, -1]} if k % 2 else {}))
+
+
+def test_a_folder_of_scout_views_only_says_so(tmp_path, make_phantom):
+    # Was "slices of series ... have different ImageOrientationPatient".
+    _scout_series(tmp_path / "scout", make_phantom)
+    with pytest.raises(InputError, match=r"series 1\.2\.826\.0\.1\.98 holds only LOCALIZER images \(5 scout "
+                                         r"view\(s\)\), not a CT volume; give the folder of the axial series"):
+        read_volume(tmp_path)
+
+
+def test_the_axial_series_is_chosen_over_more_scout_views(tmp_path, make_phantom):
+    # The series with the most images was the scout series (5 against 4), and refused.
+    _scout_series(tmp_path / "scout", make_phantom)
+    axial = make_phantom(shape=(4, 20, 24))
+    write_dicom_series(axial, tmp_path / "axial", series_uid="1.2.826.0.1.99")
+    vol = read_volume(tmp_path)
+    assert vol.metadata["series_uid"] == "1.2.826.0.1.99"
+    np.testing.assert_array_equal(vol.array, axial.array)
+
+
 def test_folder_of_non_image_objects_and_their_uid(tmp_path, make_phantom):
     files = write_dicom_series(make_phantom(), tmp_path, series_uid="1.7")
     for f in files:

@@ -225,12 +225,13 @@ def _choose_series(folder: Path, headers: list[SliceHeader],
         if not ct:
             found = ", ".join(f"{s.modality or 'no modality'} ({s.n_files} files)" for s in series)
             raise InputError(f"no CT series under {folder}: found {found}; a CT series is needed")
-        # The most slices (a multi-frame file counts its frames); ties: the first in (study,
-        # series) UID order.
-        frames = Counter()
+        # The most slices (a multi-frame file counts its frames) other than scout views, then the
+        # most slices; ties: the first in (study, series) UID order.
+        frames, axial = Counter(), Counter()
         for h in images:
             frames[h.series_uid] += h.n_frames
-        chosen = max(ct, key=lambda s: frames[s.series_uid])
+            axial[h.series_uid] += 0 if h.is_localizer else h.n_frames
+        chosen = max(ct, key=lambda s: (axial[s.series_uid], frames[s.series_uid]))
         if len(ct) > 1:
             logger.info("%d CT series under %s; reading %s (%d slices)", len(ct), folder, chosen.series_uid,
                         frames[chosen.series_uid])
@@ -247,6 +248,9 @@ def _choose_series(folder: Path, headers: list[SliceHeader],
 
 def _drop_localizers(slices: list[SliceHeader]) -> list[SliceHeader]:
     axial = [h for h in slices if not h.is_localizer]
+    if not axial:
+        raise InputError(f"series {slices[0].series_uid} holds only LOCALIZER images ({len(slices)} scout "
+                         "view(s)), not a CT volume; give the folder of the axial series, or its --series UID")
     if axial and len(axial) < len(slices):
         logger.warning("ignoring %d LOCALIZER image(s) in series %s", len(slices) - len(axial), slices[0].series_uid)
         return axial
