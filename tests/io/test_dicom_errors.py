@@ -206,6 +206,12 @@ def meta_cut_last_slice(folder, make):
     _cut_last_slice(folder, make, 150)  # within the file meta: not even its SOP class whole
 
 
+def uid_per_file(folder, make):
+    # A naive anonymiser gave every file a series of its own: "series ... has a single slice".
+    for k, f in enumerate(_series(folder, make)):
+        _edit(f, SeriesInstanceUID=f"1.2.826.0.1.99.{k + 1}")
+
+
 CASES = [
     (empty, "no DICOM files found"),
     (non_dicom_only, "no DICOM files found"),
@@ -215,6 +221,7 @@ CASES = [
     (missing_slice, "missing slices"),
     (unequal_spacing, r"unequal slice spacing.*tolerance 0\.050 mm"),
     (single_slice, "single slice"),
+    (uid_per_file, r"holds 12 CT series of one slice each: each file has a SeriesInstanceUID of its own"),
     (missing_position, "lacks a valid ImagePositionPatient"),
     (missing_orientation, "lacks a valid ImageOrientationPatient"),
     (zero_pixel_spacing, "lacks a valid PixelSpacing"),

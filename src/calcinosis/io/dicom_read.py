@@ -142,6 +142,10 @@ def read_multiframe_file(path: str | os.PathLike[str]) -> Volume | None:
 
 def _read_series(folder: Path, headers: list[SliceHeader], series_uid: str | None) -> Volume:
     slices, others = _choose_series(folder, headers, series_uid)
+    if others and len(slices) == 1 and slices[0].n_frames == 1 and all(o["slices"] == 1 for o in others):
+        raise InputError(f"the folder {folder} holds {len(others) + 1} CT series of one slice each: each file has a "
+                         "SeriesInstanceUID of its own (an anonymiser that replaced the UIDs file by file?); a 3-D "
+                         "volume needs its slices in one series: export them again, keeping the series' UID")
     slices = _drop_localizers(slices)
     slices = _drop_copies(slices)
     slices = _frames_as_slices(slices)
