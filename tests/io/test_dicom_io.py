@@ -49,6 +49,15 @@ def test_no_contrast_agent_is_reported_as_none(tmp_path, make_phantom):
     assert read_volume(tmp_path).metadata["contrast_agent"] is None
 
 
+@pytest.mark.parametrize("agent, read", [("NONE", None), (" none ", None), ("No contrast", None), ("N/A", None),
+                                         ("  ", None), ("Omnipaque 350", "Omnipaque 350")])
+def test_a_contrast_agent_field_saying_none_is_no_agent(tmp_path, make_phantom, agent, read):
+    # Sites write "NONE" for a scan without contrast: the analysis warned "contrast agent (NONE):
+    # enhancing vessels and organs can mimic calcification".
+    write_dicom_series(make_phantom(), tmp_path, contrast_agent=agent)
+    assert read_volume(tmp_path).metadata["contrast_agent"] == read
+
+
 @pytest.mark.parametrize("name", ["identity", "oblique20x", "oblique35z_20x", "flip_x", "flip_yz", "flip_z_oblique"])
 def test_marked_voxel_keeps_its_lps_position_through_dicom(tmp_path, make_phantom, directions, mark, name):
     index, value = mark

@@ -581,12 +581,19 @@ def _number(ds: Dataset, keyword: str) -> float | None:
         return None
 
 
+#: What sites write in ContrastBolusAgent for a scan without contrast (compared in capitals,
+#: without spaces at the ends): the analysis warned "contrast agent (NONE): enhancing vessels
+#: and organs can mimic calcification".
+NO_CONTRAST_AGENT = frozenset({"NONE", "NO", "N", "NO CONTRAST", "NON CONTRAST", "NON-CONTRAST", "NONCONTRAST",
+                               "WITHOUT", "WITHOUT CONTRAST", "NATIVE", "NIL", "N/A", "NA", "-", "0"})
+
+
 def _contrast_agent(ds: Dataset) -> str | None:
     """ContrastBolusAgent; in an enhanced CT, else the first agent's code meaning (Enhanced
-    Contrast/Bolus module); None when the header names none."""
+    Contrast/Bolus module); None when the header names none (or says none, as "NONE")."""
     text = _text(ds, "ContrastBolusAgent")
-    if text is not None:
-        return text
+    if text is not None and text.strip():
+        return None if text.strip().upper() in NO_CONTRAST_AGENT else text
     agents = ds.get("ContrastBolusAgentSequence")
     if agents:
         meaning = agents[0].get("CodeMeaning")
