@@ -513,3 +513,20 @@ def test_pydicom_remarks_come_as_one_line_on_stderr(tmp_path, make_phantom):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("WARNING: reading series 1.2.826.0.1.99, pydicom says: The pixel data is ")
+
+
+def test_a_dicomdir_given_as_input_points_to_its_folder(tmp_path, make_phantom):
+    # The index of a CD or export (by name or, renamed, by its SOP class) was "unknown file type".
+    from pydicom.fileset import FileSet
+
+    vol = make_phantom()
+    cd = FileSet()
+    for f in write_dicom_series(vol, tmp_path / "ct"):
+        cd.add(f)
+    cd.write(tmp_path / "cd")
+    shutil.copy(tmp_path / "cd" / "DICOMDIR", tmp_path / "index.dcm")
+    for path in (tmp_path / "cd" / "DICOMDIR", tmp_path / "index.dcm"):
+        with pytest.raises(InputError, match=r"is a DICOMDIR \(the index of a CD or an export\), not an image: give "
+                                             r"the folder that holds the series"):
+            read_volume(path)
+    np.testing.assert_array_equal(read_volume(tmp_path / "cd").array, vol.array)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_file_meta_info
 
 from calcinosis.errors import InputError
 
@@ -158,6 +159,21 @@ def quiet_pydicom() -> Iterator[list[warnings.WarningMessage]]:
             yield caught
     finally:
         pydicom_logger.setLevel(level)
+
+
+def is_dicomdir(path: Path) -> bool:
+    """Whether ``path`` is a DICOMDIR (the index of a CD or an export, no image), by its name
+    or its file meta's SOP class."""
+    if path.name.upper() == "DICOMDIR":
+        return True
+    if not looks_like_dicom(path):
+        return False
+    try:
+        with quiet_pydicom():
+            meta = read_file_meta_info(path)
+    except Exception:  # noqa: BLE001 - not a readable file meta: not a DICOMDIR either
+        return False
+    return str(meta.get("MediaStorageSOPClassUID", "") or "") == _DICOMDIR_SOP_CLASS
 
 
 def read_header(path: Path, problems: list[tuple[Path, str]] | None = None) -> Dataset | None:
