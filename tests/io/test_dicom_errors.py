@@ -530,3 +530,21 @@ def test_a_dicomdir_given_as_input_points_to_its_folder(tmp_path, make_phantom):
                                              r"the folder that holds the series"):
             read_volume(path)
     np.testing.assert_array_equal(read_volume(tmp_path / "cd").array, vol.array)
+
+
+def test_the_ct_volume_is_chosen_over_a_longer_colour_capture(tmp_path, make_phantom):
+    # A screen capture of a rotating 3-D rendering (Modality CT, RGB) with more images than the
+    # volume was chosen for having the most, and refused as "not a greyscale image (RGB)".
+    vol = make_phantom()
+    write_dicom_series(vol, tmp_path / "axial", series_uid="1.2.826.0.1.99")
+    capture = write_dicom_series(make_phantom(shape=(14, 20, 24)), tmp_path / "vr", series_uid="1.2.826.0.1.97")
+    for f in capture:
+        ds = pydicom.dcmread(f)
+        grey = ds.pixel_array.astype(np.uint8)
+        ds.PixelData = np.stack([grey] * 3, axis=-1).tobytes()
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.save_as(f)
+    back = read_volume(tmp_path)
+    assert back.metadata["series_uid"] == "1.2.826.0.1.99"
+    np.testing.assert_array_equal(back.array, vol.array)

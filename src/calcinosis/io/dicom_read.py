@@ -229,12 +229,14 @@ def _choose_series(folder: Path, headers: list[SliceHeader],
         if not ct:
             found = ", ".join(f"{s.modality or 'no modality'} ({s.n_files} files)" for s in series)
             raise InputError(f"no CT series under {folder}: found {found}; a CT series is needed")
-        # The most slices (a multi-frame file counts its frames) other than scout views, then the
-        # most slices; ties: the first in (study, series) UID order.
+        # The most greyscale slices (a multi-frame file counts its frames) other than scout views
+        # (a screen capture of a 3-D rendering, in colour, may have more), then the most slices;
+        # ties: the first in (study, series) UID order.
         frames, axial = Counter(), Counter()
         for h in images:
             frames[h.series_uid] += h.n_frames
-            axial[h.series_uid] += 0 if h.is_localizer else h.n_frames
+            greyscale = h.samples_per_pixel == 1 and h.photometric in ("MONOCHROME1", "MONOCHROME2")
+            axial[h.series_uid] += h.n_frames if greyscale and not h.is_localizer else 0
         chosen = max(ct, key=lambda s: (axial[s.series_uid], frames[s.series_uid]))
         if len(ct) > 1:
             logger.info("%d CT series under %s; reading %s (%d slices)", len(ct), folder, chosen.series_uid,
