@@ -55,7 +55,10 @@ class NativeStderr:
             os.close(saved)
             self._file.seek(0)
             raw = self._file.read(4 * MAX_TEXT).decode("utf-8", "replace")
-            lines = ("".join(ch if ch.isprintable() else " " for ch in line).strip() for line in raw.splitlines())
+            # A terminal's status line (rich, from its own thread) may land here too: its lines
+            # carry escape sequences, a decoder's do not.
+            lines = ("".join(ch if ch.isprintable() else " " for ch in line).strip()
+                     for line in raw.replace("\r", "\n").splitlines() if "\x1b" not in line)
             self.text = "; ".join(dict.fromkeys(line for line in lines if line))[:MAX_TEXT]
             if self.text:
                 logger.debug("a decoder printed: %s", self.text)
