@@ -548,3 +548,30 @@ def test_the_ct_volume_is_chosen_over_a_longer_colour_capture(tmp_path, make_pha
     back = read_volume(tmp_path)
     assert back.metadata["series_uid"] == "1.2.826.0.1.99"
     np.testing.assert_array_equal(back.array, vol.array)
+
+
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+
+
+@pytest.mark.skipif(not get_decoder(JPEG_EXTENDED).is_available or get_decoder(JPEG_EXTENDED).missing_dependencies == [],
+                    reason="needs Pillow as the only JPEG Extended decoder")
+def test_enhanced_ct_pillow_cannot_decode_names_other_decoders_in_one_line(tmp_path, make_phantom, enhanced_ct):
+    # 12-bit JPEG (as CT is compressed): Pillow, the one decoder pydicom had, cannot; the message
+    # said only to decompress the file, not that another decoder (a pip install away) can.
+    from pydicom.data import get_testdata_file
+    from pydicom.encaps import encapsulate, generate_frames
+
+    twelve_bits = pydicom.dcmread(get_testdata_file("JPGExtended.dcm"))
+    frame = next(generate_frames(twelve_bits.PixelData, number_of_frames=1))
+    path = _enhanced(tmp_path, _series(tmp_path / "single", make_phantom), enhanced_ct)
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = JPEG_EXTENDED
+    ds.PixelData = encapsulate([frame] * int(ds.NumberOfFrames))
+    ds["PixelData"].is_undefined_length = True
+    ds.save_as(path, enforce_file_format=True)
+    done = subprocess.run([sys.executable, "-m", "calcinosis.cli", "analyze", str(path), "--out",
+                           str(tmp_path / "out"), "--no-report"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "multi-frame pixel data cannot be decoded" in done.stderr
+    assert "another decoder may read them (pip install 'pylibjpeg>=" in done.stderr

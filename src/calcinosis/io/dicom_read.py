@@ -503,13 +503,16 @@ def _why(exc: Exception) -> str:
 def _multiframe_pixels(h: SliceHeader) -> tuple[np.ndarray, np.ndarray | None]:
     """The stored values of every frame of multi-frame file ``h.path``, ``[frame, row, column]``,
     and where they are padding (None: no padding found)."""
-    _check_decoder(h)
+    decoder = _check_decoder(h)
     try:
-        with quiet_pydicom():
+        # Pillow's codecs print to descriptor 2 too ("Unsupported JPEG data precision 12").
+        with quiet_pydicom(), NativeStderr() as native, native.captured():
             stored, padding = _stored_values(pydicom.dcmread(h.path, force=True), h)
     except Exception as exc:  # noqa: BLE001 - pydicom's decoders raise many types
+        others = _install_hint(decoder)
         raise InputError(
             f"{h.path}: its multi-frame pixel data cannot be decoded ({_why(exc)}); "
+            f"{f'another decoder may read them ({others}), or ' if others else ''}"
             "decompress it (e.g. gdcmconv --raw) or convert the series to NIfTI"
         ) from exc
     if stored.ndim == 2:
@@ -518,26 +521,33 @@ def _multiframe_pixels(h: SliceHeader) -> tuple[np.ndarray, np.ndarray | None]:
     return stored, padding
 
 
-def _check_decoder(h: SliceHeader) -> None:
-    """Raise :class:`InputError` naming the package to install when pydicom has no decoder for
-    the multi-frame file's transfer syntax (JPEG Lossless, the commonest in PACS exports, needs
-    a plugin; its error named none on its first line, the only one shown)."""
+def _check_decoder(h: SliceHeader):
+    """pydicom's decoder for the multi-frame file's transfer syntax (None: not compressed).
+    Raises :class:`InputError` naming the package to install when none of its plugins is
+    installed (JPEG Lossless, the commonest in PACS exports, needs one; pydicom's error named
+    none on its first line, the only one shown)."""
     if h.transfer_syntax in _UNCOMPRESSED:
-        return
+        return None
     try:
         decoder = get_decoder(h.transfer_syntax)
     except NotImplementedError:
         raise InputError(f"{h.path}: its transfer syntax {h.transfer_syntax} is one pydicom cannot decode; "
                          "decompress it (e.g. gdcmconv --raw) or convert the series to NIfTI") from None
     if decoder.is_available:
-        return
+        return decoder
+    install = _install_hint(decoder) or "install a pydicom pixel data plugin"
+    raise InputError(f"{h.path}: its multi-frame pixel data are compressed ({UID(h.transfer_syntax).name}) and "
+                     f"no decoder for them is installed: {install}; or decompress it (e.g. gdcmconv --raw)")
+
+
+def _install_hint(decoder) -> str:
+    """'pip install ...' for each of ``decoder``'s plugins that is not installed ('' when all are)."""
+    if decoder is None:
+        return ""
     # pydicom's own list: 'pylibjpeg - requires pylibjpeg>=2.0 and pylibjpeg-libjpeg>=2.1', ...
     needs = [line.partition(" - requires ")[2].split(" and ") for line in decoder.missing_dependencies]
     needs = [n for n in needs if n and n[0]]
-    install = " or ".join("pip install " + " ".join(f"'{p}'" for p in n) for n in sorted(needs, key=len, reverse=True))
-    raise InputError(f"{h.path}: its multi-frame pixel data are compressed ({UID(h.transfer_syntax).name}) and "
-                     f"no decoder for them is installed: {install or 'install a pydicom pixel data plugin'}; "
-                     "or decompress it (e.g. gdcmconv --raw)")
+    return " or ".join("pip install " + " ".join(f"'{p}'" for p in n) for n in sorted(needs, key=len, reverse=True))
 
 
 def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.ndarray, path: str,
