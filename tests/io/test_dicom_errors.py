@@ -172,6 +172,11 @@ def negative_rescale_slope(folder, make):
         _edit(f, RescaleSlope=-1)  # every value -1024 or less: was analysed, no body, exit 0
 
 
+def negative_rescale_slope_on_one_slice(folder, make):
+    files = _series(folder, make)
+    _edit(files[2], RescaleSlope=-5)  # that slice -12000..-1024 "HU": read without a word
+
+
 def seg_only(folder, make):
     files = _series(folder, make)
     for f in files:
@@ -227,7 +232,8 @@ CASES = [
     (zero_pixel_spacing, "lacks a valid PixelSpacing"),
     (zero_rescale_slope, "RescaleSlope 0 .*cannot be turned into HU"),
     (nan_rescale_slope, "RescaleSlope nan .*cannot be turned into HU"),
-    (negative_rescale_slope, "nothing denser than air"),
+    (negative_rescale_slope, r"IM00001\.dcm has RescaleSlope -1 .*the slope above zero"),
+    (negative_rescale_slope_on_one_slice, r"IM00003\.dcm has RescaleSlope -5 .*cannot be turned into HU"),
     (falsely_big_endian, "marked DICOM but could not be read"),
     (hidden_files_only, "hidden files and folders"),
     (slice_without_rows, r"IM00003\.dcm lacks a valid Rows or Columns"),  # was "no DICOM files found"
@@ -575,3 +581,13 @@ def test_enhanced_ct_pillow_cannot_decode_names_other_decoders_in_one_line(tmp_p
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "multi-frame pixel data cannot be decoded" in done.stderr
     assert "another decoder may read them (pip install 'pylibjpeg>=" in done.stderr
+
+
+def test_a_malformed_number_of_frames_is_one_frame(tmp_path, make_phantom):
+    # NumberOfFrames written with two values ("1\2"): int() of it was an internal error (exit 1).
+    vol = make_phantom()
+    for f in write_dicom_series(vol, tmp_path):
+        ds = pydicom.dcmread(f)
+        ds.NumberOfFrames = ["1", "2"]
+        ds.save_as(f)
+    np.testing.assert_array_equal(read_volume(tmp_path).array, vol.array)

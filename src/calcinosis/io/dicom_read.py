@@ -320,9 +320,11 @@ def _check_slices(slices: list[SliceHeader]) -> None:
         if not h.rows or not h.columns:
             raise InputError(f"{h.path} lacks a valid Rows or Columns: its image size is unknown (a damaged header); "
                              "export the series again")
-        if not (math.isfinite(h.slope) and h.slope != 0 and math.isfinite(h.intercept)):
+        # A negative slope makes the densest tissue the least dense: no CT's; on one slice among
+        # many (-5: down to -12000 "HU") it passed the check of the volume's range.
+        if not (math.isfinite(h.slope) and h.slope > 0 and math.isfinite(h.intercept)):
             raise InputError(f"{h.path} has RescaleSlope {h.slope:g} and RescaleIntercept {h.intercept:g}: its "
-                             "values cannot be turned into HU (both must be numbers, the slope not zero)")
+                             "values cannot be turned into HU (both must be numbers, the slope above zero)")
         if h.samples_per_pixel != 1 or h.photometric not in ("MONOCHROME1", "MONOCHROME2"):
             raise InputError(f"{h.path} is not a greyscale image ({h.photometric}); a CT series is needed")
     first = slices[0]
@@ -460,6 +462,10 @@ def _read_pixels(ordered: list[SliceHeader]) -> tuple[np.ndarray, bool]:
 def _stored_values(ds: Dataset, h: SliceHeader) -> tuple[np.ndarray, np.ndarray | None]:
     """The stored values of ``ds`` (pydicom, unused bits masked) and where they are padding
     (:mod:`calcinosis.io.padding`; None: no padding declared, or none that can be found)."""
+    if h.n_frames == 1 and "NumberOfFrames" in ds and ds.get("NumberOfFrames") not in (None, "", 1, "1"):
+        # Malformed ("1\\2"), read as one frame by the header pass: so it is decoded (pydicom
+        # checks the data's length against it; in memory only, the file is not changed).
+        ds.NumberOfFrames = 1
     stored = ds.pixel_array
     if h.padding is None:
         return stored, None

@@ -249,7 +249,7 @@ def _slice_header(path: Path, ds: Dataset) -> SliceHeader:
         # by name), not a non-image object whose absence looked like a missing slice.
         is_image=("Rows" in ds and "Columns" in ds) or (str(ds.get("SOPClassUID", "")) in CT_IMAGE_CLASSES
                                                         and str(ds.get("Modality", "")).upper() == "CT"),
-        n_frames=int(ds.get("NumberOfFrames", 1) or 1),
+        n_frames=_int_or_none(ds.get("NumberOfFrames")) or 1,  # malformed (several values): one frame
         is_localizer="LOCALIZER" in image_type,
         rows=_int_or_none(ds.get("Rows")),
         columns=_int_or_none(ds.get("Columns")),
