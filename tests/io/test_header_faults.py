@@ -302,3 +302,31 @@ def test_a_folder_holding_a_nifti_points_to_it(tmp_path, make_phantom):
     write_volume(make_phantom(), tmp_path / "scan.nii.gz")
     with pytest.raises(InputError, match="holds scan.nii.gz: give that file itself"):
         read_volume(tmp_path)
+
+
+@pytest.mark.parametrize("offset, name", [(280, "sform"), (268, "qform")])
+def test_nifti_whose_placement_holds_nan_is_refused(tmp_path, make_phantom, offset, name):
+    # A NaN in the sform was refused as "a sheared grid" after VNL printed an 8-line matrix; in
+    # the qform's offset, ITK read it.
+    path = write_volume(make_phantom(), tmp_path / "scan.nii")
+    raw = bytearray(path.read_bytes())
+    raw[offset:offset + 4] = struct.pack("<f", float("nan"))
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=f"its {name} holds values that are not numbers"):
+        read_volume(path)
+
+
+def test_what_the_nifti_library_prints_ends_in_the_one_line(tmp_path, make_phantom):
+    # niftilib printed "** ERROR: nifti_convert_nhdr2nim: bad datatype" on stderr beside the error.
+    import subprocess
+    import sys
+
+    path = write_volume(make_phantom(), tmp_path / "scan.nii")
+    raw = bytearray(path.read_bytes())
+    raw[70:72] = struct.pack("<h", 3)  # no NIfTI data type
+    path.write_bytes(bytes(raw))
+    done = subprocess.run([sys.executable, "-m", "calcinosis.cli", "analyze", str(path), "--out",
+                           str(tmp_path / "out"), "--no-report"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "the reader said: ** ERROR: nifti_convert_nhdr2nim: bad datatype" in done.stderr

@@ -105,6 +105,10 @@ def _check_nifti(path: Path) -> None:
     pixdim = header.pixdim[1:4]
     if not _usable(pixdim):
         raise _no_spacing(path, f"pixdim {', '.join(f'{v:g}' for v in pixdim)}")
+    for code, numbers, name in ((header.sform, header.srow, "sform"), (header.qform, header.quatern, "qform")):
+        if code > 0 and not all(math.isfinite(v) for v in numbers):
+            raise InputError(f"cannot use {path}: its {name} holds values that are not numbers (NaN or infinite), "
+                             "so where the image lies is unknown; convert the scan again")
     if header.sform > 0 and _sform_shear(header) > SHEAR_TOLERANCE:
         raise InputError(f"cannot use {path}: its sform's axes are not at right angles to each other (a sheared "
                          "grid, as a gantry-tilted series converted without correcting the tilt); resample it onto "
