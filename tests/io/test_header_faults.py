@@ -330,3 +330,19 @@ def test_what_the_nifti_library_prints_ends_in_the_one_line(tmp_path, make_phant
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "the reader said: ** ERROR: nifti_convert_nhdr2nim: bad datatype" in done.stderr
+
+
+@pytest.mark.parametrize("ndims", ["-1 -1 -1", "99", "three"])
+def test_metaimage_with_an_impossible_ndims_is_refused_not_a_crash(tmp_path, ndims):
+    # ITK's MetaImage reader crashed the process on "-1 -1 -1" (SIGSEGV) and on 99 (SIGABRT):
+    # no message, no exit code of ours. Run apart, so that a crash fails the test, not the run.
+    import subprocess
+    import sys
+
+    _metaimage(tmp_path / "scan.mha", "ElementSpacing = 1 1 1")
+    path = tmp_path / "scan.mha"
+    path.write_bytes(path.read_bytes().replace(b"NDims = 3", f"NDims = {ndims}".encode()))
+    done = subprocess.run([sys.executable, "-m", "calcinosis.cli", "analyze", str(path), "--out",
+                           str(tmp_path / "out"), "--no-report"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"its header's NDims '{ndims}' is not a number of dimensions" in done.stderr

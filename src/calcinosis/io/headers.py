@@ -226,6 +226,12 @@ def _check_metaimage(path: Path) -> None:
     fields = _meta_fields(path)
     if "elementdatafile" not in fields:
         return
+    # ITK's MetaImage reader crashes the whole process (a segmentation fault, no message) on
+    # an NDims that is not a positive whole number ("-1 -1 -1"), and aborts on 99.
+    ndims = fields.get("ndims", "")
+    if not re.fullmatch(r"[1-9]", ndims):  # 99: an abort
+        raise InputError(f"cannot use {path}: its header's NDims {ndims[:40]!r} is not a number of dimensions; "
+                         "check the header (a CT volume has NDims = 3)")
     spacing = fields.get("elementspacing") or fields.get("elementsize")
     if spacing is None:
         raise _no_spacing(path, "no ElementSpacing")
