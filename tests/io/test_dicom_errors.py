@@ -397,9 +397,26 @@ def enhanced_undecodable(folder, make, enhanced_ct):
     _not_jpeg_ls(path, int(pydicom.dcmread(path, stop_before_pixels=True).NumberOfFrames))
 
 
+def enhanced_with_a_wrong_number_of_frames(folder, make, enhanced_ct):
+    # Was "holds 13 frames without a position for each (no per-frame functional groups)".
+    path = _enhanced(folder, _series(folder / "single", make), enhanced_ct)
+    _edit(path, NumberOfFrames=13)
+
+
+def enhanced_frame_without_position(folder, make, enhanced_ct):
+    # Named the file only: which of its 12 frames?
+    path = _enhanced(folder, _series(folder / "single", make), enhanced_ct)
+    ds = pydicom.dcmread(path)
+    del ds.PerFrameFunctionalGroupsSequence[4].PlanePositionSequence
+    ds.save_as(path)
+
+
 ENHANCED_CASES = [
     (enhanced_without_frame_positions, "holds 12 frames without a position for each"),
     (enhanced_with_a_missing_frame, "missing slices"),
+    (enhanced_with_a_wrong_number_of_frames, r"ct\.dcm says it holds 13 frames \(NumberOfFrames\) but has per-frame "
+                                             r"functional groups for 12: the file is damaged"),
+    (enhanced_frame_without_position, r"ct\.dcm \(frame 5\) lacks a valid ImagePositionPatient"),
     (enhanced_undecodable, "multi-frame pixel data cannot be decoded.*decompress it"),
 ]
 

@@ -303,6 +303,11 @@ def _frames_as_slices(slices: list[SliceHeader]) -> list[SliceHeader]:
     return out
 
 
+def _where(h: SliceHeader) -> str:
+    """The file of slice ``h``, and its frame (from 1) when the file holds several."""
+    return h.path if h.frame is None else f"{h.path} (frame {h.frame + 1})"
+
+
 def _check_slices(slices: list[SliceHeader]) -> None:
     uid = slices[0].series_uid
     if len(slices) == 1:
@@ -316,14 +321,14 @@ def _check_slices(slices: list[SliceHeader]) -> None:
             ("PixelSpacing", h.pixel_spacing if h.pixel_spacing and min(h.pixel_spacing) > 0 else None),
         ) if v is None]
         if missing:
-            raise InputError(f"{h.path} lacks a valid {' and '.join(missing)}; the slice cannot be placed in space")
+            raise InputError(f"{_where(h)} lacks a valid {' and '.join(missing)}; the slice cannot be placed in space")
         if not h.rows or not h.columns:
             raise InputError(f"{h.path} lacks a valid Rows or Columns: its image size is unknown (a damaged header); "
                              "export the series again")
         # A negative slope makes the densest tissue the least dense: no CT's; on one slice among
         # many (-5: down to -12000 "HU") it passed the check of the volume's range.
         if not (math.isfinite(h.slope) and h.slope > 0 and math.isfinite(h.intercept)):
-            raise InputError(f"{h.path} has RescaleSlope {h.slope:g} and RescaleIntercept {h.intercept:g}: its "
+            raise InputError(f"{_where(h)} has RescaleSlope {h.slope:g} and RescaleIntercept {h.intercept:g}: its "
                              "values cannot be turned into HU (both must be numbers, the slope above zero)")
         if h.samples_per_pixel != 1 or h.photometric not in ("MONOCHROME1", "MONOCHROME2"):
             raise InputError(f"{h.path} is not a greyscale image ({h.photometric}); a CT series is needed")
