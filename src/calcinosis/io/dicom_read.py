@@ -26,6 +26,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
+import tempfile
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
@@ -451,7 +453,7 @@ def _read_pixels(ordered: list[SliceHeader]) -> tuple[np.ndarray, bool]:
                 native = native or stack.enter_context(NativeStderr())
                 try:
                     with native.captured():
-                        image = sitk.ReadImage(h.path)  # GDCM decodes and applies the rescale
+                        image = _gdcm_read(h.path)  # GDCM decodes and applies the rescale
                 except RuntimeError as exc:
                     raise _unreadable(h.path, exc, native.text) from exc
                 plane = sitk.GetArrayViewFromImage(image).reshape(first.rows, first.columns)  # type: ignore[arg-type]
@@ -462,6 +464,20 @@ def _read_pixels(ordered: list[SliceHeader]) -> tuple[np.ndarray, bool]:
         more = f"; and {len(texts) - 1} other remark(s)" if len(texts) > 1 else ""
         logger.warning("reading series %s, pydicom says: %s (%d time(s))%s", first.series_uid, text, n, more)
     return out, padded
+
+
+def _gdcm_read(path: str) -> sitk.Image:
+    """``sitk.ReadImage(path)``; a file whose name is not UTF-8 text (a byte of another
+    encoding, as Python keeps it) is read through a copy under a plain name: SimpleITK's C++
+    aborted the whole process on such a name, without a message."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / "slice.dcm"
+            shutil.copyfile(path, copy)
+            return sitk.ReadImage(str(copy))
+    return sitk.ReadImage(path)
 
 
 def _stored_values(ds: Dataset, h: SliceHeader) -> tuple[np.ndarray, np.ndarray | None]:
