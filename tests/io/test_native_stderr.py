@@ -18,3 +18,22 @@ def test_a_decoders_lines_come_back_as_one_and_a_status_lines_are_dropped(capfd)
             pass
         assert native.text == ""  # each call's own
     assert capfd.readouterr().err == ""
+
+
+def test_threads_other_than_the_main_one_leave_descriptor_2_and_pydicom_alone():
+    # The web viewer loads studies in a thread pool: two threads swapping descriptor 2 at once
+    # could leave it on a deleted file, and the logger's level and warnings filters are the
+    # whole process's too.
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
+    from calcinosis.io.dicom_scan import quiet_pydicom
+
+    def inside() -> tuple[int, int]:
+        with NativeStderr() as native, native.captured(), quiet_pydicom():
+            return os.fstat(2).st_ino, logging.getLogger("pydicom").level
+
+    outside = (os.fstat(2).st_ino, logging.getLogger("pydicom").level)
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(inside).result() == outside
+    assert inside() != outside  # the main thread does lend them

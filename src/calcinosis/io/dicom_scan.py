@@ -12,6 +12,7 @@ import math
 import os
 import re
 import stat
+import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Iterator
@@ -150,6 +151,11 @@ def quiet_pydicom() -> Iterator[list[warnings.WarningMessage]]:
     with its traceback) and also warns of most, once per file, several lines on stderr
     through the CLI's logging. Inside, its logger is silent and its warnings are collected
     in the list yielded, for the caller to sum up in one line or to drop."""
+    if threading.current_thread() is not threading.main_thread():
+        # The logger's level and the warnings filters belong to the whole process, and
+        # catch_warnings is not thread-safe: other threads (the web viewer's) leave them alone.
+        yield []
+        return
     pydicom_logger = logging.getLogger("pydicom")
     level = pydicom_logger.level
     pydicom_logger.setLevel(logging.CRITICAL)

@@ -5,7 +5,7 @@ data ("Expected a SOC marker", "Corrupt JPEG data: 7 extraneous bytes ...") stra
 file descriptor 2, below Python: a damaged compressed slice put a dozen such lines on
 stderr before the one-line error. :class:`NativeStderr` lends descriptor 2 to a temporary
 file around such a call and keeps what was written, for the error message and the debug
-log.
+log. Only the main thread lends it (the others leave it alone: see :meth:`NativeStderr.captured`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -42,6 +43,12 @@ class NativeStderr:
 
     @contextmanager
     def captured(self) -> Iterator[None]:
+        self.text = ""
+        if threading.current_thread() is not threading.main_thread():
+            # Descriptor 2 belongs to the whole process: two threads lending it at once (the web
+            # viewer loads studies in a pool) could leave it pointing at a deleted file.
+            yield
+            return
         sys.stderr.flush()
         self._file.seek(0)
         self._file.truncate()
