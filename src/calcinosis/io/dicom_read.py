@@ -77,8 +77,11 @@ def read_dicom_series(folder: str | os.PathLike[str], *, series_uid: str | None 
     folder : path
         Folder holding the DICOM files in any layout. Non-DICOM files and DICOMDIR are ignored.
     series_uid : str, optional
-        SeriesInstanceUID to read. By default the CT series with the most slices
-        (ties: the smallest UID).
+        SeriesInstanceUID to read. By default the CT series with the most greyscale
+        slices other than LOCALIZER (scout) images, then the most slices (ties: the
+        smallest UID). Files that copy an image already read (same SOPInstanceUID and
+        position) are left out; LOCALIZER images in the series too. Pixels marked by
+        PixelPaddingValue (outside the reconstruction circle) read as -1024 HU.
 
     Returns
     -------
@@ -98,8 +101,11 @@ def read_dicom_series(folder: str | os.PathLike[str], *, series_uid: str | None 
         slices; duplicated slice positions; slices shifted in-plane (gantry tilt);
         a gap above 1.5 x the median spacing (missing slices); any gap differing
         from the median by more than max(1 % of the median, 0.05 mm) (unequal
-        spacing); values that cannot be HU; a multi-frame file without per-frame
-        positions, or whose compressed pixel data pydicom cannot decode.
+        spacing); values that cannot be HU (a RescaleSlope that is not above zero);
+        a multi-frame file without per-frame positions, or whose compressed pixel data
+        pydicom cannot decode (naming the package to install); a file under the folder
+        that cannot be opened or is a damaged DICOM file, beside a series (it may be one
+        of its slices); a series of LOCALIZER images only; a folder of one-slice series.
 
     An enhanced (multi-frame) CT file counts as one slice per frame, placed by its
     functional groups; ``metadata["dicom_frames"]`` then gives each slice's frame index
