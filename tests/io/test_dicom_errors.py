@@ -317,6 +317,18 @@ def test_small_spacing_jitter_within_tolerance_is_accepted(tmp_path, make_phanto
     np.testing.assert_array_equal(vol.array, make_phantom().array)
 
 
+@pytest.mark.parametrize("kind", ["TOPOGRAM", "SURVIEW"])
+def test_a_scout_typed_by_its_vendor_name_is_ignored(tmp_path, make_phantom, kind):
+    # Only LOCALIZER was known: the series was refused for its scout's other orientation.
+    files = _series(tmp_path, make_phantom)
+    scout = tmp_path / "scout.dcm"
+    shutil.copy(files[0], scout)
+    _edit(scout, ImageType=["ORIGINAL", "PRIMARY", kind], SOPInstanceUID="1.2.3.998",
+          ImageOrientationPatient=[1, 0, 0, 0, 0, -1])
+    vol = read_volume(tmp_path)
+    assert vol.shape == (12, 20, 24) and str(scout) not in vol.metadata["dicom_files"]
+
+
 def test_localizer_in_the_series_is_ignored(tmp_path, make_phantom):
     files = _series(tmp_path, make_phantom)
     scout = tmp_path / "scout.dcm"

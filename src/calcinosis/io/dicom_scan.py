@@ -230,6 +230,10 @@ def read_header(path: Path, problems: list[tuple[Path, str]] | None = None) -> D
     return ds
 
 
+#: ImageType values of scout views: DICOM's LOCALIZER, and the vendors' own names that some
+#: write in its place (Siemens' topogram, Philips' surview, the generic scout).
+SCOUT_IMAGE_TYPES = frozenset({"LOCALIZER", "TOPOGRAM", "SURVIEW", "SCOUT"})
+
 #: SOP classes of CT images: CT, enhanced CT, legacy converted enhanced CT.
 CT_IMAGE_CLASSES = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2")
 
@@ -256,7 +260,7 @@ def _slice_header(path: Path, ds: Dataset) -> SliceHeader:
         is_image=("Rows" in ds and "Columns" in ds) or (str(ds.get("SOPClassUID", "")) in CT_IMAGE_CLASSES
                                                         and str(ds.get("Modality", "")).upper() == "CT"),
         n_frames=_int_or_none(ds.get("NumberOfFrames")) or 1,  # malformed (several values): one frame
-        is_localizer="LOCALIZER" in image_type,
+        is_localizer=not SCOUT_IMAGE_TYPES.isdisjoint(image_type),
         rows=_int_or_none(ds.get("Rows")),
         columns=_int_or_none(ds.get("Columns")),
         position=floats_or_none(ds, "ImagePositionPatient", 3),
