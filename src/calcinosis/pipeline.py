@@ -408,6 +408,10 @@ def _acquisition_warnings(volume: Volume):
                f"or less and pixels of {MAX_SPLIT_PIXEL_MM:g} mm or less) and count as bone")
     if meta.get("contrast_agent"):
         yield f"contrast agent ({meta['contrast_agent']}): enhancing vessels and organs can mimic calcification"
+    if meta.get("orientation_unknown"):
+        yield (f"{meta['orientation_unknown']}: its axes were taken as LPS (ITK's default), so left and right, and "
+               "where each deposit lies, are a guess (sizes are not); convert the scan again with its orientation "
+               "(e.g. from its DICOM series)")
     others = meta.get("other_ct_series")
     if others:
         named = [(o["series_uid"], o["slices"], f", {o['description']}" if o["description"] else "") for o in others]

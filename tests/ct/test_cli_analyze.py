@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 from pydicom.data import get_testdata_file
@@ -143,7 +144,9 @@ def _bad_inputs(tmp: Path, phantom):
     yield "non-CT", mr, "MR"
     dup = tmp / "dup"
     files = write_dicom_series(small, dup)
-    shutil.copy(files[2], dup / "copy_of_slice.dcm")
+    again = pydicom.dcmread(files[2])  # another image at slice 3's place (a copy of the same image is read once)
+    again.SOPInstanceUID = "1.2.826.0.1.3.2"
+    again.save_as(dup / "again_slice3.dcm")
     yield "duplicated slice", dup, "duplicate"
     gap = tmp / "gap"
     files = write_dicom_series(small, gap)
@@ -366,3 +369,18 @@ def test_summary_groups_have_one_shape_for_every_scan(analysed):
     assert list(summary["by_region"]) == list(REGIONS)
     empty = summary["by_region"]["head_neck"]
     assert empty["count"] == 0 and all(isinstance(empty[k], float) for k in ("volume_mm3", "mass_mg", "agatston"))
+
+
+def test_a_scan_without_patient_axes_is_analysed_with_a_warning(small_phantom, tmp_path):
+    # A NIfTI with neither qform nor sform: ITK takes its axes as LPS; the sides are a guess.
+    import gzip
+    import struct
+
+    src = write_volume(small_phantom.volume, tmp_path / "scan.nii.gz")
+    raw = bytearray(gzip.decompress(src.read_bytes()))
+    raw[252:256] = struct.pack("<2h", 0, 0)  # qform_code, sform_code
+    src.write_bytes(gzip.compress(bytes(raw)))
+    assert main(["analyze", str(src), "--out", str(tmp_path / "out"), "--no-report"]) == 0
+    warnings = json.loads((tmp_path / "out" / "summary.json").read_text())["warnings"]
+    assert any(w.startswith("its NIfTI header has neither a qform nor an sform") and "left and right" in w
+               for w in warnings)

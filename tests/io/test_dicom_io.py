@@ -49,6 +49,15 @@ def test_no_contrast_agent_is_reported_as_none(tmp_path, make_phantom):
     assert read_volume(tmp_path).metadata["contrast_agent"] is None
 
 
+@pytest.mark.parametrize("agent, read", [("NONE", None), (" none ", None), ("No contrast", None), ("N/A", None),
+                                         ("  ", None), ("Omnipaque 350", "Omnipaque 350")])
+def test_a_contrast_agent_field_saying_none_is_no_agent(tmp_path, make_phantom, agent, read):
+    # Sites write "NONE" for a scan without contrast: the analysis warned "contrast agent (NONE):
+    # enhancing vessels and organs can mimic calcification".
+    write_dicom_series(make_phantom(), tmp_path, contrast_agent=agent)
+    assert read_volume(tmp_path).metadata["contrast_agent"] == read
+
+
 @pytest.mark.parametrize("name", ["identity", "oblique20x", "oblique35z_20x", "flip_x", "flip_yz", "flip_z_oblique"])
 def test_marked_voxel_keeps_its_lps_position_through_dicom(tmp_path, make_phantom, directions, mark, name):
     index, value = mark
@@ -288,3 +297,26 @@ def test_enhanced_ct_contrast_agent_from_its_code_sequence(tmp_path, make_phanto
     ds.ContrastBolusAgentSequence = pydicom.Sequence([agent])
     ds.save_as(path)
     assert read_volume(path).metadata["contrast_agent"] == "Iohexol"
+
+
+def test_a_compressed_slice_whose_name_is_not_utf8_is_read(tmp_path, make_phantom):
+    # A file name in another encoding (Latin-1 "lat\xe9.dcm", from an old archive): GDCM's read
+    # through SimpleITK aborted the whole process, without a message. Run apart, so that a
+    # crash fails the test, not the run.
+    import os
+    import subprocess
+    import sys
+
+    vol = make_phantom()
+    files = write_dicom_series(vol, tmp_path / "ct")
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.compress(RLELossless)
+        ds.save_as(f)
+    os.rename(files[3], os.path.join(os.fsencode(tmp_path / "ct"), b"lat\xe9.dcm"))
+    np.save(tmp_path / "expected.npy", vol.array)
+    code = ("import sys, numpy as np; from calcinosis.io import read_volume; "
+            "v = read_volume(sys.argv[1]); print(np.array_equal(v.array, np.load(sys.argv[2])))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ct"), str(tmp_path / "expected.npy")],
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr

@@ -86,6 +86,38 @@ def test_nrrd_with_a_negative_spacing_is_a_flipped_axis(tmp_path):
     assert vol.direction[0, 0] == -1.0
 
 
+DIRECTIONS_LINE = "space directions: (0.7,0,0) (0,0.8,0) (0,0,2)\nspace origin: (1,2,3)"
+
+
+@pytest.mark.parametrize("line, why", [
+    ("spacings: 0.7 0.8 2", "names no space"),
+    (f"space dimension: 3\n{DIRECTIONS_LINE}", "names no space"),
+    (f"space: scanner-xyz\n{DIRECTIONS_LINE}", "space is 'scanner-xyz', which names no patient axes"),
+    (f"space: 3D-right-handed\n{DIRECTIONS_LINE}", "space is '3D-right-handed'"),
+    (f"space: left-posterior-superior\n{DIRECTIONS_LINE}", None),
+    (f"space: RAS\n{DIRECTIONS_LINE}", None),
+], ids=["spacings", "space_dimension", "scanner", "right_handed", "lps", "ras"])
+def test_nrrd_without_patient_axes_says_its_orientation_is_unknown(tmp_path, line, why):
+    # ITK reads all of these as LPS without a word: left and right were then a guess.
+    _nrrd(tmp_path / "scan.nrrd", line)
+    vol = read_volume(tmp_path / "scan.nrrd")
+    assert vol.spacing == pytest.approx((0.7, 0.8, 2.0))
+    if why is None:
+        assert "orientation_unknown" not in vol.metadata
+    else:
+        assert why in vol.metadata["orientation_unknown"]
+
+
+@pytest.mark.parametrize("codes, unknown", [((0, 0), True), ((1, 0), False), ((0, 2), False), ((1, 1), False)])
+def test_nifti_without_qform_and_sform_says_its_orientation_is_unknown(tmp_path, make_phantom, codes, unknown):
+    path = write_volume(make_phantom(), tmp_path / "scan.nii.gz")
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[252:256] = struct.pack("<2h", *codes)
+    path.write_bytes(gzip.compress(bytes(raw)))
+    meta = read_volume(path).metadata
+    assert ("neither a qform nor an sform" in meta.get("orientation_unknown", "")) == unknown
+
+
 def _metaimage(path, *fields: str) -> None:
     shape = (6, 7, 8)
     data = np.full(shape, -1000, np.int16)
@@ -140,6 +172,67 @@ def test_nifti_whose_sform_and_pixdim_disagree_is_refused(tmp_path, make_phantom
     _nifti_with(path, pixdim=(1.0, 1.0, 1.0))  # the sform keeps 0.7 x 0.8 x 2.5
     with pytest.raises(InputError, match=r"sform gives voxels of 0\.7 x 0\.8 x 2\.5 mm but its pixdim 1 x 1 x 1"):
         read_volume(path)
+
+
+def _rotate_sform(path, degrees: float, *, flip_x: bool = False, codes: tuple[int, int] | None = None) -> None:
+    """Turn the sform of the ITK-written NIfTI-1 ``path`` about the image's first voxel by
+    ``degrees`` about z (and mirror its x axis), leaving the qform; set (qform_code, sform_code)."""
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    rows = np.array(struct.unpack("<12f", raw[280:328]), dtype=float).reshape(3, 4)
+    t = np.deg2rad(degrees)
+    turn = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
+    rows[:, :3] = turn @ rows[:, :3]
+    if flip_x:
+        rows[:, 0] = -rows[:, 0]
+    raw[280:328] = struct.pack("<12f", *rows.ravel())
+    if codes is not None:
+        raw[252:256] = struct.pack("<2h", *codes)
+    path.write_bytes(gzip.compress(bytes(raw)))
+
+
+@pytest.mark.parametrize("degrees,flip_x,codes", [(10.0, False, None), (0.0, True, None), (10.0, False, (1, 2))],
+                         ids=["turned", "mirrored", "sform_aligned"])
+def test_nifti_whose_qform_and_sform_disagree_is_refused(tmp_path, make_phantom, directions, degrees, flip_x, codes):
+    # ITK reads the sform when its code is 1 but the qform when it is 2 ("aligned"), nibabel
+    # the sform: the same file placed each deposit elsewhere (mirrored: on the other side).
+    path = write_volume(make_phantom(directions["oblique35z_20x"]), tmp_path / "scan.nii.gz")
+    _rotate_sform(path, degrees, flip_x=flip_x, codes=codes)
+    before = path.read_bytes()
+    with pytest.raises(InputError, match=r"its qform and sform place the image differently \(its corners up to "
+                                         r"[0-9.]+ mm apart\)") as info:
+        read_volume(path)
+    assert "\n" not in str(info.value)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("codes", [(1, 1), (0, 1)], ids=["with_qform", "sform_only"])
+def test_nifti_with_a_sheared_sform_says_so(tmp_path, make_phantom, codes):
+    # A gantry-tilted series converted without correcting the tilt: the slice axis leans 15
+    # degrees. It was refused for a pixdim disagreeing with the sform, for a qform and sform
+    # disagreeing, or with ITK's "only supports orthonormal direction cosines": never the cause.
+    path = write_volume(make_phantom(), tmp_path / "scan.nii.gz")
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    rows = np.array(struct.unpack("<12f", raw[280:328]), dtype=float).reshape(3, 4)
+    rows[1, 2] = rows[2, 2] * np.tan(np.deg2rad(15.0))
+    raw[280:328] = struct.pack("<12f", *rows.ravel())
+    raw[88:92] = struct.pack("<f", float(np.linalg.norm(rows[:, 2])))  # pixdim[3] as the sform's
+    raw[252:256] = struct.pack("<2h", *codes)
+    path.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(InputError, match=r"its sform's axes are not at right angles .*gantry-tilted.*resample it"):
+        read_volume(path)
+
+
+@pytest.mark.parametrize("degrees,codes", [(0.01, None), (10.0, (0, 1)), (10.0, (1, 0))],
+                         ids=["rounding", "sform_only", "qform_only"])
+def test_nifti_with_one_placement_or_agreeing_ones_is_read(tmp_path, make_phantom, directions, degrees, codes):
+    # A hundredth of a degree moves the corners of this 24 x 20 x 12 image well under half a voxel.
+    vol = make_phantom(directions["oblique35z_20x"])
+    path = write_volume(vol, tmp_path / "scan.nii.gz")
+    _rotate_sform(path, degrees, codes=codes)
+    back = read_volume(path)
+    np.testing.assert_array_equal(back.array, vol.array)
+    if codes == (1, 0):  # the qform, as written
+        np.testing.assert_allclose(back.direction, vol.direction, atol=1e-5)
 
 
 def test_nifti_data_offset_inside_the_header_is_refused(tmp_path, make_phantom):
@@ -209,3 +302,47 @@ def test_a_folder_holding_a_nifti_points_to_it(tmp_path, make_phantom):
     write_volume(make_phantom(), tmp_path / "scan.nii.gz")
     with pytest.raises(InputError, match="holds scan.nii.gz: give that file itself"):
         read_volume(tmp_path)
+
+
+@pytest.mark.parametrize("offset, name", [(280, "sform"), (268, "qform")])
+def test_nifti_whose_placement_holds_nan_is_refused(tmp_path, make_phantom, offset, name):
+    # A NaN in the sform was refused as "a sheared grid" after VNL printed an 8-line matrix; in
+    # the qform's offset, ITK read it.
+    path = write_volume(make_phantom(), tmp_path / "scan.nii")
+    raw = bytearray(path.read_bytes())
+    raw[offset:offset + 4] = struct.pack("<f", float("nan"))
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=f"its {name} holds values that are not numbers"):
+        read_volume(path)
+
+
+def test_what_the_nifti_library_prints_ends_in_the_one_line(tmp_path, make_phantom):
+    # niftilib printed "** ERROR: nifti_convert_nhdr2nim: bad datatype" on stderr beside the error.
+    import subprocess
+    import sys
+
+    path = write_volume(make_phantom(), tmp_path / "scan.nii")
+    raw = bytearray(path.read_bytes())
+    raw[70:72] = struct.pack("<h", 3)  # no NIfTI data type
+    path.write_bytes(bytes(raw))
+    done = subprocess.run([sys.executable, "-m", "calcinosis.cli", "analyze", str(path), "--out",
+                           str(tmp_path / "out"), "--no-report"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "the reader said: ** ERROR: nifti_convert_nhdr2nim: bad datatype" in done.stderr
+
+
+@pytest.mark.parametrize("ndims", ["-1 -1 -1", "99", "three"])
+def test_metaimage_with_an_impossible_ndims_is_refused_not_a_crash(tmp_path, ndims):
+    # ITK's MetaImage reader crashed the process on "-1 -1 -1" (SIGSEGV) and on 99 (SIGABRT):
+    # no message, no exit code of ours. Run apart, so that a crash fails the test, not the run.
+    import subprocess
+    import sys
+
+    _metaimage(tmp_path / "scan.mha", "ElementSpacing = 1 1 1")
+    path = tmp_path / "scan.mha"
+    path.write_bytes(path.read_bytes().replace(b"NDims = 3", f"NDims = {ndims}".encode()))
+    done = subprocess.run([sys.executable, "-m", "calcinosis.cli", "analyze", str(path), "--out",
+                           str(tmp_path / "out"), "--no-report"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"its header's NDims '{ndims}' is not a number of dimensions" in done.stderr

@@ -11,6 +11,11 @@ Volume metadata keys (present only when known):
 
 * all inputs: ``modality`` (``"CT"`` assumed for non-DICOM files),
   ``source_format`` (``"dicom"``, ``"nifti"``, ``"nrrd"``, ``"metaimage"``), ``source_path``;
+* NIfTI and NRRD: ``orientation_unknown`` (why), when the header names no patient axes (a
+  NIfTI with neither qform nor sform, a NRRD without an anatomical space): ITK then takes
+  the axes as LPS, and the analysis warns that the sides are a guess;
+* DICOM pixels marked by PixelPaddingValue (outside the reconstruction circle) read as
+  -1024 HU (:mod:`calcinosis.io.padding`);
 * DICOM: ``kvp`` (kV), ``slice_thickness_mm``, ``convolution_kernel``,
   ``contrast_agent`` (ContrastBolusAgent or None), ``series_uid``, ``study_uid``,
   ``frame_of_reference_uid``, ``study_date``, ``manufacturer``,

@@ -31,7 +31,10 @@ def frame_headers(header: SliceHeader, ds: Dataset) -> list[SliceHeader]:
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     shared_seq = ds.get("SharedFunctionalGroupsSequence")
     shared = shared_seq[0] if shared_seq else None
-    if per_frame is None or len(per_frame) != n:
+    if per_frame is not None and len(per_frame) != n:
+        raise InputError(f"{header.path} says it holds {n} frames (NumberOfFrames) but has per-frame functional "
+                         f"groups for {len(per_frame)}: the file is damaged; export the series again")
+    if per_frame is None:
         raise InputError(
             f"{header.path} holds {n} frames without a position for each (no per-frame functional groups); "
             "export the series as one file per slice or convert it to NIfTI"

@@ -26,7 +26,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
+import tempfile
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,9 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
+from pydicom.pixels import get_decoder
+from pydicom.pixels import pixel_array as decode_pixels
+from pydicom.uid import UID
 
 from calcinosis.errors import InputError
 from calcinosis.io.dicom_frames import frame_headers, group_item
@@ -41,11 +47,14 @@ from calcinosis.io.dicom_scan import (
     SliceHeader,
     floats_or_none,
     group_series,
+    quiet_pydicom,
     read_header,
     scan_headers,
     slice_header,
 )
 from calcinosis.io.hu import INT16_MAX, INT16_MIN, check_hu_range
+from calcinosis.io.native_stderr import NativeStderr
+from calcinosis.io.padding import PADDING_HU, padding_fits, padding_mask
 from calcinosis.volume import Volume
 
 logger = logging.getLogger(__name__)
@@ -68,8 +77,11 @@ def read_dicom_series(folder: str | os.PathLike[str], *, series_uid: str | None 
     folder : path
         Folder holding the DICOM files in any layout. Non-DICOM files and DICOMDIR are ignored.
     series_uid : str, optional
-        SeriesInstanceUID to read. By default the CT series with the most slices
-        (ties: the smallest UID).
+        SeriesInstanceUID to read. By default the CT series with the most greyscale
+        slices other than LOCALIZER (scout) images, then the most slices (ties: the
+        smallest UID). Files that copy an image already read (same SOPInstanceUID and
+        position) are left out; LOCALIZER images in the series too. Pixels marked by
+        PixelPaddingValue (outside the reconstruction circle) read as -1024 HU.
 
     Returns
     -------
@@ -89,8 +101,11 @@ def read_dicom_series(folder: str | os.PathLike[str], *, series_uid: str | None 
         slices; duplicated slice positions; slices shifted in-plane (gantry tilt);
         a gap above 1.5 x the median spacing (missing slices); any gap differing
         from the median by more than max(1 % of the median, 0.05 mm) (unequal
-        spacing); values that cannot be HU; a multi-frame file without per-frame
-        positions, or whose compressed pixel data pydicom cannot decode.
+        spacing); values that cannot be HU (a RescaleSlope that is not above zero);
+        a multi-frame file without per-frame positions, or whose compressed pixel data
+        pydicom cannot decode (naming the package to install); a file under the folder
+        that cannot be opened or is a damaged DICOM file, beside a series (it may be one
+        of its slices); a series of LOCALIZER images only; a folder of one-slice series.
 
     An enhanced (multi-frame) CT file counts as one slice per frame, placed by its
     functional groups; ``metadata["dicom_frames"]`` then gives each slice's frame index
@@ -99,7 +114,25 @@ def read_dicom_series(folder: str | os.PathLike[str], *, series_uid: str | None 
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder; give the folder that holds the DICOM series")
-    return _read_series(folder, scan_headers(folder), series_uid)
+    problems: list[tuple[Path, str]] = []
+    headers = scan_headers(folder, problems)
+    _refuse_unreadable(folder, problems, any_series=bool(headers))
+    return _read_series(folder, headers, series_uid)
+
+
+def _refuse_unreadable(folder: Path, problems: list[tuple[Path, str]], *, any_series: bool) -> None:
+    """Raise :class:`InputError` for files under ``folder`` that could not be read when a series
+    was found beside them (any of them may be its first or last slice, whose loss no gap
+    shows), and for files that could not be opened at all when none was."""
+    if not any_series:  # files pydicom could not parse are counted below
+        problems = [p for p in problems if not p[1].startswith("marked DICOM")]
+    if not problems:
+        return
+    path, why = problems[0]
+    more = f" (and {len(problems) - 1} more such files)" if len(problems) > 1 else ""
+    raise InputError(f"cannot read {path} under {folder} ({why}){more}; it may hold a slice of the series: "
+                     "fix it (its permissions, the link, or copy or export the series again) or move it out "
+                     "of the folder")
 
 
 def read_multiframe_file(path: str | os.PathLike[str]) -> Volume | None:
@@ -117,12 +150,17 @@ def read_multiframe_file(path: str | os.PathLike[str]) -> Volume | None:
 
 def _read_series(folder: Path, headers: list[SliceHeader], series_uid: str | None) -> Volume:
     slices, others = _choose_series(folder, headers, series_uid)
+    if others and len(slices) == 1 and slices[0].n_frames == 1 and all(o["slices"] == 1 for o in others):
+        raise InputError(f"the folder {folder} holds {len(others) + 1} CT series of one slice each: each file has a "
+                         "SeriesInstanceUID of its own (an anonymiser that replaced the UIDs file by file?); a 3-D "
+                         "volume needs its slices in one series: export them again, keeping the series' UID")
     slices = _drop_localizers(slices)
+    slices = _drop_copies(slices)
     slices = _frames_as_slices(slices)
     _check_slices(slices)
     ordered, geometry = _sort_and_check_geometry(slices)
-    array = _read_pixels(ordered)
-    lo, hi = (int(array.min()), int(array.max()))
+    array, padded = _read_pixels(ordered)
+    lo, hi = _measured_range(array, padded)
     check_hu_range(lo, hi, is_float=False, has_fraction=False, source=f"DICOM series {ordered[0].series_uid}")
     metadata = _series_metadata(folder, ordered)
     if others:
@@ -199,12 +237,15 @@ def _choose_series(folder: Path, headers: list[SliceHeader],
         if not ct:
             found = ", ".join(f"{s.modality or 'no modality'} ({s.n_files} files)" for s in series)
             raise InputError(f"no CT series under {folder}: found {found}; a CT series is needed")
-        # The most slices (a multi-frame file counts its frames); ties: the first in (study,
-        # series) UID order.
-        frames = Counter()
+        # The most greyscale slices (a multi-frame file counts its frames) other than scout views
+        # (a screen capture of a 3-D rendering, in colour, may have more), then the most slices;
+        # ties: the first in (study, series) UID order.
+        frames, axial = Counter(), Counter()
         for h in images:
             frames[h.series_uid] += h.n_frames
-        chosen = max(ct, key=lambda s: frames[s.series_uid])
+            greyscale = h.samples_per_pixel == 1 and h.photometric in ("MONOCHROME1", "MONOCHROME2")
+            axial[h.series_uid] += h.n_frames if greyscale and not h.is_localizer else 0
+        chosen = max(ct, key=lambda s: (axial[s.series_uid], frames[s.series_uid]))
         if len(ct) > 1:
             logger.info("%d CT series under %s; reading %s (%d slices)", len(ct), folder, chosen.series_uid,
                         frames[chosen.series_uid])
@@ -221,10 +262,35 @@ def _choose_series(folder: Path, headers: list[SliceHeader],
 
 def _drop_localizers(slices: list[SliceHeader]) -> list[SliceHeader]:
     axial = [h for h in slices if not h.is_localizer]
+    if not axial:
+        raise InputError(f"series {slices[0].series_uid} holds only LOCALIZER images ({len(slices)} scout "
+                         "view(s)), not a CT volume; give the folder of the axial series, or its --series UID")
     if axial and len(axial) < len(slices):
         logger.warning("ignoring %d LOCALIZER image(s) in series %s", len(slices) - len(axial), slices[0].series_uid)
         return axial
     return slices
+
+
+def _drop_copies(slices: list[SliceHeader]) -> list[SliceHeader]:
+    """The slices less the files that are copies of one already there: the same SOPInstanceUID
+    at the same position (an export copied twice into one folder tree). Such copies are one
+    image, not repeated slices; files that share a UID but not a position are left to the
+    series checks."""
+    first: dict[str, SliceHeader] = {}
+    kept, copies = [], []
+    for h in slices:
+        original = first.get(h.sop_uid) if h.sop_uid else None
+        if original is not None and (original.position, original.n_frames, original.rows, original.columns) == (
+                h.position, h.n_frames, h.rows, h.columns):
+            copies.append((h, original))
+            continue
+        first.setdefault(h.sop_uid, h)
+        kept.append(h)
+    if copies:
+        copy, original = copies[0]
+        logger.warning("ignoring %d file(s) of series %s that copy an image already read (same SOPInstanceUID and "
+                       "position), e.g. %s (a copy of %s)", len(copies), copy.series_uid, copy.path, original.path)
+    return kept
 
 
 def _frames_as_slices(slices: list[SliceHeader]) -> list[SliceHeader]:
@@ -245,6 +311,11 @@ def _frames_as_slices(slices: list[SliceHeader]) -> list[SliceHeader]:
     return out
 
 
+def _where(h: SliceHeader) -> str:
+    """The file of slice ``h``, and its frame (from 1) when the file holds several."""
+    return h.path if h.frame is None else f"{h.path} (frame {h.frame + 1})"
+
+
 def _check_slices(slices: list[SliceHeader]) -> None:
     uid = slices[0].series_uid
     if len(slices) == 1:
@@ -258,13 +329,15 @@ def _check_slices(slices: list[SliceHeader]) -> None:
             ("PixelSpacing", h.pixel_spacing if h.pixel_spacing and min(h.pixel_spacing) > 0 else None),
         ) if v is None]
         if missing:
-            raise InputError(f"{h.path} lacks a valid {' and '.join(missing)}; the slice cannot be placed in space")
+            raise InputError(f"{_where(h)} lacks a valid {' and '.join(missing)}; the slice cannot be placed in space")
         if not h.rows or not h.columns:
             raise InputError(f"{h.path} lacks a valid Rows or Columns: its image size is unknown (a damaged header); "
                              "export the series again")
-        if not (math.isfinite(h.slope) and h.slope != 0 and math.isfinite(h.intercept)):
-            raise InputError(f"{h.path} has RescaleSlope {h.slope:g} and RescaleIntercept {h.intercept:g}: its "
-                             "values cannot be turned into HU (both must be numbers, the slope not zero)")
+        # A negative slope makes the densest tissue the least dense: no CT's; on one slice among
+        # many (-5: down to -12000 "HU") it passed the check of the volume's range.
+        if not (math.isfinite(h.slope) and h.slope > 0 and math.isfinite(h.intercept)):
+            raise InputError(f"{_where(h)} has RescaleSlope {h.slope:g} and RescaleIntercept {h.intercept:g}: its "
+                             "values cannot be turned into HU (both must be numbers, the slope above zero)")
         if h.samples_per_pixel != 1 or h.photometric not in ("MONOCHROME1", "MONOCHROME2"):
             raise InputError(f"{h.path} is not a greyscale image ({h.photometric}); a CT series is needed")
     first = slices[0]
@@ -346,36 +419,107 @@ def _sort_and_check_geometry(slices: list[SliceHeader]) -> tuple[list[SliceHeade
     return ordered, (origin, spacing, direction)  # type: ignore[return-value]
 
 
-def _read_pixels(ordered: list[SliceHeader]) -> np.ndarray:
+def _measured_range(array: np.ndarray, padded: bool) -> tuple[int, int]:
+    """The smallest and largest HU of ``array`` leaving out :data:`PADDING_HU` when padding was
+    found (``padded``): the check that values are HU must see the measured pixels only, or a
+    series of raw stored values (no rescale intercept) passes for HU by its padding's -1024."""
+    if not padded:
+        return int(array.min()), int(array.max())
+    ranges = [(int(m.min()), int(m.max())) for plane in array  # slice by slice: no whole-volume mask
+              if (m := plane[plane != PADDING_HU]).size]
+    if not ranges:
+        return PADDING_HU, PADDING_HU  # nothing but padding: nothing denser than air, refused as such
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
+def _read_pixels(ordered: list[SliceHeader]) -> tuple[np.ndarray, bool]:
+    """The HU of every slice ``[z, y, x]``, and whether any pixel was padding."""
     first = ordered[0]
     out = np.empty((len(ordered), first.rows, first.columns), dtype=np.int16)  # type: ignore[arg-type]
-    frames: dict[str, np.ndarray] = {}  # a multi-frame file's stored values, decoded once
-    for k, h in enumerate(ordered):
-        if h.frame is not None:
-            if h.path not in frames:
-                frames.clear()  # a file's frames come together (interleaved files: decoded again)
-                frames[h.path] = _multiframe_pixels(h)
-            _rescale_into(frames[h.path][h.frame], h.slope, h.intercept, out[k], f"{h.path} frame {h.frame + 1}")
-        elif h.transfer_syntax in _UNCOMPRESSED:
-            try:
-                stored = pydicom.dcmread(h.path, force=True).pixel_array
-            except Exception as exc:  # noqa: BLE001 - a damaged file raises many types
-                raise _unreadable(h.path, exc) from exc
-            _rescale_into(stored, h.slope, h.intercept, out[k], h.path)
-        else:
-            try:
-                image = sitk.ReadImage(h.path)  # GDCM decodes and applies the rescale
-            except RuntimeError as exc:
-                raise _unreadable(h.path, exc) from exc
-            plane = sitk.GetArrayViewFromImage(image).reshape(first.rows, first.columns)  # type: ignore[arg-type]
-            _rescale_into(plane, 1.0, 0.0, out[k], h.path)
-    return out
+    frames: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}  # a multi-frame file's, decoded once
+    padded = False
+    with ExitStack() as stack:
+        said = stack.enter_context(quiet_pydicom())
+        native: NativeStderr | None = None  # opened for the first compressed slice
+        for k, h in enumerate(ordered):
+            if h.frame is not None:
+                if h.path not in frames:
+                    frames.clear()  # a file's frames come together (interleaved files: decoded again)
+                    frames[h.path] = _multiframe_pixels(h)
+                stored, padding = frames[h.path]
+                padded |= _rescale_into(stored[h.frame], h.slope, h.intercept, out[k],
+                                        f"{h.path} frame {h.frame + 1}", None if padding is None else padding[h.frame])
+            elif h.transfer_syntax in _UNCOMPRESSED:
+                try:
+                    stored, padding = _stored_values(pydicom.dcmread(h.path, force=True), h)
+                except Exception as exc:  # noqa: BLE001 - a damaged file raises many types
+                    raise _unreadable(h.path, exc) from exc
+                padded |= _rescale_into(stored, h.slope, h.intercept, out[k], h.path, padding)
+            else:
+                native = native or stack.enter_context(NativeStderr())
+                try:
+                    with native.captured():
+                        image = _gdcm_read(h.path)  # GDCM decodes and applies the rescale
+                except RuntimeError as exc:
+                    raise _unreadable(h.path, exc, native.text) from exc
+                plane = sitk.GetArrayViewFromImage(image).reshape(first.rows, first.columns)  # type: ignore[arg-type]
+                padded |= _rescale_into(plane, 1.0, 0.0, out[k], h.path, _rescaled_padding(plane, h))
+    if said:  # e.g. "The pixel data is 1060 bytes long, which indicates it contains 100 bytes of excess padding"
+        texts = Counter(str(w.message) for w in said)
+        text, n = texts.most_common(1)[0]
+        more = f"; and {len(texts) - 1} other remark(s)" if len(texts) > 1 else ""
+        logger.warning("reading series %s, pydicom says: %s (%d time(s))%s", first.series_uid, text, n, more)
+    return out, padded
 
 
-def _unreadable(path: str, exc: Exception) -> InputError:
+def _gdcm_read(path: str) -> sitk.Image:
+    """``sitk.ReadImage(path)``; a file whose name is not UTF-8 text (a byte of another
+    encoding, as Python keeps it) is read through a copy under a plain name: SimpleITK's C++
+    aborted the whole process on such a name, without a message."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / "slice.dcm"
+            shutil.copyfile(path, copy)
+            return sitk.ReadImage(str(copy))
+    return sitk.ReadImage(path)
+
+
+def _stored_values(ds: Dataset, h: SliceHeader) -> tuple[np.ndarray, np.ndarray | None]:
+    """The stored values of ``ds`` (pydicom, unused bits masked) and where they are padding
+    (:mod:`calcinosis.io.padding`; None: no padding declared, or none that can be found)."""
+    if h.n_frames == 1 and "NumberOfFrames" in ds and ds.get("NumberOfFrames") not in (None, "", 1, "1"):
+        # Malformed ("1\\2"), read as one frame by the header pass: so it is decoded (pydicom
+        # checks the data's length against it; in memory only, the file is not changed).
+        ds.NumberOfFrames = 1
+    stored = ds.pixel_array
+    if h.padding is None:
+        return stored, None
+    if h.transfer_syntax in _UNCOMPRESSED:
+        # The cells with their unused bits, which a padding value outside Bits Stored needs.
+        raw = decode_pixels(ds, correct_unused_bits=False)
+    elif padding_fits(h.padding, h.bits_stored, h.signed):
+        raw = stored  # a decoder's output: what it gives is all there is
+    else:
+        return stored, None
+    return stored, padding_mask(raw, h.padding, h.bits_stored, h.signed)
+
+
+def _rescaled_padding(plane: np.ndarray, h: SliceHeader) -> np.ndarray | None:
+    """Where ``plane``, already rescaled (by GDCM), is the header's padding: found by its HU,
+    which only a padding value within Bits Stored keeps (GDCM masks the unused bits)."""
+    if h.padding is None or not padding_fits(h.padding, h.bits_stored, h.signed):
+        return None
+    lo, hi = sorted(v * h.slope + h.intercept for v in h.padding)
+    return (plane >= lo - 0.5) & (plane <= hi + 0.5)
+
+
+def _unreadable(path: str, exc: Exception, printed: str = "") -> InputError:
     """The one-line error for a slice whose pixel data cannot be read (truncated, damaged, or
-    compressed in a way the decoders do not take)."""
-    return InputError(f"{path}: its pixel data cannot be read ({_why(exc)}); the file may be "
+    compressed in a way the decoders do not take); ``printed``: what the decoder printed."""
+    said = f"; the decoder said: {printed}" if printed else ""
+    return InputError(f"{path}: its pixel data cannot be read ({_why(exc)}{said}); the file may be "
                       "truncated or damaged: copy or export the series again")
 
 
@@ -384,25 +528,66 @@ def _why(exc: Exception) -> str:
     source location; pydicom's plugin list follows on further lines)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     line = lines[-1] if "ITK ERROR" in str(exc) else (lines or [""])[0]
+    if line.endswith(":") and len(lines) > 1:  # pydicom: "... raised by all available plugins:", then each's
+        line = f"{line} {lines[1]}"
     return f"{type(exc).__name__}: {line}"
 
 
-def _multiframe_pixels(h: SliceHeader) -> np.ndarray:
-    """The stored values of every frame of multi-frame file ``h.path``, ``[frame, row, column]``."""
+def _multiframe_pixels(h: SliceHeader) -> tuple[np.ndarray, np.ndarray | None]:
+    """The stored values of every frame of multi-frame file ``h.path``, ``[frame, row, column]``,
+    and where they are padding (None: no padding found)."""
+    decoder = _check_decoder(h)
     try:
-        stored = pydicom.dcmread(h.path, force=True).pixel_array
+        # Pillow's codecs print to descriptor 2 too ("Unsupported JPEG data precision 12").
+        with quiet_pydicom(), NativeStderr() as native, native.captured():
+            stored, padding = _stored_values(pydicom.dcmread(h.path, force=True), h)
     except Exception as exc:  # noqa: BLE001 - pydicom's decoders raise many types
+        others = _install_hint(decoder)
         raise InputError(
             f"{h.path}: its multi-frame pixel data cannot be decoded ({_why(exc)}); "
+            f"{f'another decoder may read them ({others}), or ' if others else ''}"
             "decompress it (e.g. gdcmconv --raw) or convert the series to NIfTI"
         ) from exc
     if stored.ndim == 2:
         stored = stored[None]
-    return stored
+        padding = None if padding is None else padding[None]
+    return stored, padding
 
 
-def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.ndarray, path: str) -> None:
-    """Write ``stored * slope + intercept`` rounded into the int16 plane ``out``."""
+def _check_decoder(h: SliceHeader):
+    """pydicom's decoder for the multi-frame file's transfer syntax (None: not compressed).
+    Raises :class:`InputError` naming the package to install when none of its plugins is
+    installed (JPEG Lossless, the commonest in PACS exports, needs one; pydicom's error named
+    none on its first line, the only one shown)."""
+    if h.transfer_syntax in _UNCOMPRESSED:
+        return None
+    try:
+        decoder = get_decoder(h.transfer_syntax)
+    except NotImplementedError:
+        raise InputError(f"{h.path}: its transfer syntax {h.transfer_syntax} is one pydicom cannot decode; "
+                         "decompress it (e.g. gdcmconv --raw) or convert the series to NIfTI") from None
+    if decoder.is_available:
+        return decoder
+    install = _install_hint(decoder) or "install a pydicom pixel data plugin"
+    raise InputError(f"{h.path}: its multi-frame pixel data are compressed ({UID(h.transfer_syntax).name}) and "
+                     f"no decoder for them is installed: {install}; or decompress it (e.g. gdcmconv --raw)")
+
+
+def _install_hint(decoder) -> str:
+    """'pip install ...' for each of ``decoder``'s plugins that is not installed ('' when all are)."""
+    if decoder is None:
+        return ""
+    # pydicom's own list: 'pylibjpeg - requires pylibjpeg>=2.0 and pylibjpeg-libjpeg>=2.1', ...
+    needs = [line.partition(" - requires ")[2].split(" and ") for line in decoder.missing_dependencies]
+    needs = [n for n in needs if n and n[0]]
+    return " or ".join("pip install " + " ".join(f"'{p}'" for p in n) for n in sorted(needs, key=len, reverse=True))
+
+
+def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.ndarray, path: str,
+                  padding: np.ndarray | None = None) -> bool:
+    """Write ``stored * slope + intercept`` rounded into the int16 plane ``out``; pixels where
+    ``padding`` is true (outside the reconstruction circle) as :data:`PADDING_HU`. Returns
+    whether any pixel was padding."""
     if stored.shape != out.shape:
         raise InputError(f"{path}: pixel data of shape {stored.shape} do not match Rows/Columns {out.shape}")
     if slope == round(slope) and intercept == round(intercept) and stored.dtype.kind in "iub":
@@ -412,12 +597,16 @@ def _rescale_into(stored: np.ndarray, slope: float, intercept: float, out: np.nd
         hu += int(intercept)
     else:
         hu = np.rint(stored.astype(np.float32) * np.float32(slope) + np.float32(intercept))
+    padded = padding is not None and bool(padding.any())
+    if padded:
+        hu[padding] = PADDING_HU
     lo, hi = hu.min(), hu.max()
     if lo < INT16_MIN or hi > INT16_MAX:
         raise InputError(
             f"values cannot be HU in {path}: {lo:g}..{hi:g} after rescale lies outside the int16 range"
         )
     out[...] = hu
+    return padded
 
 
 def _text(ds: Dataset, keyword: str) -> str | None:
@@ -437,12 +626,19 @@ def _number(ds: Dataset, keyword: str) -> float | None:
         return None
 
 
+#: What sites write in ContrastBolusAgent for a scan without contrast (compared in capitals,
+#: without spaces at the ends): the analysis warned "contrast agent (NONE): enhancing vessels
+#: and organs can mimic calcification".
+NO_CONTRAST_AGENT = frozenset({"NONE", "NO", "N", "NO CONTRAST", "NON CONTRAST", "NON-CONTRAST", "NONCONTRAST",
+                               "WITHOUT", "WITHOUT CONTRAST", "NATIVE", "NIL", "N/A", "NA", "-", "0"})
+
+
 def _contrast_agent(ds: Dataset) -> str | None:
     """ContrastBolusAgent; in an enhanced CT, else the first agent's code meaning (Enhanced
-    Contrast/Bolus module); None when the header names none."""
+    Contrast/Bolus module); None when the header names none (or says none, as "NONE")."""
     text = _text(ds, "ContrastBolusAgent")
-    if text is not None:
-        return text
+    if text is not None and text.strip():
+        return None if text.strip().upper() in NO_CONTRAST_AGENT else text
     agents = ds.get("ContrastBolusAgentSequence")
     if agents:
         meaning = agents[0].get("CodeMeaning")
@@ -452,6 +648,11 @@ def _contrast_agent(ds: Dataset) -> str | None:
 
 
 def _series_metadata(folder: Path, ordered: list[SliceHeader]) -> dict[str, Any]:
+    with quiet_pydicom():  # pydicom converts (and warns of) the values as they are read
+        return _series_metadata_quietly(folder, ordered)
+
+
+def _series_metadata_quietly(folder: Path, ordered: list[SliceHeader]) -> dict[str, Any]:
     ds = read_header(Path(ordered[0].path))
     if ds is None:  # it was read moments ago: the file changed under us
         raise InputError(f"{ordered[0].path} could not be read again; is the folder being modified?")
@@ -517,6 +718,7 @@ def read_dicom_slice_hu(path: str | os.PathLike[str]) -> tuple[np.ndarray, tuple
         spacing = floats_or_none(ds, "ImagerPixelSpacing", 2)
     if spacing is None:
         raise InputError(f"{path} has no PixelSpacing; its physical size is unknown")
-    out = _read_pixels([h])[0]
-    check_hu_range(int(out.min()), int(out.max()), is_float=False, has_fraction=False, source=str(path))
+    array, padded = _read_pixels([h])
+    out = array[0]
+    check_hu_range(*_measured_range(array, padded), is_float=False, has_fraction=False, source=str(path))
     return out, (float(spacing[0]), float(spacing[1]))

@@ -10,22 +10,28 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import stat
+import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_file_meta_info
 
 from calcinosis.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 _DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+#: A whole UID: numbers joined by dots (a header cut short ends one with a dot).
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,11 @@ class SliceHeader:
     photometric: str
     # The frame of a multi-frame (enhanced) file this slice is (0-based); None: a single-frame file.
     frame: int | None = None
+    # Pixel Padding Value and Range Limit (the value again when there is no limit), as stored
+    # values; None: no padding declared (see :mod:`calcinosis.io.padding`).
+    padding: tuple[int, int] | None = None
+    bits_stored: int = 16
+    signed: bool = False  # PixelRepresentation 1
 
 
 def iter_candidate_files(root: Path) -> Iterator[Path]:
@@ -116,27 +127,88 @@ def is_special_file(path: Path) -> bool:
 def looks_like_dicom(path: Path) -> bool:
     """Cheap test: the ``DICM`` marker at byte 128, or a bare data set starting with group 2 or 8."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
+        return _marked_dicom(_head(path))
     except OSError:
         return False
+
+
+def _head(path: Path) -> bytes:
+    """The first 132 bytes of ``path`` (fewer in a shorter file); raises ``OSError``."""
+    with open(path, "rb") as fh:
+        return fh.read(132)
+
+
+def _marked_dicom(head: bytes) -> bool:
     if len(head) == 132 and head[128:132] == b"DICM":
         return True
     # Old files without preamble start directly with a (0002,xxxx) or (0008,xxxx) tag.
     return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[3] == 0
 
 
-def read_header(path: Path) -> Dataset | None:
-    """The header of ``path`` without pixel data, or None if it is not a DICOM data set."""
+@contextmanager
+def quiet_pydicom() -> Iterator[list[warnings.WarningMessage]]:
+    """Hold back what pydicom says of odd data: it logs each remark (a failed decoder plugin
+    with its traceback) and also warns of most, once per file, several lines on stderr
+    through the CLI's logging. Inside, its logger is silent and its warnings are collected
+    in the list yielded, for the caller to sum up in one line or to drop."""
+    if threading.current_thread() is not threading.main_thread():
+        # The logger's level and the warnings filters belong to the whole process, and
+        # catch_warnings is not thread-safe: other threads (the web viewer's) leave them alone.
+        yield []
+        return
+    pydicom_logger = logging.getLogger("pydicom")
+    level = pydicom_logger.level
+    pydicom_logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield caught
+    finally:
+        pydicom_logger.setLevel(level)
+
+
+def is_dicomdir(path: Path) -> bool:
+    """Whether ``path`` is a DICOMDIR (the index of a CD or an export, no image), by its name
+    or its file meta's SOP class."""
+    if path.name.upper() == "DICOMDIR":
+        return True
     if not looks_like_dicom(path):
+        return False
+    try:
+        with quiet_pydicom():
+            meta = read_file_meta_info(path)
+    except Exception:  # noqa: BLE001 - not a readable file meta: not a DICOMDIR either
+        return False
+    return str(meta.get("MediaStorageSOPClassUID", "") or "") == _DICOMDIR_SOP_CLASS
+
+
+def read_header(path: Path, problems: list[tuple[Path, str]] | None = None) -> Dataset | None:
+    """The header of ``path`` without pixel data, or None if it is not a DICOM data set.
+
+    ``problems``, where given, gets ``(path, why)`` for a file that cannot be opened (its
+    permissions, a broken link) or is marked DICOM but cannot be parsed (damaged): such a
+    file may be one of the series' slices, which a reader must not silently do without.
+    """
+    try:
+        head = _head(path)
+    except OSError as exc:
+        if problems is not None:
+            why = "a link to a file that does not exist" if path.is_symlink() and not path.exists() else (
+                exc.strerror or type(exc).__name__)
+            problems.append((path, why))
+        return None
+    if not _marked_dicom(head):
         return None
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        with quiet_pydicom():  # odd values: the series checks say what matters, in one line
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt files
-        # A damaged file is skipped, not fatal: if it belonged to the series, the
-        # series checks (missing slices) then say so.
+        # Skipped here; a series reader that was given ``problems`` refuses the folder (a
+        # damaged first or last slice left no gap for the series checks to see).
         level = logging.WARNING if not isinstance(exc, InvalidDicomError) else logging.DEBUG
         logger.log(level, "skipping %s: not readable as DICOM (%s: %s)", path, type(exc).__name__, exc)
+        if problems is not None and not isinstance(exc, InvalidDicomError):
+            problems.append((path, f"marked DICOM but damaged: {type(exc).__name__}: {exc}"))
         return None
     sop_class = str(ds.get("SOPClassUID", "") or "")
     meta = getattr(ds, "file_meta", None)
@@ -145,9 +217,22 @@ def read_header(path: Path) -> Dataset | None:
     if sop_class == _DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
         return None
     if "SeriesInstanceUID" not in ds:
+        # A CT image's file meta and nothing after it, or not even a whole SOP class UID: a copy
+        # cut short within the header (pydicom stops at the end without a word). Objects that
+        # belong to no series (of a valid other class) are skipped.
+        if problems is not None and head[128:132] == b"DICM" and (sop_class in CT_IMAGE_CLASSES
+                                                                  or not _UID.fullmatch(sop_class)):
+            whole = _UID.fullmatch(str(ds.get("SOPInstanceUID", "") or "")) and "Rows" in ds
+            problems.append((path, "a CT image with no SeriesInstanceUID (removed by an anonymiser?)" if whole else
+                                   f"marked DICOM but damaged: {'a CT image ' if sop_class else ''}with no "
+                                   f"SeriesInstanceUID ({path.stat().st_size} bytes: cut short?)"))
         return None
     return ds
 
+
+#: ImageType values of scout views: DICOM's LOCALIZER, and the vendors' own names that some
+#: write in its place (Siemens' topogram, Philips' surview, the generic scout).
+SCOUT_IMAGE_TYPES = frozenset({"LOCALIZER", "TOPOGRAM", "SURVIEW", "SCOUT"})
 
 #: SOP classes of CT images: CT, enhanced CT, legacy converted enhanced CT.
 CT_IMAGE_CLASSES = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2")
@@ -174,8 +259,8 @@ def _slice_header(path: Path, ds: Dataset) -> SliceHeader:
         # by name), not a non-image object whose absence looked like a missing slice.
         is_image=("Rows" in ds and "Columns" in ds) or (str(ds.get("SOPClassUID", "")) in CT_IMAGE_CLASSES
                                                         and str(ds.get("Modality", "")).upper() == "CT"),
-        n_frames=int(ds.get("NumberOfFrames", 1) or 1),
-        is_localizer="LOCALIZER" in image_type,
+        n_frames=_int_or_none(ds.get("NumberOfFrames")) or 1,  # malformed (several values): one frame
+        is_localizer=not SCOUT_IMAGE_TYPES.isdisjoint(image_type),
         rows=_int_or_none(ds.get("Rows")),
         columns=_int_or_none(ds.get("Columns")),
         position=floats_or_none(ds, "ImagePositionPatient", 3),
@@ -188,7 +273,20 @@ def _slice_header(path: Path, ds: Dataset) -> SliceHeader:
         transfer_syntax=str(getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID", "") or ""),
         samples_per_pixel=_int_or_none(ds.get("SamplesPerPixel")) or 1,
         photometric=str(ds.get("PhotometricInterpretation", "") or "").upper(),
+        padding=_padding(ds),
+        bits_stored=_int_or_none(ds.get("BitsStored")) or _int_or_none(ds.get("BitsAllocated")) or 16,
+        signed=_int_or_none(ds.get("PixelRepresentation")) == 1,
     )
+
+
+def _padding(ds: Dataset) -> tuple[int, int] | None:
+    """``(PixelPaddingValue, PixelPaddingRangeLimit)`` (the value twice without a limit), or
+    None when the header declares no padding (or not as one integer)."""
+    value = _int_or_none(ds.get("PixelPaddingValue"))
+    if value is None:
+        return None
+    limit = _int_or_none(ds.get("PixelPaddingRangeLimit"))
+    return value, value if limit is None else limit
 
 
 def _int_or_none(value: object) -> int | None:
@@ -226,14 +324,15 @@ def as_list(value: object) -> list[object]:
     return [value] if value not in (None, "") else []
 
 
-def scan_headers(root: Path) -> list[SliceHeader]:
-    """Headers of all DICOM files under ``root`` (a folder), in sorted path order.
+def scan_headers(root: Path, problems: list[tuple[Path, str]] | None = None) -> list[SliceHeader]:
+    """Headers of all DICOM files under ``root`` (a folder), in sorted path order; files that
+    cannot be read go to ``problems`` where given (see :func:`read_header`).
 
     Only the small :class:`SliceHeader` is kept per file, so large trees stay cheap.
     """
     found = []
     for path in iter_candidate_files(root):
-        ds = read_header(path)
+        ds = read_header(path, problems)
         if ds is not None:
             found.append(slice_header(path, ds))
     return found

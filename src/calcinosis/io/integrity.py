@@ -39,7 +39,8 @@ _PLAIN_TYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "
 
 class NiftiHeader:
     """A NIfTI-1 or NIfTI-2 header (either byte order): ``parsed`` when it is one; its voxel
-    size fields (``pixdim``, ``sform``, ``srow``: the sform's rows, 12 numbers), the raw
+    size fields (``pixdim``, ``sform``, ``srow``: the sform's rows, 12 numbers; ``qform`` and
+    ``quatern``: the qform's code, then quatern_b, c, d and qoffset_x, y, z), the raw
     ``vox_offset`` and whether it is a single file (NIfTI-1 ``n+1``); and ``ok`` when its
     data layout is one the checks here can follow: ``data_start``, ``expected`` (bytes up to
     the end of the voxel data), the voxel ``dtype`` (None: not a plain number),
@@ -54,7 +55,8 @@ class NiftiHeader:
                 self.pixdim = struct.unpack(f"{endian}8f", head[76:108])
                 self.vox_offset = struct.unpack(f"{endian}f", head[108:112])[0]
                 slope, inter = struct.unpack(f"{endian}2f", head[112:120])
-                self.sform = struct.unpack(f"{endian}h", head[254:256])[0]
+                self.qform, self.sform = struct.unpack(f"{endian}2h", head[252:256])
+                self.quatern = struct.unpack(f"{endian}6f", head[256:280])
                 self.srow = struct.unpack(f"{endian}12f", head[280:328])
                 self.single_file = head[344:347] == b"n+1"
                 size = 348
@@ -64,7 +66,8 @@ class NiftiHeader:
                 self.pixdim = struct.unpack(f"{endian}8d", head[104:168])
                 self.vox_offset = struct.unpack(f"{endian}q", head[168:176])[0]
                 slope, inter = struct.unpack(f"{endian}2d", head[176:192])
-                self.sform = struct.unpack(f"{endian}i", head[348:352])[0]
+                self.qform, self.sform = struct.unpack(f"{endian}2i", head[344:352])
+                self.quatern = struct.unpack(f"{endian}6d", head[352:400])
                 self.srow = struct.unpack(f"{endian}12d", head[400:496])
                 self.single_file = False
                 size = 540

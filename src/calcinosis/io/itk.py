@@ -17,9 +17,10 @@ import SimpleITK as sitk
 
 from calcinosis.atomic import write_with
 from calcinosis.errors import InputError
-from calcinosis.io.headers import check_header, check_metaimage_data
+from calcinosis.io.headers import check_header, check_metaimage_data, orientation_unknown
 from calcinosis.io.hu import to_int16_hu
 from calcinosis.io.integrity import check_nifti_complete, read_nifti_voxels
+from calcinosis.io.native_stderr import NativeStderr
 from calcinosis.paths import check_path_text
 from calcinosis.volume import Volume
 
@@ -112,7 +113,8 @@ def read_itk_volume(path: str | os.PathLike[str]) -> Volume:
     """Read a NIfTI, NRRD or MetaImage file as an int16 HU :class:`Volume`.
 
     The modality is assumed to be CT (these formats do not record it). Metadata:
-    ``source_format``, ``source_path`` and ``modality``.
+    ``source_format``, ``source_path`` and ``modality``; ``orientation_unknown`` (why) when
+    the header names no patient axes (:func:`calcinosis.io.headers.orientation_unknown`).
     """
     path = Path(path)
     fmt = itk_format(path)
@@ -120,21 +122,33 @@ def read_itk_volume(path: str | os.PathLike[str]) -> Volume:
         raise InputError(f"cannot read {path}: unknown file type; use .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd")
     check_path_text(path, "input")
     check_header(path, fmt)
+    # ITK's readers (niftilib, VNL) print their complaints to descriptor 2 ("** ERROR:
+    # nifti_convert_nhdr2nim: bad datatype", a matrix over eight lines): into the message instead.
+    with NativeStderr() as native:
+        return _read_itk(path, fmt, native)
+
+
+def _read_itk(path: Path, fmt: str, native: NativeStderr) -> Volume:
+    """:func:`read_itk_volume` once the header checks passed."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
-        reader.ReadImageInformation()
+        with native.captured():
+            reader.ReadImageInformation()
     except RuntimeError as exc:
         if fmt == "nifti":
             check_nifti_complete(path)  # a damaged file says so, rather than what ITK made of it
-        raise InputError(f"cannot read {path}: {_first_line(exc)}") from None
+        raise InputError(f"cannot read {path}: {_first_line(exc)}{_said(native.text)}") from None
     size = reader.GetSize()
     dimension = reader.GetDimension()
     if dimension == 4 and size[3] == 1:
         # A 4-D NIfTI with one time point is a 3-D volume; drop the extra axis below.
         size, dimension = size[:3], 3
     _check_3d(dimension, size, reader.GetNumberOfComponents(), str(path))
-    metadata = {"modality": "CT", "source_format": fmt, "source_path": str(path)}
+    metadata: dict[str, Any] = {"modality": "CT", "source_format": fmt, "source_path": str(path)}
+    why = orientation_unknown(path, fmt)
+    if why is not None:
+        metadata["orientation_unknown"] = why
     if fmt == "nifti":
         # The voxels in one pass with the checks of length and damage; the geometry is ITK's.
         voxels = read_nifti_voxels(path)
@@ -142,12 +156,13 @@ def read_itk_volume(path: str | os.PathLike[str]) -> Volume:
             return _nifti_volume(reader, *voxels, metadata, str(path))
         check_nifti_complete(path)  # a layout left to ITK: checked first
     try:
-        image = reader.Execute()
+        with native.captured():
+            image = reader.Execute()
     except RuntimeError as exc:
         # The header was read: the voxel data are what fails (ITK's MetaImage reader says only
         # "Reason: No such file or directory" for data cut short).
-        raise InputError(f"cannot read the voxel data of {path} ({_first_line(exc)}): the file (or its data "
-                         "file) may be missing, truncated or damaged; copy or export it again") from None
+        raise InputError(f"cannot read the voxel data of {path} ({_first_line(exc)}{_said(native.text)}): the file "
+                         "(or its data file) may be missing, truncated or damaged; copy or export it again") from None
     if image.GetDimension() == 4:
         image = image[:, :, :, 0]
     return sitk_to_volume(image, metadata, source=str(path))
@@ -169,6 +184,10 @@ def _nifti_volume(reader: sitk.ImageFileReader, array: np.ndarray, scaling, meta
     spacing, origin = reader.GetSpacing()[:3], reader.GetOrigin()[:3]
     _check_geometry(direction, origin, source)
     return Volume(hu, spacing, origin, direction, dict(metadata))
+
+
+def _said(text: str) -> str:
+    return f"; the reader said: {text}" if text else ""
 
 
 def _first_line(exc: Exception) -> str:

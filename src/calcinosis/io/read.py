@@ -9,7 +9,7 @@ from pathlib import Path
 from calcinosis.threads import n_threads
 from calcinosis.errors import InputError
 from calcinosis.io.dicom_read import read_dicom_series, read_multiframe_file
-from calcinosis.io.dicom_scan import read_header
+from calcinosis.io.dicom_scan import is_dicomdir, read_header
 from calcinosis.io.headers import check_metaimage_data
 from calcinosis.io.itk import itk_format, read_itk_volume
 from calcinosis.paths import check_path_text
@@ -97,6 +97,10 @@ def _read(path: Path, series_uid: str | None) -> Volume:
                          "or a .nii/.nii.gz/.nrrd/.mha file")
     if series_uid is not None:
         raise InputError(f"series_uid applies to DICOM folders only, but {path} is a file")
+    try:
+        open(path, "rb").close()  # the readers below meet an unreadable file with a bug's exit or "unknown type"
+    except OSError as exc:
+        raise InputError(f"cannot read {path} ({exc.strerror or type(exc).__name__}); check its permissions") from None
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty (0 bytes): copy or export it again")
     if itk_format(path) is not None:
@@ -109,6 +113,9 @@ def _read(path: Path, series_uid: str | None) -> Volume:
             f"{path} is a single DICOM file (one slice); a 3-D volume is needed: "
             "give the folder that holds the whole series"
         )
+    if is_dicomdir(path):
+        raise InputError(f"{path} is a DICOMDIR (the index of a CD or an export), not an image: give the folder that "
+                         f"holds the series ({path.parent}, or the folder of the series within it)")
     raise InputError(
         f"cannot read {path}: unknown file type; give a DICOM folder or a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file"
     )
