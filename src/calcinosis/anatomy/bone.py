@@ -77,6 +77,16 @@ MIN_GAP_DIST_MM = 1.0
 # A piece found above the bone's blur profile smaller than this (mm3) is a speck of the
 # bone's own partial volume or noise on its slope (a 2 mm deposit holds about 4 mm3).
 PROFILE_MIN_VOLUME_MM3 = 2.0
+# ... and holds at least this many voxels: one voxel above the profile is the bone edge's
+# partial volume or noise whatever its size (on 1 x 1 x 2.5 mm voxels, 2.5 mm3 each, single
+# voxels of the femur's and the spine's edge, 136-170 HU, were reported: three in one scan).
+PROFILE_MIN_VOXELS = 2
+
+
+def is_speck(n_voxels: int, voxel_mm3: float) -> bool:
+    """Whether a piece of ``n_voxels`` found beside a bone is a speck of its partial volume or
+    noise, not a deposit (``PROFILE_MIN_VOLUME_MM3``, ``PROFILE_MIN_VOXELS``)."""
+    return n_voxels < PROFILE_MIN_VOXELS or n_voxels * voxel_mm3 < PROFILE_MIN_VOLUME_MM3
 # On slices thinner than this (mm), a piece without an in-plane maximum of its own that rises
 # this many times ``h`` above the bone's profile is a deposit pressed against the bone.
 THIN_SLICE_MM = 2.5
@@ -346,7 +356,7 @@ def _plateau_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_volume, taken
             continue
         if not faces_tissue(shell(piece), solid[sub], bone_k):
             continue  # between two bones (a joint space) or in a notch: faces the bone broadly
-        if not PROFILE_MIN_VOLUME_MM3 <= piece.sum() * vv <= max_volume:
+        if is_speck(int(piece.sum()), vv) or piece.sum() * vv > max_volume:
             continue
         out.append((sub, piece))
     return out
@@ -705,7 +715,7 @@ class _Acceptance:
         own_peak = piece & self.own_max[sub]
         grown = piece | (piece_shell & self.dense[sub] & ~self.core[sub] & ~self.taken[sub] & (res > 0) & off_ends)
         deposit = own_blur(sub, grown, self.dense, self.solid, res, own_peak)
-        if deposit.sum() * self.voxel_mm3 < PROFILE_MIN_VOLUME_MM3:
+        if is_speck(int(deposit.sum()), self.voxel_mm3):
             return None  # a speck on the bone's slope: its partial volume or noise, not a deposit
         return deposit
 

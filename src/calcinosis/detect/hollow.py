@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from calcinosis.anatomy.basins import saddle_between
-from calcinosis.anatomy.bone import PROFILE_MIN_VOLUME_MM3, THIN_SLICE_MM
+from calcinosis.anatomy.bone import THIN_SLICE_MM, is_speck
 from calcinosis.anatomy.valley import (INT_H_MAXIMA_RANGE, WEAK_H_FRACTION, ValleyMarkers, label_26, valley_image,
                                        valley_markers, valley_split)
 from calcinosis.anatomy.disk import core_in_plane, dilate_disk, erode_disk
@@ -252,7 +252,7 @@ def beyond_bone_end(smooth_hu: np.ndarray, mask: np.ndarray, solid: np.ndarray, 
     out = []
     for k, box in enumerate(ndi.find_objects(parts), start=1):
         part = parts == k
-        if not PROFILE_MIN_VOLUME_MM3 <= part.sum() * vv <= max_deposit_volume_mm3:
+        if is_speck(int(part.sum()), vv) or part.sum() * vv > max_deposit_volume_mm3:
             continue  # a speck of the end's partial volume or noise; or bone
         end = zs[-1] if box[0].start > zs[-1] else zs[0]
         over = smooth_hu[end][part.any(axis=0)].max()
