@@ -9,11 +9,12 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 from PIL import Image
 
 from calcinosis.web import Catalog, create_app
-from calcinosis.web.catalog import StudySource
+from calcinosis.web.catalog import StudySource, study_from_folder
 
 
 def _copy(phantoms, folder):
@@ -45,6 +46,80 @@ def _ids(body):
     rgb = np.asarray(Image.open(io.BytesIO(body)).convert("RGB")).astype(int)
     return rgb[..., 0] + 256 * rgb[..., 1]
 
+
+def _damage(kind, folder):
+    labels = folder / "lesions.nii.gz"
+    if kind == "truncated":
+        data = labels.read_bytes()
+        labels.write_bytes(data[: len(data) // 2])
+    elif kind == "not_nifti":
+        labels.write_bytes(b"not an image at all\n" * 50)
+    elif kind == "two_d":
+        sitk.WriteImage(sitk.Image(12, 10, sitk.sitkUInt8), str(labels))
+    elif kind == "float":
+        sitk.WriteImage(sitk.Cast(sitk.ReadImage(str(labels)), sitk.sitkFloat32) * 1.5, str(labels))
+    elif kind == "ids_shifted":  # the label map of another run: id n is deposit n + 1
+        img = sitk.ReadImage(str(labels))
+        arr = sitk.GetArrayFromImage(img).astype(np.uint16)
+        arr[arr > 0] -= 1
+        out = sitk.GetImageFromArray(arr)
+        out.CopyInformation(img)
+        sitk.WriteImage(out, str(labels))
+    elif kind == "extra_row":
+        lines = (folder / "lesions.csv").read_text().splitlines()
+        lines.append("99," + lines[-1].split(",", 1)[1])
+        (folder / "lesions.csv").write_text("\n".join(lines) + "\n")
+    elif kind == "no_csv":
+        (folder / "lesions.csv").unlink()
+    elif kind == "summary_list":
+        (folder / "summary.json").write_text("[1, 2]\n")
+
+
+DAMAGE = {
+    "truncated": "lesions.nii.gz cannot be read (lesions.nii.gz is truncated",
+    "not_nifti": "lesions.nii.gz cannot be read (not a NIfTI image)",
+    "two_d": "a 2-D image of size 12 x 10, not a 3-D label map",
+    "float": "are not lesion ids",
+    "ids_shifted": "lesions.nii.gz does not match its lesions.csv",
+    "extra_row": "lesion 99 is not in the label map",
+    "no_csv": "has no lesions.csv",
+    "summary_list": "summary.json cannot be read (not a JSON object)",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+def test_a_damaged_or_mismatched_output_is_a_clear_404(phantoms, tmp_path, start_server, kind):
+    # Before: a 2-D label map or a summary.json that is a list gave a 500 (the list page too);
+    # a truncated label map was read as zeros and a shifted one drew each outline on another
+    # deposit, with no word; a missing lesions.csv showed no deposits; and the message of an
+    # unreadable one carried SimpleITK's C++ banner and the folder's path.
+    folder = _copy(phantoms, tmp_path / "Doe_Jane_study")
+    _damage(kind, folder)
+    good = study_from_folder(phantoms.study_dir, key="good")
+    srv = start_server(create_app(Catalog(studies={"bad": StudySource("bad", folder), "good": good})))
+    for path in ("/api/studies/bad", "/api/studies/bad/labels/axial/3.png"):
+        status, headers, body = srv.get(path)
+        assert status == 404 and headers["content-type"].startswith("application/json"), (path, status, body)
+        detail = json.loads(body)["detail"]
+        assert DAMAGE[kind] in detail and "run calcinosis analyze again" in detail, detail
+        assert "Doe_Jane" not in detail and "sitk::ERROR" not in detail and "\n" not in detail
+    status, _, body = srv.get("/api/studies")  # the other studies are still listed
+    assert status == 200
+    rows = {row["key"]: row for row in json.loads(body)["studies"]}
+    assert rows["good"]["status"] == "done"
+    if kind == "summary_list":
+        assert rows["bad"]["status"] == "failed" and "summary.json" in rows["bad"]["error"]
+
+
+def test_a_summary_holding_nan_is_shown_with_null(phantoms, tmp_path, start_server):
+    # json.loads reads NaN; the detail view then failed to encode it (a 500).
+    folder = _copy(phantoms, tmp_path / "study")
+    doc = json.loads((folder / "summary.json").read_text())
+    doc["run_time_s"] = float("nan")
+    (folder / "summary.json").write_text(json.dumps(doc))
+    srv = start_server(create_app(Catalog(studies={"s": StudySource("s", folder)})))
+    status, _, body = srv.get("/api/studies/s")
+    assert status == 200 and json.loads(body)["summary"]["run_time_s"] is None
 
 
 def test_a_study_redone_while_serving_shows_its_new_outlines(phantoms, tmp_path, start_server):

@@ -164,7 +164,7 @@ def create_app(catalog: Catalog, settings: ServerSettings = ServerSettings()):
         source, study = loaded(key)
         # The page puts the version in its slice URLs: the browser keeps slices for 10 minutes,
         # and showed a redone study's old outlines under the same URL.
-        return {**study.describe(), "version": stamp_version(source.stamp)}
+        return json_safe({**study.describe(), "version": stamp_version(source.stamp)})
 
     @app.get("/api/studies/{key}/prefetch", status_code=204)
     def study_prefetch(key: str):

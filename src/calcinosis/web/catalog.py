@@ -103,9 +103,11 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def _folder_row(src: StudySource) -> dict[str, Any]:
     doc = _read_json(src.output_dir / "summary.json") if src.output_dir else None
-    if doc is None:
-        return {"key": src.key, "status": "failed", "error": "no summary.json in the output folder"}
-    totals = doc.get("totals", {})
+    # Not an object (a summary.json damaged or hand-edited): one failed row, not a server
+    # error that emptied the whole list.
+    if not isinstance(doc, dict):
+        return {"key": src.key, "status": "failed", "error": "no readable summary.json in the output folder"}
+    totals = doc.get("totals") if isinstance(doc.get("totals"), dict) else {}
     return {"key": src.key, "status": "done", "error": None, "lesion_count": totals.get("count"),
             "mass_mg": totals.get("mass_mg"), "volume_mm3": totals.get("volume_mm3"),
             "agatston": totals.get("agatston"), "low_confidence_count": doc.get("low_confidence_count"),

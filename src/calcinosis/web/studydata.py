@@ -97,26 +97,40 @@ def load_study(source: StudySource) -> LoadedStudy:
     Raises
     ------
     InputError
-        The folder is not a complete ``analyze`` output (no summary.json / lesions.nii.gz).
+        The folder is not a complete ``analyze`` output (no summary.json, lesions.nii.gz or
+        lesions.csv), one of them cannot be read, or the label map does not hold the deposits
+        of lesions.csv (their ids and voxel counts): outlines drawn from it would sit on other
+        deposits, or on none. The message names no folder (names can hold a patient's).
     """
-    import SimpleITK as sitk
-
     from calcinosis.report.tables import read_lesions_csv
 
     out = source.output_dir
     if out is None or not (out / "summary.json").is_file() or not (out / "lesions.nii.gz").is_file():
         raise InputError(f"study {source.key} has no complete analysis output")
+    if not (out / "lesions.csv").is_file():
+        raise InputError(f"study {source.key} has no lesions.csv beside its summary.json; "
+                         "run calcinosis analyze again")
+    name = "summary.json"
     try:
-        summary_doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-        label_img = sitk.ReadImage(str(out / "lesions.nii.gz"))
-        rows = read_lesions_csv(out / "lesions.csv") if (out / "lesions.csv").is_file() else []
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise InputError(f"study {source.key}: its analysis output cannot be read ({exc})") from exc
-    labels = sitk.GetArrayViewFromImage(label_img).astype(np.uint16, copy=True)
-    direction = np.asarray(label_img.GetDirection(), float).reshape(3, 3)
-    spacing, origin = label_img.GetSpacing(), label_img.GetOrigin()
+        summary_doc = json.loads((out / name).read_text(encoding="utf-8"))
+        if not isinstance(summary_doc, dict):
+            raise ValueError("not a JSON object")
+        name = "lesions.nii.gz"
+        labels, spacing, origin, direction = read_label_map(out / name)
+        name = "lesions.csv"
+        rows = read_lesions_csv(out / name)
+        if any(not isinstance(row.get("lesion_id"), int) for row in rows):
+            raise ValueError("a row has no lesion_id")
+    except (InputError, OSError, ValueError, TypeError, RuntimeError) as exc:
+        reason = str(exc).replace(str(out / name), name).replace(str(out) + "/", "")
+        raise InputError(f"study {source.key}: its {name} cannot be read ({reason}); "
+                         "run calcinosis analyze again") from None
     orientation = ViewOrientation.of(direction, labels.shape)
-    jump = _jump_points(labels, orientation)
+    jump, counts = _jump_points(labels, orientation, rows, spacing, origin, direction)
+    mismatch = _label_mismatch(counts, rows)
+    if mismatch:
+        raise InputError(f"study {source.key}: its lesions.nii.gz does not match its lesions.csv ({mismatch}); "
+                         "run calcinosis analyze again")
     lesions = []
     for row in rows:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
@@ -128,6 +142,41 @@ def load_study(source: StudySource) -> LoadedStudy:
         view_to_lps=view_to_lps_affine(orientation, spacing, origin, direction), lesions=tuple(lesions),
         summary={k: summary_doc[k] for k in SUMMARY_KEYS if k in summary_doc},
         image_expected=source.image_path is not None)
+
+
+def read_label_map(path) -> tuple[np.ndarray, tuple[float, ...], tuple[float, ...], np.ndarray]:
+    """A label map (``lesions.nii.gz``) as uint16 ``[z, y, x]`` with its spacing and origin
+    ``(x, y, z)`` and 3 x 3 direction.
+
+    Its voxels are read with :mod:`calcinosis.io.integrity`'s checks: SimpleITK reads a NIfTI
+    cut short as zeros, without a word (the viewer then drew no outline for the deposits
+    past the cut). Raises :class:`InputError` for a file cut short or damaged, and for one
+    that is not a 3-D map of non-negative integer ids (a 2-D one ended in a server error).
+    """
+    import SimpleITK as sitk
+
+    from calcinosis.io.integrity import check_nifti_complete, read_nifti_voxels
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        check_nifti_complete(path, finite=False)  # a damaged file says so
+        raise InputError("not a NIfTI image") from None
+    size, dimension = reader.GetSize(), reader.GetDimension()
+    if dimension != 3 or reader.GetNumberOfComponents() != 1:
+        raise InputError(f"a {dimension}-D image of size {' x '.join(map(str, size))}, not a 3-D label map")
+    voxels = read_nifti_voxels(path)
+    if voxels is None or voxels[1] is not None:  # a layout or a scaling left to ITK
+        check_nifti_complete(path, finite=False)
+        array = sitk.GetArrayFromImage(reader.Execute())
+    else:
+        array = voxels[0]
+    if array.dtype.kind not in "iu" or (array.size and (int(array.min()) < 0 or int(array.max()) > 65535)):
+        raise InputError(f"its voxels ({array.dtype}) are not lesion ids 0..65535")
+    direction = np.asarray(reader.GetDirection(), float).reshape(3, 3)
+    return array.astype(np.uint16, copy=False), reader.GetSpacing(), reader.GetOrigin(), direction
 
 
 def read_image_array(source: StudySource) -> tuple[np.ndarray, tuple[float, ...]] | str:
@@ -150,20 +199,34 @@ def read_image_array(source: StudySource) -> tuple[np.ndarray, tuple[float, ...]
     return np.asarray(volume.array), tuple(volume.spacing)
 
 
-def _jump_points(labels: np.ndarray, orientation: ViewOrientation) -> dict[int, list[int]]:
-    """View index of the voxel of each lesion nearest to its voxel centroid."""
+def _jump_points(labels: np.ndarray, orientation: ViewOrientation, rows, spacing, origin,
+                 direction) -> tuple[dict[int, list[int]], dict[int, int]]:
+    """View index of the voxel of each lesion nearest to its voxel centroid, and each label's voxel count."""
     from scipy import ndimage
 
-    out: dict[int, list[int]] = {}
+    jump: dict[int, list[int]] = {}
+    counts: dict[int, int] = {}
     for i, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
             continue
-        zyx = np.argwhere(labels[box] == i)
+        zyx = np.argwhere(labels[box] == i) + np.array([s.start for s in box])
+        counts[i] = len(zyx)
         nearest = zyx[np.argmin(((zyx - zyx.mean(axis=0)) ** 2).sum(axis=1))]
-        zyx_full = nearest + np.array([s.start for s in box])
-        view = orientation.to_view(zyx_full[::-1])
-        out[i] = [int(round(v)) for v in view]
-    return out
+        view = orientation.to_view(nearest[::-1])
+        jump[i] = [int(round(v)) for v in view]
+    return jump, counts
+
+
+def _label_mismatch(counts: dict[int, int], rows) -> str:
+    """What differs between the label map's ids and voxel counts and lesions.csv's ('' when nothing)."""
+    listed = {int(row["lesion_id"]): row.get("n_voxels") for row in rows}
+    problems = [f"lesion {i} is not in the label map" for i in sorted(set(listed) - set(counts))]
+    problems += [f"label {i} is not in lesions.csv" for i in sorted(set(counts) - set(listed))]
+    problems += [f"lesion {i} has {counts[i]} voxels in the label map, {n} in lesions.csv"
+                 for i, n in sorted(listed.items()) if i in counts and n is not None and n != counts[i]]
+    if len(problems) > 3:
+        problems = problems[:3] + [f"{len(problems) - 3} more"]
+    return "; ".join(problems)
 
 
 class StudyHandle:
