@@ -142,3 +142,51 @@ def test_a_study_redone_while_serving_shows_its_new_outlines(phantoms, tmp_path,
     renamed = mapping[les["lesion_id"]]
     assert renamed != les["lesion_id"]
     assert np.array_equal(new == renamed, old == les["lesion_id"])
+
+
+def _tie_study(folder, *, feet_first):
+    """A 6-slice study whose one deposit lies evenly on slices 2 and 3 (two voxels each) with
+    its centroid in slice 3 (as lesions.csv's partial-volume weighting puts it), stored head
+    first or with the slices reversed; and its CT."""
+    folder.mkdir()
+    spacing, origin = (1.0, 1.0, 2.0), (-5.0, -4.0, 10.0)
+    labels = np.zeros((6, 8, 10), np.uint8)
+    labels[2:4, 4, 5:7] = 1
+    hu = np.full(labels.shape, 40, np.int16) + np.arange(6, dtype=np.int16)[:, None, None] * 30
+    hu[:, :, 0] = -1000  # air beside the body
+    hu[labels > 0] = 600
+    direction = np.eye(3)
+    if feet_first:
+        labels, hu = labels[::-1].copy(), hu[::-1].copy()
+        origin = (origin[0], origin[1], origin[2] + 5 * spacing[2])
+        direction = np.diag([1.0, 1.0, -1.0])
+    for array, path in ((labels, folder / "lesions.nii.gz"), (hu, folder / "ct.nii.gz")):
+        img = sitk.GetImageFromArray(array)
+        img.SetSpacing(spacing)
+        img.SetOrigin(origin)
+        img.SetDirection(tuple(direction.ravel()))
+        sitk.WriteImage(img, str(path))
+    (folder / "lesions.csv").write_text("lesion_id,x_mm,y_mm,z_mm,n_voxels,confidence\n"
+                                        "1,0.5,0.0,15.6,4,high\n")  # z 15.6 mm: slice 2.8
+    (folder / "summary.json").write_text(json.dumps({"totals": {"count": 1}}))
+    return StudySource(folder.name, folder, folder / "ct.nii.gz")
+
+
+def test_jump_goes_to_the_slice_of_the_centroid_whichever_way_the_slices_are_stored(tmp_path, start_server):
+    # The jump took the deposit's voxel nearest its voxels' mean, the first in storage order
+    # on a tie: a deposit lying evenly on two slices was shown on the slice away from its
+    # centroid when stored head first, on the right one when stored feet first.
+    catalog = Catalog(studies={k: _tie_study(tmp_path / k, feet_first=k == "feet_first")
+                               for k in ("head_first", "feet_first")})
+    srv = start_server(create_app(catalog))
+    for key in catalog.studies:
+        info = json.loads(srv.get(f"/api/studies/{key}")[2])
+        (les,) = info["lesions"]
+        centroid = np.array(info["lps_to_view"]) @ [les["x_mm"], les["y_mm"], les["z_mm"], 1.0]
+        assert np.allclose(centroid[:3], [5.5, 4.0, 2.8])
+        assert les["view_index"] in ([5, 4, 3], [6, 4, 3]), (key, les["view_index"])
+        # The CT and its outline on that slice: the deposit at the same pixels.
+        ids = _ids(srv.get(f"/api/studies/{key}/labels/axial/3.png")[2])
+        ct = np.asarray(Image.open(io.BytesIO(srv.get(f"/api/studies/{key}/image/axial/3.png?preset=bone")[2])))
+        assert np.array_equal(ids == 1, ct == ct.max()) and (ids == 1).sum() == 2
+        assert ids[4, 5] == 1 and ids[4, 6] == 1

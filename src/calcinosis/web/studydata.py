@@ -201,9 +201,21 @@ def read_image_array(source: StudySource) -> tuple[np.ndarray, tuple[float, ...]
 
 def _jump_points(labels: np.ndarray, orientation: ViewOrientation, rows, spacing, origin,
                  direction) -> tuple[dict[int, list[int]], dict[int, int]]:
-    """View index of the voxel of each lesion nearest to its voxel centroid, and each label's voxel count."""
+    """View index of the voxel of each lesion nearest (in mm) to its centroid in lesions.csv
+    (the voxels' own centroid where the row gives none), and each label's voxel count.
+
+    The CSV's centroid picks the slice: the voxels' mean, with the nearest voxel taken in
+    storage order, put the jump on either of two slices for a deposit whose voxels lie
+    evenly on both, by how the volume was stored, though its centroid was on one of them.
+    """
     from scipy import ndimage
 
+    centroids = {}
+    for row in rows:
+        xyz = [row.get(k) for k in ("x_mm", "y_mm", "z_mm")]
+        if all(isinstance(v, float) and math.isfinite(v) for v in xyz):
+            centroids[int(row["lesion_id"])] = np.array(xyz)
+    index_to_lps = np.asarray(direction, float) @ np.diag(np.asarray(spacing, float))
     jump: dict[int, list[int]] = {}
     counts: dict[int, int] = {}
     for i, box in enumerate(ndimage.find_objects(labels), start=1):
@@ -211,7 +223,9 @@ def _jump_points(labels: np.ndarray, orientation: ViewOrientation, rows, spacing
             continue
         zyx = np.argwhere(labels[box] == i) + np.array([s.start for s in box])
         counts[i] = len(zyx)
-        nearest = zyx[np.argmin(((zyx - zyx.mean(axis=0)) ** 2).sum(axis=1))]
+        lps = zyx[:, ::-1] @ index_to_lps.T + np.asarray(origin, float)
+        target = centroids.get(i, lps.mean(axis=0))
+        nearest = zyx[np.argmin(((lps - target) ** 2).sum(axis=1))]
         view = orientation.to_view(nearest[::-1])
         jump[i] = [int(round(v)) for v in view]
     return jump, counts
