@@ -190,3 +190,34 @@ def test_jump_goes_to_the_slice_of_the_centroid_whichever_way_the_slices_are_sto
         ct = np.asarray(Image.open(io.BytesIO(srv.get(f"/api/studies/{key}/image/axial/3.png?preset=bone")[2])))
         assert np.array_equal(ids == 1, ct == ct.max()) and (ids == 1).sum() == 2
         assert ids[4, 5] == 1 and ids[4, 6] == 1
+
+
+@pytest.mark.parametrize("kind", ["doc_list", "bad_id", "no_changes"])
+def test_a_damaged_comparison_is_a_clear_404_and_the_list_still_loads(phantoms, tmp_path, start_server, kind):
+    # A comparison.json that is not an object made the study list a 500 (every study hidden)
+    # and the comparison a 500; so did a lesion id in changes.csv that is not a number.
+    from calcinosis.web.catalog import comparison_from_folder
+
+    folder = tmp_path / "cmp"
+    shutil.copytree(phantoms.compare_dir, folder)
+    cmp = comparison_from_folder(folder)
+    if kind == "doc_list":
+        (folder / "comparison.json").write_text("[]\n")
+    elif kind == "bad_id":
+        with open(folder / "changes.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        rows[0]["baseline_id"] = "one"
+        with open(folder / "changes.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        (folder / "changes.csv").unlink()
+    srv = start_server(create_app(Catalog(studies={cmp.baseline.key: cmp.baseline, cmp.followup.key: cmp.followup},
+                                          comparisons={cmp.key: cmp})))
+    status, _, body = srv.get("/api/studies")
+    assert status == 200 and [c["key"] for c in json.loads(body)["comparisons"]] == [cmp.key]
+    status, headers, body = srv.get(f"/api/comparisons/{cmp.key}")
+    assert status == 404 and headers["content-type"].startswith("application/json")
+    detail = json.loads(body)["detail"]
+    assert "cannot be read" in detail and str(tmp_path) not in detail, detail

@@ -83,10 +83,12 @@ class Catalog:
     def comparison_list(self) -> list[dict[str, Any]]:
         out = []
         for key, cmp in self.comparisons.items():
-            doc = _read_json(cmp.folder / "comparison.json") or {}
-            overall = doc.get("overall", {})
+            doc = _read_json(cmp.folder / "comparison.json")
+            doc = doc if isinstance(doc, dict) else {}  # damaged: a row without figures, not a 500
+            overall = doc.get("overall") if isinstance(doc.get("overall"), dict) else {}
+            counts = doc.get("status_counts") if isinstance(doc.get("status_counts"), dict) else {}
             out.append({"key": key, "call": overall.get("call"), "mass_change_pct": overall.get("mass_change_pct"),
-                        "status_counts": doc.get("status_counts", {})})
+                        "status_counts": counts})
         return out
 
 
