@@ -211,8 +211,8 @@ def test_a_truncated_image_given_to_the_viewer_is_not_shown(phantoms, tmp_path):
     note = read_image_array(study_from_folder(phantoms.study_dir, image=cut, key="cut"))
     assert isinstance(note, str) and "truncated" in note and "outlines only" in note
     assert str(tmp_path) not in note  # no path reaches the browser (names can hold a patient's)
-    array, spacing = read_image_array(study_from_folder(phantoms.study_dir, image=phantoms.image, key="whole"))
-    assert array.shape == phantoms.truth.volume.shape and array.dtype == np.int16
+    volume = read_image_array(study_from_folder(phantoms.study_dir, image=phantoms.image, key="whole"))
+    assert volume.array.shape == phantoms.truth.volume.shape and volume.array.dtype == np.int16
 
 
 def test_a_study_redone_or_deleted_since_it_was_loaded_is_loaded_again(phantoms, tmp_path):

@@ -221,3 +221,27 @@ def test_a_damaged_comparison_is_a_clear_404_and_the_list_still_loads(phantoms, 
     assert status == 404 and headers["content-type"].startswith("application/json")
     detail = json.loads(body)["detail"]
     assert "cannot be read" in detail and str(tmp_path) not in detail, detail
+
+
+def test_the_ct_is_shown_only_where_the_label_map_lies(phantoms, tmp_path, start_server):
+    # The CT given to the viewer was checked by shape and spacing alone: the same scan stored
+    # mirrored was shown mirrored under the outlines, and another scan of the same matrix
+    # (the other visit, a table 30 mm further) under outlines that were not its own.
+    img = sitk.ReadImage(str(phantoms.image))
+    mirrored = sitk.GetImageFromArray(sitk.GetArrayFromImage(img)[:, :, ::-1].copy())
+    mirrored.SetSpacing(img.GetSpacing())
+    mirrored.SetOrigin(img.TransformIndexToPhysicalPoint((img.GetSize()[0] - 1, 0, 0)))
+    mirrored.SetDirection(tuple((np.asarray(img.GetDirection()).reshape(3, 3) @ np.diag([-1.0, 1.0, 1.0])).ravel()))
+    sitk.WriteImage(mirrored, str(tmp_path / "mirrored.nii.gz"))
+    shifted = sitk.Image(img)
+    shifted.SetOrigin(tuple(np.add(img.GetOrigin(), (0.0, 0.0, 30.0))))
+    sitk.WriteImage(shifted, str(tmp_path / "shifted.nii.gz"))
+    catalog = Catalog(studies={k: study_from_folder(phantoms.study_dir, image=image, key=k) for k, image in (
+        ("own", phantoms.image), ("mirrored", tmp_path / "mirrored.nii.gz"), ("shifted", tmp_path / "shifted.nii.gz"))})
+    srv = start_server(create_app(catalog))
+    for plane in ("axial", "coronal", "sagittal"):
+        own, mirror = (srv.get(f"/api/studies/{k}/image/{plane}/7.png")[2] for k in ("own", "mirrored"))
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(own))), np.asarray(Image.open(io.BytesIO(mirror))))
+    status, _, body = srv.get("/api/studies/shifted/image/axial/7.png")
+    assert status == 404 and "30.0 mm away from the analysed grid" in json.loads(body)["detail"]
+    assert srv.get("/api/studies/shifted/labels/axial/7.png")[0] == 200  # outlines only

@@ -21,6 +21,7 @@ import numpy as np
 
 from calcinosis.errors import InputError
 from calcinosis.web.catalog import StudySource, without_path
+from calcinosis.volume import Volume
 from calcinosis.web.orientation import ViewOrientation, view_spacing, view_to_lps_affine
 
 logger = logging.getLogger(__name__)
@@ -179,8 +180,8 @@ def read_label_map(path) -> tuple[np.ndarray, tuple[float, ...], tuple[float, ..
     return array.astype(np.uint16, copy=False), reader.GetSpacing(), reader.GetOrigin(), direction
 
 
-def read_image_array(source: StudySource) -> tuple[np.ndarray, tuple[float, ...]] | str:
-    """The CT as int16 ``[z, y, x]`` with its spacing ``(x, y, z)``, or why it cannot be shown.
+def read_image_array(source: StudySource) -> Volume | str:
+    """The CT (int16 ``[z, y, x]`` with its geometry), or why it cannot be shown.
 
     Read by :func:`calcinosis.io.read_volume`, with its checks: the image given to the viewer
     need not be the one the analysis checked (a truncated copy was shown as flat grey
@@ -196,7 +197,7 @@ def read_image_array(source: StudySource) -> tuple[np.ndarray, tuple[float, ...]
         logger.warning("study %s: cannot read its CT: %s", source.key, exc)
         # No path in what the browser sees (folder names can hold a patient's name).
         return f"the CT image could not be read ({without_path(str(exc), str(source.image_path))}); outlines only"
-    return np.asarray(volume.array), tuple(volume.spacing)
+    return volume
 
 
 def _jump_points(labels: np.ndarray, orientation: ViewOrientation, rows, spacing, origin,
@@ -269,14 +270,30 @@ class StudyHandle:
                 if isinstance(raw, str):
                     self._image = StudyImage(None, raw)
                 else:
-                    array, spacing = raw
-                    n_shape = tuple(meta.orientation.shape_xyz[::-1])
-                    if array.shape != n_shape or not np.allclose(spacing, meta.spacing_xyz, rtol=1e-3):
-                        self._image = StudyImage(None, "the CT image does not match the analysed grid; "
-                                                       "outlines only")
-                    else:
-                        self._image = StudyImage(meta.orientation.view(array), "")
+                    self._image = _image_on_grid(raw, meta)
             return self._image
+
+
+def _image_on_grid(volume: Volume, meta: LoadedStudy) -> StudyImage:
+    """The CT as a view on the label map's view grid, or why not.
+
+    Its voxels must lie where the label map's lie (each view corner within a tenth of a
+    voxel), whichever way each file is stored. Shape and spacing alone let through the same
+    scan stored mirrored, or another scan of the same matrix (the other visit), each shown
+    under outlines that were not its own.
+    """
+    orientation = ViewOrientation.of(volume.direction, volume.array.shape)
+    if orientation.view_shape != meta.shape or not np.allclose(
+            view_spacing(orientation, volume.spacing), meta.spacing_mm, rtol=1e-3):
+        return StudyImage(None, "the CT image does not match the analysed grid; outlines only")
+    affine = view_to_lps_affine(orientation, volume.spacing, volume.origin, volume.direction)
+    corners = np.array([[x, y, z, 1.0] for x in (0, 1) for y in (0, 1) for z in (0, 1)])
+    corners[:, :3] *= np.array(meta.shape[::-1]) - 1
+    off_mm = float(np.linalg.norm((corners @ (affine - meta.view_to_lps).T)[:, :3], axis=1).max())
+    if off_mm > 0.1 * min(meta.spacing_mm):
+        return StudyImage(None, f"the CT image lies up to {off_mm:.1f} mm away from the analysed grid "
+                                "(another scan?); outlines only")
+    return StudyImage(orientation.view(volume.array), "")
 
 
 def files_stamp(source: StudySource) -> tuple:
