@@ -2,9 +2,9 @@
 
 Every route takes a study or comparison *key* and looks it up in the
 :class:`~calcinosis.web.catalog.Catalog`; unknown keys (including anything with
-``..``, slashes or absolute paths) are a 404. Only GET/HEAD exist. With a token,
-every request must carry it (``?token=``, ``Authorization: Bearer`` or the cookie
-set after the first good ``?token=``).
+``..``, slashes or absolute paths) are a 404. Only GET exists (any other method,
+HEAD too, is a 405). With a token, every request must carry it (``?token=``,
+``Authorization: Bearer`` or the cookie set after the first good ``?token=``).
 """
 
 from __future__ import annotations
