@@ -87,6 +87,10 @@ def test_list_study_click_lesion_shows_its_outline(site, browser, phantoms):
     assert len(ys) > 10
     assert abs(np.median(xs) - w / 2) < w / 8 and abs(np.median(ys) - h / 2) < h / 8
     assert not np.array_equal(px, blank_first)
+    # Every slice asked for names the study's version: the browser keeps slices 10 minutes, and
+    # showed a study redone on disk with its old outlines under the same URL.
+    slices = browser.eval("performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('.png'))")
+    assert slices and all(f"v={info['version']}" in url for url in slices), slices[:3]
 
     # Bone window and the other planes keep the deposit in view.
     for plane, axis in (("coronal", 1), ("sagittal", 0)):

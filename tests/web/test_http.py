@@ -211,8 +211,8 @@ def test_a_truncated_image_given_to_the_viewer_is_not_shown(phantoms, tmp_path):
     note = read_image_array(study_from_folder(phantoms.study_dir, image=cut, key="cut"))
     assert isinstance(note, str) and "truncated" in note and "outlines only" in note
     assert str(tmp_path) not in note  # no path reaches the browser (names can hold a patient's)
-    array, spacing = read_image_array(study_from_folder(phantoms.study_dir, image=phantoms.image, key="whole"))
-    assert array.shape == phantoms.truth.volume.shape and array.dtype == np.int16
+    volume = read_image_array(study_from_folder(phantoms.study_dir, image=phantoms.image, key="whole"))
+    assert volume.array.shape == phantoms.truth.volume.shape and volume.array.dtype == np.int16
 
 
 def test_a_study_redone_or_deleted_since_it_was_loaded_is_loaded_again(phantoms, tmp_path):
@@ -231,8 +231,11 @@ def test_a_study_redone_or_deleted_since_it_was_loaded_is_loaded_again(phantoms,
         first = store.handle(source)
         n = len(first.meta().lesions)
         assert store.handle(source) is first  # unchanged: the same load
+        # Redone without deposits: an empty label map and table, then the summary.
+        empty = sitk.ReadImage(str(folder / "lesions.nii.gz")) * 0
+        sitk.WriteImage(empty, str(folder / "lesions.nii.gz"))
         (folder / "lesions.csv").write_text((folder / "lesions.csv").read_text().splitlines()[0] + "\n")
-        (folder / "summary.json").write_text((folder / "summary.json").read_text() + " ")  # redone
+        (folder / "summary.json").write_text((folder / "summary.json").read_text() + " ")
         again = store.handle(source)
         assert again is not first and len(again.meta().lesions) == 0 < n
         shutil.rmtree(folder)

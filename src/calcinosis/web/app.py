@@ -2,9 +2,9 @@
 
 Every route takes a study or comparison *key* and looks it up in the
 :class:`~calcinosis.web.catalog.Catalog`; unknown keys (including anything with
-``..``, slashes or absolute paths) are a 404. Only GET/HEAD exist. With a token,
-every request must carry it (``?token=``, ``Authorization: Bearer`` or the cookie
-set after the first good ``?token=``).
+``..``, slashes or absolute paths) are a 404. Only GET exists (any other method,
+HEAD too, is a 405). With a token, every request must carry it (``?token=``,
+``Authorization: Bearer`` or the cookie set after the first good ``?token=``).
 """
 
 from __future__ import annotations
@@ -112,9 +112,12 @@ def create_app(catalog: Catalog, settings: ServerSettings = ServerSettings()):
     def handle(key: str) -> StudyHandle:
         return store.handle(find_study(key))
 
-    def loaded(key: str) -> LoadedStudy:
+    def loaded(key: str) -> tuple[StudyHandle, LoadedStudy]:
+        """The study's handle and its outlines; the handle's stamp keys its slices in the
+        cache (a study redone on disk showed the old outlines from the cache)."""
+        study = handle(key)
         try:
-            return handle(key).meta()
+            return study, study.meta()
         except InputError as exc:
             raise HTTPException(404, str(exc)) from None
 
@@ -158,7 +161,10 @@ def create_app(catalog: Catalog, settings: ServerSettings = ServerSettings()):
 
     @app.get("/api/studies/{key}")
     def study_detail(key: str):
-        return loaded(key).describe()
+        source, study = loaded(key)
+        # The page puts the version in its slice URLs: the browser keeps slices for 10 minutes,
+        # and showed a redone study's old outlines under the same URL.
+        return json_safe({**study.describe(), "version": stamp_version(source.stamp)})
 
     @app.get("/api/studies/{key}/prefetch", status_code=204)
     def study_prefetch(key: str):
@@ -170,22 +176,22 @@ def create_app(catalog: Catalog, settings: ServerSettings = ServerSettings()):
     def image_slice(key: str, plane: Plane, index: int, preset: Preset = Preset.SOFT,
                     level: float | None = Query(None, ge=-2000, le=4000),
                     width: float | None = Query(None, gt=0, le=8000)):
-        study = loaded(key)
+        source, study = loaded(key)
         _check_index(study, plane, index)
-        image = handle(key).image()
+        image = source.image()
         if image.view is None:
             raise HTTPException(404, f"no CT image for study {key!r}: {image.note}")
         lvl, wid = preset.level_width_hu
         lvl, wid = (level if level is not None else lvl), (width if width is not None else wid)
-        data = cache.get_or_make((key, "image", plane.value, index, lvl, wid),
+        data = cache.get_or_make((key, source.stamp, "image", plane.value, index, lvl, wid),
                                  lambda: image_png(image.view, plane, index, lvl, wid))
         return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=600"})
 
     @app.get("/api/studies/{key}/labels/{plane}/{index}.png")
     def label_slice(key: str, plane: Plane, index: int):
-        study = loaded(key)
+        source, study = loaded(key)
         _check_index(study, plane, index)
-        data = cache.get_or_make((key, "labels", plane.value, index),
+        data = cache.get_or_make((key, source.stamp, "labels", plane.value, index),
                                  lambda: label_png(study.labels, plane, index))
         return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=600"})
 
@@ -219,6 +225,13 @@ def _check_index(study: LoadedStudy, plane: Plane, index: int) -> None:
         from fastapi import HTTPException
 
         raise HTTPException(404, f"{plane.value} slice {index} is outside 0..{n - 1}")
+
+
+def stamp_version(stamp: tuple) -> str:
+    """A short text that changes when a study's files change (for the slice URLs)."""
+    import hashlib
+
+    return hashlib.sha256(repr(stamp).encode()).hexdigest()[:12]
 
 
 def json_safe(value: Any) -> Any:

@@ -83,10 +83,12 @@ class Catalog:
     def comparison_list(self) -> list[dict[str, Any]]:
         out = []
         for key, cmp in self.comparisons.items():
-            doc = _read_json(cmp.folder / "comparison.json") or {}
-            overall = doc.get("overall", {})
+            doc = _read_json(cmp.folder / "comparison.json")
+            doc = doc if isinstance(doc, dict) else {}  # damaged: a row without figures, not a 500
+            overall = doc.get("overall") if isinstance(doc.get("overall"), dict) else {}
+            counts = doc.get("status_counts") if isinstance(doc.get("status_counts"), dict) else {}
             out.append({"key": key, "call": overall.get("call"), "mass_change_pct": overall.get("mass_change_pct"),
-                        "status_counts": doc.get("status_counts", {})})
+                        "status_counts": counts})
         return out
 
 
@@ -103,9 +105,11 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def _folder_row(src: StudySource) -> dict[str, Any]:
     doc = _read_json(src.output_dir / "summary.json") if src.output_dir else None
-    if doc is None:
-        return {"key": src.key, "status": "failed", "error": "no summary.json in the output folder"}
-    totals = doc.get("totals", {})
+    # Not an object (a summary.json damaged or hand-edited): one failed row, not a server
+    # error that emptied the whole list.
+    if not isinstance(doc, dict):
+        return {"key": src.key, "status": "failed", "error": "no readable summary.json in the output folder"}
+    totals = doc.get("totals") if isinstance(doc.get("totals"), dict) else {}
     return {"key": src.key, "status": "done", "error": None, "lesion_count": totals.get("count"),
             "mass_mg": totals.get("mass_mg"), "volume_mm3": totals.get("volume_mm3"),
             "agatston": totals.get("agatston"), "low_confidence_count": doc.get("low_confidence_count"),

@@ -35,15 +35,19 @@ def comparison_view(cmp: ComparisonSource) -> dict[str, Any]:
         doc = json.loads((cmp.folder / "comparison.json").read_text(encoding="utf-8"))
         with open(cmp.folder / "changes.csv", newline="", encoding="utf-8") as fh:
             changes = list(csv.DictReader(fh))
+        if not isinstance(doc, dict) or not isinstance(doc.get("registration", {}), dict):
+            raise ValueError("comparison.json is not a comparison")
+        baseline_status: dict[str, str] = {}
+        followup_status: dict[str, str] = {}
+        for row in changes:
+            for ids, into in ((row.get("baseline_id"), baseline_status), (row.get("followup_id"), followup_status)):
+                for i in (ids or "").split(";"):
+                    if i.strip():
+                        into[str(int(i))] = row.get("status", "")
     except (OSError, ValueError) as exc:
-        raise InputError(f"comparison {cmp.key} cannot be read: {exc}") from exc
-    baseline_status: dict[str, str] = {}
-    followup_status: dict[str, str] = {}
-    for row in changes:
-        for ids, into in ((row.get("baseline_id", ""), baseline_status), (row.get("followup_id", ""), followup_status)):
-            for i in (ids or "").split(";"):
-                if i.strip():
-                    into[str(int(i))] = row.get("status", "")
+        # A damaged comparison.json or changes.csv (a lesion id that is not a number) was a 500.
+        reason = str(exc).replace(str(cmp.folder) + "/", "")  # no folder names (they can hold a patient's)
+        raise InputError(f"comparison {cmp.key} cannot be read: {reason}") from None
     reg = doc.get("registration", {})
     return json_safe({
         "key": cmp.key, "baseline_key": cmp.baseline.key, "followup_key": cmp.followup.key,

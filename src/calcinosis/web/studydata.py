@@ -21,6 +21,7 @@ import numpy as np
 
 from calcinosis.errors import InputError
 from calcinosis.web.catalog import StudySource, without_path
+from calcinosis.volume import Volume
 from calcinosis.web.orientation import ViewOrientation, view_spacing, view_to_lps_affine
 
 logger = logging.getLogger(__name__)
@@ -97,26 +98,40 @@ def load_study(source: StudySource) -> LoadedStudy:
     Raises
     ------
     InputError
-        The folder is not a complete ``analyze`` output (no summary.json / lesions.nii.gz).
+        The folder is not a complete ``analyze`` output (no summary.json, lesions.nii.gz or
+        lesions.csv), one of them cannot be read, or the label map does not hold the deposits
+        of lesions.csv (their ids and voxel counts): outlines drawn from it would sit on other
+        deposits, or on none. The message names no folder (names can hold a patient's).
     """
-    import SimpleITK as sitk
-
     from calcinosis.report.tables import read_lesions_csv
 
     out = source.output_dir
     if out is None or not (out / "summary.json").is_file() or not (out / "lesions.nii.gz").is_file():
         raise InputError(f"study {source.key} has no complete analysis output")
+    if not (out / "lesions.csv").is_file():
+        raise InputError(f"study {source.key} has no lesions.csv beside its summary.json; "
+                         "run calcinosis analyze again")
+    name = "summary.json"
     try:
-        summary_doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-        label_img = sitk.ReadImage(str(out / "lesions.nii.gz"))
-        rows = read_lesions_csv(out / "lesions.csv") if (out / "lesions.csv").is_file() else []
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise InputError(f"study {source.key}: its analysis output cannot be read ({exc})") from exc
-    labels = sitk.GetArrayViewFromImage(label_img).astype(np.uint16, copy=True)
-    direction = np.asarray(label_img.GetDirection(), float).reshape(3, 3)
-    spacing, origin = label_img.GetSpacing(), label_img.GetOrigin()
+        summary_doc = json.loads((out / name).read_text(encoding="utf-8"))
+        if not isinstance(summary_doc, dict):
+            raise ValueError("not a JSON object")
+        name = "lesions.nii.gz"
+        labels, spacing, origin, direction = read_label_map(out / name)
+        name = "lesions.csv"
+        rows = read_lesions_csv(out / name)
+        if any(not isinstance(row.get("lesion_id"), int) for row in rows):
+            raise ValueError("a row has no lesion_id")
+    except (InputError, OSError, ValueError, TypeError, RuntimeError) as exc:
+        reason = str(exc).replace(str(out / name), name).replace(str(out) + "/", "")
+        raise InputError(f"study {source.key}: its {name} cannot be read ({reason}); "
+                         "run calcinosis analyze again") from None
     orientation = ViewOrientation.of(direction, labels.shape)
-    jump = _jump_points(labels, orientation)
+    jump, counts = _jump_points(labels, orientation, rows, spacing, origin, direction)
+    mismatch = _label_mismatch(counts, rows)
+    if mismatch:
+        raise InputError(f"study {source.key}: its lesions.nii.gz does not match its lesions.csv ({mismatch}); "
+                         "run calcinosis analyze again")
     lesions = []
     for row in rows:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
@@ -130,8 +145,43 @@ def load_study(source: StudySource) -> LoadedStudy:
         image_expected=source.image_path is not None)
 
 
-def read_image_array(source: StudySource) -> tuple[np.ndarray, tuple[float, ...]] | str:
-    """The CT as int16 ``[z, y, x]`` with its spacing ``(x, y, z)``, or why it cannot be shown.
+def read_label_map(path) -> tuple[np.ndarray, tuple[float, ...], tuple[float, ...], np.ndarray]:
+    """A label map (``lesions.nii.gz``) as uint16 ``[z, y, x]`` with its spacing and origin
+    ``(x, y, z)`` and 3 x 3 direction.
+
+    Its voxels are read with :mod:`calcinosis.io.integrity`'s checks: SimpleITK reads a NIfTI
+    cut short as zeros, without a word (the viewer then drew no outline for the deposits
+    past the cut). Raises :class:`InputError` for a file cut short or damaged, and for one
+    that is not a 3-D map of non-negative integer ids (a 2-D one ended in a server error).
+    """
+    import SimpleITK as sitk
+
+    from calcinosis.io.integrity import check_nifti_complete, read_nifti_voxels
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        check_nifti_complete(path, finite=False)  # a damaged file says so
+        raise InputError("not a NIfTI image") from None
+    size, dimension = reader.GetSize(), reader.GetDimension()
+    if dimension != 3 or reader.GetNumberOfComponents() != 1:
+        raise InputError(f"a {dimension}-D image of size {' x '.join(map(str, size))}, not a 3-D label map")
+    voxels = read_nifti_voxels(path)
+    if voxels is None or voxels[1] is not None:  # a layout or a scaling left to ITK
+        check_nifti_complete(path, finite=False)
+        array = sitk.GetArrayFromImage(reader.Execute())
+    else:
+        array = voxels[0]
+    if array.dtype.kind not in "iu" or (array.size and (int(array.min()) < 0 or int(array.max()) > 65535)):
+        raise InputError(f"its voxels ({array.dtype}) are not lesion ids 0..65535")
+    direction = np.asarray(reader.GetDirection(), float).reshape(3, 3)
+    return array.astype(np.uint16, copy=False), reader.GetSpacing(), reader.GetOrigin(), direction
+
+
+def read_image_array(source: StudySource) -> Volume | str:
+    """The CT (int16 ``[z, y, x]`` with its geometry), or why it cannot be shown.
 
     Read by :func:`calcinosis.io.read_volume`, with its checks: the image given to the viewer
     need not be the one the analysis checked (a truncated copy was shown as flat grey
@@ -147,23 +197,51 @@ def read_image_array(source: StudySource) -> tuple[np.ndarray, tuple[float, ...]
         logger.warning("study %s: cannot read its CT: %s", source.key, exc)
         # No path in what the browser sees (folder names can hold a patient's name).
         return f"the CT image could not be read ({without_path(str(exc), str(source.image_path))}); outlines only"
-    return np.asarray(volume.array), tuple(volume.spacing)
+    return volume
 
 
-def _jump_points(labels: np.ndarray, orientation: ViewOrientation) -> dict[int, list[int]]:
-    """View index of the voxel of each lesion nearest to its voxel centroid."""
+def _jump_points(labels: np.ndarray, orientation: ViewOrientation, rows, spacing, origin,
+                 direction) -> tuple[dict[int, list[int]], dict[int, int]]:
+    """View index of the voxel of each lesion nearest (in mm) to its centroid in lesions.csv
+    (the voxels' own centroid where the row gives none), and each label's voxel count.
+
+    The CSV's centroid picks the slice: the voxels' mean, with the nearest voxel taken in
+    storage order, put the jump on either of two slices for a deposit whose voxels lie
+    evenly on both, by how the volume was stored, though its centroid was on one of them.
+    """
     from scipy import ndimage
 
-    out: dict[int, list[int]] = {}
+    centroids = {}
+    for row in rows:
+        xyz = [row.get(k) for k in ("x_mm", "y_mm", "z_mm")]
+        if all(isinstance(v, float) and math.isfinite(v) for v in xyz):
+            centroids[int(row["lesion_id"])] = np.array(xyz)
+    index_to_lps = np.asarray(direction, float) @ np.diag(np.asarray(spacing, float))
+    jump: dict[int, list[int]] = {}
+    counts: dict[int, int] = {}
     for i, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
             continue
-        zyx = np.argwhere(labels[box] == i)
-        nearest = zyx[np.argmin(((zyx - zyx.mean(axis=0)) ** 2).sum(axis=1))]
-        zyx_full = nearest + np.array([s.start for s in box])
-        view = orientation.to_view(zyx_full[::-1])
-        out[i] = [int(round(v)) for v in view]
-    return out
+        zyx = np.argwhere(labels[box] == i) + np.array([s.start for s in box])
+        counts[i] = len(zyx)
+        lps = zyx[:, ::-1] @ index_to_lps.T + np.asarray(origin, float)
+        target = centroids.get(i, lps.mean(axis=0))
+        nearest = zyx[np.argmin(((lps - target) ** 2).sum(axis=1))]
+        view = orientation.to_view(nearest[::-1])
+        jump[i] = [int(round(v)) for v in view]
+    return jump, counts
+
+
+def _label_mismatch(counts: dict[int, int], rows) -> str:
+    """What differs between the label map's ids and voxel counts and lesions.csv's ('' when nothing)."""
+    listed = {int(row["lesion_id"]): row.get("n_voxels") for row in rows}
+    problems = [f"lesion {i} is not in the label map" for i in sorted(set(listed) - set(counts))]
+    problems += [f"label {i} is not in lesions.csv" for i in sorted(set(counts) - set(listed))]
+    problems += [f"lesion {i} has {counts[i]} voxels in the label map, {n} in lesions.csv"
+                 for i, n in sorted(listed.items()) if i in counts and n is not None and n != counts[i]]
+    if len(problems) > 3:
+        problems = problems[:3] + [f"{len(problems) - 3} more"]
+    return "; ".join(problems)
 
 
 class StudyHandle:
@@ -192,14 +270,30 @@ class StudyHandle:
                 if isinstance(raw, str):
                     self._image = StudyImage(None, raw)
                 else:
-                    array, spacing = raw
-                    n_shape = tuple(meta.orientation.shape_xyz[::-1])
-                    if array.shape != n_shape or not np.allclose(spacing, meta.spacing_xyz, rtol=1e-3):
-                        self._image = StudyImage(None, "the CT image does not match the analysed grid; "
-                                                       "outlines only")
-                    else:
-                        self._image = StudyImage(meta.orientation.view(array), "")
+                    self._image = _image_on_grid(raw, meta)
             return self._image
+
+
+def _image_on_grid(volume: Volume, meta: LoadedStudy) -> StudyImage:
+    """The CT as a view on the label map's view grid, or why not.
+
+    Its voxels must lie where the label map's lie (each view corner within a tenth of a
+    voxel), whichever way each file is stored. Shape and spacing alone let through the same
+    scan stored mirrored, or another scan of the same matrix (the other visit), each shown
+    under outlines that were not its own.
+    """
+    orientation = ViewOrientation.of(volume.direction, volume.array.shape)
+    if orientation.view_shape != meta.shape or not np.allclose(
+            view_spacing(orientation, volume.spacing), meta.spacing_mm, rtol=1e-3):
+        return StudyImage(None, "the CT image does not match the analysed grid; outlines only")
+    affine = view_to_lps_affine(orientation, volume.spacing, volume.origin, volume.direction)
+    corners = np.array([[x, y, z, 1.0] for x in (0, 1) for y in (0, 1) for z in (0, 1)])
+    corners[:, :3] *= np.array(meta.shape[::-1]) - 1
+    off_mm = float(np.linalg.norm((corners @ (affine - meta.view_to_lps).T)[:, :3], axis=1).max())
+    if off_mm > 0.1 * min(meta.spacing_mm):
+        return StudyImage(None, f"the CT image lies up to {off_mm:.1f} mm away from the analysed grid "
+                                "(another scan?); outlines only")
+    return StudyImage(orientation.view(volume.array), "")
 
 
 def files_stamp(source: StudySource) -> tuple:

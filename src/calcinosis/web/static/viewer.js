@@ -175,8 +175,9 @@
 
     url(kind) {
       const i = this.sliceIndex();
-      let u = `/api/studies/${encodeURIComponent(this.key)}/${kind}/${this.plane}/${i}.png`;
-      if (kind === "image") u += `?preset=${this.preset}`;
+      // v: the study's version, so that a study redone on disk is not shown from the browser's cache.
+      let u = `/api/studies/${encodeURIComponent(this.key)}/${kind}/${this.plane}/${i}.png?v=${this.info.version}`;
+      if (kind === "image") u += `&preset=${this.preset}`;
       return withToken(u);
     }
 
