@@ -126,6 +126,28 @@ def test_pattern_sentence_follows_the_table():
     assert "1 vascular calcification (not calcinosis)" in mixed
 
 
+def test_pattern_sentence_does_not_depend_on_the_lesions_order():
+    # Lesion ids follow the stored voxel order: the same scan stored feet first lists its
+    # deposits in another order. With compartments (or regions) tied, the sentence named
+    # whichever came first "predominant".
+    four = [_lesion(1, "cutaneous", "left", "thigh"), _lesion(2, "subcutaneous", "left", "knee"),
+            _lesion(3, "intramuscular", "left", "thigh"), _lesion(4, "juxta_osseous", "left", "knee")]
+    texts = {describe_pattern(order) for order in (four, four[::-1], four[1:] + four[:1])}
+    assert len(texts) == 1, texts
+    text = texts.pop()
+    assert "predominantly" not in text
+    assert "cutaneous, subcutaneous, intramuscular and juxta-osseous" in text
+    five = four + [_lesion(5, "subcutaneous", "left", "thigh")]
+    pair = [_lesion(1, "cutaneous", "left", "thigh"), _lesion(2, "cutaneous", "left", "thigh"),
+            _lesion(3, "subcutaneous", "left", "thigh"), _lesion(4, "subcutaneous", "left", "thigh"),
+            _lesion(5, "intramuscular", "left", "thigh")]
+    assert describe_pattern(five) == describe_pattern(five[::-1])
+    assert "predominantly subcutaneous (2 of 5" in describe_pattern(five)
+    tied = describe_pattern(pair[::-1])
+    assert tied == describe_pattern(pair)
+    assert "cutaneous and subcutaneous (2 each of 5; also intramuscular)" in tied and "injection" not in tied
+
+
 @pytest.fixture(scope="module")
 def chest(real_ct_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("chest-anatomy")

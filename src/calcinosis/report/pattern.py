@@ -44,17 +44,29 @@ def describe_pattern(lesions: Sequence[Lesion], others: Sequence[Lesion] = ()) -
     if not lesions:
         return "No soft-tissue calcified deposits detected." + tail
     n = len(lesions)
-    comp = Counter(lesion.compartment for lesion in lesions)
-    main_comp, main_n = comp.most_common(1)[0]
+    # Ranked by count, ties in a fixed order (compartments as listed above, regions by name):
+    # the sentence must not depend on how the lesions are numbered, which follows the stored
+    # voxel order (a scan stored feet first read "predominantly cutaneous (1 of 4 ...)" where
+    # stored head first it read "predominantly subcutaneous (1 of 4 ...)").
+    comp = _ranked(Counter(lesion.compartment for lesion in lesions), list(_COMPARTMENT_WORDS))
+    main_comp, main_n = comp[0]
     sides = {lesion.side for lesion in lesions} - {"midline"}
-    regions = Counter(lesion.region for lesion in lesions)
-    main_region, region_n = regions.most_common(1)[0]
+    regions = _ranked(Counter(lesion.region for lesion in lesions))
+    main_region, region_n = regions[0]
     size = max(lesion.max_diameter_mm for lesion in lesions)
     kind = "punctate" if size < 3 else "nodular"
+    tied = [c for c, k in comp if k == main_n]
+    others = [c for c, k in comp if k < main_n]
     if main_n == n:
         where = _COMPARTMENT_WORDS.get(main_comp, main_comp)
+    elif len(tied) > 1:
+        # No compartment predominates: the tied ones named alike.
+        where = _joined([_COMPARTMENT_WORDS.get(c, c) for c in tied])
+        if others:
+            where += (f" ({main_n} each of {n}; also "
+                      f"{', '.join(_COMPARTMENT_WORDS.get(c, c) for c in others)})")
+        main_comp = ""  # none to characterise the pattern by
     else:
-        others = [c for c, _ in comp.most_common() if c != main_comp]
         where = (f"predominantly {_COMPARTMENT_WORDS.get(main_comp, main_comp)} "
                  f"({main_n} of {n}; also {', '.join(_COMPARTMENT_WORDS.get(c, c) for c in others)})")
     if sides == {"left", "right"}:
@@ -78,10 +90,21 @@ def describe_pattern(lesions: Sequence[Lesion], others: Sequence[Lesion] = ()) -
     elif main_comp == "juxta_osseous" and main_n >= 0.6 * n:
         sentence += ", next to bone as in periarticular or paraspinal dystrophic calcinosis"
     if region_n < n and main_region != "unknown":
-        rest = [r for r, _ in regions.most_common() if r not in (main_region, "unknown")]
+        rest = [r for r, _ in regions if r not in (main_region, "unknown")]
         if rest:
             sentence += f"; also at the {', '.join(_region_words(r) for r in rest)}"
     return sentence + "." + tail
+
+
+def _ranked(counts: Counter, order: Sequence[str] = ()) -> list[tuple[str, int]]:
+    """``counts``' items by count, highest first; equal counts in ``order``'s order, then by name."""
+    rank = {key: i for i, key in enumerate(order)}
+    return sorted(counts.items(), key=lambda item: (-item[1], rank.get(item[0], len(rank)), item[0]))
+
+
+def _joined(words: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _others_sentence(others: Sequence[Lesion]) -> str:
