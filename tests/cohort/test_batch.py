@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from calcinosis.cohort import BatchSettings, run_batch
-from calcinosis.cohort.registry import studies
+from calcinosis.cohort.registry import lesions, studies, summaries
 from calcinosis.config import AnalysisConfig
 
 # Workers as threads of the test process: the same code path on the worker side,
@@ -155,3 +155,49 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_finished(study_folder, tmp_path, ch
     statuses = {r["status"] for r in rows.values()}
     assert "done" in statuses and "running" not in statuses and "pending" in statuses
     checks.assert_registry_matches_outputs(url, out)
+
+
+def test_a_redo_killed_before_it_ends_leaves_no_result_of_the_old_settings(study_folder, tmp_path,
+                                                                           monkeypatch, checks):
+    # A rerun with new settings queues a done study again (its row then records the new
+    # settings). Killed before the redo finished, the row used to keep the old settings'
+    # lesions, summary and output folder: a query joining them read old results under new
+    # settings. They go when the study is queued.
+    from calcinosis.cohort import batch
+
+    root, out = study_folder.good[0].parent, tmp_path / "out"
+    url = f"sqlite:///{out / 'registry.sqlite'}"
+    first = run_batch(root, out, settings=THREADS)
+    (key,) = first.done
+
+    class Killed(BaseException):
+        pass
+
+    def killed(self, todo, emit):
+        raise Killed
+
+    monkeypatch.setattr(batch._Run, "execute", killed)
+    stricter = BatchSettings(n_workers=2, processes=False, config=AnalysisConfig(threshold_hu=160.0))
+    try:
+        run_batch(root, out, settings=stricter)
+    except Killed:
+        pass
+    row = checks.registry_rows(url)[key]
+    assert row["status"] == "running" and row["settings"]["analysis"]["threshold_hu"] == 160.0
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            n_lesions = conn.execute(sa.select(sa.func.count()).select_from(lesions)
+                                     .where(lesions.c.study_key == key)).scalar_one()
+            n_summaries = conn.execute(sa.select(sa.func.count()).select_from(summaries)
+                                       .where(summaries.c.study_key == key)).scalar_one()
+    finally:
+        engine.dispose()
+    assert (n_lesions, n_summaries) == (0, 0)
+    assert not (out / key).exists()
+    checks.assert_registry_matches_outputs(url, out)
+
+    monkeypatch.undo()
+    assert run_batch(root, out, settings=stricter).done == (key,)
+    checks.assert_registry_matches_outputs(url, out)
+

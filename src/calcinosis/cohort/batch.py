@@ -184,6 +184,9 @@ class _Run:
             else:
                 todo.append(study)
         self.registry.upsert_studies(upserts)
+        for row in upserts:
+            # Its earlier result (other input or settings) goes now, not when the redo ends.
+            retire_output(self.out, row["key"])
         for study, reason in fail_now:
             self._record_failure(study.key, reason, {})
         return todo, n_up_to_date

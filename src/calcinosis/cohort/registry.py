@@ -300,13 +300,21 @@ class Registry:
         return self.engine.begin()
 
     def upsert_studies(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Insert or update study rows (dicts of ``studies`` columns with ``key``) in one transaction."""
+        """Insert or update study rows (dicts of ``studies`` columns with ``key``) in one transaction.
+
+        A row written with a status other than ``done`` loses its earlier lesions and summary
+        in the same transaction: they were measured on another input or with other settings
+        than the row now records, and a kill before the redo finished left them joined to it.
+        """
         rows = list(rows)
         if not rows:
             return
         with self._write() as conn:
             existing = set(conn.execute(sa.select(studies.c.key)).scalars())
             for row in rows:
+                if row.get("status", "done") != "done":
+                    conn.execute(lesions.delete().where(lesions.c.study_key == row["key"]))
+                    conn.execute(summaries.delete().where(summaries.c.study_key == row["key"]))
                 if row["key"] in existing:
                     conn.execute(studies.update().where(studies.c.key == row["key"])
                                  .values({k: v for k, v in row.items() if k != "key"}))
