@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,3 +202,46 @@ def test_a_redo_killed_before_it_ends_leaves_no_result_of_the_old_settings(study
     assert run_batch(root, out, settings=stricter).done == (key,)
     checks.assert_registry_matches_outputs(url, out)
 
+
+def test_two_roots_laid_out_alike_in_one_registry_do_not_overwrite_each_other(study_folder, tmp_path,
+                                                                              checks):
+    # Keys are paths relative to the root: site1/patient01/ct.nii.gz and
+    # site2/patient01/ct.nii.gz get the same key. Batched into one registry (one --db for
+    # every site), the second batch overwrote the first one's row, and rerunning the first
+    # redid it (and overwrote the second's): the registry never held both.
+    nifti = study_folder.good[0]
+    for site in ("site1", "site2"):
+        (tmp_path / site / "patient01").mkdir(parents=True)
+        shutil.copy2(nifti, tmp_path / site / "patient01" / "ct.nii.gz")
+    url = f"sqlite:///{tmp_path / 'central.sqlite'}"
+    first = run_batch(tmp_path / "site1", tmp_path / "out1", db_url=url, settings=THREADS)
+    (key,) = first.done
+    before = checks.registry_rows(url)
+
+    second = run_batch(tmp_path / "site2", tmp_path / "out2", db_url=url, settings=THREADS)
+    assert second.done == () and [k for k, _ in second.failed] == [key]
+    reason = second.failed[0][1]
+    assert "site2" in reason and "taken in the registry by" in reason and "\n" not in reason
+    assert checks.registry_rows(url) == before  # the first site's result stands
+    assert not (tmp_path / "out2" / key).exists()
+    checks.assert_registry_matches_outputs(url, tmp_path / "out1")
+
+    again = run_batch(tmp_path / "site1", tmp_path / "out1", db_url=url, settings=THREADS)
+    assert (again.done, again.failed, again.n_up_to_date) == ((), (), 1)
+
+
+def test_batching_the_parent_of_a_batched_folder_keeps_each_study_once(study_folder, tmp_path, checks):
+    # The parent's batch names the child's studies anew (child_ct-...): the registry held each
+    # twice, both done, and an export counted the patient twice.
+    child = tmp_path / "root" / "child"
+    child.mkdir(parents=True)
+    shutil.copy2(study_folder.good[0], child / "ct.nii.gz")
+    out = tmp_path / "out"
+    url = f"sqlite:///{out / 'registry.sqlite'}"
+    (old_key,) = run_batch(child, out, settings=THREADS).done
+    (new_key,) = run_batch(tmp_path / "root", out, settings=THREADS).done
+    assert new_key != old_key
+    rows = checks.registry_rows(url)
+    assert list(rows) == [new_key] and rows[new_key]["status"] == "done"
+    assert not (out / old_key).exists()
+    checks.assert_registry_matches_outputs(url, out)

@@ -8,6 +8,12 @@ the study. Only this client process writes the registry; a study is marked
 lesions and summary. A kill loses at most the studies in flight (left
 ``running``, redone next time); leftover ``*.partial-*`` folders are removed at
 the start of the next batch. One batch at a time per output folder (a lock file).
+
+A registry holds each input once. Keys are paths relative to the batch root, so a study
+already recorded under another key (the root was a sub-folder of this one) has that row
+replaced; a key that the registry holds for another input that is still there (another
+root laid out the same, batched into the same ``--db``) is not analysed and reported as
+failed, leaving that input's result as it is.
 """
 
 from __future__ import annotations
@@ -164,11 +170,21 @@ class _Run:
                 # A folder without a done row (a kill between publishing and recording,
                 # a worker that outlived its client) is not a result: remove it.
                 retire_output(self.out, row.key)
+        rows = self._drop_earlier_names(studies, rows)
         todo: list[Study] = []
         fail_now: list[tuple[Study, str]] = []
         upserts: list[dict[str, Any]] = []
         n_up_to_date = 0
         for study in studies:
+            other = rows.get(study.key)
+            if other is not None and _another_study(other, study, self.out):
+                # Not recorded: the row under this key is that other study's result.
+                self.failed.append((study.key, (
+                    f"{study.input_path} not analysed: its study key is taken in the registry by "
+                    f"{other.input_path} (a root folder laid out the same, batched into this "
+                    "registry before); give each root its own --out and --db, or batch the "
+                    "folder that holds both")))
+                continue
             problem = study.problem
             try:
                 checksum = input_checksum(study.files, _checksum_base(study))
@@ -190,6 +206,25 @@ class _Run:
         for study, reason in fail_now:
             self._record_failure(study.key, reason, {})
         return todo, n_up_to_date
+
+    def _drop_earlier_names(self, studies: tuple[Study, ...],
+                            rows: dict[str, StudyRow]) -> dict[str, StudyRow]:
+        """Remove the registry rows that hold one of ``studies`` under another key; returns the rest.
+
+        Keys are paths relative to the batch root, so batching the parent of a folder
+        batched before names each of its studies anew: the registry held them twice
+        (under both keys) and an export counted each twice.
+        """
+        by_input = {(s.input_path, s.series_uid): s.key for s in studies}
+        stale = [row.key for row in rows.values()
+                 if by_input.get((row.input_path, row.series_uid), row.key) != row.key]
+        if stale:
+            logger.info("%d studies were recorded under another key before; their rows are replaced",
+                        len(stale))
+            self.registry.delete_studies(stale)
+            for key in stale:
+                retire_output(self.out, key)
+        return {k: row for k, row in rows.items() if k not in stale}
 
     def _up_to_date(self, study: Study, prev: StudyRow | None, checksum: str) -> bool:
         if prev is None or prev.input_checksum != checksum or prev.settings_hash != self.settings_hash:
@@ -296,6 +331,22 @@ def _outcome_of(fut, key: str) -> StudyOutcome:
 
 def _utc(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+
+
+def _another_study(row: StudyRow, study: Study, out: Path) -> bool:
+    """Whether the registry's ``row`` under ``study``'s key is another study rather than this one.
+
+    Keys are paths relative to the batch root: two roots laid out alike (site1/patient01/ct.nii.gz,
+    site2/patient01/ct.nii.gz) batched into one registry give their studies the same key, and
+    the second batch overwrote the first one's results. A row of another input path is this
+    study moved (same data under a new root) unless that input, or its result folder in
+    another batch output, is still there.
+    """
+    if row.input_path == study.input_path:
+        return False
+    if Path(row.input_path).exists():
+        return True
+    return bool(row.output_dir) and Path(row.output_dir).parent != out and Path(row.output_dir).exists()
 
 
 def _checksum_base(study: Study) -> Path:

@@ -142,6 +142,8 @@ class StudyRow:
 
     key: str
     status: str
+    input_path: str
+    series_uid: str | None
     input_checksum: str | None
     settings_hash: str | None
     error: str | None
@@ -320,6 +322,15 @@ class Registry:
                                  .values({k: v for k, v in row.items() if k != "key"}))
                 else:
                     conn.execute(studies.insert().values(**row))
+
+    def delete_studies(self, keys: Iterable[str]) -> None:
+        """Remove studies with their lesions and summaries, in one transaction."""
+        keys = list(keys)
+        if keys:
+            with self._write() as conn:
+                conn.execute(lesions.delete().where(lesions.c.study_key.in_(keys)))
+                conn.execute(summaries.delete().where(summaries.c.study_key.in_(keys)))
+                conn.execute(studies.delete().where(studies.c.key.in_(keys)))
 
     def record_done(self, key: str, study: dict[str, Any], lesion_rows: list[dict[str, Any]],
                     summary: dict[str, Any]) -> None:
