@@ -160,3 +160,21 @@ def test_an_sqlite_uri_names_its_file(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("2 studies:")
     assert main(["cohort", "status", "--db", f"sqlite:///file:{tmp_path / 'absent.sqlite'}?uri=true"]) == 2
     assert f"no registry at {tmp_path / 'absent.sqlite'}" in one_error_line(capsys)
+
+
+def test_a_database_url_that_cannot_be_opened_is_one_line_of_bad_input(tmp_path, capsys, monkeypatch):
+    # Both were internal errors (exit 1): an SQLite file whose folder cannot be made, and a
+    # URL of a database whose driver module is not installed (postgresql:// defaults to
+    # psycopg2, which calcinosis does not install). The driver is kept out here by hand.
+    import sys
+
+    (tmp_path / "a_file").write_text("x")
+    root = tmp_path / "studies"
+    root.mkdir()
+    monkeypatch.setitem(sys.modules, "MySQLdb", None)  # importing it raises ImportError
+    for url, words in ((f"sqlite:///{tmp_path / 'a_file' / 'registry.sqlite'}", "cannot create the folder"),
+                       ("mysql://user@localhost/db", "module MySQLdb is not installed")):
+        assert main(["batch", str(root), "--out", str(tmp_path / "out"), "--db", url]) == 2
+        assert words in one_error_line(capsys)
+    assert main(["cohort", "status", "--db", "mysql://user@localhost/db"]) == 2
+    assert "no database driver" in one_error_line(capsys)

@@ -217,7 +217,11 @@ class Registry:
             if not create and not db_path.exists():
                 raise InputError(f"no registry at {db_path}; run calcinosis batch first or give --db")
             if create:
-                db_path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    db_path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise InputError(f"cannot create the folder of the registry database {shown}: "
+                                     f"{exc.strerror or exc}; give --db in a folder you can write") from exc
             else:
                 parsed = _read_only_sqlite(parsed, db_path)
         try:
@@ -226,6 +230,12 @@ class Registry:
             registry._check_schema(create, shown)
         except sa.exc.NoSuchModuleError as exc:
             raise InputError(f"no database driver for {shown}: {exc}; install it (e.g. psycopg[binary])") from exc
+        except ImportError as exc:
+            # The dialect is known but its driver module is not installed: SQLAlchemy's default
+            # for postgresql:// is psycopg2, while calcinosis's tests install psycopg (3).
+            raise InputError(f"no database driver for {shown}: module {exc.name or exc} is not installed; "
+                             "install it, or name an installed driver in the URL "
+                             "(e.g. postgresql+psycopg://user@host/db)") from exc
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise InputError(f"cannot open the registry database {shown}: "
                              f"{' '.join(str(exc.orig or exc).split())}") from exc
