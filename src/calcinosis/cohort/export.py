@@ -12,6 +12,10 @@ for studies whose summary lacks them). Then, for every compartment of the output
 every body region and every side found in the registry, ``compartment_<name>_<measure>``,
 ``region_<name>_<measure>`` and ``side_<name>_<measure>`` with measure in ``count,
 volume_mm3, mass_mg, agatston``. Studies that are not done have empty totals.
+
+The lesion export (``cohort export --lesions``) is one row per lesion of every done study:
+``key`` then lesions.csv's columns, each value written as that study's lesions.csv writes
+it (same decimals, empty where unknown), so the rows of a study are its lesions.csv's rows.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from calcinosis import atomic
-from calcinosis.cohort.registry import STATUSES, Registry, studies, summaries
+from calcinosis.cohort.registry import STATUSES, Registry, lesions, studies, summaries
+from calcinosis.measure.lesion import CSV_COLUMNS
 from calcinosis.report.summary import COMPARTMENTS, SIDES
+from calcinosis.report.tables import written_value
 
 MEASURES = ("count", "volume_mm3", "mass_mg", "agatston")
 # summary.json's calcinosis burdens and their export column prefixes.
@@ -39,6 +45,8 @@ BASE_COLUMNS = ("key", "status", "input_path", "series_uid", "error", "run_time_
                 "volume_sd_mm3", "mass_sd_mg")
 # An export's header starts so (in every version); export replaces only such a file.
 EXPORT_HEADER_START = ",".join(BASE_COLUMNS[:3]).encode() + b","
+LESION_EXPORT_COLUMNS = ("key", *CSV_COLUMNS)
+LESION_EXPORT_HEADER_START = ",".join(LESION_EXPORT_COLUMNS[:3]).encode() + b","
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,30 @@ def export_csv(registry: Registry, path: str | os.PathLike[str]) -> Path:
     return atomic.write_text(path, buf.getvalue())
 
 
+def lesion_rows(registry: Registry) -> list[list[str]]:
+    """The lesion export's rows (see the module docstring), sorted by study key and lesion id."""
+    query = (sa.select(lesions.c.study_key, *[lesions.c[c] for c in CSV_COLUMNS])
+             .select_from(lesions.join(studies, studies.c.key == lesions.c.study_key))
+             .where(studies.c.status == "done")
+             .order_by(lesions.c.study_key, lesions.c.lesion_id))
+    with registry.engine.connect() as conn:
+        return [[r[0], *("" if v is None else written_value(c, v) for c, v in zip(CSV_COLUMNS, r[1:]))]
+                for r in conn.execute(query)]
+
+
+def export_lesions_csv(registry: Registry, path: str | os.PathLike[str]) -> Path:
+    """Write the lesion export as CSV (atomically); returns the path."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(LESION_EXPORT_COLUMNS)
+    writer.writerows(lesion_rows(registry))
+    return atomic.write_text(path, buf.getvalue())
+
+
 def is_cohort_export(path: str | os.PathLike[str]) -> bool:
-    """Whether the file at ``path`` is a cohort export (its header starts with the export's columns)."""
+    """Whether the file at ``path`` is a cohort export, of studies or of lesions (its header
+    starts with that export's columns)."""
+    starts = (EXPORT_HEADER_START, LESION_EXPORT_HEADER_START)
     with open(path, "rb") as fh:
-        return fh.read(len(EXPORT_HEADER_START)) == EXPORT_HEADER_START
+        head = fh.read(max(len(s) for s in starts))
+    return any(head.startswith(s) for s in starts)
