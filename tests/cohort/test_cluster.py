@@ -90,3 +90,27 @@ def test_local_cluster_plan():
         .memory_per_worker_bytes == 32 * GIB
     with pytest.raises(ValueError, match="at least 1"):
         plan_local_cluster(5, None, n_workers=0, cores=8, memory_bytes=GIB)
+
+
+def test_the_cluster_holds_no_more_studies_than_it_has_threads(study_folder, tmp_path, monkeypatch):
+    # A worker that dies fails every task the scheduler had sent it, and the scheduler sends
+    # a worker more than it runs: 1 worker process killed while analysing the first of 4
+    # studies failed 2 (that one and the one queued behind it), each "died while analysing
+    # this study". The batch now hands the cluster one study per thread; each study checks,
+    # when it ends, how many the scheduler holds on its worker.
+    import dataclasses
+
+    from calcinosis.cohort import batch
+    from calcinosis.cohort.task import run_study
+
+    def run_and_count(task):
+        from distributed import get_client
+
+        outcome = run_study(task)
+        held = max(len(keys) for keys in get_client().processing().values())
+        return outcome if held == 1 else dataclasses.replace(outcome, error=f"its worker held {held}")
+
+    monkeypatch.setattr(batch, "run_study", run_and_count)
+    root = study_folder.good[0].parent.parent  # site_a: a NIfTI and an NRRD study
+    report = run_batch(root, tmp_path / "out", settings=BatchSettings(n_workers=1, processes=False))
+    assert report.failed == () and len(report.done) == 2

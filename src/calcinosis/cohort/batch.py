@@ -260,7 +260,7 @@ class _Run:
         try:
             with dask_client(scheduler=s.scheduler, plan=plan, processes=s.processes) as client:
                 limit = worker_memory_limit_bytes(client) if (s.scheduler or s.processes) else None
-                futures = {}
+                queue: list[Study] = []
                 for study, estimate in zip(todo, estimates):
                     if limit and estimate > limit:
                         self._record_failure(study.key, (
@@ -270,23 +270,39 @@ class _Run:
                         pending.discard(study.key)
                         n_finished += 1
                         emit(BatchEvent("study", n_total, n_finished, study.key, self.failed[-1][1]))
-                        continue
-                    task = StudyTask(study.key, study.input_path, study.series_uid, str(self.out),
-                                     s.config, s.report, s.keep_identifiers, str(stop_file))
-                    fut = client.submit(run_study, task, pure=False, retries=0,
-                                        key=f"calcinosis-study-{study.key}-{os.urandom(4).hex()}")
-                    futures[fut] = study.key
+                    else:
+                        queue.append(study)
+                queue.reverse()  # popped from the end: in key order
+                futures: dict[Any, str] = {}  # submitted, not yet recorded
+                running = as_completed()
+
+                def submit_while_threads_free() -> None:
+                    # No more studies on the cluster than it has threads: the scheduler sends a
+                    # worker more tasks than it runs, and a worker that dies (out of memory,
+                    # killed) fails every study sent to it, each "died while analysing" though
+                    # only one ran (1 worker, 4 studies, the worker killed in the first: 2 failed).
+                    while queue and len(futures) < _cluster_threads(client):
+                        study = queue.pop()
+                        task = StudyTask(study.key, study.input_path, study.series_uid, str(self.out),
+                                         s.config, s.report, s.keep_identifiers, str(stop_file))
+                        fut = client.submit(run_study, task, pure=False, retries=0,
+                                            key=f"calcinosis-study-{study.key}-{os.urandom(4).hex()}")
+                        futures[fut] = study.key
+                        running.add(fut)
+
                 try:
-                    for fut in as_completed(list(futures)):
-                        key = futures[fut]
+                    submit_while_threads_free()
+                    for fut in running:
+                        key = futures.pop(fut)
                         outcome = _outcome_of(fut, key)
                         self._record(outcome)
                         pending.discard(key)
                         n_finished += 1
                         emit(BatchEvent("study", n_total, n_finished, key, outcome.error))
+                        submit_while_threads_free()
                 except KeyboardInterrupt:
                     stop_file.touch()  # studies still running publish nothing
-                    client.cancel([f for f, k in futures.items() if k in pending])
+                    client.cancel(list(futures))
                     raise
         except KeyboardInterrupt:
             stop_file.touch()
@@ -313,6 +329,12 @@ class _Run:
         retire_output(self.out, key)  # an earlier result must not outlive a failed redo
         self.registry.record_failed(key, reason, {"finished_at": utc_now(), **times})
         self.failed.append((key, reason))
+
+
+def _cluster_threads(client) -> int:
+    """Threads of the cluster's workers now (workers may come and go), at least 1."""
+    workers = client.scheduler_info().get("workers", {})
+    return max(1, sum(int(w.get("nthreads") or 1) for w in workers.values()))
 
 
 def _outcome_of(fut, key: str) -> StudyOutcome:
