@@ -11,6 +11,8 @@ from calcinosis.errors import InputError
 
 # Local workers (one process each) beyond this many per core only take memory.
 MAX_WORKERS_PER_CORE = 4
+# A settings hash is shown by its first characters, as git shows commits.
+SHOWN_HASH_CHARS = 12
 
 
 def register(subparsers) -> None:
@@ -107,6 +109,12 @@ def cmd_status(args) -> int:
     with Registry.open(database_url(args.db), create=False) as registry:
         status = cohort_status(registry)
     print(f"{status.total} studies: " + ", ".join(f"{n} {s}" for s, n in status.counts.items()))
+    if len(status.done_by_settings) > 1:
+        # A rerun with other settings redoes every study it finds; those it no longer finds,
+        # or another batch's into the same --db, keep theirs.
+        print(f"done studies were analysed with {len(status.done_by_settings)} different settings "
+              "(the export's settings_hash column tells them apart): "
+              + ", ".join(f"{n} with {h[:SHOWN_HASH_CHARS]}" for h, n in status.done_by_settings.items()))
     for key, input_path, reason in status.failures:
         print(f"failed {key} ({input_path}): {reason}")
     return 0

@@ -1,8 +1,10 @@
 """Read a registry back: one table row per study (``cohort export``) and counts (``cohort status``).
 
 Export columns, in order: ``key, status, input_path, series_uid, error, run_time_s,
-software_version, lesion_count, volume_mm3, mass_mg, agatston, volume_sd_mm3, mass_sd_mg``
-(the last two: the noise SDs of the totals, empty where unknown). These totals count every
+software_version, settings_hash, lesion_count, volume_mm3, mass_mg, agatston, volume_sd_mm3,
+mass_sd_mg`` (``settings_hash``: of the analysis settings the study was done with, so that
+results of other settings are not mixed unseen; the last two: the noise SDs of the totals,
+empty where unknown). These totals count every
 lesion, vascular and visceral calcification included; the calcinosis burden (cutaneous,
 subcutaneous, intramuscular and juxta-osseous: summary.json's ``calcinosis_totals``, a
 trial's endpoint) follows as ``calcinosis_<measure>``, and the same without findings of low
@@ -23,7 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ CALCINOSIS_BURDENS = (("calcinosis_totals", "calcinosis"),
                       ("calcinosis_totals_high_confidence", "calcinosis_high_confidence"))
 BURDEN_MEASURES = MEASURES + ("volume_sd_mm3", "mass_sd_mg")
 BASE_COLUMNS = ("key", "status", "input_path", "series_uid", "error", "run_time_s",
-                "software_version", "lesion_count", "volume_mm3", "mass_mg", "agatston",
+                "software_version", "settings_hash", "lesion_count", "volume_mm3", "mass_mg", "agatston",
                 "volume_sd_mm3", "mass_sd_mg")
 # An export's header starts so (in every version); export replaces only such a file.
 EXPORT_HEADER_START = ",".join(BASE_COLUMNS[:3]).encode() + b","
@@ -51,10 +53,12 @@ LESION_EXPORT_HEADER_START = ",".join(LESION_EXPORT_COLUMNS[:3]).encode() + b","
 
 @dataclass(frozen=True)
 class CohortStatus:
-    """Study counts by status (every status present, zero if none) and failures ``(key, input, reason)``."""
+    """Study counts by status (every status present, zero if none), failures ``(key, input, reason)``
+    and the done studies counted by the settings hash they were analysed with."""
 
     counts: dict[str, int]
     failures: tuple[tuple[str, str, str], ...]
+    done_by_settings: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -70,13 +74,17 @@ def cohort_status(registry: Registry) -> CohortStatus:
         failures = tuple((r.key, r.input_path, r.error or "") for r in conn.execute(
             sa.select(studies.c.key, studies.c.input_path, studies.c.error)
             .where(studies.c.status == "failed").order_by(studies.c.key)))
-    return CohortStatus(counts, failures)
+        done_by_settings = {h or "": int(n) for h, n in conn.execute(
+            sa.select(studies.c.settings_hash, sa.func.count()).where(studies.c.status == "done")
+            .group_by(studies.c.settings_hash).order_by(sa.func.count().desc(), studies.c.settings_hash))}
+    return CohortStatus(counts, failures, done_by_settings)
 
 
 def cohort_rows(registry: Registry) -> tuple[list[str], list[dict[str, Any]]]:
     """The export table: (column names, one dict per study sorted by key)."""
     query = (sa.select(studies.c.key, studies.c.status, studies.c.input_path, studies.c.series_uid,
                        studies.c.error, studies.c.run_time_s, studies.c.software_version,
+                       studies.c.settings_hash,
                        summaries.c.lesion_count, summaries.c.volume_mm3, summaries.c.mass_mg,
                        summaries.c.agatston, summaries.c.volume_sd_mm3, summaries.c.mass_sd_mg,
                        summaries.c.by_compartment, summaries.c.by_region,
