@@ -114,3 +114,33 @@ def test_the_cluster_holds_no_more_studies_than_it_has_threads(study_folder, tmp
     root = study_folder.good[0].parent.parent  # site_a: a NIfTI and an NRRD study
     report = run_batch(root, tmp_path / "out", settings=BatchSettings(n_workers=1, processes=False))
     assert report.failed == () and len(report.done) == 2
+
+
+def test_a_local_process_cluster_gives_the_rows_of_the_in_process_path(study_folder, tmp_path):
+    # Two worker processes and one in-process thread must give the same registry rows and the
+    # same files: nothing a study's result depends on (thread pools, import order, which
+    # worker) may leak into it.
+    import sqlalchemy as sa
+
+    from calcinosis.cohort.registry import lesions, summaries
+
+    root = study_folder.good[0].parent.parent  # site_a: a NIfTI and an NRRD study
+    results = []
+    for name, settings in (("threads", BatchSettings(n_workers=1, processes=False)),
+                           ("processes", BatchSettings(n_workers=2, processes=True))):
+        out = tmp_path / name
+        report = run_batch(root, out, settings=settings)
+        assert len(report.done) == 2 and report.failed == ()
+        engine = sa.create_engine(f"sqlite:///{out / 'registry.sqlite'}")
+        try:
+            with engine.connect() as conn:
+                rows = ([r._asdict() for r in conn.execute(sa.select(lesions).order_by(
+                            lesions.c.study_key, lesions.c.lesion_id))],
+                        [r._asdict() for r in conn.execute(sa.select(summaries).order_by(summaries.c.study_key))])
+        finally:
+            engine.dispose()
+        for summary in rows[1]:
+            del summary["summary"]["run_time_s"]  # the one value that may differ: a time
+        files = {key: (out / key / "lesions.csv").read_bytes() for key in report.done}
+        results.append((rows, files))
+    assert results[0][0][0] and results[0] == results[1]
