@@ -332,9 +332,11 @@ class _Run:
 
 
 def _cluster_threads(client) -> int:
-    """Threads of the cluster's workers now (workers may come and go), at least 1."""
-    workers = client.scheduler_info().get("workers", {})
-    return max(1, sum(int(w.get("nthreads") or 1) for w in workers.values()))
+    """Threads of the cluster's workers now (workers may come and go), at least 1.
+
+    ``Client.nthreads`` lists every worker (``scheduler_info`` lists 5 by default in some
+    Dask versions)."""
+    return max(1, sum(int(n or 1) for n in client.nthreads().values()))
 
 
 def _outcome_of(fut, key: str) -> StudyOutcome:
