@@ -74,6 +74,14 @@ def test_study_too_big_for_a_worker_is_refused_up_front(study_folder, tmp_path):
     (key, reason), = report.failed
     assert report.done == () and "more than a worker's" in reason and "GiB" in reason
     assert not (tmp_path / "out" / key).exists()
+    # The advice names --retry-failed: more memory alone left the study failed ("1 already
+    # up to date"), and the message did not say why.
+    assert "--retry-failed" in reason
+    roomy = BatchSettings(n_workers=1, memory_per_worker_bytes=limit * 1000)
+    assert run_batch(root, tmp_path / "out", settings=roomy).n_up_to_date == 1
+    retry = run_batch(root, tmp_path / "out", settings=BatchSettings(
+        n_workers=1, processes=False, retry_failed=True))
+    assert retry.done == (key,)
 
 
 def test_local_cluster_plan():

@@ -52,6 +52,8 @@ from calcinosis.errors import InputError
 
 logger = logging.getLogger(__name__)
 LOCK_NAME = ".calcinosis-batch.lock"
+# A rerun keeps a study failed unless told so: advice to rerun with more memory names it.
+RETRY_OPTION = "--retry-failed"
 
 
 @dataclass(frozen=True)
@@ -265,8 +267,8 @@ class _Run:
                     if limit and estimate > limit:
                         self._record_failure(study.key, (
                             f"needs about {estimate / GIB:.1f} GiB of memory, more than a worker's "
-                            f"{limit / GIB:.1f} GiB limit; run with fewer --workers or more "
-                            "--memory-per-worker"), {})
+                            f"{limit / GIB:.1f} GiB limit; rerun with fewer --workers or more "
+                            f"--memory-per-worker, and {RETRY_OPTION}"), {})
                         pending.discard(study.key)
                         n_finished += 1
                         emit(BatchEvent("study", n_total, n_finished, study.key, self.failed[-1][1]))
@@ -347,7 +349,7 @@ def _outcome_of(fut, key: str) -> StudyOutcome:
         reason = one_line(exc, with_type=True)
         if type(exc).__name__ == "KilledWorker":
             reason = ("the worker died while analysing this study (out of memory?); "
-                      f"give workers more memory ({reason})")
+                      f"give workers more memory and rerun with {RETRY_OPTION} ({reason})")
         now = dt.datetime.now(dt.timezone.utc).timestamp()
         return StudyOutcome(key=key, error=reason, started_at=now, finished_at=now, run_time_s=0.0,
                             output_dir=None, worker="")
