@@ -73,6 +73,28 @@ def test_discovery_finds_files_and_series_whatever_the_layout(tmp_path):
         discover_studies(root / "a b" / "x.nii.gz")
 
 
+def test_a_series_of_only_localizer_images_is_no_study(tmp_path):
+    # The scout beside each patient's CT series was a study of its own: analysed as a volume,
+    # the patient had two rows in the registry (the scout's failed, or done with findings on
+    # a projection image). Skipped now, like the series that hold no image.
+    import pydicom
+
+    from calcinosis.io import write_dicom_series
+
+    root = tmp_path / "root"
+    write_dicom_series(tiny_volume(0), root / "p1" / "ct", series_uid="1.2.826.0.1.3680043.10.999.60")
+    scout = write_dicom_series(tiny_volume(1), root / "p1" / "scout", series_number=9,
+                               series_uid="1.2.826.0.1.3680043.10.999.61")
+    for f in scout:
+        ds = pydicom.dcmread(f)
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+        ds.save_as(f)
+    found = discover_studies(root)
+    assert [s.input_path for s in found.studies] == [str((root / "p1" / "ct").resolve())]
+    (skipped,) = found.skipped
+    assert skipped.startswith("p1/scout: ") and "LOCALIZER" in skipped
+
+
 def test_discovery_follows_linked_folders_once_and_skips_output_folders(tmp_path):
     from calcinosis.io import write_dicom_series, write_volume
 

@@ -104,7 +104,8 @@ class BatchEvent:
 @dataclass(frozen=True)
 class BatchReport:
     """What a batch did. ``failed`` holds ``(key, reason)``; ``not_finished`` the keys left
-    when it was interrupted; ``skipped_series`` the non-image DICOM series passed over."""
+    when it was interrupted; ``skipped_series`` the DICOM series passed over (no images, or
+    only LOCALIZER ones)."""
 
     n_studies: int
     n_up_to_date: int

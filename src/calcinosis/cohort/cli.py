@@ -98,7 +98,8 @@ def cmd_batch(args) -> int:
     for key, reason in report.failed:
         print(f"  failed {key}: {reason}")
     if report.skipped_series:
-        print(f"  {len(report.skipped_series)} DICOM series without images skipped")
+        print(f"  {len(report.skipped_series)} DICOM series without a volume to analyse skipped "
+              "(no images, or only scouts)")
     return 130 if report.interrupted else 0
 
 
