@@ -158,7 +158,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_finished(study_folder, tmp_path, ch
     checks.assert_registry_matches_outputs(url, out)
 
 
-def test_a_redo_killed_before_it_ends_leaves_no_result_of_the_old_settings(study_folder, tmp_path,
+def test_a_redo_killed_before_it_ends_leaves_no_result_of_the_old_settings(study_folder, db_url, tmp_path,
                                                                            monkeypatch, checks):
     # A rerun with new settings queues a done study again (its row then records the new
     # settings). Killed before the redo finished, the row used to keep the old settings'
@@ -166,9 +166,8 @@ def test_a_redo_killed_before_it_ends_leaves_no_result_of_the_old_settings(study
     # settings. They go when the study is queued.
     from calcinosis.cohort import batch
 
-    root, out = study_folder.good[0].parent, tmp_path / "out"
-    url = f"sqlite:///{out / 'registry.sqlite'}"
-    first = run_batch(root, out, settings=THREADS)
+    root, out, url = study_folder.good[0].parent, tmp_path / "out", db_url
+    first = run_batch(root, out, db_url=url, settings=THREADS)
     (key,) = first.done
 
     class Killed(BaseException):
@@ -180,7 +179,7 @@ def test_a_redo_killed_before_it_ends_leaves_no_result_of_the_old_settings(study
     monkeypatch.setattr(batch._Run, "execute", killed)
     stricter = BatchSettings(n_workers=2, processes=False, config=AnalysisConfig(threshold_hu=160.0))
     try:
-        run_batch(root, out, settings=stricter)
+        run_batch(root, out, db_url=url, settings=stricter)
     except Killed:
         pass
     row = checks.registry_rows(url)[key]
@@ -199,12 +198,12 @@ def test_a_redo_killed_before_it_ends_leaves_no_result_of_the_old_settings(study
     checks.assert_registry_matches_outputs(url, out)
 
     monkeypatch.undo()
-    assert run_batch(root, out, settings=stricter).done == (key,)
+    assert run_batch(root, out, db_url=url, settings=stricter).done == (key,)
     checks.assert_registry_matches_outputs(url, out)
 
 
-def test_two_roots_laid_out_alike_in_one_registry_do_not_overwrite_each_other(study_folder, tmp_path,
-                                                                              checks):
+def test_two_roots_laid_out_alike_in_one_registry_do_not_overwrite_each_other(study_folder, db_url,
+                                                                              tmp_path, checks):
     # Keys are paths relative to the root: site1/patient01/ct.nii.gz and
     # site2/patient01/ct.nii.gz get the same key. Batched into one registry (one --db for
     # every site), the second batch overwrote the first one's row, and rerunning the first
@@ -213,7 +212,7 @@ def test_two_roots_laid_out_alike_in_one_registry_do_not_overwrite_each_other(st
     for site in ("site1", "site2"):
         (tmp_path / site / "patient01").mkdir(parents=True)
         shutil.copy2(nifti, tmp_path / site / "patient01" / "ct.nii.gz")
-    url = f"sqlite:///{tmp_path / 'central.sqlite'}"
+    url = db_url  # one registry for every site
     first = run_batch(tmp_path / "site1", tmp_path / "out1", db_url=url, settings=THREADS)
     (key,) = first.done
     before = checks.registry_rows(url)
