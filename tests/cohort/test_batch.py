@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from calcinosis.cohort import BatchSettings, run_batch
-from calcinosis.cohort.registry import studies
+from calcinosis.cohort.registry import lesions, studies, summaries
 from calcinosis.config import AnalysisConfig
 
 # Workers as threads of the test process: the same code path on the worker side,
@@ -154,4 +155,92 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_finished(study_folder, tmp_path, ch
     rows = checks.registry_rows(url)
     statuses = {r["status"] for r in rows.values()}
     assert "done" in statuses and "running" not in statuses and "pending" in statuses
+    checks.assert_registry_matches_outputs(url, out)
+
+
+def test_a_redo_killed_before_it_ends_leaves_no_result_of_the_old_settings(study_folder, db_url, tmp_path,
+                                                                           monkeypatch, checks):
+    # A rerun with new settings queues a done study again (its row then records the new
+    # settings). Killed before the redo finished, the row used to keep the old settings'
+    # lesions, summary and output folder: a query joining them read old results under new
+    # settings. They go when the study is queued.
+    from calcinosis.cohort import batch
+
+    root, out, url = study_folder.good[0].parent, tmp_path / "out", db_url
+    first = run_batch(root, out, db_url=url, settings=THREADS)
+    (key,) = first.done
+
+    class Killed(BaseException):
+        pass
+
+    def killed(self, todo, emit):
+        raise Killed
+
+    monkeypatch.setattr(batch._Run, "execute", killed)
+    stricter = BatchSettings(n_workers=2, processes=False, config=AnalysisConfig(threshold_hu=160.0))
+    try:
+        run_batch(root, out, db_url=url, settings=stricter)
+    except Killed:
+        pass
+    row = checks.registry_rows(url)[key]
+    assert row["status"] == "running" and row["settings"]["analysis"]["threshold_hu"] == 160.0
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            n_lesions = conn.execute(sa.select(sa.func.count()).select_from(lesions)
+                                     .where(lesions.c.study_key == key)).scalar_one()
+            n_summaries = conn.execute(sa.select(sa.func.count()).select_from(summaries)
+                                       .where(summaries.c.study_key == key)).scalar_one()
+    finally:
+        engine.dispose()
+    assert (n_lesions, n_summaries) == (0, 0)
+    assert not (out / key).exists()
+    checks.assert_registry_matches_outputs(url, out)
+
+    monkeypatch.undo()
+    assert run_batch(root, out, db_url=url, settings=stricter).done == (key,)
+    checks.assert_registry_matches_outputs(url, out)
+
+
+def test_two_roots_laid_out_alike_in_one_registry_do_not_overwrite_each_other(study_folder, db_url,
+                                                                              tmp_path, checks):
+    # Keys are paths relative to the root: site1/patient01/ct.nii.gz and
+    # site2/patient01/ct.nii.gz get the same key. Batched into one registry (one --db for
+    # every site), the second batch overwrote the first one's row, and rerunning the first
+    # redid it (and overwrote the second's): the registry never held both.
+    nifti = study_folder.good[0]
+    for site in ("site1", "site2"):
+        (tmp_path / site / "patient01").mkdir(parents=True)
+        shutil.copy2(nifti, tmp_path / site / "patient01" / "ct.nii.gz")
+    url = db_url  # one registry for every site
+    first = run_batch(tmp_path / "site1", tmp_path / "out1", db_url=url, settings=THREADS)
+    (key,) = first.done
+    before = checks.registry_rows(url)
+
+    second = run_batch(tmp_path / "site2", tmp_path / "out2", db_url=url, settings=THREADS)
+    assert second.done == () and [k for k, _ in second.failed] == [key]
+    reason = second.failed[0][1]
+    assert "site2" in reason and "taken in the registry by" in reason and "\n" not in reason
+    assert checks.registry_rows(url) == before  # the first site's result stands
+    assert not (tmp_path / "out2" / key).exists()
+    checks.assert_registry_matches_outputs(url, tmp_path / "out1")
+
+    again = run_batch(tmp_path / "site1", tmp_path / "out1", db_url=url, settings=THREADS)
+    assert (again.done, again.failed, again.n_up_to_date) == ((), (), 1)
+
+
+def test_batching_the_parent_of_a_batched_folder_keeps_each_study_once(study_folder, tmp_path, checks):
+    # The parent's batch names the child's studies anew (child_ct-...): the registry held each
+    # twice, both done, and an export counted the patient twice.
+    child = tmp_path / "root" / "child"
+    child.mkdir(parents=True)
+    shutil.copy2(study_folder.good[0], child / "ct.nii.gz")
+    out = tmp_path / "out"
+    url = f"sqlite:///{out / 'registry.sqlite'}"
+    (old_key,) = run_batch(child, out, settings=THREADS).done
+    (new_key,) = run_batch(tmp_path / "root", out, settings=THREADS).done
+    assert new_key != old_key
+    rows = checks.registry_rows(url)
+    assert list(rows) == [new_key] and rows[new_key]["status"] == "done"
+    assert not (out / old_key).exists()
     checks.assert_registry_matches_outputs(url, out)

@@ -73,6 +73,28 @@ def test_discovery_finds_files_and_series_whatever_the_layout(tmp_path):
         discover_studies(root / "a b" / "x.nii.gz")
 
 
+def test_a_series_of_only_localizer_images_is_no_study(tmp_path):
+    # The scout beside each patient's CT series was a study of its own: analysed as a volume,
+    # the patient had two rows in the registry (the scout's failed, or done with findings on
+    # a projection image). Skipped now, like the series that hold no image.
+    import pydicom
+
+    from calcinosis.io import write_dicom_series
+
+    root = tmp_path / "root"
+    write_dicom_series(tiny_volume(0), root / "p1" / "ct", series_uid="1.2.826.0.1.3680043.10.999.60")
+    scout = write_dicom_series(tiny_volume(1), root / "p1" / "scout", series_number=9,
+                               series_uid="1.2.826.0.1.3680043.10.999.61")
+    for f in scout:
+        ds = pydicom.dcmread(f)
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+        ds.save_as(f)
+    found = discover_studies(root)
+    assert [s.input_path for s in found.studies] == [str((root / "p1" / "ct").resolve())]
+    (skipped,) = found.skipped
+    assert skipped.startswith("p1/scout: ") and "LOCALIZER" in skipped
+
+
 def test_discovery_follows_linked_folders_once_and_skips_output_folders(tmp_path):
     from calcinosis.io import write_dicom_series, write_volume
 
@@ -299,3 +321,39 @@ def test_a_named_pipe_in_the_folders_is_skipped_not_read(tmp_path):
     assert not worker.is_alive(), "reading stopped at the named pipe"
     assert sorted(s.kind for s in found["studies"]) == ["dicom", "file"]
     assert found["volume"].shape[0] == tiny_volume(2).shape[0]
+
+
+def test_lesion_export_rows_are_each_studys_lesions_csv(study_folder, tmp_path, capsys):
+    # There was no per-lesion export: a trial team read the lesions table by SQL, whose floats
+    # do not print as lesions.csv does (1.5 for "1.50"). cohort export --lesions writes every
+    # done study's rows as its lesions.csv holds them, after the study key.
+    root = study_folder.good[0].parent.parent  # site_a: a NIfTI and an NRRD study
+    out = tmp_path / "out"
+    assert main(["batch", str(root), "--out", str(out), "--workers", "1", "--in-process"]) == 0
+    studies_csv, lesions_csv = tmp_path / "cohort.csv", tmp_path / "lesions.csv"
+    args = ["cohort", "export", "--db", str(out), "--out", str(studies_csv), "--lesions", str(lesions_csv)]
+    assert main(args) == 0
+    with open(lesions_csv, newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    with open(studies_csv, newline="") as fh:
+        per_study = {r["key"]: r for r in csv.DictReader(fh)}
+    assert len(per_study) == 2 and all(r["status"] == "done" for r in per_study.values())
+    for key, study in per_study.items():
+        with open(out / key / "lesions.csv", newline="") as fh:
+            own_header, *own_rows = list(csv.reader(fh))
+        assert header == ["key", *own_header]
+        mine = [r[1:] for r in rows if r[0] == key]
+        assert mine == own_rows and len(mine) == int(study["lesion_count"]) > 0
+        total = sum(float(r[own_header.index("mass_mg")]) for r in mine)
+        assert abs(total - float(study["mass_mg"])) < 1e-9
+    assert {r[0] for r in rows} == set(per_study)
+
+    # An earlier export is replaced; someone's CSV or the same path twice are refused.
+    assert main(args) == 0
+    other = tmp_path / "mine.csv"
+    other.write_text("patient,note\n1,x\n")
+    assert main([*args[:-1], str(other)]) == 2
+    assert main([*args[:-1], str(studies_csv)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--lesions" in err[0] and "same file" in err[1]
+    assert other.read_text() == "patient,note\n1,x\n"

@@ -160,3 +160,47 @@ def test_an_sqlite_uri_names_its_file(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("2 studies:")
     assert main(["cohort", "status", "--db", f"sqlite:///file:{tmp_path / 'absent.sqlite'}?uri=true"]) == 2
     assert f"no registry at {tmp_path / 'absent.sqlite'}" in one_error_line(capsys)
+
+
+def test_a_database_url_that_cannot_be_opened_is_one_line_of_bad_input(tmp_path, capsys, monkeypatch):
+    # Both were internal errors (exit 1): an SQLite file whose folder cannot be made, and a
+    # URL of a database whose driver module is not installed (postgresql:// defaults to
+    # psycopg2, which calcinosis does not install). The driver is kept out here by hand.
+    import sys
+
+    (tmp_path / "a_file").write_text("x")
+    root = tmp_path / "studies"
+    root.mkdir()
+    monkeypatch.setitem(sys.modules, "MySQLdb", None)  # importing it raises ImportError
+    for url, words in ((f"sqlite:///{tmp_path / 'a_file' / 'registry.sqlite'}", "cannot create the folder"),
+                       ("mysql://user@localhost/db", "module MySQLdb is not installed")):
+        assert main(["batch", str(root), "--out", str(tmp_path / "out"), "--db", url]) == 2
+        assert words in one_error_line(capsys)
+    assert main(["cohort", "status", "--db", "mysql://user@localhost/db"]) == 2
+    assert "no database driver" in one_error_line(capsys)
+
+
+def test_studies_done_with_other_settings_are_told_apart(tmp_path, capsys):
+    # A rerun with other settings redoes the studies it finds; one it no longer finds (or
+    # another batch's, into the same --db) keeps the old settings' result. The export had no
+    # column saying which settings a row came from: a cohort's totals mixed them unseen.
+    path = tmp_path / "registry.sqlite"
+    with Registry.open(f"sqlite:///{path}") as reg:
+        reg.upsert_studies([{"key": k, "input_path": f"/in/{k}.nii.gz", "input_kind": "file",
+                             "status": "running", "settings_hash": h}
+                            for k, h in (("a", "1" * 64), ("b", "2" * 64), ("c", "2" * 64))])
+        for key in "abc":
+            reg.record_done(key, {}, [{"lesion_id": 1, "mass_mg": 2.0}], {"totals": {"count": 1, "mass_mg": 2.0}})
+    assert main(["cohort", "status", "--db", str(path)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1] == ("done studies were analysed with 2 different settings (the export's "
+                          f"settings_hash column tells them apart): 2 with {'2' * 12}, 1 with {'1' * 12}")
+    out = tmp_path / "cohort.csv"
+    assert main(["cohort", "export", "--db", str(path), "--out", str(out)]) == 0
+    with open(out, newline="") as fh:
+        rows = {r["key"]: r for r in csv.DictReader(fh)}
+    assert {k: r["settings_hash"] for k, r in rows.items()} == {"a": "1" * 64, "b": "2" * 64, "c": "2" * 64}
+
+    make_registry(tmp_path / "one")  # one settings (none recorded): no such line
+    assert main(["cohort", "status", "--db", str(tmp_path / "one")]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2

@@ -8,6 +8,12 @@ the study. Only this client process writes the registry; a study is marked
 lesions and summary. A kill loses at most the studies in flight (left
 ``running``, redone next time); leftover ``*.partial-*`` folders are removed at
 the start of the next batch. One batch at a time per output folder (a lock file).
+
+A registry holds each input once. Keys are paths relative to the batch root, so a study
+already recorded under another key (the root was a sub-folder of this one) has that row
+replaced; a key that the registry holds for another input that is still there (another
+root laid out the same, batched into the same ``--db``) is not analysed and reported as
+failed, leaving that input's result as it is.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ from calcinosis.errors import InputError
 
 logger = logging.getLogger(__name__)
 LOCK_NAME = ".calcinosis-batch.lock"
+# A rerun keeps a study failed unless told so: advice to rerun with more memory names it.
+RETRY_OPTION = "--retry-failed"
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,8 @@ class BatchEvent:
 @dataclass(frozen=True)
 class BatchReport:
     """What a batch did. ``failed`` holds ``(key, reason)``; ``not_finished`` the keys left
-    when it was interrupted; ``skipped_series`` the non-image DICOM series passed over."""
+    when it was interrupted; ``skipped_series`` the DICOM series passed over (no images, or
+    only LOCALIZER ones)."""
 
     n_studies: int
     n_up_to_date: int
@@ -164,11 +173,21 @@ class _Run:
                 # A folder without a done row (a kill between publishing and recording,
                 # a worker that outlived its client) is not a result: remove it.
                 retire_output(self.out, row.key)
+        rows = self._drop_earlier_names(studies, rows)
         todo: list[Study] = []
         fail_now: list[tuple[Study, str]] = []
         upserts: list[dict[str, Any]] = []
         n_up_to_date = 0
         for study in studies:
+            other = rows.get(study.key)
+            if other is not None and _another_study(other, study, self.out):
+                # Not recorded: the row under this key is that other study's result.
+                self.failed.append((study.key, (
+                    f"{study.input_path} not analysed: its study key is taken in the registry by "
+                    f"{other.input_path} (a root folder laid out the same, batched into this "
+                    "registry before); give each root its own --out and --db, or batch the "
+                    "folder that holds both")))
+                continue
             problem = study.problem
             try:
                 checksum = input_checksum(study.files, _checksum_base(study))
@@ -184,9 +203,31 @@ class _Run:
             else:
                 todo.append(study)
         self.registry.upsert_studies(upserts)
+        for row in upserts:
+            # Its earlier result (other input or settings) goes now, not when the redo ends.
+            retire_output(self.out, row["key"])
         for study, reason in fail_now:
             self._record_failure(study.key, reason, {})
         return todo, n_up_to_date
+
+    def _drop_earlier_names(self, studies: tuple[Study, ...],
+                            rows: dict[str, StudyRow]) -> dict[str, StudyRow]:
+        """Remove the registry rows that hold one of ``studies`` under another key; returns the rest.
+
+        Keys are paths relative to the batch root, so batching the parent of a folder
+        batched before names each of its studies anew: the registry held them twice
+        (under both keys) and an export counted each twice.
+        """
+        by_input = {(s.input_path, s.series_uid): s.key for s in studies}
+        stale = [row.key for row in rows.values()
+                 if by_input.get((row.input_path, row.series_uid), row.key) != row.key]
+        if stale:
+            logger.info("%d studies were recorded under another key before; their rows are replaced",
+                        len(stale))
+            self.registry.delete_studies(stale)
+            for key in stale:
+                retire_output(self.out, key)
+        return {k: row for k, row in rows.items() if k not in stale}
 
     def _up_to_date(self, study: Study, prev: StudyRow | None, checksum: str) -> bool:
         if prev is None or prev.input_checksum != checksum or prev.settings_hash != self.settings_hash:
@@ -222,33 +263,49 @@ class _Run:
         try:
             with dask_client(scheduler=s.scheduler, plan=plan, processes=s.processes) as client:
                 limit = worker_memory_limit_bytes(client) if (s.scheduler or s.processes) else None
-                futures = {}
+                queue: list[Study] = []
                 for study, estimate in zip(todo, estimates):
                     if limit and estimate > limit:
                         self._record_failure(study.key, (
                             f"needs about {estimate / GIB:.1f} GiB of memory, more than a worker's "
-                            f"{limit / GIB:.1f} GiB limit; run with fewer --workers or more "
-                            "--memory-per-worker"), {})
+                            f"{limit / GIB:.1f} GiB limit; rerun with fewer --workers or more "
+                            f"--memory-per-worker, and {RETRY_OPTION}"), {})
                         pending.discard(study.key)
                         n_finished += 1
                         emit(BatchEvent("study", n_total, n_finished, study.key, self.failed[-1][1]))
-                        continue
-                    task = StudyTask(study.key, study.input_path, study.series_uid, str(self.out),
-                                     s.config, s.report, s.keep_identifiers, str(stop_file))
-                    fut = client.submit(run_study, task, pure=False, retries=0,
-                                        key=f"calcinosis-study-{study.key}-{os.urandom(4).hex()}")
-                    futures[fut] = study.key
+                    else:
+                        queue.append(study)
+                queue.reverse()  # popped from the end: in key order
+                futures: dict[Any, str] = {}  # submitted, not yet recorded
+                running = as_completed()
+
+                def submit_while_threads_free() -> None:
+                    # No more studies on the cluster than it has threads: the scheduler sends a
+                    # worker more tasks than it runs, and a worker that dies (out of memory,
+                    # killed) fails every study sent to it, each "died while analysing" though
+                    # only one ran (1 worker, 4 studies, the worker killed in the first: 2 failed).
+                    while queue and len(futures) < _cluster_threads(client):
+                        study = queue.pop()
+                        task = StudyTask(study.key, study.input_path, study.series_uid, str(self.out),
+                                         s.config, s.report, s.keep_identifiers, str(stop_file))
+                        fut = client.submit(run_study, task, pure=False, retries=0,
+                                            key=f"calcinosis-study-{study.key}-{os.urandom(4).hex()}")
+                        futures[fut] = study.key
+                        running.add(fut)
+
                 try:
-                    for fut in as_completed(list(futures)):
-                        key = futures[fut]
+                    submit_while_threads_free()
+                    for fut in running:
+                        key = futures.pop(fut)
                         outcome = _outcome_of(fut, key)
                         self._record(outcome)
                         pending.discard(key)
                         n_finished += 1
                         emit(BatchEvent("study", n_total, n_finished, key, outcome.error))
+                        submit_while_threads_free()
                 except KeyboardInterrupt:
                     stop_file.touch()  # studies still running publish nothing
-                    client.cancel([f for f, k in futures.items() if k in pending])
+                    client.cancel(list(futures))
                     raise
         except KeyboardInterrupt:
             stop_file.touch()
@@ -277,6 +334,14 @@ class _Run:
         self.failed.append((key, reason))
 
 
+def _cluster_threads(client) -> int:
+    """Threads of the cluster's workers now (workers may come and go), at least 1.
+
+    ``Client.nthreads`` lists every worker (``scheduler_info`` lists 5 by default in some
+    Dask versions)."""
+    return max(1, sum(int(n or 1) for n in client.nthreads().values()))
+
+
 def _outcome_of(fut, key: str) -> StudyOutcome:
     """The worker's outcome, or a failure outcome when the task itself failed (worker lost ...)."""
     try:
@@ -285,7 +350,7 @@ def _outcome_of(fut, key: str) -> StudyOutcome:
         reason = one_line(exc, with_type=True)
         if type(exc).__name__ == "KilledWorker":
             reason = ("the worker died while analysing this study (out of memory?); "
-                      f"give workers more memory ({reason})")
+                      f"give workers more memory and rerun with {RETRY_OPTION} ({reason})")
         now = dt.datetime.now(dt.timezone.utc).timestamp()
         return StudyOutcome(key=key, error=reason, started_at=now, finished_at=now, run_time_s=0.0,
                             output_dir=None, worker="")
@@ -293,6 +358,22 @@ def _outcome_of(fut, key: str) -> StudyOutcome:
 
 def _utc(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+
+
+def _another_study(row: StudyRow, study: Study, out: Path) -> bool:
+    """Whether the registry's ``row`` under ``study``'s key is another study rather than this one.
+
+    Keys are paths relative to the batch root: two roots laid out alike (site1/patient01/ct.nii.gz,
+    site2/patient01/ct.nii.gz) batched into one registry give their studies the same key, and
+    the second batch overwrote the first one's results. A row of another input path is this
+    study moved (same data under a new root) unless that input, or its result folder in
+    another batch output, is still there.
+    """
+    if row.input_path == study.input_path:
+        return False
+    if Path(row.input_path).exists():
+        return True
+    return bool(row.output_dir) and Path(row.output_dir).parent != out and Path(row.output_dir).exists()
 
 
 def _checksum_base(study: Study) -> Path:

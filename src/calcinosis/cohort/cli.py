@@ -11,6 +11,8 @@ from calcinosis.errors import InputError
 
 # Local workers (one process each) beyond this many per core only take memory.
 MAX_WORKERS_PER_CORE = 4
+# A settings hash is shown by its first characters, as git shows commits.
+SHOWN_HASH_CHARS = 12
 
 
 def register(subparsers) -> None:
@@ -49,6 +51,9 @@ def register(subparsers) -> None:
                    help="registry: SQLAlchemy URL, a registry.sqlite path or a batch OUTROOT folder")
     e.add_argument("--out", required=True, metavar="FILE.csv",
                    help="CSV file to write: a new path or an earlier export (any other file is refused)")
+    e.add_argument("--lesions", default=None, metavar="FILE.csv",
+                   help="also write one row per lesion of every done study: its key, then its "
+                   "lesions.csv row as written there (a new path or an earlier export)")
     e.set_defaults(func=cmd_export)
 
 
@@ -93,7 +98,8 @@ def cmd_batch(args) -> int:
     for key, reason in report.failed:
         print(f"  failed {key}: {reason}")
     if report.skipped_series:
-        print(f"  {len(report.skipped_series)} DICOM series without images skipped")
+        print(f"  {len(report.skipped_series)} DICOM series without a volume to analyse skipped "
+              "(no images, or only scouts)")
     return 130 if report.interrupted else 0
 
 
@@ -104,28 +110,42 @@ def cmd_status(args) -> int:
     with Registry.open(database_url(args.db), create=False) as registry:
         status = cohort_status(registry)
     print(f"{status.total} studies: " + ", ".join(f"{n} {s}" for s, n in status.counts.items()))
+    if len(status.done_by_settings) > 1:
+        # A rerun with other settings redoes every study it finds; those it no longer finds,
+        # or another batch's into the same --db, keep theirs.
+        print(f"done studies were analysed with {len(status.done_by_settings)} different settings "
+              "(the export's settings_hash column tells them apart): "
+              + ", ".join(f"{n} with {h[:SHOWN_HASH_CHARS]}" for h, n in status.done_by_settings.items()))
     for key, input_path, reason in status.failures:
         print(f"failed {key} ({input_path}): {reason}")
     return 0
 
 
 def cmd_export(args) -> int:
-    from calcinosis.cohort.export import export_csv
+    from calcinosis.cohort.export import export_csv, export_lesions_csv
     from calcinosis.cohort.registry import Registry, database_url
 
     out = Path(args.out)
+    lesions_out = Path(args.lesions) if args.lesions else None
     url = database_url(args.db)
     _check_export_out(out, url)
+    if lesions_out is not None:
+        _check_export_out(lesions_out, url, option="--lesions")
+        if os.path.abspath(lesions_out) == os.path.abspath(out):
+            raise InputError("--lesions names the same file as --out; give two .csv paths")
     with Registry.open(url, create=False) as registry:
-        try:
-            export_csv(registry, out)
-        except OSError as exc:
-            raise InputError(f"cannot write --out {out}: {exc.strerror or exc}; "
-                             "give a .csv path in a folder you can write") from exc
+        for option, path, write in (("--out", out, export_csv), ("--lesions", lesions_out, export_lesions_csv)):
+            if path is None:
+                continue
+            try:
+                write(registry, path)
+            except OSError as exc:
+                raise InputError(f"cannot write {option} {path}: {exc.strerror or exc}; "
+                                 "give a .csv path in a folder you can write") from exc
     return 0
 
 
-def _check_export_out(out: Path, url: str) -> None:
+def _check_export_out(out: Path, url: str, option: str = "--out") -> None:
     """Export replaces only a file it may: a new path, an empty file or an earlier export.
 
     Anything else (the registry itself, another database, someone's CSV) is refused so that
@@ -135,14 +155,14 @@ def _check_export_out(out: Path, url: str) -> None:
     from calcinosis.cohort.registry import sqlite_file
 
     if out.is_dir():
-        raise InputError(f"--out {out} is a folder; give a .csv file path")
+        raise InputError(f"{option} {out} is a folder; give a .csv file path")
     if not out.exists():
         return
     db = sqlite_file(url)
     if db is not None and db.exists() and os.path.samefile(out, db):
-        raise InputError(f"--out {out} is the registry database itself; give another .csv path")
+        raise InputError(f"{option} {out} is the registry database itself; give another .csv path")
     if out.is_file() and out.stat().st_size > 0 and not is_cohort_export(out):
-        raise InputError(f"--out {out} exists and is not a cohort export; give a new .csv path "
+        raise InputError(f"{option} {out} exists and is not a cohort export; give a new .csv path "
                          "(export replaces only an earlier export)")
 
 

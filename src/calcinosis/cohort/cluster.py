@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -111,6 +112,12 @@ def dask_client(*, scheduler: str | None, plan: ClusterPlan | None, processes: b
             try:
                 yield client
             finally:
+                if isinstance(sys.exc_info()[1], KeyboardInterrupt) and \
+                        not logging.getLogger().isEnabledFor(logging.DEBUG):
+                    # Stopped by Ctrl-C: closing races the in-process workers' heartbeats, whose
+                    # failures Dask logs as errors with a traceback ("Failed to communicate with
+                    # scheduler during heartbeat"); the batch itself says what it stopped.
+                    logging.getLogger("distributed").setLevel(logging.CRITICAL)
                 client.close(timeout=10)
                 cluster.close(timeout=10)
 

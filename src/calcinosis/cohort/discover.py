@@ -10,7 +10,8 @@ Rules
   recorded as *failed* with the reason (``not CT: modality MR``), so that it shows
   in ``calcinosis cohort status``. Series without images or of non-image
   modalities (SEG, SR, RTSTRUCT, PR, KO ...) are *skipped* and listed in
-  :attr:`Discovery.skipped`: they accompany CT series, they are not studies.
+  :attr:`Discovery.skipped`: they accompany CT series, they are not studies. So are
+  series whose images are all LOCALIZER (scouts).
 * Hidden files and folders (name starting with ``.``) and the folders given in
   ``exclude`` (the batch's own output folder) are not searched.
 
@@ -141,6 +142,14 @@ def discover_studies(root: str | os.PathLike[str], *,
         modality = series.modality or "unknown"
         if not images or modality in NON_IMAGE_MODALITIES:
             reason = f"{rel or '.'}: series {series.series_uid} ({modality}, {series.n_files} files) holds no image to analyse"
+            logger.info("skipping %s", reason)
+            skipped.append(reason)
+            continue
+        if all(h.is_localizer for h in images):
+            # A scout beside each patient's CT: analysed as a volume, its projection gave the
+            # patient a second study (failed, or done with lesions of no slice at all).
+            reason = (f"{rel or '.'}: series {series.series_uid} ({modality}, {series.n_files} files) "
+                      "holds only LOCALIZER (scout) images, no volume to analyse")
             logger.info("skipping %s", reason)
             skipped.append(reason)
             continue

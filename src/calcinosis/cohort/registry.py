@@ -142,6 +142,8 @@ class StudyRow:
 
     key: str
     status: str
+    input_path: str
+    series_uid: str | None
     input_checksum: str | None
     settings_hash: str | None
     error: str | None
@@ -215,7 +217,11 @@ class Registry:
             if not create and not db_path.exists():
                 raise InputError(f"no registry at {db_path}; run calcinosis batch first or give --db")
             if create:
-                db_path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    db_path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise InputError(f"cannot create the folder of the registry database {shown}: "
+                                     f"{exc.strerror or exc}; give --db in a folder you can write") from exc
             else:
                 parsed = _read_only_sqlite(parsed, db_path)
         try:
@@ -224,6 +230,12 @@ class Registry:
             registry._check_schema(create, shown)
         except sa.exc.NoSuchModuleError as exc:
             raise InputError(f"no database driver for {shown}: {exc}; install it (e.g. psycopg[binary])") from exc
+        except ImportError as exc:
+            # The dialect is known but its driver module is not installed: SQLAlchemy's default
+            # for postgresql:// is psycopg2, while calcinosis's tests install psycopg (3).
+            raise InputError(f"no database driver for {shown}: module {exc.name or exc} is not installed; "
+                             "install it, or name an installed driver in the URL "
+                             "(e.g. postgresql+psycopg://user@host/db)") from exc
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise InputError(f"cannot open the registry database {shown}: "
                              f"{' '.join(str(exc.orig or exc).split())}") from exc
@@ -300,18 +312,35 @@ class Registry:
         return self.engine.begin()
 
     def upsert_studies(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Insert or update study rows (dicts of ``studies`` columns with ``key``) in one transaction."""
+        """Insert or update study rows (dicts of ``studies`` columns with ``key``) in one transaction.
+
+        A row written with a status other than ``done`` loses its earlier lesions and summary
+        in the same transaction: they were measured on another input or with other settings
+        than the row now records, and a kill before the redo finished left them joined to it.
+        """
         rows = list(rows)
         if not rows:
             return
         with self._write() as conn:
             existing = set(conn.execute(sa.select(studies.c.key)).scalars())
             for row in rows:
+                if row.get("status", "done") != "done":
+                    conn.execute(lesions.delete().where(lesions.c.study_key == row["key"]))
+                    conn.execute(summaries.delete().where(summaries.c.study_key == row["key"]))
                 if row["key"] in existing:
                     conn.execute(studies.update().where(studies.c.key == row["key"])
                                  .values({k: v for k, v in row.items() if k != "key"}))
                 else:
                     conn.execute(studies.insert().values(**row))
+
+    def delete_studies(self, keys: Iterable[str]) -> None:
+        """Remove studies with their lesions and summaries, in one transaction."""
+        keys = list(keys)
+        if keys:
+            with self._write() as conn:
+                conn.execute(lesions.delete().where(lesions.c.study_key.in_(keys)))
+                conn.execute(summaries.delete().where(summaries.c.study_key.in_(keys)))
+                conn.execute(studies.delete().where(studies.c.key.in_(keys)))
 
     def record_done(self, key: str, study: dict[str, Any], lesion_rows: list[dict[str, Any]],
                     summary: dict[str, Any]) -> None:

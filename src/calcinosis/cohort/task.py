@@ -98,7 +98,8 @@ def run_study(task: StudyTask) -> StudyOutcome:
     except CalcinosisError as exc:
         error = one_line(exc)
     except MemoryError:
-        error = "MemoryError: out of memory while analysing this study; give workers more memory"
+        error = ("MemoryError: out of memory while analysing this study; give workers more memory "
+                 "and rerun with --retry-failed")
     except Exception as exc:  # noqa: BLE001 - one study's bug must not stop the batch
         error = one_line(exc, with_type=True)
     finally:
