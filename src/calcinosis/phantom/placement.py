@@ -17,6 +17,8 @@ from calcinosis.phantom.anatomy_parts import SKIN_MM, SOFT_TISSUES, Anatomy, Str
 from calcinosis.phantom.shapes import Blob, Ellipse2D, blob_with_diameter, lumpy_blob
 
 MIN_DEPOSIT_GAP_MM = 2.0
+# The smallest deposit the phantom makes (equivalent diameter, mm): the issue's 1.5-15 mm range.
+MIN_DEPOSIT_MM = 1.5
 COMPARTMENTS = ("cutaneous", "subcutaneous", "intramuscular", "juxta_osseous")
 _SHARE = {
     "thighs": (0.12, 0.55, 0.13, 0.20),
@@ -196,7 +198,9 @@ class DepositPlacer:
                 if room >= 6.5:
                     break
                 t = rng.uniform(0, 2 * np.pi)
-            d = min(d, max(room - 3.5, 1.5) / 1.15)
+            # shrink to fit thin fat, but never below the smallest deposit (dividing the floor by
+            # 1.15 as well made 1.3 mm deposits, e.g. elbow seed 32)
+            d = min(d, max((room - 3.5) / 1.15, MIN_DEPOSIT_MM))
             depth = fat[0] + 1.5 + 0.6 * d + rng.uniform(0, max(room - 3.0 - 1.2 * d, 0.0)) if len(fat) else 0.0
             z = float(np.clip(z, self.z_limits[0] + 0.7 * d, self.z_limits[1] - 0.7 * d))
             center = p - n * depth + np.array([0, 0, z])
