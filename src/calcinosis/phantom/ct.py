@@ -312,7 +312,8 @@ def make_ct_phantom(
     limb_side : {"left", "right"}
         The patient's side of the arm (elbow phantom only).
     psf_fwhm_mm, noise_correlation_mm : float
-        In-plane blur (FWHM, mm) and in-plane noise correlation (Gaussian sigma, mm).
+        In-plane blur (FWHM, mm) and in-plane noise correlation (Gaussian sigma, mm; sampled
+        on the pixels, so a sigma under a pixel gives nearly white noise: see ``add_noise``).
     keep_noiseless : bool
         Keep the float32 noiseless volume in the result.
     table_gap_mm : float, optional

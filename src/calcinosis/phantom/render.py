@@ -183,6 +183,11 @@ def add_noise(volume: np.ndarray, noise_hu: float, correlation_mm: float, pixel_
     The noise is optionally correlated in-plane by a Gaussian of sigma
     ``correlation_mm`` and rescaled so that its standard deviation is exactly
     ``noise_hu``. Works slab by slab to keep memory low.
+
+    The Gaussian is sampled on the pixels, so below about a pixel it correlates
+    neighbours much less than a continuous Gaussian of that sigma would: 0.3 mm on
+    0.8 mm pixels gives a lag-1 correlation of 0.06 (continuous: 0.17), on 1 mm pixels
+    0.01 (0.06); on 0.5 mm pixels 0.45 (0.50). Slices are uncorrelated.
     """
     out = np.empty(volume.shape, dtype=np.int16)
     sig = correlation_mm / pixel_mm
