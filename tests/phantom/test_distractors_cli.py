@@ -101,3 +101,29 @@ def test_phantom_subcommand_table_gap_is_drawn_as_asked(tmp_path):
                  "--table-gap-mm", "0.6", "--out", str(out)]) == 0
     truth = json.loads((out / "truth.json").read_text())
     assert truth["table"]["air_gap_mm"] == 0.6 and truth["settings"]["table_gap_mm"] == 0.6
+
+
+def test_phantom_subcommand_truth_is_the_library_truth_on_the_written_geometry(tmp_path):
+    from calcinosis.cli import main
+    out = tmp_path / "ph"
+    assert main(["phantom", "--body-part", "elbow", "--limb-side", "right", "--seed", "11", "--slice-mm", "2.5",
+                 "--pixel-mm", "0.9", "--length-mm", "30", "--noise-hu", "12", "--out", str(out)]) == 0
+    truth = json.loads((out / "truth.json").read_text())
+    ph = make_ct_phantom("elbow", seed=11, slice_thickness_mm=2.5, pixel_mm=0.9, length_mm=30, noise_hu=12,
+                         limb_side="right", keep_noiseless=False)
+    assert truth == json.loads(json.dumps(ph.truth_dict()))
+    img = sitk.ReadImage(str(out / "phantom.nii.gz"))
+    geo = truth["geometry"]
+    assert np.allclose(img.GetOrigin(), geo["origin_lps_mm"], atol=1e-3)
+    assert np.allclose(img.GetSpacing(), geo["spacing_xyz_mm"], atol=1e-6)
+    assert np.allclose(np.reshape(img.GetDirection(), (3, 3)), geo["direction"])
+    assert np.array_equal(sitk.GetArrayFromImage(img), ph.volume.array)
+    labels = sitk.ReadImage(str(out / "truth_labels.nii.gz"))
+    lab = sitk.GetArrayFromImage(labels)
+    for d in truth["deposits"]:
+        idx = np.argwhere(lab == d["id"]).mean(axis=0)[::-1]
+        p = labels.TransformContinuousIndexToPhysicalPoint([float(v) for v in idx])
+        off = np.array(p) - d["centroid_lps"]
+        # a small deposit's ideal mask can sit in one 2.5 mm slice: z within half a slice
+        assert np.linalg.norm(off[:2]) < 0.5 and abs(off[2]) <= 1.25
+        assert d["side"] == "right" and p[0] < 0  # the patient's right is -x in LPS
