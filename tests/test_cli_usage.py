@@ -43,6 +43,8 @@ def scan(tmp_path_factory) -> Path:
     (["cohort", "export", "--db", "x", "--out", "y.csv", "--zz"], "calcinosis cohort export",
      "unrecognized arguments: --zz"),
     (["serve", "--port", "eighty"], "calcinosis serve", "invalid int value: 'eighty'"),
+    # demo listed --keep-identifiers and ignored it (a phantom has no identifiers)
+    (["demo", "--keep-identifiers"], "calcinosis demo", "unrecognized arguments: --keep-identifiers"),
 ])
 def test_wrong_usage_is_one_line_naming_the_help(argv, prog, fragment, capsys):
     # argparse printed its usage block and a line (and sys.exit(2) from inside main).
