@@ -101,3 +101,25 @@ def test_phantom_subcommand_table_gap_is_drawn_as_asked(tmp_path):
                  "--table-gap-mm", "0.6", "--out", str(out)]) == 0
     truth = json.loads((out / "truth.json").read_text())
     assert truth["table"]["air_gap_mm"] == 0.6 and truth["settings"]["table_gap_mm"] == 0.6
+
+
+def test_a_phantom_stopped_while_writing_leaves_no_part_of_it(tmp_path, monkeypatch, capsys):
+    # Ctrl-C after the image was written left phantom.nii.gz without its truth.json (and an
+    # empty --out when it came before): over an earlier phantom, beside that one's truth.
+    import calcinosis.phantom.io as phantom_io
+    from calcinosis.cli import main
+
+    out = tmp_path / "ph"
+    argv = ["phantom", "--out", str(out), "--length-mm", "12", "--slice-mm", "3", "--no-table"]
+    assert main(argv) == 0 and (out / "truth.json").is_file()
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(phantom_io, "write_json", interrupted)
+    assert main([*argv, "--seed", "1"]) == 130
+    assert sorted(p.name for p in out.iterdir()) == []
+    fresh = tmp_path / "fresh"
+    assert main(["phantom", "--out", str(fresh), "--length-mm", "12", "--slice-mm", "3"]) == 130
+    assert not fresh.exists()
+    assert capsys.readouterr().err.count("calcinosis phantom: interrupted") == 2
