@@ -161,3 +161,10 @@ def test_a_warning_on_a_terminal_is_printed_above_the_status_line(scan, tmp_path
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode("utf-8", "replace"))
     lines = [line for line in re.split(r"[\r\n]", text) if "MARKER" in line]
     assert lines == ["WARNING: MARKER in the middle of the run"], lines
+
+
+def test_python_m_calcinosis_is_the_command():
+    # "No module named calcinosis.__main__; 'calcinosis' is a package and cannot be directly executed"
+    proc = subprocess.run([sys.executable, "-m", "calcinosis", "--version"], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"calcinosis {calcinosis.__version__}"
