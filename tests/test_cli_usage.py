@@ -168,3 +168,9 @@ def test_python_m_calcinosis_is_the_command():
     proc = subprocess.run([sys.executable, "-m", "calcinosis", "--version"], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 0 and proc.stdout.strip() == f"calcinosis {calcinosis.__version__}"
+
+
+def test_errors_of_cohort_actions_name_the_action(tmp_path, capsys):
+    # "calcinosis cohort: error: ..." did not say which of status and export failed.
+    assert main(["cohort", "status", "--db", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("calcinosis cohort status: error: no registry at ")

@@ -117,16 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CalcinosisError as exc:
         if args.debug:
             raise
-        print(f"calcinosis {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{_command_prog(args)}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"calcinosis {args.command}: interrupted", file=sys.stderr)
+        print(f"{_command_prog(args)}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: say so in one line, traceback only with --debug
         if args.debug:
             raise
         print(
-            f"calcinosis {args.command}: internal error ({type(exc).__name__}: {_one_line(exc)}); "
+            f"{_command_prog(args)}: internal error ({type(exc).__name__}: {_one_line(exc)}); "
             "rerun with --debug for the traceback and please report it",
             file=sys.stderr,
         )
