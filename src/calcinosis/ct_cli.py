@@ -20,13 +20,14 @@ def register(subparsers) -> None:
     add_settings(p)
     p.set_defaults(func=cmd_analyze)
 
-    d = subparsers.add_parser("demo", help="make a thigh phantom and analyse it",
-                              description="Make a synthetic CT of both thighs with injection-site "
-                              "deposits, analyse it and write a report folder.")
+    d = subparsers.add_parser("demo", help="make a phantom (thighs by default) and analyse it",
+                              description="Make a synthetic CT (by default of both thighs with "
+                              "injection-site deposits), analyse it and write a report folder.")
     d.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--body-part", default="thighs", choices=("thighs", "trunk", "elbow"))
-    add_settings(d)
+    d.add_argument("--seed", type=int, default=0, help="random seed of the phantom (default 0)")
+    d.add_argument("--body-part", default="thighs", choices=("thighs", "trunk", "elbow"),
+                   help="the phantom's body part (default thighs)")
+    add_settings(d, identifiers=False)  # a phantom has none: --keep-identifiers did nothing
     d.set_defaults(func=cmd_demo)
 
     try:
@@ -36,15 +37,17 @@ def register(subparsers) -> None:
     register_phantom_command(subparsers)
 
 
-def add_settings(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threshold-hu", type=float, default=130.0, help="detection threshold (HU)")
+def add_settings(p: argparse.ArgumentParser, *, identifiers: bool = True) -> None:
+    p.add_argument("--threshold-hu", type=float, default=130.0,
+                   help="detection threshold, HU (default 130)")
     p.add_argument("--calibration", type=float, default=0.8, metavar="MG_PER_HU_CM3",
                    help="mass calibration c in mg/(cm³·HU) (default 0.8)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--report", choices=("html", "pdf"), default="html",
                    help="report format: html (default) or pdf (report.html plus report.pdf; needs Chromium)")
-    p.add_argument("--keep-identifiers", action="store_true",
-                   help="keep patient identifiers in the outputs (off by default)")
+    if identifiers:
+        p.add_argument("--keep-identifiers", action="store_true",
+                       help="keep patient identifiers in the outputs (off by default)")
 
 
 def _report_choice(args) -> bool | str:

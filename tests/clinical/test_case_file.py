@@ -265,3 +265,23 @@ def test_out_must_be_a_folder(shared_case, tmp_path, capsys):
     )
     assert "must be a folder" in capsys.readouterr().err
     assert target.read_text(encoding="utf-8") == "x"
+
+
+def test_a_rerun_stopped_while_writing_leaves_no_part_of_a_workup(shared_case, tmp_path, monkeypatch, capsys):
+    # workup.json came first: Ctrl-C (or a failure) before workup.html left it alone, or this
+    # run's workup.json beside an earlier run's page.
+    import calcinosis.clinical.report as report
+
+    out = tmp_path / "out"
+    argv = ["workup", str(shared_case("ifnb-injection-sites.yaml")), "--out", str(out)]
+    assert main(argv) == 0 and sorted(p.name for p in out.iterdir()) == ["workup.html", "workup.json"]
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    for name in ("write_text", "write_json"):
+        with monkeypatch.context() as patch:
+            patch.setattr(report, name, interrupted)
+            assert main(argv) == 130
+        assert sorted(p.name for p in out.iterdir()) == [], name
+        assert main(argv) == 0

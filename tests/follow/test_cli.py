@@ -244,3 +244,32 @@ def test_comparison_names_no_input_folder_or_file(folder_run):
     assert doc["baseline"]["source"] == doc["followup"]["source"] == "analyze output folder"
     text = (out / "comparison.json").read_text() + (out / "report.html").read_text()
     assert "baseline-analysis" not in text and "followup-analysis" not in text
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
+def test_a_comparison_that_fails_midway_leaves_no_visit_analysis(inputs, tmp_path, monkeypatch, capsys, failure):
+    # Ctrl-C (or a bug) during the registration left OUT/baseline and OUT/followup with this
+    # run's analyses and no comparison (Ctrl-C while reading: an empty OUT/baseline).
+    import calcinosis.follow.cli as follow_cli
+
+    def fail(*_args, **_kwargs):
+        raise failure("stopped")
+
+    monkeypatch.setattr(follow_cli, "compare_visits", fail)
+    out = tmp_path / "out"
+    assert main(["compare", str(inputs["baseline_image"]), str(inputs["followup_image"]), "--out", str(out),
+                 "--no-report"]) == (130 if failure is KeyboardInterrupt else 1)
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_rerun_that_fails_midway_leaves_no_comparison_of_the_earlier_run(inputs, tmp_path, monkeypatch):
+    # The earlier comparison.json stayed beside the new run's visit analyses.
+    import calcinosis.follow.cli as follow_cli
+
+    out = tmp_path / "out"
+    argv = ["compare", str(inputs["baseline_image"]), str(inputs["followup_image"]), "--out", str(out), "--no-report"]
+    assert main(argv) == 0 and (out / "comparison.json").is_file()
+    monkeypatch.setattr(follow_cli, "compare_visits", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(argv) == 130
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == []

@@ -127,3 +127,25 @@ def test_phantom_subcommand_truth_is_the_library_truth_on_the_written_geometry(t
         # a small deposit's ideal mask can sit in one 2.5 mm slice: z within half a slice
         assert np.linalg.norm(off[:2]) < 0.5 and abs(off[2]) <= 1.25
         assert d["side"] == "right" and p[0] < 0  # the patient's right is -x in LPS
+
+
+def test_a_phantom_stopped_while_writing_leaves_no_part_of_it(tmp_path, monkeypatch, capsys):
+    # Ctrl-C after the image was written left phantom.nii.gz without its truth.json (and an
+    # empty --out when it came before): over an earlier phantom, beside that one's truth.
+    import calcinosis.phantom.io as phantom_io
+    from calcinosis.cli import main
+
+    out = tmp_path / "ph"
+    argv = ["phantom", "--out", str(out), "--length-mm", "12", "--slice-mm", "3", "--no-table"]
+    assert main(argv) == 0 and (out / "truth.json").is_file()
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(phantom_io, "write_json", interrupted)
+    assert main([*argv, "--seed", "1"]) == 130
+    assert sorted(p.name for p in out.iterdir()) == []
+    fresh = tmp_path / "fresh"
+    assert main(["phantom", "--out", str(fresh), "--length-mm", "12", "--slice-mm", "3"]) == 130
+    assert not fresh.exists()
+    assert capsys.readouterr().err.count("calcinosis phantom: interrupted") == 2

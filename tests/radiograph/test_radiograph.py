@@ -499,3 +499,27 @@ def test_compare_refuses_calibrated_against_uncalibrated(tmp_path, small, small_
                  "--out", str(tmp_path / "c")]) == 0
     comp = json.loads((tmp_path / "c" / "comparison.json").read_text())
     assert comp["status"] == "stable" and comp["score"]["change_percent"] == 0.0
+
+
+def test_a_run_stopped_while_writing_leaves_no_part_of_a_result(tmp_path, thigh, monkeypatch):
+    # summary.json was written second: a failure (or Ctrl-C) on overlay.png or report.html left
+    # a summary without them, and over an earlier result, this run's summary beside its report.
+    from PIL import Image
+
+    import calcinosis.radiograph.outputs as outputs
+
+    png = tmp_path / "thigh.png"
+    Image.fromarray((thigh.image // 16).astype(np.uint8)).save(png)
+    out = tmp_path / "a"
+    argv = ["radiograph", str(png), "--pixel-spacing", "0.25", "--out", str(out)]
+    assert main(argv) == 0 and (out / "summary.json").is_file()
+    write_text = outputs.write_text
+
+    def fail_on_the_report(path, text):
+        if path.name == "report.html":
+            raise KeyboardInterrupt
+        return write_text(path, text)
+
+    monkeypatch.setattr(outputs, "write_text", fail_on_the_report)
+    assert main(argv) == 130
+    assert sorted(p.name for p in out.iterdir()) == []

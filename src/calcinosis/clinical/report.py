@@ -7,11 +7,13 @@ returns one ``<section>`` with its own scoped style, for embedding in the CT rep
 
 from __future__ import annotations
 
+import contextlib
 import os
 from html import escape
 from pathlib import Path
 
 from calcinosis.atomic import write_json, write_text
+from calcinosis.errors import InputError
 from calcinosis.clinical.workup import Workup
 
 _STYLE = """
@@ -32,17 +34,30 @@ _STYLE = """
 
 
 def write_workup(workup: Workup, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``workup.json`` and ``workup.html`` into ``out_dir`` (created if needed), atomically."""
+    """Write ``workup.html`` and ``workup.json`` into ``out_dir`` (created if needed), atomically;
+    when the second fails, the first is removed."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        from calcinosis.errors import InputError
-
         raise InputError(f"{out}: --out must be a folder, and this is a file")
     out.mkdir(parents=True, exist_ok=True)
-    return {
-        "json": write_json(out / "workup.json", workup.to_dict()),
-        "html": write_text(out / "workup.html", render_workup_html(workup)),
-    }
+    # workup.json last, an earlier run's files removed first (its workup.json first): a run
+    # that failed (or Ctrl-C) after the first file left workup.json without its page, or this
+    # run's beside an earlier one.
+    for name in ("workup.json", "workup.html"):
+        old = out / name
+        try:
+            if old.is_file() or old.is_symlink():
+                old.unlink()
+        except OSError as exc:
+            raise InputError(f"cannot remove {old} of an earlier run: {exc.strerror or exc}; check the "
+                             "output folder's permissions or choose another --out") from None
+    html = write_text(out / "workup.html", render_workup_html(workup))
+    try:
+        return {"json": write_json(out / "workup.json", workup.to_dict()), "html": html}
+    except BaseException:
+        with contextlib.suppress(OSError):
+            html.unlink()
+        raise
 
 
 def render_workup_html(workup: Workup) -> str:

@@ -48,7 +48,7 @@ def register(subparsers) -> None:
                         "earlier date (identifiers changed by anonymisation)")
     p.add_argument("--affine", default="auto", choices=("auto", "never", "always"),
                    help="affine refinement after the rigid registration (default auto)")
-    p.add_argument("--threshold-hu", type=float, default=130.0, help="detection threshold (HU) for new analyses")
+    p.add_argument("--threshold-hu", type=float, default=130.0, help="detection threshold, HU, for new analyses (default 130)")
     p.add_argument("--calibration", type=float, default=0.8, metavar="MG_PER_HU_CM3",
                    help="mass calibration c in mg/(cm³·HU) for new analyses (default 0.8)")
     p.add_argument("--no-report", action="store_true", help="skip the report.html files")
@@ -75,6 +75,48 @@ def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None,
                 if not is_analysis_folder(inp)]
     out = prepare_out_dir(out_dir, baseline_input, followup_input, baseline_image, followup_image,
                           writes=COMPARISON_FILES + tuple(f"{name}/{f}" for name in analysed for f in ANALYSIS_FILES))
+    made = {name: not (out / name).exists() for name in analysed}
+    earlier = {name: _stamp(out / name / "summary.json") for name in analysed}
+    try:
+        return _compare_into(out, baseline_input, followup_input, analysed, baseline_image, followup_image,
+                             baseline_series, followup_series, config, compare_config, tracks, baseline_tracks,
+                             report, step, check_patient)
+    except BaseException:
+        _remove_visit_analyses(out, made, earlier)
+        raise
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
+def _remove_visit_analyses(out: Path, made: dict[str, bool], earlier: dict[str, tuple[int, int] | None]) -> None:
+    """After a run that failed (or Ctrl-C) midway, remove the visits' analyses it wrote into
+    OUT/baseline and OUT/followup (not an earlier run's it had not replaced yet), and those
+    folders where it made them: they were left behind without the comparison they were written
+    for (and an empty OUT/baseline after Ctrl-C while reading)."""
+    from calcinosis.outputs import ANALYSIS_FILES, remove_stale
+    from calcinosis.paths import earlier_output
+
+    for name, made_here in made.items():
+        folder = out / name
+        try:
+            summary = folder / "summary.json"
+            if _stamp(summary) not in (None, earlier[name]) and earlier_output(folder, "summary.json"):
+                remove_stale(folder, {}, ANALYSIS_FILES)
+            if made_here and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        except (OSError, InputError):  # the first error is the one to tell
+            pass
+
+
+def _compare_into(out, baseline_input, followup_input, analysed, baseline_image, followup_image,
+                  baseline_series, followup_series, config, compare_config, tracks, baseline_tracks,
+                  report, step, check_patient) -> Comparison:
     links = {}
     visits: list[Visit] = []
     volumes = {}
@@ -84,6 +126,7 @@ def run_compare(baseline_input, followup_input, out_dir, *, baseline_image=None,
         volumes[name] = _read_visit_volume(name, inp, image, series)
     if check_patient:
         check_same_patient(volumes["baseline"], volumes["followup"])
+    _clear_earlier_comparison(out)
     for name, inp in (("baseline", baseline_input), ("followup", followup_input)):
         if name not in analysed:
             _clear_earlier_visit(out / name, inp)
@@ -113,6 +156,18 @@ def source_label(visit_input) -> str:
     name = path.name.lower()
     return next((f"{suffix} file" for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
                  if name.endswith(suffix)), "file")
+
+
+def _clear_earlier_comparison(out: Path) -> None:
+    """Remove an earlier run's comparison from ``out`` before this run writes its first file
+    (a visit's analysis): a rerun that failed after that left the earlier comparison.json
+    beside this run's visit analyses, or, now that those are removed, beside none."""
+    from calcinosis.follow.outputs import COMPARISON_FILES
+    from calcinosis.outputs import remove_stale
+    from calcinosis.paths import earlier_output
+
+    if earlier_output(out, "comparison.json"):
+        remove_stale(out, {}, COMPARISON_FILES)
 
 
 def _clear_earlier_visit(folder: Path, visit_input) -> None:

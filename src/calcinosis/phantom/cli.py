@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from calcinosis.errors import InputError
+from calcinosis.paths import new_folder_removed_on_error
 from calcinosis.phantom.ct import BODY_PARTS, make_ct_phantom
 from calcinosis.phantom.distractors import DISTRACTOR_KINDS
 from calcinosis.phantom.io import FORMATS, write_phantom
@@ -49,5 +50,6 @@ def cmd_phantom(args: argparse.Namespace) -> int:
         matrix=None if args.matrix is None else (args.matrix, args.matrix), n_deposits=args.deposits,
         distractors=distractors, external_objects=not args.no_external_objects, table=not args.no_table,
         limb_side=args.limb_side or "left", keep_noiseless=False, table_gap_mm=args.table_gap_mm)
-    write_phantom(phantom, args.out, fmt=args.format)
+    with new_folder_removed_on_error(args.out):  # Ctrl-C while writing left an empty folder
+        write_phantom(phantom, args.out, fmt=args.format)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import html
 import io
@@ -14,7 +15,7 @@ from scipy import ndimage
 
 from calcinosis.atomic import write_bytes, write_json, write_text
 from calcinosis.errors import InputError
-from calcinosis.paths import make_out_dir
+from calcinosis.paths import earlier_output, make_out_dir
 from calcinosis.radiograph.analysis import RadiographResult
 
 CSV_COLUMNS = (
@@ -108,15 +109,33 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
 
 
 def write_outputs_into(out: Path, writers: dict[str, Callable[[Path], Path]]) -> dict[str, Path]:
-    """Call each ``name -> writer(path)`` for ``out / name``; a folder that refuses the files
-    (permission, full disk) is reported in one line rather than as a crash."""
-    paths = {}
-    for name, write in writers.items():
-        try:
-            paths[name] = write(out / name)
-        except OSError as exc:
-            raise InputError(f"--out {out}: cannot write {name} there ({exc.strerror or exc}); "
-                             "give a writable folder") from None
+    """Call each ``name -> writer(path)`` for ``out / name``, in order (the summary last: a
+    folder holding one holds a whole result); a folder that refuses the files (permission,
+    full disk) is reported in one line rather than as a crash. When one fails (or Ctrl-C),
+    those already written are removed: a summary.json without its overlay and report was left.
+    An earlier run's files of these names (when its summary, the last name, is calcinosis's)
+    are removed first, its summary first: never a new file beside an old summary."""
+    names = list(writers)
+    if names and earlier_output(out, names[-1]):
+        for name in (names[-1], *names[:-1]):
+            try:
+                (out / name).unlink(missing_ok=True)
+            except OSError as exc:
+                raise InputError(f"--out {out}: cannot remove {name} of an earlier run ({exc.strerror or exc}); "
+                                 "give a writable folder") from None
+    paths: dict[str, Path] = {}
+    try:
+        for name, write in writers.items():
+            try:
+                paths[name] = write(out / name)
+            except OSError as exc:
+                raise InputError(f"--out {out}: cannot write {name} there ({exc.strerror or exc}); "
+                                 "give a writable folder") from None
+    except BaseException:
+        for path in paths.values():
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
     return paths
 
 
@@ -130,7 +149,7 @@ def write_radiograph_outputs(result: RadiographResult, out_dir: str | Path) -> d
     )
     return write_outputs_into(out, {
         "deposits.csv": lambda f: write_text(f, deposits_csv(result)),
-        "summary.json": lambda f: write_json(f, result.summary),
         "overlay.png": lambda f: write_bytes(f, overlay_png(result)),
         "report.html": lambda f: write_text(f, page),
+        "summary.json": lambda f: write_json(f, result.summary),
     })

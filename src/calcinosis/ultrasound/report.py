@@ -193,7 +193,7 @@ def write_ultrasound_outputs(result: UltrasoundResult, out_dir: str | os.PathLik
 
     return write_outputs_into(prepare_out_dir(out_dir), {
         "deposits.csv": lambda f: write_text(f, deposits_csv(result)),
-        "summary.json": lambda f: write_json(f, summary_dict(result)),
         "overlay.png": lambda f: write_bytes(f, render_overlay_png(result)),
         "report.html": lambda f: write_text(f, render_report_html(result)),
+        "summary.json": lambda f: write_json(f, summary_dict(result)),  # last: a whole result
     })
