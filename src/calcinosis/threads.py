@@ -1,7 +1,9 @@
 """How many threads the array routines may use, and running work over slabs of slices.
 
 ``CALCINOSIS_THREADS`` (else ``OMP_NUM_THREADS``, else the CPUs this process may use) sets
-the number; batch workers that run one analysis per process set it to 1. Used by the
+the number; in a batch's Dask worker processes the nanny sets ``OMP_NUM_THREADS=1``
+(distributed's ``nanny.pre-spawn-environ``), so each analysis there runs on one thread, one
+per worker process. Used by the
 readers, the morphology helpers, the smoothing and the pipeline. ``CALCINOSIS_THREADS`` must
 be a whole number from 1 to ``MAX_THREADS_PER_CPU`` times the CPUs (else :class:`InputError`);
 an ``OMP_NUM_THREADS`` that is not one number (OpenMP also takes lists) is passed over, and a
