@@ -81,12 +81,6 @@ PROFILE_MIN_VOLUME_MM3 = 2.0
 # partial volume or noise whatever its size (on 1 x 1 x 2.5 mm voxels, 2.5 mm3 each, single
 # voxels of the femur's and the spine's edge, 136-170 HU, were reported: three in one scan).
 PROFILE_MIN_VOXELS = 2
-
-
-def is_speck(n_voxels: int, voxel_mm3: float) -> bool:
-    """Whether a piece of ``n_voxels`` found beside a bone is a speck of its partial volume or
-    noise, not a deposit (``PROFILE_MIN_VOLUME_MM3``, ``PROFILE_MIN_VOXELS``)."""
-    return n_voxels < PROFILE_MIN_VOXELS or n_voxels * voxel_mm3 < PROFILE_MIN_VOLUME_MM3
 # On slices thinner than this (mm), a piece without an in-plane maximum of its own that rises
 # this many times ``h`` above the bone's profile is a deposit pressed against the bone.
 THIN_SLICE_MM = 2.5
@@ -114,6 +108,12 @@ PLATEAU_MIN_DEPTH_MM = 1.5
 # A deposit found above the bone's profile takes back its dense middle from the bone's core
 # within this many voxels of it, in-plane (see _Acceptance._with_hidden_dome).
 DOME_REACH_VOXELS = 3
+
+
+def is_speck(n_voxels: int, voxel_mm3: float) -> bool:
+    """Whether a piece of ``n_voxels`` found beside a bone is a speck of its partial volume or
+    noise, not a deposit (``PROFILE_MIN_VOLUME_MM3``, ``PROFILE_MIN_VOXELS``)."""
+    return n_voxels < PROFILE_MIN_VOXELS or n_voxels * voxel_mm3 < PROFILE_MIN_VOLUME_MM3
 
 
 @dataclass(frozen=True, eq=False)

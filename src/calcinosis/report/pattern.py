@@ -57,15 +57,16 @@ def describe_pattern(lesions: Sequence[Lesion], others: Sequence[Lesion] = ()) -
     kind = "punctate" if size < 3 else "nodular"
     tied = [c for c, k in comp if k == main_n]
     others = [c for c, k in comp if k < main_n]
+    # The compartment that characterises the pattern; none when two or more share the top count.
+    predominant = main_comp if len(tied) == 1 else None
     if main_n == n:
         where = _COMPARTMENT_WORDS.get(main_comp, main_comp)
-    elif len(tied) > 1:
+    elif predominant is None:
         # No compartment predominates: the tied ones named alike.
         where = _joined([_COMPARTMENT_WORDS.get(c, c) for c in tied])
         if others:
             where += (f" ({main_n} each of {n}; also "
                       f"{', '.join(_COMPARTMENT_WORDS.get(c, c) for c in others)})")
-        main_comp = ""  # none to characterise the pattern by
     else:
         where = (f"predominantly {_COMPARTMENT_WORDS.get(main_comp, main_comp)} "
                  f"({main_n} of {n}; also {', '.join(_COMPARTMENT_WORDS.get(c, c) for c in others)})")
@@ -85,9 +86,9 @@ def describe_pattern(lesions: Sequence[Lesion], others: Sequence[Lesion] = ()) -
     count = "A single" if n == 1 else f"{n}"
     noun = "deposit" if n == 1 else "deposits"
     sentence = f"{count} {kind} {where} calcified {noun} {place}"
-    if main_comp == "subcutaneous" and main_n >= 0.6 * n and n >= 3:
+    if predominant == "subcutaneous" and main_n >= 0.6 * n and n >= 3:
         sentence += ", clustered in the subcutaneous fat as at injection sites"
-    elif main_comp == "juxta_osseous" and main_n >= 0.6 * n:
+    elif predominant == "juxta_osseous" and main_n >= 0.6 * n:
         sentence += ", next to bone as in periarticular or paraspinal dystrophic calcinosis"
     if region_n < n and main_region != "unknown":
         rest = [r for r, _ in regions if r not in (main_region, "unknown")]
