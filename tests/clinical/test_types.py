@@ -140,6 +140,39 @@ def test_iatrogenic_calcium_names_the_cause(conventional_case, write_case):
 
 
 @pytest.mark.parametrize(
+    ("procedure", "patient"),
+    [
+        ("repeated heel sticks", {"age_years": 0.1, "sex": "male"}),
+        ("EEG electrode paste", {"age_years": 40, "sex": "female"}),
+    ],
+)
+def test_procedure_at_the_site_without_a_drug_is_iatrogenic(
+    procedure, patient, conventional_case, write_case
+):
+    # Heel sticks in neonates and calcium chloride electrode paste are iatrogenic causes in
+    # the pathway; no drug was injected, so IAT-INJECTION cannot fire. Labs as flags: the
+    # adult reference ranges do not apply to a neonate.
+    case = conventional_case(
+        "procedure", {}, patient=patient, history={"trauma_or_procedure_at_site": procedure}
+    )
+    case["labs"] = {name: {"flag": "normal"} for name in ("calcium", "phosphate", "intact_pth")}
+    workup = run_workup(load_case(write_case(case)))
+    c = workup.classification
+    assert c.primary == "iatrogenic" and c.tied_with == ()
+    rules = {r.rule_id for r in c.reasons}
+    assert "IAT-PROCEDURE" in rules and "IAT-INJECTION" not in rules
+    reason = next(r for r in c.reasons if r.rule_id == "IAT-PROCEDURE")
+    assert any(e.field == "history.trauma_or_procedure_at_site" for e in reason.evidence)
+    assert workup.treatments[0].id == "remove_cause"
+    # Medications not stated: whether a drug was injected there is unknown, so the rule
+    # waits, and the missing fact is named instead.
+    case["medications"] = None
+    c = run_workup(load_case(write_case(case))).classification
+    assert "IAT-PROCEDURE" not in {r.rule_id for r in c.reasons}
+    assert any("injected_drug" in m.facts for m in c.missing)
+
+
+@pytest.mark.parametrize(
     ("calcium", "unit", "status", "primary"),
     [
         (10.2, "mg/dL", "normal", "idiopathic"),  # exactly the upper limit: normal
