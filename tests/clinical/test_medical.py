@@ -280,3 +280,38 @@ def test_dialysis_patient_is_not_asked_for_an_egfr_before_a_bisphosphonate(
     cautions = {t.id: t for t in workup.treatments}["bisphosphonate"].cautions
     assert any("below 35" in x for x in cautions)
     assert not any("renal function not known" in x for x in cautions)
+
+
+def _jdm_child(make, age_years=7, **phosphate):
+    # Juvenile dermatomyositis with calcinosis; phosphate 5.4 mg/dL, above the adult range.
+    case = make(
+        "jdm-child",
+        {"phosphate": 5.4, "intact_pth": 30},
+        patient={"age_years": age_years, "sex": "female"},
+        diagnoses=["juvenile dermatomyositis"],
+        history={"connective_tissue_disease": "juvenile dermatomyositis"},
+    )
+    case["labs"]["calcium"] = {"flag": "normal"}  # a flag is the laboratory's own judgement
+    case["labs"]["phosphate"].update(phosphate)
+    return case
+
+
+def test_a_childs_phosphate_needs_the_laboratorys_range(conventional_case, write_case, capsys):
+    from calcinosis.cli import main
+
+    # Without its range, the adult 2.5-4.5 mg/dL would call it high: metastatic tied with
+    # dystrophic, and the FGF23 (tumoral calcinosis) rule fired. Refused, naming the fix.
+    path = write_case(_jdm_child(conventional_case))
+    assert main(["workup", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "labs.phosphate.reference_range: missing" in err[0]
+    assert "7 years old" in err[0] and "2.5-4.5 mg/dL is an adult range" in err[0]
+    # With the laboratory's range for the age it is normal: dystrophic, no metabolic reason.
+    workup = run_workup(load_case(write_case(_jdm_child(conventional_case, reference_range=[3.7, 5.8]))))
+    assert workup.case.lab("phosphate").status == "normal"
+    rules = {r.rule_id for r in workup.classification.reasons}
+    assert workup.classification.primary == "dystrophic" and workup.classification.tied_with == ()
+    assert not rules & {"MET-P", "MET-P-FGF23"}
+    # From 18 the adult range applies.
+    workup = run_workup(load_case(write_case(_jdm_child(conventional_case, age_years=18))))
+    assert workup.case.lab("phosphate").status == "high"

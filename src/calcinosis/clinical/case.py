@@ -437,7 +437,7 @@ def _skin(raw: dict[str, Any]) -> Skin:
 def _labs(raw: dict[str, Any], patient: Patient, knowledge: Knowledge) -> tuple[LabResult, ...]:
     results: list[LabResult] = []
     for key, entry in raw.items():
-        result = parse_lab(str(key), entry, knowledge.labs)
+        result = parse_lab(str(key), entry, knowledge.labs, patient.age_years)
         if result is None:
             continue
         if any(r.name == result.name for r in results):

@@ -20,6 +20,10 @@ from calcinosis.errors import InputError
 QUANTITATIVE_STATUSES = ("low", "normal", "high")
 QUALITATIVE_STATUSES = ("negative", "positive")
 _LAB_ENTRY_KEYS = ("value", "unit", "flag", "reference_range")
+#: Age (years) from which the catalogue's adult reference ranges apply; below it a lab marked
+#: ``adult_range_only`` (calcium, phosphate, creatinine: their normal values change through
+#: childhood, Burritt MF et al., Mayo Clin Proc 1990;65:329-36) needs the laboratory's range.
+ADULT_AGE_YEARS = 18.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,9 @@ class LabSpec:
     qualitative: bool
     #: ``(min, max)`` in ``canonical_unit`` a living patient can have; outside is a typo or a wrong unit.
     plausible_range: tuple[float, float] | None = None
+    #: The reference ranges are adults': a child's measured value needs its own range (see
+    #: :data:`ADULT_AGE_YEARS`).
+    adult_range_only: bool = False
 
     def unit_spec(self, unit: str) -> UnitSpec | None:
         key = normalize_unit(unit)
@@ -128,6 +135,7 @@ def parse_lab_catalogue(raw: dict[str, Any]) -> dict[str, LabSpec]:
                 if "plausible_range" in entry
                 else None
             ),
+            adult_range_only=bool(entry.get("adult_range_only", False)),
         )
     return catalogue
 
@@ -141,8 +149,14 @@ def resolve_lab_name(key: str, catalogue: dict[str, LabSpec]) -> LabSpec | None:
     return None
 
 
-def parse_lab(key: str, entry: Any, catalogue: dict[str, LabSpec]) -> LabResult | None:
+def parse_lab(
+    key: str, entry: Any, catalogue: dict[str, LabSpec], age_years: float | None = None
+) -> LabResult | None:
     """Validate and interpret one ``labs.<key>`` entry; ``None`` when it is null.
+
+    ``age_years`` is the patient's age: under :data:`ADULT_AGE_YEARS`, a measured value of a
+    lab whose catalogue ranges are adults' only is refused unless the entry gives its own
+    ``reference_range`` (a child's normal phosphate would read as high).
 
     Raises
     ------
@@ -195,6 +209,14 @@ def parse_lab(key: str, entry: Any, catalogue: dict[str, LabSpec]) -> LabResult 
     reference = unit_spec.reference_range
     if "reference_range" in entry and entry["reference_range"] is not None:
         reference = _check_range(f"{field}.reference_range", entry["reference_range"])
+    elif spec.adult_range_only and age_years is not None and age_years < ADULT_AGE_YEARS:
+        low, high = reference
+        raise InputError(
+            f"{field}.reference_range: missing; the built-in {_format_number(low)}-"
+            f"{_format_number(high)} {unit_spec.unit} is an adult range and the patient is "
+            f"{age_years:g} years old (children's values change with age): give the laboratory's "
+            "range, reference_range: [low, high], or a flag instead of the value"
+        )
     status = _range_status(number, reference)
     if flag is not None and _flag_status(flag, spec) != status:
         raise InputError(
