@@ -260,3 +260,31 @@ def test_treatment_tried_for_calcinosis_but_not_listed_is_noted(conventional_cas
     assert "low_dose_warfarin" not in {t.id for t in workup.treatments}  # not an iatrogenic option
     assert workup.other_treatments_tried == ("warfarin (past)",)
     assert workup.to_dict()["other_treatments_tried"] == ["warfarin (past)"]
+
+
+def test_dialysis_without_skin_lesions_is_not_called_calciphylaxis(conventional_case, write_case):
+    # Calcified nodules in a dialysis patient, calcium and phosphate normal, the skin over them
+    # free of necrosis and retiform purpura: kidney failure is calciphylaxis's setting, not its
+    # sign. (Was calciphylaxis 3 vs 1, 'supported', with calciphylaxis care advised.)
+    case = conventional_case(
+        "dialysis-nodules",
+        {"calcium": 9.5, "phosphate": 4.2, "intact_pth": 250},
+        history={"chronic_kidney_disease": True, "dialysis": True},
+    )
+    workup = run_workup(load_case(write_case(case)))
+    c = workup.classification
+    assert c.primary != "calciphylaxis" and c.confidence != "supported"
+    assert "CAL-DIALYSIS" not in {r.rule_id for r in c.reasons}
+    assert "calciphylaxis_care" not in {t.id for t in workup.treatments}
+    # Skin not examined: the examination is what would decide.
+    case["skin"].update(necrosis=None, retiform_purpura=None)
+    workup = run_workup(load_case(write_case(case)))
+    assert workup.classification.primary != "calciphylaxis"
+    assert any(m.facts == ("skin_necrosis",) and m.would_be == "calciphylaxis"
+               for m in workup.classification.missing)  # fmt: skip
+    assert {t.id: t for t in workup.suggested_tests}["skin_examination"].would_change_answer
+    # Necrotic skin: calciphylaxis, dialysis among the reasons.
+    case["skin"].update(necrosis=True)
+    c = run_workup(load_case(write_case(case))).classification
+    assert c.primary == "calciphylaxis" and c.confidence == "supported"
+    assert {"CAL-DIALYSIS", "CAL-NECROSIS-RENAL"} <= {r.rule_id for r in c.reasons}
