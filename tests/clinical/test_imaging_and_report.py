@@ -263,3 +263,27 @@ def test_cli_imaging_option_and_case_file_summary_path(shared_case, tmp_path, ca
     capsys.readouterr()
     assert main(["workup", str(case_path)]) == 0
     assert "IMG-INJECTION-SITES" in capsys.readouterr().out
+
+
+def test_outputs_name_the_imaging_input_not_its_path(shared_case, tmp_path):
+    # Study folders are often named after the patient. The summary's path stayed out of
+    # neither output (workup.json gave it as imaging.source), and with --imaging the source
+    # was null, or the case file's other summary, not the one used.
+    folder = tmp_path / "DOE_JANE_MRN4711"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(INJECTION), encoding="utf-8")
+    (folder / "other.json").write_text(json.dumps(PERIARTICULAR), encoding="utf-8")
+    text = shared_case("ifnb-injection-sites.yaml").read_text(encoding="utf-8")
+    case_path = tmp_path / "case.yaml"
+    case_path.write_text(
+        text.replace("summary: null", "summary: DOE_JANE_MRN4711/other.json"), encoding="utf-8"
+    )
+    out = tmp_path / "o"
+    for extra, source in (
+        ([], "imaging.summary"),
+        (["--imaging", str(folder / "summary.json")], "--imaging"),
+    ):
+        assert main(["workup", str(case_path), *extra, "--out", str(out)]) == 0
+        written = [(out / name).read_text(encoding="utf-8") for name in ("workup.json", "workup.html")]
+        assert not any("DOE_JANE" in t or "MRN4711" in t for t in written)
+        assert json.loads(written[0])["imaging"]["source"] == source

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"calcinosis workup: warning: {args.case}: {warning.message}", file=sys.stderr)
     summary_path = args.imaging or (Path(case.imaging.summary) if case.imaging.summary else None)
     summary = None if summary_path is None else load_imaging_summary(summary_path)
-    workup = run_workup(case, summary)
+    workup = run_workup(case, summary, imaging_source="--imaging" if args.imaging else None)
     if args.out is None:
         print_summary(workup)
         return 0

@@ -124,14 +124,25 @@ class Workup:
 
 
 def run_workup(
-    case: Case, imaging_summary: dict[str, Any] | None = None, knowledge: Knowledge | None = None
+    case: Case,
+    imaging_summary: dict[str, Any] | None = None,
+    knowledge: Knowledge | None = None,
+    imaging_source: str | None = None,
 ) -> Workup:
-    """Work up one case; ``imaging_summary`` is a parsed ``summary.json`` of ``calcinosis analyze``."""
+    """Work up one case; ``imaging_summary`` is a parsed ``summary.json`` of ``calcinosis analyze``.
+
+    ``imaging_source`` says where that summary came from (``--imaging``); by default the case
+    file's ``imaging.summary`` field. The output names that input, never the summary's path:
+    folder names of imaging studies often hold the patient's name or record number, and the
+    analysis outputs keep even a file name out unless identifiers are asked for.
+    """
     knowledge = knowledge or load_knowledge()
+    if imaging_source is None and imaging_summary is not None:
+        imaging_source = "imaging.summary" if case.imaging.summary else "given by the caller"
     imaging = (
         None
         if imaging_summary is None
-        else interpret_imaging(imaging_summary, case.imaging.summary)
+        else interpret_imaging(imaging_summary, imaging_source)
     )
     ssc = ssc_criteria(case, knowledge)
     iim = iim_criteria(case, knowledge)
