@@ -237,6 +237,14 @@ def test_cli_without_out_prints_and_writes_nothing(shared_case, tmp_path, monkey
     assert list(tmp_path.iterdir()) == []
 
 
+def test_cli_summary_says_when_the_evidence_is_against_benefit(shared_case, capsys):
+    # Low-dose warfarin's level 2 is the best level listed, and it is evidence against benefit:
+    # the terminal summary showed '(evidence level 2)' alone.
+    assert main(["workup", str(shared_case("ssc-crest-dystrophic.yaml"))]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "Low-dose warfarin" in x)
+    assert "evidence level 2: evidence against benefit" in line
+
+
 def test_cli_imaging_option_and_case_file_summary_path(shared_case, tmp_path, capsys):
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps(INJECTION), encoding="utf-8")

@@ -103,7 +103,11 @@ def print_summary(workup: Workup) -> None:
             *t["already_tried"],
             *(f"caution: {x}" for x in t["cautions"]),
         ]
+        # The level alone misleads: low-dose warfarin's level 2 is evidence *against* benefit,
+        # the best level listed, so the description (which says so) goes with it, as in the HTML.
+        evidence = t["evidence"]
         console.print(
-            f"  - {escape(t['name'])} (evidence level {t['evidence']['level']})"
+            f"  - {escape(t['name'])} (evidence level {escape(evidence['level'])}: "
+            f"{escape(evidence['description'])})"
             + (f": {escape('; '.join(extra))}" if extra else "")
         )
