@@ -315,3 +315,68 @@ def test_a_childs_phosphate_needs_the_laboratorys_range(conventional_case, write
     # From 18 the adult range applies.
     workup = run_workup(load_case(write_case(_jdm_child(conventional_case, age_years=18))))
     assert workup.case.lab("phosphate").status == "high"
+
+
+@pytest.mark.parametrize(
+    "diagnosis",
+    [
+        "systemic sclerosis excluded",
+        "no evidence of dermatomyositis",
+        "antiphospholipid syndrome (lupus anticoagulant positive)",
+        "lupus pernio",  # cutaneous sarcoidosis
+        "fracture of the iliac crest",
+    ],
+)
+def test_a_diagnosis_that_denies_or_only_sounds_like_a_ctd_is_not_one(
+    diagnosis, conventional_case, write_case
+):
+    # Each read as a connective tissue disease: DYS-CTD (+4) made the case dystrophic,
+    # 'supported', with the negated or unrelated text as its evidence.
+    case = _idiopathic_like(conventional_case, diagnoses=[diagnosis])
+    workup = run_workup(load_case(write_case(case)))
+    assert workup.classification.primary == "idiopathic"
+    assert "DYS-CTD" not in {r.rule_id for r in workup.classification.reasons}
+    assert workup.iim_criteria is None and workup.crest_features == ()
+    # The same words affirmed still count.
+    case["diagnoses"] = ["systemic sclerosis (limited, CREST)"]
+    workup = run_workup(load_case(write_case(case)))
+    assert workup.classification.primary == "dystrophic"
+
+
+def _idiopathic_like(make, history=None, **fields):
+    # Normal calcium, phosphate, PTH and kidneys; nothing at the site; no CTD in the history
+    # field (a diagnosis naming one still counts).
+    return make(
+        "free-text",
+        {"calcium": 9.4, "phosphate": 3.5, "intact_pth": 40, "creatinine": 0.9},
+        history={"hyperparathyroidism": False, "connective_tissue_disease": False, **(history or {})},
+        **fields,
+    )
+
+
+def test_negated_statements_in_symptoms_and_history(conventional_case, write_case):
+    case = _idiopathic_like(
+        conventional_case,
+        diagnoses=["limited systemic sclerosis"],
+        symptoms=["no Raynaud phenomenon", "no heart block", "pain-free nodules"],
+        history={"trauma_or_procedure_at_site": "no injections"},
+    )
+    workup = run_workup(load_case(write_case(case)))
+    crest = {f.feature: f for f in workup.crest_features}
+    assert crest["raynaud_phenomenon"].status == "absent"  # was 'present' from symptoms[0]
+    assert crest["raynaud_phenomenon"].source == "symptoms[0]"
+    diltiazem = {t.id: t for t in workup.treatments}["calcium_channel_blocker"]
+    assert not any("conduction" in x for x in diltiazem.cautions)
+    assert "DYS-TRAUMA" not in {r.rule_id for r in workup.classification.reasons}
+    from calcinosis.clinical.facts import case_facts
+    from calcinosis.clinical.knowledge import load_knowledge
+
+    facts = case_facts(workup.case, load_knowledge(), workup.ssc_criteria, None)
+    assert facts["procedure_at_site"].value is False and facts["injection_at_site"].value is False
+    assert facts["painful"].value is False
+    # Affirmed, they count as before.
+    case["symptoms"] = ["Raynaud phenomenon", "heart block", "painful nodules"]
+    workup = run_workup(load_case(write_case(case)))
+    assert {f.feature: f.status for f in workup.crest_features}["raynaud_phenomenon"] == "present"
+    diltiazem = {t.id: t for t in workup.treatments}["calcium_channel_blocker"]
+    assert any("conduction" in x for x in diltiazem.cautions)

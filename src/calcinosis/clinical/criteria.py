@@ -8,11 +8,11 @@ can tell whether the unknown items could change the classification.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from calcinosis.clinical.case import Case
 from calcinosis.clinical.knowledge import Knowledge
+from calcinosis.clinical.text import affirmed, negated
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,8 @@ def _from_labs(case: Case, item: str, present: bool | None, source: str) -> tupl
     return present, source
 
 
+#: "crest" that is not the CREST syndrome.
+_NOT_CREST = ("iliac crest", "crest of the ilium")
 _CREST_TERMS = {
     "calcinosis": (),
     "raynaud_phenomenon": ("raynaud",),
@@ -179,7 +181,9 @@ def crest_features(case: Case) -> tuple[CrestFeature, ...]:
     criteria = dict(case.ssc_criteria or ())
     texts = [(f"diagnoses[{i}]", t) for i, t in enumerate(case.diagnoses or ())]
     texts += [(f"symptoms[{i}]", t) for i, t in enumerate(case.symptoms or ())]
-    crest_diagnosis = next((f for f, t in texts if re.search(r"\bcrest\b", t, re.IGNORECASE)), None)
+    crest_diagnosis = next(
+        (f for f, t in texts if affirmed(t, ("crest",), _NOT_CREST)), None
+    )
     features = []
     for feature, terms in _CREST_TERMS.items():
         if feature == "calcinosis":
@@ -189,9 +193,12 @@ def crest_features(case: Case) -> tuple[CrestFeature, ...]:
             status = "present" if criteria[feature] else "absent"
             features.append(CrestFeature(feature, status, f"ssc_criteria.{feature}"))
             continue
-        hit = next((f for f, t in texts if any(term in t.lower() for term in terms)), None)
+        hit = next((f for f, t in texts if affirmed(t, terms)), None)
+        denied = next((f for f, t in texts if negated(t, terms)), None)
         if hit is not None:
             features.append(CrestFeature(feature, "present", hit))
+        elif denied is not None:  # "no Raynaud phenomenon"
+            features.append(CrestFeature(feature, "absent", denied))
         elif crest_diagnosis is not None:
             features.append(CrestFeature(feature, "implied", crest_diagnosis))
         else:
@@ -425,7 +432,6 @@ def _iim_shown_because(case: Case, terms: tuple[str, ...]) -> str | None:
         texts.append(("history.connective_tissue_disease", ctd))
     texts += [(f"symptoms[{i}]", t) for i, t in enumerate(case.symptoms or ())]
     for field, text in texts:
-        lowered = text.lower()
-        if any(re.search(r"(?<![a-z0-9])" + re.escape(t), lowered) for t in terms):
+        if affirmed(text, terms):  # not "dermatomyositis excluded"
             return field
     return None

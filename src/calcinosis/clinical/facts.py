@@ -8,7 +8,6 @@ work-up gives can be traced to the case file. Lab statuses are facts with keys
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,9 @@ from calcinosis.clinical.case import Case
 from calcinosis.clinical.criteria import IimCriteriaResult, SscCriteriaResult
 from calcinosis.clinical.imaging import ImagingEvidence
 from calcinosis.clinical.knowledge import Knowledge
+from calcinosis.clinical.text import affirmed, matches, negated_statement
+
+__all__ = ["Evidence", "Fact", "case_facts", "calcium_phosphate_product", "matches"]
 
 
 @dataclass(frozen=True)
@@ -35,17 +37,6 @@ class Fact:
     key: str
     value: Any
     evidence: tuple[Evidence, ...] = ()
-
-
-def matches(text: str, terms: tuple[str, ...]) -> bool:
-    """Whether any term occurs in ``text`` at a word start (case-insensitive)."""
-    lowered = text.lower()
-    for term in terms:
-        # Short terms ("sc", "im", "sle") must be whole words; longer ones may be word stems.
-        end = r"(?![a-z0-9])" if len(term) <= 4 else ""
-        if re.search(r"(?<![a-z0-9])" + re.escape(term.lower()) + end, lowered):
-            return True
-    return False
 
 
 def _tri(values: list[bool | None]) -> bool | None:
@@ -95,7 +86,8 @@ def case_facts(
         else bool(history.connective_tissue_disease)
     ]
     for i, diagnosis in enumerate(case.diagnoses or ()):
-        if matches(diagnosis, vocab["connective_tissue_disease"]):
+        if affirmed(diagnosis, vocab["connective_tissue_disease"],
+                    vocab["connective_tissue_disease_exceptions"]):  # fmt: skip
             ctd_sources.append(True)
             ctd_evidence.append(Evidence(f"diagnoses[{i}]", diagnosis))
     if ssc is not None and ssc.classified:
@@ -168,6 +160,8 @@ def case_facts(
 
     # The site: procedures, injections, drugs given there.
     site = history.trauma_or_procedure_at_site
+    if isinstance(site, str) and negated_statement(site):
+        site = False  # "no injections", "none known": nothing was done there
     put(
         "procedure_at_site",
         None if site is None else bool(site),
@@ -178,7 +172,7 @@ def case_facts(
     elif site is True:
         injection = None  # something was done there, but not said what
     else:
-        injection = bool(site) and matches(str(site), vocab["injection_at_site"])
+        injection = bool(site) and affirmed(str(site), vocab["injection_at_site"])
     put("injection_at_site", injection, hist("trauma_or_procedure_at_site"))
     injected, injected_evidence = _medication_fact(
         case, lambda m: m.route is not None and matches(m.route, vocab["local_injection_route"])
@@ -211,7 +205,7 @@ def case_facts(
     if case.symptoms is None:
         put("painful", None)
     else:
-        pain = [(i, s) for i, s in enumerate(case.symptoms) if matches(s, vocab["pain"])]
+        pain = [(i, s) for i, s in enumerate(case.symptoms) if affirmed(s, vocab["pain"])]
         put("painful", bool(pain), *(Evidence(f"symptoms[{i}]", s) for i, s in pain))
 
     put("ca_x_p_product_high", *_product_fact(case, knowledge))

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from calcinosis.clinical.case import Case
-from calcinosis.clinical.facts import Fact, matches
+from calcinosis.clinical.facts import Fact
 from calcinosis.clinical.knowledge import Knowledge, TreatmentSpec
+from calcinosis.clinical.text import affirmed, matches
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def caution_facts(case: Case, facts: dict[str, Fact], knowledge: Knowledge) -> d
 
     def mentioned(terms: tuple[str, ...]) -> bool | None:
         # Absence from free text is weak evidence; it only counts when some text was given.
-        return True if any(matches(t, terms) for t in texts) else (False if described else None)
+        return True if any(affirmed(t, terms) for t in texts) else (False if described else None)
 
     anticoagulant, antiplatelet = on(vocab["anticoagulant"]), on(vocab["antiplatelet"])
     ulceration = case.skin.ulceration
