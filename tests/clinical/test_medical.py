@@ -150,10 +150,12 @@ def test_ssc_proximal_skin_thickening_alone_is_sufficient(write_case):
 
 @pytest.mark.parametrize("exclusion", ["skin_thickening_sparing_fingers", "scleroderma_like_disorder"])
 def test_ssc_criteria_do_not_apply_with_an_exclusion(exclusion, write_case):
-    items = {"skin_thickening_proximal_to_mcp": True, "raynaud_phenomenon": True, exclusion: True}
+    # No finger skin thickening among the items: with it, "sparing the fingers" is a contradiction.
+    items = {"raynaud_phenomenon": True, "ssc_autoantibodies": True, "telangiectasia": True,
+             "abnormal_nailfold_capillaries": True, exclusion: True}  # fmt: skip
     workup = run_workup(load_case(write_case(_ssc_case(items))))
     result = workup.ssc_criteria
-    assert result.score == 12
+    assert result.score == 10
     assert not result.classified and not result.unknown_could_change
     assert result.excluded_by == (exclusion,)
     data = workup.to_dict()["ssc_criteria"]
@@ -161,6 +163,18 @@ def test_ssc_criteria_do_not_apply_with_an_exclusion(exclusion, write_case):
     assert "DYS-SSC" not in {r.rule_id for r in workup.classification.reasons}
     items[exclusion] = False
     assert run_workup(load_case(write_case(_ssc_case(items)))).ssc_criteria.classified
+
+
+@pytest.mark.parametrize("finger_item", ["skin_thickening_proximal_to_mcp", "sclerodactyly"])
+def test_skin_thickening_of_the_fingers_and_sparing_them_is_refused(finger_item, write_case, capsys):
+    from calcinosis.cli import main
+
+    # Both true contradict each other; the exclusion silently unclassified the patient.
+    items = {finger_item: True, "raynaud_phenomenon": True, "skin_thickening_sparing_fingers": True}
+    assert main(["workup", str(write_case(_ssc_case(items)))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ssc_criteria.skin_thickening_sparing_fingers" in err[0]
+    assert f"ssc_criteria.{finger_item}" in err[0] and "make them agree" in err[0]
 
 
 def test_a_tie_is_reported_as_undecided(conventional_case, write_case):

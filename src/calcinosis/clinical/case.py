@@ -41,6 +41,11 @@ HISTORY_BOOL_FIELDS = (
     "calcium_or_phosphate_infusion", "vitamin_d_excess",
 )  # fmt: skip
 MEDICATION_FIELDS = ("name", "route", "duration_years", "current", "dose", "for")
+#: The 2013 SSc criteria's exclusion "skin thickening that spares the fingers", and the items
+#: that are skin thickening of the fingers: stated together they contradict each other, and the
+#: exclusion alone would silently unclassify the patient.
+SSC_FINGERS_SPARED = "skin_thickening_sparing_fingers"
+SSC_FINGER_THICKENING = ("skin_thickening_proximal_to_mcp", "sclerodactyly")
 #: Oldest age (years) accepted: above the oldest person documented (122); 4400 is a typo for 44.
 MAX_AGE_YEARS = 130.0
 #: Slack (years) when a medication's duration is compared with the age: both are often rounded.
@@ -473,6 +478,14 @@ def _ssc_items(value: Any, knowledge: Knowledge) -> tuple[tuple[str, bool | None
         if key not in known:
             raise InputError(f"ssc_criteria.{key_text(key)}: unknown item; known items: {', '.join(known)}")
         items.append((str(key), _bool(f"ssc_criteria.{key}", item)))
+    given = dict(items)
+    if given.get(SSC_FINGERS_SPARED) is True:
+        thickened = next((k for k in SSC_FINGER_THICKENING if given.get(k) is True), None)
+        if thickened is not None:
+            raise InputError(
+                f"ssc_criteria.{SSC_FINGERS_SPARED}: true contradicts ssc_criteria.{thickened}: true "
+                "(skin thickening of the fingers); make them agree"
+            )
     return tuple(items)
 
 
