@@ -74,6 +74,14 @@ MALFORMED = {
         GOOD.replace("age_years: 50", "age_years: 5e1"),
         "patient.age_years: write 50 or 5.0e+1",
     ),
+    # Said in YAML's words, not Python's ("got NoneType", "got datetime.date(2017, 1, 1)").
+    "empty file": ("# only a comment\n", "the case file is empty; see shared/cases/"),
+    "a list, not a mapping": ("- a\n- b\n", "a mapping of fields (case_id, patient, labs, ...), got a list"),
+    "case_id a date": (
+        GOOD.replace("case_id: demo", "case_id: 2017-03-01"),
+        "case_id: expected text, got the date 2017-03-01; write it in quotes",
+    ),
+    "sex a boolean": (GOOD.replace("sex: female", "sex: yes"), "patient.sex: expected text, got true"),
 }
 
 
@@ -90,7 +98,7 @@ def test_malformed_file_raises_input_error_naming_the_field(name, write_case):
     "name",
     [
         "not a mapping", "bad unit", "value not a number", "unknown flag", "missing case_id",
-        "age typo", "creatinine of zero",
+        "age typo", "creatinine of zero", "empty file", "case_id a date",
     ],
 )  # fmt: skip
 def test_cli_exit_code_2_and_one_line_message(name, write_case, capsys):

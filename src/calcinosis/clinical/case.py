@@ -13,6 +13,7 @@ creatinine of 0) are refused rather than interpreted.
 
 from __future__ import annotations
 
+import datetime
 import os
 import warnings
 from dataclasses import dataclass
@@ -242,6 +243,8 @@ def load_case(path: str | os.PathLike[str], knowledge: Knowledge | None = None) 
         if isinstance(exc, _Refused):
             raise InputError(f"{path}: at {where}: {problem}") from None
         raise InputError(f"{path}: YAML syntax error at {where}: {problem}") from None
+    if raw is None:
+        raise InputError(f"{path}: the case file is empty; see shared/cases/ for the format")
     return parse_case(raw, knowledge, source=str(path))
 
 
@@ -250,7 +253,8 @@ def parse_case(raw: Any, knowledge: Knowledge | None = None, source: str | None 
     knowledge = knowledge or load_knowledge()
     if not isinstance(raw, dict):
         raise InputError(
-            f"case file must be a mapping of fields (case_id, patient, labs, ...), got {type(raw).__name__}"
+            "case file must be a mapping of fields (case_id, patient, labs, ...), got "
+            + ("nothing" if raw is None else _kind(raw))
         )
     notes = [
         f"unknown top-level field {quote(key)} ignored; known fields: {', '.join(TOP_LEVEL_FIELDS)}"
@@ -263,7 +267,7 @@ def parse_case(raw: Any, knowledge: Knowledge | None = None, source: str | None 
     if case_id is None or (isinstance(case_id, str) and not case_id.strip()):
         raise InputError("case_id: missing; every case file needs a case_id (text)")
     if not isinstance(case_id, str | int) or isinstance(case_id, bool):
-        raise InputError(f"case_id: expected text, got {quote(case_id)}")
+        raise InputError(f"case_id: expected text, got {_got(case_id)}")
     patient = _patient(_mapping(raw, "patient"))
     labs = _labs(_mapping(raw, "labs"), patient, knowledge)
     imaging = _imaging(_mapping(raw, "imaging"), source)
@@ -304,7 +308,22 @@ def _text(field: str, value: Any) -> str | None:
         return None
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         return str(value)
-    raise InputError(f"{field}: expected text, got {quote(value)}")
+    raise InputError(f"{field}: expected text, got {_got(value)}")
+
+
+def _kind(value: Any) -> str:
+    """What YAML made of a value, in words (not Python's type names)."""
+    return {dict: "a mapping", list: "a list"}.get(type(value), "a value")
+
+
+def _got(value: Any) -> str:
+    """A value that is not text, as YAML wrote it. An unquoted 2017-01-01 is a date to YAML:
+    such text needs quotes."""
+    if isinstance(value, datetime.date):
+        return f"the date {value.isoformat()}; write it in quotes to keep it as text"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{_kind(value)} {quote(value)}"
 
 
 def _text_or_bool(field: str, value: Any) -> str | bool | None:
