@@ -394,3 +394,23 @@ def test_negated_statements_in_symptoms_and_history(conventional_case, write_cas
     assert {f.feature: f.status for f in workup.crest_features}["raynaud_phenomenon"] == "present"
     diltiazem = {t.id: t for t in workup.treatments}["calcium_channel_blocker"]
     assert any("conduction" in x for x in diltiazem.cautions)
+
+
+def test_no_test_is_suggested_that_was_done(conventional_case, write_case):
+    # Phosphate and PTH measured, calcium only flagged, on dialysis, hyperparathyroidism not
+    # stated. Suggested were serum phosphate and PTH ('not known for this patient': the Ca x P
+    # product and the history were unknown) and creatinine/eGFR for a patient on dialysis.
+    case = conventional_case(
+        "done-tests",
+        {"phosphate": 7.0, "intact_pth": 40},
+        history={"dialysis": True, "chronic_kidney_disease": True, "hyperparathyroidism": None},
+    )
+    case["labs"]["calcium"] = {"flag": "normal"}
+    tests = {t.id: t for t in run_workup(load_case(write_case(case))).suggested_tests}
+    assert not {"phosphate", "pth", "renal_function"} & set(tests)
+    assert "given only as a flag" in tests["calcium"].why  # 10.2 x 7.0 could reach 70
+    # Not measured, they are suggested as before.
+    del case["labs"]["phosphate"], case["labs"]["intact_pth"]
+    case["history"]["dialysis"] = False
+    tests = {t.id for t in run_workup(load_case(write_case(case))).suggested_tests}
+    assert {"phosphate", "pth", "renal_function"} <= tests

@@ -179,6 +179,12 @@ def _suggested_tests(
     tests = []
     for spec in knowledge.suggested_tests:
         unknown = [key for key in spec.resolves if values.get(key) is None]
+        if _measured(case, spec.resolves):
+            # Its lab was measured: what stays unknown (the Ca x P product beside a flagged
+            # calcium, a history of hyperparathyroidism) is not for this test to settle.
+            continue
+        if spec.id == "renal_function" and values.get("dialysis_or_kidney_failure") is True:
+            continue  # on dialysis (or eGFR < 15): creatinine and eGFR tell nothing more
         if spec.id == "imaging" and not case.imaging.modalities:
             unknown = unknown or list(spec.resolves)
         if not unknown:
@@ -195,10 +201,25 @@ def _suggested_tests(
         ]
         if what:
             why = "could change the type: " + "; ".join(what[:3])
+        elif any((lab := case.lab(k[4:])) is not None and lab.flag for k in spec.resolves
+                 if k.startswith("lab:")):  # fmt: skip
+            why = ("part of the standard work-up of calcinosis cutis; given only as a flag, "
+                   "a measured value is needed (the calcium x phosphate product)"
+                   if "ca_x_p_product_high" in spec.resolves
+                   else "part of the standard work-up of calcinosis cutis; given only as a flag")  # fmt: skip
         else:
             why = "part of the standard work-up of calcinosis cutis; not known for this patient"
         tests.append(SuggestedTest(spec.id, spec.name, why, would_change))
     return tuple(tests)
+
+
+def _measured(case: Case, resolves: tuple[str, ...]) -> bool:
+    """Whether a lab the test measures (``lab:<name>`` among ``resolves``) has a measured value."""
+    for key in resolves:
+        lab = case.lab(key[4:]) if key.startswith("lab:") else None
+        if lab is not None and lab.value_canonical is not None:
+            return True
+    return False
 
 
 def _ssc_dict(result: SscCriteriaResult) -> dict[str, Any]:
