@@ -414,3 +414,21 @@ def test_no_test_is_suggested_that_was_done(conventional_case, write_case):
     case["history"]["dialysis"] = False
     tests = {t.id for t in run_workup(load_case(write_case(case))).suggested_tests}
     assert {"phosphate", "pth", "renal_function"} <= tests
+
+
+def test_immunotherapy_is_offered_only_with_a_connective_tissue_disease(conventional_case, write_case):
+    # Dystrophic calcinosis of a surgical scar, no connective tissue disease: IVIG, infliximab
+    # and rituximab (which treat the autoimmune disease behind the damage) were offered.
+    case = _idiopathic_like(
+        conventional_case, history={"trauma_or_procedure_at_site": "surgical scar"}
+    )
+    workup = run_workup(load_case(write_case(case)))
+    assert workup.classification.primary == "dystrophic"
+    ids = {t.id for t in workup.treatments}
+    assert not {"ivig", "infliximab", "rituximab"} & ids
+    assert {"calcium_channel_blocker", "surgery"} <= ids
+    # With dermatomyositis, or with the question open, they are listed.
+    for ctd in ("dermatomyositis", None):
+        case["history"]["connective_tissue_disease"] = ctd
+        ids = {t.id for t in run_workup(load_case(write_case(case))).treatments}
+        assert {"ivig", "infliximab", "rituximab"} <= ids, ctd
