@@ -82,6 +82,13 @@ MALFORMED = {
         "case_id: expected text, got the date 2017-03-01; write it in quotes",
     ),
     "sex a boolean": (GOOD.replace("sex: female", "sex: yes"), "patient.sex: expected text, got true"),
+    # A slip of a known field's name ran the case without what it held (every lab), with a
+    # warning only; an unknown field of one's own (below) still only warns.
+    "misspelt labs": (GOOD.replace("labs:", "lab:"), "lab: unknown top-level field; did you mean labs?"),
+    "medication for medications": (
+        GOOD + "medication: [{name: warfarin}]\n",
+        "medication: unknown top-level field; did you mean medications?",
+    ),
 }
 
 
@@ -98,7 +105,7 @@ def test_malformed_file_raises_input_error_naming_the_field(name, write_case):
     "name",
     [
         "not a mapping", "bad unit", "value not a number", "unknown flag", "missing case_id",
-        "age typo", "creatinine of zero", "empty file", "case_id a date",
+        "age typo", "creatinine of zero", "empty file", "case_id a date", "misspelt labs",
     ],
 )  # fmt: skip
 def test_cli_exit_code_2_and_one_line_message(name, write_case, capsys):

@@ -1,8 +1,8 @@
 """The structured case file read by ``calcinosis workup``: frozen dataclasses and the loader.
 
 The format is defined by the example files in ``shared/cases/``. Unknown facts are
-``null`` or absent; unknown top-level fields are kept out and warned about; anything
-malformed raises :class:`~calcinosis.errors.InputError` naming the field.
+``null`` or absent; unknown top-level fields are kept out and warned about (one that is a
+slip of a known field's name, ``lab`` for ``labs``, is refused); anything malformed raises :class:`~calcinosis.errors.InputError` naming the field.
 
 A case file is small, plain YAML: YAML aliases (``*name``, and so ``<<: *name`` merges) are
 refused, as the format never needs one and a few lines of nested aliases expand to
@@ -14,6 +14,7 @@ creatinine of 0) are refused rather than interpreted.
 from __future__ import annotations
 
 import datetime
+import difflib
 import os
 import warnings
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ MEDICATION_FIELDS = ("name", "route", "duration_years", "current", "dose", "for"
 #: exclusion alone would silently unclassify the patient.
 SSC_FINGERS_SPARED = "skin_thickening_sparing_fingers"
 SSC_FINGER_THICKENING = ("skin_thickening_proximal_to_mcp", "sclerodactyly")
+#: Similarity (difflib's ratio) from which an unknown top-level key is taken for a slip of a
+#: known one: 'lab' (0.86), 'medication', 'diagnosis', 'symptom'; not 'notes' or 'source'.
+NEAR_MISS_RATIO = 0.8
 #: Oldest age (years) accepted: above the oldest person documented (122); 4400 is a typo for 44.
 MAX_AGE_YEARS = 130.0
 #: Slack (years) when a medication's duration is compared with the age: both are often rounded.
@@ -256,6 +260,13 @@ def parse_case(raw: Any, knowledge: Knowledge | None = None, source: str | None 
             "case file must be a mapping of fields (case_id, patient, labs, ...), got "
             + ("nothing" if raw is None else _kind(raw))
         )
+    for key in raw:
+        near = _near_miss(key, TOP_LEVEL_FIELDS)
+        if near is not None:
+            raise InputError(
+                f"{key_text(key)}: unknown top-level field; did you mean {near}? (as written, all "
+                "it holds would be ignored)"
+            )
     notes = [
         f"unknown top-level field {quote(key)} ignored; known fields: {', '.join(TOP_LEVEL_FIELDS)}"
         for key in raw
@@ -286,6 +297,19 @@ def parse_case(raw: Any, knowledge: Knowledge | None = None, source: str | None 
         warnings=tuple(notes),
         iim_criteria=_iim_items(raw.get("iim_criteria"), patient, knowledge),
     )
+
+
+def _near_miss(key: Any, known: tuple[str, ...]) -> str | None:
+    """The known field an unknown key is a slip of (``lab`` for ``labs``, ``Medications``), or
+    None. Such a key is refused: ignored with a warning, a misspelt ``labs`` ran the case without
+    a single lab. Other unknown keys (notes of one's own) are only warned about."""
+    if not isinstance(key, str) or key in known:
+        return None
+    lowered = key.strip().lower().replace("-", "_").replace(" ", "_")
+    if lowered in known:
+        return lowered
+    close = difflib.get_close_matches(lowered, known, n=1, cutoff=NEAR_MISS_RATIO)
+    return close[0] if close else None
 
 
 def _mapping(raw: dict[str, Any], field: str) -> dict[str, Any]:
