@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from calcinosis.clinical import load_case, run_workup
+from calcinosis.errors import InputError
 
 
 def _hpt(make):
@@ -198,6 +199,32 @@ def test_own_reference_range_overrides_the_default(conventional_case, write_case
     workup = run_workup(load_case(write_case(case)))
     assert workup.case.lab("calcium").status == "normal"
     assert workup.classification.primary == "idiopathic"
+
+
+@pytest.mark.parametrize(
+    ("lab", "entry", "reads_as"),
+    [
+        ("calcium", {"value": 9.9, "unit": "mg/dL", "reference_range": [2.1, 2.6]}, "mmol/L"),
+        ("calcium", {"value": 2.4, "unit": "mmol/L", "reference_range": [8.5, 10.5]}, "mg/dL"),
+        ("phosphate", {"value": 4.0, "unit": "mg/dL", "reference_range": [0.8, 1.5]}, "mmol/L"),
+        ("creatinine", {"value": 0.9, "unit": "mg/dL", "reference_range": [53, 106]}, "µmol/L"),
+    ],
+)
+def test_reference_range_in_another_unit_than_the_value_is_refused(
+    lab, entry, reads_as, conventional_case, write_case
+):
+    # Calcium 9.9 mg/dL against [2.1, 2.6] (the report's SI range) read as high: metastatic.
+    case = _idiopathic(conventional_case)
+    case["labs"][lab] = entry
+    with pytest.raises(InputError) as info:
+        load_case(write_case(case))
+    assert f"labs.{lab}.reference_range" in str(info.value)
+    assert f"reads as {reads_as}, but the value is in {entry['unit']}" in str(info.value)
+    # A child's range in the value's unit lies in neither usual range and is taken as given.
+    case["patient"]["age_years"] = 7
+    case["labs"] = {"phosphate": {"value": 5.0, "unit": "mg/dL", "reference_range": [4.5, 6.5]},
+                    "creatinine": {"value": 0.3, "unit": "mg/dL", "reference_range": [0.2, 0.5]}}  # fmt: skip
+    assert load_case(write_case(case)).lab("phosphate").status == "normal"
 
 
 def test_product_at_threshold_counts_as_high(conventional_case, write_case):

@@ -209,6 +209,7 @@ def parse_lab(
     reference = unit_spec.reference_range
     if "reference_range" in entry and entry["reference_range"] is not None:
         reference = _check_range(f"{field}.reference_range", entry["reference_range"])
+        _check_range_unit(f"{field}.reference_range", reference, unit_spec, spec)
     elif spec.adult_range_only and age_years is not None and age_years < ADULT_AGE_YEARS:
         low, high = reference
         raise InputError(
@@ -379,6 +380,35 @@ def _check_plausible(field: str, number: float, unit: UnitSpec, spec: LabSpec) -
             f"{field}: {_format_number(number)} {unit.unit} cannot be a real {spec.label}: "
             f"it must be {_format_limit(low)}-{_format_limit(high)} {unit.unit}; "
             "check the value and its unit"
+        )
+
+
+def _check_range_unit(
+    field: str, reference: tuple[float | None, float | None], unit: UnitSpec, spec: LabSpec
+) -> None:
+    """Refuse a range written in another of the lab's units than its value.
+
+    A calcium of 9.9 mg/dL with the range [2.1, 2.6] (mmol/L, as a report in SI units gives it)
+    read as high. The range is taken for another unit's when its middle lies inside that unit's
+    usual range and outside its own unit's; a child's range (a phosphate of [4.5, 6.5] mg/dL, a
+    creatinine of [0.2, 0.5] mg/dL) lies inside neither and passes.
+    """
+    low, high = reference
+    if low is None or high is None:
+        return
+    middle = (low + high) / 2
+
+    def inside(candidate: UnitSpec) -> bool:
+        lo, hi = candidate.reference_range
+        return (lo is None or middle >= lo) and (hi is None or middle <= hi)
+
+    if inside(unit):
+        return
+    other = next((u for u in spec.units if u is not unit and inside(u)), None)
+    if other is not None:
+        raise InputError(
+            f"{field}: [{_format_number(low)}, {_format_number(high)}] reads as {other.unit}, but "
+            f"the value is in {unit.unit}; give the value and its range in the same unit"
         )
 
 
