@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from calcinosis.cli import main
 from calcinosis.clinical import CaseFormatWarning, load_case, run_workup
@@ -280,6 +281,25 @@ def test_out_must_be_a_folder(shared_case, tmp_path, capsys):
     )
     assert "must be a folder" in capsys.readouterr().err
     assert target.read_text(encoding="utf-8") == "x"
+
+
+def test_out_that_would_replace_an_input_is_refused(shared_case, tmp_path, capsys):
+    # A case file saved as workup.json (JSON is YAML) in the --out folder was removed as an
+    # earlier run's output and overwritten by the work-up; an imaging summary the same.
+    case = yaml.safe_load(shared_case("ifnb-injection-sites.yaml").read_text(encoding="utf-8"))
+    text = json.dumps(case)
+    (tmp_path / "workup.json").write_text(text, encoding="utf-8")
+    assert main(["workup", str(tmp_path / "workup.json"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "would write workup.json over or inside the input" in err[0]
+    assert (tmp_path / "workup.json").read_text(encoding="utf-8") == text
+    summary = '{"totals": {"count": 0}}'
+    (tmp_path / "workup.html").write_text(summary, encoding="utf-8")
+    argv = ["workup", str(shared_case("ifnb-injection-sites.yaml")), "--imaging",
+            str(tmp_path / "workup.html"), "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 2
+    assert "would write workup.html over" in capsys.readouterr().err
+    assert (tmp_path / "workup.html").read_text(encoding="utf-8") == summary
 
 
 def test_a_rerun_stopped_while_writing_leaves_no_part_of_a_workup(shared_case, tmp_path, monkeypatch, capsys):

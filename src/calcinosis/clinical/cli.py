@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         print_summary(workup)
         return 0
-    paths = write_workup(workup, args.out)
+    paths = write_workup(workup, args.out, inputs=(summary_path,))
     print(f"wrote {paths['json']} and {paths['html']}")
     return 0
 

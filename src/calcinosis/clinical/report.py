@@ -14,6 +14,7 @@ from pathlib import Path
 
 from calcinosis.atomic import write_json, write_text
 from calcinosis.errors import InputError
+from calcinosis.outputs import prepare_out_dir
 from calcinosis.clinical.workup import Workup
 
 _STYLE = """
@@ -33,17 +34,30 @@ _STYLE = """
 """
 
 
-def write_workup(workup: Workup, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+#: The files a work-up writes into its folder.
+WORKUP_FILES = ("workup.json", "workup.html")
+
+
+def write_workup(
+    workup: Workup,
+    out_dir: str | os.PathLike[str],
+    inputs: tuple[str | os.PathLike[str] | None, ...] = (),
+) -> dict[str, Path]:
     """Write ``workup.html`` and ``workup.json`` into ``out_dir`` (created if needed), atomically;
-    when the second fails, the first is removed."""
+    when the second fails, the first is removed.
+
+    A folder where either would replace an input (the case file, which is ``workup.case.source``,
+    or the files in ``inputs``, such as the imaging summary) is refused: a case file saved as
+    ``workup.json`` (JSON is YAML) was removed as an earlier run's output and overwritten.
+    """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: --out must be a folder, and this is a file")
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out, workup.case.source, *inputs, writes=WORKUP_FILES)
     # workup.json last, an earlier run's files removed first (its workup.json first): a run
     # that failed (or Ctrl-C) after the first file left workup.json without its page, or this
     # run's beside an earlier one.
-    for name in ("workup.json", "workup.html"):
+    for name in WORKUP_FILES:
         old = out / name
         try:
             if old.is_file() or old.is_symlink():
