@@ -432,3 +432,29 @@ def test_immunotherapy_is_offered_only_with_a_connective_tissue_disease(conventi
         case["history"]["connective_tissue_disease"] = ctd
         ids = {t.id for t in run_workup(load_case(write_case(case))).treatments}
         assert {"ivig", "infliximab", "rituximab"} <= ids, ctd
+
+
+def test_remove_the_cause_names_the_injected_drugs_and_whether_they_go_on(shared_case):
+    # Routes written "subcutaneous"/"SC" (no word "inject"): the remark fell back to every drug
+    # with a route, naming oral ones as locally injected and "still given", and missed a
+    # current drug given "SC" ("no longer given - watch whether the deposits regress").
+    import yaml
+
+    from calcinosis.clinical import parse_case
+
+    raw = yaml.safe_load(shared_case("ifnb-injection-sites.yaml").read_text(encoding="utf-8"))
+    raw["medications"][0]["route"] = "subcutaneous"
+    raw["medications"][1].update(route="SC", current=True)
+    raw["medications"].append({"name": "baclofen", "route": "oral", "current": True})
+
+    def remark(case):
+        return {t.id: t for t in run_workup(parse_case(case)).treatments}["remove_cause"].remark
+
+    text = remark(raw)
+    assert "baclofen" not in text
+    assert "interferon beta-1b, interferon beta-1a" in text
+    assert "still given: interferon beta-1a - rotate sites" in text
+    raw["medications"][1]["current"] = None  # not recorded: not "no longer given"
+    assert "not recorded whether still given: interferon beta-1a" in remark(raw)
+    raw["medications"][1]["current"] = False
+    assert "no longer given - watch whether the deposits regress" in remark(raw)

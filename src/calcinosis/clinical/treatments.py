@@ -178,15 +178,23 @@ def _remark(
         return None
     parts = []
     if values.get("injected_drug"):
-        names = [m.name for m in case.medications or () if m.route and "inject" in m.route.lower()]
-        names = names or [m.name for m in case.medications or () if m.route]
-        current = [m.name for m in case.medications or () if m.current and m.name in names]
+        # The drugs behind the injected_drug fact (the same routes): not any drug with "inject"
+        # in its route, with every drug that has a route as the fallback, which named oral drugs
+        # as locally injected and missed a current one given "SC".
+        local = knowledge.vocabulary["local_injection_route"]
+        injected = [m for m in case.medications or () if m.route and matches(m.route, local)]
+        names = [m.name for m in injected]
+        current = [m.name for m in injected if m.current]
+        unknown = [m.name for m in injected if m.current is None]
         parts.append(
             "locally injected: "
             + ", ".join(dict.fromkeys(names))
             + (
                 "; still given: " + ", ".join(current) + " - rotate sites or change drug/route"
                 if current
+                else "; not recorded whether still given: " + ", ".join(dict.fromkeys(unknown))
+                + " - if so, rotate sites or change drug/route"
+                if unknown
                 else "; no longer given - watch whether the deposits regress"
             )
         )
