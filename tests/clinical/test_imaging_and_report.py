@@ -295,3 +295,23 @@ def test_outputs_name_the_imaging_input_not_its_path(shared_case, tmp_path):
         written = [(out / name).read_text(encoding="utf-8") for name in ("workup.json", "workup.html")]
         assert not any("DOE_JANE" in t or "MRN4711" in t for t in written)
         assert json.loads(written[0])["imaging"]["source"] == source
+
+
+def test_cli_summary_shows_a_tie_and_the_iim_criteria(write_case, capsys):
+    # The files said both; the terminal summary said neither.
+    text = (
+        "case_id: t\npatient: {age_years: 30, sex: female}\ndiagnoses: [dermatomyositis]\n"
+        "labs: {calcium: {flag: normal}, phosphate: {flag: normal}}\n"
+        "iim_criteria: {age_at_onset_years: 25, heliotrope_rash: true, gottron_papules: true,"
+        " proximal_upper_limb_weakness: true}\n"
+    )
+    assert main(["workup", str(write_case(text))]) == 0
+    out = capsys.readouterr().out
+    # 3.1 + 2.1 + 0.7 + 1.3 (onset at 18-39): probable.
+    assert "2017 EULAR/ACR IIM criteria: score 7.2 (without biopsy; probable, 55-90 %), classified" in out
+    assert "Undecided" not in out
+    tie = "case_id: t\nlabs: {calcium: {flag: normal}, phosphate: {flag: normal}}\n"
+    assert main(["workup", str(write_case(tie))]) == 0
+    out = capsys.readouterr().out
+    assert "Undecided: dystrophic, iatrogenic, idiopathic have the same score" in out
+    assert "IIM" not in out

@@ -71,6 +71,11 @@ def print_summary(workup: Workup) -> None:
         f"Primary type: [bold]{c['primary']}[/bold] ({c['confidence']}); alternatives: "
         + ", ".join(f"{a['type']} {a['score']:g}" for a in c["alternatives"])
     )
+    if c["tied_with"]:
+        console.print(
+            f"Undecided: {', '.join([c['primary'], *c['tied_with']])} have the same score; the "
+            "first is shown only because of a fixed order (see the missing facts and tests)."
+        )
     for r in c["reasons"]:
         facts = "; ".join(f"{e['field']}={e['value']}" for e in r["evidence"])
         console.print(f"  - [{escape(r['rule'])}] {escape(r['text'])} ({escape(facts)})")
@@ -85,8 +90,23 @@ def print_summary(workup: Workup) -> None:
     if ssc is not None:
         console.print(
             f"2013 ACR/EULAR SSc criteria: score {ssc['score']} (>= {ssc['threshold']}), "
-            f"{'classified' if ssc['classified'] else 'not classified'}; unknown items: "
+            f"{'classified' if ssc['classified'] else 'not classified'}"
+            f"{'' if ssc['applicable'] else ' (criteria not applicable: ' + ', '.join(ssc['excluded_by']) + ')'}"
+            "; unknown items: "
             f"{', '.join(ssc['unknown_items']) or 'none'}"
+        )
+    iim = d["iim_criteria"]
+    if iim is not None:
+        verdict = "classified" if iim["classified"] else "not classified"
+        if not iim["applicable"]:
+            verdict = "not applicable (" + ", ".join(iim["excluded_by"]) + ")"
+        elif iim["not_classified_because"]:
+            verdict += f" ({iim['not_classified_because']})"
+        console.print(
+            f"2017 EULAR/ACR IIM criteria: score {iim['score']:g} "
+            f"({'with' if iim['model'] == 'with_biopsy' else 'without'} biopsy; {iim['category']}, "
+            f"{escape(iim['probability_band'])}), {escape(verdict)}; unknown items: "
+            f"{', '.join(iim['unknown_items']) or 'none'}"
         )
     if d["crest_features"]:
         console.print(
