@@ -83,6 +83,11 @@ MALFORMED = {
         "case_id: expected text, got the date 2017-03-01; write it in quotes",
     ),
     "sex a boolean": (GOOD.replace("sex: female", "sex: yes"), "patient.sex: expected text, got true"),
+    # A range of two nulls read every value as normal (a calcium of 14 mg/dL).
+    "range without limits": (
+        GOOD.replace("value: 9.5, unit: mg/dL", "value: 14, unit: mg/dL, reference_range: [null, null]"),
+        "labs.calcium.reference_range: [null, null] gives no limit",
+    ),
     # A slip of a known field's name ran the case without what it held (every lab), with a
     # warning only; an unknown field of one's own (below) still only warns.
     "misspelt labs": (GOOD.replace("labs:", "lab:"), "lab: unknown top-level field; did you mean labs?"),

@@ -416,6 +416,8 @@ def _check_range(field: str, value: Any) -> tuple[float | None, float | None]:
     if not isinstance(value, list | tuple) or len(value) != 2:
         raise InputError(f"{field}: expected [low, high] (either may be null), got {quote(value)}")
     low, high = (None if v is None else _check_number(field, v) for v in value)
+    if low is None and high is None:  # no limit: every value would read as normal
+        raise InputError(f"{field}: [null, null] gives no limit; give one, or leave reference_range out")
     if low is not None and high is not None and low > high:
         raise InputError(f"{field}: low {low} is above high {high}")
     return low, high
