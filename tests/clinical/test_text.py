@@ -21,6 +21,8 @@ from calcinosis.clinical.text import affirmed, negated, negated_statement
         ("no necrosis, painful nodules", ("painful",), True),  # the comma ends the negation
         ("not lupus but dermatomyositis", ("dermatomyositis",), True),  # so does "but"
         ("nonsteroidal pain relief", ("pain",), True),  # "non" is not the word "no"
+        ("no improvement of pain", ("pain",), True),  # a pseudo-negation (NegEx)
+        ("not only Raynaud phenomenon", ("raynaud",), True),
     ],
 )
 def test_affirmed(text, terms, expected):

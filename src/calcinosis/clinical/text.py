@@ -24,11 +24,18 @@ _PRE_CUES = (
     "no", "not", "without", "denies", "denied", "negative for", "free of", "absence of",
     "no evidence of", "no sign of", "no signs of", "rules out", "ruled out", "never", "none",
 )  # fmt: skip
+#: Phrases that hold a cue but negate nothing after them (NegEx's pseudo-negations): "no
+#: improvement of pain", "not only Raynaud".
+_PSEUDO_CUES = (
+    "no change", "no improvement", "no increase", "no further", "no relief", "no response",
+    "not only", "not improved", "not relieved", "not responding", "not controlled",
+)  # fmt: skip
 #: Cues that negate what precedes them ("systemic sclerosis excluded", "pain-free").
 _POST_CUES = ("excluded", "ruled out", "absent", "negative", "free", "unlikely")
 #: Ends of a negation's scope: punctuation that closes a clause, and "but".
 _CLAUSE_END = re.compile(r"[.,;:!?()\[\]]|\bbut\b|\bhowever\b")
 _PRE = re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(c) for c in _PRE_CUES) + r")(?![a-z0-9])")
+_PSEUDO = re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(c) for c in _PSEUDO_CUES) + r")(?![a-z0-9])")
 _POST = re.compile(r"^[\s-]*(?:" + "|".join(re.escape(c) for c in _POST_CUES) + r")(?![a-z0-9])")
 
 
@@ -77,6 +84,7 @@ def negated_statement(text: str) -> bool:
 def _negated(lowered: str, start: int, end: int) -> bool:
     before = _CLAUSE_END.split(lowered[:start])[-1]
     window = " ".join(before.split()[-NEGATION_WINDOW_WORDS:])
+    window = _PSEUDO.sub(" ", window)
     if _PRE.search(window):
         return True
     # After the term: the rest of its word ("sclerosis" of the stem "scler"), then a cue within
