@@ -100,6 +100,21 @@ def test_vascular_imaging_in_dialysis_supports_calciphylaxis(write_case):
     )
 
 
+def test_vascular_imaging_does_not_make_calciphylaxis_without_its_skin_lesions(write_case):
+    # Dialysis, normal calcium and phosphate, vascular deposits on CT, skin over the deposits
+    # free of necrosis and retiform purpura: calciphylaxis 1 + 2 = 3 against 1 ('supported').
+    text = (
+        "case_id: v\nhistory: {dialysis: true, chronic_kidney_disease: true}\n"
+        "labs: {calcium: {flag: normal}, phosphate: {flag: normal}}\n"
+        "skin: {necrosis: false, retiform_purpura: false}\n"
+    )
+    workup = run_workup(load_case(write_case(text)), VASCULAR)
+    c = workup.classification
+    assert c.primary != "calciphylaxis" and c.scores["calciphylaxis"] < c.ranking[0][1]
+    assert {"IMG-VASCULAR-RENAL", "CAL-NO-SKIN-SIGNS"} <= {r.rule_id for r in c.reasons}
+    assert "calciphylaxis_care" not in {t.id for t in workup.treatments}
+
+
 def test_summary_with_missing_keys_is_tolerated(write_case):
     case = load_case(
         write_case("case_id: m\nmedications: [{name: glatiramer, route: subcutaneous}]\n")
