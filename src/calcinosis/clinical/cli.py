@@ -22,7 +22,8 @@ def register(subparsers: Any) -> None:
         description=(
             "Read a structured case file (YAML), classify the calcinosis (dystrophic, metastatic, "
             "iatrogenic, idiopathic, calciphylaxis) with its reasons, score the 2013 ACR/EULAR SSc "
-            "criteria, and list suggested tests and treatment options. Decision support for a "
+            "criteria (and the 2017 EULAR/ACR myositis criteria when given or myositis is named), "
+            "and list suggested tests and treatment options. Decision support for a "
             "clinician, not a diagnosis. Without --out, prints a summary and writes nothing."
         ),
     )
