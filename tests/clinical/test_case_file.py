@@ -278,6 +278,14 @@ def test_antibodies_all_negative_in_labs_close_the_domain(write_case):
     assert result.max_possible_score == 9 + 4 + 3 + 2 + 2 + 2 + 3
 
 
+def test_a_case_file_not_in_utf8_says_how_to_save_it(tmp_path, capsys):
+    path = tmp_path / "case.yaml"
+    path.write_bytes("case_id: demo\n".encode("utf-16"))
+    assert main(["workup", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith("the case file is not UTF-8 text; save it as UTF-8")
+
+
 def test_out_must_be_a_folder(shared_case, tmp_path, capsys):
     target = tmp_path / "file.txt"
     target.write_text("x", encoding="utf-8")

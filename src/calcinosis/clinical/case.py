@@ -232,7 +232,9 @@ def load_case(path: str | os.PathLike[str], knowledge: Knowledge | None = None) 
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: case file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the case file is not UTF-8 text; save it as UTF-8") from None
+    except OSError as exc:
         raise InputError(f"{path}: cannot read the case file ({exc})") from None
     try:
         raw = yaml.load(text, Loader=_CaseLoader)  # noqa: S506 - a SafeLoader
