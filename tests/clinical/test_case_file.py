@@ -333,3 +333,21 @@ def test_a_rerun_stopped_while_writing_leaves_no_part_of_a_workup(shared_case, t
             assert main(argv) == 130
         assert sorted(p.name for p in out.iterdir()) == [], name
         assert main(argv) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("unknown", None), ("n/a", None), ("?", None), ("absent", False), ("negative", False),
+     ("none known", False), ("no injections", False), ("systemic sclerosis", "systemic sclerosis")],
+)  # fmt: skip
+def test_history_text_that_says_none_or_not_known(text, expected, write_case):
+    # 'connective_tissue_disease: unknown' was read as the name of a connective tissue disease:
+    # dystrophic, 'supported', for a patient whose history is not known.
+    path = write_case(GOOD + f"history: {{connective_tissue_disease: '{text}', trauma_or_procedure_at_site: '{text}'}}\n")
+    history = load_case(path).history
+    assert history.connective_tissue_disease == expected
+    assert history.trauma_or_procedure_at_site == expected
+    if expected is None:
+        workup = run_workup(load_case(path))
+        assert "DYS-CTD" not in {r.rule_id for r in workup.classification.reasons}
+        assert "connective_tissue_disease" in workup.classification.unknown_facts

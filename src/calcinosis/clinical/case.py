@@ -26,6 +26,7 @@ import yaml
 from calcinosis.paths import check_regular_file
 from calcinosis.clinical.inputs import exponent_hint, key_text, quote
 from calcinosis.clinical.knowledge import Knowledge, load_knowledge
+from calcinosis.clinical.text import negated_statement
 from calcinosis.clinical.labs import (
     LabResult,
     albumin_corrected_calcium,
@@ -48,6 +49,12 @@ MEDICATION_FIELDS = ("name", "route", "duration_years", "current", "dose", "for"
 #: exclusion alone would silently unclassify the patient.
 SSC_FINGERS_SPARED = "skin_thickening_sparing_fingers"
 SSC_FINGER_THICKENING = ("skin_thickening_proximal_to_mcp", "sclerodactyly")
+#: Text that says a history field is not known (read as null) ...
+NOT_KNOWN_TEXTS = ("unknown", "not known", "n/a", "na", "?", "unclear", "not stated",
+                   "not reported", "not recorded", "uncertain")  # fmt: skip
+#: ... and text that says there is none (read as false). "No ..." and "none ..." statements too
+#: (text.negated_statement).
+NOTHING_TEXTS = ("", "none", "no", "nil", "absent", "negative", "false", "not present", "-")
 #: Similarity (difflib's ratio) from which an unknown top-level key is taken for a slip of a
 #: known one: 'lab' (0.86), 'medication', 'diagnosis', 'symptom'; not 'notes' or 'source'.
 NEAR_MISS_RATIO = 0.8
@@ -353,11 +360,22 @@ def _got(value: Any) -> str:
 
 
 def _text_or_bool(field: str, value: Any) -> str | bool | None:
+    """Text naming what there is (``systemic sclerosis``, ``injections``), or true/false/null.
+
+    Text that says there is nothing (``none``, ``absent``, ``no injections``) is false, and text
+    that says it is not known (``unknown``, ``n/a``) is null: read as a name, ``unknown`` was a
+    connective tissue disease and made the case dystrophic ('supported').
+    """
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
         stripped = value.strip()
-        return False if stripped.lower() in ("", "none", "no") else stripped
+        lowered = " ".join(stripped.lower().split())
+        if lowered in NOT_KNOWN_TEXTS:
+            return None
+        if lowered in NOTHING_TEXTS or negated_statement(lowered):
+            return False
+        return stripped
     raise InputError(f"{field}: expected text, true, false or null, got {quote(value)}")
 
 

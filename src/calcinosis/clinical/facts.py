@@ -15,7 +15,7 @@ from calcinosis.clinical.case import Case
 from calcinosis.clinical.criteria import IimCriteriaResult, SscCriteriaResult
 from calcinosis.clinical.imaging import ImagingEvidence
 from calcinosis.clinical.knowledge import Knowledge
-from calcinosis.clinical.text import affirmed, matches, negated_statement
+from calcinosis.clinical.text import affirmed, matches
 
 __all__ = ["Evidence", "Fact", "case_facts", "calcium_phosphate_product", "matches"]
 
@@ -160,8 +160,6 @@ def case_facts(
 
     # The site: procedures, injections, drugs given there.
     site = history.trauma_or_procedure_at_site
-    if isinstance(site, str) and negated_statement(site):
-        site = False  # "no injections", "none known": nothing was done there
     put(
         "procedure_at_site",
         None if site is None else bool(site),
