@@ -183,6 +183,16 @@ def test_aliases_and_unit_spellings(write_case):
     assert case.lab("creatinine").value_canonical == pytest.approx(100 / 88.4, rel=1e-3)
     assert case.lab("vitamin_d_25oh").status == "low"  # 40 nmol/L ~ 16 ng/mL
     assert case.lab("egfr").derived_from == "labs.creatinine"
+    # SI laboratories write PTH in ng/L and 25-OH vitamin D in ug/L: the same numbers as
+    # pg/mL and ng/mL (they were refused as unknown units).
+    case = load_case(
+        write_case(
+            "case_id: a\nlabs:\n  pth: {value: 120, unit: ng/L}\n"
+            "  vitamin_d: {value: 30, unit: µg/L}\n"
+        )
+    )
+    assert case.lab("intact_pth").value_canonical == 120 and case.lab("intact_pth").status == "high"
+    assert case.lab("vitamin_d_25oh").value_canonical == 30
 
 
 def test_incomplete_file_lists_what_is_missing(write_case):
