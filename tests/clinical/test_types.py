@@ -140,6 +140,20 @@ def test_iatrogenic_calcium_names_the_cause(conventional_case, write_case):
     assert "calcium" in (workup.treatments[0].remark or "")
 
 
+def test_oral_phosphate_is_not_an_iatrogenic_cause(conventional_case, write_case):
+    # Oral sodium phosphate (for hypophosphataemia), history.calcium_or_phosphate_infusion false:
+    # IAT-CA-P ('given by infusion or injection ... deposits calcium locally') fired,
+    # iatrogenic 'supported'.
+    case = _idiopathic(conventional_case)
+    case["medications"] = [{"name": "sodium phosphate", "route": "oral", "current": True}]
+    workup = run_workup(load_case(write_case(case)))
+    assert "IAT-CA-P" not in {r.rule_id for r in workup.classification.reasons}
+    assert workup.classification.primary == "idiopathic"
+    # Given intravenously, it is the iatrogenic cause.
+    case["medications"][0]["route"] = "intravenous infusion"
+    assert run_workup(load_case(write_case(case))).classification.primary == "iatrogenic"
+
+
 @pytest.mark.parametrize(
     ("procedure", "patient"),
     [

@@ -177,7 +177,9 @@ def case_facts(
     )
     put("injected_drug", injected, *injected_evidence)
     given, given_evidence = _medication_fact(
-        case, lambda m: matches(m.name, vocab["calcium_or_phosphate_agent"])
+        case,
+        lambda m: matches(m.name, vocab["calcium_or_phosphate_agent"])
+        and not (m.route is not None and matches(m.route, vocab["non_parenteral_route"])),
     )
     put(
         "calcium_or_phosphate_given",
