@@ -459,3 +459,15 @@ def test_remove_the_cause_names_the_injected_drugs_and_whether_they_go_on(shared
     assert "not recorded whether still given: interferon beta-1a" in remark(raw)
     raw["medications"][1]["current"] = False
     assert "no longer given - watch whether the deposits regress" in remark(raw)
+
+
+@pytest.mark.parametrize(("diagnosis", "myositis"),
+                         [("limited cutaneous SSc", False), ("dcSSc", False), ("JDM", True)])
+def test_the_usual_abbreviations_name_the_disease(diagnosis, myositis, conventional_case, write_case):
+    # 'lcSSc', 'dcSSc' and 'JDM' named no connective tissue disease: calcinosis in systemic
+    # sclerosis or juvenile dermatomyositis was a tie with idiopathic and iatrogenic.
+    case = _idiopathic_like(conventional_case, diagnoses=[diagnosis])
+    workup = run_workup(load_case(write_case(case)))
+    assert workup.classification.primary == "dystrophic"
+    assert "DYS-CTD" in {r.rule_id for r in workup.classification.reasons}
+    assert (workup.iim_criteria is not None) is myositis
