@@ -471,3 +471,14 @@ def test_the_usual_abbreviations_name_the_disease(diagnosis, myositis, conventio
     assert workup.classification.primary == "dystrophic"
     assert "DYS-CTD" in {r.rule_id for r in workup.classification.reasons}
     assert (workup.iim_criteria is not None) is myositis
+
+
+def test_bisphosphonate_caution_with_kidney_disease_of_unknown_stage(conventional_case, write_case):
+    # Known chronic kidney disease, no creatinine: the caution said "renal function not known".
+    case = _idiopathic_like(conventional_case, history={"connective_tissue_disease": "dermatomyositis",
+                                                        "chronic_kidney_disease": True})  # fmt: skip
+    del case["labs"]["creatinine"]
+    options = {t.id: t for t in run_workup(load_case(write_case(case))).treatments}
+    cautions = options["bisphosphonate"].cautions
+    assert any(x.startswith("eGFR not known to be 35 or more") for x in cautions)
+    assert not any("renal function not known" in x for x in cautions)
