@@ -193,6 +193,9 @@ def test_aliases_and_unit_spellings(write_case):
     )
     assert case.lab("intact_pth").value_canonical == 120 and case.lab("intact_pth").status == "high"
     assert case.lab("vitamin_d_25oh").value_canonical == 30
+    # "phosphorous", the usual misspelling, was kept as a lab the work-up does not interpret.
+    case = load_case(write_case("case_id: a\nlabs:\n  phosphorous: {value: 6.1, unit: mg/dL}\n"))
+    assert case.lab("phosphate").status == "high"
 
 
 def test_incomplete_file_lists_what_is_missing(write_case):
