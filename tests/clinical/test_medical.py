@@ -482,3 +482,16 @@ def test_bisphosphonate_caution_with_kidney_disease_of_unknown_stage(conventiona
     cautions = options["bisphosphonate"].cautions
     assert any(x.startswith("eGFR not known to be 35 or more") for x in cautions)
     assert not any("renal function not known" in x for x in cautions)
+
+
+def test_a_reason_cites_each_field_once(conventional_case, write_case):
+    # CAL-NECROSIS-RENAL reads kidney disease and kidney failure, which both cite
+    # history.chronic_kidney_disease and history.dialysis: each was listed twice.
+    case = conventional_case(
+        "calciphylaxis", {"calcium": 9.6, "phosphate": 4.0},
+        history={"chronic_kidney_disease": True, "dialysis": True},
+        skin={"necrosis": True, "retiform_purpura": True},
+    )  # fmt: skip
+    for reason in run_workup(load_case(write_case(case))).classification.reasons:
+        fields = [(e.field, e.value) for e in reason.evidence]
+        assert len(fields) == len(set(fields)), reason.rule_id

@@ -117,11 +117,15 @@ def classify(facts: Mapping[str, Fact], knowledge: Knowledge) -> Classification:
             rule.id,
             rule.text,
             rule.weights,
+            # Once each: facts share fields (kidney disease and kidney failure both cite
+            # history.dialysis), and a reason listed them twice.
             tuple(
-                e
-                for key in condition_keys(rule.condition)
-                if key in facts
-                for e in facts[key].evidence
+                dict.fromkeys(
+                    e
+                    for key in condition_keys(rule.condition)
+                    if key in facts
+                    for e in facts[key].evidence
+                )
             ),
             tuple(knowledge.cite(c) for c in rule.citations),
             rule.note,
