@@ -23,6 +23,8 @@ from calcinosis.clinical.text import affirmed, negated, negated_statement
         ("nonsteroidal pain relief", ("pain",), True),  # "non" is not the word "no"
         ("no improvement of pain", ("pain",), True),  # a pseudo-negation (NegEx)
         ("not only Raynaud phenomenon", ("raynaud",), True),
+        ("Raynaud negative", ("raynaud",), False),
+        ("limited SSc antibody negative", ("ssc",), True),  # the antibody is negative, not SSc
     ],
 )
 def test_affirmed(text, terms, expected):

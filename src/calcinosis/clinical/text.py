@@ -6,7 +6,8 @@ governs (``no Raynaud phenomenon``, ``systemic sclerosis excluded``, ``without p
 count. The negation cues and their scope follow NegEx (Chapman WW et al., A simple algorithm
 for identifying negated findings and diseases in discharge summaries, J Biomed Inform
 2001;34:301-10): a cue before the term, at most :data:`NEGATION_WINDOW_WORDS` words ahead of it,
-or a cue right after it, within the same clause. This is a heuristic: a negation it misses
+or one after it, at most :data:`POST_WINDOW_WORDS` words on ("negative" and "free" only right
+after it), within the same clause; pseudo-negations ("no improvement of") negate nothing. This is a heuristic: a negation it misses
 leaves the term counted, as before.
 """
 
@@ -30,13 +31,20 @@ _PSEUDO_CUES = (
     "no change", "no improvement", "no increase", "no further", "no relief", "no response",
     "not only", "not improved", "not relieved", "not responding", "not controlled",
 )  # fmt: skip
-#: Cues that negate what precedes them ("systemic sclerosis excluded", "pain-free").
-_POST_CUES = ("excluded", "ruled out", "absent", "negative", "free", "unlikely")
+#: Cues that negate what precedes them ("systemic sclerosis excluded"), up to
+#: POST_WINDOW_WORDS words after the term ...
+_POST_CUES = ("excluded", "ruled out", "absent", "unlikely")
+#: ... and cues that do so only right after it ("pain-free", "Raynaud negative"): "SSc antibody
+#: negative" says nothing against the SSc.
+_POST_ADJACENT_CUES = ("negative", "free")
 #: Ends of a negation's scope: punctuation that closes a clause, and "but".
 _CLAUSE_END = re.compile(r"[.,;:!?()\[\]]|\bbut\b|\bhowever\b")
 _PRE = re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(c) for c in _PRE_CUES) + r")(?![a-z0-9])")
 _PSEUDO = re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(c) for c in _PSEUDO_CUES) + r")(?![a-z0-9])")
 _POST = re.compile(r"^[\s-]*(?:" + "|".join(re.escape(c) for c in _POST_CUES) + r")(?![a-z0-9])")
+_POST_ADJACENT = re.compile(
+    r"^[\s-]*(?:" + "|".join(re.escape(c) for c in _POST_ADJACENT_CUES) + r")(?![a-z0-9])"
+)
 
 
 def _term_pattern(term: str) -> re.Pattern[str]:
@@ -90,5 +98,7 @@ def _negated(lowered: str, start: int, end: int) -> bool:
     # After the term: the rest of its word ("sclerosis" of the stem "scler"), then a cue within
     # the next POST_WINDOW_WORDS words of the clause ("Raynaud phenomenon was excluded").
     after = re.sub(r"^[a-z0-9]*", "", _CLAUSE_END.split(lowered[end:])[0])
+    if _POST_ADJACENT.search(after):
+        return True
     words = after.replace("-", " - ").split()
     return any(_POST.search(" ".join(words[k:])) for k in range(min(len(words), POST_WINDOW_WORDS + 1)))
