@@ -185,7 +185,7 @@ def _analyze_axial(volume: Volume, config: AnalysisConfig | None, progress: Prog
 
     def while_waiting() -> None:
         ahead["features"] = region_features(hu, mask, sp, volume.direction)
-        ahead["midline"] = _midline_x_mm(volume, mask, body.crop, body.n_parts)
+        ahead["midline"] = _midline_x_mm(volume, mask, body.crop, _limbs(body))
 
     det = detect_lesions(hu, mask, sp, config, tissue_level_hu=tissue_level, noise_smoothed_hu=noise_s,
                          smooth_hu=smooth, noise_hu=raw_noise, start=started,
@@ -196,7 +196,7 @@ def _analyze_axial(volume: Volume, config: AnalysisConfig | None, progress: Prog
     del smooth
 
     step("anatomy")
-    midline = ahead["midline"] if "midline" in ahead else _midline_x_mm(volume, mask, body.crop, body.n_parts)
+    midline = ahead["midline"] if "midline" in ahead else _midline_x_mm(volume, mask, body.crop, _limbs(body))
 
     step("measure")
     offset = tuple(s.start for s in body.crop)
@@ -305,6 +305,13 @@ def _trunk_slices(mask: np.ndarray, regions) -> tuple[np.ndarray, np.ndarray]:
         out[z] = name in ("chest", "abdomen", "pelvis", "back", "hip_gluteal")
         pelvis[z] = name in ("pelvis", "hip_gluteal")
     return out, pelvis
+
+
+def _limbs(body) -> int:
+    """The body parts the midline rules count: the pieces of one small body part scanned
+    alone (the fingers of a hand) count as one limb; their median x was taken for the
+    midline, and the fingers on either side of it were given opposite sides."""
+    return 1 if body.small_part else body.n_parts
 
 
 def _midline_x_mm(volume: Volume, mask: np.ndarray, crop, n_parts: int) -> float:

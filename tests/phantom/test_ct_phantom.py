@@ -231,6 +231,45 @@ def test_elbow_side_is_the_limb_side(side):
     assert any(d.compartment == "juxta_osseous" for d in ph.deposits)
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_fingers_are_four_pieces_of_one_hand_with_deposits_beside_their_phalanges(side):
+    # A CT of the fingers (systemic sclerosis: calcinosis of the finger pads and by the
+    # interphalangeal joints): four fingers apart, each with its phalanges, on the hand's side.
+    ph = make_ct_phantom("fingers", seed=1, limb_side=side, length_mm=40.0, pixel_mm=0.5, slice_thickness_mm=1.0,
+                         external_objects=False, table=False)
+    vol = ph.noiseless
+    body = vol.array > -500
+    labels, n = ndimage.label(body)
+    assert n == 4
+    sign = 1 if side == "left" else -1
+    assert all(sign * x > 10 for x in (vol.index_to_lps(np.array([0.0, 0.0, float(i)]))[0]
+                                       for i in np.flatnonzero(body.any(axis=(0, 1)))))
+    bone = vol.array >= 600
+    assert all(bone[labels == k].any() for k in range(1, 5))  # a phalanx in each finger
+    # The joints: slices where a finger's bone is missing (its cartilage gap) in some finger.
+    per_finger = np.array([[(bone[z] & (labels[z] == k)).any() for k in range(1, 5)] for z in range(bone.shape[0])])
+    assert not per_finger.all()
+    assert {d.compartment for d in ph.deposits} == {"cutaneous", "juxta_osseous"}  # no muscle, thin fat
+    assert all(d.side == side and d.region == "wrist_hand" for d in ph.deposits)
+    sp = vol.spacing_zyx
+    depth = ndimage.distance_transform_edt(body, sampling=sp)
+    for d in ph.deposits:
+        centre = tuple(np.round(vol.lps_to_index(np.array(d.centroid_lps))).astype(int))
+        assert labels[centre] > 0
+        assert (depth[centre] <= 3.5) == (d.compartment == "cutaneous")
+        assert not (ph.labels == d.id)[bone & (ph.labels != d.id)].any()
+
+
+def test_tissue_outside_every_structure_is_the_air_member():
+    # np.full stored the plain string "air" there: placing a deposit that reached out of the
+    # body raised AttributeError ('str' object has no attribute 'value') instead of retrying.
+    from calcinosis.phantom import anatomy_parts as parts
+
+    anatomy = parts.fingers(np.random.default_rng(0))
+    tissue = anatomy.tissue_at(np.array([[1000.0, 1000.0, 0.0], [anatomy.outlines[0].center[0], 0.0, 0.0]]))
+    assert tissue[0] is parts.Tissue.AIR and tissue[1] is not parts.Tissue.AIR
+
+
 def test_big_matrix_grid():
     ph = make_ct_phantom("trunk", seed=0, matrix=(512, 512), length_mm=6.0, n_deposits=0, keep_noiseless=False)
     assert ph.volume.shape == (4, 512, 512)
@@ -303,7 +342,8 @@ def test_thin_fat_never_makes_a_deposit_below_the_smallest_size():
     assert min(sizes) >= 1.5 - 1e-6, sizes
 
 
-@pytest.mark.parametrize("body,seed,slice_mm,pixel_mm", [("trunk", 2, 3.0, 0.5), ("elbow", 5, 0.6, 1.0)])
+@pytest.mark.parametrize("body,seed,slice_mm,pixel_mm", [("trunk", 2, 3.0, 0.5), ("elbow", 5, 0.6, 1.0),
+                                                      ("fingers", 0, 1.0, 0.5)])
 def test_truth_matches_render_at_other_slices_and_pixels(body, seed, slice_mm, pixel_mm):
     """Per deposit, on a deposit-free twin's difference image (each voxel given to its nearest
     label so neighbours do not mix): mass within 1.5 %, intensity centroid within 0.5 mm,
@@ -323,7 +363,9 @@ def test_truth_matches_render_at_other_slices_and_pixels(body, seed, slice_mm, p
         assert (ph.labels == d.id).sum() * vol.voxel_volume_mm3 == pytest.approx(d.ideal_volume_mm3)
     flat = (ndimage.maximum_filter(twin.noiseless.array, size=(1, 7, 7))
             - ndimage.minimum_filter(twin.noiseless.array, size=(1, 7, 7))) < 0.01
-    flat &= np.abs(twin.noiseless.array - 50) < 10
+    if body == "fingers":  # no muscle, and no fat 3.5 mm across: the soft tissue, edges and all
+        flat = np.ones(flat.shape, bool)
+    flat &= (twin.noiseless.array > -150) & (twin.noiseless.array < 100)
     assert flat.sum() > 10000
     resid = ph.volume.array[flat] - ph.noiseless.array[flat]
     assert resid.std() == pytest.approx(20.0, rel=0.03)

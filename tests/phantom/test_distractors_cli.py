@@ -83,7 +83,7 @@ def test_phantom_subcommand_writes_image_and_truth(tmp_path):
     (["--matrix", "100000"], "matrix must be"),
     (["--deposits", "100000"], "n_deposits must be at most"),
     (["--length-mm", "2000", "--slice-mm", "0.3"], "more than the generator makes"),
-    (["--limb-side", "right"], "elbow phantom only"),  # was ignored without a word
+    (["--limb-side", "right"], "elbow and fingers phantoms only"),  # was ignored without a word
 ])
 def test_phantom_subcommand_bad_settings_exit_2_with_one_line(tmp_path, capsys, extra, words):
     from calcinosis.cli import main

@@ -31,6 +31,9 @@ AIR_HU = -500.0
 TABLE_OPENING_MM = 4.0
 # A body part is at least this thick (half-thickness, mm); the table top and cables are thinner.
 MIN_HALF_THICKNESS_MM = 12.0
+# When no part is that thick, a small body part (a finger is 15-20 mm across, a child's
+# little finger 10 mm) is at least this thick (half-thickness, mm); a CT table top is not.
+SMALL_PART_HALF_THICKNESS_MM = 5.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +48,9 @@ class Body:
     crop: tuple[slice, slice, slice]
     mask: np.ndarray
     n_parts: int
+    # No part is a limb's thickness: the parts are pieces of one small body part scanned
+    # alone (the fingers of a hand, each a part).
+    small_part: bool = False
 
 
 def find_body(hu: np.ndarray, spacing_zyx) -> Body:
@@ -90,12 +96,24 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
         return Body(box, np.zeros(sub_hu.shape, bool), 0)
     index = np.arange(1, n + 1)
     deep = erode_disk(coarse, sp_c, MIN_HALF_THICKNESS_MM, strict=True)
-    del coarse
     thick, sizes = _thick_and_sizes(labels, n, deep)
     del deep
-    if not thick.any():
-        # A small part (a hand, a child's limb): take the biggest piece rather than nothing.
-        thick = sizes == sizes.max()
+    small_part = not thick.any()
+    if small_part:
+        # No part is 24 mm thick: a small body part alone in the scan (the fingers, a child's
+        # hand). Its pieces are those at least SMALL_PART_HALF_THICKNESS_MM thick, compact
+        # across (:func:`_compact`) and mostly soft tissue (:func:`_soft_tissue`): each finger
+        # of a scan of the fingers is a piece of its own. The biggest piece alone was kept
+        # before: the table top under the fingers, the fingers' bones reported as objects
+        # outside the body and no deposit found. (A curved table top breaks into finger-sized
+        # pieces on the coarse grid: it is told by its density.) None such: the biggest
+        # compact piece, or the biggest, rather than nothing.
+        compact = _compact(labels, n, sp_c) & _soft_tissue(labels, n, sub_hu, f)
+        thick, _ = _thick_and_sizes(labels, n, erode_disk(coarse, sp_c, SMALL_PART_HALF_THICKNESS_MM, strict=True))
+        thick &= compact
+        if not thick.any():
+            thick = sizes == (sizes * compact).max() if compact.any() else sizes == sizes.max()
+    del coarse
     keep = thick & (sizes >= 0.02 * sizes[thick].max())
     lut = np.zeros(n + 1, bool)
     lut[index[keep]] = True
@@ -105,7 +123,7 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     if inner is None:
         return Body(box, mask, 0)
     crop = tuple(slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner))
-    return Body(crop, mask, int(keep.sum()))  # type: ignore[arg-type]
+    return Body(crop, mask, int(keep.sum()), small_part)  # type: ignore[arg-type]
 
 
 # In-plane grid (mm) on which body parts are told from the table and objects.
@@ -130,6 +148,55 @@ def _thick_and_sizes(labels: np.ndarray, n: int, deep: np.ndarray) -> tuple[np.n
         thick[k - 1] = part.any()
     return thick, sizes
 
+
+
+# A body piece is compact across: the square of its in-plane extent is at most this many
+# times its largest cross-section (a finger 19 mm wide: 1.5 times; a 10 mm table top 400 mm
+# wide: 40 times; a child's palm 60 x 18 mm: 4 times).
+COMPACT_MAX_EXTENT2_PER_AREA = 8.0
+
+
+def _compact(labels: np.ndarray, n: int, spacing_yx) -> np.ndarray:
+    """Per part 1..n of ``labels`` (coarse in-plane grid): whether it is compact across
+    (``COMPACT_MAX_EXTENT2_PER_AREA``): its in-plane extent (the longer side of its box, mm)
+    squared against its largest slice's area (mm2). A table top, a sheet or a cable is long
+    and thin across; a finger, a limb or a trunk is not."""
+    sy, sx = (float(v) for v in spacing_yx)
+    out = np.zeros(n, bool)
+    for k, box in enumerate(cc3d_boxes(labels, n)):
+        if box is None:
+            continue
+        part = labels[box] == k + 1
+        area = float(part.sum(axis=(1, 2)).max()) * sy * sx
+        extent = max((box[1].stop - box[1].start) * sy, (box[2].stop - box[2].start) * sx)
+        out[k] = extent * extent <= COMPACT_MAX_EXTENT2_PER_AREA * area
+    return out
+
+
+# A body piece is mostly fat, skin and muscle: the median of its HU lies in this range (a
+# table top of carbon fibre or plastic is denser; foam is air).
+SOFT_TISSUE_MEDIAN_HU = (-200.0, 120.0)
+
+
+def _soft_tissue(labels: np.ndarray, n: int, hu: np.ndarray, f: int) -> np.ndarray:
+    """Per part 1..n of ``labels`` (coarse grid of ``f`` x ``f`` blocks of ``hu``): whether
+    the median HU of its blocks' centre voxels lies in ``SOFT_TISSUE_MEDIAN_HU``."""
+    centres = hu[:, f // 2::f, f // 2::f][:, :labels.shape[1], :labels.shape[2]]
+    lab = labels[:, :centres.shape[1], :centres.shape[2]]
+    out = np.zeros(n, bool)
+    lo, hi = SOFT_TISSUE_MEDIAN_HU
+    for k in range(1, n + 1):
+        values = centres[lab == k]
+        out[k - 1] = values.size > 0 and lo <= float(np.median(values)) <= hi
+    return out
+
+
+def cc3d_boxes(labels: np.ndarray, n: int) -> list:
+    """The bounding boxes of labels 1..n (None for a label not present)."""
+    from scipy import ndimage as ndi
+
+    boxes = ndi.find_objects(labels, max_label=n)
+    return list(boxes) + [None] * (n - len(boxes))
 
 
 def _coarse_tissue(hu: np.ndarray, f: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Analytic anatomy of the CT phantoms: thighs, trunk and elbow, plus the CT table.
+"""Analytic anatomy of the CT phantoms: thighs, trunk, elbow and fingers, plus the CT table.
 
 A body part is an ordered list of :class:`Structure` (a tissue prism with a HU
 value) painted over air; later structures cover earlier ones. Structures
@@ -79,7 +79,8 @@ class Anatomy:
 
     def tissue_at(self, p: np.ndarray) -> np.ndarray:
         """Tissue label (object array of :class:`Tissue`) at ``(n, 3)`` LPS points."""
-        out = np.full(len(p), Tissue.AIR, dtype=object)
+        out = np.empty(len(p), dtype=object)
+        out.fill(Tissue.AIR)  # np.full would store the plain string "air", not the member
         for s in self.structures:
             out[s.prism.contains(p)] = s.tissue
         return out
@@ -137,6 +138,8 @@ class Anatomy:
             return "thigh"
         if self.body_part == "elbow":
             return "elbow"
+        if self.body_part == "fingers":
+            return "wrist_hand"
         if p[1] > self.landmarks["back_y"]:
             return "back"
         return "chest" if p[2] >= self.landmarks["diaphragm_z"] else "abdomen"
@@ -285,6 +288,58 @@ def elbow(rng: np.random.Generator, limb_side: str = "left") -> Anatomy:
     fx = lx - sign * 30.0  # the limb sits 30 mm lateral of the FOV centre
     return Anatomy("elbow", tuple(s), (body,), (fx - half, fx + half, -100.0, 100.0), None,
                    limb_side=limb_side, landmarks={"joint_z": 0.0})
+
+
+# The fingers phantom: index to little finger, their widths (semi-axis in x, mm) and the
+# lengths of their middle phalanges (mm); the little finger is the smallest.
+_FINGERS = (("index", 9.5, 23.0), ("middle", 9.8, 27.0), ("ring", 9.3, 25.0), ("little", 8.3, 19.0))
+
+
+def fingers(rng: np.random.Generator, limb_side: str = "left") -> Anatomy:
+    """The four fingers of one hand, lying palm down with the arm overhead, the fingers
+    along z (towards the fingertips at high z): a CT of the fingers alone (the hand's
+    palm is outside the scan), where no body piece is as thick as a limb.
+
+    Each finger (18-20 mm wide, 17-18 mm thick: skin, the fat of the finger and its pulp)
+    holds its phalanges: the proximal one below the proximal interphalangeal (PIP) joint
+    near ``z = 0``, the middle one above it, the distal one beyond the distal (DIP) joint,
+    each a cortical shell round marrow, nearer the back of the finger (low y: the pulp
+    lies on the table side), with joint cartilage in the 1.5-2 mm gaps. The finger's soft
+    tissue does not change along z (the renderer paints z-gated structures over a
+    z-invariant base), so the scan's 60 mm show no fingertip.
+    """
+    sign = 1.0 if limb_side == "left" else -1.0
+    lx = sign * float(rng.uniform(60, 80))  # the hand lies off the isocentre on its own side
+    s: list[Structure] = []
+    outlines = []
+    joints = []
+    bones: list[Structure] = []
+    cortex_hu, marrow_hu = float(rng.uniform(1100, 1400)), float(rng.uniform(180, 300))
+    for i, (name, half_width, middle_len) in enumerate(_FINGERS):
+        scale = half_width / 9.8
+        x = lx + sign * (i - 1.5) * 21.0
+        body = Ellipse2D((x, 0.0), half_width, float(rng.uniform(8.5, 9.0)) * scale)
+        s.append(Structure(f"{name}_skin", Prism(body), Tissue.SKIN, 40.0))
+        s.append(Structure(f"{name}_fat", Prism(body.grown(-SKIN_MM)), Tissue.FAT, float(rng.uniform(-95, -85))))
+        outlines.append(body)
+        gap = float(rng.uniform(1.5, 2.0))
+        pip = float(rng.uniform(-4.0, 4.0))
+        dip = pip + gap + middle_len * float(rng.uniform(0.93, 1.07))
+        by = -1.5 * scale  # the bone's centre, nearer the back of the finger
+        spans = (("proximal", (-FAR_MM, pip - gap / 2), 4.5, 3.3), ("middle", (pip + gap / 2, dip - gap / 2), 4.0, 3.0),
+                 ("distal", (dip + gap / 2, dip + gap / 2 + 18.0 * scale), 3.2, 2.5))
+        for part, z, a, b in spans:
+            shape = Ellipse2D((x, by), a * scale, b * scale)
+            bones += _bone(f"{name}_{part}_phalanx", shape, 1.3 * scale, cortex_hu, marrow_hu, (z,))
+        for joint, zj in (("pip", pip), ("dip", dip)):
+            s.append(Structure(f"{name}_{joint}_cartilage", Prism(Ellipse2D((x, by), 4.0 * scale, 3.0 * scale),
+                                                                   ((zj - gap / 2, zj + gap / 2),)),
+                               Tissue.CARTILAGE, 100.0))
+            joints.append(zj)
+    s += [b for b in bones if b.tissue == Tissue.CORTICAL_BONE] + [b for b in bones if b.tissue == Tissue.MARROW]
+    half = 60.0
+    return Anatomy("fingers", tuple(s), tuple(outlines), (lx - 1.5 * half, lx + 1.5 * half, -half, half), None,
+                   limb_side=limb_side, landmarks={"joints_z": tuple(joints)})
 
 
 def add_table(anatomy: Anatomy, rng: np.random.Generator, gap_mm: float | None = None) -> tuple[Anatomy, dict]:

@@ -15,7 +15,7 @@ def register_phantom_command(subparsers) -> argparse.ArgumentParser:
     """Add the ``phantom`` subcommand to ``subparsers``; its ``func`` is :func:`cmd_phantom`."""
     p = subparsers.add_parser(
         "phantom", help="write a synthetic CT phantom with exact ground truth",
-        description="Make a synthetic CT (thighs, trunk or elbow) with calcified deposits of known "
+        description="Make a synthetic CT (thighs, trunk, elbow or fingers) with calcified deposits of known "
         "size, density, mass and compartment, and write phantom.<format>, truth_labels.<format> "
         "and truth.json into the output folder.")
     p.add_argument("--body-part", default="thighs", choices=BODY_PARTS)
@@ -27,7 +27,7 @@ def register_phantom_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--matrix", type=int, default=None, metavar="N", help="square in-plane matrix N x N")
     p.add_argument("--deposits", type=int, default=None, metavar="N", help="number of deposits (default 8-14)")
     p.add_argument("--limb-side", default=None, choices=("left", "right"),
-                   help="elbow: the arm's side (default left)")
+                   help="elbow, fingers: the arm's or hand's side (default left)")
     p.add_argument("--distractors", default="", metavar="LIST",
                    help=f"comma-separated distractors: {', '.join(DISTRACTOR_KINDS)}")
     p.add_argument("--no-table", action="store_true", help="no CT table under the patient")
@@ -41,8 +41,8 @@ def register_phantom_command(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_phantom(args: argparse.Namespace) -> int:
-    if args.limb_side is not None and args.body_part != "elbow":
-        raise InputError(f"--limb-side applies to the elbow phantom only, not {args.body_part}")
+    if args.limb_side is not None and args.body_part not in ("elbow", "fingers"):
+        raise InputError(f"--limb-side applies to the elbow and fingers phantoms only, not {args.body_part}")
     distractors = tuple(k.strip() for k in args.distractors.split(",") if k.strip())
     phantom = make_ct_phantom(
         args.body_part, seed=args.seed, noise_hu=args.noise_hu, slice_thickness_mm=args.slice_mm,

@@ -1,6 +1,6 @@
 """Synthetic CT phantoms with exact ground truth: :func:`make_ct_phantom`.
 
-A phantom is an analytic body part (thighs, trunk or elbow) on a CT table,
+A phantom is an analytic body part (thighs, trunk, elbow or fingers) on a CT table,
 with calcified deposits of known shape, density and compartment, optional
 objects on the skin that are not deposits, and optional distractors. It is
 "scanned" by the model in :mod:`calcinosis.phantom.render` (Gaussian in-plane
@@ -34,7 +34,7 @@ from calcinosis.phantom.render import Grid, add_noise, render_anatomy, render_bl
 from calcinosis.phantom.shapes import Blob, blob_with_diameter, ellipsoid_blob, lumpy_blob
 from calcinosis.volume import Volume
 
-BODY_PARTS = ("thighs", "trunk", "elbow")
+BODY_PARTS = ("thighs", "trunk", "elbow", "fingers")
 HA_MG_PER_CM3_HU = 0.8  # hydroxyapatite-equivalent mass per (cm3 * HU)
 IDEAL_THRESHOLD_HU = 130.0
 SCHEMA_VERSION = 1
@@ -290,7 +290,7 @@ def make_ct_phantom(
 
     Parameters
     ----------
-    body_part : {"thighs", "trunk", "elbow"}
+    body_part : {"thighs", "trunk", "elbow", "fingers"}
     seed : int
         Everything random (anatomy jitter, deposits, objects, noise) follows from it.
     noise_hu : float
@@ -310,7 +310,7 @@ def make_ct_phantom(
     external_objects, table : bool
         Put objects on the skin / a CT table under the patient.
     limb_side : {"left", "right"}
-        The patient's side of the arm (elbow phantom only).
+        The patient's side of the arm or hand (elbow and fingers phantoms only).
     psf_fwhm_mm, noise_correlation_mm : float
         In-plane blur (FWHM, mm) and in-plane noise correlation (Gaussian sigma, mm; sampled
         on the pixels, so a sigma under a pixel gives nearly white noise: see ``add_noise``).
@@ -338,8 +338,10 @@ def make_ct_phantom(
         anatomy = parts.thighs(rng_anat)
     elif body_part == "trunk":
         anatomy = parts.trunk(rng_anat)
-    else:
+    elif body_part == "elbow":
         anatomy = parts.elbow(rng_anat, limb_side)
+    else:
+        anatomy = parts.fingers(rng_anat, limb_side)
     anatomy = add_distractor_anatomy(anatomy, distractors)
     # The table is always laid out so that the grid does not depend on whether it is shown.
     with_table, table_truth = parts.add_table(anatomy, rng_anat, table_gap_mm)

@@ -24,6 +24,8 @@ _SHARE = {
     "thighs": (0.12, 0.55, 0.13, 0.20),
     "trunk": (0.15, 0.35, 0.20, 0.30),
     "elbow": (0.15, 0.30, 0.10, 0.45),
+    # A finger has no muscle, and all of its fat lies within 5 mm of a phalanx: juxta-osseous.
+    "fingers": (0.35, 0.0, 0.0, 0.65),
 }
 
 
@@ -107,7 +109,8 @@ def classify(anatomy: Anatomy, blob: Blob) -> dict:
 
 
 def compartment_counts(body_part: str, n: int) -> dict[str, int]:
-    """How many of ``n`` deposits go to each compartment (at least one each when n >= 4)."""
+    """How many of ``n`` deposits go to each compartment (at least one in each the body part
+    has, when n >= 4)."""
     share = np.array(_SHARE[body_part])
     raw = share * n
     counts = np.floor(raw).astype(int)
@@ -115,7 +118,7 @@ def compartment_counts(body_part: str, n: int) -> dict[str, int]:
         counts[i] += 1
     if n >= 4:
         for i in range(4):
-            if counts[i] == 0:
+            if counts[i] == 0 and share[i] > 0:
                 counts[int(np.argmax(counts))] -= 1
                 counts[i] = 1
     return dict(zip(COMPARTMENTS, (int(v) for v in counts)))
@@ -180,7 +183,10 @@ class DepositPlacer:
             if n[1] > 0.6:  # not where the body lies on the table
                 p, n = _frame(outline, -t)
             center = p - n * (0.5 * SKIN_MM) + np.array([0, 0, self._z()])
-            return _flat_blob(rng, surface_rotation(n), center), frozenset({Tissue.SKIN}), 0.15, 5.5
+            # Away from bone (5.5 mm), except in a finger, where no skin lies that far from a
+            # phalanx (calcinosis cutis of the fingers lies over them).
+            gap_min = 1.5 if anat.body_part == "fingers" else 5.5
+            return _flat_blob(rng, surface_rotation(n), center), frozenset({Tissue.SKIN}), 0.15, gap_min
         if compartment == "subcutaneous":
             d = float(np.exp(rng.uniform(np.log(3.0), np.log(15.0))))
             if anat.body_part == "thighs":
@@ -245,7 +251,11 @@ class DepositPlacer:
             a, b = max(a, self.z_limits[0]), min(b, self.z_limits[1])
             if anat.body_part == "elbow":  # periarticular: close to the joint line
                 a, b = (max(a, -15.0), min(b, -2.0)) if b < 0 else (max(a, 2.0), min(b, 15.0))
-        d = rng.uniform(2.0, 8.0)
+            elif anat.body_part == "fingers":  # periarticular: within 8 mm of a joint in the scan
+                joint = b if b < self.z_limits[1] and (rng.uniform() < 0.5 or a <= self.z_limits[0]) else a
+                a, b = max(a, joint - 8.0), min(b, joint + 8.0)
+        # A finger's fat leaves room for small deposits only (4-5 mm under the phalanx).
+        d = rng.uniform(1.5, 3.0) if anat.body_part == "fingers" else rng.uniform(2.0, 8.0)
         if st.prism.z_intervals is not None:
             a, b = max(a, self.z_limits[0] + 0.7 * d), min(b, self.z_limits[1] - 0.7 * d)
             z = float(rng.uniform(a, b)) if b > a else self._z(d)
