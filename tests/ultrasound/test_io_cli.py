@@ -261,3 +261,39 @@ def test_out_that_cannot_be_created_exits_2(tmp_path, phantom, capsys):
     assert main(["ultrasound", str(png), "--out", str(afile / "sub")]) == 2  # was NotADirectoryError, exit 1
     assert "cannot create" in _one_line_error(capsys)
     assert afile.read_text() == "keep me"
+
+
+# --- Probing round h23c: calipers, anisotropic pixels, blank images, cine gaps, messages --------
+
+
+def _with_calipers(phantom, colour=(255, 255, 0)):
+    """The phantom as a screen capture on which the radiologist measured every deposit: a
+    caliper cross (9 pixels, one pixel wide) on each lateral edge, as scanners burn them in."""
+    from PIL import ImageDraw
+
+    im = Image.fromarray(phantom.image).convert("RGB")
+    draw = ImageDraw.Draw(im)
+    for d in phantom.deposits:
+        y = int(d.y_px)
+        for x in (d.x_px - d.width_mm / 0.2, d.x_px + d.width_mm / 0.2):
+            x = int(x)
+            draw.line([(x - 4, y), (x + 4, y)], fill=colour)
+            draw.line([(x, y - 4), (x, y + 4)], fill=colour)
+    return im
+
+
+def test_deposits_measured_with_calipers_are_found(tmp_path, phantom):
+    # Yellow calipers on a deposit's edges made it touch the masked annotation, which rejected
+    # it as cut off: 0 of 3 deposits found. The calipers hide a few pixels of each.
+    png = tmp_path / "calipers.png"
+    _with_calipers(phantom).save(png)
+    result = analyze_ultrasound(read_ultrasound(png, pixel_spacing_mm=0.1))
+    assert len(result.deposits) == 3 and all(_near_truth(d, phantom, tol_px=5) for d in result.deposits)
+    truth = sorted(phantom.deposits, key=lambda d: d.x_px)
+    for d, t in zip(sorted(result.deposits, key=lambda d: d.x_px), truth):
+        assert 0.8 <= d.width_mm / t.width_mm <= 1.2 and abs(d.depth_mm - t.depth_mm) <= 0.6
+        assert 0 < d.hidden_share <= 0.4
+    assert any("under burned-in marks" in w for w in result.warnings)
+    # The outline is drawn on the visible echoes only, never on the calipers.
+    coloured = np.ptp(np.asarray(Image.open(png)).astype(int), axis=-1) > 40
+    assert not any(coloured[d.mask_rows, d.mask_cols].any() for d in result.deposits)

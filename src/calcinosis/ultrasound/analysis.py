@@ -50,6 +50,7 @@ class UsDeposit:
     bbox: tuple[int, int, int, int]  # row0, col0, row1, col1 on the screen, inclusive
     mask_rows: np.ndarray = field(repr=False, compare=False)
     mask_cols: np.ndarray = field(repr=False, compare=False)
+    hidden_share: float = 0.0  # share of the outline under burned-in marks (calipers), not drawn
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def analyze_ultrasound(image: UltrasoundImage, config: UltrasoundConfig | None =
             scaled = region.row_mm is not None
             row_mm = region.row_mm if scaled else config.nominal_pixel_mm
             col_mm = region.col_mm if scaled else config.nominal_pixel_mm
-            foci, skin = detect_foci(grey[sl], masks.valid[sl], row_mm, col_mm, config)
+            foci, skin = detect_foci(grey[sl], masks.valid[sl], row_mm, col_mm, config, masks.border[sl])
             if f == 0:
                 skin_lines.append((f, ri, np.arange(region.x0, region.x1 + 1), skin + region.y0))
             found.extend(_to_deposit(fc, f, ri, region.x0, region.y0, row_mm, col_mm, scaled) for fc in foci)
@@ -105,6 +106,11 @@ def analyze_ultrasound(image: UltrasoundImage, config: UltrasoundConfig | None =
         warnings.append(f"filter sizes assume {config.nominal_pixel_mm} mm pixels because the image has no physical scale")
     deposits = link_tracks(per_frame, config.max_track_gap_mm / config.nominal_pixel_mm
                            if not image.has_physical_scale else None, config)
+    under_marks = [d.deposit_id for d in deposits if d.hidden_share > 0]
+    if under_marks:
+        warnings.append(f"deposit(s) {', '.join(map(str, under_marks))} lie partly under burned-in marks "
+                        "(calipers, text): the hidden part is estimated from the echoes around it, so "
+                        "width and thickness may read short; an image without calipers measures better")
     return UltrasoundResult(image=image, deposits=tuple(deposits), config=config, warnings=tuple(warnings),
                             skin_lines=tuple(skin_lines), frame0_masks=masks0)
 
@@ -126,7 +132,7 @@ def _to_deposit(fc: Focus, frame: int, region: int, x0: int, y0: int, row_mm: fl
         depth_px=round(depth_px, 1), width_px=round(width_px, 1), thickness_px=round(thickness_px, 1),
         shadow_ratio=round(fc.shadow_ratio, 3), shadow_strength=round(1.0 - fc.shadow_ratio, 3),
         confidence=fc.confidence, bbox=(r0 + y0, c0 + x0, r1 + y0, c1 + x0),
-        mask_rows=fc.mask_rows + y0, mask_cols=fc.mask_cols + x0)
+        mask_rows=fc.mask_rows + y0, mask_cols=fc.mask_cols + x0, hidden_share=fc.hidden_share)
 
 
 def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:

@@ -19,6 +19,11 @@ from calcinosis.ultrasound.io import UltrasoundImage
 __all__ = ["FrameMasks", "frame_masks", "grey_of", "coloured_mask", "graphics_mask"]
 
 COLOUR_SPREAD = 40  # grey levels between the largest and smallest channel that mean "colour"
+#: Widest (screen pixels) an annotation may be and still be a mark drawn over the echoes rather
+#: than a block hiding them: a one- or two-pixel stroke dilated by the colour mask's 3-pixel
+#: safety margin on each side is 7-9 pixels wide; 15 leaves room for a bold stroke or a glyph
+#: row, and a colour box, a colour bar or a text block is wider.
+MAX_MARK_WIDTH_PX = 15
 
 
 @dataclass(frozen=True)
@@ -27,12 +32,18 @@ class FrameMasks:
 
     ``valid`` is where echoes may be analysed (inside a B-mode region and the echo area,
     outside every annotation); ``annotation`` is burned-in text, lines, colour and declared
-    non-B-mode regions (dilated by a safety margin); ``coloured`` is the raw colour mask.
+    non-B-mode regions (dilated by a safety margin); ``coloured`` is the raw colour mask;
+    ``border`` is what a deposit may not touch, because what lies beyond it is unseen: all
+    outside the echo field, and the annotation blocks (colour boxes, colour bars, declared
+    non-B-mode regions, blocks of text), but not the thin marks drawn over the echoes
+    (calipers, a caliper's dotted line, a short label), which hide a few pixels of a
+    deposit and leave the rest measurable.
     """
 
     valid: np.ndarray
     annotation: np.ndarray
     coloured: np.ndarray
+    border: np.ndarray
 
 
 def grey_of(rgb: np.ndarray) -> np.ndarray:
@@ -121,4 +132,14 @@ def frame_masks(image: UltrasoundImage, frame: int = 0) -> FrameMasks:
     # screen capture without regions has a black frame: neither is tissue.
     inside &= _echo_area(grey, annotation | ~inside)
     valid = inside & ~annotation
-    return FrameMasks(valid=valid, annotation=annotation, coloured=coloured)
+    # A caliper cross on a deposit's edge (the radiologist measured it) used to reject the
+    # deposit as cut off by the edge of the analysable area: three of three phantom deposits
+    # with yellow calipers on their edges were lost. Thin marks (strokes of graphics or of one
+    # colour, one or two pixels wide, with their safety margin) are no border; colour areas
+    # (Doppler), boxes, declared non-B-mode regions and blocks wider than a mark are.
+    thin_colour = coloured & ~ndi.binary_opening(coloured, structure=np.ones((3, 3)))
+    marks = ndi.binary_dilation(graphics | thin_colour, structure=np.ones((3, 3)), iterations=3)
+    blocks = (annotation & ~marks) | ndi.binary_opening(
+        annotation, structure=np.ones((MAX_MARK_WIDTH_PX, MAX_MARK_WIDTH_PX)))
+    border = ~inside | blocks
+    return FrameMasks(valid=valid, annotation=annotation, coloured=coloured, border=border)
