@@ -297,3 +297,25 @@ def test_deposits_measured_with_calipers_are_found(tmp_path, phantom):
     # The outline is drawn on the visible echoes only, never on the calipers.
     coloured = np.ptp(np.asarray(Image.open(png)).astype(int), axis=-1) > 40
     assert not any(coloured[d.mask_rows, d.mask_cols].any() for d in result.deposits)
+
+
+def test_anisotropic_pixel_spacing_measures_widths_on_the_column_spacing(tmp_path, phantom):
+    # Every other column of a 0.1 mm image: 0.1 mm rows, 0.2 mm columns. PixelSpacing's column
+    # value was dropped (the row's used for both): widths and lateral positions read half.
+    path = tmp_path / "aniso.dcm"
+    write_us_dicom(path, phantom.image[:, ::2], pixel_mm=None)
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.PixelSpacing = [0.1, 0.2]
+    ds.save_as(path)
+    img = read_ultrasound(path)
+    assert (img.tissue_regions[0].row_mm, img.tissue_regions[0].col_mm) == (0.1, 0.2)
+    assert img.description["column_spacing_mm"] == 0.2
+    result = analyze_ultrasound(img)
+    truth = sorted(phantom.deposits, key=lambda d: d.x_mm)
+    found = sorted(result.deposits, key=lambda d: d.x_mm)
+    assert len(found) == 3
+    for d, t in zip(found, truth):
+        assert abs(d.x_mm - t.x_mm) <= 0.5 and 0.8 <= d.width_mm / t.width_mm <= 1.2
+        assert abs(d.depth_mm - t.depth_mm) <= 0.6

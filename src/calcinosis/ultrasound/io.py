@@ -123,8 +123,10 @@ def _plausible(mm: float) -> bool:
     return bool(np.isfinite(mm)) and PIXEL_MM_RANGE[0] <= mm < PIXEL_MM_RANGE[1]
 
 
-def _default_region(rows: int, cols: int, pixel_mm: float | None) -> UsRegion:
-    return UsRegion(0, 0, cols - 1, rows - 1, RegionDataType.TISSUE, pixel_mm, pixel_mm)
+def _default_region(rows: int, cols: int, pixel_mm: float | None, col_mm: float | None = None) -> UsRegion:
+    """The whole image as one B-mode region; ``col_mm`` defaults to ``pixel_mm`` (square pixels)."""
+    return UsRegion(0, 0, cols - 1, rows - 1, RegionDataType.TISSUE, pixel_mm,
+                    pixel_mm if col_mm is None else col_mm)
 
 
 def _read_bitmap(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
@@ -197,15 +199,17 @@ def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
     if declared and tissue[0].row_mm is not None and pixel_spacing_mm is not None:
         warnings.append("--pixel-spacing ignored: the file declares its physical scale in its ultrasound regions")
     if not declared:
-        mm = pixel_spacing_mm
+        mm = col_mm = pixel_spacing_mm
         spacing = _pixel_spacing(ds, warnings) if mm is None else None
         if spacing is not None:
-            if _plausible(spacing):
-                mm = spacing
+            # Both values: PixelSpacing is (row, column); the column's was dropped and an image
+            # of 0.1 x 0.2 mm pixels measured every width and lateral position at half.
+            if all(_plausible(v) for v in spacing):
+                mm, col_mm = spacing
                 scale_source = "PixelSpacing"
             else:
-                warnings.append(f"PixelSpacing {spacing:g} mm is not an ultrasound pixel size "
-                                f"({PIXEL_MM_RANGE[0]:g}-{PIXEL_MM_RANGE[1]:g} mm): ignored")
+                warnings.append("PixelSpacing {:g}\\{:g} mm is not an ultrasound pixel size ".format(*spacing)
+                                + f"({PIXEL_MM_RANGE[0]:g}-{PIXEL_MM_RANGE[1]:g} mm): ignored")
         elif mm is not None:
             scale_source = "--pixel-spacing"
         missing = ("no usable B-mode region in the Sequence of Ultrasound Regions"
@@ -215,7 +219,7 @@ def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
                             "and positions and sizes are in pixels only (give --pixel-spacing MM)")
         else:
             warnings.append(f"{missing}: the whole image is searched")
-        tissue = [_default_region(rows, cols, mm)]
+        tissue = [_default_region(rows, cols, mm, col_mm)]
     elif tissue[0].row_mm is None and pixel_spacing_mm is not None:
         tissue = [UsRegion(r.x0, r.y0, r.x1, r.y1, r.data_type, pixel_spacing_mm, pixel_spacing_mm) for r in tissue]
         scale_source = "--pixel-spacing"
@@ -225,7 +229,8 @@ def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
         "manufacturer": str(ds.get("Manufacturer", "")),
         "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")),
         "rows": int(rows), "columns": int(cols), "frames": int(rgb.shape[0]),
-        "pixel_spacing_mm": tissue[0].row_mm, "scale_source": scale_source,
+        # pixel_spacing_mm is the row's (depth); the column's differs on anisotropic pixels.
+        "pixel_spacing_mm": tissue[0].row_mm, "column_spacing_mm": tissue[0].col_mm, "scale_source": scale_source,
         "tissue_regions": [[r.x0, r.y0, r.x1, r.y1] for r in tissue],
         "excluded_regions": [[r.x0, r.y0, r.x1, r.y1, r.data_type] for r in excluded],
         "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
@@ -235,9 +240,9 @@ def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
                            declared_regions=declared, description=desc, warnings=tuple(warnings))
 
 
-def _pixel_spacing(ds, warnings: list[str]) -> float | None:
-    """The row spacing of a usable PixelSpacing (two positive numbers), else None; a present
-    but damaged one (one value, text) is ignored with a warning: sizes are then in pixels."""
+def _pixel_spacing(ds, warnings: list[str]) -> tuple[float, float] | None:
+    """The (row, column) spacing of a usable PixelSpacing (two positive numbers), else None; a
+    present but damaged one (one value, text) is ignored with a warning: sizes are then in pixels."""
     from pydicom.multival import MultiValue
 
     value = ds.get("PixelSpacing")
@@ -252,7 +257,7 @@ def _pixel_spacing(ds, warnings: list[str]) -> float | None:
         text = "\\".join(str(v) for v in items)
         warnings.append(f"PixelSpacing '{text[:40]}' is not two positive numbers: ignored")
         return None
-    return numbers[0]
+    return numbers[0], numbers[1]
 
 def _dicom_rgb(p: Path, ds) -> np.ndarray:
     from pydicom.pixels import apply_color_lut
