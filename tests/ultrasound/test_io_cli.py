@@ -319,3 +319,21 @@ def test_anisotropic_pixel_spacing_measures_widths_on_the_column_spacing(tmp_pat
     for d, t in zip(found, truth):
         assert abs(d.x_mm - t.x_mm) <= 0.5 and 0.8 <= d.width_mm / t.width_mm <= 1.2
         assert abs(d.depth_mm - t.depth_mm) <= 0.6
+
+
+def test_a_deposit_unseen_on_one_cine_frame_keeps_its_track(tmp_path):
+    # The middle frame of five shows only speckle (the probe lifted for a moment): the tracks
+    # were cut there and the 3 deposits counted 6.
+    ph = make_us_cine_phantom(seed=6, n_frames=5, shift_mm_per_frame=0.6, n_deposits=3,
+                              widths_mm=[3.0, 4.0, 5.0], shadow_strengths=[0.85, 0.85, 0.85])
+    frames = ph.image.copy()
+    frames[2] = np.random.default_rng(1).integers(30, 90, frames[2].shape)
+    path = tmp_path / "cine.dcm"
+    write_us_dicom(path, frames, pixel_mm=0.1)
+    result = analyze_ultrasound(read_ultrasound(path))
+    assert result.n_tracks == 3
+    for track in {d.track_id for d in result.deposits}:
+        dets = sorted((d for d in result.deposits if d.track_id == track), key=lambda d: d.frame)
+        assert [d.frame for d in dets] == [0, 1, 3, 4]
+        assert np.allclose(np.diff([d.x_px for d in dets]) / np.diff([d.frame for d in dets]),
+                           ph.shift_px_per_frame, atol=3)

@@ -12,7 +12,7 @@ from calcinosis.ultrasound.detect import Focus, detect_foci
 from calcinosis.ultrasound.io import UltrasoundImage
 from calcinosis.ultrasound.masks import FrameMasks, frame_masks, grey_of
 
-__all__ = ["UsDeposit", "UltrasoundResult", "analyze_ultrasound", "link_tracks", "SCHEMA_VERSION"]
+__all__ = ["UsDeposit", "UltrasoundResult", "analyze_ultrasound", "link_tracks", "MAX_MISSED_FRAMES", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = "1.0"
 
@@ -139,34 +139,42 @@ def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
+#: Frames in a row on which a deposit may go unseen and still keep its track: one frame blurred by
+#: a probe movement or lost to speckle split every deposit in two (a 5-frame cine of 3 deposits
+#: whose middle frame showed none counted 6).
+MAX_MISSED_FRAMES = 2
+
+
 def link_tracks(per_frame: list[list[UsDeposit]], max_gap_px: float | None,
                 config: UltrasoundConfig) -> list[UsDeposit]:
-    """Number deposits and give detections of one deposit on consecutive frames one track id.
+    """Number deposits and give detections of one deposit on nearby frames one track id.
 
-    Two detections on consecutive frames in the same region are linked when their outlines'
-    boxes overlap or their centres lie within ``config.max_track_gap_mm`` (``max_gap_px``
+    A detection is linked to a track of the same region last seen up to
+    :data:`MAX_MISSED_FRAMES` + 1 frames before when their outlines' boxes overlap or their
+    centres lie within ``config.max_track_gap_mm`` per frame between them (``max_gap_px``
     pixels when the image has no scale); pairs are taken closest first, one-to-one.
     """
     out: list[UsDeposit] = []
     next_track = 1
-    previous: list[UsDeposit] = []
-    for frame in per_frame:
+    last_seen: dict[int, tuple[int, UsDeposit]] = {}  # track -> (frame, its latest detection)
+    for f, frame in enumerate(per_frame):
         assigned: dict[int, int] = {}
         pairs = []
         for i, d in enumerate(frame):
-            for p in previous:
-                if p.region != d.region:
+            for track, (seen_at, p) in last_seen.items():
+                apart = f - seen_at
+                if p.region != d.region or apart > MAX_MISSED_FRAMES + 1:
                     continue
                 if d.x_mm is not None and p.x_mm is not None and max_gap_px is None:
                     dist = float(np.hypot(d.x_mm - p.x_mm, d.y_mm - p.y_mm))
-                    near = dist <= config.max_track_gap_mm
+                    near = dist <= config.max_track_gap_mm * apart
                 else:
                     dist = float(np.hypot(d.x_px - p.x_px, d.y_px - p.y_px))
-                    near = max_gap_px is not None and dist <= max_gap_px
+                    near = max_gap_px is not None and dist <= max_gap_px * apart
                 if near or _overlap(d.bbox, p.bbox):
-                    pairs.append((dist, i, p.track_id))
+                    pairs.append((apart, dist, i, track))
         used_tracks: set[int] = set()
-        for dist, i, track in sorted(pairs):
+        for _, _, i, track in sorted(pairs):  # the latest, then the closest, first
             if i in assigned or track in used_tracks:
                 continue
             assigned[i] = track
@@ -178,5 +186,5 @@ def link_tracks(per_frame: list[list[UsDeposit]], max_gap_px: float | None,
                 track, next_track = next_track, next_track + 1
             current.append(dataclasses.replace(d, track_id=track, deposit_id=len(out) + len(current) + 1))
         out.extend(current)
-        previous = current
+        last_seen.update({d.track_id: (f, d) for d in current})
     return out
