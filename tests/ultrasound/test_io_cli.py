@@ -337,3 +337,32 @@ def test_a_deposit_unseen_on_one_cine_frame_keeps_its_track(tmp_path):
         assert [d.frame for d in dets] == [0, 1, 3, 4]
         assert np.allclose(np.diff([d.x_px for d in dets]) / np.diff([d.frame for d in dets]),
                            ph.shift_px_per_frame, atol=3)
+
+
+def test_outputs_name_neither_the_patient_nor_the_file(tmp_path, phantom):
+    # A scanner export named after the patient: summary.json ("source") and report.html
+    # ("Input: ...") copied the file's name, which the CT path keeps only on request.
+    import pydicom
+
+    path = tmp_path / "MASUDA_HIROKI_thigh.dcm"
+    write_us_dicom(path, phantom.image, pixel_mm=0.1)
+    ds = pydicom.dcmread(path)
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Masuda^Hiroki", "MRN-4711", "19640101"
+    ds.save_as(path)
+    out = tmp_path / "out"
+    assert main(["ultrasound", str(path), "--out", str(out)]) == 0
+    for f in out.iterdir():
+        text = f.read_bytes().decode("latin-1").lower()
+        for word in ("masuda", "hiroki", "mrn-4711", "19640101"):
+            assert word not in text, f"{f.name} holds {word!r}"
+
+
+@pytest.mark.parametrize("value", ["1.5", "0", "nan"])
+def test_bad_max_shadow_ratio_is_named_as_typed(tmp_path, capsys, value):
+    # Was "--max-shadow-ratio: UltrasoundConfig.max_shadow_ratio must be in (0, 1), got 1.5".
+    png = tmp_path / "speckle.png"
+    Image.fromarray((np.random.default_rng(0).random((60, 60)) * 80).astype(np.uint8)).save(png)
+    assert main(["ultrasound", str(png), "--out", str(tmp_path / "o"), "--max-shadow-ratio", value]) == 2
+    err = _one_line_error(capsys)
+    assert f"--max-shadow-ratio {value}: must be a ratio between 0 and 1" in err and "UltrasoundConfig" not in err
+    assert not (tmp_path / "o").exists()
