@@ -68,7 +68,8 @@ class UsRegion:
 class UltrasoundImage:
     """An ultrasound image ready for analysis.
 
-    ``rgb`` is uint8 ``[frames, rows, cols, 3]``; ``tissue_regions`` are the B-mode regions
+    ``rgb`` is uint8 ``[frames, rows, cols, 3]``; ``description`` is what summary.json tells
+    of the input (never the file's name nor a patient identifier); ``tissue_regions`` are the B-mode regions
     to analyse (``declared_regions`` says whether they come from the file or cover the whole
     image by default); ``excluded_regions`` are declared non-B-mode regions.
     """
@@ -148,7 +149,9 @@ def _read_bitmap(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
     warnings = []
     if pixel_spacing_mm is None:
         warnings.append("no pixel size given (--pixel-spacing MM): positions and sizes are in pixels only")
-    desc = {"source": p.name, "format": p.suffix.lower().lstrip(".") or "bitmap", "modality": "US",
+    # No file name: it can hold the patient's name (as the CT summary, which keeps it only on
+    # request), and summary.json and report.html are made to be shared.
+    desc = {"format": p.suffix.lower().lstrip(".") or "bitmap", "modality": "US",
             "rows": int(rows), "columns": int(cols), "frames": int(rgb.shape[0]),
             "pixel_spacing_mm": pixel_spacing_mm, "scale_source": "--pixel-spacing" if pixel_spacing_mm else None}
     return UltrasoundImage(rgb=rgb, tissue_regions=(_default_region(rows, cols, pixel_spacing_mm),),
@@ -223,8 +226,8 @@ def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
     elif tissue[0].row_mm is None and pixel_spacing_mm is not None:
         tissue = [UsRegion(r.x0, r.y0, r.x1, r.y1, r.data_type, pixel_spacing_mm, pixel_spacing_mm) for r in tissue]
         scale_source = "--pixel-spacing"
-    desc = {
-        "source": p.name, "format": "dicom", "modality": "US",
+    desc = {  # no file name: see _read_bitmap
+        "format": "dicom", "modality": "US",
         "sop_class_uid": str(ds.get("SOPClassUID", "")),
         "manufacturer": str(ds.get("Manufacturer", "")),
         "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")),

@@ -162,8 +162,8 @@ def render_ultrasound_section_html(result: UltrasoundResult) -> str:
     return (
         '<section class="calcinosis-ultrasound">\n'
         "<h2>Ultrasound: calcified deposits</h2>\n"
-        f"<p>Input: {esc(str(desc.get('source', '')))} ({esc(str(desc.get('format', '')))}, "
-        f"{desc.get('columns')} x {desc.get('rows')} px, {desc.get('frames')} frame(s)); units: {unit}.</p>\n"
+        f"<p>Input: {esc(str(desc.get('format', '')))} image, "
+        f"{desc.get('columns')} x {desc.get('rows')} px, {desc.get('frames')} frame(s); units: {unit}.</p>\n"
         f"<p><strong>{s['count']}</strong> deposit(s); {s['detections']} detection(s) over {s['frames']} frame(s).</p>\n"
         f"{table}\n"
         + (f"<h3>Warnings</h3><ul>{warn}</ul>\n" if warn else "")
