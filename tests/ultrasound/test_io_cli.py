@@ -366,3 +366,26 @@ def test_bad_max_shadow_ratio_is_named_as_typed(tmp_path, capsys, value):
     err = _one_line_error(capsys)
     assert f"--max-shadow-ratio {value}: must be a ratio between 0 and 1" in err and "UltrasoundConfig" not in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("kind,words", [
+    ("black", "nothing was analysed"), ("one_grey", "nothing was analysed"), ("tiny", "nothing was analysed"),
+    ("bright", "at full white"), ("dark", "the echo field is dark"),
+])
+def test_an_image_that_cannot_show_a_deposit_says_so(tmp_path, phantom, kind, words):
+    # Each gave "0 deposit(s)" (or fewer than the phantom's 3) with no warning at all.
+    grey = {"black": np.zeros((400, 600)), "one_grey": np.full((400, 600), 128), "tiny": np.full((5, 5), 200),
+            "bright": phantom.image * 2.0, "dark": phantom.image / 6.0}[kind]
+    png = tmp_path / f"{kind}.png"
+    Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8)).save(png)
+    out = tmp_path / "o"
+    assert main(["ultrasound", str(png), "--out", str(out), "--pixel-spacing", "0.1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["count"] < 3 and any(words in w for w in summary["warnings"])
+
+
+def test_the_phantom_as_made_gets_no_gain_warning(tmp_path, phantom):
+    png = tmp_path / "ok.png"
+    Image.fromarray(phantom.image).save(png)
+    result = analyze_ultrasound(read_ultrasound(png, pixel_spacing_mm=0.1))
+    assert len(result.deposits) == 3 and result.warnings == ()

@@ -8,13 +8,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from calcinosis.ultrasound.config import UltrasoundConfig
-from calcinosis.ultrasound.detect import Focus, detect_foci
+from calcinosis.ultrasound.detect import MIN_VALID_PIXELS, Focus, detect_foci
 from calcinosis.ultrasound.io import UltrasoundImage
 from calcinosis.ultrasound.masks import FrameMasks, frame_masks, grey_of
 
 __all__ = ["UsDeposit", "UltrasoundResult", "analyze_ultrasound", "link_tracks", "MAX_MISSED_FRAMES", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = "1.0"
+#: Share of the echo field at full white (grey 254-255) beyond which the gain is too high for a
+#: deposit to stand out. Phantom (seed 4, 3 deposits): 1 % as made, 5 % at +60 grey levels; its
+#: grey levels times 1.25: 4 %, 3 found; times 1.5: 9 %, 2 found; times 2: 28 %, none.
+MAX_SATURATED_SHARE = 0.08
+#: Grey level the brightest echoes (99th percentile of the echo field) must reach. The same
+#: phantom reaches 254; its grey levels divided by 3: 84, 3 found; by 4: 63, 2 found; by 6: 42,
+#: none (the shadow test needs 20 grey levels beside a deposit, ``min_beside_level``).
+MIN_BRIGHT_ECHO = 64
 
 
 @dataclass(frozen=True)
@@ -85,8 +93,11 @@ def analyze_ultrasound(image: UltrasoundImage, config: UltrasoundConfig | None =
     per_frame: list[list[UsDeposit]] = []
     skin_lines = []
     masks0 = None
+    blank_frames = []
     for f in range(image.n_frames):
         masks = frame_masks(image, f)
+        if not any(masks.valid[r.slices()].sum() >= MIN_VALID_PIXELS for r in image.tissue_regions):
+            blank_frames.append(f)
         if f == 0:
             masks0 = masks
         grey = grey_of(image.rgb[f])
@@ -102,6 +113,23 @@ def analyze_ultrasound(image: UltrasoundImage, config: UltrasoundConfig | None =
             found.extend(_to_deposit(fc, f, ri, region.x0, region.y0, row_mm, col_mm, scaled) for fc in foci)
         found.sort(key=lambda d: (d.y_px, d.x_px))
         per_frame.append(found)
+    if masks0 is not None and len(blank_frames) < image.n_frames and masks0.valid.sum() >= MIN_VALID_PIXELS:
+        field_grey = grey_of(image.rgb[0])[masks0.valid]
+        saturated = float(np.mean(field_grey >= 254))
+        if saturated > MAX_SATURATED_SHARE:
+            warnings.append(f"{saturated:.0%} of the echo field is at full white: the gain is too high for a "
+                            "deposit to stand out, so deposits may be missed; use an image taken with lower gain")
+        brightest = float(np.percentile(field_grey, 99))
+        if brightest < MIN_BRIGHT_ECHO:
+            warnings.append(f"the echo field is dark (its brightest echoes reach grey level {brightest:.0f} of 255): "
+                            "shadows cannot be judged, so deposits may be missed; use an image taken with higher gain")
+    # A blank, one-grey or tiny image gave "0 deposit(s)" and no word that nothing was searched.
+    if len(blank_frames) == image.n_frames:
+        warnings.append("nothing was analysed: no echo field (the image is blank, of one grey level, or too "
+                        "small) on any frame; 0 deposits here does not mean that there are none")
+    elif blank_frames:
+        warnings.append(f"frame(s) {', '.join(map(str, blank_frames))} (numbered from 0) hold no echo field "
+                        "(blank or of one grey level): not analysed")
     if not any(r.row_mm is not None for r in image.tissue_regions):
         warnings.append(f"filter sizes assume {config.nominal_pixel_mm} mm pixels because the image has no physical scale")
     deposits = link_tracks(per_frame, config.max_track_gap_mm / config.nominal_pixel_mm

@@ -27,7 +27,7 @@ from scipy import ndimage as ndi
 
 from calcinosis.ultrasound.config import UltrasoundConfig
 
-__all__ = ["Focus", "detect_foci", "skin_line_rows"]
+__all__ = ["Focus", "MIN_VALID_PIXELS", "detect_foci", "skin_line_rows"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,9 @@ class Focus:
     hidden_share: float = 0.0
 
 
+#: Fewest analysable pixels in a region for a search: fewer leave no speckle statistics (and
+#: are fewer than one 1 mm deposit with its shadow holds at 0.1 mm pixels).
+MIN_VALID_PIXELS = 100
 #: Largest share of a deposit's outline that may lie under thin marks: caliper crosses on both
 #: edges of the phantom's deposits hide 7-9 % of a 4.5-6 mm one, 28 % of a 3 mm one; an echo
 #: along a Doppler box's line (52 % on the real US1_UNCR image, loose settings) is unseen.
@@ -124,7 +127,7 @@ def detect_foci(grey: np.ndarray, valid: np.ndarray, row_mm: float, col_mm: floa
     skin_rows : ndarray, float [cols]
     """
     grey = grey.astype(np.float32)
-    if valid.sum() < 100:
+    if valid.sum() < MIN_VALID_PIXELS:
         return [], np.zeros(grey.shape[1])
     fill = float(np.median(grey[valid]))
     g = np.where(valid, grey, fill)
