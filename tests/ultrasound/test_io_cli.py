@@ -389,3 +389,20 @@ def test_the_phantom_as_made_gets_no_gain_warning(tmp_path, phantom):
     Image.fromarray(phantom.image).save(png)
     result = analyze_ultrasound(read_ultrasound(png, pixel_spacing_mm=0.1))
     assert len(result.deposits) == 3 and result.warnings == ()
+
+
+@pytest.mark.parametrize("name,content,words", [
+    ("empty.dcm", b"", "the file is empty"),
+    ("notes.txt", b"thigh scan, left\n", "neither a DICOM file (no DICOM header) nor a PNG or JPEG image"),
+    ("scan.dcm", b"not dicom at all" * 20, "neither a DICOM file"),
+    ("ct.nii.gz", b"\x1f\x8b" + b"\0" * 60, "a 3-D volume file"),
+])
+def test_files_that_are_no_image_are_named_for_what_they_are(tmp_path, capsys, name, content, words):
+    # Each said "not a readable DICOM file (File is missing DICOM File Meta Information header
+    # or the 'DICM' prefix is missing from the header. Use force=True to fo)".
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["ultrasound", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = _one_line_error(capsys)
+    assert words in err and "force" not in err
+    assert path.read_bytes() == content

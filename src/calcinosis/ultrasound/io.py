@@ -35,6 +35,8 @@ _WIDE_GREY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 #: Full scale of a 16-bit grey sample, and its ratio to an 8-bit one (65535 / 255).
 _UINT16_TOP, _UINT16_PER_UINT8 = 65535, 257
 _GIVE = "the path of a DICOM US, PNG or JPEG image"
+#: Volume formats the CT command reads: named as such, not as "neither DICOM nor PNG".
+_VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 
 
 class RegionDataType:
@@ -107,10 +109,15 @@ def read_ultrasound(path: str | os.PathLike[str], pixel_spacing_mm: float | None
         The file is missing, unreadable, truncated, or not an ultrasound image.
     """
     p = Path(path)
-    check_regular_file(p, "image", f"give {_GIVE}")
+    if check_regular_file(p, "image", f"give {_GIVE}") == 0:
+        raise InputError(f"{p}: the file is empty; give {_GIVE}")
     if pixel_spacing_mm is not None and not _plausible(pixel_spacing_mm):
         raise InputError(f"--pixel-spacing {pixel_spacing_mm:g}: must be a pixel size in mm between "
                          f"{PIXEL_MM_RANGE[0]:g} and {PIXEL_MM_RANGE[1]:g}")
+    name = p.name.lower()
+    if name.endswith(_VOLUME_SUFFIXES):
+        raise InputError(f"{p}: a 3-D volume file, not an ultrasound image; for CT use `calcinosis analyze`, "
+                         f"here give {_GIVE}")
     with p.open("rb") as fh:
         head = fh.read(132)
     if head[128:132] == b"DICM" or p.suffix.lower() in {".dcm", ".dicom"}:
@@ -182,8 +189,11 @@ def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
 
     try:
         ds = pydicom.dcmread(p)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{p}: not a readable DICOM file ({' '.join(str(exc).split())[:120]}); give a DICOM US, PNG or JPEG image") from None
+    except InvalidDicomError:
+        # pydicom's own words ("... Use force=True to force reading") name its API, not the fix.
+        raise InputError(f"{p}: neither a DICOM file (no DICOM header) nor a PNG or JPEG image; give {_GIVE}") from None
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{p}: not a readable DICOM file ({' '.join(str(exc).split())[:120]}); give {_GIVE}") from None
     modality = str(ds.get("Modality", "")).upper()
     if not modality and "PixelData" not in ds:
         raise InputError(f"{p}: the DICOM header holds neither Modality nor pixel data: the file is truncated "
