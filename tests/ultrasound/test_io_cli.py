@@ -406,3 +406,18 @@ def test_files_that_are_no_image_are_named_for_what_they_are(tmp_path, capsys, n
     err = _one_line_error(capsys)
     assert words in err and "force" not in err
     assert path.read_bytes() == content
+
+
+@pytest.mark.parametrize("pad_mm", [8, 15])
+def test_depth_is_measured_from_the_skin_under_a_stand_off_pad(tmp_path, phantom, pad_mm):
+    # A gel stand-off pad of faint echoes (grey 15) over the phantom: the skin lay beyond the
+    # 6 mm searched below the top of the echo field, so depths were read from the pad's top
+    # (an 8 mm pad: 13.9 mm for a deposit 5.1 mm under the skin).
+    pad = np.random.default_rng(0).normal(15, 5, (int(pad_mm / 0.1), phantom.image.shape[1]))
+    png = tmp_path / "pad.png"
+    Image.fromarray(np.vstack([np.clip(pad, 0, 255).astype(np.uint8), phantom.image])).save(png)
+    result = analyze_ultrasound(read_ultrasound(png, pixel_spacing_mm=0.1))
+    assert len(result.deposits) == 3
+    truth = sorted(phantom.deposits, key=lambda d: d.x_px)
+    for d, t in zip(sorted(result.deposits, key=lambda d: d.x_px), truth):
+        assert abs(d.depth_mm - t.depth_mm) <= 0.6

@@ -75,12 +75,22 @@ def _ellipse(ry: float, rx: float) -> np.ndarray:
     return (y / ry) ** 2 + (x / rx) ** 2 <= 1.0
 
 
+#: Thickest coupling layer (gel, stand-off pad) searched through for the skin: pads are 5-20 mm.
+MAX_STANDOFF_MM = 25.0
+#: A coupling layer is darker than this fraction of the region's 60th percentile (the skin
+#: search's level): gel and pads are anechoic; the phantom's fat, the darkest tissue above the
+#: fascia, has a median of 0.64-0.68 of it. Only a column whose skin lies deeper than
+#: ``skin_search_mm`` below the face is read differently: the layer above it is searched through.
+COUPLING_FRACTION = 0.5
+
+
 def skin_line_rows(smooth: np.ndarray, valid: np.ndarray, row_mm: float, col_mm: float,
                    config: UltrasoundConfig) -> np.ndarray:
     """Row of the skin line (its superficial edge) in every column, as float.
 
     The skin line is the first echo in the column brighter than the region's 60th percentile
-    (coupling gel is anechoic) within ``config.skin_search_mm`` of the top of the echo field;
+    (coupling gel is anechoic) within ``config.skin_search_mm`` of the top of the echo field,
+    or of the end of a dark coupling layer (a gel stand-off pad) that tops the column;
     columns where none is found take the top of the field.
     """
     values = smooth[valid]
@@ -89,10 +99,16 @@ def skin_line_rows(smooth: np.ndarray, valid: np.ndarray, row_mm: float, col_mm:
         return np.zeros(cols)
     level = np.percentile(values, 60)
     first_valid = np.where(valid.any(axis=0), valid.argmax(axis=0), 0).astype(float)
-    # The skin lies just under the transducer face (a stand-off pad aside): search only the
-    # first few mm of the echo field, and fall back on the face itself.
+    # The skin lies just under the transducer face or under a stand-off pad: search only the
+    # first few mm below the dark coupling layer that tops the column (gel, pad), and fall back
+    # on the face itself. A pad of faint echoes (grey 15) was taken for tissue when its top
+    # was the search's start: under an 8 mm pad every depth read 8.7 mm deep.
     rows_idx = np.arange(rows)[:, None]
-    near = (rows_idx >= first_valid[None, :]) & (rows_idx <= first_valid[None, :] + config.skin_search_mm / row_mm)
+    below_face = (rows_idx >= first_valid[None, :]) & valid
+    standoff = rows_idx <= first_valid[None, :] + MAX_STANDOFF_MM / row_mm
+    echoing = below_face & standoff & (smooth >= COUPLING_FRACTION * level)
+    start = np.where(echoing.any(axis=0), echoing.argmax(axis=0), first_valid).astype(float)
+    near = (rows_idx >= first_valid[None, :]) & (rows_idx <= start[None, :] + config.skin_search_mm / row_mm)
     strong = (smooth > level) & valid & near
     found = strong.any(axis=0)
     first = np.where(found, strong.argmax(axis=0), first_valid).astype(float)
