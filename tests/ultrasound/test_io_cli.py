@@ -421,3 +421,24 @@ def test_depth_is_measured_from_the_skin_under_a_stand_off_pad(tmp_path, phantom
     truth = sorted(phantom.deposits, key=lambda d: d.x_px)
     for d, t in zip(sorted(result.deposits, key=lambda d: d.x_px), truth):
         assert abs(d.depth_mm - t.depth_mm) <= 0.6
+
+
+def test_a_folder_holding_another_analysis_is_refused_untouched(tmp_path, phantom, capsys):
+    # A CT analysis's folder given as --out: its summary.json and report.html were replaced by
+    # the ultrasound's, and its lesions.csv left beside them.
+    png = tmp_path / "scan.png"
+    Image.fromarray(phantom.image).save(png)
+    ct = tmp_path / "ct"
+    ct.mkdir()
+    files = {"summary.json": json.dumps({"software": {"name": "calcinosis", "version": "0"}, "totals": {}}),
+             "report.html": "<html>CT</html>", "lesions.csv": "lesion_id\n"}
+    for name, text in files.items():
+        (ct / name).write_text(text)
+    assert main(["ultrasound", str(png), "--out", str(ct), "--pixel-spacing", "0.1"]) == 2
+    assert "holds a CT analysis" in _one_line_error(capsys)
+    assert {f.name: f.read_text() for f in ct.iterdir()} == files
+    # An earlier ultrasound run's folder is still simply replaced.
+    out = tmp_path / "us"
+    assert main(["ultrasound", str(png), "--out", str(out), "--pixel-spacing", "0.1"]) == 0
+    assert main(["ultrasound", str(png), "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["units"] == "px"

@@ -37,7 +37,7 @@ def run_ultrasound(args: argparse.Namespace) -> int:
     from calcinosis.ultrasound.analysis import analyze_ultrasound
     from calcinosis.ultrasound.config import UltrasoundConfig
     from calcinosis.ultrasound.io import read_ultrasound
-    from calcinosis.ultrasound.report import write_ultrasound_outputs
+    from calcinosis.ultrasound.report import check_out_dir, write_ultrasound_outputs
 
     config = UltrasoundConfig()
     if args.max_shadow_ratio is not None:
@@ -49,6 +49,7 @@ def run_ultrasound(args: argparse.Namespace) -> int:
                              f"(default {config.max_shadow_ratio:g}; lower asks a darker shadow)")
         config = replace(config, max_shadow_ratio=ratio)
     console = Console(stderr=True)
+    check_out_dir(args.out)
     image = read_ultrasound(args.image, pixel_spacing_mm=args.pixel_spacing)
     result = analyze_ultrasound(image, config)
     write_ultrasound_outputs(result, args.out)

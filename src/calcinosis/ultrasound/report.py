@@ -17,7 +17,7 @@ from calcinosis import __version__
 from calcinosis.atomic import write_bytes, write_json, write_text
 from calcinosis.ultrasound.analysis import SCHEMA_VERSION, UltrasoundResult, UsDeposit
 
-__all__ = ["CSV_COLUMNS", "deposits_csv", "summary_dict", "render_overlay_png",
+__all__ = ["CSV_COLUMNS", "check_out_dir", "deposits_csv", "summary_dict", "render_overlay_png",
            "render_ultrasound_section_html", "render_report_html", "write_ultrasound_outputs"]
 
 CSV_COLUMNS = ("deposit_id", "frame", "track_id", "region", "x_px", "y_px", "x_mm", "y_mm", "depth_mm",
@@ -187,11 +187,46 @@ def render_report_html(result: UltrasoundResult) -> str:
     )
 
 
+def check_out_dir(out_dir: str | os.PathLike[str]) -> None:
+    """Refuse (:class:`~calcinosis.errors.InputError`) an output folder that holds another
+    calcinosis command's analysis; nothing is created. Called before the input is read, so
+    that a long analysis does not end in the refusal, and again before writing."""
+    from calcinosis.errors import InputError
+
+    other = _other_analysis(Path(out_dir))
+    if other:
+        raise InputError(f"--out {out_dir}: the folder holds {other} (its summary.json and report.html would be "
+                         "replaced); give a folder of its own to the ultrasound analysis")
+
+
+def _other_analysis(out: Path) -> str | None:
+    """What another calcinosis command left in ``out`` (its summary.json), or None when the
+    folder holds no calcinosis summary or an ultrasound one."""
+    import json
+
+    from calcinosis.paths import earlier_output
+
+    if not out.is_dir() or not earlier_output(out, "summary.json"):
+        return None
+    try:
+        software = json.loads((out / "summary.json").read_text(encoding="utf-8"))["software"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    path = software.get("path") if isinstance(software, dict) else None
+    return None if path == "ultrasound" else f"a {path} analysis" if path else "a CT analysis"
+
+
 def write_ultrasound_outputs(result: UltrasoundResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write deposits.csv, summary.json, overlay.png and report.html atomically into ``out_dir``."""
+    """Write deposits.csv, summary.json, overlay.png and report.html atomically into ``out_dir``.
+
+    A folder holding another command's analysis is refused: its summary.json and report.html
+    were replaced, and its other files (a CT's lesions.csv) left beside an ultrasound summary.
+    """
     from calcinosis.radiograph.outputs import prepare_out_dir, write_outputs_into
 
-    return write_outputs_into(prepare_out_dir(out_dir), {
+    out = prepare_out_dir(out_dir)
+    check_out_dir(out)
+    return write_outputs_into(out, {
         "deposits.csv": lambda f: write_text(f, deposits_csv(result)),
         "overlay.png": lambda f: write_bytes(f, render_overlay_png(result)),
         "report.html": lambda f: write_text(f, render_report_html(result)),
