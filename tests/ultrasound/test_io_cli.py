@@ -442,3 +442,16 @@ def test_a_folder_holding_another_analysis_is_refused_untouched(tmp_path, phanto
     assert main(["ultrasound", str(png), "--out", str(out), "--pixel-spacing", "0.1"]) == 0
     assert main(["ultrasound", str(png), "--out", str(out)]) == 0
     assert json.loads((out / "summary.json").read_text())["units"] == "px"
+
+
+def test_an_output_never_replaces_the_input(tmp_path, phantom, capsys):
+    # An earlier run's overlay.png analysed into its own folder was overwritten by the new one.
+    png = tmp_path / "scan.png"
+    Image.fromarray(phantom.image).save(png)
+    out = tmp_path / "out"
+    assert main(["ultrasound", str(png), "--out", str(out), "--pixel-spacing", "0.1"]) == 0
+    overlay = (out / "overlay.png").read_bytes()
+    capsys.readouterr()
+    assert main(["ultrasound", str(out / "overlay.png"), "--out", str(out), "--pixel-spacing", "0.1"]) == 2
+    assert "would replace the input image" in _one_line_error(capsys)
+    assert (out / "overlay.png").read_bytes() == overlay

@@ -49,10 +49,10 @@ def run_ultrasound(args: argparse.Namespace) -> int:
                              f"(default {config.max_shadow_ratio:g}; lower asks a darker shadow)")
         config = replace(config, max_shadow_ratio=ratio)
     console = Console(stderr=True)
-    check_out_dir(args.out)
+    check_out_dir(args.out, args.image)
     image = read_ultrasound(args.image, pixel_spacing_mm=args.pixel_spacing)
     result = analyze_ultrasound(image, config)
-    write_ultrasound_outputs(result, args.out)
+    write_ultrasound_outputs(result, args.out, args.image)
     for w in result.warnings:
         log.warning("%s", w)
     unit = "mm" if result.has_physical_scale else "px"
