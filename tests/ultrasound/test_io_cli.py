@@ -455,3 +455,17 @@ def test_an_output_never_replaces_the_input(tmp_path, phantom, capsys):
     assert main(["ultrasound", str(out / "overlay.png"), "--out", str(out), "--pixel-spacing", "0.1"]) == 2
     assert "would replace the input image" in _one_line_error(capsys)
     assert (out / "overlay.png").read_bytes() == overlay
+
+
+def test_a_dicom_frame_larger_than_any_scanner_makes_is_refused_before_decoding(tmp_path, phantom, capsys):
+    # PNG/JPEG frames were held to MAX_FRAME_PIXELS, DICOM ones not: a 6400 x 6400 frame was
+    # decoded and searched (a blank one: 21 s and 1.5 GB), a larger one ran out of memory.
+    import pydicom
+
+    path = _dicom_variant(tmp_path, phantom, "big.dcm", lambda ds: None)
+    ds = pydicom.dcmread(path)
+    ds.Rows = ds.Columns = 6400
+    ds.PixelData = bytes(6400 * 6400)
+    ds.save_as(path)
+    assert main(["ultrasound", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "more than 40 million pixels" in _one_line_error(capsys)

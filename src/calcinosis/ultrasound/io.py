@@ -27,7 +27,7 @@ _PNG_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 #: wrong units or a placeholder (the analysis's millimetre-sized kernels would span millions
 #: of such pixels).
 PIXEL_MM_RANGE = (0.01, 10.0)
-#: Most pixels one frame of a PNG/JPEG/TIFF may have: an 8K screen capture has 33 million,
+#: Most pixels one frame of a PNG/JPEG/TIFF or DICOM may have: an 8K screen capture has 33 million,
 #: scanners' frames are under 2 million; a larger size is a corrupt or hostile header.
 MAX_FRAME_PIXELS = 40_000_000
 #: Pillow modes that hold more than 8 bits of grey; they are scaled to 8 bits, not clipped.
@@ -204,6 +204,14 @@ def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
         raise InputError(f"{p}: {what}, not ultrasound; {hint}")
     if "PixelData" not in ds:
         raise InputError(f"{p}: DICOM file without pixel data; give an ultrasound image")
+    try:  # before decoding: the bitmaps' limit holds for DICOM frames too
+        size = int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0)
+    except (TypeError, ValueError):
+        size = 0  # left to the decoder, which names the damage
+    if size > MAX_FRAME_PIXELS:
+        raise InputError(f"{p}: frames of {ds.Columns} x {ds.Rows} pixels are more than "
+                         f"{MAX_FRAME_PIXELS / 1e6:g} million pixels, more than any ultrasound frame has "
+                         "(the header may be corrupt)")
     rgb = _dicom_rgb(p, ds)
     rows, cols = rgb.shape[1:3]
     tissue, excluded, warnings = _dicom_regions(ds, rows, cols)
