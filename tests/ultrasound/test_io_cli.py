@@ -469,3 +469,23 @@ def test_a_dicom_frame_larger_than_any_scanner_makes_is_refused_before_decoding(
     ds.save_as(path)
     assert main(["ultrasound", str(path), "--out", str(tmp_path / "o")]) == 2
     assert "more than 40 million pixels" in _one_line_error(capsys)
+
+
+def test_pydicom_remarks_on_malformed_values_do_not_reach_stderr(tmp_path, phantom, capsys):
+    # NumberOfFrames "1.5" put four lines of pydicom's (two of its source code) on stderr
+    # before the one-line error; "0" put one beside the analysis and none in summary.json.
+    from pydicom import config
+
+    mode = config.settings.writing_validation_mode
+    config.settings.writing_validation_mode = config.IGNORE
+    try:
+        half = _dicom_variant(tmp_path, phantom, "half.dcm", lambda ds: ds.add_new(0x00280008, "IS", "1.5"))
+        zero = _dicom_variant(tmp_path, phantom, "zero.dcm", lambda ds: ds.add_new(0x00280008, "IS", "0"))
+    finally:
+        config.settings.writing_validation_mode = mode
+    capsys.readouterr()
+    assert main(["ultrasound", str(half), "--out", str(tmp_path / "o1")]) == 2
+    assert "cannot decode the pixel data" in _one_line_error(capsys)
+    img = read_ultrasound(zero)
+    assert img.n_frames == 1 and any("malformed value" in w and "Number of Frames" in w for w in img.warnings)
+    assert capsys.readouterr().err == ""

@@ -184,6 +184,24 @@ def _frame_rgb(p: Path, im) -> np.ndarray:
 
 
 def _read_dicom(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
+    """:func:`_read_dicom_file` with pydicom's remarks held back: it logged and warned of each
+    malformed value (NumberOfFrames '1.5': four lines on stderr, two with its source code),
+    before the one-line error or the analysis. They become one warning of the result."""
+    import dataclasses
+
+    from calcinosis.io.dicom_scan import quiet_pydicom
+
+    with quiet_pydicom() as caught:
+        image = _read_dicom_file(p, pixel_spacing_mm)
+    remarks = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+    if not remarks:
+        return image
+    first = remarks[0].split(". Please see")[0][:100]
+    return dataclasses.replace(image, warnings=(*image.warnings, f"the DICOM file holds {len(remarks)} malformed "
+                                                f"value(s), read as pydicom repairs them (first: {first})"))
+
+
+def _read_dicom_file(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
