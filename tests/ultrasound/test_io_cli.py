@@ -489,3 +489,20 @@ def test_pydicom_remarks_on_malformed_values_do_not_reach_stderr(tmp_path, phant
     img = read_ultrasound(zero)
     assert img.n_frames == 1 and any("malformed value" in w and "Number of Frames" in w for w in img.warnings)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("tint", [(1.0, 0.85, 0.65), (0.8, 0.9, 1.0)])
+def test_b_mode_shown_in_a_tint_is_analysed_as_grey(tmp_path, phantom, tint):
+    # Scanners' sepia or blue "chroma" B-mode: every echo brighter than about grey 115 was
+    # masked as colour (and saturated echoes as flat boxes): 0 of 3 deposits, no warning.
+    rgb = np.clip(phantom.image[..., None].astype(float) * np.array(tint), 0, 255).astype(np.uint8)
+    path = tmp_path / "tinted.dcm"
+    write_us_dicom(tmp_path / "grey.dcm", phantom.image, pixel_mm=0.1, photometric="RGB")
+    import pydicom
+
+    ds = pydicom.dcmread(tmp_path / "grey.dcm")
+    ds.PixelData = rgb.tobytes()
+    ds.save_as(path)
+    result = analyze_ultrasound(read_ultrasound(path))
+    assert len(result.deposits) == 3 and all(_near_truth(d, phantom, tol_px=5) for d in result.deposits)
+    assert result.warnings == ()
