@@ -506,3 +506,17 @@ def test_b_mode_shown_in_a_tint_is_analysed_as_grey(tmp_path, phantom, tint):
     result = analyze_ultrasound(read_ultrasound(path))
     assert len(result.deposits) == 3 and all(_near_truth(d, phantom, tol_px=5) for d in result.deposits)
     assert result.warnings == ()
+
+
+@pytest.mark.parametrize("orientation,turn", [(3, Image.Transpose.ROTATE_180), (6, Image.Transpose.ROTATE_90)])
+def test_a_jpeg_turned_by_its_exif_orientation_is_read_as_shown(tmp_path, phantom, orientation, turn):
+    # The pixels stored turned, with the EXIF tag that turns them back for display (phones and
+    # some viewers save so): read as stored, the 180-degree one gave 0 of 3 deposits.
+    path = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(phantom.image).transpose(turn).save(path, quality=95, exif=exif)
+    img = read_ultrasound(path, pixel_spacing_mm=0.1)
+    assert img.rgb.shape[1:3] == phantom.image.shape
+    result = analyze_ultrasound(img)
+    assert len(result.deposits) == 3 and all(_near_truth(d, phantom, tol_px=5) for d in result.deposits)

@@ -35,6 +35,7 @@ _WIDE_GREY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 #: Full scale of a 16-bit grey sample, and its ratio to an 8-bit one (65535 / 255).
 _UINT16_TOP, _UINT16_PER_UINT8 = 65535, 257
 _GIVE = "the path of a DICOM US, PNG or JPEG image"
+_EXIF_ORIENTATION = 0x0112  # EXIF/TIFF tag: how the stored pixels are turned for display
 #: Volume formats the CT command reads: named as such, not as "neither DICOM nor PNG".
 _VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 
@@ -150,7 +151,7 @@ def _read_bitmap(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
                                  f"{first[0]} x {first[1]}: a cine loop's frames are all one size; give one "
                                  "image, or frames of one size")
             load_frame(p, im)
-            frames.append(_frame_rgb(p, im))
+            frames.append(_frame_rgb(p, _upright(im)))
     rgb = np.stack(frames)
     rows, cols = rgb.shape[1:3]
     warnings = []
@@ -163,6 +164,19 @@ def _read_bitmap(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage:
             "pixel_spacing_mm": pixel_spacing_mm, "scale_source": "--pixel-spacing" if pixel_spacing_mm else None}
     return UltrasoundImage(rgb=rgb, tissue_regions=(_default_region(rows, cols, pixel_spacing_mm),),
                            excluded_regions=(), declared_regions=False, description=desc, warnings=tuple(warnings))
+
+
+def _upright(im):
+    """The frame as a viewer shows it: turned by its EXIF orientation (a photo or capture of
+    the screen stored sideways or upside down, with the turn in its header). Read as stored,
+    a JPEG turned 180 degrees gave 0 of 3 deposits (the shadows fell upwards)."""
+    from PIL import ImageOps
+
+    try:
+        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block: the pixels as stored
+        return im
+    return ImageOps.exif_transpose(im) if orientation not in (None, 1) else im
 
 
 def _frame_rgb(p: Path, im) -> np.ndarray:
