@@ -319,6 +319,10 @@ def test_anisotropic_pixel_spacing_measures_widths_on_the_column_spacing(tmp_pat
     for d, t in zip(found, truth):
         assert abs(d.x_mm - t.x_mm) <= 0.5 and 0.8 <= d.width_mm / t.width_mm <= 1.2
         assert abs(d.depth_mm - t.depth_mm) <= 0.6
+    # --pixel-spacing wins over the header, and says so where they disagree (it was silent).
+    img = read_ultrasound(path, pixel_spacing_mm=0.1)
+    assert img.tissue_regions[0].col_mm == 0.1
+    assert any("--pixel-spacing 0.1 used instead of the file's PixelSpacing 0.1\\0.2" in w for w in img.warnings)
 
 
 def test_a_deposit_unseen_on_one_cine_frame_keeps_its_track(tmp_path):

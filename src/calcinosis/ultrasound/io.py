@@ -265,6 +265,10 @@ def _read_dicom_file(p: Path, pixel_spacing_mm: float | None) -> UltrasoundImage
                                 + f"({PIXEL_MM_RANGE[0]:g}-{PIXEL_MM_RANGE[1]:g} mm): ignored")
         elif mm is not None:
             scale_source = "--pixel-spacing"
+            header = _pixel_spacing(ds, [])  # the option wins; say so where the file disagrees
+            if header is not None and not np.allclose(header, (mm, mm), rtol=0.01):
+                warnings.append(f"--pixel-spacing {mm:g} used instead of the file's PixelSpacing "
+                                "{:g}\\{:g} mm".format(*header))
         missing = ("no usable B-mode region in the Sequence of Ultrasound Regions"
                    if ds.get("SequenceOfUltrasoundRegions") else "no Sequence of Ultrasound Regions")
         if mm is None:
