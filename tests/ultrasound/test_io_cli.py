@@ -524,3 +524,20 @@ def test_a_jpeg_turned_by_its_exif_orientation_is_read_as_shown(tmp_path, phanto
     assert img.rgb.shape[1:3] == phantom.image.shape
     result = analyze_ultrasound(img)
     assert len(result.deposits) == 3 and all(_near_truth(d, phantom, tol_px=5) for d in result.deposits)
+
+
+@pytest.mark.parametrize("box", [(50, 20, 550, 380), (0, 0, 599, 399)])
+def test_a_b_mode_region_inside_another_does_not_count_deposits_twice(tmp_path, phantom, box):
+    # A second B-mode region nested in the first (or an exact copy): every deposit was found in
+    # both and the 3 deposits counted 6.
+    import copy
+
+    def nest(ds):
+        region = copy.deepcopy(ds.SequenceOfUltrasoundRegions[0])
+        (region.RegionLocationMinX0, region.RegionLocationMinY0,
+         region.RegionLocationMaxX1, region.RegionLocationMaxY1) = box
+        ds.SequenceOfUltrasoundRegions.append(region)
+
+    img = read_ultrasound(_dicom_variant(tmp_path, phantom, "nested.dcm", nest))
+    assert len(img.tissue_regions) == 1 and any("mostly inside another" in w for w in img.warnings)
+    assert analyze_ultrasound(img).n_tracks == 3

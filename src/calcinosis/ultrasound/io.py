@@ -389,10 +389,33 @@ def _dicom_regions(ds, rows: int, cols: int) -> tuple[list[UsRegion], list[UsReg
         row_mm, col_mm = _region_scale(item, warnings)
         region = UsRegion(x0, y0, x1, y1, dtype, row_mm, col_mm)
         (tissue if dtype == RegionDataType.TISSUE else excluded).append(region)
+    tissue = _without_overlaps(tissue, warnings)
     if tissue and any(r.row_mm is None for r in tissue):
         warnings.append("a B-mode region declares no physical scale in cm: positions and sizes are in pixels only")
         tissue = [UsRegion(r.x0, r.y0, r.x1, r.y1, r.data_type, None, None) for r in tissue]
     return tissue, excluded, warnings
+
+
+def _without_overlaps(tissue: list[UsRegion], warnings: list[str]) -> list[UsRegion]:
+    """The B-mode regions less each that shares over half its area with a larger one kept: a
+    region nested in another (a zoom box declared as tissue) had every deposit in it found
+    and counted twice (a 3-deposit phantom with a nested region counted 6)."""
+    def area(r: UsRegion) -> int:
+        return (r.x1 - r.x0 + 1) * (r.y1 - r.y0 + 1)
+
+    kept: list[UsRegion] = []
+    keep: set[int] = set()
+    for i in sorted(range(len(tissue)), key=lambda i: area(tissue[i]), reverse=True):
+        r = tissue[i]
+        shared = max((max(0, min(r.x1, k.x1) - max(r.x0, k.x0) + 1) * max(0, min(r.y1, k.y1) - max(r.y0, k.y0) + 1)
+                      for k in kept), default=0)
+        if shared > area(r) / 2:
+            warnings.append(f"a B-mode region at ({r.x0}, {r.y0})-({r.x1}, {r.y1}) lies mostly inside another: "
+                            "ignored, so that its deposits are not counted twice")
+        else:
+            kept.append(r)
+            keep.add(i)
+    return [r for i, r in enumerate(tissue) if i in keep]  # in the file's order (an exact copy too)
 
 
 def _region_scale(item, warnings: list[str]) -> tuple[float | None, float | None]:
