@@ -541,3 +541,12 @@ def test_a_b_mode_region_inside_another_does_not_count_deposits_twice(tmp_path, 
     img = read_ultrasound(_dicom_variant(tmp_path, phantom, "nested.dcm", nest))
     assert len(img.tissue_regions) == 1 and any("mostly inside another" in w for w in img.warnings)
     assert analyze_ultrasound(img).n_tracks == 3
+
+
+def test_a_float_image_of_0_to_1_is_scaled_not_rounded(tmp_path, phantom):
+    # A 32-bit float TIFF on 0-1 (as processing tools save one) was rounded to 0 and 1: black.
+    path = tmp_path / "float.tif"
+    Image.fromarray(phantom.image.astype(np.float32) / 255, mode="F").save(path)
+    img = read_ultrasound(path, pixel_spacing_mm=0.1)
+    assert np.abs(img.rgb[0, ..., 0].astype(int) - phantom.image).max() <= 1
+    assert len(analyze_ultrasound(img).deposits) == 3

@@ -182,7 +182,8 @@ def _upright(im):
 def _frame_rgb(p: Path, im) -> np.ndarray:
     """One Pillow frame as uint8 RGB. Grey of more than 8 bits is scaled to 8 bits (Pillow's
     RGB conversion clips it at 255, which turns a 16-bit image white): 16-bit modes by their
-    full scale; 32-bit integer or float grey by the 8- or 16-bit range its values fit in."""
+    full scale; 32-bit integer or float grey by the 8- or 16-bit range its values fit in, and
+    float grey of 0-1 by that range."""
     if im.mode not in _WIDE_GREY_MODES:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
     grey = np.asarray(im, dtype=np.float64)
@@ -194,6 +195,10 @@ def _frame_rgb(p: Path, im) -> np.ndarray:
                          "save the image as 8- or 16-bit greyscale or as RGB")
     if im.mode.startswith("I;16") or high > 255:
         grey = grey / _UINT16_PER_UINT8
+    elif im.mode == "F" and high <= 1.0:
+        # A float image on 0-1 (as image-processing tools save one) was rounded to 0 and 1:
+        # black, "nothing was analysed". A float image of 0-255 values all under 1 is black anyway.
+        grey = grey * 255.0
     return np.repeat(np.round(grey).astype(np.uint8)[..., None], 3, axis=-1)
 
 
