@@ -37,18 +37,22 @@ def run_ultrasound(args: argparse.Namespace) -> int:
     from calcinosis.ultrasound.analysis import analyze_ultrasound
     from calcinosis.ultrasound.config import UltrasoundConfig
     from calcinosis.ultrasound.io import read_ultrasound
-    from calcinosis.ultrasound.report import write_ultrasound_outputs
+    from calcinosis.ultrasound.report import check_out_dir, write_ultrasound_outputs
 
     config = UltrasoundConfig()
     if args.max_shadow_ratio is not None:
-        try:
-            config = replace(config, max_shadow_ratio=args.max_shadow_ratio)
-        except ValueError as exc:
-            raise InputError(f"--max-shadow-ratio: {exc}") from None
+        # Checked here, in the option's words: UltrasoundConfig's own error named its field
+        # ("UltrasoundConfig.max_shadow_ratio must be in (0, 1)"), which the user never typed.
+        ratio = args.max_shadow_ratio
+        if not 0 < ratio < 1:
+            raise InputError(f"--max-shadow-ratio {ratio:g}: must be a ratio between 0 and 1, both excluded "
+                             f"(default {config.max_shadow_ratio:g}; lower asks a darker shadow)")
+        config = replace(config, max_shadow_ratio=ratio)
     console = Console(stderr=True)
+    check_out_dir(args.out, args.image)
     image = read_ultrasound(args.image, pixel_spacing_mm=args.pixel_spacing)
     result = analyze_ultrasound(image, config)
-    write_ultrasound_outputs(result, args.out)
+    write_ultrasound_outputs(result, args.out, args.image)
     for w in result.warnings:
         log.warning("%s", w)
     unit = "mm" if result.has_physical_scale else "px"

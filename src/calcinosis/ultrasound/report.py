@@ -17,13 +17,15 @@ from calcinosis import __version__
 from calcinosis.atomic import write_bytes, write_json, write_text
 from calcinosis.ultrasound.analysis import SCHEMA_VERSION, UltrasoundResult, UsDeposit
 
-__all__ = ["CSV_COLUMNS", "deposits_csv", "summary_dict", "render_overlay_png",
+__all__ = ["CSV_COLUMNS", "OUTPUT_FILES", "check_out_dir", "deposits_csv", "summary_dict", "render_overlay_png",
            "render_ultrasound_section_html", "render_report_html", "write_ultrasound_outputs"]
 
 CSV_COLUMNS = ("deposit_id", "frame", "track_id", "region", "x_px", "y_px", "x_mm", "y_mm", "depth_mm",
                "width_mm", "thickness_mm", "depth_px", "width_px", "thickness_px", "shadow_ratio",
                "shadow_strength", "confidence")
 _MAX_PANELS = 24
+#: The files an analysis writes, in the order written (the summary last: a whole result).
+OUTPUT_FILES = ("deposits.csv", "overlay.png", "report.html", "summary.json")
 
 
 def _fmt(v) -> str:
@@ -162,8 +164,8 @@ def render_ultrasound_section_html(result: UltrasoundResult) -> str:
     return (
         '<section class="calcinosis-ultrasound">\n'
         "<h2>Ultrasound: calcified deposits</h2>\n"
-        f"<p>Input: {esc(str(desc.get('source', '')))} ({esc(str(desc.get('format', '')))}, "
-        f"{desc.get('columns')} x {desc.get('rows')} px, {desc.get('frames')} frame(s)); units: {unit}.</p>\n"
+        f"<p>Input: {esc(str(desc.get('format', '')))} image, "
+        f"{desc.get('columns')} x {desc.get('rows')} px, {desc.get('frames')} frame(s); units: {unit}.</p>\n"
         f"<p><strong>{s['count']}</strong> deposit(s); {s['detections']} detection(s) over {s['frames']} frame(s).</p>\n"
         f"{table}\n"
         + (f"<h3>Warnings</h3><ul>{warn}</ul>\n" if warn else "")
@@ -187,11 +189,59 @@ def render_report_html(result: UltrasoundResult) -> str:
     )
 
 
-def write_ultrasound_outputs(result: UltrasoundResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write deposits.csv, summary.json, overlay.png and report.html atomically into ``out_dir``."""
+def check_out_dir(out_dir: str | os.PathLike[str], image: str | os.PathLike[str] | None = None) -> None:
+    """Refuse (:class:`~calcinosis.errors.InputError`) an output folder that holds another
+    calcinosis command's analysis, or where an output would replace the input ``image``
+    (an earlier run's overlay.png analysed into the same folder was overwritten); nothing is
+    created. Called before the input is read, so that a long analysis does not end in the
+    refusal, and again before writing."""
+    from calcinosis.errors import InputError
+
+    for name in OUTPUT_FILES:
+        target = Path(out_dir) / name
+        try:
+            same = image is not None and target.exists() and os.path.samefile(target, image)
+        except OSError:
+            same = False
+        if same:
+            raise InputError(f"--out {out_dir}: its {name} would replace the input image {image}; "
+                             "give another output folder")
+    other = _other_analysis(Path(out_dir))
+    if other:
+        raise InputError(f"--out {out_dir}: the folder holds {other} (its summary.json and report.html would be "
+                         "replaced); give a folder of its own to the ultrasound analysis")
+
+
+def _other_analysis(out: Path) -> str | None:
+    """What another calcinosis command left in ``out`` (its summary.json), or None when the
+    folder holds no calcinosis summary or an ultrasound one."""
+    import json
+
+    from calcinosis.paths import earlier_output
+
+    if not out.is_dir() or not earlier_output(out, "summary.json"):
+        return None
+    try:
+        software = json.loads((out / "summary.json").read_text(encoding="utf-8"))["software"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    path = software.get("path") if isinstance(software, dict) else None
+    return None if path == "ultrasound" else f"a {path} analysis" if path else "a CT analysis"
+
+
+def write_ultrasound_outputs(result: UltrasoundResult, out_dir: str | os.PathLike[str],
+                             image: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Write deposits.csv, summary.json, overlay.png and report.html atomically into ``out_dir``.
+
+    A folder holding another command's analysis is refused: its summary.json and report.html
+    were replaced, and its other files (a CT's lesions.csv) left beside an ultrasound summary;
+    so is one where an output would replace the input file ``image``.
+    """
     from calcinosis.radiograph.outputs import prepare_out_dir, write_outputs_into
 
-    return write_outputs_into(prepare_out_dir(out_dir), {
+    out = prepare_out_dir(out_dir)
+    check_out_dir(out, image)
+    return write_outputs_into(out, {
         "deposits.csv": lambda f: write_text(f, deposits_csv(result)),
         "overlay.png": lambda f: write_bytes(f, render_overlay_png(result)),
         "report.html": lambda f: write_text(f, render_report_html(result)),
