@@ -214,8 +214,10 @@ def report(rows: list[dict], falses: list) -> None:
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", choices=("sweep", "main"), default="sweep",
-                    help="sweep: --seeds of thighs, trunk and elbow at --noise / --slice; main: the tests' scans")
+                    help="sweep: --seeds of --parts at --noise / --slice; main: the tests' scans")
     ap.add_argument("--seeds", default="0-5")
+    ap.add_argument("--parts", default="thighs,trunk,elbow",
+                    help="comma-separated body parts of the sweep (also: fingers, best with --pixel 0.4)")
     ap.add_argument("--noise", type=float, default=30.0)
     ap.add_argument("--slice", type=float, default=3.0)
     ap.add_argument("--draws", type=int, default=2, help="noise draws per scan")
@@ -228,7 +230,8 @@ def main(argv: list[str]) -> None:
     if args.set == "main":
         cases = MAIN
     else:
-        cases = [(b, s, args.noise, args.slice) for b in ("thighs", "trunk", "elbow") for s in _seeds(args.seeds)]
+        parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+        cases = [(b, s, args.noise, args.slice) for b in parts for s in _seeds(args.seeds)]
     falses: list = []
     report(sweep(cases, args.draws, falses, args.bone_texture, args.pixel), falses)
 
