@@ -8,6 +8,7 @@ points (``q = M p + o``), as a SimpleITK transform with the baseline fixed does;
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,12 +169,28 @@ def _run(fixed: FeatureImage, moving: FeatureImage, initial: sitk.Transform, con
     reg.SetSmoothingSigmasPerLevel([max(0.0, (f - 1) * 0.5) for f in levels])
     reg.SetInitialTransform(initial, inPlace=False)
     try:
-        out = reg.Execute(fixed.image, moving.image)
+        with _itk_warnings_silenced():
+            out = reg.Execute(fixed.image, moving.image)
     except RuntimeError as exc:  # e.g. all samples fell outside the moving image
         log.debug("registration failed from this start: %s", exc)
         return initial, float("inf")
     final = out.GetNthTransform(0) if isinstance(out, sitk.CompositeTransform) else out
     return final, float(reg.GetMetricValue())
+
+
+@contextmanager
+def _itk_warnings_silenced():
+    """ITK's warnings off while a registration runs. A start that leaves the two images apart
+    (the identity start when the visits' table positions differ by tens of centimetres, as
+    between scanners) makes ITK print "No valid points were found during metric evaluation"
+    to the process's stderr, six lines of C++ per start, beside the command's own one line;
+    such a start scores an infinite metric or loses to the others, which is handled here."""
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 def _matrix_offset(tx: sitk.Transform) -> tuple[np.ndarray, np.ndarray]:
