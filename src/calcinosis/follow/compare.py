@@ -234,7 +234,18 @@ def _warnings(baseline: Visit, followup: Visit, reg: Registration, changes) -> l
 
 
 def _thickness(visit: Visit) -> float | None:
-    t = visit.volume.metadata.get("slice_thickness_mm") or visit.volume.spacing[2]
+    """The visit's voxel size head to foot (mm), what partial volume of small deposits depends
+    on: the slice thickness of axial slices, but for a scan stored as coronal or sagittal
+    slices (a reformat) the spacing along its head-foot array axis (the analysis reads it in
+    that order, :func:`~calcinosis.pipeline.axial_order`), not the spacing between its slices
+    or their thickness: a 1.5 mm axial scan read 0.8 mm (its pixel) as coronal slices, and the
+    warning said the same scan's slices differed."""
+    from calcinosis.pipeline import axial_order
+
+    vol = visit.volume
+    axis = axial_order(vol)[0]  # array axis (z, y, x) running head to foot
+    t = vol.metadata.get("slice_thickness_mm") if axis == 0 else None
+    t = t or vol.spacing_zyx[axis]
     return float(t) if t else None
 
 
