@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from calcinosis.follow import Visit, register_volumes
+from calcinosis.follow import Status, Visit, compare_visits, register_volumes, visit_from_analysis
+from calcinosis.pipeline import analyze
 from calcinosis.volume import Volume
 
 TABLE_SHIFT_MM = 300.0  # the same patient scanned with the table 30 cm further in
@@ -44,3 +45,46 @@ def test_slice_thickness_of_a_coronal_reformat_is_its_head_foot_spacing():
     assert _thickness(visit(axial)) == 1.5
     assert _thickness(visit(_stored_coronal(axial))) == 1.5
     assert _thickness(visit(_stored_coronal(thick))) == 3.0
+
+
+CIRCLE_CENTRE_XY, CIRCLE_RADIUS_MM = (200.0, -10.0), 75.0  # cuts off the limb's far (+x) side
+
+
+def _outside_circle(vol: Volume) -> Volume:
+    """``vol`` with every voxel outside the reconstruction circle read as the reader reads a
+    scanner's padding there (:data:`calcinosis.io.padding.PADDING_HU`)."""
+    from calcinosis.io.padding import PADDING_HU
+
+    j, i = np.indices(vol.shape[1:])
+    x = vol.origin[0] + i * vol.spacing[0]
+    y = vol.origin[1] + j * vol.spacing[1]
+    array = vol.array.copy()
+    array[:, np.hypot(x - CIRCLE_CENTRE_XY[0], y - CIRCLE_CENTRE_XY[1]) > CIRCLE_RADIUS_MM] = PADDING_HU
+    return Volume(array, vol.spacing, vol.origin, vol.direction, dict(vol.metadata))
+
+
+def test_deposits_outside_the_followup_reconstruction_circle_are_not_covered(baseline_phantom, baseline_analysis):
+    # The follow-up's grid holds them, so they counted as covered, and the air outside its
+    # reconstruction circle made them "resolved" without a word.
+    follow = analyze(_outside_circle(baseline_phantom.volume))
+    cmp = compare_visits(visit_from_analysis(baseline_analysis, "baseline"), visit_from_analysis(follow, "followup"))
+
+    def distances(dep):
+        corners = np.array(dep.bbox_lps)[:, :2]
+        return [np.hypot(x - CIRCLE_CENTRE_XY[0], y - CIRCLE_CENTRE_XY[1]) for x in corners[:, 0] for y in corners[:, 1]]
+
+    def change_of(dep):
+        by_id = cmp.baseline.lesion_by_id
+        return min(cmp.changes, key=lambda c: min(
+            (np.linalg.norm(np.subtract((by_id[b].x_mm, by_id[b].y_mm, by_id[b].z_mm), dep.centroid_lps))
+             for b in c.baseline_ids), default=np.inf))
+
+    outside = [d for d in baseline_phantom.deposits if min(distances(d)) > CIRCLE_RADIUS_MM + 1.0]
+    inside = [d for d in baseline_phantom.deposits if max(distances(d)) < CIRCLE_RADIUS_MM - 3.0]
+    assert len(outside) >= 2 and len(inside) >= 4
+    # (Some lie outside the follow-up's grid too: "outside the follow-up field of view".)
+    assert all(change_of(dep).status == Status.NOT_COVERED for dep in outside)
+    assert sum("is air" in change_of(dep).detail for dep in outside) >= 2
+    for dep in inside:
+        assert change_of(dep).status == Status.STABLE
+    assert cmp.overall == "stable" and not any(c.status == Status.RESOLVED for c in cmp.changes)

@@ -37,6 +37,13 @@ POOR_BONE_DICE = 0.7
 DEFAULT_THRESHOLD_HU = 130.0  # the analysis's default, for an analysis folder without its settings
 # How the detail of a deposit found in one scan, and dense but unreported in the other, begins.
 UNREPORTED_DETAIL = "not reported by the"
+# A place in a scan reading at or below this (HU, linear interpolation) is air: no tissue was
+# imaged there. Real air reads -1000 give or take its noise; pixels outside the reconstruction
+# circle read -1024 (the reader's padding, or what scanners that do not pad write there).
+AIR_HU = -900.0
+# A resolved (new) deposit whose voxels land on air in the other scan for more than this
+# fraction was not imaged there, or the body's outline there moved: nothing tells that it is gone.
+NOT_IMAGED_FRACTION = 0.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,16 +125,21 @@ def compare_visits(baseline: Visit, followup: Visit, config: CompareConfig = Com
 
 def _dense_yet_unreported(baseline: Visit, followup: Visit, reg: Registration, changes, b_cov: np.ndarray,
                           f_cov: np.ndarray, b_index: dict[int, int], f_index: dict[int, int]) -> tuple[Change, ...]:
-    """Resolved and new deposits whose place in the other scan is as dense as a deposit,
-    made ``not_covered`` (and left out of the common field of view, ``b_cov`` / ``f_cov``
-    updated in place; ``b_index`` / ``f_index``: each lesion id's place in them). Their detail
-    starts with ``UNREPORTED_DETAIL``.
+    """Resolved and new deposits whose place in the other scan is as dense as a deposit, or
+    air, made ``not_covered`` (and left out of the common field of view, ``b_cov`` / ``f_cov``
+    updated in place; ``b_index`` / ``f_index``: each lesion id's place in them). The detail
+    of the dense ones starts with ``UNREPORTED_DETAIL``.
 
     "Resolved" says the calcium is gone; when the voxels the deposit held, mapped into the
     follow-up, are on average at or above the follow-up analysis's threshold, something
     calcium-dense is still there that the analysis did not report as a deposit (on thick
-    slices a deposit beside bone is counted with the bone). The same for a new deposit and
-    the baseline. Neither can be measured in that scan, so neither is a change.
+    slices a deposit beside bone is counted with the bone). When most of them land on air
+    (``NOT_IMAGED_FRACTION``, ``AIR_HU``), the follow-up did not image that tissue: the
+    corners of its grid outside the reconstruction circle read as air, and a circle smaller
+    than the body (a limb or a large patient at the edge of the scanner's field) cut deposits
+    off that the comparison called resolved, inside the follow-up's grid and so "covered".
+    The same for a new deposit and the baseline. Neither can be measured in that scan, so
+    neither is a change.
     """
     boxes: dict[str, list] = {}
     out = []
@@ -144,34 +156,40 @@ def _dense_yet_unreported(baseline: Visit, followup: Visit, reg: Registration, c
         if source.name not in boxes:
             boxes[source.name] = ndi.find_objects(source.labels)
         found = boxes[source.name]
-        hu = site_mean_hu(source, lid, other.volume, to_other, found[lid - 1] if lid <= len(found) else None)
+        values = site_hu(source, lid, other.volume, to_other, found[lid - 1] if lid <= len(found) else None)
+        hu = float(np.mean(values)) if len(values) else float("nan")
+        air = float(np.mean(values <= AIR_HU)) if len(values) else 0.0
         threshold = float(_settings(other).get("threshold_hu", DEFAULT_THRESHOLD_HU))
-        if not hu >= threshold:
+        what = "follow-up" if later else "baseline"
+        if air > NOT_IMAGED_FRACTION:
+            detail = (f"its place in the {what} is air ({100 * air:.0f} % of its voxels): not imaged there "
+                      "(outside the reconstruction circle) or the body's outline moved")
+        elif hu >= threshold:
+            detail = (f"{UNREPORTED_DETAIL} {what} analysis, yet its place there is dense (mean {hu:.0f} HU, "
+                      f"threshold {threshold:g}): not measured in the {what}")
+        else:
             out.append(change)
             continue
         if later:
             b_cov[b_index[lid]] = False
         else:
             f_cov[f_index[lid]] = False
-        what = "follow-up" if later else "baseline"
-        out.append(replace(
-            change, status=Status.NOT_COVERED, mass_change_pct=float("nan"), mass_change_sd_mg=float("nan"),
-            detail=f"{UNREPORTED_DETAIL} {what} analysis, yet its place there is dense (mean {hu:.0f} HU, "
-                   f"threshold {threshold:g}): not measured in the {what}"))
+        out.append(replace(change, status=Status.NOT_COVERED, mass_change_pct=float("nan"),
+                           mass_change_sd_mg=float("nan"), detail=detail))
     return tuple(out)
 
 
-def site_mean_hu(source: Visit, lesion_id: int, other, to_other, box=None) -> float:
-    """Mean HU of the volume ``other`` over the voxels of ``source``'s lesion ``lesion_id``,
-    mapped into it by ``to_other`` (LPS to LPS; linear interpolation, -1000 outside).
-    ``box`` (slices of ``source.labels`` holding the lesion) only saves the search."""
+def site_hu(source: Visit, lesion_id: int, other, to_other, box=None) -> np.ndarray:
+    """HU of the volume ``other`` at each voxel of ``source``'s lesion ``lesion_id``, mapped
+    into it by ``to_other`` (LPS to LPS; linear interpolation, -1000 outside; empty when the
+    lesion has no voxel). ``box`` (slices of ``source.labels`` holding the lesion) only saves
+    the search."""
     box = box or (slice(None),) * 3
     zyx = np.argwhere(source.labels[box] == lesion_id) + np.array([s.start or 0 for s in box])
     if len(zyx) == 0:
-        return float("nan")
+        return np.zeros(0, np.float32)
     idx = other.lps_to_index(to_other(source.volume.index_to_lps(zyx)))
-    hu = ndi.map_coordinates(np.asarray(other.array, np.float32), idx.T, order=1, mode="constant", cval=-1000.0)
-    return float(np.mean(hu))
+    return ndi.map_coordinates(np.asarray(other.array, np.float32), idx.T, order=1, mode="constant", cval=-1000.0)
 
 
 def label_overlaps(baseline: Visit, followup: Visit, reg: Registration) -> dict[tuple[int, int], int]:
