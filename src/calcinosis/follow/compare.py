@@ -159,7 +159,8 @@ def _dense_yet_unreported(baseline: Visit, followup: Visit, reg: Registration, c
         values = site_hu(source, lid, other.volume, to_other, found[lid - 1] if lid <= len(found) else None)
         hu = float(np.mean(values)) if len(values) else float("nan")
         air = float(np.mean(values <= AIR_HU)) if len(values) else 0.0
-        threshold = float(_settings(other).get("threshold_hu", DEFAULT_THRESHOLD_HU))
+        threshold = _settings(other).get("threshold_hu")
+        threshold = DEFAULT_THRESHOLD_HU if threshold is None else float(threshold)
         what = "follow-up" if later else "baseline"
         if air > NOT_IMAGED_FRACTION:
             detail = (f"its place in the {what} is air ({100 * air:.0f} % of its voxels): not imaged there "
