@@ -88,3 +88,24 @@ def test_deposits_outside_the_followup_reconstruction_circle_are_not_covered(bas
     for dep in inside:
         assert change_of(dep).status == Status.STABLE
     assert cmp.overall == "stable" and not any(c.status == Status.RESOLVED for c in cmp.changes)
+
+
+def _stored_top_down(vol: Volume) -> Volume:
+    """``vol`` (identity direction) with its slices stored from the top."""
+    d = np.asarray(vol.direction, float) @ np.diag([1.0, 1.0, -1.0])
+    origin = np.asarray(vol.origin) + np.asarray(vol.direction)[:, 2] * vol.spacing[2] * (vol.shape[0] - 1)
+    return Volume(np.ascontiguousarray(vol.array[::-1]), vol.spacing, tuple(origin), d, {})
+
+
+def test_report_pictures_show_any_storage_as_axial_slices():
+    # A baseline stored as coronal slices had its coronal projection titled "axial MIP" and its
+    # axial one, upside down, titled "coronal MIP"; one stored top-down, its coronal one upside down.
+    from calcinosis.follow.report import display_array, display_axes, display_index
+
+    rng = np.random.default_rng(0)
+    axial = Volume(rng.integers(-1000, 1000, (6, 7, 8)).astype(np.int16), (0.8, 0.9, 2.0), (10.0, -5.0, 30.0))
+    point = (13.0, -1.0, 36.0)
+    for vol in (axial, _stored_coronal(axial), _stored_top_down(axial), _stored_coronal(_stored_top_down(axial))):
+        order, flips = display_axes(vol)
+        assert np.array_equal(display_array(vol.array, order, flips), axial.array)
+        assert np.allclose(display_index(vol, order, flips, point), axial.lps_to_index(np.array(point)))
