@@ -19,6 +19,12 @@ from calcinosis.follow.features import FeatureImage, feature_image, mask_image
 
 log = logging.getLogger(__name__)
 
+# The best start is tried again turned by these angles (degrees) about the head-foot axis: a
+# limb is nearly round, so from a start turned 10 degrees or more off the optimiser stopped
+# part-way (elbow phantom turned 10 degrees about its long axis: 3.6 found, two deposits each
+# resolved and new; 30 degrees: 17.6 found, five of each).
+TURN_STARTS_DEG = (-20.0, -10.0, 10.0, 20.0)
+
 
 @dataclass(frozen=True, eq=False)
 class Registration:
@@ -91,7 +97,8 @@ def register_volumes(baseline, followup, config: RegistrationConfig = Registrati
 
     Several rigid starts are tried (no motion, centre-of-body alignment, and the
     latter in-plane only, since a different scan range shifts the centre along z);
-    the best-fitting one is kept, then refined by an affine fit where
+    the best-fitting one is kept, tried again turned about the head-foot axis
+    (``TURN_STARTS_DEG``), then refined by an affine fit where
     ``config.affine`` allows it. Deterministic: fixed metric sampling seed, one thread.
     """
     res = config.resolution_mm
@@ -117,7 +124,8 @@ def register_volumes(baseline, followup, config: RegistrationConfig = Registrati
         results.append((name, fitted, metric, overlap))
     best_overlap = max(r[3] for r in results)
     eligible = [r for r in results if r[3] >= 0.6 * best_overlap]
-    name, rigid, _, _ = min(eligible, key=lambda r: r[2])
+    name, rigid, best_metric, _ = min(eligible, key=lambda r: r[2])
+    rigid = _best_turn(fixed, moving, rigid, best_metric, config, name)
     rigid, metric = _run(fixed, moving, rigid, config, levels=(1,))  # full resolution for the winner only
     if config.fine_resolution_mm and config.fine_resolution_mm < res:
         # Only the best start is refined on a finer grid: this is where sub-millimetre
@@ -149,6 +157,29 @@ def register_volumes(baseline, followup, config: RegistrationConfig = Registrati
     matrix, offset = _matrix_offset(final)
     bone_dice, body_dice, overlap = quality
     return Registration(matrix, offset, kind, name, float(metric), bone_dice, body_dice, overlap)
+
+
+def _best_turn(fixed: FeatureImage, moving: FeatureImage, rigid: sitk.Euler3DTransform, metric: float,
+               config: RegistrationConfig, name: str) -> sitk.Euler3DTransform:
+    """``rigid``, or the fit from it turned by one of ``TURN_STARTS_DEG`` about the head-foot
+    axis where that fits better: a lower metric and a higher bone Dice. The metric alone is
+    not enough: it counts only the samples that land inside the follow-up, and where the
+    follow-up's body is cut (a reconstruction circle smaller than the body) a fit turned 13
+    degrees and shifted 80 mm scored lower than the one kept without the turns."""
+    best, best_metric, best_dice = rigid, metric, None
+    for turn in TURN_STARTS_DEG:
+        tx = sitk.Euler3DTransform(rigid)
+        tx.SetRotation(tx.GetAngleX(), tx.GetAngleY(), tx.GetAngleZ() + float(np.radians(turn)))
+        fitted, turned_metric = _run(fixed, moving, tx, config, levels=(4, 2))
+        log.debug("rigid start %s turned %+g deg: metric %.1f", name, turn, turned_metric)
+        if not turned_metric < best_metric:
+            continue
+        if best_dice is None:
+            best_dice = _quality(fixed, moving, best)[0]
+        dice = _quality(fixed, moving, fitted)[0]
+        if dice > best_dice:
+            best, best_metric, best_dice = fitted, turned_metric, dice
+    return best
 
 
 def _run(fixed: FeatureImage, moving: FeatureImage, initial: sitk.Transform, config: RegistrationConfig,
