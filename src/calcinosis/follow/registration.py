@@ -190,7 +190,12 @@ def _run(fixed: FeatureImage, moving: FeatureImage, initial: sitk.Transform, con
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     fraction = min(1.0, config.sampling_fraction * fraction_scale)
     reg.SetMetricSamplingPercentage(fraction, config.seed)
-    reg.SetMetricFixedMask(mask_image(_dilate(fixed.body, 3), fixed.image))
+    fixed_mask = _dilate(fixed.body, 3)
+    if fixed.imaged is not None:
+        fixed_mask &= fixed.imaged
+    reg.SetMetricFixedMask(mask_image(fixed_mask, fixed.image))
+    if moving.imaged is not None:  # a sample landing outside what the follow-up measured tells nothing
+        reg.SetMetricMovingMask(mask_image(moving.imaged, moving.image))
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=4.0, minStep=0.01,
                                                  numberOfIterations=config.iterations,
@@ -246,7 +251,8 @@ def _resampled(moving_mask: np.ndarray, moving: FeatureImage, fixed: FeatureImag
 
 
 def _inside_moving(fixed: FeatureImage, moving: FeatureImage, tx) -> np.ndarray:
-    return _resampled(np.ones(moving.body.shape, bool), moving, fixed, tx)
+    imaged = np.ones(moving.body.shape, bool) if moving.imaged is None else moving.imaged
+    return _resampled(imaged, moving, fixed, tx)
 
 
 def _overlap_fraction(fixed: FeatureImage, moving: FeatureImage, tx) -> float:
