@@ -96,6 +96,9 @@ def test_deposits_outside_the_followup_reconstruction_circle_are_not_covered(bas
     # counted the corners outside the circle as covered (96 %).
     assert all(c.distance_mm < 1.0 for c in cmp.changes if c.baseline_ids and c.followup_ids)
     assert cmp.registration.overlap_fraction < 0.85
+    # The padded scan compared with itself: its circle cuts the same deposits the same way.
+    itself = compare_visits(visit_from_analysis(follow, "baseline"), visit_from_analysis(follow, "followup"))
+    assert all(c.status == Status.STABLE and c.mass_change_pct == 0.0 for c in itself.changes)
 
 
 def _stored_top_down(vol: Volume) -> Volume:

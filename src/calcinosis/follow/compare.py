@@ -195,13 +195,16 @@ def _cut_by_the_circle(baseline: Visit, followup: Visit, reg: Registration, chan
     it there reads shrunk (or grown, cut in the baseline) by the part cut off, and one whose
     shell or background ring (the regions its mass is measured over) reaches past it reads off
     too: more than ``CUT_FRACTION`` of the deposit with them, mapped into that scan, lie where
-    it imaged nothing (:func:`~calcinosis.follow.features.not_imaged`)."""
+    it imaged nothing (:func:`~calcinosis.follow.features.not_imaged`), more than in its own
+    scan (a scan compared with itself, its circle cutting a deposit the same in both, keeps
+    every deposit stable)."""
     from calcinosis.follow.features import not_imaged
     from calcinosis.measure.lesion import BACKGROUND_RING_MM
 
-    unmeasured = {"b": not_imaged(followup.volume), "f": not_imaged(baseline.volume)}
-    if unmeasured["b"] is None and unmeasured["f"] is None:
+    own = {"b": not_imaged(baseline.volume), "f": not_imaged(followup.volume)}
+    if own["b"] is None and own["f"] is None:
         return tuple(changes)
+    unmeasured = {"b": own["f"], "f": own["b"]}  # in the other scan
     boxes = {"b": ndi.find_objects(baseline.labels), "f": ndi.find_objects(followup.labels)}
     out = []
     for change in changes:
@@ -224,7 +227,8 @@ def _cut_by_the_circle(baseline: Visit, followup: Visit, reg: Registration, chan
             inside = np.all((idx >= 0) & (idx < np.asarray(mask.shape)), axis=1)
             hit = np.zeros(len(idx), bool)
             hit[inside] = mask[tuple(idx[inside].T)]
-            cut = max(cut, float(hit.mean()))
+            already = float(own[side][tuple(zyx.T)].mean()) if own[side] is not None else 0.0
+            cut = max(cut, float(hit.mean()) - already)
         if cut <= CUT_FRACTION:
             out.append(change)
             continue
@@ -232,7 +236,7 @@ def _cut_by_the_circle(baseline: Visit, followup: Visit, reg: Registration, chan
         f_cov[[f_index[j] for j in change.followup_ids]] = False
         out.append(replace(change, status=Status.NOT_COVERED, mass_change_pct=float("nan"),
                            mass_change_sd_mg=float("nan"),
-                           detail=f"cut by a reconstruction circle ({100 * cut:.0f} % of it outside one scan's): "
+                           detail=f"cut by a reconstruction circle ({100 * cut:.0f} % more of it outside one scan's): "
                                   "measured there in part only"))
     return tuple(out)
 
