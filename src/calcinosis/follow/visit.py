@@ -134,7 +134,7 @@ def _check_settings(summary: dict, name: str) -> None:
         return
     if not isinstance(settings, dict):
         raise InputError(f"{name}: summary.json's settings are not a table of settings; re-run calcinosis analyze")
-    for key in ("threshold_hu", "mass_calibration_mg_per_hu_cm3"):
+    for key in ("threshold_hu", "mass_calibration_mg_per_hu_cm3", "shell_mm"):
         value = settings.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or not np.isfinite(value)):
