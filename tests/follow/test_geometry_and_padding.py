@@ -147,3 +147,25 @@ def test_a_limb_turned_about_its_long_axis_is_registered(baseline_phantom, plan)
     for angle in range(0, 360, 45):  # points at a deposit's distance from the limb's axis
         p = np.array(plan.centre(0.0, angle, 35.0))
         assert np.linalg.norm(reg.to_followup(p) - truth.TransformPoint(tuple(p))) < 1.6, angle
+
+
+def test_deposits_at_a_scan_edge_do_not_say_the_anatomy_differs():
+    # With both scans covering the whole body, a deposit reaching the follow-up's last slice
+    # was reported as "the two fields of view cover different anatomy: the follow-up covers
+    # 100 % of the baseline body; 1 deposit outside the common field of view ...".
+    from calcinosis.follow import Change, Registration
+    from calcinosis.follow.compare import _warnings
+
+    vol = Volume(np.zeros((4, 8, 8), np.int16), (1.0, 1.0, 1.0))
+    visit = Visit(vol, (), np.zeros(vol.shape, np.uint16), "v")
+    nan = float("nan")
+    edge = Change(1, (1,), (), Status.NOT_COVERED, 5.0, nan, nan, 10.0, nan, 0.0, 0.0, 3.0, nan,
+                  "outside the follow-up field of view", "elbow", "subcutaneous")
+
+    def warnings(overlap):
+        reg = Registration(np.eye(3), np.zeros(3), "rigid", "identity", 0.0, 1.0, 1.0, overlap)
+        return _warnings(visit, visit.__class__(vol.with_array(vol.array + 1), (), visit.labels, "f"), reg, [edge])
+
+    assert not any("different anatomy" in w for w in warnings(1.0))
+    assert any(w.startswith("1 deposit at the edge of one scan's field of view") for w in warnings(1.0))
+    assert any("different anatomy" in w and "1 deposit outside" in w for w in warnings(0.6))

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1.0"
 POOR_BONE_DICE = 0.7
+SAME_ANATOMY_OVERLAP = 0.95  # the follow-up covers at least this fraction of the baseline body
 DEFAULT_THRESHOLD_HU = 130.0  # the analysis's default, for an analysis folder without its settings
 DEFAULT_SHELL_MM = 1.5  # the same for the shell round a deposit that its mass is measured over
 # How the detail of a deposit found in one scan, and dense but unreported in the other, begins.
@@ -301,11 +302,19 @@ def _warnings(baseline: Visit, followup: Visit, reg: Registration, changes) -> l
                    "is as dense as a deposit (on thick slices a deposit beside bone is counted with the "
                    "bone): reported as not_covered, not as resolved or new, and left out of the overall call")
     n_out = sum(1 for c in changes if c.status == Status.NOT_COVERED) - n_dense
-    if n_out or reg.overlap_fraction < 0.95:
+    deposits = f"{n_out} deposit{'s' if n_out != 1 else ''}"
+    verb = "are" if n_out != 1 else "is"
+    if reg.overlap_fraction < SAME_ANATOMY_OVERLAP:
         out.append(f"the two fields of view cover different anatomy: the follow-up covers "
-                   f"{100 * reg.overlap_fraction:.0f} % of the baseline body; {n_out} deposit"
-                   f"{'s' if n_out != 1 else ''} outside the common field of view "
-                   f"{'are' if n_out != 1 else 'is'} reported as not_covered and left out of the overall call")
+                   f"{100 * reg.overlap_fraction:.0f} % of the baseline body; {deposits} outside the common "
+                   f"field of view {verb} reported as not_covered and left out of the overall call")
+    elif n_out:
+        # Both scans cover the same body: saying they cover different anatomy (the follow-up
+        # covering "100 %" of it) only puzzled; these deposits reach a scan's first or last
+        # slice, its edge or its reconstruction circle.
+        out.append(f"{deposits} at the edge of one scan's field of view (its first or last slice, its border "
+                   f"or its reconstruction circle) {verb} reported as not_covered and left out of the "
+                   "overall call")
     if not reg.bone_dice >= POOR_BONE_DICE:
         out.append(f"registration may be poor (bone Dice {reg.bone_dice:.2f}); check the side-by-side "
                    "pictures before trusting the deposit matches")

@@ -141,8 +141,8 @@ def render_comparison_html(cmp: Comparison, doc: dict[str, Any], *, figure_png: 
     parts.append(_burden_table({"all deposits": doc["totals"], "common field of view": doc["totals_common_fov"]},
                                "scope"))
     if doc["totals"]["call"] == "not_comparable":
-        parts.append("<p class='muted'>All deposits: the two scans cover different anatomy, so their totals "
-                     "are not compared; the common field of view is.</p>")
+        parts.append("<p class='muted'>All deposits: some were measured by one scan only (not_covered), so "
+                     "their totals are not compared; the common field of view is.</p>")
     parts.append("<p class='muted'>By region and compartment: in the common field of view.</p>")
     parts.append(_burden_table(doc["by_region"], "region"))
     parts.append(_burden_table(doc["by_compartment"], "compartment"))
