@@ -169,3 +169,19 @@ def test_deposits_at_a_scan_edge_do_not_say_the_anatomy_differs():
     assert not any("different anatomy" in w for w in warnings(1.0))
     assert any(w.startswith("1 deposit at the edge of one scan's field of view") for w in warnings(1.0))
     assert any("different anatomy" in w and "1 deposit outside" in w for w in warnings(0.6))
+
+
+def test_the_same_voxels_mirrored_are_not_the_same_scan():
+    # "the same scan: every deposit is stable by construction" beside 6 new deposits.
+    from calcinosis.follow import Registration
+    from calcinosis.follow.compare import _warnings
+
+    vol = Volume(np.arange(4 * 8 * 8, dtype=np.int16).reshape(4, 8, 8), (1.0, 1.0, 2.0))
+    mirrored = Volume(vol.array, vol.spacing, vol.origin, np.diag([1.0, -1.0, 1.0]))
+    reg = Registration(np.eye(3), np.zeros(3), "rigid", "identity", 0.0, 1.0, 1.0, 1.0)
+
+    def visit(v, name):
+        return Visit(v, (), np.zeros(v.shape, np.uint16), name)
+
+    assert any("same scan" in w for w in _warnings(visit(vol, "b"), visit(vol, "f"), reg, []))
+    assert not any("same scan" in w for w in _warnings(visit(vol, "b"), visit(mirrored, "f"), reg, []))

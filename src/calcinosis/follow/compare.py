@@ -290,8 +290,12 @@ def followup_labels_on_baseline(baseline: Visit, followup: Visit, reg: Registrat
 def _warnings(baseline: Visit, followup: Visit, reg: Registration, changes) -> list[str]:
     out = []
     uid = baseline.volume.metadata.get("series_uid")
-    same = (uid and uid == followup.volume.metadata.get("series_uid")) or (
-        baseline.volume.shape == followup.volume.shape and np.array_equal(baseline.volume.array, followup.volume.array))
+    # The same voxels on axes of other sizes or directions (an image mirrored by a wrong
+    # orientation) are another image: its deposits can change, and did (6 new).
+    b, f = baseline.volume, followup.volume
+    same = (uid and uid == f.metadata.get("series_uid")) or (
+        b.shape == f.shape and np.allclose(b.spacing, f.spacing) and np.allclose(b.direction, f.direction)
+        and np.array_equal(b.array, f.array))
     if same:
         out.append("the baseline and the follow-up are the same scan: every deposit is stable by construction")
     n_dense = sum(1 for c in changes if c.status == Status.NOT_COVERED and c.detail.startswith(UNREPORTED_DETAIL))
