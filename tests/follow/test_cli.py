@@ -100,11 +100,14 @@ EXPECTED = {
     "folder_without_image": ("--baseline-image",), "wrong_image": ("made from",),
     "image_for_raw": ("applies only",), "bad_change_pct": ("change_pct",), "broken_csv": ("lacks the columns",),
     "missing_tracks": ("track file",), "foreign_tracks": ("no followup_id and track_id columns",),
+    "mirrored_image": ("orientation differs",), "edited_threshold": ("threshold_hu is not a number",),
+    "edited_size": ("size_voxels is not three voxel counts",),
 }
 
 
 @pytest.mark.parametrize("case", ["missing", "not_ct", "folder_without_image", "wrong_image", "image_for_raw",
-                                  "bad_change_pct", "broken_csv", "missing_tracks", "foreign_tracks"])
+                                  "bad_change_pct", "broken_csv", "missing_tracks", "foreign_tracks",
+                                  "mirrored_image", "edited_threshold", "edited_size"])
 def test_bad_inputs_exit_2_with_one_line(case, inputs, tmp_path, capsys):
     b_folder, f_folder = str(inputs["baseline_folder"]), str(inputs["followup_folder"])
     b_img, f_img = str(inputs["baseline_image"]), str(inputs["followup_image"])
@@ -135,6 +138,24 @@ def test_bad_inputs_exit_2_with_one_line(case, inputs, tmp_path, capsys):
         other = tmp_path / "other.csv"
         other.write_text("a,b\n1,2\n")
         argv = [b_folder, f_folder, *with_images, "--baseline-tracks", str(other)]
+    elif case == "mirrored_image":  # its grid, origin and voxels, the y axis reversed: was compared
+        from calcinosis.io import read_volume
+
+        vol = read_volume(b_img)
+        mirrored = write_volume(Volume(vol.array, vol.spacing, vol.origin, vol.direction @ np.diag([1.0, -1.0, 1.0])),
+                                tmp_path / "mirrored.nii.gz")
+        argv = [b_folder, f_folder, "--baseline-image", str(mirrored), "--followup-image", f_img]
+    elif case.startswith("edited"):  # a summary.json edited by hand: internal errors (exit 1)
+        import shutil
+
+        edited = shutil.copytree(inputs["baseline_folder"], tmp_path / "edited")
+        doc = json.loads((edited / "summary.json").read_text())
+        if case == "edited_threshold":  # read only when a deposit was resolved or new
+            doc["settings"]["threshold_hu"] = "abc"
+        else:
+            doc["input"]["size_voxels"] = 5
+        (edited / "summary.json").write_text(json.dumps(doc))
+        argv = [str(edited), f_folder, *with_images]
     else:
         argv = [b_folder, f_folder, *with_images, "--baseline-tracks", str(tmp_path / "none.csv")]
     assert main(["compare", *argv, *out]) == 2

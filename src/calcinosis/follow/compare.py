@@ -34,9 +34,23 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1.0"
 POOR_BONE_DICE = 0.7
+SAME_ANATOMY_OVERLAP = 0.95  # the follow-up covers at least this fraction of the baseline body
 DEFAULT_THRESHOLD_HU = 130.0  # the analysis's default, for an analysis folder without its settings
+DEFAULT_SHELL_MM = 1.5  # the same for the shell round a deposit that its mass is measured over
 # How the detail of a deposit found in one scan, and dense but unreported in the other, begins.
 UNREPORTED_DETAIL = "not reported by the"
+# A place in a scan reading at or below this (HU, linear interpolation) is air: no tissue was
+# imaged there. Real air reads -1000 give or take its noise; pixels outside the reconstruction
+# circle read -1024 (the reader's padding, or what scanners that do not pad write there).
+AIR_HU = -900.0
+# A resolved (new) deposit whose voxels land on air in the other scan for more than this
+# fraction was not imaged there, or the body's outline there moved: nothing tells that it is gone.
+NOT_IMAGED_FRACTION = 0.5
+# A deposit found in both scans with more than this fraction of its measured region (its voxels,
+# the analysis's shell and background ring round them) outside the other scan's reconstruction
+# circle was measured there in part only: 6 mm deposits with 13-27 % of that region (0-4 % of
+# their own voxels) outside the circle read -19 %, -30 % and -44 % (truth 0); the others: 0.3 % at most.
+CUT_FRACTION = 0.05
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,6 +119,7 @@ def compare_visits(baseline: Visit, followup: Visit, config: CompareConfig = Com
             b_cov[[b_index[i] for i in change.baseline_ids]] = True
             f_cov[[f_index[j] for j in change.followup_ids]] = True
     changes = _dense_yet_unreported(baseline, followup, reg, changes, b_cov, f_cov, b_index, f_index)
+    changes = _cut_by_the_circle(baseline, followup, reg, changes, b_cov, f_cov, b_index, f_index)
     b_in = [les for les, c in zip(baseline.lesions, b_cov) if c]
     f_in = [les for les, c in zip(followup.lesions, f_cov) if c]
     mb = sum(les.mass_mg for les in b_in)
@@ -118,16 +133,21 @@ def compare_visits(baseline: Visit, followup: Visit, config: CompareConfig = Com
 
 def _dense_yet_unreported(baseline: Visit, followup: Visit, reg: Registration, changes, b_cov: np.ndarray,
                           f_cov: np.ndarray, b_index: dict[int, int], f_index: dict[int, int]) -> tuple[Change, ...]:
-    """Resolved and new deposits whose place in the other scan is as dense as a deposit,
-    made ``not_covered`` (and left out of the common field of view, ``b_cov`` / ``f_cov``
-    updated in place; ``b_index`` / ``f_index``: each lesion id's place in them). Their detail
-    starts with ``UNREPORTED_DETAIL``.
+    """Resolved and new deposits whose place in the other scan is as dense as a deposit, or
+    air, made ``not_covered`` (and left out of the common field of view, ``b_cov`` / ``f_cov``
+    updated in place; ``b_index`` / ``f_index``: each lesion id's place in them). The detail
+    of the dense ones starts with ``UNREPORTED_DETAIL``.
 
     "Resolved" says the calcium is gone; when the voxels the deposit held, mapped into the
     follow-up, are on average at or above the follow-up analysis's threshold, something
     calcium-dense is still there that the analysis did not report as a deposit (on thick
-    slices a deposit beside bone is counted with the bone). The same for a new deposit and
-    the baseline. Neither can be measured in that scan, so neither is a change.
+    slices a deposit beside bone is counted with the bone). When most of them land on air
+    (``NOT_IMAGED_FRACTION``, ``AIR_HU``), the follow-up did not image that tissue: the
+    corners of its grid outside the reconstruction circle read as air, and a circle smaller
+    than the body (a limb or a large patient at the edge of the scanner's field) cut deposits
+    off that the comparison called resolved, inside the follow-up's grid and so "covered".
+    The same for a new deposit and the baseline. Neither can be measured in that scan, so
+    neither is a change.
     """
     boxes: dict[str, list] = {}
     out = []
@@ -144,34 +164,106 @@ def _dense_yet_unreported(baseline: Visit, followup: Visit, reg: Registration, c
         if source.name not in boxes:
             boxes[source.name] = ndi.find_objects(source.labels)
         found = boxes[source.name]
-        hu = site_mean_hu(source, lid, other.volume, to_other, found[lid - 1] if lid <= len(found) else None)
-        threshold = float(_settings(other).get("threshold_hu", DEFAULT_THRESHOLD_HU))
-        if not hu >= threshold:
+        values = site_hu(source, lid, other.volume, to_other, found[lid - 1] if lid <= len(found) else None)
+        hu = float(np.mean(values)) if len(values) else float("nan")
+        air = float(np.mean(values <= AIR_HU)) if len(values) else 0.0
+        threshold = _settings(other).get("threshold_hu")
+        threshold = DEFAULT_THRESHOLD_HU if threshold is None else float(threshold)
+        what = "follow-up" if later else "baseline"
+        if air > NOT_IMAGED_FRACTION:
+            detail = (f"its place in the {what} is air ({100 * air:.0f} % of its voxels): not imaged there "
+                      "(outside the reconstruction circle) or the body's outline moved")
+        elif hu >= threshold:
+            detail = (f"{UNREPORTED_DETAIL} {what} analysis, yet its place there is dense (mean {hu:.0f} HU, "
+                      f"threshold {threshold:g}): not measured in the {what}")
+        else:
             out.append(change)
             continue
         if later:
             b_cov[b_index[lid]] = False
         else:
             f_cov[f_index[lid]] = False
-        what = "follow-up" if later else "baseline"
-        out.append(replace(
-            change, status=Status.NOT_COVERED, mass_change_pct=float("nan"), mass_change_sd_mg=float("nan"),
-            detail=f"{UNREPORTED_DETAIL} {what} analysis, yet its place there is dense (mean {hu:.0f} HU, "
-                   f"threshold {threshold:g}): not measured in the {what}"))
+        out.append(replace(change, status=Status.NOT_COVERED, mass_change_pct=float("nan"),
+                           mass_change_sd_mg=float("nan"), detail=detail))
     return tuple(out)
 
 
-def site_mean_hu(source: Visit, lesion_id: int, other, to_other, box=None) -> float:
-    """Mean HU of the volume ``other`` over the voxels of ``source``'s lesion ``lesion_id``,
-    mapped into it by ``to_other`` (LPS to LPS; linear interpolation, -1000 outside).
-    ``box`` (slices of ``source.labels`` holding the lesion) only saves the search."""
+def _cut_by_the_circle(baseline: Visit, followup: Visit, reg: Registration, changes, b_cov: np.ndarray,
+                       f_cov: np.ndarray, b_index: dict[int, int], f_index: dict[int, int]) -> tuple[Change, ...]:
+    """Deposits found in both scans but cut by one scan's reconstruction circle, made
+    ``not_covered`` and left out of the common field of view (``b_cov`` / ``f_cov`` updated in
+    place). The analysis measures what lies inside the circle, so a deposit that reaches past
+    it there reads shrunk (or grown, cut in the baseline) by the part cut off, and one whose
+    shell or background ring (the regions its mass is measured over) reaches past it reads off
+    too: more than ``CUT_FRACTION`` of the deposit with them, mapped into that scan, lie where
+    it imaged nothing (:func:`~calcinosis.follow.features.not_imaged`), more than in its own
+    scan (a scan compared with itself, its circle cutting a deposit the same in both, keeps
+    every deposit stable)."""
+    from calcinosis.follow.features import not_imaged
+    from calcinosis.measure.lesion import BACKGROUND_RING_MM
+
+    own = {"b": not_imaged(baseline.volume), "f": not_imaged(followup.volume)}
+    if own["b"] is None and own["f"] is None:
+        return tuple(changes)
+    unmeasured = {"b": own["f"], "f": own["b"]}  # in the other scan
+    boxes = {"b": ndi.find_objects(baseline.labels), "f": ndi.find_objects(followup.labels)}
+    out = []
+    for change in changes:
+        if not (change.baseline_ids and change.followup_ids):
+            out.append(change)
+            continue
+        cut = 0.0
+        for side, source, other, to_other, ids in (("b", baseline, followup, reg.to_followup, change.baseline_ids),
+                                                   ("f", followup, baseline, reg.to_baseline, change.followup_ids)):
+            mask = unmeasured[side]
+            if mask is None:
+                continue
+            reach = float(_settings(other).get("shell_mm") or DEFAULT_SHELL_MM) + BACKGROUND_RING_MM
+            zyx = np.concatenate([_with_shell(source, lid, boxes[side][lid - 1], reach) for lid in ids
+                                  if lid <= len(boxes[side]) and boxes[side][lid - 1] is not None]
+                                 or [np.zeros((0, 3), int)])
+            if len(zyx) == 0:
+                continue
+            idx = np.rint(other.volume.lps_to_index(to_other(source.volume.index_to_lps(zyx)))).astype(int)
+            inside = np.all((idx >= 0) & (idx < np.asarray(mask.shape)), axis=1)
+            hit = np.zeros(len(idx), bool)
+            hit[inside] = mask[tuple(idx[inside].T)]
+            already = float(own[side][tuple(zyx.T)].mean()) if own[side] is not None else 0.0
+            cut = max(cut, float(hit.mean()) - already)
+        if cut <= CUT_FRACTION:
+            out.append(change)
+            continue
+        b_cov[[b_index[i] for i in change.baseline_ids]] = False
+        f_cov[[f_index[j] for j in change.followup_ids]] = False
+        out.append(replace(change, status=Status.NOT_COVERED, mass_change_pct=float("nan"),
+                           mass_change_sd_mg=float("nan"),
+                           detail=f"cut by a reconstruction circle ({100 * cut:.0f} % more of it outside one scan's): "
+                                  "measured there in part only"))
+    return tuple(out)
+
+
+def _with_shell(visit: Visit, lesion_id: int, box, reach_mm: float) -> np.ndarray:
+    """Indices ``(n, 3)`` of a lesion's voxels and of those within ``reach_mm`` of them."""
+    sp = np.asarray(visit.volume.spacing_zyx, float)
+    pad = np.ceil(reach_mm / sp).astype(int) + 1
+    lo = [max(0, s.start - p) for s, p in zip(box, pad)]
+    hi = [min(n, s.stop + p) for s, n, p in zip(box, visit.labels.shape, pad)]
+    sub = visit.labels[tuple(slice(a, b) for a, b in zip(lo, hi))] == lesion_id
+    near = ndi.distance_transform_edt(~sub, sampling=sp) <= reach_mm
+    return np.argwhere(near) + np.array(lo)
+
+
+def site_hu(source: Visit, lesion_id: int, other, to_other, box=None) -> np.ndarray:
+    """HU of the volume ``other`` at each voxel of ``source``'s lesion ``lesion_id``, mapped
+    into it by ``to_other`` (LPS to LPS; linear interpolation, -1000 outside; empty when the
+    lesion has no voxel). ``box`` (slices of ``source.labels`` holding the lesion) only saves
+    the search."""
     box = box or (slice(None),) * 3
     zyx = np.argwhere(source.labels[box] == lesion_id) + np.array([s.start or 0 for s in box])
     if len(zyx) == 0:
-        return float("nan")
+        return np.zeros(0, np.float32)
     idx = other.lps_to_index(to_other(source.volume.index_to_lps(zyx)))
-    hu = ndi.map_coordinates(np.asarray(other.array, np.float32), idx.T, order=1, mode="constant", cval=-1000.0)
-    return float(np.mean(hu))
+    return ndi.map_coordinates(np.asarray(other.array, np.float32), idx.T, order=1, mode="constant", cval=-1000.0)
 
 
 def label_overlaps(baseline: Visit, followup: Visit, reg: Registration) -> dict[tuple[int, int], int]:
@@ -198,8 +290,12 @@ def followup_labels_on_baseline(baseline: Visit, followup: Visit, reg: Registrat
 def _warnings(baseline: Visit, followup: Visit, reg: Registration, changes) -> list[str]:
     out = []
     uid = baseline.volume.metadata.get("series_uid")
-    same = (uid and uid == followup.volume.metadata.get("series_uid")) or (
-        baseline.volume.shape == followup.volume.shape and np.array_equal(baseline.volume.array, followup.volume.array))
+    # The same voxels on axes of other sizes or directions (an image mirrored by a wrong
+    # orientation) are another image: its deposits can change, and did (6 new).
+    b, f = baseline.volume, followup.volume
+    same = (uid and uid == f.metadata.get("series_uid")) or (
+        b.shape == f.shape and np.allclose(b.spacing, f.spacing) and np.allclose(b.direction, f.direction)
+        and np.array_equal(b.array, f.array))
     if same:
         out.append("the baseline and the follow-up are the same scan: every deposit is stable by construction")
     n_dense = sum(1 for c in changes if c.status == Status.NOT_COVERED and c.detail.startswith(UNREPORTED_DETAIL))
@@ -210,11 +306,19 @@ def _warnings(baseline: Visit, followup: Visit, reg: Registration, changes) -> l
                    "is as dense as a deposit (on thick slices a deposit beside bone is counted with the "
                    "bone): reported as not_covered, not as resolved or new, and left out of the overall call")
     n_out = sum(1 for c in changes if c.status == Status.NOT_COVERED) - n_dense
-    if n_out or reg.overlap_fraction < 0.95:
+    deposits = f"{n_out} deposit{'s' if n_out != 1 else ''}"
+    verb = "are" if n_out != 1 else "is"
+    if reg.overlap_fraction < SAME_ANATOMY_OVERLAP:
         out.append(f"the two fields of view cover different anatomy: the follow-up covers "
-                   f"{100 * reg.overlap_fraction:.0f} % of the baseline body; {n_out} deposit"
-                   f"{'s' if n_out != 1 else ''} outside the common field of view "
-                   f"{'are' if n_out != 1 else 'is'} reported as not_covered and left out of the overall call")
+                   f"{100 * reg.overlap_fraction:.0f} % of the baseline body; {deposits} outside the common "
+                   f"field of view {verb} reported as not_covered and left out of the overall call")
+    elif n_out:
+        # Both scans cover the same body: saying they cover different anatomy (the follow-up
+        # covering "100 %" of it) only puzzled; these deposits reach a scan's first or last
+        # slice, its edge or its reconstruction circle.
+        out.append(f"{deposits} at the edge of one scan's field of view (its first or last slice, its border "
+                   f"or its reconstruction circle) {verb} reported as not_covered and left out of the "
+                   "overall call")
     if not reg.bone_dice >= POOR_BONE_DICE:
         out.append(f"registration may be poor (bone Dice {reg.bone_dice:.2f}); check the side-by-side "
                    "pictures before trusting the deposit matches")
@@ -234,7 +338,18 @@ def _warnings(baseline: Visit, followup: Visit, reg: Registration, changes) -> l
 
 
 def _thickness(visit: Visit) -> float | None:
-    t = visit.volume.metadata.get("slice_thickness_mm") or visit.volume.spacing[2]
+    """The visit's voxel size head to foot (mm), what partial volume of small deposits depends
+    on: the slice thickness of axial slices, but for a scan stored as coronal or sagittal
+    slices (a reformat) the spacing along its head-foot array axis (the analysis reads it in
+    that order, :func:`~calcinosis.pipeline.axial_order`), not the spacing between its slices
+    or their thickness: a 1.5 mm axial scan read 0.8 mm (its pixel) as coronal slices, and the
+    warning said the same scan's slices differed."""
+    from calcinosis.pipeline import axial_order
+
+    vol = visit.volume
+    axis = axial_order(vol)[0]  # array axis (z, y, x) running head to foot
+    t = vol.metadata.get("slice_thickness_mm") if axis == 0 else None
+    t = t or vol.spacing_zyx[axis]
     return float(t) if t else None
 
 

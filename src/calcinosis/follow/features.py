@@ -31,6 +31,7 @@ class FeatureImage:
     hu: np.ndarray  # float32 smoothed HU on the coarse grid, deposits painted over
     body: np.ndarray  # bool
     bone: np.ndarray  # bool
+    imaged: np.ndarray | None = None  # bool: what the scan measured (None: all of it); see not_imaged
 
     @property
     def spacing_zyx(self) -> tuple[float, float, float]:
@@ -96,7 +97,31 @@ def feature_image(volume: Volume, labels: np.ndarray | None, resolution_mm: floa
     feature = np.where(body, _BODY_FLOOR + np.clip(hu, -100.0, 1200.0), 0.0).astype(np.float32)
     out = sitk.GetImageFromArray(feature)
     out.CopyInformation(ref)
-    return FeatureImage(out, hu, body, bone)
+    imaged = None
+    unmeasured = not_imaged(volume)
+    if unmeasured is not None:
+        share = sitk.Resample(volume_to_sitk(volume.with_array(unmeasured.astype(np.float32))), ref,
+                              sitk.Transform(), sitk.sitkLinear, 1.0, sitk.sitkFloat32)
+        # A coarse voxel is imaged when none of it is padding (its edge at the circle is not the body's).
+        imaged = sitk.GetArrayFromImage(share) <= 0.0
+    return FeatureImage(out, hu, body, bone, imaged)
+
+
+def not_imaged(volume: Volume) -> np.ndarray | None:
+    """Voxels outside the scan's reconstruction circle, or None when there are none: where the
+    whole 3 x 3 x 3 neighbourhood reads :data:`~calcinosis.io.padding.PADDING_HU` or less
+    (the reader's padding, or what scanners that do not pad write there; air that was measured
+    has noise). The circle's edge is no edge of the body: where the circle was smaller than the
+    body, the registration lined up the cut outline with the other scan's (a follow-up cut by
+    the circle was registered 8 degrees and 32 mm off), and the overlap counted the corners as
+    covered."""
+    from calcinosis.io.padding import PADDING_HU
+
+    low = np.asarray(volume.array) <= PADDING_HU
+    if not low.any():
+        return None
+    out = ndi.binary_erosion(low, structure=np.ones((3, 3, 3), bool), border_value=1)
+    return out if out.any() else None
 
 
 def grid_image(volume: Volume, pixel_id: int = sitk.sitkUInt8) -> sitk.Image:

@@ -52,10 +52,13 @@ def side_by_side_png(cmp: Comparison) -> bytes:
     moved = sitk.GetArrayFromImage(sitk.Resample(volume_to_sitk(cmp.followup.volume), grid_image(base),
                                                  cmp.registration.sitk_transform(), sitk.sitkLinear, -1000.0,
                                                  sitk.sitkInt16))
-    sz, sy, sx = base.spacing_zyx
+    order, flips = display_axes(base)
+    sz, sy, sx = np.asarray(base.spacing_zyx)[list(order)]
+    shape = np.asarray(base.shape)[list(order)]
     fig, axes = plt.subplots(2, 2, figsize=(10, 8.5), dpi=80,
-                             gridspec_kw={"height_ratios": [base.shape[1] * sy, max(base.shape[0] * sz, 40.0)]})
+                             gridspec_kw={"height_ratios": [shape[1] * sy, max(shape[0] * sz, 40.0)]})
     for col, (array, title, side) in enumerate(((base.array, "baseline", "b"), (moved, "follow-up (registered)", "f"))):
+        array = display_array(array, order, flips)
         axial = np.clip(array.max(axis=0), -200, 1200)
         coronal = np.clip(array.max(axis=1), -200, 1200)[::-1]  # superior at the top
         ax = axes[0, col]
@@ -68,9 +71,9 @@ def side_by_side_png(cmp: Comparison) -> bytes:
             present = change.baseline_ids if side == "b" else change.followup_ids
             if not present:
                 continue
-            z, y, x = base.lps_to_index(np.array([change.x_mm, change.y_mm, change.z_mm]))
+            z, y, x = display_index(base, order, flips, (change.x_mm, change.y_mm, change.z_mm))
             colour = STATUS_COLOURS[change.status]
-            for a, (u, v) in ((ax, (x, y)), (ax2, (x, base.shape[0] - 1 - z))):
+            for a, (u, v) in ((ax, (x, y)), (ax2, (x, shape[0] - 1 - z))):
                 a.plot(u, v, "o", mfc="none", mec=colour, ms=9, mew=1.5)
                 a.annotate(str(change.track_id), (u, v), xytext=(5, 5), textcoords="offset points",
                            color=colour, fontsize=7)
@@ -82,6 +85,34 @@ def side_by_side_png(cmp: Comparison) -> bytes:
     fig.savefig(buf, format="png", metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
+
+
+def display_axes(volume) -> tuple[tuple[int, int, int], np.ndarray]:
+    """How to show ``volume``'s array as the pictures assume: axes in the order (head-foot,
+    front-back, left-right) (:func:`~calcinosis.pipeline.axial_order`), and which of them to
+    reverse so that the index runs toward superior, posterior and the patient's left. The
+    projections took the stored axes as they came: a baseline stored as coronal slices showed
+    a coronal projection titled "axial MIP" and an axial one, upside down, titled "coronal MIP";
+    one stored top-down had its coronal projection upside down."""
+    from calcinosis.pipeline import axial_order
+
+    order = axial_order(volume)
+    dirs = volume.axis_lps_directions()  # rows: array axes (z, y, x); columns: L, P, S
+    flips = np.array([dirs[axis, 2 - k] < 0 for k, axis in enumerate(order)])
+    return order, flips
+
+
+def display_array(array: np.ndarray, order, flips: np.ndarray) -> np.ndarray:
+    """``array`` (stored order) with the axes of :func:`display_axes`."""
+    out = np.transpose(array, order)
+    return out[tuple(slice(None, None, -1) if f else slice(None) for f in flips)]
+
+
+def display_index(volume, order, flips: np.ndarray, lps) -> np.ndarray:
+    """The (fractional) index of the LPS point ``lps`` in :func:`display_array` of ``volume``."""
+    idx = volume.lps_to_index(np.asarray(lps, float))[list(order)]
+    shape = np.asarray(volume.shape)[list(order)]
+    return np.where(flips, shape - 1 - idx, idx)
 
 
 def render_comparison_html(cmp: Comparison, doc: dict[str, Any], *, figure_png: bytes | None = None,
@@ -110,8 +141,8 @@ def render_comparison_html(cmp: Comparison, doc: dict[str, Any], *, figure_png: 
     parts.append(_burden_table({"all deposits": doc["totals"], "common field of view": doc["totals_common_fov"]},
                                "scope"))
     if doc["totals"]["call"] == "not_comparable":
-        parts.append("<p class='muted'>All deposits: the two scans cover different anatomy, so their totals "
-                     "are not compared; the common field of view is.</p>")
+        parts.append("<p class='muted'>All deposits: some were measured by one scan only (not_covered), so "
+                     "their totals are not compared; the common field of view is.</p>")
     parts.append("<p class='muted'>By region and compartment: in the common field of view.</p>")
     parts.append(_burden_table(doc["by_region"], "region"))
     parts.append(_burden_table(doc["by_compartment"], "compartment"))

@@ -78,6 +78,7 @@ def load_analysis_folder(folder: str | os.PathLike[str], image: Volume, name: st
     except (OSError, ValueError) as exc:
         raise InputError(f"{name}: cannot read {folder / 'summary.json'} ({exc}); re-run calcinosis analyze") from exc
     _check_same_grid(summary, image, name)
+    _check_settings(summary, name)
     lesions = read_lesions(folder / "lesions.csv", name)
     try:
         label_image = sitk.ReadImage(str(folder / "lesions.nii.gz"))
@@ -124,6 +125,23 @@ def read_lesions(path: Path, name: str) -> tuple[Lesion, ...]:
     return tuple(out)
 
 
+def _check_settings(summary: dict, name: str) -> None:
+    """Refuse settings that the comparison reads and that are not numbers (an edited
+    summary.json): the threshold, read only when a deposit is resolved or new, stopped the
+    comparison there with an internal error."""
+    settings = summary.get("settings")
+    if settings is None:
+        return
+    if not isinstance(settings, dict):
+        raise InputError(f"{name}: summary.json's settings are not a table of settings; re-run calcinosis analyze")
+    for key in ("threshold_hu", "mass_calibration_mg_per_hu_cm3", "shell_mm"):
+        value = settings.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not np.isfinite(value)):
+            raise InputError(f"{name}: summary.json's {key} is not a number ({str(value)[:20]!r}); "
+                             "re-run calcinosis analyze")
+
+
 def _check_same_grid(summary: dict, image: Volume, name: str) -> None:
     inp = summary.get("input") if isinstance(summary, dict) else None
     if not isinstance(inp, dict):
@@ -132,10 +150,24 @@ def _check_same_grid(summary: dict, image: Volume, name: str) -> None:
     spacing = inp.get("spacing_mm")
     origin = inp.get("origin_mm")
     want = (int(image.shape[2]), int(image.shape[1]), int(image.shape[0]))
-    if size is not None and tuple(int(s) for s in size) != want:
+    try:
+        size = None if size is None else tuple(int(s) for s in size)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: summary.json's size_voxels is not three voxel counts; "
+                         "re-run calcinosis analyze") from None
+    if size is not None and size != want:
         raise InputError(f"{name}: the CT is {want} voxels but the analysis was of a {tuple(size)} image; "
                          "give the CT this analysis was made from")
-    for label, have, ref in (("spacing", image.spacing, spacing), ("origin", image.origin, origin)):
-        if ref is not None and not np.allclose(np.asarray(have), np.asarray(ref, float), atol=1e-3, rtol=1e-5):
+    # The axes' directions too: the same voxels from the same origin, mirrored or turned (an
+    # image whose orientation was written or read differently), put the label map on other
+    # anatomy, and the comparison ran on it (a mirrored baseline: 6 new, 22 not covered).
+    direction = inp.get("direction")
+    for label, have, ref in (("spacing", image.spacing, spacing), ("origin", image.origin, origin),
+                             ("orientation", np.asarray(image.direction, float).ravel(), direction)):
+        try:
+            same = ref is None or np.allclose(np.asarray(have), np.asarray(ref, float), atol=1e-3, rtol=1e-5)
+        except (TypeError, ValueError):  # not numbers, or another length
+            same = False
+        if not same:
             raise InputError(f"{name}: the CT's {label} differs from the analysed image's; "
                              "give the CT this analysis was made from")
