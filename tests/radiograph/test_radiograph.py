@@ -416,14 +416,20 @@ def _dicom_variant(tmp_path, phantom, name, **elements):
     return tmp_path / name
 
 
-def test_unusable_window_is_ignored_with_a_warning(tmp_path, small):
-    plain = read_radiograph(write_phantom_dicom(small, tmp_path / "plain.dcm", photometric="MONOCHROME2"))
-    for name, center, width in (("w0.dcm", "2000", "0"), ("wneg.dcm", "2000", "-5"), ("wtext.dcm", "abc", "def")):
-        path = _dicom_variant(tmp_path, small, name, WindowCenter=(0x00281050, "LO", center),
-                              WindowWidth=(0x00281051, "LO", width))
+def test_display_window_is_not_applied_usable_or_not(tmp_path, small):
+    # A window is a display setting: applied, it clipped what lay outside it, and a bone window
+    # (2800/1600 on this phantom's 0-4095) left 2 of its 5 deposits. A damaged one is not read.
+    plain_path = write_phantom_dicom(small, tmp_path / "plain.dcm", photometric="MONOCHROME2")
+    plain = read_radiograph(plain_path)
+    for name, vr, center, width in (("bone.dcm", "DS", "2800", "1600"), ("w0.dcm", "LO", "2000", "0"),
+                                    ("wneg.dcm", "LO", "2000", "-5"), ("wtext.dcm", "LO", "abc", "def")):
+        path = _dicom_variant(tmp_path, small, name, WindowCenter=(0x00281050, vr, center),
+                              WindowWidth=(0x00281051, vr, width))
         rg = read_radiograph(path)
         assert np.array_equal(rg.image, plain.image), name
-        assert rg.description["voi"] == "none" and any("window cannot be applied" in w for w in rg.warnings)
+        assert rg.description["voi"] == "none" and rg.warnings == plain.warnings, name
+    found = analyze_radiograph(read_radiograph(tmp_path / "bone.dcm")).summary["totals"]["count"]
+    assert found == analyze_radiograph(plain).summary["totals"]["count"] == 5
 
 
 def test_damaged_dicom_layout_fields_are_refused_in_one_line(tmp_path, small, capsys):
