@@ -529,3 +529,23 @@ def test_a_run_stopped_while_writing_leaves_no_part_of_a_result(tmp_path, thigh,
     monkeypatch.setattr(outputs, "write_text", fail_on_the_report)
     assert main(argv) == 130
     assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_outputs_hold_no_patient_identifier(tmp_path, small):
+    # The file's path (its folder is the patient's name here) and the header's free-text
+    # processing description were copied into summary.json and report.html.
+    import re
+
+    folder = tmp_path / "Doe_Jane_MRN4242"
+    folder.mkdir()
+    path = _dicom_variant(tmp_path, small, "x.dcm", PatientName=(0x00100010, "PN", "Doe^Jane"),
+                          PatientID=(0x00100020, "LO", "MRN4242"),
+                          AcquisitionDeviceProcessingDescription=(0x00181400, "LO", "THIGH AP Jane Doe"))
+    path = path.rename(folder / "Doe_Jane.dcm")
+    out = tmp_path / "out"
+    assert main(["radiograph", str(path), "--out", str(out)]) == 0
+    html = re.sub(r"base64,[A-Za-z0-9+/=]+", "", (out / "report.html").read_text())
+    for text in (html, (out / "summary.json").read_text(), (out / "deposits.csv").read_text()):
+        assert not re.search("doe|jane|mrn4242", text, re.IGNORECASE)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["anatomical_area"] == "thigh" and summary["input"]["modality"] == "DX"

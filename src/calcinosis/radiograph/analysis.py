@@ -35,6 +35,13 @@ TRUNK_BODY_PARTS = (
     "COCCYX", "SPINE", "SKULL", "HEAD", "NECK", "WHOLEBODY",
 )  # fmt: skip
 
+#: Input description keys kept out of the outputs: the file's path (a folder or file name can
+#: be the patient's name, "Smith_John/hand.dcm") and the header's processing description
+#: (free text typed at the device). summary.json and report.html carried both; the CT path
+#: writes neither without --keep-identifiers. The description itself keeps them (the
+#: processing description names the anatomical area).
+IDENTIFYING_INPUT_KEYS = frozenset({"path", "processing_description"})
+
 
 @dataclass(frozen=True)
 class RadiographDeposit:
@@ -164,7 +171,7 @@ def _summary(rg: Radiograph, seg: Segmentation, deposits, noise, spacing, second
     return {
         "schema_version": SCHEMA_VERSION,
         "software": {"name": "calcinosis", "version": __version__, "path": "radiograph"},
-        "input": rg.description,
+        "input": {k: v for k, v in rg.description.items() if k not in IDENTIFYING_INPUT_KEYS},
         "pixel_spacing_mm": list(rg.pixel_spacing_mm) if rg.pixel_spacing_mm else None,
         "anatomical_area": anatomical_area(rg.description),
         "warnings": warnings,

@@ -86,7 +86,7 @@ def render_radiograph_section_html(result: RadiographResult) -> str:
     desc = "".join(f"<li>{esc(k)}: {esc(str(v))}</li>" for k, v in s["score"]["description"].items())
     return (
         '<section class="radiograph">'
-        f"<h2>Radiograph: {esc(str(s['input'].get('path') or 'image'))}</h2>"
+        f"<h2>Radiograph: {esc(_heading(s))}</h2>"
         f"<p>Deposits: <b>{s['totals']['count']}</b> ({s['totals']['count_over_bone']} over bone); "
         f"total area {s['totals']['total_area_mm2']} mm²; image score <b>{s['score']['image_score']}</b>.</p>"
         f'<img alt="overlay" style="max-width:100%" src="data:image/png;base64,{png}">'
@@ -99,6 +99,15 @@ def render_radiograph_section_html(result: RadiographResult) -> str:
         f"<h3>Warnings</h3><ul>{warns or '<li>none</li>'}</ul>"
         "</section>"
     )
+
+
+def _heading(summary: dict) -> str:
+    """The report's name for the image: its format, modality and area ("DICOM DX, hand"), not
+    its file name, which can be the patient's (see ``analysis.IDENTIFYING_INPUT_KEYS``)."""
+    inp = summary.get("input", {})
+    words = [str(inp.get(k)) for k in ("format", "modality") if inp.get(k)]
+    area = summary.get("anatomical_area")
+    return " ".join(words or ["image"]) + (f", {area}" if area and area != "unknown" else "")
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
