@@ -549,3 +549,20 @@ def test_outputs_hold_no_patient_identifier(tmp_path, small):
         assert not re.search("doe|jane|mrn4242", text, re.IGNORECASE)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["anatomical_area"] == "thigh" and summary["input"]["modality"] == "DX"
+
+
+def test_an_input_named_like_an_output_is_not_written_over(tmp_path, small, capsys):
+    # A radiograph saved as overlay.png in the output folder was replaced by the overlay.
+    from PIL import Image
+
+    image = tmp_path / "overlay.png"
+    Image.fromarray(_grey8(small)).save(image)
+    before = image.read_bytes()
+    assert main(["radiograph", str(image), "--pixel-spacing", "1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "overlay.png would be written over the input" in err and err.count("\n") == 0
+    assert image.read_bytes() == before and not (tmp_path / "summary.json").exists()
+    named = tmp_path / "comparison.json"
+    named.write_bytes(before)
+    assert main(["radiograph-compare", str(image), str(named), "--pixel-spacing", "1", "--out", str(tmp_path)]) == 2
+    assert named.read_bytes() == before

@@ -52,7 +52,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     before = load_or_analyze(args.before, pixel_spacing_mm=args.pixel_spacing)
     after = load_or_analyze(args.after, pixel_spacing_mm=args.pixel_spacing)
     result = compare_summaries(before, after)
-    write_outputs_into(prepare_out_dir(args.out), {"comparison.json": lambda f: write_json(f, result)})
+    write_outputs_into(prepare_out_dir(args.out), {"comparison.json": lambda f: write_json(f, result)},
+                       inputs=[args.before, args.after])
     print(
         f"score {result['score']['before']} -> {result['score']['after']}: {result['score']['status']}; "
         f"area {result['total_area_mm2']['before']} -> {result['total_area_mm2']['after']} mm2: "

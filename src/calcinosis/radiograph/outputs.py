@@ -7,7 +7,8 @@ import contextlib
 import csv
 import html
 import io
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -117,14 +118,20 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
     return make_out_dir(out_dir)
 
 
-def write_outputs_into(out: Path, writers: dict[str, Callable[[Path], Path]]) -> dict[str, Path]:
-    """Call each ``name -> writer(path)`` for ``out / name``, in order (the summary last: a
-    folder holding one holds a whole result); a folder that refuses the files (permission,
+def write_outputs_into(out: Path, writers: dict[str, Callable[[Path], Path]],
+                       inputs: Iterable[str | Path | None] = ()) -> dict[str, Path]:
+    """Refuse to write over an input file (``inputs``: a radiograph named overlay.png in the
+    output folder was replaced by the overlay), then call each ``name -> writer(path)`` for
+    ``out / name``, in order (the summary last: a folder holding one holds a whole result); a folder that refuses the files (permission,
     full disk) is reported in one line rather than as a crash. When one fails (or Ctrl-C),
     those already written are removed: a summary.json without its overlay and report was left.
     An earlier run's files of these names (when its summary, the last name, is calcinosis's)
     are removed first, its summary first: never a new file beside an old summary."""
     names = list(writers)
+    for given in inputs:
+        for name in names:
+            if given is not None and _same_file(out / name, Path(given)):
+                raise InputError(f"--out {out}: {name} would be written over the input {given}; choose another --out")
     if names and earlier_output(out, names[-1]):
         for name in (names[-1], *names[:-1]):
             try:
@@ -148,6 +155,13 @@ def write_outputs_into(out: Path, writers: dict[str, Callable[[Path], Path]]) ->
     return paths
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def write_radiograph_outputs(result: RadiographResult, out_dir: str | Path) -> dict[str, Path]:
     """Write the four outputs (atomically) into ``out_dir``; returns their paths."""
     out = prepare_out_dir(out_dir)
@@ -161,4 +175,4 @@ def write_radiograph_outputs(result: RadiographResult, out_dir: str | Path) -> d
         "overlay.png": lambda f: write_bytes(f, overlay_png(result)),
         "report.html": lambda f: write_text(f, page),
         "summary.json": lambda f: write_json(f, result.summary),
-    })
+    }, inputs=[result.radiograph.description.get("path")])
