@@ -566,3 +566,31 @@ def test_an_input_named_like_an_output_is_not_written_over(tmp_path, small, caps
     named.write_bytes(before)
     assert main(["radiograph-compare", str(image), str(named), "--pixel-spacing", "1", "--out", str(tmp_path)]) == 2
     assert named.read_bytes() == before
+
+
+def test_warnings_go_to_stderr_and_into_the_comparison(tmp_path, small, small_out, capsys):
+    from PIL import Image
+
+    image = tmp_path / "s.png"
+    Image.fromarray(_grey8(small)).save(image)
+    assert main(["radiograph", str(image), "--out", str(tmp_path / "o")]) == 0
+    out, err = capsys.readouterr()
+    # stdout is the result line alone; the warnings were printed there too
+    assert out.count("\n") == 1 and "pixel spacing" not in out and "no pixel spacing" in err
+    # radiograph-compare: each image's warnings and a part that differs, in comparison.json and on stderr
+    summary = json.loads((small_out / "summary.json").read_text())
+    assert summary["anatomical_area"] == "thigh"
+    other = dict(summary, anatomical_area="hand", warnings=["no body part found in the image; nothing was analysed"])
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "summary.json").write_text(json.dumps(other))
+    assert main(["radiograph-compare", str(small_out), str(tmp_path / "h"), "--out", str(tmp_path / "c")]) == 0
+    out, err = capsys.readouterr()
+    warnings = json.loads((tmp_path / "c" / "comparison.json").read_text())["warnings"]
+    assert "after: no body part found in the image; nothing was analysed" in warnings
+    assert any("of the thigh, the after of the hand" in w for w in warnings)
+    assert "nothing was analysed" in err and "after of the hand" in err and "warning" not in out.lower()
+    sides = [dict(summary, input=dict(summary["input"], laterality=side)) for side in ("L", "R")]
+    from calcinosis.radiograph.compare import compare_summaries
+
+    assert any("left side, the after of the right" in w for w in compare_summaries(*sides)["warnings"])
+    assert compare_summaries(summary, summary)["warnings"] == []

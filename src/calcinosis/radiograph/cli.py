@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,8 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     write_radiograph_outputs(result, args.out)
     s = result.summary
     print(f"{s['totals']['count']} deposit(s); score {s['score']['image_score']}; outputs in {args.out}")
-    for w in s["warnings"]:
-        print(f"warning: {w}")
+    _warn("calcinosis radiograph", s["warnings"])
     return 0
 
 
@@ -59,4 +58,12 @@ def _run_compare(args: argparse.Namespace) -> int:
         f"area {result['total_area_mm2']['before']} -> {result['total_area_mm2']['after']} mm2: "
         f"{result['total_area_mm2']['status']}"
     )
+    _warn("calcinosis radiograph-compare", result["warnings"])  # were in comparison.json only
     return 0
+
+
+def _warn(prog: str, warnings: list[str]) -> None:
+    """The warnings on stderr, as the other commands' (they were printed on stdout, mixed with
+    the result line a script reads)."""
+    for w in warnings:
+        print(f"{prog}: warning: {w}", file=sys.stderr)

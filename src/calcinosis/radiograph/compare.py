@@ -77,6 +77,26 @@ def _quote(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _mismatches(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Warnings that the two radiographs show different parts: an anatomical area or a
+    laterality that both name and that differ (a hand compared with a thigh read "stable").
+    Warned, not refused: the same film may be labelled HAND at one visit, FINGER at the next."""
+    out = []
+    areas = [s.get("anatomical_area") for s in (before, after)]
+    if all(isinstance(a, str) and a != "unknown" for a in areas) and areas[0] != areas[1]:
+        out.append(f"the before radiograph is of the {areas[0]}, the after of the {areas[1]} (from their headers): "
+                   "check that both show the same part")
+    sides = [s.get("input", {}).get("laterality") if isinstance(s.get("input"), dict) else None
+             for s in (before, after)]
+    if all(side in ("L", "R") for side in sides) and sides[0] != sides[1]:
+        out.append(f"the before radiograph is of the {_SIDE[sides[0]]} side, the after of the {_SIDE[sides[1]]} "
+                   "(header Laterality): check that both show the same side")
+    return out
+
+
+_SIDE = {"L": "left", "R": "right"}
+
+
 def compare_summaries(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """Change of the image score and of the total deposit area, each classified by the 25 % rule.
 
@@ -108,9 +128,14 @@ def compare_summaries(before: dict[str, Any], after: dict[str, Any]) -> dict[str
         n: change(b_areas.get(n, {}).get("score", 0), a_areas.get(n, {}).get("score", 0))
         for n in sorted(set(b_areas) | set(a_areas))
     }
-    warnings = []
+    warnings = [*_mismatches(before, after)]
     if not calibrated[0]:
         warnings.append("neither image has a pixel spacing: areas compared in nominal millimetres")
+    for name, summary in (("before", before), ("after", after)):
+        # Each analysis's own warnings ("nothing was analysed" behind a 0 -> 0 "stable"):
+        # comparison.json held none of them.
+        own = summary.get("warnings")
+        warnings.extend(f"{name}: {w}" for w in (own if isinstance(own, list) else ()) if isinstance(w, str))
     return {
         "schema_version": "1.0",
         "rule": f"change > +{CHANGE_FRACTION:.0%} progression, < -{CHANGE_FRACTION:.0%} improvement, else stable",
