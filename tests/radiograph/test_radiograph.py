@@ -594,3 +594,27 @@ def test_warnings_go_to_stderr_and_into_the_comparison(tmp_path, small, small_ou
 
     assert any("left side, the after of the right" in w for w in compare_summaries(*sides)["warnings"])
     assert compare_summaries(summary, summary)["warnings"] == []
+
+
+def test_messages_name_the_file_kind_and_the_option_typed(tmp_path, small, capsys):
+    from PIL import Image
+
+    png = tmp_path / "s.png"
+    Image.fromarray(_grey8(small)).save(png)
+    # A PNG named .dcm or without a suffix was read as DICOM and refused with pydicom's
+    # "... Use force=True to force reading."
+    for name in ("s.dcm", "IM0001"):
+        (tmp_path / name).write_bytes(png.read_bytes())
+        assert np.array_equal(read_radiograph(tmp_path / name).image, read_radiograph(png).image), name
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "notes.dcm").write_text("not an image\n")
+    for bad, words in (("empty.png", "empty file"), ("notes.dcm", "neither a DICOM file")):
+        assert main(["radiograph", str(tmp_path / bad), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and "force" not in err and err.count("\n") == 0, err
+    # --pixel-spacing 0 said "pixel spacing must be positive millimetres, got (0.0, 0.0)"
+    for command in (["radiograph", str(png)], ["radiograph-compare", str(png), str(png)]):
+        for value in ("0", "nan", "abc"):
+            assert main([*command, "--pixel-spacing", value, "--out", str(tmp_path / "o")]) == 2
+            err = capsys.readouterr().err.strip()
+            assert f"argument --pixel-spacing: {value}" in err.replace("'", "") and "got (" not in err, err

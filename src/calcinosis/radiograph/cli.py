@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("image", help="radiograph file")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--pixel-spacing", type=float, metavar="MM", help="detector pixel size in mm")
+    p.add_argument("--pixel-spacing", type=pixel_spacing_mm, metavar="MM", help="detector pixel size in mm")
     p.add_argument("--invert", action="store_true", help="PNG/JPEG/TIFF is a negative (bright = air)")
     p.set_defaults(func=_run)
     c = subparsers.add_parser(
@@ -25,8 +25,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("before", help="image or 'calcinosis radiograph' output folder")
     c.add_argument("after", help="image or 'calcinosis radiograph' output folder")
     c.add_argument("--out", required=True, help="output folder (writes comparison.json)")
-    c.add_argument("--pixel-spacing", type=float, metavar="MM", help="pixel size for image inputs without one")
+    c.add_argument("--pixel-spacing", type=pixel_spacing_mm, metavar="MM",
+                   help="pixel size for image inputs without one")
     c.set_defaults(func=_run_compare)
+
+
+def pixel_spacing_mm(text: str) -> float:
+    """``--pixel-spacing``: a detector's pixel size in mm, checked where the option is read, so
+    the message names it (the reader's said "pixel spacing must be positive millimetres, got
+    (0.0, 0.0)", a tuple the user never typed)."""
+    from calcinosis.radiograph.io import PIXEL_MM_RANGE
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of millimetres") from None
+    low, high = PIXEL_MM_RANGE
+    if not low <= value <= high:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text} mm is not a detector's pixel size; give it in mm ({low:g}-{high:g})")
+    return value
 
 
 def _run(args: argparse.Namespace) -> int:

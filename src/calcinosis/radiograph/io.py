@@ -128,11 +128,14 @@ def read_radiograph(
         pixels; NaN or infinite pixel values; a damaged header field the pixels depend on.
     """
     p = Path(path)
-    check_regular_file(p, "radiograph", f"give {_GIVE}")
+    if check_regular_file(p, "radiograph", f"give {_GIVE}") == 0:
+        raise InputError(f"{p}: empty file; give {_GIVE}")
     override = _spacing_tuple(pixel_spacing_mm)
-    if p.suffix.lower() in _IMAGE_SUFFIXES and not _looks_like_dicom(p):
+    if _looks_like_dicom(p):
+        return _read_dicom(p, override, invert)
+    if p.suffix.lower() in _IMAGE_SUFFIXES or _looks_like_bitmap(p):
         return _read_pillow(p, override, invert)
-    if _looks_like_dicom(p) or p.suffix.lower() in {".dcm", ".dicom", ""}:
+    if p.suffix.lower() in {".dcm", ".dicom", ""}:
         return _read_dicom(p, override, invert)
     return _read_pillow(p, override, invert)
 
@@ -164,12 +167,26 @@ def _looks_like_dicom(p: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
+#: First bytes of PNG, JPEG and TIFF (both byte orders) files: such a file named x.dcm, or
+#: with no suffix, was read as DICOM and refused with pydicom's message ("... Use force=True").
+_BITMAP_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
+
+
+def _looks_like_bitmap(p: Path) -> bool:
+    with p.open("rb") as fh:
+        head = fh.read(8)
+    return head.startswith(_BITMAP_SIGNATURES)
+
+
 def _read_dicom(p: Path, override: tuple[float, float] | None, invert: bool = False) -> Radiograph:
     import pydicom
     from pydicom.pixels import apply_modality_lut
 
     try:
         ds = pydicom.dcmread(p)
+    except pydicom.errors.InvalidDicomError:  # its message tells a programmer to use force=True
+        raise InputError(f"{p}: neither a DICOM file (no 'DICM' marker at byte 128) nor a PNG, JPEG or TIFF "
+                         f"image; give {_GIVE}") from None
     except Exception as exc:  # pydicom raises many types for a bad file
         raise InputError(f"{p}: not a readable DICOM file ({short(exc)})") from exc
     modality = str(ds.get("Modality", "") or "").upper()
