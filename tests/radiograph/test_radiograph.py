@@ -618,3 +618,21 @@ def test_messages_name_the_file_kind_and_the_option_typed(tmp_path, small, capsy
             assert main([*command, "--pixel-spacing", value, "--out", str(tmp_path / "o")]) == 2
             err = capsys.readouterr().err.strip()
             assert f"argument --pixel-spacing: {value}" in err.replace("'", "") and "got (" not in err, err
+
+
+def test_too_small_an_image_is_refused_and_a_thin_one_has_an_overlay(tmp_path, capsys):
+    # A 1 x 1000 image crashed the report's overlay (exit 1); a 3 x 3 one was "analysed".
+    import io
+
+    from PIL import Image
+
+    from calcinosis.radiograph.outputs import overlay_png
+
+    for shape in ((1, 1000), (3, 3), (31, 400)):
+        Image.fromarray(np.full(shape, 90, dtype=np.uint8)).save(tmp_path / "s.png")
+        assert main(["radiograph", str(tmp_path / "s.png"), "--out", str(tmp_path / "o")]) == 2, shape
+        err = capsys.readouterr().err.strip()
+        assert "too small to be a radiograph" in err and err.count("\n") == 0
+    result = analyze_radiograph(radiograph_from_array(np.full((32, 400), 90.0), 0.5))
+    png = overlay_png(result, max_side=10)  # 32 rows scaled by 1/40: 0 rows
+    assert Image.open(io.BytesIO(png)).size == (10, 1)

@@ -35,6 +35,10 @@ TRUNK_BODY_PARTS = (
     "COCCYX", "SPINE", "SKULL", "HEAD", "NECK", "WHOLEBODY",
 )  # fmt: skip
 
+#: Fewest pixels a side of a radiograph may have: fewer is an icon, a strip or a line, not an
+#: image of a limb (a 1 x 1000 image crashed the report's overlay; a 3 x 3 one was "analysed").
+MIN_SIDE_PX = 32
+
 #: Input description keys kept out of the outputs: the file's path (a folder or file name can
 #: be the patient's name, "Smith_John/hand.dcm") and the header's processing description
 #: (free text typed at the device). summary.json and report.html carried both; the CT path
@@ -92,8 +96,13 @@ def analyze_radiograph(radiograph: Radiograph, config: DetectConfig = DetectConf
     Raises
     ------
     InputError
-        The header names a part of the trunk or head: the detector is for limbs.
+        The header names a part of the trunk or head: the detector is for limbs. The image
+        has a side of fewer than :data:`MIN_SIDE_PX` pixels.
     """
+    rows, cols = radiograph.image.shape
+    if min(rows, cols) < MIN_SIDE_PX:
+        raise InputError(f"an image of {cols} x {rows} pixels is too small to be a radiograph (at least "
+                         f"{MIN_SIDE_PX} pixels a side); give the full-size image")
     trunk = trunk_body_part(radiograph.description)
     if trunk is not None:
         raise InputError(

@@ -51,7 +51,9 @@ def overlay_png(result: RadiographResult, max_side: int = 1400) -> bytes:
     scale = min(1.0, max_side / max(img.shape))
     im = Image.fromarray(rgb)
     if scale < 1.0:
-        im = im.resize((int(img.shape[1] * scale), int(img.shape[0] * scale)), Image.Resampling.BILINEAR)
+        # at least a pixel: a long thin image (32 x 30000) scaled to 0 rows
+        size = (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale)))
+        im = im.resize(size, Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(im)
     for d in result.deposits:
         draw.text((d.col_px * scale + 6, d.row_px * scale - 14), str(d.deposit_id), fill=(255, 255, 0))
