@@ -636,3 +636,15 @@ def test_too_small_an_image_is_refused_and_a_thin_one_has_an_overlay(tmp_path, c
     result = analyze_radiograph(radiograph_from_array(np.full((32, 400), 90.0), 0.5))
     png = overlay_png(result, max_side=10)  # 32 rows scaled by 1/40: 0 rows
     assert Image.open(io.BytesIO(png)).size == (10, 1)
+
+
+def test_a_negative_read_as_a_positive_is_warned(tmp_path, small):
+    # A negative (bright = air) without --invert gave 26-44 false deposits, silently.
+    warned = "as in a negative"
+    positive = analyze_radiograph(radiograph_from_array(small.image, 1.0)).summary["warnings"]
+    negative = analyze_radiograph(radiograph_from_array(4095.0 - small.image, 1.0)).summary["warnings"]
+    assert not any(warned in w for w in positive) and any(warned in w and "--invert" in w for w in negative)
+    # a DICOM whose PhotometricInterpretation says the opposite of its pixels
+    path = _dicom_variant(tmp_path, small, "m1.dcm", PhotometricInterpretation=(0x00280004, "CS", "MONOCHROME1"))
+    summary = analyze_radiograph(read_radiograph(path)).summary
+    assert any(warned in w and "PhotometricInterpretation" in w for w in summary["warnings"])
