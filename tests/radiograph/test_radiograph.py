@@ -648,3 +648,11 @@ def test_a_negative_read_as_a_positive_is_warned(tmp_path, small):
     path = _dicom_variant(tmp_path, small, "m1.dcm", PhotometricInterpretation=(0x00280004, "CS", "MONOCHROME1"))
     summary = analyze_radiograph(read_radiograph(path)).summary
     assert any(warned in w and "PhotometricInterpretation" in w for w in summary["warnings"])
+
+
+def test_a_header_spacing_of_one_value_is_a_square_pixel(tmp_path, small):
+    # ImagerPixelSpacing "1" (one value, not two) was taken as no spacing: areas in pixels.
+    path = _dicom_variant(tmp_path, small, "one.dcm", ImagerPixelSpacing=(0x00181164, "DS", "1"))
+    rg = read_radiograph(path)
+    assert rg.pixel_spacing_mm == (1.0, 1.0) and rg.description["pixel_spacing_source"] == "ImagerPixelSpacing"
+    assert any("has one value (1)" in w for w in rg.warnings)

@@ -11,6 +11,7 @@ says that sizes are in pixels.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,7 +226,7 @@ def _read_dicom(p: Path, override: tuple[float, float] | None, invert: bool = Fa
     spacing, source = override, "command line" if override else None
     if spacing is None:
         for keyword in ("ImagerPixelSpacing", "PixelSpacing"):
-            spacing = _header_spacing(ds, keyword)
+            spacing = _header_spacing(ds, keyword, warnings_)
             if spacing is not None and not _plausible(*spacing):
                 warnings_.append(f"{keyword} {spacing[0]:g} x {spacing[1]:g} mm is not a detector's pixel size "
                                  f"({PIXEL_MM_RANGE[0]:g}-{PIXEL_MM_RANGE[1]:g} mm): ignored")
@@ -318,14 +319,25 @@ def _require_finite(p: Path, values: np.ndarray, where: str) -> None:
         raise InputError(f"{p}: {bad} pixel value(s) are NaN or infinite {where}; give an image of finite values")
 
 
-def _header_spacing(ds: Any, keyword: str) -> tuple[float, float] | None:
+def _header_spacing(ds: Any, keyword: str, warnings_: list[str]) -> tuple[float, float] | None:
+    """The header's (row, column) spacing; one value (a writer's slip for a square pixel, which
+    was taken as no spacing at all: areas in pixels) is used for both, with a warning."""
     value = ds.get(keyword)
     if value is None:
         return None
+    values = list(value) if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) else [value]
     try:
-        row, col = (float(v) for v in value)
+        numbers = [float(v) for v in values]
     except (TypeError, ValueError):
         return None
+    if len(numbers) == 1:
+        numbers = numbers * 2
+        if np.isfinite(numbers[0]) and numbers[0] > 0:
+            warnings_.append(f"{keyword} has one value ({numbers[0]:g}), not two (row, column): taken as "
+                             f"{numbers[0]:g} x {numbers[0]:g} mm")
+    if len(numbers) != 2:
+        return None
+    row, col = numbers
     if not (np.isfinite(row) and np.isfinite(col) and row > 0 and col > 0):
         return None  # e.g. "0\0" as in some CR headers: unusable
     return (row, col)
