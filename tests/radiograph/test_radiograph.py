@@ -656,3 +656,19 @@ def test_a_header_spacing_of_one_value_is_a_square_pixel(tmp_path, small):
     rg = read_radiograph(path)
     assert rg.pixel_spacing_mm == (1.0, 1.0) and rg.description["pixel_spacing_source"] == "ImagerPixelSpacing"
     assert any("has one value (1)" in w for w in rg.warnings)
+
+
+def test_compressed_pixels_without_a_decoder_name_what_to_install(tmp_path, capsys):
+    # It said "cannot be decoded, the file may be truncated (... all plugins are missing de...)".
+    import pydicom
+    from pydicom.pixels import get_decoder
+
+    ds = pydicom.dcmread(_real("JPGLosslessP14SV1_1s_1f_8b.dcm"))
+    if get_decoder(ds.file_meta.TransferSyntaxUID).is_available:
+        pytest.skip("a JPEG Lossless decoder is installed here")
+    ds.Modality = "DX"
+    ds.save_as(tmp_path / "jpeg.dcm")
+    assert main(["radiograph", str(tmp_path / "jpeg.dcm"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs a decoder not installed" in err and "pylibjpeg" in err and "truncated" not in err
+    assert err.count("\n") == 0

@@ -199,6 +199,7 @@ def _read_dicom(p: Path, override: tuple[float, float] | None, invert: bool = Fa
     if "PixelData" not in ds:
         raise InputError(f"{p}: DICOM file without pixel data; give an image file")
     photometric = _check_layout(p, ds)
+    _check_decoder(p, ds)
     try:
         raw = ds.pixel_array
     except Exception as exc:
@@ -254,6 +255,27 @@ def _read_dicom(p: Path, override: tuple[float, float] | None, invert: bool = Fa
         "pixel_spacing_source": source,
     }
     return Radiograph(image, spacing, _saturation(image), desc, tuple(warnings_))
+
+
+def _check_decoder(p: Path, ds: Any) -> None:
+    """Refuse compressed pixel data that no installed decoder reads, naming what to install:
+    it was called "cannot be decoded, the file may be truncated", with pydicom's message cut
+    before the missing package's name."""
+    from pydicom.pixels import get_decoder
+
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None or not syntax.is_compressed:
+        return
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        raise InputError(f"{p}: pixel data compressed as {syntax.name}, which pydicom cannot decode; give an "
+                         "uncompressed copy (e.g. 'dcmdjpeg' or 'gdcmconv --raw')") from None
+    if decoder.is_available:
+        return
+    needs = [d.split(" - requires ", 1)[-1] for d in decoder.missing_dependencies]
+    raise InputError(f"{p}: pixel data compressed as {syntax.name}, which needs a decoder not installed "
+                     f"({' or '.join(needs)}); install one (pip) or give an uncompressed copy")
 
 
 def _header_int(p: Path, ds: Any, keyword: str, default: int) -> int:
