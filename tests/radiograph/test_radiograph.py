@@ -691,3 +691,19 @@ def test_a_collimator_turned_to_the_limb_does_not_hide_it():
     result = analyze_radiograph(radiograph_from_array(turned, 0.5))
     near = [[np.hypot(d.row_px - r, d.col_px - c) * 0.5 < 2.0 for d in result.deposits] for r, c in truth]
     assert sum(map(any, near)) >= 12 and all(any(column) for column in zip(*near))  # found; none false
+
+
+def test_compare_refuses_two_patients_or_dates_in_reverse(tmp_path, small, capsys):
+    # Two patients' radiographs were compared without a word (calcinosis compare refuses them).
+    def variant(name, patient, date):
+        return str(_dicom_variant(tmp_path, small, name, PatientID=(0x00100020, "LO", patient),
+                                  StudyDate=(0x00080020, "DA", date)))
+
+    a_2022, a_2024, b_2025 = variant("a22.dcm", "A1", "20220105"), variant("a24.dcm", "A1", "20240105"), \
+        variant("b25.dcm", "B2", "20250101")
+    for before, after, words in ((a_2022, b_2025, "different patient IDs"), (a_2024, a_2022, "taken before")):
+        assert main(["radiograph-compare", before, after, "--out", str(tmp_path / "c")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and "--any-patients" in err and "A1" not in err and err.count("\n") == 0
+    assert main(["radiograph-compare", a_2022, b_2025, "--any-patients", "--out", str(tmp_path / "c")]) == 0
+    assert main(["radiograph-compare", a_2022, a_2024, "--out", str(tmp_path / "c")]) == 0

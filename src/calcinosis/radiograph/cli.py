@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--out", required=True, help="output folder (writes comparison.json)")
     c.add_argument("--pixel-spacing", type=pixel_spacing_mm, metavar="MM",
                    help="pixel size for image inputs without one")
+    c.add_argument("--any-patients", action="store_true",
+                   help="compare even when the DICOM headers give different patients or the after an earlier "
+                        "date (identifiers changed by anonymisation)")
     c.set_defaults(func=_run_compare)
 
 
@@ -62,9 +65,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_compare(args: argparse.Namespace) -> int:
     from calcinosis.atomic import write_json
-    from calcinosis.radiograph.compare import compare_summaries, load_or_analyze
+    from calcinosis.radiograph.compare import check_same_patient, compare_summaries, load_or_analyze
     from calcinosis.radiograph.outputs import prepare_out_dir, write_outputs_into
 
+    if not args.any_patients:
+        check_same_patient(args.before, args.after)
     before = load_or_analyze(args.before, pixel_spacing_mm=args.pixel_spacing)
     after = load_or_analyze(args.after, pixel_spacing_mm=args.pixel_spacing)
     result = compare_summaries(before, after)

@@ -38,6 +38,47 @@ def load_or_analyze(path: str | Path, *, pixel_spacing_mm: float | None = None) 
     return analyze_radiograph(rg).summary
 
 
+def check_same_patient(before: str | Path, after: str | Path) -> None:
+    """Refuse two DICOM radiographs that cannot be one patient's before and after, by their
+    headers: different patients (PatientID or birth date), or an after taken before the before
+    (its change would read backwards); as ``calcinosis compare`` does for CT. Two images of
+    different patients were compared without a word. Output folders and PNG/JPEG/TIFF say
+    nothing (their summaries hold no identifier): not checked. No identifier is quoted."""
+    b, a = _header_facts(Path(before)), _header_facts(Path(after))
+    for key, what in (("PatientID", "patient IDs"), ("PatientBirthDate", "birth dates")):
+        if b.get(key) and a.get(key) and b[key] != a[key]:
+            raise InputError(f"the before and after radiographs have different {what} in their DICOM headers: they "
+                             "are not one patient's (if they are, add --any-patients)")
+    for key in ("StudyDate", "AcquisitionDate", "ContentDate"):
+        if _date(b.get(key)) and _date(a.get(key)):
+            if _date(a[key]) < _date(b[key]):
+                raise InputError(f"the after radiograph ({a[key]}) was taken before the before one ({b[key]}); give "
+                                 "the earlier first (or add --any-patients)")
+            return
+
+
+def _header_facts(p: Path) -> dict[str, str]:
+    """PatientID, PatientBirthDate and the dates of a DICOM file's header; {} for anything else."""
+    from calcinosis.radiograph.io import _looks_like_dicom
+
+    if not p.is_file() or not _looks_like_dicom(p):
+        return {}
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(p, stop_before_pixels=True)
+    except Exception:  # the analysis reports an unreadable file in its own words
+        return {}
+    keys = ("PatientID", "PatientBirthDate", "StudyDate", "AcquisitionDate", "ContentDate")
+    return {k: str(ds.get(k, "") or "").strip() for k in keys if str(ds.get(k, "") or "").strip()}
+
+
+def _date(value: Any) -> str | None:
+    """A DICOM date as YYYYMMDD; None when it is not one."""
+    digits = "".join(ch for ch in str(value or "") if ch.isdigit())
+    return digits if len(digits) == 8 else None
+
+
 def summary_problem(data: Any) -> str | None:
     """What makes ``data`` unusable as a radiograph ``summary.json`` for a comparison, or None.
 
