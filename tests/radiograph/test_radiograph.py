@@ -605,7 +605,9 @@ def test_messages_name_the_file_kind_and_the_option_typed(tmp_path, small, capsy
     # "... Use force=True to force reading."
     for name in ("s.dcm", "IM0001"):
         (tmp_path / name).write_bytes(png.read_bytes())
-        assert np.array_equal(read_radiograph(tmp_path / name).image, read_radiograph(png).image), name
+        renamed = read_radiograph(tmp_path / name)
+        assert np.array_equal(renamed.image, read_radiograph(png).image), name
+        assert renamed.description["format"] == "PNG", name
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "notes.dcm").write_text("not an image\n")
     for bad, words in (("empty.png", "empty file"), ("notes.dcm", "neither a DICOM file")):

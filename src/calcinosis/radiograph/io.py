@@ -374,7 +374,7 @@ def _read_pillow(p: Path, override: tuple[float, float] | None, invert: bool) ->
             raise InputError(f"{p}: {pages} pages or frames in one {im.format} file; save the radiograph "
                              "as a single-page image")
         load_frame(p, im)
-        mode = im.mode
+        mode, kind = im.mode, im.format  # by content: a PNG named x.dcm was "DCM"
         if mode in _CONVERT_TO_RGB_MODES:
             im = im.convert("RGB")
         arr = np.asarray(im)
@@ -400,7 +400,7 @@ def _read_pillow(p: Path, override: tuple[float, float] | None, invert: bool) ->
         warnings_.append(_NO_SPACING)
     desc = {
         "path": str(p),
-        "format": (Image.registered_extensions().get(p.suffix.lower()) or p.suffix.lstrip(".")).upper(),
+        "format": (kind or Image.registered_extensions().get(p.suffix.lower()) or p.suffix.lstrip(".")).upper(),
         "modality": None,
         "photometric_interpretation": "inverted" if invert else "bright = dense",
         "rows": int(image.shape[0]),
