@@ -686,7 +686,7 @@ def test_a_collimator_turned_to_the_limb_does_not_hide_it():
     turned = ndimage.rotate(hand.image.astype(float), 20, reshape=True, order=0, cval=4095.0)
     marks = np.zeros(hand.image.shape)
     for t in hand.deposits:  # 3 x 3 marks: a single pixel may be lost by the turn
-        r, c = int(round(t.row_px)), int(round(t.col_px))
+        r, c = round(t.row_px), round(t.col_px)
         marks[r - 1:r + 2, c - 1:c + 2] = t.deposit_id
     marks = ndimage.rotate(marks, 20, reshape=True, order=0, cval=0.0)
     truth = [np.argwhere(marks == t.deposit_id).mean(axis=0) for t in hand.deposits if (marks == t.deposit_id).any()]

@@ -124,8 +124,9 @@ def write_outputs_into(out: Path, writers: dict[str, Callable[[Path], Path]],
                        inputs: Iterable[str | Path | None] = ()) -> dict[str, Path]:
     """Refuse to write over an input file (``inputs``: a radiograph named overlay.png in the
     output folder was replaced by the overlay), then call each ``name -> writer(path)`` for
-    ``out / name``, in order (the summary last: a folder holding one holds a whole result); a folder that refuses the files (permission,
-    full disk) is reported in one line rather than as a crash. When one fails (or Ctrl-C),
+    ``out / name``, in order (the summary last: a folder holding one holds a whole result); a
+    folder that refuses the files (permission, full disk) is reported in one line rather than
+    as a crash. When one fails (or Ctrl-C),
     those already written are removed: a summary.json without its overlay and report was left.
     An earlier run's files of these names (when its summary, the last name, is calcinosis's)
     are removed first, its summary first: never a new file beside an old summary."""
