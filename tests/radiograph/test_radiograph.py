@@ -693,6 +693,13 @@ def test_a_collimator_turned_to_the_limb_does_not_hide_it():
     result = analyze_radiograph(radiograph_from_array(turned, 0.5))
     near = [[np.hypot(d.row_px - r, d.col_px - c) * 0.5 < 2.0 for d in result.deposits] for r, c in truth]
     assert sum(map(any, near)) >= 12 and all(any(column) for column in zip(*near))  # found; none false
+    # A dense object that reaches the border over its own width (a bone, a nail) is no shadow:
+    # the field of an image cropped inside its collimation stays whole.
+    from calcinosis.radiograph.segment import find_collimation
+
+    cropped = hand.image.astype(float)[20:-20, 20:-30]
+    cropped[:200, 170:186] = 4095.0
+    assert find_collimation(cropped, (0.5, 0.5))[0].all()
 
 
 def test_compare_refuses_two_patients_or_dates_in_reverse(tmp_path, small, capsys):

@@ -99,6 +99,9 @@ def find_collimation(image: np.ndarray, spacing: tuple[float, float] = (0.2, 0.2
 #: Least part of the rectangular field an oblique collimator's shadow must cover to be cut off
 #: (a burned-in label on the plateau's level is a fraction of a percent, and inside the field).
 OBLIQUE_MIN_FRACTION = 0.004
+#: Least part of the image's border a shadow runs along (a turned field's four corners: most
+#: of it; a femur reaching the border, 2 x 30 mm of about 1000 mm).
+OBLIQUE_MIN_CONTACT = 0.1
 #: Farthest an oblique shadow's penumbra is followed, mm (a collimator's is 1-3 mm; detection
 #: keeps 5 mm inside the field anyway).
 OBLIQUE_PENUMBRA_MM = 4.0
@@ -124,8 +127,11 @@ def _oblique_collimation(image: np.ndarray, field: np.ndarray, bright: float, fo
     edge[[0, -1], :] = True
     edge[:, [0, -1]] = True
     labels, _ = ndimage.label(plateau)
-    touching = np.unique(labels[edge & plateau])
-    shadow = np.isin(labels, touching[touching > 0])
+    # A shadow runs along the border; a dense bone or a metal nail that reaches it touches it
+    # over its own width only.
+    contact = np.bincount(labels[edge & plateau], minlength=1)
+    contact[0] = 0
+    shadow = np.isin(labels, np.flatnonzero(contact >= OBLIQUE_MIN_CONTACT * edge.sum()))
     if (shadow & field).sum() < OBLIQUE_MIN_FRACTION * max(int(field.sum()), 1):
         return None
     smooth = ndimage.uniform_filter(image.astype(np.float32), 3)
