@@ -416,14 +416,20 @@ def _dicom_variant(tmp_path, phantom, name, **elements):
     return tmp_path / name
 
 
-def test_unusable_window_is_ignored_with_a_warning(tmp_path, small):
-    plain = read_radiograph(write_phantom_dicom(small, tmp_path / "plain.dcm", photometric="MONOCHROME2"))
-    for name, center, width in (("w0.dcm", "2000", "0"), ("wneg.dcm", "2000", "-5"), ("wtext.dcm", "abc", "def")):
-        path = _dicom_variant(tmp_path, small, name, WindowCenter=(0x00281050, "LO", center),
-                              WindowWidth=(0x00281051, "LO", width))
+def test_display_window_is_not_applied_usable_or_not(tmp_path, small):
+    # A window is a display setting: applied, it clipped what lay outside it, and a bone window
+    # (2800/1600 on this phantom's 0-4095) left 2 of its 5 deposits. A damaged one is not read.
+    plain_path = write_phantom_dicom(small, tmp_path / "plain.dcm", photometric="MONOCHROME2")
+    plain = read_radiograph(plain_path)
+    for name, vr, center, width in (("bone.dcm", "DS", "2800", "1600"), ("w0.dcm", "LO", "2000", "0"),
+                                    ("wneg.dcm", "LO", "2000", "-5"), ("wtext.dcm", "LO", "abc", "def")):
+        path = _dicom_variant(tmp_path, small, name, WindowCenter=(0x00281050, vr, center),
+                              WindowWidth=(0x00281051, vr, width))
         rg = read_radiograph(path)
         assert np.array_equal(rg.image, plain.image), name
-        assert rg.description["voi"] == "none" and any("window cannot be applied" in w for w in rg.warnings)
+        assert rg.description["voi"] == "none" and rg.warnings == plain.warnings, name
+    found = analyze_radiograph(read_radiograph(tmp_path / "bone.dcm")).summary["totals"]["count"]
+    assert found == analyze_radiograph(plain).summary["totals"]["count"] == 5
 
 
 def test_damaged_dicom_layout_fields_are_refused_in_one_line(tmp_path, small, capsys):
@@ -523,3 +529,190 @@ def test_a_run_stopped_while_writing_leaves_no_part_of_a_result(tmp_path, thigh,
     monkeypatch.setattr(outputs, "write_text", fail_on_the_report)
     assert main(argv) == 130
     assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_outputs_hold_no_patient_identifier(tmp_path, small):
+    # The file's path (its folder is the patient's name here) and the header's free-text
+    # processing description were copied into summary.json and report.html.
+    import re
+
+    folder = tmp_path / "Doe_Jane_MRN4242"
+    folder.mkdir()
+    path = _dicom_variant(tmp_path, small, "x.dcm", PatientName=(0x00100010, "PN", "Doe^Jane"),
+                          PatientID=(0x00100020, "LO", "MRN4242"),
+                          AcquisitionDeviceProcessingDescription=(0x00181400, "LO", "THIGH AP Jane Doe"))
+    path = path.rename(folder / "Doe_Jane.dcm")
+    out = tmp_path / "out"
+    assert main(["radiograph", str(path), "--out", str(out)]) == 0
+    html = re.sub(r"base64,[A-Za-z0-9+/=]+", "", (out / "report.html").read_text())
+    for text in (html, (out / "summary.json").read_text(), (out / "deposits.csv").read_text()):
+        assert not re.search("doe|jane|mrn4242", text, re.IGNORECASE)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["anatomical_area"] == "thigh" and summary["input"]["modality"] == "DX"
+
+
+def test_an_input_named_like_an_output_is_not_written_over(tmp_path, small, capsys):
+    # A radiograph saved as overlay.png in the output folder was replaced by the overlay.
+    from PIL import Image
+
+    image = tmp_path / "overlay.png"
+    Image.fromarray(_grey8(small)).save(image)
+    before = image.read_bytes()
+    assert main(["radiograph", str(image), "--pixel-spacing", "1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "overlay.png would be written over the input" in err and err.count("\n") == 0
+    assert image.read_bytes() == before and not (tmp_path / "summary.json").exists()
+    named = tmp_path / "comparison.json"
+    named.write_bytes(before)
+    assert main(["radiograph-compare", str(image), str(named), "--pixel-spacing", "1", "--out", str(tmp_path)]) == 2
+    assert named.read_bytes() == before
+
+
+def test_warnings_go_to_stderr_and_into_the_comparison(tmp_path, small, small_out, capsys):
+    from PIL import Image
+
+    image = tmp_path / "s.png"
+    Image.fromarray(_grey8(small)).save(image)
+    assert main(["radiograph", str(image), "--out", str(tmp_path / "o")]) == 0
+    out, err = capsys.readouterr()
+    # stdout is the result line alone; the warnings were printed there too
+    assert out.count("\n") == 1 and "pixel spacing" not in out and "no pixel spacing" in err
+    # radiograph-compare: each image's warnings and a part that differs, in comparison.json and on stderr
+    summary = json.loads((small_out / "summary.json").read_text())
+    assert summary["anatomical_area"] == "thigh"
+    other = dict(summary, anatomical_area="hand", warnings=["no body part found in the image; nothing was analysed"])
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "summary.json").write_text(json.dumps(other))
+    assert main(["radiograph-compare", str(small_out), str(tmp_path / "h"), "--out", str(tmp_path / "c")]) == 0
+    out, err = capsys.readouterr()
+    warnings = json.loads((tmp_path / "c" / "comparison.json").read_text())["warnings"]
+    assert "after: no body part found in the image; nothing was analysed" in warnings
+    assert any("of the thigh, the after of the hand" in w for w in warnings)
+    assert "nothing was analysed" in err and "after of the hand" in err and "warning" not in out.lower()
+    sides = [dict(summary, input=dict(summary["input"], laterality=side)) for side in ("L", "R")]
+    from calcinosis.radiograph.compare import compare_summaries
+
+    assert any("left side, the after of the right" in w for w in compare_summaries(*sides)["warnings"])
+    assert compare_summaries(summary, summary)["warnings"] == []
+
+
+def test_messages_name_the_file_kind_and_the_option_typed(tmp_path, small, capsys):
+    from PIL import Image
+
+    png = tmp_path / "s.png"
+    Image.fromarray(_grey8(small)).save(png)
+    # A PNG named .dcm or without a suffix was read as DICOM and refused with pydicom's
+    # "... Use force=True to force reading."
+    for name in ("s.dcm", "IM0001"):
+        (tmp_path / name).write_bytes(png.read_bytes())
+        renamed = read_radiograph(tmp_path / name)
+        assert np.array_equal(renamed.image, read_radiograph(png).image), name
+        assert renamed.description["format"] == "PNG", name
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "notes.dcm").write_text("not an image\n")
+    for bad, words in (("empty.png", "empty file"), ("notes.dcm", "neither a DICOM file")):
+        assert main(["radiograph", str(tmp_path / bad), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and "force" not in err and err.count("\n") == 0, err
+    # --pixel-spacing 0 said "pixel spacing must be positive millimetres, got (0.0, 0.0)"
+    for command in (["radiograph", str(png)], ["radiograph-compare", str(png), str(png)]):
+        for value in ("0", "nan", "abc"):
+            assert main([*command, "--pixel-spacing", value, "--out", str(tmp_path / "o")]) == 2
+            err = capsys.readouterr().err.strip()
+            assert f"argument --pixel-spacing: {value}" in err.replace("'", "") and "got (" not in err, err
+
+
+def test_too_small_an_image_is_refused_and_a_thin_one_has_an_overlay(tmp_path, capsys):
+    # A 1 x 1000 image crashed the report's overlay (exit 1); a 3 x 3 one was "analysed".
+    import io
+
+    from PIL import Image
+
+    from calcinosis.radiograph.outputs import overlay_png
+
+    for shape in ((1, 1000), (3, 3), (31, 400)):
+        Image.fromarray(np.full(shape, 90, dtype=np.uint8)).save(tmp_path / "s.png")
+        assert main(["radiograph", str(tmp_path / "s.png"), "--out", str(tmp_path / "o")]) == 2, shape
+        err = capsys.readouterr().err.strip()
+        assert "too small to be a radiograph" in err and err.count("\n") == 0
+    result = analyze_radiograph(radiograph_from_array(np.full((32, 400), 90.0), 0.5))
+    png = overlay_png(result, max_side=10)  # 32 rows scaled by 1/40: 0 rows
+    assert Image.open(io.BytesIO(png)).size == (10, 1)
+
+
+def test_a_negative_read_as_a_positive_is_warned(tmp_path, small):
+    # A negative (bright = air) without --invert gave 26-44 false deposits, silently.
+    warned = "as in a negative"
+    positive = analyze_radiograph(radiograph_from_array(small.image, 1.0)).summary["warnings"]
+    negative = analyze_radiograph(radiograph_from_array(4095.0 - small.image, 1.0)).summary["warnings"]
+    assert not any(warned in w for w in positive) and any(warned in w and "--invert" in w for w in negative)
+    # a DICOM whose PhotometricInterpretation says the opposite of its pixels
+    path = _dicom_variant(tmp_path, small, "m1.dcm", PhotometricInterpretation=(0x00280004, "CS", "MONOCHROME1"))
+    summary = analyze_radiograph(read_radiograph(path)).summary
+    assert any(warned in w and "PhotometricInterpretation" in w for w in summary["warnings"])
+
+
+def test_a_header_spacing_of_one_value_is_a_square_pixel(tmp_path, small):
+    # ImagerPixelSpacing "1" (one value, not two) was taken as no spacing: areas in pixels.
+    path = _dicom_variant(tmp_path, small, "one.dcm", ImagerPixelSpacing=(0x00181164, "DS", "1"))
+    rg = read_radiograph(path)
+    assert rg.pixel_spacing_mm == (1.0, 1.0) and rg.description["pixel_spacing_source"] == "ImagerPixelSpacing"
+    assert any("has one value (1)" in w for w in rg.warnings)
+
+
+def test_compressed_pixels_without_a_decoder_name_what_to_install(tmp_path, capsys):
+    # It said "cannot be decoded, the file may be truncated (... all plugins are missing de...)".
+    import pydicom
+    from pydicom.pixels import get_decoder
+
+    ds = pydicom.dcmread(_real("JPGLosslessP14SV1_1s_1f_8b.dcm"))
+    if get_decoder(ds.file_meta.TransferSyntaxUID).is_available:
+        pytest.skip("a JPEG Lossless decoder is installed here")
+    ds.Modality = "DX"
+    ds.save_as(tmp_path / "jpeg.dcm")
+    assert main(["radiograph", str(tmp_path / "jpeg.dcm"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs a decoder not installed" in err and "pylibjpeg" in err and "truncated" not in err
+    assert err.count("\n") == 0
+
+
+def test_a_collimator_turned_to_the_limb_does_not_hide_it():
+    # The field turned by 20 degrees (its shadow blank, as a DR system shows it): the line
+    # medians left the shadow's corners in the field, the body threshold took them for the
+    # tissue and 3 of the hand's 14 deposits were found (30 degrees: none, "no body part").
+    from scipy import ndimage
+
+    hand = make_radiograph_phantom("hand", pixel_spacing_mm=0.5)
+    turned = ndimage.rotate(hand.image.astype(float), 20, reshape=True, order=0, cval=4095.0)
+    marks = np.zeros(hand.image.shape)
+    for t in hand.deposits:  # 3 x 3 marks: a single pixel may be lost by the turn
+        r, c = round(t.row_px), round(t.col_px)
+        marks[r - 1:r + 2, c - 1:c + 2] = t.deposit_id
+    marks = ndimage.rotate(marks, 20, reshape=True, order=0, cval=0.0)
+    truth = [np.argwhere(marks == t.deposit_id).mean(axis=0) for t in hand.deposits if (marks == t.deposit_id).any()]
+    result = analyze_radiograph(radiograph_from_array(turned, 0.5))
+    near = [[np.hypot(d.row_px - r, d.col_px - c) * 0.5 < 2.0 for d in result.deposits] for r, c in truth]
+    assert sum(map(any, near)) >= 12 and all(any(column) for column in zip(*near))  # found; none false
+    # A dense object that reaches the border over its own width (a bone, a nail) is no shadow:
+    # the field of an image cropped inside its collimation stays whole.
+    from calcinosis.radiograph.segment import find_collimation
+
+    cropped = hand.image.astype(float)[20:-20, 20:-30]
+    cropped[:200, 170:186] = 4095.0
+    assert find_collimation(cropped, (0.5, 0.5))[0].all()
+
+
+def test_compare_refuses_two_patients_or_dates_in_reverse(tmp_path, small, capsys):
+    # Two patients' radiographs were compared without a word (calcinosis compare refuses them).
+    def variant(name, patient, date):
+        return str(_dicom_variant(tmp_path, small, name, PatientID=(0x00100020, "LO", patient),
+                                  StudyDate=(0x00080020, "DA", date)))
+
+    a_2022, a_2024, b_2025 = variant("a22.dcm", "A1", "20220105"), variant("a24.dcm", "A1", "20240105"), \
+        variant("b25.dcm", "B2", "20250101")
+    for before, after, words in ((a_2022, b_2025, "different patient IDs"), (a_2024, a_2022, "taken before")):
+        assert main(["radiograph-compare", before, after, "--out", str(tmp_path / "c")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and "--any-patients" in err and "A1" not in err and err.count("\n") == 0
+    assert main(["radiograph-compare", a_2022, b_2025, "--any-patients", "--out", str(tmp_path / "c")]) == 0
+    assert main(["radiograph-compare", a_2022, a_2024, "--out", str(tmp_path / "c")]) == 0

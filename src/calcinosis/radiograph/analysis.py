@@ -35,6 +35,17 @@ TRUNK_BODY_PARTS = (
     "COCCYX", "SPINE", "SKULL", "HEAD", "NECK", "WHOLEBODY",
 )  # fmt: skip
 
+#: Fewest pixels a side of a radiograph may have: fewer is an icon, a strip or a line, not an
+#: image of a limb (a 1 x 1000 image crashed the report's overlay; a 3 x 3 one was "analysed").
+MIN_SIDE_PX = 32
+
+#: Input description keys kept out of the outputs: the file's path (a folder or file name can
+#: be the patient's name, "Smith_John/hand.dcm") and the header's processing description
+#: (free text typed at the device). summary.json and report.html carried both; the CT path
+#: writes neither without --keep-identifiers. The description itself keeps them (the
+#: processing description names the anatomical area).
+IDENTIFYING_INPUT_KEYS = frozenset({"path", "processing_description"})
+
 
 @dataclass(frozen=True)
 class RadiographDeposit:
@@ -85,8 +96,13 @@ def analyze_radiograph(radiograph: Radiograph, config: DetectConfig = DetectConf
     Raises
     ------
     InputError
-        The header names a part of the trunk or head: the detector is for limbs.
+        The header names a part of the trunk or head: the detector is for limbs. The image
+        has a side of fewer than :data:`MIN_SIDE_PX` pixels.
     """
+    rows, cols = radiograph.image.shape
+    if min(rows, cols) < MIN_SIDE_PX:
+        raise InputError(f"an image of {cols} x {rows} pixels is too small to be a radiograph (at least "
+                         f"{MIN_SIDE_PX} pixels a side); give the full-size image")
     trunk = trunk_body_part(radiograph.description)
     if trunk is not None:
         raise InputError(
@@ -146,6 +162,26 @@ def _relative_density(smooth, bone, body, cand, spacing) -> float | None:
     return float(cand.peak_contrast / cortical)
 
 
+#: Least part of the image the air beside the body must be for its brightness to be judged.
+_NEGATIVE_MIN_AIR_FRACTION = 0.02
+
+
+def _negative_warning(rg: Radiograph, seg: Segmentation) -> str | None:
+    """A warning when the air beside the body is brighter than the body: the image is a
+    negative (bright = air) read as bright = dense. The phantoms read so made 26-44 false
+    deposits (hand, elbow, thigh), silently; air is darker than tissue in every positive
+    (phantoms, the real tibia CR RG3: air median 49, leg 578)."""
+    air = seg.field_mask & ~seg.body_mask
+    if not seg.body_mask.any() or air.mean() < _NEGATIVE_MIN_AIR_FRACTION:
+        return None
+    if np.median(rg.image[air]) <= np.median(rg.image[seg.body_mask]):
+        return None
+    fix = ("its PhotometricInterpretation may be wrong" if rg.description.get("format") == "DICOM"
+           else "if it is a negative, give --invert")
+    return ("the air beside the body is brighter than the body, as in a negative (bright = air): the deposits "
+            f"found are not to be trusted; {fix}")
+
+
 def _summary(rg: Radiograph, seg: Segmentation, deposits, noise, spacing, seconds) -> dict[str, Any]:
     warnings = list(rg.warnings)
     if rg.pixel_spacing_mm is None:
@@ -155,6 +191,9 @@ def _summary(rg: Radiograph, seg: Segmentation, deposits, noise, spacing, second
         )
     if not seg.body_mask.any():
         warnings.append("no body part found in the image; nothing was analysed")
+    negative = _negative_warning(rg, seg)
+    if negative:
+        warnings.append(negative)
     triples = []
     for d in deposits:
         area_mm2 = d.area_mm2 if d.area_mm2 is not None else d.area_px * spacing[0] * spacing[1]
@@ -164,7 +203,7 @@ def _summary(rg: Radiograph, seg: Segmentation, deposits, noise, spacing, second
     return {
         "schema_version": SCHEMA_VERSION,
         "software": {"name": "calcinosis", "version": __version__, "path": "radiograph"},
-        "input": rg.description,
+        "input": {k: v for k, v in rg.description.items() if k not in IDENTIFYING_INPUT_KEYS},
         "pixel_spacing_mm": list(rg.pixel_spacing_mm) if rg.pixel_spacing_mm else None,
         "anatomical_area": anatomical_area(rg.description),
         "warnings": warnings,

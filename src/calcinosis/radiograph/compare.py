@@ -38,6 +38,47 @@ def load_or_analyze(path: str | Path, *, pixel_spacing_mm: float | None = None) 
     return analyze_radiograph(rg).summary
 
 
+def check_same_patient(before: str | Path, after: str | Path) -> None:
+    """Refuse two DICOM radiographs that cannot be one patient's before and after, by their
+    headers: different patients (PatientID or birth date), or an after taken before the before
+    (its change would read backwards); as ``calcinosis compare`` does for CT. Two images of
+    different patients were compared without a word. Output folders and PNG/JPEG/TIFF say
+    nothing (their summaries hold no identifier): not checked. No identifier is quoted."""
+    b, a = _header_facts(Path(before)), _header_facts(Path(after))
+    for key, what in (("PatientID", "patient IDs"), ("PatientBirthDate", "birth dates")):
+        if b.get(key) and a.get(key) and b[key] != a[key]:
+            raise InputError(f"the before and after radiographs have different {what} in their DICOM headers: they "
+                             "are not one patient's (if they are, add --any-patients)")
+    for key in ("StudyDate", "AcquisitionDate", "ContentDate"):
+        if _date(b.get(key)) and _date(a.get(key)):
+            if _date(a[key]) < _date(b[key]):
+                raise InputError(f"the after radiograph ({a[key]}) was taken before the before one ({b[key]}); give "
+                                 "the earlier first (or add --any-patients)")
+            return
+
+
+def _header_facts(p: Path) -> dict[str, str]:
+    """PatientID, PatientBirthDate and the dates of a DICOM file's header; {} for anything else."""
+    from calcinosis.radiograph.io import _looks_like_dicom
+
+    if not p.is_file() or not _looks_like_dicom(p):
+        return {}
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(p, stop_before_pixels=True)
+    except Exception:  # the analysis reports an unreadable file in its own words
+        return {}
+    keys = ("PatientID", "PatientBirthDate", "StudyDate", "AcquisitionDate", "ContentDate")
+    return {k: str(ds.get(k, "") or "").strip() for k in keys if str(ds.get(k, "") or "").strip()}
+
+
+def _date(value: Any) -> str | None:
+    """A DICOM date as YYYYMMDD; None when it is not one."""
+    digits = "".join(ch for ch in str(value or "") if ch.isdigit())
+    return digits if len(digits) == 8 else None
+
+
 def summary_problem(data: Any) -> str | None:
     """What makes ``data`` unusable as a radiograph ``summary.json`` for a comparison, or None.
 
@@ -77,6 +118,26 @@ def _quote(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _mismatches(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Warnings that the two radiographs show different parts: an anatomical area or a
+    laterality that both name and that differ (a hand compared with a thigh read "stable").
+    Warned, not refused: the same film may be labelled HAND at one visit, FINGER at the next."""
+    out = []
+    areas = [s.get("anatomical_area") for s in (before, after)]
+    if all(isinstance(a, str) and a != "unknown" for a in areas) and areas[0] != areas[1]:
+        out.append(f"the before radiograph is of the {areas[0]}, the after of the {areas[1]} (from their headers): "
+                   "check that both show the same part")
+    sides = [s.get("input", {}).get("laterality") if isinstance(s.get("input"), dict) else None
+             for s in (before, after)]
+    if all(side in ("L", "R") for side in sides) and sides[0] != sides[1]:
+        out.append(f"the before radiograph is of the {_SIDE[sides[0]]} side, the after of the {_SIDE[sides[1]]} "
+                   "(header Laterality): check that both show the same side")
+    return out
+
+
+_SIDE = {"L": "left", "R": "right"}
+
+
 def compare_summaries(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """Change of the image score and of the total deposit area, each classified by the 25 % rule.
 
@@ -108,9 +169,14 @@ def compare_summaries(before: dict[str, Any], after: dict[str, Any]) -> dict[str
         n: change(b_areas.get(n, {}).get("score", 0), a_areas.get(n, {}).get("score", 0))
         for n in sorted(set(b_areas) | set(a_areas))
     }
-    warnings = []
+    warnings = [*_mismatches(before, after)]
     if not calibrated[0]:
         warnings.append("neither image has a pixel spacing: areas compared in nominal millimetres")
+    for name, summary in (("before", before), ("after", after)):
+        # Each analysis's own warnings ("nothing was analysed" behind a 0 -> 0 "stable"):
+        # comparison.json held none of them.
+        own = summary.get("warnings")
+        warnings.extend(f"{name}: {w}" for w in (own if isinstance(own, list) else ()) if isinstance(w, str))
     return {
         "schema_version": "1.0",
         "rule": f"change > +{CHANGE_FRACTION:.0%} progression, < -{CHANGE_FRACTION:.0%} improvement, else stable",

@@ -7,7 +7,8 @@ import contextlib
 import csv
 import html
 import io
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,9 @@ def overlay_png(result: RadiographResult, max_side: int = 1400) -> bytes:
     scale = min(1.0, max_side / max(img.shape))
     im = Image.fromarray(rgb)
     if scale < 1.0:
-        im = im.resize((int(img.shape[1] * scale), int(img.shape[0] * scale)), Image.Resampling.BILINEAR)
+        # at least a pixel: a long thin image (32 x 30000) scaled to 0 rows
+        size = (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale)))
+        im = im.resize(size, Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(im)
     for d in result.deposits:
         draw.text((d.col_px * scale + 6, d.row_px * scale - 14), str(d.deposit_id), fill=(255, 255, 0))
@@ -86,7 +89,7 @@ def render_radiograph_section_html(result: RadiographResult) -> str:
     desc = "".join(f"<li>{esc(k)}: {esc(str(v))}</li>" for k, v in s["score"]["description"].items())
     return (
         '<section class="radiograph">'
-        f"<h2>Radiograph: {esc(str(s['input'].get('path') or 'image'))}</h2>"
+        f"<h2>Radiograph: {esc(_heading(s))}</h2>"
         f"<p>Deposits: <b>{s['totals']['count']}</b> ({s['totals']['count_over_bone']} over bone); "
         f"total area {s['totals']['total_area_mm2']} mm²; image score <b>{s['score']['image_score']}</b>.</p>"
         f'<img alt="overlay" style="max-width:100%" src="data:image/png;base64,{png}">'
@@ -101,6 +104,15 @@ def render_radiograph_section_html(result: RadiographResult) -> str:
     )
 
 
+def _heading(summary: dict) -> str:
+    """The report's name for the image: its format, modality and area ("DICOM DX, hand"), not
+    its file name, which can be the patient's (see ``analysis.IDENTIFYING_INPUT_KEYS``)."""
+    inp = summary.get("input", {})
+    words = [str(inp.get(k)) for k in ("format", "modality") if inp.get(k)]
+    area = summary.get("anatomical_area")
+    return " ".join(words or ["image"]) + (f", {area}" if area and area != "unknown" else "")
+
+
 def prepare_out_dir(out_dir: str | Path) -> Path:
     """The output folder, created if missing; a path that is a file, or that cannot be created
     (no permission, a read-only or virtual file system), is bad input
@@ -108,14 +120,21 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
     return make_out_dir(out_dir)
 
 
-def write_outputs_into(out: Path, writers: dict[str, Callable[[Path], Path]]) -> dict[str, Path]:
-    """Call each ``name -> writer(path)`` for ``out / name``, in order (the summary last: a
-    folder holding one holds a whole result); a folder that refuses the files (permission,
-    full disk) is reported in one line rather than as a crash. When one fails (or Ctrl-C),
+def write_outputs_into(out: Path, writers: dict[str, Callable[[Path], Path]],
+                       inputs: Iterable[str | Path | None] = ()) -> dict[str, Path]:
+    """Refuse to write over an input file (``inputs``: a radiograph named overlay.png in the
+    output folder was replaced by the overlay), then call each ``name -> writer(path)`` for
+    ``out / name``, in order (the summary last: a folder holding one holds a whole result); a
+    folder that refuses the files (permission, full disk) is reported in one line rather than
+    as a crash. When one fails (or Ctrl-C),
     those already written are removed: a summary.json without its overlay and report was left.
     An earlier run's files of these names (when its summary, the last name, is calcinosis's)
     are removed first, its summary first: never a new file beside an old summary."""
     names = list(writers)
+    for given in inputs:
+        for name in names:
+            if given is not None and _same_file(out / name, Path(given)):
+                raise InputError(f"--out {out}: {name} would be written over the input {given}; choose another --out")
     if names and earlier_output(out, names[-1]):
         for name in (names[-1], *names[:-1]):
             try:
@@ -139,6 +158,13 @@ def write_outputs_into(out: Path, writers: dict[str, Callable[[Path], Path]]) ->
     return paths
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def write_radiograph_outputs(result: RadiographResult, out_dir: str | Path) -> dict[str, Path]:
     """Write the four outputs (atomically) into ``out_dir``; returns their paths."""
     out = prepare_out_dir(out_dir)
@@ -152,4 +178,4 @@ def write_radiograph_outputs(result: RadiographResult, out_dir: str | Path) -> d
         "overlay.png": lambda f: write_bytes(f, overlay_png(result)),
         "report.html": lambda f: write_text(f, page),
         "summary.json": lambda f: write_json(f, result.summary),
-    })
+    }, inputs=[result.radiograph.description.get("path")])
