@@ -237,7 +237,12 @@ class DepositPlacer:
             bones = post or bones
         st = bones[int(rng.integers(len(bones)))]
         shape = st.prism.shape
-        t = rng.uniform(0, 2 * np.pi)
+        if anat.body_part == "fingers":
+            # The pulp, under the phalanx (high y: palm down), holds the only fat with room for
+            # a deposit; elsewhere nearly every try failed and deposits went missing.
+            t = rng.uniform(np.radians(35), np.radians(145))
+        else:
+            t = rng.uniform(0, 2 * np.pi)
         p2 = shape.boundary_points(360)[int(np.degrees(t)) % 360]
         q = shape.boundary_points(360)[(int(np.degrees(t)) + 1) % 360]
         tangent = q - p2
