@@ -118,6 +118,15 @@ and preparing the bones (to 0.90 s) beside the internal air and the noise estima
 main thread, after the rib pieces and the regions' features, waits about a second; then the
 measurement (0.29 s) beside the regions and cavity (0.18 s). So the split's own length is what
 a second core could shorten, and nothing found splits it exactly.
+Session 23 (helper h23f): the raw peaks' candidate screen (anatomy/raw_peak.py) no longer
+waits for the pieces taken before it: screened with none taken (a superset, same order, the
+taken ones skipped) in the blur profile's thread, which is idle for the last ~0.5 s of the
+split. Per-step timeline (2 threads): split_bone 1.39 -> 1.30 s, the raw peaks 0.094 -> <0.01
+s on its critical path; whole analysis best of 4 (same process, alternating old/new code)
+2.38 -> 2.27 s; ``bench_ct.py 400`` 5.4-6.0x against the old code's 5.6-5.7x the same hour
+(noise larger than the gain). One thread: unchanged (same code path). Outputs identical
+(``compare_outputs.py``: phantom, lung1, head, lung2, abdomen). After it, the main thread
+still waits ~0.4 s for the spine (rib pieces and region features done by ~1.75 s of 2.3 s).
 
 Reading (``--read``): a 400-slice DICOM series and the same volume as ``.nii.gz``,
 each read with :func:`calcinosis.io.read_volume` and with SimpleITK alone

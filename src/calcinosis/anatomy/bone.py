@@ -61,7 +61,7 @@ from calcinosis.anatomy.bone_profile import BlurProfile, InPlanePeak, blur_profi
 from calcinosis.anatomy.disk import core_in_plane, erode_disk
 from calcinosis.anatomy.morphology import fill_holes_in_plane, grow, grow_box, grow_one
 from calcinosis.anatomy.own_blur import own_blur
-from calcinosis.anatomy.raw_peak import raw_peak_pieces
+from calcinosis.anatomy.raw_peak import raw_peak_pieces, raw_peak_start
 from calcinosis.anatomy.shoulder import shoulder_piece
 from calcinosis.anatomy.valley import OUTLINE_BALL_MM, Piece, label_26, opened_on, valley_split
 from calcinosis.threads import SMALL_FOR_THREADS, n_threads
@@ -194,6 +194,11 @@ def split_bone(
     pool = ThreadPoolExecutor(1) if beside else None
     with pool or nullcontext():
         blur = pool.submit(_blur_profile, solid, smooth_hu, spacing_zyx).result if pool else None
+        # The raw peaks' screen reads no piece taken (raw_peak.raw_peak_start): made after the
+        # blur profile in the same thread, which is done long before the flooding is.
+        with_peaks = threshold_hu is not None and raw_hu is not None and raw_h_hu is not None
+        peak_start = (pool.submit(raw_peak_start, dense, raw_hu, spacing_zyx, raw_h_hu, threshold_hu).result
+                      if pool and with_peaks else None)
         for sub, basin in valley_split(solid, dense, smooth_hu, spacing_zyx, h_hu, max_deposit_volume_mm3,
                                        threshold_hu=threshold_hu, merge_noise_tops=True, shoulders=True):
             if is_bone_piece is not None and is_bone_piece(sub, basin & dense[sub]) and \
@@ -230,7 +235,8 @@ def split_bone(
                 deposits = merge_touching(deposits + plateaus, max_voxels, image=smooth_hu, floor=threshold_hu,
                                           apart=at_scan_end)
             if raw_hu is not None and raw_h_hu is not None:
-                peaks = raw_peak_pieces(dense, raw_hu, taken, spacing_zyx, raw_h_hu, threshold_hu, max_voxels)
+                peaks = raw_peak_pieces(dense, raw_hu, taken, spacing_zyx, raw_h_hu, threshold_hu, max_voxels,
+                                        start=peak_start() if peak_start else None)
                 # A raw peak of the cortex itself (textured bone) stays bone.
                 peaks = [(sub, piece) for sub, piece in peaks
                          if not _cortex_arc(sub, piece, solid, dense, smooth_hu, spacing_zyx, threshold_hu + h_hu)]

@@ -28,6 +28,8 @@ surface come down to a few), and the exact test runs on those: ~0.1 s.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cc3d
 import numpy as np
 from scipy import ndimage as ndi
@@ -56,28 +58,69 @@ PIECE_REACH_VOXELS = 3
 Piece = tuple[tuple[slice, ...], np.ndarray]
 
 
+@dataclass(frozen=True, eq=False)
+class RawPeakStart:
+    """What :func:`raw_peak_pieces` reads before it knows the pieces taken: the structure's
+    box grown by one voxel (``crop``), ``dense`` and the raw HU (clipped, ``-1024`` outside
+    ``dense``) on it, and the screened candidate peaks (:func:`_peak_candidates`) as if no
+    piece were taken. ``crop`` is None when ``dense`` is empty."""
+
+    crop: tuple[slice, ...] | None
+    dense_c: np.ndarray | None = None
+    img: np.ndarray | None = None
+    candidates: tuple[tuple[int, int, int], ...] = ()
+
+
+def raw_peak_start(dense: np.ndarray, raw_hu: np.ndarray, spacing_zyx, h_hu: float,
+                   floor_hu: float) -> RawPeakStart:
+    """:class:`RawPeakStart` of a structure (same arguments as :func:`raw_peak_pieces`):
+    made in a second thread while the pieces are still being split off (a spine's).
+
+    The candidates screened with no piece taken are a superset of those screened with
+    the pieces taken: the screen judges each voxel on the raw HU alone, and the voxels it
+    keeps are ordered by value, then raster order, in both. :func:`raw_peak_pieces` skips
+    the candidates that lie in a taken piece, so the pieces found are the same."""
+    box = ndi.find_objects(dense.view(np.uint8))
+    if not box:
+        return RawPeakStart(None)
+    crop = grow_box(box[0], (1,) * dense.ndim, dense.shape)
+    dense_c = dense[crop]
+    img = np.where(dense_c, np.clip(raw_hu[crop], -1024, 4000), -1024).astype(np.int16)
+    return RawPeakStart(crop, dense_c, img, tuple(_peak_candidates(img, dense_c, dense_c, spacing_zyx, h_hu,
+                                                                   floor_hu)))
+
+
 def raw_peak_pieces(dense: np.ndarray, raw_hu: np.ndarray, taken: np.ndarray,
-                    spacing_zyx, h_hu: float, floor_hu: float, max_voxels: float) -> list[Piece]:
+                    spacing_zyx, h_hu: float, floor_hu: float, max_voxels: float, *,
+                    start: RawPeakStart | None = None) -> list[Piece]:
     """Deposits found at raw peaks of a bone structure (see the module), as (box, piece).
 
     ``dense``: the structure's voxels at the threshold (soft tissue is what lies outside
     them, its holes included: a deposit in the spinal canal, which the bone's solid fills,
     faces the canal);
     ``raw_hu``: raw HU on the same box; ``taken``: voxels of pieces split off before;
-    ``h_hu``: the raw peak's least rise; ``floor_hu``: the threshold.
+    ``h_hu``: the raw peak's least rise; ``floor_hu``: the threshold; ``start``, when
+    given, :func:`raw_peak_start` of the same arguments (made beforehand).
     """
-    box = ndi.find_objects(dense.view(np.uint8))
-    if not box:
-        return []
-    crop = grow_box(box[0], (1,) * dense.ndim, dense.shape)
-    dense_c = dense[crop]
-    img = np.where(dense_c, np.clip(raw_hu[crop], -1024, 4000), -1024).astype(np.int16)
+    if start is None:
+        box = ndi.find_objects(dense.view(np.uint8))
+        if not box:
+            return []
+        crop = grow_box(box[0], (1,) * dense.ndim, dense.shape)
+        dense_c = dense[crop]
+        img = np.where(dense_c, np.clip(raw_hu[crop], -1024, 4000), -1024).astype(np.int16)
+    else:
+        if start.crop is None:
+            return []
+        crop, dense_c, img = start.crop, start.dense_c, start.img
     free = dense_c & ~taken[crop]
     max_span_mm = 2.0 * (3.0 * max_voxels * float(np.prod(spacing_zyx)) / (4.0 * np.pi)) ** (1.0 / 3.0)
     out: list[Piece] = []
-    for top in _peak_candidates(img, dense_c, free, spacing_zyx, h_hu, floor_hu):
+    tops = (_peak_candidates(img, dense_c, free, spacing_zyx, h_hu, floor_hu) if start is None
+            else start.candidates)
+    for top in tops:
         if not free[top]:
-            continue  # in a piece found at a higher peak
+            continue  # in a piece found at a higher peak (or before: ``start``'s candidates)
         piece = _piece_at(top, img, free, dense_c, h_hu, floor_hu, max_voxels, max_span_mm, spacing_zyx)
         if piece is None:
             continue
