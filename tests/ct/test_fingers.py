@@ -9,6 +9,8 @@ body part lies palm down with the arm overhead, the fingers along z, on the tabl
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -87,3 +89,25 @@ def test_the_right_hand_is_right():
     analysis = analyze(ph.volume)
     assert len(analysis.lesions) >= 5
     assert {les.side for les in analysis.lesions} == {"right"}
+
+
+def test_fingers_on_a_gel_pad():
+    # Fingers laid on a 20 mm gel pad (30 HU) on the table: the pad and the fingers resting
+    # on it were a piece thicker than 24 mm, the only body part; the fingers were dropped as
+    # objects beside it and nothing was found. A body part holds bone deep in it; the pad
+    # does not (the table top under it is dense, but at its surface).
+    ph = make_ct_phantom("fingers", seed=0, noise_hu=20.0, slice_thickness_mm=1.0, pixel_mm=0.4)
+    hu = ph.volume.array
+    top = int(round((ph.table["top_y_mm"] - ph.volume.origin[1]) / ph.volume.spacing_zyx[1]))
+    rows = int(round(20.0 / ph.volume.spacing_zyx[1]))
+    pad = 30.0 + np.random.default_rng(0).normal(0.0, 20.0, (hu.shape[0], rows, hu.shape[2]))
+    # The table is moved down under the pad; the fingers keep their rows (and their truth).
+    padded = np.concatenate([hu[:, :top], pad.astype(hu.dtype), hu[:, top:hu.shape[1] - rows]], axis=1)
+    volume = dataclasses.replace(ph.volume, array=np.ascontiguousarray(padded))
+    body = find_body(volume.array, volume.spacing_zyx)
+    assert body.small_part and body.n_parts == 4
+    analysis = analyze(volume)
+    matches, false = match_lesions(ph, analysis.lesions, analysis.labels)
+    assert not [m.truth.id for m in matches if m.lesion is None], "deposits missed"
+    assert not false
+    assert {les.side for les in analysis.lesions} == {"left"}

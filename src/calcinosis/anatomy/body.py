@@ -97,6 +97,12 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
     index = np.arange(1, n + 1)
     deep = erode_disk(coarse, sp_c, MIN_HALF_THICKNESS_MM, strict=True)
     thick, sizes = _thick_and_sizes(labels, n, deep)
+    # A thick part with no bone deep in it is a positioning pad (gel, foam and gel) or a bag,
+    # not the patient: fingers laid on a 20 mm gel pad were dropped as objects beside it (the
+    # pad and the fingers touching it are thicker than 24 mm) and no deposit was found. Deep:
+    # a table top under the pad, joined to it, is dense but lies at its surface.
+    if thick.any():
+        thick &= _holds_bone(labels, n, sub_hu, f, deep)
     del deep
     small_part = not thick.any()
     if small_part:
@@ -109,8 +115,10 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
         # pieces on the coarse grid: it is told by its density.) None such: the biggest
         # compact piece, or the biggest, rather than nothing.
         compact = _compact(labels, n, sp_c) & _soft_tissue(labels, n, sub_hu, f)
-        thick, _ = _thick_and_sizes(labels, n, erode_disk(coarse, sp_c, SMALL_PART_HALF_THICKNESS_MM, strict=True))
-        thick &= compact
+        deep = erode_disk(coarse, sp_c, SMALL_PART_HALF_THICKNESS_MM, strict=True)
+        thick, _ = _thick_and_sizes(labels, n, deep)
+        thick &= compact & _holds_bone(labels, n, sub_hu, f, deep)
+        del deep
         if not thick.any():
             thick = sizes == (sizes * compact).max() if compact.any() else sizes == sizes.max()
     del coarse
@@ -189,6 +197,26 @@ def _soft_tissue(labels: np.ndarray, n: int, hu: np.ndarray, f: int) -> np.ndarr
         values = centres[lab == k]
         out[k - 1] = values.size > 0 and lo <= float(np.median(values)) <= hi
     return out
+
+
+# A body part holds bone: at least this share of its samples are above BONE_SAMPLE_HU (a
+# thigh's femur is 4 % of its cross-section, a finger's phalanx a quarter). A gel pad of
+# 0-50 HU reaches 300 HU only by noise more than 5 SDs of 50 HU out.
+BONE_SAMPLE_HU = 300.0
+BONE_MIN_SHARE = 0.005
+
+
+def _holds_bone(labels: np.ndarray, n: int, hu: np.ndarray, f: int, where: np.ndarray | None = None) -> np.ndarray:
+    """Per part 1..n of ``labels`` (coarse grid of ``f`` x ``f`` blocks of ``hu``): whether
+    at least ``BONE_MIN_SHARE`` of its blocks' centre voxels (those in ``where``, if given)
+    are above ``BONE_SAMPLE_HU``."""
+    centres = hu[:, f // 2::f, f // 2::f][:, :labels.shape[1], :labels.shape[2]]
+    lab = labels[:, :centres.shape[1], :centres.shape[2]]
+    if where is not None:
+        lab = np.where(where[:, :lab.shape[1], :lab.shape[2]], lab, 0)
+    total = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    dense = np.bincount(lab[centres > BONE_SAMPLE_HU], minlength=n + 1)[1:]
+    return dense >= BONE_MIN_SHARE * np.maximum(total, 1)
 
 
 def cc3d_boxes(labels: np.ndarray, n: int) -> list:
