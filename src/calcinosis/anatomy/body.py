@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import cc3d
 import numpy as np
+from scipy import ndimage as ndi
 
 from calcinosis.anatomy.bitrows import disk_op_packed, grow_packed, pack_rows, popcount, unpack_rows
 from calcinosis.anatomy.disk import dilate_disk, disk_rectangles, erode_disk
@@ -114,13 +115,13 @@ def find_body(hu: np.ndarray, spacing_zyx) -> Body:
         # outside the body and no deposit found. (A curved table top breaks into finger-sized
         # pieces on the coarse grid: it is told by its density.) None such: the biggest
         # compact piece, or the biggest, rather than nothing.
-        compact = _compact(labels, n, sp_c) & _soft_tissue(labels, n, sub_hu, f)
+        body_like = _compact(labels, n, sp_c) & _soft_tissue(labels, n, sub_hu, f)
         deep = erode_disk(coarse, sp_c, SMALL_PART_HALF_THICKNESS_MM, strict=True)
         thick, _ = _thick_and_sizes(labels, n, deep)
-        thick &= compact & _holds_bone(labels, n, sub_hu, f, deep)
+        thick &= body_like & _holds_bone(labels, n, sub_hu, f, deep)
         del deep
         if not thick.any():
-            thick = sizes == (sizes * compact).max() if compact.any() else sizes == sizes.max()
+            thick = sizes == (sizes * body_like).max() if body_like.any() else sizes == sizes.max()
     del coarse
     keep = thick & (sizes >= 0.02 * sizes[thick].max())
     lut = np.zeros(n + 1, bool)
@@ -171,7 +172,7 @@ def _compact(labels: np.ndarray, n: int, spacing_yx) -> np.ndarray:
     and thin across; a finger, a limb or a trunk is not."""
     sy, sx = (float(v) for v in spacing_yx)
     out = np.zeros(n, bool)
-    for k, box in enumerate(cc3d_boxes(labels, n)):
+    for k, box in enumerate(_part_boxes(labels, n)):
         if box is None:
             continue
         part = labels[box] == k + 1
@@ -189,8 +190,7 @@ SOFT_TISSUE_MEDIAN_HU = (-200.0, 120.0)
 def _soft_tissue(labels: np.ndarray, n: int, hu: np.ndarray, f: int) -> np.ndarray:
     """Per part 1..n of ``labels`` (coarse grid of ``f`` x ``f`` blocks of ``hu``): whether
     the median HU of its blocks' centre voxels lies in ``SOFT_TISSUE_MEDIAN_HU``."""
-    centres = hu[:, f // 2::f, f // 2::f][:, :labels.shape[1], :labels.shape[2]]
-    lab = labels[:, :centres.shape[1], :centres.shape[2]]
+    centres, lab = _block_centres(labels, hu, f)
     out = np.zeros(n, bool)
     lo, hi = SOFT_TISSUE_MEDIAN_HU
     for k in range(1, n + 1):
@@ -210,8 +210,7 @@ def _holds_bone(labels: np.ndarray, n: int, hu: np.ndarray, f: int, where: np.nd
     """Per part 1..n of ``labels`` (coarse grid of ``f`` x ``f`` blocks of ``hu``): whether
     at least ``BONE_MIN_SHARE`` of its blocks' centre voxels (those in ``where``, if given)
     are above ``BONE_SAMPLE_HU``."""
-    centres = hu[:, f // 2::f, f // 2::f][:, :labels.shape[1], :labels.shape[2]]
-    lab = labels[:, :centres.shape[1], :centres.shape[2]]
+    centres, lab = _block_centres(labels, hu, f)
     if where is not None:
         lab = np.where(where[:, :lab.shape[1], :lab.shape[2]], lab, 0)
     total = np.bincount(lab.ravel(), minlength=n + 1)[1:]
@@ -219,10 +218,15 @@ def _holds_bone(labels: np.ndarray, n: int, hu: np.ndarray, f: int, where: np.nd
     return dense >= BONE_MIN_SHARE * np.maximum(total, 1)
 
 
-def cc3d_boxes(labels: np.ndarray, n: int) -> list:
-    """The bounding boxes of labels 1..n (None for a label not present)."""
-    from scipy import ndimage as ndi
+def _block_centres(labels: np.ndarray, hu: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """The centre voxel of each ``f`` x ``f`` block of ``hu`` and the coarse ``labels`` on the
+    same blocks (both cut to the blocks they share)."""
+    centres = hu[:, f // 2::f, f // 2::f][:, :labels.shape[1], :labels.shape[2]]
+    return centres, labels[:, :centres.shape[1], :centres.shape[2]]
 
+
+def _part_boxes(labels: np.ndarray, n: int) -> list:
+    """The bounding boxes of labels 1..n (None for a label not present)."""
     boxes = ndi.find_objects(labels, max_label=n)
     return list(boxes) + [None] * (n - len(boxes))
 

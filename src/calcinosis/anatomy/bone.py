@@ -285,19 +285,20 @@ def apart_and_solid(sub, piece, solid, smooth_hu, spacing_zyx, floor_hu, raw_hu=
     img = smooth_hu[sub]
     core_slices = np.flatnonzero(core.any(axis=(1, 2)))
     for z in core_slices:
-        if _marrow_in_core(img[z], piece[z], core[z], floor_hu):
+        if marrow_in_core(img[z], piece[z], core[z], floor_hu):
             return False
     if raw_hu is not None and core_slices.size:
         raw = raw_hu[sub]
-        marrow = sum(_marrow_in_core(raw[z], piece[z], core[z], floor_hu) for z in core_slices)
+        marrow = sum(marrow_in_core(raw[z], piece[z], core[z], floor_hu) for z in core_slices)
         if marrow > 0.5 * core_slices.size:
             return False
     return True
 
 
-def _marrow_in_core(img: np.ndarray, piece: np.ndarray, core: np.ndarray, floor_hu: float) -> bool:
-    """The hollow test's rule on one slice: the core's median below the midpoint between
-    ``floor_hu`` and the piece's 90th percentile."""
+def marrow_in_core(img: np.ndarray, piece: np.ndarray, core: np.ndarray, floor_hu: float) -> bool:
+    """The hollow test's rule (on one slice, or a whole piece in
+    :func:`calcinosis.detect.candidates.is_hollow`): the core's median below the midpoint
+    between ``floor_hu`` and the piece's 90th percentile."""
     p90 = float(np.percentile(img[piece], 90))
     return float(np.median(img[core])) < floor_hu + 0.5 * (p90 - floor_hu)
 

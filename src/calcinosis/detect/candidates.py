@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
-from calcinosis.anatomy.bone import HOLLOW_CORE_DEPTH_MM, THIN_SLICE_MM, apart_and_solid, split_bone
+from calcinosis.anatomy.bone import HOLLOW_CORE_DEPTH_MM, THIN_SLICE_MM, apart_and_solid, marrow_in_core, split_bone
 from calcinosis.anatomy.components import label_components
 from calcinosis.anatomy.disk import core_in_plane
 from calcinosis.anatomy.morphology import (
@@ -392,9 +392,7 @@ def is_hollow(hu: np.ndarray, mask: np.ndarray, spacing_zyx, threshold_hu: float
     core = core_in_plane(fill_holes_in_plane_box(mask), spacing_zyx, HOLLOW_CORE_DEPTH_MM)  # box edge outside
     if core.sum() < 5:
         return False
-    vals = hu[mask]
-    p90 = float(np.percentile(vals, 90))
-    return float(np.median(hu[core])) < threshold_hu + 0.5 * (p90 - threshold_hu)
+    return marrow_in_core(hu, mask, core, threshold_hu)
 
 
 def _at_scan_end(z0: int, piece: np.ndarray, n_slices: int) -> bool:
